@@ -1,0 +1,121 @@
+# libseshatraft — top-level build.
+#
+#   make                 libseshatraft.a and libseshatraft.so (+ backends)
+#   make test            every test; ends with "N passed, N failed"
+#   make sim SEEDS=n     n simulator seeds
+#   make bench           benchmarks
+#   make install         PREFIX=/usr/local DESTDIR=
+#   make format          clang-format the tree
+#
+# Each backend and test suite adds itself through a fragment
+# (backends/*/build.mk, test/*/build.mk) so that the pieces stay separate.
+
+CC      ?= cc
+AR      ?= ar
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+BUILD   ?= build
+
+VERSION  = 0.1.0
+SOMAJOR  = 0
+
+WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+          -Wpointer-arith -Wformat=2 -Wundef
+OPT     ?= -O2 -g
+SAN     ?=
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -Iinclude
+LIB_CFLAGS  = $(CFLAGS_BASE) -fPIC -fvisibility=hidden -DSR_BUILDING_LIBRARY
+TEST_CFLAGS = $(CFLAGS_BASE) -Ilib -Itest
+LDLIBS_ALL  = -lpthread
+
+# io_uring: auto-detected, or forced with URING=1 / URING=0.
+URING ?= $(shell pkg-config --exists liburing 2>/dev/null && echo 1 || echo 0)
+ifeq ($(URING),1)
+LIB_CFLAGS  += -DSR_HAVE_URING $(shell pkg-config --cflags liburing 2>/dev/null)
+TEST_CFLAGS += -DSR_HAVE_URING
+URING_LIBS   = $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+endif
+
+LIB_SRCS     = $(wildcard lib/*.c)
+BACKEND_SRCS =
+-include backends/mem/build.mk
+-include backends/wal/build.mk
+-include backends/tcp/build.mk
+
+ALL_LIB_SRCS = $(LIB_SRCS) $(BACKEND_SRCS)
+LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(ALL_LIB_SRCS))
+
+STATIC  = $(BUILD)/libseshatraft.a
+SHARED  = $(BUILD)/libseshatraft.so.$(VERSION)
+SONAME  = libseshatraft.so.$(SOMAJOR)
+
+TESTS        =
+TEST_SCRIPTS =
+BENCHES      =
+.DEFAULT_GOAL := all
+
+all: $(STATIC) $(SHARED) $(BUILD)/seshatraft.pc
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/seshat/*.h) $(wildcard lib/*.h) $(wildcard backends/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(SHARED): $(LIB_OBJS)
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS_ALL) $(URING_LIBS) $(SAN)
+	ln -sf libseshatraft.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libseshatraft.so
+
+$(BUILD)/seshatraft.pc: pkgconfig/seshatraft.pc.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' \
+	    -e 's|@VERSION@|$(VERSION)|g' -e 's|@LIBS_PRIVATE@|$(LDLIBS_ALL) $(URING_LIBS)|g' $< > $@
+
+# Test programs: test/<suite>/build.mk append to TESTS (binaries run with no
+# arguments) and TEST_SCRIPTS (shell scripts).  Every test program prints
+# "N passed, N failed" as its last line; test/run-all sums them.
+-include test/unit/build.mk
+-include test/sim/build.mk
+-include test/wal/build.mk
+-include test/tcp/build.mk
+-include test/install/build.mk
+-include examples/build.mk
+
+TEST_LIBS = $(STATIC) $(LDLIBS_ALL) $(URING_LIBS)
+
+test: all $(TESTS)
+	@bash test/run-all $(TESTS) $(TEST_SCRIPTS)
+
+sim: $(BUILD)/test/sim/simulate
+	$(BUILD)/test/sim/simulate --seeds $(or $(SEEDS),100) $(SIMFLAGS)
+
+bench: all $(BENCHES)
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/seshat $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/seshat/*.h $(DESTDIR)$(INCDIR)/seshat/
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libseshatraft.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libseshatraft.so
+	install -m 644 $(BUILD)/seshatraft.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+
+uninstall:
+	rm -rf $(DESTDIR)$(INCDIR)/seshat
+	rm -f $(DESTDIR)$(LIBDIR)/libseshatraft.* $(DESTDIR)$(LIBDIR)/pkgconfig/seshatraft.pc
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all test sim bench install uninstall format format-check clean

@@ -1,0 +1,377 @@
+/*
+ * seshat/raft.h — the Raft engine.
+ *
+ * The engine is a single-threaded, event-driven state machine.  It does no
+ * I/O, keeps no clock, starts no thread and has no global state.  The host
+ * drives it:
+ *
+ *   sr_node_tick(node, now_ms)       time passes (call at sr_node_deadline)
+ *   sr_node_step(node, &msg)         a message arrived from a peer
+ *   sr_node_propose(node, ...)       a client wants a command replicated
+ *   sr_node_storage_done(node, ...)  the log store finished an append
+ *
+ * and the engine calls the host back through three vtables:
+ *
+ *   sr_storage_ops   the log store (backends/mem, backends/wal, or yours)
+ *   sr_fsm_ops       the replicated state machine
+ *   sr_transport_ops sends a message to a peer
+ *
+ * Re-entrancy: unless a callback's comment says otherwise, a callback must
+ * not call any sr_node_* function except sr_node_status(),
+ * sr_node_peer_status() and sr_node_storage_done() (a synchronous store may
+ * report completion from inside append()).  Hosts that want to react to a
+ * callback (propose again, say) queue the work and do it after the engine
+ * call returns.
+ *
+ * Same inputs, same outputs: given the same config (seed included) and the
+ * same sequence of calls, the engine makes the same callbacks.
+ */
+#ifndef SESHAT_RAFT_H
+#define SESHAT_RAFT_H
+
+#include "msg.h"
+#include "types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sr_node sr_node;
+
+/* ------------------------------------------------------------------ */
+/* Log storage                                                        */
+/* ------------------------------------------------------------------ */
+
+/* What a store holds durably, returned by load(). */
+typedef struct sr_durable {
+	sr_term term;	       /* current term */
+	sr_id vote;	       /* vote in `term`, 0 for none */
+	sr_index first_index;  /* first entry in the log (snapshot_index + 1 after compaction) */
+	sr_index last_index;   /* last entry in the log; first_index - 1 when empty */
+	sr_index snapshot_index; /* 0 when there is no snapshot */
+	sr_term snapshot_term;
+	sr_membership snapshot_conf; /* configuration at snapshot_index */
+} sr_durable;
+
+/*
+ * The log store.  Every function is called on the engine's thread.
+ *
+ * Ordering contract: append(), truncate() and compact() take effect in the
+ * order they are called; in particular an append that follows a truncate is
+ * never made durable before that truncate is.  Completions of appends may be
+ * reported in any order; the engine resequences them.
+ */
+typedef struct sr_storage_ops {
+	/* Fill *out with the durable state.  Called once, by sr_node_start(). */
+	int (*load)(void *ctx, sr_durable *out);
+
+	/*
+	 * Make term and vote durable before returning (synchronous: the
+	 * engine sends nothing that depends on them until this returns 0).
+	 * An error stops the node (sr_node_status reports it).
+	 */
+	int (*set_hard_state)(void *ctx, sr_term term, sr_id vote);
+
+	/*
+	 * Append n entries (consecutive indexes, following the current last
+	 * entry).  Entry data is borrowed for the duration of the call: copy
+	 * or serialize it.  When the entries are durable, the store calls
+	 * sr_node_storage_done(node, token, 0) (or a negative error), from
+	 * inside this call or later on the engine's thread.  Returning an
+	 * error means the append was not accepted and no completion will
+	 * come.
+	 */
+	int (*append)(void *ctx, uint64_t token, const sr_entry *entries,
+		      size_t n);
+
+	/* Delete every entry with index >= from (a conflicting suffix). */
+	int (*truncate)(void *ctx, sr_index from);
+
+	/*
+	 * Read up to max_n entries starting at lo (lo >= first_index) into
+	 * out[], stopping early after max_bytes of data (at least one entry
+	 * is always returned).  Data pointers stay valid until the next call
+	 * into the store.  *n_out is the number read.
+	 */
+	int (*read)(void *ctx, sr_index lo, size_t max_n, size_t max_bytes,
+		    sr_entry *out, size_t *n_out);
+
+	/*
+	 * Drop every entry with index <= upto (log compaction after a durable
+	 * snapshot).  May be NULL when snapshots are not used.
+	 */
+	int (*compact)(void *ctx, sr_index upto);
+
+	/*
+	 * Snapshot storage: a snapshot is written in chunks (begin, write at
+	 * increasing offsets, finish) and becomes the store's snapshot only
+	 * when finish(commit=1) returns 0, atomically replacing the previous
+	 * one; finish(commit=0) discards a partial snapshot.  read() reads a
+	 * chunk of the current snapshot.  These may be NULL when snapshots
+	 * are not used.
+	 */
+	int (*snapshot_begin)(void *ctx, sr_index index, sr_term term,
+			      const sr_membership *conf);
+	int (*snapshot_write)(void *ctx, uint64_t offset, const void *data,
+			      size_t len);
+	int (*snapshot_finish)(void *ctx, int commit);
+	int (*snapshot_read)(void *ctx, uint64_t offset, void *buf, size_t len,
+			     size_t *n_out);
+} sr_storage_ops;
+
+/* ------------------------------------------------------------------ */
+/* State machine                                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct sr_fsm_ops {
+	/*
+	 * Apply a committed SR_ENTRY_NORMAL entry.  Called once per index in
+	 * increasing order (the engine never calls it for an index at or
+	 * below the last applied one).  *result may be set to any pointer;
+	 * it is handed to the proposer's done callback on the leader that
+	 * proposed the entry and freed by the fsm's free_result otherwise.
+	 * A negative return is passed to the proposer as its status; the
+	 * entry counts as applied either way.
+	 */
+	int (*apply)(void *ctx, const sr_entry *entry, void **result);
+
+	/* Release a result nobody took (may be NULL if results are never set). */
+	void (*free_result)(void *ctx, void *result);
+} sr_fsm_ops;
+
+/* ------------------------------------------------------------------ */
+/* Transport                                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct sr_transport_ops {
+	/*
+	 * Send msg to msg->to.  Best effort: a message may be lost,
+	 * duplicated, delayed or reordered, and the engine copes; a failure
+	 * returned here is counted as a loss and never stops the engine from
+	 * sending to other peers.  Everything msg points to is borrowed for
+	 * the duration of the call.
+	 */
+	int (*send)(void *ctx, const sr_msg *msg);
+} sr_transport_ops;
+
+/* ------------------------------------------------------------------ */
+/* Host callbacks                                                     */
+/* ------------------------------------------------------------------ */
+
+typedef struct sr_host_ops {
+	/*
+	 * A proposal finished.  status is 0 (applied; result is the fsm's
+	 * result, now owned by the callee), the fsm's negative return,
+	 * SR_EDROPPED (overwritten by another leader's entry: it will never
+	 * be applied) or SR_EUNKNOWN (the node stopped before learning the
+	 * outcome: it may or may not be applied).  index is the entry's
+	 * index.  May be NULL.
+	 */
+	void (*done)(void *ctx, void *cookie, int status, sr_index index,
+		     void *result);
+
+	/* The role, term or leader changed.  May be NULL. */
+	void (*state_changed)(void *ctx, int role, sr_term term, sr_id leader);
+
+	/*
+	 * The configuration in effect changed (an entry appended, a
+	 * truncation rolled one back, or a snapshot installed one).  Hosts
+	 * use it to learn peer addresses.  May be NULL.
+	 */
+	void (*conf_changed)(void *ctx, const sr_membership *conf);
+
+	/* The log hook; may be NULL.  log_level filters what reaches it. */
+	sr_log_fn log;
+} sr_host_ops;
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct sr_config {
+	sr_id id;	/* this node, >= 1 */
+	uint32_t group; /* Raft group id carried in every message */
+
+	/* Election timeout T: each node waits a random time in [T, 2T). */
+	uint32_t election_timeout_ms; /* default 1000 */
+	uint32_t heartbeat_ms;	      /* default 100 */
+	uint64_t seed;		      /* randomness; same seed, same run */
+	int pre_vote;		      /* default 1 (thesis §9.6) */
+	int check_quorum;	      /* default 1 (thesis §6.2) */
+
+	/* Flow control per follower. */
+	uint32_t max_inflight_msgs;  /* default 64 appends in flight */
+	uint64_t max_inflight_bytes; /* default 8 MiB of entry data in flight */
+	uint64_t max_msg_bytes;	     /* default 1 MiB of entry data per append */
+	uint32_t max_msg_entries;    /* default 4096 entries per append */
+
+	/* Proposals are refused with SR_EBUSY past this many bytes of
+	 * entries appended but not yet committed.  Default 64 MiB. */
+	uint64_t max_uncommitted_bytes;
+	/* Largest accepted proposal; default 16 MiB. */
+	uint32_t max_entry_bytes;
+
+	/* Entries kept in memory after they are applied and replicated to
+	 * every follower; older ones are re-read from storage on demand.
+	 * Default 4096. */
+	uint32_t cache_entries;
+
+	const sr_storage_ops *storage;
+	void *storage_ctx;
+	const sr_fsm_ops *fsm;
+	void *fsm_ctx;
+	const sr_transport_ops *transport;
+	void *transport_ctx;
+	sr_host_ops host;
+	void *host_ctx;
+
+	int log_level; /* default SR_LOG_INFO */
+	const sr_alloc *alloc; /* NULL: libc */
+} sr_config;
+
+/* Fill *cfg with defaults for node `id`.  The caller sets the vtables. */
+SR_API void sr_config_init(sr_config *cfg, sr_id id);
+
+/* ------------------------------------------------------------------ */
+/* Node                                                               */
+/* ------------------------------------------------------------------ */
+
+enum {
+	SR_FOLLOWER = 1,
+	SR_PRECANDIDATE = 2,
+	SR_CANDIDATE = 3,
+	SR_LEADER = 4,
+	SR_STOPPED = 5 /* a storage error stopped the node */
+};
+
+/* Name of a role ("follower", ...). */
+SR_API const char *sr_role_name(int role);
+
+/*
+ * Create a node from cfg (copied; the vtables and contexts it points to
+ * must outlive the node).  Nothing is called back yet.
+ * Errors: SR_EINVAL (bad config), SR_ENOMEM.
+ */
+SR_API int sr_node_create(const sr_config *cfg, sr_node **out);
+
+/*
+ * Write the initial configuration into an empty store: entry 1 of term 1,
+ * a configuration entry holding `conf`.  Every initial member must be
+ * bootstrapped with the same conf.  Call after sr_node_create() and before
+ * sr_node_start().  Errors: SR_EEXIST (the store is not empty), SR_EINVAL.
+ */
+SR_API int sr_node_bootstrap(sr_node *node, const sr_membership *conf);
+
+/*
+ * Load the durable state from the store and start as a follower at time
+ * now_ms.  Committed entries are applied once a leader tells the node
+ * the commit index (or at once in a one-voter cluster).
+ * Errors: what load() or read() returned, SR_ECORRUPT, SR_ENOMEM.
+ */
+SR_API int sr_node_start(sr_node *node, uint64_t now_ms);
+
+/*
+ * Destroy the node.  Pending proposals get done(SR_EUNKNOWN).  Completions
+ * still outstanding in the store must not be delivered afterwards: stop
+ * the store's I/O first.
+ */
+SR_API void sr_node_destroy(sr_node *node);
+
+/* Advance time to now_ms (monotonic).  Fires elections and heartbeats. */
+SR_API int sr_node_tick(sr_node *node, uint64_t now_ms);
+
+/* The time at which the node next needs a tick (absolute, ms). */
+SR_API uint64_t sr_node_deadline(const sr_node *node);
+
+/*
+ * A message arrived.  Everything msg points to is borrowed for the call.
+ * Messages from unknown senders, of another group or malformed are
+ * dropped (return SR_EINVAL/SR_EPROTO; the node is unaffected).
+ */
+SR_API int sr_node_step(sr_node *node, const sr_msg *msg);
+
+/*
+ * Propose a command (len bytes, copied).  On success the entry is
+ * appended on this leader and *index_out (if not NULL) is its index;
+ * done(cookie, ...) reports the outcome later.
+ * Errors: SR_ENOTLEADER (sr_status.leader names the leader if known),
+ * SR_EBUSY (uncommitted limit), SR_ETOOBIG, SR_ETRANSFER, SR_ESHUTDOWN,
+ * SR_ENOMEM.  On error done() is not called.
+ */
+SR_API int sr_node_propose(sr_node *node, const void *data, size_t len,
+			   void *cookie, sr_index *index_out);
+
+/*
+ * The store finished the append identified by token.  status is 0 or a
+ * negative error; an error stops the node (role SR_STOPPED): nothing that
+ * was not reported durable is ever acknowledged.  May be called from
+ * inside append() (synchronous stores).
+ */
+SR_API void sr_node_storage_done(sr_node *node, uint64_t token, int status);
+
+typedef struct sr_status {
+	sr_id id;
+	int role;
+	sr_term term;
+	sr_id vote;
+	sr_id leader; /* 0 if unknown */
+	sr_index commit_index;
+	sr_index applied_index;
+	sr_index first_index;
+	sr_index last_index;
+	sr_index durable_index; /* last index the store reported durable */
+	sr_index snapshot_index;
+	uint64_t uncommitted_bytes;
+	int error; /* the storage error that stopped the node, or 0 */
+	uint32_t n_peers; /* members other than this node */
+} sr_status;
+
+enum { SR_PROGRESS_PROBE = 1, SR_PROGRESS_REPLICATE = 2, SR_PROGRESS_SNAPSHOT = 3 };
+
+typedef struct sr_peer_status {
+	sr_id id;
+	uint32_t role;	/* SR_ROLE_VOTER or SR_ROLE_LEARNER */
+	uint32_t state; /* SR_PROGRESS_* (meaningful on the leader) */
+	sr_index match;
+	sr_index next;
+	uint32_t inflight_msgs;
+	uint64_t inflight_bytes;
+	uint64_t last_heard_ms; /* last message from it, on the leader */
+} sr_peer_status;
+
+/* Observe the node.  Safe from callbacks. */
+SR_API void sr_node_status(const sr_node *node, sr_status *out);
+
+/*
+ * Fill out[] with up to cap peers (members other than this node);
+ * returns how many there are (may be more than cap).
+ */
+SR_API size_t sr_node_peer_status(const sr_node *node, sr_peer_status *out,
+				  size_t cap);
+
+/* The configuration in effect (the latest one appended). */
+SR_API const sr_membership *sr_node_membership(const sr_node *node);
+
+/* ------------------------------------------------------------------ */
+/* Membership encoding (the data of an SR_ENTRY_CONFIG entry)         */
+/* ------------------------------------------------------------------ */
+
+/* Bytes needed to encode conf. */
+SR_API size_t sr_membership_encoded_size(const sr_membership *conf);
+/* Encode into buf (cap bytes); returns the size or SR_ETOOBIG. */
+SR_API int sr_membership_encode(const sr_membership *conf, void *buf,
+				size_t cap);
+/* Decode and validate; SR_EPROTO on malformed input. */
+SR_API int sr_membership_decode(sr_membership *conf, const void *buf,
+				size_t len);
+/* Add a member (SR_EEXIST if the id is present, SR_EINVAL if full). */
+SR_API int sr_membership_add(sr_membership *conf, sr_id id, uint32_t role,
+			     const char *addr);
+/* The member with that id, or NULL. */
+SR_API const sr_member *sr_membership_find(const sr_membership *conf,
+					   sr_id id);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

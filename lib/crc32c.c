@@ -1,0 +1,113 @@
+/*
+ * crc32c.c — CRC32C with the SSE4.2 instruction where the CPU has it and a
+ * slicing-by-8 table otherwise.
+ *
+ * The CPUID probe and the table are computed on first use and cached.
+ * That is the library's only process-wide state: written once, always to
+ * the same values, so a race between two first callers is harmless.
+ */
+#include "crc32c.h"
+
+#include <string.h>
+
+#define POLY 0x82f63b78u /* reflected Castagnoli polynomial */
+
+/* Slicing-by-8 tables, generated at first use. */
+static uint32_t crc_table[8][256];
+static volatile int crc_table_ready;
+
+static void crc32c_init_table(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (POLY & (0u - (c & 1u)));
+		crc_table[0][i] = c;
+	}
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = crc_table[0][i];
+		for (int t = 1; t < 8; t++) {
+			c = crc_table[0][c & 0xff] ^ (c >> 8);
+			crc_table[t][i] = c;
+		}
+	}
+	crc_table_ready = 1;
+}
+
+static uint32_t crc32c_soft(uint32_t crc, const unsigned char *p, size_t len)
+{
+	if (!crc_table_ready)
+		crc32c_init_table();
+	while (len && ((uintptr_t)p & 7)) {
+		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+		len--;
+	}
+	while (len >= 8) {
+		uint32_t lo, hi;
+		memcpy(&lo, p, 4);
+		memcpy(&hi, p + 4, 4);
+		lo ^= crc;
+		crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
+		      crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
+		      crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
+		      crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_hw(uint32_t crc, const unsigned char *p, size_t len)
+{
+	uint64_t c = crc;
+	while (len && ((uintptr_t)p & 7)) {
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+		len--;
+	}
+	while (len >= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		c = __builtin_ia32_crc32di(c, v);
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+	return (uint32_t)c;
+}
+
+static volatile int crc_hw_state; /* 0 unknown, 1 yes, 2 no */
+
+static int crc32c_have_hw(void)
+{
+	if (crc_hw_state == 0) {
+		unsigned a, b, c, d;
+		int ok = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2);
+		crc_hw_state = ok ? 1 : 2;
+	}
+	return crc_hw_state == 1;
+}
+#endif
+
+uint32_t sr_crc32c(uint32_t crc, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	crc = ~crc;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	if (crc32c_have_hw())
+		return ~crc32c_hw(crc, p, len);
+#endif
+	return ~crc32c_soft(crc, p, len);
+}
+
+/* The portable path alone, so tests can compare both. */
+uint32_t sr_crc32c_portable(uint32_t crc, const void *data, size_t len)
+{
+	return ~crc32c_soft(~crc, data, len);
+}
