@@ -87,6 +87,26 @@ $(BUILD)/seshatraft.pc: pkgconfig/seshatraft.pc.in Makefile
 
 TEST_LIBS = $(STATIC) $(LDLIBS_ALL) $(URING_LIBS)
 
+# libFuzzer targets: fragments append sources to FUZZ_SRCS (one target per
+# file, each defining LLVMFuzzerTestOneInput).  `make fuzz` builds them with
+# clang and runs each for FUZZ_SECONDS on a corpus under build/fuzz/.
+FUZZ_SECONDS ?= 30
+FUZZ_CC      ?= clang
+FUZZ_FLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -Iinclude -Ilib -Itest $(if $(filter 1,$(URING)),-DSR_HAVE_URING)
+FUZZ_BINS     = $(patsubst %.c,$(BUILD)/fuzz/%,$(notdir $(FUZZ_SRCS)))
+
+$(BUILD)/fuzz/%: $(ALL_LIB_SRCS) $(FUZZ_SRCS) $(wildcard include/seshat/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %/$*.c,$(FUZZ_SRCS)) $(ALL_LIB_SRCS) -lpthread $(URING_LIBS)
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do \
+		mkdir -p $$f.corpus; \
+		echo "== $$f ($(FUZZ_SECONDS)s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$f.corpus 2>&1 | tail -n 3 || exit 1; \
+	done
+
 test: all $(TESTS)
 	@bash test/run-all $(TESTS) $(TEST_SCRIPTS)
 
@@ -118,4 +138,4 @@ format-check:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all test sim bench install uninstall format format-check clean
+.PHONY: all test sim bench fuzz install uninstall format format-check clean
