@@ -1,18 +1,13 @@
 /*
  * crc32c.h — CRC32C (Castagnoli), used by every on-disk record and every
- * wire frame.  Internal to the library (hidden symbol).
+ * wire frame.  sr_crc32c() is public (seshat/types.h); the portable path
+ * alone is internal, for tests.
  */
 #ifndef SR_CRC32C_H
 #define SR_CRC32C_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include <seshat/types.h> /* sr_crc32c() is public */
 
-/*
- * Extend crc over len bytes.  Start with crc = 0; the result of one call
- * may be passed as crc to the next to checksum data in pieces.
- */
-uint32_t sr_crc32c(uint32_t crc, const void *data, size_t len);
 /* The table-driven path alone (for tests). */
 uint32_t sr_crc32c_portable(uint32_t crc, const void *data, size_t len);
 

@@ -63,6 +63,13 @@ enum {
 SR_API const char *sr_strerror(int err);
 
 /*
+ * CRC32C (Castagnoli) of len bytes, continuing from crc (start with 0).
+ * Uses the CPU's instruction where present.  Every record on disk and every
+ * frame on the wire is checked with it.
+ */
+SR_API uint32_t sr_crc32c(uint32_t crc, const void *data, size_t len);
+
+/*
  * Allocator hooks.  Every allocation of the engine and of the backends goes
  * through these.  A NULL hooks pointer (or NULL functions) means libc.
  * The hooks may be called from any function of the engine, never
