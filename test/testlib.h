@@ -73,8 +73,8 @@ static inline void test_register(const char *name, test_fn fn)
 
 static inline int test_main(int argc, char **argv)
 {
-	int passed = 0, failed = 0;
-	for (int i = 0; i < test_count; i++) {
+	volatile int passed = 0, failed = 0;
+	for (volatile int i = 0; i < test_count; i++) {
 		if (argc > 1 && !strstr(test_cases[i].name, argv[1]))
 			continue;
 		test_failed_flag = 0;

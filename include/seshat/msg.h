@@ -58,7 +58,10 @@ typedef struct sr_msg_append_resp {
 	 * the leader's log.  rejection: the prev_index that was rejected. */
 	sr_index index;
 	/* on rejection, a hint for the next probe: the follower's last index
-	 * with a term <= hint_term (fast back-off, skipping a whole term) */
+	 * with a term <= hint_term (fast back-off, skipping a whole term).
+	 * on success, hint_index is the last index the follower holds that
+	 * matches the leader, durable or not (so the leader does not resend
+	 * what is only waiting for the follower's disk). */
 	sr_index hint_index;
 	sr_term hint_term;
 	uint64_t seq; /* the seq of the append being answered */

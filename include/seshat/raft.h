@@ -301,6 +301,23 @@ SR_API int sr_node_step(sr_node *node, const sr_msg *msg);
 SR_API int sr_node_propose(sr_node *node, const void *data, size_t len,
 			   void *cookie, sr_index *index_out);
 
+/* A command for sr_node_propose_batch(). */
+typedef struct sr_buf {
+	const void *base;
+	size_t len;
+} sr_buf;
+
+/*
+ * Propose count commands at once: one store append and one message per
+ * follower carry them all.  cookies (may be NULL) gives each command's
+ * cookie.  Returns how many were accepted (>= 1, the first ones; the rest
+ * were refused for backpressure or size) with *first_out (if not NULL) the
+ * index of the first, or a negative error if none was accepted.
+ */
+SR_API int sr_node_propose_batch(sr_node *node, const sr_buf *cmds,
+				 size_t count, void *const *cookies,
+				 sr_index *first_out);
+
 /*
  * The store finished the append identified by token.  status is 0 or a
  * negative error; an error stops the node (role SR_STOPPED): nothing that

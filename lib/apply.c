@@ -1,0 +1,129 @@
+/*
+ * apply.c — applying committed entries, and telling proposers the outcome.
+ *
+ * Entries are applied in index order, once each: `applied` only moves
+ * forward, and the state machine sees only SR_ENTRY_NORMAL entries (no-ops
+ * and configurations advance `applied` without reaching it).
+ *
+ * Proposals wait in a queue sorted by index.  When index i is applied with
+ * term t, a proposal (i, t) succeeded and receives the state machine's
+ * result; any other proposal at or below i was overwritten by another
+ * leader's entry and gets SR_EDROPPED.  A leader that steps down keeps its
+ * proposals: their entries may still commit under the next leader, and
+ * only the entry applied at their index tells which way it went.  The
+ * outcome of whatever is still queued when the node is destroyed is
+ * unknown (SR_EUNKNOWN).
+ */
+#include <string.h>
+
+#include "node.h"
+
+static struct proposal *apply_prop_at(sr_node *n, uint32_t i)
+{
+	return &n->props[(n->props_head + i) % n->props_cap];
+}
+
+int apply_add_proposal(sr_node *n, sr_index index, sr_term term, void *cookie)
+{
+	uint32_t pos;
+	if (n->props_count == n->props_cap) {
+		uint32_t ncap = n->props_cap ? n->props_cap * 2 : 256;
+		struct proposal *p = sr_malloc(n->alloc, ncap * sizeof(*p));
+		if (!p)
+			return SR_ENOMEM;
+		for (uint32_t i = 0; i < n->props_count; i++)
+			p[i] = *apply_prop_at(n, i);
+		sr_free(n->alloc, n->props);
+		n->props = p;
+		n->props_cap = ncap;
+		n->props_head = 0;
+	}
+	/* Usually the new index is the largest; after a re-election on a
+	 * shorter log it may not be, so keep the queue sorted. */
+	pos = n->props_count;
+	while (pos > 0 && apply_prop_at(n, pos - 1)->index > index) {
+		*apply_prop_at(n, pos) = *apply_prop_at(n, pos - 1);
+		pos--;
+	}
+	apply_prop_at(n, pos)->index = index;
+	apply_prop_at(n, pos)->term = term;
+	apply_prop_at(n, pos)->cookie = cookie;
+	n->props_count++;
+	return 0;
+}
+
+static void apply_done(sr_node *n, void *cookie, int status, sr_index index,
+		       void *result)
+{
+	if (n->cfg.host.done)
+		n->cfg.host.done(n->cfg.host_ctx, cookie, status, index, result);
+	else if (result && n->cfg.fsm->free_result)
+		n->cfg.fsm->free_result(n->cfg.fsm_ctx, result);
+}
+
+/* Resolve every proposal at or below e->index now that it is applied. */
+static void apply_resolve(sr_node *n, const sr_entry *e, int status,
+			  void *result)
+{
+	while (n->props_count > 0) {
+		struct proposal p = *apply_prop_at(n, 0);
+		if (p.index > e->index)
+			break;
+		n->props_head = (n->props_head + 1) % n->props_cap;
+		n->props_count--;
+		if (p.index == e->index && p.term == e->term) {
+			apply_done(n, p.cookie, status, p.index, result);
+			result = NULL;
+		} else {
+			apply_done(n, p.cookie, SR_EDROPPED, p.index, NULL);
+		}
+	}
+	if (result && n->cfg.fsm->free_result)
+		n->cfg.fsm->free_result(n->cfg.fsm_ctx, result);
+}
+
+void apply_committed(sr_node *n)
+{
+	sr_entry e;
+	while (n->applied < n->commit && n->role != SR_STOPPED) {
+		size_t got = 0;
+		void *result = NULL;
+		int status = 0;
+		int rv = sr_log_get(&n->log, n->applied + 1, 1, UINT64_MAX, &e,
+				    &got);
+		if (rv || got != 1) {
+			node_stop(n, rv ? rv : SR_ECORRUPT, "reading an entry to apply");
+			return;
+		}
+		if (e.type == SR_ENTRY_NORMAL) {
+			status = n->cfg.fsm->apply(n->cfg.fsm_ctx, &e, &result);
+			if (status > 0)
+				status = 0;
+		}
+		n->applied = e.index;
+		apply_resolve(n, &e, status, result);
+	}
+	/* Keep the cache near its size: applied and locally durable entries
+	 * can be read back from the store if a slow follower needs them. */
+	if (n->log.count > n->cfg.cache_entries) {
+		sr_index below = SR_MIN(n->applied, n->durable) + 1;
+		sr_index keep = sr_log_last(&n->log) + 1 - n->cfg.cache_entries;
+		sr_log_evict(&n->log, SR_MIN(below, keep));
+	}
+}
+
+void apply_fail_all(sr_node *n, int status)
+{
+	while (n->props_count > 0) {
+		struct proposal p = *apply_prop_at(n, 0);
+		n->props_head = (n->props_head + 1) % n->props_cap;
+		n->props_count--;
+		apply_done(n, p.cookie, status, p.index, NULL);
+	}
+}
+
+void apply_free(sr_node *n)
+{
+	sr_free(n->alloc, n->props);
+	n->props = NULL;
+}

@@ -1,0 +1,297 @@
+/*
+ * election.c — terms, votes and role changes (Raft §5.2, §5.4.1; thesis
+ * §9.6 PreVote, §6.2 CheckQuorum and leader stickiness).
+ *
+ * A follower that hears nothing from a leader for its randomized election
+ * timeout (uniform in [T, 2T)) first runs a PreVote round at term + 1
+ * without changing its own term; only if a majority would vote for it does
+ * it become a candidate, increment its term and ask for real votes.  A
+ * node that is not a voter in its configuration never campaigns.
+ *
+ * Leader stickiness: a node that has heard from a live leader within the
+ * election timeout ignores vote requests of a higher term (unless they
+ * come from a leadership transfer), so a rejoining node cannot disrupt a
+ * healthy cluster.
+ *
+ * Durability: the new term and the vote are made durable through
+ * set_hard_state() before any message that depends on them is sent.
+ */
+#include <string.h>
+
+#include "node.h"
+
+int elect_set_hard_state(sr_node *n, sr_term term, sr_id vote)
+{
+	int rv;
+	if (term == n->term && vote == n->vote)
+		return 0;
+	rv = n->cfg.storage->set_hard_state(n->cfg.storage_ctx, term, vote);
+	if (rv) {
+		node_stop(n, rv, "set_hard_state");
+		return rv;
+	}
+	n->term = term;
+	n->vote = vote;
+	return 0;
+}
+
+void elect_notify(sr_node *n)
+{
+	if (n->cfg.host.state_changed)
+		n->cfg.host.state_changed(n->cfg.host_ctx, n->role, n->term,
+					  n->role == SR_LEADER ? n->cfg.id
+							       : n->leader);
+}
+
+void elect_reset_timer(sr_node *n)
+{
+	uint64_t t = n->cfg.election_timeout_ms;
+	n->election_deadline = n->now + t + sr_rand_next(&n->rng) % t;
+}
+
+static uint32_t elect_quorum(const sr_node *n)
+{
+	return node_voter_count(n) / 2 + 1;
+}
+
+void elect_become_follower(sr_node *n, sr_term term, sr_id leader)
+{
+	int changed = n->role != SR_FOLLOWER || n->leader != leader ||
+		      n->term != term;
+	if (term > n->term) {
+		if (elect_set_hard_state(n, term, 0))
+			return;
+		n->verified = 0;
+		n->acked = 0;
+	}
+	n->role = SR_FOLLOWER;
+	n->leader = leader;
+	n->uncommitted_bytes = 0;
+	if (leader)
+		n->leader_heard = n->now;
+	elect_reset_timer(n);
+	if (changed)
+		elect_notify(n);
+}
+
+/* Have we heard from a live leader recently (or are we that leader)? */
+static int elect_in_lease(const sr_node *n)
+{
+	if (n->role == SR_LEADER)
+		return n->cfg.check_quorum;
+	return n->role == SR_FOLLOWER && n->leader != 0 &&
+	       n->now - n->leader_heard < n->cfg.election_timeout_ms;
+}
+
+static void elect_send_requests(sr_node *n, int pre, int transfer)
+{
+	sr_index last = sr_log_last(&n->log);
+	sr_term last_term = sr_log_last_term(&n->log);
+	for (uint32_t i = 0; i < n->n_prs; i++) {
+		struct progress *pr = &n->prs[i];
+		sr_msg m;
+		if (pr->role != SR_ROLE_VOTER)
+			continue;
+		memset(&m, 0, sizeof(m));
+		m.type = SR_MSG_VOTE;
+		m.to = pr->id;
+		m.term = pre ? n->term + 1 : n->term;
+		m.u.vote.last_index = last;
+		m.u.vote.last_term = last_term;
+		m.u.vote.pre = (uint8_t)pre;
+		m.u.vote.transfer = (uint8_t)transfer;
+		node_send(n, &m);
+	}
+}
+
+static void elect_clear_votes(sr_node *n)
+{
+	for (uint32_t i = 0; i < n->n_prs; i++) {
+		n->prs[i].vote_granted = 0;
+		n->prs[i].vote_answered = 0;
+	}
+}
+
+/* Count votes; returns 1 won, -1 lost, 0 undecided. */
+static int elect_tally(const sr_node *n)
+{
+	uint32_t granted = 1, rejected = 0, q = elect_quorum(n);
+	for (uint32_t i = 0; i < n->n_prs; i++) {
+		const struct progress *pr = &n->prs[i];
+		if (pr->role != SR_ROLE_VOTER || !pr->vote_answered)
+			continue;
+		if (pr->vote_granted)
+			granted++;
+		else
+			rejected++;
+	}
+	if (granted >= q)
+		return 1;
+	if (rejected >= q)
+		return -1;
+	return 0;
+}
+
+void elect_start(sr_node *n, int pre, int transfer)
+{
+	if (!node_is_voter(n, n->cfg.id) || n->role == SR_STOPPED)
+		return;
+	elect_clear_votes(n);
+	n->leader = 0;
+	if (pre && n->cfg.pre_vote) {
+		n->role = SR_PRECANDIDATE;
+		elect_reset_timer(n);
+		node_log(n, SR_LOG_INFO, "starting pre-vote for term %llu",
+			 (unsigned long long)(n->term + 1));
+		elect_notify(n);
+		if (elect_tally(n) == 1) {
+			elect_start(n, 0, 0);
+			return;
+		}
+		elect_send_requests(n, 1, 0);
+		return;
+	}
+	if (elect_set_hard_state(n, n->term + 1, n->cfg.id))
+		return;
+	n->role = SR_CANDIDATE;
+	n->verified = 0;
+	n->acked = 0;
+	elect_reset_timer(n);
+	node_log(n, SR_LOG_INFO, "campaigning%s",
+		 transfer ? " (leadership transfer)" : "");
+	elect_notify(n);
+	if (elect_tally(n) == 1) {
+		repl_become_leader(n);
+		return;
+	}
+	elect_send_requests(n, 0, transfer);
+}
+
+void elect_tick(sr_node *n)
+{
+	if (n->now < n->election_deadline)
+		return;
+	if (!node_is_voter(n, n->cfg.id)) {
+		/* learners and nodes outside the configuration stay quiet */
+		elect_reset_timer(n);
+		return;
+	}
+	elect_start(n, 1, 0);
+}
+
+/*
+ * Apply the term rules common to every message (Raft §5.1): adopt a higher
+ * term, reject or ignore a lower one.  Returns 1 if the message is to be
+ * handled further.
+ */
+int elect_step_term(sr_node *n, const sr_msg *m)
+{
+	if (m->term > n->term) {
+		sr_id leader = 0;
+		if (m->type == SR_MSG_VOTE) {
+			if (elect_in_lease(n) && !m->u.vote.transfer) {
+				node_log(n, SR_LOG_DEBUG,
+					 "ignoring %svote from %llu for term "
+					 "%llu: leader is live",
+					 m->u.vote.pre ? "pre-" : "",
+					 (unsigned long long)m->from,
+					 (unsigned long long)m->term);
+				return 0;
+			}
+			if (m->u.vote.pre)
+				return 1; /* a PreVote changes no term */
+		} else if (m->type == SR_MSG_VOTE_RESP && m->u.vote_resp.pre &&
+			   m->u.vote_resp.granted) {
+			return 1; /* granted pre-votes carry the proposed term */
+		}
+		if (m->type == SR_MSG_APPEND || m->type == SR_MSG_SNAPSHOT ||
+		    m->type == SR_MSG_TIMEOUT_NOW)
+			leader = m->from;
+		node_log(n, SR_LOG_INFO, "term %llu from %s of %llu",
+			 (unsigned long long)m->term,
+			 sr_msg_type_name(m->type),
+			 (unsigned long long)m->from);
+		elect_become_follower(n, m->term, leader);
+		return n->role != SR_STOPPED;
+	}
+	if (m->term < n->term) {
+		sr_msg r;
+		memset(&r, 0, sizeof(r));
+		r.to = m->from;
+		if (m->type == SR_MSG_APPEND || m->type == SR_MSG_SNAPSHOT) {
+			/* Tell a deposed leader about the newer term, so it
+			 * steps down even when it cannot campaign (PreVote). */
+			r.type = SR_MSG_APPEND_RESP;
+			node_send(n, &r);
+		} else if (m->type == SR_MSG_VOTE && m->u.vote.pre) {
+			r.type = SR_MSG_VOTE_RESP;
+			r.u.vote_resp.pre = 1;
+			node_send(n, &r);
+		}
+		return 0;
+	}
+	return 1;
+}
+
+void elect_handle_vote(sr_node *n, const sr_msg *m)
+{
+	sr_index last = sr_log_last(&n->log);
+	sr_term last_term = sr_log_last_term(&n->log);
+	int up_to_date = m->u.vote.last_term > last_term ||
+			 (m->u.vote.last_term == last_term &&
+			  m->u.vote.last_index >= last);
+	int grant;
+	sr_msg r;
+
+	memset(&r, 0, sizeof(r));
+	r.type = SR_MSG_VOTE_RESP;
+	r.to = m->from;
+	r.u.vote_resp.pre = m->u.vote.pre;
+	if (m->u.vote.pre) {
+		grant = m->term > n->term && up_to_date;
+		r.term = grant ? m->term : n->term;
+	} else {
+		/* One vote per term, first come first served (§5.2). */
+		grant = up_to_date && (n->vote == m->from ||
+				       (n->vote == 0 && n->leader == 0));
+		if (grant) {
+			if (elect_set_hard_state(n, n->term, m->from))
+				return;
+			elect_reset_timer(n);
+		}
+		r.term = n->term;
+	}
+	r.u.vote_resp.granted = (uint8_t)grant;
+	node_log(n, SR_LOG_DEBUG, "%s %svote to %llu", grant ? "grant" : "deny",
+		 m->u.vote.pre ? "pre-" : "", (unsigned long long)m->from);
+	node_send(n, &r);
+}
+
+void elect_handle_vote_resp(sr_node *n, const sr_msg *m)
+{
+	struct progress *pr;
+	int outcome;
+
+	if (m->u.vote_resp.pre ? n->role != SR_PRECANDIDATE
+			       : n->role != SR_CANDIDATE)
+		return;
+	if (m->u.vote_resp.pre && m->u.vote_resp.granted &&
+	    m->term != n->term + 1)
+		return;
+	pr = node_progress(n, m->from);
+	if (!pr || pr->role != SR_ROLE_VOTER || pr->vote_answered)
+		return;
+	pr->vote_answered = 1;
+	pr->vote_granted = m->u.vote_resp.granted;
+	outcome = elect_tally(n);
+	if (outcome == 1) {
+		if (n->role == SR_PRECANDIDATE)
+			elect_start(n, 0, 0);
+		else
+			repl_become_leader(n);
+	} else if (outcome == -1) {
+		node_log(n, SR_LOG_INFO, "lost the %selection",
+			 n->role == SR_PRECANDIDATE ? "pre-" : "");
+		elect_become_follower(n, n->term, 0);
+	}
+}

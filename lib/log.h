@@ -1,0 +1,104 @@
+/*
+ * log.h — the engine's in-memory view of the Raft log.
+ *
+ * The log is [first, last].  Entries [cache_first, last] are held in memory
+ * in a ring; older ones ([first, cache_first)) live only in the store and
+ * are read back through sr_storage_ops.read() when a slow follower needs
+ * them.  Entry data sits in reference-counted blocks (struct log_buf): a
+ * block holds the data of one proposal, or of every entry one append
+ * message brought, so the hot path allocates once per message, not once
+ * per entry.
+ *
+ * Below `first` lies the snapshot (snap_index, snap_term): its entries are
+ * committed and their terms other than snap_term unknown.
+ */
+#ifndef SR_LOG_H
+#define SR_LOG_H
+
+#include <seshat/raft.h>
+
+struct log_buf {
+	uint32_t refs;
+	uint32_t size;
+	unsigned char data[];
+};
+
+struct log_slot {
+	sr_term term;
+	uint32_t type;
+	uint32_t len;
+	struct log_buf *buf; /* NULL when len == 0 */
+	const unsigned char *data;
+};
+
+struct raft_log {
+	const sr_alloc *alloc;
+	const sr_storage_ops *storage;
+	void *storage_ctx;
+
+	struct log_slot *ring;
+	size_t cap;   /* power of two */
+	size_t head;  /* ring position of cache_first */
+	size_t count; /* cached entries */
+
+	sr_index first;	      /* first entry in the log */
+	sr_index cache_first; /* first cached entry (== last + 1 when none) */
+	sr_index snap_index;
+	sr_term snap_term;
+	uint64_t cached_bytes;
+};
+
+void sr_log_init(struct raft_log *log, const sr_alloc *alloc,
+		 const sr_storage_ops *storage, void *storage_ctx);
+void sr_log_close(struct raft_log *log);
+
+static inline sr_index sr_log_last(const struct raft_log *log)
+{
+	return log->cache_first + log->count - 1;
+}
+
+/* Last index and its term. */
+sr_term sr_log_last_term(struct raft_log *log);
+
+/*
+ * The term of entry `index`: 0 for index 0, snap_term at snap_index, the
+ * entry's term inside the log.  Returns 0 and sets *err (if err) to
+ * SR_ECOMPACTED below the snapshot or SR_ENOTFOUND past the end; to a
+ * storage error if the read failed.
+ */
+sr_term sr_log_term(struct raft_log *log, sr_index index, int *err);
+
+/* The cached slot for index, or NULL if it is not cached. */
+const struct log_slot *sr_log_slot(const struct raft_log *log, sr_index index);
+
+/* A block of `size` bytes with one reference per entry that will use it. */
+struct log_buf *sr_log_buf_new(const sr_alloc *alloc, size_t size,
+			       uint32_t refs);
+
+/*
+ * Append one entry at last + 1.  buf (may be NULL for len == 0) gains no
+ * reference: the caller hands over one of the references it holds.
+ */
+int sr_log_push(struct raft_log *log, sr_term term, uint32_t type,
+		struct log_buf *buf, const unsigned char *data, uint32_t len);
+
+/* Remove every entry >= from from memory (not from the store). */
+void sr_log_truncate(struct raft_log *log, sr_index from);
+
+/* Drop cached entries below `below` from memory (they stay in the store). */
+void sr_log_evict(struct raft_log *log, sr_index below);
+
+/*
+ * Fill out[] with up to max_n entries starting at lo, at most max_bytes of
+ * data (always at least one entry).  Cached entries point into memory;
+ * older ones come from the store and are valid until the next store call.
+ * *n_out is the count.  Errors: SR_ECOMPACTED, storage errors.
+ */
+int sr_log_get(struct raft_log *log, sr_index lo, size_t max_n,
+	       uint64_t max_bytes, sr_entry *out, size_t *n_out);
+
+/* Reset to an empty log whose entries start at first (used at start). */
+void sr_log_reset(struct raft_log *log, sr_index first, sr_index snap_index,
+		  sr_term snap_term);
+
+#endif

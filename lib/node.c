@@ -1,0 +1,569 @@
+/*
+ * node.c — the node's life cycle and public entry points.
+ *
+ * Each entry point checks its arguments, does its work, and finishes with
+ * node_leave(), which processes whatever the work set in motion: store
+ * completions delivered from inside a callback, commit advancement,
+ * application of committed entries and follower acknowledgements.  Doing
+ * this once per call, at the end, keeps callbacks from observing the node
+ * mid-change and lets a synchronous store complete inside append().
+ *
+ * Failure model: a storage error stops the node (role SR_STOPPED); it then
+ * refuses proposals, sends nothing and acknowledges nothing more.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "node.h"
+
+void sr_config_init(sr_config *cfg, sr_id id)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->id = id;
+	cfg->election_timeout_ms = 1000;
+	cfg->heartbeat_ms = 100;
+	cfg->seed = id;
+	cfg->pre_vote = 1;
+	cfg->check_quorum = 1;
+	cfg->max_inflight_msgs = 64;
+	cfg->max_inflight_bytes = 8u << 20;
+	cfg->max_msg_bytes = 1u << 20;
+	cfg->max_msg_entries = 4096;
+	cfg->max_uncommitted_bytes = 64u << 20;
+	cfg->max_entry_bytes = 16u << 20;
+	cfg->cache_entries = 4096;
+	cfg->log_level = SR_LOG_INFO;
+}
+
+void node_log(sr_node *n, int level, const char *fmt, ...)
+{
+	char line[512];
+	int off;
+	va_list ap;
+
+	if (!n->cfg.host.log || level < n->cfg.log_level)
+		return;
+	off = snprintf(line, sizeof(line), "raft[%llu] t%llu %s: ",
+		       (unsigned long long)n->cfg.id,
+		       (unsigned long long)n->term, sr_role_name(n->role));
+	if (off < 0 || (size_t)off >= sizeof(line))
+		off = 0;
+	va_start(ap, fmt);
+	vsnprintf(line + off, sizeof(line) - (size_t)off, fmt, ap);
+	va_end(ap);
+	n->cfg.host.log(n->cfg.host_ctx, level, line);
+}
+
+void node_send(sr_node *n, sr_msg *m)
+{
+	if (n->role == SR_STOPPED)
+		return;
+	m->group = n->cfg.group;
+	m->from = n->cfg.id;
+	if (m->term == 0)
+		m->term = n->term;
+	/* A failed send is a lost message: Raft retries on its own. */
+	(void)n->cfg.transport->send(n->cfg.transport_ctx, m);
+}
+
+void node_stop(sr_node *n, int err, const char *what)
+{
+	if (n->role == SR_STOPPED)
+		return;
+	node_log(n, SR_LOG_ERROR, "stopping: %s failed: %s", what,
+		 sr_strerror(err));
+	n->stop_error = err;
+	n->role = SR_STOPPED;
+	n->leader = 0;
+	elect_notify(n);
+}
+
+struct progress *node_progress(sr_node *n, sr_id id)
+{
+	for (uint32_t i = 0; i < n->n_prs; i++)
+		if (n->prs[i].id == id)
+			return &n->prs[i];
+	return NULL;
+}
+
+int node_is_voter(const sr_node *n, sr_id id)
+{
+	const sr_member *m = sr_membership_find(&n->conf, id);
+	return m && m->role == SR_ROLE_VOTER;
+}
+
+uint32_t node_voter_count(const sr_node *n)
+{
+	uint32_t c = 0;
+	for (uint32_t i = 0; i < n->conf.n; i++)
+		if (n->conf.members[i].role == SR_ROLE_VOTER)
+			c++;
+	return c;
+}
+
+static void node_enter(sr_node *n)
+{
+	n->depth++;
+}
+
+/* Deferred work, run once when the outermost entry point returns. */
+static void node_leave(sr_node *n)
+{
+	if (n->depth > 1) {
+		n->depth--;
+		return;
+	}
+	for (int rounds = 0; rounds < 8 && n->role != SR_STOPPED; rounds++) {
+		sr_index durable = n->durable, commit = n->commit;
+		if (n->ops_dirty)
+			persist_process(n);
+		if (n->role == SR_LEADER)
+			repl_maybe_commit(n);
+		else if (n->durable != durable)
+			follower_maybe_ack(n, 0);
+		apply_committed(n);
+		if (!n->ops_dirty && n->durable == durable &&
+		    n->commit == commit)
+			break;
+	}
+	n->depth--;
+}
+
+static int node_check_config(const sr_config *c)
+{
+	if (c->id == 0 || !c->storage || !c->fsm || !c->transport)
+		return SR_EINVAL;
+	if (!c->storage->load || !c->storage->set_hard_state ||
+	    !c->storage->append || !c->storage->truncate ||
+	    !c->storage->read || !c->fsm->apply || !c->transport->send)
+		return SR_EINVAL;
+	if (c->election_timeout_ms == 0 || c->heartbeat_ms == 0 ||
+	    c->heartbeat_ms >= c->election_timeout_ms)
+		return SR_EINVAL;
+	if (c->max_inflight_msgs == 0 || c->max_msg_entries == 0 ||
+	    c->max_msg_bytes == 0 || c->max_inflight_bytes == 0)
+		return SR_EINVAL;
+	return 0;
+}
+
+int sr_node_create(const sr_config *cfg, sr_node **out)
+{
+	sr_node *n;
+	int rv;
+
+	*out = NULL;
+	rv = node_check_config(cfg);
+	if (rv)
+		return rv;
+	n = sr_malloc(cfg->alloc, sizeof(*n));
+	if (!n)
+		return SR_ENOMEM;
+	memset(n, 0, sizeof(*n));
+	n->cfg = *cfg;
+	n->alloc = cfg->alloc;
+	n->role = SR_FOLLOWER;
+	n->rng = cfg->seed ^ (cfg->id * 0x9e3779b97f4a7c15ull);
+	sr_log_init(&n->log, n->alloc, cfg->storage, cfg->storage_ctx);
+	*out = n;
+	return 0;
+}
+
+int sr_node_bootstrap(sr_node *n, const sr_membership *conf)
+{
+	uint32_t voters = 0;
+	if (n->started)
+		return SR_ESTATE;
+	if (conf->n == 0 || conf->n > SR_MAX_MEMBERS)
+		return SR_EINVAL;
+	for (uint32_t i = 0; i < conf->n; i++) {
+		if (conf->members[i].id == 0)
+			return SR_EINVAL;
+		if (conf->members[i].role == SR_ROLE_VOTER)
+			voters++;
+		for (uint32_t j = 0; j < i; j++)
+			if (conf->members[j].id == conf->members[i].id)
+				return SR_EINVAL;
+	}
+	if (voters == 0)
+		return SR_EINVAL;
+	n->bootstrap = *conf;
+	n->have_bootstrap = 1;
+	return 0;
+}
+
+/* Write the bootstrap configuration as entry 1 of term 1. */
+static int node_write_bootstrap(sr_node *n)
+{
+	unsigned char buf[2 + SR_MAX_MEMBERS * (10 + SR_ADDR_MAX)];
+	struct log_buf *b;
+	int len, rv;
+
+	len = sr_membership_encode(&n->bootstrap, buf, sizeof(buf));
+	if (len < 0)
+		return len;
+	rv = elect_set_hard_state(n, 1, 0);
+	if (rv)
+		return rv;
+	b = sr_log_buf_new(n->alloc, (size_t)len, 1);
+	if (!b)
+		return SR_ENOMEM;
+	memcpy(b->data, buf, (size_t)len);
+	rv = sr_log_push(&n->log, 1, SR_ENTRY_CONFIG, b, b->data,
+			 (uint32_t)len);
+	if (rv) {
+		sr_free(n->alloc, b);
+		return rv;
+	}
+	conf_set(n, &n->bootstrap, 1);
+	node_log(n, SR_LOG_INFO, "bootstrapped with %u members", n->bootstrap.n);
+	return persist_append(n, 1, 1);
+}
+
+/* Load every entry of the store into the cache, checking the sequence. */
+static int node_load_log(sr_node *n, const sr_durable *d)
+{
+	sr_entry batch[256];
+	sr_index next = d->first_index;
+
+	while (next <= d->last_index) {
+		size_t got = 0;
+		int rv = n->cfg.storage->read(n->cfg.storage_ctx, next, 256,
+					      1u << 20, batch, &got);
+		if (rv)
+			return rv;
+		if (got == 0)
+			return SR_ECORRUPT;
+		for (size_t i = 0; i < got; i++) {
+			const sr_entry *e = &batch[i];
+			struct log_buf *b = NULL;
+			if (e->index != next || e->term == 0 ||
+			    e->term > d->term ||
+			    e->term < sr_log_last_term(&n->log)) {
+				node_log(n, SR_LOG_ERROR,
+					 "store returned entry %llu term %llu "
+					 "where %llu was expected",
+					 (unsigned long long)e->index,
+					 (unsigned long long)e->term,
+					 (unsigned long long)next);
+				return SR_ECORRUPT;
+			}
+			if (e->len) {
+				b = sr_log_buf_new(n->alloc, e->len, 1);
+				if (!b)
+					return SR_ENOMEM;
+				memcpy(b->data, e->data, e->len);
+			}
+			rv = sr_log_push(&n->log, e->term, e->type, b,
+					 b ? b->data : NULL, e->len);
+			if (rv) {
+				sr_free(n->alloc, b);
+				return rv;
+			}
+			if (e->type == SR_ENTRY_CONFIG) {
+				rv = conf_entry_appended(n, next, b ? b->data : NULL,
+							 e->len);
+				if (rv)
+					return rv;
+			}
+			next++;
+		}
+	}
+	return 0;
+}
+
+int sr_node_start(sr_node *n, uint64_t now_ms)
+{
+	sr_durable d;
+	int rv;
+
+	if (n->started)
+		return SR_ESTATE;
+	memset(&d, 0, sizeof(d));
+	rv = n->cfg.storage->load(n->cfg.storage_ctx, &d);
+	if (rv)
+		return rv;
+	if (d.first_index == 0)
+		d.first_index = d.snapshot_index + 1;
+	if (d.last_index + 1 < d.first_index ||
+	    (d.snapshot_index && d.first_index != d.snapshot_index + 1) ||
+	    d.snapshot_term > d.term || (d.last_index && d.term == 0)) {
+		node_log(n, SR_LOG_ERROR, "store state is inconsistent");
+		return SR_ECORRUPT;
+	}
+	n->now = now_ms;
+	n->term = d.term;
+	n->vote = d.vote;
+	sr_log_reset(&n->log, d.first_index, d.snapshot_index, d.snapshot_term);
+	n->commit = n->applied = d.snapshot_index;
+	if (d.snapshot_index) {
+		n->snap_conf = d.snapshot_conf;
+		conf_set(n, &d.snapshot_conf, d.snapshot_index);
+	}
+	node_enter(n);
+	rv = node_load_log(n, &d);
+	if (rv)
+		goto out;
+	n->durable = d.last_index;
+	n->started = 1;
+	if (d.last_index == 0 && d.term == 0 && d.snapshot_index == 0 &&
+	    n->have_bootstrap) {
+		rv = node_write_bootstrap(n);
+		if (rv)
+			goto out;
+	} else if (n->have_bootstrap) {
+		node_log(n, SR_LOG_INFO, "store holds state: bootstrap "
+					 "configuration ignored");
+	}
+	node_log(n, SR_LOG_INFO, "started: log [%llu, %llu], commit %llu",
+		 (unsigned long long)n->log.first,
+		 (unsigned long long)sr_log_last(&n->log),
+		 (unsigned long long)n->commit);
+	elect_become_follower(n, n->term, 0);
+	/* A sole voter need not wait for anyone (and a restart resumes). */
+	if (node_voter_count(n) == 1 && node_is_voter(n, n->cfg.id))
+		elect_start(n, 0, 0);
+out:
+	node_leave(n);
+	if (rv)
+		n->started = 0;
+	return rv;
+}
+
+void sr_node_destroy(sr_node *n)
+{
+	if (!n)
+		return;
+	apply_fail_all(n, SR_EUNKNOWN);
+	apply_free(n);
+	persist_free(n);
+	for (uint32_t i = 0; i < n->n_prs; i++)
+		repl_free_progress(n, &n->prs[i]);
+	sr_free(n->alloc, n->prs);
+	sr_free(n->alloc, n->scratch);
+	sr_log_close(&n->log);
+	sr_free(n->alloc, n);
+}
+
+int sr_node_tick(sr_node *n, uint64_t now_ms)
+{
+	if (!n->started)
+		return SR_ESTATE;
+	if (n->role == SR_STOPPED)
+		return n->stop_error;
+	if (now_ms > n->now)
+		n->now = now_ms;
+	node_enter(n);
+	if (n->role == SR_LEADER)
+		repl_tick(n);
+	else
+		elect_tick(n);
+	node_leave(n);
+	return 0;
+}
+
+uint64_t sr_node_deadline(const sr_node *n)
+{
+	if (n->role == SR_LEADER)
+		return SR_MIN(n->heartbeat_deadline, n->quorum_deadline);
+	if (n->role == SR_STOPPED)
+		return UINT64_MAX;
+	return n->election_deadline;
+}
+
+static int node_msg_valid(const sr_node *n, const sr_msg *m)
+{
+	if (m->group != n->cfg.group || m->to != n->cfg.id || m->from == 0 ||
+	    m->from == n->cfg.id)
+		return SR_EINVAL;
+	if (m->type == SR_MSG_APPEND && m->u.append.n_entries &&
+	    !m->u.append.entries)
+		return SR_EPROTO;
+	return 0;
+}
+
+int sr_node_step(sr_node *n, const sr_msg *m)
+{
+	int rv;
+	if (!n->started)
+		return SR_ESTATE;
+	if (n->role == SR_STOPPED)
+		return n->stop_error;
+	rv = node_msg_valid(n, m);
+	if (rv)
+		return rv;
+	node_enter(n);
+	if (!elect_step_term(n, m))
+		goto out;
+	switch (m->type) {
+	case SR_MSG_VOTE:
+		elect_handle_vote(n, m);
+		break;
+	case SR_MSG_VOTE_RESP:
+		elect_handle_vote_resp(n, m);
+		break;
+	case SR_MSG_APPEND:
+		follower_handle_append(n, m);
+		break;
+	case SR_MSG_APPEND_RESP:
+		repl_handle_append_resp(n, m);
+		break;
+	case SR_MSG_TIMEOUT_NOW:
+		if (n->role == SR_FOLLOWER && m->term == n->term &&
+		    node_is_voter(n, n->cfg.id))
+			elect_start(n, 0, 1);
+		break;
+	default:
+		/* Snapshots and read indexes are not handled by this
+		 * version: the sender's flow control copes with the loss. */
+		node_log(n, SR_LOG_DEBUG, "ignoring %s from %llu",
+			 sr_msg_type_name(m->type),
+			 (unsigned long long)m->from);
+		rv = m->type > SR_MSG_TYPE_MAX ? SR_EPROTO : 0;
+		break;
+	}
+out:
+	node_leave(n);
+	return rv;
+}
+
+/* Append one proposal on the leader; the caller persists and sends. */
+static int node_propose_one(sr_node *n, const void *data, size_t len,
+			    void *cookie, sr_index *index_out)
+{
+	struct log_buf *b = NULL;
+	sr_index index = sr_log_last(&n->log) + 1;
+	int rv;
+
+	if (len > n->cfg.max_entry_bytes)
+		return SR_ETOOBIG;
+	if (n->uncommitted_bytes + len > n->cfg.max_uncommitted_bytes &&
+	    n->uncommitted_bytes > 0)
+		return SR_EBUSY;
+	if (len) {
+		b = sr_log_buf_new(n->alloc, len, 1);
+		if (!b)
+			return SR_ENOMEM;
+		memcpy(b->data, data, len);
+	}
+	rv = apply_add_proposal(n, index, n->term, cookie);
+	if (rv == 0)
+		rv = sr_log_push(&n->log, n->term, SR_ENTRY_NORMAL, b,
+				 b ? b->data : NULL, (uint32_t)len);
+	if (rv) {
+		sr_free(n->alloc, b);
+		return rv;
+	}
+	n->uncommitted_bytes += len;
+	if (index_out)
+		*index_out = index;
+	return 0;
+}
+
+static int node_can_propose(const sr_node *n)
+{
+	if (!n->started)
+		return SR_ESTATE;
+	if (n->role == SR_STOPPED)
+		return SR_ESHUTDOWN;
+	if (n->role != SR_LEADER)
+		return SR_ENOTLEADER;
+	return 0;
+}
+
+int sr_node_propose(sr_node *n, const void *data, size_t len, void *cookie,
+		    sr_index *index_out)
+{
+	sr_index index;
+	int rv = node_can_propose(n);
+	if (rv)
+		return rv;
+	if (!data && len)
+		return SR_EINVAL;
+	node_enter(n);
+	rv = node_propose_one(n, data, len, cookie, &index);
+	if (rv == 0) {
+		if (index_out)
+			*index_out = index;
+		if (persist_append(n, index, 1) == 0)
+			repl_broadcast(n, 0);
+	}
+	node_leave(n);
+	return rv;
+}
+
+int sr_node_propose_batch(sr_node *n, const sr_buf *cmds, size_t count,
+			  void *const *cookies, sr_index *first_out)
+{
+	sr_index first = sr_log_last(&n->log) + 1;
+	size_t done = 0;
+	int rv = node_can_propose(n);
+	if (rv)
+		return rv;
+	if (count == 0 || !cmds)
+		return SR_EINVAL;
+	node_enter(n);
+	for (; done < count; done++) {
+		rv = node_propose_one(n, cmds[done].base, cmds[done].len,
+				      cookies ? cookies[done] : NULL, NULL);
+		if (rv)
+			break;
+	}
+	if (done > 0) {
+		if (first_out)
+			*first_out = first;
+		if (persist_append(n, first, done) == 0)
+			repl_broadcast(n, 0);
+	}
+	node_leave(n);
+	return done > 0 ? (int)done : rv;
+}
+
+void sr_node_storage_done(sr_node *n, uint64_t token, int status)
+{
+	persist_complete(n, token, status);
+	if (n->depth == 0 && n->started) {
+		node_enter(n);
+		node_leave(n);
+	}
+}
+
+void sr_node_status(const sr_node *n, sr_status *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = n->cfg.id;
+	out->role = n->role;
+	out->term = n->term;
+	out->vote = n->vote;
+	out->leader = n->role == SR_LEADER ? n->cfg.id : n->leader;
+	out->commit_index = n->commit;
+	out->applied_index = n->applied;
+	out->first_index = n->log.first;
+	out->last_index = sr_log_last(&n->log);
+	out->durable_index = n->durable;
+	out->snapshot_index = n->log.snap_index;
+	out->uncommitted_bytes = n->uncommitted_bytes;
+	out->error = n->stop_error;
+	out->n_peers = n->n_prs;
+}
+
+size_t sr_node_peer_status(const sr_node *n, sr_peer_status *out, size_t cap)
+{
+	for (uint32_t i = 0; i < n->n_prs && i < cap; i++) {
+		const struct progress *pr = &n->prs[i];
+		out[i].id = pr->id;
+		out[i].role = pr->role;
+		out[i].state = pr->state;
+		out[i].match = pr->match;
+		out[i].next = pr->next;
+		out[i].inflight_msgs = pr->infl_count;
+		out[i].inflight_bytes = pr->infl_bytes;
+		out[i].last_heard_ms = pr->last_heard;
+	}
+	return n->n_prs;
+}
+
+const sr_membership *sr_node_membership(const sr_node *n)
+{
+	return &n->conf;
+}

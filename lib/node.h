@@ -1,0 +1,169 @@
+/*
+ * node.h — the engine's private state, shared by its files:
+ *
+ *   node.c         life cycle, the public entry points, status
+ *   election.c     timers, PreVote, votes, role changes (Raft §5.2, §9.6)
+ *   replication.c  the leader side: progress, appends, commit (Raft §5.3)
+ *   follower.c     the follower side of AppendEntries
+ *   persist.c      the store: append queue, durable index, term and vote
+ *   apply.c        applying committed entries; proposals and their outcome
+ *   config.c       the configuration in effect and its rollback
+ *   log.c          the in-memory log cache
+ *
+ * Every public entry point brackets its work with node_enter()/node_leave();
+ * node_leave() runs deferred work (store completions that arrived inside a
+ * callback, commit, apply, acknowledgements) exactly once, at the end, so
+ * no callback ever sees the engine half-way through a change.
+ */
+#ifndef SR_NODE_H
+#define SR_NODE_H
+
+#include <seshat/raft.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Per-peer replication state, kept by every node, used by the leader. */
+struct progress {
+	sr_id id;
+	uint32_t role; /* SR_ROLE_VOTER or SR_ROLE_LEARNER */
+	uint32_t state;
+	sr_index match;
+	sr_index next;
+	int probe_sent;	    /* PROBE: an append is outstanding */
+	int recent_active;  /* heard from since the last quorum check */
+	int vote_granted;   /* election bookkeeping */
+	int vote_answered;
+	uint64_t last_heard;
+	/* REPLICATE: appends in flight, as a ring of (last index, bytes) */
+	struct inflight {
+		sr_index last;
+		uint64_t bytes;
+	} *infl;
+	uint32_t infl_head, infl_count;
+	uint64_t infl_bytes;
+};
+
+/* A store operation in flight (appends only; see persist.c). */
+struct pending_op {
+	sr_index last; /* clamped when a truncation removes its entries */
+	int done;
+	int status;
+};
+
+/* A proposal awaiting its outcome (see apply.c). */
+struct proposal {
+	sr_index index;
+	sr_term term;
+	void *cookie;
+};
+
+struct sr_node {
+	sr_config cfg;
+	const sr_alloc *alloc;
+	int started;
+	int depth;	  /* nesting of public entry points */
+	int role;
+	int stop_error;	  /* storage error that stopped the node */
+	sr_term term;
+	sr_id vote;
+	sr_id leader;
+	uint64_t now;
+	uint64_t rng;
+
+	/* timers */
+	uint64_t election_deadline; /* follower and candidates */
+	uint64_t heartbeat_deadline; /* leader */
+	uint64_t quorum_deadline;    /* leader, CheckQuorum */
+	uint64_t leader_heard;	     /* follower: last contact from leader */
+
+	/* log */
+	struct raft_log log;
+	sr_index commit;
+	sr_index applied;
+	sr_index durable;
+	sr_index verified; /* follower: highest index known to match leader */
+	sr_index acked;	   /* follower: highest index acknowledged */
+	uint64_t last_seq; /* follower: seq of the last append seen */
+	uint64_t hb_seq;   /* leader: append sequence */
+
+	/* store operations in flight */
+	struct pending_op *ops;
+	uint32_t ops_cap, ops_head, ops_count;
+	uint64_t ops_first_token; /* token of ops[ops_head] */
+	int ops_dirty;		  /* a completion awaits processing */
+
+	/* configuration */
+	sr_membership conf;
+	sr_index conf_index; /* index of the entry that holds conf, 0 if none */
+	sr_membership snap_conf; /* configuration at the snapshot */
+	sr_membership bootstrap;
+	int have_bootstrap;
+	struct progress *prs; /* one per member other than removed */
+	uint32_t n_prs;
+
+	/* proposals, sorted by index */
+	struct proposal *props;
+	uint32_t props_cap, props_head, props_count;
+	uint64_t uncommitted_bytes;
+
+	/* scratch for building append messages */
+	sr_entry *scratch;
+	size_t scratch_cap;
+};
+
+/* node.c */
+void node_log(sr_node *n, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void node_send(sr_node *n, sr_msg *m);
+void node_stop(sr_node *n, int err, const char *what);
+struct progress *node_progress(sr_node *n, sr_id id);
+int node_is_voter(const sr_node *n, sr_id id);
+uint32_t node_voter_count(const sr_node *n);
+
+/* election.c */
+void elect_reset_timer(sr_node *n);
+void elect_become_follower(sr_node *n, sr_term term, sr_id leader);
+void elect_tick(sr_node *n);
+void elect_start(sr_node *n, int pre, int transfer);
+int elect_step_term(sr_node *n, const sr_msg *m);
+void elect_handle_vote(sr_node *n, const sr_msg *m);
+void elect_handle_vote_resp(sr_node *n, const sr_msg *m);
+int elect_set_hard_state(sr_node *n, sr_term term, sr_id vote);
+void elect_notify(sr_node *n);
+
+/* replication.c */
+void repl_become_leader(sr_node *n);
+void repl_tick(sr_node *n);
+void repl_send_append(sr_node *n, struct progress *pr, int heartbeat);
+void repl_broadcast(sr_node *n, int heartbeat);
+void repl_handle_append_resp(sr_node *n, const sr_msg *m);
+void repl_maybe_commit(sr_node *n);
+void repl_reset_progress(sr_node *n, struct progress *pr);
+void repl_free_progress(sr_node *n, struct progress *pr);
+
+/* follower.c */
+void follower_handle_append(sr_node *n, const sr_msg *m);
+void follower_maybe_ack(sr_node *n, int force);
+
+/* persist.c */
+int persist_append(sr_node *n, sr_index lo, size_t count);
+int persist_truncate(sr_node *n, sr_index from);
+void persist_complete(sr_node *n, uint64_t token, int status);
+void persist_process(sr_node *n);
+void persist_free(sr_node *n);
+
+/* apply.c */
+int apply_add_proposal(sr_node *n, sr_index index, sr_term term,
+		       void *cookie);
+void apply_committed(sr_node *n);
+void apply_fail_all(sr_node *n, int status);
+void apply_free(sr_node *n);
+
+/* config.c */
+int conf_entry_appended(sr_node *n, sr_index index, const void *data,
+			size_t len);
+void conf_set(sr_node *n, const sr_membership *conf, sr_index index);
+int conf_rollback(sr_node *n, sr_index from);
+
+#endif

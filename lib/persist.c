@@ -1,0 +1,145 @@
+/*
+ * persist.c — the engine's side of the log store.
+ *
+ * Appends are asynchronous: each gets a token (a sequence number) and an
+ * entry in a FIFO of operations in flight.  Completions may arrive in any
+ * order, from inside append() or later; the durable index advances only
+ * over a prefix of completed operations, so it never skips a hole.
+ *
+ * A truncation clamps the durable index and every operation in flight to
+ * the truncation point: a late completion for entries that have since
+ * been replaced can never make the replacements look durable.  The store
+ * applies operations in call order (see raft.h), so an append that
+ * completes after a truncation covers only entries written after it.
+ *
+ * An error from the store stops the node: nothing after a failed write is
+ * ever reported durable.
+ */
+#include <string.h>
+
+#include "node.h"
+
+static int persist_push_op(sr_node *n, sr_index last)
+{
+	if (n->ops_count == n->ops_cap) {
+		uint32_t ncap = n->ops_cap ? n->ops_cap * 2 : 64;
+		struct pending_op *o = sr_malloc(n->alloc, ncap * sizeof(*o));
+		if (!o)
+			return SR_ENOMEM;
+		for (uint32_t i = 0; i < n->ops_count; i++)
+			o[i] = n->ops[(n->ops_head + i) % n->ops_cap];
+		sr_free(n->alloc, n->ops);
+		n->ops = o;
+		n->ops_cap = ncap;
+		n->ops_head = 0;
+	}
+	struct pending_op *op = &n->ops[(n->ops_head + n->ops_count) % n->ops_cap];
+	op->last = last;
+	op->done = 0;
+	op->status = 0;
+	n->ops_count++;
+	return 0;
+}
+
+int persist_append(sr_node *n, sr_index lo, size_t count)
+{
+	uint64_t token = n->ops_first_token + n->ops_count;
+	size_t got = 0;
+	int rv;
+
+	if (n->role == SR_STOPPED)
+		return SR_ESHUTDOWN;
+	if (n->scratch_cap < count) {
+		sr_entry *s = sr_realloc(n->alloc, n->scratch,
+					 count * sizeof(*s));
+		if (!s) {
+			node_stop(n, SR_ENOMEM, "append");
+			return SR_ENOMEM;
+		}
+		n->scratch = s;
+		n->scratch_cap = count;
+	}
+	/* The entries were just pushed, so they are cached. */
+	rv = sr_log_get(&n->log, lo, count, UINT64_MAX, n->scratch, &got);
+	if (rv == 0 && got != count)
+		rv = SR_ECORRUPT;
+	if (rv == 0)
+		rv = persist_push_op(n, lo + count - 1);
+	if (rv) {
+		node_stop(n, rv, "append");
+		return rv;
+	}
+	/* The op is queued first: a synchronous store completes inside. */
+	rv = n->cfg.storage->append(n->cfg.storage_ctx, token, n->scratch,
+				    count);
+	if (rv) {
+		n->ops_count--;
+		node_stop(n, rv, "append");
+		return rv;
+	}
+	return 0;
+}
+
+int persist_truncate(sr_node *n, sr_index from)
+{
+	int rv = n->cfg.storage->truncate(n->cfg.storage_ctx, from);
+	if (rv) {
+		node_stop(n, rv, "truncate");
+		return rv;
+	}
+	sr_log_truncate(&n->log, from);
+	if (n->durable >= from)
+		n->durable = from - 1;
+	if (n->verified >= from)
+		n->verified = from - 1;
+	for (uint32_t i = 0; i < n->ops_count; i++) {
+		struct pending_op *op = &n->ops[(n->ops_head + i) % n->ops_cap];
+		if (op->last >= from)
+			op->last = from - 1;
+	}
+	conf_rollback(n, from);
+	return 0;
+}
+
+void persist_complete(sr_node *n, uint64_t token, int status)
+{
+	struct pending_op *op;
+	if (token < n->ops_first_token ||
+	    token >= n->ops_first_token + n->ops_count) {
+		node_log(n, SR_LOG_WARN, "completion for unknown token %llu",
+			 (unsigned long long)token);
+		return;
+	}
+	op = &n->ops[(n->ops_head + (token - n->ops_first_token)) % n->ops_cap];
+	if (op->done)
+		return;
+	op->done = 1;
+	op->status = status;
+	n->ops_dirty = 1;
+}
+
+void persist_process(sr_node *n)
+{
+	n->ops_dirty = 0;
+	while (n->ops_count > 0) {
+		struct pending_op *op = &n->ops[n->ops_head];
+		if (!op->done)
+			break;
+		if (op->status) {
+			node_stop(n, op->status, "storage write");
+			return;
+		}
+		if (op->last > n->durable)
+			n->durable = op->last;
+		n->ops_head = (n->ops_head + 1) % n->ops_cap;
+		n->ops_count--;
+		n->ops_first_token++;
+	}
+}
+
+void persist_free(sr_node *n)
+{
+	sr_free(n->alloc, n->ops);
+	n->ops = NULL;
+	n->ops_count = 0;
+}

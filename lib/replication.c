@@ -1,0 +1,335 @@
+/*
+ * replication.c — the leader's side of log replication (Raft §5.3, §5.4;
+ * thesis §10.2.1 for writing to the leader's disk in parallel).
+ *
+ * Each follower has a progress record in one of two states:
+ *
+ *   PROBE      the leader does not know where the follower's log matches
+ *              its own; it sends one append at a time (from next) and
+ *              waits for the answer or the next heartbeat.
+ *   REPLICATE  the logs match up to `match`; the leader streams appends
+ *              optimistically (next moves ahead as it sends), up to
+ *              max_inflight_msgs messages and max_inflight_bytes of entry
+ *              data not yet acknowledged.
+ *
+ * A rejection carries a hint (the follower's last index whose term is at
+ * most the conflicting term), so the leader skips a whole term per round
+ * trip instead of one entry.  A rejection or acknowledgement that is older
+ * than what the leader knows (index at or below match) is ignored: next
+ * never moves below match + 1.
+ *
+ * Commit (§5.4.2): the highest index stored durably on a majority of
+ * voters — the leader counts its own durable index, not its last — and
+ * only if that entry is of the current term; earlier entries commit with
+ * it.  The leader appends a no-op at the start of its term so that this
+ * happens without waiting for a client.
+ */
+#include <string.h>
+
+#include "node.h"
+
+static int repl_infl_full(const sr_node *n, const struct progress *pr)
+{
+	return pr->infl_count >= n->cfg.max_inflight_msgs ||
+	       pr->infl_bytes >= n->cfg.max_inflight_bytes;
+}
+
+static void repl_infl_add(sr_node *n, struct progress *pr, sr_index last,
+			  uint64_t bytes)
+{
+	uint32_t cap = n->cfg.max_inflight_msgs;
+	if (!pr->infl) {
+		pr->infl = sr_malloc(n->alloc, cap * sizeof(*pr->infl));
+		if (!pr->infl)
+			return; /* unbounded pipelining is avoided by PROBE */
+	}
+	pr->infl[(pr->infl_head + pr->infl_count) % cap].last = last;
+	pr->infl[(pr->infl_head + pr->infl_count) % cap].bytes = bytes;
+	pr->infl_count++;
+	pr->infl_bytes += bytes;
+}
+
+/* Forget in-flight appends acknowledged up to index. */
+static void repl_infl_free_to(sr_node *n, struct progress *pr, sr_index index)
+{
+	uint32_t cap = n->cfg.max_inflight_msgs;
+	while (pr->infl_count > 0 && pr->infl[pr->infl_head].last <= index) {
+		pr->infl_bytes -= pr->infl[pr->infl_head].bytes;
+		pr->infl_head = (pr->infl_head + 1) % cap;
+		pr->infl_count--;
+	}
+}
+
+static void repl_infl_clear(struct progress *pr)
+{
+	pr->infl_head = 0;
+	pr->infl_count = 0;
+	pr->infl_bytes = 0;
+}
+
+void repl_reset_progress(sr_node *n, struct progress *pr)
+{
+	pr->state = SR_PROGRESS_PROBE;
+	pr->match = 0;
+	pr->next = sr_log_last(&n->log) + 1;
+	pr->probe_sent = 0;
+	pr->recent_active = 1;
+	repl_infl_clear(pr);
+}
+
+void repl_free_progress(sr_node *n, struct progress *pr)
+{
+	sr_free(n->alloc, pr->infl);
+	pr->infl = NULL;
+}
+
+static int repl_scratch(sr_node *n, size_t want)
+{
+	sr_entry *s;
+	if (n->scratch_cap >= want)
+		return 0;
+	s = sr_realloc(n->alloc, n->scratch, want * sizeof(*s));
+	if (!s)
+		return SR_ENOMEM;
+	n->scratch = s;
+	n->scratch_cap = want;
+	return 0;
+}
+
+/* Send one append to pr; returns 1 if entries were sent. */
+static int repl_send_one(sr_node *n, struct progress *pr, int heartbeat)
+{
+	sr_index last = sr_log_last(&n->log);
+	sr_index prev = pr->next - 1;
+	uint64_t room = n->cfg.max_msg_bytes, bytes = 0;
+	size_t count = 0;
+	int err;
+	sr_msg m;
+
+	if (pr->state == SR_PROGRESS_PROBE && pr->probe_sent)
+		return 0;
+	if (pr->state == SR_PROGRESS_REPLICATE && repl_infl_full(n, pr) &&
+	    !heartbeat)
+		return 0;
+	if (pr->next > last && !heartbeat)
+		return 0;
+	memset(&m, 0, sizeof(m));
+	m.u.append.prev_term = sr_log_term(&n->log, prev, &err);
+	if (err) {
+		/* Compacted away: only a snapshot can catch this follower
+		 * up, which this version does not send. */
+		node_log(n, SR_LOG_WARN, "cannot replicate to %llu from %llu: %s",
+			 (unsigned long long)pr->id,
+			 (unsigned long long)pr->next, sr_strerror(err));
+		return 0;
+	}
+	if (pr->next <= last && !(pr->state == SR_PROGRESS_REPLICATE &&
+				  repl_infl_full(n, pr))) {
+		size_t max_n = n->cfg.max_msg_entries;
+		if (pr->state == SR_PROGRESS_REPLICATE &&
+		    n->cfg.max_inflight_bytes - pr->infl_bytes < room)
+			room = n->cfg.max_inflight_bytes - pr->infl_bytes;
+		if (max_n > last - prev)
+			max_n = (size_t)(last - prev);
+		if (repl_scratch(n, max_n))
+			return 0;
+		err = sr_log_get(&n->log, pr->next, max_n, room, n->scratch,
+				 &count);
+		if (err) {
+			node_log(n, SR_LOG_WARN, "reading entries for %llu: %s",
+				 (unsigned long long)pr->id, sr_strerror(err));
+			return 0;
+		}
+		for (size_t i = 0; i < count; i++)
+			bytes += n->scratch[i].len;
+	}
+	m.type = SR_MSG_APPEND;
+	m.to = pr->id;
+	m.u.append.prev_index = prev;
+	m.u.append.commit = n->commit;
+	m.u.append.seq = ++n->hb_seq;
+	m.u.append.entries = count ? n->scratch : NULL;
+	m.u.append.n_entries = (uint32_t)count;
+	node_send(n, &m);
+	if (pr->state == SR_PROGRESS_PROBE) {
+		pr->probe_sent = 1;
+	} else if (count) {
+		pr->next = prev + count + 1;
+		repl_infl_add(n, pr, prev + count, bytes);
+	}
+	return count > 0;
+}
+
+void repl_send_append(sr_node *n, struct progress *pr, int heartbeat)
+{
+	if (heartbeat && pr->state == SR_PROGRESS_PROBE)
+		pr->probe_sent = 0; /* the previous probe may be lost */
+	if (!repl_send_one(n, pr, heartbeat))
+		return;
+	/* Pipeline: keep sending while there is room and data. */
+	while (pr->state == SR_PROGRESS_REPLICATE &&
+	       repl_send_one(n, pr, 0))
+		;
+}
+
+void repl_broadcast(sr_node *n, int heartbeat)
+{
+	for (uint32_t i = 0; i < n->n_prs && n->role == SR_LEADER; i++)
+		repl_send_append(n, &n->prs[i], heartbeat);
+}
+
+void repl_become_leader(sr_node *n)
+{
+	sr_index index;
+	n->role = SR_LEADER;
+	n->leader = n->cfg.id;
+	n->uncommitted_bytes = 0;
+	for (uint32_t i = 0; i < n->n_prs; i++) {
+		repl_reset_progress(n, &n->prs[i]);
+		n->prs[i].last_heard = n->now;
+	}
+	n->heartbeat_deadline = n->now + n->cfg.heartbeat_ms;
+	n->quorum_deadline = n->now + n->cfg.election_timeout_ms;
+	node_log(n, SR_LOG_INFO, "became leader");
+	elect_notify(n);
+	/* The no-op of §5.4.2 / §8: lets entries of earlier terms commit. */
+	index = sr_log_last(&n->log) + 1;
+	if (sr_log_push(&n->log, n->term, SR_ENTRY_NOOP, NULL, NULL, 0)) {
+		node_stop(n, SR_ENOMEM, "appending the leader's no-op");
+		return;
+	}
+	if (persist_append(n, index, 1) == 0)
+		repl_broadcast(n, 0);
+}
+
+/* CheckQuorum (thesis §6.2): step down if a majority went silent. */
+static void repl_check_quorum(sr_node *n)
+{
+	uint32_t active = node_is_voter(n, n->cfg.id) ? 1 : 0;
+	uint32_t quorum = node_voter_count(n) / 2 + 1;
+	for (uint32_t i = 0; i < n->n_prs; i++) {
+		struct progress *pr = &n->prs[i];
+		if (pr->role == SR_ROLE_VOTER && pr->recent_active)
+			active++;
+		pr->recent_active = 0;
+	}
+	if (active < quorum) {
+		node_log(n, SR_LOG_WARN, "stepping down: heard from %u of %u "
+					 "voters in an election timeout",
+			 active, node_voter_count(n));
+		elect_become_follower(n, n->term, 0);
+	}
+}
+
+void repl_tick(sr_node *n)
+{
+	if (n->now >= n->quorum_deadline) {
+		n->quorum_deadline = n->now + n->cfg.election_timeout_ms;
+		if (n->cfg.check_quorum) {
+			repl_check_quorum(n);
+			if (n->role != SR_LEADER)
+				return;
+		}
+	}
+	if (n->now >= n->heartbeat_deadline) {
+		n->heartbeat_deadline = n->now + n->cfg.heartbeat_ms;
+		repl_broadcast(n, 1);
+	}
+}
+
+/* Largest index <= index whose term is <= term (for fast back-off). */
+static sr_index repl_find_hint(sr_node *n, sr_index index, sr_term term)
+{
+	if (index > sr_log_last(&n->log))
+		index = sr_log_last(&n->log);
+	while (index > n->log.snap_index) {
+		int err;
+		sr_term t = sr_log_term(&n->log, index, &err);
+		if (err || t <= term)
+			break;
+		index--;
+	}
+	return index;
+}
+
+void repl_handle_append_resp(sr_node *n, const sr_msg *m)
+{
+	const sr_msg_append_resp *r = &m->u.append_resp;
+	struct progress *pr;
+
+	if (n->role != SR_LEADER || m->term != n->term)
+		return;
+	pr = node_progress(n, m->from);
+	if (!pr)
+		return;
+	pr->recent_active = 1;
+	pr->last_heard = n->now;
+	if (r->success) {
+		sr_index held = SR_MAX(r->index, r->hint_index);
+		if (held > sr_log_last(&n->log))
+			return; /* claims entries we never sent */
+		if (r->index > pr->match) {
+			pr->match = r->index;
+			repl_infl_free_to(n, pr, r->index);
+		}
+		if (pr->state == SR_PROGRESS_PROBE) {
+			pr->state = SR_PROGRESS_REPLICATE;
+			pr->probe_sent = 0;
+			repl_infl_clear(pr);
+		}
+		if (pr->next < held + 1)
+			pr->next = held + 1;
+		if (pr->next <= pr->match)
+			pr->next = pr->match + 1;
+	} else {
+		sr_index hint;
+		if (r->index <= pr->match)
+			return; /* stale: we already know more */
+		if (pr->state == SR_PROGRESS_PROBE && r->index != pr->next - 1)
+			return; /* not the answer to our current probe */
+		hint = repl_find_hint(n, r->hint_index, r->hint_term);
+		pr->state = SR_PROGRESS_PROBE;
+		pr->probe_sent = 0;
+		repl_infl_clear(pr);
+		pr->next = SR_MAX(pr->match + 1, SR_MIN(hint + 1, r->index));
+	}
+	repl_send_append(n, pr, 0);
+}
+
+static int repl_cmp_desc(const void *a, const void *b)
+{
+	sr_index x = *(const sr_index *)a, y = *(const sr_index *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+void repl_maybe_commit(sr_node *n)
+{
+	sr_index matches[SR_MAX_MEMBERS + 1];
+	uint32_t k = 0, quorum = node_voter_count(n) / 2 + 1;
+	sr_index candidate, old = n->commit;
+	int err;
+
+	if (n->role != SR_LEADER || quorum == 0)
+		return;
+	if (node_is_voter(n, n->cfg.id))
+		matches[k++] = n->durable;
+	for (uint32_t i = 0; i < n->n_prs; i++)
+		if (n->prs[i].role == SR_ROLE_VOTER)
+			matches[k++] = n->prs[i].match;
+	if (k < quorum)
+		return;
+	qsort(matches, k, sizeof(matches[0]), repl_cmp_desc);
+	candidate = matches[quorum - 1];
+	if (candidate <= n->commit)
+		return;
+	/* Only entries of the current term commit by counting (§5.4.2). */
+	if (sr_log_term(&n->log, candidate, &err) != n->term || err)
+		return;
+	n->commit = candidate;
+	for (sr_index i = old + 1; i <= candidate; i++) {
+		const struct log_slot *s = sr_log_slot(&n->log, i);
+		if (s && s->term == n->term && s->type == SR_ENTRY_NORMAL)
+			n->uncommitted_bytes -= SR_MIN(n->uncommitted_bytes,
+						       (uint64_t)s->len);
+	}
+}

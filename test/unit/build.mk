@@ -1,0 +1,8 @@
+# Unit tests of the engine: test/unit/test_*.c, one binary each.
+UNIT_SRCS = $(wildcard test/unit/test_*.c)
+UNIT_BINS = $(patsubst test/unit/%.c,$(BUILD)/test/unit/%,$(UNIT_SRCS))
+TESTS += $(UNIT_BINS)
+
+$(BUILD)/test/unit/%: test/unit/%.c $(STATIC) test/testlib.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
