@@ -84,6 +84,7 @@ $(BUILD)/seshatraft.pc: pkgconfig/seshatraft.pc.in Makefile
 -include test/tcp/build.mk
 -include test/install/build.mk
 -include examples/build.mk
+-include examples/kvnode/build.mk
 
 TEST_LIBS = $(STATIC) $(LDLIBS_ALL) $(URING_LIBS)
 

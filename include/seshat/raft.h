@@ -137,6 +137,27 @@ typedef struct sr_fsm_ops {
 
 	/* Release a result nobody took (may be NULL if results are never set). */
 	void (*free_result)(void *ctx, void *result);
+
+	/*
+	 * Take a snapshot of the state as of `index` (the last applied
+	 * entry, of term `term`).  The state machine hands the bytes to the
+	 * engine with sr_node_snapshot_write() and ends with
+	 * sr_node_snapshot_done(), from inside this call or later on the
+	 * engine's thread (so it can capture its state cheaply now and
+	 * serialize it in pieces while the engine keeps running).  apply()
+	 * is called meanwhile for later entries: the snapshot must still
+	 * describe the state at `index`.  A negative return abandons this
+	 * snapshot.  May be NULL: the log is then never compacted.
+	 */
+	int (*snapshot)(void *ctx, sr_index index, sr_term term);
+
+	/*
+	 * Replace the whole state with the store's snapshot (at `index`, of
+	 * `size` bytes), read with sr_node_snapshot_read() from inside this
+	 * call.  Called at start when the store holds a snapshot and when a
+	 * leader installed one.  A negative return stops the node.
+	 */
+	int (*restore)(void *ctx, sr_index index, sr_term term, uint64_t size);
 } sr_fsm_ops;
 
 /* ------------------------------------------------------------------ */
@@ -180,6 +201,14 @@ typedef struct sr_host_ops {
 	 */
 	void (*conf_changed)(void *ctx, const sr_membership *conf);
 
+	/*
+	 * A read requested with sr_node_read_index() is ready: the state
+	 * machine has applied at least `index`, so reading it now is
+	 * linearizable.  status is 0, or SR_ENOTLEADER / SR_ENOQUORUM /
+	 * SR_ETIMEOUT / SR_ESHUTDOWN (retry elsewhere or later).  May be NULL.
+	 */
+	void (*read_done)(void *ctx, void *cookie, int status, sr_index index);
+
 	/* The log hook; may be NULL.  log_level filters what reaches it. */
 	sr_log_fn log;
 } sr_host_ops;
@@ -215,6 +244,20 @@ typedef struct sr_config {
 	 * every follower; older ones are re-read from storage on demand.
 	 * Default 4096. */
 	uint32_t cache_entries;
+
+	/* Snapshots: taken once this many entries were applied since the
+	 * last one (0: only on demand); after a snapshot the log keeps this
+	 * many entries behind it for slow followers; InstallSnapshot sends
+	 * chunks of this size.  Defaults 65536, 4096, 1 MiB. */
+	uint64_t snapshot_threshold;
+	uint64_t snapshot_trailing;
+	uint32_t snapshot_chunk_bytes;
+
+	/* A learner added with auto-promotion becomes a voter once its match
+	 * index stays within catchup_entries of the leader's last index for
+	 * catchup_ms.  Defaults 1000 entries, one election timeout. */
+	uint64_t catchup_entries;
+	uint32_t catchup_ms;
 
 	const sr_storage_ops *storage;
 	void *storage_ctx;
@@ -326,6 +369,91 @@ SR_API int sr_node_propose_batch(sr_node *node, const sr_buf *cmds,
  */
 SR_API void sr_node_storage_done(sr_node *node, uint64_t token, int status);
 
+/* ------------------------------------------------------------------ */
+/* Snapshots                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Take a snapshot now (at the last applied index).  SR_EBUSY if one is
+ * being taken or installed; SR_ESTATE if nothing new was applied. */
+SR_API int sr_node_snapshot(sr_node *node);
+
+/* The state machine's snapshot bytes, in order (see sr_fsm_ops.snapshot).
+ * May be called from inside the snapshot callback. */
+SR_API int sr_node_snapshot_write(sr_node *node, const void *data, size_t len);
+
+/* The snapshot is complete (status 0) or abandoned (negative).  On success
+ * the store makes it durable and the log before it is compacted. */
+SR_API int sr_node_snapshot_done(sr_node *node, int status);
+
+/* Read the store's snapshot; for the restore callback (may be called from
+ * inside it).  *n_out is 0 at the end. */
+SR_API int sr_node_snapshot_read(sr_node *node, uint64_t offset, void *buf,
+				 size_t len, size_t *n_out);
+
+/* ------------------------------------------------------------------ */
+/* Membership (one change at a time; thesis §4)                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * On the leader: add node `id` (never used before in this cluster) with
+ * address `addr` as a learner.  With auto_promote, the leader promotes it
+ * to voter once it has caught up (see catchup_entries/catchup_ms).
+ * Errors: SR_ENOTLEADER, SR_EEXIST (id in use or removed earlier),
+ * SR_ECONFPENDING (a change is not yet committed, or the leader has not
+ * committed an entry of its term yet), SR_EINVAL, SR_EBUSY.
+ */
+SR_API int sr_node_add(sr_node *node, sr_id id, const char *addr,
+		       int auto_promote);
+
+/* On the leader: make learner `id` a voter now.  Errors as sr_node_add,
+ * and SR_ENOTFOUND. */
+SR_API int sr_node_promote(sr_node *node, sr_id id);
+
+/*
+ * On the leader: remove `id` (voter or learner; it may be the leader
+ * itself, which then steps down once the change commits).  The id stays
+ * in the configuration as SR_ROLE_REMOVED so it is never reused.
+ * Errors as sr_node_promote.
+ */
+SR_API int sr_node_remove(sr_node *node, sr_id id);
+
+/*
+ * Forced recovery after a permanent loss of quorum: on a stopped-cluster
+ * survivor (before sr_node_start), replace the configuration by `conf`
+ * as a new entry in the store.  Every other voter of `conf` must get the
+ * same call.  Committed entries that only the lost nodes held are lost:
+ * see docs/design.md.
+ */
+SR_API int sr_node_recover(sr_node *node, const sr_membership *conf);
+
+/* ------------------------------------------------------------------ */
+/* Leadership transfer (thesis §3.10)                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * On the leader: hand leadership to voter `target` (0: the most
+ * up-to-date voter).  The leader brings the target up to date, sends it
+ * TimeoutNow and refuses proposals meanwhile (SR_ETRANSFER); it gives up
+ * after an election timeout.  Errors: SR_ENOTLEADER, SR_ENOTFOUND
+ * (unknown or removed), SR_EINVAL (a learner, or this node),
+ * SR_ETRANSFER (one is running).
+ */
+SR_API int sr_node_transfer(sr_node *node, sr_id target);
+
+/* ------------------------------------------------------------------ */
+/* Linearizable reads (ReadIndex, thesis §6.4)                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Ask for a read index.  read_done(cookie, 0, index) is called once the
+ * leader has confirmed its leadership with a heartbeat round after this
+ * call, has committed an entry of its term, and this node's state
+ * machine has applied up to the read index.  On a follower the index
+ * comes from the leader.  Errors: SR_ENOTLEADER (no leader known),
+ * SR_ENOMEM; on error read_done is not called.
+ */
+SR_API int sr_node_read_index(sr_node *node, void *cookie);
+
 typedef struct sr_status {
 	sr_id id;
 	int role;
@@ -354,6 +482,7 @@ typedef struct sr_peer_status {
 	uint32_t inflight_msgs;
 	uint64_t inflight_bytes;
 	uint64_t last_heard_ms; /* last message from it, on the leader */
+	int auto_promote;	/* a learner to promote once caught up */
 } sr_peer_status;
 
 /* Observe the node.  Safe from callbacks. */
