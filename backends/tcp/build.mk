@@ -1,0 +1,3 @@
+# backends/tcp — the TCP transport (include/seshat/tcp.h).  It runs on the
+# event loop, so it pulls in backends/loop as well.
+-include backends/loop/build.mk

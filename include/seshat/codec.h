@@ -1,0 +1,155 @@
+/*
+ * seshat/codec.h — the wire encoding of sr_msg (docs/wire-protocol.md).
+ *
+ * Every message travels as one frame: a 20-byte header (magic, version,
+ * type, group, payload length, CRC32C) followed by a type-specific payload
+ * of fixed-width little-endian fields.  The codec is pure: it does no I/O,
+ * keeps no state between calls and allocates only through the hooks a
+ * decoder was given.  Any transport (the TCP one in backends/tcp, a test
+ * harness, a future QUIC one) reuses it.
+ *
+ * Encoding writes into a caller buffer; sr_codec_size() says how big it
+ * must be.  Decoding is strict and never reads past the bytes it was given:
+ * a frame that is truncated, fails its CRC, has an unknown magic, version,
+ * message type or entry type, a boolean other than 0/1, or lengths that
+ * disagree with the payload (n_entries, entry len, conf_len) is rejected
+ * with SR_EPROTO; one whose payload or entry count exceeds the decoder's
+ * limits with SR_ETOOBIG.  Limits are checked against the header before
+ * anything is allocated, and an entry count is checked against the bytes
+ * actually present before the entries array is grown.
+ */
+#ifndef SESHAT_CODEC_H
+#define SESHAT_CODEC_H
+
+#include "msg.h"
+#include "types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SR_FRAME_MAGIC 0x46415253u /* the bytes "SRAF" */
+#define SR_FRAME_VERSION 1
+#define SR_FRAME_HDR_SIZE 20	/* magic, version, type, group, len, crc */
+#define SR_FRAME_HELLO 64	/* frame type of the connection handshake */
+#define SR_HELLO_PAYLOAD 24	/* cluster id, from, to */
+#define SR_WIRE_ENTRY_SIZE 24	/* term, index, type, len (+ len data bytes) */
+
+/* Default decoder limits (the TCP transport uses the same defaults). */
+#define SR_FRAME_MAX_DEFAULT (32u << 20) /* payload bytes */
+#define SR_FRAME_MAX_ENTRIES_DEFAULT 65536u
+
+/* A frame header, as read by sr_codec_header(). */
+typedef struct sr_frame_hdr {
+	uint32_t type;	/* SR_MSG_* or SR_FRAME_HELLO */
+	uint32_t group; /* sr_msg.group */
+	uint32_t len;	/* payload bytes after the header */
+	uint32_t crc;	/* CRC32C of header bytes 0..15 and the payload */
+} sr_frame_hdr;
+
+/*
+ * Bytes needed to encode msg (header included), or 0 if msg cannot be
+ * encoded: unknown type or entry type, a NULL pointer with a non-zero
+ * length or count, or a payload over 4 GiB.
+ */
+SR_API size_t sr_codec_size(const sr_msg *msg);
+
+/*
+ * Encode msg as one frame into buf (cap bytes); *len_out (if not NULL)
+ * gets the frame size.  Nothing msg points to is kept.
+ * Errors: SR_EINVAL (msg cannot be encoded, see sr_codec_size),
+ * SR_ETOOBIG (cap is too small; buf may have been partly written).
+ */
+SR_API int sr_codec_encode(const sr_msg *msg, void *buf, size_t cap,
+			   size_t *len_out);
+
+/*
+ * Read and check the header at buf (len >= SR_FRAME_HDR_SIZE bytes are
+ * needed; fewer give SR_EPROTO).  Checks magic, version, that the type is
+ * a message type or SR_FRAME_HELLO, and that the payload is at most
+ * max_payload bytes (else SR_ETOOBIG).  The CRC is checked by the decode
+ * functions, once the payload is there.  A stream reader calls this as
+ * soon as a header has arrived, then waits for SR_FRAME_HDR_SIZE +
+ * hdr->len bytes in all.
+ */
+SR_API int sr_codec_header(const void *buf, size_t len, uint32_t max_payload,
+			   sr_frame_hdr *hdr);
+
+/*
+ * A decoder: limits plus the storage decoded entries arrays live in.
+ * It is plain data owned by the caller; one decoder decodes one frame at a
+ * time.  Not thread-safe.
+ */
+typedef struct sr_decoder {
+	uint32_t max_payload; /* larger frames: SR_ETOOBIG */
+	uint32_t max_entries; /* more entries in one append: SR_ETOOBIG */
+	const sr_alloc *alloc; /* grows `entries`; unused with fixed scratch */
+	sr_entry *entries;     /* scratch for the decoded entries array */
+	size_t cap;	       /* entries available in `entries` */
+	int fixed;	       /* entries is the caller's; never grown or freed */
+} sr_decoder;
+
+/*
+ * A decoder whose entries array grows on demand through alloc (NULL:
+ * libc), never beyond max_entries (0: SR_FRAME_MAX_ENTRIES_DEFAULT).
+ * max_payload 0 means SR_FRAME_MAX_DEFAULT.  Release with
+ * sr_decoder_free().
+ */
+SR_API void sr_decoder_init(sr_decoder *d, uint32_t max_payload,
+			    uint32_t max_entries, const sr_alloc *alloc);
+
+/*
+ * A decoder that never allocates: entries of an append are stored in
+ * scratch[0..cap); an append with more entries gives SR_ETOOBIG.
+ */
+SR_API void sr_decoder_init_fixed(sr_decoder *d, uint32_t max_payload,
+				  sr_entry *scratch, size_t cap);
+
+/* Free what the decoder allocated (nothing for a fixed one). */
+SR_API void sr_decoder_free(sr_decoder *d);
+
+/*
+ * Decode the message frame at the start of buf (len bytes, which may hold
+ * more after the frame).  On success *out is filled and *frame_len (if
+ * not NULL) is the frame's size.
+ *
+ * Lifetime: out->u.append.entries points into the decoder's entries array;
+ * entry data and snapshot conf/data point into buf.  They stay valid while
+ * buf is unchanged and until the next sr_codec_decode() or
+ * sr_decoder_free() on d.
+ *
+ * Errors: SR_EPROTO (truncated, bad magic/version/CRC, unknown or hello
+ * type, inconsistent lengths, a field out of range), SR_ETOOBIG (payload
+ * or entry count over the limits), SR_ENOMEM (growing the entries array).
+ * *out is unspecified after an error.
+ */
+SR_API int sr_codec_decode(sr_decoder *d, const void *buf, size_t len,
+			   sr_msg *out, size_t *frame_len);
+
+/*
+ * The handshake a connecting transport sends first (docs/wire-protocol.md,
+ * "Handshake").  group is 0 in its header.
+ */
+typedef struct sr_hello {
+	uint64_t cluster; /* cluster id both sides must share */
+	sr_id from;	  /* the connecting node */
+	sr_id to;	  /* the node it means to reach */
+} sr_hello;
+
+#define SR_HELLO_FRAME_SIZE (SR_FRAME_HDR_SIZE + SR_HELLO_PAYLOAD)
+
+/* Encode a hello frame (SR_HELLO_FRAME_SIZE bytes); SR_ETOOBIG if cap is
+ * too small. */
+SR_API int sr_codec_encode_hello(const sr_hello *h, void *buf, size_t cap);
+
+/*
+ * Decode a hello frame from buf (exactly or at least one frame).
+ * Errors: SR_EPROTO (truncated, bad header or CRC, not a hello, wrong
+ * payload size).
+ */
+SR_API int sr_codec_decode_hello(const void *buf, size_t len, sr_hello *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

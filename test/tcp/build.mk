@@ -1,0 +1,21 @@
+# test/tcp — the wire codec, the event loop and the TCP transport.
+#
+#   test_codec        codec round trips, golden frames, hostile input
+#   test_loop         the epoll loop: watchers, timers, deferred calls
+#   test_tcp          live transports on loopback: hostile peers,
+#                     reconnects, partitions, bounds, both loop modes
+#   test_tcp_cluster  3 engines over real TCP elect a leader and commit
+#                     (built only when the engine and the memory store
+#                     exist)
+#   bench_tcp         `make bench`: throughput between two transports
+#   fuzz_codec.c      `make fuzz`: libFuzzer target for the decoder
+TCP_TEST_NAMES = test_codec test_loop
+ifneq ($(wildcard lib/node.c),)
+ifneq ($(wildcard backends/mem/mem.c),)
+endif
+endif
+TESTS     += $(patsubst %,$(BUILD)/test/tcp/%,$(TCP_TEST_NAMES))
+
+$(BUILD)/test/tcp/%: test/tcp/%.c $(STATIC) test/testlib.h $(wildcard test/tcp/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
