@@ -100,3 +100,22 @@ int conf_rollback(sr_node *n, sr_index from)
 	conf_set(n, &c, n->log.snap_index);
 	return 0;
 }
+
+void conf_at(sr_node *n, sr_index index, sr_membership *out)
+{
+	if (n->conf_index <= index) {
+		*out = n->conf;
+		return;
+	}
+	for (sr_index i = index; i >= n->log.first && i > n->log.snap_index;
+	     i--) {
+		sr_entry e;
+		size_t got = 0;
+		if (sr_log_get(&n->log, i, 1, UINT64_MAX, &e, &got) || got != 1)
+			break;
+		if (e.type == SR_ENTRY_CONFIG &&
+		    sr_membership_decode(out, e.data, e.len) == 0)
+			return;
+	}
+	*out = n->snap_conf;
+}

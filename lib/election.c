@@ -64,6 +64,9 @@ void elect_become_follower(sr_node *n, sr_term term, sr_id leader)
 		n->verified = 0;
 		n->acked = 0;
 	}
+	if (n->leader != leader || n->role != SR_FOLLOWER)
+		n->last_seq = 0; /* a new leader numbers its appends anew */
+	n->transfer_target = 0;
 	n->role = SR_FOLLOWER;
 	n->leader = leader;
 	n->uncommitted_bytes = 0;

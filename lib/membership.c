@@ -7,6 +7,8 @@
  *   u8  count   (<= SR_MAX_MEMBERS)
  *   count times:  u64 id (LE, != 0)  u8 role  u8 addr_len  addr bytes
  *
+ * The role byte's high bit marks a learner to promote once caught up.
+ *
  * Decoding is strict: a wrong version, a zero or duplicate id, an unknown
  * role, an address that is too long or a length that does not match the
  * buffer exactly all give SR_EPROTO.
@@ -43,7 +45,7 @@ int sr_membership_encode(const sr_membership *conf, void *buf, size_t cap)
 		size_t alen = strnlen(m->addr, SR_ADDR_MAX - 1);
 		for (int b = 0; b < 8; b++)
 			*p++ = (unsigned char)(m->id >> (8 * b));
-		*p++ = (unsigned char)m->role;
+		*p++ = (unsigned char)(m->role | (m->auto_promote ? 0x80 : 0));
 		*p++ = (unsigned char)alen;
 		memcpy(p, m->addr, alen);
 		p += alen;
@@ -71,11 +73,13 @@ int sr_membership_decode(sr_membership *conf, const void *buf, size_t len)
 		m->id = 0;
 		for (int b = 0; b < 8; b++)
 			m->id |= (uint64_t)p[b] << (8 * b);
-		m->role = p[8];
+		m->role = p[8] & 0x7f;
+		m->auto_promote = (p[8] & 0x80) != 0;
 		alen = p[9];
 		p += 10;
 		if (m->id == 0 || m->role < SR_ROLE_VOTER ||
 		    m->role > SR_ROLE_REMOVED || alen >= SR_ADDR_MAX ||
+		    (m->auto_promote && m->role != SR_ROLE_LEARNER) ||
 		    (size_t)(end - p) < alen)
 			return SR_EPROTO;
 		memcpy(m->addr, p, alen);

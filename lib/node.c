@@ -33,6 +33,11 @@ void sr_config_init(sr_config *cfg, sr_id id)
 	cfg->max_uncommitted_bytes = 64u << 20;
 	cfg->max_entry_bytes = 16u << 20;
 	cfg->cache_entries = 4096;
+	cfg->snapshot_threshold = 65536;
+	cfg->snapshot_trailing = 4096;
+	cfg->snapshot_chunk_bytes = 1u << 20;
+	cfg->catchup_entries = 1000;
+	cfg->catchup_ms = 0; /* 0: one election timeout */
 	cfg->log_level = SR_LOG_INFO;
 }
 
@@ -102,13 +107,13 @@ uint32_t node_voter_count(const sr_node *n)
 	return c;
 }
 
-static void node_enter(sr_node *n)
+void node_enter(sr_node *n)
 {
 	n->depth++;
 }
 
 /* Deferred work, run once when the outermost entry point returns. */
-static void node_leave(sr_node *n)
+void node_leave(sr_node *n)
 {
 	if (n->depth > 1) {
 		n->depth--;
@@ -123,6 +128,13 @@ static void node_leave(sr_node *n)
 		else if (n->durable != durable)
 			follower_maybe_ack(n, 0);
 		apply_committed(n);
+		reconf_after_commit(n);
+		read_process(n);
+		if (n->read_bcast) {
+			n->read_bcast = 0;
+			repl_broadcast(n, 1);
+		}
+		snap_maybe_take(n);
 		if (!n->ops_dirty && n->durable == durable &&
 		    n->commit == commit)
 			break;
@@ -142,7 +154,8 @@ static int node_check_config(const sr_config *c)
 	    c->heartbeat_ms >= c->election_timeout_ms)
 		return SR_EINVAL;
 	if (c->max_inflight_msgs == 0 || c->max_msg_entries == 0 ||
-	    c->max_msg_bytes == 0 || c->max_inflight_bytes == 0)
+	    c->max_msg_bytes == 0 || c->max_inflight_bytes == 0 ||
+	    c->snapshot_chunk_bytes == 0)
 		return SR_EINVAL;
 	return 0;
 }
@@ -161,6 +174,8 @@ int sr_node_create(const sr_config *cfg, sr_node **out)
 		return SR_ENOMEM;
 	memset(n, 0, sizeof(*n));
 	n->cfg = *cfg;
+	if (n->cfg.catchup_ms == 0)
+		n->cfg.catchup_ms = cfg->election_timeout_ms;
 	n->alloc = cfg->alloc;
 	n->role = SR_FOLLOWER;
 	n->rng = cfg->seed ^ (cfg->id * 0x9e3779b97f4a7c15ull);
@@ -286,7 +301,7 @@ int sr_node_start(sr_node *n, uint64_t now_ms)
 	if (d.first_index == 0)
 		d.first_index = d.snapshot_index + 1;
 	if (d.last_index + 1 < d.first_index ||
-	    (d.snapshot_index && d.first_index != d.snapshot_index + 1) ||
+	    d.first_index > d.snapshot_index + 1 ||
 	    d.snapshot_term > d.term || (d.last_index && d.term == 0)) {
 		node_log(n, SR_LOG_ERROR, "store state is inconsistent");
 		return SR_ECORRUPT;
@@ -304,10 +319,20 @@ int sr_node_start(sr_node *n, uint64_t now_ms)
 	rv = node_load_log(n, &d);
 	if (rv)
 		goto out;
-	n->durable = d.last_index;
+	n->durable = SR_MAX(d.last_index, d.snapshot_index);
 	n->started = 1;
-	if (d.last_index == 0 && d.term == 0 && d.snapshot_index == 0 &&
-	    n->have_bootstrap) {
+	if (d.snapshot_index && n->cfg.fsm->restore) {
+		rv = n->cfg.fsm->restore(n->cfg.fsm_ctx, d.snapshot_index,
+					 d.snapshot_term);
+		if (rv)
+			goto out;
+	}
+	if (n->have_recover) {
+		rv = reconf_write_recovery(n);
+		if (rv)
+			goto out;
+	} else if (d.last_index == 0 && d.term == 0 &&
+		   d.snapshot_index == 0 && n->have_bootstrap) {
 		rv = node_write_bootstrap(n);
 		if (rv)
 			goto out;
@@ -336,6 +361,9 @@ void sr_node_destroy(sr_node *n)
 		return;
 	apply_fail_all(n, SR_EUNKNOWN);
 	apply_free(n);
+	read_fail_all(n, SR_ESHUTDOWN);
+	read_free(n);
+	snap_free(n);
 	persist_free(n);
 	for (uint32_t i = 0; i < n->n_prs; i++)
 		repl_free_progress(n, &n->prs[i]);
@@ -392,6 +420,12 @@ int sr_node_step(sr_node *n, const sr_msg *m)
 	rv = node_msg_valid(n, m);
 	if (rv)
 		return rv;
+	if (m->type == SR_MSG_VOTE) {
+		/* A removed server must never disrupt the cluster. */
+		const sr_member *mb = sr_membership_find(&n->conf, m->from);
+		if (mb && mb->role == SR_ROLE_REMOVED)
+			return 0;
+	}
 	node_enter(n);
 	if (!elect_step_term(n, m))
 		goto out;
@@ -408,18 +442,27 @@ int sr_node_step(sr_node *n, const sr_msg *m)
 	case SR_MSG_APPEND_RESP:
 		repl_handle_append_resp(n, m);
 		break;
+	case SR_MSG_SNAPSHOT:
+		snap_handle_chunk(n, m);
+		break;
+	case SR_MSG_SNAPSHOT_RESP:
+		snap_handle_resp(n, m);
+		break;
 	case SR_MSG_TIMEOUT_NOW:
 		if (n->role == SR_FOLLOWER && m->term == n->term &&
 		    node_is_voter(n, n->cfg.id))
 			elect_start(n, 0, 1);
 		break;
+	case SR_MSG_READ_INDEX:
+		if (m->term == n->term)
+			read_handle_request(n, m);
+		break;
+	case SR_MSG_READ_INDEX_RESP:
+		if (m->term == n->term)
+			read_handle_resp(n, m);
+		break;
 	default:
-		/* Snapshots and read indexes are not handled by this
-		 * version: the sender's flow control copes with the loss. */
-		node_log(n, SR_LOG_DEBUG, "ignoring %s from %llu",
-			 sr_msg_type_name(m->type),
-			 (unsigned long long)m->from);
-		rv = m->type > SR_MSG_TYPE_MAX ? SR_EPROTO : 0;
+		rv = SR_EPROTO;
 		break;
 	}
 out:
@@ -468,6 +511,8 @@ static int node_can_propose(const sr_node *n)
 		return SR_ESHUTDOWN;
 	if (n->role != SR_LEADER)
 		return SR_ENOTLEADER;
+	if (n->transfer_target)
+		return SR_ETRANSFER;
 	return 0;
 }
 

@@ -35,6 +35,10 @@ struct progress {
 	int vote_granted;   /* election bookkeeping */
 	int vote_answered;
 	uint64_t last_heard;
+	uint64_t acked_seq;	 /* highest append seq it echoed (ReadIndex) */
+	uint64_t catchup_since;	 /* learner: caught up since (0: not) */
+	sr_index snap_index;	 /* SNAPSHOT: the snapshot being sent */
+	uint64_t snap_offset;	 /* SNAPSHOT: offset of the chunk in flight */
 	/* REPLICATE: appends in flight, as a ring of (last index, bytes) */
 	struct inflight {
 		sr_index last;
@@ -50,6 +54,21 @@ struct pending_op {
 	int done;
 	int status;
 };
+
+/* A read waiting for its index to be confirmed and applied (read.c). */
+struct read_req {
+	void *cookie;	 /* local requests */
+	sr_id remote;	 /* leader: the follower that asked, 0 if local */
+	uint64_t ctx;	 /* remote: the follower's ctx; local: our id */
+	sr_index index;	 /* read index once known */
+	uint64_t seq;	 /* leader: heartbeat seq that must be echoed */
+	uint64_t since;	 /* when it was asked */
+	sr_term term;	 /* the term it was asked in */
+	int state;	 /* READ_WAIT_TERM, READ_WAIT_QUORUM, READ_WAIT_LEADER,
+			    READ_WAIT_APPLY */
+};
+
+enum { SNAP_IDLE = 0, SNAP_TAKING = 1, SNAP_RECEIVING = 2 };
 
 /* A proposal awaiting its outcome (see apply.c). */
 struct proposal {
@@ -99,6 +118,8 @@ struct sr_node {
 	sr_membership snap_conf; /* configuration at the snapshot */
 	sr_membership bootstrap;
 	int have_bootstrap;
+	sr_membership recover;
+	int have_recover;
 	struct progress *prs; /* one per member other than removed */
 	uint32_t n_prs;
 
@@ -107,12 +128,37 @@ struct sr_node {
 	uint32_t props_cap, props_head, props_count;
 	uint64_t uncommitted_bytes;
 
+	/* leader */
+	sr_index term_start; /* index of this leader's no-op */
+	sr_id transfer_target;
+	uint64_t transfer_deadline;
+
+	/* snapshots (snapshot.c) */
+	int snap_mode;
+	sr_index snap_take_index;
+	sr_term snap_take_term;
+	sr_membership snap_take_conf;
+	uint64_t snap_take_offset;
+	sr_index recv_index;
+	sr_term recv_term;
+	uint64_t recv_offset;
+	sr_membership recv_conf;
+	unsigned char *chunk;
+
+	/* reads (read.c) */
+	struct read_req *reads;
+	uint32_t reads_count, reads_cap;
+	uint64_t read_ctx_next;
+	int read_bcast; /* a heartbeat round is wanted for new reads */
+
 	/* scratch for building append messages */
 	sr_entry *scratch;
 	size_t scratch_cap;
 };
 
 /* node.c */
+void node_enter(sr_node *n);
+void node_leave(sr_node *n);
 void node_log(sr_node *n, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void node_send(sr_node *n, sr_msg *m);
@@ -160,7 +206,32 @@ void apply_committed(sr_node *n);
 void apply_fail_all(sr_node *n, int status);
 void apply_free(sr_node *n);
 
+/* snapshot.c */
+void snap_send(sr_node *n, struct progress *pr);
+void snap_handle_chunk(sr_node *n, const sr_msg *m);
+void snap_handle_resp(sr_node *n, const sr_msg *m);
+void snap_maybe_take(sr_node *n);
+int snap_restore(sr_node *n, sr_index index, sr_term term);
+void snap_free(sr_node *n);
+
+/* reconfig.c */
+int reconf_write_recovery(sr_node *n);
+void reconf_tick(sr_node *n);
+void reconf_after_commit(sr_node *n);
+
+/* transfer.c */
+void transfer_check(sr_node *n, struct progress *pr);
+void transfer_tick(sr_node *n);
+
+/* read.c */
+void read_handle_request(sr_node *n, const sr_msg *m);
+void read_handle_resp(sr_node *n, const sr_msg *m);
+void read_process(sr_node *n);
+void read_fail_all(sr_node *n, int status);
+void read_free(sr_node *n);
+
 /* config.c */
+void conf_at(sr_node *n, sr_index index, sr_membership *out);
 int conf_entry_appended(sr_node *n, sr_index index, const void *data,
 			size_t len);
 void conf_set(sr_node *n, const sr_membership *conf, sr_index index);

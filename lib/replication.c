@@ -106,6 +106,11 @@ static int repl_send_one(sr_node *n, struct progress *pr, int heartbeat)
 	int err;
 	sr_msg m;
 
+	if (pr->state == SR_PROGRESS_SNAPSHOT) {
+		if (heartbeat)
+			snap_send(n, pr); /* the chunk in flight may be lost */
+		return 0;
+	}
 	if (pr->state == SR_PROGRESS_PROBE && pr->probe_sent)
 		return 0;
 	if (pr->state == SR_PROGRESS_REPLICATE && repl_infl_full(n, pr) &&
@@ -115,9 +120,12 @@ static int repl_send_one(sr_node *n, struct progress *pr, int heartbeat)
 		return 0;
 	memset(&m, 0, sizeof(m));
 	m.u.append.prev_term = sr_log_term(&n->log, prev, &err);
+	if (err == SR_ECOMPACTED || (pr->next < n->log.first && !err)) {
+		/* Compacted away: only a snapshot can catch it up. */
+		snap_send(n, pr);
+		return 0;
+	}
 	if (err) {
-		/* Compacted away: only a snapshot can catch this follower
-		 * up, which this version does not send. */
 		node_log(n, SR_LOG_WARN, "cannot replicate to %llu from %llu: %s",
 			 (unsigned long long)pr->id,
 			 (unsigned long long)pr->next, sr_strerror(err));
@@ -184,6 +192,8 @@ void repl_become_leader(sr_node *n)
 	n->role = SR_LEADER;
 	n->leader = n->cfg.id;
 	n->uncommitted_bytes = 0;
+	n->transfer_target = 0;
+	n->term_start = sr_log_last(&n->log) + 1;
 	for (uint32_t i = 0; i < n->n_prs; i++) {
 		repl_reset_progress(n, &n->prs[i]);
 		n->prs[i].last_heard = n->now;
@@ -231,6 +241,10 @@ void repl_tick(sr_node *n)
 				return;
 		}
 	}
+	transfer_tick(n);
+	reconf_tick(n);
+	if (n->role != SR_LEADER)
+		return;
 	if (n->now >= n->heartbeat_deadline) {
 		n->heartbeat_deadline = n->now + n->cfg.heartbeat_ms;
 		repl_broadcast(n, 1);
@@ -264,6 +278,10 @@ void repl_handle_append_resp(sr_node *n, const sr_msg *m)
 		return;
 	pr->recent_active = 1;
 	pr->last_heard = n->now;
+	if (r->seq > pr->acked_seq && r->seq <= n->hb_seq)
+		pr->acked_seq = r->seq;
+	if (pr->state == SR_PROGRESS_SNAPSHOT)
+		return; /* snapshot responses drive it */
 	if (r->success) {
 		sr_index held = SR_MAX(r->index, r->hint_index);
 		if (held > sr_log_last(&n->log))
@@ -294,6 +312,7 @@ void repl_handle_append_resp(sr_node *n, const sr_msg *m)
 		pr->next = SR_MAX(pr->match + 1, SR_MIN(hint + 1, r->index));
 	}
 	repl_send_append(n, pr, 0);
+	transfer_check(n, pr);
 }
 
 static int repl_cmp_desc(const void *a, const void *b)

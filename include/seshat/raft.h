@@ -98,7 +98,10 @@ typedef struct sr_storage_ops {
 
 	/*
 	 * Drop every entry with index <= upto (log compaction after a durable
-	 * snapshot).  May be NULL when snapshots are not used.
+	 * snapshot).  upto may be past the last entry (after installing a
+	 * leader's snapshot): the log is then empty and the next append
+	 * starts at upto + 1; load() reports first_index = upto + 1.
+	 * May be NULL when snapshots are not used.
 	 */
 	int (*compact)(void *ctx, sr_index upto);
 
@@ -106,9 +109,10 @@ typedef struct sr_storage_ops {
 	 * Snapshot storage: a snapshot is written in chunks (begin, write at
 	 * increasing offsets, finish) and becomes the store's snapshot only
 	 * when finish(commit=1) returns 0, atomically replacing the previous
-	 * one; finish(commit=0) discards a partial snapshot.  read() reads a
-	 * chunk of the current snapshot.  These may be NULL when snapshots
-	 * are not used.
+	 * one; finish(commit=0) discards a partial snapshot.  snapshot_read()
+	 * reads from the current snapshot (not one being written); it returns
+	 * fewer than len bytes only at the end.  These may be NULL when
+	 * snapshots are not used.
 	 */
 	int (*snapshot_begin)(void *ctx, sr_index index, sr_term term,
 			      const sr_membership *conf);
@@ -152,12 +156,13 @@ typedef struct sr_fsm_ops {
 	int (*snapshot)(void *ctx, sr_index index, sr_term term);
 
 	/*
-	 * Replace the whole state with the store's snapshot (at `index`, of
-	 * `size` bytes), read with sr_node_snapshot_read() from inside this
-	 * call.  Called at start when the store holds a snapshot and when a
-	 * leader installed one.  A negative return stops the node.
+	 * Replace the whole state with the store's snapshot (at `index`),
+	 * read with sr_node_snapshot_read() from inside this call until it
+	 * returns no more bytes.  Called at start when the store holds a
+	 * snapshot and when a leader installed one.  A negative return stops
+	 * the node.  Required when snapshots are in use.
 	 */
-	int (*restore)(void *ctx, sr_index index, sr_term term, uint64_t size);
+	int (*restore)(void *ctx, sr_index index, sr_term term);
 } sr_fsm_ops;
 
 /* ------------------------------------------------------------------ */
@@ -418,11 +423,13 @@ SR_API int sr_node_promote(sr_node *node, sr_id id);
 SR_API int sr_node_remove(sr_node *node, sr_id id);
 
 /*
- * Forced recovery after a permanent loss of quorum: on a stopped-cluster
- * survivor (before sr_node_start), replace the configuration by `conf`
- * as a new entry in the store.  Every other voter of `conf` must get the
- * same call.  Committed entries that only the lost nodes held are lost:
- * see docs/design.md.
+ * Forced recovery after a permanent loss of quorum.  Call on exactly one
+ * survivor — the one with the most up-to-date log — after sr_node_create()
+ * and before sr_node_start(): it writes `conf` as a new configuration
+ * entry in a new term.  Start the other survivors unchanged: the
+ * recovered node wins their votes (its log is newer) and replicates the
+ * new configuration.  Committed entries that only the lost nodes held are
+ * lost; see docs/design.md.  Errors: SR_EINVAL, storage errors.
  */
 SR_API int sr_node_recover(sr_node *node, const sr_membership *conf);
 

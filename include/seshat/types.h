@@ -124,6 +124,7 @@ enum {
 typedef struct sr_member {
 	sr_id id;
 	uint32_t role;
+	uint32_t auto_promote; /* learner: promote once caught up */
 	char addr[SR_ADDR_MAX]; /* opaque to the engine, NUL-terminated */
 } sr_member;
 

@@ -1,0 +1,208 @@
+/*
+ * reconfig.c — membership changes, one server at a time (thesis §4.1,
+ * §4.2.3 for learners, and the fix of the single-server algorithm from
+ * Ongaro's 2015 note: a leader changes the configuration only after it
+ * has committed an entry of its own term).
+ *
+ * A change is a configuration entry proposed on the leader; like every
+ * server, the leader uses the latest configuration in its log from the
+ * moment it is appended.  Only one change may be uncommitted at a time.
+ *
+ * New servers join as learners: they receive the log (and snapshots) but
+ * neither vote nor count toward commit.  A learner added with
+ * auto_promote is promoted by the leader once its match index has stayed
+ * within catchup_entries of the leader's log for catchup_ms.
+ *
+ * A removed server stays in the configuration as SR_ROLE_REMOVED so its id
+ * is never reused; its vote requests are ignored.  A leader that removes
+ * itself stops counting its own log toward commit, and steps down once the
+ * change is committed.
+ */
+#include <string.h>
+
+#include "node.h"
+
+static int reconf_allowed(const sr_node *n)
+{
+	if (!n->started || n->role == SR_STOPPED)
+		return SR_ESHUTDOWN;
+	if (n->role != SR_LEADER)
+		return SR_ENOTLEADER;
+	if (n->transfer_target)
+		return SR_ETRANSFER;
+	if (n->conf_index > n->commit || n->commit < n->term_start)
+		return SR_ECONFPENDING;
+	return 0;
+}
+
+static int reconf_propose(sr_node *n, const sr_membership *c)
+{
+	unsigned char buf[2 + SR_MAX_MEMBERS * (10 + SR_ADDR_MAX)];
+	sr_index index = sr_log_last(&n->log) + 1;
+	struct log_buf *b;
+	int len = sr_membership_encode(c, buf, sizeof(buf)), rv;
+
+	if (len < 0)
+		return len;
+	b = sr_log_buf_new(n->alloc, (size_t)len, 1);
+	if (!b)
+		return SR_ENOMEM;
+	memcpy(b->data, buf, (size_t)len);
+	rv = sr_log_push(&n->log, n->term, SR_ENTRY_CONFIG, b, b->data,
+			 (uint32_t)len);
+	if (rv) {
+		sr_free(n->alloc, b);
+		return rv;
+	}
+	conf_set(n, c, index);
+	node_log(n, SR_LOG_INFO, "configuration change at %llu",
+		 (unsigned long long)index);
+	if (persist_append(n, index, 1) == 0)
+		repl_broadcast(n, 0);
+	return 0;
+}
+
+int sr_node_add(sr_node *n, sr_id id, const char *addr, int auto_promote)
+{
+	sr_membership c;
+	int rv = reconf_allowed(n);
+	if (rv)
+		return rv;
+	if (id == 0)
+		return SR_EINVAL;
+	if (sr_membership_find(&n->conf, id))
+		return SR_EEXIST;
+	c = n->conf;
+	rv = sr_membership_add(&c, id, SR_ROLE_LEARNER, addr);
+	if (rv)
+		return rv;
+	c.members[c.n - 1].auto_promote = auto_promote ? 1 : 0;
+	node_enter(n);
+	rv = reconf_propose(n, &c);
+	node_leave(n);
+	return rv;
+}
+
+static int reconf_set_role(sr_node *n, sr_id id, uint32_t role)
+{
+	sr_membership c;
+	sr_member *m = NULL;
+	uint32_t voters = 0;
+	int rv = reconf_allowed(n);
+	if (rv)
+		return rv;
+	c = n->conf;
+	for (uint32_t i = 0; i < c.n; i++) {
+		if (c.members[i].id == id)
+			m = &c.members[i];
+	}
+	if (!m || m->role == SR_ROLE_REMOVED)
+		return SR_ENOTFOUND;
+	if (role == SR_ROLE_VOTER && m->role == SR_ROLE_VOTER)
+		return SR_EINVAL;
+	m->role = role;
+	m->auto_promote = 0;
+	for (uint32_t i = 0; i < c.n; i++)
+		voters += c.members[i].role == SR_ROLE_VOTER;
+	if (voters == 0)
+		return SR_EINVAL; /* removing the last voter */
+	node_enter(n);
+	rv = reconf_propose(n, &c);
+	node_leave(n);
+	return rv;
+}
+
+int sr_node_promote(sr_node *n, sr_id id)
+{
+	return reconf_set_role(n, id, SR_ROLE_VOTER);
+}
+
+int sr_node_remove(sr_node *n, sr_id id)
+{
+	return reconf_set_role(n, id, SR_ROLE_REMOVED);
+}
+
+/* Auto-promotion of learners that have caught up. */
+void reconf_tick(sr_node *n)
+{
+	sr_index last = sr_log_last(&n->log);
+	for (uint32_t i = 0; i < n->n_prs; i++) {
+		struct progress *pr = &n->prs[i];
+		const sr_member *m = sr_membership_find(&n->conf, pr->id);
+		if (!m || m->role != SR_ROLE_LEARNER || !m->auto_promote)
+			continue;
+		if (last - pr->match > n->cfg.catchup_entries) {
+			pr->catchup_since = 0;
+			continue;
+		}
+		if (pr->catchup_since == 0)
+			pr->catchup_since = n->now ? n->now : 1;
+		if (n->now - pr->catchup_since >= n->cfg.catchup_ms &&
+		    reconf_allowed(n) == 0) {
+			node_log(n, SR_LOG_INFO, "promoting caught-up learner "
+						 "%llu",
+				 (unsigned long long)pr->id);
+			(void)reconf_set_role(n, pr->id, SR_ROLE_VOTER);
+			return; /* one change at a time */
+		}
+	}
+}
+
+/* A leader removed by a committed change steps down. */
+void reconf_after_commit(sr_node *n)
+{
+	if (n->role == SR_LEADER && !node_is_voter(n, n->cfg.id) &&
+	    n->conf_index <= n->commit) {
+		node_log(n, SR_LOG_INFO, "removed from the configuration: "
+					 "stepping down");
+		elect_become_follower(n, n->term, 0);
+	}
+}
+
+int sr_node_recover(sr_node *n, const sr_membership *conf)
+{
+	int rv;
+	if (n->started)
+		return SR_ESTATE;
+	rv = sr_node_bootstrap(n, conf); /* validates conf */
+	n->have_bootstrap = 0;
+	if (rv)
+		return rv;
+	n->recover = *conf;
+	n->have_recover = 1;
+	return 0;
+}
+
+/* At start: write the forced configuration in a new term (so the entry
+ * cannot collide with any leader's) after the log. */
+int reconf_write_recovery(sr_node *n)
+{
+	unsigned char buf[2 + SR_MAX_MEMBERS * (10 + SR_ADDR_MAX)];
+	sr_index index = sr_log_last(&n->log) + 1;
+	struct log_buf *b;
+	int len, rv;
+
+	n->have_recover = 0;
+	len = sr_membership_encode(&n->recover, buf, sizeof(buf));
+	if (len < 0)
+		return len;
+	rv = elect_set_hard_state(n, n->term + 1, 0);
+	if (rv)
+		return rv;
+	b = sr_log_buf_new(n->alloc, (size_t)len, 1);
+	if (!b)
+		return SR_ENOMEM;
+	memcpy(b->data, buf, (size_t)len);
+	rv = sr_log_push(&n->log, n->term, SR_ENTRY_CONFIG, b, b->data,
+			 (uint32_t)len);
+	if (rv) {
+		sr_free(n->alloc, b);
+		return rv;
+	}
+	conf_set(n, &n->recover, index);
+	node_log(n, SR_LOG_WARN, "forced configuration of %u members written "
+				 "at %llu (term %llu)",
+		 n->recover.n, (unsigned long long)index,
+		 (unsigned long long)n->term);
+	return persist_append(n, index, 1);
+}

@@ -1,0 +1,387 @@
+/*
+ * test_engine_features.c — snapshots, membership changes, leadership
+ * transfer and ReadIndex as deterministic scenarios (the ground etcd's
+ * raft tests cover), on the in-process cluster of cluster.h.
+ */
+#include "cluster.h"
+
+static uint32_t role_of(int node, sr_id id)
+{
+	const sr_member *m = sr_membership_find(sr_node_membership(C.node[node]), id);
+	return m ? m->role : 0;
+}
+
+TEST(test_slow_follower_is_restored_by_snapshot_in_chunks)
+{
+	int l;
+	C.chunk_bytes = 0;
+	cluster_start_with(3, 50, 10);
+	cluster_run(500);
+	l = cluster_leader();
+	CHECK(l != 0);
+	{
+		int slow = l == 3 ? 2 : 3;
+		C.cut[slow] = 1;
+		cluster_propose_n(l, 1, 300);
+		cluster_run(300);
+		CHECK(cluster_status(l).snapshot_index >= 250);
+		CHECK(cluster_status(l).first_index > 10);
+		C.cut[slow] = 0;
+		cluster_run(1000);
+		CHECK(C.msgs_by_type[SR_MSG_SNAPSHOT] > 0);
+		CHECK(C.restores[slow] >= 1);
+		CHECK_EQ(C.applied_sum[slow], C.applied_sum[l]);
+		CHECK_EQ(C.applied_sum[l], 300 * 301 / 2);
+		CHECK_EQ(cluster_status(slow).applied_index,
+			 cluster_status(l).applied_index);
+	}
+	cluster_stop();
+}
+
+TEST(test_snapshot_transfer_uses_many_small_chunks)
+{
+	int l, slow;
+	memset(&C, 0, sizeof(C));
+	C.chunk_bytes = 4; /* the counter snapshot is 16 bytes */
+	{
+		uint32_t keep = C.chunk_bytes;
+		cluster_start_with(3, 20, 0);
+		C.chunk_bytes = keep;
+	}
+	cluster_run(500);
+	l = cluster_leader();
+	slow = l == 1 ? 2 : 1;
+	C.cut[slow] = 1;
+	cluster_propose_n(l, 1, 100);
+	cluster_run(200);
+	C.cut[slow] = 0;
+	cluster_run(1000);
+	CHECK(C.restores[slow] >= 1);
+	CHECK_EQ(C.applied_sum[slow], 5050);
+	cluster_stop();
+}
+
+TEST(test_restart_recovers_state_from_snapshot_and_log)
+{
+	int l, f;
+	cluster_start_with(3, 50, 5);
+	cluster_run(500);
+	l = cluster_leader();
+	cluster_propose_n(l, 1, 120);
+	cluster_run(200);
+	f = l == 1 ? 2 : 1;
+	CHECK(cluster_status(f).snapshot_index > 0);
+	cluster_restart(f);
+	CHECK(C.restores[f] >= 1);
+	cluster_run(500);
+	CHECK_EQ(C.applied_sum[f], 120 * 121 / 2);
+	cluster_stop();
+}
+
+TEST(test_learner_added_with_auto_promote_catches_up_and_votes)
+{
+	int l;
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	cluster_propose_n(l, 1, 50);
+	cluster_run(100);
+	cluster_node_open(4, NULL); /* empty store, waits to be added */
+	CHECK_EQ(sr_node_add(C.node[l], 4, "addr4", 1), 0);
+	CHECK_EQ(role_of(l, 4), SR_ROLE_LEARNER);
+	cluster_run(1000);
+	CHECK_EQ(C.applied_sum[4], 50 * 51 / 2);
+	CHECK_EQ(role_of(l, 4), SR_ROLE_VOTER);
+	CHECK_EQ(role_of(4, 4), SR_ROLE_VOTER);
+	CHECK(strcmp(sr_membership_find(sr_node_membership(C.node[4]), 4)->addr,
+		     "addr4") == 0);
+	cluster_stop();
+}
+
+TEST(test_learner_never_campaigns)
+{
+	int l;
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	cluster_node_open(4, NULL);
+	CHECK_EQ(sr_node_add(C.node[l], 4, "", 0), 0);
+	cluster_run(300);
+	CHECK_EQ(role_of(4, 4), SR_ROLE_LEARNER);
+	for (int i = 1; i <= 3; i++)
+		C.cut[i] = 1;
+	cluster_run(2000);
+	CHECK_EQ(cluster_status(4).role, SR_FOLLOWER);
+	cluster_stop();
+}
+
+TEST(test_second_configuration_change_is_refused_while_one_is_pending)
+{
+	int l;
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	cluster_node_open(4, NULL);
+	cluster_node_open(5, NULL);
+	CHECK_EQ(sr_node_add(C.node[l], 4, "", 0), 0);
+	CHECK_EQ(sr_node_add(C.node[l], 5, "", 0), SR_ECONFPENDING);
+	cluster_run(100);
+	CHECK_EQ(sr_node_add(C.node[l], 5, "", 0), 0);
+	cluster_stop();
+}
+
+TEST(test_new_leader_changes_configuration_only_after_own_term_commit)
+{
+	int l;
+	cluster_start(3);
+	l = cluster_run_until_leader(1000);
+	CHECK(l != 0);
+	/* The no-op of the new term is not committed yet. */
+	CHECK(cluster_status(l).commit_index < cluster_status(l).last_index);
+	cluster_node_open(4, NULL);
+	CHECK_EQ(sr_node_add(C.node[l], 4, "", 0), SR_ECONFPENDING);
+	cluster_run(20);
+	CHECK_EQ(cluster_status(l).commit_index, cluster_status(l).last_index);
+	CHECK_EQ(sr_node_add(C.node[l], 4, "", 0), 0);
+	cluster_stop();
+}
+
+TEST(test_removed_node_ids_are_never_reused)
+{
+	int l, victim;
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	victim = l == 3 ? 2 : 3;
+	CHECK_EQ(sr_node_remove(C.node[l], (sr_id)victim), 0);
+	cluster_run(100);
+	CHECK_EQ(role_of(l, (sr_id)victim), SR_ROLE_REMOVED);
+	CHECK_EQ(sr_node_add(C.node[l], (sr_id)victim, "", 0), SR_EEXIST);
+	CHECK_EQ(sr_node_remove(C.node[l], (sr_id)victim), SR_ENOTFOUND);
+	cluster_stop();
+}
+
+TEST(test_removal_shrinks_the_quorum)
+{
+	int l, a = 0, b = 0;
+	cluster_start(5);
+	cluster_run(500);
+	l = cluster_leader();
+	for (int i = 1; i <= 5; i++) {
+		if (i == l)
+			continue;
+		if (!a)
+			a = i;
+		else if (!b)
+			b = i;
+	}
+	CHECK_EQ(sr_node_remove(C.node[l], (sr_id)a), 0);
+	cluster_run(100);
+	CHECK_EQ(sr_node_remove(C.node[l], (sr_id)b), 0);
+	cluster_run(100);
+	/* three voters left: the leader and one other make a majority */
+	for (int i = 1; i <= 5; i++)
+		if (i != l && i != a && i != b) {
+			C.cut[i] = 1;
+			break;
+		}
+	C.cut[a] = C.cut[b] = 1;
+	cluster_propose_n(l, 1, 10);
+	cluster_run(100);
+	CHECK_EQ(C.done_ok, 10);
+	cluster_stop();
+}
+
+TEST(test_removed_leader_steps_down_and_stays_quiet)
+{
+	int l, l2;
+	uint64_t votes;
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	CHECK_EQ(sr_node_remove(C.node[l], (sr_id)l), 0);
+	cluster_run(100);
+	CHECK(cluster_status(l).role != SR_LEADER);
+	cluster_run(1000);
+	l2 = cluster_leader();
+	CHECK(l2 != 0 && l2 != l);
+	votes = C.msgs_by_type[SR_MSG_VOTE];
+	cluster_run(2000);
+	CHECK_EQ(cluster_status(l).role, SR_FOLLOWER);
+	CHECK_EQ(C.msgs_by_type[SR_MSG_VOTE], votes);
+	CHECK_EQ(cluster_leader(), l2);
+	cluster_propose_n(l2, 1, 5);
+	cluster_run(100);
+	CHECK_EQ(C.done_ok, 5);
+	cluster_stop();
+}
+
+TEST(test_leadership_transfer_to_a_follower)
+{
+	int l, t;
+	uint64_t v = 1;
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	t = l == 1 ? 2 : 1;
+	CHECK_EQ(sr_node_transfer(C.node[l], (sr_id)t), 0);
+	CHECK_EQ(sr_node_propose(C.node[l], &v, sizeof(v), NULL, NULL),
+		 SR_ETRANSFER);
+	cluster_run(50);
+	CHECK_EQ(cluster_leader(), t);
+	cluster_stop();
+}
+
+TEST(test_leadership_transfer_waits_for_a_slow_target)
+{
+	int l, t;
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	t = l == 1 ? 2 : 1;
+	C.cut[t] = 1;
+	cluster_propose_n(l, 1, 20);
+	cluster_run(30);
+	C.cut[t] = 0;
+	CHECK_EQ(sr_node_transfer(C.node[l], (sr_id)t), 0);
+	cluster_run(80);
+	CHECK_EQ(cluster_leader(), t);
+	CHECK_EQ(C.applied_sum[t], 210);
+	cluster_stop();
+}
+
+TEST(test_leadership_transfer_refuses_bad_targets_and_aborts)
+{
+	int l, t;
+	uint64_t v = 1;
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	t = l == 1 ? 2 : 1;
+	CHECK_EQ(sr_node_transfer(C.node[l], 9), SR_ENOTFOUND);
+	CHECK_EQ(sr_node_transfer(C.node[l], (sr_id)l), SR_EINVAL);
+	CHECK_EQ(sr_node_transfer(C.node[t], (sr_id)l), SR_ENOTLEADER);
+	cluster_node_open(4, NULL);
+	CHECK_EQ(sr_node_add(C.node[l], 4, "", 0), 0);
+	cluster_run(50);
+	CHECK_EQ(sr_node_transfer(C.node[l], 4), SR_EINVAL);
+	/* a target that cannot be reached: abort after an election timeout */
+	C.cut[t] = 1;
+	cluster_propose_n(l, 1, 1);
+	CHECK_EQ(sr_node_transfer(C.node[l], (sr_id)t), 0);
+	CHECK_EQ(sr_node_transfer(C.node[l], (sr_id)t), SR_ETRANSFER);
+	cluster_run(150);
+	CHECK_EQ(cluster_leader(), l);
+	CHECK_EQ(sr_node_propose(C.node[l], &v, sizeof(v), NULL, NULL), 0);
+	cluster_stop();
+}
+
+TEST(test_read_index_on_leader_and_follower)
+{
+	int l, f;
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	f = l == 1 ? 2 : 1;
+	cluster_propose_n(l, 1, 10);
+	CHECK_EQ(sr_node_read_index(C.node[l], &ids[l]), 0);
+	cluster_run(50);
+	CHECK_EQ(C.reads_ok, 1);
+	CHECK_EQ(C.last_read_sum, 55);
+	CHECK_EQ(sr_node_read_index(C.node[f], &ids[f]), 0);
+	cluster_run(50);
+	CHECK_EQ(C.reads_ok, 2);
+	CHECK_EQ(C.last_read_sum, 55);
+	cluster_stop();
+}
+
+TEST(test_read_index_needs_a_quorum)
+{
+	int l;
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	for (int i = 1; i <= 3; i++)
+		if (i != l)
+			C.cut[i] = 1;
+	CHECK_EQ(sr_node_read_index(C.node[l], &ids[l]), 0);
+	cluster_run(500);
+	CHECK_EQ(C.reads_ok, 0);
+	CHECK_EQ(C.reads_err, 1); /* failed when the leader stepped down */
+	cluster_stop();
+}
+
+TEST(test_read_index_on_new_leader_waits_for_own_term_commit)
+{
+	int l;
+	cluster_start(3);
+	l = cluster_run_until_leader(1000);
+	cluster_propose_n(l, 1, 5);
+	cluster_run(50);
+	C.cut[l] = 1;
+	/* catch the next leader before its no-op commits */
+	l = 0;
+	for (int t = 0; t < 1000 && !l; t++) {
+		cluster_run(1);
+		l = cluster_leader();
+	}
+	CHECK(l != 0);
+	CHECK(cluster_status(l).commit_index < cluster_status(l).last_index);
+	CHECK_EQ(sr_node_read_index(C.node[l], &ids[l]), 0);
+	CHECK_EQ(C.reads_ok, 0);
+	cluster_run(50);
+	CHECK_EQ(C.reads_ok, 1);
+	CHECK_EQ(C.last_read_sum, 15);
+	CHECK(C.last_read_index > 6); /* at least the new term's no-op */
+	cluster_stop();
+}
+
+TEST(test_forced_recovery_after_losing_quorum)
+{
+	int l, s;
+	sr_membership conf;
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	cluster_propose_n(l, 1, 10);
+	cluster_run(50);
+	/* two nodes are gone for good; the survivor is s */
+	s = l;
+	for (int i = 1; i <= 3; i++)
+		if (i != s)
+			C.cut[i] = 1;
+	sr_node_destroy(C.node[s]);
+	C.node[s] = NULL;
+	memset(&conf, 0, sizeof(conf));
+	sr_membership_add(&conf, (sr_id)s, SR_ROLE_VOTER, "");
+	{
+		sr_config cfg;
+		sr_config_init(&cfg, (sr_id)s);
+		cfg.election_timeout_ms = 100;
+		cfg.heartbeat_ms = 20;
+		cfg.storage = sr_mem_ops();
+		cfg.storage_ctx = C.mem[s];
+		cfg.fsm = &fsm_ops;
+		cfg.fsm_ctx = &ids[s];
+		cfg.transport = &net_ops;
+		cfg.transport_ctx = &C;
+		cfg.host.done = host_done;
+		C.applied_sum[s] = C.applied_count[s] = 0;
+		CHECK_EQ(sr_node_create(&cfg, &C.node[s]), 0);
+		sr_mem_set_done(C.mem[s], mem_done, C.node[s]);
+		CHECK_EQ(sr_node_recover(C.node[s], &conf), 0);
+		CHECK_EQ(sr_node_start(C.node[s], C.now), 0);
+	}
+	cluster_run(300);
+	CHECK_EQ(cluster_leader(), s);
+	CHECK_EQ(C.applied_sum[s], 55);
+	cluster_propose_n(s, 100, 1);
+	cluster_run(10);
+	CHECK_EQ(C.applied_sum[s], 155);
+	cluster_stop();
+}
+
+int main(int argc, char **argv)
+{
+	return test_main(argc, argv);
+}
