@@ -61,7 +61,19 @@ $(BUILD)/obj/%.o: %.c $(wildcard include/seshat/*.h) $(wildcard lib/*.h) $(wildc
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
 
-$(STATIC): $(LIB_OBJS)
+# The static archive holds the engine as one relocatable object whose hidden
+# symbols are made local (so internal names such as repl_tick can never clash
+# with a program's own), plus each backend's objects, so a static link pulls
+# only the backends a program uses.
+CORE_OBJS    = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+BACKEND_OBJS = $(patsubst %.c,$(BUILD)/obj/%.o,$(BACKEND_SRCS))
+CORE_RELOC   = $(BUILD)/obj/seshatraft-core.o
+
+$(CORE_RELOC): $(CORE_OBJS)
+	$(LD) -r -o $@ $^
+	objcopy --localize-hidden $@
+
+$(STATIC): $(CORE_RELOC) $(BACKEND_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
