@@ -315,10 +315,18 @@ void repl_handle_append_resp(sr_node *n, const sr_msg *m)
 	transfer_check(n, pr);
 }
 
-static int repl_cmp_desc(const void *a, const void *b)
+/* Sort a handful of indexes, largest first (insertion sort: k <= 65). */
+static void repl_sort_desc(sr_index *v, uint32_t k)
 {
-	sr_index x = *(const sr_index *)a, y = *(const sr_index *)b;
-	return x < y ? 1 : x > y ? -1 : 0;
+	for (uint32_t i = 1; i < k; i++) {
+		sr_index x = v[i];
+		uint32_t j = i;
+		while (j > 0 && v[j - 1] < x) {
+			v[j] = v[j - 1];
+			j--;
+		}
+		v[j] = x;
+	}
 }
 
 void repl_maybe_commit(sr_node *n)
@@ -337,7 +345,7 @@ void repl_maybe_commit(sr_node *n)
 			matches[k++] = n->prs[i].match;
 	if (k < quorum)
 		return;
-	qsort(matches, k, sizeof(matches[0]), repl_cmp_desc);
+	repl_sort_desc(matches, k);
 	candidate = matches[quorum - 1];
 	if (candidate <= n->commit)
 		return;
