@@ -109,9 +109,12 @@ FUZZ_FLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefine
                 -fno-sanitize-recover=undefined -Iinclude -Ilib -Itest $(if $(filter 1,$(URING)),-DSR_HAVE_URING)
 FUZZ_BINS     = $(patsubst %.c,$(BUILD)/fuzz/%,$(notdir $(FUZZ_SRCS)))
 
-$(BUILD)/fuzz/%: $(ALL_LIB_SRCS) $(FUZZ_SRCS) $(wildcard include/seshat/*.h)
-	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %/$*.c,$(FUZZ_SRCS)) $(ALL_LIB_SRCS) -lpthread $(URING_LIBS)
+define FUZZ_RULE
+$(BUILD)/fuzz/$(basename $(notdir $(1))): $(1) $$(ALL_LIB_SRCS) $$(wildcard include/seshat/*.h lib/*.h backends/*/*.h)
+	@mkdir -p $$(dir $$@)
+	$$(FUZZ_CC) $$(FUZZ_FLAGS) -o $$@ $(1) $$(ALL_LIB_SRCS) -lpthread $$(URING_LIBS)
+endef
+$(foreach f,$(FUZZ_SRCS),$(eval $(call FUZZ_RULE,$(f))))
 
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \

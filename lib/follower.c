@@ -128,7 +128,8 @@ static int follower_append(sr_node *n, const sr_msg_append *a, uint32_t from)
 		}
 		if (e->type == SR_ENTRY_CONFIG)
 			conf_entry_appended(n, e->index, p, e->len);
-		p += e->len;
+		if (e->len)
+			p += e->len;
 	}
 	return persist_append(n, first, a->n_entries - from);
 }

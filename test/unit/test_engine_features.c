@@ -98,6 +98,35 @@ TEST(test_learner_added_with_auto_promote_catches_up_and_votes)
 	cluster_stop();
 }
 
+TEST(test_promoted_learner_counts_toward_commit)
+{
+	int l, other = 0;
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	cluster_node_open(4, NULL);
+	CHECK_EQ(sr_node_add(C.node[l], 4, "", 1), 0);
+	cluster_run(500);
+	CHECK_EQ(role_of(l, 4), SR_ROLE_VOTER);
+	/* four voters: the leader, node 4 and one more make the majority */
+	for (int i = 1; i <= 3; i++)
+		if (i != l && !other)
+			other = i;
+	C.cut[other] = 1;
+	cluster_propose_n(l, 1, 3);
+	cluster_run(100);
+	CHECK_EQ(C.done_ok, 3);
+	/* without node 4 there is no majority of four */
+	C.cut[4] = 1;
+	cluster_propose_n(l, 10, 1);
+	cluster_run(50);
+	CHECK_EQ(C.done_ok, 3);
+	C.cut[4] = 0;
+	cluster_run(100);
+	CHECK_EQ(C.done_ok, 4);
+	cluster_stop();
+}
+
 TEST(test_learner_never_campaigns)
 {
 	int l;
