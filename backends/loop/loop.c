@@ -262,6 +262,7 @@ SR_API int sr_loop_timer_add(sr_loop *l, uint64_t delay_ms,
 	if (rc)
 		return rc;
 	struct loop_timer *t = &l->heap[l->n_timers];
+	sr_loop_update_now(l); /* "from now" means now, not the last wakeup */
 	t->when = l->now + delay_ms;
 	if (t->when < l->now)
 		t->when = UINT64_MAX; /* overflow: never */

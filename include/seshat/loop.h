@@ -85,9 +85,10 @@ SR_API void sr_loop_unwatch(sr_loop *loop, int fd);
 SR_API int sr_loop_interest(const sr_loop *loop, int fd);
 
 /*
- * Call fn(ctx) once, delay_ms from now.  *id_out (if not NULL) names the
- * timer for sr_loop_timer_cancel().  Ids are never 0 and never reused.
- * Timers due at the same time fire in the order they were added.
+ * Call fn(ctx) once, delay_ms from now (the clock is re-read).  *id_out
+ * (if not NULL) names the timer for sr_loop_timer_cancel().  Ids are
+ * never 0 and never reused.  Timers due at the same time fire in the
+ * order they were added.
  * Errors: SR_ENOMEM.  Sized for tens to a few hundred timers (cancel is
  * linear).
  */

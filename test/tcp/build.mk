@@ -9,12 +9,15 @@
 #                     exist)
 #   bench_tcp         `make bench`: throughput between two transports
 #   fuzz_codec.c      `make fuzz`: libFuzzer target for the decoder
-TCP_TEST_NAMES = test_codec test_loop
+TCP_TEST_NAMES = test_codec test_loop test_tcp test_tcp_hostile
 ifneq ($(wildcard lib/node.c),)
 ifneq ($(wildcard backends/mem/mem.c),)
+TCP_TEST_NAMES += test_tcp_cluster
 endif
 endif
 TESTS     += $(patsubst %,$(BUILD)/test/tcp/%,$(TCP_TEST_NAMES))
+BENCHES   += $(BUILD)/test/tcp/bench_tcp
+FUZZ_SRCS += test/tcp/fuzz_codec.c
 
 $(BUILD)/test/tcp/%: test/tcp/%.c $(STATIC) test/testlib.h $(wildcard test/tcp/*.h)
 	@mkdir -p $(dir $@)

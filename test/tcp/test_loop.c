@@ -150,6 +150,7 @@ TEST(test_timers_fire_in_deadline_then_insertion_order)
 			       { &r, 11 }, { &r, 0 } };
 	CHECK_EQ(sr_loop_create(NULL, &l), 0);
 	CHECK_EQ(sr_loop_timeout_ms(l), -1);
+	uint64_t start = now_ms();
 	sr_loop_timer_add(l, 30, on_tagged, &t[0], NULL);
 	sr_loop_timer_add(l, 10, on_tagged, &t[1], NULL);
 	sr_loop_timer_add(l, 20, on_tagged, &t[2], NULL);
@@ -160,8 +161,7 @@ TEST(test_timers_fire_in_deadline_then_insertion_order)
 	CHECK_EQ(sr_loop_timer_cancel(l, id), 0);
 	CHECK_EQ(sr_loop_timer_cancel(l, id), SR_ENOTFOUND);
 	int to = sr_loop_timeout_ms(l);
-	CHECK(to > 0 && to <= 10);
-	uint64_t start = now_ms();
+	CHECK(to >= 0 && to <= 10);
 	while (r.n < 4 && now_ms() - start < 2000)
 		sr_loop_run_once(l, -1);
 	CHECK_EQ(r.n, 4);

@@ -1,0 +1,567 @@
+/*
+ * tcp.c — the TCP transport's public face: configuration, the peer table,
+ * send queues, the deferred flush, the one timer that drives reconnects
+ * and timeouts, statistics and the test hook.  Sockets live in
+ * tcp_conn.c.
+ *
+ * Send path: sr_tcp_send() encodes the message straight into the peer's
+ * queue (one contiguous buffer, so a batch of frames leaves in one
+ * write(2) without an iovec per frame) and asks the loop for one deferred
+ * flush per iteration; the flush writes every dirty peer.  In
+ * write-through mode the message is written at once instead.
+ *
+ * Bounds: a queue never holds more than max_queue_bytes; a message that
+ * does not fit is dropped (SR_EBUSY).  A peer that is down has no queue
+ * at all (messages are dropped, SR_ESTATE) except while connecting, so a
+ * dead peer costs nothing but its table entry.  Receive buffers are
+ * bounded in tcp_conn.c by max_frame_bytes.
+ *
+ * Timer: the transport keeps at most one loop timer, armed for the
+ * earliest of every down peer's retry time, every connecting peer's
+ * connect deadline and every pending handshake's deadline.  The timer
+ * callback scans them all (a few dozen at most) and re-arms.
+ */
+#include "tcp_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* Logging and memory                                                 */
+/* ------------------------------------------------------------------ */
+
+void sr_tcpi_log(sr_tcp *t, int level, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	if (!t->cfg.log || level < t->cfg.log_level)
+		return;
+	int n = snprintf(line, sizeof(line), "tcp %llu: ",
+			 (unsigned long long)t->cfg.id);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	t->cfg.log(t->cfg.log_ctx, level, line);
+}
+
+/* realloc through the hooks, keeping buffer_bytes current. */
+void *sr_tcpi_realloc(sr_tcp *t, void *p, size_t old, size_t size)
+{
+	const sr_alloc *a = t->cfg.alloc;
+	void *n = a && a->realloc ? a->realloc(a->ctx, p, size)
+				  : realloc(p, size);
+	if (n)
+		t->st.buffer_bytes += size - old;
+	return n;
+}
+
+void sr_tcpi_free(sr_tcp *t, void *p, size_t size)
+{
+	const sr_alloc *a = t->cfg.alloc;
+	if (!p)
+		return;
+	t->st.buffer_bytes -= size;
+	if (a && a->free)
+		a->free(a->ctx, p);
+	else
+		free(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* Configuration and lifetime                                         */
+/* ------------------------------------------------------------------ */
+
+SR_API void sr_tcp_config_init(sr_tcp_config *cfg, sr_id id,
+			       uint64_t cluster_id)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->id = id;
+	cfg->cluster_id = cluster_id;
+	cfg->max_frame_bytes = SR_FRAME_MAX_DEFAULT;
+	cfg->max_entries = SR_FRAME_MAX_ENTRIES_DEFAULT;
+	cfg->max_queue_bytes = 64ull << 20;
+	cfg->max_inbound = 256;
+	cfg->reconnect_min_ms = 50;
+	cfg->reconnect_max_ms = 5000;
+	cfg->handshake_timeout_ms = 5000;
+	cfg->user_timeout_ms = 10000;
+	cfg->log_level = SR_LOG_INFO;
+}
+
+static int config_check(const sr_tcp_config *c)
+{
+	if (!c->id || !c->on_message || !c->max_frame_bytes ||
+	    !c->max_entries || !c->max_inbound || !c->reconnect_min_ms ||
+	    c->reconnect_max_ms < c->reconnect_min_ms ||
+	    !c->handshake_timeout_ms ||
+	    c->max_queue_bytes < (uint64_t)c->max_frame_bytes + SR_FRAME_HDR_SIZE)
+		return SR_EINVAL;
+	if (c->listen_addr && strlen(c->listen_addr) >= SR_ADDR_MAX)
+		return SR_EINVAL;
+	return 0;
+}
+
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out)
+{
+	int rc;
+
+	if (!cfg || !out || config_check(cfg))
+		return SR_EINVAL;
+	const sr_alloc *a = cfg->alloc;
+	sr_tcp *t = a && a->malloc ? a->malloc(a->ctx, sizeof(*t))
+				   : malloc(sizeof(*t));
+	if (!t)
+		return SR_ENOMEM;
+	memset(t, 0, sizeof(*t));
+	t->cfg = *cfg;
+	t->lfd = -1;
+	t->rng = splitmix64(cfg->seed ^ (cfg->id * 0x9e3779b97f4a7c15ull));
+	if (!t->rng)
+		t->rng = 1;
+	sr_decoder_init(&t->dec, cfg->max_frame_bytes, cfg->max_entries, a);
+	if (cfg->listen_addr) {
+		strcpy(t->listen_addr, cfg->listen_addr);
+		t->cfg.listen_addr = t->listen_addr;
+	}
+	if (cfg->loop) {
+		t->loop = cfg->loop;
+	} else {
+		rc = sr_loop_create(a, &t->loop);
+		if (rc)
+			goto err;
+		t->own_loop = 1;
+	}
+	if (cfg->listen_addr) {
+		rc = sr_tcpi_listen(t, cfg->listen_addr);
+		if (rc)
+			goto err;
+	}
+	*out = t;
+	return 0;
+err:
+	if (t->own_loop)
+		sr_loop_destroy(t->loop);
+	if (a && a->free)
+		a->free(a->ctx, t);
+	else
+		free(t);
+	return rc;
+}
+
+static void flush_cb(sr_loop *loop, void *ctx);
+
+static void peer_free(sr_tcp *t, struct tcp_peer *p)
+{
+	if (p->fd >= 0) {
+		sr_loop_unwatch(t->loop, p->fd);
+		close(p->fd);
+		p->fd = -1;
+	}
+	if (p->in)
+		sr_tcpi_in_close(t, p->in, SR_LOG_DEBUG, NULL);
+	sr_tcpi_queue_reset(t, p);
+	sr_tcpi_free(t, p, sizeof(*p));
+}
+
+SR_API void sr_tcp_destroy(sr_tcp *t)
+{
+	if (!t)
+		return;
+	/* Accepted connections first: closing one looks its peer up. */
+	while (t->ins)
+		sr_tcpi_in_close(t, t->ins, SR_LOG_DEBUG, NULL);
+	for (size_t i = 0; i < t->n_peers; i++)
+		peer_free(t, t->peers[i]);
+	sr_tcpi_free(t, t->peers, t->cap_peers * sizeof(*t->peers));
+	if (t->lfd >= 0) {
+		sr_loop_unwatch(t->loop, t->lfd);
+		close(t->lfd);
+	}
+	if (t->timer_id)
+		sr_loop_timer_cancel(t->loop, t->timer_id);
+	sr_loop_defer_cancel(t->loop, flush_cb, t);
+	sr_decoder_free(&t->dec);
+	if (t->own_loop)
+		sr_loop_destroy(t->loop);
+	const sr_alloc *a = t->cfg.alloc;
+	if (a && a->free)
+		a->free(a->ctx, t);
+	else
+		free(t);
+}
+
+SR_API int sr_tcp_port(const sr_tcp *t)
+{
+	return t->port;
+}
+
+SR_API sr_loop *sr_tcp_loop(const sr_tcp *t)
+{
+	return t->loop;
+}
+
+SR_API int sr_tcp_fd(const sr_tcp *t)
+{
+	return sr_loop_fd(t->loop);
+}
+
+SR_API int sr_tcp_timeout_ms(const sr_tcp *t)
+{
+	return sr_loop_timeout_ms(t->loop);
+}
+
+SR_API int sr_tcp_process(sr_tcp *t)
+{
+	return sr_loop_run_once(t->loop, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Timer                                                              */
+/* ------------------------------------------------------------------ */
+
+static void timer_cb(sr_loop *loop, uint64_t id, void *ctx);
+
+/* Earliest deadline of any peer or pending handshake; UINT64_MAX: none. */
+static uint64_t next_deadline(const sr_tcp *t)
+{
+	uint64_t when = UINT64_MAX;
+
+	for (size_t i = 0; i < t->n_peers; i++) {
+		const struct tcp_peer *p = t->peers[i];
+		if (p->state == SR_TCP_DOWN && !p->cut && p->retry_at < when)
+			when = p->retry_at;
+		if (p->state == SR_TCP_CONNECTING && p->connect_deadline < when)
+			when = p->connect_deadline;
+	}
+	for (const struct tcp_in *c = t->ins; c; c = c->next)
+		if (!c->peer && c->deadline < when)
+			when = c->deadline;
+	return when;
+}
+
+void sr_tcpi_arm_timer(sr_tcp *t)
+{
+	uint64_t when = next_deadline(t);
+
+	if (t->timer_id && when == t->timer_when)
+		return;
+	if (t->timer_id) {
+		sr_loop_timer_cancel(t->loop, t->timer_id);
+		t->timer_id = 0;
+	}
+	if (when == UINT64_MAX)
+		return;
+	uint64_t now = sr_loop_now_ms(t->loop);
+	/* On failure the deadlines wait for the next arm; nothing is lost
+	 * but time. */
+	if (sr_loop_timer_add(t->loop, when > now ? when - now : 0, timer_cb, t,
+			      &t->timer_id) == 0)
+		t->timer_when = when;
+}
+
+static void timer_cb(sr_loop *loop, uint64_t id, void *ctx)
+{
+	sr_tcp *t = ctx;
+	uint64_t now = sr_loop_now_ms(loop);
+	(void)id;
+
+	t->timer_id = 0;
+	for (size_t i = 0; i < t->n_peers; i++) {
+		struct tcp_peer *p = t->peers[i];
+		if (p->state == SR_TCP_DOWN && !p->cut && p->retry_at <= now)
+			sr_tcpi_connect(t, p);
+		else if (p->state == SR_TCP_CONNECTING &&
+			 p->connect_deadline <= now)
+			sr_tcpi_peer_close(t, p, SR_LOG_INFO,
+					   "connect timed out");
+	}
+	struct tcp_in *next;
+	for (struct tcp_in *c = t->ins; c; c = next) {
+		next = c->next;
+		if (!c->peer && c->deadline <= now)
+			sr_tcpi_in_close(t, c, SR_LOG_WARN,
+					 "no handshake in time");
+	}
+	sr_tcpi_arm_timer(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Peers                                                              */
+/* ------------------------------------------------------------------ */
+
+struct tcp_peer *sr_tcpi_peer(const sr_tcp *t, sr_id id)
+{
+	for (size_t i = 0; i < t->n_peers; i++)
+		if (t->peers[i]->id == id)
+			return t->peers[i];
+	return NULL;
+}
+
+/* Drop what is queued (counting the messages) and free the buffer. */
+void sr_tcpi_queue_reset(sr_tcp *t, struct tcp_peer *p)
+{
+	if (p->q_msgs) {
+		p->drops += p->q_msgs;
+		t->st.drops += p->q_msgs;
+		t->st.drops_down += p->q_msgs;
+	}
+	t->st.queued_bytes -= p->q_tail - p->q_head;
+	sr_tcpi_free(t, p->q, p->q_cap);
+	p->q = NULL;
+	p->q_cap = p->q_head = p->q_tail = p->q_scan = 0;
+	p->q_msgs = 0;
+	p->dirty = 0;
+}
+
+/* A fresh start: forget the backoff and connect now. */
+static void peer_restart(sr_tcp *t, struct tcp_peer *p, const char *why)
+{
+	if (p->state != SR_TCP_DOWN)
+		sr_tcpi_peer_close(t, p, SR_LOG_INFO, why);
+	p->attempts = 0;
+	p->retry_at = 0;
+	sr_tcpi_connect(t, p);
+	sr_tcpi_arm_timer(t);
+}
+
+SR_API int sr_tcp_set_peer(sr_tcp *t, sr_id id, const char *addr)
+{
+	if (!id || id == t->cfg.id || !addr || strlen(addr) >= SR_ADDR_MAX ||
+	    sr_tcpi_addr_check(addr))
+		return SR_EINVAL;
+	struct tcp_peer *p = sr_tcpi_peer(t, id);
+	if (p) {
+		if (!strcmp(p->addr, addr))
+			return 0;
+		strcpy(p->addr, addr);
+		peer_restart(t, p, "address changed");
+		return 0;
+	}
+	if (t->n_peers == t->cap_peers) {
+		size_t cap = t->cap_peers ? t->cap_peers * 2 : 8;
+		void *n = sr_tcpi_realloc(t, t->peers,
+					  t->cap_peers * sizeof(*t->peers),
+					  cap * sizeof(*t->peers));
+		if (!n)
+			return SR_ENOMEM;
+		t->peers = n;
+		t->cap_peers = cap;
+	}
+	p = sr_tcpi_realloc(t, NULL, 0, sizeof(*p));
+	if (!p)
+		return SR_ENOMEM;
+	memset(p, 0, sizeof(*p));
+	p->tcp = t;
+	p->id = id;
+	p->fd = -1;
+	p->state = SR_TCP_DOWN;
+	strcpy(p->addr, addr);
+	t->peers[t->n_peers++] = p;
+	peer_restart(t, p, NULL);
+	return 0;
+}
+
+SR_API int sr_tcp_remove_peer(sr_tcp *t, sr_id id)
+{
+	for (size_t i = 0; i < t->n_peers; i++) {
+		struct tcp_peer *p = t->peers[i];
+		if (p->id != id)
+			continue;
+		t->peers[i] = t->peers[--t->n_peers];
+		sr_tcpi_log(t, SR_LOG_INFO, "peer %llu removed",
+			    (unsigned long long)id);
+		peer_free(t, p);
+		sr_tcpi_arm_timer(t);
+		return 0;
+	}
+	return SR_ENOTFOUND;
+}
+
+SR_API int sr_tcp_partition(sr_tcp *t, sr_id id, int cut)
+{
+	struct tcp_peer *p = sr_tcpi_peer(t, id);
+	if (!p)
+		return SR_ENOTFOUND;
+	if (cut && !p->cut) {
+		p->cut = 1;
+		if (p->state != SR_TCP_DOWN)
+			sr_tcpi_peer_close(t, p, SR_LOG_INFO,
+					   "partitioned by the test hook");
+		if (p->in)
+			sr_tcpi_in_close(t, p->in, SR_LOG_INFO,
+					 "partitioned by the test hook");
+		sr_tcpi_arm_timer(t);
+	} else if (!cut && p->cut) {
+		p->cut = 0;
+		peer_restart(t, p, NULL);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Sending                                                            */
+/* ------------------------------------------------------------------ */
+
+static void count_drop(sr_tcp *t, struct tcp_peer *p, uint64_t *reason)
+{
+	t->st.drops++;
+	if (reason)
+		(*reason)++;
+	if (p)
+		p->drops++;
+}
+
+/* Make room for n more bytes at the tail, within max_queue_bytes. */
+static int queue_reserve(sr_tcp *t, struct tcp_peer *p, size_t n)
+{
+	size_t live = p->q_tail - p->q_head;
+
+	if ((uint64_t)live + n > t->cfg.max_queue_bytes)
+		return SR_EBUSY;
+	if (p->q_tail + n <= p->q_cap)
+		return 0;
+	if (p->q_head) {
+		/* Written bytes at the front: slide the rest down. */
+		memmove(p->q, p->q + p->q_head, live);
+		p->q_scan -= p->q_head;
+		p->q_tail = live;
+		p->q_head = 0;
+		if (live + n <= p->q_cap)
+			return 0;
+	}
+	size_t cap = p->q_cap < TCP_QUEUE_INIT ? TCP_QUEUE_INIT : p->q_cap;
+	while (cap < live + n)
+		cap *= 2;
+	if (cap > t->cfg.max_queue_bytes)
+		cap = (size_t)t->cfg.max_queue_bytes;
+	void *q = sr_tcpi_realloc(t, p->q, p->q_cap, cap);
+	if (!q)
+		return SR_ENOMEM;
+	p->q = q;
+	p->q_cap = cap;
+	return 0;
+}
+
+static void flush_cb(sr_loop *loop, void *ctx)
+{
+	sr_tcp *t = ctx;
+	(void)loop;
+
+	t->flush_pending = 0;
+	sr_tcp_flush(t);
+}
+
+SR_API void sr_tcp_flush(sr_tcp *t)
+{
+	for (size_t i = 0; i < t->n_peers; i++) {
+		struct tcp_peer *p = t->peers[i];
+		if (!p->dirty)
+			continue;
+		p->dirty = 0;
+		/* Waiting for room already: the write watcher resumes. */
+		if (!(sr_loop_interest(t->loop, p->fd) & SR_LOOP_WRITE))
+			sr_tcpi_peer_write(t, p);
+	}
+}
+
+/* Output is waiting: write it now or before the loop sleeps. */
+static int kick(sr_tcp *t, struct tcp_peer *p)
+{
+	if (p->state != SR_TCP_UP ||
+	    (sr_loop_interest(t->loop, p->fd) & SR_LOOP_WRITE))
+		return 0;
+	if (t->cfg.write_through)
+		return sr_tcpi_peer_write(t, p);
+	p->dirty = 1;
+	if (!t->flush_pending) {
+		if (sr_loop_defer(t->loop, flush_cb, t))
+			return sr_tcpi_peer_write(t, p); /* no memory: now */
+		t->flush_pending = 1;
+	}
+	return 0;
+}
+
+SR_API int sr_tcp_send(sr_tcp *t, const sr_msg *msg)
+{
+	struct tcp_peer *p = sr_tcpi_peer(t, msg->to);
+	if (!p) {
+		count_drop(t, NULL, NULL);
+		return SR_ENOTFOUND;
+	}
+	size_t size = sr_codec_size(msg);
+	if (!size) {
+		count_drop(t, p, NULL);
+		return SR_EINVAL;
+	}
+	if (size - SR_FRAME_HDR_SIZE > t->cfg.max_frame_bytes) {
+		sr_tcpi_log(t, SR_LOG_WARN,
+			    "message of %zu bytes to %llu exceeds the frame "
+			    "limit", size, (unsigned long long)p->id);
+		count_drop(t, p, NULL);
+		return SR_ETOOBIG;
+	}
+	if (p->state == SR_TCP_DOWN) {
+		count_drop(t, p, &t->st.drops_down);
+		return SR_ESTATE;
+	}
+	int rc = queue_reserve(t, p, size);
+	if (rc) {
+		count_drop(t, p, &t->st.drops_full);
+		return rc;
+	}
+	sr_codec_encode(msg, p->q + p->q_tail, p->q_cap - p->q_tail, NULL);
+	p->q_tail += size;
+	p->q_msgs++;
+	t->st.queued_bytes += size;
+	t->st.msgs_sent++;
+	return kick(t, p);
+}
+
+static int transport_send(void *ctx, const sr_msg *msg)
+{
+	return sr_tcp_send(ctx, msg);
+}
+
+SR_API const sr_transport_ops *sr_tcp_transport_ops(void)
+{
+	static const sr_transport_ops ops = { transport_send };
+	return &ops;
+}
+
+/* ------------------------------------------------------------------ */
+/* Observation                                                        */
+/* ------------------------------------------------------------------ */
+
+SR_API void sr_tcp_stats_get(const sr_tcp *t, sr_tcp_stats *out)
+{
+	*out = t->st;
+}
+
+SR_API int sr_tcp_peer_get(const sr_tcp *t, sr_id id, sr_tcp_peer_info *out)
+{
+	const struct tcp_peer *p = sr_tcpi_peer(t, id);
+	if (!p)
+		return SR_ENOTFOUND;
+	memset(out, 0, sizeof(*out));
+	out->id = p->id;
+	out->state = p->state;
+	out->inbound = p->in != NULL;
+	out->partitioned = p->cut;
+	out->queued_bytes = p->q_tail - p->q_head;
+	out->queued_msgs = p->q_msgs;
+	out->drops = p->drops;
+	out->attempts = p->attempts;
+	return 0;
+}

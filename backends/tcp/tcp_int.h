@@ -1,0 +1,116 @@
+/*
+ * tcp_int.h — private state of the TCP transport, shared by tcp.c (peers,
+ * send queues, timers, the public API) and tcp_conn.c (sockets: listener,
+ * connects, reads, writes).
+ *
+ * Ownership: the sr_tcp owns its peers (array of pointers) and its
+ * accepted connections (a doubly linked list).  A peer owns its outgoing
+ * socket and send queue.  An accepted connection owns its socket and
+ * receive buffer; once its handshake succeeded it names its peer by id
+ * and the peer points back at it (peer->in), so that at most one accepted
+ * connection per peer is live.
+ */
+#ifndef SR_TCP_INT_H
+#define SR_TCP_INT_H
+
+#include "seshat/codec.h"
+#include "seshat/loop.h"
+#include "seshat/tcp.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TCP_QUEUE_HELLO 4096u	    /* queue allocated for a connect */
+#define TCP_QUEUE_INIT (64u << 10)  /* first allocation for messages */
+#define TCP_QUEUE_KEEP (1u << 20)   /* a drained queue above this is freed */
+#define TCP_RBUF_INIT (64u << 10)   /* receive buffer after the handshake */
+#define TCP_RBUF_KEEP (1u << 20)    /* shrink back above this when idle */
+#define TCP_READS_PER_EVENT 16	    /* fairness between connections */
+#define TCP_ACCEPTS_PER_EVENT 64
+#define TCP_UP_RESET_MS 1000	    /* a connection that lived this long
+				       resets the backoff */
+
+struct tcp_in;
+
+/* A peer and its outgoing connection. */
+struct tcp_peer {
+	sr_tcp *tcp;
+	sr_id id;
+	char addr[SR_ADDR_MAX];
+	int state; /* SR_TCP_DOWN, SR_TCP_CONNECTING, SR_TCP_UP */
+	int fd;	   /* -1 when down */
+	int cut;   /* sr_tcp_partition() */
+	int dirty; /* has output for the deferred flush */
+
+	/* Send queue: encoded frames back to back in q[head, tail).
+	 * `scan` is the start of the first frame not completely written;
+	 * q_msgs counts the messages (not the hello) from scan to tail. */
+	uint8_t *q;
+	size_t q_head, q_tail, q_cap, q_scan;
+	uint32_t q_msgs;
+
+	uint64_t retry_at;	   /* DOWN: when to connect again */
+	uint64_t connect_deadline; /* CONNECTING: give up at */
+	uint64_t up_since;
+	uint32_t attempts;
+	uint64_t drops;
+
+	struct tcp_in *in; /* the live accepted connection from it */
+};
+
+/* An accepted (receive-only) connection. */
+struct tcp_in {
+	struct tcp_in *prev, *next;
+	sr_tcp *tcp;
+	int fd;
+	sr_id peer;	   /* 0 until the handshake is accepted */
+	uint64_t deadline; /* handshake deadline */
+	uint8_t *buf;
+	size_t len, cap;
+	int busy;	/* inside a read callback: freeing is deferred */
+	int closing;	/* closed; freed when no longer busy */
+	char name[64];	/* remote address, for logs */
+};
+
+struct sr_tcp {
+	sr_tcp_config cfg;
+	char listen_addr[SR_ADDR_MAX];
+	sr_loop *loop;
+	int own_loop;
+	int lfd; /* listener, -1 if none */
+	int port;
+
+	struct tcp_peer **peers;
+	size_t n_peers, cap_peers;
+	struct tcp_in *ins;
+	uint32_t n_in;
+
+	sr_decoder dec;
+	uint64_t timer_id; /* 0: none armed */
+	uint64_t timer_when;
+	int flush_pending;
+	uint64_t rng;
+	sr_tcp_stats st;
+};
+
+/* tcp.c */
+void sr_tcpi_log(sr_tcp *t, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void *sr_tcpi_realloc(sr_tcp *t, void *p, size_t old, size_t size);
+void sr_tcpi_free(sr_tcp *t, void *p, size_t size);
+struct tcp_peer *sr_tcpi_peer(const sr_tcp *t, sr_id id);
+void sr_tcpi_arm_timer(sr_tcp *t);
+void sr_tcpi_queue_reset(sr_tcp *t, struct tcp_peer *p);
+
+/* tcp_conn.c */
+int sr_tcpi_addr_check(const char *addr);
+int sr_tcpi_listen(sr_tcp *t, const char *addr);
+void sr_tcpi_connect(sr_tcp *t, struct tcp_peer *p);
+void sr_tcpi_peer_close(sr_tcp *t, struct tcp_peer *p, int level,
+			const char *reason);
+int sr_tcpi_peer_write(sr_tcp *t, struct tcp_peer *p);
+void sr_tcpi_in_close(sr_tcp *t, struct tcp_in *c, int level,
+		      const char *reason);
+
+#endif

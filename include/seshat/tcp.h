@@ -1,0 +1,228 @@
+/*
+ * seshat/tcp.h — the TCP transport (docs/wire-protocol.md).
+ *
+ * Connection model.  Each node listens on one socket.  For every peer it
+ * keeps one outgoing connection, and messages to that peer travel only on
+ * it; connections a node accepts are receive-only (it never writes to
+ * them).  So between two nodes there are two connections, one per
+ * direction, and neither side ever has to decide which of two crossing
+ * connections to keep.  An outgoing connection starts with a handshake
+ * frame (cluster id, sender id, intended receiver id); the acceptor closes
+ * the connection, with a logged reason, if the cluster differs, the sender
+ * is not a known peer, or the receiver id is not its own.  A lost
+ * outgoing connection is re-established with capped, jittered exponential
+ * backoff.
+ *
+ * Sending.  send() encodes the message into the peer's send queue (one
+ * contiguous buffer) and returns; the queue is flushed before the event
+ * loop next sleeps, so every message queued during one engine call leaves
+ * in one write(2) (or a few, if the socket buffer fills; partial writes
+ * resume when the socket is writable).  Memory is bounded: a message that
+ * would grow a queue beyond max_queue_bytes is dropped and counted, and so
+ * are messages to a peer whose connection is down (waiting to reconnect).
+ * When a connection is lost, what was queued for it is dropped (counted).
+ * Raft resends what matters (heartbeats, flow-control probes).
+ *
+ * Receiving.  Each accepted connection has a receive buffer bounded by
+ * max_frame_bytes plus a header.  A frame that is too large, truncated by
+ * a closed connection, fails its CRC, has an unknown type or version, or
+ * claims a sender other than the handshake's closes that connection with
+ * a logged reason; the transport and its other connections go on.  A
+ * valid message is passed to on_message().
+ *
+ * Event loop.  The transport runs on an sr_loop (seshat/loop.h):
+ *   - a host that runs sr_loop passes it in the config, and the transport
+ *     registers its sockets and timers there;
+ *   - a host with a loop of its own leaves config.loop NULL: the transport
+ *     makes a private loop, and the host polls sr_tcp_fd() for
+ *     readability, sleeps at most sr_tcp_timeout_ms(), and calls
+ *     sr_tcp_process() (non-blocking) when either fires.  After calling
+ *     sr_tcp_send() (directly or through the engine) re-read
+ *     sr_tcp_timeout_ms(): it is 0 while output waits to be flushed.
+ * Either way everything happens on the loop's thread; no function here is
+ * thread-safe.
+ *
+ * Addresses are "host:port" or "[ipv6]:port".  Numeric hosts are best:
+ * a name is resolved with a blocking getaddrinfo() at each connect.
+ */
+#ifndef SESHAT_TCP_H
+#define SESHAT_TCP_H
+
+#include "loop.h"
+#include "msg.h"
+#include "raft.h"
+#include "types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sr_tcp sr_tcp;
+
+/*
+ * A message arrived.  msg and everything it points to are valid during
+ * the call only.  Typically the host calls sr_node_step() here.  The
+ * callback may call sr_tcp_send() (the engine does, while stepping),
+ * sr_tcp_set_peer(), sr_tcp_remove_peer() and sr_tcp_partition(); it must
+ * not call sr_tcp_destroy().
+ */
+typedef void (*sr_tcp_message_fn)(void *ctx, const sr_msg *msg);
+
+typedef struct sr_tcp_config {
+	sr_id id;	     /* this node (>= 1) */
+	uint64_t cluster_id; /* both ends of a connection must agree */
+	const char *listen_addr; /* "host:port" (port 0: any); NULL: no listener */
+	sr_loop *loop;	     /* NULL: a private loop (see above) */
+
+	sr_tcp_message_fn on_message; /* required */
+	void *ctx;		      /* for on_message */
+
+	/* Largest frame payload accepted or sent; default
+	 * SR_FRAME_MAX_DEFAULT (32 MiB).  Must exceed the engine's largest
+	 * message (max_msg_bytes plus one max_entry_bytes entry). */
+	uint32_t max_frame_bytes;
+	uint32_t max_entries;	  /* per append; default 65536 */
+	uint64_t max_queue_bytes; /* per peer send queue; default 64 MiB,
+				     at least max_frame_bytes + 20 */
+	uint32_t max_inbound;	  /* accepted connections; default 256 */
+
+	uint32_t reconnect_min_ms;     /* first retry delay; default 50 */
+	uint32_t reconnect_max_ms;     /* backoff cap; default 5000 */
+	uint32_t handshake_timeout_ms; /* connect and handshake; default 5000 */
+	uint32_t user_timeout_ms;      /* TCP_USER_TIMEOUT on outgoing
+					  sockets (unacknowledged data);
+					  default 10000, 0 = system default */
+
+	/* 1: send() writes each message at once instead of batching until
+	 * the loop next sleeps (one write per message; for benchmarks and
+	 * latency experiments).  Default 0. */
+	int write_through;
+
+	uint64_t seed; /* backoff jitter; default from the id */
+
+	sr_log_fn log;	/* may be NULL */
+	void *log_ctx;
+	int log_level; /* default SR_LOG_INFO */
+	const sr_alloc *alloc; /* NULL: libc; must outlive the transport */
+} sr_tcp_config;
+
+/* Fill *cfg with the defaults above. */
+SR_API void sr_tcp_config_init(sr_tcp_config *cfg, sr_id id,
+			       uint64_t cluster_id);
+
+/*
+ * Create the transport and start listening (cfg is copied, listen_addr
+ * included).  Errors: SR_EINVAL (bad config or address), SR_ENOMEM,
+ * SR_EIO (socket, bind or listen failed; the reason is logged).
+ */
+SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out);
+
+/*
+ * Close every connection and the listener, cancel the transport's timers
+ * and free everything (queued messages are dropped).  Not from inside
+ * on_message.  A shared loop stays usable.
+ */
+SR_API void sr_tcp_destroy(sr_tcp *tcp);
+
+/* The port the listener is bound to (useful with port 0), or 0. */
+SR_API int sr_tcp_port(const sr_tcp *tcp);
+
+/*
+ * Add peer id at addr, or change its address.  A new peer is connected at
+ * once; a changed address closes the current outgoing connection (its
+ * queue is dropped) and connects to the new one.
+ * Errors: SR_EINVAL (id 0 or this node, addr empty or too long),
+ * SR_ENOMEM.
+ */
+SR_API int sr_tcp_set_peer(sr_tcp *tcp, sr_id id, const char *addr);
+
+/*
+ * Forget peer id: close its outgoing and incoming connections and drop
+ * its queue.  A later handshake from it is refused.  SR_ENOTFOUND if it
+ * is unknown.
+ */
+SR_API int sr_tcp_remove_peer(sr_tcp *tcp, sr_id id);
+
+/*
+ * Queue msg for msg->to (everything msg points to is copied before
+ * returning).  Errors (each counted as a drop): SR_ENOTFOUND (unknown
+ * peer), SR_EINVAL (msg cannot be encoded), SR_ETOOBIG (larger than
+ * max_frame_bytes), SR_ESTATE (the peer is disconnected or partitioned),
+ * SR_EBUSY (its queue is full), SR_EIO (write-through: the write failed).
+ */
+SR_API int sr_tcp_send(sr_tcp *tcp, const sr_msg *msg);
+
+/* Write queued messages now instead of when the loop next sleeps. */
+SR_API void sr_tcp_flush(sr_tcp *tcp);
+
+/*
+ * The transport vtable for sr_config.transport; its ctx
+ * (sr_config.transport_ctx) is the sr_tcp *.
+ */
+SR_API const sr_transport_ops *sr_tcp_transport_ops(void);
+
+/* The loop the transport runs on (the host's or its private one). */
+SR_API sr_loop *sr_tcp_loop(const sr_tcp *tcp);
+
+/*
+ * For a host with its own loop: an fd that is readable when the transport
+ * has work (the loop's epoll fd), the milliseconds until it needs to run
+ * anyway (-1: no deadline, 0: now), and the call that does the work
+ * without blocking (one sr_loop_run_once(loop, 0)).  sr_tcp_process()
+ * returns the number of callbacks run or SR_EIO.
+ */
+SR_API int sr_tcp_fd(const sr_tcp *tcp);
+SR_API int sr_tcp_timeout_ms(const sr_tcp *tcp);
+SR_API int sr_tcp_process(sr_tcp *tcp);
+
+typedef struct sr_tcp_stats {
+	uint64_t msgs_sent;   /* queued by send() (and written, or dropped
+				 later when the connection was lost) */
+	uint64_t msgs_recv;   /* handed to on_message */
+	uint64_t bytes_sent;  /* written to sockets */
+	uint64_t bytes_recv;  /* read from sockets */
+	uint64_t writes;      /* write(2) calls that wrote something */
+	uint64_t drops;	      /* messages dropped, every reason */
+	uint64_t drops_full;  /* ... because a queue was full */
+	uint64_t drops_down;  /* ... because the peer was down, or queued
+				 when its connection was lost */
+	uint64_t connects;    /* outgoing connections established */
+	uint64_t accepts;     /* incoming connections accepted */
+	uint64_t refused;     /* incoming connections refused at handshake */
+	uint64_t proto_errors; /* incoming connections closed on a bad frame */
+	uint64_t queued_bytes; /* in every send queue now */
+	uint64_t buffer_bytes; /* send queues and receive buffers allocated now */
+} sr_tcp_stats;
+
+SR_API void sr_tcp_stats_get(const sr_tcp *tcp, sr_tcp_stats *out);
+
+enum { SR_TCP_DOWN = 0, SR_TCP_CONNECTING = 1, SR_TCP_UP = 2 };
+
+typedef struct sr_tcp_peer_info {
+	sr_id id;
+	int state;	      /* SR_TCP_* of the outgoing connection */
+	int inbound;	      /* an accepted connection from it is open */
+	int partitioned;      /* sr_tcp_partition() cut it */
+	uint64_t queued_bytes;
+	uint32_t queued_msgs;
+	uint64_t drops;
+	uint32_t attempts;    /* failed connects since the last good one */
+} sr_tcp_peer_info;
+
+/* Fill *out for peer id; SR_ENOTFOUND if unknown. */
+SR_API int sr_tcp_peer_get(const sr_tcp *tcp, sr_id id, sr_tcp_peer_info *out);
+
+/*
+ * Test hook: cut (cut=1) or heal (cut=0) the link with peer id.  Cutting
+ * closes the connections in both directions as this node sees them:
+ * outgoing messages are dropped, the outgoing connection is not retried,
+ * and a handshake from the peer is refused.  Healing reconnects at once.
+ * Cut a link on both nodes for a symmetric partition.  SR_ENOTFOUND if
+ * the peer is unknown.
+ */
+SR_API int sr_tcp_partition(sr_tcp *tcp, sr_id id, int cut);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
