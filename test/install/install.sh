@@ -70,8 +70,9 @@ MAJOR=$(ver_part MAJOR)
 VERSION=$MAJOR.$(ver_part MINOR).$(ver_part PATCH)
 
 # The engine and the memory store are what embed.c needs to link.
-have_engine=0
-[[ -f lib/node.c && -f backends/mem/mem.c ]] && have_engine=1
+have_engine=0 have_embed=0
+[[ -f lib/node.c ]] && have_engine=1
+[[ $have_engine -eq 1 && -f backends/mem/mem.c ]] && have_embed=1
 
 # Run make with the caller's build directory and flags, and without the
 # caller's MAKEFLAGS (its jobserver is not ours to use).
@@ -245,7 +246,7 @@ else
 	fail pkgconfig_version "pkg-config says '$pcver', headers say $VERSION"
 fi
 
-if [[ $have_engine -eq 1 ]]; then
+if [[ $have_embed -eq 1 ]]; then
 	# Outside the tree: only pkg-config knows where things are.
 	cp examples/embed/embed.c "$W/embed.c"
 	cflags=$(pkg-config --cflags seshatraft)
@@ -301,6 +302,20 @@ if [[ $have_engine -eq 1 ]]; then
 else
 	skip embed_links_shared_via_pkgconfig "engine or mem store not in tree"
 	skip embed_links_static_via_pkgconfig "engine or mem store not in tree"
+fi
+
+# The in-tree build (examples/build.mk; with the caller's flags, so under
+# the sanitizers in an ASan run) must print the same.
+if [[ $have_embed -eq 1 && -x $BUILD/examples/embed ]]; then
+	out=$("$BUILD/examples/embed" 2>&1)
+	rc=$?
+	if [[ $rc -eq 0 && $(tail -n 1 <<<"$out") == "$want" ]]; then
+		ok embed_in_tree_runs
+	else
+		fail embed_in_tree_runs "exit $rc, output:" "$(tail -n 20 <<<"$out")"
+	fi
+else
+	skip embed_in_tree_runs "$BUILD/examples/embed not built"
 fi
 
 # ---------------------------------------------------------------- uninstall
