@@ -11,7 +11,7 @@
  * flow control.  A run counts acknowledged messages over a fixed time;
  * each scenario prints the median of its runs:
  *
- *   small    heartbeat-sized appends (no entries, 84-byte frames)
+ *   small    heartbeat-sized appends (no entries, 80-byte frames)
  *   64k      appends carrying one 64 KiB entry
  *   each scenario batched (the default: one write per loop iteration) and
  *   write-through (one write per message)
