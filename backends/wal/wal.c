@@ -1,0 +1,475 @@
+/*
+ * wal.c — the WAL's life cycle and completion path (seshat/wal.h).
+ *
+ * Opening, in order: validate the options, create the directory if it is
+ * absent, take the LOCK (flock: a second opener gets SR_ELOCKED), read
+ * or create the meta file, load the newest snapshot (wal_snap.c), replay
+ * and check every segment (wal_recover.c), then start the I/O engine
+ * (wal_posix.c or wal_uring.c).  Any failure unwinds what was done.
+ *
+ * The completion path.  The engine marks items DONE and signals the
+ * eventfd; sr_wal_process() on the host's thread reaps DONE items from the
+ * head of the queue (freeing their buffers) into a delivery list, then
+ * calls the done callback for every token of every reaped item, in queue
+ * order, with no lock held: the callback may append (the engine does) and
+ * the new records go to a new batch.  While sr_wal_process() runs the
+ * queue is "plugged": the engine does not start the OPEN batch, so the
+ * appends made by the callbacks of one round join one batch and one
+ * fdatasync (group commit); unplugging at the end kicks the engine.
+ *
+ * Failure.  The first I/O error is kept in w->failed: the engines finish
+ * every later item with it without I/O, and the storage ops return it.
+ * The engine's description of it (fail_msg) is logged once, here, on the
+ * host's thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "wal_int.h"
+
+/* ------------------------------------------------------------------ */
+/* Helpers shared by the files of the WAL                             */
+/* ------------------------------------------------------------------ */
+
+void *sr_walc_alloc(sr_wal *w, size_t n)
+{
+	return w->has_alloc ? w->alloc.malloc(w->alloc.ctx, n) : malloc(n);
+}
+
+void *sr_walc_realloc(sr_wal *w, void *p, size_t n)
+{
+	return w->has_alloc ? w->alloc.realloc(w->alloc.ctx, p, n)
+			    : realloc(p, n);
+}
+
+void sr_walc_free(sr_wal *w, void *p)
+{
+	if (!p)
+		return;
+	if (w->has_alloc)
+		w->alloc.free(w->alloc.ctx, p);
+	else
+		free(p);
+}
+
+void sr_walc_logf(sr_wal *w, int level, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (!w->log || level < w->log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	w->log(w->log_ctx, level, line);
+}
+
+int sr_walc_errno_code(int err)
+{
+	return err == ENOSPC || err == EDQUOT ? SR_ENOSPC : SR_EIO;
+}
+
+struct wal_seg *sr_walc_seg_get(sr_wal *w, uint64_t seq)
+{
+	uint64_t i;
+
+	if (!w->n_segs || seq < w->segs[0].seq)
+		return NULL;
+	i = seq - w->segs[0].seq;
+	return i < w->n_segs ? &w->segs[i] : NULL;
+}
+
+void sr_walc_item_finish(sr_wal *w, struct wal_item *it, int status)
+{
+	it->status = status;
+	it->state = ITEM_DONE;
+	if (status && !w->failed)
+		w->failed = status;
+	if (w->exec == it)
+		w->exec = it->next;
+	pthread_cond_broadcast(&w->cv_done);
+}
+
+void sr_walc_notify(sr_wal *w)
+{
+	uint64_t one = 1;
+
+	(void)!write(w->evfd, &one, sizeof(one));
+}
+
+/* ------------------------------------------------------------------ */
+/* Reaping and delivering completions (host thread)                   */
+/* ------------------------------------------------------------------ */
+
+static void item_release(sr_wal *w, struct wal_item *it)
+{
+	if (!w->spare) {
+		w->spare = it;
+		return;
+	}
+	sr_walc_free(w, it->buf);
+	sr_walc_free(w, it->tokens);
+	sr_walc_free(w, it);
+}
+
+/* Close and forget segments the engine deleted (under mu). */
+static void segs_forget_deleted(sr_wal *w)
+{
+	size_t k = 0;
+
+	while (k < w->n_segs && w->segs[k].state == SEG_DELETED) {
+		if (w->segs[k].fd >= 0)
+			close(w->segs[k].fd);
+		k++;
+	}
+	if (!k)
+		return;
+	memmove(w->segs, w->segs + k, (w->n_segs - k) * sizeof(*w->segs));
+	w->n_segs -= k;
+	if (w->win_seg && w->win_seg < (w->n_segs ? w->segs[0].seq : ~0ull))
+		w->win_seg = 0;
+}
+
+void sr_walc_reap(sr_wal *w)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->head && w->head->state == ITEM_DONE) {
+		struct wal_item *it = w->head;
+
+		w->head = it->next;
+		if (!w->head)
+			w->tail = NULL;
+		it->next = NULL;
+		w->pending_bytes -= it->len;
+		if (it->kind == ITEM_DELETE) {
+			segs_forget_deleted(w);
+			/* a segment that could not be deleted is retried */
+			if (w->n_segs && w->segs[0].seq <= w->del_seq)
+				w->del_seq = w->segs[0].seq - 1;
+		}
+		if (w->done_tail)
+			w->done_tail->next = it;
+		else
+			w->done_head = it;
+		w->done_tail = it;
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Log what the engine left for the host's thread. */
+static void log_engine_messages(sr_wal *w)
+{
+	char fail[sizeof(w->fail_msg)], warn[sizeof(w->warn_msg)];
+	int failed;
+
+	pthread_mutex_lock(&w->mu);
+	failed = w->failed;
+	memcpy(fail, w->fail_msg, sizeof(fail));
+	memcpy(warn, w->warn_msg, sizeof(warn));
+	w->warn_msg[0] = 0;
+	pthread_mutex_unlock(&w->mu);
+	if (warn[0])
+		sr_walc_logf(w, SR_LOG_WARN, "%s", warn);
+	if (failed && !w->fail_logged) {
+		w->fail_logged = 1;
+		sr_walc_logf(w, SR_LOG_ERROR, "%s (%s)",
+			     fail[0] ? fail : "wal: stopped by an I/O error",
+			     sr_strerror(failed));
+	}
+}
+
+static int deliver(sr_wal *w)
+{
+	int n = 0;
+
+	while (w->done_head) {
+		struct wal_item *it = w->done_head;
+
+		w->done_head = it->next;
+		if (!w->done_head)
+			w->done_tail = NULL;
+		for (size_t i = 0; i < it->n_tokens; i++) {
+			if (w->done)
+				w->done(w->done_ctx, it->tokens[i], it->status);
+			n++;
+		}
+		item_release(w, it);
+	}
+	return n;
+}
+
+int sr_wal_process(sr_wal *w)
+{
+	uint64_t v;
+	int n;
+
+	(void)!read(w->evfd, &v, sizeof(v));
+	w->eng->poll(w);
+	pthread_mutex_lock(&w->mu);
+	w->plugged = 1;
+	pthread_mutex_unlock(&w->mu);
+	sr_walc_reap(w);
+	log_engine_messages(w);
+	n = deliver(w);
+	pthread_mutex_lock(&w->mu);
+	w->plugged = 0;
+	pthread_mutex_unlock(&w->mu);
+	w->eng->kick(w);
+	return n;
+}
+
+int sr_wal_sync(sr_wal *w)
+{
+	int rv = sr_walc_drain(w);
+
+	sr_wal_process(w);
+	return rv;
+}
+
+int sr_wal_fd(const sr_wal *w)
+{
+	return w->evfd;
+}
+
+void sr_wal_set_done(sr_wal *w, sr_wal_done_fn done, void *ctx)
+{
+	w->done = done;
+	w->done_ctx = ctx;
+}
+
+const char *sr_wal_engine_name(int engine)
+{
+	switch (engine) {
+	case SR_WAL_POSIX: return "posix";
+	case SR_WAL_URING: return "io_uring";
+	case SR_WAL_AUTO: return "auto";
+	default: return "unknown";
+	}
+}
+
+void sr_wal_get_stats(const sr_wal *cw, sr_wal_stats *out)
+{
+	sr_wal *w = (sr_wal *)cw; /* the mutex is not part of the state */
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&w->mu);
+	out->engine = w->eng ? w->eng->id : SR_WAL_POSIX;
+	out->error = w->failed;
+	out->batches = w->st_batches;
+	out->bytes_written = w->st_bytes;
+	out->segments_created = w->st_created;
+	out->segments_deleted = w->st_deleted;
+	for (size_t i = 0; i < w->n_segs; i++)
+		out->segments += w->segs[i].state == SEG_LIVE;
+	pthread_mutex_unlock(&w->mu);
+	out->appends = w->st_appends;
+	out->pending_bytes = w->pending_bytes;
+	out->torn_bytes = w->st_torn;
+	out->first_index = w->first;
+	out->last_index = w->last;
+}
+
+/* ------------------------------------------------------------------ */
+/* Open and close                                                     */
+/* ------------------------------------------------------------------ */
+
+void sr_wal_options_init(sr_wal_options *o, const char *dir)
+{
+	memset(o, 0, sizeof(*o));
+	o->dir = dir;
+	o->segment_size = 64ull << 20;
+	o->max_pending_bytes = 64ull << 20;
+	o->backpressure = SR_WAL_BLOCK;
+	o->engine = SR_WAL_POSIX;
+	o->repair = SR_WAL_REPAIR_NONE;
+	o->log_level = SR_LOG_INFO;
+}
+
+static int options_check(const sr_wal_options *o)
+{
+	if (!o->dir || !o->dir[0] || o->segment_size < (64u << 10) ||
+	    o->segment_size > (1u << 30) || (o->segment_size & 4095) ||
+	    o->max_pending_bytes == 0 ||
+	    (o->backpressure != SR_WAL_BLOCK &&
+	     o->backpressure != SR_WAL_EBUSY) ||
+	    (o->repair != SR_WAL_REPAIR_NONE &&
+	     o->repair != SR_WAL_REPAIR_TRUNCATE) ||
+	    (o->engine < SR_WAL_POSIX || o->engine > SR_WAL_AUTO))
+		return SR_EINVAL;
+	if (o->alloc && (!o->alloc->malloc || !o->alloc->realloc ||
+			 !o->alloc->free))
+		return SR_EINVAL;
+	return 0;
+}
+
+static int engine_pick(sr_wal *w, int want)
+{
+#ifdef SR_HAVE_URING
+	if (want == SR_WAL_URING ||
+	    (want == SR_WAL_AUTO && sr_waluring_usable())) {
+		w->eng = &sr_waluring_engine;
+		return 0;
+	}
+#else
+	if (want == SR_WAL_URING) {
+		sr_walc_logf(w, SR_LOG_ERROR,
+			     "wal: the io_uring engine was not built in "
+			     "(build with liburing, or URING=1)");
+		return SR_EINVAL;
+	}
+#endif
+	w->eng = &sr_walposix_engine;
+	return 0;
+}
+
+static int dir_open(sr_wal *w)
+{
+	if (mkdir(w->dir, 0700) != 0 && errno != EEXIST) {
+		sr_walc_logf(w, SR_LOG_ERROR, "wal: creating %s: %s", w->dir,
+			     strerror(errno));
+		return sr_walc_errno_code(errno);
+	}
+	w->dirfd = open(w->dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (w->dirfd < 0) {
+		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s: %s", w->dir,
+			     strerror(errno));
+		return errno == ENOENT || errno == ENOTDIR ? SR_EINVAL
+							   : SR_EIO;
+	}
+	return 0;
+}
+
+static void wal_free(sr_wal *w)
+{
+	struct wal_item *lists[2] = { w->head, w->done_head };
+
+	for (int l = 0; l < 2; l++) {
+		while (lists[l]) {
+			struct wal_item *it = lists[l];
+
+			lists[l] = it->next;
+			sr_walc_free(w, it->buf);
+			sr_walc_free(w, it->tokens);
+			sr_walc_free(w, it);
+		}
+	}
+	if (w->spare) {
+		sr_walc_free(w, w->spare->buf);
+		sr_walc_free(w, w->spare->tokens);
+		sr_walc_free(w, w->spare);
+	}
+	for (size_t i = 0; i < w->n_segs; i++)
+		if (w->segs[i].fd >= 0)
+			close(w->segs[i].fd);
+	sr_walsnap_close(w);
+	if (w->evfd >= 0)
+		close(w->evfd);
+	if (w->lockfd >= 0)
+		close(w->lockfd); /* releases the flock */
+	if (w->dirfd >= 0)
+		close(w->dirfd);
+	sr_walc_free(w, w->segs);
+	sr_walc_free(w, w->pos);
+	sr_walc_free(w, w->rbuf);
+	sr_walc_free(w, w->win);
+	sr_walc_free(w, w->dir);
+	pthread_cond_destroy(&w->cv_work);
+	pthread_cond_destroy(&w->cv_done);
+	pthread_mutex_destroy(&w->mu);
+	sr_walc_free(w, w);
+}
+
+static sr_wal *wal_new(const sr_wal_options *o)
+{
+	sr_wal tmp, *w;
+	size_t dlen = strlen(o->dir);
+
+	memset(&tmp, 0, sizeof(tmp));
+	if (o->alloc) {
+		tmp.alloc = *o->alloc;
+		tmp.has_alloc = 1;
+	}
+	w = sr_walc_alloc(&tmp, sizeof(*w));
+	if (!w)
+		return NULL;
+	*w = tmp;
+	w->dir = sr_walc_alloc(w, dlen + 1);
+	if (!w->dir) {
+		sr_walc_free(w, w);
+		return NULL;
+	}
+	memcpy(w->dir, o->dir, dlen + 1);
+	w->seg_size = o->segment_size;
+	w->max_pending = o->max_pending_bytes;
+	w->backpressure = o->backpressure;
+	w->repair = o->repair;
+	w->done = o->done;
+	w->done_ctx = o->done_ctx;
+	w->log = o->log;
+	w->log_ctx = o->log_ctx;
+	w->log_level = o->log_level;
+	w->dirfd = w->lockfd = w->evfd = -1;
+	w->snap.fd = w->part.fd = -1;
+	w->first = 1;
+	w->next_batch = 1;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv_work, NULL);
+	pthread_cond_init(&w->cv_done, NULL);
+	return w;
+}
+
+int sr_wal_open(const sr_wal_options *o, sr_wal **out)
+{
+	sr_wal *w;
+	int rv;
+
+	*out = NULL;
+	if (!o || options_check(o))
+		return SR_EINVAL;
+	w = wal_new(o);
+	if (!w)
+		return SR_ENOMEM;
+	if ((rv = engine_pick(w, o->engine)) || (rv = dir_open(w)) ||
+	    (rv = sr_walio_lock(w)))
+		goto fail;
+	w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->evfd < 0) {
+		rv = SR_EIO;
+		goto fail;
+	}
+	if ((rv = sr_walrec_recover(w)))
+		goto fail;
+	rv = w->eng->start(w);
+	if (rv)
+		goto fail;
+	sr_walc_logf(w, SR_LOG_INFO,
+		     "wal: opened %s (%s): log %llu..%llu, snapshot %llu, "
+		     "term %llu",
+		     w->dir, sr_wal_engine_name(w->eng->id),
+		     (unsigned long long)w->first, (unsigned long long)w->last,
+		     (unsigned long long)w->snap.index,
+		     (unsigned long long)w->term);
+	w->eng->kick(w); /* records queued by recovery, if any */
+	*out = w;
+	return 0;
+fail:
+	wal_free(w);
+	return rv;
+}
+
+void sr_wal_close(sr_wal *w)
+{
+	if (!w)
+		return;
+	w->eng->stop(w);
+	sr_walc_reap(w);
+	log_engine_messages(w);
+	wal_free(w);
+}

@@ -1,0 +1,259 @@
+/*
+ * wal_int.h — the WAL's private structures, shared by the files of
+ * backends/wal (never installed).
+ *
+ * Who touches what.  The host's thread (the "engine thread") owns the log
+ * view (first, last, pos[]), the planner (which segment and offset the
+ * next record goes to), the snapshot and the hard state.  The work queue
+ * of items and the segment table are shared with the I/O engine and
+ * guarded by `mu`; the writer thread of the posix engine holds `mu` only to
+ * take an item, publish its progress and look up a file descriptor, never
+ * across I/O.  The writer never allocates, frees or logs: allocation and
+ * the log hook stay on the engine thread (the writer leaves a message in
+ * fail_msg / warn_msg for the engine thread to log).
+ *
+ * The queue.  Items run strictly one after the other, in FIFO order:
+ *
+ *   BATCH   records serialized by append/truncate/compact; written with
+ *           one write and made durable with one fdatasync (creating its
+ *           segment first when it is the first batch of one);
+ *   DELETE  unlink the segments up to a sequence number, oldest first,
+ *           each followed by an fsync of the directory.
+ *
+ * An item's state only moves forward: OPEN (the tail batch, still taking
+ * records) -> READY (closed) -> BUSY (the engine took it) -> WRITTEN (its
+ * bytes are in the file, readable with pread) -> DONE (durable, or
+ * failed with status).  The engine thread reaps DONE items from the head,
+ * frees their buffers and delivers their tokens in order.
+ */
+#ifndef SR_WAL_INT_H
+#define SR_WAL_INT_H
+
+#include <pthread.h>
+#include <stdarg.h>
+
+#include <seshat/wal.h>
+
+#include "wal_format.h"
+
+enum { ITEM_BATCH = 1, ITEM_DELETE = 2 };
+enum {
+	ITEM_OPEN = 0,
+	ITEM_READY = 1,
+	ITEM_BUSY = 2,
+	ITEM_WRITTEN = 3,
+	ITEM_DONE = 4
+};
+
+#define WAL_URING_MAX_OPS 6
+
+struct wal_item {
+	struct wal_item *next;
+	int kind;
+	int state;	/* ITEM_*, under mu */
+	int status;	/* 0 or SR_E*, set with state DONE */
+	uint64_t batch; /* batch number (BATCH) */
+	uint64_t seg;	/* target segment (BATCH); delete up to (DELETE) */
+	uint64_t off;	/* segment offset of buf[0] */
+	int new_seg;	/* create seg first, with hdr and seg_size */
+	unsigned char hdr[WAL_SEG_HDR];
+	uint64_t seg_size;
+	unsigned char *buf; /* serialized records */
+	size_t len, cap;
+	uint64_t *tokens; /* appends completed by this item */
+	size_t n_tokens, cap_tokens;
+	/* io_uring bookkeeping (wal_uring.c) */
+	int n_ops, n_cqes;
+	uint8_t op_kind[WAL_URING_MAX_OPS];
+	int op_res[WAL_URING_MAX_OPS];
+	uint32_t op_want[WAL_URING_MAX_OPS];
+	size_t written;
+};
+
+enum { SEG_PLANNED = 0, SEG_LIVE = 1, SEG_DELETED = 2 };
+
+struct wal_seg {
+	uint64_t seq;
+	int fd;		    /* -1 until created; closed by the engine thread */
+	int state;	    /* SEG_* */
+	uint64_t size;	    /* preallocated size */
+	uint64_t written;   /* bytes that pread can see */
+	sr_index max_index; /* highest entry index ever written in it */
+};
+
+struct wal_engine;
+
+struct wal_snap {
+	int fd; /* -1: none */
+	sr_index index;
+	sr_term term;
+	sr_membership conf;
+	uint32_t hdr_size;
+	uint64_t size; /* data bytes */
+};
+
+struct sr_wal {
+	/* options */
+	char *dir;
+	uint64_t seg_size;
+	uint64_t max_pending;
+	int backpressure;
+	int repair;
+	sr_wal_done_fn done;
+	void *done_ctx;
+	sr_log_fn log;
+	void *log_ctx;
+	int log_level;
+	sr_alloc alloc;
+	int has_alloc;
+
+	int dirfd, lockfd, evfd;
+	const struct wal_engine *eng;
+	void *eng_state;
+
+	/* hard state */
+	sr_term term;
+	sr_id vote;
+
+	/* snapshots (engine thread) */
+	struct wal_snap snap; /* current */
+	struct wal_snap part; /* being written */
+	int part_active;
+
+	/* the log view (engine thread): pos[i] locates entry first + i */
+	sr_index first, last;
+	uint64_t *pos; /* (segment seq << 32) | offset */
+	size_t pos_off, pos_n, pos_cap;
+
+	/* the planner (engine thread) */
+	uint64_t plan_seg, plan_off, plan_size;
+	uint64_t next_batch;
+	uint64_t del_seq; /* segments <= del_seq are deleted or queued */
+
+	/* shared with the I/O engine, under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv_work; /* posix writer: work or unplug */
+	pthread_cond_t cv_done; /* an item became DONE */
+	struct wal_item *head, *tail;
+	struct wal_item *exec; /* next item to run, NULL if none */
+	struct wal_seg *segs;  /* ordered by seq, consecutive */
+	size_t n_segs, cap_segs;
+	int plugged;  /* inside sr_wal_process: hold OPEN batches */
+	int stopping; /* sr_wal_close */
+	int failed;   /* the error that stopped the WAL */
+	char fail_msg[320];
+	char warn_msg[320];
+	uint64_t st_batches, st_bytes, st_created, st_deleted;
+
+	/* engine thread */
+	struct wal_item *done_head, *done_tail; /* reaped, not delivered */
+	struct wal_item *spare;			 /* one recycled item */
+	uint64_t pending_bytes;
+	int fail_logged;
+	int in_callback;
+	uint64_t st_appends, st_torn;
+
+	/* read() scratch */
+	unsigned char *rbuf; /* entry data handed out by read() */
+	size_t rbuf_cap;
+	unsigned char *win; /* a window of one segment file */
+	size_t win_cap, win_len;
+	uint64_t win_seg, win_off;
+};
+
+/* An I/O engine: the posix writer thread or io_uring. */
+struct wal_engine {
+	int id; /* SR_WAL_POSIX or SR_WAL_URING */
+	int (*start)(sr_wal *w);
+	/* Work was queued or unplugged (called without mu). */
+	void (*kick)(sr_wal *w);
+	/* Block until some item becomes DONE (or none is left to run). */
+	void (*wait)(sr_wal *w);
+	/* Non-blocking progress from sr_wal_process (io_uring reaps). */
+	void (*poll)(sr_wal *w);
+	/* Run every queued item, then stop and release the engine. */
+	void (*stop)(sr_wal *w);
+};
+
+extern const struct wal_engine sr_walposix_engine;
+#ifdef SR_HAVE_URING
+extern const struct wal_engine sr_waluring_engine;
+/* 1 if io_uring can be set up on this machine. */
+int sr_waluring_usable(void);
+#endif
+
+/* ---- wal.c: shared helpers ---- */
+void *sr_walc_alloc(sr_wal *w, size_t n);
+void *sr_walc_realloc(sr_wal *w, void *p, size_t n);
+void sr_walc_free(sr_wal *w, void *p);
+void sr_walc_logf(sr_wal *w, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* SR_EIO or SR_ENOSPC for an errno value. */
+int sr_walc_errno_code(int err);
+/* The segment with that seq, or NULL (call under mu). */
+struct wal_seg *sr_walc_seg_get(sr_wal *w, uint64_t seq);
+/* Mark it DONE with status, advance exec, wake waiters (under mu). */
+void sr_walc_item_finish(sr_wal *w, struct wal_item *it, int status);
+/* Signal the completion eventfd. */
+void sr_walc_notify(sr_wal *w);
+
+/* ---- wal_io.c: synchronous file operations ---- */
+void sr_walio_seg_name(char *buf, size_t cap, uint64_t seq);
+void sr_walio_snap_name(char *buf, size_t cap, sr_index index);
+/* pwrite/pread everything or fail with errno. */
+int sr_walio_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+int sr_walio_pread_all(int fd, void *buf, size_t len, uint64_t off);
+/*
+ * Create segment file for item it (O_EXCL, fallocate, header, fdatasync,
+ * directory fsync).  Returns the fd or a negative SR_E* code with
+ * w->fail_msg set (under mu).  Used from the writer thread.
+ */
+int sr_walio_seg_create(sr_wal *w, const struct wal_item *it);
+/* Run a DELETE item synchronously (writer thread).  Never fails hard. */
+void sr_walio_seg_delete(sr_wal *w, const struct wal_item *it);
+/* Record a fatal message / warning for the engine thread (takes mu). */
+void sr_walio_fail(sr_wal *w, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void sr_walio_warn(sr_wal *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Write a whole small file atomically: tmp, fsync, rename, dir fsync. */
+int sr_walio_write_atomic(sr_wal *w, const char *name, const void *buf,
+			  size_t len);
+/* Read the meta file (or create it in an empty directory). */
+int sr_walio_meta_load(sr_wal *w, int dir_has_data);
+int sr_walio_lock(sr_wal *w);
+/* Zero [from, to) of fd and fdatasync it. */
+int sr_walio_zero_range(int fd, uint64_t from, uint64_t to);
+
+/* ---- wal_recover.c ---- */
+/* List the directory, load meta and snapshot, replay the segments. */
+int sr_walrec_recover(sr_wal *w);
+
+/* ---- wal_snap.c ---- */
+/* Pick the newest valid snapshot of idx[0..n) (sorted), drop the rest. */
+int sr_walsnap_load(sr_wal *w, const uint64_t *idx, size_t n);
+void sr_walsnap_close(sr_wal *w);
+int sr_walsnap_begin(void *ctx, sr_index index, sr_term term,
+		     const sr_membership *conf);
+int sr_walsnap_write(void *ctx, uint64_t offset, const void *data,
+		     size_t len);
+int sr_walsnap_finish(void *ctx, int commit);
+int sr_walsnap_read(void *ctx, uint64_t offset, void *buf, size_t len,
+		    size_t *n_out);
+
+/* ---- wal.c: log view and records ---- */
+/* Append a TRUNCATE or COMPACT record to the stream (engine thread). */
+int sr_walc_put_marker(sr_wal *w, uint32_t kind, sr_index index);
+/* Wait until every queued item is DONE; returns w->failed. */
+int sr_walc_drain(sr_wal *w);
+/* Queue a DELETE of the segments no entry >= first needs (engine). */
+int sr_walc_schedule_delete(sr_wal *w);
+int sr_walc_pos_reserve(sr_wal *w, size_t n);
+/* Add a PLANNED segment to the table (under mu). */
+int sr_walc_seg_add(sr_wal *w, uint64_t seq, uint64_t size);
+/* The term of entry i (first <= i <= last), read and checked. */
+int sr_walc_entry_term(sr_wal *w, sr_index i, sr_term *term);
+/* Move DONE items from the queue to the delivery list (engine thread). */
+void sr_walc_reap(sr_wal *w);
+
+#endif

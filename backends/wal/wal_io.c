@@ -1,0 +1,358 @@
+/*
+ * wal_io.c — synchronous file operations of the WAL: the directory lock,
+ * the meta file, atomic small-file replacement, and creating and deleting
+ * segments.
+ *
+ * Durability rules applied here (docs/storage-format.md, "Ordering"):
+ *
+ *   - a new segment is fallocate'd, gets its header, is fdatasync'ed and
+ *     then the directory is fsync'ed, all before the first batch is
+ *     written to it: a record is never durable in a file whose directory
+ *     entry is not;
+ *   - the meta file is replaced by writing meta.tmp, fsync, rename, fsync
+ *     of the directory: a crash leaves the old or the new one, whole;
+ *   - segments are deleted oldest first with a directory fsync after each
+ *     unlink, so a crash can only leave a suffix of the segments.
+ *
+ * sr_walio_seg_create() and sr_walio_seg_delete() run on the posix
+ * writer thread: they never allocate and never call the log hook; a
+ * failure is described in w->fail_msg (or w->warn_msg) for the engine
+ * thread to log.  The rest runs on the engine thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "wal_int.h"
+
+void sr_walio_seg_name(char *buf, size_t cap, uint64_t seq)
+{
+	snprintf(buf, cap, "%016llx.wal", (unsigned long long)seq);
+}
+
+void sr_walio_snap_name(char *buf, size_t cap, sr_index index)
+{
+	snprintf(buf, cap, "%016llx.snap", (unsigned long long)index);
+}
+
+int sr_walio_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const unsigned char *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int sr_walio_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	unsigned char *p = buf;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) { /* past the end: the caller checked sizes */
+			errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+__attribute__((format(printf, 4, 0))) static void
+vset_msg(sr_wal *w, char *dst, size_t cap, const char *fmt, va_list ap)
+{
+	pthread_mutex_lock(&w->mu);
+	if (!dst[0])
+		vsnprintf(dst, cap, fmt, ap);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void sr_walio_fail(sr_wal *w, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)code;
+	va_start(ap, fmt);
+	vset_msg(w, w->fail_msg, sizeof(w->fail_msg), fmt, ap);
+	va_end(ap);
+}
+
+void sr_walio_warn(sr_wal *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vset_msg(w, w->warn_msg, sizeof(w->warn_msg), fmt, ap);
+	va_end(ap);
+}
+
+/* Remove a half-made segment after a failure (best effort). */
+static void seg_discard(sr_wal *w, int fd, const char *name)
+{
+	close(fd);
+	unlinkat(w->dirfd, name, 0);
+	fsync(w->dirfd);
+}
+
+int sr_walio_seg_create(sr_wal *w, const struct wal_item *it)
+{
+	char name[32];
+	const char *step = "open";
+	int fd, e, code;
+
+	sr_walio_seg_name(name, sizeof(name), it->seg);
+	fd = openat(w->dirfd, name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC,
+		    0600);
+	if (fd < 0)
+		goto fail;
+	step = "fallocate";
+	if (fallocate(fd, 0, 0, (off_t)it->seg_size) != 0) {
+		/* a file system without fallocate: size it sparse instead */
+		if (errno != EOPNOTSUPP && errno != ENOSYS)
+			goto fail_fd;
+		step = "ftruncate";
+		if (ftruncate(fd, (off_t)it->seg_size) != 0)
+			goto fail_fd;
+	}
+	step = "header write";
+	if (sr_walio_pwrite_all(fd, it->hdr, WAL_SEG_HDR, 0) != 0)
+		goto fail_fd;
+	step = "fdatasync";
+	if (fdatasync(fd) != 0)
+		goto fail_fd;
+	step = "directory fsync";
+	if (fsync(w->dirfd) != 0)
+		goto fail_fd;
+	return fd;
+
+fail_fd:
+	e = errno;
+	seg_discard(w, fd, name);
+	errno = e;
+fail:
+	e = errno;
+	code = sr_walc_errno_code(e);
+	sr_walio_fail(w, code,
+		      "wal: creating segment %s/%s (%llu bytes) failed at %s: "
+		      "%s; the WAL is stopped, the files are left consistent",
+		      w->dir, name, (unsigned long long)it->seg_size, step,
+		      strerror(e));
+	return code;
+}
+
+void sr_walio_seg_delete(sr_wal *w, const struct wal_item *it)
+{
+	for (;;) {
+		struct wal_seg *s;
+		uint64_t seq = 0;
+		char name[32];
+		int e;
+
+		pthread_mutex_lock(&w->mu);
+		for (size_t i = 0; i < w->n_segs; i++) {
+			s = &w->segs[i];
+			if (s->seq > it->seg)
+				break;
+			if (s->state == SEG_LIVE) {
+				seq = s->seq;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&w->mu);
+		if (!seq)
+			return;
+		sr_walio_seg_name(name, sizeof(name), seq);
+		if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT) {
+			e = errno;
+			sr_walio_warn(w, "wal: deleting %s/%s failed: %s (kept; "
+					 "retried at the next compaction)",
+				      w->dir, name, strerror(e));
+			return;
+		}
+		if (fsync(w->dirfd) != 0) {
+			e = errno;
+			sr_walio_warn(w, "wal: fsync of %s after deleting %s "
+					 "failed: %s",
+				      w->dir, name, strerror(e));
+			return;
+		}
+		pthread_mutex_lock(&w->mu);
+		s = sr_walc_seg_get(w, seq);
+		if (s)
+			s->state = SEG_DELETED;
+		w->st_deleted++;
+		pthread_mutex_unlock(&w->mu);
+	}
+}
+
+int sr_walio_write_atomic(sr_wal *w, const char *name, const void *buf,
+			  size_t len)
+{
+	char tmp[64];
+	const char *step = "create";
+	int fd, e;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	fd = openat(w->dirfd, tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC,
+		    0600);
+	if (fd < 0)
+		goto fail;
+	step = "write";
+	if (sr_walio_pwrite_all(fd, buf, len, 0) != 0)
+		goto fail_fd;
+	step = "fsync";
+	if (fsync(fd) != 0)
+		goto fail_fd;
+	close(fd);
+	fd = -1;
+	step = "rename";
+	if (renameat(w->dirfd, tmp, w->dirfd, name) != 0)
+		goto fail;
+	step = "directory fsync";
+	if (fsync(w->dirfd) != 0)
+		goto fail;
+	return 0;
+
+fail_fd:
+	e = errno;
+	close(fd);
+	unlinkat(w->dirfd, tmp, 0);
+	errno = e;
+fail:
+	e = errno;
+	sr_walc_logf(w, SR_LOG_ERROR, "wal: replacing %s/%s failed at %s: %s",
+		     w->dir, name, step, strerror(e));
+	return sr_walc_errno_code(e);
+}
+
+int sr_walio_meta_load(sr_wal *w, int dir_has_data)
+{
+	unsigned char buf[WAL_META_SIZE + 8];
+	struct wal_meta m = { 0, 0 };
+	const char *why = NULL;
+	ssize_t n;
+	int fd = openat(w->dirfd, "meta", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 && errno == ENOENT) {
+		if (dir_has_data) {
+			sr_walc_logf(w, SR_LOG_ERROR,
+				     "wal: corruption in %s: the meta file "
+				     "(term and vote) is missing but log or "
+				     "snapshot files exist; refusing to open",
+				     w->dir);
+			return SR_ECORRUPT;
+		}
+		sr_walfmt_meta_encode(buf, &m);
+		w->term = 0;
+		w->vote = 0;
+		return sr_walio_write_atomic(w, "meta", buf, WAL_META_SIZE);
+	}
+	if (fd < 0) {
+		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s/meta: %s",
+			     w->dir, strerror(errno));
+		return SR_EIO;
+	}
+	do {
+		n = pread(fd, buf, sizeof(buf), 0);
+	} while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n < 0) {
+		sr_walc_logf(w, SR_LOG_ERROR, "wal: reading %s/meta: %s",
+			     w->dir, strerror(errno));
+		return SR_EIO;
+	}
+	if (sr_walfmt_meta_decode(buf, (size_t)n, &m, &why) != WALFMT_OK) {
+		sr_walc_logf(w, SR_LOG_ERROR,
+			     "wal: corruption in %s/meta at offset 0: %s; "
+			     "refusing to open (term and vote cannot be "
+			     "repaired: a lost vote could elect two leaders)",
+			     w->dir, why);
+		return SR_ECORRUPT;
+	}
+	w->term = m.term;
+	w->vote = m.vote;
+	return 0;
+}
+
+int sr_walio_lock(sr_wal *w)
+{
+	char pid[32] = "";
+	ssize_t n;
+
+	w->lockfd = openat(w->dirfd, "LOCK", O_CREAT | O_RDWR | O_CLOEXEC,
+			   0600);
+	if (w->lockfd < 0) {
+		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s/LOCK: %s",
+			     w->dir, strerror(errno));
+		return sr_walc_errno_code(errno);
+	}
+	if (flock(w->lockfd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+
+		if (e != EWOULDBLOCK) {
+			sr_walc_logf(w, SR_LOG_ERROR, "wal: locking %s/LOCK: %s",
+				     w->dir, strerror(e));
+			return SR_EIO;
+		}
+		n = pread(w->lockfd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		sr_walc_logf(w, SR_LOG_ERROR,
+			     "wal: %s is in use: another process or WAL "
+			     "instance holds %s/LOCK (pid %s); two writers "
+			     "would corrupt the log",
+			     w->dir, w->dir, pid[0] ? pid : "unknown");
+		return SR_ELOCKED;
+	}
+	/* The pid is informational: the flock is the lock. */
+	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(w->lockfd, 0) == 0)
+		(void)!pwrite(w->lockfd, pid, strlen(pid), 0);
+	return 0;
+}
+
+int sr_walio_zero_range(int fd, uint64_t from, uint64_t to)
+{
+	static const unsigned char zero[65536];
+
+	if (to <= from)
+		return 0;
+	if (fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)from, (off_t)(to - from)) != 0) {
+		while (from < to) {
+			size_t n = to - from > sizeof(zero)
+					   ? sizeof(zero)
+					   : (size_t)(to - from);
+
+			if (sr_walio_pwrite_all(fd, zero, n, from) != 0)
+				return -1;
+			from += n;
+		}
+	}
+	return fdatasync(fd);
+}

@@ -1,0 +1,756 @@
+/*
+ * wal_log.c — the log operations of the storage vtable: append, truncate,
+ * compact, read, load and set_hard_state, and the planner that decides
+ * where each record goes.
+ *
+ * The planner.  Records are laid out on the engine thread, at append
+ * time: the next record goes to segment plan_seg at offset plan_off, in
+ * the OPEN batch at the tail of the queue; when it does not fit, the OPEN
+ * batch is closed and a new segment is planned (its header records the
+ * log's first index and next index at that point, which is exactly the
+ * replay state there, and the number of its first batch).  So every
+ * record's place, and so every entry's position pos[], is known before
+ * the record is written, and read() can find an entry whether it is still
+ * in a buffer or already in a file.
+ *
+ * The log view.  first..last and pos[] change the moment an operation is
+ * called (read() and load() see every operation at once); the records
+ * that make the change durable follow in the stream, in call order.
+ * truncate() and compact() write a TRUNCATE or COMPACT record instead of
+ * rewriting files: a crash keeps a prefix of the stream, so it keeps the
+ * marker only with everything before it, and an append that follows a
+ * truncate can never be durable without it (the ordering contract of
+ * raft.h).  Segments are deleted only behind a durable COMPACT record
+ * and a durable snapshot that covers their entries.
+ *
+ * Memory.  Reservations (pos[], the OPEN batch's buffer, the token
+ * array) are made before anything changes, so SR_ENOMEM leaves the WAL
+ * as it was; only an allocation failure in the middle of a multi-segment
+ * append stops the WAL (SR_ENOMEM), and then nothing of that batch is
+ * ever written.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wal_int.h"
+
+#define WAL_WINDOW (256u * 1024u)
+
+/* ------------------------------------------------------------------ */
+/* pos[]: where each entry of first..last is                          */
+/* ------------------------------------------------------------------ */
+
+int sr_walc_pos_reserve(sr_wal *w, size_t n)
+{
+	size_t need = w->pos_n + n, cap = w->pos_cap;
+	uint64_t *p;
+
+	if (w->pos_off + need <= cap)
+		return 0;
+	if (w->pos_off && need <= cap / 2 + 1) { /* slide down instead */
+		memmove(w->pos, w->pos + w->pos_off,
+			w->pos_n * sizeof(*w->pos));
+		w->pos_off = 0;
+		if (need <= cap)
+			return 0;
+	}
+	while (cap < w->pos_off + need)
+		cap = cap ? cap * 2 : 1024;
+	p = sr_walc_realloc(w, w->pos, cap * sizeof(*p));
+	if (!p)
+		return SR_ENOMEM;
+	w->pos = p;
+	w->pos_cap = cap;
+	return 0;
+}
+
+static uint64_t pos_get(const sr_wal *w, sr_index i)
+{
+	return w->pos[w->pos_off + (size_t)(i - w->first)];
+}
+
+/* ------------------------------------------------------------------ */
+/* The planner                                                        */
+/* ------------------------------------------------------------------ */
+
+static struct wal_item *item_new(sr_wal *w)
+{
+	struct wal_item *it = w->spare;
+
+	if (it) {
+		unsigned char *buf = it->buf;
+		size_t cap = it->cap;
+		uint64_t *tokens = it->tokens;
+		size_t cap_tokens = it->cap_tokens;
+
+		w->spare = NULL;
+		memset(it, 0, sizeof(*it));
+		it->buf = buf;
+		it->cap = cap;
+		it->tokens = tokens;
+		it->cap_tokens = cap_tokens;
+		return it;
+	}
+	it = sr_walc_alloc(w, sizeof(*it));
+	if (it)
+		memset(it, 0, sizeof(*it));
+	return it;
+}
+
+/* Put a new item at the tail (under mu). */
+static void item_link(sr_wal *w, struct wal_item *it)
+{
+	if (w->tail && w->tail->state == ITEM_OPEN)
+		w->tail->state = ITEM_READY;
+	if (w->tail)
+		w->tail->next = it;
+	else
+		w->head = it;
+	w->tail = it;
+	if (!w->exec)
+		w->exec = it;
+}
+
+static int buf_reserve(sr_wal *w, struct wal_item *it, size_t more)
+{
+	size_t cap = it->cap;
+	unsigned char *p;
+
+	if (it->len + more <= cap)
+		return 0;
+	while (cap < it->len + more)
+		cap = cap ? cap * 2 : 64 * 1024;
+	p = sr_walc_realloc(w, it->buf, cap);
+	if (!p)
+		return SR_ENOMEM;
+	it->buf = p;
+	it->cap = cap;
+	return 0;
+}
+
+int sr_walc_seg_add(sr_wal *w, uint64_t seq, uint64_t size)
+{
+	struct wal_seg *s;
+
+	if (w->n_segs == w->cap_segs) {
+		size_t cap = w->cap_segs ? w->cap_segs * 2 : 16;
+
+		s = sr_walc_realloc(w, w->segs, cap * sizeof(*s));
+		if (!s)
+			return SR_ENOMEM;
+		w->segs = s;
+		w->cap_segs = cap;
+	}
+	s = &w->segs[w->n_segs++];
+	memset(s, 0, sizeof(*s));
+	s->seq = seq;
+	s->fd = -1;
+	s->state = SEG_PLANNED;
+	s->size = size;
+	return 0;
+}
+
+/* Plan a new segment for a record of rsize bytes (under mu). */
+static int plan_rollover(sr_wal *w, uint64_t rsize, struct wal_item **out)
+{
+	uint64_t size = w->seg_size, seq = w->plan_seg + 1;
+	struct wal_seg_hdr h;
+	struct wal_item *it;
+
+	if (WAL_SEG_HDR + rsize > size)
+		size = (WAL_SEG_HDR + rsize + 4095) & ~(uint64_t)4095;
+	it = item_new(w);
+	if (!it)
+		return SR_ENOMEM;
+	if (buf_reserve(w, it, (size_t)rsize) || sr_walc_seg_add(w, seq, size)) {
+		w->spare = it;
+		return SR_ENOMEM;
+	}
+	h.seq = seq;
+	h.first_index = w->first;
+	h.start_index = w->last + 1;
+	h.first_batch = w->next_batch;
+	sr_walfmt_seg_hdr_encode(it->hdr, &h);
+	it->kind = ITEM_BATCH;
+	it->new_seg = 1;
+	it->seg_size = size;
+	it->seg = seq;
+	it->off = WAL_SEG_HDR;
+	it->batch = w->next_batch++;
+	item_link(w, it);
+	w->plan_seg = seq;
+	w->plan_off = WAL_SEG_HDR;
+	w->plan_size = size;
+	*out = it;
+	return 0;
+}
+
+/* The OPEN batch, created if needed (under mu). */
+static int plan_open(sr_wal *w, struct wal_item **out)
+{
+	struct wal_item *it = w->tail;
+
+	if (it && it->kind == ITEM_BATCH && it->state == ITEM_OPEN) {
+		*out = it;
+		return 0;
+	}
+	it = item_new(w);
+	if (!it)
+		return SR_ENOMEM;
+	it->kind = ITEM_BATCH;
+	it->seg = w->plan_seg;
+	it->off = w->plan_off;
+	it->batch = w->next_batch++;
+	item_link(w, it);
+	*out = it;
+	return 0;
+}
+
+/* The batch a record of rsize bytes goes to, with room for it. */
+static int plan_room(sr_wal *w, uint64_t rsize, struct wal_item **out)
+{
+	int rv;
+
+	if (w->plan_off + rsize > w->plan_size || !w->plan_seg)
+		return plan_rollover(w, rsize, out);
+	rv = plan_open(w, out);
+	if (!rv)
+		rv = buf_reserve(w, *out, (size_t)rsize);
+	return rv;
+}
+
+/* Serialize one record into the stream (under mu); *pos_out its place. */
+static int put_record(sr_wal *w, struct wal_rec *r, uint64_t *pos_out)
+{
+	uint64_t rsize = wal_rec_size(r->len);
+	struct wal_item *it;
+	struct wal_seg *s;
+	int rv = plan_room(w, rsize, &it);
+
+	if (rv)
+		return rv;
+	r->batch = it->batch;
+	r->batch_off = it->off;
+	sr_walfmt_rec_encode(it->buf + it->len, r);
+	it->len += (size_t)rsize;
+	*pos_out = w->plan_seg << 32 | w->plan_off;
+	w->plan_off += rsize;
+	w->pending_bytes += rsize;
+	if (r->kind == WAL_REC_ENTRY) {
+		s = sr_walc_seg_get(w, w->plan_seg);
+		if (s && s->max_index < r->index)
+			s->max_index = r->index;
+	}
+	return 0;
+}
+
+static int token_reserve(sr_wal *w, struct wal_item *it)
+{
+	size_t cap = it->cap_tokens ? it->cap_tokens * 2 : 64;
+	uint64_t *t;
+
+	if (it->n_tokens < it->cap_tokens)
+		return 0;
+	t = sr_walc_realloc(w, it->tokens, cap * sizeof(*t));
+	if (!t)
+		return SR_ENOMEM;
+	it->tokens = t;
+	it->cap_tokens = cap;
+	return 0;
+}
+
+int sr_walc_put_marker(sr_wal *w, uint32_t kind, sr_index index)
+{
+	struct wal_rec r = { .kind = kind, .index = index };
+	uint64_t pos;
+	int rv;
+
+	pthread_mutex_lock(&w->mu);
+	rv = w->failed ? w->failed : put_record(w, &r, &pos);
+	pthread_mutex_unlock(&w->mu);
+	return rv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Completions: reap DONE items, wait for room                        */
+/* ------------------------------------------------------------------ */
+
+static int wal_check_failed(sr_wal *w)
+{
+	int rv;
+
+	pthread_mutex_lock(&w->mu);
+	rv = w->failed;
+	pthread_mutex_unlock(&w->mu);
+	return rv;
+}
+
+/* Close the OPEN batch so the engine runs it even while plugged. */
+static void close_open(sr_wal *w)
+{
+	pthread_mutex_lock(&w->mu);
+	if (w->tail && w->tail->state == ITEM_OPEN)
+		w->tail->state = ITEM_READY;
+	pthread_mutex_unlock(&w->mu);
+	w->eng->kick(w);
+}
+
+/* Room for `need` more pending bytes (see Memory in wal.h). */
+static int wal_room(sr_wal *w, uint64_t need)
+{
+	sr_walc_reap(w);
+	while (w->pending_bytes && w->pending_bytes + need > w->max_pending) {
+		int rv = wal_check_failed(w);
+
+		if (rv)
+			return rv;
+		if (w->backpressure == SR_WAL_EBUSY)
+			return SR_EBUSY;
+		close_open(w);
+		w->eng->wait(w);
+		sr_walc_reap(w);
+	}
+	return 0;
+}
+
+int sr_walc_drain(sr_wal *w)
+{
+	for (;;) {
+		int idle;
+
+		close_open(w);
+		pthread_mutex_lock(&w->mu);
+		idle = !w->tail || w->tail->state == ITEM_DONE;
+		pthread_mutex_unlock(&w->mu);
+		if (idle)
+			break;
+		w->eng->wait(w);
+	}
+	return wal_check_failed(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* The storage vtable                                                  */
+/* ------------------------------------------------------------------ */
+
+static int check_entries(const sr_wal *w, const sr_entry *e, size_t n,
+			 uint64_t *bytes)
+{
+	uint64_t total = 0;
+
+	if (n && !e)
+		return SR_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].index != w->last + 1 + i || e[i].index == 0 ||
+		    (e[i].len && !e[i].data))
+			return SR_EINVAL;
+		if (e[i].len > WAL_REC_MAX_PAYLOAD)
+			return SR_ETOOBIG;
+		total += wal_rec_size(e[i].len);
+	}
+	*bytes = total;
+	return 0;
+}
+
+/* Serialize n entries; on error nothing is queued unless the WAL stops. */
+static int append_records(sr_wal *w, const sr_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct wal_rec r = { .len = e[i].len,
+				     .kind = WAL_REC_ENTRY,
+				     .etype = e[i].type,
+				     .index = e[i].index,
+				     .term = e[i].term,
+				     .data = e[i].data };
+		uint64_t pos;
+		int rv = put_record(w, &r, &pos);
+
+		if (rv) {
+			if (i == 0)
+				return rv; /* nothing queued yet */
+			/* part of the append is queued: stop the WAL so
+			 * that none of it is ever written */
+			w->failed = rv;
+			snprintf(w->fail_msg, sizeof(w->fail_msg),
+				 "wal: out of memory in the middle of an "
+				 "append; the WAL is stopped");
+			return rv;
+		}
+		w->pos[w->pos_off + w->pos_n++] = pos;
+		w->last++;
+	}
+	return 0;
+}
+
+static int wal_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
+{
+	sr_wal *w = ctx;
+	struct wal_item *it = NULL;
+	uint64_t bytes;
+	int rv = check_entries(w, e, n, &bytes);
+
+	if (!rv)
+		rv = wal_check_failed(w);
+	if (!rv)
+		rv = wal_room(w, bytes);
+	if (rv)
+		return rv;
+	pthread_mutex_lock(&w->mu);
+	if ((rv = w->failed) || (rv = sr_walc_pos_reserve(w, n)))
+		goto out;
+	/* the common case (no new segment): reserve before changing anything */
+	if (!n || (w->plan_seg && w->plan_off + bytes <= w->plan_size)) {
+		if ((rv = plan_open(w, &it)) ||
+		    (rv = buf_reserve(w, it, (size_t)bytes)) ||
+		    (rv = token_reserve(w, it)))
+			goto out;
+	}
+	if ((rv = append_records(w, e, n)))
+		goto out;
+	/* the token completes with the batch holding the last record */
+	it = w->tail;
+	if ((rv = token_reserve(w, it))) {
+		w->failed = rv;
+		goto out;
+	}
+	it->tokens[it->n_tokens++] = token;
+	w->st_appends++;
+out:
+	pthread_mutex_unlock(&w->mu);
+	if (!rv)
+		w->eng->kick(w);
+	return rv;
+}
+
+static int wal_truncate(void *ctx, sr_index from)
+{
+	sr_wal *w = ctx;
+	int rv;
+
+	if (from == 0)
+		return SR_EINVAL;
+	if ((rv = wal_check_failed(w)))
+		return rv;
+	if (from > w->last)
+		return 0;
+	if (from < w->first)
+		from = w->first;
+	if ((rv = wal_room(w, WAL_REC_HDR)) ||
+	    (rv = sr_walc_put_marker(w, WAL_REC_TRUNCATE, from)))
+		return rv;
+	w->pos_n = (size_t)(from - w->first);
+	w->last = from - 1;
+	w->eng->kick(w);
+	return 0;
+}
+
+static int wal_compact(void *ctx, sr_index upto)
+{
+	sr_wal *w = ctx;
+	int rv;
+
+	if ((rv = wal_check_failed(w)))
+		return rv;
+	if (upto < w->first)
+		return 0;
+	if (upto > w->snap.index) {
+		sr_walc_logf(w, SR_LOG_ERROR,
+			     "wal: compact(%llu) refused: the durable snapshot "
+			     "covers only up to %llu",
+			     (unsigned long long)upto,
+			     (unsigned long long)w->snap.index);
+		return SR_EINVAL;
+	}
+	if ((rv = wal_room(w, WAL_REC_HDR)) ||
+	    (rv = sr_walc_put_marker(w, WAL_REC_COMPACT, upto)))
+		return rv;
+	if (upto >= w->last) {
+		w->pos_off = 0;
+		w->pos_n = 0;
+		w->last = upto;
+	} else {
+		w->pos_off += (size_t)(upto + 1 - w->first);
+		w->pos_n -= (size_t)(upto + 1 - w->first);
+	}
+	w->first = upto + 1;
+	rv = sr_walc_schedule_delete(w);
+	w->eng->kick(w);
+	return rv;
+}
+
+int sr_walc_schedule_delete(sr_wal *w)
+{
+	struct wal_item *it = NULL;
+	uint64_t upto = 0;
+
+	pthread_mutex_lock(&w->mu);
+	for (size_t i = 0; i < w->n_segs; i++) {
+		const struct wal_seg *s = &w->segs[i];
+
+		if (s->seq <= w->del_seq)
+			continue;
+		if (s->seq >= w->plan_seg || s->max_index >= w->first)
+			break;
+		upto = s->seq;
+	}
+	if (upto) {
+		it = item_new(w);
+		if (it) {
+			it->kind = ITEM_DELETE;
+			it->seg = upto;
+			item_link(w, it);
+			w->del_seq = upto;
+		}
+	}
+	pthread_mutex_unlock(&w->mu);
+	return upto && !it ? SR_ENOMEM : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* read()                                                             */
+/* ------------------------------------------------------------------ */
+
+static int win_grow(sr_wal *w, size_t n)
+{
+	unsigned char *p;
+
+	if (n <= w->win_cap)
+		return 0;
+	p = sr_walc_realloc(w, w->win, n);
+	if (!p)
+		return SR_ENOMEM;
+	w->win = p;
+	w->win_cap = n;
+	return 0;
+}
+
+/* Copy a record still in a queued buffer into the window (under mu). */
+static int fetch_queued(sr_wal *w, uint64_t seq, uint64_t off, size_t *len)
+{
+	for (struct wal_item *it = w->head; it; it = it->next) {
+		uint64_t size;
+		const char *why;
+
+		if (it->kind != ITEM_BATCH || it->seg != seq || off < it->off ||
+		    off + WAL_REC_HDR > it->off + it->len)
+			continue;
+		if (sr_walfmt_rec_peek(it->buf + (off - it->off), off,
+				       it->off + it->len - off, &size,
+				       &why) != WALFMT_OK ||
+		    win_grow(w, (size_t)size))
+			return SR_ECORRUPT;
+		memcpy(w->win, it->buf + (off - it->off), (size_t)size);
+		w->win_seg = 0; /* not a file window */
+		*len = (size_t)size;
+		return 0;
+	}
+	return w->failed ? w->failed : SR_EIO;
+}
+
+/* Make [off, off + n) of segment seq (fd) readable in the window. */
+static int win_fill(sr_wal *w, int fd, uint64_t seq, uint64_t off, size_t n,
+		    uint64_t limit)
+{
+	size_t want = n > WAL_WINDOW ? n : WAL_WINDOW;
+	int rv;
+
+	if (w->win_seg == seq && off >= w->win_off &&
+	    off + n <= w->win_off + w->win_len)
+		return 0;
+	if (off + n > limit)
+		return SR_ECORRUPT;
+	if (want > limit - off)
+		want = (size_t)(limit - off);
+	if ((rv = win_grow(w, want)))
+		return rv;
+	w->win_seg = 0;
+	if (sr_walio_pread_all(fd, w->win, want, off) != 0) {
+		char name[32];
+
+		sr_walio_seg_name(name, sizeof(name), seq);
+		sr_walc_logf(w, SR_LOG_ERROR, "wal: reading %s/%s at %llu: %s",
+			     w->dir, name, (unsigned long long)off,
+			     strerror(errno));
+		return SR_EIO;
+	}
+	w->win_seg = seq;
+	w->win_off = off;
+	w->win_len = want;
+	return 0;
+}
+
+/* Fetch and check the record at pos; *r points into the window. */
+static int fetch_record(sr_wal *w, uint64_t pos, struct wal_rec *r)
+{
+	uint64_t seq = pos >> 32, off = pos & 0xffffffffu, size, limit = 0;
+	const unsigned char *p;
+	const char *why = "record not found";
+	struct wal_seg *s;
+	size_t qlen = 0;
+	int fd = -1, rv = 0;
+	char name[32];
+
+	pthread_mutex_lock(&w->mu);
+	s = sr_walc_seg_get(w, seq);
+	if (s && off + WAL_REC_HDR <= s->written) {
+		fd = s->fd;
+		limit = s->written;
+	} else {
+		rv = s ? fetch_queued(w, seq, off, &qlen) : SR_ECORRUPT;
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (rv)
+		return rv;
+	if (fd >= 0) {
+		if ((rv = win_fill(w, fd, seq, off, WAL_REC_HDR, limit)))
+			goto bad;
+		p = w->win + (off - w->win_off);
+		if (sr_walfmt_rec_peek(p, off, limit - off, &size, &why) !=
+		    WALFMT_OK) {
+			rv = SR_ECORRUPT;
+			goto bad;
+		}
+		if ((rv = win_fill(w, fd, seq, off, (size_t)size, limit)))
+			goto bad;
+		p = w->win + (off - w->win_off);
+	} else {
+		p = w->win;
+		size = qlen;
+	}
+	if (sr_walfmt_rec_decode(p, off, size, r, &why) == WALFMT_OK)
+		return 0;
+	rv = SR_ECORRUPT;
+bad:
+	if (rv == SR_ECORRUPT) {
+		sr_walio_seg_name(name, sizeof(name), seq);
+		sr_walc_logf(w, SR_LOG_ERROR,
+			     "wal: corruption in %s/%s at offset %llu: %s",
+			     w->dir, name, (unsigned long long)off, why);
+	}
+	return rv;
+}
+
+int sr_walc_entry_term(sr_wal *w, sr_index i, sr_term *term)
+{
+	struct wal_rec r;
+	int rv = fetch_record(w, pos_get(w, i), &r);
+
+	if (!rv && (r.kind != WAL_REC_ENTRY || r.index != i))
+		rv = SR_ECORRUPT;
+	*term = rv ? 0 : r.term;
+	return rv;
+}
+
+static int wal_read(void *ctx, sr_index lo, size_t max_n, size_t max_bytes,
+		    sr_entry *out, size_t *n_out)
+{
+	sr_wal *w = ctx;
+	size_t k = 0, used = 0;
+
+	*n_out = 0;
+	if (lo < w->first)
+		return SR_ECOMPACTED;
+	if (lo > w->last)
+		return SR_ENOTFOUND;
+	for (sr_index i = lo; k < max_n && i <= w->last; i++) {
+		struct wal_rec r;
+		int rv = fetch_record(w, pos_get(w, i), &r);
+
+		if (!rv && (r.kind != WAL_REC_ENTRY || r.index != i))
+			rv = SR_ECORRUPT;
+		if (rv)
+			return rv;
+		if (k && used + r.len > max_bytes)
+			break;
+		if (used + r.len > w->rbuf_cap) {
+			size_t cap = w->rbuf_cap ? w->rbuf_cap : 4096;
+			unsigned char *p;
+
+			while (cap < used + r.len)
+				cap *= 2;
+			p = sr_walc_realloc(w, w->rbuf, cap);
+			if (!p)
+				return SR_ENOMEM;
+			w->rbuf = p;
+			w->rbuf_cap = cap;
+		}
+		if (r.len)
+			memcpy(w->rbuf + used, r.data, r.len);
+		out[k].index = i;
+		out[k].term = r.term;
+		out[k].type = r.etype;
+		out[k].len = r.len;
+		out[k].data = (const void *)(uintptr_t)used; /* fixed below */
+		used += r.len;
+		k++;
+	}
+	for (size_t j = 0; j < k; j++)
+		out[j].data = out[j].len ? w->rbuf + (uintptr_t)out[j].data
+					 : NULL;
+	*n_out = k;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* load() and set_hard_state()                                        */
+/* ------------------------------------------------------------------ */
+
+static int wal_load(void *ctx, sr_durable *out)
+{
+	sr_wal *w = ctx;
+
+	memset(out, 0, sizeof(*out));
+	out->term = w->term;
+	out->vote = w->vote;
+	out->first_index = w->first;
+	out->last_index = w->last;
+	out->snapshot_index = w->snap.index;
+	out->snapshot_term = w->snap.term;
+	out->snapshot_conf = w->snap.conf;
+	return 0;
+}
+
+static int wal_set_hard_state(void *ctx, sr_term term, sr_id vote)
+{
+	sr_wal *w = ctx;
+	unsigned char buf[WAL_META_SIZE];
+	struct wal_meta m = { term, vote };
+	int rv = wal_check_failed(w);
+
+	if (rv)
+		return rv;
+	if (term == w->term && vote == w->vote)
+		return 0;
+	sr_walfmt_meta_encode(buf, &m);
+	rv = sr_walio_write_atomic(w, "meta", buf, sizeof(buf));
+	if (rv) {
+		pthread_mutex_lock(&w->mu);
+		if (!w->failed)
+			w->failed = rv;
+		pthread_mutex_unlock(&w->mu);
+		return rv;
+	}
+	w->term = term;
+	w->vote = vote;
+	return 0;
+}
+
+static const sr_storage_ops wal_ops = {
+	.load = wal_load,
+	.set_hard_state = wal_set_hard_state,
+	.append = wal_append,
+	.truncate = wal_truncate,
+	.read = wal_read,
+	.compact = wal_compact,
+	.snapshot_begin = sr_walsnap_begin,
+	.snapshot_write = sr_walsnap_write,
+	.snapshot_finish = sr_walsnap_finish,
+	.snapshot_read = sr_walsnap_read,
+};
+
+const sr_storage_ops *sr_wal_storage_ops(void)
+{
+	return &wal_ops;
+}

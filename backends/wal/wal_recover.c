@@ -1,0 +1,765 @@
+/*
+ * wal_recover.c — opening a WAL: replay and check everything on disk.
+ *
+ * Order: list the directory (segments, snapshots, leftover temporaries),
+ * read the meta file, load the newest snapshot, then replay the segments
+ * in sequence order, reading every record and checking its CRC, its
+ * batch numbering and its index against the replay state.
+ *
+ * Torn tail or corruption?  The writer keeps one rule that makes the two
+ * distinguishable: a batch is written only after the previous batch is
+ * durable, and a new segment is created only after the previous segment's
+ * last batch is durable.  So only the last batch on disk can have been
+ * cut by a crash, and every record carries its batch number and the
+ * offset where its batch starts.  When the replay meets a bad record at
+ * offset X (bad CRC, impossible header, or a zeroed header followed by
+ * non-zero bytes):
+ *
+ *   - in a segment that is not the last: corruption (that segment was
+ *     complete and durable before the next one was created);
+ *   - in the last segment: scan the rest of it for valid records.  If a
+ *     valid record belongs to a batch written after the one X is in (a
+ *     higher batch number that does not start exactly at X, or two
+ *     different later batches), the data at X was durable before that
+ *     batch was written: corruption.  Otherwise everything from X on is
+ *     the remains of the last, interrupted batch: a torn tail, which is
+ *     zeroed (so it cannot confuse a later recovery) and cut off.
+ *
+ * A record with a valid CRC whose content is impossible (an index that
+ * does not follow, batch numbers that go backwards) is corruption
+ * wherever it is: a torn write cannot produce a valid CRC.  A missing
+ * segment (a gap in the sequence numbers, or entries that the oldest
+ * segment says exist before it) and a log that starts after the snapshot
+ * ends are corruption too.  Corruption fails the open with SR_ECORRUPT
+ * and a log line naming the file and offset, unless the repair option
+ * asks to truncate the log at that point.
+ *
+ * Reconciling with the snapshot (Raft §7): entries at or below the
+ * snapshot index are covered by it; if the log holds the snapshot's
+ * index with another term, or ends before it, the log is dropped and
+ * restarts after the snapshot (the TRUNCATE/COMPACT records that say so
+ * are queued, so that the segment headers written later agree with the
+ * replay).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "wal_int.h"
+
+#define RD_CHUNK (4u << 20)
+
+/* A read window over one file. */
+struct rd {
+	sr_wal *w;
+	int fd;
+	uint64_t size, base;
+	unsigned char *buf;
+	size_t cap, len;
+	const char *name;
+};
+
+struct scan {
+	sr_wal *w;
+	struct rd rd;
+	int started;
+	sr_index first, last, known; /* pos[] holds known..last */
+	uint64_t last_batch, batch_off, seg_first_batch, max_batch;
+	int have_rec;	    /* a good record in the current segment */
+	uint64_t end;	    /* valid end of the last scanned segment */
+	uint64_t zero_to;   /* torn bytes in the last segment: end..zero_to */
+	uint64_t max_seq;   /* highest segment number in the directory */
+	uint64_t stop_seq;  /* repair: drop from here on */
+	uint64_t stop_off;  /* 0: the whole segment */
+	char name[32];
+};
+
+enum { SCAN_REPAIR = 1 };
+
+static const unsigned char *rd_get(struct rd *r, uint64_t off, size_t n,
+				   int *rv)
+{
+	size_t want = n > RD_CHUNK ? n : RD_CHUNK;
+
+	if (off >= r->base && off + n <= r->base + r->len)
+		return r->buf + (off - r->base);
+	if (off + n > r->size) {
+		*rv = SR_ECORRUPT;
+		return NULL;
+	}
+	if (want > r->size - off)
+		want = (size_t)(r->size - off);
+	if (want > r->cap) {
+		unsigned char *p = sr_walc_realloc(r->w, r->buf, want);
+
+		if (!p) {
+			*rv = SR_ENOMEM;
+			return NULL;
+		}
+		r->buf = p;
+		r->cap = want;
+	}
+	r->len = 0;
+	if (sr_walio_pread_all(r->fd, r->buf, want, off) != 0) {
+		sr_walc_logf(r->w, SR_LOG_ERROR,
+			     "wal: reading %s/%s at offset %llu: %s",
+			     r->w->dir, r->name, (unsigned long long)off,
+			     strerror(errno));
+		*rv = SR_EIO;
+		return NULL;
+	}
+	r->base = off;
+	r->len = want;
+	return r->buf;
+}
+
+/* Report corruption; with the repair option, remember where to cut. */
+__attribute__((format(printf, 5, 6))) static int
+corrupt(struct scan *s, uint64_t seq, uint64_t off, int whole,
+	const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sr_walio_seg_name(s->name, sizeof(s->name), seq);
+	sr_walc_logf(s->w, SR_LOG_ERROR,
+		     "wal: corruption in %s/%s at offset %llu: %s", s->w->dir,
+		     s->name, (unsigned long long)off, msg);
+	if (s->w->repair != SR_WAL_REPAIR_TRUNCATE) {
+		sr_walc_logf(s->w, SR_LOG_ERROR,
+			     "wal: refusing to open %s: acknowledged entries "
+			     "could be lost (the repair option truncates the "
+			     "log at this point, dropping every later entry)",
+			     s->w->dir);
+		return SR_ECORRUPT;
+	}
+	s->stop_seq = seq;
+	s->stop_off = whole ? 0 : off;
+	return SCAN_REPAIR;
+}
+
+/* ------------------------------------------------------------------ */
+/* Replaying records                                                  */
+/* ------------------------------------------------------------------ */
+
+static void apply_truncate(struct scan *s, sr_wal *w, sr_index from)
+{
+	s->last = from - 1;
+	if (from <= s->known) {
+		s->known = from;
+		w->pos_off = w->pos_n = 0;
+	} else {
+		w->pos_n = (size_t)(from - s->known);
+	}
+}
+
+static void apply_compact(struct scan *s, sr_wal *w, sr_index upto)
+{
+	s->first = upto + 1;
+	if (upto >= s->last) {
+		s->last = upto;
+		s->known = upto + 1;
+		w->pos_off = w->pos_n = 0;
+	} else if (upto >= s->known) {
+		size_t d = (size_t)(upto + 1 - s->known);
+
+		w->pos_off += d;
+		w->pos_n -= d;
+		s->known = upto + 1;
+	}
+}
+
+static int apply(struct scan *s, struct wal_seg *seg, uint64_t off,
+		 const struct wal_rec *r)
+{
+	sr_wal *w = s->w;
+	uint64_t seq = seg->seq;
+	int rv;
+
+	if (s->have_rec && r->batch == s->last_batch) {
+		if (r->batch_off != s->batch_off)
+			return corrupt(s, seq, off, 0,
+				       "record of batch %llu says the batch "
+				       "starts at %llu, not %llu",
+				       (unsigned long long)r->batch,
+				       (unsigned long long)r->batch_off,
+				       (unsigned long long)s->batch_off);
+	} else if (r->batch > s->last_batch &&
+		   r->batch >= s->seg_first_batch && r->batch_off == off) {
+		s->last_batch = r->batch;
+		s->batch_off = off;
+	} else {
+		return corrupt(s, seq, off, 0,
+			       "batch %llu (starting at %llu) cannot follow "
+			       "batch %llu",
+			       (unsigned long long)r->batch,
+			       (unsigned long long)r->batch_off,
+			       (unsigned long long)s->last_batch);
+	}
+	s->have_rec = 1;
+	if (r->batch > s->max_batch)
+		s->max_batch = r->batch;
+	switch (r->kind) {
+	case WAL_REC_ENTRY:
+		if (r->index != s->last + 1)
+			return corrupt(s, seq, off, 0,
+				       "entry %llu follows entry %llu (index "
+				       "gap)",
+				       (unsigned long long)r->index,
+				       (unsigned long long)s->last);
+		if ((rv = sr_walc_pos_reserve(w, 1)))
+			return rv;
+		w->pos[w->pos_off + w->pos_n++] = seq << 32 | off;
+		s->last++;
+		if (seg->max_index < r->index)
+			seg->max_index = r->index;
+		return 0;
+	case WAL_REC_TRUNCATE:
+		if (r->index < s->first || r->index > s->last)
+			return corrupt(s, seq, off, 0,
+				       "truncate from %llu outside the log "
+				       "%llu..%llu",
+				       (unsigned long long)r->index,
+				       (unsigned long long)s->first,
+				       (unsigned long long)s->last);
+		apply_truncate(s, w, r->index);
+		return 0;
+	default:
+		if (r->index < s->first)
+			return corrupt(s, seq, off, 0,
+				       "compact up to %llu below the log's "
+				       "first index %llu",
+				       (unsigned long long)r->index,
+				       (unsigned long long)s->first);
+		apply_compact(s, w, r->index);
+		return 0;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The end of a segment: clean, torn, or corrupt                      */
+/* ------------------------------------------------------------------ */
+
+/* *out = one past the last non-zero byte of [from, to), or from. */
+static int last_nonzero(struct rd *r, uint64_t from, uint64_t to,
+			uint64_t *out)
+{
+	int rv = 0;
+
+	*out = from;
+	while (from < to) {
+		size_t n = to - from > RD_CHUNK ? RD_CHUNK : (size_t)(to - from);
+		const unsigned char *p = rd_get(r, from, n, &rv);
+
+		if (!p)
+			return rv;
+		if (!sr_walfmt_is_zero(p, n)) {
+			size_t i = n;
+
+			while (!p[i - 1])
+				i--;
+			*out = from + i;
+		}
+		from += n;
+	}
+	return 0;
+}
+
+/* Is there a record with a valid CRC at an 8-aligned offset in [from,to)?
+ * *found gets its offset and *rec the record, else *found = 0. */
+static int next_valid(struct rd *r, uint64_t from, uint64_t to,
+		      uint64_t *found, struct wal_rec *rec, uint64_t *size)
+{
+	const char *why;
+	int rv = 0;
+
+	*found = 0;
+	for (uint64_t off = from; off + WAL_REC_HDR <= to; off += 8) {
+		const unsigned char *p = rd_get(r, off, WAL_REC_HDR, &rv);
+
+		if (!p)
+			return rv;
+		if (sr_walfmt_rec_peek(p, off, r->size - off, size, &why) !=
+		    WALFMT_OK)
+			continue;
+		p = rd_get(r, off, (size_t)*size, &rv);
+		if (!p)
+			return rv;
+		if (sr_walfmt_rec_decode(p, off, *size, rec, &why) ==
+		    WALFMT_OK) {
+			*found = off;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The record at x in the last segment is bad and bytes up to dirty are
+ * not zero: a torn tail (0) or corruption (see the top of the file).
+ */
+static int classify(struct scan *s, uint64_t seq, uint64_t x, uint64_t dirty,
+		    const char *why)
+{
+	uint64_t b = s->have_rec ? s->last_batch : s->seg_first_batch - 1;
+	uint64_t next = 0, off = x + 8, at, size;
+	int same = 0, rv;
+	struct wal_rec rec;
+
+	for (;;) {
+		rv = next_valid(&s->rd, off, dirty, &at, &rec, &size);
+		if (rv || !at)
+			return rv;
+		if (rec.batch > s->max_batch)
+			s->max_batch = rec.batch;
+		if (s->have_rec && rec.batch == b &&
+		    rec.batch_off == s->batch_off)
+			same = 1;
+		else if (rec.batch > b && rec.batch_off == x &&
+			 (!next || next == rec.batch))
+			next = rec.batch;
+		else
+			same = next = 1; /* a later batch: corruption */
+		if (same && next)
+			return corrupt(s, seq, x, 0,
+				       "%s, and a valid record at offset %llu "
+				       "(batch %llu) was written after it: "
+				       "not a torn write",
+				       why, (unsigned long long)at,
+				       (unsigned long long)rec.batch);
+		off = at + size;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* One segment                                                        */
+/* ------------------------------------------------------------------ */
+
+static int seg_header(struct scan *s, uint64_t seq, int is_last,
+		      struct wal_seg_hdr *h)
+{
+	const unsigned char *p = NULL;
+	const char *why = "shorter than a segment header";
+	uint64_t dirty, at, size;
+	struct wal_rec rec;
+	int rv = 0;
+
+	if (s->rd.size >= WAL_SEG_HDR) {
+		p = rd_get(&s->rd, 0, WAL_SEG_HDR, &rv);
+		if (!p)
+			return rv;
+	}
+	if (!p || sr_walfmt_seg_hdr_decode(p, h, &why) != WALFMT_OK) {
+		if (!is_last)
+			return corrupt(s, seq, 0, 1, "%s", why);
+		/* a segment whose creation a crash interrupted holds no
+		 * record: its header is synced before any batch */
+		if ((rv = last_nonzero(&s->rd, WAL_SEG_HDR, s->rd.size,
+				       &dirty)) ||
+		    (rv = next_valid(&s->rd, WAL_SEG_HDR, dirty, &at, &rec,
+				     &size)))
+			return rv;
+		if (at)
+			return corrupt(s, seq, 0, 1, "%s", why);
+		return -1; /* incomplete: remove it */
+	}
+	if (h->seq != seq)
+		return corrupt(s, seq, 16, 1, "the header names segment %llx",
+			       (unsigned long long)h->seq);
+	if (!s->started) {
+		s->started = 1;
+		s->first = h->first_index;
+		s->last = h->start_index - 1;
+		s->known = h->start_index;
+		s->last_batch = h->first_batch - 1;
+	} else if (h->first_index != s->first ||
+		   h->start_index != s->last + 1) {
+		return corrupt(s, seq, 24, 1,
+			       "the segment starts at index %llu (first %llu) "
+			       "but the segments before it end at %llu (first "
+			       "%llu): index gap",
+			       (unsigned long long)h->start_index,
+			       (unsigned long long)h->first_index,
+			       (unsigned long long)s->last,
+			       (unsigned long long)s->first);
+	} else if (h->first_batch <= s->last_batch) {
+		return corrupt(s, seq, 40, 1, "batch numbers go backwards");
+	}
+	if (h->first_batch - 1 > s->max_batch)
+		s->max_batch = h->first_batch - 1;
+	s->seg_first_batch = h->first_batch;
+	s->have_rec = 0;
+	return 0;
+}
+
+static int scan_records(struct scan *s, struct wal_seg *seg, int is_last)
+{
+	uint64_t off = WAL_SEG_HDR, size, dirty;
+	const char *why = "the segment ends in the middle of a record";
+	int rv = 0;
+
+	for (;;) {
+		const unsigned char *p;
+		struct wal_rec r;
+
+		if (off + WAL_REC_HDR > s->rd.size)
+			break;
+		if (!(p = rd_get(&s->rd, off, WAL_REC_HDR, &rv)))
+			return rv;
+		if (sr_walfmt_rec_peek(p, off, s->rd.size - off, &size,
+				       &why) != WALFMT_OK)
+			break;
+		if (!(p = rd_get(&s->rd, off, (size_t)size, &rv)))
+			return rv;
+		if (sr_walfmt_rec_decode(p, off, size, &r, &why) != WALFMT_OK)
+			break;
+		if ((rv = apply(s, seg, off, &r)))
+			return rv;
+		off += size;
+	}
+	s->end = off;
+	s->zero_to = off;
+	if ((rv = last_nonzero(&s->rd, off, s->rd.size, &dirty)))
+		return rv;
+	if (dirty == off)
+		return 0;
+	if (!is_last)
+		return corrupt(s, seg->seq, off, 0, "%s", why);
+	if ((rv = classify(s, seg->seq, off, dirty, why)))
+		return rv;
+	s->zero_to = dirty;
+	return 0;
+}
+
+static int scan_segment(struct scan *s, uint64_t seq, int is_last)
+{
+	sr_wal *w = s->w;
+	struct wal_seg_hdr h;
+	struct wal_seg *seg;
+	struct stat st;
+	int fd, rv;
+
+	sr_walio_seg_name(s->name, sizeof(s->name), seq);
+	fd = openat(w->dirfd, s->name, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s/%s: %s", w->dir,
+			     s->name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return SR_EIO;
+	}
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	s->rd.fd = fd;
+	s->rd.size = (uint64_t)st.st_size;
+	s->rd.base = s->rd.len = 0;
+	s->rd.name = s->name;
+	rv = seg_header(s, seq, is_last, &h);
+	if (rv == -1) {
+		sr_walc_logf(w, SR_LOG_INFO,
+			     "wal: removing %s/%s: a crash interrupted its "
+			     "creation (no record was ever written to it)",
+			     w->dir, s->name);
+		close(fd);
+		if (unlinkat(w->dirfd, s->name, 0) != 0 || fsync(w->dirfd))
+			return SR_EIO;
+		return 0;
+	}
+	if (rv || (rv = sr_walc_seg_add(w, seq, s->rd.size))) {
+		close(fd);
+		return rv;
+	}
+	seg = &w->segs[w->n_segs - 1];
+	seg->fd = fd;
+	seg->state = SEG_LIVE;
+	seg->written = s->rd.size;
+	return scan_records(s, seg, is_last);
+}
+
+/* ------------------------------------------------------------------ */
+/* The directory                                                      */
+/* ------------------------------------------------------------------ */
+
+struct list {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int list_add(sr_wal *w, struct list *l, uint64_t v)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		uint64_t *p = sr_walc_realloc(w, l->v, cap * sizeof(*p));
+
+		if (!p)
+			return SR_ENOMEM;
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n++] = v;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* "<16 hex digits><suffix>" -> *v (non-zero). */
+static int parse_name(const char *name, const char *suffix, uint64_t *v)
+{
+	char *end;
+
+	if (strlen(name) != 16 + strlen(suffix) || strcmp(name + 16, suffix))
+		return 0;
+	for (int i = 0; i < 16; i++)
+		if (!strchr("0123456789abcdef", name[i]))
+			return 0;
+	*v = strtoull(name, &end, 16);
+	return *v != 0;
+}
+
+static int list_dir(sr_wal *w, struct list *segs, struct list *snaps)
+{
+	int fd = dup(w->dirfd), rv = 0;
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	uint64_t v;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return SR_EIO;
+	}
+	rewinddir(d);
+	while (!rv && (de = readdir(d))) {
+		if (parse_name(de->d_name, ".wal", &v))
+			rv = list_add(w, segs, v);
+		else if (parse_name(de->d_name, ".snap", &v))
+			rv = list_add(w, snaps, v);
+		else if (!strcmp(de->d_name, "meta.tmp") ||
+			 !strcmp(de->d_name, "snap.tmp"))
+			unlinkat(w->dirfd, de->d_name, 0); /* half-written */
+	}
+	closedir(d);
+	if (segs->n > 1)
+		qsort(segs->v, segs->n, sizeof(uint64_t), cmp_u64);
+	if (snaps->n > 1)
+		qsort(snaps->v, snaps->n, sizeof(uint64_t), cmp_u64);
+	return rv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Repair, reconciliation, the planner                                */
+/* ------------------------------------------------------------------ */
+
+/* Delete segment files with seq >= from, newest first. */
+static int drop_from(struct scan *s, const struct list *l, uint64_t from)
+{
+	sr_wal *w = s->w;
+
+	for (size_t i = l->n; i-- > 0;) {
+		if (l->v[i] < from)
+			break;
+		sr_walio_seg_name(s->name, sizeof(s->name), l->v[i]);
+		if (unlinkat(w->dirfd, s->name, 0) != 0 && errno != ENOENT)
+			return SR_EIO;
+		if (fsync(w->dirfd) != 0)
+			return SR_EIO;
+	}
+	while (w->n_segs && w->segs[w->n_segs - 1].seq >= from) {
+		close(w->segs[w->n_segs - 1].fd);
+		w->n_segs--;
+	}
+	return 0;
+}
+
+static int repair(struct scan *s, const struct list *l)
+{
+	uint64_t from = s->stop_off ? s->stop_seq + 1 : s->stop_seq;
+	int rv;
+
+	sr_walio_seg_name(s->name, sizeof(s->name), s->stop_seq);
+	sr_walc_logf(s->w, SR_LOG_WARN,
+		     "wal: REPAIR: truncating the log of %s at %s offset "
+		     "%llu; entries after %llu are dropped, acknowledged ones "
+		     "included",
+		     s->w->dir, s->name, (unsigned long long)s->stop_off,
+		     (unsigned long long)s->last);
+	if ((rv = drop_from(s, l, from)))
+		return rv;
+	if (s->stop_off) { /* cut inside the segment; zero the rest */
+		s->end = s->stop_off;
+		s->zero_to = s->w->segs[s->w->n_segs - 1].size;
+	}
+	/* else the previous segment, intact, is now the last one */
+	return 0;
+}
+
+/* Queue the records that make a reconciliation durable, then apply. */
+static int reset_after_snapshot(sr_wal *w)
+{
+	sr_index S = w->snap.index;
+	int rv = 0;
+
+	if (w->last > S)
+		rv = sr_walc_put_marker(w, WAL_REC_TRUNCATE, S + 1);
+	if (!rv && S >= w->first)
+		rv = sr_walc_put_marker(w, WAL_REC_COMPACT, S);
+	if (rv)
+		return rv;
+	w->first = S + 1;
+	w->last = S;
+	w->pos_off = w->pos_n = 0;
+	return 0;
+}
+
+static int reconcile(struct scan *s)
+{
+	sr_wal *w = s->w;
+	sr_index S = w->snap.index;
+	sr_term t;
+	int rv;
+
+	if (s->known > s->first && s->last >= s->first)
+		return corrupt(s, w->n_segs ? w->segs[0].seq : 0, 0, 1,
+			       "entries %llu..%llu are missing: a segment "
+			       "before this one was lost",
+			       (unsigned long long)s->first,
+			       (unsigned long long)s->known - 1);
+	if (s->first > S + 1)
+		return corrupt(s, w->n_segs ? w->segs[0].seq : 0, 0, 1,
+			       "the log starts at %llu but the snapshot "
+			       "ends at %llu (snapshot file lost?)",
+			       (unsigned long long)s->first,
+			       (unsigned long long)S);
+	if (!S || (w->first == S + 1 && w->last >= S))
+		return 0;
+	if (w->first <= S && S <= w->last) {
+		if ((rv = sr_walc_entry_term(w, S, &t)))
+			return rv;
+		if (t == w->snap.term)
+			return 0;
+		sr_walc_logf(w, SR_LOG_WARN,
+			     "wal: entry %llu has term %llu but the snapshot "
+			     "there has term %llu: dropping the log after it "
+			     "(Raft §7)",
+			     (unsigned long long)S, (unsigned long long)t,
+			     (unsigned long long)w->snap.term);
+	}
+	return reset_after_snapshot(w);
+}
+
+/* Set the log view and the planner from the replay. */
+static int finish(struct scan *s)
+{
+	sr_wal *w = s->w;
+	int rv;
+
+	w->first = s->first;
+	w->last = s->last;
+	if (w->last < w->first)
+		w->pos_off = w->pos_n = 0;
+	w->next_batch = s->max_batch + 1;
+	if (w->n_segs) {
+		struct wal_seg *g = &w->segs[w->n_segs - 1];
+
+		if (s->zero_to > s->end) {
+			sr_walc_logf(w, SR_LOG_INFO,
+				     "wal: cut a torn tail of %llu bytes at "
+				     "%s/%016llx.wal offset %llu",
+				     (unsigned long long)(s->zero_to - s->end),
+				     w->dir, (unsigned long long)g->seq,
+				     (unsigned long long)s->end);
+			if (sr_walio_zero_range(g->fd, s->end, s->zero_to)) {
+				sr_walc_logf(w, SR_LOG_ERROR,
+					     "wal: zeroing a torn tail: %s",
+					     strerror(errno));
+				return sr_walc_errno_code(errno);
+			}
+			w->st_torn = s->zero_to - s->end;
+		}
+		g->written = s->end;
+		w->plan_seg = g->seq;
+		w->plan_off = s->end;
+		w->plan_size = g->size;
+	} else {
+		w->plan_seg = s->max_seq;
+		w->plan_off = w->plan_size = 0;
+	}
+	if ((rv = reconcile(s)))
+		return rv;
+	return sr_walc_schedule_delete(w);
+}
+
+static int replay(struct scan *s, const struct list *segs)
+{
+	int rv = 0;
+
+	for (size_t i = 0; i < segs->n && !rv; i++) {
+		if (i && segs->v[i] != segs->v[i - 1] + 1) {
+			rv = corrupt(s, segs->v[i - 1] + 1, 0, 1,
+				     "segment missing (found %016llx.wal "
+				     "after %016llx.wal)",
+				     (unsigned long long)segs->v[i],
+				     (unsigned long long)segs->v[i - 1]);
+			break;
+		}
+		rv = scan_segment(s, segs->v[i], i + 1 == segs->n);
+	}
+	if (rv == SCAN_REPAIR)
+		rv = repair(s, segs);
+	return rv;
+}
+
+int sr_walrec_recover(sr_wal *w)
+{
+	struct list segs = { 0 }, snaps = { 0 };
+	struct scan s;
+	int rv;
+
+	memset(&s, 0, sizeof(s));
+	s.w = w;
+	s.rd.w = w;
+	s.first = 1;
+	s.known = 1;
+	if ((rv = list_dir(w, &segs, &snaps)) ||
+	    (rv = sr_walio_meta_load(w, segs.n || snaps.n)) ||
+	    (rv = sr_walsnap_load(w, snaps.v, snaps.n)))
+		goto out;
+	s.max_seq = segs.n ? segs.v[segs.n - 1] : 0;
+	if (!segs.n && w->snap.index) {
+		s.first = s.known = w->snap.index + 1;
+		s.last = w->snap.index;
+	}
+	rv = replay(&s, &segs);
+	if (!rv) {
+		rv = finish(&s);
+		if (rv == SCAN_REPAIR) { /* the log cannot be kept at all */
+			s.stop_seq = 1;
+			s.stop_off = 0;
+			if (!(rv = drop_from(&s, &segs, 0))) {
+				w->first = w->snap.index + 1;
+				w->last = w->snap.index;
+				w->pos_off = w->pos_n = 0;
+				w->plan_seg = s.max_seq;
+				w->plan_off = w->plan_size = 0;
+				rv = 0;
+			}
+		}
+	}
+out:
+	sr_walc_free(w, s.rd.buf);
+	sr_walc_free(w, segs.v);
+	sr_walc_free(w, snaps.v);
+	return rv;
+}

@@ -1,0 +1,224 @@
+/*
+ * seshat/wal.h — the durable log store: a write-ahead log in a directory.
+ *
+ * sr_wal implements every slot of sr_storage_ops on files:
+ *
+ *   <dir>/LOCK                   held with flock() while a WAL is open
+ *   <dir>/meta                   term and vote (replaced atomically)
+ *   <dir>/<seq>.wal              log segments, preallocated, 16 hex digits
+ *   <dir>/<index>.snap           the snapshot, 16 hex digits
+ *
+ * docs/storage-format.md gives the byte layout and the recovery rules.
+ *
+ * Appends are asynchronous and group-committed.  append() serializes the
+ * entries (with a CRC32C per record) into the WAL's own buffer and returns;
+ * the entries are written and fdatasync'ed later, off the engine's thread,
+ * together with every other append that arrived while the previous write
+ * was in progress: one write and one fdatasync per batch.  When a batch is
+ * durable the WAL signals a file descriptor (an eventfd); the host, on its
+ * own thread, sees it readable and calls sr_wal_process(), which calls the
+ * done callback for every append of the batch, in the order they were
+ * made.  A host wires the callback to the engine:
+ *
+ *   static void on_done(void *ctx, uint64_t token, int status)
+ *   {
+ *           sr_node_storage_done(ctx, token, status);
+ *   }
+ *   ...
+ *   sr_wal_options o;
+ *   sr_wal_options_init(&o, "/var/lib/app/raft");
+ *   rv = sr_wal_open(&o, &wal);          // recovers what is on disk
+ *   cfg.storage = sr_wal_storage_ops();
+ *   cfg.storage_ctx = wal;
+ *   sr_node_create(&cfg, &node);
+ *   sr_wal_set_done(wal, on_done, node);
+ *   ... poll sr_wal_fd(wal) for reading; when readable: sr_wal_process(wal)
+ *   ...
+ *   sr_node_destroy(node);               // no completion is delivered after
+ *   sr_wal_close(wal);                   //   this point (see sr_wal_close)
+ *
+ * Two I/O engines, chosen in the options:
+ *
+ *   SR_WAL_POSIX  a writer thread does pwrite() + fdatasync().  Batches are
+ *                 written and synced whether or not the host calls
+ *                 sr_wal_process(); only the callbacks wait for it.
+ *   SR_WAL_URING  io_uring (when the library was built with liburing): no
+ *                 thread; the engine thread submits each batch as one linked
+ *                 chain (write, fdatasync) and sr_wal_process() reaps the
+ *                 completions and submits the next batch, so the host must
+ *                 call sr_wal_process() whenever sr_wal_fd() is readable.
+ *
+ * Either way at most one batch is being written at a time, and a batch is
+ * written only after the previous one is durable: recovery relies on it to
+ * tell a torn tail from corruption (docs/storage-format.md).
+ *
+ * Durability contract (what load() sees after a crash).  The durable state
+ * is always the result of a prefix of the operations append(), truncate()
+ * and compact() in the order they were called, and that prefix includes
+ * every append whose completion reported status 0 (and so every operation
+ * called before it).  set_hard_state() and snapshot_finish(commit=1) are
+ * durable when they return; snapshot_finish() first waits until every
+ * earlier append, truncate and compact is durable.  read() and load() see
+ * every operation at once, durable or not.
+ *
+ * Errors.  A failed write, fdatasync or fallocate (EIO, ENOSPC, ...)
+ * stops the WAL: the batch being written and every later one complete with
+ * SR_EIO or SR_ENOSPC (fdatasync is never retried: after a failure the
+ * WAL cannot know what reached the disk, so it never reports those entries
+ * durable), and every later append(), truncate(), compact(),
+ * set_hard_state() and snapshot call returns that error at once.  Nothing
+ * on disk is left inconsistent: reopening the directory (after freeing
+ * space) recovers every append that was reported durable.  The reason goes
+ * to the log hook, naming the file and the offset.
+ *
+ * Threads and callbacks.  Every function here and every storage op runs on
+ * the host's (engine's) thread; a WAL is used by one thread at a time.
+ * The done callback and the log hook are called only on that thread, from
+ * inside sr_wal_process(), sr_wal_sync() and the storage ops (the log
+ * hook), never from the writer thread.  The done callback may call the
+ * storage ops (the engine appends from its completion path) but must not
+ * call sr_wal_process(), sr_wal_sync() or sr_wal_close().  The allocation
+ * hooks are called only on the host's thread too: the writer thread never
+ * allocates or frees.
+ *
+ * Memory.  Bytes appended but not yet durable are bounded by
+ * max_pending_bytes; past it append() blocks until the disk catches up
+ * (SR_WAL_BLOCK, the default) or returns SR_EBUSY (SR_WAL_EBUSY).  One
+ * append larger than the limit is still accepted when nothing else is
+ * pending.  The WAL also keeps 8 bytes per log entry (where each entry is)
+ * and one open file descriptor per segment.
+ */
+#ifndef SESHAT_WAL_H
+#define SESHAT_WAL_H
+
+#include "raft.h"
+#include "types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sr_wal sr_wal;
+
+/*
+ * An append finished: status is 0 (the entries are durable) or a negative
+ * SR_E* code (SR_EIO, SR_ENOSPC: they are not, and never will be).  Called
+ * once per accepted append, in the order of the appends, on the host's
+ * thread from inside sr_wal_process() or sr_wal_sync().
+ */
+typedef void (*sr_wal_done_fn)(void *ctx, uint64_t token, int status);
+
+enum {
+	SR_WAL_POSIX = 0, /* writer thread, pwrite + fdatasync (default) */
+	SR_WAL_URING = 1, /* io_uring (SR_EINVAL if built without liburing) */
+	SR_WAL_AUTO = 2	  /* io_uring if built in and usable, else posix */
+};
+
+enum {
+	SR_WAL_BLOCK = 0, /* append() waits for room (default) */
+	SR_WAL_EBUSY = 1  /* append() returns SR_EBUSY when full */
+};
+
+enum {
+	SR_WAL_REPAIR_NONE = 0, /* corruption fails sr_wal_open (default) */
+	/*
+	 * Truncate the log at the first bad record (or missing segment, or
+	 * index gap) and open.  Every entry from that point on is dropped,
+	 * which MAY LOSE ACKNOWLEDGED (committed) ENTRIES: use it only to
+	 * bring back a node whose data the cluster can replace.  A corrupt
+	 * snapshot file is deleted (falling back to an older valid one); a
+	 * corrupt meta file is never repaired.
+	 */
+	SR_WAL_REPAIR_TRUNCATE = 1
+};
+
+typedef struct sr_wal_options {
+	const char *dir; /* the data directory; created (mode 0700) if absent */
+	uint64_t segment_size;	    /* default 64 MiB; 64 KiB .. 1 GiB */
+	uint64_t max_pending_bytes; /* default 64 MiB (see Memory above) */
+	int backpressure;	    /* SR_WAL_BLOCK (default) or SR_WAL_EBUSY */
+	int engine;		    /* SR_WAL_POSIX (default), _URING, _AUTO */
+	int repair;		    /* SR_WAL_REPAIR_NONE (default) or _TRUNCATE */
+	sr_wal_done_fn done;	    /* may be NULL until sr_wal_set_done() */
+	void *done_ctx;
+	sr_log_fn log; /* the log hook; may be NULL */
+	void *log_ctx;
+	int log_level;	       /* default SR_LOG_INFO */
+	const sr_alloc *alloc; /* NULL: libc; must outlive the WAL */
+} sr_wal_options;
+
+/* Fill *opts with the defaults for directory dir (borrowed, not copied). */
+SR_API void sr_wal_options_init(sr_wal_options *opts, const char *dir);
+
+/*
+ * Open the WAL in opts->dir: take the directory lock, recover what is on
+ * disk (every segment is read and every record checked; a torn tail is
+ * cut off; docs/storage-format.md) and start the I/O engine.  opts and
+ * the strings it points to are copied.
+ * Errors: SR_EINVAL (bad options), SR_ELOCKED (another process or another
+ * sr_wal holds the directory), SR_ECORRUPT (damage that is not a torn
+ * tail; the log hook names the file and offset), SR_EIO, SR_ENOSPC,
+ * SR_ENOMEM.
+ */
+SR_API int sr_wal_open(const sr_wal_options *opts, sr_wal **out);
+
+/*
+ * Close: finish writing and syncing every accepted append (best effort:
+ * an error is logged), release the lock, free everything.  Completions
+ * not yet delivered are dropped without a callback: call sr_wal_sync()
+ * first to have them delivered.  NULL is a no-op.
+ */
+SR_API void sr_wal_close(sr_wal *wal);
+
+/* The storage vtable; pass the sr_wal as storage_ctx. */
+SR_API const sr_storage_ops *sr_wal_storage_ops(void);
+
+/* Rewire the done callback (a node is created after the WAL it uses). */
+SR_API void sr_wal_set_done(sr_wal *wal, sr_wal_done_fn done, void *ctx);
+
+/*
+ * A file descriptor that is readable when sr_wal_process() has work to
+ * do.  Owned by the WAL; poll it, never read or close it.
+ */
+SR_API int sr_wal_fd(const sr_wal *wal);
+
+/*
+ * Deliver the completions of finished appends (and, with io_uring, reap
+ * finished I/O and start the next batch).  Never blocks.  Returns the
+ * number of done callbacks made.  Call it when sr_wal_fd() is readable;
+ * extra calls are harmless.
+ */
+SR_API int sr_wal_process(sr_wal *wal);
+
+/*
+ * Wait until every append accepted so far is durable (or failed), then
+ * deliver the completions as sr_wal_process() does.  Returns 0 or the
+ * error that stopped the WAL.  For tests, tools and shutdown.
+ */
+SR_API int sr_wal_sync(sr_wal *wal);
+
+typedef struct sr_wal_stats {
+	int engine;		 /* SR_WAL_POSIX or SR_WAL_URING */
+	int error;		 /* the error that stopped the WAL, or 0 */
+	uint64_t appends;	 /* accepted append() calls */
+	uint64_t batches;	 /* batches written (one fdatasync each) */
+	uint64_t bytes_written;	 /* record bytes written to segments */
+	uint64_t segments;	 /* segment files now */
+	uint64_t segments_created;
+	uint64_t segments_deleted;
+	uint64_t pending_bytes;	 /* appended, not yet durable */
+	uint64_t torn_bytes;	 /* torn tail cut off at open */
+	sr_index first_index;	 /* the log as read() sees it */
+	sr_index last_index;
+} sr_wal_stats;
+
+/* Fill *out.  Never fails. */
+SR_API void sr_wal_get_stats(const sr_wal *wal, sr_wal_stats *out);
+
+/* Name of an engine ("posix", "io_uring"). */
+SR_API const char *sr_wal_engine_name(int engine);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

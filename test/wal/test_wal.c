@@ -1,0 +1,635 @@
+/*
+ * test_wal.c — the WAL through its storage vtable, on both I/O engines:
+ * appends and completions, reads of durable and not-yet-durable entries,
+ * truncation, segments, snapshots and compaction, hard state, the
+ * directory lock, backpressure, allocation hooks, and reopening.
+ */
+#include <pthread.h>
+#include <sys/wait.h>
+
+#include "walt.h"
+
+#define OPS sr_wal_storage_ops()
+
+WAL_TEST(test_open_empty_dir_gives_empty_state)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 0);
+	sr_durable d = t_load(w);
+
+	CHECK_EQ(d.term, 0);
+	CHECK_EQ(d.vote, 0);
+	CHECK_EQ(d.first_index, 1);
+	CHECK_EQ(d.last_index, 0);
+	CHECK_EQ(d.snapshot_index, 0);
+	CHECK(t_file_exists(dir, "LOCK"));
+	CHECK(t_file_exists(dir, "meta"));
+	CHECK(sr_wal_fd(w) >= 0);
+	t_close(w);
+	w = t_open(dir, 0);
+	d = t_load(w);
+	CHECK_EQ(d.first_index, 1);
+	CHECK_EQ(d.last_index, 0);
+}
+
+WAL_TEST(test_appended_entries_read_back_before_and_after_sync)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 0);
+
+	CHECK_EQ(t_append(w, 11, 1, 10, 1, 300), 0);
+	CHECK_EQ(t_append(w, 12, 11, 20, 1, 300), 0);
+	/* read() sees entries at once, durable or not */
+	t_check_range(w, 1, 20, 1, 300);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	CHECK_EQ(t_done_n, 2);
+	CHECK_EQ(t_done_tok[0], 11);
+	CHECK_EQ(t_done_tok[1], 12);
+	CHECK_EQ(t_done_st[0], 0);
+	CHECK_EQ(t_done_st[1], 0);
+	t_check_range(w, 1, 20, 1, 300);
+	t_close(w);
+	w = t_open(dir, 0);
+	CHECK_EQ(t_load(w).last_index, 20);
+	t_check_range(w, 1, 20, 1, 300);
+}
+
+WAL_TEST(test_completions_arrive_through_the_fd_in_order)
+{
+	sr_wal *w = t_open(t_dir(), 0);
+	int got = 0;
+
+	for (uint64_t i = 1; i <= 50; i++)
+		CHECK_EQ(t_append(w, 100 + i, i, i, 2, 64), 0);
+	for (int spins = 0; got < 50 && spins < 1000; spins++)
+		got += t_poll_process(w, 100);
+	CHECK_EQ(got, 50);
+	CHECK_EQ(t_done_n, 50);
+	for (int i = 0; i < 50; i++) {
+		CHECK_EQ(t_done_tok[i], 101 + i);
+		CHECK_EQ(t_done_st[i], 0);
+	}
+	CHECK_EQ(sr_wal_process(w), 0); /* nothing more */
+}
+
+WAL_TEST(test_group_commit_batches_concurrent_appends)
+{
+	sr_wal *w = t_open(t_dir(), 0);
+	sr_wal_stats st;
+
+	for (uint64_t i = 1; i <= 2000; i++)
+		CHECK_EQ(t_append(w, i, i, i, 1, 100), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	CHECK_EQ(t_done_n, 2000);
+	sr_wal_get_stats(w, &st);
+	CHECK_EQ(st.appends, 2000);
+	CHECK(st.batches >= 1);
+	CHECK(st.batches <= 200); /* one fdatasync covers many appends */
+	CHECK_EQ(st.pending_bytes, 0);
+}
+
+static sr_wal *chain_wal;
+static int chain_left;
+
+static void chain_done(void *ctx, uint64_t token, int status)
+{
+	sr_index next = token + 1;
+
+	(void)ctx;
+	t_done_n++;
+	if (status == 0 && chain_left-- > 0)
+		t_append(chain_wal, next, next, next, 1, 50);
+}
+
+WAL_TEST(test_done_callback_may_append_again)
+{
+	sr_wal *w = t_open(t_dir(), 0);
+
+	chain_wal = w;
+	chain_left = 99;
+	sr_wal_set_done(w, chain_done, NULL);
+	CHECK_EQ(t_append(w, 1, 1, 1, 1, 50), 0);
+	for (int spins = 0; t_done_n < 100 && spins < 5000; spins++)
+		t_poll_process(w, 100);
+	CHECK_EQ(t_done_n, 100);
+	CHECK_EQ(t_load(w).last_index, 100);
+	t_check_range(w, 1, 100, 1, 50);
+}
+
+WAL_TEST(test_truncate_then_append_survives_reopen)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 0);
+
+	CHECK_EQ(t_append(w, 1, 1, 10, 1, 200), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	CHECK_EQ(OPS->truncate(w, 6), 0);
+	CHECK_EQ(t_load(w).last_index, 5);
+	CHECK_EQ(t_append(w, 2, 6, 8, 2, 200), 0);
+	t_check_range(w, 1, 5, 1, 200);
+	t_check_range(w, 6, 8, 2, 200);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_close(w);
+	w = t_open(dir, 0);
+	CHECK_EQ(t_load(w).last_index, 8);
+	t_check_range(w, 1, 5, 1, 200);
+	t_check_range(w, 6, 8, 2, 200);
+	/* truncate everything, then start again from 1 with a new term */
+	CHECK_EQ(OPS->truncate(w, 1), 0);
+	CHECK_EQ(t_load(w).last_index, 0);
+	CHECK_EQ(t_append(w, 3, 1, 3, 7, 10), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_close(w);
+	w = t_open(dir, 0);
+	CHECK_EQ(t_load(w).last_index, 3);
+	t_check_range(w, 1, 3, 7, 10);
+}
+
+WAL_TEST(test_truncate_arguments)
+{
+	sr_wal *w = t_open(t_dir(), 0);
+
+	CHECK_EQ(OPS->truncate(w, 0), SR_EINVAL);
+	CHECK_EQ(OPS->truncate(w, 1), 0); /* empty log: nothing to do */
+	CHECK_EQ(t_append(w, 1, 1, 5, 1, 10), 0);
+	CHECK_EQ(OPS->truncate(w, 6), 0); /* past the end: nothing */
+	CHECK_EQ(t_load(w).last_index, 5);
+	CHECK_EQ(OPS->truncate(w, 4), 0);
+	CHECK_EQ(t_load(w).last_index, 3);
+	CHECK_EQ(sr_wal_sync(w), 0);
+}
+
+WAL_TEST(test_read_bounds_and_byte_limits)
+{
+	sr_wal *w = t_open(t_dir(), 0);
+	sr_entry out[16];
+	size_t n = 99;
+
+	CHECK_EQ(OPS->read(w, 1, 16, 1000, out, &n), SR_ENOTFOUND);
+	CHECK_EQ(n, 0);
+	CHECK_EQ(t_append(w, 1, 1, 10, 3, 0), 0);
+	/* fixed 100-byte entries for the byte limit */
+	CHECK_EQ(OPS->truncate(w, 1), 0);
+	{
+		sr_entry es[10];
+
+		for (int i = 0; i < 10; i++)
+			es[i] = t_entry(i + 1, 3, 100, (size_t)i * 100);
+		CHECK_EQ(OPS->append(w, 2, es, 10), 0);
+	}
+	CHECK_EQ(OPS->read(w, 11, 16, 1000, out, &n), SR_ENOTFOUND);
+	CHECK_EQ(OPS->read(w, 1, 16, 0, out, &n), 0);
+	CHECK_EQ(n, 1); /* always at least one */
+	CHECK_EQ(OPS->read(w, 2, 16, 250, out, &n), 0);
+	CHECK_EQ(n, 2);
+	CHECK_EQ(out[0].index, 2);
+	CHECK(t_entry_ok(&out[1], 3, 100));
+	CHECK_EQ(OPS->read(w, 5, 3, 1 << 20, out, &n), 0);
+	CHECK_EQ(n, 3);
+	CHECK_EQ(OPS->read(w, 9, 16, 1 << 20, out, &n), 0);
+	CHECK_EQ(n, 2);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	CHECK_EQ(OPS->read(w, 1, 16, 1 << 20, out, &n), 0);
+	CHECK_EQ(n, 10);
+	for (int i = 0; i < 10; i++)
+		CHECK(t_entry_ok(&out[i], 3, 100));
+}
+
+WAL_TEST(test_append_checks_indexes)
+{
+	sr_wal *w = t_open(t_dir(), 0);
+	sr_entry e = t_entry(2, 1, 10, 0);
+
+	CHECK_EQ(OPS->append(w, 1, &e, 1), SR_EINVAL); /* expected 1 */
+	CHECK_EQ(OPS->append(w, 1, NULL, 1), SR_EINVAL);
+	e = t_entry(1, 1, 10, 0);
+	e.data = NULL;
+	CHECK_EQ(OPS->append(w, 1, &e, 1), SR_EINVAL);
+	/* an append of nothing still completes, after what came before */
+	CHECK_EQ(t_append(w, 5, 1, 3, 1, 10), 0);
+	CHECK_EQ(OPS->append(w, 6, NULL, 0), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	CHECK_EQ(t_done_n, 2);
+	CHECK_EQ(t_done_tok[1], 6);
+	CHECK_EQ(t_done_st[1], 0);
+}
+
+WAL_TEST(test_hard_state_is_durable_on_return)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 0);
+	char p[512];
+	FILE *f;
+
+	CHECK_EQ(OPS->set_hard_state(w, 5, 2), 0);
+	CHECK_EQ(OPS->set_hard_state(w, 5, 2), 0);
+	CHECK_EQ(OPS->set_hard_state(w, 7, 0), 0);
+	t_close(w);
+	/* a leftover temporary from a crash is ignored and removed */
+	f = fopen(t_path(p, dir, "meta.tmp"), "w");
+	CHECK(f != NULL);
+	fputs("garbage", f);
+	fclose(f);
+	w = t_open(dir, 0);
+	CHECK_EQ(t_load(w).term, 7);
+	CHECK_EQ(t_load(w).vote, 0);
+	CHECK(!t_file_exists(dir, "meta.tmp"));
+}
+
+WAL_TEST(test_second_open_of_a_directory_is_refused)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 0), *w2 = NULL;
+	sr_wal_options o;
+	pid_t pid;
+	int st;
+
+	t_opts(&o, dir);
+	CHECK_EQ(t_open_opts(&o, &w2), SR_ELOCKED);
+	CHECK(t_logged("LOCK", "in use"));
+	/* another process too */
+	pid = fork();
+	if (pid == 0) {
+		sr_wal *w3;
+		_exit(sr_wal_open(&o, &w3) == SR_ELOCKED ? 0 : 1);
+	}
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	t_close(w);
+	CHECK_EQ(t_open_opts(&o, &w2), 0);
+}
+
+WAL_TEST(test_segments_roll_over_and_reopen)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 64 << 10);
+	sr_wal_stats st;
+
+	for (sr_index i = 1; i <= 601; i += 20)
+		CHECK_EQ(t_append(w, i, i, i + 19, 4, 900), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	sr_wal_get_stats(w, &st);
+	CHECK(st.segments >= 4);
+	CHECK_EQ(st.segments, st.segments_created);
+	t_check_range(w, 1, 620, 4, 900);
+	t_close(w);
+	w = t_open(dir, 64 << 10);
+	CHECK_EQ(t_load(w).last_index, 620);
+	t_check_range(w, 1, 620, 4, 900);
+	/* an entry bigger than a segment gets a segment of its own */
+	{
+		sr_entry e = t_entry(621, 4, 200000, 0);
+
+		CHECK_EQ(OPS->append(w, 9, &e, 1), 0);
+	}
+	CHECK_EQ(t_append(w, 10, 622, 630, 4, 900), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_close(w);
+	w = t_open(dir, 64 << 10);
+	CHECK_EQ(t_load(w).last_index, 630);
+	{
+		sr_entry out[1];
+		size_t n;
+
+		CHECK_EQ(OPS->read(w, 621, 1, 0, out, &n), 0);
+		CHECK(t_entry_ok(&out[0], 4, 200000));
+	}
+	t_check_range(w, 622, 630, 4, 900);
+}
+
+static void make_conf(sr_membership *c, int n)
+{
+	memset(c, 0, sizeof(*c));
+	for (int i = 0; i < n; i++) {
+		c->members[i].id = (sr_id)(i + 1);
+		c->members[i].role = i == n - 1 ? SR_ROLE_LEARNER
+						: SR_ROLE_VOTER;
+		snprintf(c->members[i].addr, SR_ADDR_MAX, "10.0.0.%d:7000",
+			 i + 1);
+	}
+	c->n = (uint32_t)n;
+}
+
+/* Store a snapshot of `size` pattern bytes at (index, term). */
+static void put_snapshot(sr_wal *w, sr_index index, sr_term term,
+			 uint32_t size, int nconf)
+{
+	sr_membership c;
+	uint32_t off = 0;
+
+	make_conf(&c, nconf);
+	CHECK_EQ(OPS->snapshot_begin(w, index, term, &c), 0);
+	while (off < size) {
+		uint32_t n = size - off > 10000 ? 10000 : size - off;
+
+		for (uint32_t k = 0; k < n; k++)
+			t_buf[k] = t_byte(index, term, off + k);
+		CHECK_EQ(OPS->snapshot_write(w, off, t_buf, n), 0);
+		off += n;
+	}
+	CHECK_EQ(OPS->snapshot_finish(w, 1), 0);
+}
+
+static void check_snapshot(sr_wal *w, sr_index index, sr_term term,
+			   uint32_t size, int nconf)
+{
+	sr_durable d = t_load(w);
+	sr_membership c;
+	uint64_t off = 0;
+	size_t n;
+
+	make_conf(&c, nconf);
+	CHECK_EQ(d.snapshot_index, index);
+	CHECK_EQ(d.snapshot_term, term);
+	CHECK_EQ(d.snapshot_conf.n, (uint32_t)nconf);
+	for (int i = 0; i < nconf; i++) {
+		CHECK_EQ(d.snapshot_conf.members[i].id, c.members[i].id);
+		CHECK_EQ(d.snapshot_conf.members[i].role, c.members[i].role);
+		CHECK(!strcmp(d.snapshot_conf.members[i].addr,
+			      c.members[i].addr));
+	}
+	for (;;) {
+		static unsigned char buf[7777];
+
+		CHECK_EQ(OPS->snapshot_read(w, off, buf, sizeof(buf), &n), 0);
+		if (!n)
+			break;
+		for (size_t k = 0; k < n; k++)
+			if (buf[k] != t_byte(index, term, (uint32_t)(off + k)))
+				TEST_FAIL("snapshot byte %llu",
+					  (unsigned long long)(off + k));
+		off += n;
+	}
+	CHECK_EQ(off, size);
+}
+
+WAL_TEST(test_snapshot_is_stored_with_its_membership)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 0);
+	size_t n;
+	unsigned char b[4];
+
+	CHECK_EQ(OPS->snapshot_read(w, 0, b, 4, &n), SR_ENOTFOUND);
+	CHECK_EQ(OPS->snapshot_write(w, 0, b, 4), SR_ESTATE);
+	CHECK_EQ(OPS->snapshot_finish(w, 1), SR_ESTATE);
+	put_snapshot(w, 50, 3, 123457, 5);
+	check_snapshot(w, 50, 3, 123457, 5);
+	CHECK_EQ(OPS->snapshot_read(w, 200000, b, 4, &n), SR_EINVAL);
+	/* a discarded one changes nothing */
+	CHECK_EQ(OPS->snapshot_begin(w, 60, 3, NULL), 0);
+	CHECK_EQ(OPS->snapshot_write(w, 0, b, 4), 0);
+	CHECK_EQ(OPS->snapshot_write(w, 10, b, 4), SR_EINVAL); /* a hole */
+	CHECK_EQ(OPS->snapshot_finish(w, 0), 0);
+	check_snapshot(w, 50, 3, 123457, 5);
+	t_close(w);
+	w = t_open(dir, 0);
+	check_snapshot(w, 50, 3, 123457, 5);
+	/* a newer one replaces it; the old file goes */
+	put_snapshot(w, 80, 4, 10, 64);
+	CHECK(!t_file_exists(dir, "0000000000000032.snap"));
+	CHECK(t_file_exists(dir, "0000000000000050.snap"));
+	t_close(w);
+	w = t_open(dir, 0);
+	check_snapshot(w, 80, 4, 10, 64);
+	CHECK(!t_file_exists(dir, "snap.tmp"));
+}
+
+WAL_TEST(test_compaction_deletes_covered_segments)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 64 << 10);
+	sr_wal_stats st;
+	sr_entry out[1];
+	size_t n;
+
+	for (sr_index i = 1; i <= 1000; i += 50)
+		CHECK_EQ(t_append(w, i, i, i + 49, 2, 500), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	CHECK(t_file_exists(dir, "0000000000000001.wal"));
+	CHECK_EQ(OPS->compact(w, 700), SR_EINVAL); /* no snapshot yet */
+	put_snapshot(w, 700, 2, 1000, 3);
+	CHECK_EQ(OPS->compact(w, 690), 0); /* keep a few trailing entries */
+	CHECK_EQ(t_load(w).first_index, 691);
+	CHECK_EQ(OPS->read(w, 690, 1, 0, out, &n), SR_ECOMPACTED);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	sr_wal_get_stats(w, &st);
+	CHECK(st.segments_deleted >= 3);
+	CHECK(!t_file_exists(dir, "0000000000000001.wal"));
+	t_check_range(w, 691, 1000, 2, 500);
+	t_close(w);
+	w = t_open(dir, 64 << 10);
+	CHECK_EQ(t_load(w).first_index, 691);
+	CHECK_EQ(t_load(w).last_index, 1000);
+	t_check_range(w, 691, 1000, 2, 500);
+	CHECK_EQ(t_append(w, 1, 1001, 1010, 3, 500), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_check_range(w, 1001, 1010, 3, 500);
+}
+
+WAL_TEST(test_compaction_past_the_log_after_installing_a_snapshot)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 64 << 10);
+
+	CHECK_EQ(t_append(w, 1, 1, 10, 1, 100), 0);
+	put_snapshot(w, 100, 5, 1000, 3);
+	/* the engine's install sequence: truncate on conflict, compact */
+	CHECK_EQ(OPS->truncate(w, 1), 0);
+	CHECK_EQ(OPS->compact(w, 100), 0);
+	CHECK_EQ(t_load(w).first_index, 101);
+	CHECK_EQ(t_load(w).last_index, 100);
+	CHECK_EQ(t_append(w, 2, 101, 105, 6, 100), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_close(w);
+	w = t_open(dir, 64 << 10);
+	CHECK_EQ(t_load(w).first_index, 101);
+	CHECK_EQ(t_load(w).last_index, 105);
+	t_check_range(w, 101, 105, 6, 100);
+	check_snapshot(w, 100, 5, 1000, 3);
+}
+
+WAL_TEST(test_snapshot_that_conflicts_with_the_log_drops_it_at_open)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 0);
+
+	/* the crash window of an install: the snapshot is durable, the
+	 * truncate/compact after it never made it */
+	CHECK_EQ(t_append(w, 1, 1, 20, 1, 100), 0);
+	put_snapshot(w, 10, 9, 100, 3);
+	t_close(w);
+	w = t_open(dir, 0);
+	CHECK_EQ(t_load(w).first_index, 11);
+	CHECK_EQ(t_load(w).last_index, 10);
+	CHECK(t_logged("Raft", "term"));
+	CHECK_EQ(t_append(w, 1, 11, 12, 9, 100), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_close(w);
+	/* the records that say so were written: a reopen agrees */
+	w = t_open(dir, 0);
+	CHECK_EQ(t_load(w).first_index, 11);
+	CHECK_EQ(t_load(w).last_index, 12);
+	t_check_range(w, 11, 12, 9, 100);
+	/* a snapshot that matches keeps the log after it */
+	put_snapshot(w, 11, 9, 100, 3);
+	t_close(w);
+	w = t_open(dir, 0);
+	CHECK_EQ(t_load(w).first_index, 11);
+	CHECK_EQ(t_load(w).last_index, 12);
+}
+
+WAL_TEST(test_ebusy_backpressure_bounds_pending_bytes)
+{
+	sr_wal_options o;
+	sr_wal *w;
+	int busy = 0;
+	sr_index i;
+
+	t_opts(&o, t_dir());
+	o.max_pending_bytes = 64 << 10;
+	o.backpressure = SR_WAL_EBUSY;
+	CHECK_EQ(t_open_opts(&o, &w), 0);
+	for (i = 1; i <= 5000 && !busy; i++) {
+		int rv = t_append(w, i, i, i, 1, 1000);
+
+		if (rv == SR_EBUSY)
+			busy = 1;
+		else
+			CHECK_EQ(rv, 0);
+	}
+	CHECK(busy);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	CHECK_EQ(t_append(w, i, i - 1, i - 1, 1, 1000), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_check_range(w, 1, i - 1, 1, 1000);
+}
+
+WAL_TEST(test_blocking_backpressure_waits_for_the_disk)
+{
+	sr_wal_options o;
+	sr_wal *w;
+	sr_wal_stats st;
+
+	t_opts(&o, t_dir());
+	o.max_pending_bytes = 32 << 10;
+	CHECK_EQ(t_open_opts(&o, &w), 0);
+	for (sr_index i = 1; i <= 400; i++)
+		CHECK_EQ(t_append(w, i, i, i, 1, 2000), 0);
+	sr_wal_get_stats(w, &st);
+	CHECK(st.pending_bytes <= (32 << 10) + 2100);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	CHECK_EQ(t_done_n, 400);
+	t_check_range(w, 1, 400, 1, 2000);
+}
+
+static pthread_t alloc_thread;
+static long alloc_live, alloc_calls, alloc_foreign;
+
+static void *a_malloc(void *ctx, size_t n)
+{
+	(void)ctx;
+	alloc_calls++;
+	alloc_live++;
+	alloc_foreign += !pthread_equal(pthread_self(), alloc_thread);
+	return malloc(n);
+}
+
+static void *a_realloc(void *ctx, void *p, size_t n)
+{
+	(void)ctx;
+	alloc_calls++;
+	alloc_live += p == NULL;
+	alloc_foreign += !pthread_equal(pthread_self(), alloc_thread);
+	return realloc(p, n);
+}
+
+static void a_free(void *ctx, void *p)
+{
+	(void)ctx;
+	alloc_live -= p != NULL;
+	alloc_foreign += !pthread_equal(pthread_self(), alloc_thread);
+	free(p);
+}
+
+WAL_TEST(test_allocation_goes_through_the_hooks_on_the_host_thread)
+{
+	sr_alloc a = { a_malloc, a_realloc, a_free, NULL };
+	sr_wal_options o;
+	sr_wal *w;
+
+	alloc_thread = pthread_self();
+	alloc_live = alloc_calls = alloc_foreign = 0;
+	t_opts(&o, t_dir());
+	o.alloc = &a;
+	o.segment_size = 64 << 10;
+	CHECK_EQ(t_open_opts(&o, &w), 0);
+	for (sr_index i = 1; i <= 300; i += 10)
+		CHECK_EQ(t_append(w, i, i, i + 9, 1, 700), 0);
+	t_check_range(w, 1, 300, 1, 700);
+	put_snapshot(w, 200, 1, 5000, 2);
+	CHECK_EQ(OPS->compact(w, 200), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_close(w);
+	CHECK(alloc_calls > 0);
+	CHECK_EQ(alloc_live, 0);
+	CHECK_EQ(alloc_foreign, 0);
+}
+
+WAL_TEST(test_close_writes_what_was_accepted)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 0);
+
+	for (sr_index i = 1; i <= 100; i++)
+		CHECK_EQ(t_append(w, i, i, i, 1, 3000), 0);
+	t_close(w); /* no sync: close finishes the writes */
+	CHECK(t_done_n < 100 || t_done_n == 100);
+	w = t_open(dir, 0);
+	CHECK_EQ(t_load(w).last_index, 100);
+	t_check_range(w, 1, 100, 1, 3000);
+}
+
+TEST(test_options_are_checked)
+{
+	sr_wal_options o;
+	sr_wal *w;
+
+	t_cleanup();
+	sr_wal_options_init(&o, NULL);
+	CHECK_EQ(sr_wal_open(&o, &w), SR_EINVAL);
+	t_opts(&o, t_dir());
+	o.segment_size = 1000;
+	CHECK_EQ(sr_wal_open(&o, &w), SR_EINVAL);
+	t_opts(&o, t_dir());
+	o.backpressure = 7;
+	CHECK_EQ(sr_wal_open(&o, &w), SR_EINVAL);
+#ifndef SR_HAVE_URING
+	t_opts(&o, t_dir());
+	o.engine = SR_WAL_URING;
+	CHECK_EQ(sr_wal_open(&o, &w), SR_EINVAL);
+#endif
+	t_opts(&o, t_dir());
+	o.engine = SR_WAL_AUTO;
+	CHECK_EQ(t_open_opts(&o, &w), 0);
+	{
+		sr_wal_stats st;
+
+		sr_wal_get_stats(w, &st);
+#ifdef SR_HAVE_URING
+		CHECK_EQ(st.engine, SR_WAL_URING);
+#else
+		CHECK_EQ(st.engine, SR_WAL_POSIX);
+#endif
+	}
+	CHECK(!strcmp(sr_wal_engine_name(SR_WAL_URING), "io_uring"));
+	t_cleanup();
+}
+
+int main(int argc, char **argv)
+{
+	int rv = test_main(argc, argv);
+
+	t_cleanup();
+	return rv;
+}
