@@ -32,15 +32,15 @@
 #include "crc32c.h"
 
 /* Payload sizes (common prefix included) of the fixed-size parts. */
-#define COMMON_SIZE 24 /* from, to, term */
-#define VOTE_SIZE (COMMON_SIZE + 18)
-#define VOTE_RESP_SIZE (COMMON_SIZE + 2)
-#define APPEND_SIZE (COMMON_SIZE + 36) /* + entries */
-#define APPEND_RESP_SIZE (COMMON_SIZE + 33)
-#define SNAPSHOT_SIZE (COMMON_SIZE + 41) /* + conf + data */
-#define SNAPSHOT_RESP_SIZE (COMMON_SIZE + 18)
-#define TIMEOUT_NOW_SIZE COMMON_SIZE
-#define READ_INDEX_SIZE (COMMON_SIZE + 8)
+#define COMMON_SIZE	     24 /* from, to, term */
+#define VOTE_SIZE	     (COMMON_SIZE + 18)
+#define VOTE_RESP_SIZE	     (COMMON_SIZE + 2)
+#define APPEND_SIZE	     (COMMON_SIZE + 36) /* + entries */
+#define APPEND_RESP_SIZE     (COMMON_SIZE + 33)
+#define SNAPSHOT_SIZE	     (COMMON_SIZE + 41) /* + conf + data */
+#define SNAPSHOT_RESP_SIZE   (COMMON_SIZE + 18)
+#define TIMEOUT_NOW_SIZE     COMMON_SIZE
+#define READ_INDEX_SIZE	     (COMMON_SIZE + 8)
 #define READ_INDEX_RESP_SIZE (COMMON_SIZE + 20)
 
 /* ------------------------------------------------------------------ */
@@ -169,7 +169,8 @@ static const void *rd_bytes(struct rd *r, size_t n)
 
 static int entry_type_ok(uint32_t t)
 {
-	return t == SR_ENTRY_NORMAL || t == SR_ENTRY_NOOP || t == SR_ENTRY_CONFIG;
+	return t == SR_ENTRY_NORMAL || t == SR_ENTRY_NOOP ||
+	       t == SR_ENTRY_CONFIG;
 }
 
 /* Payload size of msg, or UINT64_MAX if it cannot be encoded. */
@@ -394,7 +395,8 @@ SR_API void sr_decoder_init(sr_decoder *d, uint32_t max_payload,
 {
 	memset(d, 0, sizeof(*d));
 	d->max_payload = max_payload ? max_payload : SR_FRAME_MAX_DEFAULT;
-	d->max_entries = max_entries ? max_entries : SR_FRAME_MAX_ENTRIES_DEFAULT;
+	d->max_entries = max_entries ? max_entries
+				     : SR_FRAME_MAX_ENTRIES_DEFAULT;
 	d->alloc = alloc;
 }
 
@@ -441,7 +443,8 @@ static int dec_reserve(sr_decoder *d, size_t n)
 		cap = d->max_entries;
 	void *p;
 	if (d->alloc && d->alloc->realloc)
-		p = d->alloc->realloc(d->alloc->ctx, d->entries, cap * sizeof(sr_entry));
+		p = d->alloc->realloc(d->alloc->ctx, d->entries,
+				      cap * sizeof(sr_entry));
 	else
 		p = realloc(d->entries, cap * sizeof(sr_entry));
 	if (!p)
@@ -552,7 +555,7 @@ static int decode_body(sr_decoder *d, struct rd *r, sr_msg *m)
 			r->bad = 1;
 		return 0;
 	default:
-		return SR_EPROTO; /* a hello, or a type the header let through */
+		return SR_EPROTO; /* a hello: not a message */
 	}
 }
 

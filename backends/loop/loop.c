@@ -254,8 +254,8 @@ static void heap_remove(sr_loop *l, size_t i)
 	heap_down(l->heap, l->n_timers, i);
 }
 
-SR_API int sr_loop_timer_add(sr_loop *l, uint64_t delay_ms,
-			     sr_loop_timer_fn fn, void *ctx, uint64_t *id_out)
+SR_API int sr_loop_timer_add(sr_loop *l, uint64_t delay_ms, sr_loop_timer_fn fn,
+			     void *ctx, uint64_t *id_out)
 {
 	int rc = loop_grow(l->alloc, (void **)&l->heap, &l->cap_timers,
 			   l->n_timers + 1, sizeof(*l->heap));

@@ -18,7 +18,8 @@
  *
  * Timer: the transport keeps at most one loop timer, armed for the
  * earliest of every down peer's retry time, every connecting peer's
- * connect deadline and every pending handshake's deadline.  The timer
+ * connect deadline, every pending handshake's deadline and the end of an
+ * accept pause (after EMFILE).  The timer
  * callback scans them all (a few dozen at most) and re-arms.
  */
 #include "tcp_int.h"
@@ -40,8 +41,8 @@ void sr_tcpi_log(sr_tcp *t, int level, const char *fmt, ...)
 
 	if (!t->cfg.log || level < t->cfg.log_level)
 		return;
-	int n = snprintf(line, sizeof(line), "tcp %llu: ",
-			 (unsigned long long)t->cfg.id);
+	int n = snprintf(line, sizeof(line),
+			 "tcp %llu: ", (unsigned long long)t->cfg.id);
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);
@@ -98,7 +99,8 @@ static int config_check(const sr_tcp_config *c)
 	    !c->max_entries || !c->max_inbound || !c->reconnect_min_ms ||
 	    c->reconnect_max_ms < c->reconnect_min_ms ||
 	    !c->handshake_timeout_ms ||
-	    c->max_queue_bytes < (uint64_t)c->max_frame_bytes + SR_FRAME_HDR_SIZE)
+	    c->max_queue_bytes <
+		    (uint64_t)c->max_frame_bytes + SR_FRAME_HDR_SIZE)
 		return SR_EINVAL;
 	if (c->listen_addr && strlen(c->listen_addr) >= SR_ADDR_MAX)
 		return SR_EINVAL;
@@ -248,6 +250,8 @@ static uint64_t next_deadline(const sr_tcp *t)
 	for (const struct tcp_in *c = t->ins; c; c = c->next)
 		if (!c->peer && c->deadline < when)
 			when = c->deadline;
+	if (t->accept_resume && t->accept_resume < when)
+		when = t->accept_resume;
 	return when;
 }
 
@@ -278,6 +282,8 @@ static void timer_cb(sr_loop *loop, uint64_t id, void *ctx)
 	(void)id;
 
 	t->timer_id = 0;
+	if (t->accept_resume && t->accept_resume <= now)
+		sr_tcpi_listen_resume(t);
 	for (size_t i = 0; i < t->n_peers; i++) {
 		struct tcp_peer *p = t->peers[i];
 		if (p->state == SR_TCP_DOWN && !p->cut && p->retry_at <= now)
@@ -508,7 +514,8 @@ SR_API int sr_tcp_send(sr_tcp *t, const sr_msg *msg)
 	if (size - SR_FRAME_HDR_SIZE > t->cfg.max_frame_bytes) {
 		sr_tcpi_log(t, SR_LOG_WARN,
 			    "message of %zu bytes to %llu exceeds the frame "
-			    "limit", size, (unsigned long long)p->id);
+			    "limit",
+			    size, (unsigned long long)p->id);
 		count_drop(t, p, NULL);
 		return SR_ETOOBIG;
 	}

@@ -27,11 +27,11 @@
  */
 #include "tcp_int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,7 +129,8 @@ static void out_event(sr_loop *loop, int fd, int events, void *ctx);
 static uint64_t backoff_delay(sr_tcp *t, struct tcp_peer *p)
 {
 	uint64_t d = t->cfg.reconnect_min_ms;
-	for (uint32_t i = 0; i < p->attempts && d < t->cfg.reconnect_max_ms; i++)
+	for (uint32_t i = 0; i < p->attempts && d < t->cfg.reconnect_max_ms;
+	     i++)
 		d *= 2;
 	if (d > t->cfg.reconnect_max_ms)
 		d = t->cfg.reconnect_max_ms;
@@ -198,8 +199,8 @@ static void out_established(sr_tcp *t, struct tcp_peer *p)
 	p->up_since = sr_loop_now_ms(t->loop);
 	t->st.connects++;
 	sr_tcpi_log(t, p->attempts ? SR_LOG_DEBUG : SR_LOG_INFO,
-		    "peer %llu (%s): connected",
-		    (unsigned long long)p->id, p->addr);
+		    "peer %llu (%s): connected", (unsigned long long)p->id,
+		    p->addr);
 	sr_tcpi_arm_timer(t);
 	sr_tcpi_peer_write(t, p);
 }
@@ -216,7 +217,8 @@ void sr_tcpi_connect(sr_tcp *t, struct tcp_peer *p)
 		sr_tcpi_peer_close(t, p, SR_LOG_WARN, "cannot resolve address");
 		return;
 	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
 	if (fd < 0) {
 		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
 		goto fail;
@@ -239,8 +241,8 @@ void sr_tcpi_connect(sr_tcp *t, struct tcp_peer *p)
 	freeaddrinfo(ai);
 	p->fd = fd;
 	p->state = SR_TCP_CONNECTING;
-	p->connect_deadline =
-		sr_loop_now_ms(t->loop) + t->cfg.handshake_timeout_ms;
+	p->connect_deadline = sr_loop_now_ms(t->loop) +
+			      t->cfg.handshake_timeout_ms;
 	if (rc == 0)
 		out_established(t, p);
 	else
@@ -260,7 +262,8 @@ static void queue_written(struct tcp_peer *p)
 		const uint8_t *h = p->q + p->q_scan;
 		uint32_t type = (uint32_t)h[6] | ((uint32_t)h[7] << 8);
 		uint32_t len = (uint32_t)h[12] | ((uint32_t)h[13] << 8) |
-			       ((uint32_t)h[14] << 16) | ((uint32_t)h[15] << 24);
+			       ((uint32_t)h[14] << 16) |
+			       ((uint32_t)h[15] << 24);
 		size_t end = p->q_scan + SR_FRAME_HDR_SIZE + len;
 		if (end > p->q_head)
 			break;
@@ -287,7 +290,8 @@ int sr_tcpi_peer_write(sr_tcp *t, struct tcp_peer *p)
 			break;
 		if (n <= 0) {
 			char why[128];
-			snprintf(why, sizeof(why), "write: %s", strerror(errno));
+			snprintf(why, sizeof(why), "write: %s",
+				 strerror(errno));
 			sr_tcpi_peer_close(t, p, SR_LOG_INFO, why);
 			return SR_EIO;
 		}
@@ -311,7 +315,8 @@ int sr_tcpi_peer_write(sr_tcp *t, struct tcp_peer *p)
 	int interest = SR_LOOP_READ | (want_write ? SR_LOOP_WRITE : 0);
 	if (sr_loop_interest(t->loop, p->fd) != interest &&
 	    sr_loop_watch(t->loop, p->fd, interest, out_event, p)) {
-		sr_tcpi_peer_close(t, p, SR_LOG_WARN, "cannot watch the socket");
+		sr_tcpi_peer_close(t, p, SR_LOG_WARN,
+				   "cannot watch the socket");
 		return SR_EIO;
 	}
 	return 0;
@@ -322,7 +327,8 @@ static void out_readable(sr_tcp *t, struct tcp_peer *p)
 {
 	uint8_t junk[64];
 	ssize_t n = recv(p->fd, junk, sizeof(junk), 0);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n == 0) {
 		sr_tcpi_peer_close(t, p, SR_LOG_INFO, "closed by the peer");
@@ -350,7 +356,8 @@ static void out_event(sr_loop *loop, int fd, int events, void *ctx)
 			err = errno;
 		if (err) {
 			char why[128];
-			snprintf(why, sizeof(why), "connect: %s", strerror(err));
+			snprintf(why, sizeof(why), "connect: %s",
+				 strerror(err));
 			sr_tcpi_peer_close(t, p, SR_LOG_INFO, why);
 			return;
 		}
@@ -478,7 +485,8 @@ static void in_deliver(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 		snprintf(why, sizeof(why), "%s frame (type %u, %u bytes)",
 			 rc == SR_ETOOBIG  ? "oversized"
 			 : rc == SR_ENOMEM ? "no memory for a"
-					   : "malformed (CRC, lengths or fields)",
+					   : "malformed (CRC, lengths or "
+					     "fields)",
 			 h->type, h->len);
 		t->st.proto_errors++;
 		sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
@@ -508,7 +516,8 @@ static int in_parse(sr_tcp *t, struct tcp_in *c)
 		size_t avail = c->len - off;
 		if (avail < SR_FRAME_HDR_SIZE)
 			break;
-		uint32_t max = c->peer ? t->cfg.max_frame_bytes : SR_HELLO_PAYLOAD;
+		uint32_t max = c->peer ? t->cfg.max_frame_bytes
+				       : SR_HELLO_PAYLOAD;
 		int rc = sr_codec_header(c->buf + off, avail, max, &h);
 		if (rc) {
 			char why[128];
@@ -516,13 +525,15 @@ static int in_parse(sr_tcp *t, struct tcp_in *c)
 			if (rc == SR_ETOOBIG)
 				snprintf(why, sizeof(why),
 					 "frame too large: %u bytes, limit %u",
-					 (uint32_t)b[12] | (uint32_t)b[13] << 8 |
+					 (uint32_t)b[12] |
+						 (uint32_t)b[13] << 8 |
 						 (uint32_t)b[14] << 16 |
 						 (uint32_t)b[15] << 24,
 					 max);
 			else
 				snprintf(why, sizeof(why),
-					 "bad frame header (magic, version or type)");
+					 "bad frame header (magic, version or "
+					 "type)");
 			t->st.proto_errors++;
 			sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
 			return SR_EPROTO;
@@ -536,7 +547,8 @@ static int in_parse(sr_tcp *t, struct tcp_in *c)
 			in_handshake(t, c, c->buf + off, flen);
 		} else if (h.type == SR_FRAME_HELLO) {
 			t->st.proto_errors++;
-			sr_tcpi_in_close(t, c, SR_LOG_WARN, "a second handshake");
+			sr_tcpi_in_close(t, c, SR_LOG_WARN,
+					 "a second handshake");
 		} else
 			in_deliver(t, c, c->buf + off, &h);
 		off += flen;
@@ -575,17 +587,20 @@ static void in_readable(sr_tcp *t, struct tcp_in *c)
 		if (n <= 0) {
 			char why[128];
 			if (n < 0)
-				snprintf(why, sizeof(why), "%s", strerror(errno));
+				snprintf(why, sizeof(why), "%s",
+					 strerror(errno));
 			else if (c->len)
 				snprintf(why, sizeof(why),
 					 "closed in the middle of a frame "
-					 "(%zu bytes)", c->len);
+					 "(%zu bytes)",
+					 c->len);
 			else
-				snprintf(why, sizeof(why), "closed by the peer");
+				snprintf(why, sizeof(why),
+					 "closed by the peer");
 			if (n == 0 && c->len)
 				t->st.proto_errors++;
-			sr_tcpi_in_close(t, c, c->len ? SR_LOG_WARN : SR_LOG_INFO,
-					 why);
+			sr_tcpi_in_close(
+				t, c, c->len ? SR_LOG_WARN : SR_LOG_INFO, why);
 			return;
 		}
 		c->len += (size_t)n;
@@ -643,6 +658,31 @@ static void in_accept_one(sr_tcp *t, int fd, const struct sockaddr_storage *sa)
 	sr_tcpi_arm_timer(t);
 }
 
+static void listen_event(sr_loop *loop, int fd, int events, void *ctx);
+
+/*
+ * accept() failed for want of a resource (EMFILE, ENFILE, ENOBUFS): the
+ * listener stays readable, so stop watching it for a moment instead of
+ * spinning, and let the timer resume it.
+ */
+static void listen_pause(sr_tcp *t)
+{
+	sr_tcpi_log(t, SR_LOG_WARN, "accept: %s; pausing for 100 ms",
+		    strerror(errno));
+	sr_loop_unwatch(t->loop, t->lfd);
+	t->accept_resume = sr_loop_now_ms(t->loop) + 100;
+	sr_tcpi_arm_timer(t);
+}
+
+void sr_tcpi_listen_resume(sr_tcp *t)
+{
+	t->accept_resume = 0;
+	if (sr_loop_watch(t->loop, t->lfd, SR_LOOP_READ, listen_event, t)) {
+		sr_tcpi_log(t, SR_LOG_ERROR, "cannot watch the listener");
+		t->accept_resume = sr_loop_now_ms(t->loop) + 100;
+	}
+}
+
 static void listen_event(sr_loop *loop, int fd, int events, void *ctx)
 {
 	sr_tcp *t = ctx;
@@ -658,16 +698,17 @@ static void listen_event(sr_loop *loop, int fd, int events, void *ctx)
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				sr_tcpi_log(t, SR_LOG_WARN, "accept: %s",
-					    strerror(errno));
+				listen_pause(t);
 			return;
 		}
 		if (t->n_in >= t->cfg.max_inbound) {
 			char name[64];
 			addr_name(&sa, name, sizeof(name));
 			sr_tcpi_log(t, SR_LOG_WARN,
-				    "connection from %s refused: %u connections "
-				    "open already", name, t->n_in);
+				    "connection from %s refused: %u "
+				    "connections "
+				    "open already",
+				    name, t->n_in);
 			t->st.refused++;
 			close(c);
 			continue;
@@ -687,7 +728,8 @@ int sr_tcpi_listen(sr_tcp *t, const char *addr)
 		sr_tcpi_log(t, SR_LOG_ERROR, "bad listen address '%s'", addr);
 		return SR_EINVAL;
 	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
 	if (fd < 0)
 		goto err;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

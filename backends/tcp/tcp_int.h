@@ -21,15 +21,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TCP_QUEUE_HELLO 4096u	    /* queue allocated for a connect */
-#define TCP_QUEUE_INIT (64u << 10)  /* first allocation for messages */
-#define TCP_QUEUE_KEEP (1u << 20)   /* a drained queue above this is freed */
-#define TCP_RBUF_INIT (64u << 10)   /* receive buffer after the handshake */
-#define TCP_RBUF_KEEP (1u << 20)    /* shrink back above this when idle */
-#define TCP_READS_PER_EVENT 16	    /* fairness between connections */
+/* Send queue: allocated for a connect (the hello), first allocation for
+ * messages, and the size above which a drained queue is freed. */
+#define TCP_QUEUE_HELLO	      4096u
+#define TCP_QUEUE_INIT	      (64u << 10)
+#define TCP_QUEUE_KEEP	      (1u << 20)
+/* Receive buffer after the handshake, and the size above which an idle
+ * one shrinks back. */
+#define TCP_RBUF_INIT	      (64u << 10)
+#define TCP_RBUF_KEEP	      (1u << 20)
+/* Fairness between connections within one loop iteration. */
+#define TCP_READS_PER_EVENT   16
 #define TCP_ACCEPTS_PER_EVENT 64
-#define TCP_UP_RESET_MS 1000	    /* a connection that lived this long
-				       resets the backoff */
+/* A connection that lived this long resets the backoff. */
+#define TCP_UP_RESET_MS	      1000
 
 struct tcp_in;
 
@@ -68,9 +73,9 @@ struct tcp_in {
 	uint64_t deadline; /* handshake deadline */
 	uint8_t *buf;
 	size_t len, cap;
-	int busy;	/* inside a read callback: freeing is deferred */
-	int closing;	/* closed; freed when no longer busy */
-	char name[64];	/* remote address, for logs */
+	int busy;      /* inside a read callback: freeing is deferred */
+	int closing;   /* closed; freed when no longer busy */
+	char name[64]; /* remote address, for logs */
 };
 
 struct sr_tcp {
@@ -80,6 +85,7 @@ struct sr_tcp {
 	int own_loop;
 	int lfd; /* listener, -1 if none */
 	int port;
+	uint64_t accept_resume; /* accept paused (EMFILE) until then; 0: not */
 
 	struct tcp_peer **peers;
 	size_t n_peers, cap_peers;
@@ -106,6 +112,7 @@ void sr_tcpi_queue_reset(sr_tcp *t, struct tcp_peer *p);
 /* tcp_conn.c */
 int sr_tcpi_addr_check(const char *addr);
 int sr_tcpi_listen(sr_tcp *t, const char *addr);
+void sr_tcpi_listen_resume(sr_tcp *t);
 void sr_tcpi_connect(sr_tcp *t, struct tcp_peer *p);
 void sr_tcpi_peer_close(sr_tcp *t, struct tcp_peer *p, int level,
 			const char *reason);

@@ -28,15 +28,18 @@
 extern "C" {
 #endif
 
-#define SR_FRAME_MAGIC 0x46415253u /* the bytes "SRAF" */
-#define SR_FRAME_VERSION 1
-#define SR_FRAME_HDR_SIZE 20	/* magic, version, type, group, len, crc */
-#define SR_FRAME_HELLO 64	/* frame type of the connection handshake */
-#define SR_HELLO_PAYLOAD 24	/* cluster id, from, to */
-#define SR_WIRE_ENTRY_SIZE 24	/* term, index, type, len (+ len data bytes) */
+/* "SRAF"; frame header: magic, version, type, group, len, crc */
+#define SR_FRAME_MAGIC		     0x46415253u
+#define SR_FRAME_VERSION	     1
+#define SR_FRAME_HDR_SIZE	     20
+/* Frame type of the connection handshake; its payload: cluster, from, to */
+#define SR_FRAME_HELLO		     64
+#define SR_HELLO_PAYLOAD	     24
+/* An append entry on the wire: term, index, type, len, then len bytes */
+#define SR_WIRE_ENTRY_SIZE	     24
 
 /* Default decoder limits (the TCP transport uses the same defaults). */
-#define SR_FRAME_MAX_DEFAULT (32u << 20) /* payload bytes */
+#define SR_FRAME_MAX_DEFAULT	     (32u << 20) /* payload bytes */
 #define SR_FRAME_MAX_ENTRIES_DEFAULT 65536u
 
 /* A frame header, as read by sr_codec_header(). */
@@ -81,12 +84,12 @@ SR_API int sr_codec_header(const void *buf, size_t len, uint32_t max_payload,
  * time.  Not thread-safe.
  */
 typedef struct sr_decoder {
-	uint32_t max_payload; /* larger frames: SR_ETOOBIG */
-	uint32_t max_entries; /* more entries in one append: SR_ETOOBIG */
+	uint32_t max_payload;  /* larger frames: SR_ETOOBIG */
+	uint32_t max_entries;  /* more entries in one append: SR_ETOOBIG */
 	const sr_alloc *alloc; /* grows `entries`; unused with fixed scratch */
 	sr_entry *entries;     /* scratch for the decoded entries array */
 	size_t cap;	       /* entries available in `entries` */
-	int fixed;	       /* entries is the caller's; never grown or freed */
+	int fixed; /* entries is the caller's; never grown or freed */
 } sr_decoder;
 
 /*

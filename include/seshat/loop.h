@@ -109,8 +109,7 @@ SR_API int sr_loop_defer(sr_loop *loop, sr_loop_defer_fn fn, void *ctx);
  * Drop every pending deferred call of fn with ctx (an object that queued
  * work and is being destroyed).  Safe from inside deferred calls.
  */
-SR_API void sr_loop_defer_cancel(sr_loop *loop, sr_loop_defer_fn fn,
-				 void *ctx);
+SR_API void sr_loop_defer_cancel(sr_loop *loop, sr_loop_defer_fn fn, void *ctx);
 
 /*
  * One iteration, waiting at most timeout_ms for something to happen (-1:

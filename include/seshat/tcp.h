@@ -71,8 +71,9 @@ typedef void (*sr_tcp_message_fn)(void *ctx, const sr_msg *msg);
 typedef struct sr_tcp_config {
 	sr_id id;	     /* this node (>= 1) */
 	uint64_t cluster_id; /* both ends of a connection must agree */
-	const char *listen_addr; /* "host:port" (port 0: any); NULL: no listener */
-	sr_loop *loop;	     /* NULL: a private loop (see above) */
+	/* "host:port" (port 0: any); NULL: no listener */
+	const char *listen_addr;
+	sr_loop *loop; /* NULL: a private loop (see above) */
 
 	sr_tcp_message_fn on_message; /* required */
 	void *ctx;		      /* for on_message */
@@ -100,9 +101,9 @@ typedef struct sr_tcp_config {
 
 	uint64_t seed; /* backoff jitter; default from the id */
 
-	sr_log_fn log;	/* may be NULL */
+	sr_log_fn log; /* may be NULL */
 	void *log_ctx;
-	int log_level; /* default SR_LOG_INFO */
+	int log_level;	       /* default SR_LOG_INFO */
 	const sr_alloc *alloc; /* NULL: libc; must outlive the transport */
 } sr_tcp_config;
 
@@ -176,22 +177,24 @@ SR_API int sr_tcp_timeout_ms(const sr_tcp *tcp);
 SR_API int sr_tcp_process(sr_tcp *tcp);
 
 typedef struct sr_tcp_stats {
-	uint64_t msgs_sent;   /* queued by send() (and written, or dropped
-				 later when the connection was lost) */
-	uint64_t msgs_recv;   /* handed to on_message */
-	uint64_t bytes_sent;  /* written to sockets */
-	uint64_t bytes_recv;  /* read from sockets */
-	uint64_t writes;      /* write(2) calls that wrote something */
-	uint64_t drops;	      /* messages dropped, every reason */
-	uint64_t drops_full;  /* ... because a queue was full */
-	uint64_t drops_down;  /* ... because the peer was down, or queued
-				 when its connection was lost */
-	uint64_t connects;    /* outgoing connections established */
-	uint64_t accepts;     /* incoming connections accepted */
-	uint64_t refused;     /* incoming connections refused at handshake */
+	/* queued by send() (and written, or dropped later when the
+	 * connection was lost) */
+	uint64_t msgs_sent;
+	uint64_t msgs_recv;  /* handed to on_message */
+	uint64_t bytes_sent; /* written to sockets */
+	uint64_t bytes_recv; /* read from sockets */
+	uint64_t writes;     /* write(2) calls that wrote something */
+	uint64_t drops;	     /* messages dropped, every reason */
+	uint64_t drops_full; /* ... because a queue was full */
+	/* ... because the peer was down, or queued when its connection was
+	 * lost */
+	uint64_t drops_down;
+	uint64_t connects;     /* outgoing connections established */
+	uint64_t accepts;      /* incoming connections accepted */
+	uint64_t refused;      /* incoming connections refused at handshake */
 	uint64_t proto_errors; /* incoming connections closed on a bad frame */
 	uint64_t queued_bytes; /* in every send queue now */
-	uint64_t buffer_bytes; /* send queues and receive buffers allocated now */
+	uint64_t buffer_bytes; /* queues and receive buffers allocated now */
 } sr_tcp_stats;
 
 SR_API void sr_tcp_stats_get(const sr_tcp *tcp, sr_tcp_stats *out);
@@ -200,13 +203,13 @@ enum { SR_TCP_DOWN = 0, SR_TCP_CONNECTING = 1, SR_TCP_UP = 2 };
 
 typedef struct sr_tcp_peer_info {
 	sr_id id;
-	int state;	      /* SR_TCP_* of the outgoing connection */
-	int inbound;	      /* an accepted connection from it is open */
-	int partitioned;      /* sr_tcp_partition() cut it */
+	int state;	 /* SR_TCP_* of the outgoing connection */
+	int inbound;	 /* an accepted connection from it is open */
+	int partitioned; /* sr_tcp_partition() cut it */
 	uint64_t queued_bytes;
 	uint32_t queued_msgs;
 	uint64_t drops;
-	uint32_t attempts;    /* failed connects since the last good one */
+	uint32_t attempts; /* failed connects since the last good one */
 } sr_tcp_peer_info;
 
 /* Fill *out for peer id; SR_ENOTFOUND if unknown. */

@@ -27,7 +27,7 @@
 #include "seshat/codec.h"
 #include "seshat/tcp.h"
 
-#define CLUSTER 99
+#define CLUSTER	  99
 #define ACK_EVERY 64
 
 static uint64_t now_us(void)
@@ -148,8 +148,11 @@ struct scenario {
 static double run_once(struct tx *t, const struct scenario *s, uint64_t *seq,
 		       const uint8_t *data, double secs, size_t *frame)
 {
-	sr_entry e = { .term = 1, .index = 1, .type = SR_ENTRY_NORMAL,
-		       .len = s->entry_len, .data = data };
+	sr_entry e = { .term = 1,
+		       .index = 1,
+		       .type = SR_ENTRY_NORMAL,
+		       .len = s->entry_len,
+		       .data = data };
 	sr_loop *l = sr_tcp_loop(t->tcp);
 	sr_msg m;
 	memset(&m, 0, sizeof(m));
@@ -223,7 +226,8 @@ int main(int argc, char **argv)
 	uint8_t *data = calloc(1, 65536);
 	double rates[50];
 	printf("tcp transport, loopback, 2 processes; median of %d runs x "
-	       "%.1f s\n", runs, secs);
+	       "%.1f s\n",
+	       runs, secs);
 	uint64_t seq = 0; /* never reset: the receiver's acks only grow */
 	for (size_t i = 0; i < sizeof(sc) / sizeof(sc[0]); i++) {
 		size_t frame = 0;
@@ -238,7 +242,8 @@ int main(int argc, char **argv)
 		writes0 = st.writes;
 		msgs0 = st.msgs_sent;
 		for (int r = 0; r < runs; r++)
-			rates[r] = run_once(&t, &sc[i], &seq, data, secs, &frame);
+			rates[r] = run_once(&t, &sc[i], &seq, data, secs,
+					    &frame);
 		sr_tcp_stats_get(t.tcp, &st);
 		qsort(rates, (size_t)runs, sizeof(rates[0]), cmp_double);
 		double med = rates[runs / 2];
@@ -246,7 +251,9 @@ int main(int argc, char **argv)
 		       "(frame %zu B, min %.0f, max %.0f)\n",
 		       sc[i].name, med, med * (double)frame / 1e6,
 		       (double)(st.msgs_sent - msgs0) /
-			       (double)(st.writes - writes0 ? st.writes - writes0 : 1),
+			       (double)(st.writes - writes0
+						? st.writes - writes0
+						: 1),
 		       frame, rates[0], rates[runs - 1]);
 		fflush(stdout);
 	}

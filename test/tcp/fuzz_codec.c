@@ -48,7 +48,8 @@ static void check_decoded(const sr_msg *m, const uint8_t *f, size_t flen,
 			check(inside(a->entries[i].data, a->entries[i].len, f,
 				     flen));
 	} else if (m->type == SR_MSG_SNAPSHOT) {
-		check(inside(m->u.snapshot.conf, m->u.snapshot.conf_len, f, flen));
+		check(inside(m->u.snapshot.conf, m->u.snapshot.conf_len, f,
+			     flen));
 		check(inside(m->u.snapshot.data, m->u.snapshot.len, f, flen));
 	}
 	size_t size = sr_codec_size(m);
@@ -73,11 +74,12 @@ static void read_stream(sr_decoder *d, const uint8_t *buf, size_t len)
 			return;
 		if (h.type == SR_FRAME_HELLO) {
 			sr_hello hello;
-			if (sr_codec_decode_hello(buf + off, flen, &hello) == 0) {
+			if (sr_codec_decode_hello(buf + off, flen, &hello) ==
+			    0) {
 				uint8_t re[SR_HELLO_FRAME_SIZE];
 				check(flen == SR_HELLO_FRAME_SIZE);
-				check(sr_codec_encode_hello(&hello, re, sizeof(re)) ==
-				      0);
+				check(sr_codec_encode_hello(&hello, re,
+							    sizeof(re)) == 0);
 				check(memcmp(re, buf + off, flen) == 0);
 			}
 		} else {

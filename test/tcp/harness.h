@@ -36,11 +36,11 @@ static inline uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-#define RUN_UNTIL(cond, ms)                                               \
-	do {                                                              \
-		uint64_t t0_ = now_ms();                                  \
-		while (!(cond) && now_ms() - t0_ < (uint64_t)(ms))        \
-			sr_loop_run_once(L, 5);                           \
+#define RUN_UNTIL(cond, ms)                                                    \
+	do {                                                                   \
+		uint64_t t0_ = now_ms();                                       \
+		while (!(cond) && now_ms() - t0_ < (uint64_t)(ms))             \
+			sr_loop_run_once(L, 5);                                \
 	} while (0)
 
 /* Turn the loop for ms milliseconds regardless. */
@@ -57,13 +57,13 @@ struct node {
 	struct count_alloc ca;
 	char listen[64];
 
-	int got;	  /* messages received */
-	int mismatches;	  /* received != expected */
+	int got;	/* messages received */
+	int mismatches; /* received != expected */
 	const sr_msg *expect;
 	int n_expect;
 	uint64_t last_seq; /* appends: seq must increase */
 	int out_of_order;
-	size_t bytes;	  /* entry data received */
+	size_t bytes;	   /* entry data received */
 	int remove_sender; /* on_message removes the sender */
 
 	char log[8192];

@@ -145,7 +145,8 @@ static inline int msg_equal(const sr_msg *a, const sr_msg *b)
 		       a->u.append_resp.index == b->u.append_resp.index &&
 		       a->u.append_resp.hint_index ==
 			       b->u.append_resp.hint_index &&
-		       a->u.append_resp.hint_term == b->u.append_resp.hint_term &&
+		       a->u.append_resp.hint_term ==
+			       b->u.append_resp.hint_term &&
 		       a->u.append_resp.seq == b->u.append_resp.seq;
 	case SR_MSG_SNAPSHOT: {
 		const sr_msg_snapshot *x = &a->u.snapshot, *y = &b->u.snapshot;

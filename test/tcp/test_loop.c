@@ -146,8 +146,9 @@ TEST(test_timers_fire_in_deadline_then_insertion_order)
 {
 	sr_loop *l;
 	struct rec r = { 0 };
-	struct tagged t[5] = { { &r, 30 }, { &r, 10 }, { &r, 20 },
-			       { &r, 11 }, { &r, 0 } };
+	struct tagged t[5] = {
+		{ &r, 30 }, { &r, 10 }, { &r, 20 }, { &r, 11 }, { &r, 0 }
+	};
 	CHECK_EQ(sr_loop_create(NULL, &l), 0);
 	CHECK_EQ(sr_loop_timeout_ms(l), -1);
 	uint64_t start = now_ms();

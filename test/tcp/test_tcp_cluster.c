@@ -21,7 +21,7 @@
 #include "seshat/raft.h"
 #include "testlib.h"
 
-#define N 3
+#define N	 3
 #define MAX_CMDS 256
 
 struct peer {
@@ -147,7 +147,8 @@ static void cluster_start(void)
 		if (sr_tcp_create(&tc, &p->tcp))
 			abort();
 		char addr[64];
-		snprintf(addr, sizeof(addr), "127.0.0.1:%d", sr_tcp_port(p->tcp));
+		snprintf(addr, sizeof(addr), "127.0.0.1:%d",
+			 sr_tcp_port(p->tcp));
 		sr_membership_add(&conf, p->id, SR_ROLE_VOTER, addr);
 	}
 	for (int i = 0; i < N; i++) {
@@ -217,9 +218,8 @@ static int leader_among(unsigned mask)
 		return -1;
 	sr_term term = status_of(leader).term;
 	for (int i = 0; i < N; i++)
-		if ((mask & (1u << i)) &&
-		    (status_of(i).term != term ||
-		     status_of(i).leader != P[leader].id))
+		if ((mask & (1u << i)) && (status_of(i).term != term ||
+					   status_of(i).leader != P[leader].id))
 			return -1;
 	return leader;
 }
