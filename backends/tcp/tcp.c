@@ -429,29 +429,41 @@ static void count_drop(sr_tcp *t, struct tcp_peer *p, uint64_t *reason)
 		p->drops++;
 }
 
-/* Make room for n more bytes at the tail, within max_queue_bytes. */
+/*
+ * Make room for n more bytes at the tail, within max_queue_bytes.
+ *
+ * The buffer holds q[q_scan, q_tail): frames not completely written (the
+ * first possibly in part).  Completely written frames at the front are
+ * reclaimed by sliding the rest down, but only when that is cheap for
+ * what it frees (at least as many bytes freed as moved, or an eighth of
+ * the buffer) or growing cannot make room: a slow reader that drains a
+ * little at a time must not make every send move the whole queue.  A
+ * queue near its limit with too little reclaimable counts as full.
+ */
 static int queue_reserve(sr_tcp *t, struct tcp_peer *p, size_t n)
 {
-	size_t live = p->q_tail - p->q_head;
+	size_t done = p->q_scan, keep = p->q_tail - p->q_scan;
+	uint64_t max = t->cfg.max_queue_bytes;
 
-	if ((uint64_t)live + n > t->cfg.max_queue_bytes)
+	if ((uint64_t)keep + n > max)
 		return SR_EBUSY;
 	if (p->q_tail + n <= p->q_cap)
 		return 0;
-	if (p->q_head) {
-		/* Written bytes at the front: slide the rest down. */
-		memmove(p->q, p->q + p->q_head, live);
-		p->q_scan -= p->q_head;
-		p->q_tail = live;
-		p->q_head = 0;
-		if (live + n <= p->q_cap)
+	if (done && (done >= keep || p->q_cap >= max || p->q_tail + n > max)) {
+		if (done < keep && done < p->q_cap / 8)
+			return SR_EBUSY;
+		memmove(p->q, p->q + done, keep);
+		p->q_head -= done;
+		p->q_tail = keep;
+		p->q_scan = 0;
+		if (keep + n <= p->q_cap)
 			return 0;
 	}
 	size_t cap = p->q_cap < TCP_QUEUE_INIT ? TCP_QUEUE_INIT : p->q_cap;
-	while (cap < live + n)
+	while (cap < p->q_tail + n)
 		cap *= 2;
-	if (cap > t->cfg.max_queue_bytes)
-		cap = (size_t)t->cfg.max_queue_bytes;
+	if (cap > max)
+		cap = (size_t)max; /* still >= q_tail + n, by the tests above */
 	void *q = sr_tcpi_realloc(t, p->q, p->q_cap, cap);
 	if (!q)
 		return SR_ENOMEM;

@@ -169,6 +169,10 @@ static void set_sockopts(sr_tcp *t, int fd)
 {
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (t->cfg.sndbuf_bytes) {
+		int sb = (int)t->cfg.sndbuf_bytes;
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+	}
 	if (t->cfg.user_timeout_ms) {
 		unsigned ut = t->cfg.user_timeout_ms;
 		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));

@@ -90,7 +90,11 @@ typedef struct sr_tcp_config {
 	uint32_t reconnect_min_ms;     /* first retry delay; default 50 */
 	uint32_t reconnect_max_ms;     /* backoff cap; default 5000 */
 	uint32_t handshake_timeout_ms; /* connect and handshake; default 5000 */
-	uint32_t user_timeout_ms;      /* TCP_USER_TIMEOUT on outgoing
+	/* SO_SNDBUF of outgoing sockets (the kernel doubles it); 0: the
+	 * system's autotuning.  Bounds the kernel's share of a slow peer's
+	 * backlog next to max_queue_bytes.  Default 0. */
+	uint32_t sndbuf_bytes;
+	uint32_t user_timeout_ms; /* TCP_USER_TIMEOUT on outgoing
 					  sockets (unacknowledged data);
 					  default 10000, 0 = system default */
 
