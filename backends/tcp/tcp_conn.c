@@ -116,7 +116,10 @@ static void addr_name(const struct sockaddr_storage *sa, char *buf, size_t cap)
 		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
 		port = ntohs(in6->sin6_port);
 	}
-	snprintf(buf, cap, "%s:%d", ip, port);
+	if (sa->ss_family == AF_INET6)
+		snprintf(buf, cap, "[%s]:%d", ip, port);
+	else
+		snprintf(buf, cap, "%s:%d", ip, port);
 }
 
 /* ------------------------------------------------------------------ */

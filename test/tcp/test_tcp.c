@@ -622,6 +622,32 @@ TEST(test_private_loop_driven_by_poll)
 	CHECK_EQ(a.ca.live, 0);
 }
 
+TEST(test_ipv6_loopback)
+{
+	struct node a, b;
+	char addr[64];
+	loop_open();
+	node_init(&a, 1, 7, 0);
+	node_init(&b, 2, 7, 0);
+	snprintf(b.listen, sizeof(b.listen), "[::1]:0");
+	CHECK_EQ(node_open(&a), 0);
+	if (node_open(&b) != 0) { /* no IPv6 on this host: nothing to test */
+		node_close(&a);
+		loop_close();
+		return;
+	}
+	snprintf(addr, sizeof(addr), "[::1]:%d", sr_tcp_port(b.tcp));
+	CHECK_EQ(sr_tcp_set_peer(a.tcp, 2, addr), 0);
+	node_addr(&a, addr, sizeof(addr));
+	CHECK_EQ(sr_tcp_set_peer(b.tcp, 1, addr), 0);
+	sr_msg m = heartbeat(1, 2, 1);
+	CHECK_EQ(sr_tcp_send(a.tcp, &m), 0);
+	RUN_UNTIL(b.got == 1, 2000);
+	CHECK_EQ(b.got, 1);
+	CHECK(node_logged(&b, "connection from [::1]:"));
+	pair_close(&a, &b);
+}
+
 TEST(test_destroy_with_traffic_in_flight_frees_everything)
 {
 	struct node a, b;
