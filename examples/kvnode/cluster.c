@@ -1,0 +1,396 @@
+/*
+ * cluster.c — what kvnode tells about itself (INFO, CLUSTER NODES,
+ * CLUSTER INFO) and the commands that change the cluster (CLUSTER ADD,
+ * REMOVE, PROMOTE, TRANSFER) or its storage (CLUSTER SNAPSHOT).
+ *
+ * Every member's address in the Raft configuration is the string
+ * "RAFTHOST:PORT/CLIENTHOST:PORT": the engine treats it as opaque, the
+ * transport dials the first half, and MOVED redirects name the second.
+ *
+ * Membership changes go one at a time through the leader (thesis §4.1):
+ * CLUSTER ADD makes the new node a learner that the leader promotes to
+ * voter once it has caught up (sr_node_add with auto_promote), so adding
+ * a node never weakens the quorum while it copies the data.  +OK means
+ * the change was proposed; CLUSTER NODES shows when it took effect.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "kvnode.h"
+
+static const char *role_text(const struct kv_server *s, const sr_status *st)
+{
+	const sr_member *me = sr_membership_find(&s->conf, s->opt.id);
+
+	if (me && me->role == SR_ROLE_REMOVED)
+		return "removed";
+	switch (st->role) {
+	case SR_LEADER:
+		return "leader";
+	case SR_CANDIDATE:
+	case SR_PRECANDIDATE:
+		return "candidate";
+	case SR_STOPPED:
+		return "stopped";
+	default:
+		return kv_raft_is_learner(s) ? "learner" : "follower";
+	}
+}
+
+static const char *member_role(uint32_t role)
+{
+	return role == SR_ROLE_VOTER	 ? "voter"
+	       : role == SR_ROLE_LEARNER ? "learner"
+					 : "removed";
+}
+
+static const char *progress_state(uint32_t st)
+{
+	return st == SR_PROGRESS_PROBE	     ? "probe"
+	       : st == SR_PROGRESS_REPLICATE ? "replicate"
+	       : st == SR_PROGRESS_SNAPSHOT  ? "snapshot"
+					     : "-";
+}
+
+static const sr_peer_status *find_peer(const sr_peer_status *ps, size_t n,
+				       sr_id id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ps[i].id == id)
+			return &ps[i];
+	return NULL;
+}
+
+static void info_raft(struct kv_server *s, struct kv_buf *o)
+{
+	const sr_membership *conf = sr_node_membership(s->node);
+	sr_peer_status ps[SR_MAX_MEMBERS];
+	size_t np = sr_node_peer_status(s->node, ps, SR_MAX_MEMBERS);
+	const char *laddr;
+	sr_status st;
+
+	sr_node_status(s->node, &st);
+	if (np > SR_MAX_MEMBERS)
+		np = SR_MAX_MEMBERS;
+	laddr = st.leader ? kv_raft_client_addr(s, st.leader) : NULL;
+	kv_buf_printf(o,
+		      "# Raft\r\nrole:%s\r\nengine_role:%s\r\nnode_id:%llu\r\n"
+		      "term:%llu\r\nvoted_for:%llu\r\nleader_id:%llu\r\n"
+		      "leader_client_addr:%s\r\ncommit_index:%llu\r\n"
+		      "last_applied:%llu\r\nfirst_log_index:%llu\r\n"
+		      "last_log_index:%llu\r\ndurable_index:%llu\r\n"
+		      "snapshot_index:%llu\r\nuncommitted_bytes:%llu\r\n"
+		      "storage:%s\r\nstorage_error:%s\r\n"
+		      "snapshots_taken:%llu\r\nsnapshots_restored:%llu\r\n"
+		      "last_restore_index:%llu\r\n",
+		      role_text(s, &st), sr_role_name(st.role),
+		      (unsigned long long)st.id, (unsigned long long)st.term,
+		      (unsigned long long)st.vote,
+		      (unsigned long long)st.leader, laddr ? laddr : "",
+		      (unsigned long long)st.commit_index,
+		      (unsigned long long)st.applied_index,
+		      (unsigned long long)st.first_index,
+		      (unsigned long long)st.last_index,
+		      (unsigned long long)st.durable_index,
+		      (unsigned long long)st.snapshot_index,
+		      (unsigned long long)st.uncommitted_bytes,
+		      s->opt.storage_wal ? "wal" : "mem",
+		      st.error ? sr_strerror(st.error) : "none",
+		      (unsigned long long)s->fsm.n_snapshots,
+		      (unsigned long long)s->fsm.n_restores,
+		      (unsigned long long)s->fsm.last_restore_index);
+	kv_buf_printf(o, "members:%u\r\n", conf ? conf->n : 0);
+	for (uint32_t i = 0; conf && i < conf->n; i++) {
+		const sr_member *m = &conf->members[i];
+		const sr_peer_status *p = find_peer(ps, np, m->id);
+		kv_buf_printf(o, "member_%llu:role=%s,addr=%s,self=%d",
+			      (unsigned long long)m->id, member_role(m->role),
+			      m->addr, m->id == s->opt.id);
+		if (p && st.role == SR_LEADER)
+			kv_buf_printf(o,
+				      ",match=%llu,next=%llu,state=%s,inflight="
+				      "%u,"
+				      "last_heard_ms=%llu,auto_promote=%d",
+				      (unsigned long long)p->match,
+				      (unsigned long long)p->next,
+				      progress_state(p->state),
+				      p->inflight_msgs,
+				      (unsigned long long)p->last_heard_ms,
+				      p->auto_promote);
+		kv_buf_put(o, "\r\n", 2);
+	}
+}
+
+void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
+{
+	int all = !strcasecmp(section, "all") ||
+		  !strcasecmp(section, "default") ||
+		  !strcasecmp(section, "everything");
+
+	if (all || !strcasecmp(section, "server"))
+		kv_buf_printf(
+			o,
+			"# Server\r\nredis_version:7.0.0\r\n"
+			"kvnode_version:%d.%d.%d\r\nredis_mode:cluster\r\n"
+			"process_id:%ld\r\nclient_addr:%s\r\nraft_addr:%s\r\n"
+			"uptime_in_seconds:%llu\r\n\r\n",
+			SR_VERSION_MAJOR, SR_VERSION_MINOR, SR_VERSION_PATCH,
+			(long)getpid(), s->opt.client_addr, s->opt.raft_addr,
+			(unsigned long long)(kv_now_ms(s) - s->started_ms) /
+				1000);
+	if (all || !strcasecmp(section, "clients"))
+		kv_buf_printf(o,
+			      "# Clients\r\nconnected_clients:%u\r\n"
+			      "maxclients:%u\r\n\r\n",
+			      s->n_conns, s->opt.max_clients);
+	if (all || !strcasecmp(section, "stats"))
+		kv_buf_printf(o,
+			      "# Stats\r\ntotal_connections_received:%llu\r\n"
+			      "rejected_connections:%llu\r\n"
+			      "total_commands_processed:%llu\r\nwrites:%llu\r\n"
+			      "reads:%llu\r\nredirects:%llu\r\ntimeouts:%"
+			      "llu\r\n"
+			      "protocol_errors:%llu\r\n\r\n",
+			      (unsigned long long)s->n_accepted,
+			      (unsigned long long)s->n_rejected_conns,
+			      (unsigned long long)s->n_commands,
+			      (unsigned long long)s->n_writes,
+			      (unsigned long long)s->n_reads,
+			      (unsigned long long)s->n_moved,
+			      (unsigned long long)s->n_timeouts,
+			      (unsigned long long)s->n_proto_errors);
+	if (all || !strcasecmp(section, "raft")) {
+		info_raft(s, o);
+		kv_buf_put(o, "\r\n", 2);
+	}
+	if (all || !strcasecmp(section, "keyspace")) {
+		kv_buf_printf(o, "# Keyspace\r\n");
+		if (s->fsm.map.count)
+			kv_buf_printf(o, "db0:keys=%zu,expires=0,avg_ttl=0\r\n",
+				      s->fsm.map.count);
+	}
+}
+
+/*
+ * CLUSTER NODES: one line per member,
+ *   <id> <raft-addr> <client-addr> <role>[,myself][,leader] <match> <next> <state>
+ * match/next/state are the leader's view of that member ("-" elsewhere).
+ */
+static void cluster_nodes(struct kv_server *s, struct kv_buf *o)
+{
+	const sr_membership *conf = sr_node_membership(s->node);
+	sr_peer_status ps[SR_MAX_MEMBERS];
+	size_t np = sr_node_peer_status(s->node, ps, SR_MAX_MEMBERS);
+	sr_status st;
+
+	sr_node_status(s->node, &st);
+	if (np > SR_MAX_MEMBERS)
+		np = SR_MAX_MEMBERS;
+	for (uint32_t i = 0; conf && i < conf->n; i++) {
+		const sr_member *m = &conf->members[i];
+		const sr_peer_status *p = find_peer(ps, np, m->id);
+		char raft[SR_ADDR_MAX], client[SR_ADDR_MAX];
+		if (kv_addr_split(m->addr, raft, sizeof(raft), client,
+				  sizeof(client))) {
+			snprintf(raft, sizeof(raft), "%s", m->addr);
+			snprintf(client, sizeof(client), "-");
+		}
+		kv_buf_printf(o, "%llu %s %s %s%s%s", (unsigned long long)m->id,
+			      raft, client, member_role(m->role),
+			      m->id == s->opt.id ? ",myself" : "",
+			      m->id == st.leader ? ",leader" : "");
+		if (m->id == s->opt.id && st.role == SR_LEADER)
+			kv_buf_printf(o, " %llu %llu self\n",
+				      (unsigned long long)st.last_index,
+				      (unsigned long long)st.last_index + 1);
+		else if (p && st.role == SR_LEADER)
+			kv_buf_printf(o, " %llu %llu %s\n",
+				      (unsigned long long)p->match,
+				      (unsigned long long)p->next,
+				      progress_state(p->state));
+		else
+			kv_buf_printf(o, " - - -\n");
+	}
+}
+
+static void cluster_info(struct kv_server *s, struct kv_buf *o)
+{
+	const sr_membership *conf = sr_node_membership(s->node);
+	uint32_t voters = 0, known = 0;
+	sr_status st;
+
+	sr_node_status(s->node, &st);
+	for (uint32_t i = 0; conf && i < conf->n; i++) {
+		if (conf->members[i].role != SR_ROLE_REMOVED)
+			known++;
+		if (conf->members[i].role == SR_ROLE_VOTER)
+			voters++;
+	}
+	kv_buf_printf(o,
+		      "cluster_state:%s\r\ncluster_my_id:%llu\r\n"
+		      "cluster_leader:%llu\r\ncluster_current_epoch:%llu\r\n"
+		      "cluster_known_nodes:%u\r\ncluster_size:%u\r\n"
+		      "cluster_commit_index:%llu\r\n",
+		      st.leader ? "ok" : "fail", (unsigned long long)s->opt.id,
+		      (unsigned long long)st.leader,
+		      (unsigned long long)st.term, known, voters,
+		      (unsigned long long)st.commit_index);
+}
+
+/* ------------------------------------------------------------------ */
+/* CLUSTER                                                            */
+/* ------------------------------------------------------------------ */
+
+static int arg_is(const struct kv_cmdctx *ctx, size_t i, const char *s)
+{
+	return ctx->lens[i] == strlen(s) &&
+	       strncasecmp(ctx->argv[i], s, ctx->lens[i]) == 0;
+}
+
+static int arg_id(struct kv_cmdctx *ctx, size_t i, sr_id *id)
+{
+	long long v;
+
+	if (kv_parse_ll(ctx->argv[i], ctx->lens[i], &v) || v < 1) {
+		kv_reply_error(ctx->out, "ERR node id must be an integer >= 1");
+		return -1;
+	}
+	*id = (sr_id)v;
+	return 0;
+}
+
+/* "host:port" with a non-empty host, a numeric port, no '/' or blanks. */
+static int addr_ok(const char *p, size_t len)
+{
+	const char *colon = NULL;
+
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '/' || p[i] <= ' ' || p[i] == 0x7f)
+			return 0;
+		if (p[i] == ':')
+			colon = p + i;
+	}
+	if (!colon || colon == p || colon == p + len - 1)
+		return 0;
+	for (const char *q = colon + 1; q < p + len; q++)
+		if (*q < '0' || *q > '9')
+			return 0;
+	return 1;
+}
+
+static void reply_rc(struct kv_cmdctx *ctx, int rc)
+{
+	kv_raft_kick(ctx->s);
+	switch (rc) {
+	case 0:
+		kv_reply_simple(ctx->out, "OK");
+		break;
+	case SR_ENOTLEADER:
+		kv_reply_not_leader(ctx->s, ctx->out);
+		break;
+	case SR_EEXIST:
+		kv_reply_error(ctx->out, "ERR that node id is in use or was "
+					 "used before (ids are never reused)");
+		break;
+	case SR_ECONFPENDING:
+		kv_reply_error(ctx->out, "TRYAGAIN a configuration change is "
+					 "still being committed");
+		break;
+	case SR_ETRANSFER:
+		kv_reply_error(ctx->out, "TRYAGAIN a leadership transfer is in "
+					 "progress");
+		break;
+	case SR_ENOTFOUND:
+		kv_reply_error(ctx->out, "ERR no such node");
+		break;
+	default:
+		kv_reply_errorf(ctx->out, "ERR %s", sr_strerror(rc));
+	}
+}
+
+static int leader_or_moved(struct kv_cmdctx *ctx)
+{
+	sr_status st;
+
+	kv_raft_sync_time(ctx->s);
+	sr_node_status(ctx->s->node, &st);
+	if (st.role == SR_LEADER)
+		return 1;
+	kv_reply_not_leader(ctx->s, ctx->out);
+	return 0;
+}
+
+static void cluster_add(struct kv_cmdctx *ctx)
+{
+	char addr[SR_ADDR_MAX];
+	sr_id id;
+
+	if (ctx->argc != 5) {
+		kv_reply_error(ctx->out, "ERR usage: CLUSTER ADD id "
+					 "raft-host:port client-host:port");
+		return;
+	}
+	if (arg_id(ctx, 2, &id))
+		return;
+	if (!addr_ok(ctx->argv[3], ctx->lens[3]) ||
+	    !addr_ok(ctx->argv[4], ctx->lens[4]) ||
+	    ctx->lens[3] + ctx->lens[4] + 2 > sizeof(addr)) {
+		kv_reply_error(ctx->out, "ERR addresses must be host:port "
+					 "(and shorter than 127 bytes "
+					 "together)");
+		return;
+	}
+	if (!leader_or_moved(ctx))
+		return;
+	snprintf(addr, sizeof(addr), "%.*s/%.*s", (int)ctx->lens[3],
+		 ctx->argv[3], (int)ctx->lens[4], ctx->argv[4]);
+	reply_rc(ctx, sr_node_add(ctx->s->node, id, addr, 1));
+}
+
+static void cluster_text(struct kv_cmdctx *ctx,
+			 void (*fn)(struct kv_server *, struct kv_buf *))
+{
+	struct kv_buf text = { 0 };
+
+	fn(ctx->s, &text);
+	kv_reply_bulk(ctx->out, text.p ? text.p : "", text.len);
+	kv_buf_free(&text);
+}
+
+void kv_cluster_cmd(struct kv_cmdctx *ctx)
+{
+	struct kv_server *s = ctx->s;
+	sr_id id;
+
+	if (arg_is(ctx, 1, "NODES")) {
+		cluster_text(ctx, cluster_nodes);
+	} else if (arg_is(ctx, 1, "INFO")) {
+		cluster_text(ctx, cluster_info);
+	} else if (arg_is(ctx, 1, "MYID")) {
+		kv_reply_int(ctx->out, (long long)s->opt.id);
+	} else if (arg_is(ctx, 1, "ADD")) {
+		cluster_add(ctx);
+	} else if (arg_is(ctx, 1, "SNAPSHOT")) {
+		reply_rc(ctx, sr_node_snapshot(s->node));
+	} else if (ctx->argc != 3) {
+		kv_reply_error(ctx->out, "ERR unknown CLUSTER subcommand or "
+					 "wrong number of "
+					 "arguments (ADD, REMOVE, PROMOTE, "
+					 "TRANSFER, NODES, "
+					 "INFO, MYID, SNAPSHOT)");
+	} else if (arg_is(ctx, 1, "REMOVE")) {
+		if (arg_id(ctx, 2, &id) == 0 && leader_or_moved(ctx))
+			reply_rc(ctx, sr_node_remove(s->node, id));
+	} else if (arg_is(ctx, 1, "PROMOTE")) {
+		if (arg_id(ctx, 2, &id) == 0 && leader_or_moved(ctx))
+			reply_rc(ctx, sr_node_promote(s->node, id));
+	} else if (arg_is(ctx, 1, "TRANSFER")) {
+		if (arg_id(ctx, 2, &id) == 0 && leader_or_moved(ctx))
+			reply_rc(ctx, sr_node_transfer(s->node, id));
+	} else {
+		kv_reply_error(ctx->out, "ERR unknown CLUSTER subcommand");
+	}
+}

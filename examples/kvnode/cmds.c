@@ -1,0 +1,485 @@
+/*
+ * cmds.c — the commands kvnode understands, and how each one is answered.
+ *
+ * Three kinds of commands:
+ *
+ *   local      answered at once from this node's own state: PING, ECHO,
+ *              INFO, CONFIG GET, COMMAND, CLIENT, CLUSTER NODES/INFO, ...
+ *   writes     SET, DEL, INCR/INCRBY/DECR/DECRBY, MSET: encoded as a log
+ *              entry (kvfsm.c) and proposed; answered when applied
+ *   reads      GET, MGET, EXISTS, DBSIZE, STRLEN: answered after a
+ *              ReadIndex round confirms this node still leads, so a read
+ *              never returns a value older than a write that finished
+ *              before it started (linearizable)
+ *
+ * Writes, reads and membership changes run only on the leader; elsewhere
+ * they get "-MOVED 0 <leader client address>" (redis-cli -c follows it)
+ * or "-CLUSTERDOWN no leader".  Both promise the command did nothing.  A
+ * write whose fate is unknown gets "-TIMEOUT outcome unknown" instead:
+ * it may or may not have happened.
+ *
+ * Arity follows Redis: a positive arity is exact, a negative one is a
+ * minimum (-2: the name and at least one argument).
+ */
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "kvnode.h"
+
+typedef void (*cmd_fn)(struct kv_cmdctx *ctx);
+
+struct cmd {
+	const char *name;
+	int arity;
+	cmd_fn fn;
+};
+
+static int arg_is(const struct kv_cmdctx *ctx, size_t i, const char *s)
+{
+	return ctx->lens[i] == strlen(s) &&
+	       strncasecmp(ctx->argv[i], s, ctx->lens[i]) == 0;
+}
+
+/* Copy argument i into a NUL-terminated buffer; -1 if it does not fit or
+ * holds a NUL. */
+static int arg_str(const struct kv_cmdctx *ctx, size_t i, char *buf, size_t cap)
+{
+	if (ctx->lens[i] >= cap || memchr(ctx->argv[i], 0, ctx->lens[i]))
+		return -1;
+	memcpy(buf, ctx->argv[i], ctx->lens[i]);
+	buf[ctx->lens[i]] = 0;
+	return 0;
+}
+
+static int arg_ll(struct kv_cmdctx *ctx, size_t i, long long *v)
+{
+	if (kv_parse_ll(ctx->argv[i], ctx->lens[i], v) == 0)
+		return 0;
+	kv_reply_error(ctx->out, "ERR value is not an integer or out of range");
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writes                                                             */
+/* ------------------------------------------------------------------ */
+
+static void write_args(struct kv_cmdctx *ctx, int kind, int op, size_t n,
+		       const char *const *argv, const size_t *lens)
+{
+	struct kv_buf enc = { 0 };
+
+	if (kv_cmd_encode(&enc, op, n, argv, lens))
+		kv_reply_error(ctx->out, "ERR out of memory");
+	else
+		kv_server_async_write(ctx, kind, &enc);
+	kv_buf_free(&enc);
+}
+
+static void cmd_set(struct kv_cmdctx *ctx)
+{
+	if (ctx->argc != 3) {
+		kv_reply_error(ctx->out, "ERR syntax error (SET options are "
+					 "not supported)");
+		return;
+	}
+	write_args(ctx, KV_K_SET, KV_OP_SET, 2, ctx->argv + 1, ctx->lens + 1);
+}
+
+static void cmd_mset(struct kv_cmdctx *ctx)
+{
+	if (ctx->argc % 2 == 0) {
+		kv_reply_error(ctx->out, "ERR wrong number of arguments for "
+					 "'mset' command");
+		return;
+	}
+	write_args(ctx, KV_K_MSET, KV_OP_MSET, ctx->argc - 1, ctx->argv + 1,
+		   ctx->lens + 1);
+}
+
+static void cmd_del(struct kv_cmdctx *ctx)
+{
+	write_args(ctx, KV_K_DEL, KV_OP_DEL, ctx->argc - 1, ctx->argv + 1,
+		   ctx->lens + 1);
+}
+
+static void incr_by(struct kv_cmdctx *ctx, long long delta)
+{
+	unsigned char le[8];
+	const char *argv[2] = { ctx->argv[1], (const char *)le };
+	size_t lens[2] = { ctx->lens[1], 8 };
+
+	kv_cmd_le64(le, delta);
+	write_args(ctx, KV_K_INCR, KV_OP_INCRBY, 2, argv, lens);
+}
+
+static void cmd_incr(struct kv_cmdctx *ctx)
+{
+	incr_by(ctx, 1);
+}
+
+static void cmd_decr(struct kv_cmdctx *ctx)
+{
+	incr_by(ctx, -1);
+}
+
+static void cmd_incrby(struct kv_cmdctx *ctx)
+{
+	long long v;
+
+	if (arg_ll(ctx, 2, &v) == 0)
+		incr_by(ctx, v);
+}
+
+static void cmd_decrby(struct kv_cmdctx *ctx)
+{
+	long long v;
+
+	if (arg_ll(ctx, 2, &v))
+		return;
+	if (v == LLONG_MIN) {
+		kv_reply_error(ctx->out, "ERR decrement would overflow");
+		return;
+	}
+	incr_by(ctx, -v);
+}
+
+void kv_cmd_write_reply(struct kv_server *s, int kind, int status,
+			const struct kv_result *r, struct kv_buf *out)
+{
+	(void)s;
+	if (status == SR_EUNKNOWN) {
+		kv_reply_error(out, "TIMEOUT outcome unknown: the write may or "
+				    "may not have happened");
+	} else if (status == SR_EDROPPED) {
+		kv_reply_error(out, "TRYAGAIN write not applied (replaced "
+				    "after "
+				    "a leader change); safe to retry");
+	} else if (status < 0) {
+		kv_reply_errorf(out, "ERR %s", sr_strerror(status));
+	} else if (kind == KV_K_SET || kind == KV_K_MSET) {
+		kv_reply_simple(out, "OK");
+	} else if (!r) {
+		kv_reply_error(out, "ERR no result from the state machine");
+	} else if (r->code == KV_RES_NOTINT) {
+		kv_reply_error(out, "ERR value is not an integer or out of "
+				    "range");
+	} else if (r->code == KV_RES_OVERFLOW) {
+		kv_reply_error(out, "ERR increment or decrement would "
+				    "overflow");
+	} else {
+		kv_reply_int(out, r->num);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Reads                                                              */
+/* ------------------------------------------------------------------ */
+
+static void cmd_get(struct kv_cmdctx *ctx)
+{
+	kv_server_async_read(ctx, KV_K_GET);
+}
+static void cmd_mget(struct kv_cmdctx *ctx)
+{
+	kv_server_async_read(ctx, KV_K_MGET);
+}
+static void cmd_exists(struct kv_cmdctx *ctx)
+{
+	kv_server_async_read(ctx, KV_K_EXISTS);
+}
+static void cmd_dbsize(struct kv_cmdctx *ctx)
+{
+	kv_server_async_read(ctx, KV_K_DBSIZE);
+}
+static void cmd_strlen(struct kv_cmdctx *ctx)
+{
+	kv_server_async_read(ctx, KV_K_STRLEN);
+}
+
+void kv_cmd_eval_read(struct kv_server *s, int kind, const char *enc,
+		      size_t len, struct kv_buf *out)
+{
+	const struct kv_map *m = &s->fsm.map;
+	struct kv_cmd_iter it;
+	const struct kv_ent *e;
+	const char *k;
+	size_t kl;
+	long long n = 0;
+	int argc = kv_cmd_iter_init(&it, enc, len);
+
+	if (argc < 1 || !kv_cmd_iter_next(&it, &k, &kl)) {
+		kv_reply_error(out, "ERR internal: bad read request");
+		return;
+	}
+	switch (kind) {
+	case KV_K_GET:
+	case KV_K_STRLEN:
+		kv_cmd_iter_next(&it, &k, &kl);
+		e = kv_map_get(m, k, kl);
+		if (kind == KV_K_STRLEN)
+			kv_reply_int(out, e ? e->vlen : 0);
+		else if (e)
+			kv_reply_bulk(out, kv_ent_val(e), e->vlen);
+		else
+			kv_reply_nil(out);
+		return;
+	case KV_K_MGET:
+		kv_reply_array(out, (size_t)argc - 1);
+		while (kv_cmd_iter_next(&it, &k, &kl)) {
+			e = kv_map_get(m, k, kl);
+			if (e)
+				kv_reply_bulk(out, kv_ent_val(e), e->vlen);
+			else
+				kv_reply_nil(out);
+		}
+		return;
+	case KV_K_EXISTS:
+		while (kv_cmd_iter_next(&it, &k, &kl))
+			n += kv_map_get(m, k, kl) != NULL;
+		kv_reply_int(out, n);
+		return;
+	case KV_K_DBSIZE:
+		kv_reply_int(out, (long long)m->count);
+		return;
+	default:
+		kv_reply_error(out, "ERR internal: unknown read");
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Local commands                                                     */
+/* ------------------------------------------------------------------ */
+
+static void cmd_ping(struct kv_cmdctx *ctx)
+{
+	if (ctx->argc == 1)
+		kv_reply_simple(ctx->out, "PONG");
+	else if (ctx->argc == 2)
+		kv_reply_bulk(ctx->out, ctx->argv[1], ctx->lens[1]);
+	else
+		kv_reply_error(ctx->out, "ERR wrong number of arguments for "
+					 "'ping' command");
+}
+
+static void cmd_echo(struct kv_cmdctx *ctx)
+{
+	kv_reply_bulk(ctx->out, ctx->argv[1], ctx->lens[1]);
+}
+
+static void cmd_quit(struct kv_cmdctx *ctx)
+{
+	kv_reply_simple(ctx->out, "OK");
+	kv_server_close_after_reply(ctx->c);
+}
+
+static void cmd_select(struct kv_cmdctx *ctx)
+{
+	if (arg_is(ctx, 1, "0"))
+		kv_reply_simple(ctx->out, "OK");
+	else
+		kv_reply_error(ctx->out, "ERR DB index is out of range");
+}
+
+static void cmd_info(struct kv_cmdctx *ctx)
+{
+	char section[32] = "all";
+
+	if (ctx->argc > 2) {
+		kv_reply_error(ctx->out, "ERR syntax error");
+		return;
+	}
+	if (ctx->argc == 2 && arg_str(ctx, 1, section, sizeof(section))) {
+		kv_reply_cstr(ctx->out, "");
+		return;
+	}
+	struct kv_buf text = { 0 };
+	kv_info(ctx->s, section, &text);
+	kv_reply_bulk(ctx->out, text.p ? text.p : "", text.len);
+	kv_buf_free(&text);
+}
+
+/* CONFIG GET: the parameters clients look at (redis-benchmark asks for
+ * "save" and "appendonly"), as name/value pairs matching the patterns. */
+static void cmd_config(struct kv_cmdctx *ctx)
+{
+	struct kv_server *s = ctx->s;
+	char bulk[32], maxc[32], tmo[32];
+	const char *params[][2] = {
+		{ "save", "" },
+		{ "appendonly", s->opt.storage_wal ? "yes" : "no" },
+		{ "appendfsync", s->opt.storage_wal ? "always" : "no" },
+		{ "databases", "1" },
+		{ "maxclients", maxc },
+		{ "proto-max-bulk-len", bulk },
+		{ "timeout", "0" },
+		{ "cluster-enabled", "yes" },
+		{ "kvnode-request-timeout-ms", tmo },
+	};
+	size_t np = sizeof(params) / sizeof(params[0]);
+	struct kv_buf body = { 0 };
+	size_t n = 0;
+
+	if (!arg_is(ctx, 1, "GET")) {
+		if (arg_is(ctx, 1, "RESETSTAT"))
+			kv_reply_simple(ctx->out, "OK");
+		else
+			kv_reply_error(ctx->out, "ERR only CONFIG GET is "
+						 "supported");
+		return;
+	}
+	if (ctx->argc < 3) {
+		kv_reply_error(ctx->out, "ERR wrong number of arguments for "
+					 "'config|get' command");
+		return;
+	}
+	snprintf(bulk, sizeof(bulk), "%llu",
+		 (unsigned long long)s->opt.max_bulk);
+	snprintf(maxc, sizeof(maxc), "%u", s->opt.max_clients);
+	snprintf(tmo, sizeof(tmo), "%u", s->opt.timeout_ms);
+	for (size_t i = 0; i < np; i++) {
+		for (size_t a = 2; a < ctx->argc; a++) {
+			char pat[128];
+			if (arg_str(ctx, a, pat, sizeof(pat)) ||
+			    fnmatch(pat, params[i][0], FNM_CASEFOLD))
+				continue;
+			kv_reply_cstr(&body, params[i][0]);
+			kv_reply_cstr(&body, params[i][1]);
+			n += 2;
+			break;
+		}
+	}
+	kv_reply_array(ctx->out, n);
+	kv_buf_put(ctx->out, body.p, body.len);
+	kv_buf_free(&body);
+}
+
+/* COMMAND, COMMAND COUNT, COMMAND DOCS/INFO: enough for redis-cli, which
+ * copes with an empty command table. */
+static void cmd_command(struct kv_cmdctx *ctx)
+{
+	if (ctx->argc >= 2 && arg_is(ctx, 1, "COUNT"))
+		kv_reply_int(ctx->out, (long long)kv_cmd_count());
+	else
+		kv_reply_array(ctx->out, 0);
+}
+
+static void cmd_client(struct kv_cmdctx *ctx)
+{
+	char line[160];
+
+	if (ctx->argc < 2) {
+		kv_reply_error(ctx->out, "ERR wrong number of arguments for "
+					 "'client' command");
+	} else if (arg_is(ctx, 1, "ID")) {
+		kv_reply_int(ctx->out, (long long)kv_server_conn_id(ctx->c));
+	} else if (arg_is(ctx, 1, "GETNAME")) {
+		kv_reply_nil(ctx->out);
+	} else if (arg_is(ctx, 1, "LIST") || arg_is(ctx, 1, "INFO")) {
+		snprintf(line, sizeof(line), "id=%llu db=0 cmd=client\n",
+			 (unsigned long long)kv_server_conn_id(ctx->c));
+		kv_reply_cstr(ctx->out, line);
+	} else if (arg_is(ctx, 1, "SETNAME") || arg_is(ctx, 1, "SETINFO") ||
+		   arg_is(ctx, 1, "NO-EVICT") || arg_is(ctx, 1, "NO-TOUCH") ||
+		   arg_is(ctx, 1, "REPLY")) {
+		kv_reply_simple(ctx->out, "OK");
+	} else {
+		kv_reply_error(ctx->out, "ERR unknown CLIENT subcommand");
+	}
+}
+
+/* HELLO [2]: RESP2 only. */
+static void cmd_hello(struct kv_cmdctx *ctx)
+{
+	if (ctx->argc >= 2 && !arg_is(ctx, 1, "2")) {
+		kv_reply_error(ctx->out, "NOPROTO only RESP2 is supported");
+		return;
+	}
+	kv_reply_array(ctx->out, 14);
+	kv_reply_cstr(ctx->out, "server");
+	kv_reply_cstr(ctx->out, "redis");
+	kv_reply_cstr(ctx->out, "version");
+	kv_reply_cstr(ctx->out, "7.0.0");
+	kv_reply_cstr(ctx->out, "proto");
+	kv_reply_int(ctx->out, 2);
+	kv_reply_cstr(ctx->out, "id");
+	kv_reply_int(ctx->out, (long long)kv_server_conn_id(ctx->c));
+	kv_reply_cstr(ctx->out, "mode");
+	kv_reply_cstr(ctx->out, "cluster");
+	kv_reply_cstr(ctx->out, "role");
+	kv_reply_cstr(ctx->out, "master");
+	kv_reply_cstr(ctx->out, "modules");
+	kv_reply_array(ctx->out, 0);
+}
+
+static void cmd_cluster(struct kv_cmdctx *ctx)
+{
+	kv_cluster_cmd(ctx);
+}
+
+static const struct cmd cmd_table[] = {
+	{ "ping", -1, cmd_ping },	{ "echo", 2, cmd_echo },
+	{ "set", -3, cmd_set },		{ "get", 2, cmd_get },
+	{ "del", -2, cmd_del },		{ "unlink", -2, cmd_del },
+	{ "exists", -2, cmd_exists },	{ "incr", 2, cmd_incr },
+	{ "decr", 2, cmd_decr },	{ "incrby", 3, cmd_incrby },
+	{ "decrby", 3, cmd_decrby },	{ "mset", -3, cmd_mset },
+	{ "mget", -2, cmd_mget },	{ "dbsize", 1, cmd_dbsize },
+	{ "strlen", 2, cmd_strlen },	{ "info", -1, cmd_info },
+	{ "config", -2, cmd_config },	{ "command", -1, cmd_command },
+	{ "client", -2, cmd_client },	{ "hello", -1, cmd_hello },
+	{ "select", 2, cmd_select },	{ "quit", -1, cmd_quit },
+	{ "cluster", -2, cmd_cluster },
+};
+
+size_t kv_cmd_count(void)
+{
+	return sizeof(cmd_table) / sizeof(cmd_table[0]);
+}
+
+static const struct cmd *cmd_lookup(const char *name, size_t len)
+{
+	for (size_t i = 0; i < kv_cmd_count(); i++) {
+		const struct cmd *c = &cmd_table[i];
+		if (strlen(c->name) == len &&
+		    strncasecmp(c->name, name, len) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+/* The name of a command for an error message: printable, short. */
+static void cmd_name_for_error(const char *p, size_t len, char *out, size_t cap)
+{
+	size_t i;
+
+	for (i = 0; i < len && i + 1 < cap && i < 64; i++)
+		out[i] = (p[i] >= 32 && p[i] < 127 && p[i] != '\'') ? p[i]
+								    : '?';
+	out[i] = 0;
+}
+
+void kv_cmd_exec(struct kv_cmdctx *ctx)
+{
+	const struct cmd *c = cmd_lookup(ctx->argv[0], ctx->lens[0]);
+	char name[72];
+
+	if (!c) {
+		cmd_name_for_error(ctx->argv[0], ctx->lens[0], name,
+				   sizeof(name));
+		kv_reply_errorf(ctx->out, "ERR unknown command '%s'", name);
+		return;
+	}
+	if ((c->arity > 0 && ctx->argc != (size_t)c->arity) ||
+	    (c->arity < 0 && ctx->argc < (size_t)-c->arity)) {
+		kv_reply_errorf(ctx->out,
+				"ERR wrong number of arguments for '%s' "
+				"command",
+				c->name);
+		return;
+	}
+	c->fn(ctx);
+}

@@ -1,0 +1,402 @@
+/*
+ * kvnode.h — private declarations shared by the files of kvnode, the
+ * replicated key-value server that speaks the Redis protocol.
+ *
+ * The program is split by concern:
+ *
+ *   resp.c    RESP2 request parser (multibulk and inline) and reply encoders
+ *   kvmap.c   the key-value hash table (keyed SipHash, chained buckets)
+ *   kvfsm.c   the replicated state machine: the log-entry encoding of write
+ *             commands, apply(), and snapshot serialization / restore
+ *   server.c  client connections: reading, per-connection reply ordering,
+ *             backpressure, timeouts, batching writes into proposals
+ *   cmds.c    the command table and the command handlers
+ *   raft.c    the engine, its storage and transport, ticks, membership
+ *   cluster.c INFO, and the CLUSTER commands (membership, transfer)
+ *   main.c    command line, signals, start-up and shutdown
+ *
+ * Everything runs on one thread, the event loop's.  Names are prefixed kv_
+ * so that they never collide with the library's hidden internal symbols
+ * when the unit test links these files against libseshatraft.a.
+ */
+#ifndef KVNODE_H
+#define KVNODE_H
+
+#include <seshat/loop.h>
+#include <seshat/raft.h>
+#include <seshat/tcp.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ */
+/* Growable byte buffer                                               */
+/* ------------------------------------------------------------------ */
+
+struct kv_buf {
+	char *p;
+	size_t len, cap;
+};
+
+/* Make room for `extra` more bytes; -1 on overflow or allocation failure. */
+int kv_buf_reserve(struct kv_buf *b, size_t extra);
+int kv_buf_put(struct kv_buf *b, const void *data, size_t len);
+int kv_buf_printf(struct kv_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void kv_buf_free(struct kv_buf *b);
+/* Drop the first n bytes. */
+void kv_buf_consume(struct kv_buf *b, size_t n);
+
+/* ------------------------------------------------------------------ */
+/* RESP (resp.c)                                                      */
+/* ------------------------------------------------------------------ */
+
+struct kv_arg {
+	size_t off; /* offset in the input buffer */
+	size_t len;
+};
+
+/*
+ * An incremental request parser over a connection's input buffer.  It
+ * never allocates for a length a client claims: the argument vector grows
+ * one argument at a time as the bytes arrive, and a bulk string is taken
+ * in place once all of it is in the buffer.
+ */
+struct kv_parser {
+	size_t max_bulk;   /* largest bulk string accepted */
+	size_t max_args;   /* largest multibulk count accepted */
+	size_t max_inline; /* longest inline command or length line */
+
+	size_t start;	 /* the current command begins here */
+	size_t pos;	 /* next byte to look at */
+	long long nargs; /* multibulk count, -1 before the header */
+	long long bulk;	 /* pending bulk length, -1 when none */
+	int is_inline;
+	size_t argc;
+	size_t args_cap;
+	struct kv_arg *args;
+};
+
+enum { KV_PARSE_MORE = 0, KV_PARSE_CMD = 1, KV_PARSE_ERR = -1 };
+
+void kv_parser_init(struct kv_parser *p, size_t max_bulk);
+void kv_parser_free(struct kv_parser *p);
+/*
+ * Parse the next command out of buf[0..len).  KV_PARSE_CMD: p->argc
+ * arguments at p->args (offsets into buf), the command ends at p->pos and
+ * the next call continues from there.  KV_PARSE_MORE: the buffer holds no
+ * complete command yet.  KV_PARSE_ERR: *err says why (the connection must
+ * be closed after replying).
+ */
+int kv_parse(struct kv_parser *p, const char *buf, size_t len,
+	     const char **err);
+/* The caller dropped the first n bytes of the buffer (n <= p->start). */
+void kv_parser_shift(struct kv_parser *p, size_t n);
+/* Bytes of the buffer that belong to commands already returned. */
+static inline size_t kv_parser_done_bytes(const struct kv_parser *p)
+{
+	return p->start;
+}
+
+int kv_reply_simple(struct kv_buf *b, const char *s); /* +s */
+int kv_reply_error(struct kv_buf *b, const char *s);  /* -s */
+int kv_reply_errorf(struct kv_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int kv_reply_int(struct kv_buf *b, long long v);
+int kv_reply_bulk(struct kv_buf *b, const void *p, size_t len);
+int kv_reply_cstr(struct kv_buf *b, const char *s); /* a bulk string */
+int kv_reply_nil(struct kv_buf *b);
+int kv_reply_array(struct kv_buf *b, size_t n);
+
+/* Strict decimal int64 as Redis accepts it ("-12", not "+1", " 1", "01"). */
+int kv_parse_ll(const char *s, size_t len, long long *out);
+
+/* ------------------------------------------------------------------ */
+/* Hash table (kvmap.c)                                               */
+/* ------------------------------------------------------------------ */
+
+struct kv_ent {
+	struct kv_ent *next;
+	uint64_t hash;
+	uint32_t klen, vlen;
+	char data[]; /* key bytes, then value bytes */
+};
+
+static inline const char *kv_ent_key(const struct kv_ent *e)
+{
+	return e->data;
+}
+static inline const char *kv_ent_val(const struct kv_ent *e)
+{
+	return e->data + e->klen;
+}
+
+struct kv_map {
+	struct kv_ent **b;
+	size_t nb;	 /* buckets, a power of two */
+	size_t count;	 /* keys */
+	uint64_t bytes;	 /* key and value bytes held */
+	uint64_t k0, k1; /* SipHash key */
+};
+
+int kv_map_init(struct kv_map *m);
+void kv_map_free(struct kv_map *m);
+/* Swap two maps (restore builds a new one and swaps it in). */
+void kv_map_swap(struct kv_map *a, struct kv_map *b);
+const struct kv_ent *kv_map_get(const struct kv_map *m, const void *key,
+				size_t klen);
+/* 0, or -1 when out of memory (the map is unchanged). */
+int kv_map_set(struct kv_map *m, const void *key, size_t klen, const void *val,
+	       size_t vlen);
+/* 1 if the key was there. */
+int kv_map_del(struct kv_map *m, const void *key, size_t klen);
+/* Iterate: start with *bucket = 0, *e = NULL; returns NULL at the end. */
+const struct kv_ent *kv_map_next(const struct kv_map *m, size_t *bucket,
+				 const struct kv_ent *e);
+uint64_t kv_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* State machine (kvfsm.c)                                            */
+/* ------------------------------------------------------------------ */
+
+/* Write operations as they travel in log entries. */
+enum {
+	KV_OP_SET = 1,	  /* key value */
+	KV_OP_DEL = 2,	  /* key... ; result: keys deleted */
+	KV_OP_INCRBY = 3, /* key delta(8 bytes LE) ; result: new value */
+	KV_OP_MSET = 4	  /* key value [key value...] */
+};
+
+/* The result of an applied write, handed to the proposer. */
+enum { KV_RES_OK = 0, KV_RES_NOTINT = 1, KV_RES_OVERFLOW = 2 };
+struct kv_result {
+	int code;
+	long long num;
+};
+
+/*
+ * Encode op with n arguments (pointers and lengths) into b, appending.
+ * Format: u8 op, u32 argc, then per argument u32 length and the bytes
+ * (little-endian).  Returns 0 or -1 (allocation).
+ */
+int kv_cmd_encode(struct kv_buf *b, int op, size_t n, const char *const *argv,
+		  const size_t *lens);
+
+/* Walk the arguments of an encoded command.  init validates the whole
+ * encoding and returns the argument count, or -1. */
+struct kv_cmd_iter {
+	const unsigned char *p;
+	uint32_t left;
+};
+int kv_cmd_iter_init(struct kv_cmd_iter *it, const void *data, size_t len);
+int kv_cmd_iter_next(struct kv_cmd_iter *it, const char **arg, size_t *len);
+
+/* The delta of INCRBY travels as 8 little-endian bytes. */
+void kv_cmd_le64(unsigned char out[8], long long v);
+
+struct kv_fsm {
+	struct kv_map map;
+	sr_node *node; /* for snapshot_write/done/read */
+	sr_index applied;
+	uint64_t n_snapshots, n_restores;
+	sr_index last_restore_index;
+	/* Called (when set) after a restore replaced the map. */
+	void (*restored)(void *ctx);
+	void *restored_ctx;
+};
+
+extern const sr_fsm_ops kv_fsm_ops;
+
+/* Apply one encoded command directly (the unit tests use it). */
+int kv_fsm_apply_cmd(struct kv_map *m, const void *data, size_t len,
+		     struct kv_result **result);
+
+/*
+ * Snapshot image: the map serialized to a sink, and parsed back from a
+ * source.  The serializer writes through `write` in pieces of at most
+ * KV_SNAP_CHUNK bytes; the parser pulls with `read` (n_out 0 at the end).
+ * Format (little-endian): "KVSNAP01", u64 key count, then per key u32 key
+ * length, u32 value length, key, value; then u32 CRC32C of everything
+ * before it.
+ */
+#define KV_SNAP_CHUNK (1u << 20)
+typedef int (*kv_snap_write_fn)(void *ctx, const void *data, size_t len);
+typedef int (*kv_snap_read_fn)(void *ctx, uint64_t off, void *buf, size_t len,
+			       size_t *n_out);
+int kv_snap_save(const struct kv_map *m, kv_snap_write_fn fn, void *ctx);
+/* Build *out (initialized here) from the image of `size` bytes (or
+ * KV_SNAP_SIZE_UNKNOWN: until the source ends); SR_ECORRUPT on bad bytes,
+ * and *out is left empty (freed). */
+#define KV_SNAP_SIZE_UNKNOWN UINT64_MAX
+int kv_snap_load(struct kv_map *out, uint64_t size, kv_snap_read_fn fn,
+		 void *ctx);
+
+/* ------------------------------------------------------------------ */
+/* The server (server.c, cmds.c, raft.c, info.c)                      */
+/* ------------------------------------------------------------------ */
+
+struct kv_opts {
+	sr_id id;
+	const char *data_dir;
+	const char *client_addr;
+	const char *raft_addr;
+	const char *peers; /* NULL: none */
+	int storage_wal;   /* 1: wal, 0: mem */
+	uint32_t election_ms;
+	uint32_t heartbeat_ms;
+	uint64_t snapshot_threshold;
+	uint64_t snapshot_trailing;
+	uint64_t max_bulk;
+	uint32_t timeout_ms;
+	uint64_t cluster_id;
+	uint32_t max_clients;
+	int log_level;
+};
+
+struct kv_conn;
+struct kv_req;
+struct kv_storage;
+struct kv_rbatch;
+
+/* A queue of write commands waiting for the end of the loop iteration. */
+struct kv_batch {
+	struct kv_buf data; /* encoded commands, back to back */
+	size_t n, cap;
+	size_t *ends; /* end offset of each command in data */
+	struct kv_req **reqs;
+	int scheduled;
+};
+
+struct kv_server {
+	struct kv_opts opt;
+	sr_loop *loop;
+	sr_tcp *tcp;
+	sr_node *node;
+	struct kv_storage *store;
+	struct kv_fsm fsm;
+	int lock_fd;
+	int listen_fd;
+	int accept_paused;
+
+	/* Membership as the engine last reported it (conf_changed), and the
+	 * members registered with the transport. */
+	sr_membership conf;
+	int conf_scheduled;
+	/* Peers registered with the transport (raft addresses). */
+	sr_id tpeer_id[SR_MAX_MEMBERS];
+	char tpeer_addr[SR_MAX_MEMBERS][SR_ADDR_MAX];
+	uint32_t n_tpeers;
+
+	uint64_t tick_timer;   /* 0: none armed */
+	uint64_t tick_at;      /* when it fires */
+	uint64_t last_tick_ms; /* the time the engine was last told */
+	uint64_t sweep_timer;
+	int stopping;
+
+	struct kv_conn *conns; /* every client connection */
+	uint32_t n_conns;
+	uint64_t next_conn_id;
+	struct kv_conn *dirty; /* connections with output to flush */
+	int flush_scheduled;
+
+	/* Requests the engine holds a reference to: still waiting for their
+	 * outcome (ordered by deadline), or orphaned (their client went away
+	 * or was answered TIMEOUT) and freed when the engine lets go. */
+	struct kv_req *waiting_head, *waiting_tail;
+	struct kv_req *orphans;
+
+	struct kv_batch batch;
+	/* Reads waiting for the end of the iteration, and those waiting
+	 * for their ReadIndex (server.c). */
+	struct kv_rbatch *rpending, *rbatches;
+	int rscheduled;
+
+	/* Counters for INFO. */
+	uint64_t n_commands, n_writes, n_reads, n_moved, n_timeouts;
+	uint64_t n_accepted, n_rejected_conns, n_proto_errors;
+	uint64_t started_ms;
+};
+
+/* raft.c */
+int kv_raft_open(struct kv_server *s);
+void kv_raft_close(struct kv_server *s);
+/* Tell the engine the time before handing it an event (see raft.c). */
+void kv_raft_sync_time(struct kv_server *s);
+/* Re-arm the tick timer after the engine was called from outside it. */
+void kv_raft_kick(struct kv_server *s);
+/* The client address ("host:port") of member id, or NULL. */
+const char *kv_raft_client_addr(const struct kv_server *s, sr_id id);
+/* Split "raft/client" into its parts; 0 or -1. */
+int kv_addr_split(const char *addr, char *raft, size_t raft_cap, char *client,
+		  size_t client_cap);
+/* Parse --peers ("1=RAFT/CLIENT,2=...") into voters; 0 or -1 with err. */
+int kv_peers_parse(const char *spec, sr_membership *out, char *err,
+		   size_t errcap);
+/* 1 if this node is a learner in the configuration in effect. */
+int kv_raft_is_learner(const struct kv_server *s);
+
+/* server.c */
+int kv_server_listen(struct kv_server *s);
+void kv_server_close_all(struct kv_server *s);
+void kv_server_free_reqs(struct kv_server *s);
+/* Engine callbacks that finish requests. */
+void kv_server_write_done(struct kv_server *s, void *cookie, int status,
+			  void *result);
+void kv_server_read_done(struct kv_server *s, void *cookie, int status);
+/* The reply for "not the leader": MOVED or CLUSTERDOWN. */
+void kv_reply_not_leader(struct kv_server *s, struct kv_buf *b);
+
+/* A command being executed. */
+struct kv_cmdctx {
+	struct kv_server *s;
+	struct kv_conn *c;
+	size_t argc;
+	const char *const *argv;
+	const size_t *lens;
+	struct kv_buf *out; /* where a synchronous reply goes */
+};
+
+/* cmds.c: run one command.  A synchronous command writes its reply to
+ * ctx->out; an asynchronous one calls kv_server_async_write/read. */
+void kv_cmd_exec(struct kv_cmdctx *ctx);
+/* server.c: queue a write (encoded) or a read for this connection. */
+void kv_server_async_write(struct kv_cmdctx *ctx, int kind,
+			   const struct kv_buf *encoded);
+void kv_server_async_read(struct kv_cmdctx *ctx, int kind);
+/* Evaluate a read command (argv encoded as by kv_cmd_encode) now. */
+void kv_cmd_eval_read(struct kv_server *s, int kind, const char *enc,
+		      size_t len, struct kv_buf *out);
+/* Format a write's outcome. */
+void kv_cmd_write_reply(struct kv_server *s, int kind, int status,
+			const struct kv_result *r, struct kv_buf *out);
+
+size_t kv_cmd_count(void);
+/* cluster.c: CLUSTER ADD/REMOVE/TRANSFER/PROMOTE/SNAPSHOT/NODES/INFO. */
+void kv_cluster_cmd(struct kv_cmdctx *ctx);
+/* server.c: close the connection once the replies owed are written. */
+void kv_server_close_after_reply(struct kv_conn *c);
+uint64_t kv_server_conn_id(const struct kv_conn *c);
+
+/* Kinds of asynchronous commands. */
+enum {
+	KV_K_SET = 1,
+	KV_K_DEL,
+	KV_K_INCR,
+	KV_K_MSET,
+	KV_K_GET,
+	KV_K_MGET,
+	KV_K_EXISTS,
+	KV_K_DBSIZE,
+	KV_K_STRLEN
+};
+
+/* cluster.c */
+void kv_info(struct kv_server *s, const char *section, struct kv_buf *out);
+
+/* main.c */
+uint64_t kv_now_ms(const struct kv_server *s);
+void kv_log(struct kv_server *s, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void kv_log_hook(void *ctx, int level, const char *line);
+
+#endif

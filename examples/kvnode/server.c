@@ -1,0 +1,1017 @@
+/*
+ * server.c — client connections of kvnode.
+ *
+ * Each connection reads requests into its input buffer, parses as many
+ * commands as are complete (resp.c) and runs them (cmds.c).  Replies must
+ * leave in the order the commands came (clients pipeline), but commands
+ * finish at different times: PING at once, a write when its entry is
+ * applied, a GET when its ReadIndex is confirmed.  So a connection keeps a
+ * FIFO of requests (struct kv_req); a reply is written out only when every
+ * request before it has its reply.  While the FIFO is empty, synchronous
+ * replies go straight to the output buffer.
+ *
+ * A read (GET, MGET, EXISTS, DBSIZE, STRLEN) is evaluated when it reaches
+ * the head of the FIFO after its read_done: any state between the read
+ * index and the reply is a linearizable answer, and waiting for the head
+ * means a pipelined GET sees the writes that came before it on the same
+ * connection.
+ *
+ * Writes are not proposed one by one: they are queued in a batch that a
+ * deferred call hands to sr_node_propose_batch() before the loop sleeps,
+ * so everything that arrived in one loop iteration is one append, one
+ * fsync and one message per follower.
+ *
+ * Lifetime of a request.  The connection owns it while it is in the FIFO.
+ * The batch and then the engine hold a reference to an asynchronous one
+ * (r->held) until the done/read_done callback.  If the client disconnects
+ * or the request times out (reply "-TIMEOUT", the outcome of a write is
+ * then unknown) while it is held, it is orphaned: unlinked from the
+ * connection and freed by the callback.  Held requests sit on the
+ * server's `waiting` list (by deadline) or `orphans` list so that a
+ * periodic sweep finds timeouts and shutdown frees them all.
+ *
+ * Memory bounds per connection: the input buffer never exceeds the query
+ * limit (max_bulk plus 1 MiB of headers); reading stops while a
+ * connection has too many requests in flight or too much output unsent
+ * (a client that pipelines without reading), and resumes when it drains.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kvnode.h"
+
+#define KV_READ_CHUNK  (16 * 1024)
+#define KV_MAX_PENDING 1024 /* requests in flight per connection */
+#define KV_OUT_HIGH    (4u * 1024 * 1024) /* unsent output that pauses reading */
+#define KV_SWEEP_MS    50
+
+enum { LIST_NONE = 0, LIST_WAITING = 1, LIST_ORPHANS = 2 };
+
+struct kv_req {
+	struct kv_req *next;	      /* in the connection's FIFO */
+	struct kv_req *lprev, *lnext; /* in the waiting or orphans list */
+	struct kv_conn *conn;	      /* NULL once orphaned */
+	uint64_t deadline;
+	int kind;
+	uint8_t ready; /* the reply is known (or the read may be evaluated) */
+	uint8_t held;  /* the batch or the engine holds it */
+	uint8_t eval;  /* a read to evaluate when it reaches the head */
+	uint8_t list;
+	struct kv_buf buf; /* the reply, or the encoded read arguments */
+};
+
+struct kv_conn {
+	struct kv_conn *prev, *next; /* every connection */
+	struct kv_conn *dnext;	     /* the dirty list */
+	struct kv_server *s;
+	int fd;
+	uint64_t id;
+	struct kv_buf in;
+	struct kv_parser parser;
+	struct kv_buf out;
+	size_t out_off;
+	struct kv_req *head, *tail;
+	uint32_t npending;
+	uint8_t dirty;	 /* on the dirty list */
+	uint8_t closing; /* close once the output is flushed */
+	uint8_t eof;	 /* the client half-closed */
+	uint8_t paused;	 /* reading stopped (backpressure) */
+	int interest;
+	char name[64];
+};
+
+/* ------------------------------------------------------------------ */
+/* Request lists                                                      */
+/* ------------------------------------------------------------------ */
+
+static void list_unlink(struct kv_server *s, struct kv_req *r)
+{
+	struct kv_req **head = r->list == LIST_WAITING ? &s->waiting_head
+						       : &s->orphans;
+	if (r->list == LIST_NONE)
+		return;
+	if (r->lprev)
+		r->lprev->lnext = r->lnext;
+	else
+		*head = r->lnext;
+	if (r->lnext)
+		r->lnext->lprev = r->lprev;
+	else if (r->list == LIST_WAITING)
+		s->waiting_tail = r->lprev;
+	r->lprev = r->lnext = NULL;
+	r->list = LIST_NONE;
+}
+
+static void list_add_waiting(struct kv_server *s, struct kv_req *r)
+{
+	r->lnext = NULL;
+	r->lprev = s->waiting_tail;
+	if (s->waiting_tail)
+		s->waiting_tail->lnext = r;
+	else
+		s->waiting_head = r;
+	s->waiting_tail = r;
+	r->list = LIST_WAITING;
+}
+
+static void list_add_orphan(struct kv_server *s, struct kv_req *r)
+{
+	r->lprev = NULL;
+	r->lnext = s->orphans;
+	if (s->orphans)
+		s->orphans->lprev = r;
+	s->orphans = r;
+	r->list = LIST_ORPHANS;
+}
+
+static void req_free(struct kv_req *r)
+{
+	kv_buf_free(&r->buf);
+	free(r);
+}
+
+/* The connection lets go of a request it has answered or abandons. */
+static void req_orphan(struct kv_server *s, struct kv_req *r)
+{
+	r->conn = NULL;
+	if (!r->held) {
+		list_unlink(s, r);
+		req_free(r);
+		return;
+	}
+	list_unlink(s, r);
+	list_add_orphan(s, r);
+}
+
+/* The batch or the engine lets go.  Returns the request if a connection
+ * still wants its reply (and it has none yet), NULL otherwise. */
+static struct kv_req *req_release(struct kv_server *s, struct kv_req *r)
+{
+	r->held = 0;
+	list_unlink(s, r);
+	if (!r->conn) {
+		req_free(r);
+		return NULL;
+	}
+	return r->ready ? NULL : r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Output                                                             */
+/* ------------------------------------------------------------------ */
+
+static void conn_close(struct kv_conn *c);
+static void conn_event(sr_loop *loop, int fd, int events, void *ctx);
+static void conn_process(struct kv_conn *c);
+
+static void conn_set_interest(struct kv_conn *c)
+{
+	int want = 0;
+
+	if (!c->paused && !c->eof && !c->closing)
+		want |= SR_LOOP_READ;
+	if (c->out.len > c->out_off)
+		want |= SR_LOOP_WRITE;
+	if (want == c->interest)
+		return;
+	if (want == 0)
+		sr_loop_unwatch(c->s->loop, c->fd);
+	else if (sr_loop_watch(c->s->loop, c->fd, want, conn_event, c))
+		want = 0;
+	c->interest = want;
+}
+
+static size_t conn_unsent(const struct kv_conn *c)
+{
+	return c->out.len - c->out_off;
+}
+
+/* Write what we can.  Returns -1 if the connection was closed. */
+static int conn_flush(struct kv_conn *c)
+{
+	while (c->out.len > c->out_off) {
+		ssize_t n = write(c->fd, c->out.p + c->out_off,
+				  c->out.len - c->out_off);
+		if (n > 0) {
+			c->out_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		conn_close(c); /* EPIPE, ECONNRESET: the client is gone */
+		return -1;
+	}
+	if (c->out_off == c->out.len) {
+		c->out.len = c->out_off = 0;
+		if (c->out.cap > 1024 * 1024)
+			kv_buf_free(&c->out);
+	} else if (c->out_off > 1024 * 1024) {
+		kv_buf_consume(&c->out, c->out_off);
+		c->out_off = 0;
+	}
+	if ((c->closing || c->eof) && !c->head && c->out.len == 0) {
+		conn_close(c);
+		return -1;
+	}
+	if (c->paused && c->npending < KV_MAX_PENDING / 2 &&
+	    conn_unsent(c) < KV_OUT_HIGH / 2) {
+		c->paused = 0;
+		conn_set_interest(c);
+		conn_process(c); /* commands may wait in the buffer */
+		return c->fd < 0 ? -1 : 0;
+	}
+	conn_set_interest(c);
+	return 0;
+}
+
+static void flush_dirty(sr_loop *loop, void *ctx)
+{
+	struct kv_server *s = ctx;
+
+	(void)loop;
+	s->flush_scheduled = 0;
+	while (s->dirty) {
+		struct kv_conn *c = s->dirty;
+		s->dirty = c->dnext;
+		c->dirty = 0;
+		c->dnext = NULL;
+		conn_flush(c);
+	}
+}
+
+static void conn_mark_dirty(struct kv_conn *c)
+{
+	struct kv_server *s = c->s;
+
+	if (!c->dirty) {
+		c->dirty = 1;
+		c->dnext = s->dirty;
+		s->dirty = c;
+	}
+	if (!s->flush_scheduled && sr_loop_defer(s->loop, flush_dirty, s) == 0)
+		s->flush_scheduled = 1;
+}
+
+/* Move every answered request at the head of the FIFO to the output. */
+static void conn_pump(struct kv_conn *c)
+{
+	struct kv_req *r;
+	int moved = 0;
+
+	while ((r = c->head) != NULL && r->ready) {
+		if (r->eval)
+			kv_cmd_eval_read(c->s, r->kind, r->buf.p, r->buf.len,
+					 &c->out);
+		else
+			kv_buf_put(&c->out, r->buf.p, r->buf.len);
+		c->head = r->next;
+		if (!c->head)
+			c->tail = NULL;
+		c->npending--;
+		req_orphan(c->s, r);
+		moved = 1;
+	}
+	if (moved)
+		conn_mark_dirty(c);
+}
+
+static struct kv_req *req_new(struct kv_conn *c, int kind)
+{
+	struct kv_req *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->conn = c;
+	r->kind = kind;
+	if (c->tail)
+		c->tail->next = r;
+	else
+		c->head = r;
+	c->tail = r;
+	c->npending++;
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Asynchronous commands                                              */
+/* ------------------------------------------------------------------ */
+
+void kv_reply_not_leader(struct kv_server *s, struct kv_buf *b)
+{
+	sr_status st;
+	const char *addr;
+
+	sr_node_status(s->node, &st);
+	s->n_moved++;
+	addr = st.leader && st.leader != s->opt.id
+		       ? kv_raft_client_addr(s, st.leader)
+		       : NULL;
+	if (addr)
+		kv_reply_errorf(b, "MOVED 0 %s", addr);
+	else
+		kv_reply_error(b, "CLUSTERDOWN no leader");
+}
+
+static int is_leader(struct kv_server *s)
+{
+	sr_status st;
+
+	sr_node_status(s->node, &st);
+	return st.role == SR_LEADER;
+}
+
+/* Answer a request that failed before the engine took it. */
+static void req_fail(struct kv_server *s, struct kv_req *r, int err)
+{
+	struct kv_req *live = req_release(s, r);
+
+	if (!live)
+		return;
+	live->buf.len = 0;
+	if (err == SR_ENOTLEADER)
+		kv_reply_not_leader(s, &live->buf);
+	else if (err == SR_EBUSY || err == SR_ETRANSFER)
+		kv_reply_errorf(&live->buf, "TRYAGAIN %s (not executed)",
+				sr_strerror(err));
+	else
+		kv_reply_errorf(&live->buf, "ERR %s (not executed)",
+				sr_strerror(err));
+	live->ready = 1;
+	conn_pump(live->conn);
+}
+
+static void batch_flush(sr_loop *loop, void *ctx)
+{
+	struct kv_server *s = ctx;
+	struct kv_batch *b = &s->batch;
+	sr_buf bufs[256];
+	size_t i = 0;
+
+	(void)loop;
+	b->scheduled = 0;
+	kv_raft_sync_time(s);
+	while (i < b->n) {
+		size_t k = b->n - i > 256 ? 256 : b->n - i;
+		int rc;
+		for (size_t j = 0; j < k; j++) {
+			size_t from = i + j ? b->ends[i + j - 1] : 0;
+			bufs[j].base = b->data.p + from;
+			bufs[j].len = b->ends[i + j] - from;
+		}
+		rc = sr_node_propose_batch(s->node, bufs, k,
+					   (void *const *)(b->reqs + i), NULL);
+		if (rc > 0) {
+			i += (size_t)rc;
+			continue;
+		}
+		if (rc == SR_ETOOBIG || rc == SR_EINVAL) {
+			req_fail(s, b->reqs[i++], rc); /* only this one */
+			continue;
+		}
+		while (i < b->n) /* the rest would be refused alike */
+			req_fail(s, b->reqs[i++], rc);
+	}
+	b->n = 0;
+	b->data.len = 0;
+	if (b->data.cap > 4 * 1024 * 1024)
+		kv_buf_free(&b->data);
+	kv_raft_kick(s);
+}
+
+static int batch_add(struct kv_server *s, struct kv_req *r,
+		     const struct kv_buf *enc)
+{
+	struct kv_batch *b = &s->batch;
+
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		size_t *ends = realloc(b->ends, cap * sizeof(*ends));
+		struct kv_req **reqs;
+		if (!ends)
+			return -1;
+		b->ends = ends;
+		reqs = realloc(b->reqs, cap * sizeof(*reqs));
+		if (!reqs)
+			return -1;
+		b->reqs = reqs;
+		b->cap = cap;
+	}
+	if (kv_buf_put(&b->data, enc->p, enc->len))
+		return -1;
+	b->ends[b->n] = b->data.len;
+	b->reqs[b->n++] = r;
+	if (!b->scheduled && sr_loop_defer(s->loop, batch_flush, s) == 0)
+		b->scheduled = 1;
+	return 0;
+}
+
+/* Common set-up of an asynchronous request; NULL after replying. */
+static struct kv_req *async_begin(struct kv_cmdctx *ctx, int kind)
+{
+	struct kv_server *s = ctx->s;
+	struct kv_req *r;
+
+	if (!is_leader(s)) {
+		kv_reply_not_leader(s, ctx->out);
+		return NULL;
+	}
+	r = req_new(ctx->c, kind);
+	if (!r) {
+		kv_reply_error(ctx->out, "ERR out of memory");
+		return NULL;
+	}
+	r->deadline = kv_now_ms(s) + s->opt.timeout_ms;
+	r->held = 1;
+	list_add_waiting(s, r);
+	return r;
+}
+
+void kv_server_async_write(struct kv_cmdctx *ctx, int kind,
+			   const struct kv_buf *encoded)
+{
+	struct kv_req *r = async_begin(ctx, kind);
+
+	if (!r)
+		return;
+	ctx->s->n_writes++;
+	if (batch_add(ctx->s, r, encoded))
+		req_fail(ctx->s, r, SR_ENOMEM);
+}
+
+/*
+ * Reads that arrive in one loop iteration share one ReadIndex: the index
+ * the engine confirms after the last of them arrived is at least the
+ * commit index when each of them arrived, so it serves them all.  One
+ * engine request per iteration instead of one per GET also keeps the
+ * engine's work per read constant however many clients pipeline GETs.
+ */
+struct kv_rbatch {
+	struct kv_rbatch *prev, *next; /* outstanding batches */
+	size_t n, cap;
+	struct kv_req **reqs;
+};
+
+static void rbatch_unlink(struct kv_server *s, struct kv_rbatch *b)
+{
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		s->rbatches = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	b->prev = b->next = NULL;
+}
+
+static void rbatch_free(struct kv_rbatch *b)
+{
+	free(b->reqs);
+	free(b);
+}
+
+static void read_one_done(struct kv_server *s, struct kv_req *req, int status)
+{
+	struct kv_req *r = req_release(s, req);
+
+	if (!r)
+		return;
+	if (status == 0) {
+		r->eval = 1;
+	} else {
+		r->buf.len = 0;
+		if (status == SR_ENOTLEADER)
+			kv_reply_not_leader(s, &r->buf);
+		else
+			kv_reply_errorf(&r->buf,
+					"CLUSTERDOWN read not confirmed: %s",
+					sr_strerror(status));
+	}
+	r->ready = 1;
+	conn_pump(r->conn);
+}
+
+static void read_flush(sr_loop *loop, void *ctx)
+{
+	struct kv_server *s = ctx;
+	struct kv_rbatch *b = s->rpending;
+	int rc;
+
+	(void)loop;
+	s->rscheduled = 0;
+	s->rpending = NULL;
+	if (!b)
+		return;
+	/* Linked first: read_done may come from inside the call. */
+	b->next = s->rbatches;
+	if (s->rbatches)
+		s->rbatches->prev = b;
+	s->rbatches = b;
+	kv_raft_sync_time(s);
+	rc = sr_node_read_index(s->node, b);
+	if (rc)
+		kv_server_read_done(s, b, rc);
+	kv_raft_kick(s);
+}
+
+void kv_server_async_read(struct kv_cmdctx *ctx, int kind)
+{
+	struct kv_server *s = ctx->s;
+	struct kv_req *r = async_begin(ctx, kind);
+	struct kv_rbatch *b;
+
+	if (!r)
+		return;
+	s->n_reads++;
+	/* Keep the arguments: the input buffer moves on. */
+	if (kv_cmd_encode(&r->buf, 0, ctx->argc, ctx->argv, ctx->lens))
+		goto fail;
+	if (!s->rpending && !(s->rpending = calloc(1, sizeof(*b))))
+		goto fail;
+	b = s->rpending;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		struct kv_req **reqs = realloc(b->reqs, cap * sizeof(*reqs));
+		if (!reqs)
+			goto fail;
+		b->reqs = reqs;
+		b->cap = cap;
+	}
+	b->reqs[b->n++] = r;
+	if (!s->rscheduled && sr_loop_defer(s->loop, read_flush, s) == 0)
+		s->rscheduled = 1;
+	return;
+fail:
+	req_fail(s, r, SR_ENOMEM);
+}
+
+void kv_server_write_done(struct kv_server *s, void *cookie, int status,
+			  void *result)
+{
+	struct kv_req *r = req_release(s, cookie);
+
+	if (r) {
+		r->buf.len = 0;
+		kv_cmd_write_reply(s, r->kind, status, result, &r->buf);
+		r->ready = 1;
+		conn_pump(r->conn);
+	}
+	free(result);
+}
+
+void kv_server_read_done(struct kv_server *s, void *cookie, int status)
+{
+	struct kv_rbatch *b = cookie;
+
+	rbatch_unlink(s, b);
+	for (size_t i = 0; i < b->n; i++)
+		read_one_done(s, b->reqs[i], status);
+	rbatch_free(b);
+}
+
+/* Answer every request past its deadline with -TIMEOUT. */
+static void sweep(sr_loop *loop, uint64_t id, void *ctx)
+{
+	struct kv_server *s = ctx;
+	uint64_t now = kv_now_ms(s);
+
+	(void)id;
+	while (s->waiting_head && s->waiting_head->deadline <= now) {
+		struct kv_req *r = s->waiting_head;
+		list_unlink(s, r);
+		r->buf.len = 0;
+		r->eval = 0;
+		if (r->kind == KV_K_SET || r->kind == KV_K_DEL ||
+		    r->kind == KV_K_INCR || r->kind == KV_K_MSET)
+			kv_reply_error(&r->buf, "TIMEOUT outcome unknown: the "
+						"write may or may not have "
+						"happened");
+		else
+			kv_reply_error(&r->buf, "TIMEOUT read not confirmed in "
+						"time");
+		r->ready = 1;
+		s->n_timeouts++;
+		conn_pump(r->conn);
+	}
+	if (!s->stopping)
+		sr_loop_timer_add(loop, KV_SWEEP_MS, sweep, s, &s->sweep_timer);
+}
+
+/* ------------------------------------------------------------------ */
+/* Input                                                              */
+/* ------------------------------------------------------------------ */
+
+static void conn_protocol_error(struct kv_conn *c, const char *err)
+{
+	struct kv_buf tmp = { 0 };
+
+	c->s->n_proto_errors++;
+	kv_log(c->s, SR_LOG_DEBUG, "client %llu: %s; closing",
+	       (unsigned long long)c->id, err);
+	kv_reply_errorf(&tmp, "ERR %s", err);
+	/* After the replies already owed, then close. */
+	if (c->head) {
+		struct kv_req *r = req_new(c, 0);
+		if (r) {
+			r->buf = tmp;
+			r->ready = 1;
+			tmp.p = NULL;
+		}
+	} else {
+		kv_buf_put(&c->out, tmp.p, tmp.len);
+	}
+	kv_buf_free(&tmp);
+	c->closing = 1;
+	c->paused = 1;
+	conn_mark_dirty(c);
+}
+
+static int conn_overloaded(const struct kv_conn *c)
+{
+	return c->npending >= KV_MAX_PENDING || conn_unsent(c) >= KV_OUT_HIGH;
+}
+
+/* Run one parsed command. */
+static void conn_run(struct kv_conn *c)
+{
+	struct kv_parser *p = &c->parser;
+	const char *argv[64];
+	size_t lens[64];
+	const char **av = argv;
+	size_t *lv = lens;
+	struct kv_buf scratch = { 0 };
+	struct kv_cmdctx ctx = { .s = c->s, .c = c, .argc = p->argc };
+	struct kv_req *tail = c->tail;
+
+	if (p->argc > 64) {
+		av = malloc(p->argc * sizeof(*av));
+		lv = malloc(p->argc * sizeof(*lv));
+		if (!av || !lv) {
+			free(av);
+			free(lv);
+			conn_protocol_error(c, "out of memory");
+			return;
+		}
+	}
+	for (size_t i = 0; i < p->argc; i++) {
+		av[i] = c->in.p + p->args[i].off;
+		lv[i] = p->args[i].len;
+	}
+	ctx.argv = av;
+	ctx.lens = lv;
+	/* With replies owed, a synchronous reply waits its turn. */
+	ctx.out = c->head ? &scratch : &c->out;
+	c->s->n_commands++;
+	kv_cmd_exec(&ctx);
+	if (ctx.out == &scratch && c->tail == tail) {
+		struct kv_req *r = req_new(c, 0);
+		if (r) {
+			r->buf = scratch;
+			r->ready = 1;
+			scratch.p = NULL;
+		}
+	}
+	kv_buf_free(&scratch);
+	if (av != argv) {
+		free(av);
+		free(lv);
+	}
+	if (c->out.len > c->out_off)
+		conn_mark_dirty(c);
+}
+
+/* Parse and run what the buffer holds, then drop the consumed bytes. */
+static void conn_process(struct kv_conn *c)
+{
+	const char *err;
+	size_t done;
+
+	while (!c->closing && c->fd >= 0) {
+		if (conn_overloaded(c)) {
+			c->paused = 1;
+			conn_set_interest(c);
+			break;
+		}
+		int rc = kv_parse(&c->parser, c->in.p, c->in.len, &err);
+		if (rc == KV_PARSE_MORE)
+			break;
+		if (rc == KV_PARSE_ERR) {
+			conn_protocol_error(c, err);
+			break;
+		}
+		conn_run(c);
+	}
+	done = kv_parser_done_bytes(&c->parser);
+	if (done) {
+		kv_buf_consume(&c->in, done);
+		kv_parser_shift(&c->parser, done);
+	}
+	if (c->in.len == 0 && c->in.cap > 1024 * 1024)
+		kv_buf_free(&c->in);
+}
+
+static size_t query_limit(const struct kv_server *s)
+{
+	return (size_t)s->opt.max_bulk + 1024 * 1024;
+}
+
+static void conn_read(struct kv_conn *c)
+{
+	for (int round = 0; round < 16 && !c->paused && !c->closing; round++) {
+		ssize_t n;
+		if (kv_buf_reserve(&c->in, KV_READ_CHUNK)) {
+			conn_protocol_error(c, "out of memory");
+			return;
+		}
+		n = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			/* EOF or reset: answer what is owed if we can. */
+			c->eof = 1;
+			conn_set_interest(c);
+			if (n < 0 || (!c->head && c->out.len == c->out_off))
+				conn_close(c);
+			return;
+		}
+		c->in.len += (size_t)n;
+		if (c->in.len - kv_parser_done_bytes(&c->parser) >
+		    query_limit(c->s)) {
+			conn_protocol_error(c, "Protocol error: query buffer "
+					       "limit exceeded");
+			return;
+		}
+		conn_process(c);
+		if (c->fd < 0 || (size_t)n < KV_READ_CHUNK)
+			return;
+	}
+}
+
+static void conn_event(sr_loop *loop, int fd, int events, void *ctx)
+{
+	struct kv_conn *c = ctx;
+
+	(void)loop;
+	(void)fd;
+	if (events & SR_LOOP_WRITE) {
+		if (conn_flush(c))
+			return;
+	}
+	if ((events & SR_LOOP_READ) && c->fd >= 0 && !c->paused && !c->eof)
+		conn_read(c);
+}
+
+static void conn_close(struct kv_conn *c)
+{
+	struct kv_server *s = c->s;
+	struct kv_req *r, *next;
+
+	if (c->fd < 0)
+		return;
+	sr_loop_unwatch(s->loop, c->fd);
+	close(c->fd);
+	c->fd = -1;
+	for (r = c->head; r; r = next) {
+		next = r->next;
+		req_orphan(s, r);
+	}
+	c->head = c->tail = NULL;
+	if (c->dirty) {
+		struct kv_conn **pp = &s->dirty;
+		while (*pp && *pp != c)
+			pp = &(*pp)->dnext;
+		if (*pp)
+			*pp = c->dnext;
+		c->dirty = 0;
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->n_conns--;
+	kv_buf_free(&c->in);
+	kv_buf_free(&c->out);
+	kv_parser_free(&c->parser);
+	free(c);
+}
+
+void kv_server_close_after_reply(struct kv_conn *c)
+{
+	c->closing = 1;
+	c->paused = 1;
+	conn_mark_dirty(c);
+}
+
+uint64_t kv_server_conn_id(const struct kv_conn *c)
+{
+	return c->id;
+}
+
+/* ------------------------------------------------------------------ */
+/* Listening                                                          */
+/* ------------------------------------------------------------------ */
+
+static void accept_resume(sr_loop *loop, uint64_t id, void *ctx);
+static void on_accept(sr_loop *loop, int fd, int events, void *ctx);
+
+static void conn_open(struct kv_server *s, int fd)
+{
+	struct kv_conn *c;
+	int one = 1;
+
+	if (s->n_conns >= s->opt.max_clients) {
+		static const char msg[] = "-ERR max number of clients "
+					  "reached\r\n";
+		s->n_rejected_conns++;
+		if (write(fd, msg, sizeof(msg) - 1) < 0) {
+			/* it is being closed anyway */
+		}
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->s = s;
+	c->fd = fd;
+	c->id = ++s->next_conn_id;
+	kv_parser_init(&c->parser, s->opt.max_bulk);
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->n_conns++;
+	s->n_accepted++;
+	conn_set_interest(c);
+	if (c->interest == 0)
+		conn_close(c);
+}
+
+static void on_accept(sr_loop *loop, int fd, int events, void *ctx)
+{
+	struct kv_server *s = ctx;
+
+	(void)events;
+	for (int i = 0; i < 128; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd >= 0) {
+			conn_open(s, cfd);
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			/* Out of descriptors: stop accepting for a moment
+			 * instead of spinning on a readable listener. */
+			kv_log(s, SR_LOG_WARN, "accept: %s; pausing 100 ms",
+			       strerror(errno));
+			sr_loop_unwatch(loop, fd);
+			s->accept_paused = 1;
+			sr_loop_timer_add(loop, 100, accept_resume, s, NULL);
+		}
+		return;
+	}
+}
+
+static void accept_resume(sr_loop *loop, uint64_t id, void *ctx)
+{
+	struct kv_server *s = ctx;
+
+	(void)id;
+	if (s->stopping || s->listen_fd < 0)
+		return;
+	s->accept_paused = 0;
+	sr_loop_watch(loop, s->listen_fd, SR_LOOP_READ, on_accept, s);
+}
+
+/* Split "host:port" or "[v6]:port". */
+static int addr_parse(const char *addr, char *host, size_t hcap, char *port,
+		      size_t pcap)
+{
+	const char *colon = strrchr(addr, ':');
+	const char *h = addr;
+	size_t hl;
+
+	if (!colon || !colon[1] || strlen(colon + 1) >= pcap)
+		return -1;
+	hl = (size_t)(colon - addr);
+	if (hl >= 2 && addr[0] == '[' && colon[-1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= hcap)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	strcpy(port, colon + 1);
+	return 0;
+}
+
+int kv_server_listen(struct kv_server *s)
+{
+	char host[256], port[16];
+	struct addrinfo hints = { 0 }, *res = NULL, *ai;
+	int fd = -1, one = 1, rc;
+
+	if (addr_parse(s->opt.client_addr, host, sizeof(host), port,
+		       sizeof(port))) {
+		kv_log(s, SR_LOG_ERROR, "bad --client address '%s'",
+		       s->opt.client_addr);
+		return -1;
+	}
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc) {
+		kv_log(s, SR_LOG_ERROR, "--client %s: %s", s->opt.client_addr,
+		       gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family,
+			    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, 4096) == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	rc = errno;
+	freeaddrinfo(res);
+	if (fd < 0) {
+		kv_log(s, SR_LOG_ERROR, "cannot listen on %s: %s",
+		       s->opt.client_addr, strerror(rc));
+		return -1;
+	}
+	s->listen_fd = fd;
+	if (sr_loop_watch(s->loop, fd, SR_LOOP_READ, on_accept, s) ||
+	    sr_loop_timer_add(s->loop, KV_SWEEP_MS, sweep, s, &s->sweep_timer))
+		return -1;
+	return 0;
+}
+
+/* Shutdown: close every client (their held requests become orphans). */
+void kv_server_close_all(struct kv_server *s)
+{
+	if (s->listen_fd >= 0) {
+		sr_loop_unwatch(s->loop, s->listen_fd);
+		close(s->listen_fd);
+		s->listen_fd = -1;
+	}
+	while (s->conns) {
+		struct kv_conn *c = s->conns;
+		conn_flush(c); /* best effort: replies already owed */
+		if (s->conns == c)
+			conn_close(c);
+	}
+}
+
+/* After the engine is destroyed: nobody will call back any more. */
+void kv_server_free_reqs(struct kv_server *s)
+{
+	struct kv_batch *b = &s->batch;
+
+	while (s->waiting_head) {
+		struct kv_req *r = s->waiting_head;
+		list_unlink(s, r);
+		req_free(r);
+	}
+	while (s->orphans) {
+		struct kv_req *r = s->orphans;
+		list_unlink(s, r);
+		req_free(r);
+	}
+	kv_buf_free(&b->data);
+	free(b->ends);
+	free(b->reqs);
+	memset(b, 0, sizeof(*b));
+	/* Read batches the engine never answered (their requests were on
+	 * the lists above). */
+	while (s->rbatches) {
+		struct kv_rbatch *rb = s->rbatches;
+		rbatch_unlink(s, rb);
+		rbatch_free(rb);
+	}
+	if (s->rpending)
+		rbatch_free(s->rpending);
+	s->rpending = NULL;
+}

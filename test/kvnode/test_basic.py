@@ -1,0 +1,221 @@
+"""kvnode basics on a 3-node WAL cluster: election, every command, MOVED
+redirects from followers, read-your-writes in a pipeline, replication to
+every node, INFO/CLUSTER output, and a clean SIGTERM exit."""
+
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kvtest import Err, Suite, check, eq, parse_info, wait_for  # noqa: E402
+
+suite = Suite("basic")
+
+
+def follower_of(c, leader):
+    return [i for i in c.live() if i != leader][0]
+
+
+@suite.test
+def test_writes_and_reads_through_moved_redirects():
+    c = suite.cluster("basic", n=3)
+    c.start_all()
+    leader = c.wait_leader()
+    f = follower_of(c, leader)
+    conn = c.conn(f)
+    r = conn.call("SET", "k1", "v1")
+    check(isinstance(r, Err) and r.startswith("MOVED 0 127.0.0.1:%d"
+                                              % c.nodes[leader].client_port), r)
+    r = conn.call("GET", "k1")
+    check(isinstance(r, Err) and r.startswith("MOVED"), r)
+    r = conn.call("CLUSTER", "TRANSFER", str(f))
+    check(isinstance(r, Err) and r.startswith("MOVED"), r)
+    # Local commands work anywhere.
+    eq(conn.call("PING"), "PONG")
+    conn.close()
+    eq(c.follow("SET", "k1", "v1", start=f)[0], "OK")
+    eq(c.follow("GET", "k1", start=f)[0], b"v1")
+    eq(c.follow("GET", "nope", start=f)[0], None)
+
+
+@suite.test
+def test_every_command_on_the_leader():
+    c = suite.cluster("cmds", n=3)
+    c.start_all()
+    conn = c.conn(c.wait_leader())
+    eq(conn.call("PING"), "PONG")
+    eq(conn.call("PING", "hi"), b"hi")
+    eq(conn.call("ECHO", "x y"), b"x y")
+    eq(conn.call("SET", "a", "1"), "OK")
+    eq(conn.call("SET", "empty", ""), "OK")
+    eq(conn.call("GET", "empty"), b"")
+    eq(conn.call("INCR", "a"), 2)
+    eq(conn.call("INCRBY", "a", "40"), 42)
+    eq(conn.call("DECR", "a"), 41)
+    eq(conn.call("DECRBY", "a", "-9"), 50)
+    eq(conn.call("INCR", "fresh"), 1)
+    eq(conn.call("GET", "a"), b"50")
+    eq(conn.call("STRLEN", "a"), 2)
+    eq(conn.call("MSET", "x", "1", "y", "2", "z", "3"), "OK")
+    eq(conn.call("MGET", "x", "nope", "z"), [b"1", None, b"3"])
+    eq(conn.call("EXISTS", "x", "x", "nope"), 2)
+    eq(conn.call("DEL", "x", "y", "nope"), 2)
+    eq(conn.call("DBSIZE"), 4)  # a, empty, fresh, z
+    binkey = b"bin\x00\r\nkey"
+    binval = bytes(range(256)) * 40
+    eq(conn.call("SET", binkey, binval), "OK")
+    eq(conn.call("GET", binkey), binval)
+    # Errors are replies, and the connection stays usable.
+    eq(conn.call("SET", "s", "abc"), "OK")
+    r = conn.call("INCR", "s")
+    check(isinstance(r, Err) and "not an integer" in r, r)
+    eq(conn.call("SET", "max", str(2**63 - 1)), "OK")
+    r = conn.call("INCR", "max")
+    check(isinstance(r, Err) and "overflow" in r, r)
+    r = conn.call("INCRBY", "a", "x1")
+    check(isinstance(r, Err) and "not an integer" in r, r)
+    r = conn.call("NOSUCHCMD", "a")
+    check(isinstance(r, Err) and r.startswith("ERR unknown command"), r)
+    r = conn.call("GET")
+    check(isinstance(r, Err) and "wrong number of arguments" in r, r)
+    r = conn.call("MSET", "a")
+    check(isinstance(r, Err) and "wrong number" in r, r)
+    r = conn.call("SET", "a", "1", "EX", "10")
+    check(isinstance(r, Err) and "syntax" in r, r)
+    eq(conn.call("GET", "a"), b"50")
+    # Client bookkeeping commands that redis-cli and redis-benchmark use.
+    cfg = conn.call("CONFIG", "GET", "save")
+    eq(cfg, [b"save", b""])
+    cfg = conn.call("CONFIG", "GET", "appendonly")
+    eq(cfg, [b"appendonly", b"yes"])
+    eq(conn.call("CONFIG", "GET", "nothing-like-this"), [])
+    check(isinstance(conn.call("COMMAND"), list))
+    check(isinstance(conn.call("COMMAND", "DOCS"), list))
+    check(conn.call("COMMAND", "COUNT") > 10)
+    eq(conn.call("CLIENT", "SETNAME", "t"), "OK")
+    check(isinstance(conn.call("CLIENT", "ID"), int))
+    eq(conn.call("SELECT", "0"), "OK")
+    check(isinstance(conn.call("SELECT", "1"), Err))
+    eq(conn.call("QUIT"), "OK")
+    check(conn.closed_by_peer(), "QUIT closes")
+    conn.close()
+
+
+@suite.test
+def test_info_and_cluster_views():
+    c = suite.cluster("info", n=3)
+    c.start_all()
+    leader = c.wait_leader()
+    conn = c.conn(leader)
+    for i in range(20):
+        conn.call("SET", "k%d" % i, "v")
+    inf = parse_info(conn.call("INFO", "raft"))
+    eq(inf["role"], "leader")
+    eq(inf["node_id"], str(leader))
+    eq(inf["leader_id"], str(leader))
+    for k in ("term", "commit_index", "last_applied", "last_log_index",
+              "snapshot_index", "members"):
+        check(k in inf, k)
+    eq(inf["members"], "3")
+    check(int(inf["commit_index"]) >= 21)
+    for i in (1, 2, 3):
+        m = inf["member_%d" % i]
+        check("role=voter" in m, m)
+        if i != leader:
+            check("match=" in m and "state=replicate" in m, m)
+    full = parse_info(conn.call("INFO"))
+    check("redis_version" in full and "connected_clients" in full)
+    eq(full["db0"].split(",")[0], "keys=20")
+    nodes = conn.call("CLUSTER", "NODES").decode().splitlines()
+    eq(len(nodes), 3)
+    mine = [l for l in nodes if "myself" in l][0]
+    check("leader" in mine and mine.startswith(str(leader)), mine)
+    ci = parse_info(conn.call("CLUSTER", "INFO"))
+    eq(ci["cluster_state"], "ok")
+    eq(ci["cluster_leader"], str(leader))
+    eq(ci["cluster_size"], "3")
+    conn.close()
+    # Followers apply everything and say who leads.
+    last = int(inf["last_log_index"])
+    for i in c.live():
+        fi = c.wait_applied(i, last)
+        eq(fi["leader_id"], str(leader))
+        if i != leader:
+            eq(fi["role"], "follower")
+            eq(c.info(i, "keyspace")["db0"].split(",")[0], "keys=20")
+
+
+@suite.test
+def test_pipeline_reads_its_own_writes():
+    c = suite.cluster("pipe", n=3)
+    c.start_all()
+    conn = c.conn(c.wait_leader())
+    cmds = []
+    for i in range(300):
+        cmds.append(("SET", "p", str(i)))
+        cmds.append(("GET", "p"))
+        cmds.append(("PING",))
+        cmds.append(("INCR", "ctr"))
+    replies = conn.pipeline(cmds)
+    for i in range(300):
+        eq(replies[4 * i], "OK")
+        eq(replies[4 * i + 1], str(i).encode(), "GET after SET %d" % i)
+        eq(replies[4 * i + 2], "PONG")
+        eq(replies[4 * i + 3], i + 1)
+    conn.close()
+
+
+@suite.test
+def test_mem_storage_cluster():
+    c = suite.cluster("mem", n=3, storage="mem")
+    c.start_all()
+    leader = c.wait_leader()
+    conn = c.conn(leader)
+    eq(conn.call("SET", "m", "1"), "OK")
+    eq(conn.call("GET", "m"), b"1")
+    eq(c.info(leader)["storage"], "mem")
+    conn.close()
+
+
+@suite.test
+def test_sigterm_exits_cleanly_and_restart_keeps_data():
+    c = suite.cluster("term", n=3, storage="wal")
+    c.start_all()
+    c.wait_leader()
+    eq(c.follow("SET", "durable", "yes")[0], "OK")
+    codes = [c.kill(i, signal.SIGTERM) for i in (1, 2, 3)]
+    eq(codes, [0, 0, 0], "exit codes after SIGTERM")
+    for i in (1, 2, 3):
+        c.start(i)  # --peers is ignored: the directory holds state
+    c.wait_leader()
+    eq(c.follow("GET", "durable")[0], b"yes")
+    # A second process on the same directory is refused.
+    n1 = c.nodes[1]
+    import subprocess
+    p = subprocess.run([c.kvnode, "--id", "1", "--data", n1.dir, "--client",
+                        "127.0.0.1:1", "--raft", "127.0.0.1:1"],
+                       capture_output=True, timeout=20)
+    check(p.returncode != 0, "second process started")
+    check(b"another" in p.stderr or b"in use" in p.stderr, p.stderr)
+
+
+@suite.test
+def test_command_line_errors_and_help():
+    import subprocess
+    p = subprocess.run([suite.kvnode, "--help"], capture_output=True,
+                       timeout=10)
+    eq(p.returncode, 0)
+    for word in (b"--id", b"--data", b"--client", b"--raft", b"--peers",
+                 b"--storage", b"SIGTERM"):
+        check(word in p.stdout, word)
+    for bad in (["--id", "0"], ["--id", "x"], ["--storage", "disk"],
+                ["--peers", "1=a"], ["--bogus"], []):
+        p = subprocess.run([suite.kvnode] + bad, capture_output=True,
+                           timeout=10)
+        eq(p.returncode, 2, "args %r: %r" % (bad, p.stderr))
+        check(p.stderr, "no message for %r" % bad)
+
+
+if __name__ == "__main__":
+    suite.main()

@@ -1,0 +1,217 @@
+"""Crashes on a 3-node WAL cluster under write load: SIGKILL of the leader
+(a new leader within a few election timeouts, writes continue, the old
+leader restarts and catches up) and SIGKILL of every node at once (after a
+restart, every acknowledged write is there)."""
+
+import os
+import random
+import signal
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kvtest import (Closed, Conn, Err, Suite, check, eq,  # noqa: E402
+                    parse_info, wait_for)
+
+suite = Suite("failover")
+
+
+class Writer(threading.Thread):
+    """Writes unique keys (SET w:<tid>:<n> <n>) and INCRs a counter through
+    whichever node leads, following MOVED.  Records what was acknowledged;
+    anything else (TIMEOUT, a dropped connection) is of unknown outcome."""
+
+    def __init__(self, cluster, tid):
+        super().__init__(daemon=True)
+        self.c = cluster
+        self.tid = tid
+        self.acked = {}
+        self.max_incr = 0
+        self.incr_attempts = 0
+        self.unknown = 0
+        self.stop_flag = False
+        self.conn = None
+        self.nid = None
+
+    def _connect(self, nid=None):
+        if self.conn:
+            self.conn.close()
+        self.conn = None
+        live = self.c.live()
+        if not live:
+            time.sleep(0.05)
+            return
+        self.nid = nid if nid in live else random.choice(live)
+        try:
+            self.conn = self.c.conn(self.nid, timeout=10)
+        except OSError:
+            self.conn = None
+            time.sleep(0.05)
+
+    def _op(self, *args):
+        """The reply, or None if the outcome is unknown."""
+        while not self.stop_flag:
+            if self.conn is None:
+                self._connect()
+                continue
+            try:
+                r = self.conn.call(*args)
+            except (OSError, Closed, ValueError):
+                self._connect()
+                return None  # sent, maybe executed
+            if isinstance(r, Err) and r.startswith("MOVED"):
+                port = int(r.split()[2].rsplit(":", 1)[1])
+                self._connect(self.c.by_client_port(port))
+                continue  # MOVED: not executed, safe to resend
+            if isinstance(r, Err) and (r.startswith("CLUSTERDOWN")
+                                       or r.startswith("TRYAGAIN")):
+                time.sleep(0.05)
+                self._connect()
+                continue
+            if isinstance(r, Err) and r.startswith("TIMEOUT"):
+                return None
+            return r
+        return None
+
+    def run(self):
+        n = 0
+        while not self.stop_flag:
+            n += 1
+            key = "w:%d:%d" % (self.tid, n)
+            r = self._op("SET", key, str(n))
+            if r == "OK":
+                self.acked[key] = str(n).encode()
+            elif r is None:
+                self.unknown += 1
+            else:
+                raise AssertionError("SET %s: %r" % (key, r))
+            if n % 4 == 0:
+                self.incr_attempts += 1
+                r = self._op("INCR", "counter")
+                if isinstance(r, int):
+                    self.max_incr = max(self.max_incr, r)
+        if self.conn:
+            self.conn.close()
+
+
+def run_writers(c, k):
+    ws = [Writer(c, t) for t in range(k)]
+    for w in ws:
+        w.start()
+    return ws
+
+
+def stop_writers(ws):
+    for w in ws:
+        w.stop_flag = True
+    for w in ws:
+        w.join(timeout=30)
+        check(not w.is_alive(), "writer stuck")
+
+
+def total_acked(ws):
+    return sum(len(w.acked) for w in ws)
+
+
+def verify(c, ws):
+    """Every acknowledged write is present; the counter is consistent."""
+    conn_id = c.wait_leader(timeout=15)
+    conn = c.conn(conn_id, timeout=30)
+    for w in ws:
+        keys = list(w.acked)
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            got = conn.call("MGET", *part)
+            for k, v in zip(part, got):
+                eq(v, w.acked[k], "acknowledged write %s" % k)
+    ctr = conn.call("GET", "counter")
+    ctr = int(ctr) if ctr is not None else 0
+    check(ctr >= max(w.max_incr for w in ws), "counter went back")
+    check(ctr <= sum(w.incr_attempts for w in ws), "counter too high")
+    conn.close()
+    return sum(len(w.acked) for w in ws)
+
+
+@suite.test
+def test_leader_sigkill_new_leader_and_catch_up():
+    c = suite.cluster("killleader", n=3, extra=["--timeout-ms", "2000"])
+    c.start_all()
+    old = c.wait_leader()
+    ws = run_writers(c, 3)
+    wait_for(lambda: total_acked(ws) > 300, 20, "writes before the crash")
+    c.kill(old, signal.SIGKILL)
+    t0 = time.time()
+    new = c.wait_leader(timeout=10)
+    took = time.time() - t0
+    check(new != old)
+    # A few election timeouts (T = 300 ms, randomized in [T, 2T)).
+    check(took < 4.0, "new leader after %.2fs" % took)
+    before = total_acked(ws)
+    wait_for(lambda: total_acked(ws) > before + 300, 20,
+             "writes after the failover")
+    # The old leader comes back as a follower and catches up.
+    c.start(old)
+    time.sleep(0.5)
+    stop_writers(ws)
+    lead = c.wait_leader()
+    commit = int(c.info(lead)["commit_index"])
+    inf = c.wait_applied(old, commit, timeout=20)
+    check(inf["role"] == "follower", inf["role"])
+    n = verify(c, ws)
+    keys_leader = c.info(lead, "keyspace")["db0"]
+    wait_for(lambda: c.info(old, "keyspace").get("db0") == keys_leader, 10,
+             "old leader has the same keys")
+    print("  failover in %.2fs; %d writes acknowledged, %d unknown"
+          % (took, n, sum(w.unknown for w in ws)))
+
+
+@suite.test
+def test_sigkill_every_node_keeps_acknowledged_writes():
+    c = suite.cluster("killall", n=3, extra=["--timeout-ms", "2000"])
+    c.start_all()
+    c.wait_leader()
+    ws = run_writers(c, 4)
+    wait_for(lambda: total_acked(ws) > 500, 20, "writes before the crash")
+    for i in (1, 2, 3):
+        c.nodes[i].proc.send_signal(signal.SIGKILL)
+    for i in (1, 2, 3):
+        c.nodes[i].proc.wait()
+    stop_writers(ws)
+    for i in (1, 2, 3):
+        c.start(i)
+    n = verify(c, ws)
+    check(n > 500)
+    print("  %d acknowledged writes survived SIGKILL of all nodes" % n)
+    # And a second time, right after restart, with no load.
+    for i in (1, 2, 3):
+        c.kill(i, signal.SIGKILL)
+    for i in (1, 2, 3):
+        c.start(i)
+    verify(c, ws)
+
+
+@suite.test
+def test_reads_stay_linearizable_across_leader_change():
+    c = suite.cluster("reads", n=3)
+    c.start_all()
+    old = c.wait_leader()
+    eq(c.follow("SET", "x", "1", start=old)[0], "OK")
+    c.kill(old, signal.SIGKILL)
+    new = c.wait_leader(timeout=10)
+    # The first read on the new leader sees the last acknowledged write.
+    eq(c.follow("GET", "x", start=new)[0], b"1")
+    eq(c.follow("SET", "x", "2", start=new)[0], "OK")
+    c.start(old)
+    c.wait_applied(old, int(c.info(new)["commit_index"]))
+    # The old leader is a follower now: it redirects instead of serving
+    # its own (possibly stale) state.
+    conn = c.conn(old)
+    r = conn.call("GET", "x")
+    check(isinstance(r, Err) and r.startswith("MOVED"), r)
+    conn.close()
+    eq(c.follow("GET", "x")[0], b"2")
+
+
+if __name__ == "__main__":
+    suite.main()

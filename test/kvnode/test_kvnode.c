@@ -1,0 +1,484 @@
+/*
+ * test_kvnode.c — unit tests of kvnode's pieces that need no network: the
+ * RESP parser, the hash map, the state machine's apply, and the snapshot
+ * image.  The process-level behaviour (replication, redirects, crashes) is
+ * tested by the Python suites next to this file.
+ */
+#include <limits.h>
+
+#include "kvnode.h"
+#include "testlib.h"
+
+static struct kv_parser P;
+
+static int feed(const char *s, size_t len, const char **err)
+{
+	return kv_parse(&P, s, len, err);
+}
+
+static int arg_eq(const char *buf, size_t i, const char *want)
+{
+	return i < P.argc && P.args[i].len == strlen(want) &&
+	       memcmp(buf + P.args[i].off, want, P.args[i].len) == 0;
+}
+
+TEST(test_resp_multibulk_whole_and_pipelined)
+{
+	const char *in = "*3\r\n$3\r\nSET\r\n$1\r\na\r\n$2\r\nbc\r\n"
+			 "*1\r\n$4\r\nPING\r\n";
+	const char *err;
+
+	kv_parser_init(&P, 1024);
+	CHECK_EQ(feed(in, strlen(in), &err), KV_PARSE_CMD);
+	CHECK_EQ(P.argc, 3);
+	CHECK(arg_eq(in, 0, "SET") && arg_eq(in, 1, "a") &&
+	      arg_eq(in, 2, "bc"));
+	CHECK_EQ(feed(in, strlen(in), &err), KV_PARSE_CMD);
+	CHECK_EQ(P.argc, 1);
+	CHECK(arg_eq(in, 0, "PING"));
+	CHECK_EQ(feed(in, strlen(in), &err), KV_PARSE_MORE);
+	CHECK_EQ(kv_parser_done_bytes(&P), strlen(in));
+	kv_parser_free(&P);
+}
+
+/* Every split point gives the same command, and MORE before the end. */
+TEST(test_resp_byte_by_byte)
+{
+	const char *in = "*2\r\n$3\r\nGET\r\n$10\r\n0123456789\r\n";
+	size_t n = strlen(in);
+	const char *err;
+
+	kv_parser_init(&P, 1024);
+	for (size_t i = 1; i < n; i++)
+		CHECK_EQ(feed(in, i, &err), KV_PARSE_MORE);
+	CHECK_EQ(feed(in, n, &err), KV_PARSE_CMD);
+	CHECK(arg_eq(in, 0, "GET") && arg_eq(in, 1, "0123456789"));
+	kv_parser_free(&P);
+}
+
+TEST(test_resp_inline_and_empty_lines)
+{
+	const char *in = "\r\n\n  set  a\tb \r\nPING\n*0\r\nECHO x\r\n";
+	const char *err;
+
+	kv_parser_init(&P, 1024);
+	CHECK_EQ(feed(in, strlen(in), &err), KV_PARSE_CMD);
+	CHECK_EQ(P.argc, 3);
+	CHECK(arg_eq(in, 0, "set") && arg_eq(in, 1, "a") && arg_eq(in, 2, "b"));
+	CHECK_EQ(feed(in, strlen(in), &err), KV_PARSE_CMD);
+	CHECK(P.argc == 1 && arg_eq(in, 0, "PING"));
+	CHECK_EQ(feed(in, strlen(in), &err), KV_PARSE_CMD);
+	CHECK(P.argc == 2 && arg_eq(in, 0, "ECHO") && arg_eq(in, 1, "x"));
+	CHECK_EQ(feed(in, strlen(in), &err), KV_PARSE_MORE);
+	kv_parser_free(&P);
+}
+
+TEST(test_resp_shift_keeps_partial_command)
+{
+	char buf[128];
+	const char *a = "*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$3\r\nk";
+	const char *err;
+	size_t done;
+
+	kv_parser_init(&P, 1024);
+	strcpy(buf, a);
+	CHECK_EQ(feed(buf, strlen(buf), &err), KV_PARSE_CMD);
+	CHECK_EQ(feed(buf, strlen(buf), &err), KV_PARSE_MORE);
+	done = kv_parser_done_bytes(&P);
+	CHECK_EQ(done, 14);
+	memmove(buf, buf + done, strlen(buf) - done + 1);
+	kv_parser_shift(&P, done);
+	strcat(buf, "ey\r\n");
+	CHECK_EQ(feed(buf, strlen(buf), &err), KV_PARSE_CMD);
+	CHECK(arg_eq(buf, 0, "GET") && arg_eq(buf, 1, "key"));
+	kv_parser_free(&P);
+}
+
+static void expect_error(const char *in, size_t len, size_t max_bulk)
+{
+	const char *err = NULL;
+	int rc;
+
+	kv_parser_init(&P, max_bulk);
+	rc = feed(in, len, &err);
+	kv_parser_free(&P);
+	if (rc != KV_PARSE_ERR || !err)
+		TEST_FAIL("no error for %.*s", (int)(len > 40 ? 40 : len), in);
+}
+
+TEST(test_resp_rejects_malformed)
+{
+	expect_error("*x\r\n", 4, 1024);
+	expect_error("*1\r\n:1\r\n", 8, 1024);
+	expect_error("*1\r\n$-1\r\n", 9, 1024);
+	expect_error("*1\r\n$01\r\na\r\n", 12, 1024);
+	expect_error("*1\r\n$1\r\nab\r\n", 12, 1024);	    /* no CRLF after */
+	expect_error("*1\r\n$2000\r\n", 11, 1024);	    /* over max_bulk */
+	expect_error("*99999999999\r\n", 15, 1024);	    /* over max_args */
+	expect_error("*9223372036854775808\r\n", 22, 1024); /* overflow */
+	expect_error("*1\n$1\r\na\r\n", 10, 1024);	    /* bare \n */
+}
+
+TEST(test_resp_claims_cost_nothing_until_bytes_arrive)
+{
+	const char *in = "*1000000\r\n$536870912\r\nabc";
+	const char *err;
+
+	kv_parser_init(&P, 512u * 1024 * 1024);
+	CHECK_EQ(feed(in, strlen(in), &err), KV_PARSE_MORE);
+	CHECK(P.args_cap <= 8); /* not a million slots */
+	CHECK_EQ(P.argc, 0);
+	kv_parser_free(&P);
+}
+
+TEST(test_resp_long_lines_are_errors)
+{
+	size_t n = 70 * 1024;
+	char *big = malloc(n);
+
+	CHECK(big != NULL);
+	memset(big, 'a', n); /* an inline command with no newline */
+	expect_error(big, n, 1024);
+	big[0] = '*'; /* a length line that never ends */
+	memset(big + 1, '1', n - 1);
+	expect_error(big, n, 1024);
+	free(big);
+}
+
+TEST(test_parse_ll)
+{
+	long long v;
+
+	CHECK(kv_parse_ll("0", 1, &v) == 0 && v == 0);
+	CHECK(kv_parse_ll("-12", 3, &v) == 0 && v == -12);
+	CHECK(kv_parse_ll("9223372036854775807", 19, &v) == 0 &&
+	      v == LLONG_MAX);
+	CHECK(kv_parse_ll("-9223372036854775808", 20, &v) == 0 &&
+	      v == LLONG_MIN);
+	CHECK(kv_parse_ll("9223372036854775808", 19, &v) != 0);
+	CHECK(kv_parse_ll("01", 2, &v) != 0);
+	CHECK(kv_parse_ll("+1", 2, &v) != 0);
+	CHECK(kv_parse_ll(" 1", 2, &v) != 0);
+	CHECK(kv_parse_ll("-", 1, &v) != 0);
+	CHECK(kv_parse_ll("-0", 2, &v) != 0);
+	CHECK(kv_parse_ll("", 0, &v) != 0);
+	CHECK(kv_parse_ll("1a", 2, &v) != 0);
+}
+
+TEST(test_reply_encoding)
+{
+	struct kv_buf b = { 0 };
+	const char *want = "+OK\r\n-ERR a "
+			   "b\r\n:-5\r\n$3\r\nabc\r\n$-1\r\n*2\r\n";
+
+	kv_reply_simple(&b, "OK");
+	kv_reply_error(&b, "ERR a\nb");
+	kv_reply_int(&b, -5);
+	kv_reply_bulk(&b, "abc", 3);
+	kv_reply_nil(&b);
+	kv_reply_array(&b, 2);
+	CHECK_EQ(b.len, strlen(want));
+	CHECK(memcmp(b.p, want, b.len) == 0);
+	kv_buf_free(&b);
+}
+
+/* ------------------------------------------------------------------ */
+
+TEST(test_map_set_get_del_and_growth)
+{
+	struct kv_map m;
+	char k[32], v[64];
+	size_t n = 50000, seen = 0, bucket = 0;
+	const struct kv_ent *e = NULL;
+
+	CHECK_EQ(kv_map_init(&m), 0);
+	for (size_t i = 0; i < n; i++) {
+		int kl = snprintf(k, sizeof(k), "key:%zu", i);
+		int vl = snprintf(v, sizeof(v), "value-%zu", i * 7);
+		CHECK_EQ(kv_map_set(&m, k, (size_t)kl, v, (size_t)vl), 0);
+	}
+	CHECK_EQ(m.count, n);
+	CHECK(m.nb >= n);
+	for (size_t i = 0; i < n; i += 97) {
+		int kl = snprintf(k, sizeof(k), "key:%zu", i);
+		int vl = snprintf(v, sizeof(v), "value-%zu", i * 7);
+		e = kv_map_get(&m, k, (size_t)kl);
+		CHECK(e && e->vlen == (uint32_t)vl &&
+		      memcmp(kv_ent_val(e), v, (size_t)vl) == 0);
+	}
+	/* Overwrite with the same length (in place) and a new length. */
+	CHECK_EQ(kv_map_set(&m, "key:1", 5, "value-X", 7), 0);
+	CHECK_EQ(kv_map_set(&m, "key:1", 5, "", 0), 0);
+	e = kv_map_get(&m, "key:1", 5);
+	CHECK(e && e->vlen == 0);
+	CHECK_EQ(m.count, n);
+	CHECK_EQ(kv_map_del(&m, "key:1", 5), 1);
+	CHECK_EQ(kv_map_del(&m, "key:1", 5), 0);
+	CHECK(kv_map_get(&m, "key:1", 5) == NULL);
+	for (e = NULL; (e = kv_map_next(&m, &bucket, e)) != NULL;)
+		seen++;
+	CHECK_EQ(seen, n - 1);
+	CHECK_EQ(m.count, n - 1);
+	kv_map_free(&m);
+}
+
+TEST(test_map_binary_keys)
+{
+	struct kv_map m;
+	const char a[] = { 'x', 0, 'y' }, b[] = { 'x', 0, 'z' };
+
+	CHECK_EQ(kv_map_init(&m), 0);
+	CHECK_EQ(kv_map_set(&m, a, 3, "1", 1), 0);
+	CHECK_EQ(kv_map_set(&m, b, 3, "2", 1), 0);
+	CHECK_EQ(kv_map_set(&m, "", 0, "empty", 5), 0);
+	CHECK_EQ(m.count, 3);
+	CHECK(kv_map_get(&m, a, 3) &&
+	      kv_ent_val(kv_map_get(&m, a, 3))[0] == '1');
+	CHECK(kv_map_get(&m, b, 3) &&
+	      kv_ent_val(kv_map_get(&m, b, 3))[0] == '2');
+	CHECK(kv_map_get(&m, "", 0) != NULL);
+	CHECK(kv_map_get(&m, a, 2) == NULL);
+	kv_map_free(&m);
+}
+
+/* ------------------------------------------------------------------ */
+
+static int apply(struct kv_map *m, int op, size_t n, const char *const *argv,
+		 struct kv_result **r)
+{
+	struct kv_buf enc = { 0 };
+	size_t lens[16];
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		lens[i] = strlen(argv[i]);
+	if (kv_cmd_encode(&enc, op, n, argv, lens))
+		return -100;
+	rc = kv_fsm_apply_cmd(m, enc.p, enc.len, r);
+	kv_buf_free(&enc);
+	return rc;
+}
+
+static int apply_incr(struct kv_map *m, const char *key, long long d,
+		      struct kv_result **r)
+{
+	unsigned char le[8];
+	const char *argv[2] = { key, (const char *)le };
+	size_t lens[2] = { strlen(key), 8 };
+	struct kv_buf enc = { 0 };
+	int rc;
+
+	kv_cmd_le64(le, d);
+	kv_cmd_encode(&enc, KV_OP_INCRBY, 2, argv, lens);
+	rc = kv_fsm_apply_cmd(m, enc.p, enc.len, r);
+	kv_buf_free(&enc);
+	return rc;
+}
+
+TEST(test_fsm_apply_commands)
+{
+	struct kv_map m;
+	struct kv_result *r = NULL;
+	const char *set[] = { "a", "10" }, *mset[] = { "b", "x", "c", "y" };
+	const char *del[] = { "a", "b", "zz" };
+
+	CHECK_EQ(kv_map_init(&m), 0);
+	CHECK_EQ(apply(&m, KV_OP_SET, 2, set, &r), 0);
+	CHECK(r == NULL);
+	CHECK_EQ(apply_incr(&m, "a", 5, &r), 0);
+	CHECK(r && r->code == KV_RES_OK && r->num == 15);
+	free(r);
+	CHECK_EQ(apply_incr(&m, "new", -3, &r), 0);
+	CHECK(r && r->code == KV_RES_OK && r->num == -3);
+	free(r);
+	CHECK_EQ(apply(&m, KV_OP_MSET, 4, mset, &r), 0);
+	CHECK_EQ(apply_incr(&m, "b", 1, &r), 0);
+	CHECK(r && r->code == KV_RES_NOTINT);
+	free(r);
+	CHECK(memcmp(kv_ent_val(kv_map_get(&m, "b", 1)), "x", 1) == 0);
+	CHECK_EQ(apply(&m, KV_OP_SET, 2,
+		       (const char *[]){ "big", "9223372036854775807" }, &r),
+		 0);
+	CHECK_EQ(apply_incr(&m, "big", 1, &r), 0);
+	CHECK(r && r->code == KV_RES_OVERFLOW);
+	free(r);
+	CHECK_EQ(apply(&m, KV_OP_DEL, 3, del, &r), 0);
+	CHECK(r && r->num == 2);
+	free(r);
+	CHECK_EQ(m.count, 3); /* new, c, big */
+	kv_map_free(&m);
+}
+
+/* Every truncation or corruption of an entry is refused, never crashes,
+ * and leaves the map alone. */
+TEST(test_fsm_rejects_malformed_entries)
+{
+	struct kv_map m;
+	struct kv_buf enc = { 0 };
+	struct kv_result *r = NULL;
+	const char *argv[] = { "key", "value" };
+	size_t lens[] = { 3, 5 };
+
+	CHECK_EQ(kv_map_init(&m), 0);
+	kv_cmd_encode(&enc, KV_OP_SET, 2, argv, lens);
+	for (size_t n = 0; n < enc.len; n++)
+		CHECK_EQ(kv_fsm_apply_cmd(&m, enc.p, n, &r), SR_EPROTO);
+	enc.p[0] = 99; /* unknown op */
+	CHECK_EQ(kv_fsm_apply_cmd(&m, enc.p, enc.len, &r), SR_EPROTO);
+	enc.p[0] = KV_OP_SET;
+	enc.p[1] = 3; /* wrong argc */
+	CHECK_EQ(kv_fsm_apply_cmd(&m, enc.p, enc.len, &r), SR_EPROTO);
+	enc.p[1] = 2;
+	enc.p[5] = (char)0xff; /* first length way too big */
+	CHECK_EQ(kv_fsm_apply_cmd(&m, enc.p, enc.len, &r), SR_EPROTO);
+	CHECK_EQ(m.count, 0);
+	kv_buf_free(&enc);
+	kv_map_free(&m);
+}
+
+/* ------------------------------------------------------------------ */
+
+struct img {
+	struct kv_buf b;
+	int fail_at; /* fail the nth write/read (-1: never) */
+	int calls;
+};
+
+static int img_write(void *ctx, const void *data, size_t len)
+{
+	struct img *im = ctx;
+	if (im->calls++ == im->fail_at)
+		return SR_EIO;
+	return kv_buf_put(&im->b, data, len) ? SR_ENOMEM : 0;
+}
+
+static int img_read(void *ctx, uint64_t off, void *buf, size_t len,
+		    size_t *n_out)
+{
+	struct img *im = ctx;
+	size_t n = 0;
+	if (off < im->b.len)
+		n = im->b.len - (size_t)off < len ? im->b.len - (size_t)off
+						  : len;
+	memcpy(buf, im->b.p + off, n);
+	*n_out = n;
+	return 0;
+}
+
+static void fill_map(struct kv_map *m, size_t n)
+{
+	char k[32], v[32];
+	for (size_t i = 0; i < n; i++) {
+		int kl = snprintf(k, sizeof(k), "k%zu", i);
+		int vl = snprintf(v, sizeof(v), "%zu", i * 3);
+		kv_map_set(m, k, (size_t)kl, v, (size_t)(i % 5 ? vl : 0));
+	}
+}
+
+static int maps_equal(const struct kv_map *a, const struct kv_map *b)
+{
+	size_t bucket = 0;
+	const struct kv_ent *e = NULL, *f;
+
+	if (a->count != b->count)
+		return 0;
+	while ((e = kv_map_next(a, &bucket, e)) != NULL) {
+		f = kv_map_get(b, kv_ent_key(e), e->klen);
+		if (!f || f->vlen != e->vlen ||
+		    memcmp(kv_ent_val(f), kv_ent_val(e), e->vlen))
+			return 0;
+	}
+	return 1;
+}
+
+TEST(test_snapshot_round_trip)
+{
+	struct kv_map m, back;
+	struct img im = { .fail_at = -1 };
+	char *big = malloc(3 * KV_SNAP_CHUNK + 17);
+
+	CHECK(big != NULL);
+	memset(big, 'z', 3 * KV_SNAP_CHUNK + 17);
+	CHECK_EQ(kv_map_init(&m), 0);
+	fill_map(&m, 20000);
+	/* A value spanning several chunks. */
+	CHECK_EQ(kv_map_set(&m, "big", 3, big, 3 * KV_SNAP_CHUNK + 17), 0);
+	free(big);
+	CHECK_EQ(kv_snap_save(&m, img_write, &im), 0);
+	CHECK(im.calls >= 4);
+	CHECK_EQ(kv_snap_load(&back, im.b.len, img_read, &im), 0);
+	CHECK(maps_equal(&m, &back));
+	kv_map_free(&back);
+	CHECK_EQ(kv_snap_load(&back, KV_SNAP_SIZE_UNKNOWN, img_read, &im), 0);
+	CHECK(maps_equal(&m, &back));
+	kv_map_free(&back);
+	kv_map_free(&m);
+	kv_buf_free(&im.b);
+}
+
+TEST(test_snapshot_of_empty_map)
+{
+	struct kv_map m, back;
+	struct img im = { .fail_at = -1 };
+
+	CHECK_EQ(kv_map_init(&m), 0);
+	CHECK_EQ(kv_snap_save(&m, img_write, &im), 0);
+	CHECK_EQ(im.b.len, 8 + 8 + 4);
+	CHECK_EQ(kv_snap_load(&back, KV_SNAP_SIZE_UNKNOWN, img_read, &im), 0);
+	CHECK_EQ(back.count, 0);
+	kv_map_free(&back);
+	kv_map_free(&m);
+	kv_buf_free(&im.b);
+}
+
+TEST(test_snapshot_damage_is_detected)
+{
+	struct kv_map m, back;
+	struct img im = { .fail_at = -1 };
+	size_t len;
+
+	CHECK_EQ(kv_map_init(&m), 0);
+	fill_map(&m, 500);
+	CHECK_EQ(kv_snap_save(&m, img_write, &im), 0);
+	len = im.b.len;
+	/* Flip one byte anywhere: refused. */
+	for (size_t i = 0; i < len; i += 7) {
+		im.b.p[i] ^= 0x40;
+		CHECK_EQ(kv_snap_load(&back, KV_SNAP_SIZE_UNKNOWN, img_read,
+				      &im),
+			 SR_ECORRUPT);
+		im.b.p[i] ^= 0x40;
+	}
+	/* Truncated anywhere: refused. */
+	for (size_t cut = 0; cut < len; cut += 13) {
+		im.b.len = cut;
+		CHECK_EQ(kv_snap_load(&back, KV_SNAP_SIZE_UNKNOWN, img_read,
+				      &im),
+			 SR_ECORRUPT);
+	}
+	im.b.len = len;
+	/* Trailing bytes: refused. */
+	kv_buf_put(&im.b, "x", 1);
+	CHECK_EQ(kv_snap_load(&back, KV_SNAP_SIZE_UNKNOWN, img_read, &im),
+		 SR_ECORRUPT);
+	CHECK_EQ(kv_snap_load(&back, len + 1, img_read, &im), SR_ECORRUPT);
+	kv_map_free(&m);
+	kv_buf_free(&im.b);
+}
+
+TEST(test_snapshot_write_error_is_returned)
+{
+	struct kv_map m;
+	struct img im = { .fail_at = 0 };
+
+	CHECK_EQ(kv_map_init(&m), 0);
+	fill_map(&m, 10);
+	CHECK_EQ(kv_snap_save(&m, img_write, &im), SR_EIO);
+	kv_map_free(&m);
+	kv_buf_free(&im.b);
+}
+
+int main(int argc, char **argv)
+{
+	return test_main(argc, argv);
+}
