@@ -249,12 +249,11 @@ static int apply(struct scan *s, struct wal_seg *seg, uint64_t off,
 /* ------------------------------------------------------------------ */
 
 /* *out = one past the last non-zero byte of [from, to), or from. */
-static int last_nonzero(struct rd *r, uint64_t from, uint64_t to,
+static int scan_nonzero(struct rd *r, uint64_t from, uint64_t to,
 			uint64_t *out)
 {
 	int rv = 0;
 
-	*out = from;
 	while (from < to) {
 		size_t n = to - from > RD_CHUNK ? RD_CHUNK : (size_t)(to - from);
 		const unsigned char *p = rd_get(r, from, n, &rv);
@@ -269,6 +268,33 @@ static int last_nonzero(struct rd *r, uint64_t from, uint64_t to,
 			*out = from + i;
 		}
 		from += n;
+	}
+	return 0;
+}
+
+/*
+ * The same, skipping holes: the preallocated tail of a segment is
+ * unwritten space that reads as zeros, and SEEK_DATA/SEEK_HOLE let us
+ * skip it instead of reading up to a whole segment of zeros at every
+ * open.  Where the file system does not report holes, every byte is data
+ * and is read.
+ */
+static int last_nonzero(struct rd *r, uint64_t from, uint64_t to,
+			uint64_t *out)
+{
+	*out = from;
+	while (from < to) {
+		off_t data = lseek(r->fd, (off_t)from, SEEK_DATA), hole;
+		int rv;
+
+		if (data < 0 || (uint64_t)data >= to)
+			return 0; /* ENXIO: only a hole is left */
+		hole = lseek(r->fd, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > to)
+			hole = (off_t)to;
+		if ((rv = scan_nonzero(r, (uint64_t)data, (uint64_t)hole, out)))
+			return rv;
+		from = (uint64_t)hole;
 	}
 	return 0;
 }

@@ -13,10 +13,22 @@
 #                      (SR_WAL_BENCH_OPEN=1 adds the 1 GiB open benchmark)
 #   fuzz_wal.c         `make fuzz`: segment decoder and recovery
 WAL_OUT   = $(BUILD)/test/wal
-WAL_TESTS = test_wal
+WAL_TESTS = test_wal test_wal_recovery test_wal_crash
 TESTS    += $(patsubst %,$(WAL_OUT)/%,$(WAL_TESTS))
 WAL_DEPS  = $(STATIC) test/testlib.h test/wal/walt.h $(wildcard backends/wal/*.h)
 
 $(WAL_OUT)/%: test/wal/%.c $(WAL_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -Ibackends/wal -o $@ $< $(TEST_LIBS)
+
+# The fault-injection binary: the WAL's system calls go through the shim
+# in test_wal_fault.c (and io_uring_submit, when the engine is built).
+WAL_WRAP       = -Wl,--wrap=pwrite -Wl,--wrap=fdatasync -Wl,--wrap=fallocate \
+                 -Wl,--wrap=fsync
+WAL_WRAP_URING = -Wl,--wrap=io_uring_submit
+TESTS += $(WAL_OUT)/test_wal_fault
+
+$(WAL_OUT)/test_wal_fault: test/wal/test_wal_fault.c $(WAL_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -Ibackends/wal -o $@ $< $(WAL_WRAP) \
+		$(if $(filter 1,$(URING)),$(WAL_WRAP_URING)) $(TEST_LIBS)
