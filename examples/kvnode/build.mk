@@ -65,7 +65,10 @@ $(BUILD)/test/kvnode/kvnode_%.sh: test/kvnode/test_%.py test/kvnode/kvtest.py \
 FUZZ_SRCS += $(KVNODE_DIR)/fuzz_resp.c
 
 # A local three-node cluster.
-run: $(KVNODE_BIN)
+# The tools are checked first so that a missing compiler is named.
+run:
+	@bash $(KVNODE_DIR)/run.sh --check-tools
+	@$(MAKE) --no-print-directory $(KVNODE_BIN)
 	@KVNODE_BIN=$(KVNODE_BIN) bash $(KVNODE_DIR)/run.sh
 
 stop:

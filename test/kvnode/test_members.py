@@ -13,17 +13,21 @@ from kvtest import Err, Suite, check, eq, parse_info, wait_for  # noqa: E402
 
 suite = Suite("members")
 
-SNAP = ["--snapshot-entries", "2000", "--snapshot-trailing", "200"]
-NKEYS = 30000
+SNAP = ["--snapshot-entries", "500", "--snapshot-trailing", "100"]
+NKEYS = 200000
 
 
 def load(c, leader, n, prefix="key"):
+    """n keys in MSETs of 100 (one log entry each), pipelined."""
     conn = c.conn(leader, timeout=60)
-    batch = 2000
-    for base in range(0, n, batch):
-        cmds = [("SET", "%s:%d" % (prefix, i), "value-%d" % i)
-                for i in range(base, min(n, base + batch))]
-        for r in conn.pipeline(cmds):
+    cmds = []
+    for base in range(0, n, 100):
+        args = ["MSET"]
+        for i in range(base, min(n, base + 100)):
+            args += ["%s:%d" % (prefix, i), "value-%d" % i]
+        cmds.append(args)
+    for i in range(0, len(cmds), 200):
+        for r in conn.pipeline(cmds[i:i + 200]):
             eq(r, "OK")
     conn.close()
 

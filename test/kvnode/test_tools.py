@@ -100,5 +100,47 @@ def test_redis_benchmark_runs_without_errors():
         eq(c.info(i, "keyspace")["db0"], keys)
 
 
+@suite.test
+def test_make_run_and_stop_scripts():
+    """examples/kvnode/run.sh and stop.sh (what make run / make stop call)."""
+    import tempfile
+    from kvtest import Conn, free_ports
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    run_dir = tempfile.mkdtemp(prefix="kvnode-run-")
+    ports = free_ports(6)
+    env = dict(os.environ, KVNODE_BIN=suite.kvnode, KVNODE_RUN_DIR=run_dir,
+               KVNODE_PORT=str(ports[0]), KVNODE_RAFT_PORT=str(ports[3]))
+    script = lambda name: os.path.join(root, "examples", "kvnode", name)
+    try:
+        p = subprocess.run(["bash", script("run.sh")], env=env,
+                           capture_output=True, timeout=60)
+        out = p.stdout.decode()
+        eq(p.returncode, 0, out + p.stderr.decode())
+        check("is the leader" in out and "redis-cli -c -p %d" % ports[0]
+              in out and "make stop" in out, out)
+        # Running twice is refused while the nodes run.
+        p = subprocess.run(["bash", script("run.sh")], env=env,
+                           capture_output=True, timeout=60)
+        check(p.returncode != 0 and b"already running" in p.stdout, p.stdout)
+        conn = Conn(ports[1])
+        r = conn.call("SET", "via-run", "1")
+        check(r == "OK" or r.startswith("MOVED"), r)
+        conn.close()
+        p = subprocess.run(["bash", script("stop.sh")], env=env,
+                           capture_output=True, timeout=60)
+        out = p.stdout.decode()
+        check(p.returncode == 0 and "stopped 3 node(s)" in out, out)
+        for port in ports[:3]:
+            try:
+                Conn(port, timeout=1).close()
+                raise AssertionError("port %d still served" % port)
+            except OSError:
+                pass
+    finally:
+        subprocess.run(["bash", script("stop.sh")], env=env,
+                       capture_output=True, timeout=60)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 if __name__ == "__main__":
     suite.main()
