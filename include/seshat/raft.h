@@ -325,7 +325,17 @@ SR_API int sr_node_start(sr_node *node, uint64_t now_ms);
  */
 SR_API void sr_node_destroy(sr_node *node);
 
-/* Advance time to now_ms (monotonic).  Fires elections and heartbeats. */
+/*
+ * Advance time to now_ms (monotonic).  Fires elections and heartbeats.
+ *
+ * The engine has no clock: every other entry point uses the time of the
+ * latest tick (a follower restarts its election timer from it when it
+ * hears from the leader, for instance).  Call sr_node_tick() at
+ * sr_node_deadline() and also whenever time has passed before handing
+ * the node messages or proposals — an event loop ticks once per
+ * iteration, with the time it read, before processing what arrived.  A
+ * tick when nothing is due costs a few comparisons.
+ */
 SR_API int sr_node_tick(sr_node *node, uint64_t now_ms);
 
 /* The time at which the node next needs a tick (absolute, ms). */
