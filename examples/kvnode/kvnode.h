@@ -246,6 +246,7 @@ struct kv_opts {
 	uint32_t heartbeat_ms;
 	uint64_t snapshot_threshold;
 	uint64_t snapshot_trailing;
+	uint64_t wal_segment; /* 0: the WAL's default */
 	uint64_t max_bulk;
 	uint32_t timeout_ms;
 	uint64_t cluster_id;
@@ -292,6 +293,7 @@ struct kv_server {
 	uint64_t last_tick_ms; /* the time the engine was last told */
 	uint64_t sweep_timer;
 	int stopping;
+	int fatal; /* the storage error that stopped the engine, or 0 */
 
 	struct kv_conn *conns; /* every client connection */
 	uint32_t n_conns;

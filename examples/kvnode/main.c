@@ -79,6 +79,8 @@ static const char usage_text[] =
 	"                      mem: the log lives in memory (lost on exit).\n"
 	"  --snapshot-entries N  snapshot after N applied entries (65536)\n"
 	"  --snapshot-trailing N entries kept behind a snapshot (4096)\n"
+	"  --wal-segment-bytes N size of the WAL's preallocated segment files\n"
+	"                      (67108864; 65536..1073741824)\n"
 	"\n"
 	"Timing:\n"
 	"  --election-ms N     election timeout T in ms; nodes wait a random\n"
@@ -106,8 +108,9 @@ static const char usage_text[] =
 	"  --version           the version\n"
 	"\n"
 	"Signals: SIGTERM and SIGINT stop the node cleanly (exit status 0).\n"
-	"Exit status: 0 after a clean stop, 1 on a start-up error, 2 on a bad\n"
-	"command line, 71 if memory ran out while applying an entry.\n";
+	"Exit status: 0 after a clean stop, 1 on a start-up error or when the\n"
+	"storage failed (EIO, ENOSPC: fix it and restart), 2 on a bad command\n"
+	"line, 71 if memory ran out while applying an entry.\n";
 
 static struct kv_server server;
 
@@ -185,6 +188,7 @@ enum {
 	OPT_HEARTBEAT,
 	OPT_SNAP_ENTRIES,
 	OPT_SNAP_TRAILING,
+	OPT_WAL_SEGMENT,
 	OPT_MAX_BULK,
 	OPT_TIMEOUT,
 	OPT_CLUSTER_ID,
@@ -205,6 +209,7 @@ static const struct option long_opts[] = {
 	{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
 	{ "snapshot-entries", required_argument, NULL, OPT_SNAP_ENTRIES },
 	{ "snapshot-trailing", required_argument, NULL, OPT_SNAP_TRAILING },
+	{ "wal-segment-bytes", required_argument, NULL, OPT_WAL_SEGMENT },
 	{ "max-bulk", required_argument, NULL, OPT_MAX_BULK },
 	{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
 	{ "cluster-id", required_argument, NULL, OPT_CLUSTER_ID },
@@ -281,6 +286,11 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		if (parse_u64(v, 0, UINT64_MAX - 1, &n))
 			return bad("snapshot-trailing", v, "an integer >= 0");
 		o->snapshot_trailing = n;
+		return 0;
+	case OPT_WAL_SEGMENT:
+		if (parse_u64(v, 65536, 1u << 30, &n))
+			return bad("wal-segment-bytes", v, "65536..1073741824");
+		o->wal_segment = n;
 		return 0;
 	case OPT_MAX_BULK:
 		if (parse_u64(v, 1, (uint64_t)1 << 32, &n))
@@ -529,5 +539,5 @@ int main(int argc, char **argv)
 	shutdown_all(s);
 	close(sfd);
 	kv_log(s, SR_LOG_INFO, "stopped");
-	return rc ? 1 : 0;
+	return rc || s->fatal ? 1 : 0;
 }

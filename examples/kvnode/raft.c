@@ -240,9 +240,23 @@ static void on_read_done(void *ctx, void *cookie, int status, sr_index index)
 
 static void on_state_changed(void *ctx, int role, sr_term term, sr_id leader)
 {
-	kv_log(ctx, SR_LOG_INFO, "now %s in term %llu, leader %llu",
+	struct kv_server *s = ctx;
+	sr_status st;
+
+	kv_log(s, SR_LOG_INFO, "now %s in term %llu, leader %llu",
 	       sr_role_name(role), (unsigned long long)term,
 	       (unsigned long long)leader);
+	if (role != SR_STOPPED)
+		return;
+	/* The store failed (EIO, ENOSPC, ...): the engine acknowledges
+	 * nothing more.  Exit with an error so that a supervisor notices
+	 * and restarts the node once the disk is fixed; nothing it
+	 * acknowledged is lost (it was durable before it was counted). */
+	sr_node_status(s->node, &st);
+	kv_log(s, SR_LOG_ERROR, "storage failed (%s): exiting",
+	       sr_strerror(st.error));
+	s->fatal = st.error ? st.error : SR_EIO;
+	sr_loop_stop(s->loop);
 }
 
 static void on_message(void *ctx, const sr_msg *msg)
@@ -347,6 +361,8 @@ static int storage_open(struct kv_server *s)
 	sr_wal_options o;
 	snprintf(path, sizeof(path), "%s/raft", s->opt.data_dir);
 	sr_wal_options_init(&o, path);
+	if (s->opt.wal_segment)
+		o.segment_size = s->opt.wal_segment;
 	o.log = kv_log_hook;
 	o.log_ctx = s;
 	o.log_level = s->opt.log_level;

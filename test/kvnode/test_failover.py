@@ -6,6 +6,7 @@ restart, every acknowledged write is there)."""
 import os
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -211,6 +212,66 @@ def test_reads_stay_linearizable_across_leader_change():
     check(isinstance(r, Err) and r.startswith("MOVED"), r)
     conn.close()
     eq(c.follow("GET", "x")[0], b"2")
+
+
+def mount_tmpfs(path, size):
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size,
+                        "tmpfs", path], capture_output=True)
+    return r.returncode == 0
+
+
+@suite.test
+def test_disk_full_stops_the_node_cleanly():
+    """A node whose disk fills up exits with a clear error (acknowledging
+    nothing it did not persist); the others go on; after space is freed
+    it restarts and catches up."""
+    c = suite.cluster("diskfull", n=3,
+                      extra=["--wal-segment-bytes", "1048576",
+                             "--timeout-ms", "2000"])
+    victim = c.nodes[3]
+    if not mount_tmpfs(victim.dir, "6m"):
+        print("  SKIP: cannot mount a small tmpfs (needs root)")
+        return
+    try:
+        c.start_all()
+        c.wait_leader()
+        value = b"v" * 65536
+        acked = []
+        for i in range(400):
+            if not victim.alive():
+                break
+            r, _ = c.follow("SET", "big%d" % i, value, tries=200)
+            if r == "OK":
+                acked.append("big%d" % i)
+        check(not victim.alive(), "node 3 never ran out of space")
+        eq(victim.proc.returncode, 1)
+        with open(victim.log, "rb") as f:
+            log = f.read().decode(errors="replace")
+        check("storage failed" in log and "space" in log, log[-2000:])
+        # The other two carry on.
+        for i in range(20):
+            r, _ = c.follow("SET", "after%d" % i, "x")
+            eq(r, "OK")
+        # Free space; the node restarts and catches up.
+        subprocess.run(["mount", "-o", "remount,size=256m", victim.dir],
+                       check=True)
+        c.start(3)
+        lead = c.wait_leader()
+        c.wait_applied(3, int(c.info(lead)["commit_index"]), timeout=30)
+        conn = c.conn(lead)
+        for k in acked:
+            eq(conn.call("STRLEN", k), len(value), k)
+        conn.close()
+        wait_for(lambda: c.info(3, "keyspace").get("db0")
+                 == c.info(lead, "keyspace").get("db0"), 10,
+                 "node 3 has every key")
+        print("  node 3 stopped after %d acknowledged 64 KiB writes"
+              % len(acked))
+    finally:
+        for i in c.nodes:
+            c.kill(i)
+        subprocess.run(["umount", victim.dir], capture_output=True)
 
 
 if __name__ == "__main__":
