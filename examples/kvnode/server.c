@@ -223,12 +223,13 @@ static int conn_flush(struct kv_conn *c)
 		conn_close(c);
 		return -1;
 	}
-	if (c->paused && c->npending < KV_MAX_PENDING / 2 &&
+	if (c->paused && !c->closing && !c->s->stopping &&
+	    c->npending < KV_MAX_PENDING / 2 &&
 	    conn_unsent(c) < KV_OUT_HIGH / 2) {
 		c->paused = 0;
 		conn_set_interest(c);
 		conn_process(c); /* commands may wait in the buffer */
-		return c->fd < 0 ? -1 : 0;
+		return 0;
 	}
 	conn_set_interest(c);
 	return 0;
@@ -694,7 +695,7 @@ static void conn_process(struct kv_conn *c)
 	const char *err;
 	size_t done;
 
-	while (!c->closing && c->fd >= 0) {
+	while (!c->closing) {
 		if (conn_overloaded(c)) {
 			c->paused = 1;
 			conn_set_interest(c);
@@ -751,8 +752,8 @@ static void conn_read(struct kv_conn *c)
 					       "limit exceeded");
 			return;
 		}
-		conn_process(c);
-		if (c->fd < 0 || (size_t)n < KV_READ_CHUNK)
+		conn_process(c); /* never closes c: errors set c->closing */
+		if ((size_t)n < KV_READ_CHUNK)
 			return;
 	}
 }
@@ -767,7 +768,7 @@ static void conn_event(sr_loop *loop, int fd, int events, void *ctx)
 		if (conn_flush(c))
 			return;
 	}
-	if ((events & SR_LOOP_READ) && c->fd >= 0 && !c->paused && !c->eof)
+	if ((events & SR_LOOP_READ) && !c->paused && !c->eof)
 		conn_read(c);
 }
 

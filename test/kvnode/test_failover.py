@@ -214,6 +214,48 @@ def test_reads_stay_linearizable_across_leader_change():
     eq(c.follow("GET", "x")[0], b"2")
 
 
+@suite.test
+def test_paused_leader_never_serves_stale_data():
+    """SIGSTOP the leader, change a key through the new leader, then let
+    the old one run again with requests already waiting in its socket: it
+    must not return the old value, and a write it could not commit must
+    not be reported as done or as not executed when it was."""
+    c = suite.cluster("pause", n=3, extra=["--timeout-ms", "3000"])
+    c.start_all()
+    old = c.wait_leader()
+    eq(c.follow("SET", "x", "1", start=old)[0], "OK")
+    # Clients already connected to the old leader.
+    reader = c.conn(old, timeout=15)
+    writer = c.conn(old, timeout=15)
+    c.nodes[old].proc.send_signal(signal.SIGSTOP)
+    try:
+        others = [i for i in c.live() if i != old]
+        new = c.wait_leader(among=others, timeout=10)
+        eq(c.follow("SET", "x", "2", start=new)[0], "OK")
+        reader.send("GET", "x")
+        writer.send("SET", "stale", "1")
+    finally:
+        c.nodes[old].proc.send_signal(signal.SIGCONT)
+    r = reader.reply()
+    check(r == b"2" or (isinstance(r, Err) and (r.startswith("MOVED") or
+                                                 r.startswith("CLUSTERDOWN"))),
+          "stale read from the old leader: %r" % (r,))
+    w = writer.reply()
+    reader.close()
+    writer.close()
+    lead = c.wait_leader(timeout=10)
+    got = c.follow("GET", "stale", start=lead)[0]
+    if w == "OK":
+        eq(got, b"1", "acknowledged write lost")
+    elif isinstance(w, Err) and (w.startswith("MOVED") or
+                                 w.startswith("CLUSTERDOWN") or
+                                 w.startswith("TRYAGAIN")):
+        eq(got, None, "a write answered %r was executed" % w)
+    else:
+        check(isinstance(w, Err) and w.startswith("TIMEOUT"), w)
+    print("  old leader answered GET %r, SET %r" % (r, w))
+
+
 def mount_tmpfs(path, size):
     os.makedirs(path, exist_ok=True)
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size,
