@@ -18,14 +18,14 @@ ifeq ($(words $(wildcard lib/node.c backends/tcp/tcp.c backends/mem/mem.c backen
 KVNODE_DIR   = examples/kvnode
 KVNODE_LIBSRCS = $(addprefix $(KVNODE_DIR)/,resp.c kvmap.c kvfsm.c)
 KVNODE_SRCS  = $(KVNODE_LIBSRCS) \
-	       $(addprefix $(KVNODE_DIR)/,server.c cmds.c cluster.c raft.c main.c)
+	       $(addprefix $(KVNODE_DIR)/,server.c requests.c cmds.c cluster.c raft.c main.c)
 KVNODE_OBJS  = $(patsubst $(KVNODE_DIR)/%.c,$(BUILD)/kvnode/%.o,$(KVNODE_SRCS))
 KVNODE_LIBOBJS = $(patsubst $(KVNODE_DIR)/%.c,$(BUILD)/kvnode/%.o,$(KVNODE_LIBSRCS))
 KVNODE_BIN   = $(BUILD)/examples/kvnode/kvnode
 
 EXAMPLES += $(KVNODE_BIN)
 
-$(BUILD)/kvnode/%.o: $(KVNODE_DIR)/%.c $(KVNODE_DIR)/kvnode.h \
+$(BUILD)/kvnode/%.o: $(KVNODE_DIR)/%.c $(KVNODE_DIR)/kvnode.h $(KVNODE_DIR)/conn.h \
 		$(wildcard include/seshat/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -c $< -o $@

@@ -9,7 +9,9 @@
  *   kvfsm.c   the replicated state machine: the log-entry encoding of write
  *             commands, apply(), and snapshot serialization / restore
  *   server.c  client connections: reading, per-connection reply ordering,
- *             backpressure, timeouts, batching writes into proposals
+ *             backpressure (conn.h: what it shares with requests.c)
+ *   requests.c requests waiting for the engine: writes batched into
+ *             proposals, reads into ReadIndex rounds, completions, timeouts
  *   cmds.c    the command table and the command handlers
  *   raft.c    the engine, its storage and transport, ticks, membership
  *   cluster.c INFO, and the CLUSTER commands (membership, transfer)

@@ -1,0 +1,443 @@
+/*
+ * requests.c — requests that wait for the engine: writes batched into
+ * proposals, reads batched into ReadIndex rounds, their completions, and
+ * timeouts.
+ *
+ * Writes are not proposed one by one: they are queued in a batch that a
+ * deferred call hands to sr_node_propose_batch() before the loop sleeps,
+ * so everything that arrived in one loop iteration is one append, one
+ * fsync and one message per follower.  Reads are batched the same way
+ * into one sr_node_read_index() call.
+ *
+ * Lifetime of a request.  The connection owns it while it is in the FIFO
+ * (server.c).  The batch and then the engine hold a reference to an
+ * asynchronous one (r->held) until the done/read_done callback.  If the
+ * client disconnects or the request times out (reply "-TIMEOUT", the
+ * outcome of a write is then unknown) while it is held, it is orphaned:
+ * unlinked from the connection and freed by the callback.  Held requests
+ * sit on the server's `waiting` list (by deadline) or `orphans` list so
+ * that a periodic sweep finds timeouts and shutdown frees them all.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+
+#define KV_SWEEP_MS 50
+
+/* ------------------------------------------------------------------ */
+/* Request lists                                                      */
+/* ------------------------------------------------------------------ */
+
+static void list_unlink(struct kv_server *s, struct kv_req *r)
+{
+	struct kv_req **head = r->list == LIST_WAITING ? &s->waiting_head
+						       : &s->orphans;
+	if (r->list == LIST_NONE)
+		return;
+	if (r->lprev)
+		r->lprev->lnext = r->lnext;
+	else
+		*head = r->lnext;
+	if (r->lnext)
+		r->lnext->lprev = r->lprev;
+	else if (r->list == LIST_WAITING)
+		s->waiting_tail = r->lprev;
+	r->lprev = r->lnext = NULL;
+	r->list = LIST_NONE;
+}
+
+static void list_add_waiting(struct kv_server *s, struct kv_req *r)
+{
+	r->lnext = NULL;
+	r->lprev = s->waiting_tail;
+	if (s->waiting_tail)
+		s->waiting_tail->lnext = r;
+	else
+		s->waiting_head = r;
+	s->waiting_tail = r;
+	r->list = LIST_WAITING;
+}
+
+static void list_add_orphan(struct kv_server *s, struct kv_req *r)
+{
+	r->lprev = NULL;
+	r->lnext = s->orphans;
+	if (s->orphans)
+		s->orphans->lprev = r;
+	s->orphans = r;
+	r->list = LIST_ORPHANS;
+}
+
+static void req_free(struct kv_req *r)
+{
+	kv_buf_free(&r->buf);
+	free(r);
+}
+
+/* The connection lets go of a request it has answered or abandons. */
+void kv_req_orphan(struct kv_server *s, struct kv_req *r)
+{
+	r->conn = NULL;
+	if (!r->held) {
+		list_unlink(s, r);
+		req_free(r);
+		return;
+	}
+	list_unlink(s, r);
+	list_add_orphan(s, r);
+}
+
+/* The batch or the engine lets go.  Returns the request if a connection
+ * still wants its reply (and it has none yet), NULL otherwise. */
+static struct kv_req *req_release(struct kv_server *s, struct kv_req *r)
+{
+	r->held = 0;
+	list_unlink(s, r);
+	if (!r->conn) {
+		req_free(r);
+		return NULL;
+	}
+	return r->ready ? NULL : r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Asynchronous commands                                              */
+/* ------------------------------------------------------------------ */
+
+void kv_reply_not_leader(struct kv_server *s, struct kv_buf *b)
+{
+	sr_status st;
+	const char *addr;
+
+	sr_node_status(s->node, &st);
+	s->n_moved++;
+	addr = st.leader && st.leader != s->opt.id
+		       ? kv_raft_client_addr(s, st.leader)
+		       : NULL;
+	if (addr)
+		kv_reply_errorf(b, "MOVED 0 %s", addr);
+	else
+		kv_reply_error(b, "CLUSTERDOWN no leader");
+}
+
+static int is_leader(struct kv_server *s)
+{
+	sr_status st;
+
+	sr_node_status(s->node, &st);
+	return st.role == SR_LEADER;
+}
+
+/* Answer a request that failed before the engine took it. */
+static void req_fail(struct kv_server *s, struct kv_req *r, int err)
+{
+	struct kv_req *live = req_release(s, r);
+
+	if (!live)
+		return;
+	live->buf.len = 0;
+	if (err == SR_ENOTLEADER)
+		kv_reply_not_leader(s, &live->buf);
+	else if (err == SR_EBUSY || err == SR_ETRANSFER)
+		kv_reply_errorf(&live->buf, "TRYAGAIN %s (not executed)",
+				sr_strerror(err));
+	else
+		kv_reply_errorf(&live->buf, "ERR %s (not executed)",
+				sr_strerror(err));
+	live->ready = 1;
+	kv_conn_pump(live->conn);
+}
+
+static void batch_flush(sr_loop *loop, void *ctx)
+{
+	struct kv_server *s = ctx;
+	struct kv_batch *b = &s->batch;
+	sr_buf bufs[256];
+	size_t i = 0;
+
+	(void)loop;
+	b->scheduled = 0;
+	kv_raft_sync_time(s);
+	while (i < b->n) {
+		size_t k = b->n - i > 256 ? 256 : b->n - i;
+		int rc;
+		for (size_t j = 0; j < k; j++) {
+			size_t from = i + j ? b->ends[i + j - 1] : 0;
+			bufs[j].base = b->data.p + from;
+			bufs[j].len = b->ends[i + j] - from;
+		}
+		rc = sr_node_propose_batch(s->node, bufs, k,
+					   (void *const *)(b->reqs + i), NULL);
+		if (rc > 0) {
+			i += (size_t)rc;
+			continue;
+		}
+		if (rc == SR_ETOOBIG || rc == SR_EINVAL) {
+			req_fail(s, b->reqs[i++], rc); /* only this one */
+			continue;
+		}
+		while (i < b->n) /* the rest would be refused alike */
+			req_fail(s, b->reqs[i++], rc);
+	}
+	b->n = 0;
+	b->data.len = 0;
+	if (b->data.cap > 4 * 1024 * 1024)
+		kv_buf_free(&b->data);
+	kv_raft_kick(s);
+}
+
+static int batch_add(struct kv_server *s, struct kv_req *r,
+		     const struct kv_buf *enc)
+{
+	struct kv_batch *b = &s->batch;
+
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		size_t *ends = realloc(b->ends, cap * sizeof(*ends));
+		struct kv_req **reqs;
+		if (!ends)
+			return -1;
+		b->ends = ends;
+		reqs = realloc(b->reqs, cap * sizeof(*reqs));
+		if (!reqs)
+			return -1;
+		b->reqs = reqs;
+		b->cap = cap;
+	}
+	if (kv_buf_put(&b->data, enc->p, enc->len))
+		return -1;
+	b->ends[b->n] = b->data.len;
+	b->reqs[b->n++] = r;
+	if (!b->scheduled && sr_loop_defer(s->loop, batch_flush, s) == 0)
+		b->scheduled = 1;
+	return 0;
+}
+
+/* Common set-up of an asynchronous request; NULL after replying. */
+static struct kv_req *async_begin(struct kv_cmdctx *ctx, int kind)
+{
+	struct kv_server *s = ctx->s;
+	struct kv_req *r;
+
+	if (!is_leader(s)) {
+		kv_reply_not_leader(s, ctx->out);
+		return NULL;
+	}
+	r = kv_req_new(ctx->c, kind);
+	if (!r) {
+		kv_reply_error(ctx->out, "ERR out of memory");
+		return NULL;
+	}
+	r->deadline = kv_now_ms(s) + s->opt.timeout_ms;
+	r->held = 1;
+	list_add_waiting(s, r);
+	return r;
+}
+
+void kv_server_async_write(struct kv_cmdctx *ctx, int kind,
+			   const struct kv_buf *encoded)
+{
+	struct kv_req *r = async_begin(ctx, kind);
+
+	if (!r)
+		return;
+	ctx->s->n_writes++;
+	if (batch_add(ctx->s, r, encoded))
+		req_fail(ctx->s, r, SR_ENOMEM);
+}
+
+/*
+ * Reads that arrive in one loop iteration share one ReadIndex: the index
+ * the engine confirms after the last of them arrived is at least the
+ * commit index when each of them arrived, so it serves them all.  One
+ * engine request per iteration instead of one per GET also keeps the
+ * engine's work per read constant however many clients pipeline GETs.
+ */
+struct kv_rbatch {
+	struct kv_rbatch *prev, *next; /* outstanding batches */
+	size_t n, cap;
+	struct kv_req **reqs;
+};
+
+static void rbatch_unlink(struct kv_server *s, struct kv_rbatch *b)
+{
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		s->rbatches = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	b->prev = b->next = NULL;
+}
+
+static void rbatch_free(struct kv_rbatch *b)
+{
+	free(b->reqs);
+	free(b);
+}
+
+static void read_one_done(struct kv_server *s, struct kv_req *req, int status)
+{
+	struct kv_req *r = req_release(s, req);
+
+	if (!r)
+		return;
+	if (status == 0) {
+		r->eval = 1;
+	} else {
+		r->buf.len = 0;
+		if (status == SR_ENOTLEADER)
+			kv_reply_not_leader(s, &r->buf);
+		else
+			kv_reply_errorf(&r->buf,
+					"CLUSTERDOWN read not confirmed: %s",
+					sr_strerror(status));
+	}
+	r->ready = 1;
+	kv_conn_pump(r->conn);
+}
+
+static void read_flush(sr_loop *loop, void *ctx)
+{
+	struct kv_server *s = ctx;
+	struct kv_rbatch *b = s->rpending;
+	int rc;
+
+	(void)loop;
+	s->rscheduled = 0;
+	s->rpending = NULL;
+	if (!b)
+		return;
+	/* Linked first: read_done may come from inside the call. */
+	b->next = s->rbatches;
+	if (s->rbatches)
+		s->rbatches->prev = b;
+	s->rbatches = b;
+	kv_raft_sync_time(s);
+	rc = sr_node_read_index(s->node, b);
+	if (rc)
+		kv_server_read_done(s, b, rc);
+	kv_raft_kick(s);
+}
+
+void kv_server_async_read(struct kv_cmdctx *ctx, int kind)
+{
+	struct kv_server *s = ctx->s;
+	struct kv_req *r = async_begin(ctx, kind);
+	struct kv_rbatch *b;
+
+	if (!r)
+		return;
+	s->n_reads++;
+	/* Keep the arguments: the input buffer moves on. */
+	if (kv_cmd_encode(&r->buf, 0, ctx->argc, ctx->argv, ctx->lens))
+		goto fail;
+	if (!s->rpending && !(s->rpending = calloc(1, sizeof(*b))))
+		goto fail;
+	b = s->rpending;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		struct kv_req **reqs = realloc(b->reqs, cap * sizeof(*reqs));
+		if (!reqs)
+			goto fail;
+		b->reqs = reqs;
+		b->cap = cap;
+	}
+	b->reqs[b->n++] = r;
+	if (!s->rscheduled && sr_loop_defer(s->loop, read_flush, s) == 0)
+		s->rscheduled = 1;
+	return;
+fail:
+	req_fail(s, r, SR_ENOMEM);
+}
+
+void kv_server_write_done(struct kv_server *s, void *cookie, int status,
+			  void *result)
+{
+	struct kv_req *r = req_release(s, cookie);
+
+	if (r) {
+		r->buf.len = 0;
+		kv_cmd_write_reply(s, r->kind, status, result, &r->buf);
+		r->ready = 1;
+		kv_conn_pump(r->conn);
+	}
+	free(result);
+}
+
+void kv_server_read_done(struct kv_server *s, void *cookie, int status)
+{
+	struct kv_rbatch *b = cookie;
+
+	rbatch_unlink(s, b);
+	for (size_t i = 0; i < b->n; i++)
+		read_one_done(s, b->reqs[i], status);
+	rbatch_free(b);
+}
+
+/* Answer every request past its deadline with -TIMEOUT. */
+static void sweep(sr_loop *loop, uint64_t id, void *ctx)
+{
+	struct kv_server *s = ctx;
+	uint64_t now = kv_now_ms(s);
+
+	(void)id;
+	while (s->waiting_head && s->waiting_head->deadline <= now) {
+		struct kv_req *r = s->waiting_head;
+		list_unlink(s, r);
+		r->buf.len = 0;
+		r->eval = 0;
+		if (r->kind == KV_K_SET || r->kind == KV_K_DEL ||
+		    r->kind == KV_K_INCR || r->kind == KV_K_MSET)
+			kv_reply_error(&r->buf, "TIMEOUT outcome unknown: the "
+						"write may or may not have "
+						"happened");
+		else
+			kv_reply_error(&r->buf, "TIMEOUT read not confirmed in "
+						"time");
+		r->ready = 1;
+		s->n_timeouts++;
+		kv_conn_pump(r->conn);
+	}
+	if (!s->stopping)
+		sr_loop_timer_add(loop, KV_SWEEP_MS, sweep, s, &s->sweep_timer);
+}
+
+int kv_req_sweep_start(struct kv_server *s)
+{
+	return sr_loop_timer_add(s->loop, KV_SWEEP_MS, sweep, s,
+				 &s->sweep_timer);
+}
+
+/* After the engine is destroyed: nobody will call back any more. */
+void kv_server_free_reqs(struct kv_server *s)
+{
+	struct kv_batch *b = &s->batch;
+
+	while (s->waiting_head) {
+		struct kv_req *r = s->waiting_head;
+		list_unlink(s, r);
+		req_free(r);
+	}
+	while (s->orphans) {
+		struct kv_req *r = s->orphans;
+		list_unlink(s, r);
+		req_free(r);
+	}
+	kv_buf_free(&b->data);
+	free(b->ends);
+	free(b->reqs);
+	memset(b, 0, sizeof(*b));
+	/* Read batches the engine never answered (their requests were on
+	 * the lists above). */
+	while (s->rbatches) {
+		struct kv_rbatch *rb = s->rbatches;
+		rbatch_unlink(s, rb);
+		rbatch_free(rb);
+	}
+	if (s->rpending)
+		rbatch_free(s->rpending);
+	s->rpending = NULL;
+}
