@@ -1,0 +1,322 @@
+/*
+ * cluster.h — N Raft engines in one process, on a simulated clock and a
+ * simulated network, with a checker that validates Raft's safety
+ * properties after every step.
+ *
+ * The scenario tests (paper_test.c, faults_test.c) drive a cluster by hand;
+ * the random simulator (simulate.c) drives it with faults chosen from a
+ * seed.  Both get the same checks (check.c).  Everything is deterministic:
+ * one seed, one run.
+ *
+ * A step is one of: a node's timer (sr_node_tick at sr_node_deadline), one
+ * message delivered (sr_node_step), one store completion delivered
+ * (sr_mem_complete), or an action of the driver (propose, crash, ...).
+ * The engine's send() is called synchronously inside those; the network
+ * copies the message into its queue and never delivers re-entrantly.
+ *
+ * Slots marked external have no engine: what is sent to them lands in the
+ * `held` list for the test to inspect, and the test speaks for them with
+ * cluster_inject().  That is how single-node scenario tests craft messages.
+ */
+#ifndef SIM_CLUSTER_H
+#define SIM_CLUSTER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <seshat/mem.h>
+#include <seshat/raft.h>
+
+#define SIM_MAX_NODES 9
+#define SIM_FOREVER UINT64_MAX
+
+struct cluster;
+
+struct sim_opts {
+	int n;			/* members, 1..SIM_MAX_NODES */
+	int n_external;		/* the last n_external members have no engine */
+	uint64_t seed;		/* the cluster's and the engines' randomness */
+	uint32_t election_ms;	/* default 100 */
+	uint32_t election_ms_of[SIM_MAX_NODES]; /* per slot; 0: election_ms */
+	uint32_t heartbeat_ms;	/* default 20 */
+	int pre_vote;		/* default 1 */
+	int check_quorum;	/* default 1 */
+	int async_disk;		/* SR_MEM_ASYNC with completions as events */
+	uint32_t disk_min_ms;	/* completion delay range (async_disk) */
+	uint32_t disk_max_ms;
+	int disk_reorder;	/* deliver completions out of order */
+	uint32_t max_inflight_msgs; /* 0: engine default */
+	uint64_t max_inflight_bytes;
+	uint32_t max_msg_entries;
+	uint64_t max_msg_bytes;
+	uint64_t max_uncommitted_bytes;
+	int log_level;		/* engine log level (traced); default WARN */
+	/*
+	 * How the host drives time.  0: sr_node_tick() only at
+	 * sr_node_deadline() (the minimum raft.h asks for); 1: also with
+	 * the current time just before every message or completion it hands
+	 * over (what an event loop that reads its clock per event does).
+	 */
+	int tick_on_event;
+};
+
+/* Network behaviour, changeable at any time. */
+struct sim_net {
+	uint32_t loss;	    /* per mille of messages lost */
+	uint32_t dup;	    /* per mille duplicated */
+	uint32_t delay_min; /* ms; a uniform delay in [min, max] reorders */
+	uint32_t delay_max;
+	uint8_t link[SIM_MAX_NODES][SIM_MAX_NODES]; /* [from][to]: 1 = up */
+};
+
+/* A message in flight: a deep copy of what the engine sent. */
+struct sim_msg {
+	sr_msg m; /* its pointers point into this allocation */
+	uint64_t at;
+	int dup;
+};
+
+/* What a test's filter decides about a message between engines. */
+enum { SIM_DELIVER = 0, SIM_DROP = 1, SIM_HOLD = 2 };
+typedef int (*sim_filter_fn)(struct cluster *c, const sr_msg *m, void *ctx);
+
+/* Per-slot shadow of the log: term and chain hash of every entry. */
+struct sim_chain {
+	sr_term term;
+	uint64_t h;
+	uint32_t type;
+};
+
+struct sim_node {
+	struct cluster *c;
+	int slot;
+	sr_id id; /* slot + 1 */
+	int external;
+	sr_node *node; /* NULL while crashed */
+	sr_mem *mem;   /* the "disk": survives crashes */
+	uint64_t incarnation;
+	uint64_t paused_until;
+	uint64_t last_tick;
+	sr_status st; /* as of the end of the last step */
+
+	/* checker state */
+	sr_term hs_term; /* durable hard state seen so far */
+	sr_id hs_vote;
+	sr_term st_term; /* highest term the engine reported */
+	sr_index commit_seen; /* this incarnation */
+	sr_index applied_seen;
+	sr_term lc_term; /* term whose leadership was checked */
+	sr_term led_term; /* term it led at the end of the last step, or 0 */
+	struct sim_chain *shadow; /* [0, shadow_last] */
+	size_t shadow_cap;
+	sr_index shadow_last;
+	uint64_t n_applied;
+};
+
+enum { PROP_PENDING = 1, PROP_ACKED, PROP_DROPPED, PROP_UNKNOWN, PROP_FAILED };
+
+struct sim_prop {
+	int slot; /* proposer */
+	int state;
+	int status; /* done() status */
+	sr_index index;
+	sr_term term;
+	sr_index applied_at;
+	uint64_t h; /* payload hash */
+};
+
+enum { EV_MSG = 1, EV_DISK = 2 };
+
+/* First byte of every payload cluster_propose() makes; 7 bytes of id follow. */
+#define SIM_PAYLOAD_MAGIC 0xA5
+
+struct sim_ev {
+	uint64_t at;
+	uint64_t seq;
+	int kind; /* EV_MSG or EV_DISK */
+	int slot; /* EV_DISK: node; EV_MSG: destination */
+	uint64_t incarnation;
+	struct sim_msg *msg;
+};
+
+/* The checker's global view (check.c). */
+struct sim_check {
+	/* (index, term) -> chain hash of every entry any log ever held */
+	struct lm_slot {
+		sr_index index;
+		sr_term term;
+		uint64_t h;
+	} *lm;
+	size_t lm_cap, lm_n;
+	/* the committed prefix [1, commit] */
+	struct com_rec {
+		uint64_t h;
+		sr_term term; /* the entry's term */
+		sr_term by;   /* term of the node that first committed it */
+	} *com;
+	size_t com_cap;
+	sr_index commit;
+	/* what was applied at each index (by any node, ever) */
+	struct app_rec {
+		uint64_t h;
+		sr_term term;
+		uint64_t prop;
+	} *app;
+	size_t app_cap;
+	/* the leader of each term */
+	sr_id *leader_of;
+	size_t leader_cap;
+	uint64_t n_leaders;
+};
+
+struct cluster {
+	struct sim_opts o;
+	int n;
+	struct sim_node nodes[SIM_MAX_NODES];
+	sr_membership conf;
+	sr_storage_ops storage;	    /* wraps sr_mem_ops() */
+	sr_fsm_ops fsm;
+	sr_transport_ops transport;
+	uint64_t now;
+	uint64_t rng;
+	uint64_t steps;
+
+	struct sim_net net;
+	struct sim_ev *heap;
+	size_t heap_n, heap_cap;
+	uint64_t ev_seq;
+	sim_filter_fn filter;
+	void *filter_ctx;
+	struct sim_msg **held; /* to external slots, or held by the filter */
+	size_t held_n, held_cap;
+
+	struct sim_prop *props; /* proposal id p is props[p - 1] */
+	size_t props_n, props_cap;
+
+	struct sim_check chk;
+
+	/* trace: to `trace` if set, and to a ring of the last lines */
+	FILE *trace;
+	char (*ring)[240];
+	size_t ring_cap, ring_n;
+
+	/*
+	 * 1: check only the end-to-end properties (election safety, log
+	 * matching, leader completeness, state machine safety, outcomes,
+	 * term/vote monotonicity), not the rules that imply them (commit
+	 * by counting, durable acknowledgements and votes, committed
+	 * prefix durable on a majority).  Shows what the rules catch early.
+	 */
+	int safety_only;
+
+	/* the first violation: nothing is checked after it */
+	int failed;
+	char why[512];
+
+	/* counters */
+	uint64_t n_sent, n_lost, n_dup, n_delivered, n_crashes, n_elections;
+};
+
+void sim_opts_default(struct sim_opts *o);
+
+/* Create stores and engines (not started).  Returns 0 or an SR_E* code. */
+int cluster_init(struct cluster *c, const struct sim_opts *o);
+/* Bootstrap and start every engine, make the bootstrap entry durable. */
+int cluster_start(struct cluster *c);
+void cluster_free(struct cluster *c);
+
+/* One step at time <= limit: 1 if one was taken, 0 if nothing is due. */
+int cluster_step(struct cluster *c, uint64_t limit);
+/* Steps until the clock reaches t (now = t afterwards, unless failed). */
+void cluster_run_until(struct cluster *c, uint64_t t);
+void cluster_run_for(struct cluster *c, uint64_t ms);
+/* Run until pred(c) holds (checked after each step) or ms pass. */
+int cluster_run_while_not(struct cluster *c, int (*pred)(struct cluster *),
+			  uint64_t ms);
+
+/* The slot of the up node that is leader with the highest term, or -1. */
+int cluster_leader(struct cluster *c);
+/* Run until some node is leader; its slot, or -1 after ms. */
+int cluster_wait_leader(struct cluster *c, uint64_t ms);
+
+/*
+ * Propose a payload carrying a fresh proposal id plus `extra` random bytes
+ * on slot i; the proposal is tracked.  Returns the engine's result;
+ * *pid_out (if not NULL) is the proposal id (0 when refused).
+ */
+int cluster_propose(struct cluster *c, int i, size_t extra, uint64_t *pid_out);
+/* Proposals acknowledged (done status 0) so far. */
+size_t cluster_acked(const struct cluster *c);
+
+/* Links and faults. */
+void cluster_heal(struct cluster *c);
+void cluster_set_link(struct cluster *c, int from, int to, int up);
+void cluster_isolate(struct cluster *c, int i);
+/* Two sides: slots whose bit is set in mask against the others. */
+void cluster_partition(struct cluster *c, uint32_t mask);
+void cluster_crash(struct cluster *c, int i);
+int cluster_restart(struct cluster *c, int i);
+void cluster_pause(struct cluster *c, int i, uint64_t ms);
+
+/* Hand a message to slot i's engine now (a test speaking for a peer). */
+int cluster_inject(struct cluster *c, int i, const sr_msg *m);
+/* Take held message k (its ownership passes to the caller: free()). */
+struct sim_msg *cluster_take_held(struct cluster *c, size_t k);
+/* Queue a held message for delivery at now + delay (ownership passes). */
+void cluster_release(struct cluster *c, struct sim_msg *m, uint64_t delay);
+void cluster_drop_held(struct cluster *c);
+/* Number of held messages of a type (0 = any) to slot `to` (-1 = any). */
+size_t cluster_count_held(const struct cluster *c, uint32_t type, int to);
+struct sim_msg *sim_msg_copy(const sr_msg *m);
+
+/* Engine status of slot i (zeros if it is down). */
+const sr_status *cluster_status(struct cluster *c, int i);
+
+/* Has every up engine applied at least `index`? */
+int cluster_all_applied(struct cluster *c, sr_index index);
+
+/* Trace a line (time and slot prefixed); slot -1 for the cluster. */
+void sim_trace(struct cluster *c, int slot, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Keep the last cap trace lines for cluster_dump_ring(). */
+void cluster_keep_ring(struct cluster *c, size_t cap);
+void cluster_dump_ring(const struct cluster *c, FILE *out);
+/* Describe a message in one line. */
+void sim_msg_describe(const sr_msg *m, char *buf, size_t cap);
+
+/* Record a violation (the first one wins). */
+void sim_fail(struct cluster *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* The cluster's random numbers. */
+uint64_t sim_rand(struct cluster *c);
+uint64_t sim_rand_range(struct cluster *c, uint64_t lo, uint64_t hi);
+
+/* Internal to cluster.c and hooks.c. */
+void sim_push_event(struct cluster *c, struct sim_ev ev);
+void sim_schedule_msg(struct cluster *c, int to, struct sim_msg *sm,
+		      uint64_t at);
+void sim_held_push(struct cluster *c, struct sim_msg *sm);
+void sim_hooks_init(struct cluster *c);
+int sim_node_make(struct cluster *c, struct sim_node *sn);
+void sim_disk_done(void *ctx, uint64_t token, int status);
+
+/* check.c: the invariants */
+uint64_t sim_hash(uint64_t h, const void *data, size_t len);
+void check_init(struct cluster *c);
+void check_free(struct cluster *c);
+void check_append(struct sim_node *sn, const sr_entry *e, size_t n);
+void check_truncate(struct sim_node *sn, sr_index from);
+void check_hard_state(struct sim_node *sn, sr_term term, sr_id vote);
+void check_send(struct sim_node *sn, const sr_msg *m);
+void check_apply(struct sim_node *sn, const sr_entry *e);
+void check_done(struct sim_node *sn, uint64_t pid, int status,
+		sr_index index);
+/* Rebuild slot's shadow from its store (after a crash, or at start with
+ * insert = 1 for logs a test preloaded). */
+void check_restart(struct sim_node *sn, int insert);
+void check_step(struct cluster *c);
+/* Liveness: every acknowledged proposal applied on every node. */
+int check_converged(struct cluster *c, char *why, size_t cap);
+
+#endif

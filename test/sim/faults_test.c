@@ -1,0 +1,413 @@
+/*
+ * faults_test.c — the engine under the faults a deployment sees, one
+ * scenario at a time: nodes that rejoin, leaders that lose their quorum,
+ * responses that arrive twice or out of order, flow control and
+ * backpressure, slow and late disks, restarts.  Each runs under the
+ * simulator's checker (scenario.h).
+ */
+#include "scenario.h"
+
+static struct cluster *trio(int pre_vote, int check_quorum)
+{
+	struct sim_opts o = sc_opts(3, 0);
+
+	o.pre_vote = pre_vote;
+	o.check_quorum = check_quorum;
+	o.election_ms_of[0] = 50; /* n1 times out first and leads */
+	return sc_new(&o);
+}
+
+/* Slot 0 alone with external peers, elected leader by their grants. */
+static struct cluster *solo_leader(struct sim_opts *o)
+{
+	struct cluster *c = sc_new(o);
+
+	CHECK(sc_run_until_role(c, 0, SR_PRECANDIDATE, 1000));
+	for (int i = 1; i < o->n; i++) {
+		sr_msg m = sc_vote_resp(i, 0, 2, 1, 1);
+		cluster_inject(c, 0, &m);
+	}
+	for (int i = 1; i < o->n; i++) {
+		sr_msg m = sc_vote_resp(i, 0, 2, 1, 0);
+		cluster_inject(c, 0, &m);
+	}
+	CHECK_EQ(c->nodes[0].st.role, SR_LEADER);
+	cluster_run_for(c, 5); /* the no-op reaches the leader's disk */
+	return c;
+}
+
+static sr_msg ack(int from, sr_term term, sr_index index, uint64_t seq)
+{
+	sr_msg r = sc_msg(SR_MSG_APPEND_RESP, from, 0, term);
+
+	r.u.append_resp.success = 1;
+	r.u.append_resp.index = index;
+	r.u.append_resp.hint_index = index;
+	r.u.append_resp.seq = seq;
+	return r;
+}
+
+static const sr_peer_status *peer(struct cluster *c, int slot)
+{
+	static sr_peer_status ps[SIM_MAX_NODES];
+	size_t n = sr_node_peer_status(c->nodes[0].node, ps, SIM_MAX_NODES);
+
+	for (size_t i = 0; i < n; i++)
+		if (ps[i].id == (sr_id)slot + 1)
+			return &ps[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Disruption and quorum                                               */
+/* ------------------------------------------------------------------ */
+
+TEST(test_a_live_leader_keeps_its_followers)
+{
+	struct cluster *c = trio(0, 0);
+	sr_term t;
+
+	CHECK_EQ(cluster_wait_leader(c, 1000), 0);
+	t = c->nodes[0].st.term;
+	for (int i = 0; i < 50; i++) {
+		sc_propose(c, 0);
+		cluster_run_for(c, 100);
+	}
+	CHECK_EQ(cluster_leader(c), 0);
+	CHECK_EQ(c->nodes[0].st.term, t);
+	CHECK_EQ(c->nodes[1].st.term, t);
+	CHECK_EQ(cluster_acked(c), 50);
+	sc_free(c);
+}
+
+TEST(test_rejoining_node_disrupts_the_leader_without_prevote)
+{
+	struct cluster *c = trio(0, 0);
+	sr_term t;
+
+	CHECK_EQ(cluster_wait_leader(c, 1000), 0);
+	t = c->nodes[0].st.term;
+	cluster_isolate(c, 2);
+	cluster_run_for(c, 1000);
+	CHECK(c->nodes[2].st.term > t + 2); /* it campaigned, alone */
+	cluster_heal(c);
+	cluster_run_for(c, 1000);
+	/* its higher term deposed the leader */
+	CHECK(cluster_leader(c) >= 0);
+	CHECK(c->nodes[cluster_leader(c)].st.term > t + 2);
+	sc_free(c);
+}
+
+TEST(test_rejoining_node_does_not_disrupt_with_prevote)
+{
+	struct cluster *c = trio(1, 1);
+	sr_term t;
+
+	CHECK_EQ(cluster_wait_leader(c, 1000), 0);
+	t = c->nodes[0].st.term;
+	cluster_isolate(c, 2);
+	cluster_run_for(c, 1000);
+	CHECK_EQ(c->nodes[2].st.term, t); /* pre-votes change no term */
+	cluster_heal(c);
+	cluster_run_for(c, 1000);
+	CHECK_EQ(cluster_leader(c), 0);
+	CHECK_EQ(c->nodes[0].st.term, t);
+	CHECK(sc_logs_equal(c, 0, 2));
+	sc_free(c);
+}
+
+TEST(test_leader_steps_down_when_it_loses_its_quorum)
+{
+	for (int cq = 0; cq <= 1; cq++) {
+		struct cluster *c = trio(1, cq);
+
+		CHECK_EQ(cluster_wait_leader(c, 1000), 0);
+		cluster_isolate(c, 0);
+		cluster_run_for(c, 3 * c->o.election_ms);
+		if (cq)
+			CHECK(c->nodes[0].st.role != SR_LEADER);
+		else /* without CheckQuorum it cannot know */
+			CHECK_EQ(c->nodes[0].st.role, SR_LEADER);
+		CHECK(cluster_propose(c, 0, 8, NULL) != 0 || !cq);
+		sc_free(c);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Responses out of order, flow control, backpressure                  */
+/* ------------------------------------------------------------------ */
+
+TEST(test_reordered_and_duplicated_append_responses_are_harmless)
+{
+	struct sim_opts o = sc_opts(3, 2);
+	struct cluster *c = solo_leader(&o);
+	sr_index first = 0, last = 0;
+	sr_msg r;
+
+	for (int i = 0; i < 5; i++) {
+		sc_propose(c, 0);
+		if (!first)
+			first = c->props[c->props_n - 1].index;
+		last = c->props[c->props_n - 1].index;
+	}
+	cluster_run_for(c, 5);
+	/* n2 answers newest first, each twice */
+	for (sr_index i = last; i >= first - 1; i--) {
+		r = ack(1, 2, i, 0);
+		cluster_inject(c, 0, &r);
+		cluster_inject(c, 0, &r);
+	}
+	CHECK_EQ(c->nodes[0].st.commit_index, last);
+	CHECK_EQ(cluster_acked(c), 5);
+	CHECK_EQ(peer(c, 1)->match, last);
+	/* a late, stale rejection does not move next below match */
+	r = sc_msg(SR_MSG_APPEND_RESP, 1, 0, 2);
+	r.u.append_resp.index = first;
+	r.u.append_resp.hint_index = 1;
+	r.u.append_resp.hint_term = 1;
+	cluster_inject(c, 0, &r);
+	CHECK_EQ(peer(c, 1)->match, last);
+	CHECK(peer(c, 1)->next > last);
+	sc_free(c);
+}
+
+/* Held appends carrying entries to slot `to`; *first gets the oldest. */
+static size_t held_entries(struct cluster *c, int to, long *first)
+{
+	size_t n = 0;
+
+	*first = -1;
+	for (size_t i = 0; i < c->held_n; i++) {
+		const sr_msg *m = &c->held[i]->m;
+
+		if (m->type == SR_MSG_APPEND && m->to == (sr_id)to + 1 &&
+		    m->u.append.n_entries) {
+			if (*first < 0)
+				*first = (long)i;
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Take held message k and answer it as n2 holding it all. */
+static void answer(struct cluster *c, long k)
+{
+	struct sim_msg *sm = cluster_take_held(c, (size_t)k);
+	const sr_msg_append *a = &sm->m.u.append;
+	sr_msg r = ack(1, sm->m.term, a->prev_index + a->n_entries, a->seq);
+
+	free(sm);
+	cluster_inject(c, 0, &r);
+}
+
+TEST(test_appends_pause_at_the_inflight_limit_and_resume)
+{
+	struct sim_opts o = sc_opts(3, 2);
+	struct cluster *c;
+	long k;
+
+	o.max_inflight_msgs = 2;
+	o.max_msg_entries = 1;
+	c = solo_leader(&o);
+	CHECK_EQ(held_entries(c, 1, &k), 1); /* the no-op */
+	answer(c, k); /* n2 holds it: the leader pipelines from now on */
+	cluster_drop_held(c);
+	for (int i = 0; i < 6; i++)
+		sc_propose(c, 0);
+	CHECK_EQ(held_entries(c, 1, &k), 2); /* paused at the limit */
+	CHECK_EQ(peer(c, 1)->inflight_msgs, 2);
+	cluster_run_for(c, 3 * c->o.heartbeat_ms);
+	CHECK_EQ(held_entries(c, 1, &k), 2); /* heartbeats carry none */
+	answer(c, k); /* one acknowledged: one more goes out */
+	CHECK_EQ(held_entries(c, 1, &k), 2);
+	CHECK(peer(c, 1)->inflight_msgs <= 2);
+	for (int i = 0; i < 5; i++) { /* and so on to the end */
+		CHECK(held_entries(c, 1, &k) >= 1);
+		answer(c, k);
+	}
+	CHECK_EQ(held_entries(c, 1, &k), 0);
+	CHECK_EQ(peer(c, 1)->match, c->nodes[0].st.last_index);
+	sc_free(c);
+}
+
+TEST(test_proposals_beyond_the_uncommitted_limit_are_refused)
+{
+	struct sim_opts o = sc_opts(3, 2);
+	struct cluster *c;
+	int rv = 0, accepted = 0;
+
+	o.max_uncommitted_bytes = 200;
+	c = solo_leader(&o);
+	for (int i = 0; i < 20 && rv == 0; i++) {
+		rv = cluster_propose(c, 0, 40, NULL);
+		accepted += rv == 0;
+	}
+	CHECK_EQ(rv, SR_EBUSY);
+	CHECK(accepted >= 1 && accepted <= 5); /* 48 bytes each, 200 max */
+	cluster_run_for(c, 5);
+	{ /* once they commit, there is room again */
+		sr_msg r = ack(1, 2, c->nodes[0].st.last_index, 0);
+		cluster_inject(c, 0, &r);
+	}
+	CHECK_EQ(cluster_acked(c), (size_t)accepted);
+	CHECK_EQ(cluster_propose(c, 0, 40, NULL), 0);
+	sc_free(c);
+}
+
+TEST(test_proposal_on_a_follower_is_refused_and_names_the_leader)
+{
+	struct cluster *c = trio(1, 1);
+	uint64_t pid;
+
+	CHECK_EQ(cluster_wait_leader(c, 1000), 0);
+	cluster_run_for(c, 50);
+	CHECK_EQ(cluster_propose(c, 1, 8, &pid), SR_ENOTLEADER);
+	CHECK_EQ(pid, 0);
+	CHECK_EQ(c->nodes[1].st.leader, 1);
+	cluster_run_for(c, 200); /* and done() never comes for it */
+	CHECK_EQ(c->props[c->props_n - 1].state, PROP_FAILED);
+	sc_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Storage: slow, late, lost                                           */
+/* ------------------------------------------------------------------ */
+
+TEST(test_one_node_cluster_never_applies_before_its_disk_says_durable)
+{
+	struct sim_opts o = sc_opts(1, 0);
+	struct cluster *c;
+	uint64_t pid;
+	sr_index idx;
+
+	o.async_disk = 1;
+	o.disk_min_ms = o.disk_max_ms = 50;
+	c = sc_new(&o);
+	CHECK_EQ(cluster_wait_leader(c, 1000), 0);
+	cluster_run_for(c, 100); /* the no-op commits */
+	pid = sc_propose(c, 0);
+	idx = c->props[pid - 1].index;
+	cluster_run_for(c, 45);
+	CHECK(c->nodes[0].st.commit_index < idx);
+	CHECK(c->nodes[0].st.applied_index < idx);
+	CHECK_EQ(c->props[pid - 1].state, PROP_PENDING);
+	cluster_run_for(c, 10);
+	CHECK_EQ(c->nodes[0].st.applied_index, idx);
+	CHECK_EQ(c->props[pid - 1].state, PROP_ACKED);
+	/* and a crash before the disk answers loses it unacknowledged */
+	pid = sc_propose(c, 0);
+	cluster_run_for(c, 10);
+	cluster_crash(c, 0);
+	CHECK_EQ(c->props[pid - 1].state, PROP_UNKNOWN);
+	CHECK_EQ(cluster_restart(c, 0), 0);
+	cluster_run_for(c, 500);
+	CHECK(c->nodes[0].st.applied_index >= idx);
+	sc_free(c);
+}
+
+TEST(test_restarted_node_replays_and_applies_committed_entries)
+{
+	struct cluster *c = trio(1, 1);
+	sr_index last;
+	uint64_t before;
+
+	CHECK_EQ(cluster_wait_leader(c, 1000), 0);
+	for (int i = 0; i < 10; i++)
+		sc_propose(c, 0);
+	cluster_run_for(c, 200);
+	last = c->props[9].index;
+	CHECK(cluster_all_applied(c, last));
+	before = c->nodes[2].n_applied;
+	cluster_crash(c, 2);
+	CHECK_EQ(cluster_restart(c, 2), 0);
+	CHECK_EQ(c->nodes[2].st.applied_index, 0); /* a fresh state machine */
+	cluster_run_for(c, 300);
+	CHECK(c->nodes[2].st.applied_index >= last);
+	CHECK_EQ(c->nodes[2].n_applied, before + 10); /* each once more */
+	/* the leader itself, too */
+	cluster_crash(c, 0);
+	CHECK_EQ(cluster_restart(c, 0), 0);
+	cluster_run_for(c, 1000);
+	CHECK(cluster_all_applied(c, last));
+	sc_free(c);
+}
+
+TEST(test_late_storage_completions_after_a_term_change)
+{
+	/* The leader's writes are still on their way to disk when a new
+	 * leader overwrites them; their completions arrive afterwards and
+	 * must not count as durability of the new entries. */
+	struct sim_opts o = sc_opts(3, 2);
+	struct cluster *c;
+	sr_entry e = { .term = 3, .index = 2, .type = SR_ENTRY_NORMAL,
+		       .len = 3, .data = "new" };
+	sr_msg m;
+	uint64_t pid;
+
+	o.async_disk = 1;
+	o.disk_min_ms = o.disk_max_ms = 30;
+	c = solo_leader(&o); /* term 2, no-op at 2 not yet durable */
+	pid = sc_propose(c, 0);
+	CHECK_EQ(c->props[pid - 1].index, 3);
+	cluster_run_for(c, 1);
+	m = sc_append(1, 0, 3, 1, 1, 1, &e, 1); /* n2 leads term 3 */
+	cluster_inject(c, 0, &m);
+	CHECK_EQ(c->nodes[0].st.role, SR_FOLLOWER);
+	CHECK_EQ(sc_term_at(c, 0, 2), 3);
+	cluster_run_for(c, 100); /* the old completions come in */
+	/* the checker saw every acknowledgement: only durable entries */
+	CHECK(sc_held(c, SR_MSG_APPEND_RESP, 1) >= 0);
+	m = sc_append(1, 0, 3, 2, 3, 2, NULL, 0);
+	cluster_inject(c, 0, &m);
+	CHECK_EQ(c->nodes[0].st.commit_index, 2);
+	CHECK(c->props[pid - 1].state == PROP_DROPPED ||
+	      c->props[pid - 1].state == PROP_PENDING);
+	sc_free(c);
+}
+
+TEST(test_out_of_order_disk_completions_still_commit)
+{
+	struct sim_opts o = sc_opts(3, 0);
+	struct cluster *c;
+
+	o.async_disk = 1;
+	o.disk_min_ms = 0;
+	o.disk_max_ms = 20;
+	o.disk_reorder = 1;
+	o.election_ms_of[0] = 50;
+	c = sc_new(&o);
+	CHECK_EQ(cluster_wait_leader(c, 1000), 0);
+	for (int i = 0; i < 30; i++) {
+		sc_propose(c, 0);
+		cluster_run_for(c, 3);
+	}
+	cluster_run_for(c, 300);
+	CHECK_EQ(cluster_acked(c), 30);
+	CHECK(cluster_all_applied(c, c->props[29].index));
+	sc_free(c);
+}
+
+TEST(test_storage_error_stops_the_node_without_acknowledging)
+{
+	struct sim_opts o = sc_opts(3, 2);
+	struct cluster *c = solo_leader(&o);
+	sr_mem_info info;
+
+	CHECK_EQ(sr_mem_inject(c->nodes[0].mem, SR_MEM_FAIL_APPEND, SR_EIO),
+		 0);
+	CHECK(cluster_propose(c, 0, 8, NULL) != 0 ||
+	      c->nodes[0].st.role == SR_STOPPED);
+	cluster_run_for(c, 10);
+	CHECK_EQ(c->nodes[0].st.role, SR_STOPPED);
+	CHECK_EQ(c->nodes[0].st.error, SR_EIO);
+	CHECK_EQ(cluster_propose(c, 0, 8, NULL), SR_ESHUTDOWN);
+	sr_mem_get_info(c->nodes[0].mem, &info);
+	CHECK_EQ(cluster_acked(c), 0);
+	sc_free(c);
+}
+
+int main(int argc, char **argv)
+{
+	return test_main(argc, argv);
+}

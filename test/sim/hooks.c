@@ -1,0 +1,378 @@
+/*
+ * hooks.c — what the engines see of the simulated world: the transport
+ * (send() copies the message and queues it on the simulated network), the
+ * storage vtable (a wrapper of sr_mem that reports every operation to the
+ * checker and turns each append into a completion event), the state
+ * machine and the host callbacks.  Also message copying and describing.
+ *
+ * Nothing here delivers anything: every callback only records or queues,
+ * so the engine is never re-entered from inside one of its own calls.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+
+/* ------------------------------------------------------------------ */
+/* Messages                                                            */
+/* ------------------------------------------------------------------ */
+
+struct sim_msg *sim_msg_copy(const sr_msg *m)
+{
+	size_t extra = 0;
+	struct sim_msg *sm;
+	unsigned char *p;
+
+	if (m->type == SR_MSG_APPEND) {
+		extra = m->u.append.n_entries * sizeof(sr_entry);
+		for (uint32_t i = 0; i < m->u.append.n_entries; i++)
+			extra += m->u.append.entries[i].len;
+	} else if (m->type == SR_MSG_SNAPSHOT) {
+		extra = (size_t)m->u.snapshot.conf_len + m->u.snapshot.len;
+	}
+	sm = malloc(sizeof(*sm) + extra);
+	if (!sm)
+		abort(); /* test harness: out of memory is fatal */
+	memset(sm, 0, sizeof(*sm));
+	sm->m = *m;
+	p = (unsigned char *)(sm + 1);
+	if (m->type == SR_MSG_APPEND && m->u.append.n_entries) {
+		sr_entry *ents = (sr_entry *)p;
+
+		p += m->u.append.n_entries * sizeof(sr_entry);
+		for (uint32_t i = 0; i < m->u.append.n_entries; i++) {
+			ents[i] = m->u.append.entries[i];
+			if (ents[i].len) {
+				memcpy(p, ents[i].data, ents[i].len);
+				ents[i].data = p;
+				p += ents[i].len;
+			} else {
+				ents[i].data = NULL;
+			}
+		}
+		sm->m.u.append.entries = ents;
+	} else if (m->type == SR_MSG_SNAPSHOT) {
+		if (m->u.snapshot.conf_len)
+			memcpy(p, m->u.snapshot.conf, m->u.snapshot.conf_len);
+		sm->m.u.snapshot.conf = p;
+		p += m->u.snapshot.conf_len;
+		if (m->u.snapshot.len)
+			memcpy(p, m->u.snapshot.data, m->u.snapshot.len);
+		sm->m.u.snapshot.data = p;
+	}
+	return sm;
+}
+
+void sim_msg_describe(const sr_msg *m, char *buf, size_t cap)
+{
+	const char *name = sr_msg_type_name(m->type);
+	int off = snprintf(buf, cap, "%s n%" PRIu64 "->n%" PRIu64 " t%" PRIu64,
+			   name, m->from, m->to, m->term);
+
+	if (off < 0 || (size_t)off >= cap)
+		return;
+	buf += off;
+	cap -= (size_t)off;
+	switch (m->type) {
+	case SR_MSG_VOTE:
+		snprintf(buf, cap, "%s last %" PRIu64 "/t%" PRIu64 "%s",
+			 m->u.vote.pre ? " pre" : "", m->u.vote.last_index,
+			 m->u.vote.last_term,
+			 m->u.vote.transfer ? " transfer" : "");
+		break;
+	case SR_MSG_VOTE_RESP:
+		snprintf(buf, cap, "%s %s", m->u.vote_resp.pre ? " pre" : "",
+			 m->u.vote_resp.granted ? "granted" : "denied");
+		break;
+	case SR_MSG_APPEND: {
+		const sr_msg_append *a = &m->u.append;
+		int k = snprintf(buf, cap,
+				 " prev %" PRIu64 "/t%" PRIu64 " n=%u commit %" PRIu64
+				 " seq %" PRIu64,
+				 a->prev_index, a->prev_term, a->n_entries,
+				 a->commit, a->seq);
+
+		if (a->n_entries && k > 0 && (size_t)k < cap)
+			snprintf(buf + k, cap - (size_t)k, " last %" PRIu64,
+				 a->entries[a->n_entries - 1].index);
+		break;
+	}
+	case SR_MSG_APPEND_RESP: {
+		const sr_msg_append_resp *r = &m->u.append_resp;
+		snprintf(buf, cap,
+			 " %s index %" PRIu64 " hint %" PRIu64 "/t%" PRIu64
+			 " seq %" PRIu64,
+			 r->success ? "ok" : "reject", r->index, r->hint_index,
+			 r->hint_term, r->seq);
+		break;
+	}
+	case SR_MSG_SNAPSHOT:
+		snprintf(buf, cap, " last %" PRIu64 "/t%" PRIu64 " off %" PRIu64
+			 " len %u%s", m->u.snapshot.last_index,
+			 m->u.snapshot.last_term, m->u.snapshot.offset,
+			 m->u.snapshot.len, m->u.snapshot.done ? " done" : "");
+		break;
+	default:
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The callbacks the engines see                                       */
+/* ------------------------------------------------------------------ */
+
+static int net_send(void *ctx, const sr_msg *m)
+{
+	struct sim_node *sn = ctx;
+	struct cluster *c = sn->c;
+	int to = (int)m->to - 1, from = sn->slot;
+	char desc[200];
+
+	c->n_sent++;
+	check_send(sn, m);
+	sim_msg_describe(m, desc, sizeof(desc));
+	if (to < 0 || to >= c->n || to == from) {
+		sim_fail(c, "n%d sends to unknown node %" PRIu64, from + 1,
+			 m->to);
+		return SR_EINVAL;
+	}
+	if (c->nodes[to].external) {
+		sim_trace(c, from, "send %s (held)", desc);
+		sim_held_push(c, sim_msg_copy(m));
+		return 0;
+	}
+	if (c->filter) {
+		int d = c->filter(c, m, c->filter_ctx);
+
+		if (d == SIM_DROP) {
+			sim_trace(c, from, "send %s (dropped by test)", desc);
+			c->n_lost++;
+			return 0;
+		}
+		if (d == SIM_HOLD) {
+			sim_trace(c, from, "send %s (held by test)", desc);
+			sim_held_push(c, sim_msg_copy(m));
+			return 0;
+		}
+	}
+	if (!c->net.link[from][to] ||
+	    (c->net.loss && sim_rand(c) % 1000 < c->net.loss)) {
+		sim_trace(c, from, "send %s (lost%s)", desc,
+			  c->net.link[from][to] ? "" : ": partitioned");
+		c->n_lost++;
+		return 0;
+	}
+	sim_trace(c, from, "send %s", desc);
+	sim_schedule_msg(c, to, sim_msg_copy(m),
+		     c->now + sim_rand_range(c, c->net.delay_min,
+					     c->net.delay_max));
+	if (c->net.dup && sim_rand(c) % 1000 < c->net.dup) {
+		struct sim_msg *d = sim_msg_copy(m);
+
+		d->dup = 1;
+		c->n_dup++;
+		sim_schedule_msg(c, to, d,
+			     c->now + sim_rand_range(c, c->net.delay_min,
+						     c->net.delay_max * 2 + 1));
+	}
+	return 0;
+}
+
+void sim_disk_done(void *ctx, uint64_t token, int status)
+{
+	struct sim_node *sn = ctx;
+
+	if (sn->node)
+		sr_node_storage_done(sn->node, token, status);
+}
+
+static int st_load(void *ctx, sr_durable *out)
+{
+	struct sim_node *sn = ctx;
+
+	return sr_mem_ops()->load(sn->mem, out);
+}
+
+static int st_set_hard_state(void *ctx, sr_term term, sr_id vote)
+{
+	struct sim_node *sn = ctx;
+	int rv;
+
+	check_hard_state(sn, term, vote);
+	rv = sr_mem_ops()->set_hard_state(sn->mem, term, vote);
+	sim_trace(sn->c, sn->slot, "hard state t%" PRIu64 " vote %" PRIu64
+		  "%s", term, vote, rv ? " FAILED" : "");
+	return rv;
+}
+
+static int st_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
+{
+	struct sim_node *sn = ctx;
+	struct cluster *c = sn->c;
+	int rv = sr_mem_ops()->append(sn->mem, token, e, n);
+
+	if (rv) {
+		sim_trace(c, sn->slot, "store append failed: %s",
+			  sr_strerror(rv));
+		return rv;
+	}
+	if (n)
+		sim_trace(c, sn->slot,
+			  "store append %" PRIu64 "..%" PRIu64 " t%" PRIu64
+			  " (token %" PRIu64 ")",
+			  e[0].index, e[n - 1].index, e[n - 1].term, token);
+	check_append(sn, e, n);
+	if (c->o.async_disk) {
+		struct sim_ev ev = { .kind = EV_DISK, .slot = sn->slot };
+
+		ev.incarnation = sn->incarnation;
+		ev.at = c->now + sim_rand_range(c, c->o.disk_min_ms,
+						c->o.disk_max_ms);
+		sim_push_event(c, ev);
+	}
+	return 0;
+}
+
+static int st_truncate(void *ctx, sr_index from)
+{
+	struct sim_node *sn = ctx;
+
+	sim_trace(sn->c, sn->slot, "store truncate from %" PRIu64, from);
+	check_truncate(sn, from);
+	return sr_mem_ops()->truncate(sn->mem, from);
+}
+
+static int st_read(void *ctx, sr_index lo, size_t max_n, size_t max_bytes,
+		   sr_entry *out, size_t *n_out)
+{
+	struct sim_node *sn = ctx;
+
+	return sr_mem_ops()->read(sn->mem, lo, max_n, max_bytes, out, n_out);
+}
+
+static int st_compact(void *ctx, sr_index upto)
+{
+	struct sim_node *sn = ctx;
+
+	return sr_mem_ops()->compact(sn->mem, upto);
+}
+
+static int st_snap_begin(void *ctx, sr_index i, sr_term t,
+			 const sr_membership *conf)
+{
+	struct sim_node *sn = ctx;
+
+	return sr_mem_ops()->snapshot_begin(sn->mem, i, t, conf);
+}
+
+static int st_snap_write(void *ctx, uint64_t off, const void *d, size_t len)
+{
+	struct sim_node *sn = ctx;
+
+	return sr_mem_ops()->snapshot_write(sn->mem, off, d, len);
+}
+
+static int st_snap_finish(void *ctx, int commit)
+{
+	struct sim_node *sn = ctx;
+
+	return sr_mem_ops()->snapshot_finish(sn->mem, commit);
+}
+
+static int st_snap_read(void *ctx, uint64_t off, void *buf, size_t len,
+			size_t *n_out)
+{
+	struct sim_node *sn = ctx;
+
+	return sr_mem_ops()->snapshot_read(sn->mem, off, buf, len, n_out);
+}
+
+static int fsm_apply(void *ctx, const sr_entry *e, void **result)
+{
+	struct sim_node *sn = ctx;
+
+	*result = NULL;
+	check_apply(sn, e);
+	return 0;
+}
+
+static void host_done(void *ctx, void *cookie, int status, sr_index index,
+		      void *result)
+{
+	struct sim_node *sn = ctx;
+
+	(void)result; /* the fsm never sets one */
+	sim_trace(sn->c, sn->slot, "done #%" PRIu64 " %s index %" PRIu64,
+		  (uint64_t)(uintptr_t)cookie,
+		  status ? sr_strerror(status) : "ok", index);
+	check_done(sn, (uint64_t)(uintptr_t)cookie, status, index);
+}
+
+static void host_state(void *ctx, int role, sr_term term, sr_id leader)
+{
+	struct sim_node *sn = ctx;
+
+	if (role == SR_CANDIDATE)
+		sn->c->n_elections++;
+	sim_trace(sn->c, sn->slot, "is %s t%" PRIu64 " leader n%" PRIu64,
+		  sr_role_name(role), term, leader);
+}
+
+static void host_log(void *ctx, int level, const char *line)
+{
+	struct sim_node *sn = ctx;
+	static const char *const lv[] = { "debug", "info", "warn", "error" };
+
+	sim_trace(sn->c, sn->slot, "[%s] %s",
+		  level >= 0 && level <= 3 ? lv[level] : "?", line);
+}
+
+int sim_node_make(struct cluster *c, struct sim_node *sn)
+{
+	sr_config cfg;
+
+	sr_config_init(&cfg, sn->id);
+	cfg.election_timeout_ms = c->o.election_ms_of[sn->slot]
+					  ? c->o.election_ms_of[sn->slot]
+					  : c->o.election_ms;
+	cfg.heartbeat_ms = c->o.heartbeat_ms;
+	cfg.seed = c->o.seed * 1000003u + sn->id * 7919u + sn->incarnation;
+	cfg.pre_vote = c->o.pre_vote;
+	cfg.check_quorum = c->o.check_quorum;
+	if (c->o.max_inflight_msgs)
+		cfg.max_inflight_msgs = c->o.max_inflight_msgs;
+	if (c->o.max_inflight_bytes)
+		cfg.max_inflight_bytes = c->o.max_inflight_bytes;
+	if (c->o.max_msg_entries)
+		cfg.max_msg_entries = c->o.max_msg_entries;
+	if (c->o.max_msg_bytes)
+		cfg.max_msg_bytes = c->o.max_msg_bytes;
+	if (c->o.max_uncommitted_bytes)
+		cfg.max_uncommitted_bytes = c->o.max_uncommitted_bytes;
+	cfg.storage = &c->storage;
+	cfg.storage_ctx = sn;
+	cfg.fsm = &c->fsm;
+	cfg.fsm_ctx = sn;
+	cfg.transport = &c->transport;
+	cfg.transport_ctx = sn;
+	cfg.host.done = host_done;
+	cfg.host.state_changed = host_state;
+	cfg.host.log = host_log;
+	cfg.host_ctx = sn;
+	cfg.log_level = c->o.log_level;
+	sn->last_tick = 0;
+	return sr_node_create(&cfg, &sn->node);
+}
+
+void sim_hooks_init(struct cluster *c)
+{
+	c->storage = (sr_storage_ops){
+		st_load,       st_set_hard_state, st_append,
+		st_truncate,   st_read,		  st_compact,
+		st_snap_begin, st_snap_write,	  st_snap_finish,
+		st_snap_read,
+	};
+	c->fsm.apply = fsm_apply;
+	c->transport.send = net_send;
+}

@@ -1,0 +1,425 @@
+/*
+ * simulate.c — the randomized deterministic simulator.
+ *
+ *   simulate                      500 seeds (what `make test` runs)
+ *   simulate --seeds N [--from S] seeds S .. S+N-1 (S defaults to 1)
+ *   simulate --seed S [--trace]   one seed, optionally with a full trace
+ *
+ * Options: --duration MS (fault phase, default 5000 simulated ms),
+ * --nodes N, --prevote 0|1, --checkquorum 0|1 (force what a seed would
+ * pick), --safety-only (only the end-to-end properties, not the rules
+ * that imply them; see check.c), --verbose (a line per seed).
+ *
+ * Each seed picks a cluster (3, 5 or 7 engines) and a configuration
+ * (PreVote and CheckQuorum on or off, synchronous or asynchronous storage
+ * with completions in or out of order, flow-control limits from tight to
+ * default), then runs two phases:
+ *
+ *   faults    proposals all along, on the leader or any node; the network
+ *             loses, duplicates, delays and reorders messages and is cut by
+ *             symmetric, asymmetric and bridge partitions; nodes crash
+ *             (keeping what their store reported durable and a random part
+ *             of the rest), restart, and pause.
+ *   liveness  every fault healed, every node up: a new proposal must commit
+ *             and every acknowledged proposal must be applied on every node
+ *             within a bound.
+ *
+ * The checker (check.c) validates the safety properties after every step.
+ * A failing seed prints its reason, the last lines of its trace and the
+ * command that replays it.  The last line is "N passed, N failed".
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+
+#define LIVENESS_BOUND_MS 10000
+
+struct run {
+	uint64_t seed;
+	uint64_t duration;
+	int nodes;	   /* 0: random */
+	int pre_vote;	   /* -1: random */
+	int check_quorum;  /* -1: random */
+	int safety_only;   /* end-to-end properties only */
+	FILE *trace;
+	size_t ring;
+	/* results */
+	char why[600];
+	uint64_t steps, acked, crashes, leaders, sim_ms;
+};
+
+static uint64_t split(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void pick_opts(struct run *r, struct sim_opts *o)
+{
+	static const uint32_t infl[] = { 1, 2, 4, 16, 64 };
+	static const uint32_t ents[] = { 1, 3, 64, 4096 };
+	uint64_t s = r->seed * 0x2545f4914f6cdd1dull + 17;
+	uint64_t x = split(&s) % 100;
+
+	sim_opts_default(o);
+	o->seed = r->seed;
+	o->n = r->nodes ? r->nodes : x < 50 ? 3 : x < 85 ? 5 : 7;
+	o->pre_vote = split(&s) % 4 != 0;
+	o->check_quorum = split(&s) % 4 != 0;
+	o->async_disk = split(&s) % 8 != 0;
+	o->disk_min_ms = (uint32_t)(split(&s) % 2);
+	o->disk_max_ms = o->disk_min_ms + (uint32_t)(split(&s) % 10);
+	o->disk_reorder = (int)(split(&s) % 2);
+	o->max_inflight_msgs = infl[split(&s) % 5];
+	o->max_msg_entries = ents[split(&s) % 4];
+	if (split(&s) % 5 == 0)
+		o->max_uncommitted_bytes = 1000 + split(&s) % 20000;
+	o->tick_on_event = (int)(split(&s) % 2);
+	if (r->pre_vote >= 0)
+		o->pre_vote = r->pre_vote;
+	if (r->check_quorum >= 0)
+		o->check_quorum = r->check_quorum;
+	if (r->trace)
+		o->log_level = SR_LOG_DEBUG;
+}
+
+static void describe_opts(const struct sim_opts *o, char *buf, size_t cap)
+{
+	snprintf(buf, cap,
+		 "%d nodes, prevote %d, checkquorum %d, ticks %s, %s disk "
+		 "(%u-%u ms%s), inflight %u, entries/msg %u, uncommitted %"
+		 PRIu64, o->n, o->pre_vote, o->check_quorum,
+		 o->tick_on_event ? "per event" : "at deadline",
+		 o->async_disk ? "async" : "sync", o->disk_min_ms,
+		 o->disk_max_ms, o->disk_reorder ? ", reordered" : "",
+		 o->max_inflight_msgs, o->max_msg_entries,
+		 o->max_uncommitted_bytes);
+}
+
+/* A random change of the network's shape or quality. */
+static void fault_network(struct cluster *c)
+{
+	int n = c->n, i = (int)(sim_rand(c) % (uint64_t)n);
+	uint32_t mask;
+
+	switch (sim_rand(c) % 7) {
+	case 0:
+		cluster_heal(c);
+		break;
+	case 1: /* symmetric split in two */
+		mask = (uint32_t)(1 + sim_rand(c) % ((1u << n) - 2));
+		cluster_partition(c, mask);
+		break;
+	case 2:
+		cluster_isolate(c, i);
+		break;
+	case 3: /* asymmetric: some directed links fail */
+		for (int k = 0; k < n; k++)
+			for (int j = 0; j < n; j++)
+				if (k != j && sim_rand(c) % 4 == 0)
+					cluster_set_link(c, k, j, 0);
+		sim_trace(c, -1, "some directed links cut");
+		break;
+	case 4: /* bridge: two halves, node i sees both */
+		mask = (uint32_t)(1 + sim_rand(c) % ((1u << n) - 2));
+		cluster_partition(c, mask);
+		for (int j = 0; j < n; j++) {
+			cluster_set_link(c, i, j, 1);
+			cluster_set_link(c, j, i, 1);
+		}
+		sim_trace(c, i, "is a bridge");
+		break;
+	case 5: /* one node hears but is not heard */
+		for (int j = 0; j < n; j++)
+			cluster_set_link(c, i, j, 0);
+		sim_trace(c, i, "can receive but not send");
+		break;
+	default: /* quality */
+		c->net.loss = (uint32_t)(sim_rand(c) % 4 ? sim_rand(c) % 300 : 0);
+		c->net.dup = (uint32_t)(sim_rand(c) % 3 ? sim_rand(c) % 300 : 0);
+		c->net.delay_min = (uint32_t)(sim_rand(c) % 5);
+		c->net.delay_max = c->net.delay_min +
+				   (uint32_t)(sim_rand(c) % 40);
+		sim_trace(c, -1, "network: loss %u‰ dup %u‰ delay %u-%u ms",
+			  c->net.loss, c->net.dup, c->net.delay_min,
+			  c->net.delay_max);
+	}
+}
+
+static void propose_some(struct cluster *c)
+{
+	int ld = cluster_leader(c), k = 1 + (int)(sim_rand(c) % 4);
+
+	for (int j = 0; j < k; j++) {
+		int i = ld >= 0 && sim_rand(c) % 5 ? ld
+						   : (int)(sim_rand(c) % c->n);
+
+		cluster_propose(c, i, sim_rand(c) % 100, NULL);
+	}
+}
+
+/*
+ * Storms (every fault at a high rate) alternate with calm spells (the
+ * network healed, proposals only) so that the cluster also makes
+ * progress, and progress is what faults must not corrupt.
+ */
+static void fault_phase(struct cluster *c, uint64_t duration)
+{
+	uint64_t restart_at[SIM_MAX_NODES] = { 0 }, end = c->now + duration;
+	uint64_t spell_end = 0;
+	int storm = 0;
+
+	while (c->now < end && !c->failed) {
+		uint64_t r;
+		int i;
+
+		cluster_run_until(c, c->now + sim_rand_range(c, 1, 15));
+		for (i = 0; i < c->n; i++)
+			if (restart_at[i] && restart_at[i] <= c->now) {
+				restart_at[i] = 0;
+				cluster_restart(c, i);
+			}
+		if (c->now >= spell_end) {
+			storm = !storm;
+			spell_end = c->now + sim_rand_range(c, 200, 1000);
+			sim_trace(c, -1, "%s until %" PRIu64,
+				  storm ? "STORM" : "CALM", spell_end);
+			if (!storm) {
+				cluster_heal(c);
+				c->net.loss = c->net.dup = 0;
+				c->net.delay_min = 1;
+				c->net.delay_max = 5;
+			}
+		}
+		r = sim_rand(c) % 1000;
+		i = (int)(sim_rand(c) % (uint64_t)c->n);
+		/* leaders are the interesting victims: half the faults that
+		 * hit one node hit the leader */
+		if (sim_rand(c) % 2 && cluster_leader(c) >= 0)
+			i = cluster_leader(c);
+		if (r < 550 || !storm) {
+			if (r < 700)
+				propose_some(c);
+		} else if (r < 700) {
+			fault_network(c);
+		} else if (r < 740) {
+			if (c->nodes[i].node) {
+				cluster_crash(c, i);
+				/* half reboot at once, half stay down */
+				restart_at[i] = c->now +
+						(sim_rand(c) % 2
+							 ? sim_rand_range(c, 1, 30)
+							 : sim_rand_range(c, 30, 1500));
+			}
+		} else if (r < 780) {
+			cluster_pause(c, i, sim_rand_range(c, 10, 400));
+		} else if (r < 800) {
+			if (!c->nodes[i].node) {
+				restart_at[i] = 0;
+				cluster_restart(c, i);
+			}
+		}
+	}
+}
+
+/* Heal everything; a new entry must commit and everything acknowledged
+ * must be applied everywhere. */
+static void liveness_phase(struct cluster *c, struct run *r)
+{
+	uint64_t end = c->now + LIVENESS_BOUND_MS, barrier = 0, barrier_at = 0;
+	char why[200] = "no leader";
+
+	cluster_heal(c);
+	c->net.loss = c->net.dup = 0;
+	c->net.delay_min = 1;
+	c->net.delay_max = 3;
+	for (int i = 0; i < c->n; i++) {
+		c->nodes[i].paused_until = 0;
+		cluster_restart(c, i);
+	}
+	sim_trace(c, -1, "LIVENESS phase: all faults healed");
+	while (!c->failed && c->now < end) {
+		int ld = cluster_leader(c);
+		const struct sim_prop *b = barrier ? &c->props[barrier - 1] : NULL;
+
+		if (b && b->state == PROP_ACKED) {
+			if (check_converged(c, why, sizeof(why)))
+				return;
+		} else if (ld >= 0 && (!b || b->state != PROP_PENDING ||
+				       c->now >= barrier_at + 500)) {
+			/* a barrier lost with its leader may stay pending
+			 * until the engine learns its fate: propose anew */
+			uint64_t pid;
+
+			if (cluster_propose(c, ld, 8, &pid) == 0) {
+				barrier = pid;
+				barrier_at = c->now;
+			}
+		}
+		if (ld < 0)
+			snprintf(why, sizeof(why), "no leader");
+		else if (!b || b->state != PROP_ACKED)
+			snprintf(why, sizeof(why),
+				 "leader n%d cannot commit a new entry", ld + 1);
+		cluster_run_for(c, 20);
+	}
+	if (!c->failed)
+		snprintf(r->why, sizeof(r->why),
+			 "liveness: not converged %d ms after healing: %s",
+			 LIVENESS_BOUND_MS, why);
+}
+
+/* One seed; 0 if every check held. */
+static int run_seed(struct run *r)
+{
+	struct cluster c;
+	struct sim_opts o;
+	int rv;
+
+	r->why[0] = 0;
+	pick_opts(r, &o);
+	rv = cluster_init(&c, &o);
+	c.trace = r->trace;
+	c.safety_only = r->safety_only;
+	if (r->ring)
+		cluster_keep_ring(&c, r->ring);
+	if (r->trace) {
+		char d[256];
+
+		describe_opts(&o, d, sizeof(d));
+		sim_trace(&c, -1, "seed %" PRIu64 ": %s", r->seed, d);
+	}
+	if (rv == 0)
+		rv = cluster_start(&c);
+	if (rv && !c.failed)
+		snprintf(r->why, sizeof(r->why), "start failed: %s",
+			 sr_strerror(rv));
+	if (!r->why[0]) {
+		fault_phase(&c, r->duration);
+		if (!c.failed)
+			liveness_phase(&c, r);
+	}
+	if (c.failed)
+		snprintf(r->why, sizeof(r->why), "%s", c.why);
+	r->steps = c.steps;
+	r->acked = cluster_acked(&c);
+	r->crashes = c.n_crashes;
+	r->leaders = c.chk.n_leaders;
+	r->sim_ms = c.now;
+	if (r->why[0] && r->ring) {
+		sim_trace(&c, -1, "FAILED: %s", r->why);
+		cluster_dump_ring(&c, stdout);
+	}
+	cluster_free(&c);
+	return r->why[0] ? 1 : 0;
+}
+
+static void usage(const char *prog)
+{
+	fprintf(stderr,
+		"usage: %s [--seeds N] [--from S] [--seed S] [--trace]\n"
+		"          [--duration MS] [--nodes N] [--prevote 0|1]\n"
+		"          [--checkquorum 0|1] [--safety-only] [--verbose]\n",
+		prog);
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t from = 1, count = 500, one = 0;
+	int trace = 0, verbose = 0, have_one = 0, passed = 0, failed = 0;
+	struct run base = { .duration = 5000, .pre_vote = -1, .check_quorum = -1 };
+	struct run tot = { 0 };
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--trace"))
+			trace = 1;
+		else if (!strcmp(a, "--verbose"))
+			verbose = 1;
+		else if (!strcmp(a, "--safety-only"))
+			base.safety_only = 1;
+		else if (i + 1 < argc && !strcmp(a, "--seeds"))
+			count = strtoull(argv[++i], NULL, 0);
+		else if (i + 1 < argc && !strcmp(a, "--from"))
+			from = strtoull(argv[++i], NULL, 0);
+		else if (i + 1 < argc && !strcmp(a, "--seed")) {
+			one = strtoull(argv[++i], NULL, 0);
+			have_one = 1;
+		} else if (i + 1 < argc && !strcmp(a, "--duration"))
+			base.duration = strtoull(argv[++i], NULL, 0);
+		else if (i + 1 < argc && !strcmp(a, "--nodes"))
+			base.nodes = atoi(argv[++i]);
+		else if (i + 1 < argc && !strcmp(a, "--prevote"))
+			base.pre_vote = atoi(argv[++i]);
+		else if (i + 1 < argc && !strcmp(a, "--checkquorum"))
+			base.check_quorum = atoi(argv[++i]);
+		else
+			usage(argv[0]);
+	}
+	if (base.nodes < 0 || base.nodes > SIM_MAX_NODES)
+		usage(argv[0]);
+	if (have_one) {
+		from = one;
+		count = 1;
+	}
+	for (uint64_t s = from; s < from + count; s++) {
+		struct run r = base;
+
+		r.seed = s;
+		r.trace = trace ? stdout : NULL;
+		int bad = run_seed(&r);
+
+		tot.steps += r.steps;
+		tot.acked += r.acked;
+		tot.leaders += r.leaders;
+		tot.crashes += r.crashes;
+		if (!bad) {
+			passed++;
+			if (have_one || verbose)
+				printf("seed %" PRIu64 ": ok (%" PRIu64 " steps, %"
+				       PRIu64 " acknowledged, %" PRIu64
+				       " leaders, %" PRIu64 " crashes)\n",
+				       s, r.steps, r.acked, r.leaders, r.crashes);
+			continue;
+		}
+		failed++;
+		printf("FAIL seed %" PRIu64 ": %s\n", s, r.why);
+		if (!trace) {
+			/* replay with a ring of the last trace lines */
+			struct run again = base;
+
+			again.seed = s;
+			again.ring = 40;
+			printf("  last events:\n");
+			run_seed(&again);
+		}
+		printf("  replay: %s --seed %" PRIu64 " --trace", argv[0], s);
+		if (base.nodes)
+			printf(" --nodes %d", base.nodes);
+		if (base.pre_vote >= 0)
+			printf(" --prevote %d", base.pre_vote);
+		if (base.check_quorum >= 0)
+			printf(" --checkquorum %d", base.check_quorum);
+		if (base.safety_only)
+			printf(" --safety-only");
+		if (base.duration != 5000)
+			printf(" --duration %" PRIu64, base.duration);
+		printf("\n");
+		fflush(stdout);
+	}
+	printf("totals: %" PRIu64 " steps, %" PRIu64 " proposals acknowledged, %"
+	       PRIu64 " leaders elected, %" PRIu64 " crashes\n", tot.steps,
+	       tot.acked, tot.leaders, tot.crashes);
+	printf("ran %" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "): %d failed\n",
+	       count, from, from + count - 1, failed);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
