@@ -57,15 +57,18 @@ struct pending_op {
 
 /* A read waiting for its index to be confirmed and applied (read.c). */
 struct read_req {
-	void *cookie;	 /* local requests */
-	sr_id remote;	 /* leader: the follower that asked, 0 if local */
-	uint64_t ctx;	 /* remote: the follower's ctx; local: our id */
-	sr_index index;	 /* read index once known */
-	uint64_t seq;	 /* leader: heartbeat seq that must be echoed */
-	uint64_t since;	 /* when it was asked */
-	sr_term term;	 /* the term it was asked in */
-	int state;	 /* READ_WAIT_TERM, READ_WAIT_QUORUM, READ_WAIT_LEADER,
-			    READ_WAIT_APPLY */
+	void *cookie;	/* local requests */
+	sr_id remote;	/* leader: the follower that asked, 0 if local */
+	uint64_t ctx;	/* remote: the follower's ctx; forwarded: ours */
+	sr_index index; /* read index once known */
+	uint64_t seq;	/* leader: append seq a quorum must echo */
+	uint64_t since; /* when it was asked */
+};
+
+/* A FIFO of reads (a ring); read.c keeps one per wait. */
+struct read_queue {
+	struct read_req *v;
+	uint32_t head, count, cap;
 };
 
 enum { SNAP_IDLE = 0, SNAP_TAKING = 1, SNAP_RECEIVING = 2 };
@@ -146,8 +149,11 @@ struct sr_node {
 	unsigned char *chunk;
 
 	/* reads (read.c) */
-	struct read_req *reads;
-	uint32_t reads_count, reads_cap;
+	struct read_queue rq_term;    /* leader: until an own-term commit */
+	struct read_queue rq_quorum;  /* leader: until a quorum echoes seq */
+	struct read_queue rq_forward; /* follower: until the leader answers */
+	struct read_queue rq_apply;   /* until applied >= index (sorted) */
+	sr_term rq_term_of;	      /* term the first three belong to */
 	uint64_t read_ctx_next;
 	int read_bcast; /* a heartbeat round is wanted for new reads */
 

@@ -2,52 +2,85 @@
  * read.c — linearizable reads without writing to the log (ReadIndex,
  * thesis §6.4).
  *
- * On the leader a read goes through three waits:
+ * On the leader a read goes through three queues:
  *
- *   READ_WAIT_TERM    until the leader has committed an entry of its own
- *                     term (its no-op), so its commit index is at least
- *                     that of every earlier leader;
- *   READ_WAIT_QUORUM  the read index is the commit index at that moment;
- *                     it is confirmed once a majority of voters answered
- *                     an append sent after it (their responses echo the
- *                     append's seq), proving no newer leader existed;
- *   READ_WAIT_APPLY   until this node has applied the read index.
+ *   rq_term    until the leader has committed an entry of its own term
+ *              (its no-op), so its commit index is at least that of every
+ *              earlier leader;
+ *   rq_quorum  the read index is the commit index at that moment; it is
+ *              confirmed once a majority of voters answered an append sent
+ *              after it was registered (responses echo the append's seq),
+ *              proving no newer leader existed then;
+ *   rq_apply   until this node has applied the read index.
  *
- * A follower sends READ_INDEX to its leader, which runs the first two
- * waits and answers with the index; the follower then waits to apply it.
- * A follower's pending reads fail when the leader or term changes (an
- * answer from a deposed leader could be stale), and after an election
- * timeout without an answer.  A leader's pending reads fail when it steps
- * down.
+ * A follower sends READ_INDEX to its leader and waits in rq_forward for
+ * the answer (the leader runs the first two steps for it), then in
+ * rq_apply.
+ *
+ * Every queue is ordered so that only its head needs looking at: seqs are
+ * assigned in arrival order, forwarded reads time out in arrival order, and
+ * rq_apply is kept sorted by index.  The work per engine call is therefore
+ * proportional to the reads that complete, not to the reads pending.
+ *
+ * A change of term fails what is not yet confirmed (SR_ENOTLEADER: a late
+ * answer from a deposed leader could be stale); a forwarded read with no
+ * answer after an election timeout fails with SR_ETIMEOUT.
  */
 #include <string.h>
 
 #include "node.h"
 
-enum {
-	READ_WAIT_TERM = 1,
-	READ_WAIT_QUORUM = 2,
-	READ_WAIT_LEADER = 3,
-	READ_WAIT_APPLY = 4
-};
-
 #define READ_MAX_PENDING 65536
 
-static int read_push(sr_node *n, const struct read_req *r)
+static struct read_req *rq_at(struct read_queue *q, uint32_t i)
 {
-	if (n->reads_count == n->reads_cap) {
-		uint32_t ncap = n->reads_cap ? n->reads_cap * 2 : 64;
-		struct read_req *nr;
-		if (n->reads_count >= READ_MAX_PENDING)
-			return SR_EBUSY;
-		nr = sr_realloc(n->alloc, n->reads, ncap * sizeof(*nr));
-		if (!nr)
-			return SR_ENOMEM;
-		n->reads = nr;
-		n->reads_cap = ncap;
-	}
-	n->reads[n->reads_count++] = *r;
+	return &q->v[(q->head + i) % q->cap];
+}
+
+static int rq_grow(sr_node *n, struct read_queue *q)
+{
+	uint32_t ncap = q->cap ? q->cap * 2 : 64;
+	struct read_req *v;
+	if (q->count >= READ_MAX_PENDING)
+		return SR_EBUSY;
+	v = sr_malloc(n->alloc, ncap * sizeof(*v));
+	if (!v)
+		return SR_ENOMEM;
+	for (uint32_t i = 0; i < q->count; i++)
+		v[i] = *rq_at(q, i);
+	sr_free(n->alloc, q->v);
+	q->v = v;
+	q->cap = ncap;
+	q->head = 0;
 	return 0;
+}
+
+/* Append r; with by_index, keep the queue sorted by index instead. */
+static int rq_push(sr_node *n, struct read_queue *q, const struct read_req *r,
+		   int by_index)
+{
+	uint32_t pos;
+	if (q->count == q->cap) {
+		int rv = rq_grow(n, q);
+		if (rv)
+			return rv;
+	}
+	pos = q->count;
+	while (by_index && pos > 0 && rq_at(q, pos - 1)->index > r->index) {
+		*rq_at(q, pos) = *rq_at(q, pos - 1);
+		pos--;
+	}
+	*rq_at(q, pos) = *r;
+	q->count++;
+	return 0;
+}
+
+static struct read_req rq_pop(struct read_queue *q)
+{
+	struct read_req r = q->v[q->head];
+	q->head = (q->head + 1) % q->cap;
+	q->count--;
+	return r;
 }
 
 static void read_answer_remote(sr_node *n, const struct read_req *r,
@@ -72,24 +105,41 @@ static void read_finish(sr_node *n, const struct read_req *r, int status)
 				      r->index);
 }
 
-/* Has a majority of voters echoed an append seq >= seq? */
-static int read_confirmed(const sr_node *n, uint64_t seq)
+static void rq_fail(sr_node *n, struct read_queue *q, int status)
 {
-	uint32_t acks = node_is_voter(n, n->cfg.id) ? 1 : 0;
-	for (uint32_t i = 0; i < n->n_prs; i++)
-		if (n->prs[i].role == SR_ROLE_VOTER &&
-		    n->prs[i].acked_seq >= seq)
-			acks++;
-	return acks >= node_voter_count(n) / 2 + 1;
+	while (q->count > 0) {
+		struct read_req r = rq_pop(q);
+		read_finish(n, &r, status);
+	}
 }
 
-/* Leader: start a read (local or on behalf of a follower). */
+static uint32_t read_pending(const sr_node *n)
+{
+	return n->rq_term.count + n->rq_quorum.count + n->rq_forward.count +
+	       n->rq_apply.count;
+}
+
+/* Reads registered in another term are no longer trustworthy. */
+static void read_check_term(sr_node *n)
+{
+	if (n->rq_term_of == n->term)
+		return;
+	rq_fail(n, &n->rq_term, SR_ENOTLEADER);
+	rq_fail(n, &n->rq_quorum, SR_ENOTLEADER);
+	rq_fail(n, &n->rq_forward, SR_ENOTLEADER);
+	n->rq_term_of = n->term;
+}
+
+/* Leader: register a read, local or on behalf of a follower. */
 static int read_leader_add(sr_node *n, struct read_req *r)
 {
-	r->state = READ_WAIT_TERM;
 	r->since = n->now;
-	r->term = n->term;
-	return read_push(n, r);
+	if (n->commit < n->term_start)
+		return rq_push(n, &n->rq_term, r, 0);
+	r->index = n->commit;
+	r->seq = n->hb_seq + 1; /* the next append we send */
+	n->read_bcast = 1;
+	return rq_push(n, &n->rq_quorum, r, 0);
 }
 
 int sr_node_read_index(sr_node *n, void *cookie)
@@ -99,20 +149,21 @@ int sr_node_read_index(sr_node *n, void *cookie)
 
 	if (!n->started || n->role == SR_STOPPED)
 		return SR_ESHUTDOWN;
+	if (n->role != SR_LEADER && !n->leader)
+		return SR_ENOTLEADER;
+	if (read_pending(n) >= READ_MAX_PENDING)
+		return SR_EBUSY;
 	memset(&r, 0, sizeof(r));
 	r.cookie = cookie;
 	node_enter(n);
+	read_check_term(n);
 	if (n->role == SR_LEADER) {
 		rv = read_leader_add(n, &r);
-	} else if (n->leader) {
+	} else {
 		sr_msg m;
 		r.ctx = ++n->read_ctx_next;
-		r.state = READ_WAIT_LEADER;
 		r.since = n->now;
-		r.term = n->term;
-		r.remote = 0;
-		r.index = 0;
-		rv = read_push(n, &r);
+		rv = rq_push(n, &n->rq_forward, &r, 0);
 		if (rv == 0) {
 			memset(&m, 0, sizeof(m));
 			m.type = SR_MSG_READ_INDEX;
@@ -120,8 +171,6 @@ int sr_node_read_index(sr_node *n, void *cookie)
 			m.u.read_index.ctx = r.ctx;
 			node_send(n, &m);
 		}
-	} else {
-		rv = SR_ENOTLEADER;
 	}
 	node_leave(n);
 	return rv;
@@ -137,89 +186,118 @@ void read_handle_request(sr_node *n, const sr_msg *m)
 		read_answer_remote(n, &r, SR_ENOTLEADER);
 		return;
 	}
-	if (read_leader_add(n, &r))
+	read_check_term(n);
+	if (read_pending(n) >= READ_MAX_PENDING || read_leader_add(n, &r))
 		read_answer_remote(n, &r, SR_EBUSY);
 }
 
 void read_handle_resp(sr_node *n, const sr_msg *m)
 {
 	const sr_msg_read_index_resp *a = &m->u.read_index_resp;
-	for (uint32_t i = 0; i < n->reads_count; i++) {
-		struct read_req *r = &n->reads[i];
-		if (r->state != READ_WAIT_LEADER || r->ctx != a->ctx)
-			continue;
-		if (m->from != n->leader || a->status) {
-			struct read_req done = *r;
-			n->reads[i] = n->reads[--n->reads_count];
-			read_finish(n, &done, a->status ? a->status
-							: SR_ENOTLEADER);
-			return;
-		}
-		r->index = a->index;
-		r->state = READ_WAIT_APPLY;
+	struct read_queue *q = &n->rq_forward;
+	struct read_req r;
+	uint32_t i;
+
+	read_check_term(n);
+	for (i = 0; i < q->count; i++) /* answers come mostly in order */
+		if (rq_at(q, i)->ctx == a->ctx)
+			break;
+	if (i == q->count)
+		return; /* failed or timed out already */
+	r = *rq_at(q, i);
+	for (; i > 0; i--)
+		*rq_at(q, i) = *rq_at(q, i - 1);
+	(void)rq_pop(q);
+	if (m->from != n->leader || a->status) {
+		read_finish(n, &r, a->status ? a->status : SR_ENOTLEADER);
 		return;
 	}
+	r.index = a->index;
+	if (rq_push(n, &n->rq_apply, &r, 1))
+		read_finish(n, &r, SR_ENOMEM);
 }
 
-/* Move every read as far as it can go; called once per engine call. */
+/* The newest seq echoed by a majority of voters (this node counts as
+ * having echoed everything). */
+static uint64_t read_quorum_seq(const sr_node *n)
+{
+	uint64_t seqs[SR_MAX_MEMBERS + 1];
+	uint32_t k = 0, quorum = node_voter_count(n) / 2 + 1;
+	if (node_is_voter(n, n->cfg.id))
+		seqs[k++] = UINT64_MAX;
+	for (uint32_t i = 0; i < n->n_prs; i++)
+		if (n->prs[i].role == SR_ROLE_VOTER)
+			seqs[k++] = n->prs[i].acked_seq;
+	if (k < quorum)
+		return 0;
+	/* the quorum-th largest, by selection (k is small) */
+	for (uint32_t i = 0; i < quorum; i++) {
+		uint32_t best = i;
+		for (uint32_t j = i + 1; j < k; j++)
+			if (seqs[j] > seqs[best])
+				best = j;
+		uint64_t t = seqs[i];
+		seqs[i] = seqs[best];
+		seqs[best] = t;
+	}
+	return seqs[quorum - 1];
+}
+
+/* Move reads along; called once per engine call. */
 void read_process(sr_node *n)
 {
-	uint32_t i = 0;
-	int want_round = 0;
-	uint64_t seq_next = n->hb_seq + 1;
-
-	while (i < n->reads_count) {
-		struct read_req *r = &n->reads[i];
-		int status = 1; /* 1: keep waiting */
-		if (r->state != READ_WAIT_APPLY &&
-		    (n->term != r->term ||
-		     (r->state != READ_WAIT_LEADER && n->role != SR_LEADER))) {
-			/* leadership changed: a late answer could be stale */
-			status = SR_ENOTLEADER;
-			goto finish;
+	if (read_pending(n) == 0)
+		return;
+	read_check_term(n);
+	if (n->role != SR_LEADER) {
+		rq_fail(n, &n->rq_term, SR_ENOTLEADER);
+		rq_fail(n, &n->rq_quorum, SR_ENOTLEADER);
+	} else {
+		if (n->rq_term.count && n->commit >= n->term_start) {
+			while (n->rq_term.count) {
+				struct read_req r = rq_pop(&n->rq_term);
+				if (read_leader_add(n, &r))
+					read_finish(n, &r, SR_ENOMEM);
+			}
 		}
-		if (r->state == READ_WAIT_TERM && n->role == SR_LEADER &&
-		    n->commit >= n->term_start) {
-			r->index = n->commit;
-			r->seq = seq_next;
-			r->state = READ_WAIT_QUORUM;
-			want_round = 1;
-		}
-		if (r->state == READ_WAIT_QUORUM && read_confirmed(n, r->seq))
-			r->state = r->remote ? 0 : READ_WAIT_APPLY;
-		if (r->state == 0)
-			status = 0; /* remote: answer now */
-		else if (r->state == READ_WAIT_APPLY && n->applied >= r->index)
-			status = 0;
-		else if (r->state == READ_WAIT_LEADER &&
-			 n->now - r->since >= n->cfg.election_timeout_ms)
-			status = SR_ETIMEOUT;
-		if (status == 1) {
-			i++;
-			continue;
-		}
-	finish:
-		{
-			struct read_req done = *r;
-			n->reads[i] = n->reads[--n->reads_count];
-			read_finish(n, &done, status);
+		if (n->rq_quorum.count) {
+			uint64_t ok = read_quorum_seq(n);
+			while (n->rq_quorum.count &&
+			       rq_at(&n->rq_quorum, 0)->seq <= ok) {
+				struct read_req r = rq_pop(&n->rq_quorum);
+				if (r.remote)
+					read_finish(n, &r, 0);
+				else if (rq_push(n, &n->rq_apply, &r, 1))
+					read_finish(n, &r, SR_ENOMEM);
+			}
 		}
 	}
-	if (want_round && n->role == SR_LEADER)
-		n->read_bcast = 1;
+	while (n->rq_forward.count &&
+	       n->now - rq_at(&n->rq_forward, 0)->since >=
+		       n->cfg.election_timeout_ms) {
+		struct read_req r = rq_pop(&n->rq_forward);
+		read_finish(n, &r, SR_ETIMEOUT);
+	}
+	while (n->rq_apply.count && rq_at(&n->rq_apply, 0)->index <= n->applied) {
+		struct read_req r = rq_pop(&n->rq_apply);
+		read_finish(n, &r, 0);
+	}
 }
 
 void read_fail_all(sr_node *n, int status)
 {
-	while (n->reads_count > 0) {
-		struct read_req done = n->reads[--n->reads_count];
-		read_finish(n, &done, status);
-	}
+	rq_fail(n, &n->rq_term, status);
+	rq_fail(n, &n->rq_quorum, status);
+	rq_fail(n, &n->rq_forward, status);
+	rq_fail(n, &n->rq_apply, status);
 }
 
 void read_free(sr_node *n)
 {
-	sr_free(n->alloc, n->reads);
-	n->reads = NULL;
-	n->reads_count = 0;
+	struct read_queue *qs[] = { &n->rq_term, &n->rq_quorum, &n->rq_forward,
+				    &n->rq_apply };
+	for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+		sr_free(n->alloc, qs[i]->v);
+		memset(qs[i], 0, sizeof(*qs[i]));
+	}
 }

@@ -131,7 +131,11 @@ void reconf_tick(sr_node *n)
 		const sr_member *m = sr_membership_find(&n->conf, pr->id);
 		if (!m || m->role != SR_ROLE_LEARNER || !m->auto_promote)
 			continue;
-		if (last - pr->match > n->cfg.catchup_entries) {
+		/* Caught up means close to our log, holding the current
+		 * configuration, and heard from within an election timeout. */
+		if (last - pr->match > n->cfg.catchup_entries ||
+		    pr->match < n->conf_index ||
+		    n->now - pr->last_heard >= n->cfg.election_timeout_ms) {
 			pr->catchup_since = 0;
 			continue;
 		}

@@ -98,6 +98,41 @@ TEST(test_learner_added_with_auto_promote_catches_up_and_votes)
 	cluster_stop();
 }
 
+TEST(test_learner_that_never_answers_is_not_promoted)
+{
+	int l;
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	CHECK_EQ(sr_node_add(C.node[l], 4, "", 1), 0); /* node 4 never runs */
+	cluster_run(2000);
+	CHECK_EQ(role_of(l, 4), SR_ROLE_LEARNER);
+	cluster_stop();
+}
+
+TEST(test_many_pending_reads_complete_in_order)
+{
+	int l, f;
+	static uint64_t who[2];
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	f = l == 1 ? 2 : 1;
+	who[0] = (uint64_t)l;
+	who[1] = (uint64_t)f;
+	cluster_propose_n(l, 1, 10);
+	cluster_run(50); /* acknowledged before the reads begin */
+	CHECK_EQ(C.done_ok, 10);
+	for (int i = 0; i < 20000; i++)
+		CHECK_EQ(sr_node_read_index(C.node[i % 2 ? f : l], &who[i % 2]),
+			 0);
+	cluster_run(100);
+	CHECK_EQ(C.reads_ok, 20000);
+	CHECK_EQ(C.reads_err, 0);
+	CHECK_EQ(C.last_read_sum, 55);
+	cluster_stop();
+}
+
 TEST(test_promoted_learner_counts_toward_commit)
 {
 	int l, other = 0;
