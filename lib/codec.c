@@ -341,9 +341,14 @@ SR_API int sr_codec_encode_hello(const sr_hello *h, void *buf, size_t cap)
 	if (!h || !buf || cap < SR_HELLO_FRAME_SIZE)
 		return SR_ETOOBIG;
 	uint8_t *p = encode_header(buf, SR_FRAME_HELLO, 0, SR_HELLO_PAYLOAD);
+	size_t alen = strnlen(h->addr, SR_ADDR_MAX);
+	if (alen >= SR_ADDR_MAX)
+		return SR_EINVAL;
 	p = put_u64(p, h->cluster);
 	p = put_u64(p, h->from);
-	put_u64(p, h->to);
+	p = put_u64(p, h->to);
+	memset(p, 0, SR_ADDR_MAX);
+	memcpy(p, h->addr, alen);
 	seal_frame(buf, SR_HELLO_PAYLOAD);
 	return 0;
 }
@@ -599,8 +604,16 @@ SR_API int sr_codec_decode_hello(const void *buf, size_t len, sr_hello *out)
 	if (h.type != SR_FRAME_HELLO || h.len != SR_HELLO_PAYLOAD || h.group)
 		return SR_EPROTO;
 	const uint8_t *p = (const uint8_t *)buf + SR_FRAME_HDR_SIZE;
+	const uint8_t *a = p + 24;
+	size_t alen = strnlen((const char *)a, SR_ADDR_MAX);
+	if (alen == SR_ADDR_MAX)
+		return SR_EPROTO; /* no terminating NUL */
+	for (size_t i = alen; i < SR_ADDR_MAX; i++)
+		if (a[i])
+			return SR_EPROTO; /* one encoding per hello */
 	out->cluster = get_u64(p);
 	out->from = get_u64(p + 8);
 	out->to = get_u64(p + 16);
+	memcpy(out->addr, a, SR_ADDR_MAX);
 	return 0;
 }

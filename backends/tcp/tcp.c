@@ -104,6 +104,9 @@ static int config_check(const sr_tcp_config *c)
 		return SR_EINVAL;
 	if (c->listen_addr && strlen(c->listen_addr) >= SR_ADDR_MAX)
 		return SR_EINVAL;
+	if (c->advertise_addr && (strlen(c->advertise_addr) >= SR_ADDR_MAX ||
+				  sr_tcpi_addr_check(c->advertise_addr)))
+		return SR_EINVAL;
 	return 0;
 }
 
@@ -113,6 +116,27 @@ static uint64_t splitmix64(uint64_t x)
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
 	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
 	return x ^ (x >> 31);
+}
+
+/* What the hello advertises: the configured address, or the listen
+ * address with the port the kernel chose for ":0". */
+static void advertise_init(sr_tcp *t)
+{
+	const char *la = t->cfg.listen_addr, *colon;
+	if (t->cfg.advertise_addr) {
+		strcpy(t->advertise, t->cfg.advertise_addr);
+		t->cfg.advertise_addr = t->advertise;
+		return;
+	}
+	if (!la)
+		return;
+	colon = strrchr(la, ':');
+	if (colon && !strcmp(colon, ":0") &&
+	    (size_t)(colon - la) + 8 < SR_ADDR_MAX)
+		snprintf(t->advertise, SR_ADDR_MAX, "%.*s:%d", (int)(colon - la),
+			 la, t->port);
+	else
+		strcpy(t->advertise, la);
 }
 
 SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out)
@@ -150,6 +174,7 @@ SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out)
 		if (rc)
 			goto err;
 	}
+	advertise_init(t);
 	*out = t;
 	return 0;
 err:

@@ -192,7 +192,8 @@ static int queue_hello(sr_tcp *t, struct tcp_peer *p)
 		p->q = q;
 		p->q_cap = TCP_QUEUE_HELLO;
 	}
-	sr_hello h = { t->cfg.cluster_id, t->cfg.id, p->id };
+	sr_hello h = { t->cfg.cluster_id, t->cfg.id, p->id, { 0 } };
+	memcpy(h.addr, t->advertise, SR_ADDR_MAX);
 	sr_codec_encode_hello(&h, p->q, p->q_cap);
 	p->q_head = p->q_scan = 0;
 	p->q_tail = SR_HELLO_FRAME_SIZE;
@@ -457,11 +458,11 @@ static void in_handshake(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 		snprintf(why, sizeof(why), "refused: meant for node %llu",
 			 (unsigned long long)h.to);
 		refuse = why;
-	} else if (!p) {
+	} else if (!p && !t->cfg.accept_unknown_peers) {
 		snprintf(why, sizeof(why), "refused: unknown node %llu",
 			 (unsigned long long)h.from);
 		refuse = why;
-	} else if (p->cut) {
+	} else if (p && p->cut) {
 		refuse = "refused: partitioned by the test hook";
 	}
 	if (refuse) {
@@ -469,10 +470,17 @@ static void in_handshake(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 		sr_tcpi_in_close(t, c, SR_LOG_WARN, refuse);
 		return;
 	}
-	if (p->in)
+	if (!p && h.addr[0] && sr_tcp_set_peer(t, h.from, h.addr) == 0) {
+		/* accept_unknown_peers: answer it where it says it listens */
+		sr_tcpi_log(t, SR_LOG_INFO, "node %llu joins as a peer at %s",
+			    (unsigned long long)h.from, h.addr);
+		p = sr_tcpi_peer(t, h.from);
+	}
+	if (p && p->in)
 		sr_tcpi_in_close(t, p->in, SR_LOG_INFO,
 				 "replaced by a newer connection");
-	p->in = c;
+	if (p)
+		p->in = c;
 	c->peer = h.from;
 	c->deadline = 0;
 	sr_tcpi_log(t, SR_LOG_INFO, "connection from %s: node %llu", c->name,

@@ -81,6 +81,7 @@ struct tcp_in {
 struct sr_tcp {
 	sr_tcp_config cfg;
 	char listen_addr[SR_ADDR_MAX];
+	char advertise[SR_ADDR_MAX]; /* sent in every hello */
 	sr_loop *loop;
 	int own_loop;
 	int lfd; /* listener, -1 if none */

@@ -391,6 +391,8 @@ static int transport_open(struct kv_server *s)
 	tc.loop = s->loop;
 	tc.on_message = on_message;
 	tc.ctx = s;
+	/* A node waiting to be added hears from members it cannot know. */
+	tc.accept_unknown_peers = 1;
 	tc.log = kv_log_hook;
 	tc.log_ctx = s;
 	tc.log_level = s->opt.log_level;

@@ -32,9 +32,10 @@ extern "C" {
 #define SR_FRAME_MAGIC		     0x46415253u
 #define SR_FRAME_VERSION	     1
 #define SR_FRAME_HDR_SIZE	     20
-/* Frame type of the connection handshake; its payload: cluster, from, to */
+/* Frame type of the connection handshake; its payload: cluster, from, to,
+ * then the sender's address in SR_ADDR_MAX bytes (NUL-padded) */
 #define SR_FRAME_HELLO		     64
-#define SR_HELLO_PAYLOAD	     24
+#define SR_HELLO_PAYLOAD	     (24 + SR_ADDR_MAX)
 /* An append entry on the wire: term, index, type, len, then len bytes */
 #define SR_WIRE_ENTRY_SIZE	     24
 
@@ -137,6 +138,9 @@ typedef struct sr_hello {
 	uint64_t cluster; /* cluster id both sides must share */
 	sr_id from;	  /* the connecting node */
 	sr_id to;	  /* the node it means to reach */
+	/* where the sender accepts connections ("host:port"), so that a
+	 * node that does not know it yet can answer; may be empty */
+	char addr[SR_ADDR_MAX];
 } sr_hello;
 
 #define SR_HELLO_FRAME_SIZE (SR_FRAME_HDR_SIZE + SR_HELLO_PAYLOAD)
@@ -148,7 +152,7 @@ SR_API int sr_codec_encode_hello(const sr_hello *h, void *buf, size_t cap);
 /*
  * Decode a hello frame from buf (exactly or at least one frame).
  * Errors: SR_EPROTO (truncated, bad header or CRC, not a hello, wrong
- * payload size).
+ * payload size, an address without its NUL or with bytes after it).
  */
 SR_API int sr_codec_decode_hello(const void *buf, size_t len, sr_hello *out);
 

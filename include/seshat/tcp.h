@@ -103,6 +103,18 @@ typedef struct sr_tcp_config {
 	 * latency experiments).  Default 0. */
 	int write_through;
 
+	/* The address sent in the handshake, where peers reach this node
+	 * ("host:port"); NULL: listen_addr with its actual port.  Set it
+	 * when listening on a wildcard address. */
+	const char *advertise_addr;
+	/* 1: accept connections (cluster id checked) from node ids that are
+	 * not peers yet, and make each such node a peer at the address its
+	 * handshake advertises — for a node that waits to be added to a
+	 * cluster and must answer members it does not know yet.  The host's
+	 * own sr_tcp_set_peer()/sr_tcp_remove_peer() calls still rule.
+	 * Default 0. */
+	int accept_unknown_peers;
+
 	uint64_t seed; /* backoff jitter; default from the id */
 
 	sr_log_fn log; /* may be NULL */

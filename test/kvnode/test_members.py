@@ -53,8 +53,9 @@ def test_add_transfer_remove_on_a_loaded_cluster():
     check(int(inf["snapshots_taken"]) >= 1, "no snapshot on the leader")
     check(int(inf["first_log_index"]) > 1, "the log was not compacted")
 
-    # Node 4 starts empty; --peers without its own id means "join".
-    c.start(4, peers=c.peers_spec([1, 2, 3]))
+    # Node 4 starts with an empty directory and no --peers: it waits to
+    # be added, and learns the members from the leader.
+    c.start(4, peers=False)
     n4 = c.nodes[4]
     r, _ = c.follow("CLUSTER", "ADD", "4", "127.0.0.1:%d" % n4.raft_port,
                     "127.0.0.1:%d" % n4.client_port)

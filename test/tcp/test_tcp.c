@@ -675,6 +675,56 @@ TEST(test_destroy_with_traffic_in_flight_frees_everything)
 	CHECK_EQ(b.ca.live, 0);
 }
 
+TEST(test_unknown_peers_are_heard_only_when_accepted)
+{
+	struct node a, b;
+	char addr[64];
+	sr_msg hb = heartbeat(1, 2, 1);
+
+	loop_open();
+	node_init(&a, 1, 7, 0);
+	node_init(&b, 2, 7, 0);
+	CHECK_EQ(node_open(&a), 0);
+	CHECK_EQ(node_open(&b), 0);
+	/* a knows b; b does not know a: refused by default */
+	node_addr(&b, addr, sizeof(addr));
+	CHECK_EQ(sr_tcp_set_peer(a.tcp, 2, addr), 0);
+	CHECK_EQ(sr_tcp_send(a.tcp, &hb), 0);
+	run_for(200);
+	CHECK_EQ(b.got, 0);
+	CHECK(node_logged(&b, "unknown node 1"));
+	node_close(&b);
+
+	/* a node waiting to join hears from members it cannot know yet */
+	node_init(&b, 2, 7, 0);
+	b.cfg.accept_unknown_peers = 1;
+	CHECK_EQ(node_open(&b), 0);
+	node_addr(&b, addr, sizeof(addr));
+	CHECK_EQ(sr_tcp_set_peer(a.tcp, 2, addr), 0);
+	for (int i = 0; i < 50 && b.got == 0; i++) {
+		CHECK_EQ(sr_tcp_send(a.tcp, &hb), 0);
+		run_for(20);
+	}
+	CHECK(b.got > 0);
+	/* and it can answer: the handshake advertised where a listens */
+	{
+		sr_tcp_peer_info pi;
+		CHECK_EQ(sr_tcp_peer_get(b.tcp, 1, &pi), 0);
+		CHECK(node_logged(&b, "node 1 joins as a peer at 127.0.0.1:"));
+	}
+	{
+		sr_msg back = heartbeat(2, 1, 2);
+		CHECK_EQ(sr_tcp_send(b.tcp, &back), 0);
+		RUN_UNTIL(a.got >= 1, 3000);
+		CHECK(a.got >= 1);
+	}
+	node_close(&a);
+	node_close(&b);
+	loop_close();
+	CHECK_EQ(a.ca.live, 0);
+	CHECK_EQ(b.ca.live, 0);
+}
+
 int main(int argc, char **argv)
 {
 	return test_main(argc, argv);
