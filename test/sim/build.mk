@@ -26,3 +26,4 @@ $(SIM_OUT)/bench_engine: test/sim/bench_engine.c $(wildcard include/seshat/*.h) 
 
 TESTS   += $(SIM_OUT)/mem_test $(SIM_OUT)/paper_test $(SIM_OUT)/faults_test \
            $(SIM_OUT)/simulate
+BENCHES += $(SIM_OUT)/bench_engine

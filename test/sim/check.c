@@ -243,6 +243,96 @@ void check_hard_state(struct sim_node *sn, sr_term term, sr_id vote)
 			 info.vote, vote);
 }
 
+/*
+ * The entries up to `upto` are in a snapshot now: the shadow takes the
+ * committed ones there (going down from upto until it already agrees,
+ * which by the chain hash means it agrees all the way down).
+ */
+static void shadow_from_snapshot(struct sim_node *sn, sr_index upto)
+{
+	struct sim_check *k = &sn->c->chk;
+
+	sn->shadow = grow(sn->shadow, &sn->shadow_cap, upto + 1,
+			  sizeof(*sn->shadow));
+	for (sr_index j = upto; j >= 1; j--) {
+		if (j <= sn->shadow_last && sn->shadow[j].h == k->com[j].h)
+			break;
+		sn->shadow[j].term = k->com[j].term;
+		sn->shadow[j].h = k->com[j].h;
+		sn->shadow[j].type = k->com[j].type;
+	}
+	if (sn->shadow_last < upto)
+		sn->shadow_last = upto;
+}
+
+static void commit_advance(struct cluster *c, struct sim_node *sn);
+
+/*
+ * Inside a step (a callback), a node may already have committed more than
+ * the checker has seen: take its commit index now.
+ */
+static void catch_up_commit(struct sim_node *sn)
+{
+	if (!sn->node || sn->c->failed)
+		return;
+	sr_node_status(sn->node, &sn->st);
+	if (sn->st.commit_index > sn->c->chk.commit &&
+	    sn->st.commit_index <= sn->shadow_last)
+		commit_advance(sn->c, sn);
+}
+
+void check_compact(struct sim_node *sn, sr_index upto)
+{
+	struct cluster *c = sn->c;
+
+	catch_up_commit(sn);
+	if (upto > c->chk.commit) {
+		sim_fail(c, "n%d compacts up to %" PRIu64 ", beyond anything "
+			 "committed (%" PRIu64 ")", sn->slot + 1, upto,
+			 c->chk.commit);
+		return;
+	}
+	if (sn->shadow_last > upto &&
+	    sn->shadow[upto].h != c->chk.com[upto].h)
+		sim_fail(c, "n%d keeps entries after %" PRIu64 " that do not "
+			 "follow its snapshot", sn->slot + 1, upto);
+	shadow_from_snapshot(sn, upto);
+}
+
+void check_restore(struct sim_node *sn, sr_index index, const void *buf,
+		   size_t len)
+{
+	struct cluster *c = sn->c;
+	struct sim_check *k = &c->chk;
+	uint64_t v[4];
+
+	if (len != sizeof(v)) {
+		sim_fail(c, "n%d restores a snapshot of %zu bytes (32 written)",
+			 sn->slot + 1, len);
+		return;
+	}
+	memcpy(v, buf, sizeof(v));
+	catch_up_commit(sn);
+	if (v[0] != index || v[1] > index)
+		sim_fail(c, "n%d restores snapshot %" PRIu64 " holding the "
+			 "state at %" PRIu64, sn->slot + 1, index, v[0]);
+	else if (index > k->commit)
+		sim_fail(c, "n%d restores snapshot %" PRIu64 " beyond anything "
+			 "committed (%" PRIu64 ")", sn->slot + 1, index,
+			 k->commit);
+	else if (v[1] && (v[1] >= k->app_cap || k->app[v[1]].state != v[2]))
+		sim_fail(c, "state machine safety: n%d restores a state at %"
+			 PRIu64 " no node had", sn->slot + 1, v[1]);
+	for (sr_index j = v[1] + 1; !c->failed && j <= index; j++)
+		if (k->com[j].type == SR_ENTRY_NORMAL)
+			sim_fail(c, "n%d's snapshot %" PRIu64 " misses command %"
+				 PRIu64, sn->slot + 1, index, j);
+	sn->fsm.index = v[1];
+	sn->fsm.h = v[2];
+	sn->fsm.count = v[3];
+	sn->applied_seen = index;
+}
+
 /* After a crash: the shadow becomes what the store kept. */
 void check_restart(struct sim_node *sn, int insert)
 {
@@ -250,6 +340,8 @@ void check_restart(struct sim_node *sn, int insert)
 	sr_mem_info info;
 
 	sr_mem_get_info(sn->mem, &info);
+	if (info.first_index > 1)
+		shadow_from_snapshot(sn, info.first_index - 1);
 	sn->shadow_last = info.first_index - 1;
 	for (sr_index i = info.first_index; i <= info.last_index; i++) {
 		sr_entry e;
@@ -264,6 +356,19 @@ void check_restart(struct sim_node *sn, int insert)
 				 e.term);
 		shadow_set(sn, i, e.term, e.type, h);
 	}
+	/* a snapshot the log does not lead up to replaces the log (the
+	 * truncation that went with it may not have reached the disk) */
+	if (info.snapshot_index &&
+	    (sn->shadow_last < info.snapshot_index ||
+	     sn->shadow[info.snapshot_index].h !=
+		     c->chk.com[info.snapshot_index].h)) {
+		sn->shadow_last = info.snapshot_index < sn->shadow_last
+					  ? info.snapshot_index
+					  : sn->shadow_last;
+		shadow_from_snapshot(sn, info.snapshot_index);
+		sn->shadow_last = info.snapshot_index;
+	}
+	memset(&sn->fsm, 0, sizeof(sn->fsm));
 	sn->commit_seen = 0;
 	sn->applied_seen = 0;
 	sn->lc_term = 0;
@@ -309,14 +414,17 @@ void check_send(struct sim_node *sn, const sr_msg *m)
 		check_ack_durable(sn, m->u.append_resp.index);
 }
 
-/* A follower acknowledges only entries it holds durably. */
+/* A follower acknowledges only entries it holds durably (in its log or
+ * in its snapshot, which is durable once written). */
 static void check_ack_durable(struct sim_node *sn, sr_index i)
 {
 	sr_entry d, v;
 	int rd = sr_mem_entry(sn->mem, i, 1, &d);
 	int rv = sr_mem_entry(sn->mem, i, 0, &v);
+	sr_mem_info info;
 
-	if (rd == SR_ECOMPACTED && rv == SR_ECOMPACTED)
+	sr_mem_get_info(sn->mem, &info);
+	if (i <= info.snapshot_index)
 		return;
 	if (rd || rv || d.term != v.term)
 		sim_fail(sn->c, "n%d acknowledges index %" PRIu64 " that it does "
@@ -340,7 +448,7 @@ void check_apply(struct sim_node *sn, const sr_entry *e)
 {
 	struct cluster *c = sn->c;
 	struct sim_check *k = &c->chk;
-	uint64_t h = entry_hash(e), pid = payload_pid(c, e);
+	uint64_t h = entry_hash(e), pid = payload_pid(c, e), state;
 	sr_index i = e->index;
 	sr_status st;
 
@@ -360,15 +468,24 @@ void check_apply(struct sim_node *sn, const sr_entry *e)
 		if (sn->shadow[j].type == SR_ENTRY_NORMAL)
 			sim_fail(c, "n%d skips command %" PRIu64
 				 " (applies %" PRIu64 ")", sn->slot + 1, j, i);
+	state = mix(sn->fsm.h ^ h ^ i);
 	k->app = grow(k->app, &k->app_cap, i + 1, sizeof(*k->app));
 	if (k->app[i].h && (k->app[i].h != h || k->app[i].term != e->term))
 		sim_fail(c, "state machine safety: n%d applies %" PRIu64
 			 "/t%" PRIu64 " but %" PRIu64 "/t%" PRIu64
 			 " was applied before", sn->slot + 1, i, e->term, i,
 			 k->app[i].term);
+	else if (k->app[i].state && k->app[i].state != state)
+		sim_fail(c, "state machine safety: n%d's state after %" PRIu64
+			 " differs from another node's (commands missed or "
+			 "repeated)", sn->slot + 1, i);
 	k->app[i].h = h;
 	k->app[i].term = e->term;
 	k->app[i].prop = pid;
+	k->app[i].state = state;
+	sn->fsm.index = i;
+	sn->fsm.h = state;
+	sn->fsm.count++;
 	sn->applied_seen = i;
 	sn->n_applied++;
 	if (pid) {
@@ -483,6 +600,7 @@ static void commit_advance(struct cluster *c, struct sim_node *sn)
 	for (sr_index i = k->commit + 1; i <= to; i++) {
 		k->com[i].h = sn->shadow[i].h;
 		k->com[i].term = sn->shadow[i].term;
+		k->com[i].type = sn->shadow[i].type;
 		k->com[i].by = sn->st.term;
 	}
 	k->commit = to;

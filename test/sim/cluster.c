@@ -353,6 +353,28 @@ static void deliver_disk(struct cluster *c, struct sim_ev *ev)
 	sr_mem_complete(sn->mem, k, 0);
 }
 
+/* A deferred snapshot is ready: hand it over, or now and then give up. */
+static void deliver_snap(struct cluster *c, struct sim_ev *ev)
+{
+	struct sim_node *sn = &c->nodes[ev->slot];
+
+	if (!sn->node || ev->incarnation != sn->incarnation)
+		return;
+	if (sn->paused_until > c->now) {
+		ev->at = sn->paused_until;
+		sim_push_event(c, *ev);
+		return;
+	}
+	host_tick(c, sn);
+	if (sim_rand(c) % 10 == 0) {
+		sim_trace(c, ev->slot, "snapshot abandoned");
+		sr_node_snapshot_done(sn->node, SR_EIO);
+	} else {
+		sim_trace(c, ev->slot, "snapshot bytes handed over");
+		sim_snapshot_give(sn, sn->snap_buf);
+	}
+}
+
 /* The earliest engine timer: its slot, or -1. */
 static int next_tick(struct cluster *c, uint64_t *at)
 {
@@ -397,8 +419,10 @@ int cluster_step(struct cluster *c, uint64_t limit)
 			c->now = ev.at;
 		if (ev.kind == EV_MSG)
 			deliver_msg(c, &ev);
-		else
+		else if (ev.kind == EV_DISK)
 			deliver_disk(c, &ev);
+		else
+			deliver_snap(c, &ev);
 	} else {
 		struct sim_node *sn = &c->nodes[ti];
 
@@ -611,6 +635,7 @@ void cluster_crash(struct cluster *c, int i)
 	sr_mem_get_info(sn->mem, &after);
 	sn->incarnation++;
 	sn->paused_until = 0;
+	memset(&sn->fsm, 0, sizeof(sn->fsm)); /* a new process */
 	memset(&sn->st, 0, sizeof(sn->st));
 	sim_trace(c, i,
 		  "CRASH: log was %" PRIu64 "..%" PRIu64 " (durable ..%" PRIu64

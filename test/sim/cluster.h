@@ -58,6 +58,16 @@ struct sim_opts {
 	 * over (what an event loop that reads its clock per event does).
 	 */
 	int tick_on_event;
+	/*
+	 * Snapshots (0 threshold: the state machine has no snapshot
+	 * callbacks and logs are never compacted).  snapshot_defer: the
+	 * state machine captures its state in the callback and hands the
+	 * bytes over 0-30 ms later, sometimes abandoning the snapshot.
+	 */
+	uint64_t snapshot_threshold;
+	uint64_t snapshot_trailing;
+	uint32_t snapshot_chunk_bytes;
+	int snapshot_defer;
 };
 
 /* Network behaviour, changeable at any time. */
@@ -107,6 +117,13 @@ struct sim_node {
 	sr_index applied_seen;
 	sr_term lc_term; /* term whose leadership was checked */
 	sr_term led_term; /* term it led at the end of the last step, or 0 */
+	/* the state machine: a hash chained over every command applied */
+	struct sim_fsm {
+		sr_index index; /* last command applied */
+		uint64_t h;
+		uint64_t count;
+	} fsm;
+	unsigned char snap_buf[32]; /* a deferred snapshot's bytes */
 	struct sim_chain *shadow; /* [0, shadow_last] */
 	size_t shadow_cap;
 	sr_index shadow_last;
@@ -125,7 +142,7 @@ struct sim_prop {
 	uint64_t h; /* payload hash */
 };
 
-enum { EV_MSG = 1, EV_DISK = 2 };
+enum { EV_MSG = 1, EV_DISK = 2, EV_SNAP = 3 };
 
 /* First byte of every payload cluster_propose() makes; 7 bytes of id follow. */
 #define SIM_PAYLOAD_MAGIC 0xA5
@@ -133,8 +150,8 @@ enum { EV_MSG = 1, EV_DISK = 2 };
 struct sim_ev {
 	uint64_t at;
 	uint64_t seq;
-	int kind; /* EV_MSG or EV_DISK */
-	int slot; /* EV_DISK: node; EV_MSG: destination */
+	int kind; /* EV_MSG, EV_DISK or EV_SNAP */
+	int slot; /* EV_DISK, EV_SNAP: node; EV_MSG: destination */
 	uint64_t incarnation;
 	struct sim_msg *msg;
 };
@@ -153,6 +170,7 @@ struct sim_check {
 		uint64_t h;
 		sr_term term; /* the entry's term */
 		sr_term by;   /* term of the node that first committed it */
+		uint32_t type;
 	} *com;
 	size_t com_cap;
 	sr_index commit;
@@ -161,6 +179,7 @@ struct sim_check {
 		uint64_t h;
 		sr_term term;
 		uint64_t prop;
+		uint64_t state; /* state machine hash after applying it */
 	} *app;
 	size_t app_cap;
 	/* the leader of each term */
@@ -215,6 +234,7 @@ struct cluster {
 
 	/* counters */
 	uint64_t n_sent, n_lost, n_dup, n_delivered, n_crashes, n_elections;
+	uint64_t n_snapshots, n_restores;
 };
 
 void sim_opts_default(struct sim_opts *o);
@@ -300,6 +320,7 @@ void sim_held_push(struct cluster *c, struct sim_msg *sm);
 void sim_hooks_init(struct cluster *c);
 int sim_node_make(struct cluster *c, struct sim_node *sn);
 void sim_disk_done(void *ctx, uint64_t token, int status);
+void sim_snapshot_give(struct sim_node *sn, const unsigned char *buf);
 
 /* check.c: the invariants */
 uint64_t sim_hash(uint64_t h, const void *data, size_t len);
@@ -310,6 +331,10 @@ void check_truncate(struct sim_node *sn, sr_index from);
 void check_hard_state(struct sim_node *sn, sr_term term, sr_id vote);
 void check_send(struct sim_node *sn, const sr_msg *m);
 void check_apply(struct sim_node *sn, const sr_entry *e);
+void check_compact(struct sim_node *sn, sr_index upto);
+/* The state machine restored snapshot bytes (32: index, fsm state). */
+void check_restore(struct sim_node *sn, sr_index index, const void *buf,
+		   size_t len);
 void check_done(struct sim_node *sn, uint64_t pid, int status,
 		sr_index index);
 /* Rebuild slot's shadow from its store (after a crash, or at start with

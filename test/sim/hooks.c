@@ -113,6 +113,13 @@ void sim_msg_describe(const sr_msg *m, char *buf, size_t cap)
 			 m->u.snapshot.last_term, m->u.snapshot.offset,
 			 m->u.snapshot.len, m->u.snapshot.done ? " done" : "");
 		break;
+	case SR_MSG_SNAPSHOT_RESP:
+		snprintf(buf, cap, " last %" PRIu64 " next %" PRIu64 "%s%s",
+			 m->u.snapshot_resp.last_index,
+			 m->u.snapshot_resp.offset,
+			 m->u.snapshot_resp.done ? " installed" : "",
+			 m->u.snapshot_resp.rejected ? " rejected" : "");
+		break;
 	default:
 		break;
 	}
@@ -254,8 +261,13 @@ static int st_read(void *ctx, sr_index lo, size_t max_n, size_t max_bytes,
 static int st_compact(void *ctx, sr_index upto)
 {
 	struct sim_node *sn = ctx;
+	int rv = sr_mem_ops()->compact(sn->mem, upto);
 
-	return sr_mem_ops()->compact(sn->mem, upto);
+	sim_trace(sn->c, sn->slot, "store compact up to %" PRIu64 "%s", upto,
+		  rv ? " FAILED" : "");
+	if (rv == 0)
+		check_compact(sn, upto);
+	return rv;
 }
 
 static int st_snap_begin(void *ctx, sr_index i, sr_term t,
@@ -294,6 +306,74 @@ static int fsm_apply(void *ctx, const sr_entry *e, void **result)
 
 	*result = NULL;
 	check_apply(sn, e);
+	return 0;
+}
+
+/* The state machine's snapshot: 32 bytes (index, its own state). */
+static void fsm_encode(const struct sim_node *sn, sr_index index,
+		       unsigned char *buf)
+{
+	uint64_t v[4] = { index, sn->fsm.index, sn->fsm.h, sn->fsm.count };
+
+	memcpy(buf, v, sizeof(v));
+}
+
+/* Hand snapshot bytes to the engine in two pieces. */
+void sim_snapshot_give(struct sim_node *sn, const unsigned char *buf)
+{
+	if (sr_node_snapshot_write(sn->node, buf, 13) == 0 &&
+	    sr_node_snapshot_write(sn->node, buf + 13, 19) == 0)
+		sr_node_snapshot_done(sn->node, 0);
+}
+
+static int fsm_snapshot(void *ctx, sr_index index, sr_term term)
+{
+	struct sim_node *sn = ctx;
+	struct cluster *c = sn->c;
+	unsigned char buf[32];
+
+	c->n_snapshots++;
+	sim_trace(c, sn->slot, "snapshot at %" PRIu64 "/t%" PRIu64 "%s", index,
+		  term, c->o.snapshot_defer ? " (deferred)" : "");
+	if (index < sn->applied_seen || sn->fsm.index > index)
+		sim_fail(c, "n%d asked for a snapshot at %" PRIu64 " after "
+			 "applying %" PRIu64, sn->slot + 1, index,
+			 sn->applied_seen);
+	fsm_encode(sn, index, buf);
+	if (!c->o.snapshot_defer) {
+		sim_snapshot_give(sn, buf);
+	} else {
+		struct sim_ev ev = { .kind = EV_SNAP, .slot = sn->slot };
+
+		memcpy(sn->snap_buf, buf, sizeof(buf));
+		ev.incarnation = sn->incarnation;
+		ev.at = c->now + sim_rand_range(c, 0, 30);
+		sim_push_event(c, ev);
+	}
+	return 0;
+}
+
+static int fsm_restore(void *ctx, sr_index index, sr_term term)
+{
+	struct sim_node *sn = ctx;
+	unsigned char buf[64];
+	size_t total = 0, n = 0;
+	int rv;
+
+	sn->c->n_restores++;
+	sim_trace(sn->c, sn->slot, "restore snapshot %" PRIu64 "/t%" PRIu64,
+		  index, term);
+	do {
+		rv = sr_node_snapshot_read(sn->node, total, buf + total,
+					   sizeof(buf) - total, &n);
+		total += n;
+	} while (rv == 0 && n && total < sizeof(buf));
+	if (rv) {
+		sim_fail(sn->c, "n%d cannot read its snapshot: %s",
+			 sn->slot + 1, sr_strerror(rv));
+		return rv;
+	}
+	check_restore(sn, index, buf, total);
 	return 0;
 }
 
@@ -361,6 +441,12 @@ int sim_node_make(struct cluster *c, struct sim_node *sn)
 	cfg.host.log = host_log;
 	cfg.host_ctx = sn;
 	cfg.log_level = c->o.log_level;
+	cfg.snapshot_threshold = c->o.snapshot_threshold;
+	if (c->o.snapshot_threshold) {
+		cfg.snapshot_trailing = c->o.snapshot_trailing;
+		if (c->o.snapshot_chunk_bytes)
+			cfg.snapshot_chunk_bytes = c->o.snapshot_chunk_bytes;
+	}
 	sn->last_tick = 0;
 	return sr_node_create(&cfg, &sn->node);
 }
@@ -374,5 +460,9 @@ void sim_hooks_init(struct cluster *c)
 		st_snap_read,
 	};
 	c->fsm.apply = fsm_apply;
+	if (c->o.snapshot_threshold) {
+		c->fsm.snapshot = fsm_snapshot;
+		c->fsm.restore = fsm_restore;
+	}
 	c->transport.send = net_send;
 }

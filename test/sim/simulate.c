@@ -6,8 +6,8 @@
  *   simulate --seed S [--trace]   one seed, optionally with a full trace
  *
  * Options: --duration MS (fault phase, default 5000 simulated ms),
- * --nodes N, --prevote 0|1, --checkquorum 0|1 (force what a seed would
- * pick), --safety-only (only the end-to-end properties, not the rules
+ * --nodes N, --prevote 0|1, --checkquorum 0|1, --ticks event|deadline
+ * (force what a seed would pick; see sim_opts.tick_on_event), --safety-only (only the end-to-end properties, not the rules
  * that imply them; see check.c), --verbose (a line per seed).
  *
  * Each seed picks a cluster (3, 5 or 7 engines) and a configuration
@@ -44,11 +44,12 @@ struct run {
 	int pre_vote;	   /* -1: random */
 	int check_quorum;  /* -1: random */
 	int safety_only;   /* end-to-end properties only */
+	int tick_on_event; /* -1: random */
 	FILE *trace;
 	size_t ring;
 	/* results */
 	char why[600];
-	uint64_t steps, acked, crashes, leaders, sim_ms;
+	uint64_t steps, acked, crashes, leaders, sim_ms, msgs, snaps, restores;
 };
 
 static uint64_t split(uint64_t *s)
@@ -81,8 +82,16 @@ static void pick_opts(struct run *r, struct sim_opts *o)
 	if (split(&s) % 5 == 0)
 		o->max_uncommitted_bytes = 1000 + split(&s) % 20000;
 	o->tick_on_event = (int)(split(&s) % 2);
+	if (split(&s) % 2) {
+		o->snapshot_threshold = 5 + split(&s) % 100;
+		o->snapshot_trailing = split(&s) % 30;
+		o->snapshot_chunk_bytes = 1 + (uint32_t)(split(&s) % 40);
+		o->snapshot_defer = (int)(split(&s) % 2);
+	}
 	if (r->pre_vote >= 0)
 		o->pre_vote = r->pre_vote;
+	if (r->tick_on_event >= 0)
+		o->tick_on_event = r->tick_on_event;
 	if (r->check_quorum >= 0)
 		o->check_quorum = r->check_quorum;
 	if (r->trace)
@@ -94,12 +103,15 @@ static void describe_opts(const struct sim_opts *o, char *buf, size_t cap)
 	snprintf(buf, cap,
 		 "%d nodes, prevote %d, checkquorum %d, ticks %s, %s disk "
 		 "(%u-%u ms%s), inflight %u, entries/msg %u, uncommitted %"
-		 PRIu64, o->n, o->pre_vote, o->check_quorum,
+		 PRIu64 ", snapshots every %" PRIu64 " (trailing %" PRIu64
+		 ", chunks of %u%s)", o->n, o->pre_vote, o->check_quorum,
 		 o->tick_on_event ? "per event" : "at deadline",
 		 o->async_disk ? "async" : "sync", o->disk_min_ms,
 		 o->disk_max_ms, o->disk_reorder ? ", reordered" : "",
 		 o->max_inflight_msgs, o->max_msg_entries,
-		 o->max_uncommitted_bytes);
+		 o->max_uncommitted_bytes, o->snapshot_threshold,
+		 o->snapshot_trailing, o->snapshot_chunk_bytes,
+		 o->snapshot_defer ? ", deferred" : "");
 }
 
 /* A random change of the network's shape or quality. */
@@ -312,6 +324,9 @@ static int run_seed(struct run *r)
 	r->crashes = c.n_crashes;
 	r->leaders = c.chk.n_leaders;
 	r->sim_ms = c.now;
+	r->msgs = c.n_sent;
+	r->snaps = c.n_snapshots;
+	r->restores = c.n_restores;
 	if (r->why[0] && r->ring) {
 		sim_trace(&c, -1, "FAILED: %s", r->why);
 		cluster_dump_ring(&c, stdout);
@@ -325,7 +340,8 @@ static void usage(const char *prog)
 	fprintf(stderr,
 		"usage: %s [--seeds N] [--from S] [--seed S] [--trace]\n"
 		"          [--duration MS] [--nodes N] [--prevote 0|1]\n"
-		"          [--checkquorum 0|1] [--safety-only] [--verbose]\n",
+		"          [--checkquorum 0|1] [--ticks event|deadline]\n"
+		"          [--safety-only] [--verbose]\n",
 		prog);
 	exit(2);
 }
@@ -334,7 +350,10 @@ int main(int argc, char **argv)
 {
 	uint64_t from = 1, count = 500, one = 0;
 	int trace = 0, verbose = 0, have_one = 0, passed = 0, failed = 0;
-	struct run base = { .duration = 5000, .pre_vote = -1, .check_quorum = -1 };
+	struct run base = { .duration = 5000,
+			    .pre_vote = -1,
+			    .check_quorum = -1,
+			    .tick_on_event = -1 };
 	struct run tot = { 0 };
 
 	for (int i = 1; i < argc; i++) {
@@ -346,6 +365,8 @@ int main(int argc, char **argv)
 			verbose = 1;
 		else if (!strcmp(a, "--safety-only"))
 			base.safety_only = 1;
+		else if (i + 1 < argc && !strcmp(a, "--ticks"))
+			base.tick_on_event = !strcmp(argv[++i], "event");
 		else if (i + 1 < argc && !strcmp(a, "--seeds"))
 			count = strtoull(argv[++i], NULL, 0);
 		else if (i + 1 < argc && !strcmp(a, "--from"))
@@ -381,13 +402,17 @@ int main(int argc, char **argv)
 		tot.acked += r.acked;
 		tot.leaders += r.leaders;
 		tot.crashes += r.crashes;
+		tot.snaps += r.snaps;
+		tot.restores += r.restores;
 		if (!bad) {
 			passed++;
 			if (have_one || verbose)
 				printf("seed %" PRIu64 ": ok (%" PRIu64 " steps, %"
-				       PRIu64 " acknowledged, %" PRIu64
-				       " leaders, %" PRIu64 " crashes)\n",
-				       s, r.steps, r.acked, r.leaders, r.crashes);
+				       PRIu64 " messages, %" PRIu64
+				       " acknowledged, %" PRIu64 " leaders, %"
+				       PRIu64 " crashes)\n",
+				       s, r.steps, r.msgs, r.acked, r.leaders,
+				       r.crashes);
 			continue;
 		}
 		failed++;
@@ -410,14 +435,18 @@ int main(int argc, char **argv)
 			printf(" --checkquorum %d", base.check_quorum);
 		if (base.safety_only)
 			printf(" --safety-only");
+		if (base.tick_on_event >= 0)
+			printf(" --ticks %s",
+			       base.tick_on_event ? "event" : "deadline");
 		if (base.duration != 5000)
 			printf(" --duration %" PRIu64, base.duration);
 		printf("\n");
 		fflush(stdout);
 	}
 	printf("totals: %" PRIu64 " steps, %" PRIu64 " proposals acknowledged, %"
-	       PRIu64 " leaders elected, %" PRIu64 " crashes\n", tot.steps,
-	       tot.acked, tot.leaders, tot.crashes);
+	       PRIu64 " leaders elected, %" PRIu64 " crashes, %" PRIu64
+	       " snapshots taken, %" PRIu64 " restored\n", tot.steps,
+	       tot.acked, tot.leaders, tot.crashes, tot.snaps, tot.restores);
 	printf("ran %" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "): %d failed\n",
 	       count, from, from + count - 1, failed);
 	printf("%d passed, %d failed\n", passed, failed);
