@@ -213,13 +213,15 @@ int sr_wal_process(sr_wal *w)
 	(void)!read(w->evfd, &v, sizeof(v));
 	w->eng->poll(w);
 	pthread_mutex_lock(&w->mu);
-	w->plugged = 1;
+	__atomic_store_n(&w->plugged, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&w->mu);
 	sr_walc_reap(w);
 	log_engine_messages(w);
+	w->in_process = 1;
 	n = deliver(w);
+	w->in_process = 0;
 	pthread_mutex_lock(&w->mu);
-	w->plugged = 0;
+	__atomic_store_n(&w->plugged, 0, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&w->mu);
 	w->eng->kick(w);
 	return n;

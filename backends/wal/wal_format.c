@@ -93,7 +93,8 @@ int sr_walfmt_seg_hdr_decode(const unsigned char in[WAL_SEG_HDR],
 	h->start_index = wal_get64(in + 32);
 	h->first_batch = wal_get64(in + 40);
 	if (h->first_index == 0 || h->start_index < h->first_index ||
-	    h->first_batch == 0) {
+	    h->start_index > WAL_INDEX_MAX || h->first_batch == 0 ||
+	    h->first_batch > WAL_INDEX_MAX) {
 		*why = "segment header fields out of range";
 		return WALFMT_BAD;
 	}
@@ -137,7 +138,8 @@ int sr_walfmt_rec_peek(const unsigned char *hdr, uint64_t off, uint64_t avail,
 		return WALFMT_BAD;
 	}
 	if (boff < WAL_SEG_HDR || boff > off || (boff & 7u) ||
-	    wal_get64(hdr + 32) == 0 || wal_get64(hdr + 16) == 0) {
+	    wal_get64(hdr + 32) == 0 || wal_get64(hdr + 32) > WAL_INDEX_MAX ||
+	    wal_get64(hdr + 16) == 0 || wal_get64(hdr + 16) > WAL_INDEX_MAX) {
 		*why = "record header fields out of range";
 		return WALFMT_BAD;
 	}
@@ -351,8 +353,8 @@ int sr_walfmt_snap_hdr_decode(const unsigned char *in, size_t len,
 	h->term = wal_get64(in + 24);
 	h->data_size = wal_get64(in + 32);
 	h->data_crc = wal_get32(in + 40);
-	if (h->index == 0) {
-		*why = "snapshot index is 0";
+	if (h->index == 0 || h->index > WAL_INDEX_MAX) {
+		*why = "snapshot index out of range";
 		return WALFMT_BAD;
 	}
 	return conf_decode(in + WAL_SNAP_FIXED, h->conf_len, conf, why);

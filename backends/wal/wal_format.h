@@ -34,6 +34,10 @@
  * but a record must fit in a segment of at most 1 GiB). */
 #define WAL_REC_MAX_PAYLOAD (1024u * 1024u * 1024u - WAL_SEG_HDR - WAL_REC_HDR)
 
+/* Indexes and terms beyond this are refused everywhere, so that index
+ * arithmetic (upto + 1, last + n) can never wrap. */
+#define WAL_INDEX_MAX (1ull << 62)
+
 enum {
 	WAL_REC_ENTRY = 1,    /* a log entry */
 	WAL_REC_TRUNCATE = 2, /* delete entries >= index */

@@ -138,7 +138,8 @@ struct sr_wal {
 	struct wal_item *exec; /* next item to run, NULL if none */
 	struct wal_seg *segs;  /* ordered by seq, consecutive */
 	size_t n_segs, cap_segs;
-	int plugged;  /* inside sr_wal_process: hold OPEN batches */
+	int plugged;  /* inside sr_wal_process: hold OPEN batches (also
+		       * read without mu by the spinning writer: atomics) */
 	int stopping; /* sr_wal_close */
 	int failed;   /* the error that stopped the WAL */
 	char fail_msg[320];
@@ -150,7 +151,7 @@ struct sr_wal {
 	struct wal_item *spare;			 /* one recycled item */
 	uint64_t pending_bytes;
 	int fail_logged;
-	int in_callback;
+	int in_process; /* delivering completions: sr_wal_process kicks */
 	uint64_t st_appends, st_torn;
 
 	/* read() scratch */

@@ -300,6 +300,8 @@ static void close_open(sr_wal *w)
 /* Room for `need` more pending bytes (see Memory in wal.h). */
 static int wal_room(sr_wal *w, uint64_t need)
 {
+	if (w->pending_bytes + need <= w->max_pending)
+		return 0; /* the common case: no lock, no reaping */
 	sr_walc_reap(w);
 	while (w->pending_bytes && w->pending_bytes + need > w->max_pending) {
 		int rv = wal_check_failed(w);
@@ -313,6 +315,13 @@ static int wal_room(sr_wal *w, uint64_t need)
 		sr_walc_reap(w);
 	}
 	return 0;
+}
+
+/* New work is queued: start the engine, unless sr_wal_process() will. */
+static void wal_kick(sr_wal *w)
+{
+	if (!w->in_process)
+		w->eng->kick(w);
 }
 
 int sr_walc_drain(sr_wal *w)
@@ -344,7 +353,7 @@ static int check_entries(const sr_wal *w, const sr_entry *e, size_t n,
 		return SR_EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		if (e[i].index != w->last + 1 + i || e[i].index == 0 ||
-		    (e[i].len && !e[i].data))
+		    e[i].index > WAL_INDEX_MAX || (e[i].len && !e[i].data))
 			return SR_EINVAL;
 		if (e[i].len > WAL_REC_MAX_PAYLOAD)
 			return SR_ETOOBIG;
@@ -392,8 +401,6 @@ static int wal_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
 	int rv = check_entries(w, e, n, &bytes);
 
 	if (!rv)
-		rv = wal_check_failed(w);
-	if (!rv)
 		rv = wal_room(w, bytes);
 	if (rv)
 		return rv;
@@ -420,7 +427,7 @@ static int wal_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
 out:
 	pthread_mutex_unlock(&w->mu);
 	if (!rv)
-		w->eng->kick(w);
+		wal_kick(w);
 	return rv;
 }
 
@@ -442,7 +449,7 @@ static int wal_truncate(void *ctx, sr_index from)
 		return rv;
 	w->pos_n = (size_t)(from - w->first);
 	w->last = from - 1;
-	w->eng->kick(w);
+	wal_kick(w);
 	return 0;
 }
 
@@ -476,7 +483,7 @@ static int wal_compact(void *ctx, sr_index upto)
 	}
 	w->first = upto + 1;
 	rv = sr_walc_schedule_delete(w);
-	w->eng->kick(w);
+	wal_kick(w);
 	return rv;
 }
 

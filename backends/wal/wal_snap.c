@@ -226,7 +226,8 @@ int sr_walsnap_begin(void *ctx, sr_index index, sr_term term,
 
 	if (rv)
 		return rv;
-	if (index == 0 || (conf && conf->n > SR_MAX_MEMBERS))
+	if (index == 0 || index > WAL_INDEX_MAX ||
+	    (conf && conf->n > SR_MAX_MEMBERS))
 		return SR_EINVAL;
 	part_discard(w);
 	fd = openat(w->dirfd, "snap.tmp", O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC,

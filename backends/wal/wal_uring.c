@@ -411,7 +411,7 @@ static void uring_stop(sr_wal *w)
 		return;
 	pthread_mutex_lock(&w->mu);
 	w->stopping = 1;
-	w->plugged = 0;
+	__atomic_store_n(&w->plugged, 0, __ATOMIC_RELEASE);
 	if (w->tail && w->tail->state == ITEM_OPEN)
 		w->tail->state = ITEM_READY;
 	pthread_mutex_unlock(&w->mu);

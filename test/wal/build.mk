@@ -32,3 +32,6 @@ $(WAL_OUT)/test_wal_fault: test/wal/test_wal_fault.c $(WAL_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -Ibackends/wal -o $@ $< $(WAL_WRAP) \
 		$(if $(filter 1,$(URING)),$(WAL_WRAP_URING)) $(TEST_LIBS)
+FUZZ_SRCS += test/wal/fuzz_wal.c
+
+BENCHES += $(WAL_OUT)/bench_wal
