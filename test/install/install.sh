@@ -63,7 +63,7 @@ INCDIR=$PREFIX/include
 
 # The version the headers claim; the file names and the .pc must agree.
 ver_part() {
-	sed -n "s/^#define SR_VERSION_$1 \([0-9][0-9]*\).*/\1/p" \
+	sed -En "s/^#define[[:space:]]+SR_VERSION_$1[[:space:]]+([0-9]+).*/\1/p" \
 		include/seshat/types.h
 }
 MAJOR=$(ver_part MAJOR)
@@ -126,11 +126,16 @@ else
 fi
 
 # ---------------------------------------------------------------- symbols
-# Functions the public headers declare.  Every declaration starts
-# "SR_API <type> <name>(" on one line (house style).
-api=$(cat include/seshat/*.h | grep -o '^SR_API[^;(]*(' |
-	sed -E 's/.*[^A-Za-z0-9_]([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*\($/\1/' |
-	sort -u)
+# Functions the given headers declare: every "SR_API <type> <name>(",
+# wherever the lines break (preprocessor lines, the SR_API definition
+# among them, left out).
+api_functions() {
+	grep -hv '^[[:space:]]*#' "$@" | tr '\n' ' ' |
+		grep -o 'SR_API[^;(]*(' |
+		sed -E 's/.*[^A-Za-z0-9_]([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*\($/\1/' |
+		sort -u
+}
+api=$(api_functions include/seshat/*.h)
 is_tool_symbol() {
 	[[ $1 == _init || $1 == _fini ]] && return 0
 	# sanitizer instrumentation adds its own globals
@@ -201,8 +206,7 @@ if command -v "$CXX" >/dev/null; then
 	bad=()
 	for h in "$D$INCDIR"/seshat/*.h; do
 		n=${h##*/}
-		fns=$(grep -o '^SR_API[^;(]*(' "$h" |
-			sed -E 's/.*[^A-Za-z0-9_]([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*\($/\1/')
+		fns=$(api_functions "$h")
 		# Take the address of every function so that the object
 		# file references it: under extern "C" the reference is the
 		# plain C name, otherwise a mangled _Z... one.
