@@ -249,10 +249,14 @@ void sr_wal_set_done(sr_wal *w, sr_wal_done_fn done, void *ctx)
 const char *sr_wal_engine_name(int engine)
 {
 	switch (engine) {
-	case SR_WAL_POSIX: return "posix";
-	case SR_WAL_URING: return "io_uring";
-	case SR_WAL_AUTO: return "auto";
-	default: return "unknown";
+	case SR_WAL_POSIX:
+		return "posix";
+	case SR_WAL_URING:
+		return "io_uring";
+	case SR_WAL_AUTO:
+		return "auto";
+	default:
+		return "unknown";
 	}
 }
 
@@ -305,8 +309,8 @@ static int options_check(const sr_wal_options *o)
 	     o->repair != SR_WAL_REPAIR_TRUNCATE) ||
 	    (o->engine < SR_WAL_POSIX || o->engine > SR_WAL_AUTO))
 		return SR_EINVAL;
-	if (o->alloc && (!o->alloc->malloc || !o->alloc->realloc ||
-			 !o->alloc->free))
+	if (o->alloc &&
+	    (!o->alloc->malloc || !o->alloc->realloc || !o->alloc->free))
 		return SR_EINVAL;
 	return 0;
 }
@@ -342,8 +346,7 @@ static int dir_open(sr_wal *w)
 	if (w->dirfd < 0) {
 		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s: %s", w->dir,
 			     strerror(errno));
-		return errno == ENOENT || errno == ENOTDIR ? SR_EINVAL
-							   : SR_EIO;
+		return errno == ENOENT || errno == ENOTDIR ? SR_EINVAL : SR_EIO;
 	}
 	return 0;
 }

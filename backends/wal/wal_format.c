@@ -329,7 +329,8 @@ int sr_walfmt_snap_hdr_decode(const unsigned char *in, size_t len,
 	h->hdr_size = wal_get32(in + 12);
 	h->conf_len = wal_get32(in + 44);
 	if (h->hdr_size < WAL_SNAP_FIXED + 4 || (h->hdr_size & 7u) ||
-	    h->hdr_size > WAL_SNAP_FIXED + 8 + SR_MAX_MEMBERS * (16 + SR_ADDR_MAX) ||
+	    h->hdr_size >
+		    WAL_SNAP_FIXED + 8 + SR_MAX_MEMBERS * (16 + SR_ADDR_MAX) ||
 	    h->conf_len > h->hdr_size - WAL_SNAP_FIXED ||
 	    h->hdr_size - WAL_SNAP_FIXED - h->conf_len >= 8) {
 		*why = "bad snapshot header size";

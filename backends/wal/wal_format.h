@@ -20,15 +20,15 @@
 
 #include <seshat/types.h>
 
-#define WAL_VERSION 1u
-#define WAL_SEG_MAGIC "SRWALSEG"
-#define WAL_META_MAGIC "SRWALMET"
-#define WAL_SNAP_MAGIC "SRWALSNP"
+#define WAL_VERSION	    1u
+#define WAL_SEG_MAGIC	    "SRWALSEG"
+#define WAL_META_MAGIC	    "SRWALMET"
+#define WAL_SNAP_MAGIC	    "SRWALSNP"
 
-#define WAL_SEG_HDR 64u	 /* segment header size; records start here */
-#define WAL_REC_HDR 48u	 /* record header size */
-#define WAL_META_SIZE 36u
-#define WAL_SNAP_FIXED 56u /* snapshot header before the membership */
+#define WAL_SEG_HDR	    64u /* segment header size; records start here */
+#define WAL_REC_HDR	    48u /* record header size */
+#define WAL_META_SIZE	    36u
+#define WAL_SNAP_FIXED	    56u /* snapshot header before the membership */
 
 /* The largest payload a record may carry (an entry's len is a uint32_t,
  * but a record must fit in a segment of at most 1 GiB). */
@@ -36,7 +36,7 @@
 
 /* Indexes and terms beyond this are refused everywhere, so that index
  * arithmetic (upto + 1, last + n) can never wrap. */
-#define WAL_INDEX_MAX (1ull << 62)
+#define WAL_INDEX_MAX	    (1ull << 62)
 
 enum {
 	WAL_REC_ENTRY = 1,    /* a log entry */
@@ -75,7 +75,7 @@ struct wal_meta {
 };
 
 struct wal_snap_hdr {
-	uint32_t hdr_size;  /* bytes before the data */
+	uint32_t hdr_size; /* bytes before the data */
 	uint64_t index;
 	uint64_t term;
 	uint64_t data_size;

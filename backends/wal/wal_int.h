@@ -148,7 +148,7 @@ struct sr_wal {
 
 	/* engine thread */
 	struct wal_item *done_head, *done_tail; /* reaped, not delivered */
-	struct wal_item *spare;			 /* one recycled item */
+	struct wal_item *spare;			/* one recycled item */
 	uint64_t pending_bytes;
 	int fail_logged;
 	int in_process; /* delivering completions: sr_wal_process kicks */
@@ -236,8 +236,7 @@ int sr_walsnap_load(sr_wal *w, const uint64_t *idx, size_t n);
 void sr_walsnap_close(sr_wal *w);
 int sr_walsnap_begin(void *ctx, sr_index index, sr_term term,
 		     const sr_membership *conf);
-int sr_walsnap_write(void *ctx, uint64_t offset, const void *data,
-		     size_t len);
+int sr_walsnap_write(void *ctx, uint64_t offset, const void *data, size_t len);
 int sr_walsnap_finish(void *ctx, int commit);
 int sr_walsnap_read(void *ctx, uint64_t offset, void *buf, size_t len,
 		    size_t *n_out);

@@ -189,15 +189,17 @@ void sr_walio_seg_delete(sr_wal *w, const struct wal_item *it)
 		sr_walio_seg_name(name, sizeof(name), seq);
 		if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT) {
 			e = errno;
-			sr_walio_warn(w, "wal: deleting %s/%s failed: %s (kept; "
-					 "retried at the next compaction)",
+			sr_walio_warn(w,
+				      "wal: deleting %s/%s failed: %s (kept; "
+				      "retried at the next compaction)",
 				      w->dir, name, strerror(e));
 			return;
 		}
 		if (fsync(w->dirfd) != 0) {
 			e = errno;
-			sr_walio_warn(w, "wal: fsync of %s after deleting %s "
-					 "failed: %s",
+			sr_walio_warn(w,
+				      "wal: fsync of %s after deleting %s "
+				      "failed: %s",
 				      w->dir, name, strerror(e));
 			return;
 		}
@@ -315,8 +317,9 @@ int sr_walio_lock(sr_wal *w)
 		int e = errno;
 
 		if (e != EWOULDBLOCK) {
-			sr_walc_logf(w, SR_LOG_ERROR, "wal: locking %s/LOCK: %s",
-				     w->dir, strerror(e));
+			sr_walc_logf(w, SR_LOG_ERROR,
+				     "wal: locking %s/LOCK: %s", w->dir,
+				     strerror(e));
 			return SR_EIO;
 		}
 		n = pread(w->lockfd, pid, sizeof(pid) - 1, 0);

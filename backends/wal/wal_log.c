@@ -164,7 +164,8 @@ static int plan_rollover(sr_wal *w, uint64_t rsize, struct wal_item **out)
 	it = item_new(w);
 	if (!it)
 		return SR_ENOMEM;
-	if (buf_reserve(w, it, (size_t)rsize) || sr_walc_seg_add(w, seq, size)) {
+	if (buf_reserve(w, it, (size_t)rsize) ||
+	    sr_walc_seg_add(w, seq, size)) {
 		w->spare = it;
 		return SR_ENOMEM;
 	}

@@ -70,12 +70,12 @@ struct scan {
 	int started;
 	sr_index first, last, known; /* pos[] holds known..last */
 	uint64_t last_batch, batch_off, seg_first_batch, max_batch;
-	int have_rec;	    /* a good record in the current segment */
-	uint64_t end;	    /* valid end of the last scanned segment */
-	uint64_t zero_to;   /* torn bytes in the last segment: end..zero_to */
-	uint64_t max_seq;   /* highest segment number in the directory */
-	uint64_t stop_seq;  /* repair: drop from here on */
-	uint64_t stop_off;  /* 0: the whole segment */
+	int have_rec;	   /* a good record in the current segment */
+	uint64_t end;	   /* valid end of the last scanned segment */
+	uint64_t zero_to;  /* torn bytes in the last segment: end..zero_to */
+	uint64_t max_seq;  /* highest segment number in the directory */
+	uint64_t stop_seq; /* repair: drop from here on */
+	uint64_t stop_off; /* 0: the whole segment */
 	char name[32];
 };
 
@@ -107,9 +107,8 @@ static const unsigned char *rd_get(struct rd *r, uint64_t off, size_t n,
 	r->len = 0;
 	if (sr_walio_pread_all(r->fd, r->buf, want, off) != 0) {
 		sr_walc_logf(r->w, SR_LOG_ERROR,
-			     "wal: reading %s/%s at offset %llu: %s",
-			     r->w->dir, r->name, (unsigned long long)off,
-			     strerror(errno));
+			     "wal: reading %s/%s at offset %llu: %s", r->w->dir,
+			     r->name, (unsigned long long)off, strerror(errno));
 		*rv = SR_EIO;
 		return NULL;
 	}
@@ -120,8 +119,8 @@ static const unsigned char *rd_get(struct rd *r, uint64_t off, size_t n,
 
 /* Report corruption; with the repair option, remember where to cut. */
 __attribute__((format(printf, 5, 6))) static int
-corrupt(struct scan *s, uint64_t seq, uint64_t off, int whole,
-	const char *fmt, ...)
+corrupt(struct scan *s, uint64_t seq, uint64_t off, int whole, const char *fmt,
+	...)
 {
 	char msg[256];
 	va_list ap;
@@ -192,8 +191,8 @@ static int apply(struct scan *s, struct wal_seg *seg, uint64_t off,
 				       (unsigned long long)r->batch,
 				       (unsigned long long)r->batch_off,
 				       (unsigned long long)s->batch_off);
-	} else if (r->batch > s->last_batch &&
-		   r->batch >= s->seg_first_batch && r->batch_off == off) {
+	} else if (r->batch > s->last_batch && r->batch >= s->seg_first_batch &&
+		   r->batch_off == off) {
 		s->last_batch = r->batch;
 		s->batch_off = off;
 	} else {
@@ -249,13 +248,13 @@ static int apply(struct scan *s, struct wal_seg *seg, uint64_t off,
 /* ------------------------------------------------------------------ */
 
 /* *out = one past the last non-zero byte of [from, to), or from. */
-static int scan_nonzero(struct rd *r, uint64_t from, uint64_t to,
-			uint64_t *out)
+static int scan_nonzero(struct rd *r, uint64_t from, uint64_t to, uint64_t *out)
 {
 	int rv = 0;
 
 	while (from < to) {
-		size_t n = to - from > RD_CHUNK ? RD_CHUNK : (size_t)(to - from);
+		size_t n = to - from > RD_CHUNK ? RD_CHUNK
+						: (size_t)(to - from);
 		const unsigned char *p = rd_get(r, from, n, &rv);
 
 		if (!p)
@@ -279,8 +278,7 @@ static int scan_nonzero(struct rd *r, uint64_t from, uint64_t to,
  * open.  Where the file system does not report holes, every byte is data
  * and is read.
  */
-static int last_nonzero(struct rd *r, uint64_t from, uint64_t to,
-			uint64_t *out)
+static int last_nonzero(struct rd *r, uint64_t from, uint64_t to, uint64_t *out)
 {
 	*out = from;
 	while (from < to) {
@@ -301,8 +299,8 @@ static int last_nonzero(struct rd *r, uint64_t from, uint64_t to,
 
 /* Is there a record with a valid CRC at an 8-aligned offset in [from,to)?
  * *found gets its offset and *rec the record, else *found = 0. */
-static int next_valid(struct rd *r, uint64_t from, uint64_t to,
-		      uint64_t *found, struct wal_rec *rec, uint64_t *size)
+static int next_valid(struct rd *r, uint64_t from, uint64_t to, uint64_t *found,
+		      struct wal_rec *rec, uint64_t *size)
 {
 	const char *why;
 	int rv = 0;
@@ -440,8 +438,8 @@ static int scan_records(struct scan *s, struct wal_seg *seg, int is_last)
 			break;
 		if (!(p = rd_get(&s->rd, off, WAL_REC_HDR, &rv)))
 			return rv;
-		if (sr_walfmt_rec_peek(p, off, s->rd.size - off, &size,
-				       &why) != WALFMT_OK)
+		if (sr_walfmt_rec_peek(p, off, s->rd.size - off, &size, &why) !=
+		    WALFMT_OK)
 			break;
 		if (!(p = rd_get(&s->rd, off, (size_t)size, &rv)))
 			return rv;

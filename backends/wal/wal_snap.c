@@ -34,7 +34,7 @@
 #include "wal_int.h"
 
 #define SNAP_HDR_MAX (WAL_SNAP_FIXED + 8 + SR_MAX_MEMBERS * (16 + SR_ADDR_MAX))
-#define SNAP_CHUNK (1u << 20)
+#define SNAP_CHUNK   (1u << 20)
 
 static void stop_wal(sr_wal *w, int rv)
 {
@@ -230,8 +230,8 @@ int sr_walsnap_begin(void *ctx, sr_index index, sr_term term,
 	    (conf && conf->n > SR_MAX_MEMBERS))
 		return SR_EINVAL;
 	part_discard(w);
-	fd = openat(w->dirfd, "snap.tmp", O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC,
-		    0600);
+	fd = openat(w->dirfd, "snap.tmp",
+		    O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return io_error(w, "create", "snap.tmp");
 	memset(&w->part, 0, sizeof(w->part));
@@ -254,8 +254,8 @@ int sr_walsnap_write(void *ctx, uint64_t offset, const void *data, size_t len)
 		return SR_ESTATE;
 	if (offset > p->size || (len && !data))
 		return SR_EINVAL;
-	if (len && sr_walio_pwrite_all(p->fd, data, len,
-				       p->hdr_size + offset) != 0)
+	if (len &&
+	    sr_walio_pwrite_all(p->fd, data, len, p->hdr_size + offset) != 0)
 		return io_error(w, "write", "snap.tmp");
 	if (offset + len > p->size)
 		p->size = offset + len;

@@ -46,18 +46,18 @@ enum {
 };
 
 static const char *const uop_names[] = {
-	"", "fallocate", "header write", "fdatasync", "directory fsync",
+	"",	 "fallocate", "header write", "fdatasync", "directory fsync",
 	"write", "unlink"
 };
 
 struct uring_state {
 	struct io_uring ring;
-	struct wal_item *cur; /* the item whose chain is in flight */
-	uint64_t gen;	      /* chain generation, in user_data */
+	struct wal_item *cur;	   /* the item whose chain is in flight */
+	uint64_t gen;		   /* chain generation, in user_data */
 	struct io_uring_sqe *prev; /* the chain's last SQE so far */
-	uint64_t del_seq;     /* the segment a DELETE chain unlinks */
-	char name[32];	      /* its file name (must outlive the chain) */
-	int fd;		      /* the segment file of the chain */
+	uint64_t del_seq;	   /* the segment a DELETE chain unlinks */
+	char name[32];		   /* its file name (must outlive the chain) */
+	int fd;			   /* the segment file of the chain */
 };
 
 int sr_waluring_usable(void)
@@ -264,8 +264,9 @@ static int chain_result(sr_wal *w, struct uring_state *u, struct wal_item *it)
 			int code = sr_walc_errno_code(-res);
 
 			if (kind == UOP_UNLINK || it->kind == ITEM_DELETE) {
-				sr_walio_warn(w, "wal: deleting %s/%s failed at "
-						 "%s: %s (kept)",
+				sr_walio_warn(w,
+					      "wal: deleting %s/%s failed at "
+					      "%s: %s (kept)",
 					      w->dir, u->name, uop_names[kind],
 					      strerror(-res));
 				return 0;

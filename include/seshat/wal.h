@@ -138,8 +138,8 @@ typedef struct sr_wal_options {
 	uint64_t max_pending_bytes; /* default 64 MiB (see Memory above) */
 	int backpressure;	    /* SR_WAL_BLOCK (default) or SR_WAL_EBUSY */
 	int engine;		    /* SR_WAL_POSIX (default), _URING, _AUTO */
-	int repair;		    /* SR_WAL_REPAIR_NONE (default) or _TRUNCATE */
-	sr_wal_done_fn done;	    /* may be NULL until sr_wal_set_done() */
+	int repair;	     /* SR_WAL_REPAIR_NONE (default) or _TRUNCATE */
+	sr_wal_done_fn done; /* may be NULL until sr_wal_set_done() */
 	void *done_ctx;
 	sr_log_fn log; /* the log hook; may be NULL */
 	void *log_ctx;
@@ -198,17 +198,17 @@ SR_API int sr_wal_process(sr_wal *wal);
 SR_API int sr_wal_sync(sr_wal *wal);
 
 typedef struct sr_wal_stats {
-	int engine;		 /* SR_WAL_POSIX or SR_WAL_URING */
-	int error;		 /* the error that stopped the WAL, or 0 */
-	uint64_t appends;	 /* accepted append() calls */
-	uint64_t batches;	 /* batches written (one fdatasync each) */
-	uint64_t bytes_written;	 /* record bytes written to segments */
-	uint64_t segments;	 /* segment files now */
+	int engine;		/* SR_WAL_POSIX or SR_WAL_URING */
+	int error;		/* the error that stopped the WAL, or 0 */
+	uint64_t appends;	/* accepted append() calls */
+	uint64_t batches;	/* batches written (one fdatasync each) */
+	uint64_t bytes_written; /* record bytes written to segments */
+	uint64_t segments;	/* segment files now */
 	uint64_t segments_created;
 	uint64_t segments_deleted;
-	uint64_t pending_bytes;	 /* appended, not yet durable */
-	uint64_t torn_bytes;	 /* torn tail cut off at open */
-	sr_index first_index;	 /* the log as read() sees it */
+	uint64_t pending_bytes; /* appended, not yet durable */
+	uint64_t torn_bytes;	/* torn tail cut off at open */
+	sr_index first_index;	/* the log as read() sees it */
 	sr_index last_index;
 } sr_wal_stats;
 

@@ -31,7 +31,7 @@
 
 #include <seshat/wal.h>
 
-#define RUNS 5
+#define RUNS	    7
 #define RUN_SECONDS 0.25
 
 static char base[256];
@@ -146,8 +146,11 @@ struct load {
 
 static void issue(struct load *l)
 {
-	sr_entry e = { .term = 1, .index = l->next, .type = SR_ENTRY_NORMAL,
-		       .len = l->size, .data = payload };
+	sr_entry e = { .term = 1,
+		       .index = l->next,
+		       .type = SR_ENTRY_NORMAL,
+		       .len = l->size,
+		       .data = payload };
 	int rv = sr_wal_storage_ops()->append(l->w, l->next, &e, 1);
 
 	if (rv)
@@ -211,6 +214,7 @@ static double wal_run(int engine, uint32_t size, int depth, double secs)
 
 struct fig {
 	double wal, raw, ratio; /* medians */
+	double lo, hi;		/* the spread of the ratio */
 };
 
 /*
@@ -232,7 +236,9 @@ static struct fig measure(int engine, uint32_t size, int depth)
 	}
 	f.wal = median(w, RUNS);
 	f.raw = median(r, RUNS);
-	f.ratio = median(q, RUNS);
+	f.ratio = median(q, RUNS); /* sorts q */
+	f.lo = q[0];
+	f.hi = q[RUNS - 1];
 	return f;
 }
 
@@ -365,8 +371,9 @@ int main(void)
 	       base, RUNS, RUN_SECONDS);
 	printf("raw = a loop of one write of <depth> entries + fdatasync "
 	       "(4 KiB for depth 1)\n");
-	printf("%-8s %6s %6s %12s %9s %12s %8s  %s\n", "engine", "entry",
-	       "depth", "appends/s", "MB/s", "raw/s", "vs raw", "target");
+	printf("%-8s %6s %6s %10s %8s %10s %7s %10s  %s\n", "engine", "entry",
+	       "depth", "appends/s", "MB/s", "raw/s", "vs raw", "(range)",
+	       "target");
 	for (int e = 0; e < n_eng; e++) {
 		for (int s = 0; s < 2; s++) {
 			for (int d = 0; d < 3; d++) {
@@ -381,11 +388,13 @@ int main(void)
 				else if (depths[d] == 256)
 					t = f.ratio >= 0.8 ? ">= 80%: ok"
 							   : ">= 80%: MISSED";
-				printf("%-8s %6u %6d %12.0f %9.1f %12.0f %7.0f%%  "
-				       "%s\n",
+				printf("%-8s %6u %6d %10.0f %8.1f %10.0f "
+				       "%6.0f%% "
+				       "(%3.0f-%3.0f%%)  %s\n",
 				       sr_wal_engine_name(engines[e]), sizes[s],
 				       depths[d], f.wal, f.wal * sizes[s] / 1e6,
-				       f.raw, 100 * f.ratio, t);
+				       f.raw, 100 * f.ratio, 100 * f.lo,
+				       100 * f.hi, t);
 				fflush(stdout);
 			}
 		}

@@ -124,7 +124,8 @@ static size_t synth(const unsigned char *in, size_t n, unsigned char *out,
 			break;
 		sr_walfmt_rec_encode(out + o, &r);
 		if (in[i + 4] & 1) /* damage */
-			out[o + in[i + 4] % rs] ^= (unsigned char)(in[i + 4] | 1);
+			out[o + in[i + 4] % rs] ^= (unsigned char)(in[i + 4] |
+								   1);
 		if (r.kind == WAL_REC_ENTRY)
 			next = r.index + 1;
 		else if (r.kind == WAL_REC_TRUNCATE)
@@ -138,8 +139,8 @@ static size_t synth(const unsigned char *in, size_t n, unsigned char *out,
 	return o;
 }
 
-static void segment(uint64_t seq, const unsigned char *body, size_t n,
-		    int raw, uint64_t start, uint64_t batch)
+static void segment(uint64_t seq, const unsigned char *body, size_t n, int raw,
+		    uint64_t start, uint64_t batch)
 {
 	unsigned char hdr[WAL_SEG_HDR];
 	struct wal_seg_hdr h = { seq, 1, start, batch };
@@ -251,8 +252,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sr_entry e = { 1, d.last_index + 1, SR_ENTRY_NORMAL, 4,
 			       payload };
 
-		if (sr_wal_storage_ops()->append(w, 1, &e, 1) ||
-		    sr_wal_sync(w))
+		if (sr_wal_storage_ops()->append(w, 1, &e, 1) || sr_wal_sync(w))
 			abort();
 	}
 	sr_wal_close(w);

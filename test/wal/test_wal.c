@@ -311,8 +311,8 @@ static void make_conf(sr_membership *c, int n)
 }
 
 /* Store a snapshot of `size` pattern bytes at (index, term). */
-static void put_snapshot(sr_wal *w, sr_index index, sr_term term,
-			 uint32_t size, int nconf)
+static void put_snapshot(sr_wal *w, sr_index index, sr_term term, uint32_t size,
+			 int nconf)
 {
 	sr_membership c;
 	uint32_t off = 0;

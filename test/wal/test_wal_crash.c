@@ -31,12 +31,20 @@
 
 #include "walt.h"
 
-#define OPS sr_wal_storage_ops()
+#define OPS	 sr_wal_storage_ops()
 #define SEG_SIZE (128u << 10)
-#define MAXLEN 300
+#define MAXLEN	 300
 
-enum { EV_READY = 1, EV_APPEND, EV_TRUNC, EV_COMPACT, EV_SNAP, EV_HS, EV_ACK,
-       EV_FAIL };
+enum {
+	EV_READY = 1,
+	EV_APPEND,
+	EV_TRUNC,
+	EV_COMPACT,
+	EV_SNAP,
+	EV_HS,
+	EV_ACK,
+	EV_FAIL
+};
 
 struct ev {
 	uint32_t type, pad;
@@ -337,8 +345,8 @@ static void verify(sr_wal *w, int iter, uint64_t seed)
 			  "%llu < %llu",
 			  iter, (unsigned long long)seed,
 			  (unsigned long long)d.snapshot_index,
-			  (unsigned long long)snap,
-			  (unsigned long long)d.term, (unsigned long long)hs);
+			  (unsigned long long)snap, (unsigned long long)d.term,
+			  (unsigned long long)hs);
 	/* replay the records; look for the recovered state at p >= must */
 	for (size_t p = 0; p <= nrec && !found; p++) {
 		if (p >= must && first == d.first_index &&

@@ -11,10 +11,10 @@
  * torn write and is cut off; damage anywhere else fails the open with
  * SR_ECORRUPT and a log line naming the file and the offset.
  */
-#include "walt.h"
 #include "wal_format.h"
+#include "walt.h"
 
-#define OPS sr_wal_storage_ops()
+#define OPS  sr_wal_storage_ops()
 #define SEG1 "0000000000000001.wal"
 
 /* ---- files ---- */
@@ -107,7 +107,8 @@ static const char *dir_copy(const char *src)
 		if (de->d_name[0] == '.')
 			continue;
 		in = open(t_path(p, src, de->d_name), O_RDONLY);
-		out = open(t_path(p, dst, de->d_name), O_WRONLY | O_CREAT, 0600);
+		out = open(t_path(p, dst, de->d_name), O_WRONLY | O_CREAT,
+			   0600);
 		while ((n = read(in, buf, sizeof(buf))) > 0)
 			if (write(out, buf, (size_t)n) != n)
 				TEST_FAIL("copy");
@@ -201,8 +202,12 @@ TEST(test_format_round_trips_and_rejects)
 	unsigned char b[4096];
 	struct wal_seg_hdr h = { 7, 3, 9, 11 }, h2;
 	struct wal_meta m = { 5, 2 }, m2;
-	struct wal_rec r = { .len = 5, .kind = WAL_REC_ENTRY, .etype = 1,
-			     .index = 9, .term = 3, .batch = 4,
+	struct wal_rec r = { .len = 5,
+			     .kind = WAL_REC_ENTRY,
+			     .etype = 1,
+			     .index = 9,
+			     .term = 3,
+			     .batch = 4,
 			     .batch_off = 64,
 			     .data = (const unsigned char *)"hello" },
 		       r2;
@@ -385,7 +390,8 @@ TEST(test_damage_before_the_last_batch_is_corruption)
 	d = dir_copy(ref);
 	file_flip(d, SEG1, recs[13].off + 100, 3);
 	CHECK_EQ(reopen(d, 0, &last), SR_ECORRUPT);
-	snprintf(off, sizeof(off), "offset %llu", (unsigned long long)recs[13].off);
+	snprintf(off, sizeof(off), "offset %llu",
+		 (unsigned long long)recs[13].off);
 	CHECK(t_logged(SEG1, off));
 	CHECK(t_logged(SEG1, "not a torn write"));
 	/* the first record of a batch that a later batch follows */
@@ -505,10 +511,13 @@ static void forge(const char *dir, uint64_t off, uint32_t kind, uint64_t index,
 		  uint64_t batch, uint64_t batch_off)
 {
 	unsigned char b[256];
-	struct wal_rec r = { .len = 0, .kind = kind, .index = index,
+	struct wal_rec r = { .len = 0,
+			     .kind = kind,
+			     .index = index,
 			     .term = kind == WAL_REC_ENTRY ? 1 : 0,
 			     .etype = kind == WAL_REC_ENTRY ? 1 : 0,
-			     .batch = batch, .batch_off = batch_off };
+			     .batch = batch,
+			     .batch_off = batch_off };
 
 	sr_walfmt_rec_encode(b, &r);
 	file_write(dir, SEG1, off, b, wal_rec_size(0));

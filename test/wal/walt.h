@@ -34,26 +34,26 @@
 static int t_engine = SR_WAL_POSIX;
 
 #ifdef SR_HAVE_URING
-#define WAL_TEST_URING(name)                                              \
-	TEST(name##_uring)                                                \
-	{                                                                 \
-		t_engine = SR_WAL_URING;                                  \
-		t_cleanup();                                              \
-		name##_body();                                            \
+#define WAL_TEST_URING(name)                                                   \
+	TEST(name##_uring)                                                     \
+	{                                                                      \
+		t_engine = SR_WAL_URING;                                       \
+		t_cleanup();                                                   \
+		name##_body();                                                 \
 	}
 #else
 #define WAL_TEST_URING(name)
 #endif
 
-#define WAL_TEST(name)                                                    \
-	static void name##_body(void);                                    \
-	TEST(name##_posix)                                                \
-	{                                                                 \
-		t_engine = SR_WAL_POSIX;                                  \
-		t_cleanup();                                              \
-		name##_body();                                            \
-	}                                                                 \
-	WAL_TEST_URING(name)                                              \
+#define WAL_TEST(name)                                                         \
+	static void name##_body(void);                                         \
+	TEST(name##_posix)                                                     \
+	{                                                                      \
+		t_engine = SR_WAL_POSIX;                                       \
+		t_cleanup();                                                   \
+		name##_body();                                                 \
+	}                                                                      \
+	WAL_TEST_URING(name)                                                   \
 	static void name##_body(void)
 
 /* ---- the log hook ---- */
@@ -228,8 +228,11 @@ static unsigned char t_buf[1 << 22];
 /* Make entry (i, t) of len bytes; its data lives in t_buf at off. */
 static inline sr_entry t_entry(sr_index i, sr_term t, uint32_t len, size_t off)
 {
-	sr_entry e = { .term = t, .index = i, .type = SR_ENTRY_NORMAL,
-		       .len = len, .data = len ? t_buf + off : NULL };
+	sr_entry e = { .term = t,
+		       .index = i,
+		       .type = SR_ENTRY_NORMAL,
+		       .len = len,
+		       .data = len ? t_buf + off : NULL };
 
 	for (uint32_t k = 0; k < len; k++)
 		t_buf[off + k] = t_byte(i, t, k);
@@ -242,14 +245,15 @@ static inline int t_entry_ok(const sr_entry *e, sr_term t, uint32_t len)
 	if (e->term != t || e->len != len || e->type != SR_ENTRY_NORMAL)
 		return 0;
 	for (uint32_t k = 0; k < len; k++)
-		if (((const unsigned char *)e->data)[k] != t_byte(e->index, t, k))
+		if (((const unsigned char *)e->data)[k] !=
+		    t_byte(e->index, t, k))
 			return 0;
 	return 1;
 }
 
 /* Append entries lo..hi of term t (lengths t_len(i, maxlen)), one call. */
-static inline int t_append(sr_wal *w, uint64_t token, sr_index lo,
-			   sr_index hi, sr_term t, uint32_t maxlen)
+static inline int t_append(sr_wal *w, uint64_t token, sr_index lo, sr_index hi,
+			   sr_term t, uint32_t maxlen)
 {
 	static sr_entry es[4096];
 	size_t off = 0, n = 0;
@@ -266,8 +270,8 @@ static inline int t_append(sr_wal *w, uint64_t token, sr_index lo,
 }
 
 /* Read lo..hi back and check the pattern with term t. */
-static inline void t_check_range(sr_wal *w, sr_index lo, sr_index hi,
-				 sr_term t, uint32_t maxlen)
+static inline void t_check_range(sr_wal *w, sr_index lo, sr_index hi, sr_term t,
+				 uint32_t maxlen)
 {
 	static sr_entry out[512];
 	const sr_storage_ops *ops = sr_wal_storage_ops();
@@ -285,7 +289,8 @@ static inline void t_check_range(sr_wal *w, sr_index lo, sr_index hi,
 		for (size_t k = 0; k < n && lo <= hi; k++, lo++) {
 			if (out[k].index != lo ||
 			    !t_entry_ok(&out[k], t, t_len(lo, maxlen)))
-				TEST_FAIL("entry %llu is wrong (term %llu len %u)",
+				TEST_FAIL("entry %llu is wrong (term %llu len "
+					  "%u)",
 					  (unsigned long long)lo,
 					  (unsigned long long)out[k].term,
 					  out[k].len);
