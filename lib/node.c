@@ -287,6 +287,50 @@ static int node_load_log(sr_node *n, const sr_durable *d)
 	return 0;
 }
 
+/*
+ * A crash can leave a snapshot on disk whose truncation or compaction of
+ * the log had not reached it yet (the snapshot is durable when written,
+ * the log operations when a later append is): the log then still holds
+ * entries the snapshot covers.  Those are superseded; what follows the
+ * snapshot is kept only if the log holds the snapshot's last entry with
+ * its term (Raft §7), otherwise the whole log goes.
+ */
+static int node_reconcile_snapshot(sr_node *n, sr_durable *d)
+{
+	const sr_storage_ops *s = n->cfg.storage;
+	void *ctx = n->cfg.storage_ctx;
+	sr_entry e;
+	size_t got = 0;
+	int keep = 0, rv;
+
+	if (!d->snapshot_index || d->first_index > d->snapshot_index ||
+	    !s->compact)
+		return 0;
+	if (d->snapshot_index <= d->last_index) {
+		rv = s->read(ctx, d->snapshot_index, 1, 0, &e, &got);
+		if (rv)
+			return rv;
+		keep = got == 1 && e.term == d->snapshot_term;
+	}
+	node_log(n, SR_LOG_WARN, "log [%llu, %llu] overlaps snapshot %llu: %s",
+		 (unsigned long long)d->first_index,
+		 (unsigned long long)d->last_index,
+		 (unsigned long long)d->snapshot_index,
+		 keep ? "keeping the entries after it" : "discarding it");
+	if (!keep && d->last_index >= d->first_index) {
+		rv = s->truncate(ctx, d->first_index);
+		if (rv)
+			return rv;
+	}
+	rv = s->compact(ctx, d->snapshot_index);
+	if (rv)
+		return rv;
+	if (!keep || d->last_index < d->snapshot_index)
+		d->last_index = d->snapshot_index;
+	d->first_index = d->snapshot_index + 1;
+	return 0;
+}
+
 int sr_node_start(sr_node *n, uint64_t now_ms)
 {
 	sr_durable d;
@@ -309,6 +353,9 @@ int sr_node_start(sr_node *n, uint64_t now_ms)
 	n->now = now_ms;
 	n->term = d.term;
 	n->vote = d.vote;
+	rv = node_reconcile_snapshot(n, &d);
+	if (rv)
+		return rv;
 	sr_log_reset(&n->log, d.first_index, d.snapshot_index, d.snapshot_term);
 	n->commit = n->applied = d.snapshot_index;
 	if (d.snapshot_index) {
