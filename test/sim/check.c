@@ -211,7 +211,9 @@ void check_append(struct sim_node *sn, const sr_entry *e, size_t n)
 void check_truncate(struct sim_node *sn, sr_index from)
 {
 	struct cluster *c = sn->c;
+	sr_mem_info info;
 	sr_status st;
+	sr_index i;
 
 	if (!sn->node)
 		return;
@@ -219,12 +221,15 @@ void check_truncate(struct sim_node *sn, sr_index from)
 	if (st.role == SR_LEADER)
 		sim_fail(c, "leader n%d (t%" PRIu64 ") truncates its log "
 			 "from %" PRIu64, sn->slot + 1, st.term, from);
-	if (from <= c->chk.commit && from <= sn->shadow_last &&
-	    sn->shadow[from].h == c->chk.com[from].h &&
-	    st.term >= c->chk.com[from].by)
+	/* entries its snapshot covers are not lost with the log */
+	sr_mem_get_info(sn->mem, &info);
+	i = from > info.snapshot_index ? from : info.snapshot_index + 1;
+	if (i <= c->chk.commit && i <= sn->shadow_last &&
+	    sn->shadow[i].h == c->chk.com[i].h &&
+	    st.term >= c->chk.com[i].by)
 		sim_fail(c, "n%d (t%" PRIu64 ") truncates entry %" PRIu64
 			 " committed in term %" PRIu64, sn->slot + 1, st.term,
-			 from, c->chk.com[from].by);
+			 i, c->chk.com[i].by);
 	if (from && from <= sn->shadow_last)
 		sn->shadow_last = from - 1;
 }

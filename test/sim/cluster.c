@@ -199,6 +199,7 @@ void sim_opts_default(struct sim_opts *o)
 	o->disk_min_ms = 0;
 	o->disk_max_ms = 2;
 	o->log_level = SR_LOG_WARN;
+	o->tick_on_event = 1;
 }
 
 int cluster_init(struct cluster *c, const struct sim_opts *o)
@@ -542,6 +543,7 @@ int cluster_propose(struct cluster *c, int i, size_t extra, uint64_t *pid_out)
 	for (size_t k = 0; k < extra; k++)
 		buf[8 + k] = (unsigned char)sim_rand(c);
 	len = 8 + extra;
+	host_tick(c, sn);
 	/* registered first: done() may run inside sr_node_propose() */
 	p = &c->props[c->props_n++];
 	memset(p, 0, sizeof(*p));
@@ -631,7 +633,7 @@ void cluster_crash(struct cluster *c, int i)
 	sr_mem_get_info(sn->mem, &before);
 	sr_node_destroy(node); /* pending proposals: done(SR_EUNKNOWN) */
 	sn->node = NULL;
-	sr_mem_crash(sn->mem, crash_rand, c);
+	sr_mem_crash(sn->mem, c->crash_drops_all ? NULL : crash_rand, c);
 	sr_mem_get_info(sn->mem, &after);
 	sn->incarnation++;
 	sn->paused_until = 0;

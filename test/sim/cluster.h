@@ -52,10 +52,12 @@ struct sim_opts {
 	uint64_t max_uncommitted_bytes;
 	int log_level;		/* engine log level (traced); default WARN */
 	/*
-	 * How the host drives time.  0: sr_node_tick() only at
-	 * sr_node_deadline() (the minimum raft.h asks for); 1: also with
-	 * the current time just before every message or completion it hands
-	 * over (what an event loop that reads its clock per event does).
+	 * How the host drives time.  1 (the default): sr_node_tick() at
+	 * sr_node_deadline() and with the current time before every
+	 * message, completion or proposal it hands over, as raft.h asks.
+	 * 0: only at the deadline, a host that breaks that rule (followers
+	 * then restart their election timers from a stale time); kept for
+	 * experiments.
 	 */
 	int tick_on_event;
 	/*
@@ -227,6 +229,8 @@ struct cluster {
 	 * prefix durable on a majority).  Shows what the rules catch early.
 	 */
 	int safety_only;
+	/* 1: a crash keeps only what was reported durable (no random part) */
+	int crash_drops_all;
 
 	/* the first violation: nothing is checked after it */
 	int failed;

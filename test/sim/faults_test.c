@@ -388,6 +388,54 @@ TEST(test_out_of_order_disk_completions_still_commit)
 	sc_free(c);
 }
 
+TEST(test_restart_after_a_snapshot_whose_compaction_was_lost)
+{
+	/* n3 installs a leader's snapshot; the snapshot is durable at once,
+	 * the compaction of its older log is not, and n3 crashes in
+	 * between: it restarts with a log that stops below its snapshot and
+	 * must still catch up. */
+	struct sim_opts o = sc_opts(3, 0);
+	struct cluster *c;
+	sr_mem_info info;
+	sr_index last;
+
+	o.async_disk = 1;
+	o.disk_min_ms = o.disk_max_ms = 2;
+	o.snapshot_threshold = 5;
+	o.snapshot_trailing = 0;
+	o.election_ms_of[0] = 50;
+	c = sc_new(&o);
+	c->crash_drops_all = 1;
+	CHECK_EQ(cluster_wait_leader(c, 1000), 0);
+	for (int i = 0; i < 3; i++)
+		sc_propose(c, 0);
+	cluster_run_for(c, 100); /* n3 holds the first entries */
+	cluster_isolate(c, 2);
+	for (int i = 0; i < 20; i++) {
+		sc_propose(c, 0);
+		cluster_run_for(c, 5);
+	}
+	cluster_run_for(c, 100);
+	last = c->props[c->props_n - 1].index;
+	CHECK_EQ(cluster_acked(c), 23);
+	cluster_heal(c);
+	while (c->n_restores == 0)
+		CHECK(cluster_step(c, c->now + 1000));
+	sr_mem_get_info(c->nodes[2].mem, &info);
+	CHECK(info.snapshot_index > 0);
+	cluster_crash(c, 2); /* before the compaction reached the disk */
+	sr_mem_get_info(c->nodes[2].mem, &info);
+	CHECK(info.snapshot_index > 0);
+	CHECK(info.first_index <= info.snapshot_index); /* the overlap */
+	CHECK_EQ(cluster_restart(c, 2), 0);
+	for (int i = 0; i < 3; i++) /* and replication goes on to n3 */
+		sc_propose(c, 0);
+	last = c->props[c->props_n - 1].index;
+	cluster_run_for(c, 1000);
+	CHECK(cluster_all_applied(c, last));
+	sc_free(c);
+}
+
 TEST(test_storage_error_stops_the_node_without_acknowledging)
 {
 	struct sim_opts o = sc_opts(3, 2);
