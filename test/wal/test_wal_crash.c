@@ -280,18 +280,17 @@ static int log_matches(sr_wal *w, sr_index first, sr_index last)
 }
 
 /*
- * Check the recovered WAL against the events of one child; on success
- * the model becomes what was recovered.
+ * Turn the events of one child into records (mrecs[]), in issue order.
+ * *must: how many of them are durable for sure (covered by an ACK, or
+ * issued before a snapshot became durable); *snap and *hs: the snapshot
+ * and term reported durable.  Returns the number of records.
  */
-static void verify(sr_wal *w, int iter, uint64_t seed)
+static size_t build_records(int iter, uint64_t seed, size_t *must,
+			    sr_index *snap, sr_term *hs)
 {
-	sr_durable d = t_load(w);
-	size_t nrec = 0, must = 0;
-	sr_index first = m_first, last = m_last, snap = m_snap;
-	sr_term hs = m_hs;
-	int found = 0;
+	size_t nrec = 0;
 
-	/* the events as records; `must`: the prefix that is durable */
+	*must = 0;
 	for (int k = 0; k < nevs; k++) {
 		struct ev *e = &evs[k];
 
@@ -307,8 +306,8 @@ static void verify(sr_wal *w, int iter, uint64_t seed)
 					  (unsigned long long)m_last);
 			break;
 		case EV_HS:
-			if (e->a > hs)
-				hs = e->a;
+			if (e->a > *hs)
+				*hs = e->a;
 			break;
 		case EV_APPEND:
 			for (sr_index i = e->b; i <= e->c; i++)
@@ -322,15 +321,15 @@ static void verify(sr_wal *w, int iter, uint64_t seed)
 			mrecs[nrec++] = (struct mrec){ 3, e->a, 0 };
 			break;
 		case EV_SNAP:
-			must = nrec;
-			snap = e->a;
+			*must = nrec;
+			*snap = e->a;
 			break;
 		case EV_ACK:
 			for (int j = k - 1; j >= 0; j--)
 				if (evs[j].type == EV_APPEND &&
 				    evs[j].a == e->a) {
-					if (evs[j].pad > must)
-						must = evs[j].pad;
+					if (evs[j].pad > *must)
+						*must = evs[j].pad;
 					break;
 				}
 			break;
@@ -340,20 +339,26 @@ static void verify(sr_wal *w, int iter, uint64_t seed)
 				  sr_strerror(-(int)e->a));
 		}
 	}
-	if (d.snapshot_index < snap || d.term < hs)
-		TEST_FAIL("iter %d seed %llu: snapshot %llu < %llu or term "
-			  "%llu < %llu",
-			  iter, (unsigned long long)seed,
-			  (unsigned long long)d.snapshot_index,
-			  (unsigned long long)snap, (unsigned long long)d.term,
-			  (unsigned long long)hs);
-	/* replay the records; look for the recovered state at p >= must */
-	for (size_t p = 0; p <= nrec && !found; p++) {
-		if (p >= must && first == d.first_index &&
-		    last == d.last_index && log_matches(w, first, last))
-			found = 1;
-		if (p == nrec || found)
-			break;
+	return nrec;
+}
+
+/*
+ * Replay the records on the model; is the WAL's log the state after some
+ * prefix of at least `must` records?  On success the model is that state.
+ */
+static int find_prefix(sr_wal *w, const sr_durable *d, size_t nrec, size_t must)
+{
+	sr_index first = m_first, last = m_last;
+
+	for (size_t p = 0;; p++) {
+		if (p >= must && first == d->first_index &&
+		    last == d->last_index && log_matches(w, first, last)) {
+			m_first = first;
+			m_last = last;
+			return 1;
+		}
+		if (p == nrec)
+			return 0;
 		switch (mrecs[p].kind) {
 		case 1:
 			m_reserve(mrecs[p].index);
@@ -369,15 +374,33 @@ static void verify(sr_wal *w, int iter, uint64_t seed)
 			first = mrecs[p].index + 1;
 		}
 	}
-	if (!found)
+}
+
+/*
+ * Check the recovered WAL against the events of one child; on success
+ * the model becomes what was recovered.
+ */
+static void verify(sr_wal *w, int iter, uint64_t seed)
+{
+	sr_durable d = t_load(w);
+	sr_index snap = m_snap;
+	sr_term hs = m_hs;
+	size_t must, nrec = build_records(iter, seed, &must, &snap, &hs);
+
+	if (d.snapshot_index < snap || d.term < hs)
+		TEST_FAIL("iter %d seed %llu: snapshot %llu < %llu or term "
+			  "%llu < %llu",
+			  iter, (unsigned long long)seed,
+			  (unsigned long long)d.snapshot_index,
+			  (unsigned long long)snap, (unsigned long long)d.term,
+			  (unsigned long long)hs);
+	if (!find_prefix(w, &d, nrec, must))
 		TEST_FAIL("iter %d seed %llu: recovered %llu..%llu matches no "
 			  "prefix of the %zu records that keeps the %zu "
 			  "durable ones",
 			  iter, (unsigned long long)seed,
 			  (unsigned long long)d.first_index,
 			  (unsigned long long)d.last_index, nrec, must);
-	m_first = first;
-	m_last = last;
 	m_snap = d.snapshot_index;
 	m_hs = d.term;
 }

@@ -242,38 +242,39 @@ TEST(test_format_round_trips_and_rejects)
 	CHECK_EQ(r2.index, 9);
 	b[54] ^= 0x10; /* padding is covered by the CRC */
 	CHECK_EQ(sr_walfmt_rec_decode(b, 64, 56, &r2, &why), WALFMT_BAD);
+}
 
-	{
-		sr_membership c, c2;
-		struct wal_snap_hdr sh = { 0 }, sh2;
+TEST(test_snapshot_header_round_trips_and_rejects)
+{
+	unsigned char b[4096];
+	const char *why;
+	sr_membership c, c2;
+	struct wal_snap_hdr sh = { 0 }, sh2;
 
-		memset(&c, 0, sizeof(c));
-		c.n = 2;
-		c.members[0].id = 1;
-		c.members[0].role = SR_ROLE_VOTER;
-		strcpy(c.members[0].addr, "a:1");
-		c.members[1].id = 9;
-		c.members[1].role = SR_ROLE_LEARNER;
-		sh.hdr_size = sr_walfmt_snap_hdr_size(&c);
-		sh.index = 10;
-		sh.term = 2;
-		sh.data_size = 77;
-		sr_walfmt_snap_hdr_encode(b, &sh, &c);
-		CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2,
-						   &why),
-			 WALFMT_OK);
-		CHECK_EQ(c2.n, 2);
-		CHECK_EQ(c2.members[1].id, 9);
-		CHECK(!strcmp(c2.members[0].addr, "a:1"));
-		CHECK_EQ(sh2.data_size, 77);
-		CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size - 1, &sh2,
-						   &c2, &why),
-			 WALFMT_BAD);
-		b[60] = 0xff; /* member count way out of range */
-		CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2,
-						   &why),
-			 WALFMT_BAD);
-	}
+	t_cleanup();
+	memset(&c, 0, sizeof(c));
+	c.n = 2;
+	c.members[0].id = 1;
+	c.members[0].role = SR_ROLE_VOTER;
+	strcpy(c.members[0].addr, "a:1");
+	c.members[1].id = 9;
+	c.members[1].role = SR_ROLE_LEARNER;
+	sh.hdr_size = sr_walfmt_snap_hdr_size(&c);
+	sh.index = 10;
+	sh.term = 2;
+	sh.data_size = 77;
+	sr_walfmt_snap_hdr_encode(b, &sh, &c);
+	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
+		 WALFMT_OK);
+	CHECK_EQ(c2.n, 2);
+	CHECK_EQ(c2.members[1].id, 9);
+	CHECK(!strcmp(c2.members[0].addr, "a:1"));
+	CHECK_EQ(sh2.data_size, 77);
+	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size - 1, &sh2, &c2, &why),
+		 WALFMT_BAD);
+	b[60] = 0xff; /* member count way out of range */
+	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
+		 WALFMT_BAD);
 }
 
 TEST(test_torn_tail_cut_anywhere_in_the_last_batch)
