@@ -120,8 +120,14 @@ fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
 		mkdir -p $$f.corpus; \
 		echo "== $$f ($(FUZZ_SECONDS)s)"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$f.corpus 2>&1 | tail -n 3 || exit 1; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=$(BUILD)/fuzz/ $$f.corpus > $$f.log 2>&1 || \
+			{ tail -n 40 $$f.log; echo "$$f failed (log: $$f.log)"; exit 1; }; \
+		tail -n 3 $$f.log; \
 	done
+
+# Everything `make test` runs, built but not run (CI's second compiler).
+build-tests: all $(TESTS) $(EXAMPLES)
 
 test: all $(TESTS)
 	@bash test/run-all $(TESTS) $(TEST_SCRIPTS)
@@ -139,7 +145,10 @@ install: all
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libseshatraft.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libseshatraft.so
-	install -m 644 $(BUILD)/seshatraft.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' \
+	    -e 's|@VERSION@|$(VERSION)|g' -e 's|@LIBS_PRIVATE@|$(LDLIBS_ALL) $(URING_LIBS)|g' \
+	    pkgconfig/seshatraft.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/seshatraft.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/seshatraft.pc
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCDIR)/seshat
@@ -154,4 +163,4 @@ format-check:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all test sim bench fuzz install uninstall format format-check clean
+.PHONY: all test build-tests sim bench fuzz install uninstall format format-check clean

@@ -24,6 +24,7 @@ KVNODE_LIBOBJS = $(patsubst $(KVNODE_DIR)/%.c,$(BUILD)/kvnode/%.o,$(KVNODE_LIBSR
 KVNODE_BIN   = $(BUILD)/examples/kvnode/kvnode
 
 EXAMPLES += $(KVNODE_BIN)
+examples: $(KVNODE_BIN)
 
 $(BUILD)/kvnode/%.o: $(KVNODE_DIR)/%.c $(KVNODE_DIR)/kvnode.h $(KVNODE_DIR)/conn.h \
 		$(wildcard include/seshat/*.h)

@@ -14,4 +14,4 @@ export SR_TEST_CC = $(CC)
 export SR_TEST_SAN = $(SAN)
 export SR_TEST_OPT = $(OPT)
 export SR_TEST_URING = $(URING)
-export SR_TEST_PREFIX = $(PREFIX)
+export SR_TEST_PREFIX = /usr
