@@ -256,7 +256,7 @@ if [[ $have_embed -eq 1 ]]; then
 	cflags=$(pkg-config --cflags seshatraft)
 	libs=$(pkg-config --libs seshatraft)
 	slibs=$(pkg-config --static --libs seshatraft)
-	want=$(sed -n 's/^[[:space:]]*\* Expected output ends: \(.*\)$/\1/p' \
+	want=$(sed -n 's/^.*Prints: \(.*\) \*\/$/\1/p' \
 		examples/embed/embed.c)
 
 	if (cd "$W" && $CC -std=c11 $SAN $cflags embed.c -o embed_shared \
