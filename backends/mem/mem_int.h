@@ -109,7 +109,7 @@ static inline void mem_free(const sr_mem *m, void *p)
 
 /* Grow *arr (of elem-sized items, capacity *cap) to hold at least need. */
 static inline int mem_grow(sr_mem *m, void **arr, size_t *cap, size_t need,
-		    size_t elem)
+			   size_t elem)
 {
 	size_t ncap;
 	void *p;
@@ -140,8 +140,7 @@ static inline void mem_unref(sr_mem *m, struct mem_block *b)
 void sr_mem_snap_clear(sr_mem *m, struct mem_snap *s);
 int sr_mem_snap_begin(void *ctx, sr_index index, sr_term term,
 		      const sr_membership *conf);
-int sr_mem_snap_write(void *ctx, uint64_t offset, const void *data,
-		      size_t len);
+int sr_mem_snap_write(void *ctx, uint64_t offset, const void *data, size_t len);
 int sr_mem_snap_finish(void *ctx, int commit);
 int sr_mem_snap_read(void *ctx, uint64_t offset, void *buf, size_t len,
 		     size_t *n_out);

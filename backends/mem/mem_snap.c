@@ -30,8 +30,7 @@ int sr_mem_snap_begin(void *ctx, sr_index index, sr_term term,
 	return 0;
 }
 
-int sr_mem_snap_write(void *ctx, uint64_t offset, const void *data,
-		      size_t len)
+int sr_mem_snap_write(void *ctx, uint64_t offset, const void *data, size_t len)
 {
 	sr_mem *m = ctx;
 	struct mem_snap *p = &m->part;
@@ -91,4 +90,3 @@ int sr_mem_snap_read(void *ctx, uint64_t offset, void *buf, size_t len,
 	*n_out = (size_t)n;
 	return 0;
 }
-

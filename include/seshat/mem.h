@@ -185,10 +185,10 @@ typedef struct sr_mem_info {
 	sr_index snapshot_index; /* 0: none */
 	sr_term snapshot_term;
 	uint64_t snapshot_size;
-	size_t pending;	       /* undelivered completions */
-	size_t pending_ops;    /* operations not yet durable */
-	int failed;	       /* the failure completions report, or 0 */
-	uint64_t n_appends;    /* counters since creation */
+	size_t pending;	    /* undelivered completions */
+	size_t pending_ops; /* operations not yet durable */
+	int failed;	    /* the failure completions report, or 0 */
+	uint64_t n_appends; /* counters since creation */
 	uint64_t n_truncates;
 	uint64_t n_compacts;
 	uint64_t n_hard_states;

@@ -28,9 +28,9 @@
 #include <seshat/mem.h>
 #include <seshat/raft.h>
 
-#define NODES 3
+#define NODES	    3
 #define ENTRY_BYTES 100
-#define MAX_WINDOW 4096
+#define MAX_WINDOW  4096
 #define CHUNK_BYTES (4u << 20)
 
 /* ------------------------------------------------------------------ */
@@ -218,8 +218,8 @@ static int b_restore(void *ctx, sr_index index, sr_term term)
 
 	(void)index;
 	(void)term;
-	return sr_node_snapshot_read(bn->node, 0, &bn->state,
-				     sizeof(bn->state), &n);
+	return sr_node_snapshot_read(bn->node, 0, &bn->state, sizeof(bn->state),
+				     &n);
 }
 
 static void b_done(void *ctx, void *cookie, int status, sr_index index,
@@ -242,9 +242,9 @@ static void b_storage_done(void *ctx, uint64_t token, int status)
 	sr_node_storage_done(bn->node, token, status);
 }
 
-static const sr_fsm_ops fsm = {
-	.apply = b_apply, .snapshot = b_snapshot, .restore = b_restore
-};
+static const sr_fsm_ops fsm = { .apply = b_apply,
+				.snapshot = b_snapshot,
+				.restore = b_restore };
 static const sr_transport_ops transport = { .send = b_send };
 
 /* Time passed: every engine hears of it (raft.h: tick before delivering). */
@@ -337,7 +337,8 @@ static int bench_run(struct bench *b, uint64_t window, uint64_t count)
 		if (goal - b->acked - b->inflight < k)
 			k = goal - b->acked - b->inflight;
 		for (uint64_t i = 0; i < k; i++) {
-			memcpy(data[i], &b->payload_seq, sizeof(b->payload_seq));
+			memcpy(data[i], &b->payload_seq,
+			       sizeof(b->payload_seq));
 			b->payload_seq++;
 			bufs[i].base = data[i];
 			bufs[i].len = ENTRY_BYTES;
@@ -434,8 +435,9 @@ static double callgrind_ir(const char *self, uint64_t window, uint64_t count)
 
 	snprintf(cmd, sizeof(cmd),
 		 "valgrind --tool=callgrind --callgrind-out-file=/dev/null "
-		 "'%s' --window %" PRIu64 " --count %" PRIu64
-		 " --runs 1 --no-callgrind --quiet 2>&1",
+		 "'%s' --window %" PRIu64 " --count %" PRIu64 " --runs 1 "
+							      "--no-callgrind "
+							      "--quiet 2>&1",
 		 self, window, count);
 	p = popen(cmd, "r");
 	if (!p)
@@ -468,7 +470,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--quiet"))
 			quiet = 1;
 		else {
-			fprintf(stderr, "usage: %s [--window W] [--count N] "
+			fprintf(stderr,
+				"usage: %s [--window W] [--count N] "
 				"[--runs R] [--no-callgrind] [--quiet]\n",
 				argv[0]);
 			return 2;
@@ -508,7 +511,8 @@ int main(int argc, char **argv)
 			       win, (ir_hi - ir_lo) / 20000.0);
 		else
 			printf("  %4" PRIu64 " in flight: (valgrind not found: "
-			       "no instruction count)\n", win);
+			       "no instruction count)\n",
+			       win);
 	}
 	return 0;
 }

@@ -182,20 +182,27 @@ void check_append(struct sim_node *sn, const sr_entry *e, size_t n)
 		uint64_t h = mix(prev->h ^ entry_hash(&e[k]));
 
 		if (i != sn->shadow_last + 1)
-			sim_fail(c, "n%d appends index %" PRIu64 " after %" PRIu64,
+			sim_fail(c,
+				 "n%d appends index %" PRIu64 " after %" PRIu64,
 				 sn->slot + 1, i, sn->shadow_last);
 		else if (e[k].term < prev->term)
-			sim_fail(c, "n%d appends entry %" PRIu64 " of term %" PRIu64
+			sim_fail(c,
+				 "n%d appends entry %" PRIu64 " of term "
+							      "%" PRIu64
 				 " after one of term %" PRIu64,
 				 sn->slot + 1, i, e[k].term, prev->term);
 		else if (e[k].term > info.term)
-			sim_fail(c, "n%d appends entry %" PRIu64 " of term %" PRIu64
+			sim_fail(c,
+				 "n%d appends entry %" PRIu64 " of term "
+							      "%" PRIu64
 				 " while its durable term is %" PRIu64,
 				 sn->slot + 1, i, e[k].term, info.term);
 		else if (lm_check(&c->chk, i, e[k].term, h, 1))
-			sim_fail(c, "log matching: n%d holds entry %" PRIu64
+			sim_fail(c,
+				 "log matching: n%d holds entry %" PRIu64
 				 "/t%" PRIu64 " with a history another log "
-				 "holding %" PRIu64 "/t%" PRIu64 " did not have",
+				 "holding %" PRIu64 "/t%" PRIu64 " did not "
+								 "have",
 				 sn->slot + 1, i, e[k].term, i, e[k].term);
 		shadow_set(sn, i, e[k].term, e[k].type, h);
 	}
@@ -219,17 +226,19 @@ void check_truncate(struct sim_node *sn, sr_index from)
 		return;
 	sr_node_status(sn->node, &st);
 	if (st.role == SR_LEADER)
-		sim_fail(c, "leader n%d (t%" PRIu64 ") truncates its log "
-			 "from %" PRIu64, sn->slot + 1, st.term, from);
+		sim_fail(c,
+			 "leader n%d (t%" PRIu64 ") truncates its log "
+			 "from %" PRIu64,
+			 sn->slot + 1, st.term, from);
 	/* entries its snapshot covers are not lost with the log */
 	sr_mem_get_info(sn->mem, &info);
 	i = from > info.snapshot_index ? from : info.snapshot_index + 1;
 	if (i <= c->chk.commit && i <= sn->shadow_last &&
-	    sn->shadow[i].h == c->chk.com[i].h &&
-	    st.term >= c->chk.com[i].by)
-		sim_fail(c, "n%d (t%" PRIu64 ") truncates entry %" PRIu64
-			 " committed in term %" PRIu64, sn->slot + 1, st.term,
-			 i, c->chk.com[i].by);
+	    sn->shadow[i].h == c->chk.com[i].h && st.term >= c->chk.com[i].by)
+		sim_fail(c,
+			 "n%d (t%" PRIu64 ") truncates entry %" PRIu64
+			 " committed in term %" PRIu64,
+			 sn->slot + 1, st.term, i, c->chk.com[i].by);
 	if (from && from <= sn->shadow_last)
 		sn->shadow_last = from - 1;
 }
@@ -240,12 +249,14 @@ void check_hard_state(struct sim_node *sn, sr_term term, sr_id vote)
 
 	sr_mem_get_info(sn->mem, &info);
 	if (term < info.term)
-		sim_fail(sn->c, "n%d moves its term back from %" PRIu64
-			 " to %" PRIu64, sn->slot + 1, info.term, term);
+		sim_fail(sn->c,
+			 "n%d moves its term back from %" PRIu64 " to %" PRIu64,
+			 sn->slot + 1, info.term, term);
 	else if (term == info.term && info.vote && vote != info.vote)
-		sim_fail(sn->c, "n%d changes its vote in term %" PRIu64
-			 " from n%" PRIu64 " to n%" PRIu64, sn->slot + 1, term,
-			 info.vote, vote);
+		sim_fail(sn->c,
+			 "n%d changes its vote in term %" PRIu64
+			 " from n%" PRIu64 " to n%" PRIu64,
+			 sn->slot + 1, term, info.vote, vote);
 }
 
 /*
@@ -292,15 +303,17 @@ void check_compact(struct sim_node *sn, sr_index upto)
 
 	catch_up_commit(sn);
 	if (upto > c->chk.commit) {
-		sim_fail(c, "n%d compacts up to %" PRIu64 ", beyond anything "
-			 "committed (%" PRIu64 ")", sn->slot + 1, upto,
-			 c->chk.commit);
+		sim_fail(c,
+			 "n%d compacts up to %" PRIu64 ", beyond anything "
+			 "committed (%" PRIu64 ")",
+			 sn->slot + 1, upto, c->chk.commit);
 		return;
 	}
-	if (sn->shadow_last > upto &&
-	    sn->shadow[upto].h != c->chk.com[upto].h)
-		sim_fail(c, "n%d keeps entries after %" PRIu64 " that do not "
-			 "follow its snapshot", sn->slot + 1, upto);
+	if (sn->shadow_last > upto && sn->shadow[upto].h != c->chk.com[upto].h)
+		sim_fail(c,
+			 "n%d keeps entries after %" PRIu64 " that do not "
+			 "follow its snapshot",
+			 sn->slot + 1, upto);
 	shadow_from_snapshot(sn, upto);
 }
 
@@ -319,19 +332,26 @@ void check_restore(struct sim_node *sn, sr_index index, const void *buf,
 	memcpy(v, buf, sizeof(v));
 	catch_up_commit(sn);
 	if (v[0] != index || v[1] > index)
-		sim_fail(c, "n%d restores snapshot %" PRIu64 " holding the "
-			 "state at %" PRIu64, sn->slot + 1, index, v[0]);
+		sim_fail(c,
+			 "n%d restores snapshot %" PRIu64 " holding the "
+			 "state at %" PRIu64,
+			 sn->slot + 1, index, v[0]);
 	else if (index > k->commit)
-		sim_fail(c, "n%d restores snapshot %" PRIu64 " beyond anything "
-			 "committed (%" PRIu64 ")", sn->slot + 1, index,
-			 k->commit);
+		sim_fail(c,
+			 "n%d restores snapshot %" PRIu64 " beyond anything "
+			 "committed (%" PRIu64 ")",
+			 sn->slot + 1, index, k->commit);
 	else if (v[1] && (v[1] >= k->app_cap || k->app[v[1]].state != v[2]))
-		sim_fail(c, "state machine safety: n%d restores a state at %"
-			 PRIu64 " no node had", sn->slot + 1, v[1]);
+		sim_fail(c,
+			 "state machine safety: n%d restores a state at "
+			 "%" PRIu64 " no node had",
+			 sn->slot + 1, v[1]);
 	for (sr_index j = v[1] + 1; !c->failed && j <= index; j++)
 		if (k->com[j].type == SR_ENTRY_NORMAL)
-			sim_fail(c, "n%d's snapshot %" PRIu64 " misses command %"
-				 PRIu64, sn->slot + 1, index, j);
+			sim_fail(c,
+				 "n%d's snapshot %" PRIu64 " misses command "
+							   "%" PRIu64,
+				 sn->slot + 1, index, j);
 	sn->fsm.index = v[1];
 	sn->fsm.h = v[2];
 	sn->fsm.count = v[3];
@@ -356,9 +376,10 @@ void check_restart(struct sim_node *sn, int insert)
 			break;
 		h = mix(shadow_at(sn, i - 1)->h ^ entry_hash(&e));
 		if (lm_check(&c->chk, i, e.term, h, insert))
-			sim_fail(c, "n%d recovers entry %" PRIu64 "/t%" PRIu64
-				 " that no log ever held", sn->slot + 1, i,
-				 e.term);
+			sim_fail(c,
+				 "n%d recovers entry %" PRIu64 "/t%" PRIu64
+				 " that no log ever held",
+				 sn->slot + 1, i, e.term);
 		shadow_set(sn, i, e.term, e.type, h);
 	}
 	/* a snapshot the log does not lead up to replaces the log (the
@@ -400,18 +421,23 @@ void check_send(struct sim_node *sn, const sr_msg *m)
 		sim_fail(c, "n%d sends a message from n%" PRIu64, sn->slot + 1,
 			 m->from);
 	else if (!pre && m->term > info.term)
-		sim_fail(c, "n%d sends %s in term %" PRIu64 " but its durable "
-			 "term is %" PRIu64, sn->slot + 1,
-			 sr_msg_type_name(m->type), m->term, info.term);
+		sim_fail(c,
+			 "n%d sends %s in term %" PRIu64 " but its durable "
+			 "term is %" PRIu64,
+			 sn->slot + 1, sr_msg_type_name(m->type), m->term,
+			 info.term);
 	else if (m->type == SR_MSG_VOTE && !pre &&
 		 (info.term != m->term || info.vote != sn->id))
-		sim_fail(c, "n%d campaigns in term %" PRIu64 " without a "
-			 "durable vote for itself (t%" PRIu64 " vote n%" PRIu64 ")",
+		sim_fail(c,
+			 "n%d campaigns in term %" PRIu64 " without a "
+			 "durable vote for itself (t%" PRIu64 " vote n%" PRIu64
+			 ")",
 			 sn->slot + 1, m->term, info.term, info.vote);
 	else if (m->type == SR_MSG_VOTE_RESP && !pre &&
 		 m->u.vote_resp.granted &&
 		 (info.term != m->term || info.vote != m->to))
-		sim_fail(c, "n%d grants n%" PRIu64 " its vote in term %" PRIu64
+		sim_fail(c,
+			 "n%d grants n%" PRIu64 " its vote in term %" PRIu64
 			 " but its durable vote is n%" PRIu64 " in t%" PRIu64,
 			 sn->slot + 1, m->to, m->term, info.vote, info.term);
 	else if (m->type == SR_MSG_APPEND_RESP && m->u.append_resp.success &&
@@ -432,9 +458,11 @@ static void check_ack_durable(struct sim_node *sn, sr_index i)
 	if (i <= info.snapshot_index)
 		return;
 	if (rd || rv || d.term != v.term)
-		sim_fail(sn->c, "n%d acknowledges index %" PRIu64 " that it does "
+		sim_fail(sn->c,
+			 "n%d acknowledges index %" PRIu64 " that it does "
 			 "not hold durably (durable t%" PRIu64 ", log t%" PRIu64
-			 ")", sn->slot + 1, i, rd ? 0 : d.term, rv ? 0 : v.term);
+			 ")",
+			 sn->slot + 1, i, rd ? 0 : d.term, rv ? 0 : v.term);
 }
 
 static uint64_t payload_pid(const struct cluster *c, const sr_entry *e)
@@ -442,7 +470,8 @@ static uint64_t payload_pid(const struct cluster *c, const sr_entry *e)
 	const unsigned char *p = e->data;
 	uint64_t pid = 0;
 
-	if (e->type != SR_ENTRY_NORMAL || e->len < 8 || p[0] != SIM_PAYLOAD_MAGIC)
+	if (e->type != SR_ENTRY_NORMAL || e->len < 8 ||
+	    p[0] != SIM_PAYLOAD_MAGIC)
 		return 0;
 	for (int k = 7; k >= 1; k--)
 		pid = pid << 8 | p[k];
@@ -462,28 +491,35 @@ void check_apply(struct sim_node *sn, const sr_entry *e)
 		sim_fail(c, "n%d applies %" PRIu64 " after %" PRIu64,
 			 sn->slot + 1, i, sn->applied_seen);
 	if (i > st.commit_index)
-		sim_fail(c, "n%d applies %" PRIu64 " beyond its commit %" PRIu64,
+		sim_fail(c,
+			 "n%d applies %" PRIu64 " beyond its commit %" PRIu64,
 			 sn->slot + 1, i, st.commit_index);
 	if (i > sn->shadow_last || sn->shadow[i].term != e->term)
-		sim_fail(c, "n%d applies %" PRIu64 "/t%" PRIu64
-			 " which its log does not hold", sn->slot + 1, i,
-			 e->term);
+		sim_fail(c,
+			 "n%d applies %" PRIu64 "/t%" PRIu64 " which its log "
+							     "does not hold",
+			 sn->slot + 1, i, e->term);
 	for (sr_index j = sn->applied_seen + 1; j < i && j <= sn->shadow_last;
 	     j++)
 		if (sn->shadow[j].type == SR_ENTRY_NORMAL)
-			sim_fail(c, "n%d skips command %" PRIu64
-				 " (applies %" PRIu64 ")", sn->slot + 1, j, i);
+			sim_fail(c,
+				 "n%d skips command %" PRIu64 " (applies "
+							      "%" PRIu64 ")",
+				 sn->slot + 1, j, i);
 	state = mix(sn->fsm.h ^ h ^ i);
 	k->app = grow(k->app, &k->app_cap, i + 1, sizeof(*k->app));
 	if (k->app[i].h && (k->app[i].h != h || k->app[i].term != e->term))
-		sim_fail(c, "state machine safety: n%d applies %" PRIu64
-			 "/t%" PRIu64 " but %" PRIu64 "/t%" PRIu64
-			 " was applied before", sn->slot + 1, i, e->term, i,
-			 k->app[i].term);
+		sim_fail(c,
+			 "state machine safety: n%d applies %" PRIu64 "/t"
+								      "%" PRIu64
+			 " but %" PRIu64 "/t%" PRIu64 " was applied before",
+			 sn->slot + 1, i, e->term, i, k->app[i].term);
 	else if (k->app[i].state && k->app[i].state != state)
-		sim_fail(c, "state machine safety: n%d's state after %" PRIu64
+		sim_fail(c,
+			 "state machine safety: n%d's state after %" PRIu64
 			 " differs from another node's (commands missed or "
-			 "repeated)", sn->slot + 1, i);
+			 "repeated)",
+			 sn->slot + 1, i);
 	k->app[i].h = h;
 	k->app[i].term = e->term;
 	k->app[i].prop = pid;
@@ -497,12 +533,15 @@ void check_apply(struct sim_node *sn, const sr_entry *e)
 		struct sim_prop *p = &c->props[pid - 1];
 
 		if (p->applied_at && p->applied_at != i)
-			sim_fail(c, "proposal #%" PRIu64 " applied at %" PRIu64
-				 " and at %" PRIu64, pid, p->applied_at, i);
+			sim_fail(c,
+				 "proposal #%" PRIu64 " applied at %" PRIu64
+				 " and at %" PRIu64,
+				 pid, p->applied_at, i);
 		if (p->state == PROP_DROPPED || p->state == PROP_FAILED)
-			sim_fail(c, "proposal #%" PRIu64 " was reported %s but "
-				 "n%d applies it at %" PRIu64, pid,
-				 sr_strerror(p->status), sn->slot + 1, i);
+			sim_fail(c,
+				 "proposal #%" PRIu64 " was reported %s but "
+				 "n%d applies it at %" PRIu64,
+				 pid, sr_strerror(p->status), sn->slot + 1, i);
 		p->applied_at = i;
 	}
 }
@@ -513,7 +552,8 @@ void check_done(struct sim_node *sn, uint64_t pid, int status, sr_index index)
 	struct sim_prop *p;
 
 	if (!pid || pid > c->props_n) {
-		sim_fail(c, "n%d reports an outcome for unknown cookie %" PRIu64,
+		sim_fail(c,
+			 "n%d reports an outcome for unknown cookie %" PRIu64,
 			 sn->slot + 1, pid);
 		return;
 	}
@@ -533,27 +573,35 @@ void check_done(struct sim_node *sn, uint64_t pid, int status, sr_index index)
 	case 0:
 		p->state = PROP_ACKED;
 		if (p->applied_at != index)
-			sim_fail(c, "proposal #%" PRIu64 " acknowledged at index "
-				 "%" PRIu64 " but applied at %" PRIu64, pid,
-				 index, p->applied_at);
+			sim_fail(c,
+				 "proposal #%" PRIu64 " acknowledged at index "
+				 "%" PRIu64 " but applied at %" PRIu64,
+				 pid, index, p->applied_at);
 		if (p->index && p->index != index)
-			sim_fail(c, "proposal #%" PRIu64 " was appended at %" PRIu64
-				 " but acknowledged at %" PRIu64, pid, p->index,
-				 index);
+			sim_fail(c,
+				 "proposal #%" PRIu64 " was appended at "
+						      "%" PRIu64 " but "
+								 "acknowledged "
+								 "at %" PRIu64,
+				 pid, p->index, index);
 		break;
 	case SR_EDROPPED:
 		p->state = PROP_DROPPED;
 		if (p->applied_at)
-			sim_fail(c, "proposal #%" PRIu64 " reported dropped but "
-				 "applied at %" PRIu64, pid, p->applied_at);
+			sim_fail(c,
+				 "proposal #%" PRIu64 " reported dropped but "
+				 "applied at %" PRIu64,
+				 pid, p->applied_at);
 		break;
 	case SR_EUNKNOWN:
 		p->state = PROP_UNKNOWN;
 		break;
 	default:
 		p->state = PROP_FAILED;
-		sim_fail(c, "proposal #%" PRIu64 " finished with %s, which "
-			 "done() may not report", pid, sr_strerror(status));
+		sim_fail(c,
+			 "proposal #%" PRIu64 " finished with %s, which "
+			 "done() may not report",
+			 pid, sr_strerror(status));
 	}
 }
 
@@ -570,8 +618,10 @@ static void check_leader_complete(struct cluster *c, struct sim_node *ld)
 	while (i && k->com[i].by >= ld->st.term)
 		i--;
 	if (i && shadow_at(ld, i)->h != k->com[i].h)
-		sim_fail(c, "leader completeness: n%d leads term %" PRIu64
-			 " without entry %" PRIu64 " committed in term %" PRIu64,
+		sim_fail(c,
+			 "leader completeness: n%d leads term %" PRIu64
+			 " without entry %" PRIu64 " committed in term "
+						   "%" PRIu64,
 			 ld->slot + 1, ld->st.term, i, k->com[i].by);
 }
 
@@ -586,8 +636,10 @@ static void check_leader(struct cluster *c, struct sim_node *sn)
 		k->leader_of[t] = sn->id;
 		k->n_leaders++;
 	} else if (k->leader_of[t] != sn->id) {
-		sim_fail(c, "election safety: n%" PRIu64 " and n%d both lead "
-			 "term %" PRIu64, k->leader_of[t], sn->slot + 1, t);
+		sim_fail(c,
+			 "election safety: n%" PRIu64 " and n%d both lead "
+			 "term %" PRIu64,
+			 k->leader_of[t], sn->slot + 1, t);
 	}
 	if (sn->lc_term != t) {
 		sn->lc_term = t;
@@ -615,11 +667,15 @@ static void commit_advance(struct cluster *c, struct sim_node *sn)
 		struct sim_node *ld = &c->nodes[j];
 
 		if (ld->node && ld->st.role == SR_LEADER &&
-		    ld->st.term > sn->st.term && shadow_at(ld, to)->h != k->com[to].h)
-			sim_fail(c, "leader completeness: n%d leads term %" PRIu64
-				 " without entry %" PRIu64 " that n%d committed "
-				 "in term %" PRIu64, j + 1, ld->st.term, to,
-				 sn->slot + 1, sn->st.term);
+		    ld->st.term > sn->st.term &&
+		    shadow_at(ld, to)->h != k->com[to].h)
+			sim_fail(c,
+				 "leader completeness: n%d leads term %" PRIu64
+				 " without entry %" PRIu64 " that n%d "
+							   "committed "
+				 "in term %" PRIu64,
+				 j + 1, ld->st.term, to, sn->slot + 1,
+				 sn->st.term);
 	}
 }
 
@@ -641,9 +697,10 @@ static void check_durable_majority(struct cluster *c)
 			have++;
 	}
 	if (have < n / 2 + 1)
-		sim_fail(c, "committed entry %" PRIu64 " (t%" PRIu64 ") is "
-			 "durable on %d of %d nodes only", k->commit,
-			 k->com[k->commit].term, have, n);
+		sim_fail(c,
+			 "committed entry %" PRIu64 " (t%" PRIu64 ") is "
+			 "durable on %d of %d nodes only",
+			 k->commit, k->com[k->commit].term, have, n);
 }
 
 static void check_node(struct cluster *c, struct sim_node *sn)
@@ -653,39 +710,46 @@ static void check_node(struct cluster *c, struct sim_node *sn)
 
 	sr_mem_get_info(sn->mem, &info);
 	if (info.term < sn->hs_term ||
-	    (info.term == sn->hs_term && sn->hs_vote && info.vote != sn->hs_vote))
-		sim_fail(c, "n%d's durable term/vote went from t%" PRIu64
-			 "/n%" PRIu64 " to t%" PRIu64 "/n%" PRIu64, sn->slot + 1,
-			 sn->hs_term, sn->hs_vote, info.term, info.vote);
+	    (info.term == sn->hs_term && sn->hs_vote &&
+	     info.vote != sn->hs_vote))
+		sim_fail(c,
+			 "n%d's durable term/vote went from t%" PRIu64
+			 "/n%" PRIu64 " to t%" PRIu64 "/n%" PRIu64,
+			 sn->slot + 1, sn->hs_term, sn->hs_vote, info.term,
+			 info.vote);
 	sn->hs_term = info.term;
 	sn->hs_vote = info.vote;
 	if (st->role != SR_STOPPED && st->term != info.term)
-		sim_fail(c, "n%d is in term %" PRIu64 " but its durable term "
-			 "is %" PRIu64, sn->slot + 1, st->term, info.term);
+		sim_fail(c,
+			 "n%d is in term %" PRIu64 " but its durable term "
+			 "is %" PRIu64,
+			 sn->slot + 1, st->term, info.term);
 	if (st->term < sn->st_term)
 		sim_fail(c, "n%d's term went back from %" PRIu64 " to %" PRIu64,
 			 sn->slot + 1, sn->st_term, st->term);
 	sn->st_term = st->term;
 	/* §5.4.2: a leader commits by counting only entries of its term */
 	if (!c->safety_only && st->role == SR_LEADER &&
-	    sn->led_term == st->term &&
-	    st->commit_index > sn->commit_seen &&
+	    sn->led_term == st->term && st->commit_index > sn->commit_seen &&
 	    st->commit_index <= sn->shadow_last &&
 	    sn->shadow[st->commit_index].term != st->term)
-		sim_fail(c, "leader n%d of term %" PRIu64 " commits %" PRIu64
-			 " of term %" PRIu64 " by counting", sn->slot + 1,
-			 st->term, st->commit_index,
+		sim_fail(c,
+			 "leader n%d of term %" PRIu64 " commits %" PRIu64
+			 " of term %" PRIu64 " by counting",
+			 sn->slot + 1, st->term, st->commit_index,
 			 sn->shadow[st->commit_index].term);
 	sn->led_term = st->role == SR_LEADER ? st->term : 0;
 	if (st->commit_index < sn->commit_seen)
-		sim_fail(c, "n%d's commit index went back from %" PRIu64
-			 " to %" PRIu64, sn->slot + 1, sn->commit_seen,
-			 st->commit_index);
+		sim_fail(c,
+			 "n%d's commit index went back from %" PRIu64
+			 " to %" PRIu64,
+			 sn->slot + 1, sn->commit_seen, st->commit_index);
 	sn->commit_seen = st->commit_index;
 	if (st->commit_index > sn->shadow_last)
-		sim_fail(c, "n%d commits %" PRIu64 " beyond its last entry %"
-			 PRIu64, sn->slot + 1, st->commit_index,
-			 sn->shadow_last);
+		sim_fail(c,
+			 "n%d commits %" PRIu64 " beyond its last entry "
+						"%" PRIu64,
+			 sn->slot + 1, st->commit_index, sn->shadow_last);
 	if (st->applied_index > st->commit_index)
 		sim_fail(c, "n%d applied %" PRIu64 " beyond commit %" PRIu64,
 			 sn->slot + 1, st->applied_index, st->commit_index);
@@ -719,9 +783,11 @@ void check_step(struct cluster *c)
 		if (ci > k->commit)
 			commit_advance(c, sn);
 		else if (sn->shadow[ci].h != k->com[ci].h)
-			sim_fail(c, "n%d committed %" PRIu64 "/t%" PRIu64
+			sim_fail(c,
+				 "n%d committed %" PRIu64 "/t%" PRIu64
 				 " but the committed entry there is t%" PRIu64,
-				 i + 1, ci, sn->shadow[ci].term, k->com[ci].term);
+				 i + 1, ci, sn->shadow[ci].term,
+				 k->com[ci].term);
 	}
 	if (!c->failed)
 		check_durable_majority(c);
@@ -732,8 +798,7 @@ int check_converged(struct cluster *c, char *why, size_t cap)
 	sr_index need = 0;
 
 	for (size_t p = 0; p < c->props_n; p++)
-		if (c->props[p].state == PROP_ACKED &&
-		    c->props[p].index > need)
+		if (c->props[p].state == PROP_ACKED && c->props[p].index > need)
 			need = c->props[p].index;
 	for (int i = 0; i < c->n; i++) {
 		struct sim_node *sn = &c->nodes[i];
@@ -745,9 +810,11 @@ int check_converged(struct cluster *c, char *why, size_t cap)
 			return 0;
 		}
 		if (sn->st.applied_index < need) {
-			snprintf(why, cap, "n%d applied %" PRIu64 " of %" PRIu64
+			snprintf(why, cap,
+				 "n%d applied %" PRIu64 " of %" PRIu64
 				 " (role %s, term %" PRIu64 ", commit %" PRIu64
-				 ")", i + 1, sn->st.applied_index, need,
+				 ")",
+				 i + 1, sn->st.applied_index, need,
 				 sr_role_name(sn->st.role), sn->st.term,
 				 sn->st.commit_index);
 			return 0;

@@ -25,7 +25,6 @@
 
 #include "cluster.h"
 
-
 /* ------------------------------------------------------------------ */
 /* Randomness, tracing, failure                                        */
 /* ------------------------------------------------------------------ */
@@ -615,8 +614,8 @@ void cluster_partition(struct cluster *c, uint32_t mask)
 
 		snprintf(side + l, sizeof(a) - l, " n%d", i + 1);
 		for (int j = 0; j < c->n; j++)
-			c->net.link[i][j] =
-				((mask >> i) & 1) == ((mask >> j) & 1);
+			c->net.link[i][j] = ((mask >> i) & 1) ==
+					    ((mask >> j) & 1);
 	}
 	sim_trace(c, -1, "partition {%s } | {%s }", a, b);
 }

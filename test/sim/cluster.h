@@ -28,29 +28,29 @@
 #include <seshat/raft.h>
 
 #define SIM_MAX_NODES 9
-#define SIM_FOREVER UINT64_MAX
+#define SIM_FOREVER   UINT64_MAX
 
 struct cluster;
 
 struct sim_opts {
-	int n;			/* members, 1..SIM_MAX_NODES */
-	int n_external;		/* the last n_external members have no engine */
-	uint64_t seed;		/* the cluster's and the engines' randomness */
-	uint32_t election_ms;	/* default 100 */
+	int n;		      /* members, 1..SIM_MAX_NODES */
+	int n_external;	      /* the last n_external members have no engine */
+	uint64_t seed;	      /* the cluster's and the engines' randomness */
+	uint32_t election_ms; /* default 100 */
 	uint32_t election_ms_of[SIM_MAX_NODES]; /* per slot; 0: election_ms */
-	uint32_t heartbeat_ms;	/* default 20 */
-	int pre_vote;		/* default 1 */
-	int check_quorum;	/* default 1 */
-	int async_disk;		/* SR_MEM_ASYNC with completions as events */
-	uint32_t disk_min_ms;	/* completion delay range (async_disk) */
+	uint32_t heartbeat_ms;			/* default 20 */
+	int pre_vote;				/* default 1 */
+	int check_quorum;			/* default 1 */
+	int async_disk;	      /* SR_MEM_ASYNC with completions as events */
+	uint32_t disk_min_ms; /* completion delay range (async_disk) */
 	uint32_t disk_max_ms;
-	int disk_reorder;	/* deliver completions out of order */
+	int disk_reorder;	    /* deliver completions out of order */
 	uint32_t max_inflight_msgs; /* 0: engine default */
 	uint64_t max_inflight_bytes;
 	uint32_t max_msg_entries;
 	uint64_t max_msg_bytes;
 	uint64_t max_uncommitted_bytes;
-	int log_level;		/* engine log level (traced); default WARN */
+	int log_level; /* engine log level (traced); default WARN */
 	/*
 	 * How the host drives time.  1 (the default): sr_node_tick() at
 	 * sr_node_deadline() and with the current time before every
@@ -114,10 +114,10 @@ struct sim_node {
 	/* checker state */
 	sr_term hs_term; /* durable hard state seen so far */
 	sr_id hs_vote;
-	sr_term st_term; /* highest term the engine reported */
+	sr_term st_term;      /* highest term the engine reported */
 	sr_index commit_seen; /* this incarnation */
 	sr_index applied_seen;
-	sr_term lc_term; /* term whose leadership was checked */
+	sr_term lc_term;  /* term whose leadership was checked */
 	sr_term led_term; /* term it led at the end of the last step, or 0 */
 	/* the state machine: a hash chained over every command applied */
 	struct sim_fsm {
@@ -126,7 +126,7 @@ struct sim_node {
 		uint64_t count;
 	} fsm;
 	unsigned char snap_buf[32]; /* a deferred snapshot's bytes */
-	struct sim_chain *shadow; /* [0, shadow_last] */
+	struct sim_chain *shadow;   /* [0, shadow_last] */
 	size_t shadow_cap;
 	sr_index shadow_last;
 	uint64_t n_applied;
@@ -165,7 +165,7 @@ struct sim_check {
 		sr_index index;
 		sr_term term;
 		uint64_t h;
-	} *lm;
+	} * lm;
 	size_t lm_cap, lm_n;
 	/* the committed prefix [1, commit] */
 	struct com_rec {
@@ -173,7 +173,7 @@ struct sim_check {
 		sr_term term; /* the entry's term */
 		sr_term by;   /* term of the node that first committed it */
 		uint32_t type;
-	} *com;
+	} * com;
 	size_t com_cap;
 	sr_index commit;
 	/* what was applied at each index (by any node, ever) */
@@ -182,7 +182,7 @@ struct sim_check {
 		sr_term term;
 		uint64_t prop;
 		uint64_t state; /* state machine hash after applying it */
-	} *app;
+	} * app;
 	size_t app_cap;
 	/* the leader of each term */
 	sr_id *leader_of;
@@ -195,7 +195,7 @@ struct cluster {
 	int n;
 	struct sim_node nodes[SIM_MAX_NODES];
 	sr_membership conf;
-	sr_storage_ops storage;	    /* wraps sr_mem_ops() */
+	sr_storage_ops storage; /* wraps sr_mem_ops() */
 	sr_fsm_ops fsm;
 	sr_transport_ops transport;
 	uint64_t now;
@@ -339,8 +339,7 @@ void check_compact(struct sim_node *sn, sr_index upto);
 /* The state machine restored snapshot bytes (32: index, fsm state). */
 void check_restore(struct sim_node *sn, sr_index index, const void *buf,
 		   size_t len);
-void check_done(struct sim_node *sn, uint64_t pid, int status,
-		sr_index index);
+void check_done(struct sim_node *sn, uint64_t pid, int status, sr_index index);
 /* Rebuild slot's shadow from its store (after a crash, or at start with
  * insert = 1 for logs a test preloaded). */
 void check_restart(struct sim_node *sn, int insert);

@@ -340,8 +340,11 @@ TEST(test_late_storage_completions_after_a_term_change)
 	 * must not count as durability of the new entries. */
 	struct sim_opts o = sc_opts(3, 2);
 	struct cluster *c;
-	sr_entry e = { .term = 3, .index = 2, .type = SR_ENTRY_NORMAL,
-		       .len = 3, .data = "new" };
+	sr_entry e = { .term = 3,
+		       .index = 2,
+		       .type = SR_ENTRY_NORMAL,
+		       .len = 3,
+		       .data = "new" };
 	sr_msg m;
 	uint64_t pid;
 
@@ -442,8 +445,7 @@ TEST(test_storage_error_stops_the_node_without_acknowledging)
 	struct cluster *c = solo_leader(&o);
 	sr_mem_info info;
 
-	CHECK_EQ(sr_mem_inject(c->nodes[0].mem, SR_MEM_FAIL_APPEND, SR_EIO),
-		 0);
+	CHECK_EQ(sr_mem_inject(c->nodes[0].mem, SR_MEM_FAIL_APPEND, SR_EIO), 0);
 	CHECK(cluster_propose(c, 0, 8, NULL) != 0 ||
 	      c->nodes[0].st.role == SR_STOPPED);
 	cluster_run_for(c, 10);

@@ -88,8 +88,8 @@ void sim_msg_describe(const sr_msg *m, char *buf, size_t cap)
 	case SR_MSG_APPEND: {
 		const sr_msg_append *a = &m->u.append;
 		int k = snprintf(buf, cap,
-				 " prev %" PRIu64 "/t%" PRIu64 " n=%u commit %" PRIu64
-				 " seq %" PRIu64,
+				 " prev %" PRIu64 "/t%" PRIu64
+				 " n=%u commit %" PRIu64 " seq %" PRIu64,
 				 a->prev_index, a->prev_term, a->n_entries,
 				 a->commit, a->seq);
 
@@ -108,10 +108,12 @@ void sim_msg_describe(const sr_msg *m, char *buf, size_t cap)
 		break;
 	}
 	case SR_MSG_SNAPSHOT:
-		snprintf(buf, cap, " last %" PRIu64 "/t%" PRIu64 " off %" PRIu64
-			 " len %u%s", m->u.snapshot.last_index,
-			 m->u.snapshot.last_term, m->u.snapshot.offset,
-			 m->u.snapshot.len, m->u.snapshot.done ? " done" : "");
+		snprintf(buf, cap,
+			 " last %" PRIu64 "/t%" PRIu64 " off %" PRIu64 " len "
+								       "%u%s",
+			 m->u.snapshot.last_index, m->u.snapshot.last_term,
+			 m->u.snapshot.offset, m->u.snapshot.len,
+			 m->u.snapshot.done ? " done" : "");
 		break;
 	case SR_MSG_SNAPSHOT_RESP:
 		snprintf(buf, cap, " last %" PRIu64 " next %" PRIu64 "%s%s",
@@ -172,16 +174,17 @@ static int net_send(void *ctx, const sr_msg *m)
 	}
 	sim_trace(c, from, "send %s", desc);
 	sim_schedule_msg(c, to, sim_msg_copy(m),
-		     c->now + sim_rand_range(c, c->net.delay_min,
-					     c->net.delay_max));
+			 c->now + sim_rand_range(c, c->net.delay_min,
+						 c->net.delay_max));
 	if (c->net.dup && sim_rand(c) % 1000 < c->net.dup) {
 		struct sim_msg *d = sim_msg_copy(m);
 
 		d->dup = 1;
 		c->n_dup++;
-		sim_schedule_msg(c, to, d,
-			     c->now + sim_rand_range(c, c->net.delay_min,
-						     c->net.delay_max * 2 + 1));
+		sim_schedule_msg(
+			c, to, d,
+			c->now + sim_rand_range(c, c->net.delay_min,
+						c->net.delay_max * 2 + 1));
 	}
 	return 0;
 }
@@ -208,8 +211,8 @@ static int st_set_hard_state(void *ctx, sr_term term, sr_id vote)
 
 	check_hard_state(sn, term, vote);
 	rv = sr_mem_ops()->set_hard_state(sn->mem, term, vote);
-	sim_trace(sn->c, sn->slot, "hard state t%" PRIu64 " vote %" PRIu64
-		  "%s", term, vote, rv ? " FAILED" : "");
+	sim_trace(sn->c, sn->slot, "hard state t%" PRIu64 " vote %" PRIu64 "%s",
+		  term, vote, rv ? " FAILED" : "");
 	return rv;
 }
 
@@ -234,8 +237,8 @@ static int st_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
 		struct sim_ev ev = { .kind = EV_DISK, .slot = sn->slot };
 
 		ev.incarnation = sn->incarnation;
-		ev.at = c->now + sim_rand_range(c, c->o.disk_min_ms,
-						c->o.disk_max_ms);
+		ev.at = c->now +
+			sim_rand_range(c, c->o.disk_min_ms, c->o.disk_max_ms);
 		sim_push_event(c, ev);
 	}
 	return 0;
@@ -336,9 +339,10 @@ static int fsm_snapshot(void *ctx, sr_index index, sr_term term)
 	sim_trace(c, sn->slot, "snapshot at %" PRIu64 "/t%" PRIu64 "%s", index,
 		  term, c->o.snapshot_defer ? " (deferred)" : "");
 	if (index < sn->applied_seen || sn->fsm.index > index)
-		sim_fail(c, "n%d asked for a snapshot at %" PRIu64 " after "
-			 "applying %" PRIu64, sn->slot + 1, index,
-			 sn->applied_seen);
+		sim_fail(c,
+			 "n%d asked for a snapshot at %" PRIu64 " after "
+			 "applying %" PRIu64,
+			 sn->slot + 1, index, sn->applied_seen);
 	fsm_encode(sn, index, buf);
 	if (!c->o.snapshot_defer) {
 		sim_snapshot_give(sn, buf);
@@ -454,10 +458,9 @@ int sim_node_make(struct cluster *c, struct sim_node *sn)
 void sim_hooks_init(struct cluster *c)
 {
 	c->storage = (sr_storage_ops){
-		st_load,       st_set_hard_state, st_append,
-		st_truncate,   st_read,		  st_compact,
-		st_snap_begin, st_snap_write,	  st_snap_finish,
-		st_snap_read,
+		st_load,	st_set_hard_state, st_append,	  st_truncate,
+		st_read,	st_compact,	   st_snap_begin, st_snap_write,
+		st_snap_finish, st_snap_read,
 	};
 	c->fsm.apply = fsm_apply;
 	if (c->o.snapshot_threshold) {

@@ -13,8 +13,8 @@ struct rec {
 	uint64_t tokens[64];
 	int status[64];
 	int n;
-	sr_mem *mem;	 /* for the re-entrant test */
-	int reappend;	 /* append again from inside done() */
+	sr_mem *mem;  /* for the re-entrant test */
+	int reappend; /* append again from inside done() */
 };
 
 static void on_done(void *ctx, uint64_t token, int status)
@@ -56,7 +56,8 @@ static int put(sr_mem *m, uint64_t token, sr_index lo, sr_index hi, sr_term t)
 	size_t n = 0;
 
 	for (sr_index i = lo; i <= hi; i++, n++) {
-		snprintf(buf[n], sizeof(buf[n]), "e%llu", (unsigned long long)i);
+		snprintf(buf[n], sizeof(buf[n]), "e%llu",
+			 (unsigned long long)i);
 		e[n].term = t;
 		e[n].index = i;
 		e[n].type = SR_ENTRY_NORMAL;
@@ -92,8 +93,12 @@ TEST(test_sync_append_completes_inside_and_copies_data)
 	struct rec r;
 	sr_mem *m = make(SR_MEM_SYNC, &r);
 	char data[] = "hello";
-	sr_entry e = { .term = 1, .index = 1, .type = SR_ENTRY_NORMAL,
-		       .len = 5, .data = data }, out[4];
+	sr_entry e = { .term = 1,
+		       .index = 1,
+		       .type = SR_ENTRY_NORMAL,
+		       .len = 5,
+		       .data = data },
+		 out[4];
 	size_t n;
 
 	CHECK_EQ(sr_mem_ops()->append(m, 7, &e, 1), 0);
@@ -323,7 +328,8 @@ TEST(test_random_crashes_leave_a_valid_prefix)
 		for (int k = 0; k < 6; k++) {
 			size_t cnt = 1 + lcg(&seed) % 4;
 			CHECK_EQ(put(m, (uint64_t)k, last + 1, last + cnt,
-				     1 + (sr_term)k), 0);
+				     1 + (sr_term)k),
+				 0);
 			last += cnt;
 			if (lcg(&seed) % 3 == 0)
 				sr_mem_flush(m, 1);
@@ -441,9 +447,15 @@ TEST(test_preload_builds_a_durable_log)
 	sr_mem *m = make(SR_MEM_ASYNC, &r);
 	sr_entry e[3] = {
 		{ .term = 1, .index = 1, .type = SR_ENTRY_NOOP },
-		{ .term = 1, .index = 2, .type = SR_ENTRY_NORMAL, .len = 1,
+		{ .term = 1,
+		  .index = 2,
+		  .type = SR_ENTRY_NORMAL,
+		  .len = 1,
 		  .data = "a" },
-		{ .term = 4, .index = 3, .type = SR_ENTRY_NORMAL, .len = 1,
+		{ .term = 4,
+		  .index = 3,
+		  .type = SR_ENTRY_NORMAL,
+		  .len = 1,
 		  .data = "b" },
 	};
 	sr_mem_info info;
@@ -531,8 +543,10 @@ TEST(test_allocation_goes_through_the_hooks_and_failures_are_clean)
 
 	for (long fail = 0; fail < 40; fail++) {
 		struct rec r;
-		sr_mem_config mc = { .mode = SR_MEM_ASYNC, .done = on_done,
-				     .done_ctx = &r, .alloc = &a };
+		sr_mem_config mc = { .mode = SR_MEM_ASYNC,
+				     .done = on_done,
+				     .done_ctx = &r,
+				     .alloc = &a };
 		sr_mem *m = NULL;
 		int rv;
 

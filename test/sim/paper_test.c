@@ -23,8 +23,8 @@ static struct cluster *solo(int n, int pre_vote, int check_quorum)
 /* Make slot 0 leader with grants from the external peers 1..votes. */
 static void solo_elect(struct cluster *c, int votes)
 {
-	CHECK(sc_run_until_role(c, 0, c->o.pre_vote ? SR_PRECANDIDATE
-						    : SR_CANDIDATE, 1000));
+	CHECK(sc_run_until_role(
+		c, 0, c->o.pre_vote ? SR_PRECANDIDATE : SR_CANDIDATE, 1000));
 	if (c->o.pre_vote) {
 		sr_term t = c->nodes[0].st.term + 1;
 

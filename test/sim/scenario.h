@@ -15,12 +15,12 @@
 #include "cluster.h"
 #include "testlib.h"
 
-#define SC_OK(c)                                                          \
-	do {                                                              \
-		if ((c)->failed) {                                        \
-			cluster_dump_ring((c), stderr);                   \
-			TEST_FAIL("checker: %s", (c)->why);               \
-		}                                                         \
+#define SC_OK(c)                                                               \
+	do {                                                                   \
+		if ((c)->failed) {                                             \
+			cluster_dump_ring((c), stderr);                        \
+			TEST_FAIL("checker: %s", (c)->why);                    \
+		}                                                              \
 	} while (0)
 
 /* Options for n members, the last n_ext of them external. */
@@ -169,8 +169,8 @@ static inline sr_msg sc_vote_resp(int from, int to, sr_term term, int granted,
 }
 
 static inline sr_msg sc_append(int from, int to, sr_term term, sr_index pi,
-			       sr_term pt, sr_index commit,
-			       const sr_entry *e, uint32_t n)
+			       sr_term pt, sr_index commit, const sr_entry *e,
+			       uint32_t n)
 {
 	sr_msg m = sc_msg(SR_MSG_APPEND, from, to, term);
 

@@ -103,9 +103,10 @@ static void describe_opts(const struct sim_opts *o, char *buf, size_t cap)
 {
 	snprintf(buf, cap,
 		 "%d nodes, prevote %d, checkquorum %d, ticks %s, %s disk "
-		 "(%u-%u ms%s), inflight %u, entries/msg %u, uncommitted %"
-		 PRIu64 ", snapshots every %" PRIu64 " (trailing %" PRIu64
-		 ", chunks of %u%s)", o->n, o->pre_vote, o->check_quorum,
+		 "(%u-%u ms%s), inflight %u, entries/msg %u, uncommitted "
+		 "%" PRIu64 ", snapshots every %" PRIu64 " (trailing %" PRIu64
+		 ", chunks of %u%s)",
+		 o->n, o->pre_vote, o->check_quorum,
 		 o->tick_on_event ? "per event" : "at deadline",
 		 o->async_disk ? "async" : "sync", o->disk_min_ms,
 		 o->disk_max_ms, o->disk_reorder ? ", reordered" : "",
@@ -154,8 +155,10 @@ static void fault_network(struct cluster *c)
 		sim_trace(c, i, "can receive but not send");
 		break;
 	default: /* quality */
-		c->net.loss = (uint32_t)(sim_rand(c) % 4 ? sim_rand(c) % 300 : 0);
-		c->net.dup = (uint32_t)(sim_rand(c) % 3 ? sim_rand(c) % 300 : 0);
+		c->net.loss = (uint32_t)(sim_rand(c) % 4 ? sim_rand(c) % 300
+							 : 0);
+		c->net.dup = (uint32_t)(sim_rand(c) % 3 ? sim_rand(c) % 300
+							: 0);
 		c->net.delay_min = (uint32_t)(sim_rand(c) % 5);
 		c->net.delay_max = c->net.delay_min +
 				   (uint32_t)(sim_rand(c) % 40);
@@ -225,10 +228,11 @@ static void fault_phase(struct cluster *c, uint64_t duration)
 			if (c->nodes[i].node) {
 				cluster_crash(c, i);
 				/* half reboot at once, half stay down */
-				restart_at[i] = c->now +
-						(sim_rand(c) % 2
-							 ? sim_rand_range(c, 1, 30)
-							 : sim_rand_range(c, 30, 1500));
+				restart_at[i] =
+					c->now +
+					(sim_rand(c) % 2
+						 ? sim_rand_range(c, 1, 30)
+						 : sim_rand_range(c, 30, 1500));
 			}
 		} else if (r < 780) {
 			cluster_pause(c, i, sim_rand_range(c, 10, 400));
@@ -259,7 +263,8 @@ static void liveness_phase(struct cluster *c, struct run *r)
 	sim_trace(c, -1, "LIVENESS phase: all faults healed");
 	while (!c->failed && c->now < end) {
 		int ld = cluster_leader(c);
-		const struct sim_prop *b = barrier ? &c->props[barrier - 1] : NULL;
+		const struct sim_prop *b = barrier ? &c->props[barrier - 1]
+						   : NULL;
 
 		if (b && b->state == PROP_ACKED) {
 			if (check_converged(c, why, sizeof(why)))
@@ -279,7 +284,8 @@ static void liveness_phase(struct cluster *c, struct run *r)
 			snprintf(why, sizeof(why), "no leader");
 		else if (!b || b->state != PROP_ACKED)
 			snprintf(why, sizeof(why),
-				 "leader n%d cannot commit a new entry", ld + 1);
+				 "leader n%d cannot commit a new entry",
+				 ld + 1);
 		cluster_run_for(c, 20);
 	}
 	if (!c->failed)
@@ -408,10 +414,10 @@ int main(int argc, char **argv)
 		if (!bad) {
 			passed++;
 			if (have_one || verbose)
-				printf("seed %" PRIu64 ": ok (%" PRIu64 " steps, %"
-				       PRIu64 " messages, %" PRIu64
-				       " acknowledged, %" PRIu64 " leaders, %"
-				       PRIu64 " crashes)\n",
+				printf("seed %" PRIu64 ": ok (%" PRIu64
+				       " steps, %" PRIu64 " messages, %" PRIu64
+				       " acknowledged, %" PRIu64
+				       " leaders, %" PRIu64 " crashes)\n",
 				       s, r.steps, r.msgs, r.acked, r.leaders,
 				       r.crashes);
 			continue;
@@ -444,10 +450,13 @@ int main(int argc, char **argv)
 		printf("\n");
 		fflush(stdout);
 	}
-	printf("totals: %" PRIu64 " steps, %" PRIu64 " proposals acknowledged, %"
-	       PRIu64 " leaders elected, %" PRIu64 " crashes, %" PRIu64
-	       " snapshots taken, %" PRIu64 " restored\n", tot.steps,
-	       tot.acked, tot.leaders, tot.crashes, tot.snaps, tot.restores);
+	printf("totals: %" PRIu64 " steps, %" PRIu64 " proposals acknowledged, "
+						     "%" PRIu64 " leaders "
+								"elected, "
+								"%" PRIu64
+	       " crashes, %" PRIu64 " snapshots taken, %" PRIu64 " restored\n",
+	       tot.steps, tot.acked, tot.leaders, tot.crashes, tot.snaps,
+	       tot.restores);
 	printf("ran %" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "): %d failed\n",
 	       count, from, from + count - 1, failed);
 	printf("%d passed, %d failed\n", passed, failed);
