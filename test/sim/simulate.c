@@ -353,102 +353,133 @@ static void usage(const char *prog)
 	exit(2);
 }
 
-int main(int argc, char **argv)
+struct args {
+	uint64_t from, count;
+	int trace, verbose;
+	const char *prog;
+	struct run base;
+};
+
+static void parse_args(int argc, char **argv, struct args *a)
 {
-	uint64_t from = 1, count = 500, one = 0;
-	int trace = 0, verbose = 0, have_one = 0, passed = 0, failed = 0;
-	struct run base = { .duration = 5000,
-			    .pre_vote = -1,
-			    .check_quorum = -1,
-			    .tick_on_event = -1 };
-	struct run tot = { 0 };
+	int have_one = 0;
+	uint64_t one = 0;
 
+	memset(a, 0, sizeof(*a));
+	a->prog = argv[0];
+	a->from = 1;
+	a->count = 500;
+	a->base.duration = 5000;
+	a->base.pre_vote = -1;
+	a->base.check_quorum = -1;
+	a->base.tick_on_event = -1;
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
+		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
-		if (!strcmp(a, "--trace"))
-			trace = 1;
-		else if (!strcmp(a, "--verbose"))
-			verbose = 1;
-		else if (!strcmp(a, "--safety-only"))
-			base.safety_only = 1;
-		else if (i + 1 < argc && !strcmp(a, "--ticks"))
-			base.tick_on_event = !strcmp(argv[++i], "event");
-		else if (i + 1 < argc && !strcmp(a, "--seeds"))
-			count = strtoull(argv[++i], NULL, 0);
-		else if (i + 1 < argc && !strcmp(a, "--from"))
-			from = strtoull(argv[++i], NULL, 0);
-		else if (i + 1 < argc && !strcmp(a, "--seed")) {
-			one = strtoull(argv[++i], NULL, 0);
-			have_one = 1;
-		} else if (i + 1 < argc && !strcmp(a, "--duration"))
-			base.duration = strtoull(argv[++i], NULL, 0);
-		else if (i + 1 < argc && !strcmp(a, "--nodes"))
-			base.nodes = atoi(argv[++i]);
-		else if (i + 1 < argc && !strcmp(a, "--prevote"))
-			base.pre_vote = atoi(argv[++i]);
-		else if (i + 1 < argc && !strcmp(a, "--checkquorum"))
-			base.check_quorum = atoi(argv[++i]);
+		if (!strcmp(o, "--trace"))
+			a->trace = 1;
+		else if (!strcmp(o, "--verbose"))
+			a->verbose = 1;
+		else if (!strcmp(o, "--safety-only"))
+			a->base.safety_only = 1;
+		else if (!v)
+			usage(argv[0]);
+		else if (!strcmp(o, "--ticks"))
+			a->base.tick_on_event = !strcmp(v, "event");
+		else if (!strcmp(o, "--seeds"))
+			a->count = strtoull(v, NULL, 0);
+		else if (!strcmp(o, "--from"))
+			a->from = strtoull(v, NULL, 0);
+		else if (!strcmp(o, "--seed"))
+			one = strtoull(v, NULL, 0), have_one = 1;
+		else if (!strcmp(o, "--duration"))
+			a->base.duration = strtoull(v, NULL, 0);
+		else if (!strcmp(o, "--nodes"))
+			a->base.nodes = atoi(v);
+		else if (!strcmp(o, "--prevote"))
+			a->base.pre_vote = atoi(v);
+		else if (!strcmp(o, "--checkquorum"))
+			a->base.check_quorum = atoi(v);
 		else
 			usage(argv[0]);
+		if (strcmp(o, "--trace") && strcmp(o, "--verbose") &&
+		    strcmp(o, "--safety-only"))
+			i++;
 	}
-	if (base.nodes < 0 || base.nodes > SIM_MAX_NODES)
+	if (a->base.nodes < 0 || a->base.nodes > SIM_MAX_NODES)
 		usage(argv[0]);
 	if (have_one) {
-		from = one;
-		count = 1;
+		a->from = one;
+		a->count = 1;
+		a->verbose = 1;
 	}
-	for (uint64_t s = from; s < from + count; s++) {
-		struct run r = base;
+}
+
+/* A failing seed: its reason, its last events, how to replay it. */
+static void report_failure(const struct args *a, const struct run *r)
+{
+	const struct run *b = &a->base;
+
+	printf("FAIL seed %" PRIu64 ": %s\n", r->seed, r->why);
+	if (!a->trace) {
+		/* replay with a ring of the last trace lines */
+		struct run again = *b;
+
+		again.seed = r->seed;
+		again.ring = 40;
+		printf("  last events:\n");
+		run_seed(&again);
+	}
+	printf("  replay: %s --seed %" PRIu64 " --trace", a->prog, r->seed);
+	if (b->nodes)
+		printf(" --nodes %d", b->nodes);
+	if (b->pre_vote >= 0)
+		printf(" --prevote %d", b->pre_vote);
+	if (b->check_quorum >= 0)
+		printf(" --checkquorum %d", b->check_quorum);
+	if (b->safety_only)
+		printf(" --safety-only");
+	if (b->tick_on_event >= 0)
+		printf(" --ticks %s", b->tick_on_event ? "event" : "deadline");
+	if (b->duration != 5000)
+		printf(" --duration %" PRIu64, b->duration);
+	printf("\n");
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	struct args a;
+	struct run tot = { 0 };
+	int passed = 0, failed = 0;
+
+	parse_args(argc, argv, &a);
+	for (uint64_t s = a.from; s < a.from + a.count; s++) {
+		struct run r = a.base;
+		int bad;
 
 		r.seed = s;
-		r.trace = trace ? stdout : NULL;
-		int bad = run_seed(&r);
-
+		r.trace = a.trace ? stdout : NULL;
+		bad = run_seed(&r);
 		tot.steps += r.steps;
 		tot.acked += r.acked;
 		tot.leaders += r.leaders;
 		tot.crashes += r.crashes;
 		tot.snaps += r.snaps;
 		tot.restores += r.restores;
-		if (!bad) {
+		if (bad) {
+			failed++;
+			report_failure(&a, &r);
+		} else {
 			passed++;
-			if (have_one || verbose)
+			if (a.verbose)
 				printf("seed %" PRIu64 ": ok (%" PRIu64
 				       " steps, %" PRIu64 " messages, %" PRIu64
 				       " acknowledged, %" PRIu64
 				       " leaders, %" PRIu64 " crashes)\n",
 				       s, r.steps, r.msgs, r.acked, r.leaders,
 				       r.crashes);
-			continue;
 		}
-		failed++;
-		printf("FAIL seed %" PRIu64 ": %s\n", s, r.why);
-		if (!trace) {
-			/* replay with a ring of the last trace lines */
-			struct run again = base;
-
-			again.seed = s;
-			again.ring = 40;
-			printf("  last events:\n");
-			run_seed(&again);
-		}
-		printf("  replay: %s --seed %" PRIu64 " --trace", argv[0], s);
-		if (base.nodes)
-			printf(" --nodes %d", base.nodes);
-		if (base.pre_vote >= 0)
-			printf(" --prevote %d", base.pre_vote);
-		if (base.check_quorum >= 0)
-			printf(" --checkquorum %d", base.check_quorum);
-		if (base.safety_only)
-			printf(" --safety-only");
-		if (base.tick_on_event >= 0)
-			printf(" --ticks %s",
-			       base.tick_on_event ? "event" : "deadline");
-		if (base.duration != 5000)
-			printf(" --duration %" PRIu64, base.duration);
-		printf("\n");
-		fflush(stdout);
 	}
 	printf("totals: %" PRIu64 " steps, %" PRIu64 " proposals acknowledged, "
 						     "%" PRIu64 " leaders "
@@ -458,7 +489,7 @@ int main(int argc, char **argv)
 	       tot.steps, tot.acked, tot.leaders, tot.crashes, tot.snaps,
 	       tot.restores);
 	printf("ran %" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "): %d failed\n",
-	       count, from, from + count - 1, failed);
+	       a.count, a.from, a.from + a.count - 1, failed);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
