@@ -138,7 +138,8 @@ struct sr_wal {
 	struct wal_item *exec; /* next item to run, NULL if none */
 	struct wal_seg *segs;  /* ordered by seq, consecutive */
 	size_t n_segs, cap_segs;
-	int plugged;  /* inside sr_wal_process: hold OPEN batches (also
+	unsigned kicks; /* atomic: bumped by every kick (the writer spins on it) */
+	int plugged;	/* inside sr_wal_process: hold OPEN batches (also
 		       * read without mu by the spinning writer: atomics) */
 	int stopping; /* sr_wal_close */
 	int failed;   /* the error that stopped the WAL */

@@ -21,11 +21,13 @@
  * fdatasync that succeeds proves nothing).  Every later item is finished
  * with the same error without touching the disk.
  *
- * Waiting for the host.  When the next item is the OPEN batch and the host
- * is inside sr_wal_process() (plugged), the callbacks are appending to it
- * right now and the unplug is a few microseconds away: the writer spins
- * (without the lock, for at most WAL_SPIN_NS) instead of sleeping, which
- * saves a futex wake-up per batch.  Otherwise it sleeps on cv_work.
+ * Waiting for the host.  Right after a batch finishes, its completion is
+ * on its way to the host, whose callbacks will append the next batch
+ * within microseconds; likewise while the host is inside sr_wal_process()
+ * (plugged).  So before sleeping on cv_work the writer spins once, without
+ * the lock, for at most WAL_SPIN_NS or until the host kicks: that saves a
+ * futex wake-up (tens of microseconds on a busy machine) per batch, which
+ * matters when an fdatasync costs 0.2 ms.
  *
  * The writer holds `mu` only to take an item and to publish progress,
  * never across a system call that touches the disk; it never allocates,
@@ -124,14 +126,20 @@ static void cpu_relax(void)
 #endif
 }
 
-/* Spin (mu released) while the host is plugged, at most WAL_SPIN_NS. */
-static void spin_while_plugged(sr_wal *w)
+/*
+ * Spin (mu released) for at most WAL_SPIN_NS while the host is likely to
+ * hand over work in a moment: it is inside sr_wal_process() (plugged), or
+ * a batch just finished and its completion is on the way to the host.
+ * Any kick ends the spin early.
+ */
+static void spin_for_work(sr_wal *w)
 {
+	unsigned k0 = __atomic_load_n(&w->kicks, __ATOMIC_ACQUIRE);
 	struct timespec t0, t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pthread_mutex_unlock(&w->mu);
-	for (unsigned i = 1; __atomic_load_n(&w->plugged, __ATOMIC_ACQUIRE);
+	for (unsigned i = 1; __atomic_load_n(&w->kicks, __ATOMIC_ACQUIRE) == k0;
 	     i++) {
 		cpu_relax();
 		if (i % 128)
@@ -159,8 +167,8 @@ static void *posix_main(void *arg)
 		if (!runnable(w)) {
 			if (w->stopping && !w->exec)
 				break;
-			if (w->exec && !spun) {
-				spin_while_plugged(w); /* OPEN and plugged */
+			if (!spun) {
+				spin_for_work(w);
 				spun = 1;
 				continue;
 			}
@@ -209,6 +217,7 @@ static int posix_start(sr_wal *w)
 
 static void posix_kick(sr_wal *w)
 {
+	__atomic_add_fetch(&w->kicks, 1, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&w->mu);
 	if (runnable(w))
 		pthread_cond_signal(&w->cv_work);
@@ -242,6 +251,7 @@ static void posix_stop(sr_wal *w)
 	pthread_mutex_lock(&w->mu);
 	w->stopping = 1;
 	__atomic_store_n(&w->plugged, 0, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&w->kicks, 1, __ATOMIC_RELEASE); /* end a spin */
 	if (w->tail && w->tail->state == ITEM_OPEN)
 		w->tail->state = ITEM_READY;
 	pthread_cond_signal(&w->cv_work);
