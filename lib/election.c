@@ -58,6 +58,11 @@ void elect_become_follower(sr_node *n, sr_term term, sr_id leader)
 {
 	int changed = n->role != SR_FOLLOWER || n->leader != leader ||
 		      n->term != term;
+	/* Restart the election timer on hearing from a leader or on leaving
+	 * another role — not when a follower merely adopts a higher term
+	 * from a vote it denies (§5.2): a node with a stale log that keeps
+	 * raising the term must not keep a better one from campaigning. */
+	int reset = leader != 0 || n->role != SR_FOLLOWER;
 	if (term > n->term) {
 		if (elect_set_hard_state(n, term, 0))
 			return;
@@ -72,7 +77,8 @@ void elect_become_follower(sr_node *n, sr_term term, sr_id leader)
 	n->uncommitted_bytes = 0;
 	if (leader)
 		n->leader_heard = n->now;
-	elect_reset_timer(n);
+	if (reset)
+		elect_reset_timer(n);
 	if (changed)
 		elect_notify(n);
 }

@@ -392,6 +392,7 @@ int sr_node_start(sr_node *n, uint64_t now_ms)
 		 (unsigned long long)sr_log_last(&n->log),
 		 (unsigned long long)n->commit);
 	elect_become_follower(n, n->term, 0);
+	elect_reset_timer(n);
 	/* A sole voter need not wait for anyone (and a restart resumes). */
 	if (node_voter_count(n) == 1 && node_is_voter(n, n->cfg.id))
 		elect_start(n, 0, 0);
@@ -517,37 +518,79 @@ out:
 	return rv;
 }
 
-/* Append one proposal on the leader; the caller persists and sends. */
-static int node_propose_one(sr_node *n, const void *data, size_t len,
-			    void *cookie, sr_index *index_out)
+/*
+ * Append the first of `count` commands that the limits allow on the leader;
+ * the caller persists and sends.  Their data shares one block: one
+ * allocation per call, not per command.  *accepted is how many were
+ * appended; the return value is why the next one was not (0 if all were).
+ */
+static int node_propose_cmds(sr_node *n, const sr_buf *cmds, size_t count,
+			     void *const *cookies, size_t *accepted)
 {
+	uint64_t bytes = 0, unc = n->uncommitted_bytes;
+	uint32_t refs = 0;
 	struct log_buf *b = NULL;
-	sr_index index = sr_log_last(&n->log) + 1;
-	int rv;
+	unsigned char *p;
+	size_t k = 0, i, released = 0;
+	int why = 0, rv;
 
-	if (len > n->cfg.max_entry_bytes)
-		return SR_ETOOBIG;
-	if (n->uncommitted_bytes + len > n->cfg.max_uncommitted_bytes &&
-	    n->uncommitted_bytes > 0)
-		return SR_EBUSY;
-	if (len) {
-		b = sr_log_buf_new(n->alloc, len, 1);
+	*accepted = 0;
+	for (; k < count; k++) {
+		size_t len = cmds[k].len;
+		if (len > n->cfg.max_entry_bytes) {
+			why = SR_ETOOBIG;
+			break;
+		}
+		if (len && !cmds[k].base) {
+			why = SR_EINVAL;
+			break;
+		}
+		if (unc + len > n->cfg.max_uncommitted_bytes && unc > 0) {
+			why = SR_EBUSY;
+			break;
+		}
+		unc += len;
+		bytes += len;
+		refs += len > 0;
+	}
+	if (k == 0)
+		return why;
+	if (bytes) {
+		b = sr_log_buf_new(n->alloc, bytes, refs);
 		if (!b)
 			return SR_ENOMEM;
-		memcpy(b->data, data, len);
 	}
-	rv = apply_add_proposal(n, index, n->term, cookie);
-	if (rv == 0)
-		rv = sr_log_push(&n->log, n->term, SR_ENTRY_NORMAL, b,
-				 b ? b->data : NULL, (uint32_t)len);
-	if (rv) {
-		sr_free(n->alloc, b);
-		return rv;
+	p = b ? b->data : NULL;
+	for (i = 0; i < k; i++) {
+		sr_index index = sr_log_last(&n->log) + 1;
+		uint32_t len = (uint32_t)cmds[i].len;
+		if (len)
+			memcpy(p, cmds[i].base, len);
+		rv = sr_log_push(&n->log, n->term, SR_ENTRY_NORMAL,
+				 len ? b : NULL, len ? p : NULL, len);
+		if (rv == 0) {
+			rv = apply_add_proposal(n, index, n->term,
+						cookies ? cookies[i] : NULL);
+			if (rv) {
+				/* undo the push, which drops its reference */
+				sr_log_truncate(&n->log, index);
+				released = i + 1;
+			}
+		}
+		if (rv) {
+			why = rv;
+			break;
+		}
+		n->uncommitted_bytes += len;
+		if (len)
+			p += len;
 	}
-	n->uncommitted_bytes += len;
-	if (index_out)
-		*index_out = index;
-	return 0;
+	/* Drop the references of the commands that were not appended. */
+	for (size_t j = SR_MAX(i, released); j < k; j++)
+		if (cmds[j].len && --b->refs == 0)
+			sr_free(n->alloc, b);
+	*accepted = i;
+	return i < count ? why : 0;
 }
 
 static int node_can_propose(const sr_node *n)
@@ -566,22 +609,14 @@ static int node_can_propose(const sr_node *n)
 int sr_node_propose(sr_node *n, const void *data, size_t len, void *cookie,
 		    sr_index *index_out)
 {
-	sr_index index;
-	int rv = node_can_propose(n);
-	if (rv)
+	sr_buf cmd = { data, len };
+	sr_index first;
+	int rv = sr_node_propose_batch(n, &cmd, 1, &cookie, &first);
+	if (rv < 0)
 		return rv;
-	if (!data && len)
-		return SR_EINVAL;
-	node_enter(n);
-	rv = node_propose_one(n, data, len, cookie, &index);
-	if (rv == 0) {
-		if (index_out)
-			*index_out = index;
-		if (persist_append(n, index, 1) == 0)
-			repl_broadcast(n, 0);
-	}
-	node_leave(n);
-	return rv;
+	if (index_out)
+		*index_out = first;
+	return 0;
 }
 
 int sr_node_propose_batch(sr_node *n, const sr_buf *cmds, size_t count,
@@ -595,12 +630,7 @@ int sr_node_propose_batch(sr_node *n, const sr_buf *cmds, size_t count,
 	if (count == 0 || !cmds)
 		return SR_EINVAL;
 	node_enter(n);
-	for (; done < count; done++) {
-		rv = node_propose_one(n, cmds[done].base, cmds[done].len,
-				      cookies ? cookies[done] : NULL, NULL);
-		if (rv)
-			break;
-	}
+	rv = node_propose_cmds(n, cmds, count, cookies, &done);
 	if (done > 0) {
 		if (first_out)
 			*first_out = first;

@@ -31,6 +31,7 @@ struct progress {
 	sr_index match;
 	sr_index next;
 	int probe_sent;	    /* PROBE: an append is outstanding */
+	uint64_t probe_seq; /* PROBE: seq of the latest probe sent */
 	int recent_active;  /* heard from since the last quorum check */
 	int vote_granted;   /* election bookkeeping */
 	int vote_answered;

@@ -161,6 +161,7 @@ static int repl_send_one(sr_node *n, struct progress *pr, int heartbeat)
 	node_send(n, &m);
 	if (pr->state == SR_PROGRESS_PROBE) {
 		pr->probe_sent = 1;
+		pr->probe_seq = m.u.append.seq;
 	} else if (count) {
 		pr->next = prev + count + 1;
 		repl_infl_add(n, pr, prev + count, bytes);
@@ -290,7 +291,11 @@ void repl_handle_append_resp(sr_node *n, const sr_msg *m)
 			pr->match = r->index;
 			repl_infl_free_to(n, pr, r->index);
 		}
-		if (pr->state == SR_PROGRESS_PROBE) {
+		/* Only the answer to our latest probe (or a later append)
+		 * proves the logs match where the probe said: a stale
+		 * success under reordering would refill the whole window
+		 * from the wrong place. */
+		if (pr->state == SR_PROGRESS_PROBE && r->seq >= pr->probe_seq) {
 			pr->state = SR_PROGRESS_REPLICATE;
 			pr->probe_sent = 0;
 			repl_infl_clear(pr);
