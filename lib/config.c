@@ -60,6 +60,31 @@ void conf_set(sr_node *n, const sr_membership *conf, sr_index index)
 		n->cfg.host.conf_changed(n->cfg.host_ctx, &n->conf);
 }
 
+int conf_append(sr_node *n, const sr_membership *c, sr_index *index_out)
+{
+	unsigned char buf[2 + SR_MAX_MEMBERS * (10 + SR_ADDR_MAX)];
+	sr_index index = sr_log_last(&n->log) + 1;
+	struct log_buf *b;
+	int len = sr_membership_encode(c, buf, sizeof(buf)), rv;
+
+	if (len < 0)
+		return len;
+	b = sr_log_buf_new(n->alloc, (size_t)len, 1);
+	if (!b)
+		return SR_ENOMEM;
+	memcpy(b->data, buf, (size_t)len);
+	rv = sr_log_push(&n->log, n->term, SR_ENTRY_CONFIG, b, b->data,
+			 (uint32_t)len);
+	if (rv) {
+		sr_free(n->alloc, b);
+		return rv;
+	}
+	conf_set(n, c, index);
+	if (index_out)
+		*index_out = index;
+	return persist_append(n, index, 1);
+}
+
 int conf_entry_appended(sr_node *n, sr_index index, const void *data,
 			size_t len)
 {

@@ -210,29 +210,13 @@ int sr_node_bootstrap(sr_node *n, const sr_membership *conf)
 /* Write the bootstrap configuration as entry 1 of term 1. */
 static int node_write_bootstrap(sr_node *n)
 {
-	unsigned char buf[2 + SR_MAX_MEMBERS * (10 + SR_ADDR_MAX)];
-	struct log_buf *b;
-	int len, rv;
-
-	len = sr_membership_encode(&n->bootstrap, buf, sizeof(buf));
-	if (len < 0)
-		return len;
-	rv = elect_set_hard_state(n, 1, 0);
-	if (rv)
-		return rv;
-	b = sr_log_buf_new(n->alloc, (size_t)len, 1);
-	if (!b)
-		return SR_ENOMEM;
-	memcpy(b->data, buf, (size_t)len);
-	rv = sr_log_push(&n->log, 1, SR_ENTRY_CONFIG, b, b->data,
-			 (uint32_t)len);
-	if (rv) {
-		sr_free(n->alloc, b);
-		return rv;
-	}
-	conf_set(n, &n->bootstrap, 1);
-	node_log(n, SR_LOG_INFO, "bootstrapped with %u members", n->bootstrap.n);
-	return persist_append(n, 1, 1);
+	int rv = elect_set_hard_state(n, 1, 0);
+	if (rv == 0)
+		rv = conf_append(n, &n->bootstrap, NULL);
+	if (rv == 0)
+		node_log(n, SR_LOG_INFO, "bootstrapped with %u members",
+			 n->bootstrap.n);
+	return rv;
 }
 
 /* Load every entry of the store into the cache, checking the sequence. */

@@ -190,6 +190,9 @@ void repl_become_leader(sr_node *n);
 void repl_tick(sr_node *n);
 void repl_send_append(sr_node *n, struct progress *pr, int heartbeat);
 void repl_broadcast(sr_node *n, int heartbeat);
+/* The progress of a response's sender, marked active; NULL if the
+ * response is not for this leader's term or the sender not a member. */
+struct progress *repl_heard_from(sr_node *n, const sr_msg *m);
 void repl_handle_append_resp(sr_node *n, const sr_msg *m);
 void repl_maybe_commit(sr_node *n);
 void repl_reset_progress(sr_node *n, struct progress *pr);
@@ -238,6 +241,8 @@ void read_fail_all(sr_node *n, int status);
 void read_free(sr_node *n);
 
 /* config.c */
+/* Append a configuration entry of the current term, in effect at once. */
+int conf_append(sr_node *n, const sr_membership *c, sr_index *index_out);
 void conf_at(sr_node *n, sr_index index, sr_membership *out);
 int conf_entry_appended(sr_node *n, sr_index index, const void *data,
 			size_t len);

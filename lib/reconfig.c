@@ -37,28 +37,13 @@ static int reconf_allowed(const sr_node *n)
 
 static int reconf_propose(sr_node *n, const sr_membership *c)
 {
-	unsigned char buf[2 + SR_MAX_MEMBERS * (10 + SR_ADDR_MAX)];
-	sr_index index = sr_log_last(&n->log) + 1;
-	struct log_buf *b;
-	int len = sr_membership_encode(c, buf, sizeof(buf)), rv;
-
-	if (len < 0)
-		return len;
-	b = sr_log_buf_new(n->alloc, (size_t)len, 1);
-	if (!b)
-		return SR_ENOMEM;
-	memcpy(b->data, buf, (size_t)len);
-	rv = sr_log_push(&n->log, n->term, SR_ENTRY_CONFIG, b, b->data,
-			 (uint32_t)len);
-	if (rv) {
-		sr_free(n->alloc, b);
+	sr_index index;
+	int rv = conf_append(n, c, &index);
+	if (rv)
 		return rv;
-	}
-	conf_set(n, c, index);
 	node_log(n, SR_LOG_INFO, "configuration change at %llu",
 		 (unsigned long long)index);
-	if (persist_append(n, index, 1) == 0)
-		repl_broadcast(n, 0);
+	repl_broadcast(n, 0);
 	return 0;
 }
 
@@ -181,32 +166,18 @@ int sr_node_recover(sr_node *n, const sr_membership *conf)
  * cannot collide with any leader's) after the log. */
 int reconf_write_recovery(sr_node *n)
 {
-	unsigned char buf[2 + SR_MAX_MEMBERS * (10 + SR_ADDR_MAX)];
-	sr_index index = sr_log_last(&n->log) + 1;
-	struct log_buf *b;
-	int len, rv;
+	sr_index index;
+	int rv;
 
 	n->have_recover = 0;
-	len = sr_membership_encode(&n->recover, buf, sizeof(buf));
-	if (len < 0)
-		return len;
 	rv = elect_set_hard_state(n, n->term + 1, 0);
+	if (rv == 0)
+		rv = conf_append(n, &n->recover, &index);
 	if (rv)
 		return rv;
-	b = sr_log_buf_new(n->alloc, (size_t)len, 1);
-	if (!b)
-		return SR_ENOMEM;
-	memcpy(b->data, buf, (size_t)len);
-	rv = sr_log_push(&n->log, n->term, SR_ENTRY_CONFIG, b, b->data,
-			 (uint32_t)len);
-	if (rv) {
-		sr_free(n->alloc, b);
-		return rv;
-	}
-	conf_set(n, &n->recover, index);
 	node_log(n, SR_LOG_WARN, "forced configuration of %u members written "
 				 "at %llu (term %llu)",
 		 n->recover.n, (unsigned long long)index,
 		 (unsigned long long)n->term);
-	return persist_append(n, index, 1);
+	return 0;
 }

@@ -267,18 +267,26 @@ static sr_index repl_find_hint(sr_node *n, sr_index index, sr_term term)
 	return index;
 }
 
+struct progress *repl_heard_from(sr_node *n, const sr_msg *m)
+{
+	struct progress *pr;
+	if (n->role != SR_LEADER || m->term != n->term)
+		return NULL;
+	pr = node_progress(n, m->from);
+	if (pr) {
+		pr->recent_active = 1; /* for CheckQuorum */
+		pr->last_heard = n->now;
+	}
+	return pr;
+}
+
 void repl_handle_append_resp(sr_node *n, const sr_msg *m)
 {
 	const sr_msg_append_resp *r = &m->u.append_resp;
-	struct progress *pr;
+	struct progress *pr = repl_heard_from(n, m);
 
-	if (n->role != SR_LEADER || m->term != n->term)
-		return;
-	pr = node_progress(n, m->from);
 	if (!pr)
 		return;
-	pr->recent_active = 1;
-	pr->last_heard = n->now;
 	if (r->seq > pr->acked_seq && r->seq <= n->hb_seq)
 		pr->acked_seq = r->seq;
 	if (pr->state == SR_PROGRESS_SNAPSHOT)

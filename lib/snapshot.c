@@ -103,15 +103,10 @@ void snap_send(sr_node *n, struct progress *pr)
 void snap_handle_resp(sr_node *n, const sr_msg *m)
 {
 	const sr_msg_snapshot_resp *r = &m->u.snapshot_resp;
-	struct progress *pr;
+	struct progress *pr = repl_heard_from(n, m);
 
-	if (n->role != SR_LEADER || m->term != n->term)
-		return;
-	pr = node_progress(n, m->from);
 	if (!pr)
 		return;
-	pr->recent_active = 1;
-	pr->last_heard = n->now;
 	if (pr->state != SR_PROGRESS_SNAPSHOT || r->last_index != pr->snap_index)
 		return; /* stale */
 	if (r->done) {
