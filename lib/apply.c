@@ -56,7 +56,8 @@ static void apply_done(sr_node *n, void *cookie, int status, sr_index index,
 		       void *result)
 {
 	if (n->cfg.host.done)
-		n->cfg.host.done(n->cfg.host_ctx, cookie, status, index, result);
+		n->cfg.host.done(n->cfg.host_ctx, cookie, status, index,
+				 result);
 	else if (result && n->cfg.fsm->free_result)
 		n->cfg.fsm->free_result(n->cfg.fsm_ctx, result);
 }
@@ -92,7 +93,8 @@ void apply_committed(sr_node *n)
 		int rv = sr_log_get(&n->log, n->applied + 1, 1, UINT64_MAX, &e,
 				    &got);
 		if (rv || got != 1) {
-			node_stop(n, rv ? rv : SR_ECORRUPT, "reading an entry to apply");
+			node_stop(n, rv ? rv : SR_ECORRUPT,
+				  "reading an entry to apply");
 			return;
 		}
 		if (e.type == SR_ENTRY_NORMAL) {

@@ -91,7 +91,8 @@ int conf_entry_appended(sr_node *n, sr_index index, const void *data,
 	sr_membership c;
 	int rv = sr_membership_decode(&c, data, len);
 	if (rv) {
-		node_log(n, SR_LOG_ERROR, "configuration entry %llu is malformed",
+		node_log(n, SR_LOG_ERROR,
+			 "configuration entry %llu is malformed",
 			 (unsigned long long)index);
 		return SR_ECORRUPT;
 	}
@@ -113,7 +114,8 @@ int conf_rollback(sr_node *n, sr_index from)
 			continue;
 		if (sr_membership_decode(&c, e.data, e.len))
 			break;
-		node_log(n, SR_LOG_INFO, "configuration rolled back to entry %llu",
+		node_log(n, SR_LOG_INFO,
+			 "configuration rolled back to entry %llu",
 			 (unsigned long long)i);
 		conf_set(n, &c, i);
 		return 0;

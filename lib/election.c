@@ -217,8 +217,7 @@ int elect_step_term(sr_node *n, const sr_msg *m)
 		    m->type == SR_MSG_TIMEOUT_NOW)
 			leader = m->from;
 		node_log(n, SR_LOG_INFO, "term %llu from %s of %llu",
-			 (unsigned long long)m->term,
-			 sr_msg_type_name(m->type),
+			 (unsigned long long)m->term, sr_msg_type_name(m->type),
 			 (unsigned long long)m->from);
 		elect_become_follower(n, m->term, leader);
 		return n->role != SR_STOPPED;

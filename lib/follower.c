@@ -164,8 +164,9 @@ void follower_handle_append(sr_node *n, const sr_msg *m)
 	if (a->prev_index >= n->log.snap_index &&
 	    sr_log_term(&n->log, a->prev_index, NULL) != a->prev_term) {
 		if (a->prev_index <= n->commit)
-			node_log(n, SR_LOG_ERROR, "leader %llu disagrees at "
-						  "committed index %llu",
+			node_log(n, SR_LOG_ERROR,
+				 "leader %llu disagrees at "
+				 "committed index %llu",
 				 (unsigned long long)m->from,
 				 (unsigned long long)a->prev_index);
 		follower_reject(n, m);
@@ -181,8 +182,9 @@ void follower_handle_append(sr_node *n, const sr_msg *m)
 		if (sr_log_term(&n->log, e->index, NULL) == e->term)
 			continue;
 		if (e->index <= n->commit) {
-			node_log(n, SR_LOG_ERROR, "refusing to overwrite "
-						  "committed entry %llu",
+			node_log(n, SR_LOG_ERROR,
+				 "refusing to overwrite "
+				 "committed entry %llu",
 				 (unsigned long long)e->index);
 			return;
 		}

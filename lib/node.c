@@ -49,8 +49,8 @@ void node_log(sr_node *n, int level, const char *fmt, ...)
 
 	if (!n->cfg.host.log || level < n->cfg.log_level)
 		return;
-	off = snprintf(line, sizeof(line), "raft[%llu] t%llu %s: ",
-		       (unsigned long long)n->cfg.id,
+	off = snprintf(line, sizeof(line),
+		       "raft[%llu] t%llu %s: ", (unsigned long long)n->cfg.id,
 		       (unsigned long long)n->term, sr_role_name(n->role));
 	if (off < 0 || (size_t)off >= sizeof(line))
 		off = 0;
@@ -147,8 +147,8 @@ static int node_check_config(const sr_config *c)
 	if (c->id == 0 || !c->storage || !c->fsm || !c->transport)
 		return SR_EINVAL;
 	if (!c->storage->load || !c->storage->set_hard_state ||
-	    !c->storage->append || !c->storage->truncate ||
-	    !c->storage->read || !c->fsm->apply || !c->transport->send)
+	    !c->storage->append || !c->storage->truncate || !c->storage->read ||
+	    !c->fsm->apply || !c->transport->send)
 		return SR_EINVAL;
 	if (c->election_timeout_ms == 0 || c->heartbeat_ms == 0 ||
 	    c->heartbeat_ms >= c->election_timeout_ms)
@@ -260,8 +260,8 @@ static int node_load_log(sr_node *n, const sr_durable *d)
 				return rv;
 			}
 			if (e->type == SR_ENTRY_CONFIG) {
-				rv = conf_entry_appended(n, next, b ? b->data : NULL,
-							 e->len);
+				rv = conf_entry_appended(
+					n, next, b ? b->data : NULL, e->len);
 				if (rv)
 					return rv;
 			}
@@ -329,8 +329,8 @@ int sr_node_start(sr_node *n, uint64_t now_ms)
 	if (d.first_index == 0)
 		d.first_index = d.snapshot_index + 1;
 	if (d.last_index + 1 < d.first_index ||
-	    d.first_index > d.snapshot_index + 1 ||
-	    d.snapshot_term > d.term || (d.last_index && d.term == 0)) {
+	    d.first_index > d.snapshot_index + 1 || d.snapshot_term > d.term ||
+	    (d.last_index && d.term == 0)) {
 		node_log(n, SR_LOG_ERROR, "store state is inconsistent");
 		return SR_ECORRUPT;
 	}
@@ -362,14 +362,15 @@ int sr_node_start(sr_node *n, uint64_t now_ms)
 		rv = reconf_write_recovery(n);
 		if (rv)
 			goto out;
-	} else if (d.last_index == 0 && d.term == 0 &&
-		   d.snapshot_index == 0 && n->have_bootstrap) {
+	} else if (d.last_index == 0 && d.term == 0 && d.snapshot_index == 0 &&
+		   n->have_bootstrap) {
 		rv = node_write_bootstrap(n);
 		if (rv)
 			goto out;
 	} else if (n->have_bootstrap) {
-		node_log(n, SR_LOG_INFO, "store holds state: bootstrap "
-					 "configuration ignored");
+		node_log(n, SR_LOG_INFO,
+			 "store holds state: bootstrap "
+			 "configuration ignored");
 	}
 	node_log(n, SR_LOG_INFO, "started: log [%llu, %llu], commit %llu",
 		 (unsigned long long)n->log.first,

@@ -36,15 +36,15 @@ struct progress {
 	int vote_granted;   /* election bookkeeping */
 	int vote_answered;
 	uint64_t last_heard;
-	uint64_t acked_seq;	 /* highest append seq it echoed (ReadIndex) */
-	uint64_t catchup_since;	 /* learner: caught up since (0: not) */
-	sr_index snap_index;	 /* SNAPSHOT: the snapshot being sent */
-	uint64_t snap_offset;	 /* SNAPSHOT: offset of the chunk in flight */
+	uint64_t acked_seq;	/* highest append seq it echoed (ReadIndex) */
+	uint64_t catchup_since; /* learner: caught up since (0: not) */
+	sr_index snap_index;	/* SNAPSHOT: the snapshot being sent */
+	uint64_t snap_offset;	/* SNAPSHOT: offset of the chunk in flight */
 	/* REPLICATE: appends in flight, as a ring of (last index, bytes) */
 	struct inflight {
 		sr_index last;
 		uint64_t bytes;
-	} *infl;
+	} * infl;
 	uint32_t infl_head, infl_count;
 	uint64_t infl_bytes;
 };
@@ -85,9 +85,9 @@ struct sr_node {
 	sr_config cfg;
 	const sr_alloc *alloc;
 	int started;
-	int depth;	  /* nesting of public entry points */
+	int depth; /* nesting of public entry points */
 	int role;
-	int stop_error;	  /* storage error that stopped the node */
+	int stop_error; /* storage error that stopped the node */
 	sr_term term;
 	sr_id vote;
 	sr_id leader;
@@ -95,7 +95,7 @@ struct sr_node {
 	uint64_t rng;
 
 	/* timers */
-	uint64_t election_deadline; /* follower and candidates */
+	uint64_t election_deadline;  /* follower and candidates */
 	uint64_t heartbeat_deadline; /* leader */
 	uint64_t quorum_deadline;    /* leader, CheckQuorum */
 	uint64_t leader_heard;	     /* follower: last contact from leader */
@@ -210,8 +210,7 @@ void persist_process(sr_node *n);
 void persist_free(sr_node *n);
 
 /* apply.c */
-int apply_add_proposal(sr_node *n, sr_index index, sr_term term,
-		       void *cookie);
+int apply_add_proposal(sr_node *n, sr_index index, sr_term term, void *cookie);
 void apply_committed(sr_node *n);
 void apply_fail_all(sr_node *n, int status);
 void apply_free(sr_node *n);

@@ -33,7 +33,8 @@ static int persist_push_op(sr_node *n, sr_index last)
 		n->ops_cap = ncap;
 		n->ops_head = 0;
 	}
-	struct pending_op *op = &n->ops[(n->ops_head + n->ops_count) % n->ops_cap];
+	struct pending_op
+		*op = &n->ops[(n->ops_head + n->ops_count) % n->ops_cap];
 	op->last = last;
 	op->done = 0;
 	op->status = 0;

@@ -83,8 +83,7 @@ static struct read_req rq_pop(struct read_queue *q)
 	return r;
 }
 
-static void read_answer_remote(sr_node *n, const struct read_req *r,
-			       int status)
+static void read_answer_remote(sr_node *n, const struct read_req *r, int status)
 {
 	sr_msg m;
 	memset(&m, 0, sizeof(m));
@@ -278,7 +277,8 @@ void read_process(sr_node *n)
 		struct read_req r = rq_pop(&n->rq_forward);
 		read_finish(n, &r, SR_ETIMEOUT);
 	}
-	while (n->rq_apply.count && rq_at(&n->rq_apply, 0)->index <= n->applied) {
+	while (n->rq_apply.count &&
+	       rq_at(&n->rq_apply, 0)->index <= n->applied) {
 		struct read_req r = rq_pop(&n->rq_apply);
 		read_finish(n, &r, 0);
 	}

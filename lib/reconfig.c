@@ -128,8 +128,9 @@ void reconf_tick(sr_node *n)
 			pr->catchup_since = n->now ? n->now : 1;
 		if (n->now - pr->catchup_since >= n->cfg.catchup_ms &&
 		    reconf_allowed(n) == 0) {
-			node_log(n, SR_LOG_INFO, "promoting caught-up learner "
-						 "%llu",
+			node_log(n, SR_LOG_INFO,
+				 "promoting caught-up learner "
+				 "%llu",
 				 (unsigned long long)pr->id);
 			(void)reconf_set_role(n, pr->id, SR_ROLE_VOTER);
 			return; /* one change at a time */
@@ -142,8 +143,9 @@ void reconf_after_commit(sr_node *n)
 {
 	if (n->role == SR_LEADER && !node_is_voter(n, n->cfg.id) &&
 	    n->conf_index <= n->commit) {
-		node_log(n, SR_LOG_INFO, "removed from the configuration: "
-					 "stepping down");
+		node_log(n, SR_LOG_INFO,
+			 "removed from the configuration: "
+			 "stepping down");
 		elect_become_follower(n, n->term, 0);
 	}
 }
@@ -175,8 +177,9 @@ int reconf_write_recovery(sr_node *n)
 		rv = conf_append(n, &n->recover, &index);
 	if (rv)
 		return rv;
-	node_log(n, SR_LOG_WARN, "forced configuration of %u members written "
-				 "at %llu (term %llu)",
+	node_log(n, SR_LOG_WARN,
+		 "forced configuration of %u members written "
+		 "at %llu (term %llu)",
 		 n->recover.n, (unsigned long long)index,
 		 (unsigned long long)n->term);
 	return 0;

@@ -126,13 +126,14 @@ static int repl_send_one(sr_node *n, struct progress *pr, int heartbeat)
 		return 0;
 	}
 	if (err) {
-		node_log(n, SR_LOG_WARN, "cannot replicate to %llu from %llu: %s",
+		node_log(n, SR_LOG_WARN,
+			 "cannot replicate to %llu from %llu: %s",
 			 (unsigned long long)pr->id,
 			 (unsigned long long)pr->next, sr_strerror(err));
 		return 0;
 	}
-	if (pr->next <= last && !(pr->state == SR_PROGRESS_REPLICATE &&
-				  repl_infl_full(n, pr))) {
+	if (pr->next <= last &&
+	    !(pr->state == SR_PROGRESS_REPLICATE && repl_infl_full(n, pr))) {
 		size_t max_n = n->cfg.max_msg_entries;
 		if (pr->state == SR_PROGRESS_REPLICATE &&
 		    n->cfg.max_inflight_bytes - pr->infl_bytes < room)
@@ -176,8 +177,7 @@ void repl_send_append(sr_node *n, struct progress *pr, int heartbeat)
 	if (!repl_send_one(n, pr, heartbeat))
 		return;
 	/* Pipeline: keep sending while there is room and data. */
-	while (pr->state == SR_PROGRESS_REPLICATE &&
-	       repl_send_one(n, pr, 0))
+	while (pr->state == SR_PROGRESS_REPLICATE && repl_send_one(n, pr, 0))
 		;
 }
 
@@ -225,8 +225,9 @@ static void repl_check_quorum(sr_node *n)
 		pr->recent_active = 0;
 	}
 	if (active < quorum) {
-		node_log(n, SR_LOG_WARN, "stepping down: heard from %u of %u "
-					 "voters in an election timeout",
+		node_log(n, SR_LOG_WARN,
+			 "stepping down: heard from %u of %u "
+			 "voters in an election timeout",
 			 active, node_voter_count(n));
 		elect_become_follower(n, n->term, 0);
 	}

@@ -54,8 +54,9 @@ void snap_send(sr_node *n, struct progress *pr)
 	sr_msg m;
 
 	if (!snap_supported(n) || n->log.snap_index == 0) {
-		node_log(n, SR_LOG_WARN, "follower %llu needs compacted "
-					 "entries and there is no snapshot",
+		node_log(n, SR_LOG_WARN,
+			 "follower %llu needs compacted "
+			 "entries and there is no snapshot",
 			 (unsigned long long)pr->id);
 		return;
 	}
@@ -107,7 +108,8 @@ void snap_handle_resp(sr_node *n, const sr_msg *m)
 
 	if (!pr)
 		return;
-	if (pr->state != SR_PROGRESS_SNAPSHOT || r->last_index != pr->snap_index)
+	if (pr->state != SR_PROGRESS_SNAPSHOT ||
+	    r->last_index != pr->snap_index)
 		return; /* stale */
 	if (r->done) {
 		node_log(n, SR_LOG_INFO, "snapshot %llu installed on %llu",
@@ -202,8 +204,7 @@ static void snap_install(sr_node *n)
 	n->applied = idx;
 	/* Our own proposals at or below idx were applied elsewhere: we
 	 * cannot tell which of them made it. */
-	while (n->props_count > 0 &&
-	       n->props[n->props_head].index <= idx) {
+	while (n->props_count > 0 && n->props[n->props_head].index <= idx) {
 		struct proposal p = n->props[n->props_head];
 		n->props_head = (n->props_head + 1) % n->props_cap;
 		n->props_count--;
@@ -259,9 +260,9 @@ void snap_handle_chunk(sr_node *n, const sr_msg *m)
 		snap_reply(n, m, 0, 0, 1);
 		return;
 	}
-	if (s->offset == 0 && (n->snap_mode != SNAP_RECEIVING ||
-			       n->recv_index != s->last_index ||
-			       n->recv_offset != 0)) {
+	if (s->offset == 0 &&
+	    (n->snap_mode != SNAP_RECEIVING || n->recv_index != s->last_index ||
+	     n->recv_offset != 0)) {
 		if (snap_begin_receive(n, s)) {
 			if (n->role != SR_STOPPED)
 				snap_reply(n, m, 0, 0, 1);

@@ -35,7 +35,8 @@ void transfer_check(sr_node *n, struct progress *pr)
 void transfer_tick(sr_node *n)
 {
 	if (n->transfer_target && n->now >= n->transfer_deadline) {
-		node_log(n, SR_LOG_WARN, "leadership transfer to %llu timed out",
+		node_log(n, SR_LOG_WARN,
+			 "leadership transfer to %llu timed out",
 			 (unsigned long long)n->transfer_target);
 		n->transfer_target = 0;
 	}

@@ -39,36 +39,36 @@ static inline void test_register(const char *name, test_fn fn)
 	}
 }
 
-#define TEST(name)                                                        \
-	static void name(void);                                           \
-	__attribute__((constructor)) static void name##_register(void)    \
-	{                                                                 \
-		test_register(#name, name);                               \
-	}                                                                 \
+#define TEST(name)                                                             \
+	static void name(void);                                                \
+	__attribute__((constructor)) static void name##_register(void)         \
+	{                                                                      \
+		test_register(#name, name);                                    \
+	}                                                                      \
 	static void name(void)
 
-#define TEST_FAIL(...)                                                    \
-	do {                                                              \
-		fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);         \
-		fprintf(stderr, __VA_ARGS__);                             \
-		fprintf(stderr, "\n");                                    \
-		test_failed_flag = 1;                                     \
-		longjmp(test_jmp, 1);                                     \
+#define TEST_FAIL(...)                                                         \
+	do {                                                                   \
+		fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);              \
+		fprintf(stderr, __VA_ARGS__);                                  \
+		fprintf(stderr, "\n");                                         \
+		test_failed_flag = 1;                                          \
+		longjmp(test_jmp, 1);                                          \
 	} while (0)
 
-#define CHECK(cond)                                                       \
-	do {                                                              \
-		if (!(cond))                                              \
-			TEST_FAIL("CHECK(%s) failed", #cond);             \
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			TEST_FAIL("CHECK(%s) failed", #cond);                  \
 	} while (0)
 
-#define CHECK_EQ(a, b)                                                    \
-	do {                                                              \
-		long long check_a_ = (long long)(a);                      \
-		long long check_b_ = (long long)(b);                      \
-		if (check_a_ != check_b_)                                 \
-			TEST_FAIL("CHECK_EQ(%s, %s): %lld != %lld", #a, #b,  \
-				  check_a_, check_b_);                    \
+#define CHECK_EQ(a, b)                                                         \
+	do {                                                                   \
+		long long check_a_ = (long long)(a);                           \
+		long long check_b_ = (long long)(b);                           \
+		if (check_a_ != check_b_)                                      \
+			TEST_FAIL("CHECK_EQ(%s, %s): %lld != %lld", #a, #b,    \
+				  check_a_, check_b_);                         \
 	} while (0)
 
 static inline int test_main(int argc, char **argv)

@@ -19,14 +19,14 @@ extern "C" {
 #endif
 
 enum {
-	SR_MSG_VOTE = 1,	  /* RequestVote or PreVote (Raft §5.2, thesis §9.6) */
+	SR_MSG_VOTE = 1, /* RequestVote or PreVote (§5.2, thesis §9.6) */
 	SR_MSG_VOTE_RESP = 2,
-	SR_MSG_APPEND = 3,	  /* AppendEntries; a heartbeat has no entries */
+	SR_MSG_APPEND = 3, /* AppendEntries; a heartbeat has no entries */
 	SR_MSG_APPEND_RESP = 4,
-	SR_MSG_SNAPSHOT = 5,	  /* one chunk of InstallSnapshot */
+	SR_MSG_SNAPSHOT = 5, /* one chunk of InstallSnapshot */
 	SR_MSG_SNAPSHOT_RESP = 6,
-	SR_MSG_TIMEOUT_NOW = 7,	  /* leadership transfer (thesis §3.10) */
-	SR_MSG_READ_INDEX = 8,	  /* a follower asks the leader for a read index */
+	SR_MSG_TIMEOUT_NOW = 7, /* leadership transfer (thesis §3.10) */
+	SR_MSG_READ_INDEX = 8, /* a follower asks the leader for a read index */
 	SR_MSG_READ_INDEX_RESP = 9,
 	SR_MSG_TYPE_MAX = 9
 };
@@ -34,7 +34,7 @@ enum {
 typedef struct sr_msg_vote {
 	sr_index last_index;
 	sr_term last_term;
-	uint8_t pre;	  /* a PreVote: term is the term the sender would take */
+	uint8_t pre; /* a PreVote: term is the term the sender would take */
 	uint8_t transfer; /* campaign started by a leadership transfer */
 } sr_msg_vote;
 
@@ -73,7 +73,8 @@ typedef struct sr_msg_snapshot {
 	uint64_t offset; /* byte offset of this chunk in the snapshot */
 	uint64_t total;	 /* total snapshot size in bytes */
 	uint8_t done;	 /* the last chunk */
-	const void *conf; /* encoded membership at last_index (chunk at offset 0) */
+	/* the encoded membership at last_index (in the chunk at offset 0) */
+	const void *conf;
 	uint32_t conf_len;
 	const void *data; /* chunk bytes */
 	uint32_t len;

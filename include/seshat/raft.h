@@ -44,10 +44,12 @@ typedef struct sr_node sr_node;
 
 /* What a store holds durably, returned by load(). */
 typedef struct sr_durable {
-	sr_term term;	       /* current term */
-	sr_id vote;	       /* vote in `term`, 0 for none */
-	sr_index first_index;  /* first entry in the log (snapshot_index + 1 after compaction) */
-	sr_index last_index;   /* last entry in the log; first_index - 1 when empty */
+	sr_term term; /* current term */
+	sr_id vote;   /* vote in `term`, 0 for none */
+	/* first entry in the log (at most snapshot_index + 1) */
+	sr_index first_index;
+	/* last entry in the log; first_index - 1 when empty */
+	sr_index last_index;
 	sr_index snapshot_index; /* 0 when there is no snapshot */
 	sr_term snapshot_term;
 	sr_membership snapshot_conf; /* configuration at snapshot_index */
@@ -236,8 +238,8 @@ typedef struct sr_config {
 	/* Flow control per follower. */
 	uint32_t max_inflight_msgs;  /* default 64 appends in flight */
 	uint64_t max_inflight_bytes; /* default 8 MiB of entry data in flight */
-	uint64_t max_msg_bytes;	     /* default 1 MiB of entry data per append */
-	uint32_t max_msg_entries;    /* default 4096 entries per append */
+	uint64_t max_msg_bytes;	  /* default 1 MiB of entry data per append */
+	uint32_t max_msg_entries; /* default 4096 entries per append */
 
 	/* Proposals are refused with SR_EBUSY past this many bytes of
 	 * entries appended but not yet committed.  Default 64 MiB. */
@@ -273,7 +275,7 @@ typedef struct sr_config {
 	sr_host_ops host;
 	void *host_ctx;
 
-	int log_level; /* default SR_LOG_INFO */
+	int log_level;	       /* default SR_LOG_INFO */
 	const sr_alloc *alloc; /* NULL: libc */
 } sr_config;
 
@@ -484,11 +486,15 @@ typedef struct sr_status {
 	sr_index durable_index; /* last index the store reported durable */
 	sr_index snapshot_index;
 	uint64_t uncommitted_bytes;
-	int error; /* the storage error that stopped the node, or 0 */
+	int error;	  /* the storage error that stopped the node, or 0 */
 	uint32_t n_peers; /* members other than this node */
 } sr_status;
 
-enum { SR_PROGRESS_PROBE = 1, SR_PROGRESS_REPLICATE = 2, SR_PROGRESS_SNAPSHOT = 3 };
+enum {
+	SR_PROGRESS_PROBE = 1,
+	SR_PROGRESS_REPLICATE = 2,
+	SR_PROGRESS_SNAPSHOT = 3
+};
 
 typedef struct sr_peer_status {
 	sr_id id;
@@ -531,8 +537,7 @@ SR_API int sr_membership_decode(sr_membership *conf, const void *buf,
 SR_API int sr_membership_add(sr_membership *conf, sr_id id, uint32_t role,
 			     const char *addr);
 /* The member with that id, or NULL. */
-SR_API const sr_member *sr_membership_find(const sr_membership *conf,
-					   sr_id id);
+SR_API const sr_member *sr_membership_find(const sr_membership *conf, sr_id id);
 
 #ifdef __cplusplus
 }

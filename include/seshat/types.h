@@ -35,27 +35,27 @@ typedef uint64_t sr_id; /* node id; 0 means "none" */
  */
 enum {
 	SR_OK = 0,
-	SR_ENOMEM = -1,	      /* an allocation failed */
-	SR_EINVAL = -2,	      /* an argument is out of range */
-	SR_ENOTLEADER = -3,   /* this node is not the leader (see sr_status.leader) */
-	SR_EBUSY = -4,	      /* backpressure: too many uncommitted bytes; retry later */
-	SR_ESHUTDOWN = -5,    /* the node is stopping or has stopped */
-	SR_EUNKNOWN = -6,     /* outcome unknown: the entry may or may not be applied */
-	SR_EDROPPED = -7,     /* the entry was overwritten and will never be applied */
-	SR_EIO = -8,	      /* an I/O error the backend cannot recover from */
-	SR_ENOSPC = -9,	      /* no space left on the device */
-	SR_ECORRUPT = -10,    /* stored or received data failed a check */
-	SR_ESTATE = -11,      /* the call is not valid in the current state */
-	SR_ETOOBIG = -12,     /* a payload exceeds a configured limit */
-	SR_ENOTFOUND = -13,   /* an index, node or file that does not exist */
-	SR_EPROTO = -14,      /* a malformed frame or message */
-	SR_ELOCKED = -15,     /* the resource is held by another process */
-	SR_ETRANSFER = -16,   /* a leadership transfer is in progress */
-	SR_ECONFPENDING = -17,/* a configuration change is already in flight */
-	SR_ENOQUORUM = -18,   /* leadership could not be confirmed */
-	SR_ETIMEOUT = -19,    /* the operation did not finish in time */
-	SR_ECOMPACTED = -20,  /* the requested entries were compacted away */
-	SR_EEXIST = -21,      /* the node id or file exists already */
+	SR_ENOMEM = -1,	       /* an allocation failed */
+	SR_EINVAL = -2,	       /* an argument is out of range */
+	SR_ENOTLEADER = -3,    /* not the leader (see sr_status.leader) */
+	SR_EBUSY = -4,	       /* backpressure: retry later */
+	SR_ESHUTDOWN = -5,     /* the node is stopping or has stopped */
+	SR_EUNKNOWN = -6,      /* outcome unknown: may or may not be applied */
+	SR_EDROPPED = -7,      /* overwritten: will never be applied */
+	SR_EIO = -8,	       /* an I/O error the backend cannot recover */
+	SR_ENOSPC = -9,	       /* no space left on the device */
+	SR_ECORRUPT = -10,     /* stored or received data failed a check */
+	SR_ESTATE = -11,       /* the call is not valid in the current state */
+	SR_ETOOBIG = -12,      /* a payload exceeds a configured limit */
+	SR_ENOTFOUND = -13,    /* an index, node or file that does not exist */
+	SR_EPROTO = -14,       /* a malformed frame or message */
+	SR_ELOCKED = -15,      /* the resource is held by another process */
+	SR_ETRANSFER = -16,    /* a leadership transfer is in progress */
+	SR_ECONFPENDING = -17, /* a configuration change is already in flight */
+	SR_ENOQUORUM = -18,    /* leadership could not be confirmed */
+	SR_ETIMEOUT = -19,     /* the operation did not finish in time */
+	SR_ECOMPACTED = -20,   /* the requested entries were compacted away */
+	SR_EEXIST = -21,       /* the node id or file exists already */
 	SR_ERRNO_LAST = -21
 };
 
@@ -100,7 +100,8 @@ typedef void (*sr_log_fn)(void *ctx, int level, const char *line);
 enum {
 	SR_ENTRY_NORMAL = 1, /* a command for the state machine */
 	SR_ENTRY_NOOP = 2,   /* appended by every new leader (Raft §5.4.2) */
-	SR_ENTRY_CONFIG = 3  /* a membership configuration (sr_membership encoded) */
+	SR_ENTRY_CONFIG =
+		3 /* a membership configuration (sr_membership encoded) */
 };
 
 typedef struct sr_entry {
@@ -118,13 +119,13 @@ enum {
 	SR_ROLE_REMOVED = 3 /* kept so that its id is never reused */
 };
 
-#define SR_ADDR_MAX 128
+#define SR_ADDR_MAX    128
 #define SR_MAX_MEMBERS 64 /* voters + learners + removed ids */
 
 typedef struct sr_member {
 	sr_id id;
 	uint32_t role;
-	uint32_t auto_promote; /* learner: promote once caught up */
+	uint32_t auto_promote;	/* learner: promote once caught up */
 	char addr[SR_ADDR_MAX]; /* opaque to the engine, NUL-terminated */
 } sr_member;
 

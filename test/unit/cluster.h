@@ -164,7 +164,8 @@ static const sr_fsm_ops fsm_ops = { .apply = fsm_apply,
 				    .restore = fsm_restore };
 
 /* Create node i on its (existing or new) store; bootstrap if conf. */
-__attribute__((unused)) static void cluster_node_open(int i, const sr_membership *conf)
+__attribute__((unused)) static void cluster_node_open(int i,
+						      const sr_membership *conf)
 {
 	sr_config cfg;
 	if (!C.mem[i]) {
@@ -195,7 +196,8 @@ __attribute__((unused)) static void cluster_node_open(int i, const sr_membership
 }
 
 /* n voters; call with snapshot settings in C already set if wanted. */
-__attribute__((unused)) static void cluster_start_with(int n, uint64_t threshold, uint64_t trailing)
+__attribute__((unused)) static void
+cluster_start_with(int n, uint64_t threshold, uint64_t trailing)
 {
 	sr_membership conf;
 	memset(&C, 0, sizeof(C));
@@ -283,7 +285,8 @@ __attribute__((unused)) static sr_status cluster_status(int i)
 	return st;
 }
 
-__attribute__((unused)) static void cluster_propose_n(int leader, uint64_t from, uint64_t count)
+__attribute__((unused)) static void cluster_propose_n(int leader, uint64_t from,
+						      uint64_t count)
 {
 	for (uint64_t v = from; v < from + count; v++)
 		CHECK_EQ(sr_node_propose(C.node[leader], &v, sizeof(v), NULL,

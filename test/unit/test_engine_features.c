@@ -7,7 +7,8 @@
 
 static uint32_t role_of(int node, sr_id id)
 {
-	const sr_member *m = sr_membership_find(sr_node_membership(C.node[node]), id);
+	const sr_member *m = sr_membership_find(
+		sr_node_membership(C.node[node]), id);
 	return m ? m->role : 0;
 }
 

@@ -13,7 +13,8 @@ TEST(test_three_nodes_elect_a_leader_and_commit)
 	l = cluster_leader();
 	CHECK(l != 0);
 	for (uint64_t v = 1; v <= 100; v++)
-		CHECK_EQ(sr_node_propose(C.node[l], &v, sizeof(v), NULL, NULL), 0);
+		CHECK_EQ(sr_node_propose(C.node[l], &v, sizeof(v), NULL, NULL),
+			 0);
 	cluster_run(200);
 	CHECK_EQ(C.done_ok, 100);
 	for (int i = 1; i <= 3; i++) {
