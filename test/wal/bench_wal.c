@@ -16,7 +16,8 @@
  * SR_WAL_BENCH_OPEN=1 adds the open benchmark: a 1 GiB WAL is written,
  * its pages are dropped from the cache (posix_fadvise), then a sequential
  * read of its files and sr_wal_open() are timed, cold and warm.
- * SR_WAL_BENCH_DIR picks the directory (default $TMPDIR or /tmp).
+ * SR_WAL_BENCH_DIR picks the directory (default $TMPDIR or /tmp);
+ * SR_WAL_BENCH_ENGINE=posix or io_uring measures one engine only.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -375,6 +376,10 @@ int main(void)
 	       "depth", "appends/s", "MB/s", "raw/s", "vs raw", "(range)",
 	       "target");
 	for (int e = 0; e < n_eng; e++) {
+		const char *only = getenv("SR_WAL_BENCH_ENGINE");
+
+		if (only && strcmp(only, sr_wal_engine_name(engines[e])))
+			continue;
 		for (int s = 0; s < 2; s++) {
 			for (int d = 0; d < 3; d++) {
 				struct fig f = measure(engines[e], sizes[s],
