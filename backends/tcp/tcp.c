@@ -133,8 +133,8 @@ static void advertise_init(sr_tcp *t)
 	colon = strrchr(la, ':');
 	if (colon && !strcmp(colon, ":0") &&
 	    (size_t)(colon - la) + 8 < SR_ADDR_MAX)
-		snprintf(t->advertise, SR_ADDR_MAX, "%.*s:%d", (int)(colon - la),
-			 la, t->port);
+		snprintf(t->advertise, SR_ADDR_MAX, "%.*s:%d",
+			 (int)(colon - la), la, t->port);
 	else
 		strcpy(t->advertise, la);
 }
