@@ -105,6 +105,37 @@ void sr_walfmt_rec_encode(unsigned char *out, const struct wal_rec *r)
 {
 	uint64_t size = wal_rec_size(r->len);
 
+	sr_walfmt_rec_encode_unsealed(out, r);
+	wal_put32(out, sr_crc32c(0, out + 4, (size_t)(size - 4)));
+}
+
+void sr_walfmt_seal(unsigned char *buf, size_t from, size_t to)
+{
+	while (from < to) {
+		size_t size = (size_t)wal_rec_size(wal_get32(buf + from + 4));
+
+		wal_put32(buf + from, sr_crc32c(0, buf + from + 4, size - 4));
+		from += size;
+	}
+}
+
+void sr_walfmt_rec_fields(const unsigned char *in, struct wal_rec *r)
+{
+	r->len = wal_get32(in + 4);
+	r->kind = wal_get32(in + 8);
+	r->etype = wal_get32(in + 12);
+	r->index = wal_get64(in + 16);
+	r->term = wal_get64(in + 24);
+	r->batch = wal_get64(in + 32);
+	r->batch_off = wal_get64(in + 40);
+	r->data = in + WAL_REC_HDR;
+}
+
+void sr_walfmt_rec_encode_unsealed(unsigned char *out, const struct wal_rec *r)
+{
+	uint64_t size = wal_rec_size(r->len);
+
+	wal_put32(out, 0);
 	wal_put32(out + 4, r->len);
 	wal_put32(out + 8, r->kind);
 	wal_put32(out + 12, r->etype);
@@ -116,7 +147,6 @@ void sr_walfmt_rec_encode(unsigned char *out, const struct wal_rec *r)
 		memcpy(out + WAL_REC_HDR, r->data, r->len);
 	memset(out + WAL_REC_HDR + r->len, 0,
 	       (size_t)(size - WAL_REC_HDR - r->len));
-	wal_put32(out, sr_crc32c(0, out + 4, (size_t)(size - 4)));
 }
 
 int sr_walfmt_rec_peek(const unsigned char *hdr, uint64_t off, uint64_t avail,
@@ -168,14 +198,7 @@ int sr_walfmt_rec_decode(const unsigned char *in, uint64_t off, uint64_t size,
 		*why = "record CRC mismatch";
 		return WALFMT_BAD;
 	}
-	r->len = wal_get32(in + 4);
-	r->kind = wal_get32(in + 8);
-	r->etype = wal_get32(in + 12);
-	r->index = wal_get64(in + 16);
-	r->term = wal_get64(in + 24);
-	r->batch = wal_get64(in + 32);
-	r->batch_off = wal_get64(in + 40);
-	r->data = in + WAL_REC_HDR;
+	sr_walfmt_rec_fields(in, r);
 	return WALFMT_OK;
 }
 

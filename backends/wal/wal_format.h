@@ -130,6 +130,21 @@ int sr_walfmt_seg_hdr_decode(const unsigned char in[WAL_SEG_HDR],
 void sr_walfmt_rec_encode(unsigned char *out, const struct wal_rec *r);
 
 /*
+ * The same without the CRC (left zero): the WAL serializes on the host's
+ * thread and seals (computes the CRCs) later, off the critical path.
+ */
+void sr_walfmt_rec_encode_unsealed(unsigned char *out, const struct wal_rec *r);
+
+/*
+ * Compute the CRC of every record in buf[from, to), which holds whole
+ * records written by sr_walfmt_rec_encode_unsealed().
+ */
+void sr_walfmt_seal(unsigned char *buf, size_t from, size_t to);
+
+/* Read the fields of a record this process wrote (no check at all). */
+void sr_walfmt_rec_fields(const unsigned char *in, struct wal_rec *r);
+
+/*
  * Look at a record header (WAL_REC_HDR bytes at segment offset off, with
  * avail bytes of file from off on).  Returns WALFMT_ZERO for an all-zero
  * header, WALFMT_BAD for one that cannot be a record (*why says why), else

@@ -62,12 +62,21 @@ struct wal_item {
 	size_t len, cap;
 	uint64_t *tokens; /* appends completed by this item */
 	size_t n_tokens, cap_tokens;
+	/*
+	 * Sealing and writing progress: buf[0, sealed) has its CRCs,
+	 * buf[0, written) is in the file.  The posix writer may seal and
+	 * write the records of the OPEN batch while the host is still
+	 * appending to it (under `pinned`, during which the host never
+	 * moves buf: it starts a new batch instead of growing this one).
+	 */
+	size_t sealed, written;
+	int pinned;
+	int pre_err; /* a write before the batch was taken failed */
 	/* io_uring bookkeeping (wal_uring.c) */
 	int n_ops, n_cqes;
 	uint8_t op_kind[WAL_URING_MAX_OPS];
 	int op_res[WAL_URING_MAX_OPS];
 	uint32_t op_want[WAL_URING_MAX_OPS];
-	size_t written;
 };
 
 enum { SEG_PLANNED = 0, SEG_LIVE = 1, SEG_DELETED = 2 };

@@ -209,17 +209,28 @@ static int plan_open(sr_wal *w, struct wal_item **out)
 	return 0;
 }
 
+/*
+ * The OPEN batch with room for `bytes` more (under mu).  A batch the
+ * writer has pinned cannot grow (its buffer must not move): it is closed
+ * and the records go to a new batch.
+ */
+static int open_with_room(sr_wal *w, size_t bytes, struct wal_item **out)
+{
+	int rv = plan_open(w, out);
+
+	if (!rv && (*out)->pinned && (*out)->len + bytes > (*out)->cap) {
+		(*out)->state = ITEM_READY;
+		rv = plan_open(w, out);
+	}
+	return rv ? rv : buf_reserve(w, *out, bytes);
+}
+
 /* The batch a record of rsize bytes goes to, with room for it. */
 static int plan_room(sr_wal *w, uint64_t rsize, struct wal_item **out)
 {
-	int rv;
-
 	if (w->plan_off + rsize > w->plan_size || !w->plan_seg)
 		return plan_rollover(w, rsize, out);
-	rv = plan_open(w, out);
-	if (!rv)
-		rv = buf_reserve(w, *out, (size_t)rsize);
-	return rv;
+	return open_with_room(w, (size_t)rsize, out);
 }
 
 /* Serialize one record into the stream (under mu); *pos_out its place. */
@@ -234,7 +245,7 @@ static int put_record(sr_wal *w, struct wal_rec *r, uint64_t *pos_out)
 		return rv;
 	r->batch = it->batch;
 	r->batch_off = it->off;
-	sr_walfmt_rec_encode(it->buf + it->len, r);
+	sr_walfmt_rec_encode_unsealed(it->buf + it->len, r);
 	it->len += (size_t)rsize;
 	*pos_out = w->plan_seg << 32 | w->plan_off;
 	w->plan_off += rsize;
@@ -410,8 +421,7 @@ static int wal_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
 		goto out;
 	/* the common case (no new segment): reserve before changing anything */
 	if (!n || (w->plan_seg && w->plan_off + bytes <= w->plan_size)) {
-		if ((rv = plan_open(w, &it)) ||
-		    (rv = buf_reserve(w, it, (size_t)bytes)) ||
+		if ((rv = open_with_room(w, (size_t)bytes, &it)) ||
 		    (rv = token_reserve(w, it)))
 			goto out;
 	}
@@ -534,24 +544,28 @@ static int win_grow(sr_wal *w, size_t n)
 	return 0;
 }
 
-/* Copy a record still in a queued buffer into the window (under mu). */
+/*
+ * Copy a record still in a queued buffer into the window (under mu).  Its
+ * CRC may not be computed yet, and the writer may be storing it right now:
+ * the CRC field is not copied, and the record is trusted (this process
+ * wrote it).
+ */
 static int fetch_queued(sr_wal *w, uint64_t seq, uint64_t off, size_t *len)
 {
 	for (struct wal_item *it = w->head; it; it = it->next) {
-		uint64_t size;
-		const char *why;
+		size_t at, size;
 
 		if (it->kind != ITEM_BATCH || it->seg != seq || off < it->off ||
 		    off + WAL_REC_HDR > it->off + it->len)
 			continue;
-		if (sr_walfmt_rec_peek(it->buf + (off - it->off), off,
-				       it->off + it->len - off, &size,
-				       &why) != WALFMT_OK ||
-		    win_grow(w, (size_t)size))
-			return SR_ECORRUPT;
-		memcpy(w->win, it->buf + (off - it->off), (size_t)size);
+		at = (size_t)(off - it->off);
+		size = (size_t)wal_rec_size(wal_get32(it->buf + at + 4));
+		if (win_grow(w, size))
+			return SR_ENOMEM;
+		memset(w->win, 0, 4);
+		memcpy(w->win + 4, it->buf + at + 4, size - 4);
 		w->win_seg = 0; /* not a file window */
-		*len = (size_t)size;
+		*len = size;
 		return 0;
 	}
 	return w->failed ? w->failed : SR_EIO;
@@ -624,8 +638,8 @@ static int fetch_record(sr_wal *w, uint64_t pos, struct wal_rec *r)
 			goto bad;
 		p = w->win + (off - w->win_off);
 	} else {
-		p = w->win;
-		size = qlen;
+		sr_walfmt_rec_fields(w->win, r); /* ours, in memory */
+		return 0;
 	}
 	if (sr_walfmt_rec_decode(p, off, size, r, &why) == WALFMT_OK)
 		return 0;

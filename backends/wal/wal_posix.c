@@ -48,6 +48,41 @@ struct posix_state {
 	int running;
 };
 
+/* pwrite buf[from, to) of the batch; 0 or the error (fail_msg set). */
+static int write_part(sr_wal *w, struct wal_item *it, int fd, size_t from,
+		      size_t to)
+{
+	char name[32];
+	int e, code;
+
+	if (from >= to)
+		return 0;
+	if (sr_walio_pwrite_all(fd, it->buf + from, to - from,
+				it->off + from) == 0)
+		return 0;
+	e = errno;
+	code = sr_walc_errno_code(e);
+	sr_walio_seg_name(name, sizeof(name), it->seg);
+	sr_walio_fail(w, code,
+		      "wal: write of %zu bytes to %s/%s at offset %llu "
+		      "failed: %s; the WAL is stopped and the entries of this "
+		      "batch will never be reported durable",
+		      to - from, w->dir, name,
+		      (unsigned long long)(it->off + from), strerror(e));
+	return code;
+}
+
+/* Publish that buf[0, to) is in the file (under mu). */
+static void published(sr_wal *w, struct wal_item *it, size_t to)
+{
+	struct wal_seg *s = sr_walc_seg_get(w, it->seg);
+
+	w->st_bytes += to - it->written;
+	it->sealed = it->written = to;
+	if (s && s->written < it->off + to)
+		s->written = it->off + to;
+}
+
 static int posix_run_batch(sr_wal *w, struct wal_item *it)
 {
 	struct wal_seg *s;
@@ -58,6 +93,8 @@ static int posix_run_batch(sr_wal *w, struct wal_item *it)
 	s = sr_walc_seg_get(w, it->seg);
 	fd = s ? s->fd : -1;
 	pthread_mutex_unlock(&w->mu);
+	if (it->pre_err)
+		return it->pre_err;
 	if (it->new_seg) {
 		fd = sr_walio_seg_create(w, it);
 		if (fd < 0)
@@ -75,23 +112,13 @@ static int posix_run_batch(sr_wal *w, struct wal_item *it)
 			      w->dir, name);
 		return SR_EIO;
 	}
-	if (sr_walio_pwrite_all(fd, it->buf, it->len, it->off) != 0) {
-		e = errno;
-		code = sr_walc_errno_code(e);
-		sr_walio_fail(w, code,
-			      "wal: write of %zu bytes to %s/%s at offset %llu "
-			      "failed: %s; the WAL is stopped and the entries "
-			      "of this batch will never be reported durable",
-			      it->len, w->dir, name,
-			      (unsigned long long)it->off, strerror(e));
+	/* BUSY: the host no longer appends; finish sealing, write the rest */
+	sr_walfmt_seal(it->buf, it->sealed, it->len);
+	if ((code = write_part(w, it, fd, it->written, it->len)))
 		return code;
-	}
 	pthread_mutex_lock(&w->mu);
-	s = sr_walc_seg_get(w, it->seg);
-	if (s->written < it->off + it->len)
-		s->written = it->off + it->len;
+	published(w, it, it->len);
 	it->state = ITEM_WRITTEN;
-	w->st_bytes += it->len;
 	pthread_mutex_unlock(&w->mu);
 	if (fdatasync(fd) != 0) {
 		e = errno;
@@ -111,6 +138,44 @@ static int posix_run_batch(sr_wal *w, struct wal_item *it)
 	return 0;
 }
 
+/*
+ * While the host is inside sr_wal_process() appending to the OPEN batch
+ * (plugged), seal and write the records it has finished so far (under
+ * mu on entry and exit; 1 if there was anything to do).  Safe because
+ * every earlier item is durable (the OPEN batch is exec), the host only
+ * adds bytes after `len`, and a pinned buffer never moves.
+ */
+static int posix_prework(sr_wal *w)
+{
+	struct wal_item *it = w->exec;
+	struct wal_seg *s;
+	size_t to;
+	int fd, rv;
+
+	if (!it || it->state != ITEM_OPEN || it->kind != ITEM_BATCH ||
+	    it->new_seg || w->failed || it->len <= it->written)
+		return 0;
+	s = sr_walc_seg_get(w, it->seg);
+	if (!s || s->fd < 0)
+		return 0;
+	fd = s->fd;
+	to = it->len;
+	it->pinned = 1;
+	pthread_mutex_unlock(&w->mu);
+	sr_walfmt_seal(it->buf, it->sealed, to);
+	rv = write_part(w, it, fd, it->written, to);
+	pthread_mutex_lock(&w->mu);
+	it->pinned = 0;
+	if (rv) {
+		it->pre_err = rv;
+		if (!w->failed)
+			w->failed = rv;
+	} else {
+		published(w, it, to);
+	}
+	return 1;
+}
+
 /* May the engine start the item at exec now?  (under mu) */
 static int runnable(const sr_wal *w)
 {
@@ -126,38 +191,50 @@ static void cpu_relax(void)
 #endif
 }
 
-/*
- * Spin (mu released) for at most WAL_SPIN_NS while the host is likely to
- * hand over work in a moment: it is inside sr_wal_process() (plugged), or
- * a batch just finished and its completion is on the way to the host.
- * Any kick ends the spin early.
- */
-static void spin_for_work(sr_wal *w)
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Spin (mu released) for a few microseconds, or until the host kicks. */
+static void spin_slice(sr_wal *w)
 {
 	unsigned k0 = __atomic_load_n(&w->kicks, __ATOMIC_ACQUIRE);
-	struct timespec t0, t;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pthread_mutex_unlock(&w->mu);
-	for (unsigned i = 1; __atomic_load_n(&w->kicks, __ATOMIC_ACQUIRE) == k0;
-	     i++) {
-		cpu_relax();
-		if (i % 128)
-			continue;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((t.tv_sec - t0.tv_sec) * 1000000000L +
-			    (t.tv_nsec - t0.tv_nsec) >
-		    WAL_SPIN_NS)
+	for (unsigned i = 0; i < 2048; i++) {
+		if (__atomic_load_n(&w->kicks, __ATOMIC_ACQUIRE) != k0)
 			break;
+		cpu_relax();
 	}
 	pthread_mutex_lock(&w->mu);
+}
+
+/*
+ * Nothing can start (under mu): do pre-work for the OPEN batch, or spin
+ * a little while the next batch is probably on its way (until *deadline),
+ * or sleep until kicked.
+ */
+static void posix_idle(sr_wal *w, uint64_t *deadline)
+{
+	if (posix_prework(w)) {
+		*deadline = now_ns() + WAL_SPIN_NS;
+		return;
+	}
+	if (now_ns() < *deadline) {
+		spin_slice(w);
+		return;
+	}
+	pthread_cond_wait(&w->cv_work, &w->mu);
 }
 
 static void *posix_main(void *arg)
 {
 	sr_wal *w = arg;
-
-	int spun = 0; /* spun once already while waiting for this item */
+	uint64_t deadline = 0;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
@@ -167,17 +244,11 @@ static void *posix_main(void *arg)
 		if (!runnable(w)) {
 			if (w->stopping && !w->exec)
 				break;
-			if (!spun) {
-				spin_for_work(w);
-				spun = 1;
-				continue;
-			}
-			pthread_cond_wait(&w->cv_work, &w->mu);
+			posix_idle(w, &deadline);
 			continue;
 		}
 		it = w->exec;
 		it->state = ITEM_BUSY;
-		spun = 0;
 		st = w->failed;
 		pthread_mutex_unlock(&w->mu);
 		if (!st && it->kind == ITEM_DELETE)
@@ -188,6 +259,7 @@ static void *posix_main(void *arg)
 		sr_walc_item_finish(w, it, st);
 		pthread_mutex_unlock(&w->mu);
 		sr_walc_notify(w);
+		deadline = now_ns() + WAL_SPIN_NS;
 		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);

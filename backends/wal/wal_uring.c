@@ -167,6 +167,9 @@ static int chain_submit(sr_wal *w, struct uring_state *u, struct wal_item *it)
 	} else {
 		if (it->len == it->written)
 			return 0; /* tokens only */
+		/* the CRCs, computed here, on the host's thread */
+		sr_walfmt_seal(it->buf, it->sealed, it->len);
+		it->sealed = it->len;
 		if (it->new_seg && !it->written) {
 			if ((rv = chain_new_segment(w, u, it)))
 				return rv;

@@ -116,6 +116,60 @@ WAL_TEST(test_done_callback_may_append_again)
 	t_check_range(w, 1, 100, 1, 50);
 }
 
+/* Completions append 16 entries and read back the last 40 at once: the
+ * reads hit records still being sealed and written by the writer. */
+static sr_index busy_last;
+static int busy_rounds, busy_bad;
+
+static void busy_done(void *ctx, uint64_t token, int status)
+{
+	static sr_entry out[64];
+	sr_wal *w = ctx;
+	size_t n = 0;
+	sr_index lo;
+
+	(void)token;
+	t_done_n++;
+	if (status || busy_rounds <= 0) {
+		busy_bad += status != 0;
+		return;
+	}
+	busy_rounds--;
+	if (t_append(w, busy_last + 1, busy_last + 1, busy_last + 16, 2, 3000))
+		busy_bad++;
+	busy_last += 16;
+	lo = busy_last > 40 ? busy_last - 39 : 1;
+	if (OPS->read(w, lo, 64, 1 << 20, out, &n) || n != busy_last - lo + 1)
+		busy_bad++;
+	for (size_t k = 0; k < n; k++)
+		if (out[k].index != lo + k ||
+		    !t_entry_ok(&out[k], 2, t_len(lo + k, 3000)))
+			busy_bad++;
+}
+
+WAL_TEST(test_reads_of_entries_being_written_see_them_whole)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 1 << 20);
+
+	sr_wal_set_done(w, busy_done, w);
+	busy_last = 16;
+	busy_rounds = 400;
+	busy_bad = 0;
+	for (int k = 0; k < 8; k++) /* eight chains in flight */
+		CHECK_EQ(t_append(w, 1, 2 * k + 1, 2 * k + 2, 2, 3000), 0);
+	for (int spins = 0; busy_rounds > 0 && spins < 20000; spins++)
+		t_poll_process(w, 100);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	CHECK_EQ(busy_bad, 0);
+	CHECK_EQ(busy_rounds, 0);
+	t_check_range(w, 1, busy_last, 2, 3000);
+	t_close(w);
+	w = t_open(dir, 1 << 20);
+	CHECK_EQ(t_load(w).last_index, busy_last);
+	t_check_range(w, 1, busy_last, 2, 3000);
+}
+
 WAL_TEST(test_truncate_then_append_survives_reopen)
 {
 	const char *dir = t_dir();
