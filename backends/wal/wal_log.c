@@ -3,6 +3,11 @@
  * compact, read, load and set_hard_state, and the planner that decides
  * where each record goes.
  *
+ * Records are serialized here unsealed (CRC field zero): the I/O engine
+ * seals them (wal_format.c, sr_walfmt_seal) just before they are written,
+ * the posix writer while the host is still appending to the batch, so
+ * the checksum costs the host's thread nothing.
+ *
  * The planner.  Records are laid out on the engine thread, at append
  * time: the next record goes to segment plan_seg at offset plan_off, in
  * the OPEN batch at the tail of the queue; when it does not fit, the OPEN

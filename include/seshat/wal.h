@@ -11,14 +11,16 @@
  * docs/storage-format.md gives the byte layout and the recovery rules.
  *
  * Appends are asynchronous and group-committed.  append() serializes the
- * entries (with a CRC32C per record) into the WAL's own buffer and returns;
- * the entries are written and fdatasync'ed later, off the engine's thread,
- * together with every other append that arrived while the previous write
- * was in progress: one write and one fdatasync per batch.  When a batch is
- * durable the WAL signals a file descriptor (an eventfd); the host, on its
- * own thread, sees it readable and calls sr_wal_process(), which calls the
- * done callback for every append of the batch, in the order they were
- * made.  A host wires the callback to the engine:
+ * entries into the WAL's own buffer and returns; each record's CRC32C is
+ * computed by the I/O engine (the posix writer thread; with io_uring, on
+ * submission) and the entries are written and fdatasync'ed later, off
+ * the engine's thread, together with every other append that arrived while
+ * the previous write was in progress: one write and one fdatasync per
+ * batch.  When a batch is durable the WAL signals a file descriptor (an
+ * eventfd); the host, on its own thread, sees it readable and calls
+ * sr_wal_process(), which calls the done callback for every append of the
+ * batch, in the order they were made.  A host wires the callback to the
+ * engine:
  *
  *   static void on_done(void *ctx, uint64_t token, int status)
  *   {
