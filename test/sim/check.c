@@ -29,13 +29,20 @@
  *   order, only committed entries it holds, and skips no command.
  *
  *   Durability.  The committed prefix is durable (in the store's crash
- *   image) on a majority; no leader truncates its log; no node truncates
- *   a committed entry; term and vote are persisted before a message
- *   depends on them, and never go back, across crashes too.
+ *   image) on a quorum of the configuration in effect (conf.c); no leader
+ *   truncates its log; no node truncates a committed entry; term and vote
+ *   are persisted before a message depends on them, and never go back,
+ *   across crashes too.
  *
- *   Acknowledgements.  done(0) names the index where the proposal was
- *   applied; a proposal reported dropped or refused is never applied; no
- *   proposal is applied at two indexes; done() comes once.
+ *   Acknowledgements and reads (client.c).  done(0) names the index where
+ *   the proposal was applied; a proposal reported dropped or refused is
+ *   never applied; no proposal is applied at two indexes; done() comes
+ *   once.  A read sees every write acknowledged before it began.
+ *
+ *   Membership (conf.c).  Ids are never reused, removed servers never
+ *   campaign nor lead, one server and one uncommitted change at a time.
+ *   Quorums everywhere are those of the configuration in effect: the
+ *   checker follows every log's configuration entries.
  *
  * The first violation stops the run (sim_fail) with a one-line reason.
  */
@@ -69,7 +76,7 @@ static uint64_t entry_hash(const sr_entry *e)
 	return sim_hash(mix(e->term * 31 + e->type), e->data, e->len);
 }
 
-static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+void *sim_grow(void *p, size_t *cap, size_t need, size_t elem)
 {
 	size_t ncap = *cap ? *cap : 64;
 
@@ -145,6 +152,7 @@ void check_free(struct cluster *c)
 	free(c->chk.com);
 	free(c->chk.app);
 	free(c->chk.leader_of);
+	free(c->chk.confs);
 	memset(&c->chk, 0, sizeof(c->chk));
 }
 
@@ -155,12 +163,14 @@ void check_free(struct cluster *c)
 static void shadow_set(struct sim_node *sn, sr_index i, sr_term t,
 		       uint32_t type, uint64_t h)
 {
-	sn->shadow = grow(sn->shadow, &sn->shadow_cap, i + 1,
-			  sizeof(*sn->shadow));
+	sn->shadow = sim_grow(sn->shadow, &sn->shadow_cap, i + 1,
+			      sizeof(*sn->shadow));
 	sn->shadow[i].term = t;
 	sn->shadow[i].h = h;
 	sn->shadow[i].type = type;
 	sn->shadow_last = i;
+	if (type == SR_ENTRY_CONFIG)
+		sn->conf_idx = i;
 }
 
 static const struct sim_chain *shadow_at(const struct sim_node *sn, sr_index i)
@@ -188,22 +198,23 @@ void check_append(struct sim_node *sn, const sr_entry *e, size_t n)
 		else if (e[k].term < prev->term)
 			sim_fail(c,
 				 "n%d appends entry %" PRIu64 " of term "
-							      "%" PRIu64
-				 " after one of term %" PRIu64,
+				 "%" PRIu64 " after one of term %" PRIu64,
 				 sn->slot + 1, i, e[k].term, prev->term);
 		else if (e[k].term > info.term)
 			sim_fail(c,
 				 "n%d appends entry %" PRIu64 " of term "
-							      "%" PRIu64
-				 " while its durable term is %" PRIu64,
+				 "%" PRIu64 " while its durable term is "
+				 "%" PRIu64,
 				 sn->slot + 1, i, e[k].term, info.term);
 		else if (lm_check(&c->chk, i, e[k].term, h, 1))
 			sim_fail(c,
 				 "log matching: n%d holds entry %" PRIu64
 				 "/t%" PRIu64 " with a history another log "
 				 "holding %" PRIu64 "/t%" PRIu64 " did not "
-								 "have",
+				 "have",
 				 sn->slot + 1, i, e[k].term, i, e[k].term);
+		if (!c->failed && e[k].type == SR_ENTRY_CONFIG)
+			check_conf_append(sn, &e[k]);
 		shadow_set(sn, i, e[k].term, e[k].type, h);
 	}
 }
@@ -241,6 +252,8 @@ void check_truncate(struct sim_node *sn, sr_index from)
 			 sn->slot + 1, st.term, i, c->chk.com[i].by);
 	if (from && from <= sn->shadow_last)
 		sn->shadow_last = from - 1;
+	if (sn->conf_idx > sn->shadow_last)
+		conf_rescan(sn); /* the engine rolls back to an older one */
 }
 
 void check_hard_state(struct sim_node *sn, sr_term term, sr_id vote)
@@ -267,18 +280,22 @@ void check_hard_state(struct sim_node *sn, sr_term term, sr_id vote)
 static void shadow_from_snapshot(struct sim_node *sn, sr_index upto)
 {
 	struct sim_check *k = &sn->c->chk;
+	int changed = 0;
 
-	sn->shadow = grow(sn->shadow, &sn->shadow_cap, upto + 1,
-			  sizeof(*sn->shadow));
+	sn->shadow = sim_grow(sn->shadow, &sn->shadow_cap, upto + 1,
+			      sizeof(*sn->shadow));
 	for (sr_index j = upto; j >= 1; j--) {
 		if (j <= sn->shadow_last && sn->shadow[j].h == k->com[j].h)
 			break;
 		sn->shadow[j].term = k->com[j].term;
 		sn->shadow[j].h = k->com[j].h;
 		sn->shadow[j].type = k->com[j].type;
+		changed = 1;
 	}
 	if (sn->shadow_last < upto)
 		sn->shadow_last = upto;
+	if (changed)
+		conf_rescan(sn);
 }
 
 static void commit_advance(struct cluster *c, struct sim_node *sn);
@@ -287,7 +304,7 @@ static void commit_advance(struct cluster *c, struct sim_node *sn);
  * Inside a step (a callback), a node may already have committed more than
  * the checker has seen: take its commit index now.
  */
-static void catch_up_commit(struct sim_node *sn)
+void check_catch_up(struct sim_node *sn)
 {
 	if (!sn->node || sn->c->failed)
 		return;
@@ -301,7 +318,7 @@ void check_compact(struct sim_node *sn, sr_index upto)
 {
 	struct cluster *c = sn->c;
 
-	catch_up_commit(sn);
+	check_catch_up(sn);
 	if (upto > c->chk.commit) {
 		sim_fail(c,
 			 "n%d compacts up to %" PRIu64 ", beyond anything "
@@ -330,7 +347,7 @@ void check_restore(struct sim_node *sn, sr_index index, const void *buf,
 		return;
 	}
 	memcpy(v, buf, sizeof(v));
-	catch_up_commit(sn);
+	check_catch_up(sn);
 	if (v[0] != index || v[1] > index)
 		sim_fail(c,
 			 "n%d restores snapshot %" PRIu64 " holding the "
@@ -350,7 +367,7 @@ void check_restore(struct sim_node *sn, sr_index index, const void *buf,
 		if (k->com[j].type == SR_ENTRY_NORMAL)
 			sim_fail(c,
 				 "n%d's snapshot %" PRIu64 " misses command "
-							   "%" PRIu64,
+				 "%" PRIu64,
 				 sn->slot + 1, index, j);
 	sn->fsm.index = v[1];
 	sn->fsm.h = v[2];
@@ -380,6 +397,8 @@ void check_restart(struct sim_node *sn, int insert)
 				 "n%d recovers entry %" PRIu64 "/t%" PRIu64
 				 " that no log ever held",
 				 sn->slot + 1, i, e.term);
+		if (e.type == SR_ENTRY_CONFIG)
+			conf_note(sn, &e);
 		shadow_set(sn, i, e.term, e.type, h);
 	}
 	/* a snapshot the log does not lead up to replaces the log (the
@@ -394,6 +413,7 @@ void check_restart(struct sim_node *sn, int insert)
 		shadow_from_snapshot(sn, info.snapshot_index);
 		sn->shadow_last = info.snapshot_index;
 	}
+	conf_rescan(sn);
 	memset(&sn->fsm, 0, sizeof(sn->fsm));
 	sn->commit_seen = 0;
 	sn->applied_seen = 0;
@@ -415,6 +435,7 @@ void check_send(struct sim_node *sn, const sr_msg *m)
 	sr_mem_info info;
 
 	sr_mem_get_info(sn->mem, &info);
+	check_conf_send(sn, m);
 	if (c->safety_only)
 		return;
 	if (m->from != sn->id)
@@ -497,22 +518,22 @@ void check_apply(struct sim_node *sn, const sr_entry *e)
 	if (i > sn->shadow_last || sn->shadow[i].term != e->term)
 		sim_fail(c,
 			 "n%d applies %" PRIu64 "/t%" PRIu64 " which its log "
-							     "does not hold",
+			 "does not hold",
 			 sn->slot + 1, i, e->term);
 	for (sr_index j = sn->applied_seen + 1; j < i && j <= sn->shadow_last;
 	     j++)
 		if (sn->shadow[j].type == SR_ENTRY_NORMAL)
 			sim_fail(c,
 				 "n%d skips command %" PRIu64 " (applies "
-							      "%" PRIu64 ")",
+				 "%" PRIu64 ")",
 				 sn->slot + 1, j, i);
 	state = mix(sn->fsm.h ^ h ^ i);
-	k->app = grow(k->app, &k->app_cap, i + 1, sizeof(*k->app));
+	k->app = sim_grow(k->app, &k->app_cap, i + 1, sizeof(*k->app));
 	if (k->app[i].h && (k->app[i].h != h || k->app[i].term != e->term))
 		sim_fail(c,
 			 "state machine safety: n%d applies %" PRIu64 "/t"
-								      "%" PRIu64
-			 " but %" PRIu64 "/t%" PRIu64 " was applied before",
+			 "%" PRIu64 " but %" PRIu64 "/t%" PRIu64 " was applied "
+			 "before",
 			 sn->slot + 1, i, e->term, i, k->app[i].term);
 	else if (k->app[i].state && k->app[i].state != state)
 		sim_fail(c,
@@ -546,65 +567,6 @@ void check_apply(struct sim_node *sn, const sr_entry *e)
 	}
 }
 
-void check_done(struct sim_node *sn, uint64_t pid, int status, sr_index index)
-{
-	struct cluster *c = sn->c;
-	struct sim_prop *p;
-
-	if (!pid || pid > c->props_n) {
-		sim_fail(c,
-			 "n%d reports an outcome for unknown cookie %" PRIu64,
-			 sn->slot + 1, pid);
-		return;
-	}
-	p = &c->props[pid - 1];
-	if (p->state != PROP_PENDING) {
-		sim_fail(c, "n%d reports proposal #%" PRIu64 " (%s) again: %s",
-			 sn->slot + 1, pid,
-			 p->state == PROP_FAILED ? "refused" : "finished",
-			 sr_strerror(status));
-		return;
-	}
-	if (p->slot != sn->slot)
-		sim_fail(c, "n%d reports proposal #%" PRIu64 " made on n%d",
-			 sn->slot + 1, pid, p->slot + 1);
-	p->status = status;
-	switch (status) {
-	case 0:
-		p->state = PROP_ACKED;
-		if (p->applied_at != index)
-			sim_fail(c,
-				 "proposal #%" PRIu64 " acknowledged at index "
-				 "%" PRIu64 " but applied at %" PRIu64,
-				 pid, index, p->applied_at);
-		if (p->index && p->index != index)
-			sim_fail(c,
-				 "proposal #%" PRIu64 " was appended at "
-						      "%" PRIu64 " but "
-								 "acknowledged "
-								 "at %" PRIu64,
-				 pid, p->index, index);
-		break;
-	case SR_EDROPPED:
-		p->state = PROP_DROPPED;
-		if (p->applied_at)
-			sim_fail(c,
-				 "proposal #%" PRIu64 " reported dropped but "
-				 "applied at %" PRIu64,
-				 pid, p->applied_at);
-		break;
-	case SR_EUNKNOWN:
-		p->state = PROP_UNKNOWN;
-		break;
-	default:
-		p->state = PROP_FAILED;
-		sim_fail(c,
-			 "proposal #%" PRIu64 " finished with %s, which "
-			 "done() may not report",
-			 pid, sr_strerror(status));
-	}
-}
-
 /* ------------------------------------------------------------------ */
 /* After every step                                                    */
 /* ------------------------------------------------------------------ */
@@ -621,7 +583,7 @@ static void check_leader_complete(struct cluster *c, struct sim_node *ld)
 		sim_fail(c,
 			 "leader completeness: n%d leads term %" PRIu64
 			 " without entry %" PRIu64 " committed in term "
-						   "%" PRIu64,
+			 "%" PRIu64,
 			 ld->slot + 1, ld->st.term, i, k->com[i].by);
 }
 
@@ -630,8 +592,8 @@ static void check_leader(struct cluster *c, struct sim_node *sn)
 	struct sim_check *k = &c->chk;
 	sr_term t = sn->st.term;
 
-	k->leader_of = grow(k->leader_of, &k->leader_cap, t + 1,
-			    sizeof(*k->leader_of));
+	k->leader_of = sim_grow(k->leader_of, &k->leader_cap, t + 1,
+				sizeof(*k->leader_of));
 	if (!k->leader_of[t]) {
 		k->leader_of[t] = sn->id;
 		k->n_leaders++;
@@ -644,6 +606,7 @@ static void check_leader(struct cluster *c, struct sim_node *sn)
 	if (sn->lc_term != t) {
 		sn->lc_term = t;
 		check_leader_complete(c, sn);
+		check_conf_leader(sn);
 	}
 }
 
@@ -651,9 +614,9 @@ static void check_leader(struct cluster *c, struct sim_node *sn)
 static void commit_advance(struct cluster *c, struct sim_node *sn)
 {
 	struct sim_check *k = &c->chk;
-	sr_index to = sn->st.commit_index;
+	sr_index to = sn->st.commit_index, from = k->commit + 1;
 
-	k->com = grow(k->com, &k->com_cap, to + 1, sizeof(*k->com));
+	k->com = sim_grow(k->com, &k->com_cap, to + 1, sizeof(*k->com));
 	for (sr_index i = k->commit + 1; i <= to; i++) {
 		k->com[i].h = sn->shadow[i].h;
 		k->com[i].term = sn->shadow[i].term;
@@ -663,6 +626,7 @@ static void commit_advance(struct cluster *c, struct sim_node *sn)
 	k->commit = to;
 	sim_trace(c, sn->slot, "commits up to %" PRIu64 " (t%" PRIu64 ")", to,
 		  sn->st.term);
+	check_conf_commit(sn, from, to);
 	for (int j = 0; j < c->n; j++) {
 		struct sim_node *ld = &c->nodes[j];
 
@@ -672,35 +636,11 @@ static void commit_advance(struct cluster *c, struct sim_node *sn)
 			sim_fail(c,
 				 "leader completeness: n%d leads term %" PRIu64
 				 " without entry %" PRIu64 " that n%d "
-							   "committed "
+				 "committed "
 				 "in term %" PRIu64,
 				 j + 1, ld->st.term, to, sn->slot + 1,
 				 sn->st.term);
 	}
-}
-
-/* The committed prefix must survive any crash of a minority. */
-static void check_durable_majority(struct cluster *c)
-{
-	struct sim_check *k = &c->chk;
-	int have = 0, n = 0;
-
-	if (!k->commit || c->o.n_external || c->safety_only)
-		return;
-	for (int i = 0; i < c->n; i++) {
-		sr_entry e;
-		int rv = sr_mem_entry(c->nodes[i].mem, k->commit, 1, &e);
-
-		n++;
-		if (rv == SR_ECOMPACTED ||
-		    (rv == 0 && e.term == k->com[k->commit].term))
-			have++;
-	}
-	if (have < n / 2 + 1)
-		sim_fail(c,
-			 "committed entry %" PRIu64 " (t%" PRIu64 ") is "
-			 "durable on %d of %d nodes only",
-			 k->commit, k->com[k->commit].term, have, n);
 }
 
 static void check_node(struct cluster *c, struct sim_node *sn)
@@ -748,7 +688,7 @@ static void check_node(struct cluster *c, struct sim_node *sn)
 	if (st->commit_index > sn->shadow_last)
 		sim_fail(c,
 			 "n%d commits %" PRIu64 " beyond its last entry "
-						"%" PRIu64,
+			 "%" PRIu64,
 			 sn->slot + 1, st->commit_index, sn->shadow_last);
 	if (st->applied_index > st->commit_index)
 		sim_fail(c, "n%d applied %" PRIu64 " beyond commit %" PRIu64,
@@ -790,11 +730,12 @@ void check_step(struct cluster *c)
 				 k->com[ci].term);
 	}
 	if (!c->failed)
-		check_durable_majority(c);
+		check_durable_quorum(c);
 }
 
 int check_converged(struct cluster *c, char *why, size_t cap)
 {
+	uint32_t members = cluster_members(c);
 	sr_index need = 0;
 
 	for (size_t p = 0; p < c->props_n; p++)
@@ -803,7 +744,7 @@ int check_converged(struct cluster *c, char *why, size_t cap)
 	for (int i = 0; i < c->n; i++) {
 		struct sim_node *sn = &c->nodes[i];
 
-		if (sn->external)
+		if (sn->external || !(members >> i & 1))
 			continue;
 		if (!sn->node) {
 			snprintf(why, cap, "n%d is down", i + 1);

@@ -12,6 +12,10 @@
  * sr_node_*; both only queue (a deep copy of the message, a completion
  * event), so nothing is ever delivered re-entrantly.
  *
+ * Spare slots (sim_opts.n_spare) start an engine on an empty store
+ * without bootstrapping it: outside every configuration, it waits for a
+ * leader to add it.
+ *
  * Crash: the engine is destroyed, the store keeps what it reported durable
  * and, at random, part of what it did not (sr_mem_crash); events of the
  * old incarnation are ignored.  Pause: the engine is kept but gets no tick,
@@ -204,7 +208,9 @@ void sim_opts_default(struct sim_opts *o)
 int cluster_init(struct cluster *c, const struct sim_opts *o)
 {
 	memset(c, 0, sizeof(*c));
-	if (o->n < 1 || o->n > SIM_MAX_NODES || o->n_external >= o->n)
+	if (o->n < 1 || o->n > SIM_MAX_NODES || o->n_external >= o->n ||
+	    o->n_spare < 0 || o->n_spare >= o->n ||
+	    (o->n_spare && o->n_external))
 		return SR_EINVAL;
 	c->o = *o;
 	c->n = o->n;
@@ -230,7 +236,9 @@ int cluster_init(struct cluster *c, const struct sim_opts *o)
 		sn->id = (sr_id)i + 1;
 		sn->external = i >= c->n - o->n_external;
 		snprintf(addr, sizeof(addr), "sim:%d", i + 1);
-		sr_membership_add(&c->conf, sn->id, SR_ROLE_VOTER, addr);
+		if (i < c->n - o->n_spare)
+			sr_membership_add(&c->conf, sn->id, SR_ROLE_VOTER,
+					  addr);
 		if (sn->external)
 			continue;
 		if ((rv = sr_mem_create(&mc, &sn->mem)) ||
@@ -250,7 +258,8 @@ int cluster_start(struct cluster *c)
 		if (sn->external)
 			continue;
 		sr_mem_get_info(sn->mem, &info);
-		if (info.last_index == 0 &&
+		/* spares wait to be added: no configuration of their own */
+		if (info.last_index == 0 && i < c->n - c->o.n_spare &&
 		    (rv = sr_node_bootstrap(sn->node, &c->conf)))
 			return rv;
 		rv = sr_node_start(sn->node, c->now);
@@ -283,6 +292,7 @@ void cluster_free(struct cluster *c)
 	cluster_drop_held(c);
 	free(c->held);
 	free(c->props);
+	free(c->reads);
 	free(c->ring);
 	check_free(c);
 	memset(c, 0, sizeof(*c));
@@ -293,7 +303,7 @@ void cluster_free(struct cluster *c)
 /* ------------------------------------------------------------------ */
 
 /* A host that reads its clock per event tells the engine the time. */
-static void host_tick(struct cluster *c, struct sim_node *sn)
+void sim_host_tick(struct cluster *c, struct sim_node *sn)
 {
 	if (c->o.tick_on_event && sn->node && c->now > sn->last_tick) {
 		sn->last_tick = c->now;
@@ -324,7 +334,7 @@ static void deliver_msg(struct cluster *c, struct sim_ev *ev)
 		sim_trace(c, ev->slot, "recv %s%s", desc,
 			  sm->dup ? " (duplicate)" : "");
 		c->n_delivered++;
-		host_tick(c, sn);
+		sim_host_tick(c, sn);
 		rv = sr_node_step(sn->node, &sm->m);
 		if (rv)
 			sim_trace(c, ev->slot, "step: %s", sr_strerror(rv));
@@ -349,7 +359,7 @@ static void deliver_disk(struct cluster *c, struct sim_ev *ev)
 		return;
 	k = c->o.disk_reorder ? sim_rand(c) % pending : 0;
 	sim_trace(c, ev->slot, "store completion %zu of %zu", k + 1, pending);
-	host_tick(c, sn);
+	sim_host_tick(c, sn);
 	sr_mem_complete(sn->mem, k, 0);
 }
 
@@ -365,7 +375,7 @@ static void deliver_snap(struct cluster *c, struct sim_ev *ev)
 		sim_push_event(c, *ev);
 		return;
 	}
-	host_tick(c, sn);
+	sim_host_tick(c, sn);
 	if (sim_rand(c) % 10 == 0) {
 		sim_trace(c, ev->slot, "snapshot abandoned");
 		sr_node_snapshot_done(sn->node, SR_EIO);
@@ -498,84 +508,17 @@ const sr_status *cluster_status(struct cluster *c, int i)
 
 int cluster_all_applied(struct cluster *c, sr_index index)
 {
+	uint32_t members = cluster_members(c);
+
 	for (int i = 0; i < c->n; i++) {
 		struct sim_node *sn = &c->nodes[i];
 
-		if (sn->external)
+		if (sn->external || !(members >> i & 1))
 			continue;
 		if (!sn->node || sn->st.applied_index < index)
 			return 0;
 	}
 	return 1;
-}
-
-/* ------------------------------------------------------------------ */
-/* Proposals                                                           */
-/* ------------------------------------------------------------------ */
-
-int cluster_propose(struct cluster *c, int i, size_t extra, uint64_t *pid_out)
-{
-	struct sim_node *sn = &c->nodes[i];
-	unsigned char buf[8 + 1024];
-	struct sim_prop *p;
-	uint64_t pid;
-	sr_index index = 0;
-	size_t len;
-	int rv;
-
-	if (pid_out)
-		*pid_out = 0;
-	if (!sn->node)
-		return SR_ESHUTDOWN;
-	if (extra > sizeof(buf) - 8)
-		extra = sizeof(buf) - 8;
-	if (c->props_n == c->props_cap) {
-		c->props_cap = c->props_cap ? c->props_cap * 2 : 256;
-		c->props = realloc(c->props, c->props_cap * sizeof(*c->props));
-		if (!c->props)
-			abort();
-	}
-	pid = c->props_n + 1;
-	buf[0] = SIM_PAYLOAD_MAGIC;
-	for (int k = 1; k < 8; k++)
-		buf[k] = (unsigned char)(pid >> (8 * (k - 1)));
-	for (size_t k = 0; k < extra; k++)
-		buf[8 + k] = (unsigned char)sim_rand(c);
-	len = 8 + extra;
-	host_tick(c, sn);
-	/* registered first: done() may run inside sr_node_propose() */
-	p = &c->props[c->props_n++];
-	memset(p, 0, sizeof(*p));
-	p->slot = i;
-	p->state = PROP_PENDING;
-	p->h = sim_hash(0, buf, len);
-	rv = sr_node_propose(sn->node, buf, len, (void *)(uintptr_t)pid,
-			     &index);
-	p = &c->props[pid - 1];
-	if (rv == 0) {
-		p->index = index;
-		p->term = sn->st.term;
-		sim_trace(c, i, "propose #%" PRIu64 " -> index %" PRIu64, pid,
-			  index);
-		if (pid_out)
-			*pid_out = pid;
-	} else {
-		p->state = PROP_FAILED;
-		p->status = rv;
-		sim_trace(c, i, "propose #%" PRIu64 " refused: %s", pid,
-			  sr_strerror(rv));
-	}
-	check_step(c);
-	return rv;
-}
-
-size_t cluster_acked(const struct cluster *c)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < c->props_n; i++)
-		n += c->props[i].state == PROP_ACKED;
-	return n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -652,7 +595,7 @@ int cluster_restart(struct cluster *c, int i)
 	struct sim_node *sn = &c->nodes[i];
 	int rv;
 
-	if (sn->node || sn->external)
+	if (sn->node || sn->external || sn->retired)
 		return 0;
 	rv = sim_node_make(c, sn);
 	if (rv == 0)
@@ -668,6 +611,13 @@ int cluster_restart(struct cluster *c, int i)
 	}
 	check_step(c);
 	return 0;
+}
+
+void cluster_retire(struct cluster *c, int i)
+{
+	sim_trace(c, i, "RETIRED (removed; stays down)");
+	cluster_crash(c, i);
+	c->nodes[i].retired = 1;
 }
 
 void cluster_pause(struct cluster *c, int i, uint64_t ms)
@@ -692,7 +642,7 @@ int cluster_inject(struct cluster *c, int i, const sr_msg *m)
 		return SR_ESHUTDOWN;
 	sim_msg_describe(m, desc, sizeof(desc));
 	sim_trace(c, i, "recv %s (injected)", desc);
-	host_tick(c, sn);
+	sim_host_tick(c, sn);
 	rv = sr_node_step(sn->node, m);
 	c->steps++;
 	check_step(c);

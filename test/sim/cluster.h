@@ -17,6 +17,11 @@
  * Slots marked external have no engine: what is sent to them lands in the
  * `held` list for the test to inspect, and the test speaks for them with
  * cluster_inject().  That is how single-node scenario tests craft messages.
+ *
+ * Spare slots run an engine on an empty store that is not bootstrapped:
+ * they are in no configuration and stay quiet until a leader adds them
+ * (cluster_add), then receive the log or a snapshot like any learner.
+ * Node ids are slot + 1, so a configuration is a set of slots (conf.c).
  */
 #ifndef SIM_CLUSTER_H
 #define SIM_CLUSTER_H
@@ -33,10 +38,12 @@
 struct cluster;
 
 struct sim_opts {
-	int n;		      /* members, 1..SIM_MAX_NODES */
-	int n_external;	      /* the last n_external members have no engine */
-	uint64_t seed;	      /* the cluster's and the engines' randomness */
-	uint32_t election_ms; /* default 100 */
+	int n;		/* members, 1..SIM_MAX_NODES */
+	int n_external; /* the last n_external members have no engine */
+	int n_spare;   /* the last n_spare slots start outside the configuration
+			(not with n_external) */
+	uint64_t seed; /* the cluster's and the engines' randomness */
+	uint32_t election_ms;			/* default 100 */
 	uint32_t election_ms_of[SIM_MAX_NODES]; /* per slot; 0: election_ms */
 	uint32_t heartbeat_ms;			/* default 20 */
 	int pre_vote;				/* default 1 */
@@ -129,7 +136,9 @@ struct sim_node {
 	struct sim_chain *shadow;   /* [0, shadow_last] */
 	size_t shadow_cap;
 	sr_index shadow_last;
+	sr_index conf_idx; /* its latest configuration entry (0: none) */
 	uint64_t n_applied;
+	int retired; /* crashed for good after its removal (no restart) */
 };
 
 enum { PROP_PENDING = 1, PROP_ACKED, PROP_DROPPED, PROP_UNKNOWN, PROP_FAILED };
@@ -142,6 +151,25 @@ struct sim_prop {
 	sr_term term;
 	sr_index applied_at;
 	uint64_t h; /* payload hash */
+};
+
+/* A linearizable read (cluster_read) and what it must observe. */
+enum { READ_PENDING = 1, READ_OK, READ_FAILED, READ_REFUSED };
+
+struct sim_read {
+	int slot;
+	int state;
+	int status;	/* read_done() status, or the refusal */
+	sr_index need;	/* highest index acknowledged when it was issued */
+	sr_index index; /* the read index read_done() reported */
+	uint64_t at;
+};
+
+/* A configuration as the checker sees it: sets of slots (bit = slot). */
+struct sim_conf {
+	sr_index index; /* its entry */
+	sr_term term;
+	uint32_t voters, learners, removed;
 };
 
 enum { EV_MSG = 1, EV_DISK = 2, EV_SNAP = 3 };
@@ -188,6 +216,17 @@ struct sim_check {
 	sr_id *leader_of;
 	size_t leader_cap;
 	uint64_t n_leaders;
+	/* every configuration entry any log held, by (index, term) */
+	struct sim_conf *confs;
+	size_t confs_n, confs_cap;
+	/* the latest configuration in the committed prefix (conf_known) */
+	struct sim_conf conf;
+	int conf_known;
+	/* 1: the node that committed the prefix may have counted a quorum
+	 * of the configuration after `conf` (see check_durable_quorum) */
+	int conf_next_pending;
+	/* highest index of a proposal acknowledged so far */
+	sr_index acked_max;
 };
 
 struct cluster {
@@ -213,6 +252,8 @@ struct cluster {
 
 	struct sim_prop *props; /* proposal id p is props[p - 1] */
 	size_t props_n, props_cap;
+	struct sim_read *reads; /* read id r is reads[r - 1] */
+	size_t reads_n, reads_cap;
 
 	struct sim_check chk;
 
@@ -239,6 +280,8 @@ struct cluster {
 	/* counters */
 	uint64_t n_sent, n_lost, n_dup, n_delivered, n_crashes, n_elections;
 	uint64_t n_snapshots, n_restores;
+	uint64_t n_reads_ok, n_reads_failed, n_reads_refused;
+	uint64_t n_conf_ok, n_conf_refused, n_transfers, n_transfers_refused;
 };
 
 void sim_opts_default(struct sim_opts *o);
@@ -279,8 +322,11 @@ void cluster_isolate(struct cluster *c, int i);
 /* Two sides: slots whose bit is set in mask against the others. */
 void cluster_partition(struct cluster *c, uint32_t mask);
 void cluster_crash(struct cluster *c, int i);
+/* Restart slot i (a no-op for a node that is up or retired). */
 int cluster_restart(struct cluster *c, int i);
 void cluster_pause(struct cluster *c, int i, uint64_t ms);
+/* Crash slot i and never restart it (a node removed for good). */
+void cluster_retire(struct cluster *c, int i);
 
 /* Hand a message to slot i's engine now (a test speaking for a peer). */
 int cluster_inject(struct cluster *c, int i, const sr_msg *m);
@@ -296,8 +342,34 @@ struct sim_msg *sim_msg_copy(const sr_msg *m);
 /* Engine status of slot i (zeros if it is down). */
 const sr_status *cluster_status(struct cluster *c, int i);
 
-/* Has every up engine applied at least `index`? */
+/* Has every member (of the committed configuration) applied `index`? */
 int cluster_all_applied(struct cluster *c, sr_index index);
+
+/*
+ * conf.c: membership changes and leadership transfers on slot i's engine,
+ * naming other nodes by slot (target -1: sr_node_transfer(0)).  They
+ * return the engine's result, trace it and count it; cluster_add() also
+ * asserts that an id the node's configuration holds, removed ones
+ * included, is refused (never reused).
+ */
+int cluster_add(struct cluster *c, int i, int slot, int auto_promote);
+int cluster_promote(struct cluster *c, int i, int slot);
+int cluster_remove(struct cluster *c, int i, int slot);
+int cluster_transfer(struct cluster *c, int i, int target);
+/* Slots of the committed configuration's voters / voters and learners
+ * (before anything is committed: the initial members). */
+uint32_t cluster_voters(const struct cluster *c);
+uint32_t cluster_members(const struct cluster *c);
+/* The configuration in effect on slot i (its latest entry), or NULL. */
+const struct sim_conf *cluster_conf_of(struct cluster *c, int i);
+
+/*
+ * reads.c: a linearizable read (sr_node_read_index) on slot i, tracked
+ * like a proposal: *rid_out (if not NULL) is its read id, 0 if refused.
+ * When read_done() reports success the checker requires that the node's
+ * state machine holds every write acknowledged before this call.
+ */
+int cluster_read(struct cluster *c, int i, uint64_t *rid_out);
 
 /* Trace a line (time and slot prefixed); slot -1 for the cluster. */
 void sim_trace(struct cluster *c, int slot, const char *fmt, ...)
@@ -325,6 +397,8 @@ void sim_hooks_init(struct cluster *c);
 int sim_node_make(struct cluster *c, struct sim_node *sn);
 void sim_disk_done(void *ctx, uint64_t token, int status);
 void sim_snapshot_give(struct sim_node *sn, const unsigned char *buf);
+void sim_host_tick(struct cluster *c, struct sim_node *sn);
+void *sim_grow(void *p, size_t *cap, size_t need, size_t elem);
 
 /* check.c: the invariants */
 uint64_t sim_hash(uint64_t h, const void *data, size_t len);
@@ -340,11 +414,32 @@ void check_compact(struct sim_node *sn, sr_index upto);
 void check_restore(struct sim_node *sn, sr_index index, const void *buf,
 		   size_t len);
 void check_done(struct sim_node *sn, uint64_t pid, int status, sr_index index);
+void check_read_done(struct sim_node *sn, uint64_t rid, int status,
+		     sr_index index);
+/* Inside a callback: take sn's commit index if it is ahead of the checker. */
+void check_catch_up(struct sim_node *sn);
+
+/* conf.c: the configuration side of the checker */
+void conf_note(struct sim_node *sn, const sr_entry *e);
+const struct sim_conf *conf_find(const struct cluster *c, sr_index index,
+				 sr_term term);
+/* Recompute sn->conf_idx from its shadow. */
+void conf_rescan(struct sim_node *sn);
+/* A configuration entry is about to be appended at e->index. */
+void check_conf_append(struct sim_node *sn, const sr_entry *e);
+/* The committed prefix grew from `from` to `to`, reported by sn. */
+void check_conf_commit(struct sim_node *sn, sr_index from, sr_index to);
+/* Messages that depend on membership (votes, TimeoutNow). */
+void check_conf_send(struct sim_node *sn, const sr_msg *m);
+/* sn leads a term it did not lead at the previous step. */
+void check_conf_leader(struct sim_node *sn);
+/* The committed prefix is durable on enough voters (every step). */
+void check_durable_quorum(struct cluster *c);
 /* Rebuild slot's shadow from its store (after a crash, or at start with
  * insert = 1 for logs a test preloaded). */
 void check_restart(struct sim_node *sn, int insert);
 void check_step(struct cluster *c);
-/* Liveness: every acknowledged proposal applied on every node. */
+/* Liveness: every acknowledged proposal applied on every member. */
 int check_converged(struct cluster *c, char *why, size_t cap);
 
 #endif

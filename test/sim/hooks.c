@@ -110,7 +110,7 @@ void sim_msg_describe(const sr_msg *m, char *buf, size_t cap)
 	case SR_MSG_SNAPSHOT:
 		snprintf(buf, cap,
 			 " last %" PRIu64 "/t%" PRIu64 " off %" PRIu64 " len "
-								       "%u%s",
+			 "%u%s",
 			 m->u.snapshot.last_index, m->u.snapshot.last_term,
 			 m->u.snapshot.offset, m->u.snapshot.len,
 			 m->u.snapshot.done ? " done" : "");
@@ -393,6 +393,35 @@ static void host_done(void *ctx, void *cookie, int status, sr_index index,
 	check_done(sn, (uint64_t)(uintptr_t)cookie, status, index);
 }
 
+static void host_read_done(void *ctx, void *cookie, int status, sr_index index)
+{
+	struct sim_node *sn = ctx;
+
+	sim_trace(sn->c, sn->slot, "read #%" PRIu64 " done: %s index %" PRIu64,
+		  (uint64_t)(uintptr_t)cookie,
+		  status ? sr_strerror(status) : "ok", index);
+	check_read_done(sn, (uint64_t)(uintptr_t)cookie, status, index);
+}
+
+static void host_conf(void *ctx, const sr_membership *conf)
+{
+	struct sim_node *sn = ctx;
+	char buf[160];
+	size_t off = 0;
+
+	buf[0] = 0;
+	for (uint32_t i = 0; i < conf->n && off < sizeof(buf); i++) {
+		const sr_member *m = &conf->members[i];
+		const char *r = m->role == SR_ROLE_VOTER     ? ""
+				: m->role == SR_ROLE_LEARNER ? "(learner)"
+							     : "(removed)";
+
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off,
+					" n%" PRIu64 "%s", m->id, r);
+	}
+	sim_trace(sn->c, sn->slot, "configuration:%s", buf);
+}
+
 static void host_state(void *ctx, int role, sr_term term, sr_id leader)
 {
 	struct sim_node *sn = ctx;
@@ -442,6 +471,8 @@ int sim_node_make(struct cluster *c, struct sim_node *sn)
 	cfg.transport_ctx = sn;
 	cfg.host.done = host_done;
 	cfg.host.state_changed = host_state;
+	cfg.host.read_done = host_read_done;
+	cfg.host.conf_changed = host_conf;
 	cfg.host.log = host_log;
 	cfg.host_ctx = sn;
 	cfg.log_level = c->o.log_level;

@@ -6,24 +6,36 @@
  *   simulate --seed S [--trace]   one seed, optionally with a full trace
  *
  * Options: --duration MS (fault phase, default 5000 simulated ms),
- * --nodes N, --prevote 0|1, --checkquorum 0|1 (force what a seed would
- * pick), --ticks deadline (a host that ticks only at sr_node_deadline(),
- * against raft.h's rule; see sim_opts.tick_on_event), --safety-only (only the end-to-end properties, not the rules
- * that imply them; see check.c), --verbose (a line per seed).
+ * --nodes N (initial voters), --prevote 0|1, --checkquorum 0|1,
+ * --churn 0|1|2 (force what a seed would pick; 2 adds a removal the
+ * engine cannot recover from yet, see churn_member), --ticks deadline (a
+ * host that ticks only at sr_node_deadline(), against raft.h's rule; see
+ * sim_opts.tick_on_event), --safety-only (only the end-to-end properties,
+ * not the rules that imply them; see check.c), --verbose (a line per
+ * seed).
  *
- * Each seed picks a cluster (3, 5 or 7 engines) and a configuration
- * (PreVote and CheckQuorum on or off, synchronous or asynchronous storage
- * with completions in or out of order, flow-control limits from tight to
- * default), then runs two phases:
+ * Each seed picks a cluster (3, 5 or 7 voters, and on churn seeds 1-4
+ * spare engines outside the configuration) and a configuration (PreVote
+ * and CheckQuorum on or off, synchronous or asynchronous storage with
+ * completions in or out of order, flow-control limits from tight to
+ * default, snapshots), then runs two phases:
  *
  *   faults    proposals all along, on the leader or any node; the network
  *             loses, duplicates, delays and reorders messages and is cut by
  *             symmetric, asymmetric and bridge partitions; nodes crash
  *             (keeping what their store reported durable and a random part
- *             of the rest), restart, and pause.
+ *             of the rest), restart, and pause.  On churn seeds (half of
+ *             them) also membership changes (add a spare as a learner,
+ *             promote, remove a member or the leader itself; removed nodes
+ *             keep running or stop for good), leadership transfers, and
+ *             linearizable reads on the leader and on any node.
  *   liveness  every fault healed, every node up: a new proposal must commit
- *             and every acknowledged proposal must be applied on every node
- *             within a bound.
+ *             and every acknowledged proposal must be applied on every
+ *             member within a bound; on churn seeds every member must then
+ *             serve a read.
+ *
+ * The churn draws come after all the others, so seeds without churn run
+ * exactly as they did before churn existed.
  *
  * The checker (check.c) validates the safety properties after every step.
  * A failing seed prints its reason, the last lines of its trace and the
@@ -46,11 +58,14 @@ struct run {
 	int check_quorum;  /* -1: random */
 	int safety_only;   /* end-to-end properties only */
 	int tick_on_event; /* -1: as raft.h asks (per event) */
+	int churn;	   /* -1: from the seed */
 	FILE *trace;
 	size_t ring;
 	/* results */
 	char why[600];
+	int dyn; /* this seed changes membership, transfers and reads */
 	uint64_t steps, acked, crashes, leaders, sim_ms, msgs, snaps, restores;
+	uint64_t reads, confs, transfers;
 };
 
 static uint64_t split(uint64_t *s)
@@ -68,6 +83,7 @@ static void pick_opts(struct run *r, struct sim_opts *o)
 	static const uint32_t ents[] = { 1, 3, 64, 4096 };
 	uint64_t s = r->seed * 0x2545f4914f6cdd1dull + 17;
 	uint64_t x = split(&s) % 100;
+	int spares;
 
 	sim_opts_default(o);
 	o->seed = r->seed;
@@ -89,6 +105,19 @@ static void pick_opts(struct run *r, struct sim_opts *o)
 		o->snapshot_chunk_bytes = 1 + (uint32_t)(split(&s) % 40);
 		o->snapshot_defer = (int)(split(&s) % 2);
 	}
+	/* Drawn last, so that the seeds without churn run as they did
+	 * before it existed: membership changes, transfers and reads on
+	 * half the seeds, with 1-4 spare slots to add. */
+	r->dyn = (int)(split(&s) % 2);
+	spares = 1 + (int)(split(&s) % 4);
+	if (r->churn >= 0)
+		r->dyn = r->churn != 0;
+	if (spares > SIM_MAX_NODES - o->n)
+		spares = SIM_MAX_NODES - o->n;
+	if (r->dyn) {
+		o->n_spare = spares;
+		o->n += spares;
+	}
 	if (r->pre_vote >= 0)
 		o->pre_vote = r->pre_vote;
 	if (r->tick_on_event >= 0)
@@ -102,11 +131,11 @@ static void pick_opts(struct run *r, struct sim_opts *o)
 static void describe_opts(const struct sim_opts *o, char *buf, size_t cap)
 {
 	snprintf(buf, cap,
-		 "%d nodes, prevote %d, checkquorum %d, ticks %s, %s disk "
-		 "(%u-%u ms%s), inflight %u, entries/msg %u, uncommitted "
-		 "%" PRIu64 ", snapshots every %" PRIu64 " (trailing %" PRIu64
-		 ", chunks of %u%s)",
-		 o->n, o->pre_vote, o->check_quorum,
+		 "%d nodes (%d spare), prevote %d, checkquorum %d, ticks %s, "
+		 "%s disk (%u-%u ms%s), inflight %u, entries/msg %u, "
+		 "uncommitted %" PRIu64 ", snapshots every %" PRIu64
+		 " (trailing %" PRIu64 ", chunks of %u%s)",
+		 o->n, o->n_spare, o->pre_vote, o->check_quorum,
 		 o->tick_on_event ? "per event" : "at deadline",
 		 o->async_disk ? "async" : "sync", o->disk_min_ms,
 		 o->disk_max_ms, o->disk_reorder ? ", reordered" : "",
@@ -180,16 +209,163 @@ static void propose_some(struct cluster *c)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* Churn: membership changes, leadership transfers, reads              */
+/* ------------------------------------------------------------------ */
+
+/* What the churn driver remembers about each slot. */
+struct churn {
+	uint8_t offered[SIM_MAX_NODES]; /* a member, or offered to add once */
+	uint8_t settled[SIM_MAX_NODES]; /* its committed removal handled */
+	int lone; /* also let the leader of two voters remove itself */
+};
+
+static uint32_t role_set(const sr_membership *m, uint32_t role)
+{
+	uint32_t set = 0;
+
+	for (uint32_t j = 0; j < m->n; j++)
+		if (m->members[j].role == role && m->members[j].id >= 1 &&
+		    m->members[j].id <= SIM_MAX_NODES)
+			set |= 1u << (m->members[j].id - 1);
+	return set;
+}
+
+/* A random slot of a set, or -1. */
+static int pick(struct cluster *c, uint32_t set)
+{
+	int n = 0, k;
+
+	for (uint32_t x = set; x; x &= x - 1)
+		n++;
+	if (!n)
+		return -1;
+	k = (int)(sim_rand(c) % (uint64_t)n);
+	for (int i = 0; i < SIM_MAX_NODES; i++)
+		if (set >> i & 1 && k-- == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * One membership change, on the leader (now and then on any node, to be
+ * refused): add a spare never offered before (auto-promoted or not),
+ * promote a learner, remove a member (the leader itself a fifth of the
+ * time), or re-add an id the configuration holds (cluster_add asserts the
+ * refusal).  Voters are removed only above 3 of them, or a quarter of the
+ * time above 1, so that quorums usually survive the crashes.
+ *
+ * Not by default (--churn 2): the leader of two voters removing itself.
+ * If it then loses leadership before a follower holds the change, the
+ * engine deadlocks: the follower needs its vote, it refuses (its log is
+ * longer) and does not campaign (it is no voter of its own latest
+ * configuration).  Thesis §4.2.2 lets such a server campaign until the
+ * change commits.  Seed 291 with --churn 2 shows it.
+ */
+static void churn_member(struct cluster *c, struct churn *ch)
+{
+	int ld = cluster_leader(c), on, s;
+	const sr_membership *m;
+	uint32_t voters, learners, removed, spare = 0;
+
+	on = ld >= 0 && sim_rand(c) % 8 ? ld : (int)(sim_rand(c) % c->n);
+	if (!c->nodes[on].node)
+		return;
+	m = sr_node_membership(c->nodes[on].node);
+	voters = role_set(m, SR_ROLE_VOTER);
+	learners = role_set(m, SR_ROLE_LEARNER);
+	removed = role_set(m, SR_ROLE_REMOVED);
+	for (int i = 0; i < c->n; i++)
+		if (!ch->offered[i] &&
+		    !((voters | learners | removed) >> i & 1))
+			spare |= 1u << i;
+	switch (sim_rand(c) % 4) {
+	case 0:
+		if ((s = pick(c, spare)) >= 0) {
+			ch->offered[s] = 1;
+			cluster_add(c, on, s, (int)(sim_rand(c) % 2));
+		}
+		break;
+	case 1:
+		if ((s = pick(c, learners)) >= 0)
+			cluster_promote(c, on, s);
+		break;
+	case 2: {
+		int nv = 0, self = sim_rand(c) % 5 == 0;
+
+		for (uint32_t x = voters; x; x &= x - 1)
+			nv++;
+		s = self ? on : pick(c, voters | learners);
+		if (s < 0 || (voters >> s & 1 && nv <= 3 &&
+			      (nv <= 1 || sim_rand(c) % 4)))
+			break;
+		if (s == on && nv <= 2 && !ch->lone)
+			break;
+		cluster_remove(c, on, s);
+		break;
+	}
+	default:
+		if ((s = pick(c, voters | learners | removed)) >= 0)
+			cluster_add(c, on, s, 0);
+	}
+}
+
+/*
+ * Slots whose removal is committed: half are crashed for good, the
+ * others keep running (and must not disrupt the cluster).
+ */
+static void churn_settle(struct cluster *c, struct churn *ch)
+{
+	if (!c->chk.conf_known)
+		return;
+	for (int i = 0; i < c->n; i++) {
+		if (!(c->chk.conf.removed >> i & 1) || ch->settled[i])
+			continue;
+		ch->settled[i] = 1;
+		if (sim_rand(c) % 2)
+			cluster_retire(c, i);
+	}
+}
+
+/* Every 1-15 ms of a churn seed: reads, changes, transfers. */
+static void churn_act(struct cluster *c, struct churn *ch)
+{
+	uint64_t x = sim_rand(c) % 1000;
+	int ld = cluster_leader(c);
+
+	churn_settle(c, ch);
+	if (x < 100) {
+		int i = ld >= 0 && sim_rand(c) % 2 ? ld
+						   : (int)(sim_rand(c) % c->n);
+
+		cluster_read(c, i, NULL);
+	} else if (x < 180) {
+		churn_member(c, ch);
+	} else if (x < 210 && ld >= 0) {
+		/* the best voter, or any slot (learners, removed ids and
+		 * itself are refused) */
+		int t = sim_rand(c) % 3 ? (int)(sim_rand(c) % c->n) : -1;
+
+		cluster_transfer(c, ld, t);
+	}
+}
+
 /*
  * Storms (every fault at a high rate) alternate with calm spells (the
  * network healed, proposals only) so that the cluster also makes
  * progress, and progress is what faults must not corrupt.
  */
-static void fault_phase(struct cluster *c, uint64_t duration)
+static void fault_phase(struct cluster *c, uint64_t duration, int dyn, int lone)
 {
 	uint64_t restart_at[SIM_MAX_NODES] = { 0 }, end = c->now + duration;
 	uint64_t spell_end = 0;
+	struct churn ch;
 	int storm = 0;
+
+	memset(&ch, 0, sizeof(ch));
+	ch.lone = lone;
+	for (int i = 0; i < c->n - c->o.n_spare; i++)
+		ch.offered[i] = 1;
 
 	while (c->now < end && !c->failed) {
 		uint64_t r;
@@ -242,14 +418,43 @@ static void fault_phase(struct cluster *c, uint64_t duration)
 				cluster_restart(c, i);
 			}
 		}
+		/* after the draws above: seeds without churn are unchanged */
+		if (dyn && !c->failed)
+			churn_act(c, &ch);
 	}
 }
 
-/* Heal everything; a new entry must commit and everything acknowledged
- * must be applied everywhere. */
+/*
+ * Every member serves a read (issued again when one fails): 1 once each
+ * has.  Issued after convergence, each must see every acknowledged write.
+ */
+static int reads_served(struct cluster *c, uint64_t *rid, char *why, size_t cap)
+{
+	uint32_t members = cluster_members(c);
+	int all = 1;
+
+	for (int i = 0; i < c->n; i++) {
+		const struct sim_read *rd = rid[i] ? &c->reads[rid[i] - 1]
+						   : NULL;
+
+		if (!(members >> i & 1) || (rd && rd->state == READ_OK))
+			continue;
+		if (!rd || rd->state != READ_PENDING)
+			cluster_read(c, i, &rid[i]);
+		if (all)
+			snprintf(why, cap, "n%d serves no read", i + 1);
+		all = 0;
+	}
+	return all;
+}
+
+/* Heal everything; a new entry must commit, everything acknowledged
+ * must be applied on every member, and (churn) every member must serve
+ * a read. */
 static void liveness_phase(struct cluster *c, struct run *r)
 {
 	uint64_t end = c->now + LIVENESS_BOUND_MS, barrier = 0, barrier_at = 0;
+	uint64_t rid[SIM_MAX_NODES] = { 0 };
 	char why[200] = "no leader";
 
 	cluster_heal(c);
@@ -267,7 +472,8 @@ static void liveness_phase(struct cluster *c, struct run *r)
 						   : NULL;
 
 		if (b && b->state == PROP_ACKED) {
-			if (check_converged(c, why, sizeof(why)))
+			if (check_converged(c, why, sizeof(why)) &&
+			    (!r->dyn || reads_served(c, rid, why, sizeof(why))))
 				return;
 		} else if (ld >= 0 && (!b || b->state != PROP_PENDING ||
 				       c->now >= barrier_at + 500)) {
@@ -320,7 +526,7 @@ static int run_seed(struct run *r)
 		snprintf(r->why, sizeof(r->why), "start failed: %s",
 			 sr_strerror(rv));
 	if (!r->why[0]) {
-		fault_phase(&c, r->duration);
+		fault_phase(&c, r->duration, r->dyn, r->churn == 2);
 		if (!c.failed)
 			liveness_phase(&c, r);
 	}
@@ -334,6 +540,9 @@ static int run_seed(struct run *r)
 	r->msgs = c.n_sent;
 	r->snaps = c.n_snapshots;
 	r->restores = c.n_restores;
+	r->reads = c.n_reads_ok;
+	r->confs = c.n_conf_ok;
+	r->transfers = c.n_transfers;
 	if (r->why[0] && r->ring) {
 		sim_trace(&c, -1, "FAILED: %s", r->why);
 		cluster_dump_ring(&c, stdout);
@@ -347,7 +556,8 @@ static void usage(const char *prog)
 	fprintf(stderr,
 		"usage: %s [--seeds N] [--from S] [--seed S] [--trace]\n"
 		"          [--duration MS] [--nodes N] [--prevote 0|1]\n"
-		"          [--checkquorum 0|1] [--ticks event|deadline]\n"
+		"          [--checkquorum 0|1] [--churn 0|1] [--ticks "
+		"event|deadline]\n"
 		"          [--safety-only] [--verbose]\n",
 		prog);
 	exit(2);
@@ -373,6 +583,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 	a->base.pre_vote = -1;
 	a->base.check_quorum = -1;
 	a->base.tick_on_event = -1;
+	a->base.churn = -1;
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -400,6 +611,8 @@ static void parse_args(int argc, char **argv, struct args *a)
 			a->base.pre_vote = atoi(v);
 		else if (!strcmp(o, "--checkquorum"))
 			a->base.check_quorum = atoi(v);
+		else if (!strcmp(o, "--churn"))
+			a->base.churn = atoi(v);
 		else
 			usage(argv[0]);
 		if (strcmp(o, "--trace") && strcmp(o, "--verbose") &&
@@ -437,6 +650,8 @@ static void report_failure(const struct args *a, const struct run *r)
 		printf(" --prevote %d", b->pre_vote);
 	if (b->check_quorum >= 0)
 		printf(" --checkquorum %d", b->check_quorum);
+	if (b->churn >= 0)
+		printf(" --churn %d", b->churn);
 	if (b->safety_only)
 		printf(" --safety-only");
 	if (b->tick_on_event >= 0)
@@ -447,10 +662,25 @@ static void report_failure(const struct args *a, const struct run *r)
 	fflush(stdout);
 }
 
+/* Totals over the seeds run. */
+static void print_totals(const struct run *t, uint64_t dyn_seeds)
+{
+	printf("totals: %" PRIu64 " steps, %" PRIu64 " proposals "
+	       "acknowledged, %" PRIu64 " leaders elected, %" PRIu64
+	       " crashes, %" PRIu64 " snapshots taken, %" PRIu64 " restored\n",
+	       t->steps, t->acked, t->leaders, t->crashes, t->snaps,
+	       t->restores);
+	printf("churn on %" PRIu64 " seeds: %" PRIu64 " membership changes, "
+	       "%" PRIu64 " leadership transfers started, %" PRIu64 " reads "
+	       "served\n",
+	       dyn_seeds, t->confs, t->transfers, t->reads);
+}
+
 int main(int argc, char **argv)
 {
 	struct args a;
 	struct run tot = { 0 };
+	uint64_t dyn_seeds = 0;
 	int passed = 0, failed = 0;
 
 	parse_args(argc, argv, &a);
@@ -467,6 +697,10 @@ int main(int argc, char **argv)
 		tot.crashes += r.crashes;
 		tot.snaps += r.snaps;
 		tot.restores += r.restores;
+		tot.reads += r.reads;
+		tot.confs += r.confs;
+		tot.transfers += r.transfers;
+		dyn_seeds += r.dyn != 0;
 		if (bad) {
 			failed++;
 			report_failure(&a, &r);
@@ -475,19 +709,17 @@ int main(int argc, char **argv)
 			if (a.verbose)
 				printf("seed %" PRIu64 ": ok (%" PRIu64
 				       " steps, %" PRIu64 " messages, %" PRIu64
-				       " acknowledged, %" PRIu64
-				       " leaders, %" PRIu64 " crashes)\n",
+				       " acknowledged, %" PRIu64 " leaders, "
+				       "%" PRIu64 " crashes, %" PRIu64
+				       " changes, %" PRIu64 " transfers, "
+							    "%" PRIu64 " reads)"
+								       "\n",
 				       s, r.steps, r.msgs, r.acked, r.leaders,
-				       r.crashes);
+				       r.crashes, r.confs, r.transfers,
+				       r.reads);
 		}
 	}
-	printf("totals: %" PRIu64 " steps, %" PRIu64 " proposals acknowledged, "
-						     "%" PRIu64 " leaders "
-								"elected, "
-								"%" PRIu64
-	       " crashes, %" PRIu64 " snapshots taken, %" PRIu64 " restored\n",
-	       tot.steps, tot.acked, tot.leaders, tot.crashes, tot.snaps,
-	       tot.restores);
+	print_totals(&tot, dyn_seeds);
 	printf("ran %" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "): %d failed\n",
 	       a.count, a.from, a.from + a.count - 1, failed);
 	printf("%d passed, %d failed\n", passed, failed);
