@@ -584,6 +584,60 @@ TEST(test_damaged_headers)
 	CHECK(!t_file_exists(d, seg_name(nsegs + 1)));
 }
 
+/* Write segment 2 with only a header (first 1, start, first_batch). */
+static void header_only(const char *dir, uint64_t start, uint64_t first_batch)
+{
+	unsigned char h[WAL_SEG_HDR];
+	struct wal_seg_hdr sh = { 2, 1, start, first_batch };
+	char p[512];
+	int fd;
+
+	sr_walfmt_seg_hdr_encode(h, &sh);
+	fd = open(t_path(p, dir, "0000000000000002.wal"), O_CREAT | O_WRONLY,
+		  0600);
+	CHECK(fd >= 0);
+	CHECK_EQ(ftruncate(fd, 64 << 10), 0);
+	CHECK_EQ(pwrite(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+	close(fd);
+}
+
+WAL_TEST(test_header_only_last_segment_is_continued)
+{
+	const char *ref = reference(0), *d = dir_copy(ref);
+	sr_wal *w;
+
+	map_segment(ref, SEG1);
+	/* a crash right after the segment was created, before any batch */
+	header_only(d, 51, recs[nrecs - 1].batch + 1);
+	w = t_open(d, 64 << 10);
+	CHECK_EQ(t_load(w).last_index, 50);
+	CHECK_EQ(t_append(w, 1, 51, 55, 1, 400), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_close(w);
+	CHECK(t_file_exists(d, "0000000000000002.wal"));
+	w = t_open(d, 64 << 10);
+	CHECK_EQ(t_load(w).last_index, 55);
+	t_check_range(w, 1, 55, 1, 400);
+}
+
+TEST(test_segment_header_that_disagrees_with_the_log_is_corruption)
+{
+	const char *ref, *d;
+	sr_index last;
+
+	t_cleanup();
+	ref = reference(0);
+	map_segment(ref, SEG1);
+	d = dir_copy(ref);
+	header_only(d, 51, recs[nrecs - 1].batch); /* batch numbers reused */
+	CHECK_EQ(reopen(d, 0, &last), SR_ECORRUPT);
+	CHECK(t_logged("0000000000000002.wal", "backwards"));
+	d = dir_copy(ref);
+	header_only(d, 57, recs[nrecs - 1].batch + 1); /* entries 51..56? */
+	CHECK_EQ(reopen(d, 0, &last), SR_ECORRUPT);
+	CHECK(t_logged("0000000000000002.wal", "index gap"));
+}
+
 TEST(test_damaged_meta_is_never_repaired)
 {
 	const char *ref, *d;
