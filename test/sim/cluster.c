@@ -335,9 +335,11 @@ static void deliver_msg(struct cluster *c, struct sim_ev *ev)
 			  sm->dup ? " (duplicate)" : "");
 		c->n_delivered++;
 		sim_host_tick(c, sn);
+		check_conf_recv(sn, &sm->m, 0);
 		rv = sr_node_step(sn->node, &sm->m);
 		if (rv)
 			sim_trace(c, ev->slot, "step: %s", sr_strerror(rv));
+		check_conf_recv(sn, &sm->m, 1);
 	}
 	free(sm);
 }

@@ -137,6 +137,8 @@ struct sim_node {
 	size_t shadow_cap;
 	sr_index shadow_last;
 	sr_index conf_idx; /* its latest configuration entry (0: none) */
+	sr_term removed_vote_term; /* term before a removed id's vote request */
+	int removed_vote_role;
 	uint64_t n_applied;
 	int retired; /* crashed for good after its removal (no restart) */
 };
@@ -431,6 +433,8 @@ void check_conf_append(struct sim_node *sn, const sr_entry *e);
 void check_conf_commit(struct sim_node *sn, sr_index from, sr_index to);
 /* Messages that depend on membership (votes, TimeoutNow). */
 void check_conf_send(struct sim_node *sn, const sr_msg *m);
+/* Around the delivery of m to sn (after = 0 before it, 1 after it). */
+void check_conf_recv(struct sim_node *sn, const sr_msg *m, int after);
 /* sn leads a term it did not lead at the previous step. */
 void check_conf_leader(struct sim_node *sn);
 /* The committed prefix is durable on enough voters (every step). */

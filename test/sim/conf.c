@@ -27,8 +27,9 @@
  *   learner, a node outside every configuration, or a node that knows
  *   its removal committed never campaigns; no node grants a vote to an
  *   id that its configuration, committed as far as it knows, lists as
- *   removed; and no node leads after its removal was committed.  TimeoutNow comes only from a leader, to a
- *   voter of its configuration.
+ *   removed, nor changes its term or role on such an id's vote request;
+ *   and no node leads after its removal was committed.  TimeoutNow comes
+ *   only from a leader, to a voter of its configuration.
  *
  * Rules (skipped by --safety-only):
  *
@@ -242,9 +243,9 @@ void check_conf_commit(struct sim_node *sn, sr_index from, sr_index to)
 		if (!cf) {
 			sim_fail(c,
 				 "committed configuration %" PRIu64 " was "
-								    "never "
-								    "seen "
-								    "appended",
+				 "never "
+				 "seen "
+				 "appended",
 				 i);
 			return;
 		}
@@ -359,6 +360,39 @@ void check_conf_send(struct sim_node *sn, const sr_msg *m)
 				 sn->slot + 1, sr_role_name(st.role), to + 1,
 				 sn->conf_idx);
 	}
+}
+
+/*
+ * A vote request from an id the receiver knows was removed (by a
+ * committed configuration) changes nothing: not its term, not its role.
+ */
+void check_conf_recv(struct sim_node *sn, const sr_msg *m, int after)
+{
+	struct cluster *c = sn->c;
+	const struct sim_conf *cf;
+	int from = (int)m->from - 1;
+	sr_status st;
+
+	if (m->type != SR_MSG_VOTE || from < 0 || from >= c->n || !sn->node)
+		return;
+	sr_node_status(sn->node, &st);
+	if (!after) {
+		cf = cluster_conf_of(c, sn->slot);
+		sn->removed_vote_term = 0;
+		if (cf && cf->removed >> from & 1 &&
+		    st.commit_index >= cf->index)
+			sn->removed_vote_term = st.term;
+		sn->removed_vote_role = st.role;
+		return;
+	}
+	if (sn->removed_vote_term && (st.term != sn->removed_vote_term ||
+				      st.role != sn->removed_vote_role))
+		sim_fail(c,
+			 "removed n%d disrupts n%d: %s t%" PRIu64
+			 " -> %s t%" PRIu64 " on its vote request",
+			 from + 1, sn->slot + 1,
+			 sr_role_name(sn->removed_vote_role),
+			 sn->removed_vote_term, sr_role_name(st.role), st.term);
 }
 
 void check_conf_leader(struct sim_node *sn)
