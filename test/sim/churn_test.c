@@ -172,6 +172,48 @@ TEST(test_learner_never_campaigns)
 	sc_free(c);
 }
 
+TEST(test_learner_counts_toward_neither_commit_nor_reads)
+{
+	struct sim_opts o = sc_opts(4, 0);
+	struct cluster *c;
+	uint64_t pid, rid;
+	sr_index need;
+
+	o.n_spare = 1;
+	o.check_quorum = 0; /* n1 stays leader, cut off */
+	o.election_ms_of[0] = 50;
+	c = sc_new(&o);
+	CHECK_EQ(cluster_wait_leader(c, 1000), 0);
+	cluster_run_for(c, 50);
+	CHECK_EQ(cluster_add(c, 0, 3, 0), 0);
+	cluster_run_for(c, 100);
+	/* n1 and the learner against the two other voters */
+	cluster_partition(c, 0x9);
+	pid = sc_propose(c, 0);
+	cluster_run_for(c, 500);
+	CHECK_EQ(c->props[pid - 1].state, PROP_PENDING);
+	CHECK(c->nodes[3].st.last_index >= c->props[pid - 1].index);
+	/* the majority elects a leader and acknowledges a write */
+	CHECK(cluster_leader(c) > 0);
+	sc_propose(c, cluster_leader(c));
+	cluster_run_for(c, 100);
+	need = c->chk.acked_max;
+	CHECK(need > 0);
+	/* n1, still leading its old term with the learner's acks, must not
+	 * serve a read */
+	CHECK_EQ(c->nodes[0].st.role, SR_LEADER);
+	CHECK_EQ(cluster_read(c, 0, &rid), 0);
+	cluster_run_for(c, 500);
+	SC_OK(c);
+	CHECK_EQ(c->reads[rid - 1].state, READ_PENDING);
+	cluster_heal(c);
+	cluster_run_for(c, 500);
+	SC_OK(c);
+	CHECK_EQ(c->reads[rid - 1].state, READ_FAILED);
+	CHECK_EQ(c->props[pid - 1].state, PROP_DROPPED);
+	sc_free(c);
+}
+
 TEST(test_one_change_at_a_time_and_ids_never_reused)
 {
 	struct cluster *c = churn_cluster(3, 1, 1);
