@@ -52,6 +52,12 @@ static void clear_dir(void)
 	closedir(d);
 }
 
+static void remove_dir(void)
+{
+	clear_dir();
+	rmdir(dir);
+}
+
 static void put(const char *name, const void *a, size_t alen, const void *b,
 		size_t blen)
 {
@@ -215,6 +221,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 		if (!mkdtemp(dir))
 			abort();
+		atexit(remove_dir);
 	}
 	if (size < 2 || size - 2 > sizeof(body) / 8)
 		return 0;
