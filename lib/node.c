@@ -453,8 +453,10 @@ int sr_node_step(sr_node *n, const sr_msg *m)
 	rv = node_msg_valid(n, m);
 	if (rv)
 		return rv;
-	if (m->type == SR_MSG_VOTE) {
-		/* A removed server must never disrupt the cluster. */
+	if (m->type == SR_MSG_VOTE && n->conf_index <= n->commit) {
+		/* A server whose removal is committed must never disrupt the
+		 * cluster.  (Not while the removal is uncommitted: the entry
+		 * may yet be overwritten, and the server's vote needed.) */
 		const sr_member *mb = sr_membership_find(&n->conf, m->from);
 		if (mb && mb->role == SR_ROLE_REMOVED)
 			return 0;
