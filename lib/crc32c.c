@@ -62,6 +62,50 @@ static uint32_t crc32c_soft(uint32_t crc, const unsigned char *p, size_t len)
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 
+/*
+ * The instruction has a latency of three cycles but accepts one per cycle,
+ * so large buffers are checksummed as three interleaved streams of
+ * CRC_STREAM bytes, joined by shifting a stream's CRC past the bytes that
+ * follow it: crc(s, A B) = shift(crc(s, A), |B|) ^ crc(0, B).  The shift by
+ * CRC_STREAM zero bytes is linear, so a table per byte of the CRC does it.
+ */
+#define CRC_STREAM 512
+
+static uint32_t crc_shift_table[4][256];
+static volatile int crc_shift_ready;
+
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw_zeros(uint32_t c)
+{
+	uint64_t v = c;
+	for (int i = 0; i < CRC_STREAM / 8; i++)
+		v = __builtin_ia32_crc32di(v, 0);
+	return (uint32_t)v;
+}
+
+static void crc32c_init_shift(void)
+{
+	uint32_t bit[32];
+	for (int k = 0; k < 32; k++)
+		bit[k] = crc32c_hw_zeros(1u << k);
+	for (int j = 0; j < 4; j++)
+		for (uint32_t b = 0; b < 256; b++) {
+			uint32_t v = 0;
+			for (int k = 0; k < 8; k++)
+				if (b & (1u << k))
+					v ^= bit[8 * j + k];
+			crc_shift_table[j][b] = v;
+		}
+	crc_shift_ready = 1;
+}
+
+static uint32_t crc32c_shift(uint32_t c)
+{
+	return crc_shift_table[0][c & 0xff] ^
+	       crc_shift_table[1][(c >> 8) & 0xff] ^
+	       crc_shift_table[2][(c >> 16) & 0xff] ^
+	       crc_shift_table[3][c >> 24];
+}
+
 __attribute__((target("sse4.2"))) static uint32_t
 crc32c_hw(uint32_t crc, const unsigned char *p, size_t len)
 {
@@ -69,6 +113,24 @@ crc32c_hw(uint32_t crc, const unsigned char *p, size_t len)
 	while (len && ((uintptr_t)p & 7)) {
 		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
 		len--;
+	}
+	if (len >= 3 * CRC_STREAM && !crc_shift_ready)
+		crc32c_init_shift();
+	while (len >= 3 * CRC_STREAM) {
+		uint64_t c1 = 0, c2 = 0;
+		for (size_t i = 0; i < CRC_STREAM; i += 8) {
+			uint64_t a, b, d;
+			memcpy(&a, p + i, 8);
+			memcpy(&b, p + CRC_STREAM + i, 8);
+			memcpy(&d, p + 2 * CRC_STREAM + i, 8);
+			c = __builtin_ia32_crc32di(c, a);
+			c1 = __builtin_ia32_crc32di(c1, b);
+			c2 = __builtin_ia32_crc32di(c2, d);
+		}
+		c = crc32c_shift(crc32c_shift((uint32_t)c) ^ (uint32_t)c1) ^
+		    (uint32_t)c2;
+		p += 3 * CRC_STREAM;
+		len -= 3 * CRC_STREAM;
 	}
 	while (len >= 8) {
 		uint64_t v;
