@@ -260,7 +260,7 @@ static int pick(struct cluster *c, uint32_t set)
  * engine deadlocks: the follower needs its vote, it refuses (its log is
  * longer) and does not campaign (it is no voter of its own latest
  * configuration).  Thesis §4.2.2 lets such a server campaign until the
- * change commits.  Seed 291 with --churn 2 shows it.
+ * change commits.  Seed 432 with --churn 2 shows it.
  */
 static void churn_member(struct cluster *c, struct churn *ch)
 {
@@ -712,8 +712,8 @@ int main(int argc, char **argv)
 				       " acknowledged, %" PRIu64 " leaders, "
 				       "%" PRIu64 " crashes, %" PRIu64
 				       " changes, %" PRIu64 " transfers, "
-							    "%" PRIu64 " reads)"
-								       "\n",
+				       "%" PRIu64 " reads)"
+				       "\n",
 				       s, r.steps, r.msgs, r.acked, r.leaders,
 				       r.crashes, r.confs, r.transfers,
 				       r.reads);
