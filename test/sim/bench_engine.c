@@ -436,8 +436,8 @@ static double callgrind_ir(const char *self, uint64_t window, uint64_t count)
 	snprintf(cmd, sizeof(cmd),
 		 "valgrind --tool=callgrind --callgrind-out-file=/dev/null "
 		 "'%s' --window %" PRIu64 " --count %" PRIu64 " --runs 1 "
-							      "--no-callgrind "
-							      "--quiet 2>&1",
+		 "--no-callgrind "
+		 "--quiet 2>&1",
 		 self, window, count);
 	p = popen(cmd, "r");
 	if (!p)

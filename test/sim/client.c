@@ -214,9 +214,8 @@ static void read_check_state(struct sim_node *sn, uint64_t rid,
 	if (r->index < r->need)
 		sim_fail(c,
 			 "linearizability: n%d's read #%" PRIu64 " has read "
-			 "index %" PRIu64 ", below %" PRIu64 " acknowledged "
-							     "before the read "
-							     "began",
+			 "index %" PRIu64 " below %" PRIu64 ", acknowledged "
+			 "before it began",
 			 sn->slot + 1, rid, r->index, r->need);
 	else if (sn->fsm.index < r->need)
 		sim_fail(c,
