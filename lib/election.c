@@ -121,10 +121,33 @@ static void elect_clear_votes(sr_node *n)
 	}
 }
 
+/*
+ * May this node campaign?  A voter of its latest configuration may; so may
+ * a voter that the latest configuration removes while that removal is not
+ * committed (thesis §4.2.2): otherwise a leader of two voters that removed
+ * itself and lost leadership before the other held the change would leave
+ * a cluster in which no one can win — the other needs its vote, and its
+ * longer log makes it refuse.  Such a node votes for itself (so it votes
+ * for no one else in that term) but does not count that vote.
+ */
+static int elect_can_campaign(sr_node *n)
+{
+	const sr_member *m = sr_membership_find(&n->conf, n->cfg.id);
+	sr_membership prev;
+	if (m && m->role == SR_ROLE_VOTER)
+		return 1;
+	if (!m || m->role != SR_ROLE_REMOVED || n->conf_index <= n->commit)
+		return 0;
+	conf_at(n, n->conf_index - 1, &prev);
+	m = sr_membership_find(&prev, n->cfg.id);
+	return m && m->role == SR_ROLE_VOTER;
+}
+
 /* Count votes; returns 1 won, -1 lost, 0 undecided. */
 static int elect_tally(const sr_node *n)
 {
-	uint32_t granted = 1, rejected = 0, q = elect_quorum(n);
+	uint32_t granted = node_is_voter(n, n->cfg.id) ? 1 : 0, rejected = 0;
+	uint32_t q = elect_quorum(n);
 	for (uint32_t i = 0; i < n->n_prs; i++) {
 		const struct progress *pr = &n->prs[i];
 		if (pr->role != SR_ROLE_VOTER || !pr->vote_answered)
@@ -143,7 +166,7 @@ static int elect_tally(const sr_node *n)
 
 void elect_start(sr_node *n, int pre, int transfer)
 {
-	if (!node_is_voter(n, n->cfg.id) || n->role == SR_STOPPED)
+	if (n->role == SR_STOPPED || !elect_can_campaign(n))
 		return;
 	elect_clear_votes(n);
 	n->leader = 0;
@@ -180,8 +203,9 @@ void elect_tick(sr_node *n)
 {
 	if (n->now < n->election_deadline)
 		return;
-	if (!node_is_voter(n, n->cfg.id)) {
-		/* learners and nodes outside the configuration stay quiet */
+	if (!elect_can_campaign(n)) {
+		/* learners, removed nodes and nodes outside the configuration
+		 * stay quiet */
 		elect_reset_timer(n);
 		return;
 	}

@@ -255,7 +255,7 @@ static int pick(struct cluster *c, uint32_t set)
  * refusal).  Voters are removed only above 3 of them, or a quarter of the
  * time above 1, so that quorums usually survive the crashes.
  *
- * Not by default (--churn 2): the leader of two voters removing itself.
+ * With --churn 2 also: the leader of two voters removing itself.
  * If it then loses leadership before a follower holds the change, the
  * engine deadlocks: the follower needs its vote, it refuses (its log is
  * longer) and does not campaign (it is no voter of its own latest

@@ -281,6 +281,32 @@ TEST(test_removed_leader_steps_down_and_stays_quiet)
 	cluster_stop();
 }
 
+TEST(test_leader_of_two_that_removed_itself_cannot_deadlock_the_cluster)
+{
+	int l, f;
+	cluster_start(2);
+	cluster_run(500);
+	l = cluster_leader();
+	f = 3 - l;
+	/* the change never reaches the follower before the leader loses
+	 * its leadership */
+	C.cut[f] = 1;
+	CHECK_EQ(sr_node_remove(C.node[l], (sr_id)l), 0);
+	cluster_run(400);
+	CHECK(cluster_status(l).role != SR_LEADER);
+	C.cut[f] = 0;
+	/* f needs l's vote and l's longer log refuses it: l must campaign
+	 * under the new configuration (thesis §4.2.2), commit it, step down */
+	cluster_run(2000);
+	CHECK_EQ(cluster_leader(), f);
+	CHECK_EQ(role_of(f, (sr_id)l), SR_ROLE_REMOVED);
+	CHECK(cluster_status(l).role == SR_FOLLOWER);
+	cluster_propose_n(f, 1, 3);
+	cluster_run(50);
+	CHECK_EQ(C.done_ok, 3);
+	cluster_stop();
+}
+
 TEST(test_leadership_transfer_to_a_follower)
 {
 	int l, t;
