@@ -211,8 +211,9 @@ typedef struct sr_host_ops {
 	/*
 	 * A read requested with sr_node_read_index() is ready: the state
 	 * machine has applied at least `index`, so reading it now is
-	 * linearizable.  status is 0, or SR_ENOTLEADER / SR_ENOQUORUM /
-	 * SR_ETIMEOUT / SR_ESHUTDOWN (retry elsewhere or later).  May be NULL.
+	 * linearizable.  status is 0, or SR_ENOTLEADER / SR_ETIMEOUT /
+	 * SR_ESHUTDOWN / SR_EBUSY / SR_ENOMEM (the last two relayed from the
+	 * leader; retry elsewhere or later).  May be NULL.
 	 */
 	void (*read_done)(void *ctx, void *cookie, int status, sr_index index);
 
