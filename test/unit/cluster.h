@@ -163,9 +163,8 @@ static const sr_fsm_ops fsm_ops = { .apply = fsm_apply,
 				    .snapshot = fsm_snapshot,
 				    .restore = fsm_restore };
 
-/* Create node i on its (existing or new) store; bootstrap if conf. */
-__attribute__((unused)) static void cluster_node_open(int i,
-						      const sr_membership *conf)
+/* Create node i on its (existing or new) store, not started. */
+__attribute__((unused)) static void cluster_node_create(int i)
 {
 	sr_config cfg;
 	if (!C.mem[i]) {
@@ -190,6 +189,13 @@ __attribute__((unused)) static void cluster_node_open(int i,
 	C.applied_sum[i] = C.applied_count[i] = 0;
 	CHECK_EQ(sr_node_create(&cfg, &C.node[i]), 0);
 	sr_mem_set_done(C.mem[i], mem_done, C.node[i]);
+}
+
+/* Create and start node i; bootstrap it with conf if not NULL. */
+__attribute__((unused)) static void cluster_node_open(int i,
+						      const sr_membership *conf)
+{
+	cluster_node_create(i);
 	if (conf)
 		CHECK_EQ(sr_node_bootstrap(C.node[i], conf), 0);
 	CHECK_EQ(sr_node_start(C.node[i], C.now), 0);

@@ -445,24 +445,9 @@ TEST(test_forced_recovery_after_losing_quorum)
 	C.node[s] = NULL;
 	memset(&conf, 0, sizeof(conf));
 	sr_membership_add(&conf, (sr_id)s, SR_ROLE_VOTER, "");
-	{
-		sr_config cfg;
-		sr_config_init(&cfg, (sr_id)s);
-		cfg.election_timeout_ms = 100;
-		cfg.heartbeat_ms = 20;
-		cfg.storage = sr_mem_ops();
-		cfg.storage_ctx = C.mem[s];
-		cfg.fsm = &fsm_ops;
-		cfg.fsm_ctx = &ids[s];
-		cfg.transport = &net_ops;
-		cfg.transport_ctx = &C;
-		cfg.host.done = host_done;
-		C.applied_sum[s] = C.applied_count[s] = 0;
-		CHECK_EQ(sr_node_create(&cfg, &C.node[s]), 0);
-		sr_mem_set_done(C.mem[s], mem_done, C.node[s]);
-		CHECK_EQ(sr_node_recover(C.node[s], &conf), 0);
-		CHECK_EQ(sr_node_start(C.node[s], C.now), 0);
-	}
+	cluster_node_create(s);
+	CHECK_EQ(sr_node_recover(C.node[s], &conf), 0);
+	CHECK_EQ(sr_node_start(C.node[s], C.now), 0);
 	cluster_run(300);
 	CHECK_EQ(cluster_leader(), s);
 	CHECK_EQ(C.applied_sum[s], 55);
