@@ -3,7 +3,8 @@
  *
  * Invariants:
  *   first <= cache_first <= last + 1
- *   snap_index == first - 1 when there is a snapshot (or 0 with first 1)
+ *   snap_index >= first - 1: after a local snapshot the log may keep
+ *   `snapshot_trailing` entries the snapshot also covers
  *   every cached slot with len > 0 holds one reference on its buf
  *
  * The ring grows by doubling and never shrinks below its high-water mark;

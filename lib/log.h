@@ -9,8 +9,9 @@
  * message brought, so the hot path allocates once per message, not once
  * per entry.
  *
- * Below `first` lies the snapshot (snap_index, snap_term): its entries are
- * committed and their terms other than snap_term unknown.
+ * The snapshot (snap_index, snap_term) covers every entry up to snap_index:
+ * they are committed.  The log may still hold some of them (the trailing
+ * entries kept for slow followers); below `first` only snap_term is known.
  */
 #ifndef SR_LOG_H
 #define SR_LOG_H

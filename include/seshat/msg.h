@@ -71,7 +71,8 @@ typedef struct sr_msg_snapshot {
 	sr_index last_index; /* last index covered by the snapshot */
 	sr_term last_term;
 	uint64_t offset; /* byte offset of this chunk in the snapshot */
-	uint64_t total;	 /* total snapshot size in bytes */
+	uint64_t total;	 /* snapshot size in bytes; 0: unknown (the engine
+			    ends a transfer with `done`) */
 	uint8_t done;	 /* the last chunk */
 	/* the encoded membership at last_index (in the chunk at offset 0) */
 	const void *conf;
