@@ -337,6 +337,7 @@ int sr_node_start(sr_node *n, uint64_t now_ms)
 	n->now = now_ms;
 	n->term = d.term;
 	n->vote = d.vote;
+	read_start(n, &d);
 	rv = node_reconcile_snapshot(n, &d);
 	if (rv)
 		return rv;
