@@ -20,7 +20,16 @@
  * Receiving: chunks are written to the store at their offset; a chunk at
  * an unexpected offset is answered with the offset expected (duplicates
  * and stale chunks change nothing), and offset 0 of a newer snapshot
- * discards a partial one.  Installing never touches the term or the vote,
+ * discards a partial one.
+ *
+ * "Installed" is a promise: the leader sets the follower's match to the
+ * snapshot's index, and match never goes back within a term (a rejection
+ * at or below it is taken as stale).  A follower whose committed entries
+ * already cover the snapshot therefore answers so only once those entries
+ * are durable (or its own snapshot covers the index); until then it stays
+ * silent and answers the chunk the leader resends with its heartbeat.
+ * Were it to answer at once, a crash losing the entries would leave the
+ * leader waiting on a match the follower no longer has, for good.  Installing never touches the term or the vote,
  * and keeps the log entries that follow the snapshot when the log holds
  * the snapshot's last entry with the same term (Raft §7).
  */
@@ -251,10 +260,13 @@ void snap_handle_chunk(sr_node *n, const sr_msg *m)
 		elect_become_follower(n, n->term, m->from);
 	n->leader_heard = n->now;
 	elect_reset_timer(n);
-	if (s->last_index <= n->commit || s->last_index <= n->log.snap_index) {
-		snap_reply(n, m, 0, 1, 0); /* we have all of it already */
+	if (s->last_index <= n->log.snap_index ||
+	    (s->last_index <= n->commit && s->last_index <= n->durable)) {
+		snap_reply(n, m, 0, 1, 0); /* we hold all of it, durably */
 		return;
 	}
+	if (s->last_index <= n->commit)
+		return; /* held, not yet durable: answer a resent chunk */
 	if (!snap_supported(n) || s->last_term == 0 || s->last_term > n->term ||
 	    (s->len && !s->data)) {
 		snap_reply(n, m, 0, 0, 1);

@@ -145,6 +145,138 @@ TEST(test_read_answer_from_before_a_restart_never_completes_a_new_read)
 	sc_free(c);
 }
 
+/* ------------------------------------------------------------------ */
+/* InstallSnapshot (Raft §7)                                           */
+/* ------------------------------------------------------------------ */
+
+static const sr_peer_status *peer(struct cluster *c, int ld, int slot)
+{
+	static sr_peer_status ps[SIM_MAX_NODES];
+	size_t n = sr_node_peer_status(c->nodes[ld].node, ps, SIM_MAX_NODES);
+
+	for (size_t i = 0; i < n; i++)
+		if (ps[i].id == (sr_id)slot + 1)
+			return &ps[i];
+	return NULL;
+}
+
+/*
+ * A cluster in which n3 lags behind a snapshot the leader n1 took by
+ * hand, and n1 has just switched n3 to the SNAPSHOT state.  Everything
+ * sent to n3 since it lagged is held: the appends and heartbeats that
+ * would have caught it up, and the first snapshot chunk.  Snapshots come
+ * automatically every `threshold` entries and by hand on the leader;
+ * chunks carry `chunk` bytes (the simulator's snapshots are 32).
+ */
+static struct cluster *lagging_n3(struct hold *h, uint32_t chunk,
+				  sr_index *snap_out)
+{
+	struct sim_opts o = sc_opts(3, 0);
+	struct cluster *c;
+	sr_index match;
+	long k = -1;
+
+	o.election_ms_of[0] = 50;
+	o.async_disk = 1;
+	o.snapshot_threshold = 10;
+	o.snapshot_trailing = 0;
+	o.snapshot_chunk_bytes = chunk;
+	c = sc_new(&o);
+	c->crash_drops_all = 1; /* a crash keeps only what was durable */
+	CHECK_EQ(cluster_wait_leader(c, 1000), 0);
+	propose_settled(c, 0, 10); /* every node snapshots once */
+	cluster_run_for(c, 3 * o.heartbeat_ms);
+	CHECK(c->nodes[2].st.snapshot_index > 0);
+	match = peer(c, 0, 2)->match;
+	CHECK_EQ(match, c->nodes[0].st.last_index);
+
+	/* n3 hears nothing more; n1 and n2 go on, n1 snapshots by hand */
+	hold(c, h, 0, -1, 2);
+	propose_settled(c, 0, 4);
+	CHECK_EQ(sr_node_snapshot(c->nodes[0].node), 0);
+	check_step(c);
+	SC_OK(c);
+	*snap_out = c->nodes[0].st.snapshot_index;
+	CHECK(*snap_out > match);
+	CHECK(*snap_out - c->nodes[2].st.snapshot_index < 10);
+	CHECK(c->nodes[0].st.first_index > match + 1);
+	cluster_run_for(c, 2 * o.heartbeat_ms); /* heartbeats for n3, held */
+
+	/* the newest heartbeat reaches n3 alone: n3 rejects it, and n1,
+   * whose log no longer holds what n3 needs, sends a snapshot */
+	for (size_t i = 0; i < c->held_n; i++) {
+		const sr_msg *m = &c->held[i]->m;
+		if (m->type == SR_MSG_APPEND && m->u.append.n_entries == 0 &&
+		    m->from == 1)
+			k = (long)i;
+	}
+	release(c, k, 1);
+	cluster_run_for(c, 5);
+	SC_OK(c);
+	CHECK_EQ(peer(c, 0, 2)->state, SR_PROGRESS_SNAPSHOT);
+	CHECK_EQ(cluster_count_held(c, SR_MSG_SNAPSHOT, 2), 1);
+	return c;
+}
+
+/* Release everything held for n3 but snapshot chunks, in order. */
+static void release_appends_to_n3(struct cluster *c)
+{
+	for (size_t i = 0; i < c->held_n;) {
+		if (c->held[i]->m.type == SR_MSG_SNAPSHOT)
+			i++;
+		else
+			release(c, (long)i, 1);
+	}
+}
+
+/*
+ * n3 catches up through held appends whose entries are not yet durable
+ * (a slow disk) when the snapshot chunk arrives.  Its commit index covers
+ * the snapshot, its disk does not: it must not answer "installed", for
+ * the leader would take that as n3 durably holding the snapshot's index.
+ * n3 then crashes and loses those entries; with n2 down, n1 needs n3 to
+ * commit.  Before the fix, n1 kept match at the snapshot index and
+ * dropped every rejection of the restarted n3 as stale: nothing
+ * committed again.
+ */
+TEST(test_follower_never_reports_a_snapshot_installed_beyond_its_disk)
+{
+	struct hold h;
+	sr_index snap;
+	struct cluster *c = lagging_n3(&h, 1u << 20, &snap);
+	uint64_t pid;
+
+	/* n3's disk takes 500 ms from now on */
+	c->o.disk_min_ms = c->o.disk_max_ms = 500;
+	release_appends_to_n3(c);
+	cluster_run_for(c, 5);
+	SC_OK(c);
+	CHECK(c->nodes[2].st.commit_index >= snap);
+	CHECK(c->nodes[2].st.durable_index < snap);
+	CHECK(c->nodes[2].st.snapshot_index < snap); /* no local one */
+
+	/* the chunk arrives; n3 crashes before its disk catches up */
+	release(c, first_held(c, SR_MSG_SNAPSHOT, 2), 1);
+	cluster_run_for(c, 5);
+	SC_OK(c);
+	h.on = 0;
+	cluster_crash(c, 2);
+	c->o.disk_min_ms = 0;
+	c->o.disk_max_ms = 2;
+	CHECK_EQ(cluster_restart(c, 2), 0);
+	cluster_crash(c, 1);
+	SC_OK(c);
+
+	/* n1 and n3 are a majority: a new write must commit */
+	CHECK_EQ(cluster_propose(c, 0, 16, &pid), 0);
+	cluster_run_while_not(c, all_settled, 3000);
+	SC_OK(c);
+	CHECK_EQ(c->props[pid - 1].state, PROP_ACKED);
+	cluster_run_for(c, 3 * c->o.heartbeat_ms);
+	CHECK(c->nodes[2].st.applied_index >= c->props[pid - 1].index);
+	sc_free(c);
+}
+
 int main(int argc, char **argv)
 {
 	return test_main(argc, argv);
