@@ -134,7 +134,7 @@ void node_leave(sr_node *n)
 			n->read_bcast = 0;
 			repl_broadcast(n, 1);
 		}
-		snap_maybe_take(n);
+		snap_process(n);
 		if (!n->ops_dirty && n->durable == durable &&
 		    n->commit == commit)
 			break;

@@ -220,7 +220,9 @@ void apply_free(sr_node *n);
 void snap_send(sr_node *n, struct progress *pr);
 void snap_handle_chunk(sr_node *n, const sr_msg *m);
 void snap_handle_resp(sr_node *n, const sr_msg *m);
-void snap_maybe_take(sr_node *n);
+/* Per engine call: drop a pointless partial incoming snapshot, take a
+ * snapshot if the threshold is reached. */
+void snap_process(sr_node *n);
 int snap_restore(sr_node *n, sr_index index, sr_term term);
 void snap_free(sr_node *n);
 

@@ -20,7 +20,10 @@
  * Receiving: chunks are written to the store at their offset; a chunk at
  * an unexpected offset is answered with the offset expected (duplicates
  * and stale chunks change nothing), and offset 0 of a newer snapshot
- * discards a partial one.
+ * discards a partial one.  A partial snapshot whose index the log has
+ * reached meanwhile (the follower caught up through appends) is dropped:
+ * the transfer is pointless, and the store's snapshot writer it holds is
+ * the one local snapshots need.
  *
  * "Installed" is a promise: the leader sets the follower's match to the
  * snapshot's index, and match never goes back within a term (a rejection
@@ -223,6 +226,31 @@ static void snap_install(sr_node *n)
 	}
 }
 
+/* Drop a partial incoming snapshot; the store discards what it holds. */
+static void snap_recv_abandon(sr_node *n, const char *why)
+{
+	if (n->snap_mode != SNAP_RECEIVING)
+		return;
+	(void)n->cfg.storage->snapshot_finish(n->cfg.storage_ctx, 0);
+	n->snap_mode = SNAP_IDLE;
+	node_log(n, SR_LOG_INFO, "dropping partial snapshot %llu: %s",
+		 (unsigned long long)n->recv_index, why);
+}
+
+/*
+ * A partial incoming snapshot that the log has overtaken (this node
+ * committed its index through appends, or took a snapshot of its own at
+ * or past it) will never be installed: drop it, or it would keep the
+ * store's one snapshot writer, and with it local snapshots, for good.
+ */
+static void snap_recv_check(sr_node *n)
+{
+	if (n->snap_mode != SNAP_RECEIVING)
+		return;
+	if (n->recv_index <= n->commit || n->recv_index <= n->log.snap_index)
+		snap_recv_abandon(n, "the log holds it");
+}
+
 /* Open the store's snapshot writer for a new incoming snapshot. */
 static int snap_begin_receive(sr_node *n, const sr_msg_snapshot *s)
 {
@@ -260,6 +288,7 @@ void snap_handle_chunk(sr_node *n, const sr_msg *m)
 		elect_become_follower(n, n->term, m->from);
 	n->leader_heard = n->now;
 	elect_reset_timer(n);
+	snap_recv_check(n);
 	if (s->last_index <= n->log.snap_index ||
 	    (s->last_index <= n->commit && s->last_index <= n->durable)) {
 		snap_reply(n, m, 0, 1, 0); /* we hold all of it, durably */
@@ -347,8 +376,9 @@ static int snap_take(sr_node *n)
 	return rv;
 }
 
-void snap_maybe_take(sr_node *n)
+void snap_process(sr_node *n)
 {
+	snap_recv_check(n);
 	if (n->cfg.snapshot_threshold == 0 || n->snap_mode != SNAP_IDLE ||
 	    !n->cfg.fsm->snapshot || !snap_supported(n))
 		return;

@@ -277,6 +277,43 @@ TEST(test_follower_never_reports_a_snapshot_installed_beyond_its_disk)
 	sc_free(c);
 }
 
+/*
+ * n3 receives the first chunk of a snapshot, then catches up through
+ * appends: the rest of the transfer is pointless, and the partial
+ * snapshot must not keep n3 from taking snapshots of its own.  Before the
+ * fix, the later chunks were answered "installed" and the receive state
+ * stayed open for good: sr_node_snapshot() said SR_EBUSY forever.
+ */
+TEST(test_partial_snapshot_made_pointless_by_appends_does_not_block_snapshots)
+{
+	struct hold h;
+	sr_index snap;
+	struct cluster *c = lagging_n3(&h, 7, &snap);
+	sr_index before = c->nodes[2].st.snapshot_index;
+
+	/* the first chunk, then the appends, then the second chunk */
+	release(c, first_held(c, SR_MSG_SNAPSHOT, 2), 1);
+	cluster_run_for(c, 5);
+	CHECK_EQ(cluster_count_held(c, SR_MSG_SNAPSHOT, 2), 1);
+	release_appends_to_n3(c);
+	cluster_run_for(c, 10);
+	CHECK(c->nodes[2].st.commit_index >= snap);
+	CHECK_EQ(c->nodes[2].st.snapshot_index, before);
+	release(c, first_held(c, SR_MSG_SNAPSHOT, 2), 1);
+	h.on = 0;
+	cluster_run_for(c, 3 * c->o.heartbeat_ms);
+	SC_OK(c);
+	CHECK(peer(c, 0, 2)->state != SR_PROGRESS_SNAPSHOT);
+
+	/* n3 keeps up by appends and snapshots on its own */
+	propose_settled(c, 0, 25);
+	cluster_run_for(c, 3 * c->o.heartbeat_ms);
+	SC_OK(c);
+	CHECK(c->nodes[2].st.applied_index >= snap + 25);
+	CHECK(c->nodes[2].st.snapshot_index > snap);
+	sc_free(c);
+}
+
 int main(int argc, char **argv)
 {
 	return test_main(argc, argv);
