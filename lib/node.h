@@ -144,6 +144,8 @@ struct sr_node {
 	sr_term snap_take_term;
 	sr_membership snap_take_conf;
 	uint64_t snap_take_offset;
+	sr_id recv_from;	  /* RECEIVING: the leader sending it */
+	sr_term recv_leader_term; /* RECEIVING: that leader's term */
 	sr_index recv_index;
 	sr_term recv_term;
 	uint64_t recv_offset;

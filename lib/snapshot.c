@@ -20,7 +20,13 @@
  * Receiving: chunks are written to the store at their offset; a chunk at
  * an unexpected offset is answered with the offset expected (duplicates
  * and stale chunks change nothing), and offset 0 of a newer snapshot
- * discards a partial one.  A partial snapshot whose index the log has
+ * discards a partial one.  A transfer is one leader's, in one term: its
+ * chunks must come from the same sender in the same term, for the same
+ * snapshot (two state machines need not write the same bytes for one
+ * index, so chunks of two leaders must never be mixed); any other chunk
+ * at a non-zero offset is answered "rejected", restarting the sender at
+ * offset 0, and a partial transfer whose term is over is dropped.  A
+ * partial snapshot whose index the log has
  * reached meanwhile (the follower caught up through appends) is dropped:
  * the transfer is pointless, and the store's snapshot writer it holds is
  * the one local snapshots need.
@@ -249,11 +255,24 @@ static void snap_recv_check(sr_node *n)
 		return;
 	if (n->recv_index <= n->commit || n->recv_index <= n->log.snap_index)
 		snap_recv_abandon(n, "the log holds it");
+	else if (n->term != n->recv_leader_term)
+		snap_recv_abandon(n, "its leader's term is over");
+}
+
+/* Is m a chunk of the transfer being received: the same leader, in the
+ * same term, sending the same snapshot? */
+static int snap_recv_same(const sr_node *n, const sr_msg *m)
+{
+	const sr_msg_snapshot *s = &m->u.snapshot;
+	return n->snap_mode == SNAP_RECEIVING && n->recv_from == m->from &&
+	       n->recv_leader_term == m->term &&
+	       n->recv_index == s->last_index && n->recv_term == s->last_term;
 }
 
 /* Open the store's snapshot writer for a new incoming snapshot. */
-static int snap_begin_receive(sr_node *n, const sr_msg_snapshot *s)
+static int snap_begin_receive(sr_node *n, const sr_msg *m)
 {
+	const sr_msg_snapshot *s = &m->u.snapshot;
 	sr_membership conf;
 	int rv;
 
@@ -272,6 +291,8 @@ static int snap_begin_receive(sr_node *n, const sr_msg_snapshot *s)
 		return rv;
 	}
 	n->snap_mode = SNAP_RECEIVING;
+	n->recv_from = m->from;
+	n->recv_leader_term = m->term;
 	n->recv_index = s->last_index;
 	n->recv_term = s->last_term;
 	n->recv_offset = 0;
@@ -301,16 +322,25 @@ void snap_handle_chunk(sr_node *n, const sr_msg *m)
 		snap_reply(n, m, 0, 0, 1);
 		return;
 	}
-	if (s->offset == 0 &&
-	    (n->snap_mode != SNAP_RECEIVING || n->recv_index != s->last_index ||
-	     n->recv_offset != 0)) {
-		if (snap_begin_receive(n, s)) {
+	if (s->offset == 0 && !(snap_recv_same(n, m) && n->recv_offset == 0)) {
+		/* A new transfer, unless it is a late chunk of an older
+		 * snapshot from the leader whose newer one we are receiving
+		 * (a leader's snapshots only grow within its term). */
+		if (n->snap_mode == SNAP_RECEIVING && n->recv_from == m->from &&
+		    n->recv_leader_term == m->term &&
+		    s->last_index < n->recv_index) {
+			snap_reply(n, m, 0, 0, 1);
+			return;
+		}
+		if (snap_begin_receive(n, m)) {
 			if (n->role != SR_STOPPED)
 				snap_reply(n, m, 0, 0, 1);
 			return;
 		}
 	}
-	if (n->snap_mode != SNAP_RECEIVING || n->recv_index != s->last_index) {
+	if (!snap_recv_same(n, m)) {
+		/* Not the transfer under way (another leader's, say, whose
+		 * state machine may not write the same bytes): restart. */
 		snap_reply(n, m, 0, 0, 1);
 		return;
 	}
