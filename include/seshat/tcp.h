@@ -11,7 +11,8 @@
  * the connection, with a logged reason, if the cluster differs, the sender
  * is not a known peer, or the receiver id is not its own.  A lost
  * outgoing connection is re-established with capped, jittered exponential
- * backoff.
+ * backoff; a valid handshake from that peer (it is back, e.g. restarted)
+ * resets the backoff and reconnects at once.
  *
  * Sending.  send() encodes the message into the peer's send queue (one
  * contiguous buffer) and returns; the queue is flushed before the event
