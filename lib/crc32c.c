@@ -2,19 +2,25 @@
  * crc32c.c — CRC32C with the SSE4.2 instruction where the CPU has it and a
  * slicing-by-8 table otherwise.
  *
- * The CPUID probe and the table are computed on first use and cached.
- * That is the library's only process-wide state: written once, always to
- * the same values, so a race between two first callers is harmless.
+ * The CPUID probe and the tables are computed on first use and cached.
+ * That is the library's only process-wide state.  The first callers may
+ * be on different threads (the WAL's writer and the host's), so the
+ * tables are published with pthread_once(), which orders their writes
+ * before every reader's use; the probe's result is one atomic int.  (A
+ * plain or volatile flag was a data race under C11 even though every
+ * writer stores the same values.)
  */
 #include "crc32c.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define POLY 0x82f63b78u /* reflected Castagnoli polynomial */
 
 /* Slicing-by-8 tables, generated at first use. */
 static uint32_t crc_table[8][256];
-static volatile int crc_table_ready;
+static pthread_once_t crc_table_once = PTHREAD_ONCE_INIT;
 
 static void crc32c_init_table(void)
 {
@@ -31,13 +37,11 @@ static void crc32c_init_table(void)
 			crc_table[t][i] = c;
 		}
 	}
-	crc_table_ready = 1;
 }
 
 static uint32_t crc32c_soft(uint32_t crc, const unsigned char *p, size_t len)
 {
-	if (!crc_table_ready)
-		crc32c_init_table();
+	(void)pthread_once(&crc_table_once, crc32c_init_table);
 	while (len && ((uintptr_t)p & 7)) {
 		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
 		len--;
@@ -72,7 +76,7 @@ static uint32_t crc32c_soft(uint32_t crc, const unsigned char *p, size_t len)
 #define CRC_STREAM 512
 
 static uint32_t crc_shift_table[4][256];
-static volatile int crc_shift_ready;
+static pthread_once_t crc_shift_once = PTHREAD_ONCE_INIT;
 
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw_zeros(uint32_t c)
 {
@@ -95,7 +99,6 @@ static void crc32c_init_shift(void)
 					v ^= bit[8 * j + k];
 			crc_shift_table[j][b] = v;
 		}
-	crc_shift_ready = 1;
 }
 
 static uint32_t crc32c_shift(uint32_t c)
@@ -114,8 +117,8 @@ crc32c_hw(uint32_t crc, const unsigned char *p, size_t len)
 		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
 		len--;
 	}
-	if (len >= 3 * CRC_STREAM && !crc_shift_ready)
-		crc32c_init_shift();
+	if (len >= 3 * CRC_STREAM)
+		(void)pthread_once(&crc_shift_once, crc32c_init_shift);
 	while (len >= 3 * CRC_STREAM) {
 		uint64_t c1 = 0, c2 = 0;
 		for (size_t i = 0; i < CRC_STREAM; i += 8) {
@@ -144,16 +147,20 @@ crc32c_hw(uint32_t crc, const unsigned char *p, size_t len)
 	return (uint32_t)c;
 }
 
-static volatile int crc_hw_state; /* 0 unknown, 1 yes, 2 no */
+static atomic_int crc_hw_state; /* 0 unknown, 1 yes, 2 no */
 
 static int crc32c_have_hw(void)
 {
-	if (crc_hw_state == 0) {
+	/* Relaxed is enough: the value is all that is shared, and racing
+	 * first callers store the same one. */
+	int st = atomic_load_explicit(&crc_hw_state, memory_order_relaxed);
+	if (st == 0) {
 		unsigned a, b, c, d;
 		int ok = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2);
-		crc_hw_state = ok ? 1 : 2;
+		st = ok ? 1 : 2;
+		atomic_store_explicit(&crc_hw_state, st, memory_order_relaxed);
 	}
-	return crc_hw_state == 1;
+	return st == 1;
 }
 #endif
 

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <seshat/codec.h>
+
 #include "node.h"
 
 void sr_config_init(sr_config *cfg, sr_id id)
@@ -38,6 +40,7 @@ void sr_config_init(sr_config *cfg, sr_id id)
 	cfg->snapshot_chunk_bytes = 1u << 20;
 	cfg->catchup_entries = 1000;
 	cfg->catchup_ms = 0; /* 0: one election timeout */
+	cfg->transport_max_payload = SR_FRAME_MAX_DEFAULT;
 	cfg->log_level = SR_LOG_INFO;
 }
 
@@ -119,6 +122,8 @@ void node_leave(sr_node *n)
 		n->depth--;
 		return;
 	}
+	if (n->backlog)
+		persist_retry(n);
 	for (int rounds = 0; rounds < 8 && n->role != SR_STOPPED; rounds++) {
 		sr_index durable = n->durable, commit = n->commit;
 		if (n->ops_dirty)
@@ -142,22 +147,114 @@ void node_leave(sr_node *n)
 	n->depth--;
 }
 
+/*
+ * A refused configuration names the field and its value in the log hook
+ * (there is no node yet, so this formats the line node_log() would).
+ */
+static int node_config_bad(const sr_config *c, const char *field,
+			   unsigned long long value, const char *why)
+{
+	char line[256];
+	if (c->host.log && SR_LOG_ERROR >= c->log_level) {
+		snprintf(line, sizeof(line), "raft[%llu] config: %s = %llu: %s",
+			 (unsigned long long)c->id, field, value, why);
+		c->host.log(c->host_ctx, SR_LOG_ERROR, line);
+	}
+	return SR_EINVAL;
+}
+
+#define CFG_REQUIRE(c, cond, field, value, why)                                \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			return node_config_bad(                                \
+				c, field, (unsigned long long)(value), why);   \
+	} while (0)
+
+#define CFG_SET(c, ptr, field)                                                 \
+	CFG_REQUIRE(c, (ptr) != NULL, field, 0, "required")
+
+/*
+ * The largest message the engine can send must fit the transport's frame
+ * (sr_config.transport_max_payload): otherwise the first entry that does
+ * not fit is retried forever and nothing after it ever commits.  An
+ * append carries at most max_msg_entries entries; its data is at most
+ * max_msg_bytes plus one entry (a store's read may cross the limit by one
+ * entry, and the first entry is always sent), and an entry is at most
+ * max_entry_bytes (proposals) or a configuration entry.  A snapshot chunk
+ * carries snapshot_chunk_bytes and a configuration.
+ */
+static int node_check_payload(const sr_config *c)
+{
+	static const unsigned char dummy[1];
+	uint64_t limit = c->transport_max_payload, entry, append, chunk;
+	sr_msg m;
+
+	if (limit == 0)
+		return 0;
+	entry = SR_MAX((uint64_t)c->max_entry_bytes, (uint64_t)CONF_MAX_BYTES);
+	memset(&m, 0, sizeof(m));
+	m.type = SR_MSG_APPEND;
+	append = sr_codec_size(&m) - SR_FRAME_HDR_SIZE +
+		 (uint64_t)c->max_msg_entries * SR_WIRE_ENTRY_SIZE +
+		 c->max_msg_bytes + entry;
+	if (append > limit) {
+		char why[160];
+		snprintf(why, sizeof(why),
+			 "an append (max_msg_bytes %llu + max_entry_bytes "
+			 "%llu + %u entry headers) needs %llu bytes",
+			 (unsigned long long)c->max_msg_bytes,
+			 (unsigned long long)c->max_entry_bytes,
+			 c->max_msg_entries, (unsigned long long)append);
+		return node_config_bad(c, "transport_max_payload", limit, why);
+	}
+	m.type = SR_MSG_SNAPSHOT;
+	m.u.snapshot.conf = dummy;
+	m.u.snapshot.conf_len = CONF_MAX_BYTES;
+	m.u.snapshot.data = dummy;
+	m.u.snapshot.len = c->snapshot_chunk_bytes;
+	chunk = sr_codec_size(&m) - SR_FRAME_HDR_SIZE;
+	if (chunk > limit) {
+		char why[96];
+		snprintf(why, sizeof(why),
+			 "a snapshot chunk (snapshot_chunk_bytes %u) needs "
+			 "%llu bytes",
+			 c->snapshot_chunk_bytes, (unsigned long long)chunk);
+		return node_config_bad(c, "transport_max_payload", limit, why);
+	}
+	return 0;
+}
+
 static int node_check_config(const sr_config *c)
 {
-	if (c->id == 0 || !c->storage || !c->fsm || !c->transport)
-		return SR_EINVAL;
-	if (!c->storage->load || !c->storage->set_hard_state ||
-	    !c->storage->append || !c->storage->truncate || !c->storage->read ||
-	    !c->fsm->apply || !c->transport->send)
-		return SR_EINVAL;
-	if (c->election_timeout_ms == 0 || c->heartbeat_ms == 0 ||
-	    c->heartbeat_ms >= c->election_timeout_ms)
-		return SR_EINVAL;
-	if (c->max_inflight_msgs == 0 || c->max_msg_entries == 0 ||
-	    c->max_msg_bytes == 0 || c->max_inflight_bytes == 0 ||
-	    c->snapshot_chunk_bytes == 0)
-		return SR_EINVAL;
-	return 0;
+	const sr_storage_ops *s = c->storage;
+	CFG_REQUIRE(c, c->id != 0, "id", c->id, "must be >= 1");
+	CFG_SET(c, c->storage, "storage");
+	CFG_SET(c, c->fsm, "fsm");
+	CFG_SET(c, c->transport, "transport");
+	CFG_SET(c, s->load, "storage->load");
+	CFG_SET(c, s->set_hard_state, "storage->set_hard_state");
+	CFG_SET(c, s->append, "storage->append");
+	CFG_SET(c, s->truncate, "storage->truncate");
+	CFG_SET(c, s->read, "storage->read");
+	CFG_SET(c, c->fsm->apply, "fsm->apply");
+	CFG_SET(c, c->transport->send, "transport->send");
+	CFG_REQUIRE(c, c->election_timeout_ms != 0, "election_timeout_ms",
+		    c->election_timeout_ms, "must be > 0");
+	CFG_REQUIRE(c, c->heartbeat_ms != 0, "heartbeat_ms", c->heartbeat_ms,
+		    "must be > 0");
+	CFG_REQUIRE(c, c->heartbeat_ms < c->election_timeout_ms, "heartbeat_ms",
+		    c->heartbeat_ms, "must be below election_timeout_ms");
+	CFG_REQUIRE(c, c->max_inflight_msgs != 0, "max_inflight_msgs",
+		    c->max_inflight_msgs, "must be > 0");
+	CFG_REQUIRE(c, c->max_msg_entries != 0, "max_msg_entries",
+		    c->max_msg_entries, "must be > 0");
+	CFG_REQUIRE(c, c->max_msg_bytes != 0, "max_msg_bytes", c->max_msg_bytes,
+		    "must be > 0");
+	CFG_REQUIRE(c, c->max_inflight_bytes != 0, "max_inflight_bytes",
+		    c->max_inflight_bytes, "must be > 0");
+	CFG_REQUIRE(c, c->snapshot_chunk_bytes != 0, "snapshot_chunk_bytes",
+		    c->snapshot_chunk_bytes, "must be > 0");
+	return node_check_payload(c);
 }
 
 int sr_node_create(const sr_config *cfg, sr_node **out)
@@ -165,7 +262,11 @@ int sr_node_create(const sr_config *cfg, sr_node **out)
 	sr_node *n;
 	int rv;
 
+	if (!out)
+		return SR_EINVAL;
 	*out = NULL;
+	if (!cfg)
+		return SR_EINVAL;
 	rv = node_check_config(cfg);
 	if (rv)
 		return rv;
@@ -184,24 +285,85 @@ int sr_node_create(const sr_config *cfg, sr_node **out)
 	return 0;
 }
 
-int sr_node_bootstrap(sr_node *n, const sr_membership *conf)
+int node_check_running(const sr_node *n)
+{
+	if (!n->started)
+		return SR_ESTATE;
+	if (n->role == SR_STOPPED)
+		return SR_ESHUTDOWN;
+	return 0;
+}
+
+int node_check_membership(sr_node *n, const sr_membership *conf)
 {
 	uint32_t voters = 0;
-	if (n->started)
-		return SR_ESTATE;
-	if (conf->n == 0 || conf->n > SR_MAX_MEMBERS)
+	if (!conf || conf->n == 0 || conf->n > SR_MAX_MEMBERS) {
+		node_log(n, SR_LOG_ERROR, "configuration: %u members",
+			 conf ? conf->n : 0);
 		return SR_EINVAL;
+	}
 	for (uint32_t i = 0; i < conf->n; i++) {
-		if (conf->members[i].id == 0)
+		const sr_member *m = &conf->members[i];
+		if (m->id == 0 ||
+		    (m->role != SR_ROLE_VOTER && m->role != SR_ROLE_LEARNER &&
+		     m->role != SR_ROLE_REMOVED)) {
+			node_log(n, SR_LOG_ERROR,
+				 "configuration: member %u has id %llu, "
+				 "role %u",
+				 i, (unsigned long long)m->id, m->role);
 			return SR_EINVAL;
-		if (conf->members[i].role == SR_ROLE_VOTER)
+		}
+		if (m->role == SR_ROLE_VOTER)
 			voters++;
 		for (uint32_t j = 0; j < i; j++)
-			if (conf->members[j].id == conf->members[i].id)
+			if (conf->members[j].id == m->id) {
+				node_log(n, SR_LOG_ERROR,
+					 "configuration: id %llu twice",
+					 (unsigned long long)m->id);
 				return SR_EINVAL;
+			}
 	}
-	if (voters == 0)
+	if (voters == 0) {
+		node_log(n, SR_LOG_ERROR, "configuration: no voter");
 		return SR_EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Bootstrapping is only for a brand-new member: a store that holds any
+ * state (a term, an entry or a snapshot) already belongs to a cluster,
+ * and a second initial configuration would silently diverge from the
+ * one its log holds.  So the store is asked now, not at start.
+ */
+int sr_node_bootstrap(sr_node *n, const sr_membership *conf)
+{
+	sr_durable d;
+	int rv;
+
+	if (n->started)
+		return SR_ESTATE;
+	rv = node_check_membership(n, conf);
+	if (rv)
+		return rv;
+	if (n->have_bootstrap || n->have_recover) {
+		node_log(n, SR_LOG_ERROR,
+			 "bootstrap: a configuration was given already");
+		return SR_EEXIST;
+	}
+	memset(&d, 0, sizeof(d));
+	rv = n->cfg.storage->load(n->cfg.storage_ctx, &d);
+	if (rv)
+		return rv;
+	if (d.term || d.last_index || d.snapshot_index) {
+		node_log(n, SR_LOG_INFO,
+			 "bootstrap: the store holds state (term %llu, "
+			 "last index %llu, snapshot %llu)",
+			 (unsigned long long)d.term,
+			 (unsigned long long)d.last_index,
+			 (unsigned long long)d.snapshot_index);
+		return SR_EEXIST;
+	}
 	n->bootstrap = *conf;
 	n->have_bootstrap = 1;
 	return 0;
@@ -409,10 +571,9 @@ void sr_node_destroy(sr_node *n)
 
 int sr_node_tick(sr_node *n, uint64_t now_ms)
 {
-	if (!n->started)
-		return SR_ESTATE;
-	if (n->role == SR_STOPPED)
-		return n->stop_error;
+	int rv = node_check_running(n);
+	if (rv)
+		return rv;
 	if (now_ms > n->now)
 		n->now = now_ms;
 	node_enter(n);
@@ -446,11 +607,11 @@ static int node_msg_valid(const sr_node *n, const sr_msg *m)
 
 int sr_node_step(sr_node *n, const sr_msg *m)
 {
-	int rv;
-	if (!n->started)
-		return SR_ESTATE;
-	if (n->role == SR_STOPPED)
-		return n->stop_error;
+	int rv = node_check_running(n);
+	if (rv)
+		return rv;
+	if (!m)
+		return SR_EINVAL;
 	rv = node_msg_valid(n, m);
 	if (rv)
 		return rv;
@@ -583,14 +744,15 @@ static int node_propose_cmds(sr_node *n, const sr_buf *cmds, size_t count,
 
 static int node_can_propose(const sr_node *n)
 {
-	if (!n->started)
-		return SR_ESTATE;
-	if (n->role == SR_STOPPED)
-		return SR_ESHUTDOWN;
+	int rv = node_check_running(n);
+	if (rv)
+		return rv;
 	if (n->role != SR_LEADER)
 		return SR_ENOTLEADER;
 	if (n->transfer_target)
 		return SR_ETRANSFER;
+	if (n->backlog)
+		return SR_EBUSY; /* the store refused an append: see persist.c */
 	return 0;
 }
 

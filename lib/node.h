@@ -23,6 +23,9 @@
 #include "log.h"
 #include "util.h"
 
+/* Largest encoded configuration entry (see membership.c). */
+#define CONF_MAX_BYTES (2 + SR_MAX_MEMBERS * (10 + SR_ADDR_MAX))
+
 /* Per-peer replication state, kept by every node, used by the leader. */
 struct progress {
 	sr_id id;
@@ -116,6 +119,7 @@ struct sr_node {
 	uint32_t ops_cap, ops_head, ops_count;
 	uint64_t ops_first_token; /* token of ops[ops_head] */
 	int ops_dirty;		  /* a completion awaits processing */
+	sr_index backlog; /* first entry the store refused (SR_EBUSY), or 0 */
 
 	/* configuration */
 	sr_membership conf;
@@ -176,6 +180,11 @@ void node_stop(sr_node *n, int err, const char *what);
 struct progress *node_progress(sr_node *n, sr_id id);
 int node_is_voter(const sr_node *n, sr_id id);
 uint32_t node_voter_count(const sr_node *n);
+/* 0 if the node is running; SR_ESTATE before a successful sr_node_start(),
+ * SR_ESHUTDOWN once a storage error stopped it (docs/api.md, Errors). */
+int node_check_running(const sr_node *n);
+/* Check an initial or forced configuration (SR_EINVAL, logged). */
+int node_check_membership(sr_node *n, const sr_membership *conf);
 
 /* election.c */
 void elect_reset_timer(sr_node *n);
@@ -210,6 +219,8 @@ int persist_append(sr_node *n, sr_index lo, size_t count);
 int persist_truncate(sr_node *n, sr_index from);
 void persist_complete(sr_node *n, uint64_t token, int status);
 void persist_process(sr_node *n);
+/* Offer the backlog (entries the store refused with SR_EBUSY) again. */
+void persist_retry(sr_node *n);
 void persist_free(sr_node *n);
 
 /* apply.c */

@@ -13,7 +13,14 @@
  * completes after a truncation covers only entries written after it.
  *
  * An error from the store stops the node: nothing after a failed write is
- * ever reported durable.
+ * ever reported durable.  One refusal is not an error: an append refused
+ * with SR_EBUSY (a store's backpressure, e.g. the WAL's SR_WAL_EBUSY) was
+ * not accepted, so nothing is lost; its entries stay in the log cache as
+ * the backlog (n->backlog, the first of them), later entries join it, and
+ * every engine call hands the whole backlog to the store again until it
+ * is taken.  Meanwhile the leader refuses proposals with SR_EBUSY (the
+ * backlog grows only by what followers receive, and the leader's flow
+ * control bounds that, since unwritten entries are never acknowledged).
  */
 #include <string.h>
 
@@ -42,14 +49,13 @@ static int persist_push_op(sr_node *n, sr_index last)
 	return 0;
 }
 
-int persist_append(sr_node *n, sr_index lo, size_t count)
+/* Hand entries [lo, lo + count) to the store. */
+static int persist_submit(sr_node *n, sr_index lo, size_t count)
 {
 	uint64_t token = n->ops_first_token + n->ops_count;
 	size_t got = 0;
 	int rv;
 
-	if (n->role == SR_STOPPED)
-		return SR_ESHUTDOWN;
 	if (n->scratch_cap < count) {
 		sr_entry *s = sr_realloc(n->alloc, n->scratch,
 					 count * sizeof(*s));
@@ -73,6 +79,15 @@ int persist_append(sr_node *n, sr_index lo, size_t count)
 	/* The op is queued first: a synchronous store completes inside. */
 	rv = n->cfg.storage->append(n->cfg.storage_ctx, token, n->scratch,
 				    count);
+	if (rv == SR_EBUSY) {
+		n->ops_count--;
+		if (!n->backlog)
+			node_log(n, SR_LOG_WARN,
+				 "store busy: entries from %llu wait",
+				 (unsigned long long)lo);
+		n->backlog = lo;
+		return 0;
+	}
 	if (rv) {
 		n->ops_count--;
 		node_stop(n, rv, "append");
@@ -81,9 +96,41 @@ int persist_append(sr_node *n, sr_index lo, size_t count)
 	return 0;
 }
 
+/* Entries [lo, lo + count) were just pushed at the end of the log. */
+int persist_append(sr_node *n, sr_index lo, size_t count)
+{
+	if (n->role == SR_STOPPED)
+		return SR_ESHUTDOWN;
+	if (n->backlog) {
+		/* The store must see entries in order: these wait too. */
+		persist_retry(n);
+		return n->role == SR_STOPPED ? n->stop_error : 0;
+	}
+	return persist_submit(n, lo, count);
+}
+
+void persist_retry(sr_node *n)
+{
+	sr_index lo = SR_MAX(n->backlog, n->log.first);
+	sr_index last = sr_log_last(&n->log);
+
+	if (!n->backlog || n->role == SR_STOPPED)
+		return;
+	n->backlog = 0;
+	if (lo > last)
+		return; /* truncated, or covered by a snapshot */
+	(void)persist_submit(n, lo, (size_t)(last - lo + 1));
+	if (!n->backlog)
+		node_log(n, SR_LOG_INFO, "store took entries %llu..%llu",
+			 (unsigned long long)lo, (unsigned long long)last);
+}
+
 int persist_truncate(sr_node *n, sr_index from)
 {
-	int rv = n->cfg.storage->truncate(n->cfg.storage_ctx, from);
+	int rv = 0;
+	/* The store holds nothing from the backlog on. */
+	if (!n->backlog || from < n->backlog)
+		rv = n->cfg.storage->truncate(n->cfg.storage_ctx, from);
 	if (rv) {
 		node_stop(n, rv, "truncate");
 		return rv;

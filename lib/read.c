@@ -177,8 +177,8 @@ int sr_node_read_index(sr_node *n, void *cookie)
 	struct read_req r;
 	int rv;
 
-	if (!n->started || n->role == SR_STOPPED)
-		return SR_ESHUTDOWN;
+	if ((rv = node_check_running(n)))
+		return rv;
 	if (n->role != SR_LEADER && !n->leader)
 		return SR_ENOTLEADER;
 	if (read_pending(n) >= READ_MAX_PENDING)

@@ -24,12 +24,15 @@
 
 static int reconf_allowed(const sr_node *n)
 {
-	if (!n->started || n->role == SR_STOPPED)
-		return SR_ESHUTDOWN;
+	int rv = node_check_running(n);
+	if (rv)
+		return rv;
 	if (n->role != SR_LEADER)
 		return SR_ENOTLEADER;
 	if (n->transfer_target)
 		return SR_ETRANSFER;
+	if (n->backlog)
+		return SR_EBUSY; /* the store refused an append (persist.c) */
 	if (n->conf_index > n->commit || n->commit < n->term_start)
 		return SR_ECONFPENDING;
 	return 0;
@@ -155,10 +158,11 @@ int sr_node_recover(sr_node *n, const sr_membership *conf)
 	int rv;
 	if (n->started)
 		return SR_ESTATE;
-	rv = sr_node_bootstrap(n, conf); /* validates conf */
-	n->have_bootstrap = 0;
+	rv = node_check_membership(n, conf);
 	if (rv)
 		return rv;
+	if (n->have_bootstrap || n->have_recover)
+		return SR_EEXIST;
 	n->recover = *conf;
 	n->have_recover = 1;
 	return 0;

@@ -419,9 +419,8 @@ void snap_process(sr_node *n)
 
 int sr_node_snapshot(sr_node *n)
 {
-	if (!n->started || n->role == SR_STOPPED)
-		return SR_ESTATE;
-	return snap_take(n);
+	int rv = node_check_running(n);
+	return rv ? rv : snap_take(n);
 }
 
 int sr_node_snapshot_write(sr_node *n, const void *data, size_t len)

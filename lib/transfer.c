@@ -46,9 +46,10 @@ int sr_node_transfer(sr_node *n, sr_id target)
 {
 	const sr_member *m;
 	struct progress *pr;
+	int rv = node_check_running(n);
 
-	if (!n->started || n->role == SR_STOPPED)
-		return SR_ESHUTDOWN;
+	if (rv)
+		return rv;
 	if (n->role != SR_LEADER)
 		return SR_ENOTLEADER;
 	if (n->transfer_target)

@@ -234,6 +234,11 @@ SR_API int sr_tcp_port(const sr_tcp *t)
 	return t->port;
 }
 
+SR_API uint32_t sr_tcp_max_payload(const sr_tcp *t)
+{
+	return t->cfg.max_frame_bytes;
+}
+
 SR_API sr_loop *sr_tcp_loop(const sr_tcp *t)
 {
 	return t->loop;

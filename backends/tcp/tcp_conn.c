@@ -485,6 +485,18 @@ static void in_handshake(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 	c->deadline = 0;
 	sr_tcpi_log(t, SR_LOG_INFO, "connection from %s: node %llu", c->name,
 		    (unsigned long long)h.from);
+	if (p && p->state == SR_TCP_DOWN && p->attempts) {
+		/* It is back (a restarted node connects at once): our
+		 * backoff grew while it was away and could keep us silent
+		 * for up to reconnect_max_ms, so start afresh and connect
+		 * on the next timer run. */
+		sr_tcpi_log(t, SR_LOG_INFO,
+			    "peer %llu is back: reconnecting now",
+			    (unsigned long long)p->id);
+		p->attempts = 0;
+		p->retry_at = sr_loop_now_ms(t->loop);
+		sr_tcpi_arm_timer(t);
+	}
 }
 
 /* One message frame: decode, check the sender, deliver. */

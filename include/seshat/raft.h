@@ -64,7 +64,9 @@ typedef struct sr_durable {
  * reported in any order; the engine resequences them.
  */
 typedef struct sr_storage_ops {
-	/* Fill *out with the durable state.  Called once, by sr_node_start(). */
+	/* Fill *out with the durable state.  Called by sr_node_start() and
+	 * by sr_node_bootstrap() (to check that the store is empty); it
+	 * must not change the store. */
 	int (*load)(void *ctx, sr_durable *out);
 
 	/*
@@ -253,8 +255,19 @@ typedef struct sr_config {
 	/* Proposals are refused with SR_EBUSY past this many bytes of
 	 * entries appended but not yet committed.  Default 64 MiB. */
 	uint64_t max_uncommitted_bytes;
-	/* Largest accepted proposal; default 16 MiB. */
+	/* Largest accepted proposal (larger: SR_ETOOBIG); default 16 MiB. */
 	uint32_t max_entry_bytes;
+	/*
+	 * Largest message payload the transport carries, in bytes after the
+	 * frame header as seshat/codec.h encodes it; 0: no limit.  The host
+	 * sets it from its transport (the TCP transport's max_frame_bytes).
+	 * sr_node_create() refuses (SR_EINVAL, logged) limits under which
+	 * an append could exceed it (max_msg_bytes + max_entry_bytes +
+	 * 24 bytes per entry up to max_msg_entries, plus the append's own
+	 * fields) or a snapshot chunk could.  Default SR_FRAME_MAX_DEFAULT
+	 * (32 MiB), the TCP transport's default.
+	 */
+	uint32_t transport_max_payload;
 
 	/* Entries kept in memory after they are applied and replicated to
 	 * every follower; older ones are re-read from storage on demand.
@@ -295,6 +308,16 @@ SR_API void sr_config_init(sr_config *cfg, sr_id id);
 /* Node                                                               */
 /* ------------------------------------------------------------------ */
 
+/*
+ * One convention for every sr_node_* call that needs a running node
+ * (tick, step, propose, propose_batch, read_index, add, promote, remove,
+ * transfer, snapshot): SR_ESTATE before a successful sr_node_start(),
+ * SR_ESHUTDOWN once a storage error stopped it (the error itself is
+ * sr_status.error), and SR_ENOTLEADER for leader-only calls on another
+ * role.  bootstrap and recover are valid only before start (SR_ESTATE
+ * after).  docs/api.md has the table; test/unit/test_errors.c checks it.
+ */
+
 enum {
 	SR_FOLLOWER = 1,
 	SR_PRECANDIDATE = 2,
@@ -308,7 +331,8 @@ SR_API const char *sr_role_name(int role);
 
 /*
  * Create a node from cfg (copied; the vtables and contexts it points to
- * must outlive the node).  Nothing is called back yet.
+ * must outlive the node).  Nothing is called back yet, except the log
+ * hook: a refused config logs the field, its value and why.
  * Errors: SR_EINVAL (bad config), SR_ENOMEM.
  */
 SR_API int sr_node_create(const sr_config *cfg, sr_node **out);
@@ -317,7 +341,11 @@ SR_API int sr_node_create(const sr_config *cfg, sr_node **out);
  * Write the initial configuration into an empty store: entry 1 of term 1,
  * a configuration entry holding `conf`.  Every initial member must be
  * bootstrapped with the same conf.  Call after sr_node_create() and before
- * sr_node_start().  Errors: SR_EEXIST (the store is not empty), SR_EINVAL.
+ * sr_node_start().  The store is asked (load()) at once.
+ * Errors: SR_EEXIST (the store already holds a term, an entry or a
+ * snapshot, or a configuration was given already: nothing is written, the
+ * node starts from what the store holds), SR_EINVAL (conf), SR_ESTATE
+ * (after start), what load() returned.
  */
 SR_API int sr_node_bootstrap(sr_node *node, const sr_membership *conf);
 
@@ -346,6 +374,7 @@ SR_API void sr_node_destroy(sr_node *node);
  * the node messages or proposals — an event loop ticks once per
  * iteration, with the time it read, before processing what arrived.  A
  * tick when nothing is due costs a few comparisons.
+ * Errors: SR_ESTATE (not started), SR_ESHUTDOWN (stopped).
  */
 SR_API int sr_node_tick(sr_node *node, uint64_t now_ms);
 
@@ -356,6 +385,7 @@ SR_API uint64_t sr_node_deadline(const sr_node *node);
  * A message arrived.  Everything msg points to is borrowed for the call.
  * Messages from unknown senders, of another group or malformed are
  * dropped (return SR_EINVAL/SR_EPROTO; the node is unaffected).
+ * Errors also: SR_ESTATE (not started), SR_ESHUTDOWN (stopped).
  */
 SR_API int sr_node_step(sr_node *node, const sr_msg *msg);
 
@@ -364,8 +394,10 @@ SR_API int sr_node_step(sr_node *node, const sr_msg *msg);
  * appended on this leader and *index_out (if not NULL) is its index;
  * done(cookie, ...) reports the outcome later.
  * Errors: SR_ENOTLEADER (sr_status.leader names the leader if known),
- * SR_EBUSY (uncommitted limit), SR_ETOOBIG, SR_ETRANSFER, SR_ESHUTDOWN,
- * SR_ENOMEM.  On error done() is not called.
+ * SR_EBUSY (uncommitted limit, or the store refused an append for
+ * backpressure and it waits to be retried), SR_ETOOBIG (len >
+ * max_entry_bytes), SR_ETRANSFER, SR_EINVAL, SR_ESTATE (not started),
+ * SR_ESHUTDOWN (stopped), SR_ENOMEM.  On error done() is not called.
  */
 SR_API int sr_node_propose(sr_node *node, const void *data, size_t len,
 			   void *cookie, sr_index *index_out);
@@ -400,7 +432,9 @@ SR_API void sr_node_storage_done(sr_node *node, uint64_t token, int status);
 /* ------------------------------------------------------------------ */
 
 /* Take a snapshot now (at the last applied index).  SR_EBUSY if one is
- * being taken or installed; SR_ESTATE if nothing new was applied. */
+ * being taken or installed; SR_ESTATE if nothing new was applied, no
+ * snapshot support is configured or the node is not started;
+ * SR_ESHUTDOWN if it stopped. */
 SR_API int sr_node_snapshot(sr_node *node);
 
 /* The state machine's snapshot bytes, in order (see sr_fsm_ops.snapshot).
@@ -426,7 +460,9 @@ SR_API int sr_node_snapshot_read(sr_node *node, uint64_t offset, void *buf,
  * to voter once it has caught up (see catchup_entries/catchup_ms).
  * Errors: SR_ENOTLEADER, SR_EEXIST (id in use or removed earlier),
  * SR_ECONFPENDING (a change is not yet committed, or the leader has not
- * committed an entry of its term yet), SR_EINVAL, SR_EBUSY.
+ * committed an entry of its term yet), SR_ETRANSFER, SR_EINVAL, SR_EBUSY
+ * (the store refused an append for backpressure), SR_ESTATE,
+ * SR_ESHUTDOWN, SR_ENOMEM.
  */
 SR_API int sr_node_add(sr_node *node, sr_id id, const char *addr,
 		       int auto_promote);
@@ -450,7 +486,9 @@ SR_API int sr_node_remove(sr_node *node, sr_id id);
  * entry in a new term.  Start the other survivors unchanged: the
  * recovered node wins their votes (its log is newer) and replicates the
  * new configuration.  Committed entries that only the lost nodes held are
- * lost; see docs/design.md.  Errors: SR_EINVAL, storage errors.
+ * lost; see docs/design.md.  Errors: SR_EINVAL, SR_EEXIST (bootstrap or
+ * recover was called already), SR_ESTATE (after start); the storage
+ * errors of writing it are returned by sr_node_start().
  */
 SR_API int sr_node_recover(sr_node *node, const sr_membership *conf);
 
@@ -464,7 +502,7 @@ SR_API int sr_node_recover(sr_node *node, const sr_membership *conf);
  * TimeoutNow and refuses proposals meanwhile (SR_ETRANSFER); it gives up
  * after an election timeout.  Errors: SR_ENOTLEADER, SR_ENOTFOUND
  * (unknown or removed), SR_EINVAL (a learner, or this node),
- * SR_ETRANSFER (one is running).
+ * SR_ETRANSFER (one is running), SR_ESTATE, SR_ESHUTDOWN.
  */
 SR_API int sr_node_transfer(sr_node *node, sr_id target);
 
@@ -479,8 +517,8 @@ SR_API int sr_node_transfer(sr_node *node, sr_id target);
  * machine has applied up to the read index.  On a follower the index
  * comes from the leader; the follower matches its answer by a tag that
  * must not repeat across restarts (see sr_config.seed).  Errors:
- * SR_ENOTLEADER (no leader known), SR_ENOMEM; on error read_done is not
- * called.
+ * SR_ENOTLEADER (no leader known), SR_EBUSY (too many reads pending),
+ * SR_ESTATE, SR_ESHUTDOWN, SR_ENOMEM; on error read_done is not called.
  */
 SR_API int sr_node_read_index(sr_node *node, void *cookie);
 

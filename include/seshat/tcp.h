@@ -11,7 +11,8 @@
  * the connection, with a logged reason, if the cluster differs, the sender
  * is not a known peer, or the receiver id is not its own.  A lost
  * outgoing connection is re-established with capped, jittered exponential
- * backoff.
+ * backoff; a valid handshake from that peer (it is back, e.g. restarted)
+ * resets the backoff and reconnects at once.
  *
  * Sending.  send() encodes the message into the peer's send queue (one
  * contiguous buffer) and returns; the queue is flushed before the event
@@ -80,7 +81,9 @@ typedef struct sr_tcp_config {
 
 	/* Largest frame payload accepted or sent; default
 	 * SR_FRAME_MAX_DEFAULT (32 MiB).  Must exceed the engine's largest
-	 * message (max_msg_bytes plus one max_entry_bytes entry). */
+	 * message (max_msg_bytes plus one max_entry_bytes entry): give the
+	 * engine sr_tcp_max_payload() as sr_config.transport_max_payload
+	 * and sr_node_create() checks it. */
 	uint32_t max_frame_bytes;
 	uint32_t max_entries;	  /* per append; default 65536 */
 	uint64_t max_queue_bytes; /* per peer send queue; default 64 MiB,
@@ -143,6 +146,10 @@ SR_API void sr_tcp_destroy(sr_tcp *tcp);
 
 /* The port the listener is bound to (useful with port 0), or 0. */
 SR_API int sr_tcp_port(const sr_tcp *tcp);
+
+/* The largest frame payload it sends (max_frame_bytes): the value for the
+ * engine's sr_config.transport_max_payload. */
+SR_API uint32_t sr_tcp_max_payload(const sr_tcp *tcp);
 
 /*
  * Add peer id at addr, or change its address.  A new peer is connected at

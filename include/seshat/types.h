@@ -52,7 +52,7 @@ enum {
 	SR_ELOCKED = -15,      /* the resource is held by another process */
 	SR_ETRANSFER = -16,    /* a leadership transfer is in progress */
 	SR_ECONFPENDING = -17, /* a configuration change is already in flight */
-	SR_ENOQUORUM = -18,    /* leadership could not be confirmed */
+	SR_ENOQUORUM = -18,    /* unused: no call returns it (kept for ABI) */
 	SR_ETIMEOUT = -19,     /* the operation did not finish in time */
 	SR_ECOMPACTED = -20,   /* the requested entries were compacted away */
 	SR_EEXIST = -21,       /* the node id or file exists already */

@@ -467,6 +467,56 @@ TEST(test_reconnects_after_the_peer_restarts)
 	pair_close(&a, &b);
 }
 
+/*
+ * A peer that restarts while our backoff has grown to seconds connects to
+ * us first (its own backoff starts afresh); that connection proves it is
+ * listening again, so we must reach it now, not when our timer says.
+ */
+TEST(test_inbound_connection_resets_the_reconnect_backoff)
+{
+	struct node a, b;
+	sr_tcp_peer_info pi;
+	loop_open();
+	node_init(&a, 1, 7, 0);
+	node_init(&b, 2, 7, 0);
+	a.cfg.reconnect_min_ms = 200;
+	a.cfg.reconnect_max_ms = 5000;
+	CHECK_EQ(node_open(&a), 0);
+	CHECK_EQ(node_open(&b), 0);
+	link_nodes(&a, &b);
+	sr_msg m = heartbeat(1, 2, 1);
+	sr_tcp_send(a.tcp, &m);
+	RUN_UNTIL(b.got == 1, 2000);
+	CHECK_EQ(b.got, 1);
+	int port = sr_tcp_port(b.tcp);
+	node_close(&b);
+	/* failures 1..4: the retry now pending waits 800..1600 ms */
+	RUN_UNTIL(sr_tcp_peer_get(a.tcp, 2, &pi) == 0 && pi.attempts >= 4,
+		  4000);
+	CHECK(pi.attempts >= 4);
+	CHECK_EQ(pi.state, SR_TCP_DOWN);
+
+	node_init(&b, 2, 7, port);
+	CHECK_EQ(node_open(&b), 0);
+	link_nodes(&b, &a);
+	uint64_t t0 = now_ms();
+	RUN_UNTIL(peer_state(&a, 2) == SR_TCP_UP, 3000);
+	uint64_t took = now_ms() - t0;
+	CHECK_EQ(peer_state(&a, 2), SR_TCP_UP);
+	if (took >= 300)
+		TEST_FAIL("reached the restarted peer after %llu ms",
+			  (unsigned long long)took);
+	printf("  reached the restarted peer in %llu ms\n",
+	       (unsigned long long)took);
+	m = heartbeat(1, 2, 2);
+	CHECK_EQ(sr_tcp_send(a.tcp, &m), 0);
+	RUN_UNTIL(b.got == 1, 2000);
+	CHECK_EQ(b.got, 1);
+	CHECK(node_logged(&a, "reconnecting now"));
+	pair_close(&a, &b);
+	CHECK_EQ(a.ca.live, 0);
+}
+
 /* Send one heartbeat each way every 10 ms for ms; count deliveries. */
 static void chatter(struct node *a, struct node *b, int ms, uint64_t *seq)
 {

@@ -15,6 +15,11 @@
  * elect a new leader of a higher term and commit more; the partition
  * heals and the old leader steps down and catches up; every state
  * machine holds the same commands in the same order.
+ *
+ * Second scenario: the frame limit.  With a 64 KiB transport frame, an
+ * engine whose largest entry could not fit is refused at create; with
+ * limits that fit, a proposal over max_entry_bytes is refused
+ * (SR_ETOOBIG) and the cluster goes on committing, large entries too.
  */
 #include "harness.h"
 #include "seshat/mem.h"
@@ -38,6 +43,9 @@ struct peer {
 };
 
 static struct peer P[N];
+
+/* Limits for cluster_start(); 0: defaults. */
+static uint32_t frame_bytes, entry_bytes, msg_bytes, msg_entries;
 
 static void tick_cb(sr_loop *loop, uint64_t id, void *ctx);
 
@@ -78,9 +86,12 @@ static int fsm_apply(void *ctx, const sr_entry *e, void **result)
 	struct peer *p = ctx;
 	uint64_t v = 0;
 	*result = NULL;
-	if (e->len != sizeof(v) || p->n_applied >= MAX_CMDS)
+	if (p->n_applied >= MAX_CMDS)
 		return SR_EINVAL;
-	memcpy(&v, e->data, sizeof(v));
+	if (e->len == sizeof(v))
+		memcpy(&v, e->data, sizeof(v));
+	else
+		v = 1000000 + e->len; /* a large command: its length */
 	p->applied[p->n_applied++] = v;
 	return 0;
 }
@@ -144,6 +155,8 @@ static void cluster_start(void)
 		tc.reconnect_max_ms = 100;
 		tc.log = node_log;
 		tc.log_ctx = &logs[i];
+		if (frame_bytes)
+			tc.max_frame_bytes = frame_bytes;
 		if (sr_tcp_create(&tc, &p->tcp))
 			abort();
 		char addr[64];
@@ -171,6 +184,14 @@ static void cluster_start(void)
 		cfg.host.conf_changed = on_conf;
 		cfg.host.log = engine_log;
 		cfg.host_ctx = p;
+		/* the engine's messages must fit the transport's frames */
+		cfg.transport_max_payload = sr_tcp_max_payload(p->tcp);
+		if (entry_bytes) {
+			cfg.max_entry_bytes = entry_bytes;
+			cfg.max_msg_bytes = msg_bytes;
+			cfg.max_msg_entries = msg_entries;
+			cfg.snapshot_chunk_bytes = msg_bytes;
+		}
 		if (sr_node_create(&cfg, &p->node))
 			abort();
 		sr_mem_set_done(p->mem, storage_done, p->node);
@@ -299,6 +320,74 @@ TEST(test_three_engines_over_tcp_elect_commit_and_survive_a_partition)
 	cluster_stop();
 	for (int i = 0; i < N; i++)
 		CHECK_EQ(P[i].ca.live, 0);
+}
+
+static int log_has;
+static const char *log_want;
+
+static void find_log(void *ctx, int level, const char *line)
+{
+	(void)ctx;
+	(void)level;
+	if (log_want && strstr(line, log_want))
+		log_has = 1;
+}
+
+TEST(test_entries_larger_than_the_frame_are_refused_and_commits_go_on)
+{
+	const unsigned all = (1u << N) - 1;
+	sr_config cfg;
+	sr_node *n = NULL;
+	sr_mem *mem = NULL;
+	sr_mem_config mc = { .mode = SR_MEM_SYNC };
+
+	/* defaults (16 MiB entries) against a 64 KiB frame: refused */
+	CHECK_EQ(sr_mem_create(&mc, &mem), 0);
+	sr_config_init(&cfg, 1);
+	cfg.storage = sr_mem_ops();
+	cfg.storage_ctx = mem;
+	cfg.fsm = &fsm_ops;
+	cfg.transport = sr_tcp_transport_ops();
+	cfg.host.log = find_log;
+	cfg.transport_max_payload = 64u << 10;
+	log_want = "transport_max_payload = 65536";
+	CHECK_EQ(sr_node_create(&cfg, &n), SR_EINVAL);
+	CHECK(log_has);
+	sr_mem_destroy(mem);
+
+	frame_bytes = 64u << 10;
+	entry_bytes = 32u << 10;
+	msg_bytes = 16u << 10;
+	msg_entries = 256;
+	cluster_start();
+	int leader = -1;
+	RUN_UNTIL((leader = leader_among(all)) >= 0, 8000);
+	CHECK(leader >= 0);
+	CHECK_EQ(propose(leader, 1, 5), 0);
+
+	/* over max_entry_bytes (and over the frame): refused */
+	static unsigned char big[40u << 10];
+	CHECK_EQ(sr_node_propose(P[leader].node, big, sizeof(big), NULL, NULL),
+		 SR_ETOOBIG);
+	/* the largest allowed entry crosses the wire */
+	CHECK_EQ(sr_node_propose(P[leader].node, big, entry_bytes, NULL, NULL),
+		 0);
+	CHECK_EQ(propose(leader, 6, 20), 0);
+	RUN_UNTIL(all_applied(all, 26), 5000);
+	for (int i = 0; i < N; i++) {
+		CHECK_EQ(P[i].n_applied, 26);
+		for (int k = 0; k < 5; k++)
+			CHECK_EQ(P[i].applied[k], (uint64_t)k + 1);
+		CHECK_EQ(P[i].applied[5], 1000000 + (32u << 10));
+		for (int k = 6; k < 26; k++)
+			CHECK_EQ(P[i].applied[k], (uint64_t)k);
+	}
+	CHECK(leader_among(all) == leader);
+	sr_tcp_stats st;
+	sr_tcp_stats_get(P[leader].tcp, &st);
+	CHECK_EQ(st.proto_errors, 0);
+	cluster_stop();
+	frame_bytes = entry_bytes = msg_bytes = msg_entries = 0;
 }
 
 int main(int argc, char **argv)

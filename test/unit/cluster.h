@@ -43,6 +43,9 @@ struct cluster {
 };
 
 static struct cluster C;
+/* The store vtable of new nodes (NULL: sr_mem_ops()); a test may wrap the
+ * memory store's functions, with the sr_mem * as ctx. */
+static const sr_storage_ops *cluster_storage_ops;
 static uint64_t ids[MAXN + 1] = { 0, 1, 2, 3, 4, 5, 6, 7 };
 
 static int net_send(void *ctx, const sr_msg *m)
@@ -174,7 +177,7 @@ __attribute__((unused)) static void cluster_node_create(int i)
 	sr_config_init(&cfg, (sr_id)i);
 	cfg.election_timeout_ms = 100;
 	cfg.heartbeat_ms = 20;
-	cfg.storage = sr_mem_ops();
+	cfg.storage = cluster_storage_ops ? cluster_storage_ops : sr_mem_ops();
 	cfg.storage_ctx = C.mem[i];
 	cfg.fsm = &fsm_ops;
 	cfg.fsm_ctx = &ids[i];

@@ -35,3 +35,21 @@ $(WAL_OUT)/test_wal_fault: test/wal/test_wal_fault.c $(WAL_DEPS)
 FUZZ_SRCS += test/wal/fuzz_wal.c
 
 BENCHES += $(WAL_OUT)/bench_wal
+
+# `make tsan`: ThreadSanitizer over the tests where threads share state —
+# the WAL's writer thread beside the host's (test/wal) and the CRC32C
+# tables both use (test_crc32c) — plus the TCP transport and a
+# three-engine cluster on it.  Its own build directory; any race report
+# fails the run (TSan exits 66).  CI runs it (.ci/run, step tsan).
+TSAN_BUILD ?= build-tsan
+TSAN_TESTS  = unit/test_crc32c wal/test_wal wal/test_wal_recovery \
+              wal/test_wal_fault tcp/test_tcp tcp/test_tcp_cluster
+TSAN_BINS   = $(patsubst %,$(TSAN_BUILD)/test/%,$(TSAN_TESTS))
+
+tsan:
+	$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) OPT="-O1 -g" \
+		SAN="-fsanitize=thread -fno-omit-frame-pointer" $(TSAN_BINS)
+	TSAN_OPTIONS="second_deadlock_stack=1 $${TSAN_OPTIONS:-}" \
+		TEST_LOGDIR=$(TSAN_BUILD)/test-logs bash test/run-all $(TSAN_BINS)
+
+.PHONY: tsan

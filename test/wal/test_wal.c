@@ -559,6 +559,105 @@ WAL_TEST(test_ebusy_backpressure_bounds_pending_bytes)
 	t_check_range(w, 1, i - 1, 1, 1000);
 }
 
+/*
+ * The engine on a WAL in SR_WAL_EBUSY mode: a full WAL refuses an append,
+ * which must refuse proposals for a while (SR_EBUSY), never stop the node,
+ * and lose nothing: every accepted proposal is applied.
+ */
+static uint64_t eb_applied;
+
+static int eb_apply(void *ctx, const sr_entry *e, void **result)
+{
+	(void)ctx;
+	(void)e;
+	*result = NULL;
+	eb_applied++;
+	return 0;
+}
+
+static int eb_send(void *ctx, const sr_msg *m)
+{
+	(void)ctx;
+	(void)m;
+	return 0;
+}
+
+static void eb_done(void *ctx, uint64_t token, int status)
+{
+	sr_node_storage_done(ctx, token, status);
+}
+
+static void eb_wait(sr_wal *w, sr_node *n, uint64_t *now)
+{
+	struct pollfd p = { .fd = sr_wal_fd(w), .events = POLLIN };
+	(void)poll(&p, 1, 5);
+	sr_wal_process(w);
+	sr_node_tick(n, ++*now);
+}
+
+WAL_TEST(test_engine_on_a_full_wal_refuses_proposals_and_keeps_going)
+{
+	static const sr_fsm_ops fsm = { .apply = eb_apply };
+	static const sr_transport_ops tr = { .send = eb_send };
+	static unsigned char cmd[4096];
+	sr_wal_options o;
+	sr_wal *w;
+	sr_node *n;
+	sr_config cfg;
+	sr_membership conf;
+	sr_status st;
+	uint64_t now = 1, accepted = 0, refused = 0;
+
+	t_opts(&o, t_dir());
+	o.max_pending_bytes = 64 << 10;
+	o.backpressure = SR_WAL_EBUSY;
+	CHECK_EQ(t_open_opts(&o, &w), 0);
+	sr_config_init(&cfg, 1);
+	cfg.storage = sr_wal_storage_ops();
+	cfg.storage_ctx = w;
+	cfg.fsm = &fsm;
+	cfg.transport = &tr;
+	CHECK_EQ(sr_node_create(&cfg, &n), 0);
+	sr_wal_set_done(w, eb_done, n);
+	memset(&conf, 0, sizeof(conf));
+	sr_membership_add(&conf, 1, SR_ROLE_VOTER, "");
+	CHECK_EQ(sr_node_bootstrap(n, &conf), 0);
+	CHECK_EQ(sr_node_start(n, now), 0);
+	for (int i = 0; i < 200; i++) {
+		sr_node_status(n, &st);
+		if (st.role == SR_LEADER)
+			break;
+		eb_wait(w, n, &now);
+	}
+	CHECK_EQ(st.role, SR_LEADER);
+	eb_applied = 0;
+
+	/* propose as fast as possible: the WAL fills and says so */
+	while (accepted < 400 && now < 100000) {
+		int rv = sr_node_propose(n, cmd, sizeof(cmd), NULL, NULL);
+		if (rv == 0) {
+			accepted++;
+			continue;
+		}
+		CHECK_EQ(rv, SR_EBUSY);
+		refused++;
+		eb_wait(w, n, &now);
+	}
+	CHECK_EQ(accepted, 400);
+	CHECK(refused > 0);
+	for (int i = 0; i < 2000 && eb_applied < accepted; i++)
+		eb_wait(w, n, &now);
+	sr_node_status(n, &st);
+	CHECK_EQ(st.error, 0);
+	CHECK_EQ(st.role, SR_LEADER);
+	CHECK_EQ(eb_applied, accepted);
+	CHECK_EQ(st.durable_index, st.last_index);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	sr_wal_process(w);
+	sr_wal_set_done(w, NULL, NULL);
+	sr_node_destroy(n);
+}
+
 WAL_TEST(test_blocking_backpressure_waits_for_the_disk)
 {
 	sr_wal_options o;
