@@ -339,14 +339,16 @@ void check_restore(struct sim_node *sn, sr_index index, const void *buf,
 {
 	struct cluster *c = sn->c;
 	struct sim_check *k = &c->chk;
-	uint64_t v[4];
+	uint64_t v[SIM_SNAP_BYTES / 8];
+	sr_mem_info info;
 
 	if (len != sizeof(v)) {
-		sim_fail(c, "n%d restores a snapshot of %zu bytes (32 written)",
-			 sn->slot + 1, len);
+		sim_fail(c, "n%d restores a snapshot of %zu bytes (%d written)",
+			 sn->slot + 1, len, SIM_SNAP_BYTES);
 		return;
 	}
 	memcpy(v, buf, sizeof(v));
+	sr_mem_get_info(sn->mem, &info);
 	check_catch_up(sn);
 	if (v[0] != index || v[1] > index)
 		sim_fail(c,
@@ -363,6 +365,26 @@ void check_restore(struct sim_node *sn, sr_index index, const void *buf,
 			 "state machine safety: n%d restores a state at "
 			 "%" PRIu64 " no node had",
 			 sn->slot + 1, v[1]);
+	/* Applied never goes back within a process: a restore older than
+	 * what the state machine applied, or than the node's commit index,
+	 * rolls acknowledged state back. */
+	else if (index < sn->applied_seen || sn->fsm.index > v[1])
+		sim_fail(c,
+			 "n%d restores snapshot %" PRIu64 " after applying "
+			 "%" PRIu64 ": its state machine goes back",
+			 sn->slot + 1, index, sn->applied_seen);
+	else if (index < sn->commit_seen)
+		sim_fail(c,
+			 "n%d restores snapshot %" PRIu64 " older than its "
+			 "commit index %" PRIu64,
+			 sn->slot + 1, index, sn->commit_seen);
+	/* Across restarts: what is restored is the newest durable snapshot
+	 * (an older one would roll back what the store already holds). */
+	else if (index != info.snapshot_index)
+		sim_fail(c,
+			 "n%d restores snapshot %" PRIu64 " but its store's "
+			 "snapshot is %" PRIu64,
+			 sn->slot + 1, index, info.snapshot_index);
 	for (sr_index j = v[1] + 1; !c->failed && j <= index; j++)
 		if (k->com[j].type == SR_ENTRY_NORMAL)
 			sim_fail(c,
@@ -372,6 +394,8 @@ void check_restore(struct sim_node *sn, sr_index index, const void *buf,
 	sn->fsm.index = v[1];
 	sn->fsm.h = v[2];
 	sn->fsm.count = v[3];
+	for (int key = 0; key < SIM_KEYS; key++)
+		sn->fsm.kv[key] = v[4 + key];
 	sn->applied_seen = index;
 }
 
@@ -426,6 +450,7 @@ void check_restart(struct sim_node *sn, int insert)
 /* ------------------------------------------------------------------ */
 
 static void check_ack_durable(struct sim_node *sn, sr_index i);
+static void check_snap_durable(struct sim_node *sn, sr_index i);
 
 void check_send(struct sim_node *sn, const sr_msg *m)
 {
@@ -438,6 +463,16 @@ void check_send(struct sim_node *sn, const sr_msg *m)
 	check_conf_send(sn, m);
 	if (c->safety_only)
 		return;
+	if (sn->node) {
+		sr_status st;
+
+		sr_node_status(sn->node, &st);
+		if (st.role == SR_STOPPED) {
+			sim_fail(c, "n%d sends %s after its store stopped it",
+				 sn->slot + 1, sr_msg_type_name(m->type));
+			return;
+		}
+	}
 	if (m->from != sn->id)
 		sim_fail(c, "n%d sends a message from n%" PRIu64, sn->slot + 1,
 			 m->from);
@@ -464,6 +499,37 @@ void check_send(struct sim_node *sn, const sr_msg *m)
 	else if (m->type == SR_MSG_APPEND_RESP && m->u.append_resp.success &&
 		 m->u.append_resp.index)
 		check_ack_durable(sn, m->u.append_resp.index);
+	else if (m->type == SR_MSG_SNAPSHOT_RESP && m->u.snapshot_resp.done)
+		check_snap_durable(sn, m->u.snapshot_resp.last_index);
+}
+
+/*
+ * A snapshot reply "installed" lets the leader set the follower's match
+ * to the snapshot's index: the follower must hold everything up to it
+ * durably, in a snapshot or in its log (the committed entry there, by
+ * log matching everything before it), whatever its commit index says.
+ */
+static void check_snap_durable(struct sim_node *sn, sr_index i)
+{
+	struct cluster *c = sn->c;
+	sr_mem_info info;
+	sr_entry d;
+	int rv;
+
+	sr_mem_get_info(sn->mem, &info);
+	check_catch_up(sn);
+	if (i <= info.snapshot_index)
+		return;
+	rv = sr_mem_entry(sn->mem, i, 1, &d);
+	if (rv == SR_ECOMPACTED)
+		return;
+	if (rv || i > c->chk.commit || d.term != c->chk.com[i].term)
+		sim_fail(c,
+			 "n%d answers snapshot %" PRIu64 " installed but holds "
+			 "durably only its snapshot %" PRIu64 " and log to "
+			 "%" PRIu64,
+			 sn->slot + 1, i, info.snapshot_index,
+			 info.durable_last);
 }
 
 /* A follower acknowledges only entries it holds durably (in its log or
@@ -548,6 +614,8 @@ void check_apply(struct sim_node *sn, const sr_entry *e)
 	sn->fsm.index = i;
 	sn->fsm.h = state;
 	sn->fsm.count++;
+	if (pid)
+		sn->fsm.kv[sim_key_of(pid)] = pid;
 	sn->applied_seen = i;
 	sn->n_applied++;
 	if (pid) {

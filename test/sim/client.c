@@ -65,6 +65,7 @@ int cluster_propose(struct cluster *c, int i, size_t extra, uint64_t *pid_out)
 	p->slot = i;
 	p->state = PROP_PENDING;
 	p->h = sim_hash(0, buf, len);
+	p->inv = ++c->stamp;
 	rv = sr_node_propose(sn->node, buf, len, (void *)(uintptr_t)pid,
 			     &index);
 	p = &c->props[pid - 1];
@@ -120,6 +121,7 @@ void check_done(struct sim_node *sn, uint64_t pid, int status, sr_index index)
 	switch (status) {
 	case 0:
 		p->state = PROP_ACKED;
+		p->resp = ++c->stamp;
 		if (index > c->chk.acked_max)
 			c->chk.acked_max = index;
 		if (p->applied_at != index)
@@ -180,6 +182,7 @@ int cluster_read(struct cluster *c, int i, uint64_t *rid_out)
 	r->state = READ_PENDING;
 	r->need = c->chk.acked_max;
 	r->at = c->now;
+	r->inv = ++c->stamp;
 	rv = sr_node_read_index(sn->node, (void *)(uintptr_t)rid);
 	r = &c->reads[rid - 1];
 	if (rv == 0) {
@@ -254,7 +257,10 @@ void check_read_done(struct sim_node *sn, uint64_t rid, int status,
 	switch (status) {
 	case 0:
 		r->state = READ_OK;
+		r->resp = ++c->stamp;
 		c->n_reads_ok++;
+		/* the client reads every key from the node's state machine */
+		memcpy(r->val, sn->fsm.kv, sizeof(r->val));
 		if (sn->node)
 			read_check_state(sn, rid, r);
 		break;

@@ -34,6 +34,11 @@
 
 #define SIM_MAX_NODES 9
 #define SIM_FOREVER   UINT64_MAX
+/* The state machine is a register per key; a proposal writes its id to
+ * the key sim_key_of(id). */
+#define SIM_KEYS 4
+/* The state machine's snapshot: index, last command, hash, count, keys. */
+#define SIM_SNAP_BYTES (8 * (4 + SIM_KEYS))
 
 struct cluster;
 
@@ -131,8 +136,9 @@ struct sim_node {
 		sr_index index; /* last command applied */
 		uint64_t h;
 		uint64_t count;
+		uint64_t kv[SIM_KEYS]; /* per key: id of the last write, 0 */
 	} fsm;
-	unsigned char snap_buf[32]; /* a deferred snapshot's bytes */
+	unsigned char snap_buf[SIM_SNAP_BYTES]; /* a deferred snapshot */
 	struct sim_chain *shadow;   /* [0, shadow_last] */
 	size_t shadow_cap;
 	sr_index shadow_last;
@@ -153,6 +159,7 @@ struct sim_prop {
 	sr_term term;
 	sr_index applied_at;
 	uint64_t h; /* payload hash */
+	uint64_t inv, resp; /* history stamps (lincheck.c); resp 0: none */
 };
 
 /* A linearizable read (cluster_read) and what it must observe. */
@@ -165,6 +172,8 @@ struct sim_read {
 	sr_index need;	/* highest index acknowledged when it was issued */
 	sr_index index; /* the read index read_done() reported */
 	uint64_t at;
+	uint64_t inv, resp;	  /* history stamps (lincheck.c) */
+	uint64_t val[SIM_KEYS]; /* what the state machine held then */
 };
 
 /* A configuration as the checker sees it: sets of slots (bit = slot). */
@@ -284,6 +293,8 @@ struct cluster {
 	uint64_t n_snapshots, n_restores;
 	uint64_t n_reads_ok, n_reads_failed, n_reads_refused;
 	uint64_t n_conf_ok, n_conf_refused, n_transfers, n_transfers_refused;
+	uint64_t stamp; /* the history's clock: one tick per call and return */
+	uint64_t n_lin_ops, n_lin_giveup;
 };
 
 void sim_opts_default(struct sim_opts *o);
@@ -420,6 +431,18 @@ void check_read_done(struct sim_node *sn, uint64_t rid, int status,
 		     sr_index index);
 /* Inside a callback: take sn's commit index if it is ahead of the checker. */
 void check_catch_up(struct sim_node *sn);
+
+/* The key a proposal id writes. */
+static inline int sim_key_of(uint64_t pid)
+{
+	return (int)((pid * 0x9e3779b97f4a7c15ull) >> 62) % SIM_KEYS;
+}
+
+/*
+ * lincheck.c: the history of writes and reads is linearizable, key by
+ * key (Wing-Gong search with memoization).  Calls sim_fail otherwise.
+ */
+void check_linearizable(struct cluster *c);
 
 /* conf.c: the configuration side of the checker */
 void conf_note(struct sim_node *sn, const sr_entry *e);

@@ -312,12 +312,16 @@ static int fsm_apply(void *ctx, const sr_entry *e, void **result)
 	return 0;
 }
 
-/* The state machine's snapshot: 32 bytes (index, its own state). */
+/* The state machine's snapshot: SIM_SNAP_BYTES (index, its own state,
+ * the value of every key). */
 static void fsm_encode(const struct sim_node *sn, sr_index index,
 		       unsigned char *buf)
 {
-	uint64_t v[4] = { index, sn->fsm.index, sn->fsm.h, sn->fsm.count };
+	uint64_t v[SIM_SNAP_BYTES / 8] = { index, sn->fsm.index, sn->fsm.h,
+					   sn->fsm.count };
 
+	for (int k = 0; k < SIM_KEYS; k++)
+		v[4 + k] = sn->fsm.kv[k];
 	memcpy(buf, v, sizeof(v));
 }
 
@@ -325,7 +329,8 @@ static void fsm_encode(const struct sim_node *sn, sr_index index,
 void sim_snapshot_give(struct sim_node *sn, const unsigned char *buf)
 {
 	if (sr_node_snapshot_write(sn->node, buf, 13) == 0 &&
-	    sr_node_snapshot_write(sn->node, buf + 13, 19) == 0)
+	    sr_node_snapshot_write(sn->node, buf + 13, SIM_SNAP_BYTES - 13) ==
+		    0)
 		sr_node_snapshot_done(sn->node, 0);
 }
 
@@ -333,7 +338,7 @@ static int fsm_snapshot(void *ctx, sr_index index, sr_term term)
 {
 	struct sim_node *sn = ctx;
 	struct cluster *c = sn->c;
-	unsigned char buf[32];
+	unsigned char buf[SIM_SNAP_BYTES];
 
 	c->n_snapshots++;
 	sim_trace(c, sn->slot, "snapshot at %" PRIu64 "/t%" PRIu64 "%s", index,
@@ -360,7 +365,7 @@ static int fsm_snapshot(void *ctx, sr_index index, sr_term term)
 static int fsm_restore(void *ctx, sr_index index, sr_term term)
 {
 	struct sim_node *sn = ctx;
-	unsigned char buf[64];
+	unsigned char buf[2 * SIM_SNAP_BYTES];
 	size_t total = 0, n = 0;
 	int rv;
 

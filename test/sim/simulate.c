@@ -65,7 +65,7 @@ struct run {
 	char why[600];
 	int dyn; /* this seed changes membership, transfers and reads */
 	uint64_t steps, acked, crashes, leaders, sim_ms, msgs, snaps, restores;
-	uint64_t reads, confs, transfers;
+	uint64_t reads, confs, transfers, lin_ops, lin_giveup;
 };
 
 static uint64_t split(uint64_t *s)
@@ -529,6 +529,8 @@ static int run_seed(struct run *r)
 		fault_phase(&c, r->duration, r->dyn, r->churn == 2);
 		if (!c.failed)
 			liveness_phase(&c, r);
+		if (!c.failed && !r->why[0])
+			check_linearizable(&c);
 	}
 	if (c.failed)
 		snprintf(r->why, sizeof(r->why), "%s", c.why);
@@ -543,6 +545,8 @@ static int run_seed(struct run *r)
 	r->reads = c.n_reads_ok;
 	r->confs = c.n_conf_ok;
 	r->transfers = c.n_transfers;
+	r->lin_ops = c.n_lin_ops;
+	r->lin_giveup = c.n_lin_giveup;
 	if (r->why[0] && r->ring) {
 		sim_trace(&c, -1, "FAILED: %s", r->why);
 		cluster_dump_ring(&c, stdout);
@@ -674,6 +678,10 @@ static void print_totals(const struct run *t, uint64_t dyn_seeds)
 	       "%" PRIu64 " leadership transfers started, %" PRIu64 " reads "
 	       "served\n",
 	       dyn_seeds, t->confs, t->transfers, t->reads);
+	printf("linearizability: %" PRIu64 " operations checked per key, "
+	       "%" PRIu64 " keys decided by the zone test alone (search "
+	       "budget exhausted)\n",
+	       t->lin_ops, t->lin_giveup);
 }
 
 int main(int argc, char **argv)
@@ -700,6 +708,8 @@ int main(int argc, char **argv)
 		tot.reads += r.reads;
 		tot.confs += r.confs;
 		tot.transfers += r.transfers;
+		tot.lin_ops += r.lin_ops;
+		tot.lin_giveup += r.lin_giveup;
 		dyn_seeds += r.dyn != 0;
 		if (bad) {
 			failed++;
