@@ -32,11 +32,11 @@
 #include <seshat/mem.h>
 #include <seshat/raft.h>
 
-#define SIM_MAX_NODES 9
-#define SIM_FOREVER   UINT64_MAX
+#define SIM_MAX_NODES  9
+#define SIM_FOREVER    UINT64_MAX
 /* The state machine is a register per key; a proposal writes its id to
  * the key sim_key_of(id). */
-#define SIM_KEYS 4
+#define SIM_KEYS       4
 /* The state machine's snapshot: index, last command, hash, count, keys. */
 #define SIM_SNAP_BYTES (8 * (4 + SIM_KEYS))
 
@@ -139,7 +139,7 @@ struct sim_node {
 		uint64_t kv[SIM_KEYS]; /* per key: id of the last write, 0 */
 	} fsm;
 	unsigned char snap_buf[SIM_SNAP_BYTES]; /* a deferred snapshot */
-	struct sim_chain *shadow;   /* [0, shadow_last] */
+	struct sim_chain *shadow;		/* [0, shadow_last] */
 	size_t shadow_cap;
 	sr_index shadow_last;
 	sr_index conf_idx; /* its latest configuration entry (0: none) */
@@ -147,6 +147,23 @@ struct sim_node {
 	int removed_vote_role;
 	uint64_t n_applied;
 	int retired; /* crashed for good after its removal (no restart) */
+	int fail_completion;   /* the next store completion reports SR_EIO */
+	uint64_t restarted_at; /* time of its last restart */
+};
+
+/*
+ * A message parked by the random driver (cluster.xfaults): delivered only
+ * once its condition holds, however late that is.
+ */
+enum { PARK_RECEIVER_RESTART = 0, PARK_SENDER_RESTART, PARK_TERM_CHANGE };
+#define SIM_MAX_PARKED 8
+
+struct sim_parked {
+	struct sim_msg *sm;
+	int to, from, cond;
+	uint64_t inc_to, inc_from; /* incarnations when parked */
+	sr_term term;		   /* highest term of any node then */
+	uint64_t deadline;	   /* released anyway then */
 };
 
 enum { PROP_PENDING = 1, PROP_ACKED, PROP_DROPPED, PROP_UNKNOWN, PROP_FAILED };
@@ -158,7 +175,7 @@ struct sim_prop {
 	sr_index index;
 	sr_term term;
 	sr_index applied_at;
-	uint64_t h; /* payload hash */
+	uint64_t h;	    /* payload hash */
 	uint64_t inv, resp; /* history stamps (lincheck.c); resp 0: none */
 };
 
@@ -172,7 +189,7 @@ struct sim_read {
 	sr_index need;	/* highest index acknowledged when it was issued */
 	sr_index index; /* the read index read_done() reported */
 	uint64_t at;
-	uint64_t inv, resp;	  /* history stamps (lincheck.c) */
+	uint64_t inv, resp;	/* history stamps (lincheck.c) */
 	uint64_t val[SIM_KEYS]; /* what the state machine held then */
 };
 
@@ -293,6 +310,20 @@ struct cluster {
 	uint64_t n_snapshots, n_restores;
 	uint64_t n_reads_ok, n_reads_failed, n_reads_refused;
 	uint64_t n_conf_ok, n_conf_refused, n_transfers, n_transfers_refused;
+	/*
+	 * The random driver's extra faults (simulate.c; 0 in scenario
+	 * tests): park messages until a restart or a term change
+	 * (sim_park), and crash a node right after a durability point (a
+	 * store completion, a snapshot "installed" reply).  crash_at and
+	 * restart_at are acted on between steps by cluster_step().
+	 */
+	int xfaults;
+	uint64_t crash_at[SIM_MAX_NODES];   /* 0: none */
+	uint64_t restart_at[SIM_MAX_NODES]; /* 0: none */
+	struct sim_parked parked[SIM_MAX_PARKED];
+	size_t n_parked;
+	uint64_t n_parked_total, n_bias_crashes, n_io_errors, n_stops;
+
 	uint64_t stamp; /* the history's clock: one tick per call and return */
 	uint64_t n_lin_ops, n_lin_giveup;
 };
@@ -338,6 +369,8 @@ void cluster_crash(struct cluster *c, int i);
 /* Restart slot i (a no-op for a node that is up or retired). */
 int cluster_restart(struct cluster *c, int i);
 void cluster_pause(struct cluster *c, int i, uint64_t ms);
+/* Release every parked message now (ownership passes to the network). */
+void cluster_release_parked(struct cluster *c);
 /* Crash slot i and never restart it (a node removed for good). */
 void cluster_retire(struct cluster *c, int i);
 

@@ -131,6 +131,53 @@ void sim_msg_describe(const sr_msg *m, char *buf, size_t cap)
 /* The callbacks the engines see                                       */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Park a message (cluster.xfaults): responses that a late copy makes
+ * dangerous (read index answers, snapshot and append replies) are chosen
+ * more often.  It waits for the receiver's or the sender's next restart,
+ * or for a higher term anywhere (at most 3 s), and half the time the node
+ * it waits for is made to crash soon, so that the rare pair of events
+ * "delayed across a restart" happens.  1 if parked.
+ */
+static int sim_park(struct cluster *c, const sr_msg *m, const char *desc)
+{
+	int to = (int)m->to - 1, from = (int)m->from - 1;
+	uint32_t rate = m->type == SR_MSG_READ_INDEX_RESP ? 150
+			: m->type == SR_MSG_SNAPSHOT_RESP ? 60
+			: m->type == SR_MSG_APPEND_RESP	  ? 4
+			: m->type == SR_MSG_READ_INDEX	  ? 40
+							  : 2;
+	struct sim_parked *p;
+	sr_term top = 0;
+
+	if (c->n_parked == SIM_MAX_PARKED || sim_rand(c) % 1000 >= rate)
+		return 0;
+	for (int i = 0; i < c->n; i++)
+		if (c->nodes[i].st.term > top)
+			top = c->nodes[i].st.term;
+	p = &c->parked[c->n_parked++];
+	p->sm = sim_msg_copy(m);
+	p->to = to;
+	p->from = from;
+	p->cond = (int)(sim_rand(c) % 3);
+	p->inc_to = c->nodes[to].incarnation;
+	p->inc_from = c->nodes[from].incarnation;
+	p->term = top;
+	p->deadline = c->now + 3000;
+	c->n_parked_total++;
+	sim_trace(c, from, "send %s (parked until %s)", desc,
+		  p->cond == PARK_RECEIVER_RESTART ? "the receiver restarts"
+		  : p->cond == PARK_SENDER_RESTART ? "the sender restarts"
+						   : "a term change");
+	if (p->cond != PARK_TERM_CHANGE && sim_rand(c) % 2) {
+		int victim = p->cond == PARK_RECEIVER_RESTART ? to : from;
+
+		if (!c->crash_at[victim])
+			c->crash_at[victim] = c->now + sim_rand_range(c, 1, 20);
+	}
+	return 1;
+}
+
 static int net_send(void *ctx, const sr_msg *m)
 {
 	struct sim_node *sn = ctx;
@@ -172,6 +219,13 @@ static int net_send(void *ctx, const sr_msg *m)
 		c->n_lost++;
 		return 0;
 	}
+	if (c->xfaults && sim_park(c, m, desc))
+		return 0;
+	/* a durability point: the sender may crash right after it */
+	if (c->xfaults && m->type == SR_MSG_SNAPSHOT_RESP &&
+	    m->u.snapshot_resp.done && !c->crash_at[from] &&
+	    sim_rand(c) % 4 == 0)
+		c->crash_at[from] = c->now;
 	sim_trace(c, from, "send %s", desc);
 	sim_schedule_msg(c, to, sim_msg_copy(m),
 			 c->now + sim_rand_range(c, c->net.delay_min,

@@ -177,7 +177,8 @@ static int wgl(const struct lop *ops, size_t n)
 	if (!bits)
 		abort();
 	for (size_t i = 0; i < n; i++) {
-		ents[2 * i] = (struct lent){ .op = (uint32_t)i, .at = ops[i].inv };
+		ents[2 * i] = (struct lent){ .op = (uint32_t)i,
+					     .at = ops[i].inv };
 		ents[2 * i + 1] = (struct lent){ .op = (uint32_t)i,
 						 .ret = 1,
 						 .at = ops[i].resp };
@@ -354,8 +355,7 @@ static const struct lop *writer(const struct lop *ops, size_t n, uint64_t v)
 }
 
 /* A non-linearizable key: name the simplest anomaly that shows it. */
-static void explain(struct cluster *c, int key, const struct lop *ops,
-		    size_t n)
+static void explain(struct cluster *c, int key, const struct lop *ops, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct lop *r = &ops[i], *w;
@@ -373,8 +373,11 @@ static void explain(struct cluster *c, int key, const struct lop *ops,
 				sim_fail(c,
 					 "linearizability: n%d's read #%" PRIu64
 					 " returns %s%" PRIu64 " for key %d, "
-					 "overwritten by #%" PRIu64
-					 " acknowledged before the read began",
+					 "overwritten by #%" PRIu64 " acknowled"
+								    "ged "
+								    "before "
+								    "the read "
+								    "began",
 					 r->slot + 1, r->id,
 					 r->val ? "#" : "the initial value ",
 					 r->val, key, x->val);
@@ -447,7 +450,8 @@ void check_linearizable(struct cluster *c)
 			const struct sim_prop *pp = &c->props[p];
 			struct lop *o = &ops[n];
 
-			if (sim_key_of(p + 1) != k || pp->state == PROP_FAILED ||
+			if (sim_key_of(p + 1) != k ||
+			    pp->state == PROP_FAILED ||
 			    pp->state == PROP_DROPPED)
 				continue;
 			o->write = 1;
