@@ -747,6 +747,8 @@ static void check_node(struct cluster *c, struct sim_node *sn)
 			 sn->slot + 1, st->term, st->commit_index,
 			 sn->shadow[st->commit_index].term);
 	sn->led_term = st->role == SR_LEADER ? st->term : 0;
+	if (st->role == SR_LEADER && st->commit_index > sn->commit_seen)
+		check_leader_commit(sn, st->commit_index);
 	if (st->commit_index < sn->commit_seen)
 		sim_fail(c,
 			 "n%d's commit index went back from %" PRIu64

@@ -493,6 +493,9 @@ void check_conf_send(struct sim_node *sn, const sr_msg *m);
 void check_conf_recv(struct sim_node *sn, const sr_msg *m, int after);
 /* sn leads a term it did not lead at the previous step. */
 void check_conf_leader(struct sim_node *sn);
+/* Leader ld's commit index moved to ci: a majority of its configuration
+ * holds (ci, its term there) durably. */
+void check_leader_commit(struct sim_node *ld, sr_index ci);
 /* The committed prefix is durable on enough voters (every step). */
 void check_durable_quorum(struct cluster *c);
 /* Rebuild slot's shadow from its store (after a crash, or at start with

@@ -345,6 +345,13 @@ static int zones(const struct lop *ops, size_t n, uint64_t max_val)
 	return ok;
 }
 
+static int u64_cmp(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
 /* The write of value v among ops, or NULL. */
 static const struct lop *writer(const struct lop *ops, size_t n, uint64_t v)
 {
@@ -354,60 +361,79 @@ static const struct lop *writer(const struct lop *ops, size_t n, uint64_t v)
 	return NULL;
 }
 
-/* A non-linearizable key: name the simplest anomaly that shows it. */
-static void explain(struct cluster *c, int key, const struct lop *ops, size_t n)
+/*
+ * A non-linearizable key: name the read that shows it.  The history cut
+ * at time T (the writes called by T, the reads returned by T) is
+ * linearizable if the whole one is (what a linearization orders after T
+ * cannot matter to a read that returned before), so the first read
+ * whose return makes the cut fail is found by bisection.
+ */
+static void explain(struct cluster *c, int key, const struct lop *ops, size_t n,
+		    uint64_t max_val)
 {
-	for (size_t i = 0; i < n; i++) {
-		const struct lop *r = &ops[i], *w;
+	struct lop *cut = calloc(n + 1, sizeof(*cut));
+	uint64_t *ends = calloc(n + 1, sizeof(*ends));
+	const struct lop *r = NULL, *w, *last = NULL, *prev = NULL;
+	size_t ne = 0, lo = 0, hi;
 
-		if (r->write)
-			continue;
-		w = r->val ? writer(ops, n, r->val) : NULL;
-		for (size_t j = 0; j < n; j++) {
-			const struct lop *x = &ops[j];
+	if (!cut || !ends)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		if (!ops[i].write)
+			ends[ne++] = ops[i].resp;
+	qsort(ends, ne, sizeof(*ends), u64_cmp);
+	hi = ne;
+	while (lo < hi) { /* the first end whose cut fails */
+		size_t mid = (lo + hi) / 2, m = 0;
 
-			/* a write that ended before the read began and began
-			 * after the write the read returned ended */
-			if (x->write && x->resp < r->inv &&
-			    (!w || x->inv > w->resp)) {
-				sim_fail(c,
-					 "linearizability: n%d's read #%" PRIu64
-					 " returns %s%" PRIu64 " for key %d, "
-					 "overwritten by #%" PRIu64 " acknowled"
-								    "ged "
-								    "before "
-								    "the read "
-								    "began",
-					 r->slot + 1, r->id,
-					 r->val ? "#" : "the initial value ",
-					 r->val, key, x->val);
-				return;
-			}
-			/* a read that ended before this one began and saw
-			 * a value written after this one's ended */
-			if (!x->write && x->resp < r->inv && x->val &&
-			    x->val != r->val) {
-				const struct lop *xw = writer(ops, n, x->val);
-
-				if (xw && (!w || xw->inv > w->resp)) {
-					sim_fail(c,
-						 "linearizability: n%d's read "
-						 "#%" PRIu64 " returns %" PRIu64
-						 " for key %d after n%d's read "
-						 "#%" PRIu64 " returned the "
-						 "newer #%" PRIu64,
-						 r->slot + 1, r->id, r->val,
-						 key, x->slot + 1, x->id,
-						 x->val);
-					return;
-				}
-			}
-		}
+		for (size_t i = 0; i < n; i++)
+			if (ops[i].write ? ops[i].inv <= ends[mid]
+					 : ops[i].resp <= ends[mid])
+				cut[m++] = ops[i];
+		if (zones(cut, m, max_val))
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	sim_fail(c,
-		 "linearizability: the history of key %d (%zu operations) "
-		 "has no linearization",
-		 key, n);
+	for (size_t i = 0; lo < ne && i < n; i++)
+		if (!ops[i].write && ops[i].resp == ends[lo])
+			r = &ops[i];
+	free(cut);
+	free(ends);
+	if (!r) {
+		sim_fail(c,
+			 "linearizability: the history of key %d (%zu "
+			 "operations) has no linearization",
+			 key, n);
+		return;
+	}
+	w = r->val ? writer(ops, n, r->val) : NULL;
+	/* the latest write acknowledged before the read began */
+	for (size_t i = 0; i < n; i++)
+		if (ops[i].write && ops[i].resp < r->inv &&
+		    (!last || ops[i].inv > last->inv))
+			last = &ops[i];
+	/* the latest read that returned another value before it began */
+	for (size_t i = 0; i < n; i++)
+		if (!ops[i].write && ops[i].val != r->val &&
+		    ops[i].resp < r->inv && (!prev || ops[i].resp > prev->resp))
+			prev = &ops[i];
+	if (w && r->resp < w->inv)
+		sim_fail(c,
+			 "linearizability: n%d's read #%" PRIu64 " returns "
+			 "#%" PRIu64 " for key %d before that write began",
+			 r->slot + 1, r->id, r->val, key);
+	else
+		sim_fail(c,
+			 "linearizability: n%d's read #%" PRIu64 " returns %s"
+			 "%" PRIu64 " for key %d, which no linearization of "
+			 "what came before allows (before it began: write "
+			 "#%" PRIu64 " acknowledged, n%d's read #%" PRIu64
+			 " returned %" PRIu64 ")",
+			 r->slot + 1, r->id,
+			 r->val ? "#" : "the initial value ", r->val, key,
+			 last ? last->val : 0, prev ? prev->slot + 1 : 0,
+			 prev ? prev->id : 0, prev ? prev->val : 0);
 }
 
 void check_linearizable(struct cluster *c)
@@ -491,7 +517,7 @@ void check_linearizable(struct cluster *c)
 				 "disagree on key %d (%d, %d): a checker bug",
 				 k, rv, zv);
 		else if (!zv)
-			explain(c, k, ops, n);
+			explain(c, k, ops, n, c->props_n);
 	}
 out:
 	free(first_seen);
