@@ -449,7 +449,7 @@ void check_restart(struct sim_node *sn, int insert)
 /* Messages, application, acknowledgements                             */
 /* ------------------------------------------------------------------ */
 
-static void check_ack_durable(struct sim_node *sn, sr_index i);
+static void check_ack_durable(struct sim_node *sn, sr_index i, const sr_msg *m);
 static void check_snap_durable(struct sim_node *sn, sr_index i);
 
 void check_send(struct sim_node *sn, const sr_msg *m)
@@ -498,7 +498,7 @@ void check_send(struct sim_node *sn, const sr_msg *m)
 			 sn->slot + 1, m->to, m->term, info.vote, info.term);
 	else if (m->type == SR_MSG_APPEND_RESP && m->u.append_resp.success &&
 		 m->u.append_resp.index)
-		check_ack_durable(sn, m->u.append_resp.index);
+		check_ack_durable(sn, m->u.append_resp.index, m);
 	else if (m->type == SR_MSG_SNAPSHOT_RESP && m->u.snapshot_resp.done)
 		check_snap_durable(sn, m->u.snapshot_resp.last_index);
 }
@@ -532,24 +532,48 @@ static void check_snap_durable(struct sim_node *sn, sr_index i)
 			 info.durable_last);
 }
 
-/* A follower acknowledges only entries it holds durably (in its log or
- * in its snapshot, which is durable once written). */
-static void check_ack_durable(struct sim_node *sn, sr_index i)
+/*
+ * A follower acknowledges only entries it holds durably (in its log or
+ * in its snapshot, which is durable once written), and only the leader's
+ * entries: the entry it holds at the index it names has the term the
+ * leader's log has there (an index carried over from an earlier term
+ * may name another leader's entry).
+ */
+static void check_ack_durable(struct sim_node *sn, sr_index i, const sr_msg *m)
 {
+	struct cluster *c = sn->c;
 	sr_entry d, v;
 	int rd = sr_mem_entry(sn->mem, i, 1, &d);
 	int rv = sr_mem_entry(sn->mem, i, 0, &v);
 	sr_mem_info info;
+	const struct sim_node *ld;
 
 	sr_mem_get_info(sn->mem, &info);
 	if (i <= info.snapshot_index)
 		return;
-	if (rd || rv || d.term != v.term)
-		sim_fail(sn->c,
+	if (rd || rv || d.term != v.term) {
+		sim_fail(c,
 			 "n%d acknowledges index %" PRIu64 " that it does "
 			 "not hold durably (durable t%" PRIu64 ", log t%" PRIu64
 			 ")",
 			 sn->slot + 1, i, rd ? 0 : d.term, rv ? 0 : v.term);
+		return;
+	}
+	if (m->to < 1 || m->to > (sr_id)c->n)
+		return;
+	ld = &c->nodes[m->to - 1];
+	if (ld->node && ld->st.role == SR_LEADER && ld->st.term == m->term &&
+	    (i > ld->shadow_last || ld->shadow[i].term != d.term))
+		sim_fail(c,
+			 "n%d acknowledges %" PRIu64 "/t%" PRIu64 " to leader "
+			 "n%d of term %" PRIu64 " whose log has %s%" PRIu64 " t"
+									    "he"
+									    "r"
+									    "e",
+			 sn->slot + 1, i, d.term, ld->slot + 1, m->term,
+			 i > ld->shadow_last ? "nothing, last " : "t",
+			 i > ld->shadow_last ? ld->shadow_last
+					     : ld->shadow[i].term);
 }
 
 static uint64_t payload_pid(const struct cluster *c, const sr_entry *e)
