@@ -34,10 +34,20 @@
  *   are persisted before a message depends on them, and never go back,
  *   across crashes too.
  *
- *   Acknowledgements and reads (client.c).  done(0) names the index where
- *   the proposal was applied; a proposal reported dropped or refused is
- *   never applied; no proposal is applied at two indexes; done() comes
- *   once.  A read sees every write acknowledged before it began.
+ *   Acknowledgements and reads (client.c, lincheck.c).  done(0) names
+ *   the index where the proposal was applied; a proposal reported dropped
+ *   or refused is never applied; no proposal is applied at two indexes;
+ *   done() comes once.  The history of writes and reads (the state
+ *   machine is a set of registers) is linearizable.
+ *
+ *   Replies.  An append acknowledgement names only entries the follower
+ *   holds durably, with the term the leader's log has there; a snapshot
+ *   reply "installed" only an index the follower holds durably; a node
+ *   its store stopped sends nothing.
+ *
+ *   Applied never goes back.  A restore below what the state machine
+ *   applied or below the node's commit fails; the snapshot restored is
+ *   the store's newest.
  *
  *   Membership (conf.c).  Ids are never reused, removed servers never
  *   campaign nor lead, one server and one uncommitted change at a time.
@@ -567,9 +577,9 @@ static void check_ack_durable(struct sim_node *sn, sr_index i, const sr_msg *m)
 		sim_fail(c,
 			 "n%d acknowledges %" PRIu64 "/t%" PRIu64 " to leader "
 			 "n%d of term %" PRIu64 " whose log has %s%" PRIu64 " t"
-									    "he"
-									    "r"
-									    "e",
+			 "he"
+			 "r"
+			 "e",
 			 sn->slot + 1, i, d.term, ld->slot + 1, m->term,
 			 i > ld->shadow_last ? "nothing, last " : "t",
 			 i > ld->shadow_last ? ld->shadow_last

@@ -9,15 +9,18 @@
  * check_done() holds the engine to that (check_apply() in check.c holds
  * the applications to it).
  *
- * Reads.  cluster_read() calls sr_node_read_index() and records the
- * highest index acknowledged (done(0) on any node) before the call: that
- * is every write a linearizable read must see.  When read_done() reports
- * success, the read index must be at least that, the node's state
- * machine must hold every command up to it (its last applied command is
- * at or past it: applications are in order and skip nothing, which
- * check.c verifies), and the node must have applied the read index.  A
- * read may fail (SR_ENOTLEADER, SR_ENOQUORUM, SR_ETIMEOUT, SR_ESHUTDOWN:
- * the statuses raft.h documents), once.
+ * Reads.  cluster_read() calls sr_node_read_index(); when read_done()
+ * reports success the client reads every key of the node's state machine
+ * (the registers check.c keeps: a write sets key sim_key_of(id) to its
+ * proposal id).  Every call and return takes a tick of the history clock
+ * (cluster.stamp), and lincheck.c checks at the end of a seed that the
+ * history of writes and reads is linearizable.  Two rules also pinpoint
+ * a stale read at its return (skipped by --safety-only): the read index
+ * is at least the highest index acknowledged (done(0) on any node) before
+ * the call, and the node's state machine holds every command up to it
+ * and has applied the read index.  A read may fail (SR_ENOTLEADER,
+ * SR_ENOQUORUM, SR_ETIMEOUT, SR_ESHUTDOWN: the statuses raft.h
+ * documents), once.
  */
 #include <inttypes.h>
 #include <stdlib.h>

@@ -29,13 +29,18 @@
  *             promote, remove a member or the leader itself; removed nodes
  *             keep running or stop for good), leadership transfers, and
  *             linearizable reads on the leader and on any node.
+ *             During storms also: store I/O errors (the node stops and
+ *             is restarted like a crashed one), messages parked until a
+ *             restart or a term change, crashes right after durability
+ *             points, bursts of reads on nodes that just restarted; on
+ *             every seed reads on the leader and on any node.
  *   liveness  every fault healed, every node up: a new proposal must commit
  *             and every acknowledged proposal must be applied on every
- *             member within a bound; on churn seeds every member must then
- *             serve a read.
+ *             member within a bound; every member must then serve a read
+ *             and take a snapshot when asked.
  *
- * The churn draws come after all the others, so seeds without churn run
- * exactly as they did before churn existed.
+ * At the end the history of writes and reads must be linearizable
+ * (lincheck.c).
  *
  * The checker (check.c) validates the safety properties after every step.
  * A failing seed prints its reason, the last lines of its trace and the
