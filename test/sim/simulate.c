@@ -802,8 +802,8 @@ static void print_totals(const struct run *t, uint64_t dyn_seeds)
 	       t->steps, t->acked, t->leaders, t->crashes, t->snaps,
 	       t->restores);
 	printf("churn on %" PRIu64 " seeds: %" PRIu64 " membership changes, "
-	       "%" PRIu64 " leadership transfers started, %" PRIu64 " reads "
-	       "served\n",
+	       "%" PRIu64 " leadership transfers started; %" PRIu64 " reads "
+	       "served on all seeds\n",
 	       dyn_seeds, t->confs, t->transfers, t->reads);
 	printf("linearizability: %" PRIu64 " operations checked per key, "
 	       "%" PRIu64 " keys decided by the zone test alone (search "
