@@ -557,6 +557,7 @@ static void check_ack_durable(struct sim_node *sn, sr_index i, const sr_msg *m)
 	int rv = sr_mem_entry(sn->mem, i, 0, &v);
 	sr_mem_info info;
 	const struct sim_node *ld;
+	sr_index h;
 
 	sr_mem_get_info(sn->mem, &info);
 	if (i <= info.snapshot_index)
@@ -572,8 +573,28 @@ static void check_ack_durable(struct sim_node *sn, sr_index i, const sr_msg *m)
 	if (m->to < 1 || m->to > (sr_id)c->n)
 		return;
 	ld = &c->nodes[m->to - 1];
-	if (ld->node && ld->st.role == SR_LEADER && ld->st.term == m->term &&
-	    (i > ld->shadow_last || ld->shadow[i].term != d.term))
+	if (!ld->node || ld->st.role != SR_LEADER || ld->st.term != m->term)
+		return;
+	/* the hint of a success names the highest index known to match
+	 * the leader's log (the leader moves `next` past it): it must be
+	 * in the follower's log, with the leader's term there */
+	h = m->u.append_resp.hint_index;
+	if (h > info.snapshot_index &&
+	    (h > sn->shadow_last || h > ld->shadow_last ||
+	     sn->shadow[h].term != ld->shadow[h].term)) {
+		sim_fail(c,
+			 "n%d tells leader n%d of term %" PRIu64 " that its "
+			 "log matches up to %" PRIu64 " (its log: last %" PRIu64
+			 ", t%" PRIu64 " there; the leader's: last %" PRIu64
+			 ", t%" PRIu64 " there)",
+			 sn->slot + 1, ld->slot + 1, m->term, h,
+			 sn->shadow_last,
+			 h <= sn->shadow_last ? sn->shadow[h].term : 0,
+			 ld->shadow_last,
+			 h <= ld->shadow_last ? ld->shadow[h].term : 0);
+		return;
+	}
+	if (i > ld->shadow_last || ld->shadow[i].term != d.term)
 		sim_fail(c,
 			 "n%d acknowledges %" PRIu64 "/t%" PRIu64 " to leader "
 			 "n%d of term %" PRIu64 " whose log has %s%" PRIu64 " t"
