@@ -11,7 +11,7 @@
 
 SIM_OUT     = $(BUILD)/test/sim
 SIM_HARNESS = test/sim/cluster.c test/sim/hooks.c test/sim/check.c \
-              test/sim/conf.c test/sim/client.c
+              test/sim/conf.c test/sim/client.c test/sim/lincheck.c
 SIM_DEPS    = $(SIM_HARNESS) test/sim/cluster.h test/testlib.h \
               $(wildcard include/seshat/*.h) $(STATIC)
 

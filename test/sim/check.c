@@ -34,10 +34,20 @@
  *   are persisted before a message depends on them, and never go back,
  *   across crashes too.
  *
- *   Acknowledgements and reads (client.c).  done(0) names the index where
- *   the proposal was applied; a proposal reported dropped or refused is
- *   never applied; no proposal is applied at two indexes; done() comes
- *   once.  A read sees every write acknowledged before it began.
+ *   Acknowledgements and reads (client.c, lincheck.c).  done(0) names
+ *   the index where the proposal was applied; a proposal reported dropped
+ *   or refused is never applied; no proposal is applied at two indexes;
+ *   done() comes once.  The history of writes and reads (the state
+ *   machine is a set of registers) is linearizable.
+ *
+ *   Replies.  An append acknowledgement names only entries the follower
+ *   holds durably, with the term the leader's log has there; a snapshot
+ *   reply "installed" only an index the follower holds durably; a node
+ *   its store stopped sends nothing.
+ *
+ *   Applied never goes back.  A restore below what the state machine
+ *   applied or below the node's commit fails; the snapshot restored is
+ *   the store's newest.
  *
  *   Membership (conf.c).  Ids are never reused, removed servers never
  *   campaign nor lead, one server and one uncommitted change at a time.
@@ -339,14 +349,16 @@ void check_restore(struct sim_node *sn, sr_index index, const void *buf,
 {
 	struct cluster *c = sn->c;
 	struct sim_check *k = &c->chk;
-	uint64_t v[4];
+	uint64_t v[SIM_SNAP_BYTES / 8];
+	sr_mem_info info;
 
 	if (len != sizeof(v)) {
-		sim_fail(c, "n%d restores a snapshot of %zu bytes (32 written)",
-			 sn->slot + 1, len);
+		sim_fail(c, "n%d restores a snapshot of %zu bytes (%d written)",
+			 sn->slot + 1, len, SIM_SNAP_BYTES);
 		return;
 	}
 	memcpy(v, buf, sizeof(v));
+	sr_mem_get_info(sn->mem, &info);
 	check_catch_up(sn);
 	if (v[0] != index || v[1] > index)
 		sim_fail(c,
@@ -363,6 +375,26 @@ void check_restore(struct sim_node *sn, sr_index index, const void *buf,
 			 "state machine safety: n%d restores a state at "
 			 "%" PRIu64 " no node had",
 			 sn->slot + 1, v[1]);
+	/* Applied never goes back within a process: a restore older than
+	 * what the state machine applied, or than the node's commit index,
+	 * rolls acknowledged state back. */
+	else if (index < sn->applied_seen || sn->fsm.index > v[1])
+		sim_fail(c,
+			 "n%d restores snapshot %" PRIu64 " after applying "
+			 "%" PRIu64 ": its state machine goes back",
+			 sn->slot + 1, index, sn->applied_seen);
+	else if (index < sn->commit_seen)
+		sim_fail(c,
+			 "n%d restores snapshot %" PRIu64 " older than its "
+			 "commit index %" PRIu64,
+			 sn->slot + 1, index, sn->commit_seen);
+	/* Across restarts: what is restored is the newest durable snapshot
+	 * (an older one would roll back what the store already holds). */
+	else if (index != info.snapshot_index)
+		sim_fail(c,
+			 "n%d restores snapshot %" PRIu64 " but its store's "
+			 "snapshot is %" PRIu64,
+			 sn->slot + 1, index, info.snapshot_index);
 	for (sr_index j = v[1] + 1; !c->failed && j <= index; j++)
 		if (k->com[j].type == SR_ENTRY_NORMAL)
 			sim_fail(c,
@@ -372,6 +404,8 @@ void check_restore(struct sim_node *sn, sr_index index, const void *buf,
 	sn->fsm.index = v[1];
 	sn->fsm.h = v[2];
 	sn->fsm.count = v[3];
+	for (int key = 0; key < SIM_KEYS; key++)
+		sn->fsm.kv[key] = v[4 + key];
 	sn->applied_seen = index;
 }
 
@@ -425,7 +459,8 @@ void check_restart(struct sim_node *sn, int insert)
 /* Messages, application, acknowledgements                             */
 /* ------------------------------------------------------------------ */
 
-static void check_ack_durable(struct sim_node *sn, sr_index i);
+static void check_ack_durable(struct sim_node *sn, sr_index i, const sr_msg *m);
+static void check_snap_durable(struct sim_node *sn, sr_index i);
 
 void check_send(struct sim_node *sn, const sr_msg *m)
 {
@@ -438,6 +473,16 @@ void check_send(struct sim_node *sn, const sr_msg *m)
 	check_conf_send(sn, m);
 	if (c->safety_only)
 		return;
+	if (sn->node) {
+		sr_status st;
+
+		sr_node_status(sn->node, &st);
+		if (st.role == SR_STOPPED) {
+			sim_fail(c, "n%d sends %s after its store stopped it",
+				 sn->slot + 1, sr_msg_type_name(m->type));
+			return;
+		}
+	}
 	if (m->from != sn->id)
 		sim_fail(c, "n%d sends a message from n%" PRIu64, sn->slot + 1,
 			 m->from);
@@ -463,27 +508,103 @@ void check_send(struct sim_node *sn, const sr_msg *m)
 			 sn->slot + 1, m->to, m->term, info.vote, info.term);
 	else if (m->type == SR_MSG_APPEND_RESP && m->u.append_resp.success &&
 		 m->u.append_resp.index)
-		check_ack_durable(sn, m->u.append_resp.index);
+		check_ack_durable(sn, m->u.append_resp.index, m);
+	else if (m->type == SR_MSG_SNAPSHOT_RESP && m->u.snapshot_resp.done)
+		check_snap_durable(sn, m->u.snapshot_resp.last_index);
 }
 
-/* A follower acknowledges only entries it holds durably (in its log or
- * in its snapshot, which is durable once written). */
-static void check_ack_durable(struct sim_node *sn, sr_index i)
+/*
+ * A snapshot reply "installed" lets the leader set the follower's match
+ * to the snapshot's index: the follower must hold everything up to it
+ * durably, in a snapshot or in its log (the committed entry there, by
+ * log matching everything before it), whatever its commit index says.
+ */
+static void check_snap_durable(struct sim_node *sn, sr_index i)
 {
+	struct cluster *c = sn->c;
+	sr_mem_info info;
+	sr_entry d;
+	int rv;
+
+	sr_mem_get_info(sn->mem, &info);
+	check_catch_up(sn);
+	if (i <= info.snapshot_index)
+		return;
+	rv = sr_mem_entry(sn->mem, i, 1, &d);
+	if (rv == SR_ECOMPACTED)
+		return;
+	if (rv || i > c->chk.commit || d.term != c->chk.com[i].term)
+		sim_fail(c,
+			 "n%d answers snapshot %" PRIu64 " installed but holds "
+			 "durably only its snapshot %" PRIu64 " and log to "
+			 "%" PRIu64,
+			 sn->slot + 1, i, info.snapshot_index,
+			 info.durable_last);
+}
+
+/*
+ * A follower acknowledges only entries it holds durably (in its log or
+ * in its snapshot, which is durable once written), and only the leader's
+ * entries: the entry it holds at the index it names has the term the
+ * leader's log has there (an index carried over from an earlier term
+ * may name another leader's entry).
+ */
+static void check_ack_durable(struct sim_node *sn, sr_index i, const sr_msg *m)
+{
+	struct cluster *c = sn->c;
 	sr_entry d, v;
 	int rd = sr_mem_entry(sn->mem, i, 1, &d);
 	int rv = sr_mem_entry(sn->mem, i, 0, &v);
 	sr_mem_info info;
+	const struct sim_node *ld;
+	sr_index h;
 
 	sr_mem_get_info(sn->mem, &info);
 	if (i <= info.snapshot_index)
 		return;
-	if (rd || rv || d.term != v.term)
-		sim_fail(sn->c,
+	if (rd || rv || d.term != v.term) {
+		sim_fail(c,
 			 "n%d acknowledges index %" PRIu64 " that it does "
 			 "not hold durably (durable t%" PRIu64 ", log t%" PRIu64
 			 ")",
 			 sn->slot + 1, i, rd ? 0 : d.term, rv ? 0 : v.term);
+		return;
+	}
+	if (m->to < 1 || m->to > (sr_id)c->n)
+		return;
+	ld = &c->nodes[m->to - 1];
+	if (!ld->node || ld->st.role != SR_LEADER || ld->st.term != m->term)
+		return;
+	/* the hint of a success names the highest index known to match
+	 * the leader's log (the leader moves `next` past it): it must be
+	 * in the follower's log, with the leader's term there */
+	h = m->u.append_resp.hint_index;
+	if (h > info.snapshot_index &&
+	    (h > sn->shadow_last || h > ld->shadow_last ||
+	     sn->shadow[h].term != ld->shadow[h].term)) {
+		sim_fail(c,
+			 "n%d tells leader n%d of term %" PRIu64 " that its "
+			 "log matches up to %" PRIu64 " (its log: last %" PRIu64
+			 ", t%" PRIu64 " there; the leader's: last %" PRIu64
+			 ", t%" PRIu64 " there)",
+			 sn->slot + 1, ld->slot + 1, m->term, h,
+			 sn->shadow_last,
+			 h <= sn->shadow_last ? sn->shadow[h].term : 0,
+			 ld->shadow_last,
+			 h <= ld->shadow_last ? ld->shadow[h].term : 0);
+		return;
+	}
+	if (i > ld->shadow_last || ld->shadow[i].term != d.term)
+		sim_fail(c,
+			 "n%d acknowledges %" PRIu64 "/t%" PRIu64 " to leader "
+			 "n%d of term %" PRIu64 " whose log has %s%" PRIu64 " t"
+			 "he"
+			 "r"
+			 "e",
+			 sn->slot + 1, i, d.term, ld->slot + 1, m->term,
+			 i > ld->shadow_last ? "nothing, last " : "t",
+			 i > ld->shadow_last ? ld->shadow_last
+					     : ld->shadow[i].term);
 }
 
 static uint64_t payload_pid(const struct cluster *c, const sr_entry *e)
@@ -548,6 +669,8 @@ void check_apply(struct sim_node *sn, const sr_entry *e)
 	sn->fsm.index = i;
 	sn->fsm.h = state;
 	sn->fsm.count++;
+	if (pid)
+		sn->fsm.kv[sim_key_of(pid)] = pid;
 	sn->applied_seen = i;
 	sn->n_applied++;
 	if (pid) {
@@ -679,6 +802,8 @@ static void check_node(struct cluster *c, struct sim_node *sn)
 			 sn->slot + 1, st->term, st->commit_index,
 			 sn->shadow[st->commit_index].term);
 	sn->led_term = st->role == SR_LEADER ? st->term : 0;
+	if (st->role == SR_LEADER && st->commit_index > sn->commit_seen)
+		check_leader_commit(sn, st->commit_index);
 	if (st->commit_index < sn->commit_seen)
 		sim_fail(c,
 			 "n%d's commit index went back from %" PRIu64

@@ -291,6 +291,8 @@ void cluster_free(struct cluster *c)
 	free(c->heap);
 	cluster_drop_held(c);
 	free(c->held);
+	for (size_t k = 0; k < c->n_parked; k++)
+		free(c->parked[k].sm);
 	free(c->props);
 	free(c->reads);
 	free(c->ring);
@@ -360,9 +362,14 @@ static void deliver_disk(struct cluster *c, struct sim_ev *ev)
 	if (!pending)
 		return;
 	k = c->o.disk_reorder ? sim_rand(c) % pending : 0;
-	sim_trace(c, ev->slot, "store completion %zu of %zu", k + 1, pending);
+	sim_trace(c, ev->slot, "store completion %zu of %zu%s", k + 1, pending,
+		  sn->fail_completion ? ": I/O ERROR" : "");
 	sim_host_tick(c, sn);
-	sr_mem_complete(sn->mem, k, 0);
+	sr_mem_complete(sn->mem, k, sn->fail_completion ? SR_EIO : 0);
+	sn->fail_completion = 0;
+	/* a durability point: crash right after it now and then */
+	if (c->xfaults && !c->crash_at[ev->slot] && sim_rand(c) % 1000 < 15)
+		c->crash_at[ev->slot] = c->now;
 }
 
 /* A deferred snapshot is ready: hand it over, or now and then give up. */
@@ -385,6 +392,79 @@ static void deliver_snap(struct cluster *c, struct sim_ev *ev)
 		sim_trace(c, ev->slot, "snapshot bytes handed over");
 		sim_snapshot_give(sn, sn->snap_buf);
 	}
+}
+
+/* Is parked message p's condition met? */
+static int park_due(struct cluster *c, const struct sim_parked *p)
+{
+	sr_term top = 0;
+
+	if (c->now >= p->deadline)
+		return 1;
+	switch (p->cond) {
+	case PARK_RECEIVER_RESTART:
+		return c->nodes[p->to].incarnation != p->inc_to &&
+		       c->nodes[p->to].node;
+	case PARK_SENDER_RESTART:
+		return c->nodes[p->from].incarnation != p->inc_from;
+	default:
+		for (int i = 0; i < c->n; i++)
+			if (c->nodes[i].st.term > top)
+				top = c->nodes[i].st.term;
+		return top > p->term;
+	}
+}
+
+static void release_parked(struct cluster *c, size_t k)
+{
+	struct sim_parked p = c->parked[k];
+	char desc[200];
+
+	c->parked[k] = c->parked[--c->n_parked];
+	sim_msg_describe(&p.sm->m, desc, sizeof(desc));
+	sim_trace(c, p.to, "release parked %s", desc);
+	sim_schedule_msg(c, p.to, p.sm,
+			 c->now + (c->xfaults ? sim_rand_range(c, 0, 60) : 1));
+}
+
+void cluster_release_parked(struct cluster *c)
+{
+	while (c->n_parked)
+		release_parked(c, c->n_parked - 1);
+}
+
+/*
+ * Between steps: crashes requested right after a durability point (a
+ * quick reboot follows, or a longer outage), restarts that are due,
+ * parked messages whose moment has come.
+ */
+static void xfault_step(struct cluster *c)
+{
+	for (int i = 0; i < c->n && !c->failed; i++) {
+		struct sim_node *sn = &c->nodes[i];
+
+		if (c->crash_at[i] && c->crash_at[i] <= c->now) {
+			c->crash_at[i] = 0;
+			if (sn->node && !sn->retired) {
+				c->n_bias_crashes++;
+				cluster_crash(c, i);
+				c->restart_at[i] =
+					c->now +
+					(sim_rand(c) % 4
+						 ? sim_rand_range(c, 1, 30)
+						 : sim_rand_range(c, 30, 800));
+			}
+		}
+		if (c->restart_at[i] && c->restart_at[i] <= c->now) {
+			c->restart_at[i] = 0;
+			cluster_restart(c, i);
+		}
+	}
+	for (size_t k = 0; k < c->n_parked && !c->failed;)
+		if (park_due(c, &c->parked[k]))
+			release_parked(c, k);
+		else
+			k++;
 }
 
 /* The earliest engine timer: its slot, or -1. */
@@ -447,6 +527,7 @@ int cluster_step(struct cluster *c, uint64_t limit)
 	}
 	c->steps++;
 	check_step(c);
+	xfault_step(c);
 	return 1;
 }
 
@@ -599,6 +680,7 @@ int cluster_restart(struct cluster *c, int i)
 
 	if (sn->node || sn->external || sn->retired)
 		return 0;
+	sn->restarted_at = c->now;
 	rv = sim_node_make(c, sn);
 	if (rv == 0)
 		rv = sr_node_start(sn->node, c->now);

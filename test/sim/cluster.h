@@ -32,8 +32,13 @@
 #include <seshat/mem.h>
 #include <seshat/raft.h>
 
-#define SIM_MAX_NODES 9
-#define SIM_FOREVER   UINT64_MAX
+#define SIM_MAX_NODES  9
+#define SIM_FOREVER    UINT64_MAX
+/* The state machine is a register per key; a proposal writes its id to
+ * the key sim_key_of(id). */
+#define SIM_KEYS       4
+/* The state machine's snapshot: index, last command, hash, count, keys. */
+#define SIM_SNAP_BYTES (8 * (4 + SIM_KEYS))
 
 struct cluster;
 
@@ -131,9 +136,10 @@ struct sim_node {
 		sr_index index; /* last command applied */
 		uint64_t h;
 		uint64_t count;
+		uint64_t kv[SIM_KEYS]; /* per key: id of the last write, 0 */
 	} fsm;
-	unsigned char snap_buf[32]; /* a deferred snapshot's bytes */
-	struct sim_chain *shadow;   /* [0, shadow_last] */
+	unsigned char snap_buf[SIM_SNAP_BYTES]; /* a deferred snapshot */
+	struct sim_chain *shadow;		/* [0, shadow_last] */
 	size_t shadow_cap;
 	sr_index shadow_last;
 	sr_index conf_idx; /* its latest configuration entry (0: none) */
@@ -141,6 +147,23 @@ struct sim_node {
 	int removed_vote_role;
 	uint64_t n_applied;
 	int retired; /* crashed for good after its removal (no restart) */
+	int fail_completion;   /* the next store completion reports SR_EIO */
+	uint64_t restarted_at; /* time of its last restart */
+};
+
+/*
+ * A message parked by the random driver (cluster.xfaults): delivered only
+ * once its condition holds, however late that is.
+ */
+enum { PARK_RECEIVER_RESTART = 0, PARK_SENDER_RESTART, PARK_TERM_CHANGE };
+#define SIM_MAX_PARKED 8
+
+struct sim_parked {
+	struct sim_msg *sm;
+	int to, from, cond;
+	uint64_t inc_to, inc_from; /* incarnations when parked */
+	sr_term term;		   /* highest term of any node then */
+	uint64_t deadline;	   /* released anyway then */
 };
 
 enum { PROP_PENDING = 1, PROP_ACKED, PROP_DROPPED, PROP_UNKNOWN, PROP_FAILED };
@@ -152,7 +175,8 @@ struct sim_prop {
 	sr_index index;
 	sr_term term;
 	sr_index applied_at;
-	uint64_t h; /* payload hash */
+	uint64_t h;	    /* payload hash */
+	uint64_t inv, resp; /* history stamps (lincheck.c); resp 0: none */
 };
 
 /* A linearizable read (cluster_read) and what it must observe. */
@@ -165,6 +189,8 @@ struct sim_read {
 	sr_index need;	/* highest index acknowledged when it was issued */
 	sr_index index; /* the read index read_done() reported */
 	uint64_t at;
+	uint64_t inv, resp;	/* history stamps (lincheck.c) */
+	uint64_t val[SIM_KEYS]; /* what the state machine held then */
 };
 
 /* A configuration as the checker sees it: sets of slots (bit = slot). */
@@ -284,6 +310,22 @@ struct cluster {
 	uint64_t n_snapshots, n_restores;
 	uint64_t n_reads_ok, n_reads_failed, n_reads_refused;
 	uint64_t n_conf_ok, n_conf_refused, n_transfers, n_transfers_refused;
+	/*
+	 * The random driver's extra faults (simulate.c; 0 in scenario
+	 * tests): park messages until a restart or a term change
+	 * (sim_park), and crash a node right after a durability point (a
+	 * store completion, a snapshot "installed" reply).  crash_at and
+	 * restart_at are acted on between steps by cluster_step().
+	 */
+	int xfaults;
+	uint64_t crash_at[SIM_MAX_NODES];   /* 0: none */
+	uint64_t restart_at[SIM_MAX_NODES]; /* 0: none */
+	struct sim_parked parked[SIM_MAX_PARKED];
+	size_t n_parked;
+	uint64_t n_parked_total, n_bias_crashes, n_io_errors, n_stops;
+
+	uint64_t stamp; /* the history's clock: one tick per call and return */
+	uint64_t n_lin_ops, n_lin_giveup;
 };
 
 void sim_opts_default(struct sim_opts *o);
@@ -327,6 +369,8 @@ void cluster_crash(struct cluster *c, int i);
 /* Restart slot i (a no-op for a node that is up or retired). */
 int cluster_restart(struct cluster *c, int i);
 void cluster_pause(struct cluster *c, int i, uint64_t ms);
+/* Release every parked message now (ownership passes to the network). */
+void cluster_release_parked(struct cluster *c);
 /* Crash slot i and never restart it (a node removed for good). */
 void cluster_retire(struct cluster *c, int i);
 
@@ -421,6 +465,18 @@ void check_read_done(struct sim_node *sn, uint64_t rid, int status,
 /* Inside a callback: take sn's commit index if it is ahead of the checker. */
 void check_catch_up(struct sim_node *sn);
 
+/* The key a proposal id writes. */
+static inline int sim_key_of(uint64_t pid)
+{
+	return (int)((pid * 0x9e3779b97f4a7c15ull) >> 62) % SIM_KEYS;
+}
+
+/*
+ * lincheck.c: the history of writes and reads is linearizable, key by
+ * key (Wing-Gong search with memoization).  Calls sim_fail otherwise.
+ */
+void check_linearizable(struct cluster *c);
+
 /* conf.c: the configuration side of the checker */
 void conf_note(struct sim_node *sn, const sr_entry *e);
 const struct sim_conf *conf_find(const struct cluster *c, sr_index index,
@@ -437,6 +493,9 @@ void check_conf_send(struct sim_node *sn, const sr_msg *m);
 void check_conf_recv(struct sim_node *sn, const sr_msg *m, int after);
 /* sn leads a term it did not lead at the previous step. */
 void check_conf_leader(struct sim_node *sn);
+/* Leader ld's commit index moved to ci: a majority of its configuration
+ * holds (ci, its term there) durably. */
+void check_leader_commit(struct sim_node *ld, sr_index ci);
 /* The committed prefix is durable on enough voters (every step). */
 void check_durable_quorum(struct cluster *c);
 /* Rebuild slot's shadow from its store (after a crash, or at start with

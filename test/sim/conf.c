@@ -44,6 +44,14 @@
  *
  *   The committed prefix is durable on a quorum.  See
  *   check_durable_quorum() for how the configuration in effect is chosen.
+ *
+ *   A leader's commit rests on a majority holding its entry.  When a
+ *   leader's commit index moves to C, a majority of the voters of its own
+ *   configuration in effect (its latest configuration entry) hold, durably,
+ *   the entry at C with the term the leader's log has there — the same
+ *   (index, term), not merely some entry at C: an acknowledgement that a
+ *   follower carried over from an earlier term (a stale `verified` index)
+ *   claims an entry the follower may hold from another leader.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -280,6 +288,38 @@ void check_conf_commit(struct sim_node *sn, sr_index from, sr_index to)
  * (rounded up), which is what every quorum of C must meet, so that is
  * what is required then.
  */
+void check_leader_commit(struct sim_node *ld, sr_index ci)
+{
+	struct cluster *c = ld->c;
+	const struct sim_conf *cf = cluster_conf_of(c, ld->slot);
+	sr_term t;
+	int have = 0;
+
+	if (!cf || c->o.n_external || c->safety_only || ci > ld->shadow_last)
+		return;
+	t = ld->shadow[ci].term;
+	for (int i = 0; i < c->n; i++) {
+		sr_mem_info info;
+		sr_entry e;
+		int rv;
+
+		if (!(cf->voters >> i & 1) || c->nodes[i].external)
+			continue;
+		sr_mem_get_info(c->nodes[i].mem, &info);
+		rv = sr_mem_entry(c->nodes[i].mem, ci, 1, &e);
+		if (ci <= info.snapshot_index || rv == SR_ECOMPACTED ||
+		    (rv == 0 && e.term == t))
+			have++;
+	}
+	if (have < popcount(cf->voters) / 2 + 1)
+		sim_fail(c,
+			 "leader n%d commits %" PRIu64 "/t%" PRIu64 " held "
+			 "durably by %d of the %d voters of its configuration "
+			 "%" PRIu64 " only",
+			 ld->slot + 1, ci, t, have, popcount(cf->voters),
+			 cf->index);
+}
+
 void check_durable_quorum(struct cluster *c)
 {
 	struct sim_check *k = &c->chk;

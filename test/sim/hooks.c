@@ -131,6 +131,53 @@ void sim_msg_describe(const sr_msg *m, char *buf, size_t cap)
 /* The callbacks the engines see                                       */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Park a message (cluster.xfaults): responses that a late copy makes
+ * dangerous (read index answers, snapshot and append replies) are chosen
+ * more often.  It waits for the receiver's or the sender's next restart,
+ * or for a higher term anywhere (at most 3 s), and half the time the node
+ * it waits for is made to crash soon, so that the rare pair of events
+ * "delayed across a restart" happens.  1 if parked.
+ */
+static int sim_park(struct cluster *c, const sr_msg *m, const char *desc)
+{
+	int to = (int)m->to - 1, from = (int)m->from - 1;
+	uint32_t rate = m->type == SR_MSG_READ_INDEX_RESP ? 150
+			: m->type == SR_MSG_SNAPSHOT_RESP ? 60
+			: m->type == SR_MSG_APPEND_RESP	  ? 4
+			: m->type == SR_MSG_READ_INDEX	  ? 40
+							  : 2;
+	struct sim_parked *p;
+	sr_term top = 0;
+
+	if (c->n_parked == SIM_MAX_PARKED || sim_rand(c) % 1000 >= rate)
+		return 0;
+	for (int i = 0; i < c->n; i++)
+		if (c->nodes[i].st.term > top)
+			top = c->nodes[i].st.term;
+	p = &c->parked[c->n_parked++];
+	p->sm = sim_msg_copy(m);
+	p->to = to;
+	p->from = from;
+	p->cond = (int)(sim_rand(c) % 3);
+	p->inc_to = c->nodes[to].incarnation;
+	p->inc_from = c->nodes[from].incarnation;
+	p->term = top;
+	p->deadline = c->now + 3000;
+	c->n_parked_total++;
+	sim_trace(c, from, "send %s (parked until %s)", desc,
+		  p->cond == PARK_RECEIVER_RESTART ? "the receiver restarts"
+		  : p->cond == PARK_SENDER_RESTART ? "the sender restarts"
+						   : "a term change");
+	if (p->cond != PARK_TERM_CHANGE && sim_rand(c) % 2) {
+		int victim = p->cond == PARK_RECEIVER_RESTART ? to : from;
+
+		if (!c->crash_at[victim])
+			c->crash_at[victim] = c->now + sim_rand_range(c, 1, 20);
+	}
+	return 1;
+}
+
 static int net_send(void *ctx, const sr_msg *m)
 {
 	struct sim_node *sn = ctx;
@@ -172,6 +219,13 @@ static int net_send(void *ctx, const sr_msg *m)
 		c->n_lost++;
 		return 0;
 	}
+	if (c->xfaults && sim_park(c, m, desc))
+		return 0;
+	/* a durability point: the sender may crash right after it */
+	if (c->xfaults && m->type == SR_MSG_SNAPSHOT_RESP &&
+	    m->u.snapshot_resp.done && !c->crash_at[from] &&
+	    sim_rand(c) % 4 == 0)
+		c->crash_at[from] = c->now;
 	sim_trace(c, from, "send %s", desc);
 	sim_schedule_msg(c, to, sim_msg_copy(m),
 			 c->now + sim_rand_range(c, c->net.delay_min,
@@ -312,12 +366,16 @@ static int fsm_apply(void *ctx, const sr_entry *e, void **result)
 	return 0;
 }
 
-/* The state machine's snapshot: 32 bytes (index, its own state). */
+/* The state machine's snapshot: SIM_SNAP_BYTES (index, its own state,
+ * the value of every key). */
 static void fsm_encode(const struct sim_node *sn, sr_index index,
 		       unsigned char *buf)
 {
-	uint64_t v[4] = { index, sn->fsm.index, sn->fsm.h, sn->fsm.count };
+	uint64_t v[SIM_SNAP_BYTES / 8] = { index, sn->fsm.index, sn->fsm.h,
+					   sn->fsm.count };
 
+	for (int k = 0; k < SIM_KEYS; k++)
+		v[4 + k] = sn->fsm.kv[k];
 	memcpy(buf, v, sizeof(v));
 }
 
@@ -325,7 +383,8 @@ static void fsm_encode(const struct sim_node *sn, sr_index index,
 void sim_snapshot_give(struct sim_node *sn, const unsigned char *buf)
 {
 	if (sr_node_snapshot_write(sn->node, buf, 13) == 0 &&
-	    sr_node_snapshot_write(sn->node, buf + 13, 19) == 0)
+	    sr_node_snapshot_write(sn->node, buf + 13, SIM_SNAP_BYTES - 13) ==
+		    0)
 		sr_node_snapshot_done(sn->node, 0);
 }
 
@@ -333,7 +392,7 @@ static int fsm_snapshot(void *ctx, sr_index index, sr_term term)
 {
 	struct sim_node *sn = ctx;
 	struct cluster *c = sn->c;
-	unsigned char buf[32];
+	unsigned char buf[SIM_SNAP_BYTES];
 
 	c->n_snapshots++;
 	sim_trace(c, sn->slot, "snapshot at %" PRIu64 "/t%" PRIu64 "%s", index,
@@ -360,7 +419,7 @@ static int fsm_snapshot(void *ctx, sr_index index, sr_term term)
 static int fsm_restore(void *ctx, sr_index index, sr_term term)
 {
 	struct sim_node *sn = ctx;
-	unsigned char buf[64];
+	unsigned char buf[2 * SIM_SNAP_BYTES];
 	size_t total = 0, n = 0;
 	int rv;
 

@@ -29,13 +29,18 @@
  *             promote, remove a member or the leader itself; removed nodes
  *             keep running or stop for good), leadership transfers, and
  *             linearizable reads on the leader and on any node.
+ *             During storms also: store I/O errors (the node stops and
+ *             is restarted like a crashed one), messages parked until a
+ *             restart or a term change, crashes right after durability
+ *             points, bursts of reads on nodes that just restarted; on
+ *             every seed reads on the leader and on any node.
  *   liveness  every fault healed, every node up: a new proposal must commit
  *             and every acknowledged proposal must be applied on every
- *             member within a bound; on churn seeds every member must then
- *             serve a read.
+ *             member within a bound; every member must then serve a read
+ *             and take a snapshot when asked.
  *
- * The churn draws come after all the others, so seeds without churn run
- * exactly as they did before churn existed.
+ * At the end the history of writes and reads must be linearizable
+ * (lincheck.c).
  *
  * The checker (check.c) validates the safety properties after every step.
  * A failing seed prints its reason, the last lines of its trace and the
@@ -65,7 +70,8 @@ struct run {
 	char why[600];
 	int dyn; /* this seed changes membership, transfers and reads */
 	uint64_t steps, acked, crashes, leaders, sim_ms, msgs, snaps, restores;
-	uint64_t reads, confs, transfers;
+	uint64_t reads, confs, transfers, lin_ops, lin_giveup;
+	uint64_t parked, bias_crashes, io_errors, stops;
 };
 
 static uint64_t split(uint64_t *s)
@@ -351,14 +357,59 @@ static void churn_act(struct cluster *c, struct churn *ch)
 }
 
 /*
+ * A store I/O error on node i: the next append, hard-state write,
+ * truncation or read fails, or (asynchronous store) the next completion
+ * reports SR_EIO.  The engine must stop (SR_STOPPED) having acknowledged
+ * nothing that is not durable; stopped_restart() then treats it as
+ * crashed.
+ */
+static void fault_store(struct cluster *c, int i)
+{
+	static const int ops[] = { SR_MEM_FAIL_APPEND, SR_MEM_FAIL_HARD_STATE,
+				   SR_MEM_FAIL_TRUNCATE, SR_MEM_FAIL_READ };
+	struct sim_node *sn = &c->nodes[i];
+	uint64_t x = sim_rand(c) % 5;
+
+	if (!sn->node)
+		return;
+	c->n_io_errors++;
+	if (x == 4 && c->o.async_disk) {
+		sn->fail_completion = 1;
+		sim_trace(c, i, "STORE ERROR on the next completion");
+	} else {
+		sr_mem_inject(sn->mem, ops[x % 4], SR_EIO);
+		sim_trace(c, i, "STORE ERROR on the next %s",
+			  x % 4 == 0   ? "append"
+			  : x % 4 == 1 ? "hard state write"
+			  : x % 4 == 2 ? "truncation"
+				       : "read");
+	}
+}
+
+/* A node its store stopped is as good as crashed: crash it (the store
+ * keeps what it reported durable) and restart it later. */
+static void stopped_restart(struct cluster *c)
+{
+	for (int i = 0; i < c->n; i++) {
+		struct sim_node *sn = &c->nodes[i];
+
+		if (!sn->node || sn->st.role != SR_STOPPED)
+			continue;
+		c->n_stops++;
+		sim_trace(c, i, "STOPPED by its store: crash, restart later");
+		cluster_crash(c, i);
+		c->restart_at[i] = c->now + sim_rand_range(c, 1, 300);
+	}
+}
+
+/*
  * Storms (every fault at a high rate) alternate with calm spells (the
  * network healed, proposals only) so that the cluster also makes
  * progress, and progress is what faults must not corrupt.
  */
 static void fault_phase(struct cluster *c, uint64_t duration, int dyn, int lone)
 {
-	uint64_t restart_at[SIM_MAX_NODES] = { 0 }, end = c->now + duration;
-	uint64_t spell_end = 0;
+	uint64_t end = c->now + duration, spell_end = 0, last = c->now;
 	struct churn ch;
 	int storm = 0;
 
@@ -373,12 +424,22 @@ static void fault_phase(struct cluster *c, uint64_t duration, int dyn, int lone)
 
 		cluster_run_until(c, c->now + sim_rand_range(c, 1, 15));
 		for (i = 0; i < c->n; i++)
-			if (restart_at[i] && restart_at[i] <= c->now) {
-				restart_at[i] = 0;
+			if (c->restart_at[i] && c->restart_at[i] <= c->now) {
+				c->restart_at[i] = 0;
 				cluster_restart(c, i);
 			}
+		stopped_restart(c);
+		/* clients come back to a node that just restarted */
+		for (i = 0; i < c->n && storm; i++)
+			if (c->nodes[i].node &&
+			    c->nodes[i].restarted_at > last && sim_rand(c) % 2)
+				for (int k = (int)sim_rand_range(c, 1, 16);
+				     k--;)
+					cluster_read(c, i, NULL);
+		last = c->now;
 		if (c->now >= spell_end) {
 			storm = !storm;
+			c->xfaults = storm;
 			spell_end = c->now + sim_rand_range(c, 200, 1000);
 			sim_trace(c, -1, "%s until %" PRIu64,
 				  storm ? "STORM" : "CALM", spell_end);
@@ -404,7 +465,7 @@ static void fault_phase(struct cluster *c, uint64_t duration, int dyn, int lone)
 			if (c->nodes[i].node) {
 				cluster_crash(c, i);
 				/* half reboot at once, half stay down */
-				restart_at[i] =
+				c->restart_at[i] =
 					c->now +
 					(sim_rand(c) % 2
 						 ? sim_rand_range(c, 1, 30)
@@ -414,11 +475,22 @@ static void fault_phase(struct cluster *c, uint64_t duration, int dyn, int lone)
 			cluster_pause(c, i, sim_rand_range(c, 10, 400));
 		} else if (r < 800) {
 			if (!c->nodes[i].node) {
-				restart_at[i] = 0;
+				c->restart_at[i] = 0;
 				cluster_restart(c, i);
 			}
+		} else if (r < 815) {
+			fault_store(c, i);
 		}
-		/* after the draws above: seeds without churn are unchanged */
+		/* reads on every seed: the history lincheck.c checks */
+		if (!dyn && sim_rand(c) % 20 == 0) {
+			int ld = cluster_leader(c);
+
+			cluster_read(c,
+				     ld >= 0 && sim_rand(c) % 2
+					     ? ld
+					     : (int)(sim_rand(c) % c->n),
+				     NULL);
+		}
 		if (dyn && !c->failed)
 			churn_act(c, &ch);
 	}
@@ -448,15 +520,57 @@ static int reads_served(struct cluster *c, uint64_t *rid, char *why, size_t cap)
 	return all;
 }
 
+/*
+ * Snapshot-taking is live: every member asked to snapshot
+ * (sr_node_snapshot) must eventually start one.  SR_ESTATE (nothing new
+ * applied since the last one) counts as done; SR_EBUSY is fine for a
+ * while (one being taken or installed) but not for good.  1 once all have.
+ */
+static int snapshots_taken(struct cluster *c, uint8_t *done, char *why,
+			   size_t cap)
+{
+	uint32_t members = cluster_members(c);
+	int all = 1;
+
+	if (!c->o.snapshot_threshold)
+		return 1;
+	for (int i = 0; i < c->n; i++) {
+		struct sim_node *sn = &c->nodes[i];
+		int rv;
+
+		if (!(members >> i & 1) || done[i] || !sn->node)
+			continue;
+		sim_host_tick(c, sn);
+		rv = sr_node_snapshot(sn->node);
+		sim_trace(c, i, "snapshot asked: %s",
+			  rv ? sr_strerror(rv) : "ok");
+		check_step(c);
+		if (rv == 0 || rv == SR_ESTATE) {
+			done[i] = 1;
+			continue;
+		}
+		if (all)
+			snprintf(why, cap, "n%d cannot take a snapshot: %s",
+				 i + 1, sr_strerror(rv));
+		all = 0;
+	}
+	return all;
+}
+
 /* Heal everything; a new entry must commit, everything acknowledged
- * must be applied on every member, and (churn) every member must serve
- * a read. */
+ * must be applied on every member, every member must serve a read and
+ * take a snapshot when asked. */
 static void liveness_phase(struct cluster *c, struct run *r)
 {
 	uint64_t end = c->now + LIVENESS_BOUND_MS, barrier = 0, barrier_at = 0;
 	uint64_t rid[SIM_MAX_NODES] = { 0 };
+	uint8_t snapped[SIM_MAX_NODES] = { 0 };
 	char why[200] = "no leader";
 
+	c->xfaults = 0;
+	memset(c->crash_at, 0, sizeof(c->crash_at));
+	memset(c->restart_at, 0, sizeof(c->restart_at));
+	cluster_release_parked(c);
 	cluster_heal(c);
 	c->net.loss = c->net.dup = 0;
 	c->net.delay_min = 1;
@@ -467,13 +581,22 @@ static void liveness_phase(struct cluster *c, struct run *r)
 	}
 	sim_trace(c, -1, "LIVENESS phase: all faults healed");
 	while (!c->failed && c->now < end) {
-		int ld = cluster_leader(c);
+		int ld;
 		const struct sim_prop *b = barrier ? &c->props[barrier - 1]
 						   : NULL;
 
+		/* an error injected before the heal may still stop one */
+		stopped_restart(c);
+		for (int i = 0; i < c->n; i++)
+			if (c->restart_at[i]) {
+				c->restart_at[i] = 0;
+				cluster_restart(c, i);
+			}
+		ld = cluster_leader(c);
 		if (b && b->state == PROP_ACKED) {
 			if (check_converged(c, why, sizeof(why)) &&
-			    (!r->dyn || reads_served(c, rid, why, sizeof(why))))
+			    reads_served(c, rid, why, sizeof(why)) &&
+			    snapshots_taken(c, snapped, why, sizeof(why)))
 				return;
 		} else if (ld >= 0 && (!b || b->state != PROP_PENDING ||
 				       c->now >= barrier_at + 500)) {
@@ -529,6 +652,8 @@ static int run_seed(struct run *r)
 		fault_phase(&c, r->duration, r->dyn, r->churn == 2);
 		if (!c.failed)
 			liveness_phase(&c, r);
+		if (!c.failed && !r->why[0])
+			check_linearizable(&c);
 	}
 	if (c.failed)
 		snprintf(r->why, sizeof(r->why), "%s", c.why);
@@ -543,6 +668,12 @@ static int run_seed(struct run *r)
 	r->reads = c.n_reads_ok;
 	r->confs = c.n_conf_ok;
 	r->transfers = c.n_transfers;
+	r->lin_ops = c.n_lin_ops;
+	r->lin_giveup = c.n_lin_giveup;
+	r->parked = c.n_parked_total;
+	r->bias_crashes = c.n_bias_crashes;
+	r->io_errors = c.n_io_errors;
+	r->stops = c.n_stops;
 	if (r->why[0] && r->ring) {
 		sim_trace(&c, -1, "FAILED: %s", r->why);
 		cluster_dump_ring(&c, stdout);
@@ -671,9 +802,17 @@ static void print_totals(const struct run *t, uint64_t dyn_seeds)
 	       t->steps, t->acked, t->leaders, t->crashes, t->snaps,
 	       t->restores);
 	printf("churn on %" PRIu64 " seeds: %" PRIu64 " membership changes, "
-	       "%" PRIu64 " leadership transfers started, %" PRIu64 " reads "
-	       "served\n",
+	       "%" PRIu64 " leadership transfers started; %" PRIu64 " reads "
+	       "served on all seeds\n",
 	       dyn_seeds, t->confs, t->transfers, t->reads);
+	printf("linearizability: %" PRIu64 " operations checked per key, "
+	       "%" PRIu64 " keys decided by the zone test alone (search "
+	       "budget exhausted)\n",
+	       t->lin_ops, t->lin_giveup);
+	printf("extra faults: %" PRIu64 " messages parked, %" PRIu64
+	       " crashes right after a durability point, %" PRIu64
+	       " store errors injected, %" PRIu64 " nodes stopped by one\n",
+	       t->parked, t->bias_crashes, t->io_errors, t->stops);
 }
 
 int main(int argc, char **argv)
@@ -700,6 +839,12 @@ int main(int argc, char **argv)
 		tot.reads += r.reads;
 		tot.confs += r.confs;
 		tot.transfers += r.transfers;
+		tot.lin_ops += r.lin_ops;
+		tot.lin_giveup += r.lin_giveup;
+		tot.parked += r.parked;
+		tot.bias_crashes += r.bias_crashes;
+		tot.io_errors += r.io_errors;
+		tot.stops += r.stops;
 		dyn_seeds += r.dyn != 0;
 		if (bad) {
 			failed++;
