@@ -109,6 +109,7 @@ struct xopts {
 	uint64_t snapshot_threshold;
 	uint32_t chunk; /* snapshot chunk bytes (the snapshot has 32) */
 	int heal;
+	int heal_depth; /* every interleaving: heal the states at this depth */
 	int delays;  /* -1: every interleaving; else deviations from fair */
 	int reboot;  /* a crash restarts the node at once */
 	int at_rest; /* --delays: faults and clients only at rest */
@@ -1003,7 +1004,8 @@ static int search(struct stats *s)
 				s->steps += w.c.steps;
 				if (!w.c.failed && seen_add(state_hash(&w))) {
 					level_push(&next, p, ch[ci]);
-					if (last && X.heal) {
+					if (X.heal && (last ||
+						       d + 1 == X.heal_depth)) {
 						s->heals++;
 						heal(&w);
 					}
@@ -1253,6 +1255,7 @@ int main(int argc, char **argv)
 	X.snapshot_threshold = 0;
 	X.heal = 1;
 	X.reboot = 1;
+	X.heal_depth = 4;
 	X.delays = -1;
 	X.at_rest = 1;
 	X.park_types = ~0u;
@@ -1298,6 +1301,7 @@ int main(int argc, char **argv)
 		NUM("--delays", X.delays);
 		NUM("--at-rest", X.at_rest);
 		NUM("--chunk", X.chunk);
+		NUM("--heal-depth", X.heal_depth);
 		else
 		{
 			usage();
@@ -1321,11 +1325,12 @@ int main(int argc, char **argv)
 	       X.depth, X.seconds);
 	t0 = now_s();
 	rv = X.delays >= 0 ? search_delays(&s) : search(&s);
-	printf("depth %d complete (%zu of the states at depth %d expanded), "
+	printf("%s %d complete (%zu of the next level's paths done), "
 	       "%zu distinct states, %" PRIu64 " paths, %" PRIu64
-	       " engine steps, %" PRIu64 " heal checks, %.1f s\n",
-	       s.depth_done, s.last_level_done, s.depth_done + 1, seen_n,
-	       s.paths, s.steps, s.heals, now_s() - t0);
+	       " engine steps, %" PRIu64 " heal checks, %.1f s (%.1f s cpu)\n",
+	       X.delays >= 0 ? "deviations" : "depth", s.depth_done,
+	       s.last_level_done, seen_n, s.paths, s.steps, s.heals,
+	       now_s() - t0, (double)clock() / CLOCKS_PER_SEC);
 	free(seen);
 	if (rv < 0)
 		rv = 1;
