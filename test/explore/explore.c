@@ -86,7 +86,8 @@ enum {
 	A_RESTART = 'R',
 	A_PROPOSE = 'P',
 	A_READ = 'Q',
-	A_PARK = 'H'
+	A_PARK = 'H',
+	A_SNAP = 'S'
 };
 
 struct choice {
@@ -107,12 +108,14 @@ struct xopts {
 	struct budget b;
 	int pre_vote, check_quorum;
 	uint64_t snapshot_threshold;
-	uint32_t chunk; /* snapshot chunk bytes (the snapshot has 32) */
+	uint32_t chunk;	 /* snapshot chunk bytes (the snapshot has 32) */
+	int defer;	 /* the state machine hands snapshot bytes over later */
+	int safety_only; /* end-to-end properties only (no rule checks) */
 	int heal;
 	int heal_depth; /* every interleaving: heal the states at this depth */
-	int delays;  /* -1: every interleaving; else deviations from fair */
-	int reboot;  /* a crash restarts the node at once */
-	int at_rest; /* --delays: faults and clients only at rest */
+	int delays;	/* -1: every interleaving; else deviations from fair */
+	int reboot;	/* a crash restarts the node at once */
+	int at_rest;	/* --delays: faults and clients only at rest */
 	uint32_t park_types; /* --delays: message types that may be parked */
 	const char *devs;    /* --delays: deviations allowed (DHTWXU) */
 	uint64_t heal_ms;
@@ -157,8 +160,8 @@ static void check_snapshot_reply(struct cluster *c, const sr_msg *m)
 		sim_fail(c,
 			 "n%d answers snapshot %" PRIu64 " \"installed\" but "
 			 "holds durably only its log up to %" PRIu64 " and "
-								     "snapshot "
-								     "%" PRIu64,
+			 "snapshot "
+			 "%" PRIu64,
 			 sn->slot + 1, i, info.durable_last,
 			 info.snapshot_index);
 }
@@ -167,7 +170,8 @@ static void check_snapshot_reply(struct cluster *c, const sr_msg *m)
 static int hold_all(struct cluster *c, const sr_msg *m, void *ctx)
 {
 	(void)ctx;
-	check_snapshot_reply(c, m);
+	if (!X.safety_only)
+		check_snapshot_reply(c, m);
 	return SIM_HOLD;
 }
 
@@ -186,11 +190,13 @@ static int world_init(struct world *w)
 	o.check_quorum = X.check_quorum;
 	o.snapshot_threshold = X.snapshot_threshold;
 	o.snapshot_chunk_bytes = X.chunk;
+	o.snapshot_defer = X.defer;
 	o.log_level = SR_LOG_ERROR;
 	rv = cluster_init(&w->c, &o);
 	if (rv)
 		return rv;
 	w->c.crash_drops_all = 1;
+	w->c.safety_only = X.safety_only;
 	w->c.filter = hold_all;
 	return cluster_start(&w->c);
 }
@@ -248,6 +254,23 @@ static int msg_dest_up(struct world *w, size_t i)
 }
 
 /*
+ * A deferred snapshot (--defer) waiting for its bytes: the harness queued
+ * an EV_SNAP event for it on the heap, which the explorer never runs (it
+ * has no clock); the S action hands the bytes over and marks the event
+ * spent.  Returns its heap position, or -1.
+ */
+static long snap_pending(struct world *w, int k)
+{
+	struct cluster *c = &w->c;
+
+	for (size_t i = 0; i < c->heap_n; i++)
+		if (c->heap[i].kind == EV_SNAP && c->heap[i].slot == k &&
+		    c->heap[i].incarnation == c->nodes[k].incarnation)
+			return (long)i;
+	return -1;
+}
+
+/*
  * One step of a fixed fair schedule: the oldest message to a node that is
  * up, else a pending store completion, else the earliest timer.  Returns
  * the choice taken, or op 0 if nothing can happen.
@@ -267,6 +290,12 @@ static struct choice fair_step(struct world *w, int skip_parked)
 	for (int k = 0; k < NODES; k++)
 		if (c->nodes[k].node && sr_mem_pending(c->nodes[k].mem)) {
 			ch.op = A_DISK;
+			ch.arg = (uint8_t)k;
+			return ch;
+		}
+	for (int k = 0; k < NODES; k++)
+		if (c->nodes[k].node && snap_pending(w, k) >= 0) {
+			ch.op = A_SNAP;
 			ch.arg = (uint8_t)k;
 			return ch;
 		}
@@ -312,7 +341,7 @@ static int enabled(struct world *w, struct choice *out)
 	do {                                                                   \
 		struct choice ch_ = { (uint8_t)(o), (uint8_t)(a) };            \
 		if (n < MAX_CHOICES && !(delay && same(ch_, dflt)) &&          \
-		    (!delay || !strchr("DUXWTH", ch_.op) ||                    \
+		    (!delay || !strchr("DUXWTHS", ch_.op) ||                   \
 		     strchr(X.devs, ch_.op))) {                                \
 			out[n++] = ch_;                                        \
 		}                                                              \
@@ -354,6 +383,8 @@ static int enabled(struct world *w, struct choice *out)
 		}
 		if (dev && sr_mem_pending(sn->mem))
 			ADD(A_DISK, k);
+		if (dev && snap_pending(w, k) >= 0)
+			ADD(A_SNAP, k);
 		if (dev &&
 		    (is_leader(w, k) ? w->used.heartbeats < X.b.heartbeats
 				     : w->used.elections < X.b.elections))
@@ -452,6 +483,19 @@ static int act_do(struct world *w, struct choice ch)
 		c->steps++;
 		check_step(c);
 		return 0;
+	case A_SNAP: {
+		long e = sn && sn->node ? snap_pending(w, k) : -1;
+
+		if (e < 0)
+			return -1;
+		c->heap[e].kind = 0; /* spent */
+		sim_trace(c, k, "snapshot bytes handed over");
+		sim_host_tick(c, sn);
+		sim_snapshot_give(sn, sn->snap_buf);
+		c->steps++;
+		check_step(c);
+		return 0;
+	}
 	case A_TICK:
 		if (!sn || !sn->node)
 			return -1;
@@ -622,6 +666,7 @@ static uint64_t state_hash(struct world *w)
 		h = h_add(h, st->applied_index);
 		h = h_add(h, st->durable_index);
 		h = h_add(h, sn->fsm.h);
+		h = h_add(h, (uint64_t)(snap_pending(w, k) >= 0));
 		if (st->role == SR_LEADER) {
 			sr_peer_status ps[NODES];
 			size_t np = sr_node_peer_status(sn->node, ps, NODES);
@@ -851,7 +896,7 @@ static int path_parse(const char *s, struct choice *p, int cap)
 			s++;
 			continue;
 		}
-		if (n == cap || !strchr("DUXWTCRPQHF", *s))
+		if (n == cap || !strchr("DUXWTCRPQHFS", *s))
 			return -1;
 		p[n].op = (uint8_t)*s;
 		v = strtoul(s + 1, &end, 10);
@@ -937,10 +982,11 @@ static void print_cmd(const char *choices)
 {
 	printf("replay: build/test/explore/explore --start %s --prevote %d "
 	       "--checkquorum %d --snapshot %" PRIu64 " --settle-props %d "
-	       "--chunk %u --delays %d --reboot %d --heal %d --replay %s\n",
+	       "--chunk %u --defer %d --delays %d --reboot %d --heal %d "
+	       "--safety-only %d --replay %s\n",
 	       X.start_leader ? "leader" : "fresh", X.pre_vote, X.check_quorum,
-	       X.snapshot_threshold, X.settle_props, X.chunk, X.delays,
-	       X.reboot, X.heal, choices);
+	       X.snapshot_threshold, X.settle_props, X.chunk, X.defer, X.delays,
+	       X.reboot, X.heal, X.safety_only, choices);
 }
 
 struct stats {
@@ -1004,8 +1050,8 @@ static int search(struct stats *s)
 				s->steps += w.c.steps;
 				if (!w.c.failed && seen_add(state_hash(&w))) {
 					level_push(&next, p, ch[ci]);
-					if (X.heal && (last ||
-						       d + 1 == X.heal_depth)) {
+					if (X.heal &&
+					    (last || d + 1 == X.heal_depth)) {
 						s->heals++;
 						heal(&w);
 					}
@@ -1301,6 +1347,8 @@ int main(int argc, char **argv)
 		NUM("--delays", X.delays);
 		NUM("--at-rest", X.at_rest);
 		NUM("--chunk", X.chunk);
+		NUM("--defer", X.defer);
+		NUM("--safety-only", X.safety_only);
 		NUM("--heal-depth", X.heal_depth);
 		else
 		{

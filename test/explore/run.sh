@@ -14,7 +14,7 @@ profiles=(
 	"30|interleavings|--start leader --crashes 1 --proposals 2 --reads 2 --elections 1 --heartbeats 2"
 	"20|elections|--start fresh --crashes 1 --proposals 1 --reads 0 --elections 3 --heartbeats 2 --heal-depth 8"
 	"10|reads|--delays 6 --devs H --park read_index_resp --proposals 1 --reads 2 --crashes 1 --elections 0 --heartbeats 0"
-	"15|snapshots|--delays 6 --devs HU --park append --dups 1 --snapshot 1 --chunk 16 --proposals 1 --reads 0 --crashes 0 --elections 0 --heartbeats 0"
+	"15|snapshots|--delays 6 --devs HU --park append --dups 1 --snapshot 1 --defer 1 --proposals 1 --reads 0 --crashes 0 --elections 0 --heartbeats 0"
 	"25|deviations|--delays 3 --devs DHTWXU --park all --dups 1 --drops 1 --proposals 1 --reads 1 --crashes 1 --elections 1 --heartbeats 1 --snapshot 2"
 )
 for p in "${profiles[@]}"; do
