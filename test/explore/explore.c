@@ -42,6 +42,16 @@
  * engines' random generators, makes this an under-approximation: see
  * docs/explorer.md).
  *
+ * With --delays K the search is another: a fixed fair schedule runs by
+ * itself (oldest message, else a store completion, else a deferred
+ * snapshot, else the earliest timer) and a level is the number of other
+ * choices - deviations (deliver out of order, park a message H<i> until a
+ * deviation delivers it, fire a timer out of turn, duplicate, drop),
+ * faults and client requests, the latter at rest only.  Within a level
+ * the fair schedule runs on until it meets a state seen before, and every
+ * state on the way branches into the next level (search_delays()).  That
+ * reaches schedules fifty steps deep that need few decisions.
+ *
  * Checks.  After every action the harness's checker runs (check.c: election
  * safety, log matching, leader completeness, state machine safety, commit
  * by counting only in the leader's term, durable acknowledgements and
@@ -1266,18 +1276,24 @@ static uint32_t park_parse(const char *v)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: explore [--seconds S] [--depth D] [--start "
-			"leader|fresh]\n"
-			"  [--crashes N] [--proposals N] [--reads N] [--dups "
-			"N] "
-			"[--drops N]\n"
-			"  [--elections N] [--heartbeats N] [--snapshot "
-			"THRESHOLD]\n"
-			"  [--prevote 0|1] [--checkquorum 0|1] [--settle-props "
-			"N]\n"
-			"  [--heal 0|1] [--heal-ms MS] [--expect-fail] "
-			"[--verbose]\n"
-			"  [--replay CHOICES]\n");
+	fprintf(stderr,
+		"usage: explore [options] [--replay CHOICES]\n"
+		"  --seconds S        wall-time budget (60)\n"
+		"  --depth D          depth bound (64)\n"
+		"  --start leader|fresh   starting state (leader)\n"
+		"  --crashes N --proposals N --reads N --dups N --drops N\n"
+		"  --elections N --heartbeats N   budgets (1 2 2 0 0 1 2)\n"
+		"  --delays K         fair schedule with K other choices\n"
+		"  --devs LETTERS     deviations allowed with --delays "
+		"(DHTWXU)\n"
+		"  --park TYPES       message types that may be parked (all)\n"
+		"  --at-rest 0|1      faults and clients only at rest (1)\n"
+		"  --snapshot N --chunk BYTES --defer 0|1   snapshots\n"
+		"  --prevote 0|1 --checkquorum 0|1 --reboot 0|1\n"
+		"  --settle-props N   writes committed before the search\n"
+		"  --heal 0|1 --heal-ms MS --heal-depth D   liveness checks\n"
+		"  --safety-only 0|1  end-to-end properties only\n"
+		"  --expect-fail --verbose\n");
 }
 
 int main(int argc, char **argv)
