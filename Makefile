@@ -3,6 +3,7 @@
 #   make                 libseshatraft.a and libseshatraft.so (+ backends)
 #   make test            every test; ends with "N passed, N failed"
 #   make sim SEEDS=n     n simulator seeds
+#   make explore         the bounded exhaustive explorer (EXPLORE_SECONDS=60)
 #   make bench           benchmarks
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make format          clang-format the tree
@@ -92,6 +93,7 @@ $(BUILD)/seshatraft.pc: pkgconfig/seshatraft.pc.in Makefile
 # "N passed, N failed" as its last line; test/run-all sums them.
 -include test/unit/build.mk
 -include test/sim/build.mk
+-include test/explore/build.mk
 -include test/wal/build.mk
 -include test/tcp/build.mk
 -include test/install/build.mk
@@ -132,6 +134,11 @@ build-tests: all $(TESTS) $(EXAMPLES)
 test: all $(TESTS)
 	@bash test/run-all $(TESTS) $(TEST_SCRIPTS)
 
+# The bounded exhaustive explorer (docs/explorer.md): EXPLORE_SECONDS of
+# search in total, split between its profiles.
+explore: all $(BUILD)/test/explore/explore
+	@bash test/explore/run.sh $(BUILD)/test/explore/explore $(EXPLORE_SECONDS)
+
 sim: $(BUILD)/test/sim/simulate
 	$(BUILD)/test/sim/simulate --seeds $(or $(SEEDS),100) $(SIMFLAGS)
 
@@ -163,4 +170,4 @@ format-check:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all test build-tests sim bench fuzz install uninstall format format-check clean
+.PHONY: all test build-tests sim explore bench fuzz install uninstall format format-check clean
