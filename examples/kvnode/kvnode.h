@@ -273,8 +273,9 @@ struct kv_batch {
 struct kv_server {
 	struct kv_opts opt;
 	sr_loop *loop;
-	sr_server *srv; /* the runtime: engine, store, transport */
-	sr_node *node;	/* its engine, for status and the fsm */
+	sr_server *srv;	    /* the runtime: engine, store, transport */
+	sr_node *node;	    /* its engine, for status and the fsm */
+	uint32_t max_entry; /* the engine's largest entry (max_entry_bytes) */
 	struct kv_fsm fsm;
 	int lock_fd;
 	int listen_fd;

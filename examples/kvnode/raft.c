@@ -224,6 +224,7 @@ int kv_raft_open(struct kv_server *s)
 	/* A node waiting to be added hears from members it cannot know. */
 	cfg.tcp.accept_unknown_peers = 1;
 
+	s->max_entry = cfg.raft.max_entry_bytes;
 	rc = sr_server_create(&cfg, &s->srv);
 	if (rc == SR_ELOCKED)
 		kv_log(s, SR_LOG_ERROR, "%s is in use by another process",

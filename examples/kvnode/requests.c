@@ -242,7 +242,12 @@ void kv_server_async_write(struct kv_cmdctx *ctx, int kind,
 	if (!r)
 		return;
 	ctx->s->n_writes++;
-	if (batch_add(ctx->s, r, encoded))
+	/* The engine would refuse it: say so before copying it into the
+	 * batch (a copy of tens of MiB stalls the loop, heartbeats
+	 * included, for as long as its pages take to fault in). */
+	if (encoded->len > ctx->s->max_entry)
+		req_fail(ctx->s, r, SR_ETOOBIG);
+	else if (batch_add(ctx->s, r, encoded))
 		req_fail(ctx->s, r, SR_ENOMEM);
 }
 
