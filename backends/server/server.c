@@ -494,6 +494,15 @@ SR_API int sr_server_read(sr_server *s, void *cookie)
 	return leave(s, sr_node_read_index(s->node, cookie));
 }
 
+SR_API int sr_server_tick(sr_server *s)
+{
+	int rc = enter(s, "sr_server_tick");
+
+	if (rc)
+		return rc;
+	return leave(s, 0);
+}
+
 SR_API int sr_server_add(sr_server *s, sr_id id, const char *addr,
 			 int auto_promote)
 {

@@ -283,6 +283,7 @@ static int addr_ok(const char *p, size_t len)
 
 static void reply_rc(struct kv_cmdctx *ctx, int rc)
 {
+	kv_raft_kick(ctx->s);
 	switch (rc) {
 	case 0:
 		kv_reply_simple(ctx->out, "OK");
@@ -314,7 +315,8 @@ static int leader_or_moved(struct kv_cmdctx *ctx)
 {
 	sr_status st;
 
-	sr_server_status(ctx->s->srv, &st);
+	kv_raft_sync_time(ctx->s);
+	sr_node_status(ctx->s->node, &st);
 	if (st.role == SR_LEADER)
 		return 1;
 	kv_reply_not_leader(ctx->s, ctx->out);

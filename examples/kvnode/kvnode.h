@@ -315,6 +315,10 @@ struct kv_server {
 /* raft.c */
 int kv_raft_open(struct kv_server *s);
 void kv_raft_close(struct kv_server *s);
+/* Tell the engine the time before handing it an event (see raft.c). */
+void kv_raft_sync_time(struct kv_server *s);
+/* Nothing: the runtime re-arms its own timer (kept for callers). */
+void kv_raft_kick(struct kv_server *s);
 /* The client address ("host:port") of member id, or NULL. */
 const char *kv_raft_client_addr(const struct kv_server *s, sr_id id);
 /* Split "raft/client" into its parts; 0 or -1. */

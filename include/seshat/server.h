@@ -226,6 +226,14 @@ SR_API int sr_server_propose_batch(sr_server *srv, const sr_buf *cmds,
 /* A linearizable read: read_done(cookie, ...) as sr_node_read_index(). */
 SR_API int sr_server_read(sr_server *srv, void *cookie);
 
+/*
+ * Bring the engine's clock up to date now (a tick if time moved, which
+ * also runs whatever timer is due), for a host about to read
+ * sr_server_status() outside the loop's own events.  Errors: SR_ESTATE
+ * (not started, or called from inside a callback).
+ */
+SR_API int sr_server_tick(sr_server *srv);
+
 /* Membership (on the leader; one change at a time), as sr_node_add(),
  * sr_node_remove(), sr_node_promote(), sr_node_transfer() and
  * sr_node_snapshot(), plus SR_ESTATE as above.  addr is what the new

@@ -287,6 +287,7 @@ TEST(test_three_servers_elect_replicate_restart_and_add)
 	CHECK(same_history(3, 10));
 	CHECK_EQ(M[leader].done_ok, 10);
 
+	CHECK_EQ(sr_server_tick(M[leader].srv), 0);
 	/* A linearizable read through the runtime. */
 	CHECK_EQ(sr_server_read(M[leader].srv, NULL), 0);
 	RUN_UNTIL(M[leader].reads_ok == 1, 5000);
@@ -536,6 +537,9 @@ TEST(test_wiring_mistakes_refused_at_create)
 		CHECK_EQ(sr_server_propose(M[0].srv, "x", 1, NULL, NULL),
 			 SR_ESTATE);
 		CHECK(strstr(M[0].log, "before sr_server_start") != NULL);
+		CHECK_EQ(sr_server_tick(M[0].srv), SR_ESTATE);
+		CHECK_EQ(sr_server_start(M[0].srv), 0);
+		CHECK_EQ(sr_server_start(M[0].srv), SR_ESTATE);
 	}
 	members_free();
 }
