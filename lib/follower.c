@@ -205,9 +205,12 @@ void follower_handle_append(sr_node *n, const sr_msg *m)
 	if (n->commit < SR_MIN(a->commit, upto))
 		n->commit = SR_MIN(a->commit, upto);
 	/* A heartbeat, or an append of nothing new, is answered at once
-	 * (CheckQuorum and ReadIndex count the answers).  New entries are
-	 * answered when the store reports them durable: an answer now
-	 * could only repeat the old durable index, and would cost the
-	 * leader a wake-up per follower per write for nothing. */
-	follower_maybe_ack(n, !appended);
+	 * (CheckQuorum and ReadIndex count the answers), and so is an
+	 * append past what we last acknowledged: the leader may be probing
+	 * and learns from the answer where our logs match.  New entries
+	 * right after acknowledged ones (the steady state) are answered
+	 * when the store reports them durable: an answer now could only
+	 * repeat the old durable index and would cost the leader a
+	 * wake-up per follower per write for nothing. */
+	follower_maybe_ack(n, !appended || a->prev_index > n->acked);
 }
