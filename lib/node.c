@@ -134,7 +134,7 @@ void node_leave(sr_node *n)
 			n->read_bcast = 0;
 			repl_broadcast(n, 1);
 		}
-		snap_maybe_take(n);
+		snap_process(n);
 		if (!n->ops_dirty && n->durable == durable &&
 		    n->commit == commit)
 			break;
@@ -337,6 +337,7 @@ int sr_node_start(sr_node *n, uint64_t now_ms)
 	n->now = now_ms;
 	n->term = d.term;
 	n->vote = d.vote;
+	read_start(n, &d);
 	rv = node_reconcile_snapshot(n, &d);
 	if (rv)
 		return rv;

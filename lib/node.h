@@ -61,6 +61,7 @@ struct read_req {
 	void *cookie;	/* local requests */
 	sr_id remote;	/* leader: the follower that asked, 0 if local */
 	uint64_t ctx;	/* remote: the follower's ctx; forwarded: ours */
+	sr_term term;	/* forwarded: the term it was sent in */
 	sr_index index; /* read index once known */
 	uint64_t seq;	/* leader: append seq a quorum must echo */
 	uint64_t since; /* when it was asked */
@@ -143,6 +144,8 @@ struct sr_node {
 	sr_term snap_take_term;
 	sr_membership snap_take_conf;
 	uint64_t snap_take_offset;
+	sr_id recv_from;	  /* RECEIVING: the leader sending it */
+	sr_term recv_leader_term; /* RECEIVING: that leader's term */
 	sr_index recv_index;
 	sr_term recv_term;
 	uint64_t recv_offset;
@@ -155,7 +158,7 @@ struct sr_node {
 	struct read_queue rq_forward; /* follower: until the leader answers */
 	struct read_queue rq_apply;   /* until applied >= index (sorted) */
 	sr_term rq_term_of;	      /* term the first three belong to */
-	uint64_t read_ctx_next;
+	uint64_t read_ctx_next;	      /* last tag used; random start (read.c) */
 	int read_bcast; /* a heartbeat round is wanted for new reads */
 
 	/* scratch for building append messages */
@@ -219,7 +222,9 @@ void apply_free(sr_node *n);
 void snap_send(sr_node *n, struct progress *pr);
 void snap_handle_chunk(sr_node *n, const sr_msg *m);
 void snap_handle_resp(sr_node *n, const sr_msg *m);
-void snap_maybe_take(sr_node *n);
+/* Per engine call: drop a pointless partial incoming snapshot, take a
+ * snapshot if the threshold is reached. */
+void snap_process(sr_node *n);
 int snap_restore(sr_node *n, sr_index index, sr_term term);
 void snap_free(sr_node *n);
 
@@ -233,6 +238,8 @@ void transfer_check(sr_node *n, struct progress *pr);
 void transfer_tick(sr_node *n);
 
 /* read.c */
+/* At start: where this process's read tags begin. */
+void read_start(sr_node *n, const sr_durable *d);
 void read_handle_request(sr_node *n, const sr_msg *m);
 void read_handle_resp(sr_node *n, const sr_msg *m);
 void read_process(sr_node *n);

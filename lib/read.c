@@ -25,6 +25,19 @@
  * A change of term fails what is not yet confirmed (SR_ENOTLEADER: a late
  * answer from a deposed leader could be stale); a forwarded read with no
  * answer after an election timeout fails with SR_ETIMEOUT.
+ *
+ * Tags of forwarded reads.  The follower tags each READ_INDEX with a ctx
+ * the leader echoes; an answer completes the read whose tag, term and
+ * leader it carries, and nothing else.  An answer may be delayed past the
+ * crash of the process that asked: were tags a counter from 0 in every
+ * process, a restarted follower (same term, same leader) would give its
+ * first read the tag of an old one, and the old answer, with a read index
+ * below writes acknowledged since, would complete it.  So the counter
+ * starts, in every process, at a 64-bit point drawn from the config's
+ * seed, the start time and the durable state (read_start()).  The engine
+ * has no entropy of its own: raft.h asks hosts for a seed that differs
+ * between starts of a node; two starts then collide only if their tag
+ * ranges overlap, a chance of about (reads per start) / 2^64.
  */
 #include <string.h>
 
@@ -112,6 +125,24 @@ static void rq_fail(sr_node *n, struct read_queue *q, int status)
 	}
 }
 
+/* One splitmix64 step over h ^ v: a hash of a few words. */
+static uint64_t read_mix(uint64_t h, uint64_t v)
+{
+	h ^= v;
+	return sr_rand_next(&h);
+}
+
+void read_start(sr_node *n, const sr_durable *d)
+{
+	uint64_t h = read_mix(n->cfg.seed, n->cfg.id);
+	h = read_mix(h, n->now);
+	h = read_mix(h, d->term);
+	h = read_mix(h, d->vote);
+	h = read_mix(h, d->last_index);
+	h = read_mix(h, d->snapshot_index);
+	n->read_ctx_next = h;
+}
+
 static uint32_t read_pending(const sr_node *n)
 {
 	return n->rq_term.count + n->rq_quorum.count + n->rq_forward.count +
@@ -161,6 +192,7 @@ int sr_node_read_index(sr_node *n, void *cookie)
 	} else {
 		sr_msg m;
 		r.ctx = ++n->read_ctx_next;
+		r.term = n->term;
 		r.since = n->now;
 		rv = rq_push(n, &n->rq_forward, &r, 0);
 		if (rv == 0) {
@@ -199,7 +231,7 @@ void read_handle_resp(sr_node *n, const sr_msg *m)
 
 	read_check_term(n);
 	for (i = 0; i < q->count; i++) /* answers come mostly in order */
-		if (rq_at(q, i)->ctx == a->ctx)
+		if (rq_at(q, i)->ctx == a->ctx && rq_at(q, i)->term == m->term)
 			break;
 	if (i == q->count)
 		return; /* failed or timed out already */

@@ -20,7 +20,25 @@
  * Receiving: chunks are written to the store at their offset; a chunk at
  * an unexpected offset is answered with the offset expected (duplicates
  * and stale chunks change nothing), and offset 0 of a newer snapshot
- * discards a partial one.  Installing never touches the term or the vote,
+ * discards a partial one.  A transfer is one leader's, in one term: its
+ * chunks must come from the same sender in the same term, for the same
+ * snapshot (two state machines need not write the same bytes for one
+ * index, so chunks of two leaders must never be mixed); any other chunk
+ * at a non-zero offset is answered "rejected", restarting the sender at
+ * offset 0, and a partial transfer whose term is over is dropped.  A
+ * partial snapshot whose index the log has
+ * reached meanwhile (the follower caught up through appends) is dropped:
+ * the transfer is pointless, and the store's snapshot writer it holds is
+ * the one local snapshots need.
+ *
+ * "Installed" is a promise: the leader sets the follower's match to the
+ * snapshot's index, and match never goes back within a term (a rejection
+ * at or below it is taken as stale).  A follower whose committed entries
+ * already cover the snapshot therefore answers so only once those entries
+ * are durable (or its own snapshot covers the index); until then it stays
+ * silent and answers the chunk the leader resends with its heartbeat.
+ * Were it to answer at once, a crash losing the entries would leave the
+ * leader waiting on a match the follower no longer has, for good.  Installing never touches the term or the vote,
  * and keeps the log entries that follow the snapshot when the log holds
  * the snapshot's last entry with the same term (Raft §7).
  */
@@ -214,9 +232,47 @@ static void snap_install(sr_node *n)
 	}
 }
 
-/* Open the store's snapshot writer for a new incoming snapshot. */
-static int snap_begin_receive(sr_node *n, const sr_msg_snapshot *s)
+/* Drop a partial incoming snapshot; the store discards what it holds. */
+static void snap_recv_abandon(sr_node *n, const char *why)
 {
+	if (n->snap_mode != SNAP_RECEIVING)
+		return;
+	(void)n->cfg.storage->snapshot_finish(n->cfg.storage_ctx, 0);
+	n->snap_mode = SNAP_IDLE;
+	node_log(n, SR_LOG_INFO, "dropping partial snapshot %llu: %s",
+		 (unsigned long long)n->recv_index, why);
+}
+
+/*
+ * A partial incoming snapshot that the log has overtaken (this node
+ * committed its index through appends, or took a snapshot of its own at
+ * or past it) will never be installed: drop it, or it would keep the
+ * store's one snapshot writer, and with it local snapshots, for good.
+ */
+static void snap_recv_check(sr_node *n)
+{
+	if (n->snap_mode != SNAP_RECEIVING)
+		return;
+	if (n->recv_index <= n->commit || n->recv_index <= n->log.snap_index)
+		snap_recv_abandon(n, "the log holds it");
+	else if (n->term != n->recv_leader_term)
+		snap_recv_abandon(n, "its leader's term is over");
+}
+
+/* Is m a chunk of the transfer being received: the same leader, in the
+ * same term, sending the same snapshot? */
+static int snap_recv_same(const sr_node *n, const sr_msg *m)
+{
+	const sr_msg_snapshot *s = &m->u.snapshot;
+	return n->snap_mode == SNAP_RECEIVING && n->recv_from == m->from &&
+	       n->recv_leader_term == m->term &&
+	       n->recv_index == s->last_index && n->recv_term == s->last_term;
+}
+
+/* Open the store's snapshot writer for a new incoming snapshot. */
+static int snap_begin_receive(sr_node *n, const sr_msg *m)
+{
+	const sr_msg_snapshot *s = &m->u.snapshot;
 	sr_membership conf;
 	int rv;
 
@@ -235,6 +291,8 @@ static int snap_begin_receive(sr_node *n, const sr_msg_snapshot *s)
 		return rv;
 	}
 	n->snap_mode = SNAP_RECEIVING;
+	n->recv_from = m->from;
+	n->recv_leader_term = m->term;
 	n->recv_index = s->last_index;
 	n->recv_term = s->last_term;
 	n->recv_offset = 0;
@@ -251,25 +309,38 @@ void snap_handle_chunk(sr_node *n, const sr_msg *m)
 		elect_become_follower(n, n->term, m->from);
 	n->leader_heard = n->now;
 	elect_reset_timer(n);
-	if (s->last_index <= n->commit || s->last_index <= n->log.snap_index) {
-		snap_reply(n, m, 0, 1, 0); /* we have all of it already */
+	snap_recv_check(n);
+	if (s->last_index <= n->log.snap_index ||
+	    (s->last_index <= n->commit && s->last_index <= n->durable)) {
+		snap_reply(n, m, 0, 1, 0); /* we hold all of it, durably */
 		return;
 	}
+	if (s->last_index <= n->commit)
+		return; /* held, not yet durable: answer a resent chunk */
 	if (!snap_supported(n) || s->last_term == 0 || s->last_term > n->term ||
 	    (s->len && !s->data)) {
 		snap_reply(n, m, 0, 0, 1);
 		return;
 	}
-	if (s->offset == 0 &&
-	    (n->snap_mode != SNAP_RECEIVING || n->recv_index != s->last_index ||
-	     n->recv_offset != 0)) {
-		if (snap_begin_receive(n, s)) {
+	if (s->offset == 0 && !(snap_recv_same(n, m) && n->recv_offset == 0)) {
+		/* A new transfer, unless it is a late chunk of an older
+		 * snapshot from the leader whose newer one we are receiving
+		 * (a leader's snapshots only grow within its term). */
+		if (n->snap_mode == SNAP_RECEIVING && n->recv_from == m->from &&
+		    n->recv_leader_term == m->term &&
+		    s->last_index < n->recv_index) {
+			snap_reply(n, m, 0, 0, 1);
+			return;
+		}
+		if (snap_begin_receive(n, m)) {
 			if (n->role != SR_STOPPED)
 				snap_reply(n, m, 0, 0, 1);
 			return;
 		}
 	}
-	if (n->snap_mode != SNAP_RECEIVING || n->recv_index != s->last_index) {
+	if (!snap_recv_same(n, m)) {
+		/* Not the transfer under way (another leader's, say, whose
+		 * state machine may not write the same bytes): restart. */
 		snap_reply(n, m, 0, 0, 1);
 		return;
 	}
@@ -335,8 +406,9 @@ static int snap_take(sr_node *n)
 	return rv;
 }
 
-void snap_maybe_take(sr_node *n)
+void snap_process(sr_node *n)
 {
+	snap_recv_check(n);
 	if (n->cfg.snapshot_threshold == 0 || n->snap_mode != SNAP_IDLE ||
 	    !n->cfg.fsm->snapshot || !snap_supported(n))
 		return;

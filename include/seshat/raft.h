@@ -232,9 +232,17 @@ typedef struct sr_config {
 	/* Election timeout T: each node waits a random time in [T, 2T). */
 	uint32_t election_timeout_ms; /* default 1000 */
 	uint32_t heartbeat_ms;	      /* default 100 */
-	uint64_t seed;		      /* randomness; same seed, same run */
-	int pre_vote;		      /* default 1 (thesis §9.6) */
-	int check_quorum;	      /* default 1 (thesis §6.2) */
+	/* Randomness; same seed, same run.  Give each start of a node its
+	 * own seed (mix in the clock and the pid, say): where a restarted
+	 * process tags the reads it forwards to the leader comes from it, and
+	 * a tag repeated from a previous life could let a delayed answer to
+	 * an old read complete a new one with a stale read index.  The engine
+	 * also mixes in the start time and the durable state, which may
+	 * repeat.  sr_config_init() sets the id, which is not enough for
+	 * followers that serve reads across restarts. */
+	uint64_t seed;
+	int pre_vote;	  /* default 1 (thesis §9.6) */
+	int check_quorum; /* default 1 (thesis §6.2) */
 
 	/* Flow control per follower. */
 	uint32_t max_inflight_msgs;  /* default 64 appends in flight */
@@ -469,8 +477,10 @@ SR_API int sr_node_transfer(sr_node *node, sr_id target);
  * leader has confirmed its leadership with a heartbeat round after this
  * call, has committed an entry of its term, and this node's state
  * machine has applied up to the read index.  On a follower the index
- * comes from the leader.  Errors: SR_ENOTLEADER (no leader known),
- * SR_ENOMEM; on error read_done is not called.
+ * comes from the leader; the follower matches its answer by a tag that
+ * must not repeat across restarts (see sr_config.seed).  Errors:
+ * SR_ENOTLEADER (no leader known), SR_ENOMEM; on error read_done is not
+ * called.
  */
 SR_API int sr_node_read_index(sr_node *node, void *cookie);
 

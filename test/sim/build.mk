@@ -5,6 +5,7 @@
 #   build/test/sim/paper_test     the Raft paper's rules, scenario by scenario
 #   build/test/sim/faults_test    flow control, limits, storage, restarts
 #   build/test/sim/churn_test     membership changes, transfers, reads
+#   build/test/sim/review_test    the bugs a review found, forced schedules
 #   build/test/sim/simulate       random seeds with faults (500 by default)
 #   build/test/sim/bench_engine   3 engines in one process (make bench)
 
@@ -19,7 +20,7 @@ $(SIM_OUT)/mem_test: test/sim/mem_test.c test/testlib.h $(wildcard include/sesha
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
 
 $(SIM_OUT)/paper_test $(SIM_OUT)/faults_test $(SIM_OUT)/churn_test \
-$(SIM_OUT)/simulate: $(SIM_OUT)/%: test/sim/%.c $(SIM_DEPS)
+$(SIM_OUT)/review_test $(SIM_OUT)/simulate: $(SIM_OUT)/%: test/sim/%.c $(SIM_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(SIM_HARNESS) $(TEST_LIBS)
 
@@ -28,7 +29,7 @@ $(SIM_OUT)/bench_engine: test/sim/bench_engine.c $(wildcard include/seshat/*.h) 
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
 
 TESTS   += $(SIM_OUT)/mem_test $(SIM_OUT)/paper_test $(SIM_OUT)/faults_test \
-           $(SIM_OUT)/churn_test $(SIM_OUT)/simulate
+           $(SIM_OUT)/churn_test $(SIM_OUT)/review_test $(SIM_OUT)/simulate
 BENCHES += $(SIM_OUT)/bench_engine
 
 # A second simulator run in `make test`: churn that also lets the leader of
