@@ -43,6 +43,7 @@ BACKEND_SRCS =
 -include backends/mem/build.mk
 -include backends/wal/build.mk
 -include backends/tcp/build.mk
+-include backends/server/build.mk
 
 ALL_LIB_SRCS = $(LIB_SRCS) $(BACKEND_SRCS)
 LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(ALL_LIB_SRCS))
@@ -96,6 +97,7 @@ $(BUILD)/seshatraft.pc: pkgconfig/seshatraft.pc.in Makefile
 -include test/explore/build.mk
 -include test/wal/build.mk
 -include test/tcp/build.mk
+-include test/server/build.mk
 -include test/install/build.mk
 -include examples/build.mk
 -include examples/kvnode/build.mk

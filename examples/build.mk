@@ -9,6 +9,7 @@
 # this file (examples/kvnode/build.mk) also writes `examples: <programs>`.
 
 -include examples/embed/build.mk
+-include examples/counter/build.mk
 
 examples: $(EXAMPLES)
 test: examples

@@ -140,6 +140,7 @@ void follower_handle_append(sr_node *n, const sr_msg *m)
 	sr_index last = sr_log_last(&n->log);
 	sr_index upto;
 	uint32_t i = 0;
+	int appended;
 
 	if (n->role == SR_LEADER) {
 		node_log(n, SR_LOG_ERROR, "append from %llu in my own term",
@@ -192,7 +193,8 @@ void follower_handle_append(sr_node *n, const sr_msg *m)
 			return;
 		break;
 	}
-	if (i < a->n_entries && follower_append(n, a, i)) {
+	appended = i < a->n_entries;
+	if (appended && follower_append(n, a, i)) {
 		node_log(n, SR_LOG_WARN, "could not append from %llu",
 			 (unsigned long long)m->from);
 		return;
@@ -202,5 +204,13 @@ void follower_handle_append(sr_node *n, const sr_msg *m)
 		n->verified = upto;
 	if (n->commit < SR_MIN(a->commit, upto))
 		n->commit = SR_MIN(a->commit, upto);
-	follower_maybe_ack(n, 1);
+	/* A heartbeat, or an append of nothing new, is answered at once
+	 * (CheckQuorum and ReadIndex count the answers), and so is an
+	 * append past what we last acknowledged: the leader may be probing
+	 * and learns from the answer where our logs match.  New entries
+	 * right after acknowledged ones (the steady state) are answered
+	 * when the store reports them durable: an answer now could only
+	 * repeat the old durable index and would cost the leader a
+	 * wake-up per follower per write for nothing. */
+	follower_maybe_ack(n, !appended || a->prev_index > n->acked);
 }

@@ -784,8 +784,13 @@ int sr_node_propose_batch(sr_node *n, const sr_buf *cmds, size_t count,
 	if (done > 0) {
 		if (first_out)
 			*first_out = first;
-		if (persist_append(n, first, done) == 0)
-			repl_broadcast(n, 0);
+		/* Followers first, then the local write: the leader's own
+		 * write runs in parallel with theirs (thesis §10.2.1) and
+		 * counts only once durable, so the order is safe; a store
+		 * whose append() wakes a writer thread would otherwise hold
+		 * the messages back by that hand-off. */
+		repl_broadcast(n, 0);
+		persist_append(n, first, done);
 	}
 	node_leave(n);
 	return done > 0 ? (int)done : rv;

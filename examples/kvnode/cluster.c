@@ -347,7 +347,7 @@ static void cluster_add(struct kv_cmdctx *ctx)
 		return;
 	snprintf(addr, sizeof(addr), "%.*s/%.*s", (int)ctx->lens[3],
 		 ctx->argv[3], (int)ctx->lens[4], ctx->argv[4]);
-	reply_rc(ctx, sr_node_add(ctx->s->node, id, addr, 1));
+	reply_rc(ctx, sr_server_add(ctx->s->srv, id, addr, 1));
 }
 
 static void cluster_text(struct kv_cmdctx *ctx,
@@ -374,7 +374,7 @@ void kv_cluster_cmd(struct kv_cmdctx *ctx)
 	} else if (arg_is(ctx, 1, "ADD")) {
 		cluster_add(ctx);
 	} else if (arg_is(ctx, 1, "SNAPSHOT")) {
-		reply_rc(ctx, sr_node_snapshot(s->node));
+		reply_rc(ctx, sr_server_snapshot(s->srv));
 	} else if (ctx->argc != 3) {
 		kv_reply_error(ctx->out, "ERR unknown CLUSTER subcommand or "
 					 "wrong number of "
@@ -383,13 +383,13 @@ void kv_cluster_cmd(struct kv_cmdctx *ctx)
 					 "INFO, MYID, SNAPSHOT)");
 	} else if (arg_is(ctx, 1, "REMOVE")) {
 		if (arg_id(ctx, 2, &id) == 0 && leader_or_moved(ctx))
-			reply_rc(ctx, sr_node_remove(s->node, id));
+			reply_rc(ctx, sr_server_remove(s->srv, id));
 	} else if (arg_is(ctx, 1, "PROMOTE")) {
 		if (arg_id(ctx, 2, &id) == 0 && leader_or_moved(ctx))
-			reply_rc(ctx, sr_node_promote(s->node, id));
+			reply_rc(ctx, sr_server_promote(s->srv, id));
 	} else if (arg_is(ctx, 1, "TRANSFER")) {
 		if (arg_id(ctx, 2, &id) == 0 && leader_or_moved(ctx))
-			reply_rc(ctx, sr_node_transfer(s->node, id));
+			reply_rc(ctx, sr_server_transfer(s->srv, id));
 	} else {
 		kv_reply_error(ctx->out, "ERR unknown CLUSTER subcommand");
 	}

@@ -26,6 +26,7 @@
 
 #include <seshat/loop.h>
 #include <seshat/raft.h>
+#include <seshat/server.h>
 #include <seshat/tcp.h>
 
 #include <stddef.h>
@@ -258,7 +259,6 @@ struct kv_opts {
 
 struct kv_conn;
 struct kv_req;
-struct kv_storage;
 struct kv_rbatch;
 
 /* A queue of write commands waiting for the end of the loop iteration. */
@@ -273,26 +273,17 @@ struct kv_batch {
 struct kv_server {
 	struct kv_opts opt;
 	sr_loop *loop;
-	sr_tcp *tcp;
-	sr_node *node;
-	struct kv_storage *store;
+	sr_server *srv;	    /* the runtime: engine, store, transport */
+	sr_node *node;	    /* its engine, for status and the fsm */
+	uint32_t max_entry; /* the engine's largest entry (max_entry_bytes) */
 	struct kv_fsm fsm;
 	int lock_fd;
 	int listen_fd;
 	int accept_paused;
 
-	/* Membership as the engine last reported it (conf_changed), and the
-	 * members registered with the transport. */
+	/* Membership as the engine last reported it (conf_changed). */
 	sr_membership conf;
-	int conf_scheduled;
-	/* Peers registered with the transport (raft addresses). */
-	sr_id tpeer_id[SR_MAX_MEMBERS];
-	char tpeer_addr[SR_MAX_MEMBERS][SR_ADDR_MAX];
-	uint32_t n_tpeers;
 
-	uint64_t tick_timer;   /* 0: none armed */
-	uint64_t tick_at;      /* when it fires */
-	uint64_t last_tick_ms; /* the time the engine was last told */
 	uint64_t sweep_timer;
 	int stopping;
 	int fatal; /* the storage error that stopped the engine, or 0 */
@@ -326,7 +317,7 @@ int kv_raft_open(struct kv_server *s);
 void kv_raft_close(struct kv_server *s);
 /* Tell the engine the time before handing it an event (see raft.c). */
 void kv_raft_sync_time(struct kv_server *s);
-/* Re-arm the tick timer after the engine was called from outside it. */
+/* Nothing: the runtime re-arms its own timer (kept for callers). */
 void kv_raft_kick(struct kv_server *s);
 /* The client address ("host:port") of member id, or NULL. */
 const char *kv_raft_client_addr(const struct kv_server *s, sr_id id);

@@ -159,7 +159,6 @@ static void batch_flush(sr_loop *loop, void *ctx)
 
 	(void)loop;
 	b->scheduled = 0;
-	kv_raft_sync_time(s);
 	while (i < b->n) {
 		size_t k = b->n - i > 256 ? 256 : b->n - i;
 		int rc;
@@ -168,8 +167,8 @@ static void batch_flush(sr_loop *loop, void *ctx)
 			bufs[j].base = b->data.p + from;
 			bufs[j].len = b->ends[i + j] - from;
 		}
-		rc = sr_node_propose_batch(s->node, bufs, k,
-					   (void *const *)(b->reqs + i), NULL);
+		rc = sr_server_propose_batch(
+			s->srv, bufs, k, (void *const *)(b->reqs + i), NULL);
 		if (rc > 0) {
 			i += (size_t)rc;
 			continue;
@@ -185,7 +184,6 @@ static void batch_flush(sr_loop *loop, void *ctx)
 	b->data.len = 0;
 	if (b->data.cap > 4 * 1024 * 1024)
 		kv_buf_free(&b->data);
-	kv_raft_kick(s);
 }
 
 static int batch_add(struct kv_server *s, struct kv_req *r,
@@ -244,7 +242,12 @@ void kv_server_async_write(struct kv_cmdctx *ctx, int kind,
 	if (!r)
 		return;
 	ctx->s->n_writes++;
-	if (batch_add(ctx->s, r, encoded))
+	/* The engine would refuse it: say so before copying it into the
+	 * batch (a copy of tens of MiB stalls the loop, heartbeats
+	 * included, for as long as its pages take to fault in). */
+	if (encoded->len > ctx->s->max_entry)
+		req_fail(ctx->s, r, SR_ETOOBIG);
+	else if (batch_add(ctx->s, r, encoded))
 		req_fail(ctx->s, r, SR_ENOMEM);
 }
 
@@ -315,11 +318,9 @@ static void read_flush(sr_loop *loop, void *ctx)
 	if (s->rbatches)
 		s->rbatches->prev = b;
 	s->rbatches = b;
-	kv_raft_sync_time(s);
-	rc = sr_node_read_index(s->node, b);
+	rc = sr_server_read(s->srv, b);
 	if (rc)
 		kv_server_read_done(s, b, rc);
-	kv_raft_kick(s);
 }
 
 void kv_server_async_read(struct kv_cmdctx *ctx, int kind)

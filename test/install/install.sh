@@ -18,6 +18,8 @@
 #   - examples/embed/embed.c, built outside the tree with nothing but
 #     `pkg-config --cflags --libs seshatraft`, links and runs against the
 #     shared library and, with `pkg-config --static`, against the archive;
+#   - examples/counter/counter.c (seshat/server.h) built the same way runs
+#     as a three-process cluster (test/server/counter.sh);
 #   - `make uninstall` removes what install put there.
 #
 # It runs from `make test` (test/install/build.mk hands over the build
@@ -306,6 +308,27 @@ if [[ $have_embed -eq 1 ]]; then
 else
 	skip embed_links_shared_via_pkgconfig "engine or mem store not in tree"
 	skip embed_links_static_via_pkgconfig "engine or mem store not in tree"
+fi
+
+# The tutorial's counter (examples/counter, on seshat/server.h), built the
+# same way outside the tree, then run as three processes.
+if [[ $have_embed -eq 1 && -f examples/counter/counter.c ]]; then
+	cp examples/counter/counter.c "$W/counter.c"
+	if (cd "$W" && $CC -std=c11 $SAN $cflags counter.c -o counter \
+		$libs) >"$W/counter.log" 2>&1; then
+		if out=$(LD_LIBRARY_PATH=$D$LIBDIR bash test/server/counter.sh \
+			"$W/counter" 2>&1); then
+			ok counter_links_via_pkgconfig_and_replicates
+		else
+			fail counter_links_via_pkgconfig_and_replicates \
+				"$(tail -n 12 <<<"$out")"
+		fi
+	else
+		fail counter_links_via_pkgconfig_and_replicates \
+			"$(head -n 5 "$W/counter.log")"
+	fi
+else
+	skip counter_links_via_pkgconfig_and_replicates "no examples/counter"
 fi
 
 # The in-tree build (examples/build.mk; with the caller's flags, so under

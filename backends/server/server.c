@@ -1,0 +1,617 @@
+/*
+ * server.c — sr_server's life: the configuration checks, creation of the
+ * loop, store, transport and engine, start, the two ways to run, the
+ * public calls (each wrapped with the clock and the deadline timer) and
+ * destruction.  What runs on the loop is in server_glue.c.
+ *
+ * Checks.  A host that forgets a piece of the wiring by hand gets a node
+ * that looks alive and never commits (a WAL whose completions nobody
+ * delivers keeps the leader at commit 0 forever).  Here the server does
+ * the wiring, so what is left to check is the configuration: every field
+ * the server owns must be untouched, every required field present, and
+ * the components' limits must fit together (a transport frame must hold
+ * the engine's largest message).  Each refusal is SR_EINVAL with a log
+ * line that names the field.
+ *
+ * Order.  Create: loop, store (the WAL recovers and locks its
+ * directory), transport (listening, so port 0 is known at once), engine.
+ * Start: bootstrap or join, sr_node_start, the transport's peers from the
+ * configuration loaded, the WAL's fd on the loop, the first timer.
+ * Destroy runs in reverse so that nothing calls into a freed part: the
+ * transport first (no more messages), then the engine (pending
+ * proposals complete with SR_EUNKNOWN), then the store (the WAL finishes
+ * writing what it accepted), then the loop.
+ */
+#include "server_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sr_srvi_log(sr_server *s, int level, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	if (!s->cfg.log || level < s->cfg.log_level)
+		return;
+	n = snprintf(line, sizeof(line),
+		     "server %llu: ", (unsigned long long)s->cfg.id);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	s->cfg.log(s->cfg.log_ctx, level, line);
+}
+
+static void *srv_alloc(const sr_alloc *a, size_t size)
+{
+	return a && a->malloc ? a->malloc(a->ctx, size) : malloc(size);
+}
+
+static void srv_free(const sr_alloc *a, void *p)
+{
+	if (!p)
+		return;
+	if (a && a->free)
+		a->free(a->ctx, p);
+	else
+		free(p);
+}
+
+SR_API void sr_server_config_init(sr_server_config *cfg, sr_id id)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->id = id;
+	cfg->cluster_id = 1;
+	cfg->storage = SR_SERVER_WAL;
+	cfg->log_level = SR_LOG_INFO;
+	sr_config_init(&cfg->raft, id);
+	sr_tcp_config_init(&cfg->tcp, id, 1);
+	sr_wal_options_init(&cfg->wal, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Configuration checks                                               */
+/* ------------------------------------------------------------------ */
+
+/* Log why a field is refused (cfg->log may be set even when the rest is
+ * wrong: it is the first thing looked at). */
+static int refuse(const sr_server_config *c, const char *field, const char *why)
+{
+	char line[256];
+
+	if (c->log && SR_LOG_ERROR >= c->log_level) {
+		snprintf(line, sizeof(line),
+			 "server %llu: bad configuration: %s: %s",
+			 (unsigned long long)c->id, field, why);
+		c->log(c->log_ctx, SR_LOG_ERROR, line);
+	}
+	return SR_EINVAL;
+}
+
+#define OWNED(cond, field)                                                     \
+	do {                                                                   \
+		if (cond)                                                      \
+			return refuse(c, field,                                \
+				      "wired by the server: leave it as "      \
+				      "sr_server_config_init() set it");       \
+	} while (0)
+
+static int check_owned(const sr_server_config *c)
+{
+	const sr_config *r = &c->raft;
+	const sr_tcp_config *t = &c->tcp;
+	const sr_wal_options *w = &c->wal;
+
+	OWNED(r->storage || r->storage_ctx, "raft.storage");
+	OWNED(r->transport || r->transport_ctx, "raft.transport");
+	OWNED(r->fsm || r->fsm_ctx, "raft.fsm (use fsm)");
+	OWNED(r->host.done || r->host.state_changed || r->host.conf_changed ||
+		      r->host.read_done || r->host.log || r->host_ctx,
+	      "raft.host (use host)");
+	OWNED(r->alloc, "raft.alloc (use alloc)");
+	OWNED(t->listen_addr || t->advertise_addr, "tcp.listen_addr (use "
+						   "listen_addr)");
+	OWNED(t->loop, "tcp.loop (use loop)");
+	OWNED(t->on_message || t->ctx, "tcp.on_message");
+	OWNED(t->log || t->log_ctx, "tcp.log (use log)");
+	OWNED(t->alloc, "tcp.alloc (use alloc)");
+	OWNED(w->dir, "wal.dir (use data_dir)");
+	OWNED(w->done || w->done_ctx, "wal.done");
+	OWNED(w->log || w->log_ctx, "wal.log (use log)");
+	OWNED(w->alloc, "wal.alloc (use alloc)");
+	if (r->id && r->id != c->id)
+		return refuse(c, "raft.id", "differs from id");
+	if (t->id && t->id != c->id)
+		return refuse(c, "tcp.id", "differs from id");
+	return 0;
+}
+
+static int check_addr(const sr_server_config *c, const char *field,
+		      const char *addr)
+{
+	const char *colon = addr ? strrchr(addr, ':') : NULL;
+
+	if (!addr)
+		return 0;
+	if (!*addr || strlen(addr) >= SR_ADDR_MAX || !colon || !colon[1])
+		return refuse(c, field, "want \"host:port\"");
+	return 0;
+}
+
+static int check_config(const sr_server_config *c)
+{
+	const sr_config *r = &c->raft;
+	int rc;
+
+	if (c->id == 0)
+		return refuse(c, "id", "must be >= 1");
+	if ((rc = check_owned(c)))
+		return rc;
+	if (!c->fsm || !c->fsm->apply)
+		return refuse(c, "fsm",
+			      "a state machine with apply() is "
+			      "required");
+	if (c->fsm->snapshot && !c->fsm->restore)
+		return refuse(c, "fsm.restore",
+			      "required when fsm.snapshot is set");
+	if (c->host.log)
+		return refuse(c, "host.log", "use log (one hook for all)");
+	if (c->storage != SR_SERVER_WAL && c->storage != SR_SERVER_MEM)
+		return refuse(c, "storage", "SR_SERVER_WAL or SR_SERVER_MEM");
+	if (c->storage == SR_SERVER_WAL && (!c->data_dir || !*c->data_dir))
+		return refuse(c, "data_dir", "required with SR_SERVER_WAL");
+	if (!c->listen_addr)
+		return refuse(c, "listen_addr", "required (\"host:port\")");
+	if ((rc = check_addr(c, "listen_addr", c->listen_addr)) ||
+	    (rc = check_addr(c, "advertise_addr", c->advertise_addr)))
+		return rc;
+	if (r->election_timeout_ms == 0 || r->heartbeat_ms == 0 ||
+	    r->heartbeat_ms >= r->election_timeout_ms)
+		return refuse(c, "raft.heartbeat_ms",
+			      "must be > 0 and below raft.election_timeout_ms");
+	/* The transport must carry the engine's largest append: a full
+	 * message plus one entry of the largest size, with headers. */
+	if (c->tcp.max_frame_bytes &&
+	    (uint64_t)c->tcp.max_frame_bytes <
+		    r->max_msg_bytes + (uint64_t)r->max_entry_bytes + 4096)
+		return refuse(c, "tcp.max_frame_bytes",
+			      "smaller than raft.max_msg_bytes + "
+			      "raft.max_entry_bytes: large appends would "
+			      "never arrive");
+	for (uint32_t i = 0; i < c->peers.n; i++) {
+		const sr_member *m = &c->peers.members[i];
+		if (m->id == 0 || !m->addr[0] ||
+		    memchr(m->addr, 0, SR_ADDR_MAX) == NULL)
+			return refuse(c, "peers",
+				      "every member needs an id and an "
+				      "address");
+		for (uint32_t j = 0; j < i; j++)
+			if (c->peers.members[j].id == m->id)
+				return refuse(c, "peers", "duplicate id");
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Creation                                                           */
+/* ------------------------------------------------------------------ */
+
+static int open_store(sr_server *s)
+{
+	sr_wal_options o;
+	int rc;
+
+	if (s->cfg.storage == SR_SERVER_MEM) {
+		sr_mem_config mc = { .mode = SR_MEM_SYNC,
+				     .done = sr_srvi_storage_done,
+				     .done_ctx = s,
+				     .alloc = s->cfg.alloc };
+		return sr_mem_create(&mc, &s->mem);
+	}
+	o = s->cfg.wal;
+	o.dir = s->data_dir;
+	o.done = sr_srvi_storage_done;
+	o.done_ctx = s;
+	o.log = s->cfg.log;
+	o.log_ctx = s->cfg.log_ctx;
+	o.log_level = s->cfg.log_level;
+	o.alloc = s->cfg.alloc;
+	rc = sr_wal_open(&o, &s->wal);
+	if (rc)
+		sr_srvi_log(s, SR_LOG_ERROR, "cannot open the log in %s: %s",
+			    s->data_dir, sr_strerror(rc));
+	return rc;
+}
+
+static int open_transport(sr_server *s)
+{
+	sr_tcp_config t = s->cfg.tcp;
+	int rc;
+
+	t.id = s->cfg.id;
+	t.cluster_id = s->cfg.cluster_id;
+	t.listen_addr = s->listen;
+	t.advertise_addr = s->advertise[0] ? s->advertise : NULL;
+	t.loop = s->loop;
+	t.on_message = sr_srvi_on_message;
+	t.ctx = s;
+	t.log = s->cfg.log;
+	t.log_ctx = s->cfg.log_ctx;
+	t.log_level = s->cfg.log_level;
+	t.alloc = s->cfg.alloc;
+	rc = sr_tcp_create(&t, &s->tcp);
+	if (rc)
+		sr_srvi_log(s, SR_LOG_ERROR,
+			    "cannot listen for peers on %s: %s", s->listen,
+			    sr_strerror(rc));
+	return rc;
+}
+
+static int create_node(sr_server *s)
+{
+	sr_config r = s->cfg.raft;
+	int rc;
+
+	r.id = s->cfg.id;
+	r.storage = s->wal ? sr_wal_storage_ops() : sr_mem_ops();
+	r.storage_ctx = s->wal ? (void *)s->wal : (void *)s->mem;
+	r.fsm = s->cfg.fsm;
+	r.fsm_ctx = s->cfg.fsm_ctx;
+	r.transport = sr_tcp_transport_ops();
+	r.transport_ctx = s->tcp;
+	r.host = sr_srvi_host_ops;
+	r.host_ctx = s;
+	r.log_level = s->cfg.log_level;
+	r.alloc = s->cfg.alloc;
+	rc = sr_node_create(&r, &s->node);
+	if (rc)
+		sr_srvi_log(s, SR_LOG_ERROR, "cannot create the engine: %s",
+			    sr_strerror(rc));
+	return rc;
+}
+
+SR_API int sr_server_create(const sr_server_config *cfg, sr_server **out)
+{
+	sr_server *s;
+	int rc;
+
+	*out = NULL;
+	if ((rc = check_config(cfg)))
+		return rc;
+	s = srv_alloc(cfg->alloc, sizeof(*s));
+	if (!s)
+		return SR_ENOMEM;
+	memset(s, 0, sizeof(*s));
+	s->cfg = *cfg;
+	s->wal_fd = -1;
+	snprintf(s->listen, sizeof(s->listen), "%s", cfg->listen_addr);
+	if (cfg->advertise_addr)
+		snprintf(s->advertise, sizeof(s->advertise), "%s",
+			 cfg->advertise_addr);
+	s->cfg.listen_addr = s->listen;
+	s->cfg.advertise_addr = cfg->advertise_addr ? s->advertise : NULL;
+	if (cfg->storage == SR_SERVER_WAL) {
+		size_t len = strlen(cfg->data_dir) + 1;
+		s->data_dir = srv_alloc(cfg->alloc, len);
+		if (!s->data_dir) {
+			rc = SR_ENOMEM;
+			goto fail;
+		}
+		memcpy(s->data_dir, cfg->data_dir, len);
+	}
+	s->cfg.data_dir = s->data_dir;
+	if (cfg->loop) {
+		s->loop = cfg->loop;
+	} else {
+		if ((rc = sr_loop_create(cfg->alloc, &s->loop)))
+			goto fail;
+		s->own_loop = 1;
+	}
+	if ((rc = open_store(s)) || (rc = open_transport(s)) ||
+	    (rc = create_node(s)))
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	sr_server_destroy(s);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Start                                                              */
+/* ------------------------------------------------------------------ */
+
+/* The peers list: bootstrap an initial member, or prepare a joiner. */
+static int setup_peers(sr_server *s)
+{
+	const sr_membership *p = &s->cfg.peers;
+	int rc;
+
+	if (p->n == 0)
+		return 0;
+	if (!sr_membership_find(p, s->cfg.id)) {
+		/* Joining: accept the members' connections (and answer
+		 * them) until a configuration naming us arrives. */
+		sr_srvi_peers_sync(s, p, 0);
+		sr_srvi_log(s, SR_LOG_INFO,
+			    "not among the %u initial members: waiting to "
+			    "be added",
+			    p->n);
+		return 0;
+	}
+	rc = sr_node_bootstrap(s->node, p);
+	if (rc)
+		sr_srvi_log(s, SR_LOG_ERROR, "bootstrap failed: %s",
+			    sr_strerror(rc));
+	return rc;
+}
+
+SR_API int sr_server_start(sr_server *s)
+{
+	const sr_membership *conf;
+	int rc;
+
+	if (s->started || s->depth)
+		return SR_ESTATE;
+	if ((rc = setup_peers(s)))
+		return rc;
+	s->last_tick = sr_loop_update_now(s->loop);
+	s->depth++;
+	rc = sr_node_start(s->node, s->last_tick);
+	s->depth--;
+	if (rc) {
+		sr_srvi_log(s, SR_LOG_ERROR, "cannot start the engine: %s",
+			    sr_strerror(rc));
+		return rc;
+	}
+	conf = sr_node_membership(s->node);
+	if (conf && conf->n) {
+		s->conf = *conf;
+		sr_srvi_peers_sync(s, conf, 0);
+	}
+	if (s->wal) {
+		rc = sr_loop_watch(s->loop, sr_wal_fd(s->wal), SR_LOOP_READ,
+				   sr_srvi_wal_ready, s);
+		if (rc)
+			return rc;
+		s->wal_fd = sr_wal_fd(s->wal);
+	}
+	s->started = 1;
+	sr_srvi_kick(s);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Running                                                            */
+/* ------------------------------------------------------------------ */
+
+SR_API int sr_server_run(sr_server *s)
+{
+	int rc;
+
+	if (s->depth || s->running)
+		return SR_ESTATE;
+	if (s->error)
+		return s->error;
+	s->running = 1;
+	rc = sr_loop_run(s->loop);
+	s->running = 0;
+	return rc ? rc : s->error;
+}
+
+SR_API void sr_server_stop(sr_server *s)
+{
+	sr_loop_stop(s->loop);
+}
+
+SR_API int sr_server_fd(const sr_server *s)
+{
+	return sr_loop_fd(s->loop);
+}
+
+SR_API int sr_server_timeout_ms(sr_server *s)
+{
+	return sr_loop_timeout_ms(s->loop);
+}
+
+SR_API int sr_server_process(sr_server *s)
+{
+	int rc;
+
+	if (s->depth)
+		return SR_ESTATE;
+	rc = sr_loop_run_once(s->loop, 0);
+	return s->error ? s->error : rc;
+}
+
+SR_API sr_loop *sr_server_loop(const sr_server *s)
+{
+	return s->loop;
+}
+
+/* ------------------------------------------------------------------ */
+/* The engine's calls                                                 */
+/* ------------------------------------------------------------------ */
+
+/* Refuse a call the engine cannot take now, saying why. */
+static int enter(sr_server *s, const char *what)
+{
+	if (s->depth) {
+		sr_srvi_log(s, SR_LOG_ERROR,
+			    "%s called from inside a callback: defer it "
+			    "(sr_loop_defer)",
+			    what);
+		return SR_ESTATE;
+	}
+	if (!s->started) {
+		sr_srvi_log(s, SR_LOG_ERROR,
+			    "%s called before sr_server_start()", what);
+		return SR_ESTATE;
+	}
+	s->depth++;
+	sr_srvi_sync(s);
+	return 0;
+}
+
+static int leave(sr_server *s, int rc)
+{
+	s->depth--;
+	sr_srvi_kick(s);
+	return rc;
+}
+
+SR_API int sr_server_propose(sr_server *s, const void *data, size_t len,
+			     void *cookie, sr_index *index_out)
+{
+	int rc = enter(s, "sr_server_propose");
+
+	if (rc)
+		return rc;
+	return leave(s, sr_node_propose(s->node, data, len, cookie, index_out));
+}
+
+SR_API int sr_server_propose_batch(sr_server *s, const sr_buf *cmds,
+				   size_t count, void *const *cookies,
+				   sr_index *first_out)
+{
+	int rc = enter(s, "sr_server_propose_batch");
+
+	if (rc)
+		return rc;
+	return leave(s, sr_node_propose_batch(s->node, cmds, count, cookies,
+					      first_out));
+}
+
+SR_API int sr_server_read(sr_server *s, void *cookie)
+{
+	int rc = enter(s, "sr_server_read");
+
+	if (rc)
+		return rc;
+	return leave(s, sr_node_read_index(s->node, cookie));
+}
+
+SR_API int sr_server_tick(sr_server *s)
+{
+	int rc = enter(s, "sr_server_tick");
+
+	if (rc)
+		return rc;
+	return leave(s, 0);
+}
+
+SR_API int sr_server_add(sr_server *s, sr_id id, const char *addr,
+			 int auto_promote)
+{
+	int rc = enter(s, "sr_server_add");
+
+	if (rc)
+		return rc;
+	return leave(s, sr_node_add(s->node, id, addr, auto_promote));
+}
+
+SR_API int sr_server_remove(sr_server *s, sr_id id)
+{
+	int rc = enter(s, "sr_server_remove");
+
+	if (rc)
+		return rc;
+	return leave(s, sr_node_remove(s->node, id));
+}
+
+SR_API int sr_server_promote(sr_server *s, sr_id id)
+{
+	int rc = enter(s, "sr_server_promote");
+
+	if (rc)
+		return rc;
+	return leave(s, sr_node_promote(s->node, id));
+}
+
+SR_API int sr_server_transfer(sr_server *s, sr_id target)
+{
+	int rc = enter(s, "sr_server_transfer");
+
+	if (rc)
+		return rc;
+	return leave(s, sr_node_transfer(s->node, target));
+}
+
+SR_API int sr_server_snapshot(sr_server *s)
+{
+	int rc = enter(s, "sr_server_snapshot");
+
+	if (rc)
+		return rc;
+	return leave(s, sr_node_snapshot(s->node));
+}
+
+/* ------------------------------------------------------------------ */
+/* Observing                                                          */
+/* ------------------------------------------------------------------ */
+
+SR_API void sr_server_status(const sr_server *s, sr_status *out)
+{
+	sr_node_status(s->node, out);
+}
+
+SR_API const sr_membership *sr_server_membership(const sr_server *s)
+{
+	return sr_node_membership(s->node);
+}
+
+SR_API int sr_server_port(const sr_server *s)
+{
+	return sr_tcp_port(s->tcp);
+}
+
+SR_API sr_node *sr_server_node(const sr_server *s)
+{
+	return s->node;
+}
+
+SR_API sr_tcp *sr_server_tcp(const sr_server *s)
+{
+	return s->tcp;
+}
+
+SR_API sr_wal *sr_server_wal(const sr_server *s)
+{
+	return s->wal;
+}
+
+/* ------------------------------------------------------------------ */
+/* Destruction                                                        */
+/* ------------------------------------------------------------------ */
+
+SR_API void sr_server_destroy(sr_server *s)
+{
+	if (!s)
+		return;
+	if (s->timer)
+		sr_loop_timer_cancel(s->loop, s->timer);
+	s->timer = 0;
+	sr_srvi_peers_cancel(s);
+	if (s->wal_fd >= 0)
+		sr_loop_unwatch(s->loop, s->wal_fd);
+	s->wal_fd = -1;
+	if (s->tcp)
+		sr_tcp_destroy(s->tcp);
+	s->tcp = NULL;
+	/* The engine's last callbacks (pending proposals and reads fail)
+	 * still reach the host; nothing may call back into the engine. */
+	s->started = 0;
+	s->depth++;
+	if (s->node)
+		sr_node_destroy(s->node);
+	s->node = NULL;
+	sr_wal_close(s->wal);
+	sr_mem_destroy(s->mem);
+	if (s->own_loop && s->loop)
+		sr_loop_destroy(s->loop);
+	srv_free(s->cfg.alloc, s->data_dir);
+	srv_free(s->cfg.alloc, s);
+}

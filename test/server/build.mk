@@ -1,0 +1,17 @@
+# test/server — the host runtime (seshat/server.h).
+#
+#   test_server   three (and four) members in one process over loopback
+#                 TCP: election, replication, restart on the WAL, a member
+#                 added, the shared-loop, fd+process and run() modes, and
+#                 the wiring mistakes refused at create
+SERVER_OUT = $(BUILD)/test/server
+TESTS += $(SERVER_OUT)/test_server
+
+$(SERVER_OUT)/%: test/server/%.c $(STATIC) test/testlib.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
+
+# The tutorial's counter, three processes (examples/counter).
+ifneq ($(wildcard examples/counter/counter.c),)
+TEST_SCRIPTS += test/server/counter.sh
+endif
