@@ -21,16 +21,23 @@ nodes" sums the three members.  Every data directory sits under
 BUILD/bench-kv, on the same disk.
 
 The floor — one loopback round trip + one fdatasync of a small append into
-a preallocated file (bench/floor.c) — is measured in every round too.
+a preallocated file (bench/floor.c) — is measured right before every
+single-client run, and its median is the reference for the 1-client p50.
 
 The library-level figure: bench/seshat_node.c (engine + WAL + TCP on the
 library's loop, 3 processes) and craft_kv --bench (canonical raft, 3
 processes) with W proposals of 100 B in flight on the leader, alternated
 the same way.
 
+Before/after a change, in the same run: BASE_BUILD=DIR names the BUILD
+directory of another commit (make BUILD=DIR kvnode DIR/bench/seshat_node
+in a checkout of it); its kvnode and seshat_node then run as two more
+systems, "kvnode@base" and "seshat@base", alternated with the others.
+
 Environment: BUILD (default build), QUICK=1 (one round, short runs),
-ROUNDS, CLIENTS ("1 50 200"), WINDOWS ("1 64"), PORT_BASE (default 23700;
-the ports PORT_BASE+1 .. PORT_BASE+70 must be free: checked at start).
+ROUNDS, CLIENTS ("1 50 200"), WINDOWS ("1 64"; "" skips the library level),
+SKIP ("craft", "redis" or both: leave systems out of a before/after run), PORT_BASE (default 23700;
+the ports PORT_BASE+1 .. PORT_BASE+90 must be free: checked at start).
 """
 import os
 import shutil
@@ -45,7 +52,8 @@ BUILD = os.environ.get("BUILD") or "build"
 QUICK = os.environ.get("QUICK", "") in ("1", "yes", "true")
 ROUNDS = int(os.environ.get("ROUNDS") or (1 if QUICK else 3))
 CLIENTS = [int(c) for c in (os.environ.get("CLIENTS") or "1 50 200").split()]
-WINDOWS = [int(w) for w in (os.environ.get("WINDOWS") or "1 64").split()]
+WINDOWS = [int(w) for w in os.environ.get("WINDOWS", "1 64").split()]
+SKIP = os.environ.get("SKIP", "").split()
 PORT = int(os.environ.get("PORT_BASE") or 23700)
 RUN = os.path.join(BUILD, "bench-kv")
 BIN = {
@@ -54,10 +62,14 @@ BIN = {
     "seshat_node": os.path.join(BUILD, "bench/seshat_node"),
     "floor": os.path.join(BUILD, "bench/floor"),
 }
+BASE = os.environ.get("BASE_BUILD") or ""
+if BASE:
+    BIN["kvnode@base"] = os.path.join(BASE, "examples/kvnode/kvnode")
+    BIN["seshat@base"] = os.path.join(BASE, "bench/seshat_node")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Requests per run: enough for a few seconds each at the rates seen here.
-REQUESTS = {1: 1500, 50: 30000, 200: 40000} if QUICK else \
-    {1: 4000, 50: 80000, 200: 100000}
+REQUESTS = {1: 800, 50: 10000, 200: 15000} if QUICK else \
+    {1: 2000, 50: 30000, 200: 40000}
 LIB_SECONDS = 1.0 if QUICK else 2.0
 
 procs = []
@@ -154,25 +166,26 @@ class System:
             name, ports, pids, leader
 
 
-def start_kvnode():
-    d = os.path.join(RUN, "kvnode")
-    cports = [PORT + 1 + i for i in range(3)]
-    rports = [PORT + 11 + i for i in range(3)]
+def start_kvnode(name="kvnode", off=0):
+    d = os.path.join(RUN, name)
+    cports = [PORT + 1 + off + i for i in range(3)]
+    rports = [PORT + 11 + off + i for i in range(3)]
     peers = ",".join("%d=127.0.0.1:%d/127.0.0.1:%d" % (i + 1, rports[i],
                                                        cports[i])
                      for i in range(3))
     ps = []
     for i in range(3):
-        ps.append(start([BIN["kvnode"], "--id", str(i + 1),
+        ps.append(start([BIN[name], "--id", str(i + 1),
                          "--data", os.path.join(d, "node%d" % (i + 1)),
                          "--client", "127.0.0.1:%d" % cports[i],
                          "--raft", "127.0.0.1:%d" % rports[i],
                          "--peers", peers, "--storage", "wal",
-                         "--log-level", "warn"], "kvnode%d.log" % (i + 1)))
+                         "--log-level", "warn"],
+                        "%s%d.log" % (name, i + 1)))
     leader = find_leader(cports)
     if leader is None:
-        sys.exit("bench-kv: kvnode elected no leader (logs in %s)" % RUN)
-    return System("kvnode", cports, [p.pid for p in ps], leader)
+        sys.exit("bench-kv: %s elected no leader (logs in %s)" % (name, RUN))
+    return System(name, cports, [p.pid for p in ps], leader)
 
 
 def start_redis():
@@ -243,7 +256,7 @@ def bench_once(s, clients):
 
 
 def floor_once():
-    out = subprocess.run([BIN["floor"], RUN, "1000" if QUICK else "2000"],
+    out = subprocess.run([BIN["floor"], RUN, "800"],
                          capture_output=True, text=True, timeout=120)
     vals = dict(kv.split("=") for kv in out.stdout.split()[1:])
     return {k: float(v) for k, v in vals.items()}
@@ -259,8 +272,9 @@ def lib_once(system, w):
         common = ["--id", str(i + 1), "--dir", dd,
                   "--election-ms", "150" if i == 0 else "1000",
                   "--warmup", "0.5", "--seconds", str(LIB_SECONDS)]
-        if system == "seshat":
-            args = [BIN["seshat_node"], "--raft-base", str(PORT + 51),
+        if system.startswith("seshat"):
+            exe = BIN["seshat_node" if system == "seshat" else system]
+            args = [exe, "--raft-base", str(PORT + 51),
                     "--w", str(w)] + common
         else:
             args = [BIN["craft"], "--raft-base", str(PORT + 61),
@@ -306,19 +320,19 @@ def fmt_int(x):
 def main():
     shutil.rmtree(RUN, ignore_errors=True)
     os.makedirs(RUN)
-    have_craft = os.access(BIN["craft"], os.X_OK)
+    have_craft = os.access(BIN["craft"], os.X_OK) and "craft" not in SKIP
     if not shutil.which("redis-server") or not shutil.which(
             "redis-benchmark"):
         sys.exit("bench-kv: needs redis-server and redis-benchmark "
                  "(apt-get install redis-server redis-tools)")
-    if not have_craft:
+    if not have_craft and "craft" not in SKIP:
         log("NOTE: canonical raft is skipped: build/bench/craft_kv was not "
             "built because libraft-dev or libuv1-dev is missing "
             "(apt-get install libraft-dev libuv1-dev)")
     log("bench-kv: %d round(s), clients %s, %s, load average %s" %
         (ROUNDS, CLIENTS, "QUICK" if QUICK else "full",
          open("/proc/loadavg").read().split()[0]))
-    busy = [p for p in range(PORT + 1, PORT + 71) if port_busy(p)]
+    busy = [p for p in range(PORT + 1, PORT + 91) if port_busy(p)]
     if busy:
         sys.exit("bench-kv: ports %s are in use; pick other ports with "
                  "PORT_BASE=N" % busy)
@@ -326,22 +340,29 @@ def main():
     systems = []
     try:
         systems.append(start_kvnode())
-        systems.append(start_redis())
+        if BASE:
+            systems.append(start_kvnode("kvnode@base", 70))
+        if "redis" not in SKIP:
+            systems.append(start_redis())
         if have_craft:
             systems.append(start_craft())
         names = [s.name for s in systems]
         res = {(s.name, c): [] for s in systems for c in CLIENTS}
         floors = []
-        lib_sys = ["seshat"] + (["craft"] if have_craft else [])
+        lib_sys = (["seshat"] + (["seshat@base"] if BASE else []) +
+                   (["craft"] if have_craft else []))
         lib = {(s, w): [] for s in lib_sys for w in WINDOWS}
         for r in range(ROUNDS):
             order = systems[r % len(systems):] + systems[:r % len(systems)]
-            floors.append(floor_once())
             for c in CLIENTS:
                 for s in order:
+                    if c == 1:
+                        # the floor next to every single-client run, so
+                        # that it sees the same moment of a noisy disk
+                        floors.append(floor_once())
                     x = bench_once(s, c)
                     res[(s.name, c)].append(x)
-                    log("round %d  %-7s %3d clients  %9s ops/s  p50 %6.0f "
+                    log("round %d  %-11s %3d clients  %9s ops/s  p50 %6.0f "
                         "µs  p99 %6.0f µs  leader CPU %5.1f µs/write" %
                         (r + 1, s.name, c, fmt_int(x["ops"]), x["p50"],
                          x["p99"], x["cpu"]))
@@ -350,18 +371,20 @@ def main():
                 for ls in lorder:
                     x = lib_once(ls, w)
                     lib[(ls, w)].append(x)
-                    log("round %d  lib %-6s W=%-4d %9s ops/s  p50 %6.0f µs"
+                    log("round %d  lib %-11s W=%-4d %9s ops/s  p50 %6.0f µs"
                         "  p99 %6.0f µs  leader CPU %5.1f µs/entry" %
                         (r + 1, ls, w, fmt_int(x["ops"]), x["p50"], x["p99"],
                          x["cpu"]))
     finally:
         stop_all()
 
-    fl = {k: statistics.median(f[k] for f in floors) for k in floors[0]}
-    log("")
-    log("Floor (median of %d): loopback round trip %.0f µs + fdatasync "
-        "%.0f µs = %.0f µs" % (len(floors), fl["rtt_us"], fl["fsync_us"],
-                               fl["floor_us"]))
+    fl = ({k: statistics.median(f[k] for f in floors) for k in floors[0]}
+          if floors else None)
+    if fl:
+        log("")
+        log("Floor (median of %d): loopback round trip %.0f µs + fdatasync "
+            "%.0f µs = %.0f µs" % (len(floors), fl["rtt_us"],
+                                   fl["fsync_us"], fl["floor_us"]))
     log("")
     log("redis-benchmark SET, 100 B values, 100k keys; medians of %d "
         "round(s)" % ROUNDS)
@@ -373,20 +396,26 @@ def main():
         for n in names:
             rows = res[(n, c)]
             ops = med(rows, "ops")
-            vr = ops / med(res[("redis", c)], "ops")
+            vr = (ops / med(res[("redis", c)], "ops")
+                  if ("redis", c) in res else None)
             vc = ops / med(res[("craft", c)], "ops") if have_craft else None
-            log("| %s | %d | %s | %.0f | %.0f | %.2fx | %s | %.1f | %.1f |" %
-                (n, c, fmt_int(ops), med(rows, "p50"), med(rows, "p99"), vr,
+            log("| %s | %d | %s | %.0f | %.0f | %s | %s | %.1f | %.1f |" %
+                (n, c, fmt_int(ops), med(rows, "p50"), med(rows, "p99"),
+                 "%.2fx" % vr if vr else "-",
                  "%.2fx" % vc if vc else "-", med(rows, "cpu"),
                  med(rows, "cpu_all")))
-    log("")
-    kp50 = med(res[("kvnode", CLIENTS[0])], "p50")
-    line = "kvnode %d-client p50 = %.2fx the floor" % (CLIENTS[0],
-                                                       kp50 / fl["floor_us"])
-    if have_craft:
-        line += ", %.2fx canonical raft's p50" % (
-            kp50 / med(res[("craft", CLIENTS[0])], "p50"))
-    log(line)
+    if fl:
+        log("")
+        kp50 = med(res[("kvnode", 1)], "p50")
+        line = "kvnode 1-client p50 = %.2fx the floor" % (kp50 /
+                                                         fl["floor_us"])
+        if have_craft:
+            line += ", %.2fx canonical raft's p50" % (
+                kp50 / med(res[("craft", 1)], "p50"))
+        log(line)
+    if not WINDOWS:
+        log("bench-kv: %.0f s; data in %s" % (time.time() - started, RUN))
+        return
     log("")
     log("Library level: 3 processes, W proposals of 100 B in flight on the "
         "leader; medians of %d round(s)" % ROUNDS)
@@ -399,8 +428,8 @@ def main():
             vc = (med(rows, "ops") / med(lib[("craft", w)], "ops")
                   if have_craft else None)
             log("| %s | %d | %s | %.0f | %.0f | %s | %.1f |" %
-                ("seshat (engine+WAL+TCP)" if ls == "seshat" else
-                 "canonical raft", w, fmt_int(med(rows, "ops")),
+                ({"seshat": "seshat (engine+WAL+TCP)",
+                  "craft": "canonical raft"}.get(ls, ls), w, fmt_int(med(rows, "ops")),
                  med(rows, "p50"), med(rows, "p99"),
                  "%.2fx" % vc if vc else "-", med(rows, "cpu")))
     log("")
