@@ -383,8 +383,10 @@ def main():
     if fl:
         log("")
         log("Floor (median of %d): loopback round trip %.0f µs + fdatasync "
-            "%.0f µs = %.0f µs" % (len(floors), fl["rtt_us"],
-                                   fl["fsync_us"], fl["floor_us"]))
+            "%.0f µs = %.0f µs (an fdatasync on an otherwise idle machine: "
+            "%.0f µs; bench/floor.c says why)" %
+            (len(floors), fl["rtt_us"], fl["fsync_us"], fl["floor_us"],
+             fl["fsync_idle_us"]))
     log("")
     log("redis-benchmark SET, 100 B values, 100k keys; medians of %d "
         "round(s)" % ROUNDS)

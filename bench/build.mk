@@ -15,7 +15,7 @@ CRAFT_OK := $(shell pkg-config --exists raft libuv 2>/dev/null && echo 1 || echo
 
 $(BENCH_DIR)/floor: bench/floor.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -o $@ $<
+	$(CC) $(CFLAGS_BASE) -o $@ $< -lpthread
 
 $(BENCH_DIR)/seshat_node: bench/seshat_node.c $(STATIC)
 	@mkdir -p $(dir $@)

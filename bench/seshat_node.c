@@ -15,6 +15,9 @@
  * refills them with one sr_node_propose_batch() after the engine returns
  * (the same batching a server gets from reading all ready clients first).
  *
+ * --engine picks the WAL's I/O engine (posix, the default, as kvnode
+ * uses; uring needs a library built with liburing).
+ *
  * Member 1 has a shorter election timeout so it is usually the leader;
  * whichever member leads runs the load, prints one RESULT line (ops/s,
  * p50/p99 latency in µs, the process's CPU µs per committed entry) and
@@ -41,7 +44,8 @@ static struct {
 	unsigned election_ms;
 	unsigned w;
 	double warmup_s, seconds;
-} opt = { 0, NULL, 19001, 1000, 1, 1.0, 3.0 };
+	int engine;
+} opt = { 0, NULL, 19001, 1000, 1, 1.0, 3.0, SR_WAL_POSIX };
 
 static sr_loop *loop;
 static sr_node *node;
@@ -307,7 +311,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: seshat_node --id N --dir DIR [--raft-base "
 			"PORT] [--election-ms N] [--w W] [--warmup S] "
-			"[--seconds S]\n");
+			"[--seconds S] [--engine posix|uring|auto]\n");
 	exit(2);
 }
 
@@ -331,6 +335,10 @@ static void parse_args(int argc, char **argv)
 			opt.warmup_s = atof(v);
 		else if (!strcmp(a, "--seconds"))
 			opt.seconds = atof(v);
+		else if (!strcmp(a, "--engine"))
+			opt.engine = !strcmp(v, "uring")  ? SR_WAL_URING
+				     : !strcmp(v, "auto") ? SR_WAL_AUTO
+							  : SR_WAL_POSIX;
 		else
 			usage();
 	}
@@ -352,6 +360,7 @@ int main(int argc, char **argv)
 	if ((rc = sr_loop_create(NULL, &loop)))
 		die("loop", rc);
 	sr_wal_options_init(&wo, opt.dir);
+	wo.engine = opt.engine;
 	if ((rc = sr_wal_open(&wo, &wal)))
 		die("wal", rc);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d",
