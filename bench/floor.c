@@ -15,7 +15,7 @@
  * preallocates its segments the same way), each followed by fdatasync;
  * the median of ROUNDS / 4.
  *
- * The sync is measured twice: alone, and with a second thread spinning
+ * The sync is measured twice: alone, and with one thread per CPU spinning
  * beside it.  On this project's development VM an fdatasync issued while
  * the machine is otherwise idle often takes a flat ~4 ms (the idle vCPU
  * seems to learn of the disk's completion only at the next 250 Hz tick),
@@ -165,7 +165,8 @@ int main(int argc, char **argv)
 {
 	size_t rounds = argc > 2 ? (size_t)atol(argv[2]) : 2000;
 	double r, f, fi;
-	pthread_t th;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	pthread_t th[64];
 
 	if (argc < 2 || rounds < 8) {
 		fprintf(stderr, "usage: floor DIR [ROUNDS]\n");
@@ -173,14 +174,18 @@ int main(int argc, char **argv)
 	}
 	r = rtt(rounds);
 	fi = fsync_cost(argv[1], rounds / 4);
+	if (ncpu < 1 || ncpu > 64)
+		ncpu = ncpu < 1 ? 1 : 64;
 	spinning = 1;
-	if (pthread_create(&th, NULL, spin_main, NULL)) {
-		perror("floor: thread");
-		return 1;
-	}
+	for (long i = 0; i < ncpu; i++)
+		if (pthread_create(&th[i], NULL, spin_main, NULL)) {
+			perror("floor: thread");
+			return 1;
+		}
 	f = fsync_cost(argv[1], rounds / 4);
 	spinning = 0;
-	pthread_join(th, NULL);
+	for (long i = 0; i < ncpu; i++)
+		pthread_join(th[i], NULL);
 	printf("FLOOR rtt_us=%.1f fsync_us=%.1f fsync_idle_us=%.1f "
 	       "floor_us=%.1f\n",
 	       r, f, fi, r + f);
