@@ -101,6 +101,7 @@ $(BUILD)/seshatraft.pc: pkgconfig/seshatraft.pc.in Makefile
 -include test/install/build.mk
 -include examples/build.mk
 -include examples/kvnode/build.mk
+-include bench/build.mk
 
 TEST_LIBS = $(STATIC) $(LDLIBS_ALL) $(URING_LIBS)
 

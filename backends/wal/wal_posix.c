@@ -22,12 +22,22 @@
  * with the same error without touching the disk.
  *
  * Waiting for the host.  Right after a batch finishes, its completion is
- * on its way to the host, whose callbacks will append the next batch
+ * on its way to the host, whose callbacks may append the next batch
  * within microseconds; likewise while the host is inside sr_wal_process()
- * (plugged).  So before sleeping on cv_work the writer spins once, without
- * the lock, for at most WAL_SPIN_NS or until the host kicks: that saves a
- * futex wake-up (tens of microseconds on a busy machine) per batch, which
- * matters when an fdatasync costs 0.2 ms.
+ * (plugged).  So before sleeping on cv_work the writer may spin, without
+ * the lock, until the host kicks or its spin budget runs out: that saves
+ * a futex wake-up per batch when the next batch does come that soon.
+ * Often it does not: in a replicated log the next append usually waits
+ * for a network round trip and a follower's fdatasync, and a spin that
+ * catches nothing burns a core for nothing — on a machine with as few
+ * cores as busy threads (three members on two cores), it takes the CPU
+ * from the very thread that would produce the next batch (measured with
+ * bench/seshat_node.c: about a quarter of the leader's CPU at one
+ * proposal in flight went to this spin).  So the budget adapts: a spin
+ * that ends in work doubles it (up to WAL_SPIN_NS), one that times out
+ * halves it, and below WAL_SPIN_MIN_NS it is off, probed again every
+ * WAL_SPIN_PROBE batches.  With two online CPUs or fewer the writer
+ * never spins.
  *
  * The writer holds `mu` only to take an item and to publish progress,
  * never across a system call that touches the disk; it never allocates,
@@ -41,7 +51,17 @@
 
 #include "wal_int.h"
 
-#define WAL_SPIN_NS 100000
+#define WAL_SPIN_NS	100000 /* the longest spin */
+#define WAL_SPIN_MIN_NS 5000   /* a shorter budget turns spinning off */
+#define WAL_SPIN_PROBE	64     /* batches between two tries once off */
+
+/* The writer's spin budget (see "Waiting for the host" above). */
+struct spin {
+	uint64_t deadline; /* spin until then (0: not spinning) */
+	uint64_t budget;   /* ns; 0: off */
+	uint64_t max;	   /* WAL_SPIN_NS, or 0 where cores are scarce */
+	unsigned skipped;  /* batches since spinning went off */
+};
 
 struct posix_state {
 	pthread_t thread;
@@ -213,20 +233,62 @@ static void spin_slice(sr_wal *w)
 	pthread_mutex_lock(&w->mu);
 }
 
+static void spin_init(struct spin *sp)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(sp, 0, sizeof(*sp));
+	sp->max = cpus > 2 ? WAL_SPIN_NS : 0;
+	sp->budget = sp->max;
+}
+
+/* A batch finished or pre-work was done: spin for the budget from now. */
+static void spin_arm(struct spin *sp)
+{
+	if (!sp->max)
+		return;
+	if (!sp->budget && ++sp->skipped >= WAL_SPIN_PROBE) {
+		sp->budget = WAL_SPIN_MIN_NS;
+		sp->skipped = 0;
+	}
+	sp->deadline = sp->budget ? now_ns() + sp->budget : 0;
+}
+
+/* Work arrived while spinning: the spin paid off. */
+static void spin_hit(struct spin *sp)
+{
+	if (!sp->deadline)
+		return;
+	sp->deadline = 0;
+	sp->budget = sp->budget * 2 > sp->max ? sp->max : sp->budget * 2;
+}
+
+/* The spin timed out: spin less next time. */
+static void spin_miss(struct spin *sp)
+{
+	sp->deadline = 0;
+	sp->budget /= 2;
+	if (sp->budget < WAL_SPIN_MIN_NS)
+		sp->budget = 0;
+}
+
 /*
  * Nothing can start (under mu): do pre-work for the OPEN batch, or spin
- * a little while the next batch is probably on its way (until *deadline),
- * or sleep until kicked.
+ * a little while the next batch is probably on its way, or sleep until
+ * kicked.
  */
-static void posix_idle(sr_wal *w, uint64_t *deadline)
+static void posix_idle(sr_wal *w, struct spin *sp)
 {
 	if (posix_prework(w)) {
-		*deadline = now_ns() + WAL_SPIN_NS;
+		spin_arm(sp);
 		return;
 	}
-	if (now_ns() < *deadline) {
-		spin_slice(w);
-		return;
+	if (sp->deadline) {
+		if (now_ns() < sp->deadline) {
+			spin_slice(w);
+			return;
+		}
+		spin_miss(sp);
 	}
 	pthread_cond_wait(&w->cv_work, &w->mu);
 }
@@ -234,8 +296,9 @@ static void posix_idle(sr_wal *w, uint64_t *deadline)
 static void *posix_main(void *arg)
 {
 	sr_wal *w = arg;
-	uint64_t deadline = 0;
+	struct spin sp;
 
+	spin_init(&sp);
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		struct wal_item *it;
@@ -244,9 +307,10 @@ static void *posix_main(void *arg)
 		if (!runnable(w)) {
 			if (w->stopping && !w->exec)
 				break;
-			posix_idle(w, &deadline);
+			posix_idle(w, &sp);
 			continue;
 		}
+		spin_hit(&sp);
 		it = w->exec;
 		it->state = ITEM_BUSY;
 		st = w->failed;
@@ -259,7 +323,7 @@ static void *posix_main(void *arg)
 		sr_walc_item_finish(w, it, st);
 		pthread_mutex_unlock(&w->mu);
 		sr_walc_notify(w);
-		deadline = now_ns() + WAL_SPIN_NS;
+		spin_arm(&sp);
 		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);

@@ -44,10 +44,12 @@
  *   SR_WAL_POSIX  a writer thread does pwrite() + fdatasync().  Batches are
  *                 written and synced whether or not the host calls
  *                 sr_wal_process(); only the callbacks wait for it.
- *                 After each batch the thread spins for at most 0.1 ms
- *                 waiting for the next one (the host's callbacks usually
- *                 append it within microseconds) before it sleeps: it
- *                 trades that CPU time for a thread wake-up per batch.
+ *                 After each batch the thread may spin for at most
+ *                 0.1 ms waiting for the next one before it sleeps,
+ *                 trading that CPU time for a thread wake-up per batch;
+ *                 the budget adapts (spins that catch nothing shrink it
+ *                 to nothing), and with two online CPUs or fewer it
+ *                 never spins.
  *   SR_WAL_URING  io_uring (when the library was built with liburing): no
  *                 thread; the engine thread submits each batch as one linked
  *                 chain (write, fdatasync) and sr_wal_process() reaps the

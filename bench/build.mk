@@ -1,0 +1,38 @@
+# bench/ — `make bench-kv`: kvnode vs Redis vs canonical raft, side by side.
+#
+# Nothing here is part of `make`, `make test` or `build-tests`: the
+# programs are built only by `make bench-kv` (canonical raft's harness
+# needs Debian's libraft-dev and libuv1-dev, which the build does not
+# otherwise require).  bench/bench_kv.py runs the comparison; QUICK=1
+# makes it short; docs/benchmarks.md explains the table.
+#
+#   bench/floor.c        one loopback round trip + one fdatasync
+#   bench/seshat_node.c  engine + WAL + TCP, W proposals in flight
+#   bench/craft_kv.c     canonical raft with a tiny RESP front end
+
+BENCH_DIR = $(BUILD)/bench
+CRAFT_OK := $(shell pkg-config --exists raft libuv 2>/dev/null && echo 1 || echo 0)
+
+$(BENCH_DIR)/floor: bench/floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -o $@ $< -lpthread
+
+$(BENCH_DIR)/seshat_node: bench/seshat_node.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -o $@ $< $(STATIC) $(LDLIBS_ALL) $(URING_LIBS)
+
+# canonical raft's headers are not -Wstrict-prototypes clean.
+$(BENCH_DIR)/craft_kv: bench/craft_kv.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -Wno-strict-prototypes $(shell pkg-config --cflags raft libuv) \
+		-o $@ $< $(shell pkg-config --libs raft libuv)
+
+BENCH_KV_BINS = $(BENCH_DIR)/floor $(BENCH_DIR)/seshat_node $(KVNODE_BIN)
+ifeq ($(CRAFT_OK),1)
+BENCH_KV_BINS += $(BENCH_DIR)/craft_kv
+endif
+
+bench-kv: $(BENCH_KV_BINS)
+	@BUILD=$(BUILD) QUICK=$(QUICK) python3 bench/bench_kv.py
+
+.PHONY: bench-kv
