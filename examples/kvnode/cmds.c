@@ -32,10 +32,30 @@
 
 typedef void (*cmd_fn)(struct kv_cmdctx *ctx);
 
+/* Command flags, as COMMAND reports them (and kvnode routes by them). */
+enum {
+	F_WRITE = 1 << 0,    /* changes data: proposed through the log */
+	F_READONLY = 1 << 1, /* reads data: a ReadIndex read on the leader */
+	F_DENYOOM = 1 << 2,
+	F_ADMIN = 1 << 3,
+	F_FAST = 1 << 4,
+	F_LOADING = 1 << 5,
+	F_STALE = 1 << 6,
+	F_NOSCRIPT = 1 << 7
+};
+
+/*
+ * A command: its name, Redis's arity, flags, and where its keys are
+ * (first and last argument positions, and the step between keys; last -1
+ * is the last argument; 0 0 0 when the command has no keys).  Clients
+ * such as redis-py's cluster router take the key positions from COMMAND.
+ */
 struct cmd {
 	const char *name;
 	int arity;
 	cmd_fn fn;
+	unsigned flags;
+	int first, last, step;
 };
 
 static int arg_is(const struct kv_cmdctx *ctx, size_t i, const char *s)
@@ -357,34 +377,184 @@ static void cmd_config(struct kv_cmdctx *ctx)
 	kv_buf_free(&body);
 }
 
-/* COMMAND, COMMAND COUNT, COMMAND DOCS/INFO: enough for redis-cli, which
- * copes with an empty command table. */
+/* ------------------------------------------------------------------ */
+/* COMMAND: the command table as Redis reports it                     */
+/* ------------------------------------------------------------------ */
+
+static const struct cmd *cmd_lookup(const char *name, size_t len);
+static const struct cmd *cmd_at(size_t i);
+
+static void command_entry(struct kv_buf *o, const struct cmd *c)
+{
+	static const char *const names[] = { "write", "readonly", "denyoom",
+					     "admin", "fast",	  "loading",
+					     "stale", "noscript" };
+	size_t nf = 0;
+
+	kv_reply_array(o, 10);
+	kv_reply_cstr(o, c->name);
+	kv_reply_int(o, c->arity);
+	for (size_t i = 0; i < 8; i++)
+		nf += (c->flags >> i) & 1;
+	kv_reply_array(o, nf);
+	for (size_t i = 0; i < 8; i++)
+		if ((c->flags >> i) & 1)
+			kv_reply_simple(o, names[i]);
+	kv_reply_int(o, c->first);
+	kv_reply_int(o, c->last);
+	kv_reply_int(o, c->step);
+	if (c->flags & F_WRITE) {
+		kv_reply_array(o, 1);
+		kv_reply_simple(o, "@write");
+	} else if (c->flags & F_READONLY) {
+		kv_reply_array(o, 1);
+		kv_reply_simple(o, "@read");
+	} else {
+		kv_reply_array(o, 1);
+		kv_reply_simple(o, "@connection");
+	}
+	kv_reply_array(o, 0); /* tips */
+	kv_reply_array(o, 0); /* key specifications (first/last/step say it) */
+	kv_reply_array(o, 0); /* subcommands */
+}
+
+/* The positions of the keys of argv (argv[0] the command) per the table:
+ * calls fn for each; returns the number of keys. */
+static size_t command_keys(const struct cmd *c, size_t argc,
+			   void (*fn)(void *arg, size_t pos), void *arg)
+{
+	size_t n = 0, last;
+
+	if (c->first <= 0 || (size_t)c->first >= argc)
+		return 0;
+	last = c->last < 0 ? (size_t)((long)argc + c->last) : (size_t)c->last;
+	if (last >= argc)
+		last = argc - 1;
+	for (size_t i = (size_t)c->first; i <= last; i += (size_t)c->step) {
+		if (fn)
+			fn(arg, i);
+		n++;
+	}
+	return n;
+}
+
+static void getkeys_one(void *arg, size_t pos)
+{
+	struct kv_cmdctx *ctx = arg;
+
+	kv_reply_bulk(ctx->out, ctx->argv[pos + 2], ctx->lens[pos + 2]);
+}
+
 static void cmd_command(struct kv_cmdctx *ctx)
 {
-	if (ctx->argc >= 2 && arg_is(ctx, 1, "COUNT"))
+	const struct cmd *c;
+
+	if (ctx->argc == 1) {
+		kv_reply_array(ctx->out, kv_cmd_count());
+		for (size_t i = 0; i < kv_cmd_count(); i++)
+			command_entry(ctx->out, cmd_at(i));
+	} else if (arg_is(ctx, 1, "COUNT")) {
 		kv_reply_int(ctx->out, (long long)kv_cmd_count());
-	else
-		kv_reply_array(ctx->out, 0);
+	} else if (arg_is(ctx, 1, "INFO")) {
+		if (ctx->argc == 2) { /* every command, as Redis 7 does */
+			kv_reply_array(ctx->out, kv_cmd_count());
+			for (size_t i = 0; i < kv_cmd_count(); i++)
+				command_entry(ctx->out, cmd_at(i));
+			return;
+		}
+		kv_reply_array(ctx->out, ctx->argc - 2);
+		for (size_t i = 2; i < ctx->argc; i++) {
+			c = cmd_lookup(ctx->argv[i], ctx->lens[i]);
+			if (c)
+				command_entry(ctx->out, c);
+			else
+				kv_reply_nil(ctx->out);
+		}
+	} else if (arg_is(ctx, 1, "LIST")) {
+		kv_reply_array(ctx->out, kv_cmd_count());
+		for (size_t i = 0; i < kv_cmd_count(); i++)
+			kv_reply_cstr(ctx->out, cmd_at(i)->name);
+	} else if (arg_is(ctx, 1, "GETKEYS")) {
+		size_t argc = ctx->argc - 2, n;
+		c = argc ? cmd_lookup(ctx->argv[2], ctx->lens[2]) : NULL;
+		if (!c) {
+			kv_reply_error(ctx->out, "ERR Invalid command "
+						 "specified");
+			return;
+		}
+		if ((c->arity > 0 && argc != (size_t)c->arity) ||
+		    (c->arity < 0 && argc < (size_t)-c->arity)) {
+			kv_reply_error(ctx->out, "ERR Invalid number of "
+						 "arguments specified for "
+						 "command");
+			return;
+		}
+		n = command_keys(c, argc, NULL, NULL);
+		if (n == 0) {
+			kv_reply_error(ctx->out, "ERR The command has no key "
+						 "arguments");
+			return;
+		}
+		kv_reply_array(ctx->out, n);
+		command_keys(c, argc, getkeys_one, ctx);
+	} else if (arg_is(ctx, 1, "DOCS")) {
+		kv_reply_array(ctx->out, 0); /* no documentation served */
+	} else {
+		kv_reply_error(ctx->out, "ERR unknown COMMAND subcommand");
+	}
 }
 
 static void cmd_client(struct kv_cmdctx *ctx)
 {
-	char line[160];
+	struct kv_buf text = { 0 };
 
-	if (ctx->argc < 2) {
-		kv_reply_error(ctx->out, "ERR wrong number of arguments for "
-					 "'client' command");
-	} else if (arg_is(ctx, 1, "ID")) {
+	if (arg_is(ctx, 1, "ID")) {
 		kv_reply_int(ctx->out, (long long)kv_server_conn_id(ctx->c));
 	} else if (arg_is(ctx, 1, "GETNAME")) {
-		kv_reply_nil(ctx->out);
+		const char *name = kv_server_conn_name(ctx->c);
+		if (name[0])
+			kv_reply_cstr(ctx->out, name);
+		else
+			kv_reply_nil(ctx->out);
+	} else if (arg_is(ctx, 1, "SETNAME") && ctx->argc == 3) {
+		for (size_t i = 0; i < ctx->lens[2]; i++) {
+			unsigned char ch = (unsigned char)ctx->argv[2][i];
+			if (ch <= ' ' || ch > '~') {
+				kv_reply_error(ctx->out, "ERR Client names "
+							 "cannot contain "
+							 "spaces, newlines or "
+							 "special "
+							 "characters.");
+				return;
+			}
+		}
+		if (ctx->lens[2] >= 64) {
+			kv_reply_error(ctx->out, "ERR client name longer than "
+						 "63 bytes");
+			return;
+		}
+		kv_server_set_conn_name(ctx->c, ctx->argv[2], ctx->lens[2]);
+		kv_reply_simple(ctx->out, "OK");
 	} else if (arg_is(ctx, 1, "LIST") || arg_is(ctx, 1, "INFO")) {
-		snprintf(line, sizeof(line), "id=%llu db=0 cmd=client\n",
-			 (unsigned long long)kv_server_conn_id(ctx->c));
-		kv_reply_cstr(ctx->out, line);
-	} else if (arg_is(ctx, 1, "SETNAME") || arg_is(ctx, 1, "SETINFO") ||
-		   arg_is(ctx, 1, "NO-EVICT") || arg_is(ctx, 1, "NO-TOUCH") ||
-		   arg_is(ctx, 1, "REPLY")) {
+		kv_server_client_list(
+			ctx->s, arg_is(ctx, 1, "INFO") ? ctx->c : NULL, &text);
+		kv_reply_bulk(ctx->out, text.p ? text.p : "", text.len);
+		kv_buf_free(&text);
+	} else if (arg_is(ctx, 1, "REPLY") && ctx->argc == 3) {
+		/* OFF and SKIP are not answered (server.c drops the reply of
+		 * the commands that follow); ON is. */
+		if (arg_is(ctx, 2, "ON")) {
+			kv_server_reply_mode(ctx->c, KV_REPLY_ON);
+			kv_reply_simple(ctx->out, "OK");
+		} else if (arg_is(ctx, 2, "OFF")) {
+			kv_server_reply_mode(ctx->c, KV_REPLY_OFF);
+		} else if (arg_is(ctx, 2, "SKIP")) {
+			kv_server_reply_mode(ctx->c, KV_REPLY_SKIP);
+		} else {
+			kv_reply_error(ctx->out, "ERR syntax error");
+		}
+	} else if (arg_is(ctx, 1, "SETINFO") || arg_is(ctx, 1, "NO-EVICT") ||
+		   arg_is(ctx, 1, "NO-TOUCH")) {
 		kv_reply_simple(ctx->out, "OK");
 	} else {
 		kv_reply_error(ctx->out, "ERR unknown CLIENT subcommand");
@@ -417,27 +587,67 @@ static void cmd_hello(struct kv_cmdctx *ctx)
 
 static void cmd_cluster(struct kv_cmdctx *ctx)
 {
-	kv_cluster_cmd(ctx);
+	if (!kv_slots_cmd(ctx))
+		kv_cluster_cmd(ctx);
 }
 
+/* READONLY, READWRITE, ASKING: accepted.  kvnode's replicas never serve
+ * reads (every read is a linearizable read on the leader), so after
+ * READONLY a read sent to a replica is still redirected with MOVED. */
+static void cmd_ok(struct kv_cmdctx *ctx)
+{
+	kv_reply_simple(ctx->out, "OK");
+}
+
+#define W (F_WRITE | F_DENYOOM)
+#define R (F_READONLY | F_FAST)
 static const struct cmd cmd_table[] = {
-	{ "ping", -1, cmd_ping },	{ "echo", 2, cmd_echo },
-	{ "set", -3, cmd_set },		{ "get", 2, cmd_get },
-	{ "del", -2, cmd_del },		{ "unlink", -2, cmd_del },
-	{ "exists", -2, cmd_exists },	{ "incr", 2, cmd_incr },
-	{ "decr", 2, cmd_decr },	{ "incrby", 3, cmd_incrby },
-	{ "decrby", 3, cmd_decrby },	{ "mset", -3, cmd_mset },
-	{ "mget", -2, cmd_mget },	{ "dbsize", 1, cmd_dbsize },
-	{ "strlen", 2, cmd_strlen },	{ "info", -1, cmd_info },
-	{ "config", -2, cmd_config },	{ "command", -1, cmd_command },
-	{ "client", -2, cmd_client },	{ "hello", -1, cmd_hello },
-	{ "select", 2, cmd_select },	{ "quit", -1, cmd_quit },
-	{ "cluster", -2, cmd_cluster },
+	{ "ping", -1, cmd_ping, F_FAST | F_STALE, 0, 0, 0 },
+	{ "echo", 2, cmd_echo, F_FAST, 0, 0, 0 },
+	{ "set", -3, cmd_set, W, 1, 1, 1 },
+	{ "get", 2, cmd_get, R, 1, 1, 1 },
+	{ "del", -2, cmd_del, F_WRITE, 1, -1, 1 },
+	{ "unlink", -2, cmd_del, F_WRITE | F_FAST, 1, -1, 1 },
+	{ "exists", -2, cmd_exists, R, 1, -1, 1 },
+	{ "incr", 2, cmd_incr, W | F_FAST, 1, 1, 1 },
+	{ "decr", 2, cmd_decr, W | F_FAST, 1, 1, 1 },
+	{ "incrby", 3, cmd_incrby, W | F_FAST, 1, 1, 1 },
+	{ "decrby", 3, cmd_decrby, W | F_FAST, 1, 1, 1 },
+	{ "mset", -3, cmd_mset, W, 1, -1, 2 },
+	{ "mget", -2, cmd_mget, R, 1, -1, 1 },
+	{ "dbsize", 1, cmd_dbsize, R, 0, 0, 0 },
+	{ "strlen", 2, cmd_strlen, R, 1, 1, 1 },
+	{ "info", -1, cmd_info, F_LOADING | F_STALE, 0, 0, 0 },
+	{ "config", -2, cmd_config, F_ADMIN | F_LOADING | F_STALE, 0, 0, 0 },
+	{ "command", -1, cmd_command, F_LOADING | F_STALE, 0, 0, 0 },
+	{ "client", -2, cmd_client, F_LOADING | F_STALE, 0, 0, 0 },
+	{ "hello", -1, cmd_hello, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
+	{ "select", 2, cmd_select, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
+	{ "quit", -1, cmd_quit, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
+	{ "cluster", -2, cmd_cluster, F_STALE, 0, 0, 0 },
+	{ "readonly", 1, cmd_ok, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
+	{ "readwrite", 1, cmd_ok, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
+	{ "asking", 1, cmd_ok, F_FAST, 0, 0, 0 },
 };
+#undef W
+#undef R
 
 size_t kv_cmd_count(void)
 {
 	return sizeof(cmd_table) / sizeof(cmd_table[0]);
+}
+
+static const struct cmd *cmd_at(size_t i)
+{
+	return &cmd_table[i];
+}
+
+static int is_leader(struct kv_server *s)
+{
+	sr_status st;
+
+	sr_node_status(s->node, &st);
+	return st.role == SR_LEADER;
 }
 
 static const struct cmd *cmd_lookup(const char *name, size_t len)
@@ -479,6 +689,17 @@ void kv_cmd_exec(struct kv_cmdctx *ctx)
 				"ERR wrong number of arguments for '%s' "
 				"command",
 				c->name);
+		return;
+	}
+	/* Data commands run on the leader.  Elsewhere: MOVED with the slot
+	 * of the first key (what cluster clients map to a node), or
+	 * TRYAGAIN/CLUSTERDOWN when the leader is gone or unknown. */
+	if ((c->flags & (F_WRITE | F_READONLY)) && !is_leader(ctx->s)) {
+		unsigned slot = 0;
+		if (c->first > 0 && (size_t)c->first < ctx->argc)
+			slot = kv_key_slot(ctx->argv[c->first],
+					   ctx->lens[c->first]);
+		kv_slot_redirect(ctx->s, slot, ctx->out);
 		return;
 	}
 	c->fn(ctx);

@@ -394,6 +394,27 @@ enum {
 	KV_K_STRLEN
 };
 
+/* slots.c: the Redis Cluster protocol over the one Raft group. */
+/* The slot of a key: CRC16/XMODEM of the key or of its {hash tag}. */
+unsigned kv_key_slot(const char *key, size_t len);
+/* The 40-hex-digit Redis node id of Raft member id. */
+void kv_node_name(const struct kv_server *s, sr_id id, char out[41]);
+/* CLUSTER SLOTS/SHARDS/NODES/MYID/KEYSLOT/COUNTKEYSINSLOT/GETKEYSINSLOT;
+ * 0 if argv[1] is none of them (nothing was replied). */
+int kv_slots_cmd(struct kv_cmdctx *ctx);
+/* The reply for a keyed command on a node that is not the leader:
+ * MOVED <slot> <leader>, TRYAGAIN (leader silent) or CLUSTERDOWN. */
+void kv_slot_redirect(struct kv_server *s, unsigned slot, struct kv_buf *out);
+
+/* server.c: per-connection state the commands change. */
+enum { KV_REPLY_ON = 0, KV_REPLY_OFF = 1, KV_REPLY_SKIP = 2 };
+void kv_server_reply_mode(struct kv_conn *c, int mode);
+const char *kv_server_conn_name(const struct kv_conn *c);
+void kv_server_set_conn_name(struct kv_conn *c, const char *name, size_t len);
+/* CLIENT LIST/INFO lines: every connection, or only c. */
+void kv_server_client_list(struct kv_server *s, const struct kv_conn *only,
+			   struct kv_buf *out);
+
 /* cluster.c */
 void kv_info(struct kv_server *s, const char *section, struct kv_buf *out);
 
