@@ -41,7 +41,8 @@ enum {
 	F_FAST = 1 << 4,
 	F_LOADING = 1 << 5,
 	F_STALE = 1 << 6,
-	F_NOSCRIPT = 1 << 7
+	F_NOSCRIPT = 1 << 7,
+	F_TXCTL = 1 << 8 /* runs even between MULTI and EXEC (not reported) */
 };
 
 /*
@@ -92,6 +93,10 @@ static void write_args(struct kv_cmdctx *ctx, int kind, int op, size_t n,
 {
 	struct kv_buf enc = { 0 };
 
+	if (ctx->txn) {
+		kv_multi_queue(ctx, op, n, argv, lens);
+		return;
+	}
 	if (kv_cmd_encode(&enc, op, n, argv, lens))
 		kv_reply_error(ctx->out, "ERR out of memory");
 	else
@@ -180,6 +185,12 @@ void kv_cmd_write_reply(struct kv_server *s, int kind, int status,
 				    "a leader change); safe to retry");
 	} else if (status < 0) {
 		kv_reply_errorf(out, "ERR %s", sr_strerror(status));
+	} else if (kind == KV_K_EXEC) {
+		if (r && r->len)
+			kv_buf_put(out, r->resp, r->len);
+		else
+			kv_reply_error(out, "ERR no result from the state "
+					    "machine");
 	} else if (kind == KV_K_SET || kind == KV_K_MSET) {
 		kv_reply_simple(out, "OK");
 	} else if (!r) {
@@ -199,25 +210,37 @@ void kv_cmd_write_reply(struct kv_server *s, int kind, int status,
 /* Reads                                                              */
 /* ------------------------------------------------------------------ */
 
+/* A read: a ReadIndex read, or inside MULTI a read operation queued in
+ * the transaction (evaluated when it applies, after the writes queued
+ * before it). */
+static void read_cmd(struct kv_cmdctx *ctx, int kind, int txn_op)
+{
+	if (ctx->txn)
+		kv_multi_queue(ctx, txn_op, ctx->argc - 1, ctx->argv + 1,
+			       ctx->lens + 1);
+	else
+		kv_server_async_read(ctx, kind);
+}
+
 static void cmd_get(struct kv_cmdctx *ctx)
 {
-	kv_server_async_read(ctx, KV_K_GET);
+	read_cmd(ctx, KV_K_GET, KV_OP_R_GET);
 }
 static void cmd_mget(struct kv_cmdctx *ctx)
 {
-	kv_server_async_read(ctx, KV_K_MGET);
+	read_cmd(ctx, KV_K_MGET, KV_OP_R_MGET);
 }
 static void cmd_exists(struct kv_cmdctx *ctx)
 {
-	kv_server_async_read(ctx, KV_K_EXISTS);
+	read_cmd(ctx, KV_K_EXISTS, KV_OP_R_EXISTS);
 }
 static void cmd_dbsize(struct kv_cmdctx *ctx)
 {
-	kv_server_async_read(ctx, KV_K_DBSIZE);
+	read_cmd(ctx, KV_K_DBSIZE, KV_OP_R_DBSIZE);
 }
 static void cmd_strlen(struct kv_cmdctx *ctx)
 {
-	kv_server_async_read(ctx, KV_K_STRLEN);
+	read_cmd(ctx, KV_K_STRLEN, KV_OP_R_STRLEN);
 }
 
 void kv_cmd_eval_read(struct kv_server *s, int kind, const char *enc,
@@ -623,11 +646,17 @@ static const struct cmd cmd_table[] = {
 	{ "client", -2, cmd_client, F_LOADING | F_STALE, 0, 0, 0 },
 	{ "hello", -1, cmd_hello, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
 	{ "select", 2, cmd_select, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
-	{ "quit", -1, cmd_quit, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
 	{ "cluster", -2, cmd_cluster, F_STALE, 0, 0, 0 },
 	{ "readonly", 1, cmd_ok, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
 	{ "readwrite", 1, cmd_ok, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
 	{ "asking", 1, cmd_ok, F_FAST, 0, 0, 0 },
+	{ "multi", 1, kv_multi_cmd_multi, F_FAST | F_TXCTL, 0, 0, 0 },
+	{ "exec", 1, kv_multi_cmd_exec, F_TXCTL, 0, 0, 0 },
+	{ "discard", 1, kv_multi_cmd_discard, F_FAST | F_TXCTL, 0, 0, 0 },
+	{ "watch", -2, kv_multi_cmd_watch, F_READONLY | F_FAST | F_TXCTL, 1, -1,
+	  1 },
+	{ "unwatch", 1, kv_multi_cmd_unwatch, F_FAST | F_TXCTL, 0, 0, 0 },
+	{ "quit", -1, cmd_quit, F_FAST | F_TXCTL, 0, 0, 0 },
 };
 #undef W
 #undef R
@@ -642,12 +671,18 @@ static const struct cmd *cmd_at(size_t i)
 	return &cmd_table[i];
 }
 
-static int is_leader(struct kv_server *s)
+int kv_cmd_is_leader(struct kv_server *s)
 {
 	sr_status st;
 
 	sr_node_status(s->node, &st);
 	return st.role == SR_LEADER;
+}
+
+int kv_cmd_kind_is_write(int kind)
+{
+	return kind == KV_K_SET || kind == KV_K_DEL || kind == KV_K_INCR ||
+	       kind == KV_K_MSET || kind == KV_K_EXEC;
 }
 
 static const struct cmd *cmd_lookup(const char *name, size_t len)
@@ -675,12 +710,15 @@ static void cmd_name_for_error(const char *p, size_t len, char *out, size_t cap)
 void kv_cmd_exec(struct kv_cmdctx *ctx)
 {
 	const struct cmd *c = cmd_lookup(ctx->argv[0], ctx->lens[0]);
+	struct kv_txn *txn = kv_multi_active(ctx);
 	char name[72];
 
 	if (!c) {
 		cmd_name_for_error(ctx->argv[0], ctx->lens[0], name,
 				   sizeof(name));
 		kv_reply_errorf(ctx->out, "ERR unknown command '%s'", name);
+		if (txn)
+			kv_multi_fail(txn);
 		return;
 	}
 	if ((c->arity > 0 && ctx->argc != (size_t)c->arity) ||
@@ -689,17 +727,39 @@ void kv_cmd_exec(struct kv_cmdctx *ctx)
 				"ERR wrong number of arguments for '%s' "
 				"command",
 				c->name);
+		if (txn)
+			kv_multi_fail(txn);
+		return;
+	}
+	if (txn && !(c->flags & F_TXCTL) &&
+	    !(c->flags & (F_WRITE | F_READONLY))) {
+		kv_reply_errorf(ctx->out,
+				"ERR '%s' cannot be queued in a transaction "
+				"(only commands on keys can)",
+				c->name);
+		kv_multi_fail(txn);
 		return;
 	}
 	/* Data commands run on the leader.  Elsewhere: MOVED with the slot
 	 * of the first key (what cluster clients map to a node), or
 	 * TRYAGAIN/CLUSTERDOWN when the leader is gone or unknown. */
-	if ((c->flags & (F_WRITE | F_READONLY)) && !is_leader(ctx->s)) {
+	if ((c->flags & (F_WRITE | F_READONLY)) && !kv_cmd_is_leader(ctx->s)) {
 		unsigned slot = 0;
 		if (c->first > 0 && (size_t)c->first < ctx->argc)
 			slot = kv_key_slot(ctx->argv[c->first],
 					   ctx->lens[c->first]);
 		kv_slot_redirect(ctx->s, slot, ctx->out);
+		if (txn)
+			kv_multi_fail(txn);
+		return;
+	}
+	if (txn && !(c->flags & F_TXCTL)) {
+		/* Checked like any command, then queued instead of run; a
+		 * command that replied without queueing was refused. */
+		ctx->txn = txn;
+		c->fn(ctx);
+		if (!ctx->queued)
+			kv_multi_fail(txn);
 		return;
 	}
 	c->fn(ctx);

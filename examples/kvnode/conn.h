@@ -45,7 +45,8 @@ struct kv_conn {
 	int interest;
 	uint8_t reply_mode; /* KV_REPLY_ON/OFF/SKIP (CLIENT REPLY) */
 	uint64_t created_ms;
-	char name[64]; /* CLIENT SETNAME */
+	char name[64];	    /* CLIENT SETNAME */
+	struct kv_txn *txn; /* MULTI/WATCH state (multi.c), or NULL */
 };
 
 /* server.c: append a request to the connection's FIFO; move answered

@@ -151,6 +151,7 @@ int kv_cmd_iter_next(struct kv_cmd_iter *it, const char **arg, size_t *len)
 /* Apply                                                              */
 /* ------------------------------------------------------------------ */
 
+static void fsm_fatal_oom(void) __attribute__((noreturn));
 static void fsm_fatal_oom(void)
 {
 	static const char msg[] = "kvnode: out of memory applying a committed "
@@ -161,6 +162,11 @@ static void fsm_fatal_oom(void)
 		/* nothing more to say */
 	}
 	_exit(71);
+}
+
+void kv_fsm_oom(void)
+{
+	fsm_fatal_oom();
 }
 
 static void map_set_or_die(struct kv_map *m, const void *k, size_t kl,
@@ -177,6 +183,7 @@ static struct kv_result *result_new(int code, long long num)
 		fsm_fatal_oom();
 	r->code = code;
 	r->num = num;
+	r->len = 0;
 	return r;
 }
 
@@ -241,6 +248,8 @@ int kv_fsm_apply_cmd(struct kv_map *m, const void *data, size_t len,
 			return SR_EPROTO;
 		*result = apply_incrby(m, k, kl, (long long)get_le64(v));
 		return 0;
+	case KV_OP_MULTI:
+		return kv_txn_apply(m, data, len, result);
 	default:
 		return SR_EPROTO;
 	}

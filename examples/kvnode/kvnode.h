@@ -15,6 +15,10 @@
  *   cmds.c    the command table and the command handlers
  *   raft.c    the engine, its storage and transport, ticks, membership
  *   cluster.c INFO, and the CLUSTER commands (membership, transfer)
+ *   slots.c   the Redis Cluster protocol: slots, CLUSTER SLOTS/NODES/...,
+ *             MOVED/TRYAGAIN/CLUSTERDOWN redirects
+ *   multi.c   MULTI/EXEC/DISCARD/WATCH: a connection's transaction
+ *   txn.c     applying a transaction entry atomically (replicated part)
  *   main.c    command line, signals, start-up and shutdown
  *
  * Everything runs on one thread, the event loop's.  Names are prefixed kv_
@@ -166,7 +170,14 @@ enum {
 	KV_OP_SET = 1,	  /* key value */
 	KV_OP_DEL = 2,	  /* key... ; result: keys deleted */
 	KV_OP_INCRBY = 3, /* key delta(8 bytes LE) ; result: new value */
-	KV_OP_MSET = 4	  /* key value [key value...] */
+	KV_OP_MSET = 4,	  /* key value [key value...] */
+	KV_OP_MULTI = 5,  /* watches, command... (txn.c) */
+	/* Reads, only inside a KV_OP_MULTI entry (txn.c). */
+	KV_OP_R_GET = 32,
+	KV_OP_R_MGET = 33,
+	KV_OP_R_EXISTS = 34,
+	KV_OP_R_STRLEN = 35,
+	KV_OP_R_DBSIZE = 36
 };
 
 /* The result of an applied write, handed to the proposer. */
@@ -174,6 +185,8 @@ enum { KV_RES_OK = 0, KV_RES_NOTINT = 1, KV_RES_OVERFLOW = 2 };
 struct kv_result {
 	int code;
 	long long num;
+	size_t len; /* bytes in resp: a complete RESP reply (EXEC), or 0 */
+	char resp[];
 };
 
 /*
@@ -212,6 +225,16 @@ extern const sr_fsm_ops kv_fsm_ops;
 /* Apply one encoded command directly (the unit tests use it). */
 int kv_fsm_apply_cmd(struct kv_map *m, const void *data, size_t len,
 		     struct kv_result **result);
+/* Out of memory while applying a committed entry: exit 71 (restart
+ * recovers), never diverge from the other nodes. */
+void kv_fsm_oom(void) __attribute__((noreturn));
+
+/* txn.c: apply a KV_OP_MULTI entry (the result carries EXEC's reply), and
+ * the digest of a key's value that WATCH records (empty: absent). */
+int kv_txn_apply(struct kv_map *m, const void *data, size_t len,
+		 struct kv_result **result);
+void kv_txn_digest(const struct kv_map *m, const char *key, size_t klen,
+		   unsigned char out[8], size_t *out_len);
 
 /*
  * Snapshot image: the map serialized to a sink, and parsed back from a
@@ -260,6 +283,7 @@ struct kv_conn;
 struct kv_req;
 struct kv_storage;
 struct kv_rbatch;
+struct kv_txn;
 
 /* A queue of write commands waiting for the end of the loop iteration. */
 struct kv_batch {
@@ -358,6 +382,8 @@ struct kv_cmdctx {
 	const char *const *argv;
 	const size_t *lens;
 	struct kv_buf *out; /* where a synchronous reply goes */
+	struct kv_txn *txn; /* inside MULTI: queue, do not run (multi.c) */
+	int queued;	    /* set when the command was queued */
 };
 
 /* cmds.c: run one command.  A synchronous command writes its reply to
@@ -391,8 +417,26 @@ enum {
 	KV_K_MGET,
 	KV_K_EXISTS,
 	KV_K_DBSIZE,
-	KV_K_STRLEN
+	KV_K_STRLEN,
+	KV_K_EXEC /* a write: MULTI ... EXEC as one entry */
 };
+/* 1 for the kinds whose fate is unknown after a TIMEOUT (writes). */
+int kv_cmd_kind_is_write(int kind);
+/* 1 if this node leads now. */
+int kv_cmd_is_leader(struct kv_server *s);
+
+/* multi.c: transactions (txn.c applies them). */
+struct kv_txn *kv_multi_active(struct kv_cmdctx *ctx);
+void kv_multi_fail(struct kv_txn *t);
+void kv_multi_free(struct kv_txn *t);
+/* Queue an encoded command (op and its arguments) and reply +QUEUED. */
+void kv_multi_queue(struct kv_cmdctx *ctx, int op, size_t n,
+		    const char *const *argv, const size_t *lens);
+void kv_multi_cmd_multi(struct kv_cmdctx *ctx);
+void kv_multi_cmd_exec(struct kv_cmdctx *ctx);
+void kv_multi_cmd_discard(struct kv_cmdctx *ctx);
+void kv_multi_cmd_watch(struct kv_cmdctx *ctx);
+void kv_multi_cmd_unwatch(struct kv_cmdctx *ctx);
 
 /* slots.c: the Redis Cluster protocol over the one Raft group. */
 /* The slot of a key: CRC16/XMODEM of the key or of its {hash tag}. */
@@ -410,6 +454,8 @@ void kv_slot_redirect(struct kv_server *s, unsigned slot, struct kv_buf *out);
 enum { KV_REPLY_ON = 0, KV_REPLY_OFF = 1, KV_REPLY_SKIP = 2 };
 void kv_server_reply_mode(struct kv_conn *c, int mode);
 const char *kv_server_conn_name(const struct kv_conn *c);
+/* The connection's transaction state (multi.c owns it; freed on close). */
+struct kv_txn **kv_server_conn_txn(struct kv_conn *c);
 void kv_server_set_conn_name(struct kv_conn *c, const char *name, size_t len);
 /* CLIENT LIST/INFO lines: every connection, or only c. */
 void kv_server_client_list(struct kv_server *s, const struct kv_conn *only,

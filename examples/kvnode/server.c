@@ -250,7 +250,8 @@ static void conn_run(struct kv_conn *c)
 	mode = c->reply_mode;
 	out_before = c->out.len;
 	kv_cmd_exec(&ctx);
-	if (mode != KV_REPLY_ON) {
+	if (mode == KV_REPLY_SKIP ||
+	    (mode == KV_REPLY_OFF && c->reply_mode != KV_REPLY_ON)) {
 		/* CLIENT REPLY OFF or SKIP: this command's reply is dropped,
 		 * whether it was written now or will be when it finishes. */
 		if (ctx.out == &c->out)
@@ -395,6 +396,7 @@ static void conn_close(struct kv_conn *c)
 	kv_buf_free(&c->in);
 	kv_buf_free(&c->out);
 	kv_parser_free(&c->parser);
+	kv_multi_free(c->txn);
 	free(c);
 }
 
@@ -413,6 +415,11 @@ uint64_t kv_server_conn_id(const struct kv_conn *c)
 void kv_server_reply_mode(struct kv_conn *c, int mode)
 {
 	c->reply_mode = (uint8_t)mode;
+}
+
+struct kv_txn **kv_server_conn_txn(struct kv_conn *c)
+{
+	return &c->txn;
 }
 
 const char *kv_server_conn_name(const struct kv_conn *c)

@@ -307,6 +307,9 @@ void kv_slot_redirect(struct kv_server *s, unsigned slot, struct kv_buf *out)
 	const char *addr;
 	sr_status st;
 
+	/* The engine measures the leader's silence from its last tick. */
+	kv_raft_sync_time(s);
+	kv_raft_kick(s);
 	sr_node_status(s->node, &st);
 	s->n_moved++;
 	if (!st.leader) {

@@ -311,6 +311,79 @@ TEST(test_fsm_apply_commands)
 
 /* Every truncation or corruption of an entry is refused, never crashes,
  * and leaves the map alone. */
+/* A MULTI entry: the watch list (pairs key, digest) then the commands. */
+static void txn_entry(struct kv_buf *out, struct kv_buf *watch, size_t ncmds,
+		      struct kv_buf *cmds)
+{
+	const char *argv[8];
+	size_t lens[8];
+
+	argv[0] = watch->p;
+	lens[0] = watch->len;
+	for (size_t i = 0; i < ncmds; i++) {
+		argv[i + 1] = cmds[i].p;
+		lens[i + 1] = cmds[i].len;
+	}
+	kv_cmd_encode(out, KV_OP_MULTI, ncmds + 1, argv, lens);
+}
+
+TEST(test_txn_applies_all_commands_in_one_entry)
+{
+	struct kv_map m;
+	struct kv_result *r = NULL;
+	struct kv_buf watch = { 0 }, cmds[3] = { { 0 } }, e = { 0 };
+	unsigned char le[8], d[8];
+	size_t dl;
+	const char *set[] = { "k", "1" }, *incr[] = { "k", (const char *)le };
+	size_t setl[] = { 1, 1 }, incrl[] = { 1, 8 }, getl[] = { 1 };
+	const char *wargv[] = { "k", (const char *)d };
+	size_t wl[2] = { 1, 0 };
+	static const char want[] = "*3\r\n+OK\r\n:2\r\n$1\r\n2\r\n";
+
+	CHECK_EQ(kv_map_init(&m), 0);
+	kv_cmd_le64(le, 1);
+	kv_cmd_encode(&cmds[0], KV_OP_SET, 2, set, setl);
+	kv_cmd_encode(&cmds[1], KV_OP_INCRBY, 2, incr, incrl);
+	kv_cmd_encode(&cmds[2], KV_OP_R_GET, 1, set, getl);
+	kv_cmd_encode(&watch, 0, 0, NULL, NULL);
+	txn_entry(&e, &watch, 3, cmds);
+	CHECK_EQ(kv_fsm_apply_cmd(&m, e.p, e.len, &r), 0);
+	CHECK(r && r->len == sizeof(want) - 1 &&
+	      memcmp(r->resp, want, r->len) == 0);
+	free(r);
+
+	/* Watching "k" at its current value: applies; after a change it
+	 * aborts (nil array) and changes nothing. */
+	kv_txn_digest(&m, "k", 1, d, &dl);
+	wl[1] = dl;
+	watch.len = 0;
+	kv_cmd_encode(&watch, 0, 2, wargv, wl);
+	e.len = 0;
+	txn_entry(&e, &watch, 1, &cmds[1]);
+	CHECK_EQ(kv_fsm_apply_cmd(&m, e.p, e.len, &r), 0);
+	CHECK(r && r->len == 8 && memcmp(r->resp, "*1\r\n:3\r\n", 8) == 0);
+	free(r);
+	CHECK_EQ(kv_fsm_apply_cmd(&m, e.p, e.len, &r), 0); /* k is 3 now */
+	CHECK(r && r->len == 5 && memcmp(r->resp, "*-1\r\n", 5) == 0);
+	free(r);
+	CHECK(memcmp(kv_ent_val(kv_map_get(&m, "k", 1)), "3", 1) == 0);
+
+	/* Malformed: every truncation is refused and changes nothing. */
+	e.len = 0;
+	txn_entry(&e, &watch, 3, cmds);
+	for (size_t n = 0; n < e.len; n++) {
+		r = NULL;
+		CHECK_EQ(kv_fsm_apply_cmd(&m, e.p, n, &r), SR_EPROTO);
+		CHECK(r == NULL);
+	}
+	CHECK(memcmp(kv_ent_val(kv_map_get(&m, "k", 1)), "3", 1) == 0);
+	for (int i = 0; i < 3; i++)
+		kv_buf_free(&cmds[i]);
+	kv_buf_free(&watch);
+	kv_buf_free(&e);
+	kv_map_free(&m);
+}
+
 TEST(test_fsm_rejects_malformed_entries)
 {
 	struct kv_map m;
