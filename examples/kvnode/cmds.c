@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "kvnode.h"
 
@@ -88,6 +89,36 @@ static int arg_ll(struct kv_cmdctx *ctx, size_t i, long long *v)
 /* Writes                                                             */
 /* ------------------------------------------------------------------ */
 
+/* Inside SESSION id seq: the write wrapped in a session entry stamped
+ * with the leader's wall-clock time (session.c). */
+static void session_write(struct kv_cmdctx *ctx, int op, size_t n,
+			  const char *const *argv, const size_t *lens)
+{
+	struct kv_buf inner = { 0 }, enc = { 0 };
+	unsigned char id[8], seq[8], now[8];
+	struct timespec ts;
+	const char *wargv[4] = { (const char *)id, (const char *)seq,
+				 (const char *)now, NULL };
+	size_t wlens[4] = { 8, 8, 8, 0 };
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	kv_cmd_le64(id, (long long)ctx->sess_id);
+	kv_cmd_le64(seq, (long long)ctx->sess_seq);
+	kv_cmd_le64(now, (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	if (kv_cmd_encode(&inner, op, n, argv, lens)) {
+		kv_reply_error(ctx->out, "ERR out of memory");
+		return;
+	}
+	wargv[3] = inner.p;
+	wlens[3] = inner.len;
+	if (kv_cmd_encode(&enc, KV_OP_SESSION, 4, wargv, wlens))
+		kv_reply_error(ctx->out, "ERR out of memory");
+	else
+		kv_server_async_write(ctx, KV_K_EXEC, &enc);
+	kv_buf_free(&inner);
+	kv_buf_free(&enc);
+}
+
 static void write_args(struct kv_cmdctx *ctx, int kind, int op, size_t n,
 		       const char *const *argv, const size_t *lens)
 {
@@ -95,6 +126,10 @@ static void write_args(struct kv_cmdctx *ctx, int kind, int op, size_t n,
 
 	if (ctx->txn) {
 		kv_multi_queue(ctx, op, n, argv, lens);
+		return;
+	}
+	if (ctx->session) {
+		session_write(ctx, op, n, argv, lens);
 		return;
 	}
 	if (kv_cmd_encode(&enc, op, n, argv, lens))
@@ -608,6 +643,53 @@ static void cmd_hello(struct kv_cmdctx *ctx)
 	kv_reply_array(ctx->out, 0);
 }
 
+/*
+ * SESSION id seq command [args...]: run one write exactly once however
+ * often it is retried with the same id and seq (session.c).
+ */
+static void cmd_session(struct kv_cmdctx *ctx)
+{
+	const struct cmd *c = cmd_lookup(ctx->argv[3], ctx->lens[3]);
+	struct kv_cmdctx in = *ctx;
+	long long id, seq;
+
+	if (kv_parse_ll(ctx->argv[1], ctx->lens[1], &id) ||
+	    kv_parse_ll(ctx->argv[2], ctx->lens[2], &seq) || seq < 1) {
+		kv_reply_error(ctx->out, "ERR SESSION id seq command...: id "
+					 "and seq must be integers, seq >= 1");
+		return;
+	}
+	if (!c || !(c->flags & F_WRITE)) {
+		kv_reply_error(ctx->out, "ERR SESSION takes a write command "
+					 "(SET, DEL, INCR, ...)");
+		return;
+	}
+	in.argc = ctx->argc - 3;
+	in.argv = ctx->argv + 3;
+	in.lens = ctx->lens + 3;
+	if ((c->arity > 0 && in.argc != (size_t)c->arity) ||
+	    (c->arity < 0 && in.argc < (size_t)-c->arity)) {
+		kv_reply_errorf(ctx->out,
+				"ERR wrong number of arguments for '%s' "
+				"command",
+				c->name);
+		return;
+	}
+	if (!kv_cmd_is_leader(ctx->s)) {
+		kv_slot_redirect(ctx->s,
+				 c->first > 0 && (size_t)c->first < in.argc
+					 ? kv_key_slot(in.argv[c->first],
+						       in.lens[c->first])
+					 : 0,
+				 ctx->out);
+		return;
+	}
+	in.session = 1;
+	in.sess_id = (uint64_t)id;
+	in.sess_seq = (uint64_t)seq;
+	c->fn(&in);
+}
+
 static void cmd_cluster(struct kv_cmdctx *ctx)
 {
 	if (!kv_slots_cmd(ctx))
@@ -656,6 +738,7 @@ static const struct cmd cmd_table[] = {
 	{ "watch", -2, kv_multi_cmd_watch, F_READONLY | F_FAST | F_TXCTL, 1, -1,
 	  1 },
 	{ "unwatch", 1, kv_multi_cmd_unwatch, F_FAST | F_TXCTL, 0, 0, 0 },
+	{ "session", -5, cmd_session, F_DENYOOM, 4, 4, 1 },
 	{ "quit", -1, cmd_quit, F_FAST | F_TXCTL, 0, 0, 0 },
 };
 #undef W

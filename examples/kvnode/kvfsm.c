@@ -264,7 +264,11 @@ static int fsm_apply(void *ctx, const sr_entry *e, void **result)
 {
 	struct kv_fsm *f = ctx;
 	struct kv_result *r = NULL;
-	int rc = kv_fsm_apply_cmd(&f->map, e->data, e->len, &r);
+	const unsigned char *d = e->data;
+	int rc = e->len && d[0] == KV_OP_SESSION
+			 ? kv_session_apply(&f->map, &f->sessions, e->data,
+					    e->len, &r)
+			 : kv_fsm_apply_cmd(&f->map, e->data, e->len, &r);
 
 	f->applied = e->index;
 	*result = r;
@@ -281,7 +285,10 @@ static void fsm_free_result(void *ctx, void *result)
 /* Snapshot image                                                     */
 /* ------------------------------------------------------------------ */
 
+/* KVSNAP01: the map.  KVSNAP02 (written now): the map, then the session
+ * table in the same record format (u64 count, records). */
 static const char snap_magic[8] = { 'K', 'V', 'S', 'N', 'A', 'P', '0', '1' };
+static const char snap_magic2[8] = { 'K', 'V', 'S', 'N', 'A', 'P', '0', '2' };
 
 struct snap_out {
 	kv_snap_write_fn fn;
@@ -315,6 +322,42 @@ static void snap_put(struct snap_out *o, const void *data, size_t len)
 		if (o->len == KV_SNAP_CHUNK)
 			snap_flush(o);
 	}
+}
+
+static void snap_put_map(struct snap_out *o, const struct kv_map *m)
+{
+	const struct kv_ent *e = NULL;
+	unsigned char hdr[8];
+	size_t bucket = 0;
+
+	put_le64(hdr, m && m->b ? m->count : 0);
+	snap_put(o, hdr, 8);
+	while (m && m->b && (e = kv_map_next(m, &bucket, e)) != NULL &&
+	       !o->err) {
+		put_le32(hdr, e->klen);
+		put_le32(hdr + 4, e->vlen);
+		snap_put(o, hdr, 8);
+		snap_put(o, e->data, (size_t)e->klen + e->vlen);
+	}
+}
+
+int kv_snap_save2(const struct kv_map *m, const struct kv_map *sessions,
+		  kv_snap_write_fn fn, void *ctx)
+{
+	struct snap_out o = { .fn = fn, .ctx = ctx };
+	unsigned char hdr[4];
+
+	o.buf = malloc(KV_SNAP_CHUNK);
+	if (!o.buf)
+		return SR_ENOMEM;
+	snap_put(&o, snap_magic2, sizeof(snap_magic2));
+	snap_put_map(&o, m);
+	snap_put_map(&o, sessions);
+	put_le32(hdr, o.crc);
+	snap_put(&o, hdr, 4);
+	snap_flush(&o);
+	free(o.buf);
+	return o.err;
 }
 
 int kv_snap_save(const struct kv_map *m, kv_snap_write_fn fn, void *ctx)
@@ -439,27 +482,55 @@ static int snap_records(struct kv_map *m, struct snap_in *in, uint64_t count)
 int kv_snap_load(struct kv_map *out, uint64_t size, kv_snap_read_fn fn,
 		 void *ctx)
 {
+	struct kv_map sessions;
+	int rc = kv_snap_load2(out, &sessions, size, fn, ctx);
+
+	if (rc == 0)
+		kv_map_free(&sessions);
+	return rc;
+}
+
+int kv_snap_load2(struct kv_map *out, struct kv_map *sessions, uint64_t size,
+		  kv_snap_read_fn fn, void *ctx)
+{
 	struct snap_in in = { .fn = fn, .ctx = ctx, .size = size };
 	unsigned char hdr[16];
 	uint64_t count;
 	uint32_t want;
-	int rc;
+	int rc, v2;
 
 	if (kv_map_init(out))
 		return SR_ENOMEM;
+	if (kv_map_init(sessions)) {
+		kv_map_free(out);
+		return SR_ENOMEM;
+	}
 	in.buf = malloc(KV_SNAP_CHUNK);
 	if (!in.buf) {
 		rc = SR_ENOMEM;
 		goto fail;
 	}
 	rc = SR_ECORRUPT;
-	if (snap_get(&in, hdr, 16, 1) || memcmp(hdr, snap_magic, 8))
+	if (snap_get(&in, hdr, 16, 1))
+		goto fail;
+	v2 = memcmp(hdr, snap_magic2, 8) == 0;
+	if (!v2 && memcmp(hdr, snap_magic, 8))
 		goto fail;
 	count = get_le64(hdr + 8);
 	if (count > (size - in.used) / 8)
 		goto fail; /* every record takes at least 8 bytes */
 	if ((rc = snap_records(out, &in, count)) != 0)
 		goto fail;
+	if (v2) {
+		rc = SR_ECORRUPT;
+		if (snap_get(&in, hdr, 8, 1))
+			goto fail;
+		count = get_le64(hdr);
+		if (count > (size - in.used) / 8)
+			goto fail;
+		if ((rc = snap_records(sessions, &in, count)) != 0)
+			goto fail;
+	}
 	want = in.crc;
 	rc = SR_ECORRUPT;
 	if (snap_get(&in, hdr, 4, 0) || get_le32(hdr) != want)
@@ -473,6 +544,7 @@ int kv_snap_load(struct kv_map *out, uint64_t size, kv_snap_read_fn fn,
 fail:
 	free(in.buf);
 	kv_map_free(out);
+	kv_map_free(sessions);
 	return rc;
 }
 
@@ -498,7 +570,7 @@ static int fsm_snap_read(void *ctx, uint64_t off, void *buf, size_t len,
 static int fsm_snapshot(void *ctx, sr_index index, sr_term term)
 {
 	struct kv_fsm *f = ctx;
-	int rc = kv_snap_save(&f->map, fsm_snap_write, f);
+	int rc = kv_snap_save2(&f->map, &f->sessions, fsm_snap_write, f);
 
 	(void)index;
 	(void)term;
@@ -511,15 +583,19 @@ static int fsm_snapshot(void *ctx, sr_index index, sr_term term)
 static int fsm_restore(void *ctx, sr_index index, sr_term term)
 {
 	struct kv_fsm *f = ctx;
-	struct kv_map fresh;
+	struct kv_map fresh, sessions;
 	int rc;
 
 	(void)term;
-	rc = kv_snap_load(&fresh, KV_SNAP_SIZE_UNKNOWN, fsm_snap_read, f);
+	rc = kv_snap_load2(&fresh, &sessions, KV_SNAP_SIZE_UNKNOWN,
+			   fsm_snap_read, f);
 	if (rc)
 		return rc;
 	kv_map_swap(&f->map, &fresh);
 	kv_map_free(&fresh);
+	kv_map_swap(&f->sessions, &sessions);
+	if (sessions.b)
+		kv_map_free(&sessions);
 	f->applied = index;
 	f->n_restores++;
 	f->last_restore_index = index;

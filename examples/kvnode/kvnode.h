@@ -19,6 +19,7 @@
  *             MOVED/TRYAGAIN/CLUSTERDOWN redirects
  *   multi.c   MULTI/EXEC/DISCARD/WATCH: a connection's transaction
  *   txn.c     applying a transaction entry atomically (replicated part)
+ *   session.c exactly-once writes: the replicated client-session table
  *   main.c    command line, signals, start-up and shutdown
  *
  * Everything runs on one thread, the event loop's.  Names are prefixed kv_
@@ -167,11 +168,12 @@ uint64_t kv_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
 
 /* Write operations as they travel in log entries. */
 enum {
-	KV_OP_SET = 1,	  /* key value */
-	KV_OP_DEL = 2,	  /* key... ; result: keys deleted */
-	KV_OP_INCRBY = 3, /* key delta(8 bytes LE) ; result: new value */
-	KV_OP_MSET = 4,	  /* key value [key value...] */
-	KV_OP_MULTI = 5,  /* watches, command... (txn.c) */
+	KV_OP_SET = 1,	   /* key value */
+	KV_OP_DEL = 2,	   /* key... ; result: keys deleted */
+	KV_OP_INCRBY = 3,  /* key delta(8 bytes LE) ; result: new value */
+	KV_OP_MSET = 4,	   /* key value [key value...] */
+	KV_OP_MULTI = 5,   /* watches, command... (txn.c) */
+	KV_OP_SESSION = 6, /* id, seq, time, write (session.c) */
 	/* Reads, only inside a KV_OP_MULTI entry (txn.c). */
 	KV_OP_R_GET = 32,
 	KV_OP_R_MGET = 33,
@@ -211,7 +213,8 @@ void kv_cmd_le64(unsigned char out[8], long long v);
 
 struct kv_fsm {
 	struct kv_map map;
-	sr_node *node; /* for snapshot_write/done/read */
+	struct kv_map sessions; /* client sessions (session.c); lazily made */
+	sr_node *node;		/* for snapshot_write/done/read */
 	sr_index applied;
 	uint64_t n_snapshots, n_restores;
 	sr_index last_restore_index;
@@ -235,6 +238,14 @@ int kv_txn_apply(struct kv_map *m, const void *data, size_t len,
 		 struct kv_result **result);
 void kv_txn_digest(const struct kv_map *m, const char *key, size_t klen,
 		   unsigned char out[8], size_t *out_len);
+/* The RESP reply of an applied write (op, apply's rc and result). */
+void kv_txn_write_reply(int op, int rc, const struct kv_result *r,
+			struct kv_buf *o);
+
+/* session.c: apply a KV_OP_SESSION entry against the session table. */
+#define KV_SESSION_TTL_MS (3600u * 1000u)
+int kv_session_apply(struct kv_map *m, struct kv_map *sessions,
+		     const void *data, size_t len, struct kv_result **result);
 
 /*
  * Snapshot image: the map serialized to a sink, and parsed back from a
@@ -249,12 +260,19 @@ typedef int (*kv_snap_write_fn)(void *ctx, const void *data, size_t len);
 typedef int (*kv_snap_read_fn)(void *ctx, uint64_t off, void *buf, size_t len,
 			       size_t *n_out);
 int kv_snap_save(const struct kv_map *m, kv_snap_write_fn fn, void *ctx);
+/* The same with the session table (NULL: none). */
+int kv_snap_save2(const struct kv_map *m, const struct kv_map *sessions,
+		  kv_snap_write_fn fn, void *ctx);
 /* Build *out (initialized here) from the image of `size` bytes (or
  * KV_SNAP_SIZE_UNKNOWN: until the source ends); SR_ECORRUPT on bad bytes,
  * and *out is left empty (freed). */
 #define KV_SNAP_SIZE_UNKNOWN UINT64_MAX
 int kv_snap_load(struct kv_map *out, uint64_t size, kv_snap_read_fn fn,
 		 void *ctx);
+/* The same, also loading the session table into *sessions (initialized
+ * here; empty for a KVSNAP01 image). */
+int kv_snap_load2(struct kv_map *out, struct kv_map *sessions, uint64_t size,
+		  kv_snap_read_fn fn, void *ctx);
 
 /* ------------------------------------------------------------------ */
 /* The server (server.c, cmds.c, raft.c, info.c)                      */
@@ -384,6 +402,8 @@ struct kv_cmdctx {
 	struct kv_buf *out; /* where a synchronous reply goes */
 	struct kv_txn *txn; /* inside MULTI: queue, do not run (multi.c) */
 	int queued;	    /* set when the command was queued */
+	int session;	    /* inside SESSION id seq: wrap the write */
+	uint64_t sess_id, sess_seq;
 };
 
 /* cmds.c: run one command.  A synchronous command writes its reply to

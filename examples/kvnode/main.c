@@ -494,6 +494,8 @@ static void shutdown_all(struct kv_server *s)
 	kv_raft_close(s); /* pending writes are done(SR_EUNKNOWN): freed */
 	kv_server_free_reqs(s);
 	kv_map_free(&s->fsm.map);
+	if (s->fsm.sessions.b)
+		kv_map_free(&s->fsm.sessions);
 	if (s->loop)
 		sr_loop_destroy(s->loop);
 	s->loop = NULL;

@@ -118,7 +118,7 @@ static int eval_read(const struct kv_map *m, int op, struct kv_cmd_iter *it,
 }
 
 /* The reply of one applied write inside the transaction. */
-static void write_reply(int op, int rc, const struct kv_result *r,
+void kv_txn_write_reply(int op, int rc, const struct kv_result *r,
 			struct kv_buf *o)
 {
 	if (rc)
@@ -193,7 +193,7 @@ int kv_txn_apply(struct kv_map *m, const void *data, size_t len,
 		} else {
 			struct kv_result *r = NULL;
 			int rc = kv_fsm_apply_cmd(m, a, al, &r);
-			write_reply(op, rc, r, &o);
+			kv_txn_write_reply(op, rc, r, &o);
 			free(r);
 		}
 	}
