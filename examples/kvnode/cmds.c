@@ -139,14 +139,144 @@ static void write_args(struct kv_cmdctx *ctx, int kind, int op, size_t n,
 	kv_buf_free(&enc);
 }
 
+/* SETX (ops.c): SET with flags, SETNX, GETSET. */
+static void setx(struct kv_cmdctx *ctx, unsigned flags)
+{
+	unsigned char f = (unsigned char)flags;
+	const char *argv[3] = { (const char *)&f, ctx->argv[1], ctx->argv[2] };
+	size_t lens[3] = { 1, ctx->lens[1], ctx->lens[2] };
+
+	write_args(ctx, KV_K_EXEC, KV_OP_SETX, 3, argv, lens);
+}
+
+/* SET key value [NX|XX] [GET] [KEEPTTL].  Keys never expire in kvnode,
+ * so KEEPTTL changes nothing and EX/PX/EXAT/PXAT are refused. */
 static void cmd_set(struct kv_cmdctx *ctx)
 {
-	if (ctx->argc != 3) {
-		kv_reply_error(ctx->out, "ERR syntax error (SET options are "
-					 "not supported)");
+	unsigned flags = 0;
+
+	for (size_t i = 3; i < ctx->argc; i++) {
+		if (arg_is(ctx, i, "NX") && !(flags & 2)) {
+			flags |= 1;
+		} else if (arg_is(ctx, i, "XX") && !(flags & 1)) {
+			flags |= 2;
+		} else if (arg_is(ctx, i, "GET")) {
+			flags |= 4;
+		} else if (arg_is(ctx, i, "KEEPTTL")) {
+			/* no key has a time to live */
+		} else if (arg_is(ctx, i, "EX") || arg_is(ctx, i, "PX") ||
+			   arg_is(ctx, i, "EXAT") || arg_is(ctx, i, "PXAT")) {
+			kv_reply_error(ctx->out, "ERR key expiry (EX, PX, "
+						 "EXAT, PXAT) is not supported "
+						 "by kvnode");
+			return;
+		} else {
+			kv_reply_error(ctx->out, "ERR syntax error");
+			return;
+		}
+	}
+	if (flags)
+		setx(ctx, flags);
+	else
+		write_args(ctx, KV_K_SET, KV_OP_SET, 2, ctx->argv + 1,
+			   ctx->lens + 1);
+}
+
+static void cmd_setnx(struct kv_cmdctx *ctx)
+{
+	setx(ctx, 1 | 8);
+}
+
+static void cmd_getset(struct kv_cmdctx *ctx)
+{
+	setx(ctx, 4);
+}
+
+/* A write of ops.c whose arguments go as they came (after the name). */
+static void op_args(struct kv_cmdctx *ctx, int op)
+{
+	write_args(ctx, KV_K_EXEC, op, ctx->argc - 1, ctx->argv + 1,
+		   ctx->lens + 1);
+}
+
+static void cmd_getdel(struct kv_cmdctx *ctx)
+{
+	op_args(ctx, KV_OP_GETDEL);
+}
+
+static void cmd_append(struct kv_cmdctx *ctx)
+{
+	op_args(ctx, KV_OP_APPEND);
+}
+
+static void cmd_msetnx(struct kv_cmdctx *ctx)
+{
+	if (ctx->argc % 2 == 0) {
+		kv_reply_error(ctx->out, "ERR wrong number of arguments for "
+					 "'msetnx' command");
 		return;
 	}
-	write_args(ctx, KV_K_SET, KV_OP_SET, 2, ctx->argv + 1, ctx->lens + 1);
+	op_args(ctx, KV_OP_MSETNX);
+}
+
+static void cmd_incrbyfloat(struct kv_cmdctx *ctx)
+{
+	if (!kv_ops_valid_float(ctx->argv[2], ctx->lens[2])) {
+		kv_reply_error(ctx->out, "ERR value is not a valid float");
+		return;
+	}
+	op_args(ctx, KV_OP_INCRBYFLOAT);
+}
+
+static void cmd_setrange(struct kv_cmdctx *ctx)
+{
+	unsigned char le[8];
+	const char *argv[3] = { ctx->argv[1], (const char *)le, ctx->argv[3] };
+	size_t lens[3] = { ctx->lens[1], 8, ctx->lens[3] };
+	long long off;
+
+	if (arg_ll(ctx, 2, &off))
+		return;
+	if (off < 0) {
+		kv_reply_error(ctx->out, "ERR offset is out of range");
+		return;
+	}
+	if ((unsigned long long)off + ctx->lens[3] > 512ULL * 1024 * 1024) {
+		kv_reply_error(ctx->out, "ERR string exceeds maximum allowed "
+					 "size (proto-max-bulk-len)");
+		return;
+	}
+	kv_cmd_le64(le, off);
+	write_args(ctx, KV_K_EXEC, KV_OP_SETRANGE, 3, argv, lens);
+}
+
+static void rename_cmd(struct kv_cmdctx *ctx, int nx)
+{
+	unsigned char f = (unsigned char)nx;
+	const char *argv[3] = { (const char *)&f, ctx->argv[1], ctx->argv[2] };
+	size_t lens[3] = { 1, ctx->lens[1], ctx->lens[2] };
+
+	write_args(ctx, KV_K_EXEC, KV_OP_RENAME, 3, argv, lens);
+}
+
+static void cmd_rename(struct kv_cmdctx *ctx)
+{
+	rename_cmd(ctx, 0);
+}
+
+static void cmd_renamenx(struct kv_cmdctx *ctx)
+{
+	rename_cmd(ctx, 1);
+}
+
+static void cmd_flush(struct kv_cmdctx *ctx)
+{
+	if (ctx->argc > 2 || (ctx->argc == 2 && !arg_is(ctx, 1, "ASYNC") &&
+			      !arg_is(ctx, 1, "SYNC"))) {
+		kv_reply_error(ctx->out, "ERR syntax error");
+		return;
+	}
+	write_args(ctx, KV_K_EXEC, KV_OP_FLUSH, 0, NULL, NULL);
 }
 
 static void cmd_mset(struct kv_cmdctx *ctx)
@@ -278,6 +408,152 @@ static void cmd_strlen(struct kv_cmdctx *ctx)
 	read_cmd(ctx, KV_K_STRLEN, KV_OP_R_STRLEN);
 }
 
+/* Reads with no transaction form: refused inside MULTI. */
+static void read_only_cmd(struct kv_cmdctx *ctx, int kind)
+{
+	if (ctx->txn)
+		kv_reply_errorf(ctx->out,
+				"ERR '%.*s' cannot be queued in a "
+				"kvnode transaction",
+				(int)(ctx->lens[0] > 32 ? 32 : ctx->lens[0]),
+				ctx->argv[0]);
+	else
+		kv_server_async_read(ctx, kind);
+}
+
+static void cmd_getrange(struct kv_cmdctx *ctx)
+{
+	long long v;
+
+	if (arg_ll(ctx, 2, &v) == 0 && arg_ll(ctx, 3, &v) == 0)
+		read_only_cmd(ctx, KV_K_GETRANGE);
+}
+
+static void cmd_keys(struct kv_cmdctx *ctx)
+{
+	read_only_cmd(ctx, KV_K_KEYS);
+}
+
+static void cmd_scan(struct kv_cmdctx *ctx)
+{
+	long long v;
+
+	if (kv_parse_ll(ctx->argv[1], ctx->lens[1], &v)) {
+		kv_reply_error(ctx->out, "ERR invalid cursor");
+		return;
+	}
+	for (size_t i = 2; i < ctx->argc; i += 2) {
+		if (i + 1 >= ctx->argc ||
+		    !(arg_is(ctx, i, "MATCH") || arg_is(ctx, i, "COUNT") ||
+		      arg_is(ctx, i, "TYPE"))) {
+			kv_reply_error(ctx->out, "ERR syntax error");
+			return;
+		}
+		if (arg_is(ctx, i, "COUNT") &&
+		    (kv_parse_ll(ctx->argv[i + 1], ctx->lens[i + 1], &v) ||
+		     v < 1)) {
+			kv_reply_error(ctx->out, "ERR syntax error");
+			return;
+		}
+	}
+	read_only_cmd(ctx, KV_K_SCAN);
+}
+
+static void cmd_type(struct kv_cmdctx *ctx)
+{
+	read_only_cmd(ctx, KV_K_TYPE);
+}
+
+static void cmd_randomkey(struct kv_cmdctx *ctx)
+{
+	read_only_cmd(ctx, KV_K_RANDOMKEY);
+}
+
+/* Redis glob matching of a binary key (fnmatch without path rules). */
+static int key_matches(const char *pat, const char *k, size_t kl)
+{
+	char buf[512];
+
+	if (!pat)
+		return 1;
+	if (kl >= sizeof(buf) || memchr(k, 0, kl))
+		return pat[0] == '*' && pat[1] == 0;
+	memcpy(buf, k, kl);
+	buf[kl] = 0;
+	return fnmatch(pat, buf, 0) == 0;
+}
+
+static uint64_t rev64(uint64_t v)
+{
+	uint64_t r = 0;
+
+	for (int i = 0; i < 64; i++, v >>= 1)
+		r = r << 1 | (v & 1);
+	return r;
+}
+
+/*
+ * SCAN's cursor walks the buckets in reverse-binary order (the high bits
+ * of the bucket index counted up), as Redis does: when the table doubles
+ * between two calls, the buckets already visited map to buckets the
+ * cursor has passed, so a key present for the whole scan is returned at
+ * least once.
+ */
+static void eval_scan(const struct kv_map *m, struct kv_cmd_iter *it,
+		      struct kv_buf *out)
+{
+	const char *a, *b, *pat = NULL;
+	size_t al, bl, n = 0;
+	long long cur = 0, count = 10;
+	char patbuf[256];
+	int want_string = 1;
+	struct kv_buf keys = { 0 };
+	uint64_t v, mask;
+	char num[24];
+
+	kv_cmd_iter_next(it, &a, &al);
+	kv_parse_ll(a, al, &cur);
+	while (kv_cmd_iter_next(it, &a, &al) && kv_cmd_iter_next(it, &b, &bl)) {
+		if (al == 5 && strncasecmp(a, "MATCH", 5) == 0 &&
+		    bl < sizeof(patbuf) && !memchr(b, 0, bl)) {
+			memcpy(patbuf, b, bl);
+			patbuf[bl] = 0;
+			pat = patbuf;
+		} else if (al == 5 && strncasecmp(a, "COUNT", 5) == 0) {
+			kv_parse_ll(b, bl, &count);
+		} else if (al == 4 && strncasecmp(a, "TYPE", 4) == 0) {
+			want_string = bl == 6 &&
+				      strncasecmp(b, "string", 6) == 0;
+		}
+	}
+	v = (uint64_t)cur;
+	if (!m->nb || !m->count) {
+		v = 0;
+		goto reply;
+	}
+	mask = m->nb - 1;
+	do {
+		for (const struct kv_ent *e = m->b[v & mask]; e; e = e->next) {
+			if (!want_string ||
+			    !key_matches(pat, kv_ent_key(e), e->klen))
+				continue;
+			kv_reply_bulk(&keys, kv_ent_key(e), e->klen);
+			n++;
+		}
+		v |= ~mask;
+		v = rev64(v);
+		v++;
+		v = rev64(v);
+	} while (v && count-- > 1);
+reply:
+	kv_reply_array(out, 2);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+	kv_reply_cstr(out, num);
+	kv_reply_array(out, n);
+	kv_buf_put(out, keys.p, keys.len);
+	kv_buf_free(&keys);
+}
+
 void kv_cmd_eval_read(struct kv_server *s, int kind, const char *enc,
 		      size_t len, struct kv_buf *out)
 {
@@ -323,6 +599,77 @@ void kv_cmd_eval_read(struct kv_server *s, int kind, const char *enc,
 	case KV_K_DBSIZE:
 		kv_reply_int(out, (long long)m->count);
 		return;
+	case KV_K_TYPE:
+		kv_cmd_iter_next(&it, &k, &kl);
+		kv_reply_simple(out, kv_map_get(m, k, kl) ? "string" : "none");
+		return;
+	case KV_K_GETRANGE: {
+		const char *sa, *ea;
+		size_t sl, el;
+		long long st = 0, en = 0, vl;
+		kv_cmd_iter_next(&it, &k, &kl);
+		kv_cmd_iter_next(&it, &sa, &sl);
+		kv_cmd_iter_next(&it, &ea, &el);
+		kv_parse_ll(sa, sl, &st);
+		kv_parse_ll(ea, el, &en);
+		e = kv_map_get(m, k, kl);
+		vl = e ? e->vlen : 0;
+		if (st < 0)
+			st = vl + st < 0 ? 0 : vl + st;
+		if (en < 0)
+			en = vl + en < 0 ? 0 : vl + en;
+		if (en >= vl)
+			en = vl - 1;
+		if (!e || st > en || vl == 0)
+			kv_reply_bulk(out, "", 0);
+		else
+			kv_reply_bulk(out, kv_ent_val(e) + st,
+				      (size_t)(en - st + 1));
+		return;
+	}
+	case KV_K_KEYS: {
+		struct kv_buf keys = { 0 };
+		char pat[512];
+		size_t bucket = 0;
+		const struct kv_ent *x = NULL;
+		kv_cmd_iter_next(&it, &k, &kl);
+		if (kl >= sizeof(pat) || memchr(k, 0, kl)) {
+			kv_reply_array(out, 0);
+			return;
+		}
+		memcpy(pat, k, kl);
+		pat[kl] = 0;
+		while ((x = kv_map_next(m, &bucket, x)) != NULL) {
+			if (key_matches(pat, kv_ent_key(x), x->klen)) {
+				kv_reply_bulk(&keys, kv_ent_key(x), x->klen);
+				n++;
+			}
+		}
+		kv_reply_array(out, (size_t)n);
+		kv_buf_put(out, keys.p, keys.len);
+		kv_buf_free(&keys);
+		return;
+	}
+	case KV_K_SCAN:
+		eval_scan(m, &it, out);
+		return;
+	case KV_K_RANDOMKEY: {
+		size_t start, i;
+		if (!m->count || !m->nb) {
+			kv_reply_nil(out);
+			return;
+		}
+		start = (size_t)rand() & (m->nb - 1);
+		for (i = 0; i < m->nb; i++) {
+			const struct kv_ent *x = m->b[(start + i) & (m->nb - 1)];
+			if (x) {
+				kv_reply_bulk(out, kv_ent_key(x), x->klen);
+				return;
+			}
+		}
+		kv_reply_nil(out);
+		return;
+	}
 	default:
 		kv_reply_error(out, "ERR internal: unknown read");
 	}
@@ -690,6 +1037,69 @@ static void cmd_session(struct kv_cmdctx *ctx)
 	c->fn(&in);
 }
 
+static void cmd_time(struct kv_cmdctx *ctx)
+{
+	struct timespec ts;
+	char a[24], b[24];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(a, sizeof(a), "%lld", (long long)ts.tv_sec);
+	snprintf(b, sizeof(b), "%ld", ts.tv_nsec / 1000);
+	kv_reply_array(ctx->out, 2);
+	kv_reply_cstr(ctx->out, a);
+	kv_reply_cstr(ctx->out, b);
+}
+
+/* ROLE: the leader is "master" with its followers and their match index;
+ * a follower is a "slave" of the leader it knows. */
+static void cmd_role(struct kv_cmdctx *ctx)
+{
+	struct kv_server *s = ctx->s;
+	sr_peer_status ps[SR_MAX_MEMBERS];
+	size_t np = sr_node_peer_status(s->node, ps, SR_MAX_MEMBERS);
+	const char *addr;
+	char host[SR_ADDR_MAX];
+	const char *colon;
+	sr_status st;
+
+	sr_node_status(s->node, &st);
+	if (np > SR_MAX_MEMBERS)
+		np = SR_MAX_MEMBERS;
+	if (st.role == SR_LEADER) {
+		kv_reply_array(ctx->out, 3);
+		kv_reply_cstr(ctx->out, "master");
+		kv_reply_int(ctx->out, (long long)st.commit_index);
+		kv_reply_array(ctx->out, np);
+		for (size_t i = 0; i < np; i++) {
+			char port[16], match[24];
+			addr = kv_raft_client_addr(s, ps[i].id);
+			colon = addr ? strrchr(addr, ':') : NULL;
+			snprintf(host, sizeof(host), "%.*s",
+				 colon ? (int)(colon - addr) : 1,
+				 colon ? addr : "?");
+			snprintf(port, sizeof(port), "%s",
+				 colon ? colon + 1 : "0");
+			snprintf(match, sizeof(match), "%llu",
+				 (unsigned long long)ps[i].match);
+			kv_reply_array(ctx->out, 3);
+			kv_reply_cstr(ctx->out, host);
+			kv_reply_cstr(ctx->out, port);
+			kv_reply_cstr(ctx->out, match);
+		}
+		return;
+	}
+	addr = st.leader ? kv_raft_client_addr(s, st.leader) : NULL;
+	colon = addr ? strrchr(addr, ':') : NULL;
+	snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - addr) : 1,
+		 colon ? addr : "?");
+	kv_reply_array(ctx->out, 5);
+	kv_reply_cstr(ctx->out, "slave");
+	kv_reply_cstr(ctx->out, host);
+	kv_reply_int(ctx->out, colon ? atoi(colon + 1) : 0);
+	kv_reply_cstr(ctx->out, st.leader ? "connected" : "connect");
+	kv_reply_int(ctx->out, (long long)st.applied_index);
+}
+
 static void cmd_cluster(struct kv_cmdctx *ctx)
 {
 	if (!kv_slots_cmd(ctx))
@@ -739,6 +1149,24 @@ static const struct cmd cmd_table[] = {
 	  1 },
 	{ "unwatch", 1, kv_multi_cmd_unwatch, F_FAST | F_TXCTL, 0, 0, 0 },
 	{ "session", -5, cmd_session, F_DENYOOM, 4, 4, 1 },
+	{ "setnx", 3, cmd_setnx, W | F_FAST, 1, 1, 1 },
+	{ "getset", 3, cmd_getset, W | F_FAST, 1, 1, 1 },
+	{ "getdel", 2, cmd_getdel, F_WRITE | F_FAST, 1, 1, 1 },
+	{ "append", 3, cmd_append, W | F_FAST, 1, 1, 1 },
+	{ "setrange", 4, cmd_setrange, W, 1, 1, 1 },
+	{ "incrbyfloat", 3, cmd_incrbyfloat, W | F_FAST, 1, 1, 1 },
+	{ "msetnx", -3, cmd_msetnx, W, 1, -1, 2 },
+	{ "rename", 3, cmd_rename, F_WRITE, 1, 2, 1 },
+	{ "renamenx", 3, cmd_renamenx, F_WRITE | F_FAST, 1, 2, 1 },
+	{ "flushdb", -1, cmd_flush, F_WRITE, 0, 0, 0 },
+	{ "flushall", -1, cmd_flush, F_WRITE, 0, 0, 0 },
+	{ "getrange", 4, cmd_getrange, F_READONLY, 1, 1, 1 },
+	{ "keys", 2, cmd_keys, F_READONLY, 0, 0, 0 },
+	{ "scan", -2, cmd_scan, F_READONLY, 0, 0, 0 },
+	{ "type", 2, cmd_type, R, 1, 1, 1 },
+	{ "randomkey", 1, cmd_randomkey, F_READONLY, 0, 0, 0 },
+	{ "time", 1, cmd_time, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
+	{ "role", 1, cmd_role, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
 	{ "quit", -1, cmd_quit, F_FAST | F_TXCTL, 0, 0, 0 },
 };
 #undef W

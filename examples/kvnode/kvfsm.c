@@ -250,6 +250,15 @@ int kv_fsm_apply_cmd(struct kv_map *m, const void *data, size_t len,
 		return 0;
 	case KV_OP_MULTI:
 		return kv_txn_apply(m, data, len, result);
+	case KV_OP_SETX:
+	case KV_OP_GETDEL:
+	case KV_OP_APPEND:
+	case KV_OP_SETRANGE:
+	case KV_OP_INCRBYFLOAT:
+	case KV_OP_MSETNX:
+	case KV_OP_RENAME:
+	case KV_OP_FLUSH:
+		return kv_ops_apply(m, data, len, result);
 	default:
 		return SR_EPROTO;
 	}

@@ -174,6 +174,15 @@ enum {
 	KV_OP_MSET = 4,	   /* key value [key value...] */
 	KV_OP_MULTI = 5,   /* watches, command... (txn.c) */
 	KV_OP_SESSION = 6, /* id, seq, time, write (session.c) */
+	/* ops.c: replies built by apply (the result's resp) */
+	KV_OP_SETX = 7,
+	KV_OP_GETDEL = 8,
+	KV_OP_APPEND = 9,
+	KV_OP_SETRANGE = 10,
+	KV_OP_INCRBYFLOAT = 11,
+	KV_OP_MSETNX = 12,
+	KV_OP_RENAME = 13,
+	KV_OP_FLUSH = 14,
 	/* Reads, only inside a KV_OP_MULTI entry (txn.c). */
 	KV_OP_R_GET = 32,
 	KV_OP_R_MGET = 33,
@@ -241,6 +250,12 @@ void kv_txn_digest(const struct kv_map *m, const char *key, size_t klen,
 /* The RESP reply of an applied write (op, apply's rc and result). */
 void kv_txn_write_reply(int op, int rc, const struct kv_result *r,
 			struct kv_buf *o);
+
+/* ops.c: apply a KV_OP_SETX..KV_OP_FLUSH entry; whether a string is a
+ * float INCRBYFLOAT accepts. */
+int kv_ops_apply(struct kv_map *m, const void *data, size_t len,
+		 struct kv_result **result);
+int kv_ops_valid_float(const char *p, size_t len);
 
 /* session.c: apply a KV_OP_SESSION entry against the session table. */
 #define KV_SESSION_TTL_MS (3600u * 1000u)
@@ -438,7 +453,12 @@ enum {
 	KV_K_EXISTS,
 	KV_K_DBSIZE,
 	KV_K_STRLEN,
-	KV_K_EXEC /* a write: MULTI ... EXEC as one entry */
+	KV_K_EXEC, /* a write whose result carries its RESP reply */
+	KV_K_GETRANGE,
+	KV_K_KEYS,
+	KV_K_SCAN,
+	KV_K_TYPE,
+	KV_K_RANDOMKEY
 };
 /* 1 for the kinds whose fate is unknown after a TIMEOUT (writes). */
 int kv_cmd_kind_is_write(int kind);

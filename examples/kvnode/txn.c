@@ -121,7 +121,9 @@ static int eval_read(const struct kv_map *m, int op, struct kv_cmd_iter *it,
 void kv_txn_write_reply(int op, int rc, const struct kv_result *r,
 			struct kv_buf *o)
 {
-	if (rc)
+	if (rc == 0 && r && r->len)
+		kv_buf_put(o, r->resp, r->len); /* ops.c built it */
+	else if (rc)
 		kv_reply_error(o, "ERR malformed command in transaction");
 	else if (op == KV_OP_SET || op == KV_OP_MSET)
 		kv_reply_simple(o, "OK");

@@ -336,6 +336,73 @@ def test_redis_py_transactions_are_atomic():
     r.close()
 
 
+@suite.test
+def test_redis_py_string_and_keyspace_commands():
+    if not need_redis_py():
+        return
+    c, leader = started("strings")
+    r = redis.Redis(port=c.nodes[leader].client_port, socket_timeout=5)
+    eq(r.set("a", "1", nx=True), True)
+    eq(r.set("a", "2", nx=True), None)
+    eq(r.set("a", "3", xx=True, get=True), b"1")
+    eq(r.set("nokey", "3", xx=True), None)
+    eq(r.setnx("a", "x"), False)
+    eq(r.setnx("b", "x"), True)
+    eq(r.getset("b", "y"), b"x")
+    eq(r.getdel("b"), b"y")
+    eq(r.exists("b"), 0)
+    eq(r.append("a", "bc"), 3)
+    eq(r.setrange("a", 5, "Z"), 6)
+    eq(r.get("a"), b"3bc\x00\x00Z")
+    eq(r.getrange("a", 0, 1), b"3b")
+    eq(r.getrange("a", -1, -1), b"Z")
+    eq(r.strlen("a"), 6)
+    eq(r.incrbyfloat("f", 10.5), 10.5)
+    eq(r.incrbyfloat("f", 0.1), 10.6)
+    try:
+        r.incrbyfloat("a", 1)
+        check(False, "INCRBYFLOAT on a non-float")
+    except redis.exceptions.ResponseError:
+        pass
+    eq(r.msetnx({"m1": 1, "m2": 2}), True)
+    eq(r.msetnx({"m2": 9, "m3": 9}), False)
+    eq(r.exists("m3"), 0)
+    eq(r.rename("m1", "r1"), True)
+    eq(r.renamenx("r1", "m2"), False)
+    eq(r.type("r1"), b"string")
+    eq(r.type("nope"), b"none")
+    eq(sorted(r.keys("m*")), [b"m2"])
+    try:
+        r.set("e", "1", ex=10)
+        check(False, "SET EX accepted")
+    except redis.exceptions.ResponseError as e:
+        check("not supported" in str(e), str(e))
+    # SCAN visits every key exactly as KEYS lists them, across calls, also
+    # while the table grows between calls.
+    for i in range(300):
+        r.set("scan:%d" % i, i)
+    seen = set()
+    cur = 0
+    first = True
+    while first or cur != 0:
+        first = False
+        cur, keys = r.scan(cur, match="scan:*", count=20)
+        seen.update(keys)
+        if len(seen) > 50 and not r.exists("grow:0"):
+            r.mset({"grow:%d" % i: i for i in range(2000)})
+    eq(len([k for k in seen if k.startswith(b"scan:")]), 300)
+    eq(set(r.scan_iter(match="scan:1?")),
+       {("scan:1%d" % i).encode() for i in range(10)})
+    eq(r.randomkey() is not None, True)
+    eq(len(r.time()), 2)
+    role = r.execute_command("ROLE")
+    eq(role[0], b"master")
+    eq(len(role[2]), 2)
+    eq(r.flushdb(), True)
+    eq(r.dbsize(), 0)
+    r.close()
+
+
 def ioredis_dir():
     """A directory holding node_modules/ioredis, installed from the npm
     registry if needed; None (after saying why) if that is impossible."""
