@@ -966,30 +966,6 @@ static void cmd_client(struct kv_cmdctx *ctx)
 	}
 }
 
-/* HELLO [2]: RESP2 only. */
-static void cmd_hello(struct kv_cmdctx *ctx)
-{
-	if (ctx->argc >= 2 && !arg_is(ctx, 1, "2")) {
-		kv_reply_error(ctx->out, "NOPROTO only RESP2 is supported");
-		return;
-	}
-	kv_reply_array(ctx->out, 14);
-	kv_reply_cstr(ctx->out, "server");
-	kv_reply_cstr(ctx->out, "redis");
-	kv_reply_cstr(ctx->out, "version");
-	kv_reply_cstr(ctx->out, "7.0.0");
-	kv_reply_cstr(ctx->out, "proto");
-	kv_reply_int(ctx->out, 2);
-	kv_reply_cstr(ctx->out, "id");
-	kv_reply_int(ctx->out, (long long)kv_server_conn_id(ctx->c));
-	kv_reply_cstr(ctx->out, "mode");
-	kv_reply_cstr(ctx->out, "cluster");
-	kv_reply_cstr(ctx->out, "role");
-	kv_reply_cstr(ctx->out, "master");
-	kv_reply_cstr(ctx->out, "modules");
-	kv_reply_array(ctx->out, 0);
-}
-
 /*
  * SESSION id seq command [args...]: run one write exactly once however
  * often it is retried with the same id and seq (session.c).
@@ -1136,7 +1112,10 @@ static const struct cmd cmd_table[] = {
 	{ "config", -2, cmd_config, F_ADMIN | F_LOADING | F_STALE, 0, 0, 0 },
 	{ "command", -1, cmd_command, F_LOADING | F_STALE, 0, 0, 0 },
 	{ "client", -2, cmd_client, F_LOADING | F_STALE, 0, 0, 0 },
-	{ "hello", -1, cmd_hello, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
+	{ "hello", -1, kv_auth_cmd_hello,
+	  F_FAST | F_LOADING | F_STALE | F_TXCTL, 0, 0, 0 },
+	{ "auth", -2, kv_auth_cmd_auth, F_FAST | F_LOADING | F_STALE | F_TXCTL,
+	  0, 0, 0 },
 	{ "select", 2, cmd_select, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
 	{ "cluster", -2, cmd_cluster, F_STALE, 0, 0, 0 },
 	{ "readonly", 1, cmd_ok, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
@@ -1224,6 +1203,8 @@ void kv_cmd_exec(struct kv_cmdctx *ctx)
 	struct kv_txn *txn = kv_multi_active(ctx);
 	char name[72];
 
+	if (!kv_auth_check(ctx, c ? c->name : ""))
+		return;
 	if (!c) {
 		cmd_name_for_error(ctx->argv[0], ctx->lens[0], name,
 				   sizeof(name));

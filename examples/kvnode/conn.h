@@ -47,6 +47,7 @@ struct kv_conn {
 	uint64_t created_ms;
 	char name[64];	    /* CLIENT SETNAME */
 	struct kv_txn *txn; /* MULTI/WATCH state (multi.c), or NULL */
+	uint8_t authed;	    /* AUTH succeeded (auth.c) */
 };
 
 /* server.c: append a request to the connection's FIFO; move answered

@@ -310,6 +310,7 @@ struct kv_opts {
 	uint64_t cluster_id;
 	uint32_t max_clients;
 	int log_level;
+	const char *requirepass; /* NULL: no AUTH needed */
 };
 
 struct kv_conn;
@@ -490,12 +491,21 @@ int kv_slots_cmd(struct kv_cmdctx *ctx);
  * MOVED <slot> <leader>, TRYAGAIN (leader silent) or CLUSTERDOWN. */
 void kv_slot_redirect(struct kv_server *s, unsigned slot, struct kv_buf *out);
 
+/* auth.c: AUTH, HELLO; 1 if the connection may run command c (name)
+ * now, else NOAUTH was replied. */
+int kv_auth_check(struct kv_cmdctx *ctx, const char *name);
+void kv_auth_cmd_auth(struct kv_cmdctx *ctx);
+void kv_auth_cmd_hello(struct kv_cmdctx *ctx);
+
 /* server.c: per-connection state the commands change. */
 enum { KV_REPLY_ON = 0, KV_REPLY_OFF = 1, KV_REPLY_SKIP = 2 };
 void kv_server_reply_mode(struct kv_conn *c, int mode);
 const char *kv_server_conn_name(const struct kv_conn *c);
 /* The connection's transaction state (multi.c owns it; freed on close). */
 struct kv_txn **kv_server_conn_txn(struct kv_conn *c);
+/* 1 once the connection authenticated (AUTH, HELLO AUTH). */
+int kv_server_conn_authed(const struct kv_conn *c);
+void kv_server_set_conn_authed(struct kv_conn *c);
 void kv_server_set_conn_name(struct kv_conn *c, const char *name, size_t len);
 /* CLIENT LIST/INFO lines: every connection, or only c. */
 void kv_server_client_list(struct kv_server *s, const struct kv_conn *only,

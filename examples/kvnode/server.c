@@ -417,6 +417,16 @@ void kv_server_reply_mode(struct kv_conn *c, int mode)
 	c->reply_mode = (uint8_t)mode;
 }
 
+int kv_server_conn_authed(const struct kv_conn *c)
+{
+	return c->authed;
+}
+
+void kv_server_set_conn_authed(struct kv_conn *c)
+{
+	c->authed = 1;
+}
+
 struct kv_txn **kv_server_conn_txn(struct kv_conn *c)
 {
 	return &c->txn;

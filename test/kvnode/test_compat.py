@@ -403,6 +403,61 @@ def test_redis_py_string_and_keyspace_commands():
     r.close()
 
 
+@suite.test
+def test_auth_requirepass():
+    c = suite.cluster("auth", n=3, extra=["--requirepass", "s3cret"])
+    c.start_all()
+    conn = c.conn(1)
+    eq(conn.call("PING"), Err("NOAUTH Authentication required."))
+    r = conn.call("GET", "k")
+    check(isinstance(r, Err) and r.startswith("NOAUTH"), r)
+    r = conn.call("AUTH", "wrong")
+    check(isinstance(r, Err) and r.startswith("WRONGPASS"), r)
+    r = conn.call("AUTH", "s3cre")
+    check(isinstance(r, Err) and r.startswith("WRONGPASS"), r)
+    r = conn.call("HELLO", "2")
+    check(isinstance(r, Err) and r.startswith("NOAUTH"), r)
+    r = conn.call("HELLO", "2", "AUTH", "default", "s3cret", "SETNAME", "x")
+    check(isinstance(r, list) and r[5] == 2, r)
+    eq(conn.call("CLIENT", "GETNAME"), b"x")
+    eq(conn.call("PING"), "PONG")
+    conn.close()
+    conn = c.conn(2)
+    eq(conn.call("AUTH", "default", "s3cret"), "OK")
+    eq(conn.call("INFO", "cluster").split(b"\r\n")[1], b"cluster_enabled:1")
+    conn.close()
+    if redis is None:
+        skip("redis-py is not installed (apt-get install python3-redis)")
+        return
+    from redis.cluster import RedisCluster
+    rc = None
+    end = time.time() + 10
+    while rc is None:
+        try:
+            rc = RedisCluster(host="127.0.0.1", port=c.nodes[1].client_port,
+                              password="s3cret", socket_timeout=5)
+        except redis.exceptions.RedisClusterException:
+            if time.time() > end:
+                raise
+            time.sleep(0.1)
+    eq(rc.set("authed", "1"), True)
+    eq(rc.get("authed"), b"1")
+    rc.close()
+    try:
+        redis.Redis(port=c.nodes[1].client_port, password="no").ping()
+        check(False, "a wrong password was accepted")
+    except (redis.exceptions.AuthenticationError,
+            redis.exceptions.ResponseError) as e:
+        check("WRONGPASS" in str(e) or "invalid" in str(e), str(e))
+    if CLI is not None:
+        p = subprocess.run([CLI, "-a", "s3cret", "--no-auth-warning",
+                            "--cluster", "check",
+                            "127.0.0.1:%d" % c.nodes[2].client_port],
+                           capture_output=True, timeout=60)
+        out = p.stdout.decode(errors="replace")
+        check("[OK] All 16384 slots covered." in out, out)
+
+
 def ioredis_dir():
     """A directory holding node_modules/ioredis, installed from the npm
     registry if needed; None (after saying why) if that is impossible."""
