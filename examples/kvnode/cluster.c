@@ -204,8 +204,10 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 	if (all || !strcasecmp(section, "keyspace")) {
 		kv_buf_printf(o, "# Keyspace\r\n");
 		if (s->fsm.map.count)
-			kv_buf_printf(o, "db0:keys=%zu,expires=0,avg_ttl=0\r\n",
-				      s->fsm.map.count);
+			kv_buf_printf(o,
+				      "db0:keys=%zu,expires=%zu,avg_ttl=0\r\n",
+				      s->fsm.map.count,
+				      kv_map_ttl_count(&s->fsm.map));
 	}
 }
 

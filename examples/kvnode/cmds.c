@@ -89,6 +89,29 @@ static int arg_ll(struct kv_cmdctx *ctx, size_t i, long long *v)
 /* Writes                                                             */
 /* ------------------------------------------------------------------ */
 
+uint64_t kv_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void kv_cmd_propose(struct kv_cmdctx *ctx, int kind, const struct kv_buf *enc)
+{
+	unsigned char now[8];
+	const char *argv[2] = { (const char *)now, enc->p };
+	size_t lens[2] = { 8, enc->len };
+	struct kv_buf timed = { 0 };
+
+	kv_cmd_le64(now, (long long)kv_wall_ms());
+	if (kv_cmd_encode(&timed, KV_OP_TIMED, 2, argv, lens))
+		kv_reply_error(ctx->out, "ERR out of memory");
+	else
+		kv_server_async_write(ctx, kind, &timed);
+	kv_buf_free(&timed);
+}
+
 /* Inside SESSION id seq: the write wrapped in a session entry stamped
  * with the leader's wall-clock time (session.c). */
 static void session_write(struct kv_cmdctx *ctx, int op, size_t n,
@@ -114,7 +137,7 @@ static void session_write(struct kv_cmdctx *ctx, int op, size_t n,
 	if (kv_cmd_encode(&enc, KV_OP_SESSION, 4, wargv, wlens))
 		kv_reply_error(ctx->out, "ERR out of memory");
 	else
-		kv_server_async_write(ctx, KV_K_EXEC, &enc);
+		kv_cmd_propose(ctx, KV_K_EXEC, &enc);
 	kv_buf_free(&inner);
 	kv_buf_free(&enc);
 }
@@ -135,18 +158,60 @@ static void write_args(struct kv_cmdctx *ctx, int kind, int op, size_t n,
 	if (kv_cmd_encode(&enc, op, n, argv, lens))
 		kv_reply_error(ctx->out, "ERR out of memory");
 	else
-		kv_server_async_write(ctx, kind, &enc);
+		kv_cmd_propose(ctx, kind, &enc);
 	kv_buf_free(&enc);
 }
 
-/* SETX (ops.c): SET with flags, SETNX, GETSET. */
+static void read_only_cmd(struct kv_cmdctx *ctx, int kind);
+static void op_args(struct kv_cmdctx *ctx, int op);
+
+/* SETX (ops.c): SET with flags (16: expire at `at`), SETNX, GETSET. */
+static void setx_at(struct kv_cmdctx *ctx, unsigned flags, size_t ki, size_t vi,
+		    uint64_t at)
+{
+	unsigned char f = (unsigned char)flags, le[8];
+	const char *argv[4] = { (const char *)&f, ctx->argv[ki], ctx->argv[vi],
+				(const char *)le };
+	size_t lens[4] = { 1, ctx->lens[ki], ctx->lens[vi], 8 };
+
+	kv_cmd_le64(le, (long long)at);
+	write_args(ctx, KV_K_EXEC, KV_OP_SETX, flags & 16 ? 4 : 3, argv, lens);
+}
+
 static void setx(struct kv_cmdctx *ctx, unsigned flags)
 {
-	unsigned char f = (unsigned char)flags;
-	const char *argv[3] = { (const char *)&f, ctx->argv[1], ctx->argv[2] };
-	size_t lens[3] = { 1, ctx->lens[1], ctx->lens[2] };
+	setx_at(ctx, flags, 1, 2, 0);
+}
 
-	write_args(ctx, KV_K_EXEC, KV_OP_SETX, 3, argv, lens);
+/* An expiry argument: seconds or ms, relative or absolute; the absolute
+ * time in ms, or 0 after replying the error. */
+static uint64_t expiry_arg(struct kv_cmdctx *ctx, size_t i, int ms, int abs)
+{
+	long long v;
+
+	if (kv_parse_ll(ctx->argv[i], ctx->lens[i], &v)) {
+		kv_reply_error(ctx->out, "ERR value is not an integer or out "
+					 "of "
+					 "range");
+		return 0;
+	}
+	if (v <= 0 || (!ms && v > LLONG_MAX / 1000)) {
+		kv_reply_errorf(ctx->out,
+				"ERR invalid expire time in '%s' "
+				"command",
+				"set");
+		return 0;
+	}
+	if (!ms)
+		v *= 1000;
+	if (!abs) {
+		if ((uint64_t)v > UINT64_MAX / 2 - kv_wall_ms()) {
+			kv_reply_error(ctx->out, "ERR invalid expire time");
+			return 0;
+		}
+		return kv_wall_ms() + (uint64_t)v;
+	}
+	return (uint64_t)v;
 }
 
 /* SET key value [NX|XX] [GET] [KEEPTTL].  Keys never expire in kvnode,
@@ -154,6 +219,7 @@ static void setx(struct kv_cmdctx *ctx, unsigned flags)
 static void cmd_set(struct kv_cmdctx *ctx)
 {
 	unsigned flags = 0;
+	uint64_t at = 0;
 
 	for (size_t i = 3; i < ctx->argc; i++) {
 		if (arg_is(ctx, i, "NX") && !(flags & 2)) {
@@ -162,24 +228,166 @@ static void cmd_set(struct kv_cmdctx *ctx)
 			flags |= 2;
 		} else if (arg_is(ctx, i, "GET")) {
 			flags |= 4;
-		} else if (arg_is(ctx, i, "KEEPTTL")) {
-			/* no key has a time to live */
-		} else if (arg_is(ctx, i, "EX") || arg_is(ctx, i, "PX") ||
-			   arg_is(ctx, i, "EXAT") || arg_is(ctx, i, "PXAT")) {
-			kv_reply_error(ctx->out, "ERR key expiry (EX, PX, "
-						 "EXAT, PXAT) is not supported "
-						 "by kvnode");
-			return;
+		} else if (arg_is(ctx, i, "KEEPTTL") && !(flags & 16)) {
+			flags |= 32;
+		} else if ((arg_is(ctx, i, "EX") || arg_is(ctx, i, "PX") ||
+			    arg_is(ctx, i, "EXAT") || arg_is(ctx, i, "PXAT")) &&
+			   !(flags & (16 | 32)) && i + 1 < ctx->argc) {
+			int ms = ctx->argv[i][0] == 'P' ||
+				 ctx->argv[i][0] == 'p';
+			at = expiry_arg(ctx, i + 1, ms, ctx->lens[i] == 4);
+			if (!at)
+				return;
+			flags |= 16;
+			i++;
 		} else {
 			kv_reply_error(ctx->out, "ERR syntax error");
 			return;
 		}
 	}
 	if (flags)
-		setx(ctx, flags);
+		setx_at(ctx, flags, 1, 2, at);
 	else
 		write_args(ctx, KV_K_SET, KV_OP_SET, 2, ctx->argv + 1,
 			   ctx->lens + 1);
+}
+
+/* SETEX key seconds value, PSETEX key ms value */
+static void setex(struct kv_cmdctx *ctx, int ms)
+{
+	uint64_t at = expiry_arg(ctx, 2, ms, 0);
+
+	if (at)
+		setx_at(ctx, 16, 1, 3, at);
+}
+
+static void cmd_setex(struct kv_cmdctx *ctx)
+{
+	setex(ctx, 0);
+}
+
+static void cmd_psetex(struct kv_cmdctx *ctx)
+{
+	setex(ctx, 1);
+}
+
+/* EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT key time [NX|XX|GT|LT].  A time in
+ * the past deletes the key (as Redis). */
+static void expire_cmd(struct kv_cmdctx *ctx, int ms, int abs)
+{
+	unsigned char f = 0, le[8];
+	const char *argv[3] = { (const char *)&f, ctx->argv[1],
+				(const char *)le };
+	size_t lens[3] = { 1, ctx->lens[1], 8 };
+	long long v;
+	uint64_t at;
+
+	for (size_t i = 3; i < ctx->argc; i++) {
+		if (arg_is(ctx, i, "NX"))
+			f |= 1;
+		else if (arg_is(ctx, i, "XX"))
+			f |= 2;
+		else if (arg_is(ctx, i, "GT"))
+			f |= 4;
+		else if (arg_is(ctx, i, "LT"))
+			f |= 8;
+		else {
+			kv_reply_errorf(ctx->out,
+					"ERR Unsupported option "
+					"%.*s",
+					(int)(ctx->lens[i] > 16 ? 16
+								: ctx->lens[i]),
+					ctx->argv[i]);
+			return;
+		}
+	}
+	if ((f & 1 && f & 14) || (f & 4 && f & 8)) {
+		kv_reply_error(ctx->out, "ERR NX and XX, GT or LT options at "
+					 "the same time are not compatible");
+		return;
+	}
+	if (arg_ll(ctx, 2, &v))
+		return;
+	if (!ms && (v > LLONG_MAX / 1000 || v < LLONG_MIN / 1000)) {
+		kv_reply_error(ctx->out, "ERR invalid expire time");
+		return;
+	}
+	if (!ms)
+		v *= 1000;
+	if (abs)
+		at = v < 1 ? 1 : (uint64_t)v;
+	else if (v <= 0)
+		at = 1; /* already past: the key is deleted */
+	else
+		at = kv_wall_ms() + (uint64_t)v;
+	kv_cmd_le64(le, (long long)at);
+	write_args(ctx, KV_K_EXEC, KV_OP_EXPIRE, 3, argv, lens);
+}
+
+static void cmd_expire(struct kv_cmdctx *ctx)
+{
+	expire_cmd(ctx, 0, 0);
+}
+static void cmd_pexpire(struct kv_cmdctx *ctx)
+{
+	expire_cmd(ctx, 1, 0);
+}
+static void cmd_expireat(struct kv_cmdctx *ctx)
+{
+	expire_cmd(ctx, 0, 1);
+}
+static void cmd_pexpireat(struct kv_cmdctx *ctx)
+{
+	expire_cmd(ctx, 1, 1);
+}
+
+static void cmd_persist(struct kv_cmdctx *ctx)
+{
+	op_args(ctx, KV_OP_PERSIST);
+}
+
+/* GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST] */
+static void cmd_getex(struct kv_cmdctx *ctx)
+{
+	unsigned char mode = 0, le[8];
+	const char *argv[3] = { (const char *)&mode, ctx->argv[1],
+				(const char *)le };
+	size_t lens[3] = { 1, ctx->lens[1], 8 };
+	uint64_t at = 0;
+
+	if (ctx->argc == 3 && arg_is(ctx, 2, "PERSIST")) {
+		mode = 2;
+	} else if (ctx->argc == 4 &&
+		   (arg_is(ctx, 2, "EX") || arg_is(ctx, 2, "PX") ||
+		    arg_is(ctx, 2, "EXAT") || arg_is(ctx, 2, "PXAT"))) {
+		at = expiry_arg(ctx, 3,
+				ctx->argv[2][0] == 'P' ||
+					ctx->argv[2][0] == 'p',
+				ctx->lens[2] == 4);
+		if (!at)
+			return;
+		mode = 1;
+	} else if (ctx->argc != 2) {
+		kv_reply_error(ctx->out, "ERR syntax error");
+		return;
+	}
+	kv_cmd_le64(le, (long long)at);
+	write_args(ctx, KV_K_EXEC, KV_OP_GETEX, 3, argv, lens);
+}
+
+static void cmd_ttl(struct kv_cmdctx *ctx)
+{
+	/* Inside MULTI: evaluated at apply time against the log's time. */
+	if (ctx->txn) {
+		unsigned char mode = (unsigned char)((ctx->argv[0][0] == 'p' ||
+						      ctx->argv[0][0] == 'P') +
+						     2 * (ctx->lens[0] > 4));
+		const char *argv[2] = { (const char *)&mode, ctx->argv[1] };
+		size_t lens[2] = { 1, ctx->lens[1] };
+		kv_multi_queue(ctx, KV_OP_R_TTL, 2, argv, lens);
+		return;
+	}
+	read_only_cmd(ctx, KV_K_TTL);
 }
 
 static void cmd_setnx(struct kv_cmdctx *ctx)
@@ -534,7 +742,7 @@ static void eval_scan(const struct kv_map *m, struct kv_cmd_iter *it,
 	mask = m->nb - 1;
 	do {
 		for (const struct kv_ent *e = m->b[v & mask]; e; e = e->next) {
-			if (!want_string ||
+			if (!want_string || !kv_map_live(m, e) ||
 			    !key_matches(pat, kv_ent_key(e), e->klen))
 				continue;
 			kv_reply_bulk(&keys, kv_ent_key(e), e->klen);
@@ -554,7 +762,23 @@ reply:
 	kv_buf_free(&keys);
 }
 
+static void eval_read(struct kv_server *s, int kind, const char *enc,
+		      size_t len, struct kv_buf *out);
+
+/* Reads see keys expire by the leader's clock (never earlier than the
+ * log's time, which writes use). */
 void kv_cmd_eval_read(struct kv_server *s, int kind, const char *enc,
+		      size_t len, struct kv_buf *out)
+{
+	uint64_t saved = s->fsm.map.now, wall = kv_wall_ms();
+
+	if (wall > saved)
+		s->fsm.map.now = wall;
+	eval_read(s, kind, enc, len, out);
+	s->fsm.map.now = saved;
+}
+
+static void eval_read(struct kv_server *s, int kind, const char *enc,
 		      size_t len, struct kv_buf *out)
 {
 	const struct kv_map *m = &s->fsm.map;
@@ -599,6 +823,27 @@ void kv_cmd_eval_read(struct kv_server *s, int kind, const char *enc,
 	case KV_K_DBSIZE:
 		kv_reply_int(out, (long long)m->count);
 		return;
+	case KV_K_TTL: {
+		int p = kl > 0 && (k[0] == 'p' || k[0] == 'P');
+		int abs = kl > 3 && (k[kl - 1] == 'e' || k[kl - 1] == 'E');
+		uint64_t at;
+		kv_cmd_iter_next(&it, &k, &kl);
+		if (!kv_map_get(m, k, kl)) {
+			kv_reply_int(out, -2);
+			return;
+		}
+		at = kv_map_ttl(m, k, kl);
+		if (!at)
+			kv_reply_int(out, -1);
+		else if (abs)
+			kv_reply_int(out, (long long)(p ? at : at / 1000));
+		else if (p)
+			kv_reply_int(out, (long long)(at - m->now));
+		else
+			kv_reply_int(out,
+				     (long long)((at - m->now + 500) / 1000));
+		return;
+	}
 	case KV_K_TYPE:
 		kv_cmd_iter_next(&it, &k, &kl);
 		kv_reply_simple(out, kv_map_get(m, k, kl) ? "string" : "none");
@@ -640,7 +885,8 @@ void kv_cmd_eval_read(struct kv_server *s, int kind, const char *enc,
 		memcpy(pat, k, kl);
 		pat[kl] = 0;
 		while ((x = kv_map_next(m, &bucket, x)) != NULL) {
-			if (key_matches(pat, kv_ent_key(x), x->klen)) {
+			if (kv_map_live(m, x) &&
+			    key_matches(pat, kv_ent_key(x), x->klen)) {
 				kv_reply_bulk(&keys, kv_ent_key(x), x->klen);
 				n++;
 			}
@@ -662,9 +908,12 @@ void kv_cmd_eval_read(struct kv_server *s, int kind, const char *enc,
 		start = (size_t)rand() & (m->nb - 1);
 		for (i = 0; i < m->nb; i++) {
 			const struct kv_ent *x = m->b[(start + i) & (m->nb - 1)];
-			if (x) {
-				kv_reply_bulk(out, kv_ent_key(x), x->klen);
-				return;
+			for (; x; x = x->next) {
+				if (kv_map_live(m, x)) {
+					kv_reply_bulk(out, kv_ent_key(x),
+						      x->klen);
+					return;
+				}
 			}
 		}
 		kv_reply_nil(out);
@@ -1144,6 +1393,18 @@ static const struct cmd cmd_table[] = {
 	{ "scan", -2, cmd_scan, F_READONLY, 0, 0, 0 },
 	{ "type", 2, cmd_type, R, 1, 1, 1 },
 	{ "randomkey", 1, cmd_randomkey, F_READONLY, 0, 0, 0 },
+	{ "setex", 4, cmd_setex, W, 1, 1, 1 },
+	{ "psetex", 4, cmd_psetex, W, 1, 1, 1 },
+	{ "expire", -3, cmd_expire, F_WRITE | F_FAST, 1, 1, 1 },
+	{ "pexpire", -3, cmd_pexpire, F_WRITE | F_FAST, 1, 1, 1 },
+	{ "expireat", -3, cmd_expireat, F_WRITE | F_FAST, 1, 1, 1 },
+	{ "pexpireat", -3, cmd_pexpireat, F_WRITE | F_FAST, 1, 1, 1 },
+	{ "persist", 2, cmd_persist, F_WRITE | F_FAST, 1, 1, 1 },
+	{ "getex", -2, cmd_getex, F_WRITE | F_FAST, 1, 1, 1 },
+	{ "ttl", 2, cmd_ttl, R, 1, 1, 1 },
+	{ "pttl", 2, cmd_ttl, R, 1, 1, 1 },
+	{ "expiretime", 2, cmd_ttl, R, 1, 1, 1 },
+	{ "pexpiretime", 2, cmd_ttl, R, 1, 1, 1 },
 	{ "time", 1, cmd_time, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
 	{ "role", 1, cmd_role, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
 	{ "quit", -1, cmd_quit, F_FAST | F_TXCTL, 0, 0, 0 },

@@ -228,6 +228,7 @@ int kv_fsm_apply_cmd(struct kv_map *m, const void *data, size_t len,
 			k = cmd_arg(&cur, &kl);
 			v = cmd_arg(&cur, &vl);
 			map_set_or_die(m, k, kl, v, vl);
+			kv_map_set_ttl(m, k, kl, 0); /* SET clears the TTL */
 		}
 		return 0;
 	case KV_OP_DEL:
@@ -250,6 +251,17 @@ int kv_fsm_apply_cmd(struct kv_map *m, const void *data, size_t len,
 		return 0;
 	case KV_OP_MULTI:
 		return kv_txn_apply(m, data, len, result);
+	case KV_OP_TIMED: {
+		const void *in = data;
+		size_t il = len;
+		if (kv_timed_unwrap(m, &in, &il) ||
+		    ((const unsigned char *)in)[0] == KV_OP_SESSION)
+			return SR_EPROTO;
+		return kv_fsm_apply_cmd(m, in, il, result);
+	}
+	case KV_OP_EXPIRE:
+	case KV_OP_PERSIST:
+	case KV_OP_GETEX:
 	case KV_OP_SETX:
 	case KV_OP_GETDEL:
 	case KV_OP_APPEND:
@@ -264,6 +276,30 @@ int kv_fsm_apply_cmd(struct kv_map *m, const void *data, size_t len,
 	}
 }
 
+int kv_timed_unwrap(struct kv_map *m, const void **data, size_t *len)
+{
+	struct cmd_view v;
+	const unsigned char *cur;
+	const unsigned char *t, *in;
+	size_t tl, il;
+	uint64_t now;
+
+	if (cmd_decode(&v, *data, *len) || v.op != KV_OP_TIMED || v.argc != 2)
+		return -1;
+	cur = v.args;
+	t = cmd_arg(&cur, &tl);
+	in = cmd_arg(&cur, &il);
+	if (tl != 8 || il < 1 || in[0] == KV_OP_TIMED)
+		return -1;
+	now = get_le64(t);
+	if (now > m->now) /* the log's clock never runs backwards */
+		m->now = now;
+	kv_map_purge_expired(m, 16);
+	*data = in;
+	*len = il;
+	return 0;
+}
+
 void kv_cmd_le64(unsigned char out[8], long long v)
 {
 	put_le64(out, (uint64_t)v);
@@ -273,12 +309,21 @@ static int fsm_apply(void *ctx, const sr_entry *e, void **result)
 {
 	struct kv_fsm *f = ctx;
 	struct kv_result *r = NULL;
-	const unsigned char *d = e->data;
-	int rc = e->len && d[0] == KV_OP_SESSION
-			 ? kv_session_apply(&f->map, &f->sessions, e->data,
-					    e->len, &r)
-			 : kv_fsm_apply_cmd(&f->map, e->data, e->len, &r);
+	const void *data = e->data;
+	size_t len = e->len;
+	int rc;
 
+	/* A write stamped with the leader's clock: keys expire against the
+	 * log's time, the same on every node (never the local clock). */
+	if (len && ((const unsigned char *)data)[0] == KV_OP_TIMED &&
+	    kv_timed_unwrap(&f->map, &data, &len)) {
+		f->applied = e->index;
+		*result = NULL;
+		return SR_EPROTO;
+	}
+	rc = len && ((const unsigned char *)data)[0] == KV_OP_SESSION
+		     ? kv_session_apply(&f->map, &f->sessions, data, len, &r)
+		     : kv_fsm_apply_cmd(&f->map, data, len, &r);
 	f->applied = e->index;
 	*result = r;
 	return rc;
@@ -362,6 +407,12 @@ int kv_snap_save2(const struct kv_map *m, const struct kv_map *sessions,
 	snap_put(&o, snap_magic2, sizeof(snap_magic2));
 	snap_put_map(&o, m);
 	snap_put_map(&o, sessions);
+	{
+		unsigned char now[8];
+		put_le64(now, m->now);
+		snap_put(&o, now, 8);
+	}
+	snap_put_map(&o, m->ttl);
 	put_le32(hdr, o.crc);
 	snap_put(&o, hdr, 4);
 	snap_flush(&o);
@@ -539,6 +590,24 @@ int kv_snap_load2(struct kv_map *out, struct kv_map *sessions, uint64_t size,
 			goto fail;
 		if ((rc = snap_records(sessions, &in, count)) != 0)
 			goto fail;
+		rc = SR_ECORRUPT;
+		if (snap_get(&in, hdr, 16, 1))
+			goto fail;
+		out->now = get_le64(hdr);
+		count = get_le64(hdr + 8);
+		if (count > (size - in.used) / 8)
+			goto fail;
+		if (count) {
+			out->ttl = calloc(1, sizeof(*out->ttl));
+			if (!out->ttl || kv_map_init(out->ttl)) {
+				free(out->ttl);
+				out->ttl = NULL;
+				rc = SR_ENOMEM;
+				goto fail;
+			}
+			if ((rc = snap_records(out->ttl, &in, count)) != 0)
+				goto fail;
+		}
 	}
 	want = in.crc;
 	rc = SR_ECORRUPT;

@@ -144,6 +144,9 @@ struct kv_map {
 	size_t count;	 /* keys */
 	uint64_t bytes;	 /* key and value bytes held */
 	uint64_t k0, k1; /* SipHash key */
+	/* Expiry (kvmap.c): key -> absolute ms; NULL until a key has one. */
+	struct kv_map *ttl;
+	uint64_t now; /* the time keys expire against (the log's time) */
 };
 
 int kv_map_init(struct kv_map *m);
@@ -161,6 +164,14 @@ int kv_map_del(struct kv_map *m, const void *key, size_t klen);
 const struct kv_ent *kv_map_next(const struct kv_map *m, size_t *bucket,
 				 const struct kv_ent *e);
 uint64_t kv_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
+/* Expiry: a key whose time is <= m->now is absent to get/del/set. */
+uint64_t kv_map_ttl(const struct kv_map *m, const void *key, size_t klen);
+int kv_map_set_ttl(struct kv_map *m, const void *key, size_t klen,
+		   uint64_t at); /* at 0: none; -1 on allocation failure */
+int kv_map_live(const struct kv_map *m, const struct kv_ent *e);
+size_t kv_map_ttl_count(const struct kv_map *m);
+/* Remove up to max expired keys; how many were removed. */
+size_t kv_map_purge_expired(struct kv_map *m, size_t max);
 
 /* ------------------------------------------------------------------ */
 /* State machine (kvfsm.c)                                            */
@@ -183,12 +194,18 @@ enum {
 	KV_OP_MSETNX = 12,
 	KV_OP_RENAME = 13,
 	KV_OP_FLUSH = 14,
+	KV_OP_TIMED = 15,   /* time (8 bytes LE ms), write: the log's clock */
+	KV_OP_EXPIRE = 16,  /* flags, key, at (8) (ops.c) */
+	KV_OP_PERSIST = 17, /* key */
+	KV_OP_GETEX = 18,   /* mode, key, at (8) */
 	/* Reads, only inside a KV_OP_MULTI entry (txn.c). */
 	KV_OP_R_GET = 32,
 	KV_OP_R_MGET = 33,
 	KV_OP_R_EXISTS = 34,
 	KV_OP_R_STRLEN = 35,
-	KV_OP_R_DBSIZE = 36
+	KV_OP_R_DBSIZE = 36,
+	KV_OP_R_TTL =
+		37 /* mode (0 TTL, 1 PTTL, 2 EXPIRETIME, 3 PEXPIRE...), key */
 };
 
 /* The result of an applied write, handed to the proposer. */
@@ -237,6 +254,10 @@ extern const sr_fsm_ops kv_fsm_ops;
 /* Apply one encoded command directly (the unit tests use it). */
 int kv_fsm_apply_cmd(struct kv_map *m, const void *data, size_t len,
 		     struct kv_result **result);
+/* Take the time out of a KV_OP_TIMED entry (m->now moves up to it, a few
+ * expired keys are removed) and point at the write inside; -1 if
+ * malformed. */
+int kv_timed_unwrap(struct kv_map *m, const void **data, size_t *len);
 /* Out of memory while applying a committed entry: exit 71 (restart
  * recovers), never diverge from the other nodes. */
 void kv_fsm_oom(void) __attribute__((noreturn));
@@ -459,10 +480,16 @@ enum {
 	KV_K_KEYS,
 	KV_K_SCAN,
 	KV_K_TYPE,
-	KV_K_RANDOMKEY
+	KV_K_RANDOMKEY,
+	KV_K_TTL /* TTL, PTTL, EXPIRETIME, PEXPIRETIME (by name) */
 };
 /* 1 for the kinds whose fate is unknown after a TIMEOUT (writes). */
 int kv_cmd_kind_is_write(int kind);
+/* Propose an encoded write stamped with the leader's clock (a
+ * KV_OP_TIMED entry: keys expire against the log's time). */
+void kv_cmd_propose(struct kv_cmdctx *ctx, int kind, const struct kv_buf *enc);
+/* This node's wall clock in ms (the leader stamps it into writes). */
+uint64_t kv_wall_ms(void);
 /* 1 if this node leads now. */
 int kv_cmd_is_leader(struct kv_server *s);
 

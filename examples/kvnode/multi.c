@@ -92,8 +92,11 @@ void kv_multi_queue(struct kv_cmdctx *ctx, int op, size_t n,
 	if (kv_cmd_encode(&t->cmds, op, n, argv, lens))
 		goto oom;
 	t->ends[t->n++] = t->cmds.len;
-	if (!t->have_slot && n > 0 && op != KV_OP_R_DBSIZE) {
-		t->slot = kv_key_slot(argv[0], lens[0]);
+	/* The first key of the command as the client sent it (the
+	 * encoded form may start with a flags byte). */
+	if (!t->have_slot && ctx->argc > 1 && op != KV_OP_R_DBSIZE &&
+	    op != KV_OP_FLUSH) {
+		t->slot = kv_key_slot(ctx->argv[1], ctx->lens[1]);
 		t->have_slot = 1;
 	}
 	ctx->queued = 1;
@@ -228,7 +231,7 @@ void kv_multi_cmd_exec(struct kv_cmdctx *ctx)
 		kv_reply_error(ctx->out, "ERR out of memory (transaction "
 					 "discarded)");
 	} else {
-		kv_server_async_write(ctx, KV_K_EXEC, &enc);
+		kv_cmd_propose(ctx, KV_K_EXEC, &enc);
 	}
 	kv_buf_free(&enc);
 	txn_reset(t);

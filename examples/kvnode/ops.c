@@ -37,6 +37,21 @@ static void set_or_die(struct kv_map *m, const char *k, size_t kl,
 		kv_fsm_oom();
 }
 
+static void ttl_or_die(struct kv_map *m, const char *k, size_t kl, uint64_t at)
+{
+	if (kv_map_set_ttl(m, k, kl, at))
+		kv_fsm_oom();
+}
+
+static uint64_t le64(const char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | (unsigned char)p[i];
+	return v;
+}
+
 static void reply_ent(struct kv_buf *o, const struct kv_ent *e)
 {
 	if (e)
@@ -78,11 +93,16 @@ static int apply_op(struct kv_map *m, int op, int argc, struct kv_cmd_iter *it,
 	switch (op) {
 	case KV_OP_SETX: {
 		int flags;
-		if (argc != 3)
+		const char *at = NULL;
+		size_t atl = 0;
+		if (argc != 3 && argc != 4)
 			return -1;
 		for (int i = 0; i < 3; i++)
 			kv_cmd_iter_next(it, &a[i], &al[i]);
-		if (al[0] != 1)
+		if (argc == 4)
+			kv_cmd_iter_next(it, &at, &atl);
+		if (al[0] != 1 || (argc == 4 && atl != 8) ||
+		    ((a[0][0] & 16) != 0) != (argc == 4))
 			return -1;
 		flags = (unsigned char)a[0][0];
 		e = kv_map_get(m, a[1], al[1]);
@@ -96,6 +116,10 @@ static int apply_op(struct kv_map *m, int op, int argc, struct kv_cmd_iter *it,
 			return 0;
 		}
 		set_or_die(m, a[1], al[1], a[2], al[2]);
+		if (flags & 16)
+			ttl_or_die(m, a[1], al[1], le64(at));
+		else if (!(flags & 32))
+			ttl_or_die(m, a[1], al[1], 0);
 		if (flags & 8)
 			kv_reply_int(o, 1);
 		else if (!(flags & 4))
@@ -204,8 +228,10 @@ static int apply_op(struct kv_map *m, int op, int argc, struct kv_cmd_iter *it,
 			}
 		}
 		while (kv_cmd_iter_next(it, &k, &kl) &&
-		       kv_cmd_iter_next(it, &v, &vl))
+		       kv_cmd_iter_next(it, &v, &vl)) {
 			set_or_die(m, k, kl, v, vl);
+			ttl_or_die(m, k, kl, 0);
+		}
 		kv_reply_int(o, 1);
 		return 0;
 	}
@@ -234,8 +260,12 @@ static int apply_op(struct kv_map *m, int op, int argc, struct kv_cmd_iter *it,
 		if (!val)
 			kv_fsm_oom();
 		memcpy(val, kv_ent_val(e), vl);
-		kv_map_del(m, a[1], al[1]);
-		set_or_die(m, a[2], al[2], val, vl);
+		{
+			uint64_t at = kv_map_ttl(m, a[1], al[1]);
+			kv_map_del(m, a[1], al[1]);
+			set_or_die(m, a[2], al[2], val, vl);
+			ttl_or_die(m, a[2], al[2], at); /* the TTL moves */
+		}
 		free(val);
 		if (nx)
 			kv_reply_int(o, 1);
@@ -249,9 +279,71 @@ static int apply_op(struct kv_map *m, int op, int argc, struct kv_cmd_iter *it,
 			return -1;
 		if (kv_map_init(&fresh))
 			kv_fsm_oom();
+		fresh.now = m->now;
 		kv_map_swap(m, &fresh);
 		kv_map_free(&fresh);
 		kv_reply_simple(o, "OK");
+		return 0;
+	}
+	case KV_OP_EXPIRE: {
+		int flags;
+		uint64_t at, cur;
+		if (argc != 3)
+			return -1;
+		for (int i = 0; i < 3; i++)
+			kv_cmd_iter_next(it, &a[i], &al[i]);
+		if (al[0] != 1 || al[2] != 8)
+			return -1;
+		flags = (unsigned char)a[0][0];
+		at = le64(a[2]);
+		if (!kv_map_get(m, a[1], al[1])) {
+			kv_reply_int(o, 0);
+			return 0;
+		}
+		cur = kv_map_ttl(m, a[1], al[1]);
+		if ((flags & 1 && cur) || (flags & 2 && !cur) ||
+		    (flags & 4 && (!cur || at <= cur)) ||
+		    (flags & 8 && cur && at >= cur)) {
+			kv_reply_int(o, 0);
+			return 0;
+		}
+		if (at <= m->now)
+			kv_map_del(m, a[1], al[1]); /* a time in the past */
+		else
+			ttl_or_die(m, a[1], al[1], at);
+		kv_reply_int(o, 1);
+		return 0;
+	}
+	case KV_OP_PERSIST:
+		if (argc != 1)
+			return -1;
+		kv_cmd_iter_next(it, &a[0], &al[0]);
+		if (kv_map_get(m, a[0], al[0]) && kv_map_ttl(m, a[0], al[0])) {
+			ttl_or_die(m, a[0], al[0], 0);
+			kv_reply_int(o, 1);
+		} else {
+			kv_reply_int(o, 0);
+		}
+		return 0;
+	case KV_OP_GETEX: {
+		int mode;
+		if (argc != 3)
+			return -1;
+		for (int i = 0; i < 3; i++)
+			kv_cmd_iter_next(it, &a[i], &al[i]);
+		if (al[0] != 1 || al[2] != 8 || a[0][0] > 2)
+			return -1;
+		mode = a[0][0];
+		e = kv_map_get(m, a[1], al[1]);
+		reply_ent(o, e);
+		if (!e || mode == 0)
+			return 0;
+		if (mode == 2)
+			ttl_or_die(m, a[1], al[1], 0);
+		else if (le64(a[2]) <= m->now)
+			kv_map_del(m, a[1], al[1]);
+		else
+			ttl_or_die(m, a[1], al[1], le64(a[2]));
 		return 0;
 	}
 	default:

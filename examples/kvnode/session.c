@@ -70,7 +70,7 @@ int kv_session_apply(struct kv_map *m, struct kv_map *sessions,
 	op = (unsigned char)a[3][0];
 	if (op != KV_OP_SET && op != KV_OP_DEL && op != KV_OP_INCRBY &&
 	    op != KV_OP_MSET && op != KV_OP_MULTI &&
-	    (op < KV_OP_SETX || op > KV_OP_FLUSH))
+	    (op < KV_OP_SETX || op > KV_OP_GETEX || op == KV_OP_TIMED))
 		return SR_EPROTO;
 	if (kv_cmd_iter_init(&it, a[3], al[3]) < 0)
 		return SR_EPROTO;

@@ -112,6 +112,31 @@ static int eval_read(const struct kv_map *m, int op, struct kv_cmd_iter *it,
 	case KV_OP_R_DBSIZE:
 		kv_reply_int(o, (long long)m->count);
 		return 0;
+	case KV_OP_R_TTL: {
+		const char *md;
+		size_t ml;
+		uint64_t at;
+		if (argc != 2 || !kv_cmd_iter_next(it, &md, &ml) || ml != 1 ||
+		    !kv_cmd_iter_next(it, &k, &kl))
+			return -1;
+		if (!kv_map_get(m, k, kl)) {
+			kv_reply_int(o, -2);
+			return 0;
+		}
+		at = kv_map_ttl(m, k, kl);
+		if (!at)
+			kv_reply_int(o, -1);
+		else if (md[0] == 2)
+			kv_reply_int(o, (long long)(at / 1000));
+		else if (md[0] == 3)
+			kv_reply_int(o, (long long)at);
+		else if (md[0] == 1)
+			kv_reply_int(o, (long long)(at - m->now));
+		else
+			kv_reply_int(o,
+				     (long long)((at - m->now + 500) / 1000));
+		return 0;
+	}
 	default:
 		return -1;
 	}

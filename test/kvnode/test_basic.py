@@ -82,7 +82,9 @@ def test_every_command_on_the_leader():
     check(isinstance(r, Err) and "wrong number of arguments" in r, r)
     r = conn.call("MSET", "a")
     check(isinstance(r, Err) and "wrong number" in r, r)
-    r = conn.call("SET", "a", "1", "EX", "10")
+    r = conn.call("SET", "a", "1", "EX")
+    check(isinstance(r, Err) and "syntax" in r, r)
+    r = conn.call("SET", "a", "1", "BOGUS")
     check(isinstance(r, Err) and "syntax" in r, r)
     eq(conn.call("GET", "a"), b"50")
     # Client bookkeeping commands that redis-cli and redis-benchmark use.

@@ -372,11 +372,6 @@ def test_redis_py_string_and_keyspace_commands():
     eq(r.type("r1"), b"string")
     eq(r.type("nope"), b"none")
     eq(sorted(r.keys("m*")), [b"m2"])
-    try:
-        r.set("e", "1", ex=10)
-        check(False, "SET EX accepted")
-    except redis.exceptions.ResponseError as e:
-        check("not supported" in str(e), str(e))
     # SCAN visits every key exactly as KEYS lists them, across calls, also
     # while the table grows between calls.
     for i in range(300):
@@ -456,6 +451,70 @@ def test_auth_requirepass():
                            capture_output=True, timeout=60)
         out = p.stdout.decode(errors="replace")
         check("[OK] All 16384 slots covered." in out, out)
+
+
+@suite.test
+def test_expiry_is_replicated_with_the_leaders_time():
+    if not need_redis_py():
+        return
+    c, leader = started("expiry")
+    r = redis.Redis(port=c.nodes[leader].client_port, socket_timeout=5)
+    eq(r.set("short", "1", px=300), True)
+    check(0 < r.pttl("short") <= 300)
+    eq(r.set("long", "1", ex=100), True)
+    eq(r.ttl("long"), 100)
+    eq(r.set("long", "2", keepttl=True), True)
+    eq(r.ttl("long"), 100)
+    eq(r.incr("long"), 3)          # INCR keeps the TTL
+    eq(r.ttl("long"), 100)
+    eq(r.set("long", "4"), True)   # SET clears it
+    eq(r.ttl("long"), -1)
+    eq(r.ttl("missing"), -2)
+    eq(r.expire("long", 50), True)
+    eq(r.expire("long", 10, gt=True), False)
+    eq(r.ttl("long"), 50)
+    eq(r.persist("long"), True)
+    eq(r.ttl("long"), -1)
+    eq(r.setex("sx", 100, "v"), True)
+    eq(r.getex("sx", persist=True), b"v")
+    eq(r.ttl("sx"), -1)
+    eq(r.getex("sx", px=250), b"v")
+    eq(r.pexpireat("at", 1), False)   # no such key
+    eq(r.set("gone", "x"), True)
+    eq(r.expire("gone", -1), True)    # a time in the past deletes
+    eq(r.exists("gone"), 0)
+    eq(r.expiretime("long"), -1)
+    r.set("tx", "1")
+    p = r.pipeline(transaction=True)
+    p.expire("tx", 100).ttl("tx")
+    eq(p.execute(), [True, 100])
+    time.sleep(0.5)
+    eq(r.get("short"), None)
+    eq(r.exists("short", "sx"), 0)
+    check(b"short" not in r.keys("*"))
+    eq(r.set("tick", "1"), True)      # a write purges expired keys
+    info = r.info("keyspace")["db0"]
+    eq(info["expires"], 1, info)      # "tx" only
+    # A follower restarted from its snapshot and made leader keeps the
+    # TTLs (they travel in snapshots and in the log).
+    f = [i for i in c.live() if i != leader][0]
+    lc = c.conn(leader)
+    eq(lc.call("CLUSTER", "SNAPSHOT"), "OK")
+    fc = c.conn(f)
+    eq(fc.call("CLUSTER", "SNAPSHOT"), "OK")
+    fc.close()
+    c.kill(f)
+    c.start(f)
+    eq(lc.call("CLUSTER", "TRANSFER", str(f)), "OK")
+    lc.close()
+    end = time.time() + 10
+    while c.wait_leader() != f and time.time() < end:
+        time.sleep(0.05)
+    r2 = redis.Redis(port=c.nodes[f].client_port, socket_timeout=5)
+    check(90 <= r2.ttl("tx") <= 100, r2.ttl("tx"))
+    eq(r2.get("short"), None)
+    r.close()
+    r2.close()
 
 
 def ioredis_dir():

@@ -576,6 +576,71 @@ TEST(test_session_dedups_retries)
 	kv_map_free(&ses);
 }
 
+/* A write stamped with time t (a KV_OP_TIMED entry). */
+static int apply_at(struct kv_map *m, uint64_t t, int op, size_t n,
+		    const char *const *argv, const size_t *lens,
+		    struct kv_result **r)
+{
+	struct kv_buf in = { 0 }, e = { 0 };
+	unsigned char le[8];
+	const char *w[2] = { (const char *)le, NULL };
+	size_t wl[2] = { 8, 0 };
+	int rc;
+
+	kv_cmd_encode(&in, op, n, argv, lens);
+	kv_cmd_le64(le, (long long)t);
+	w[1] = in.p;
+	wl[1] = in.len;
+	kv_cmd_encode(&e, KV_OP_TIMED, 2, w, wl);
+	*r = NULL;
+	rc = kv_fsm_apply_cmd(m, e.p, e.len, r);
+	kv_buf_free(&in);
+	kv_buf_free(&e);
+	return rc;
+}
+
+TEST(test_expiry_follows_the_log_time)
+{
+	struct kv_map m, back, ses;
+	struct kv_result *r;
+	struct img im = { .fail_at = -1 };
+	unsigned char f = 16, at[8];
+	const char *setex[] = { (const char *)&f, "k", "v", (const char *)at };
+	size_t setexl[] = { 1, 1, 1, 8 };
+	const char *set[] = { "p", "1" };
+	size_t setl[] = { 1, 1 };
+
+	CHECK_EQ(kv_map_init(&m), 0);
+	kv_cmd_le64(at, 5000);
+	CHECK_EQ(apply_at(&m, 1000, KV_OP_SETX, 4, setex, setexl, &r), 0);
+	free(r);
+	CHECK_EQ(apply_at(&m, 1001, KV_OP_SET, 2, set, setl, &r), 0);
+	free(r);
+	CHECK(kv_map_get(&m, "k", 1) != NULL);
+	CHECK_EQ(kv_map_ttl(&m, "k", 1), 5000);
+	CHECK_EQ(kv_map_ttl_count(&m), 1);
+	/* The snapshot keeps the TTL and the log's time. */
+	CHECK_EQ(kv_snap_save2(&m, NULL, img_write, &im), 0);
+	CHECK_EQ(kv_snap_load2(&back, &ses, im.b.len, img_read, &im), 0);
+	CHECK_EQ(kv_map_ttl(&back, "k", 1), 5000);
+	CHECK_EQ(back.now, 1001);
+	kv_map_free(&back);
+	kv_map_free(&ses);
+	/* An entry stamped later than the TTL: the key is gone, on every
+	 * node alike, whatever their clocks; an earlier stamp never moves
+	 * the log's time back. */
+	CHECK_EQ(apply_at(&m, 6000, KV_OP_SET, 2, set, setl, &r), 0);
+	free(r);
+	CHECK(kv_map_get(&m, "k", 1) == NULL);
+	CHECK_EQ(apply_at(&m, 10, KV_OP_SET, 2, set, setl, &r), 0);
+	free(r);
+	CHECK_EQ(m.now, 6000);
+	CHECK(kv_map_get(&m, "k", 1) == NULL);
+	CHECK_EQ(kv_map_ttl_count(&m), 0); /* purged when a write came */
+	kv_map_free(&m);
+	kv_buf_free(&im.b);
+}
+
 TEST(test_snapshot_of_empty_map)
 {
 	struct kv_map m, back;
