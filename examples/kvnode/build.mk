@@ -63,8 +63,9 @@ $(BUILD)/test/kvnode/kvnode_%.sh: test/kvnode/test_%.py test/kvnode/kvtest.py \
 	  'fi' \
 	  'exec python3 test/kvnode/test_$*.py --kvnode $(KVNODE_BIN)' > $@
 
-# libFuzzer target for the RESP parser (it includes resp.c itself).
-FUZZ_SRCS += $(KVNODE_DIR)/fuzz_resp.c
+# libFuzzer targets: the RESP parser (fuzz_resp.c includes resp.c) and the
+# state machine's entry and snapshot decoders (fuzz_apply.c includes them).
+FUZZ_SRCS += $(KVNODE_DIR)/fuzz_resp.c $(KVNODE_DIR)/fuzz_apply.c
 
 # A local three-node cluster.
 # The tools are checked first so that a missing compiler is named.

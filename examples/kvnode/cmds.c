@@ -821,7 +821,7 @@ static void eval_read(struct kv_server *s, int kind, const char *enc,
 		kv_reply_int(out, n);
 		return;
 	case KV_K_DBSIZE:
-		kv_reply_int(out, (long long)m->count);
+		kv_reply_int(out, (long long)kv_map_live_count(m));
 		return;
 	case KV_K_TTL: {
 		int p = kl > 0 && (k[0] == 'p' || k[0] == 'P');

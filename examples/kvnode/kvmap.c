@@ -158,6 +158,16 @@ int kv_map_live(const struct kv_map *m, const struct kv_ent *e)
 	return !expired(m, kv_ent_key(e), e->klen);
 }
 
+size_t kv_map_live_count(const struct kv_map *m)
+{
+	size_t dead = 0, bucket = 0;
+	const struct kv_ent *t = NULL;
+
+	while (m->ttl && (t = kv_map_next(m->ttl, &bucket, t)) != NULL)
+		dead += expired(m, kv_ent_key(t), t->klen);
+	return m->count - dead;
+}
+
 size_t kv_map_ttl_count(const struct kv_map *m)
 {
 	return m->ttl ? m->ttl->count : 0;

@@ -170,6 +170,8 @@ int kv_map_set_ttl(struct kv_map *m, const void *key, size_t klen,
 		   uint64_t at); /* at 0: none; -1 on allocation failure */
 int kv_map_live(const struct kv_map *m, const struct kv_ent *e);
 size_t kv_map_ttl_count(const struct kv_map *m);
+/* Keys not expired (a walk of the expiry table). */
+size_t kv_map_live_count(const struct kv_map *m);
 /* Remove up to max expired keys; how many were removed. */
 size_t kv_map_purge_expired(struct kv_map *m, size_t max);
 

@@ -43,7 +43,7 @@ static void ttl_or_die(struct kv_map *m, const char *k, size_t kl, uint64_t at)
 		kv_fsm_oom();
 }
 
-static uint64_t le64(const char *p)
+static uint64_t ops_le64(const char *p)
 {
 	uint64_t v = 0;
 
@@ -117,7 +117,7 @@ static int apply_op(struct kv_map *m, int op, int argc, struct kv_cmd_iter *it,
 		}
 		set_or_die(m, a[1], al[1], a[2], al[2]);
 		if (flags & 16)
-			ttl_or_die(m, a[1], al[1], le64(at));
+			ttl_or_die(m, a[1], al[1], ops_le64(at));
 		else if (!(flags & 32))
 			ttl_or_die(m, a[1], al[1], 0);
 		if (flags & 8)
@@ -295,7 +295,7 @@ static int apply_op(struct kv_map *m, int op, int argc, struct kv_cmd_iter *it,
 		if (al[0] != 1 || al[2] != 8)
 			return -1;
 		flags = (unsigned char)a[0][0];
-		at = le64(a[2]);
+		at = ops_le64(a[2]);
 		if (!kv_map_get(m, a[1], al[1])) {
 			kv_reply_int(o, 0);
 			return 0;
@@ -340,10 +340,10 @@ static int apply_op(struct kv_map *m, int op, int argc, struct kv_cmd_iter *it,
 			return 0;
 		if (mode == 2)
 			ttl_or_die(m, a[1], al[1], 0);
-		else if (le64(a[2]) <= m->now)
+		else if (ops_le64(a[2]) <= m->now)
 			kv_map_del(m, a[1], al[1]);
 		else
-			ttl_or_die(m, a[1], al[1], le64(a[2]));
+			ttl_or_die(m, a[1], al[1], ops_le64(a[2]));
 		return 0;
 	}
 	default:

@@ -39,7 +39,7 @@
 
 #include "kvnode.h"
 
-static uint64_t le64(const char *p)
+static uint64_t sess_le64(const char *p)
 {
 	uint64_t v = 0;
 
@@ -74,14 +74,14 @@ int kv_session_apply(struct kv_map *m, struct kv_map *sessions,
 		return SR_EPROTO;
 	if (kv_cmd_iter_init(&it, a[3], al[3]) < 0)
 		return SR_EPROTO;
-	seq = le64(a[1]);
-	now = le64(a[2]);
+	seq = sess_le64(a[1]);
+	now = sess_le64(a[2]);
 	if (!sessions->b && kv_map_init(sessions))
 		kv_fsm_oom();
 	rec = kv_map_get(sessions, a[0], 8);
 	if (rec && rec->vlen >= 16) {
-		last = le64(kv_ent_val(rec));
-		at = le64(kv_ent_val(rec) + 8);
+		last = sess_le64(kv_ent_val(rec));
+		at = sess_le64(kv_ent_val(rec) + 8);
 		if (now > at && now - at > KV_SESSION_TTL_MS) {
 			kv_map_del(sessions, a[0], 8); /* expired */
 			rec = NULL;

@@ -109,8 +109,8 @@ static int eval_read(const struct kv_map *m, int op, struct kv_cmd_iter *it,
 			n += kv_map_get(m, k, kl) != NULL;
 		kv_reply_int(o, n);
 		return 0;
-	case KV_OP_R_DBSIZE:
-		kv_reply_int(o, (long long)m->count);
+	case KV_OP_R_DBSIZE: /* live keys: the same on every node */
+		kv_reply_int(o, (long long)kv_map_live_count(m));
 		return 0;
 	case KV_OP_R_TTL: {
 		const char *md;
