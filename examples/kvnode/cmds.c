@@ -1325,6 +1325,38 @@ static void cmd_role(struct kv_cmdctx *ctx)
 	kv_reply_int(ctx->out, (long long)st.applied_index);
 }
 
+/*
+ * WAIT numreplicas timeout: the number of replicas whose log holds every
+ * write acknowledged so far (a write is acknowledged once committed, i.e.
+ * on a majority, so with three voters it is at least 1 at once).  It
+ * answers at once: it does not block until numreplicas is reached.
+ */
+static void cmd_wait(struct kv_cmdctx *ctx)
+{
+	sr_peer_status ps[SR_MAX_MEMBERS];
+	size_t np;
+	long long want, tmo, n = 0;
+	sr_status st;
+
+	if (arg_ll(ctx, 1, &want) || arg_ll(ctx, 2, &tmo))
+		return;
+	if (tmo < 0) {
+		kv_reply_error(ctx->out, "ERR timeout is negative");
+		return;
+	}
+	if (!kv_cmd_is_leader(ctx->s)) {
+		kv_slot_redirect(ctx->s, 0, ctx->out);
+		return;
+	}
+	sr_node_status(ctx->s->node, &st);
+	np = sr_node_peer_status(ctx->s->node, ps, SR_MAX_MEMBERS);
+	if (np > SR_MAX_MEMBERS)
+		np = SR_MAX_MEMBERS;
+	for (size_t i = 0; i < np; i++)
+		n += ps[i].match >= st.commit_index;
+	kv_reply_int(ctx->out, n);
+}
+
 static void cmd_cluster(struct kv_cmdctx *ctx)
 {
 	if (!kv_slots_cmd(ctx))
@@ -1405,6 +1437,7 @@ static const struct cmd cmd_table[] = {
 	{ "pttl", 2, cmd_ttl, R, 1, 1, 1 },
 	{ "expiretime", 2, cmd_ttl, R, 1, 1, 1 },
 	{ "pexpiretime", 2, cmd_ttl, R, 1, 1, 1 },
+	{ "wait", 3, cmd_wait, F_FAST, 0, 0, 0 },
 	{ "time", 1, cmd_time, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
 	{ "role", 1, cmd_role, F_FAST | F_LOADING | F_STALE, 0, 0, 0 },
 	{ "quit", -1, cmd_quit, F_FAST | F_TXCTL, 0, 0, 0 },

@@ -390,6 +390,7 @@ def test_redis_py_string_and_keyspace_commands():
        {("scan:1%d" % i).encode() for i in range(10)})
     eq(r.randomkey() is not None, True)
     eq(len(r.time()), 2)
+    check(1 <= r.wait(1, 100) <= 2)   # acknowledged writes: on a majority
     role = r.execute_command("ROLE")
     eq(role[0], b"master")
     eq(len(role[2]), 2)
