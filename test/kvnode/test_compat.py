@@ -147,6 +147,56 @@ def test_slots_nodes_and_moved_are_redis_cluster_protocol():
 
 
 @suite.test
+def test_raw_protocol_details():
+    c, leader = started("raw")
+    f = [i for i in c.live() if i != leader][0]
+    fc = c.conn(f)
+    for cmd in ("READONLY", "READWRITE", "ASKING"):
+        eq(fc.call(cmd), "OK")
+    eq(fc.call("READONLY"), "OK")
+    r = fc.call("GET", "k")            # replicas never serve reads
+    check(isinstance(r, Err) and r.startswith("MOVED"), r)
+    # A transaction on a follower: the queued command is redirected and
+    # EXEC aborts; nothing was proposed.
+    eq(fc.call("MULTI"), "OK")
+    r = fc.call("SET", "fk", "1")
+    check(isinstance(r, Err) and r.startswith("MOVED"), r)
+    r = fc.call("EXEC")
+    check(isinstance(r, Err) and r.startswith("EXECABORT"), r)
+    eq(parse_info(fc.call("INFO", "replication"))["role"], "slave")
+    fc.close()
+    conn = c.conn(leader)
+    eq(parse_info(conn.call("INFO", "replication"))["role"], "master")
+    check(isinstance(conn.call("COMMAND", "DOCS"), list))
+    eq(conn.call("MULTI"), "OK")
+    eq(conn.call("SET", "d", "1"), "QUEUED")
+    eq(conn.call("DISCARD"), "OK")
+    eq(conn.call("EXISTS", "d"), 0)
+    eq(conn.call("WATCH", "w"), "OK")
+    eq(conn.call("UNWATCH"), "OK")
+    eq(conn.call("SET", "w", "changed"), "OK")
+    eq(conn.call("MULTI"), "OK")
+    eq(conn.call("GET", "w"), "QUEUED")
+    eq(conn.call("EXEC"), [b"changed"])  # the watch was dropped
+    eq(conn.call("PSETEX", "ps", "100000", "v"), "OK")
+    check(99000 < conn.call("PTTL", "ps") <= 100000)
+    at = int(time.time()) + 1000
+    eq(conn.call("EXPIREAT", "ps", str(at)), 1)
+    eq(conn.call("EXPIRETIME", "ps"), at)
+    eq(conn.call("PEXPIRETIME", "ps"), at * 1000)
+    cur, found = b"0", []
+    for _ in range(1000):
+        cur, keys = conn.call("SCAN", cur, "TYPE", "hash")
+        found += keys
+        if cur == b"0":
+            break
+    eq((cur, found), (b"0", []))       # only strings exist
+    eq(conn.call("FLUSHALL"), "OK")
+    eq(conn.call("DBSIZE"), 0)
+    conn.close()
+
+
+@suite.test
 def test_client_reply_and_names():
     c, leader = started("client")
     conn = c.conn(leader)
