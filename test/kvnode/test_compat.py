@@ -59,9 +59,14 @@ def need_redis_py():
 
 
 def started(name):
+    """A 3-node cluster whose every node knows the leader (cluster
+    clients read the topology from whichever node they reach)."""
     c = suite.cluster(name, n=3)
     c.start_all()
-    return c, c.wait_leader()
+    leader = c.wait_leader()
+    wait_for(lambda: all(c.info(i).get("leader_id") == str(leader)
+                         for i in c.live()), 10, "every node knows the leader")
+    return c, leader
 
 
 def crc16(data):
