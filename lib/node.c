@@ -822,6 +822,12 @@ void sr_node_status(const sr_node *n, sr_status *out)
 	out->uncommitted_bytes = n->uncommitted_bytes;
 	out->error = n->stop_error;
 	out->n_peers = n->n_prs;
+	if (n->role == SR_LEADER)
+		out->leader_age_ms = 0;
+	else if (n->leader && n->now >= n->leader_heard)
+		out->leader_age_ms = n->now - n->leader_heard;
+	else
+		out->leader_age_ms = n->leader ? 0 : UINT64_MAX;
 }
 
 size_t sr_node_peer_status(const sr_node *n, sr_peer_status *out, size_t cap)

@@ -16,9 +16,9 @@ KVNODE_MK := 1
 ifeq ($(words $(wildcard lib/node.c backends/tcp/tcp.c backends/mem/mem.c backends/wal/wal.c)),4)
 
 KVNODE_DIR   = examples/kvnode
-KVNODE_LIBSRCS = $(addprefix $(KVNODE_DIR)/,resp.c kvmap.c kvfsm.c)
+KVNODE_LIBSRCS = $(addprefix $(KVNODE_DIR)/,resp.c kvmap.c kvfsm.c txn.c session.c ops.c)
 KVNODE_SRCS  = $(KVNODE_LIBSRCS) \
-	       $(addprefix $(KVNODE_DIR)/,server.c requests.c cmds.c cluster.c raft.c main.c)
+	       $(addprefix $(KVNODE_DIR)/,server.c requests.c cmds.c cluster.c slots.c multi.c auth.c raft.c main.c)
 KVNODE_OBJS  = $(patsubst $(KVNODE_DIR)/%.c,$(BUILD)/kvnode/%.o,$(KVNODE_SRCS))
 KVNODE_LIBOBJS = $(patsubst $(KVNODE_DIR)/%.c,$(BUILD)/kvnode/%.o,$(KVNODE_LIBSRCS))
 KVNODE_BIN   = $(BUILD)/examples/kvnode/kvnode
@@ -46,12 +46,13 @@ $(BUILD)/test/kvnode/test_kvnode: test/kvnode/test_kvnode.c $(KVNODE_LIBOBJS) \
 		$(STATIC) $(LDLIBS_ALL) $(URING_LIBS)
 
 # Process-level suites: real kvnode processes on loopback.
-KVNODE_SUITES = basic hostile failover members tools
+KVNODE_SUITES = basic hostile failover members tools compat session
 KVNODE_SCRIPTS = $(patsubst %,$(BUILD)/test/kvnode/kvnode_%.sh,$(KVNODE_SUITES))
 TEST_SCRIPTS += $(KVNODE_SCRIPTS)
 test: $(KVNODE_SCRIPTS)
 
 $(BUILD)/test/kvnode/kvnode_%.sh: test/kvnode/test_%.py test/kvnode/kvtest.py \
+		test/kvnode/ioredis_check.js \
 		$(KVNODE_BIN)
 	@mkdir -p $(dir $@)
 	@printf '%s\n' '#!/bin/sh' \
@@ -62,8 +63,9 @@ $(BUILD)/test/kvnode/kvnode_%.sh: test/kvnode/test_%.py test/kvnode/kvtest.py \
 	  'fi' \
 	  'exec python3 test/kvnode/test_$*.py --kvnode $(KVNODE_BIN)' > $@
 
-# libFuzzer target for the RESP parser (it includes resp.c itself).
-FUZZ_SRCS += $(KVNODE_DIR)/fuzz_resp.c
+# libFuzzer targets: the RESP parser (fuzz_resp.c includes resp.c) and the
+# state machine's entry and snapshot decoders (fuzz_apply.c includes them).
+FUZZ_SRCS += $(KVNODE_DIR)/fuzz_resp.c $(KVNODE_DIR)/fuzz_apply.c
 
 # A local three-node cluster.
 # The tools are checked first so that a missing compiler is named.

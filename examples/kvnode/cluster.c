@@ -70,6 +70,7 @@ static void info_raft(struct kv_server *s, struct kv_buf *o)
 	sr_peer_status ps[SR_MAX_MEMBERS];
 	size_t np = sr_node_peer_status(s->node, ps, SR_MAX_MEMBERS);
 	const char *laddr;
+	uint64_t now = kv_now_ms(s);
 	sr_status st;
 
 	sr_node_status(s->node, &st);
@@ -110,18 +111,30 @@ static void info_raft(struct kv_server *s, struct kv_buf *o)
 			      (unsigned long long)m->id, member_role(m->role),
 			      m->addr, m->id == s->opt.id);
 		if (p && st.role == SR_LEADER)
-			kv_buf_printf(o,
-				      ",match=%llu,next=%llu,state=%s,inflight="
-				      "%u,"
-				      "last_heard_ms=%llu,auto_promote=%d",
-				      (unsigned long long)p->match,
-				      (unsigned long long)p->next,
-				      progress_state(p->state),
-				      p->inflight_msgs,
-				      (unsigned long long)p->last_heard_ms,
-				      p->auto_promote);
+			kv_buf_printf(
+				o,
+				",match=%llu,next=%llu,state=%s,inflight="
+				"%u,"
+				"last_heard_ms_ago=%llu,auto_promote=%d",
+				(unsigned long long)p->match,
+				(unsigned long long)p->next,
+				progress_state(p->state), p->inflight_msgs,
+				(unsigned long long)(now > p->last_heard_ms
+							     ? now - p->last_heard_ms
+							     : 0),
+				p->auto_promote);
 		kv_buf_put(o, "\r\n", 2);
 	}
+}
+
+/* An estimate of the heap the map holds: entries, their headers, and the
+ * bucket array (malloc's own overhead is not counted). */
+static uint64_t kv_used_memory(const struct kv_server *s)
+{
+	const struct kv_map *m = &s->fsm.map;
+
+	return m->bytes + (uint64_t)m->count * sizeof(struct kv_ent) +
+	       (uint64_t)m->nb * sizeof(struct kv_ent *);
 }
 
 void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
@@ -146,6 +159,16 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 			      "# Clients\r\nconnected_clients:%u\r\n"
 			      "maxclients:%u\r\n\r\n",
 			      s->n_conns, s->opt.max_clients);
+	if (all || !strcasecmp(section, "memory"))
+		kv_buf_printf(o,
+			      "# Memory\r\nused_memory:%llu\r\n"
+			      "used_memory_human:%.2fM\r\n"
+			      "used_memory_dataset:%llu\r\n"
+			      "maxmemory:0\r\nmaxmemory_policy:"
+			      "noeviction\r\n\r\n",
+			      (unsigned long long)kv_used_memory(s),
+			      (double)kv_used_memory(s) / (1024.0 * 1024.0),
+			      (unsigned long long)s->fsm.map.bytes);
 	if (all || !strcasecmp(section, "stats"))
 		kv_buf_printf(o,
 			      "# Stats\r\ntotal_connections_received:%llu\r\n"
@@ -162,6 +185,18 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 			      (unsigned long long)s->n_moved,
 			      (unsigned long long)s->n_timeouts,
 			      (unsigned long long)s->n_proto_errors);
+	if (all || !strcasecmp(section, "replication")) {
+		sr_status st;
+		sr_node_status(s->node, &st);
+		kv_buf_printf(o,
+			      "# Replication\r\nrole:%s\r\nconnected_slaves:%u"
+			      "\r\nmaster_repl_offset:%llu\r\n\r\n",
+			      st.role == SR_LEADER ? "master" : "slave",
+			      st.role == SR_LEADER ? st.n_peers : 0,
+			      (unsigned long long)st.commit_index);
+	}
+	if (all || !strcasecmp(section, "cluster"))
+		kv_buf_printf(o, "# Cluster\r\ncluster_enabled:1\r\n\r\n");
 	if (all || !strcasecmp(section, "raft")) {
 		info_raft(s, o);
 		kv_buf_put(o, "\r\n", 2);
@@ -169,13 +204,16 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 	if (all || !strcasecmp(section, "keyspace")) {
 		kv_buf_printf(o, "# Keyspace\r\n");
 		if (s->fsm.map.count)
-			kv_buf_printf(o, "db0:keys=%zu,expires=0,avg_ttl=0\r\n",
-				      s->fsm.map.count);
+			kv_buf_printf(o,
+				      "db0:keys=%zu,expires=%zu,avg_ttl=0\r\n",
+				      s->fsm.map.count,
+				      kv_map_ttl_count(&s->fsm.map));
 	}
 }
 
 /*
- * CLUSTER NODES: one line per member,
+ * CLUSTER MEMBERS (kvnode's own view; CLUSTER NODES is Redis's format, in
+ * slots.c): one line per member,
  *   <id> <raft-addr> <client-addr> <role>[,myself][,leader] <match> <next> <state>
  * match/next/state are the leader's view of that member ("-" elsewhere).
  */
@@ -229,14 +267,22 @@ static void cluster_info(struct kv_server *s, struct kv_buf *o)
 		if (conf->members[i].role == SR_ROLE_VOTER)
 			voters++;
 	}
+	/* Redis's fields first (one shard holds every slot, so
+	 * cluster_size, the number of masters serving slots, is 1), then
+	 * kvnode's. */
 	kv_buf_printf(o,
-		      "cluster_state:%s\r\ncluster_my_id:%llu\r\n"
-		      "cluster_leader:%llu\r\ncluster_current_epoch:%llu\r\n"
-		      "cluster_known_nodes:%u\r\ncluster_size:%u\r\n"
+		      "cluster_state:%s\r\ncluster_slots_assigned:16384\r\n"
+		      "cluster_slots_ok:%d\r\ncluster_slots_pfail:0\r\n"
+		      "cluster_slots_fail:%d\r\ncluster_known_nodes:%u\r\n"
+		      "cluster_size:1\r\ncluster_current_epoch:%llu\r\n"
+		      "cluster_my_epoch:%llu\r\ncluster_my_id:%llu\r\n"
+		      "cluster_leader:%llu\r\ncluster_voters:%u\r\n"
 		      "cluster_commit_index:%llu\r\n",
-		      st.leader ? "ok" : "fail", (unsigned long long)s->opt.id,
-		      (unsigned long long)st.leader,
-		      (unsigned long long)st.term, known, voters,
+		      st.leader ? "ok" : "fail", st.leader ? 16384 : 0,
+		      st.leader ? 0 : 16384, known, (unsigned long long)st.term,
+		      (unsigned long long)st.term,
+		      (unsigned long long)s->opt.id,
+		      (unsigned long long)st.leader, voters,
 		      (unsigned long long)st.commit_index);
 }
 
@@ -365,12 +411,10 @@ void kv_cluster_cmd(struct kv_cmdctx *ctx)
 	struct kv_server *s = ctx->s;
 	sr_id id;
 
-	if (arg_is(ctx, 1, "NODES")) {
+	if (arg_is(ctx, 1, "MEMBERS")) {
 		cluster_text(ctx, cluster_nodes);
 	} else if (arg_is(ctx, 1, "INFO")) {
 		cluster_text(ctx, cluster_info);
-	} else if (arg_is(ctx, 1, "MYID")) {
-		kv_reply_int(ctx->out, (long long)s->opt.id);
 	} else if (arg_is(ctx, 1, "ADD")) {
 		cluster_add(ctx);
 	} else if (arg_is(ctx, 1, "SNAPSHOT")) {
@@ -380,7 +424,9 @@ void kv_cluster_cmd(struct kv_cmdctx *ctx)
 					 "wrong number of "
 					 "arguments (ADD, REMOVE, PROMOTE, "
 					 "TRANSFER, NODES, "
-					 "INFO, MYID, SNAPSHOT)");
+					 "INFO, MEMBERS, SNAPSHOT, SLOTS, "
+					 "SHARDS, "
+					 "NODES, MYID, KEYSLOT)");
 	} else if (arg_is(ctx, 1, "REMOVE")) {
 		if (arg_id(ctx, 2, &id) == 0 && leader_or_moved(ctx))
 			reply_rc(ctx, sr_server_remove(s->srv, id));

@@ -22,6 +22,7 @@ struct kv_req {
 	uint8_t held;  /* the batch or the engine holds it */
 	uint8_t eval;  /* a read to evaluate when it reaches the head */
 	uint8_t list;
+	uint8_t silent;	   /* CLIENT REPLY OFF/SKIP: the reply is dropped */
 	struct kv_buf buf; /* the reply, or the encoded read arguments */
 };
 
@@ -42,7 +43,11 @@ struct kv_conn {
 	uint8_t eof;	 /* the client half-closed */
 	uint8_t paused;	 /* reading stopped (backpressure) */
 	int interest;
-	char name[64];
+	uint8_t reply_mode; /* KV_REPLY_ON/OFF/SKIP (CLIENT REPLY) */
+	uint64_t created_ms;
+	char name[64];	    /* CLIENT SETNAME */
+	struct kv_txn *txn; /* MULTI/WATCH state (multi.c), or NULL */
+	uint8_t authed;	    /* AUTH succeeded (auth.c) */
 };
 
 /* server.c: append a request to the connection's FIFO; move answered

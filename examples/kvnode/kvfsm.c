@@ -151,6 +151,7 @@ int kv_cmd_iter_next(struct kv_cmd_iter *it, const char **arg, size_t *len)
 /* Apply                                                              */
 /* ------------------------------------------------------------------ */
 
+static void fsm_fatal_oom(void) __attribute__((noreturn));
 static void fsm_fatal_oom(void)
 {
 	static const char msg[] = "kvnode: out of memory applying a committed "
@@ -161,6 +162,11 @@ static void fsm_fatal_oom(void)
 		/* nothing more to say */
 	}
 	_exit(71);
+}
+
+void kv_fsm_oom(void)
+{
+	fsm_fatal_oom();
 }
 
 static void map_set_or_die(struct kv_map *m, const void *k, size_t kl,
@@ -177,6 +183,7 @@ static struct kv_result *result_new(int code, long long num)
 		fsm_fatal_oom();
 	r->code = code;
 	r->num = num;
+	r->len = 0;
 	return r;
 }
 
@@ -221,6 +228,7 @@ int kv_fsm_apply_cmd(struct kv_map *m, const void *data, size_t len,
 			k = cmd_arg(&cur, &kl);
 			v = cmd_arg(&cur, &vl);
 			map_set_or_die(m, k, kl, v, vl);
+			kv_map_set_ttl(m, k, kl, 0); /* SET clears the TTL */
 		}
 		return 0;
 	case KV_OP_DEL:
@@ -241,9 +249,55 @@ int kv_fsm_apply_cmd(struct kv_map *m, const void *data, size_t len,
 			return SR_EPROTO;
 		*result = apply_incrby(m, k, kl, (long long)get_le64(v));
 		return 0;
+	case KV_OP_MULTI:
+		return kv_txn_apply(m, data, len, result);
+	case KV_OP_TIMED: {
+		const void *in = data;
+		size_t il = len;
+		if (kv_timed_unwrap(m, &in, &il) ||
+		    ((const unsigned char *)in)[0] == KV_OP_SESSION)
+			return SR_EPROTO;
+		return kv_fsm_apply_cmd(m, in, il, result);
+	}
+	case KV_OP_EXPIRE:
+	case KV_OP_PERSIST:
+	case KV_OP_GETEX:
+	case KV_OP_SETX:
+	case KV_OP_GETDEL:
+	case KV_OP_APPEND:
+	case KV_OP_SETRANGE:
+	case KV_OP_INCRBYFLOAT:
+	case KV_OP_MSETNX:
+	case KV_OP_RENAME:
+	case KV_OP_FLUSH:
+		return kv_ops_apply(m, data, len, result);
 	default:
 		return SR_EPROTO;
 	}
+}
+
+int kv_timed_unwrap(struct kv_map *m, const void **data, size_t *len)
+{
+	struct cmd_view v;
+	const unsigned char *cur;
+	const unsigned char *t, *in;
+	size_t tl, il;
+	uint64_t now;
+
+	if (cmd_decode(&v, *data, *len) || v.op != KV_OP_TIMED || v.argc != 2)
+		return -1;
+	cur = v.args;
+	t = cmd_arg(&cur, &tl);
+	in = cmd_arg(&cur, &il);
+	if (tl != 8 || il < 1 || in[0] == KV_OP_TIMED)
+		return -1;
+	now = get_le64(t);
+	if (now > m->now) /* the log's clock never runs backwards */
+		m->now = now;
+	kv_map_purge_expired(m, 16);
+	*data = in;
+	*len = il;
+	return 0;
 }
 
 void kv_cmd_le64(unsigned char out[8], long long v)
@@ -255,8 +309,21 @@ static int fsm_apply(void *ctx, const sr_entry *e, void **result)
 {
 	struct kv_fsm *f = ctx;
 	struct kv_result *r = NULL;
-	int rc = kv_fsm_apply_cmd(&f->map, e->data, e->len, &r);
+	const void *data = e->data;
+	size_t len = e->len;
+	int rc;
 
+	/* A write stamped with the leader's clock: keys expire against the
+	 * log's time, the same on every node (never the local clock). */
+	if (len && ((const unsigned char *)data)[0] == KV_OP_TIMED &&
+	    kv_timed_unwrap(&f->map, &data, &len)) {
+		f->applied = e->index;
+		*result = NULL;
+		return SR_EPROTO;
+	}
+	rc = len && ((const unsigned char *)data)[0] == KV_OP_SESSION
+		     ? kv_session_apply(&f->map, &f->sessions, data, len, &r)
+		     : kv_fsm_apply_cmd(&f->map, data, len, &r);
 	f->applied = e->index;
 	*result = r;
 	return rc;
@@ -272,7 +339,10 @@ static void fsm_free_result(void *ctx, void *result)
 /* Snapshot image                                                     */
 /* ------------------------------------------------------------------ */
 
+/* KVSNAP01: the map.  KVSNAP02 (written now): the map, then the session
+ * table in the same record format (u64 count, records). */
 static const char snap_magic[8] = { 'K', 'V', 'S', 'N', 'A', 'P', '0', '1' };
+static const char snap_magic2[8] = { 'K', 'V', 'S', 'N', 'A', 'P', '0', '2' };
 
 struct snap_out {
 	kv_snap_write_fn fn;
@@ -306,6 +376,48 @@ static void snap_put(struct snap_out *o, const void *data, size_t len)
 		if (o->len == KV_SNAP_CHUNK)
 			snap_flush(o);
 	}
+}
+
+static void snap_put_map(struct snap_out *o, const struct kv_map *m)
+{
+	const struct kv_ent *e = NULL;
+	unsigned char hdr[8];
+	size_t bucket = 0;
+
+	put_le64(hdr, m && m->b ? m->count : 0);
+	snap_put(o, hdr, 8);
+	while (m && m->b && (e = kv_map_next(m, &bucket, e)) != NULL &&
+	       !o->err) {
+		put_le32(hdr, e->klen);
+		put_le32(hdr + 4, e->vlen);
+		snap_put(o, hdr, 8);
+		snap_put(o, e->data, (size_t)e->klen + e->vlen);
+	}
+}
+
+int kv_snap_save2(const struct kv_map *m, const struct kv_map *sessions,
+		  kv_snap_write_fn fn, void *ctx)
+{
+	struct snap_out o = { .fn = fn, .ctx = ctx };
+	unsigned char hdr[4];
+
+	o.buf = malloc(KV_SNAP_CHUNK);
+	if (!o.buf)
+		return SR_ENOMEM;
+	snap_put(&o, snap_magic2, sizeof(snap_magic2));
+	snap_put_map(&o, m);
+	snap_put_map(&o, sessions);
+	{
+		unsigned char now[8];
+		put_le64(now, m->now);
+		snap_put(&o, now, 8);
+	}
+	snap_put_map(&o, m->ttl);
+	put_le32(hdr, o.crc);
+	snap_put(&o, hdr, 4);
+	snap_flush(&o);
+	free(o.buf);
+	return o.err;
 }
 
 int kv_snap_save(const struct kv_map *m, kv_snap_write_fn fn, void *ctx)
@@ -430,27 +542,73 @@ static int snap_records(struct kv_map *m, struct snap_in *in, uint64_t count)
 int kv_snap_load(struct kv_map *out, uint64_t size, kv_snap_read_fn fn,
 		 void *ctx)
 {
+	struct kv_map sessions;
+	int rc = kv_snap_load2(out, &sessions, size, fn, ctx);
+
+	if (rc == 0)
+		kv_map_free(&sessions);
+	return rc;
+}
+
+int kv_snap_load2(struct kv_map *out, struct kv_map *sessions, uint64_t size,
+		  kv_snap_read_fn fn, void *ctx)
+{
 	struct snap_in in = { .fn = fn, .ctx = ctx, .size = size };
 	unsigned char hdr[16];
 	uint64_t count;
 	uint32_t want;
-	int rc;
+	int rc, v2;
 
 	if (kv_map_init(out))
 		return SR_ENOMEM;
+	if (kv_map_init(sessions)) {
+		kv_map_free(out);
+		return SR_ENOMEM;
+	}
 	in.buf = malloc(KV_SNAP_CHUNK);
 	if (!in.buf) {
 		rc = SR_ENOMEM;
 		goto fail;
 	}
 	rc = SR_ECORRUPT;
-	if (snap_get(&in, hdr, 16, 1) || memcmp(hdr, snap_magic, 8))
+	if (snap_get(&in, hdr, 16, 1))
+		goto fail;
+	v2 = memcmp(hdr, snap_magic2, 8) == 0;
+	if (!v2 && memcmp(hdr, snap_magic, 8))
 		goto fail;
 	count = get_le64(hdr + 8);
 	if (count > (size - in.used) / 8)
 		goto fail; /* every record takes at least 8 bytes */
 	if ((rc = snap_records(out, &in, count)) != 0)
 		goto fail;
+	if (v2) {
+		rc = SR_ECORRUPT;
+		if (snap_get(&in, hdr, 8, 1))
+			goto fail;
+		count = get_le64(hdr);
+		if (count > (size - in.used) / 8)
+			goto fail;
+		if ((rc = snap_records(sessions, &in, count)) != 0)
+			goto fail;
+		rc = SR_ECORRUPT;
+		if (snap_get(&in, hdr, 16, 1))
+			goto fail;
+		out->now = get_le64(hdr);
+		count = get_le64(hdr + 8);
+		if (count > (size - in.used) / 8)
+			goto fail;
+		if (count) {
+			out->ttl = calloc(1, sizeof(*out->ttl));
+			if (!out->ttl || kv_map_init(out->ttl)) {
+				free(out->ttl);
+				out->ttl = NULL;
+				rc = SR_ENOMEM;
+				goto fail;
+			}
+			if ((rc = snap_records(out->ttl, &in, count)) != 0)
+				goto fail;
+		}
+	}
 	want = in.crc;
 	rc = SR_ECORRUPT;
 	if (snap_get(&in, hdr, 4, 0) || get_le32(hdr) != want)
@@ -464,6 +622,7 @@ int kv_snap_load(struct kv_map *out, uint64_t size, kv_snap_read_fn fn,
 fail:
 	free(in.buf);
 	kv_map_free(out);
+	kv_map_free(sessions);
 	return rc;
 }
 
@@ -489,7 +648,7 @@ static int fsm_snap_read(void *ctx, uint64_t off, void *buf, size_t len,
 static int fsm_snapshot(void *ctx, sr_index index, sr_term term)
 {
 	struct kv_fsm *f = ctx;
-	int rc = kv_snap_save(&f->map, fsm_snap_write, f);
+	int rc = kv_snap_save2(&f->map, &f->sessions, fsm_snap_write, f);
 
 	(void)index;
 	(void)term;
@@ -502,15 +661,19 @@ static int fsm_snapshot(void *ctx, sr_index index, sr_term term)
 static int fsm_restore(void *ctx, sr_index index, sr_term term)
 {
 	struct kv_fsm *f = ctx;
-	struct kv_map fresh;
+	struct kv_map fresh, sessions;
 	int rc;
 
 	(void)term;
-	rc = kv_snap_load(&fresh, KV_SNAP_SIZE_UNKNOWN, fsm_snap_read, f);
+	rc = kv_snap_load2(&fresh, &sessions, KV_SNAP_SIZE_UNKNOWN,
+			   fsm_snap_read, f);
 	if (rc)
 		return rc;
 	kv_map_swap(&f->map, &fresh);
 	kv_map_free(&fresh);
+	kv_map_swap(&f->sessions, &sessions);
+	if (sessions.b)
+		kv_map_free(&sessions);
 	f->applied = index;
 	f->n_restores++;
 	f->last_restore_index = index;

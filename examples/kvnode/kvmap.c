@@ -106,7 +106,113 @@ void kv_map_free(struct kv_map *m)
 		}
 	}
 	free(m->b);
+	if (m->ttl) {
+		kv_map_free(m->ttl);
+		free(m->ttl);
+	}
 	memset(m, 0, sizeof(*m));
+}
+
+/* ------------------------------------------------------------------ */
+/* Expiry                                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A key's expiry time (absolute milliseconds) lives in the side table
+ * m->ttl (a map of key -> 8 bytes LE), so that keys without one cost
+ * nothing.  A key whose time is <= m->now is absent for every function
+ * here; m->now is the time of the entry being applied, stamped by the
+ * leader (kvfsm.c), so every node expires the same keys at the same
+ * point of the log.  Expired keys are removed when a write touches them
+ * or by kv_map_purge_expired.
+ */
+static uint64_t ttl_at(const struct kv_map *m, const void *key, size_t klen)
+{
+	const struct kv_ent *t;
+	uint64_t v = 0;
+
+	if (!m->ttl || !m->ttl->count)
+		return 0;
+	t = kv_map_get(m->ttl, key, klen);
+	if (!t || t->vlen != 8)
+		return 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | (unsigned char)kv_ent_val(t)[i];
+	return v;
+}
+
+static int expired(const struct kv_map *m, const void *key, size_t klen)
+{
+	uint64_t at = ttl_at(m, key, klen);
+
+	return at && at <= m->now;
+}
+
+uint64_t kv_map_ttl(const struct kv_map *m, const void *key, size_t klen)
+{
+	return ttl_at(m, key, klen);
+}
+
+int kv_map_live(const struct kv_map *m, const struct kv_ent *e)
+{
+	return !expired(m, kv_ent_key(e), e->klen);
+}
+
+size_t kv_map_live_count(const struct kv_map *m)
+{
+	size_t dead = 0, bucket = 0;
+	const struct kv_ent *t = NULL;
+
+	while (m->ttl && (t = kv_map_next(m->ttl, &bucket, t)) != NULL)
+		dead += expired(m, kv_ent_key(t), t->klen);
+	return m->count - dead;
+}
+
+size_t kv_map_ttl_count(const struct kv_map *m)
+{
+	return m->ttl ? m->ttl->count : 0;
+}
+
+int kv_map_set_ttl(struct kv_map *m, const void *key, size_t klen, uint64_t at)
+{
+	unsigned char le[8];
+
+	if (!at) {
+		if (m->ttl)
+			kv_map_del(m->ttl, key, klen);
+		return 0;
+	}
+	if (!m->ttl) {
+		m->ttl = calloc(1, sizeof(*m->ttl));
+		if (!m->ttl || kv_map_init(m->ttl)) {
+			free(m->ttl);
+			m->ttl = NULL;
+			return -1;
+		}
+	}
+	for (int i = 0; i < 8; i++)
+		le[i] = (unsigned char)(at >> (8 * i));
+	return kv_map_set(m->ttl, key, klen, le, 8);
+}
+
+size_t kv_map_purge_expired(struct kv_map *m, size_t max)
+{
+	size_t n = 0, bucket = 0;
+	const struct kv_ent *t = NULL;
+
+	while (m->ttl && n < max &&
+	       (t = kv_map_next(m->ttl, &bucket, t)) != NULL) {
+		char key[256];
+		if (t->klen > sizeof(key) ||
+		    !expired(m, kv_ent_key(t), t->klen))
+			continue;
+		memcpy(key, kv_ent_key(t), t->klen);
+		kv_map_del(m, key, t->klen); /* also drops the ttl entry */
+		n++;
+		bucket = 0; /* the table changed: start over */
+		t = NULL;
+	}
+	return n;
 }
 
 void kv_map_swap(struct kv_map *a, struct kv_map *b)
@@ -134,7 +240,9 @@ const struct kv_ent *kv_map_get(const struct kv_map *m, const void *key,
 				size_t klen)
 {
 	uint64_t h = kv_siphash(m->k0, m->k1, key, klen);
-	return *map_slot(m, h, key, klen);
+	const struct kv_ent *e = *map_slot(m, h, key, klen);
+
+	return e && expired(m, key, klen) ? NULL : e;
 }
 
 /* Double the bucket array; on allocation failure keep the old one (the
@@ -167,6 +275,8 @@ int kv_map_set(struct kv_map *m, const void *key, size_t klen, const void *val,
 
 	if (klen > UINT32_MAX || vlen > UINT32_MAX - klen)
 		return -1;
+	if (old && expired(m, key, klen))
+		kv_map_del(m->ttl, key, klen); /* a new key: no time to live */
 	if (old && old->vlen == vlen) {
 		memcpy(old->data + klen, val, vlen);
 		return 0;
@@ -201,14 +311,18 @@ int kv_map_del(struct kv_map *m, const void *key, size_t klen)
 {
 	uint64_t h = kv_siphash(m->k0, m->k1, key, klen);
 	struct kv_ent **pp = map_slot(m, h, key, klen), *e = *pp;
+	int live;
 
 	if (!e)
 		return 0;
+	live = !expired(m, key, klen);
+	if (m->ttl)
+		kv_map_del(m->ttl, key, klen);
 	*pp = e->next;
 	m->count--;
 	m->bytes -= e->klen + e->vlen;
 	free(e);
-	return 1;
+	return live;
 }
 
 const struct kv_ent *kv_map_next(const struct kv_map *m, size_t *bucket,

@@ -15,6 +15,11 @@
  *   cmds.c    the command table and the command handlers
  *   raft.c    the engine, its storage and transport, ticks, membership
  *   cluster.c INFO, and the CLUSTER commands (membership, transfer)
+ *   slots.c   the Redis Cluster protocol: slots, CLUSTER SLOTS/NODES/...,
+ *             MOVED/TRYAGAIN/CLUSTERDOWN redirects
+ *   multi.c   MULTI/EXEC/DISCARD/WATCH: a connection's transaction
+ *   txn.c     applying a transaction entry atomically (replicated part)
+ *   session.c exactly-once writes: the replicated client-session table
  *   main.c    command line, signals, start-up and shutdown
  *
  * Everything runs on one thread, the event loop's.  Names are prefixed kv_
@@ -140,6 +145,9 @@ struct kv_map {
 	size_t count;	 /* keys */
 	uint64_t bytes;	 /* key and value bytes held */
 	uint64_t k0, k1; /* SipHash key */
+	/* Expiry (kvmap.c): key -> absolute ms; NULL until a key has one. */
+	struct kv_map *ttl;
+	uint64_t now; /* the time keys expire against (the log's time) */
 };
 
 int kv_map_init(struct kv_map *m);
@@ -157,6 +165,16 @@ int kv_map_del(struct kv_map *m, const void *key, size_t klen);
 const struct kv_ent *kv_map_next(const struct kv_map *m, size_t *bucket,
 				 const struct kv_ent *e);
 uint64_t kv_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
+/* Expiry: a key whose time is <= m->now is absent to get/del/set. */
+uint64_t kv_map_ttl(const struct kv_map *m, const void *key, size_t klen);
+int kv_map_set_ttl(struct kv_map *m, const void *key, size_t klen,
+		   uint64_t at); /* at 0: none; -1 on allocation failure */
+int kv_map_live(const struct kv_map *m, const struct kv_ent *e);
+size_t kv_map_ttl_count(const struct kv_map *m);
+/* Keys not expired (a walk of the expiry table). */
+size_t kv_map_live_count(const struct kv_map *m);
+/* Remove up to max expired keys; how many were removed. */
+size_t kv_map_purge_expired(struct kv_map *m, size_t max);
 
 /* ------------------------------------------------------------------ */
 /* State machine (kvfsm.c)                                            */
@@ -164,10 +182,33 @@ uint64_t kv_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
 
 /* Write operations as they travel in log entries. */
 enum {
-	KV_OP_SET = 1,	  /* key value */
-	KV_OP_DEL = 2,	  /* key... ; result: keys deleted */
-	KV_OP_INCRBY = 3, /* key delta(8 bytes LE) ; result: new value */
-	KV_OP_MSET = 4	  /* key value [key value...] */
+	KV_OP_SET = 1,	   /* key value */
+	KV_OP_DEL = 2,	   /* key... ; result: keys deleted */
+	KV_OP_INCRBY = 3,  /* key delta(8 bytes LE) ; result: new value */
+	KV_OP_MSET = 4,	   /* key value [key value...] */
+	KV_OP_MULTI = 5,   /* watches, command... (txn.c) */
+	KV_OP_SESSION = 6, /* id, seq, time, write (session.c) */
+	/* ops.c: replies built by apply (the result's resp) */
+	KV_OP_SETX = 7,
+	KV_OP_GETDEL = 8,
+	KV_OP_APPEND = 9,
+	KV_OP_SETRANGE = 10,
+	KV_OP_INCRBYFLOAT = 11,
+	KV_OP_MSETNX = 12,
+	KV_OP_RENAME = 13,
+	KV_OP_FLUSH = 14,
+	KV_OP_TIMED = 15,   /* time (8 bytes LE ms), write: the log's clock */
+	KV_OP_EXPIRE = 16,  /* flags, key, at (8) (ops.c) */
+	KV_OP_PERSIST = 17, /* key */
+	KV_OP_GETEX = 18,   /* mode, key, at (8) */
+	/* Reads, only inside a KV_OP_MULTI entry (txn.c). */
+	KV_OP_R_GET = 32,
+	KV_OP_R_MGET = 33,
+	KV_OP_R_EXISTS = 34,
+	KV_OP_R_STRLEN = 35,
+	KV_OP_R_DBSIZE = 36,
+	KV_OP_R_TTL =
+		37 /* mode (0 TTL, 1 PTTL, 2 EXPIRETIME, 3 PEXPIRE...), key */
 };
 
 /* The result of an applied write, handed to the proposer. */
@@ -175,6 +216,8 @@ enum { KV_RES_OK = 0, KV_RES_NOTINT = 1, KV_RES_OVERFLOW = 2 };
 struct kv_result {
 	int code;
 	long long num;
+	size_t len; /* bytes in resp: a complete RESP reply (EXEC), or 0 */
+	char resp[];
 };
 
 /*
@@ -199,7 +242,8 @@ void kv_cmd_le64(unsigned char out[8], long long v);
 
 struct kv_fsm {
 	struct kv_map map;
-	sr_node *node; /* for snapshot_write/done/read */
+	struct kv_map sessions; /* client sessions (session.c); lazily made */
+	sr_node *node;		/* for snapshot_write/done/read */
 	sr_index applied;
 	uint64_t n_snapshots, n_restores;
 	sr_index last_restore_index;
@@ -213,6 +257,34 @@ extern const sr_fsm_ops kv_fsm_ops;
 /* Apply one encoded command directly (the unit tests use it). */
 int kv_fsm_apply_cmd(struct kv_map *m, const void *data, size_t len,
 		     struct kv_result **result);
+/* Take the time out of a KV_OP_TIMED entry (m->now moves up to it, a few
+ * expired keys are removed) and point at the write inside; -1 if
+ * malformed. */
+int kv_timed_unwrap(struct kv_map *m, const void **data, size_t *len);
+/* Out of memory while applying a committed entry: exit 71 (restart
+ * recovers), never diverge from the other nodes. */
+void kv_fsm_oom(void) __attribute__((noreturn));
+
+/* txn.c: apply a KV_OP_MULTI entry (the result carries EXEC's reply), and
+ * the digest of a key's value that WATCH records (empty: absent). */
+int kv_txn_apply(struct kv_map *m, const void *data, size_t len,
+		 struct kv_result **result);
+void kv_txn_digest(const struct kv_map *m, const char *key, size_t klen,
+		   unsigned char out[8], size_t *out_len);
+/* The RESP reply of an applied write (op, apply's rc and result). */
+void kv_txn_write_reply(int op, int rc, const struct kv_result *r,
+			struct kv_buf *o);
+
+/* ops.c: apply a KV_OP_SETX..KV_OP_FLUSH entry; whether a string is a
+ * float INCRBYFLOAT accepts. */
+int kv_ops_apply(struct kv_map *m, const void *data, size_t len,
+		 struct kv_result **result);
+int kv_ops_valid_float(const char *p, size_t len);
+
+/* session.c: apply a KV_OP_SESSION entry against the session table. */
+#define KV_SESSION_TTL_MS (3600u * 1000u)
+int kv_session_apply(struct kv_map *m, struct kv_map *sessions,
+		     const void *data, size_t len, struct kv_result **result);
 
 /*
  * Snapshot image: the map serialized to a sink, and parsed back from a
@@ -227,12 +299,19 @@ typedef int (*kv_snap_write_fn)(void *ctx, const void *data, size_t len);
 typedef int (*kv_snap_read_fn)(void *ctx, uint64_t off, void *buf, size_t len,
 			       size_t *n_out);
 int kv_snap_save(const struct kv_map *m, kv_snap_write_fn fn, void *ctx);
+/* The same with the session table (NULL: none). */
+int kv_snap_save2(const struct kv_map *m, const struct kv_map *sessions,
+		  kv_snap_write_fn fn, void *ctx);
 /* Build *out (initialized here) from the image of `size` bytes (or
  * KV_SNAP_SIZE_UNKNOWN: until the source ends); SR_ECORRUPT on bad bytes,
  * and *out is left empty (freed). */
 #define KV_SNAP_SIZE_UNKNOWN UINT64_MAX
 int kv_snap_load(struct kv_map *out, uint64_t size, kv_snap_read_fn fn,
 		 void *ctx);
+/* The same, also loading the session table into *sessions (initialized
+ * here; empty for a KVSNAP01 image). */
+int kv_snap_load2(struct kv_map *out, struct kv_map *sessions, uint64_t size,
+		  kv_snap_read_fn fn, void *ctx);
 
 /* ------------------------------------------------------------------ */
 /* The server (server.c, cmds.c, raft.c, info.c)                      */
@@ -255,11 +334,13 @@ struct kv_opts {
 	uint64_t cluster_id;
 	uint32_t max_clients;
 	int log_level;
+	const char *requirepass; /* NULL: no AUTH needed */
 };
 
 struct kv_conn;
 struct kv_req;
 struct kv_rbatch;
+struct kv_txn;
 
 /* A queue of write commands waiting for the end of the loop iteration. */
 struct kv_batch {
@@ -349,6 +430,10 @@ struct kv_cmdctx {
 	const char *const *argv;
 	const size_t *lens;
 	struct kv_buf *out; /* where a synchronous reply goes */
+	struct kv_txn *txn; /* inside MULTI: queue, do not run (multi.c) */
+	int queued;	    /* set when the command was queued */
+	int session;	    /* inside SESSION id seq: wrap the write */
+	uint64_t sess_id, sess_seq;
 };
 
 /* cmds.c: run one command.  A synchronous command writes its reply to
@@ -382,8 +467,69 @@ enum {
 	KV_K_MGET,
 	KV_K_EXISTS,
 	KV_K_DBSIZE,
-	KV_K_STRLEN
+	KV_K_STRLEN,
+	KV_K_EXEC, /* a write whose result carries its RESP reply */
+	KV_K_GETRANGE,
+	KV_K_KEYS,
+	KV_K_SCAN,
+	KV_K_TYPE,
+	KV_K_RANDOMKEY,
+	KV_K_TTL /* TTL, PTTL, EXPIRETIME, PEXPIRETIME (by name) */
 };
+/* 1 for the kinds whose fate is unknown after a TIMEOUT (writes). */
+int kv_cmd_kind_is_write(int kind);
+/* Propose an encoded write stamped with the leader's clock (a
+ * KV_OP_TIMED entry: keys expire against the log's time). */
+void kv_cmd_propose(struct kv_cmdctx *ctx, int kind, const struct kv_buf *enc);
+/* This node's wall clock in ms (the leader stamps it into writes). */
+uint64_t kv_wall_ms(void);
+/* 1 if this node leads now. */
+int kv_cmd_is_leader(struct kv_server *s);
+
+/* multi.c: transactions (txn.c applies them). */
+struct kv_txn *kv_multi_active(struct kv_cmdctx *ctx);
+void kv_multi_fail(struct kv_txn *t);
+void kv_multi_free(struct kv_txn *t);
+/* Queue an encoded command (op and its arguments) and reply +QUEUED. */
+void kv_multi_queue(struct kv_cmdctx *ctx, int op, size_t n,
+		    const char *const *argv, const size_t *lens);
+void kv_multi_cmd_multi(struct kv_cmdctx *ctx);
+void kv_multi_cmd_exec(struct kv_cmdctx *ctx);
+void kv_multi_cmd_discard(struct kv_cmdctx *ctx);
+void kv_multi_cmd_watch(struct kv_cmdctx *ctx);
+void kv_multi_cmd_unwatch(struct kv_cmdctx *ctx);
+
+/* slots.c: the Redis Cluster protocol over the one Raft group. */
+/* The slot of a key: CRC16/XMODEM of the key or of its {hash tag}. */
+unsigned kv_key_slot(const char *key, size_t len);
+/* The 40-hex-digit Redis node id of Raft member id. */
+void kv_node_name(const struct kv_server *s, sr_id id, char out[41]);
+/* CLUSTER SLOTS/SHARDS/NODES/MYID/KEYSLOT/COUNTKEYSINSLOT/GETKEYSINSLOT;
+ * 0 if argv[1] is none of them (nothing was replied). */
+int kv_slots_cmd(struct kv_cmdctx *ctx);
+/* The reply for a keyed command on a node that is not the leader:
+ * MOVED <slot> <leader>, TRYAGAIN (leader silent) or CLUSTERDOWN. */
+void kv_slot_redirect(struct kv_server *s, unsigned slot, struct kv_buf *out);
+
+/* auth.c: AUTH, HELLO; 1 if the connection may run command c (name)
+ * now, else NOAUTH was replied. */
+int kv_auth_check(struct kv_cmdctx *ctx, const char *name);
+void kv_auth_cmd_auth(struct kv_cmdctx *ctx);
+void kv_auth_cmd_hello(struct kv_cmdctx *ctx);
+
+/* server.c: per-connection state the commands change. */
+enum { KV_REPLY_ON = 0, KV_REPLY_OFF = 1, KV_REPLY_SKIP = 2 };
+void kv_server_reply_mode(struct kv_conn *c, int mode);
+const char *kv_server_conn_name(const struct kv_conn *c);
+/* The connection's transaction state (multi.c owns it; freed on close). */
+struct kv_txn **kv_server_conn_txn(struct kv_conn *c);
+/* 1 once the connection authenticated (AUTH, HELLO AUTH). */
+int kv_server_conn_authed(const struct kv_conn *c);
+void kv_server_set_conn_authed(struct kv_conn *c);
+void kv_server_set_conn_name(struct kv_conn *c, const char *name, size_t len);
+/* CLIENT LIST/INFO lines: every connection, or only c. */
+void kv_server_client_list(struct kv_server *s, const struct kv_conn *only,
+			   struct kv_buf *out);
 
 /* cluster.c */
 void kv_info(struct kv_server *s, const char *section, struct kv_buf *out);

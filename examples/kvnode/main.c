@@ -94,6 +94,9 @@ static const char usage_text[] =
 	"                      larger than the engine's entry limit (16 MiB) "
 	"is\n"
 	"                      refused with an error\n"
+	"  --requirepass PASS  clients must AUTH with PASS (or HELLO ... "
+	"AUTH)\n"
+	"                      before any other command\n"
 	"  --max-clients N     client connections (10000; also bounded by the\n"
 	"                      open-file limit, which kvnode raises to its "
 	"hard\n"
@@ -192,6 +195,7 @@ enum {
 	OPT_CLUSTER_ID,
 	OPT_MAX_CLIENTS,
 	OPT_LOG_LEVEL,
+	OPT_REQUIREPASS,
 	OPT_HELP,
 	OPT_VERSION
 };
@@ -213,6 +217,7 @@ static const struct option long_opts[] = {
 	{ "cluster-id", required_argument, NULL, OPT_CLUSTER_ID },
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "requirepass", required_argument, NULL, OPT_REQUIREPASS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 }
@@ -314,6 +319,11 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		if (parse_level(v, &o->log_level))
 			return bad("log-level", v,
 				   "debug, info, warn or error");
+		return 0;
+	case OPT_REQUIREPASS: /* clients must AUTH first (auth.c) */
+		if (!*v || strlen(v) > 512)
+			return bad("requirepass", v, "1..512 bytes");
+		o->requirepass = v;
 		return 0;
 	default:
 		return -1;
@@ -494,6 +504,8 @@ static void shutdown_all(struct kv_server *s)
 	kv_raft_close(s); /* pending writes are done(SR_EUNKNOWN): freed */
 	kv_server_free_reqs(s);
 	kv_map_free(&s->fsm.map);
+	if (s->fsm.sessions.b)
+		kv_map_free(&s->fsm.sessions);
 	if (s->loop)
 		sr_loop_destroy(s->loop);
 	s->loop = NULL;

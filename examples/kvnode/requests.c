@@ -390,8 +390,7 @@ static void sweep(sr_loop *loop, uint64_t id, void *ctx)
 		list_unlink(s, r);
 		r->buf.len = 0;
 		r->eval = 0;
-		if (r->kind == KV_K_SET || r->kind == KV_K_DEL ||
-		    r->kind == KV_K_INCR || r->kind == KV_K_MSET)
+		if (kv_cmd_kind_is_write(r->kind))
 			kv_reply_error(&r->buf, "TIMEOUT outcome unknown: the "
 						"write may or may not have "
 						"happened");

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # run.sh — start a local three-node kvnode cluster on loopback (make run).
 #
-#   make run                    build kvnode, start nodes 1-3, wait for a leader
+#   make run                    build kvnode, start nodes 1-3 (only those not
+#                               running: a dead node is restarted, live ones
+#                               are left alone), wait for a leader
 #   make stop                   stop them (examples/kvnode/stop.sh)
 #
 # Environment (all optional):
@@ -64,14 +66,17 @@ alive() { # alive PIDFILE
 }
 
 mkdir -p "$DIR" || exit 1
+# Nodes already running are left alone; only the others are started (so
+# `make run` after a node died restarts just that one, with its data).
+todo=()
 for i in 1 2 3; do
 	if alive "$DIR/node$i.pid"; then
 		echo "kvnode run: node $i is already running (pid $(<"$DIR/node$i.pid"))."
-		echo "  'make stop' stops the cluster; then 'make run' again."
-		exit 1
+	else
+		todo+=("$i")
 	fi
 done
-for i in 1 2 3; do
+for i in "${todo[@]}"; do
 	for p in $((PORT + i - 1)) $((RPORT + i - 1)); do
 		if port_busy "$p"; then
 			echo "kvnode run: port $p on 127.0.0.1 is in use."
@@ -86,7 +91,8 @@ for i in 1 2 3; do
 	peers+="${peers:+,}$i=127.0.0.1:$((RPORT + i - 1))/127.0.0.1:$((PORT + i - 1))"
 done
 
-for i in 1 2 3; do
+for i in "${todo[@]}"; do
+	echo "kvnode run: starting node $i (client port $((PORT + i - 1)), raft port $((RPORT + i - 1)))"
 	nohup "$BIN" --id "$i" --data "$DIR/node$i" \
 		--client "127.0.0.1:$((PORT + i - 1))" \
 		--raft "127.0.0.1:$((RPORT + i - 1))" \
@@ -112,17 +118,24 @@ info_raft() { # info_raft PORT
 leader=""
 for _ in $(seq 1 150); do
 	for i in 1 2 3; do
-		if ! alive "$DIR/node$i.pid"; then
+		# kill -0, not alive(): right after the fork the child's
+		# command line is still the shell's, not kvnode's.
+		if ! kill -0 "$(<"$DIR/node$i.pid")" 2>/dev/null; then
 			echo "kvnode run: node $i exited at start; its log ($DIR/node$i.log) ends:"
 			tail -n 5 "$DIR/node$i.log" | sed 's/^/  /'
-			bash "$(dirname "$0")/stop.sh" >/dev/null
+			echo "  (the other nodes are left running; 'make stop' stops them)"
 			exit 1
 		fi
-		if info_raft $((PORT + i - 1)) | grep -q '^role:leader'; then
-			leader=$i
-			break 2
-		fi
 	done
+	# Done when one node leads and every node knows it (a restarted
+	# node must have heard from the leader before it can redirect).
+	leader="" known=0
+	for i in 1 2 3; do
+		inf=$(info_raft $((PORT + i - 1)))
+		grep -q '^role:leader' <<<"$inf" && leader=$i
+		grep -q '^leader_id:[1-9]' <<<"$inf" && known=$((known + 1))
+	done
+	[[ -n $leader && $known == 3 ]] && break
 	sleep 0.1
 done
 if [[ -z $leader ]]; then
@@ -134,6 +147,7 @@ cat <<EOF
 kvnode: 3-node cluster running ($STORAGE storage); node $leader is the leader.
   data and logs:  $DIR/node{1,2,3}  $DIR/node{1,2,3}.log
   clients:        127.0.0.1:$PORT  127.0.0.1:$((PORT + 1))  127.0.0.1:$((PORT + 2))
+  raft (peers):   127.0.0.1:$RPORT  127.0.0.1:$((RPORT + 1))  127.0.0.1:$((RPORT + 2))
 
 Connect with redis-cli (-c follows the MOVED redirects to the leader):
   redis-cli -c -p $PORT
@@ -142,7 +156,9 @@ Connect with redis-cli (-c follows the MOVED redirects to the leader):
   redis-cli -p $PORT INFO raft
   redis-cli -p $PORT CLUSTER NODES
   redis-benchmark -p $((PORT + leader - 1)) -t set,get,incr -q      (against the leader)
+  redis-cli --cluster check 127.0.0.1:$PORT
 Stop it with:  make stop        (the data stays in $DIR; delete it to start afresh)
+'make run' again restarts only the nodes that are down.
 EOF
 if ! command -v redis-cli >/dev/null 2>&1; then
 	cat <<EOF

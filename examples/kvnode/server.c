@@ -145,7 +145,9 @@ void kv_conn_pump(struct kv_conn *c)
 	int moved = 0;
 
 	while ((r = c->head) != NULL && r->ready) {
-		if (r->eval)
+		if (r->silent)
+			; /* CLIENT REPLY OFF/SKIP */
+		else if (r->eval)
 			kv_cmd_eval_read(c->s, r->kind, r->buf.p, r->buf.len,
 					 &c->out);
 		else
@@ -223,6 +225,8 @@ static void conn_run(struct kv_conn *c)
 	struct kv_buf scratch = { 0 };
 	struct kv_cmdctx ctx = { .s = c->s, .c = c, .argc = p->argc };
 	struct kv_req *tail = c->tail;
+	size_t out_before;
+	int mode;
 
 	if (p->argc > 64) {
 		av = malloc(p->argc * sizeof(*av));
@@ -243,8 +247,23 @@ static void conn_run(struct kv_conn *c)
 	/* With replies owed, a synchronous reply waits its turn. */
 	ctx.out = c->head ? &scratch : &c->out;
 	c->s->n_commands++;
+	mode = c->reply_mode;
+	out_before = c->out.len;
 	kv_cmd_exec(&ctx);
-	if (ctx.out == &scratch && c->tail == tail) {
+	if (mode == KV_REPLY_SKIP ||
+	    (mode == KV_REPLY_OFF && c->reply_mode != KV_REPLY_ON)) {
+		/* CLIENT REPLY OFF or SKIP: this command's reply is dropped,
+		 * whether it was written now or will be when it finishes. */
+		if (ctx.out == &c->out)
+			c->out.len = out_before;
+		scratch.len = 0;
+		for (struct kv_req *r = tail ? tail->next : c->head; r;
+		     r = r->next)
+			r->silent = 1;
+		if (mode == KV_REPLY_SKIP && c->reply_mode == KV_REPLY_SKIP)
+			c->reply_mode = KV_REPLY_ON;
+	}
+	if (ctx.out == &scratch && c->tail == tail && scratch.len) {
 		struct kv_req *r = kv_req_new(c, 0);
 		if (r) {
 			r->buf = scratch;
@@ -377,6 +396,7 @@ static void conn_close(struct kv_conn *c)
 	kv_buf_free(&c->in);
 	kv_buf_free(&c->out);
 	kv_parser_free(&c->parser);
+	kv_multi_free(c->txn);
 	free(c);
 }
 
@@ -390,6 +410,79 @@ void kv_server_close_after_reply(struct kv_conn *c)
 uint64_t kv_server_conn_id(const struct kv_conn *c)
 {
 	return c->id;
+}
+
+void kv_server_reply_mode(struct kv_conn *c, int mode)
+{
+	c->reply_mode = (uint8_t)mode;
+}
+
+int kv_server_conn_authed(const struct kv_conn *c)
+{
+	return c->authed;
+}
+
+void kv_server_set_conn_authed(struct kv_conn *c)
+{
+	c->authed = 1;
+}
+
+struct kv_txn **kv_server_conn_txn(struct kv_conn *c)
+{
+	return &c->txn;
+}
+
+const char *kv_server_conn_name(const struct kv_conn *c)
+{
+	return c->name;
+}
+
+void kv_server_set_conn_name(struct kv_conn *c, const char *name, size_t len)
+{
+	if (len >= sizeof(c->name))
+		len = sizeof(c->name) - 1;
+	memcpy(c->name, name, len);
+	c->name[len] = 0;
+}
+
+static void sock_name(int fd, int peer, char *out, size_t cap)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	int rc = peer ? getpeername(fd, (struct sockaddr *)&ss, &sl)
+		      : getsockname(fd, (struct sockaddr *)&ss, &sl);
+
+	if (rc ||
+	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port,
+			sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV)) {
+		snprintf(out, cap, "?:0");
+		return;
+	}
+	snprintf(out, cap, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host,
+		 port);
+}
+
+void kv_server_client_list(struct kv_server *s, const struct kv_conn *only,
+			   struct kv_buf *out)
+{
+	uint64_t now = kv_now_ms(s);
+
+	for (const struct kv_conn *c = s->conns; c; c = c->next) {
+		char addr[NI_MAXHOST + NI_MAXSERV + 4], laddr[sizeof(addr)];
+		if (only && c != only)
+			continue;
+		sock_name(c->fd, 1, addr, sizeof(addr));
+		sock_name(c->fd, 0, laddr, sizeof(laddr));
+		kv_buf_printf(out,
+			      "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu "
+			      "flags=N db=0 multi=-1 qbuf=%zu obl=%zu oll=%u "
+			      "user=default resp=2\n",
+			      (unsigned long long)c->id, addr, laddr, c->fd,
+			      c->name,
+			      (unsigned long long)(now - c->created_ms) / 1000,
+			      c->in.len, c->out.len - c->out_off, c->npending);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -423,6 +516,7 @@ static void conn_open(struct kv_server *s, int fd)
 	c->s = s;
 	c->fd = fd;
 	c->id = ++s->next_conn_id;
+	c->created_ms = kv_now_ms(s);
 	kv_parser_init(&c->parser, s->opt.max_bulk);
 	c->next = s->conns;
 	if (s->conns)

@@ -537,6 +537,10 @@ typedef struct sr_status {
 	uint64_t uncommitted_bytes;
 	int error;	  /* the storage error that stopped the node, or 0 */
 	uint32_t n_peers; /* members other than this node */
+	/* Milliseconds since this follower last heard from the leader it
+	 * names (0 on the leader, UINT64_MAX when no leader is known): a
+	 * leader not heard from for long is probably gone. */
+	uint64_t leader_age_ms;
 } sr_status;
 
 enum {

@@ -266,7 +266,9 @@ def test_inline_commands_and_half_close():
 
 @suite.test
 def test_value_over_the_entry_limit_is_refused():
-    c = suite.cluster("big", n=3)
+    # Moving tens of MB through the loop takes long on a loaded machine: a
+    # longer election timeout keeps the leader from stepping down meanwhile.
+    c = suite.cluster("big", n=3, election_ms=1500)
     c.start_all()
     leader = c.wait_leader()
     conn = c.conn(leader, timeout=30)

@@ -5,6 +5,7 @@
  * tested by the Python suites next to this file.
  */
 #include <limits.h>
+#include <stdio.h>
 
 #include "kvnode.h"
 #include "testlib.h"
@@ -311,6 +312,79 @@ TEST(test_fsm_apply_commands)
 
 /* Every truncation or corruption of an entry is refused, never crashes,
  * and leaves the map alone. */
+/* A MULTI entry: the watch list (pairs key, digest) then the commands. */
+static void txn_entry(struct kv_buf *out, struct kv_buf *watch, size_t ncmds,
+		      struct kv_buf *cmds)
+{
+	const char *argv[8];
+	size_t lens[8];
+
+	argv[0] = watch->p;
+	lens[0] = watch->len;
+	for (size_t i = 0; i < ncmds; i++) {
+		argv[i + 1] = cmds[i].p;
+		lens[i + 1] = cmds[i].len;
+	}
+	kv_cmd_encode(out, KV_OP_MULTI, ncmds + 1, argv, lens);
+}
+
+TEST(test_txn_applies_all_commands_in_one_entry)
+{
+	struct kv_map m;
+	struct kv_result *r = NULL;
+	struct kv_buf watch = { 0 }, cmds[3] = { { 0 } }, e = { 0 };
+	unsigned char le[8], d[8];
+	size_t dl;
+	const char *set[] = { "k", "1" }, *incr[] = { "k", (const char *)le };
+	size_t setl[] = { 1, 1 }, incrl[] = { 1, 8 }, getl[] = { 1 };
+	const char *wargv[] = { "k", (const char *)d };
+	size_t wl[2] = { 1, 0 };
+	static const char want[] = "*3\r\n+OK\r\n:2\r\n$1\r\n2\r\n";
+
+	CHECK_EQ(kv_map_init(&m), 0);
+	kv_cmd_le64(le, 1);
+	kv_cmd_encode(&cmds[0], KV_OP_SET, 2, set, setl);
+	kv_cmd_encode(&cmds[1], KV_OP_INCRBY, 2, incr, incrl);
+	kv_cmd_encode(&cmds[2], KV_OP_R_GET, 1, set, getl);
+	kv_cmd_encode(&watch, 0, 0, NULL, NULL);
+	txn_entry(&e, &watch, 3, cmds);
+	CHECK_EQ(kv_fsm_apply_cmd(&m, e.p, e.len, &r), 0);
+	CHECK(r && r->len == sizeof(want) - 1 &&
+	      memcmp(r->resp, want, r->len) == 0);
+	free(r);
+
+	/* Watching "k" at its current value: applies; after a change it
+	 * aborts (nil array) and changes nothing. */
+	kv_txn_digest(&m, "k", 1, d, &dl);
+	wl[1] = dl;
+	watch.len = 0;
+	kv_cmd_encode(&watch, 0, 2, wargv, wl);
+	e.len = 0;
+	txn_entry(&e, &watch, 1, &cmds[1]);
+	CHECK_EQ(kv_fsm_apply_cmd(&m, e.p, e.len, &r), 0);
+	CHECK(r && r->len == 8 && memcmp(r->resp, "*1\r\n:3\r\n", 8) == 0);
+	free(r);
+	CHECK_EQ(kv_fsm_apply_cmd(&m, e.p, e.len, &r), 0); /* k is 3 now */
+	CHECK(r && r->len == 5 && memcmp(r->resp, "*-1\r\n", 5) == 0);
+	free(r);
+	CHECK(memcmp(kv_ent_val(kv_map_get(&m, "k", 1)), "3", 1) == 0);
+
+	/* Malformed: every truncation is refused and changes nothing. */
+	e.len = 0;
+	txn_entry(&e, &watch, 3, cmds);
+	for (size_t n = 0; n < e.len; n++) {
+		r = NULL;
+		CHECK_EQ(kv_fsm_apply_cmd(&m, e.p, n, &r), SR_EPROTO);
+		CHECK(r == NULL);
+	}
+	CHECK(memcmp(kv_ent_val(kv_map_get(&m, "k", 1)), "3", 1) == 0);
+	for (int i = 0; i < 3; i++)
+		kv_buf_free(&cmds[i]);
+	kv_buf_free(&watch);
+	kv_buf_free(&e);
+	kv_map_free(&m);
+}
+
 TEST(test_fsm_rejects_malformed_entries)
 {
 	struct kv_map m;
@@ -412,6 +486,157 @@ TEST(test_snapshot_round_trip)
 	CHECK_EQ(kv_snap_load(&back, KV_SNAP_SIZE_UNKNOWN, img_read, &im), 0);
 	CHECK(maps_equal(&m, &back));
 	kv_map_free(&back);
+	kv_map_free(&m);
+	kv_buf_free(&im.b);
+}
+
+TEST(test_snapshot_v2_carries_sessions)
+{
+	struct kv_map m, ses, back, bses;
+	struct img im = { .fail_at = -1 };
+
+	CHECK_EQ(kv_map_init(&m), 0);
+	CHECK_EQ(kv_map_init(&ses), 0);
+	fill_map(&m, 100);
+	fill_map(&ses, 7);
+	CHECK_EQ(kv_snap_save2(&m, &ses, img_write, &im), 0);
+	CHECK(memcmp(im.b.p, "KVSNAP02", 8) == 0);
+	CHECK_EQ(kv_snap_load2(&back, &bses, im.b.len, img_read, &im), 0);
+	CHECK(maps_equal(&m, &back));
+	CHECK(maps_equal(&ses, &bses));
+	kv_map_free(&back);
+	kv_map_free(&bses);
+	/* Damage anywhere (here: the session section) is detected. */
+	im.b.p[im.b.len - 6] ^= 1;
+	CHECK_EQ(kv_snap_load2(&back, &bses, im.b.len, img_read, &im),
+		 SR_ECORRUPT);
+	/* A KVSNAP01 image loads with an empty session table. */
+	im.b.len = 0;
+	CHECK_EQ(kv_snap_save(&m, img_write, &im), 0);
+	CHECK_EQ(kv_snap_load2(&back, &bses, im.b.len, img_read, &im), 0);
+	CHECK(maps_equal(&m, &back));
+	CHECK_EQ(bses.count, 0);
+	kv_map_free(&back);
+	kv_map_free(&bses);
+	kv_map_free(&m);
+	kv_map_free(&ses);
+	kv_buf_free(&im.b);
+}
+
+TEST(test_session_dedups_retries)
+{
+	struct kv_map m, ses = { 0 };
+	struct kv_buf inner = { 0 }, e = { 0 };
+	struct kv_result *r = NULL;
+	unsigned char id[8], seq[8], now[8], le[8];
+	const char *incr[] = { "n", (const char *)le };
+	size_t incrl[] = { 1, 8 };
+	const char *w[4] = { (const char *)id, (const char *)seq,
+			     (const char *)now, NULL };
+	size_t wl[4] = { 8, 8, 8, 0 };
+
+	CHECK_EQ(kv_map_init(&m), 0);
+	kv_cmd_le64(le, 1);
+	kv_cmd_encode(&inner, KV_OP_INCRBY, 2, incr, incrl);
+	w[3] = inner.p;
+	wl[3] = inner.len;
+	kv_cmd_le64(id, 42);
+	kv_cmd_le64(now, 1000);
+	for (int s = 1; s <= 3; s++) {
+		kv_cmd_le64(seq, s);
+		e.len = 0;
+		kv_cmd_encode(&e, KV_OP_SESSION, 4, w, wl);
+		for (int copy = 0; copy < 3; copy++) { /* retried copies */
+			char want[8];
+			int n = snprintf(want, sizeof(want), ":%d\r\n", s);
+			CHECK_EQ(kv_session_apply(&m, &ses, e.p, e.len, &r), 0);
+			CHECK(r && r->len == (size_t)n &&
+			      memcmp(r->resp, want, (size_t)n) == 0);
+			free(r);
+		}
+	}
+	CHECK(memcmp(kv_ent_val(kv_map_get(&m, "n", 1)), "3", 1) == 0);
+	/* The same (id, seq) after the session expired is a new write. */
+	kv_cmd_le64(now, 1000 + (long long)KV_SESSION_TTL_MS + 1);
+	e.len = 0;
+	kv_cmd_encode(&e, KV_OP_SESSION, 4, w, wl);
+	CHECK_EQ(kv_session_apply(&m, &ses, e.p, e.len, &r), 0);
+	free(r);
+	CHECK(memcmp(kv_ent_val(kv_map_get(&m, "n", 1)), "4", 1) == 0);
+	/* Malformed: changes nothing. */
+	for (size_t n = 0; n < e.len; n++) {
+		r = NULL;
+		CHECK_EQ(kv_session_apply(&m, &ses, e.p, n, &r), SR_EPROTO);
+		CHECK(r == NULL);
+	}
+	CHECK(memcmp(kv_ent_val(kv_map_get(&m, "n", 1)), "4", 1) == 0);
+	kv_buf_free(&inner);
+	kv_buf_free(&e);
+	kv_map_free(&m);
+	kv_map_free(&ses);
+}
+
+/* A write stamped with time t (a KV_OP_TIMED entry). */
+static int apply_at(struct kv_map *m, uint64_t t, int op, size_t n,
+		    const char *const *argv, const size_t *lens,
+		    struct kv_result **r)
+{
+	struct kv_buf in = { 0 }, e = { 0 };
+	unsigned char le[8];
+	const char *w[2] = { (const char *)le, NULL };
+	size_t wl[2] = { 8, 0 };
+	int rc;
+
+	kv_cmd_encode(&in, op, n, argv, lens);
+	kv_cmd_le64(le, (long long)t);
+	w[1] = in.p;
+	wl[1] = in.len;
+	kv_cmd_encode(&e, KV_OP_TIMED, 2, w, wl);
+	*r = NULL;
+	rc = kv_fsm_apply_cmd(m, e.p, e.len, r);
+	kv_buf_free(&in);
+	kv_buf_free(&e);
+	return rc;
+}
+
+TEST(test_expiry_follows_the_log_time)
+{
+	struct kv_map m, back, ses;
+	struct kv_result *r;
+	struct img im = { .fail_at = -1 };
+	unsigned char f = 16, at[8];
+	const char *setex[] = { (const char *)&f, "k", "v", (const char *)at };
+	size_t setexl[] = { 1, 1, 1, 8 };
+	const char *set[] = { "p", "1" };
+	size_t setl[] = { 1, 1 };
+
+	CHECK_EQ(kv_map_init(&m), 0);
+	kv_cmd_le64(at, 5000);
+	CHECK_EQ(apply_at(&m, 1000, KV_OP_SETX, 4, setex, setexl, &r), 0);
+	free(r);
+	CHECK_EQ(apply_at(&m, 1001, KV_OP_SET, 2, set, setl, &r), 0);
+	free(r);
+	CHECK(kv_map_get(&m, "k", 1) != NULL);
+	CHECK_EQ(kv_map_ttl(&m, "k", 1), 5000);
+	CHECK_EQ(kv_map_ttl_count(&m), 1);
+	/* The snapshot keeps the TTL and the log's time. */
+	CHECK_EQ(kv_snap_save2(&m, NULL, img_write, &im), 0);
+	CHECK_EQ(kv_snap_load2(&back, &ses, im.b.len, img_read, &im), 0);
+	CHECK_EQ(kv_map_ttl(&back, "k", 1), 5000);
+	CHECK_EQ(back.now, 1001);
+	kv_map_free(&back);
+	kv_map_free(&ses);
+	/* An entry stamped later than the TTL: the key is gone, on every
+	 * node alike, whatever their clocks; an earlier stamp never moves
+	 * the log's time back. */
+	CHECK_EQ(apply_at(&m, 6000, KV_OP_SET, 2, set, setl, &r), 0);
+	free(r);
+	CHECK(kv_map_get(&m, "k", 1) == NULL);
+	CHECK_EQ(apply_at(&m, 10, KV_OP_SET, 2, set, setl, &r), 0);
+	free(r);
+	CHECK_EQ(m.now, 6000);
+	CHECK(kv_map_get(&m, "k", 1) == NULL);
+	CHECK_EQ(kv_map_ttl_count(&m), 0); /* purged when a write came */
 	kv_map_free(&m);
 	kv_buf_free(&im.b);
 }

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kvtest import Suite, check, eq, parse_info  # noqa: E402
@@ -118,10 +119,29 @@ def test_make_run_and_stop_scripts():
         eq(p.returncode, 0, out + p.stderr.decode())
         check("is the leader" in out and "redis-cli -c -p %d" % ports[0]
               in out and "make stop" in out, out)
-        # Running twice is refused while the nodes run.
+        check("raft (peers):   127.0.0.1:%d" % ports[3] in out, out)
+        # Running again leaves running nodes alone...
         p = subprocess.run(["bash", script("run.sh")], env=env,
                            capture_output=True, timeout=60)
-        check(p.returncode != 0 and b"already running" in p.stdout, p.stdout)
+        check(p.returncode == 0 and b"already running" in p.stdout
+              and b"starting node" not in p.stdout, p.stdout)
+        # ...and restarts only a node that died.
+        with open(os.path.join(run_dir, "node2.pid")) as f:
+            pid2 = int(f.read())
+        with open(os.path.join(run_dir, "node1.pid")) as f:
+            pid1 = int(f.read())
+        os.kill(pid2, 9)
+        end = time.time() + 10
+        while os.path.exists("/proc/%d" % pid2) and time.time() < end:
+            time.sleep(0.05)
+        p = subprocess.run(["bash", script("run.sh")], env=env,
+                           capture_output=True, timeout=60)
+        out = p.stdout.decode()
+        eq(p.returncode, 0, out)
+        check("starting node 2" in out and "starting node 1" not in out
+              and "starting node 3" not in out, out)
+        with open(os.path.join(run_dir, "node1.pid")) as f:
+            eq(int(f.read()), pid1)
         conn = Conn(ports[1])
         r = conn.call("SET", "via-run", "1")
         check(r == "OK" or r.startswith("MOVED"), r)

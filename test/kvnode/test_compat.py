@@ -1,0 +1,650 @@
+"""Unchanged Redis client libraries and tools against a 3-node kvnode.
+
+redis-py (Debian python3-redis) in cluster mode (RedisCluster: CLUSTER
+SLOTS, COMMAND, MOVED with the key's slot, routing after a leader change)
+and plain mode (pipelines, MULTI/EXEC transactions, WATCH), ioredis
+Cluster from the npm registry (a node script), `redis-cli --cluster
+check` and `redis-benchmark --cluster`, plus the raw-protocol details
+clients rely on (CLIENT REPLY OFF/SKIP, CLIENT SETNAME, the slot in MOVED,
+TRYAGAIN instead of MOVED to a dead leader).
+
+A client package that is genuinely absent is reported as SKIP with the
+reason; everything else must pass.
+"""
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+try:
+    import redis  # noqa: F401
+except ImportError:
+    # The python3 first on PATH may be another installation than the
+    # system one that Debian's python3-redis installs into.
+    sysp = "/usr/bin/python3"
+    if (os.path.realpath(sys.executable) != os.path.realpath(sysp)
+            and os.path.exists(sysp)
+            and subprocess.run([sysp, "-c", "import redis"],
+                               capture_output=True).returncode == 0):
+        os.execv(sysp, [sysp] + sys.argv)
+    redis = None
+
+from kvtest import Err, Suite, check, eq, parse_info, wait_for  # noqa: E402
+
+suite = Suite("compat")
+# redis-py logs every connection error it recovers from with a traceback.
+logging.getLogger("redis").setLevel(logging.CRITICAL)
+CLI = shutil.which("redis-cli")
+BENCH = shutil.which("redis-benchmark")
+NODE = shutil.which("node")
+NPM = shutil.which("npm")
+
+
+def skip(reason):
+    print("  SKIP: " + reason)
+
+
+def need_redis_py():
+    if redis is None:
+        skip("redis-py is not installed (apt-get install python3-redis)")
+        return False
+    return True
+
+
+def started(name):
+    """A 3-node cluster whose every node knows the leader (cluster
+    clients read the topology from whichever node they reach)."""
+    c = suite.cluster(name, n=3)
+    c.start_all()
+    leader = c.wait_leader()
+    wait_for(lambda: all(c.info(i).get("leader_id") == str(leader)
+                         for i in c.live()), 10, "every node knows the leader")
+    return c, leader
+
+
+def crc16(data):
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def key_slot(key):
+    s = key.find(b"{")
+    if s >= 0:
+        e = key.find(b"}", s + 1)
+        if e > s + 1:
+            key = key[s + 1:e]
+    return crc16(key) % 16384
+
+
+@suite.test
+def test_slots_nodes_and_moved_are_redis_cluster_protocol():
+    c, leader = started("slots")
+    f = [i for i in c.live() if i != leader][0]
+    conn = c.conn(f)
+    # The slot function: CRC16/XMODEM, hash tags.
+    eq(crc16(b"123456789"), 0x31C3)
+    for k in (b"foo", b"k1", b"{user1000}.following", b"foo{}{bar}",
+              b"{a}b", b"x{}y", b"\xff\x00z"):
+        eq(conn.call("CLUSTER", "KEYSLOT", k), key_slot(k), k)
+    r = conn.call("SET", "foo", "bar")
+    eq(r, "MOVED 12182 127.0.0.1:%d" % c.nodes[leader].client_port)
+    # CLUSTER SLOTS: one range, the leader first, then the others.
+    slots = conn.call("CLUSTER", "SLOTS")
+    eq(len(slots), 1)
+    eq(slots[0][0:2], [0, 16383])
+    eq(slots[0][2][1], c.nodes[leader].client_port)
+    eq(sorted(n[1] for n in slots[0][2:]),
+       sorted(n.client_port for n in c.nodes.values()))
+    # CLUSTER NODES in Redis's format, the same on every node.
+    myid = conn.call("CLUSTER", "MYID").decode()
+    eq(len(myid), 40)
+    lines = conn.call("CLUSTER", "NODES").decode().splitlines()
+    eq(len(lines), 3)
+    for line in lines:
+        parts = line.split()
+        check(len(parts) >= 8 and len(parts[0]) == 40, line)
+        if "master" in parts[2]:
+            eq(parts[3], "-")
+            eq(parts[8], "0-16383")
+            eq(parts[1].split("@")[0],
+               "127.0.0.1:%d" % c.nodes[leader].client_port)
+        else:
+            check("slave" in parts[2] and len(parts[3]) == 40, line)
+        if parts[0] == myid:
+            check("myself" in parts[2], line)
+    shards = conn.call("CLUSTER", "SHARDS")
+    eq(len(shards), 1)
+    eq(shards[0][1], [0, 16383])
+    info = parse_info(conn.call("CLUSTER", "INFO"))
+    eq(info["cluster_state"], "ok")
+    eq(info["cluster_slots_assigned"], "16384")
+    full = parse_info(conn.call("INFO"))
+    eq(full["cluster_enabled"], "1")
+    check(int(full["used_memory"]) > 0, full.get("used_memory"))
+    # COUNTKEYSINSLOT / GETKEYSINSLOT on the leader's data.
+    lc = c.conn(leader)
+    eq(lc.call("SET", "{t}1", "a"), "OK")
+    eq(lc.call("SET", "{t}2", "b"), "OK")
+    s = key_slot(b"{t}")
+    eq(lc.call("CLUSTER", "COUNTKEYSINSLOT", str(s)), 2)
+    eq(sorted(lc.call("CLUSTER", "GETKEYSINSLOT", str(s), "10")),
+       [b"{t}1", b"{t}2"])
+    # COMMAND: key positions clients route by.
+    eq(lc.call("COMMAND", "GETKEYS", "MSET", "a", "1", "b", "2"),
+       [b"a", b"b"])
+    info = lc.call("COMMAND", "INFO", "get", "nosuch")
+    eq(info[0][:6], [b"get", 2, ["readonly", "fast"], 1, 1, 1])
+    eq(info[1], None)
+    conn.close()
+    lc.close()
+
+
+@suite.test
+def test_raw_protocol_details():
+    c, leader = started("raw")
+    f = [i for i in c.live() if i != leader][0]
+    fc = c.conn(f)
+    for cmd in ("READONLY", "READWRITE", "ASKING"):
+        eq(fc.call(cmd), "OK")
+    eq(fc.call("READONLY"), "OK")
+    r = fc.call("GET", "k")            # replicas never serve reads
+    check(isinstance(r, Err) and r.startswith("MOVED"), r)
+    # A transaction on a follower: the queued command is redirected and
+    # EXEC aborts; nothing was proposed.
+    eq(fc.call("MULTI"), "OK")
+    r = fc.call("SET", "fk", "1")
+    check(isinstance(r, Err) and r.startswith("MOVED"), r)
+    r = fc.call("EXEC")
+    check(isinstance(r, Err) and r.startswith("EXECABORT"), r)
+    eq(parse_info(fc.call("INFO", "replication"))["role"], "slave")
+    fc.close()
+    conn = c.conn(leader)
+    eq(parse_info(conn.call("INFO", "replication"))["role"], "master")
+    check(isinstance(conn.call("COMMAND", "DOCS"), list))
+    eq(conn.call("MULTI"), "OK")
+    eq(conn.call("SET", "d", "1"), "QUEUED")
+    eq(conn.call("DISCARD"), "OK")
+    eq(conn.call("EXISTS", "d"), 0)
+    eq(conn.call("WATCH", "w"), "OK")
+    eq(conn.call("UNWATCH"), "OK")
+    eq(conn.call("SET", "w", "changed"), "OK")
+    eq(conn.call("MULTI"), "OK")
+    eq(conn.call("GET", "w"), "QUEUED")
+    eq(conn.call("EXEC"), [b"changed"])  # the watch was dropped
+    eq(conn.call("PSETEX", "ps", "100000", "v"), "OK")
+    check(99000 < conn.call("PTTL", "ps") <= 100000)
+    at = int(time.time()) + 1000
+    eq(conn.call("EXPIREAT", "ps", str(at)), 1)
+    eq(conn.call("EXPIRETIME", "ps"), at)
+    eq(conn.call("PEXPIRETIME", "ps"), at * 1000)
+    cur, found = b"0", []
+    for _ in range(1000):
+        cur, keys = conn.call("SCAN", cur, "TYPE", "hash")
+        found += keys
+        if cur == b"0":
+            break
+    eq((cur, found), (b"0", []))       # only strings exist
+    eq(conn.call("FLUSHALL"), "OK")
+    eq(conn.call("DBSIZE"), 0)
+    conn.close()
+
+
+@suite.test
+def test_client_reply_and_names():
+    c, leader = started("client")
+    conn = c.conn(leader)
+    eq(conn.call("CLIENT", "GETNAME"), None)
+    eq(conn.call("CLIENT", "SETNAME", "worker-1"), "OK")
+    eq(conn.call("CLIENT", "GETNAME"), b"worker-1")
+    check(b"name=worker-1" in conn.call("CLIENT", "LIST"))
+    # OFF: no reply to it or to what follows until ON; SKIP: the next.
+    conn.send("CLIENT", "REPLY", "OFF")
+    conn.send("SET", "quiet", "1")
+    conn.send("INCR", "quiet")
+    conn.send("PING")
+    conn.send("CLIENT", "REPLY", "ON")
+    eq(conn.reply(), "OK")
+    conn.send("CLIENT", "REPLY", "SKIP")
+    conn.send("INCR", "quiet")
+    conn.send("GET", "quiet")
+    eq(conn.reply(), b"3")
+    conn.close()
+
+
+@suite.test
+def test_followers_do_not_redirect_to_a_dead_leader():
+    c, leader = started("dead")
+    others = [i for i in c.live() if i != leader]
+    dead_port = c.nodes[leader].client_port
+    c.kill(leader)
+    # Half an election timeout (150 ms here) after the last heartbeat a
+    # follower stops naming the old leader.
+    time.sleep(0.3)
+    seen = []
+    end = time.time() + 3
+    while time.time() < end:
+        for i in others:
+            conn = c.conn(i)
+            r = conn.call("SET", "x", "1")
+            conn.close()
+            seen.append(r)
+            check(not (isinstance(r, Err) and r.endswith(":%d" % dead_port)),
+                  "redirected to the dead leader: %r" % r)
+        if any(r == "OK" for r in seen):
+            break
+        time.sleep(0.05)
+    check(any(r == "OK" for r in seen), seen)
+
+
+@suite.test
+def test_redis_py_cluster_routing_pipelines_and_failover():
+    if not need_redis_py():
+        return
+    from redis.cluster import RedisCluster
+    c, leader = started("rpy")
+    f = [i for i in c.live() if i != leader][0]
+    rc = RedisCluster(host="127.0.0.1", port=c.nodes[f].client_port,
+                      socket_timeout=5)
+    primaries = rc.get_primaries()
+    eq([n.port for n in primaries], [c.nodes[leader].client_port])
+    eq(len(rc.get_replicas()), 2)
+    for i in range(50):
+        eq(rc.set("key:%d" % i, "v%d" % i), True)
+    eq(rc.get("key:7"), b"v7")
+    eq(rc.incr("ctr"), 1)
+    eq(rc.mget("{u}a", "{u}b"), [None, None])
+    eq(rc.keyslot("key:7"), key_slot(b"key:7"))
+    p = rc.pipeline()
+    for i in range(20):
+        p.incr("pc:%d" % (i % 4))
+    res = p.execute()
+    eq(res[-4:], [5, 5, 5, 5])
+    # A leadership transfer: the old leader answers MOVED with the new
+    # leader and the unchanged client follows it.
+    target = [i for i in c.live() if i != leader][0]
+    lc = c.conn(leader)
+    eq(lc.call("CLUSTER", "TRANSFER", str(target)), "OK")
+    lc.close()
+    wait_for(lambda: c.wait_leader() == target, 10, "transfer")
+    for i in range(50):
+        eq(rc.set("moved:%d" % i, str(i)), True)
+    eq([n.port for n in rc.get_primaries()],
+       [c.nodes[target].client_port])
+    eq(rc.get("moved:49"), b"49")
+    # Kill the leader.  redis-py 4.3.4 cannot refresh its topology while
+    # a node it knows is down (initialize() deep-copies its own
+    # connection kwargs, which hold a lock: "cannot pickle
+    # '_thread.lock' object"), whatever the server; so after the first
+    # failure a new client is made from a live node, as an application
+    # on this redis-py version has to.
+    c.kill(target)
+    done = 0
+    end = time.time() + 20
+    errors = []
+    while done < 50 and time.time() < end:
+        try:
+            eq(rc.set("after:%d" % done, str(done)), True)
+            done += 1
+        except (redis.exceptions.RedisError,
+                redis.exceptions.RedisClusterException, TypeError,
+                AttributeError) as e:
+            errors.append(type(e).__name__)
+            time.sleep(0.1)
+            if "pickle" in str(e):
+                live = c.live()[0]
+                rc = RedisCluster(host="127.0.0.1",
+                                  port=c.nodes[live].client_port,
+                                  socket_timeout=5)
+    eq(done, 50, "errors: %r" % errors[-5:])
+    print("  failover: %d errors seen by the client: %s"
+          % (len(errors), sorted(set(errors))))
+    new = c.wait_leader()
+    check(new != target)
+    eq([n.port for n in rc.get_primaries()], [c.nodes[new].client_port])
+    eq(rc.get("key:7"), b"v7")
+    eq(rc.get("after:49"), b"49")
+    rc.close()
+
+
+@suite.test
+def test_redis_py_transactions_are_atomic():
+    if not need_redis_py():
+        return
+    c, leader = started("tx")
+    r = redis.Redis(port=c.nodes[leader].client_port, socket_timeout=5)
+    p = r.pipeline(transaction=True)
+    p.set("txA", "1").incr("txA").get("txA").mget("txA", "none")
+    eq(p.execute(), [True, 2, b"2", [b"2", None]])
+    # A command refused while queueing aborts the whole transaction.
+    p = r.pipeline(transaction=True)
+    p.set("txC", "1")
+    p.execute_command("NOSUCHCOMMAND")
+    p.incr("txC")
+    try:
+        p.execute()
+        check(False, "EXEC succeeded")
+    except redis.exceptions.ResponseError as e:
+        check("EXECABORT" in str(e) or "unknown command" in str(e), str(e))
+    eq(r.exists("txC"), 0)
+    # A run-time error answers inside the array; the rest applies.
+    p = r.pipeline(transaction=True)
+    p.set("txD", "abc").incr("txD").set("txE", "1")
+    res = p.execute(raise_on_error=False)
+    eq(res[0], True)
+    check(isinstance(res[1], redis.exceptions.ResponseError), res)
+    eq(r.get("txE"), b"1")
+    # WATCH: optimistic check-and-set from two clients, no lost update.
+    r.set("cas", "0")
+
+    def worker():
+        cl = redis.Redis(port=c.nodes[leader].client_port, socket_timeout=5)
+
+        def bump(pipe):
+            v = int(pipe.get("cas"))
+            pipe.multi()
+            pipe.set("cas", str(v + 1))
+        for _ in range(25):
+            cl.transaction(bump, "cas")
+        cl.close()
+    ts = [threading.Thread(target=worker) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    eq(r.get("cas"), b"50")
+    # A watched key changed by someone else: EXEC answers nil.
+    p = r.pipeline(transaction=True)
+    p.watch("w")
+    r.set("w", "other")
+    p.multi()
+    p.set("w", "mine")
+    try:
+        p.execute()
+        check(False, "EXEC with a changed watched key succeeded")
+    except redis.exceptions.WatchError:
+        pass
+    eq(r.get("w"), b"other")
+    # Plain pipelines, hundreds deep.
+    p = r.pipeline(transaction=False)
+    for i in range(500):
+        p.set("pl:%d" % i, i)
+    for i in range(500):
+        p.get("pl:%d" % i)
+    res = p.execute()
+    eq(res[500:], [str(i).encode() for i in range(500)])
+    # The transaction is one entry on every node: followers agree.
+    last = int(c.info(leader)["last_applied"])
+    for i in c.live():
+        c.wait_applied(i, last)
+    r.close()
+
+
+@suite.test
+def test_redis_py_string_and_keyspace_commands():
+    if not need_redis_py():
+        return
+    c, leader = started("strings")
+    r = redis.Redis(port=c.nodes[leader].client_port, socket_timeout=5)
+    eq(r.set("a", "1", nx=True), True)
+    eq(r.set("a", "2", nx=True), None)
+    eq(r.set("a", "3", xx=True, get=True), b"1")
+    eq(r.set("nokey", "3", xx=True), None)
+    eq(r.setnx("a", "x"), False)
+    eq(r.setnx("b", "x"), True)
+    eq(r.getset("b", "y"), b"x")
+    eq(r.getdel("b"), b"y")
+    eq(r.exists("b"), 0)
+    eq(r.append("a", "bc"), 3)
+    eq(r.setrange("a", 5, "Z"), 6)
+    eq(r.get("a"), b"3bc\x00\x00Z")
+    eq(r.getrange("a", 0, 1), b"3b")
+    eq(r.getrange("a", -1, -1), b"Z")
+    eq(r.strlen("a"), 6)
+    eq(r.incrbyfloat("f", 10.5), 10.5)
+    eq(r.incrbyfloat("f", 0.1), 10.6)
+    try:
+        r.incrbyfloat("a", 1)
+        check(False, "INCRBYFLOAT on a non-float")
+    except redis.exceptions.ResponseError:
+        pass
+    eq(r.msetnx({"m1": 1, "m2": 2}), True)
+    eq(r.msetnx({"m2": 9, "m3": 9}), False)
+    eq(r.exists("m3"), 0)
+    eq(r.rename("m1", "r1"), True)
+    eq(r.renamenx("r1", "m2"), False)
+    eq(r.type("r1"), b"string")
+    eq(r.type("nope"), b"none")
+    eq(sorted(r.keys("m*")), [b"m2"])
+    # SCAN visits every key exactly as KEYS lists them, across calls, also
+    # while the table grows between calls.
+    for i in range(300):
+        r.set("scan:%d" % i, i)
+    seen = set()
+    cur = 0
+    first = True
+    while first or cur != 0:
+        first = False
+        cur, keys = r.scan(cur, match="scan:*", count=20)
+        seen.update(keys)
+        if len(seen) > 50 and not r.exists("grow:0"):
+            r.mset({"grow:%d" % i: i for i in range(2000)})
+    eq(len([k for k in seen if k.startswith(b"scan:")]), 300)
+    eq(set(r.scan_iter(match="scan:1?")),
+       {("scan:1%d" % i).encode() for i in range(10)})
+    eq(r.randomkey() is not None, True)
+    eq(len(r.time()), 2)
+    check(1 <= r.wait(1, 100) <= 2)   # acknowledged writes: on a majority
+    role = r.execute_command("ROLE")
+    eq(role[0], b"master")
+    eq(len(role[2]), 2)
+    eq(r.flushdb(), True)
+    eq(r.dbsize(), 0)
+    r.close()
+
+
+@suite.test
+def test_auth_requirepass():
+    c = suite.cluster("auth", n=3, extra=["--requirepass", "s3cret"])
+    c.start_all()
+    conn = c.conn(1)
+    eq(conn.call("PING"), Err("NOAUTH Authentication required."))
+    r = conn.call("GET", "k")
+    check(isinstance(r, Err) and r.startswith("NOAUTH"), r)
+    r = conn.call("AUTH", "wrong")
+    check(isinstance(r, Err) and r.startswith("WRONGPASS"), r)
+    r = conn.call("AUTH", "s3cre")
+    check(isinstance(r, Err) and r.startswith("WRONGPASS"), r)
+    r = conn.call("HELLO", "2")
+    check(isinstance(r, Err) and r.startswith("NOAUTH"), r)
+    r = conn.call("HELLO", "2", "AUTH", "default", "s3cret", "SETNAME", "x")
+    check(isinstance(r, list) and r[5] == 2, r)
+    eq(conn.call("CLIENT", "GETNAME"), b"x")
+    eq(conn.call("PING"), "PONG")
+    conn.close()
+    conn = c.conn(2)
+    eq(conn.call("AUTH", "default", "s3cret"), "OK")
+    eq(conn.call("INFO", "cluster").split(b"\r\n")[1], b"cluster_enabled:1")
+    conn.close()
+    if redis is None:
+        skip("redis-py is not installed (apt-get install python3-redis)")
+        return
+    from redis.cluster import RedisCluster
+    rc = None
+    end = time.time() + 10
+    while rc is None:
+        try:
+            rc = RedisCluster(host="127.0.0.1", port=c.nodes[1].client_port,
+                              password="s3cret", socket_timeout=5)
+        except redis.exceptions.RedisClusterException:
+            if time.time() > end:
+                raise
+            time.sleep(0.1)
+    eq(rc.set("authed", "1"), True)
+    eq(rc.get("authed"), b"1")
+    rc.close()
+    try:
+        redis.Redis(port=c.nodes[1].client_port, password="no").ping()
+        check(False, "a wrong password was accepted")
+    except (redis.exceptions.AuthenticationError,
+            redis.exceptions.ResponseError) as e:
+        check("WRONGPASS" in str(e) or "invalid" in str(e), str(e))
+    if CLI is not None:
+        p = subprocess.run([CLI, "-a", "s3cret", "--no-auth-warning",
+                            "--cluster", "check",
+                            "127.0.0.1:%d" % c.nodes[2].client_port],
+                           capture_output=True, timeout=60)
+        out = p.stdout.decode(errors="replace")
+        check("[OK] All 16384 slots covered." in out, out)
+
+
+@suite.test
+def test_expiry_is_replicated_with_the_leaders_time():
+    if not need_redis_py():
+        return
+    c, leader = started("expiry")
+    r = redis.Redis(port=c.nodes[leader].client_port, socket_timeout=5)
+    eq(r.set("short", "1", px=300), True)
+    check(0 < r.pttl("short") <= 300)
+    eq(r.set("long", "1", ex=100), True)
+    eq(r.ttl("long"), 100)
+    eq(r.set("long", "2", keepttl=True), True)
+    eq(r.ttl("long"), 100)
+    eq(r.incr("long"), 3)          # INCR keeps the TTL
+    eq(r.ttl("long"), 100)
+    eq(r.set("long", "4"), True)   # SET clears it
+    eq(r.ttl("long"), -1)
+    eq(r.ttl("missing"), -2)
+    eq(r.expire("long", 50), True)
+    eq(r.expire("long", 10, gt=True), False)
+    eq(r.ttl("long"), 50)
+    eq(r.persist("long"), True)
+    eq(r.ttl("long"), -1)
+    eq(r.setex("sx", 100, "v"), True)
+    eq(r.getex("sx", persist=True), b"v")
+    eq(r.ttl("sx"), -1)
+    eq(r.getex("sx", px=250), b"v")
+    eq(r.pexpireat("at", 1), False)   # no such key
+    eq(r.set("gone", "x"), True)
+    eq(r.expire("gone", -1), True)    # a time in the past deletes
+    eq(r.exists("gone"), 0)
+    eq(r.expiretime("long"), -1)
+    r.set("tx", "1")
+    p = r.pipeline(transaction=True)
+    p.expire("tx", 100).ttl("tx")
+    eq(p.execute(), [True, 100])
+    time.sleep(0.5)
+    eq(r.get("short"), None)
+    eq(r.exists("short", "sx"), 0)
+    check(b"short" not in r.keys("*"))
+    eq(r.set("tick", "1"), True)      # a write purges expired keys
+    info = r.info("keyspace")["db0"]
+    eq(info["expires"], 1, info)      # "tx" only
+    # A follower restarted from its snapshot and made leader keeps the
+    # TTLs (they travel in snapshots and in the log).
+    f = [i for i in c.live() if i != leader][0]
+    lc = c.conn(leader)
+    eq(lc.call("CLUSTER", "SNAPSHOT"), "OK")
+    fc = c.conn(f)
+    eq(fc.call("CLUSTER", "SNAPSHOT"), "OK")
+    fc.close()
+    c.kill(f)
+    c.start(f)
+    eq(lc.call("CLUSTER", "TRANSFER", str(f)), "OK")
+    lc.close()
+    end = time.time() + 10
+    while c.wait_leader() != f and time.time() < end:
+        time.sleep(0.05)
+    r2 = redis.Redis(port=c.nodes[f].client_port, socket_timeout=5)
+    check(90 <= r2.ttl("tx") <= 100, r2.ttl("tx"))
+    eq(r2.get("short"), None)
+    r.close()
+    r2.close()
+
+
+def ioredis_dir():
+    """A directory holding node_modules/ioredis, installed from the npm
+    registry if needed; None (after saying why) if that is impossible."""
+    if NODE is None or NPM is None:
+        skip("node/npm not installed (apt-get install nodejs npm)")
+        return None
+    d = os.environ.get("KVTEST_NPM_DIR",
+                       os.path.join(os.path.dirname(suite.kvnode), "..",
+                                    "..", "npm"))
+    d = os.path.abspath(d)
+    if os.path.isdir(os.path.join(d, "node_modules", "ioredis")):
+        return d
+    os.makedirs(d, exist_ok=True)
+    p = subprocess.run([NPM, "install", "--no-audit", "--no-fund",
+                        "--prefix", d, "ioredis@5"],
+                       capture_output=True, timeout=300)
+    if p.returncode != 0:
+        skip("npm install ioredis@5 failed (no registry access?): %s"
+             % p.stderr.decode(errors="replace")[-300:])
+        return None
+    return d
+
+
+@suite.test
+def test_ioredis_cluster():
+    d = ioredis_dir()
+    if d is None:
+        return
+    c, leader = started("ioredis")
+    f = [i for i in c.live() if i != leader][0]
+    env = dict(os.environ, NODE_PATH=os.path.join(d, "node_modules"))
+    p = subprocess.run([NODE, os.path.join(HERE, "ioredis_check.js"),
+                        str(c.nodes[f].client_port)],
+                       capture_output=True, timeout=120, env=env)
+    out = p.stdout.decode(errors="replace")
+    eq(p.returncode, 0, out + p.stderr.decode(errors="replace"))
+    check("ioredis ok" in out, out)
+
+
+@suite.test
+def test_redis_cli_cluster_check_and_benchmark():
+    if CLI is None:
+        skip("redis-cli not installed (apt-get install redis-tools)")
+        return
+    c, leader = started("rcheck")
+    f = [i for i in c.live() if i != leader][0]
+    port = c.nodes[f].client_port
+    p = subprocess.run([CLI, "--cluster", "check", "127.0.0.1:%d" % port],
+                       capture_output=True, timeout=60)
+    out = p.stdout.decode(errors="replace")
+    eq(p.returncode, 0, out)
+    check("[OK] All nodes agree about slots configuration." in out, out)
+    check("[OK] All 16384 slots covered." in out, out)
+    p = subprocess.run([CLI, "-c", "-p", str(port), "SET", "clikey", "v"],
+                       capture_output=True, timeout=60)
+    eq(p.stdout.decode().strip(), "OK")
+    if BENCH is None:
+        skip("redis-benchmark not installed (apt-get install redis-tools)")
+        return
+    p = subprocess.run([BENCH, "--cluster", "-p", str(port), "-t",
+                        "set,get,incr", "-n", "2000", "-c", "10", "-q"],
+                       capture_output=True, timeout=120)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    if "Invalid cluster: 1 node(s)" in out:
+        # redis-benchmark 7.0 (Debian 12) wants at least two masters;
+        # one Raft group is one master.  Later versions accept one.
+        skip("this redis-benchmark refuses a one-master cluster: "
+             + out.strip()[:100])
+        return
+    eq(p.returncode, 0, out)
+    check("requests per second" in out and "error" not in out.lower(), out)
+
+
+if __name__ == "__main__":
+    suite.main()
