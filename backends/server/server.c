@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 void sr_srvi_log(sr_server *s, int level, const char *fmt, ...)
 {
@@ -250,6 +252,15 @@ static int open_transport(sr_server *s)
 	return rc;
 }
 
+static uint64_t start_seed(uint64_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (id << 40) ^ ((uint64_t)ts.tv_sec * 1000000000ull) ^
+	       (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 20);
+}
+
 static int create_node(sr_server *s)
 {
 	sr_config r = s->cfg.raft;
@@ -266,6 +277,12 @@ static int create_node(sr_server *s)
 	r.host_ctx = s;
 	r.log_level = s->cfg.log_level;
 	r.alloc = s->cfg.alloc;
+	/* The engine must not send entries the transport would refuse. */
+	r.transport_max_payload = sr_tcp_max_payload(s->tcp);
+	/* Read tags must not repeat across starts (raft.h, seed): left at
+	 * its default, the seed gets this start's clock and pid mixed in. */
+	if (r.seed == r.id)
+		r.seed = start_seed(r.id);
 	rc = sr_node_create(&r, &s->node);
 	if (rc)
 		sr_srvi_log(s, SR_LOG_ERROR, "cannot create the engine: %s",
@@ -343,6 +360,12 @@ static int setup_peers(sr_server *s)
 		return 0;
 	}
 	rc = sr_node_bootstrap(s->node, p);
+	if (rc == SR_EEXIST) {
+		/* A restart: the store's own configuration wins. */
+		sr_srvi_log(s, SR_LOG_INFO,
+			    "the store holds state: initial peers ignored");
+		return 0;
+	}
 	if (rc)
 		sr_srvi_log(s, SR_LOG_ERROR, "bootstrap failed: %s",
 			    sr_strerror(rc));

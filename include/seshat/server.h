@@ -136,7 +136,10 @@ typedef struct sr_server_config {
 	 * tcp.on_message, tcp.ctx, tcp.log, tcp.alloc; wal.dir, wal.done,
 	 * wal.log, wal.alloc.  raft.id and tcp.id must equal id (or be 0),
 	 * tcp.cluster_id is taken from cluster_id.  Timing is here:
-	 * raft.election_timeout_ms, raft.heartbeat_ms.
+	 * raft.election_timeout_ms, raft.heartbeat_ms.  The server sets
+	 * raft.transport_max_payload from the transport, and, if raft.seed
+	 * is left at init's value, mixes this start's clock and pid into
+	 * it (a seed must differ per start; see sr_config.seed).
 	 */
 	sr_config raft;
 	sr_tcp_config tcp;
