@@ -24,10 +24,16 @@ static uint64_t take(struct input *in, int bytes)
 	return v;
 }
 
+/* The tag of the last read the engine forwarded: answers echo it, so the
+ * fuzzer reaches the code that matches an answer to its read (tags are
+ * hashed per start and would never be guessed). */
+static uint64_t last_read_ctx;
+
 static int drop_send(void *ctx, const sr_msg *m)
 {
 	(void)ctx;
-	(void)m;
+	if (m->type == SR_MSG_READ_INDEX)
+		last_read_ctx = m->u.read_index.ctx;
 	return 0;
 }
 
@@ -143,8 +149,10 @@ static void make_msg(struct input *in, sr_msg *m, sr_entry *ents,
 	case SR_MSG_READ_INDEX:
 		m->u.read_index.ctx = take(in, 2);
 		break;
-	case SR_MSG_READ_INDEX_RESP:
-		m->u.read_index_resp.ctx = take(in, 1) % 4;
+	case SR_MSG_READ_INDEX_RESP: {
+		uint64_t sel = take(in, 1);
+		m->u.read_index_resp.ctx = (sel & 1) ? last_read_ctx : sel % 4;
+	}
 		m->u.read_index_resp.index = take(in, 1) % 48;
 		m->u.read_index_resp.status = (int32_t)(take(in, 1) % 3) - 1;
 		break;
@@ -164,6 +172,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	uint64_t now = 0;
 	sr_entry ents[8];
 	unsigned char bytes[256];
+
+	last_read_ctx = 0;
 
 	if (sr_mem_create(&mc, &mem))
 		return 0;
