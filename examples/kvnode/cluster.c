@@ -176,7 +176,11 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 			      "total_commands_processed:%llu\r\nwrites:%llu\r\n"
 			      "reads:%llu\r\nredirects:%llu\r\ntimeouts:%"
 			      "llu\r\n"
-			      "protocol_errors:%llu\r\n\r\n",
+			      "protocol_errors:%llu\r\n"
+			      "client_output_buffer_limit_disconnections:%llu"
+			      "\r\nclient_query_buffer_limit_disconnections:"
+			      "%llu\r\nclient_idle_timeout_disconnections:%llu"
+			      "\r\n\r\n",
 			      (unsigned long long)s->n_accepted,
 			      (unsigned long long)s->n_rejected_conns,
 			      (unsigned long long)s->n_commands,
@@ -184,7 +188,10 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 			      (unsigned long long)s->n_reads,
 			      (unsigned long long)s->n_moved,
 			      (unsigned long long)s->n_timeouts,
-			      (unsigned long long)s->n_proto_errors);
+			      (unsigned long long)s->n_proto_errors,
+			      (unsigned long long)s->n_obuf_disconnects,
+			      (unsigned long long)s->n_qbuf_disconnects,
+			      (unsigned long long)s->n_idle_disconnects);
 	if (all || !strcasecmp(section, "replication")) {
 		sr_status st;
 		sr_node_status(s->node, &st);

@@ -23,12 +23,15 @@ struct kv_req {
 	uint8_t eval;  /* a read to evaluate when it reaches the head */
 	uint8_t list;
 	uint8_t silent;	   /* CLIENT REPLY OFF/SKIP: the reply is dropped */
+	uint8_t queued;	   /* buf is a reply counted in conn->queued */
 	struct kv_buf buf; /* the reply, or the encoded read arguments */
 };
 
 struct kv_conn {
-	struct kv_conn *prev, *next; /* every connection */
-	struct kv_conn *dnext;	     /* the dirty list */
+	struct kv_conn *prev, *next;   /* every connection */
+	struct kv_conn *dnext;	       /* the dirty list */
+	struct kv_conn *aprev, *anext; /* by last activity (server.c) */
+	struct kv_conn *hprev, *hnext; /* over the soft output limit */
 	struct kv_server *s;
 	int fd;
 	uint64_t id;
@@ -36,12 +39,17 @@ struct kv_conn {
 	struct kv_parser parser;
 	struct kv_buf out;
 	size_t out_off;
+	size_t queued; /* ready replies waiting in the FIFO, in bytes */
 	struct kv_req *head, *tail;
 	uint32_t npending;
 	uint8_t dirty;	 /* on the dirty list */
 	uint8_t closing; /* close once the output is flushed */
 	uint8_t eof;	 /* the client half-closed */
 	uint8_t paused;	 /* reading stopped (backpressure) */
+	uint8_t killed;	 /* over a limit: close at the next flush */
+	uint8_t heavy;	 /* on the heavy list, since soft_ms */
+	uint64_t soft_ms;
+	uint64_t active_ms; /* last byte read or written */
 	int interest;
 	uint8_t reply_mode; /* KV_REPLY_ON/OFF/SKIP (CLIENT REPLY) */
 	uint64_t created_ms;

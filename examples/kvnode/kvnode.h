@@ -333,6 +333,11 @@ struct kv_opts {
 	uint32_t timeout_ms;
 	uint64_t cluster_id;
 	uint32_t max_clients;
+	/* --client-output-buffer-limit HARD SOFT SECONDS (0: no limit) and
+	 * --idle-timeout SECONDS (0: never), as Redis's settings (server.c). */
+	uint64_t obuf_hard, obuf_soft;
+	uint32_t obuf_soft_secs;
+	uint32_t idle_timeout_s;
 	int log_level;
 	const char *requirepass; /* NULL: no AUTH needed */
 };
@@ -374,6 +379,13 @@ struct kv_server {
 	uint64_t next_conn_id;
 	struct kv_conn *dirty; /* connections with output to flush */
 	int flush_scheduled;
+	/* Connections by last activity (oldest first), those over the soft
+	 * output limit, the input buffer lent to the connection being read,
+	 * the periodic limits check (server.c). */
+	struct kv_conn *active_head, *active_tail;
+	struct kv_conn *heavy;
+	struct kv_buf spare_in;
+	uint64_t cron_timer;
 
 	/* Requests the engine holds a reference to: still waiting for their
 	 * outcome (ordered by deadline), or orphaned (their client went away
@@ -390,6 +402,7 @@ struct kv_server {
 	/* Counters for INFO. */
 	uint64_t n_commands, n_writes, n_reads, n_moved, n_timeouts;
 	uint64_t n_accepted, n_rejected_conns, n_proto_errors;
+	uint64_t n_obuf_disconnects, n_qbuf_disconnects, n_idle_disconnects;
 	uint64_t started_ms;
 };
 

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -100,7 +101,17 @@ static const char usage_text[] =
 	"  --max-clients N     client connections (10000; also bounded by the\n"
 	"                      open-file limit, which kvnode raises to its "
 	"hard\n"
-	"                      limit)\n"
+	"                      limit); more are answered\n"
+	"                      -ERR max number of clients reached\n"
+	"  --client-output-buffer-limit 'HARD SOFT SECONDS'\n"
+	"                      disconnect a client whose unsent replies reach\n"
+	"                      HARD bytes, or stay above SOFT for more than\n"
+	"                      SECONDS; 0 turns a limit off; sizes take k, "
+	"kb,\n"
+	"                      m, mb, g, gb as in redis.conf "
+	"('256mb 4mb 60')\n"
+	"  --idle-timeout S    close a client idle for S seconds (0: never; "
+	"0)\n"
 	"\n"
 	"Other:\n"
 	"  --log-level L       debug, info (default), warn or error; to "
@@ -194,6 +205,8 @@ enum {
 	OPT_TIMEOUT,
 	OPT_CLUSTER_ID,
 	OPT_MAX_CLIENTS,
+	OPT_OBUF_LIMIT,
+	OPT_IDLE_TIMEOUT,
 	OPT_LOG_LEVEL,
 	OPT_REQUIREPASS,
 	OPT_HELP,
@@ -216,6 +229,9 @@ static const struct option long_opts[] = {
 	{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
 	{ "cluster-id", required_argument, NULL, OPT_CLUSTER_ID },
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
+	{ "client-output-buffer-limit", required_argument, NULL,
+	  OPT_OBUF_LIMIT },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "requirepass", required_argument, NULL, OPT_REQUIREPASS },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -240,6 +256,80 @@ static int parse_level(const char *v, int *out)
 			return 0;
 		}
 	return -1;
+}
+
+/* A size as redis.conf writes it: 1k = 1000, 1kb = 1024, and so on for m
+ * and g (case-insensitive).  *pp advances past it; -1 on a bad size. */
+static int parse_size(const char **pp, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		uint64_t mul;
+	} units[] = { { "kb", 1024ull },
+		      { "k", 1000ull },
+		      { "mb", 1024ull * 1024 },
+		      { "m", 1000ull * 1000 },
+		      { "gb", 1024ull * 1024 * 1024 },
+		      { "g", 1000ull * 1000 * 1000 },
+		      { "b", 1 } };
+	const char *p = *pp;
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(p, &end, 10);
+	if (errno)
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		size_t n = strlen(units[i].unit);
+		if (strncasecmp(end, units[i].unit, n) == 0 &&
+		    (end[n] == 0 || end[n] == ' ' || end[n] == ',')) {
+			mul = units[i].mul;
+			end += n;
+			break;
+		}
+	}
+	if (*end && *end != ' ' && *end != ',')
+		return -1;
+	if (v > UINT64_MAX / mul)
+		return -1;
+	*out = v * mul;
+	*pp = end;
+	return 0;
+}
+
+/* "HARD SOFT SECONDS", separated by spaces or commas. */
+static int parse_obuf_limit(struct kv_opts *o, const char *v)
+{
+	uint64_t hard, soft, secs;
+	const char *p = v;
+	char *end;
+
+	while (*p == ' ')
+		p++;
+	if (parse_size(&p, &hard))
+		return -1;
+	while (*p == ' ' || *p == ',')
+		p++;
+	if (parse_size(&p, &soft))
+		return -1;
+	while (*p == ' ' || *p == ',')
+		p++;
+	if (*p < '0' || *p > '9')
+		return -1;
+	errno = 0;
+	secs = strtoull(p, &end, 10);
+	while (*end == ' ')
+		end++;
+	if (errno || *end || secs > 31536000)
+		return -1;
+	o->obuf_hard = hard;
+	o->obuf_soft = soft;
+	o->obuf_soft_secs = (uint32_t)secs;
+	return 0;
 }
 
 /* One option; -1 on a bad value. */
@@ -315,6 +405,16 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 			return bad("max-clients", v, "1..10000000");
 		o->max_clients = (uint32_t)n;
 		return 0;
+	case OPT_OBUF_LIMIT:
+		if (parse_obuf_limit(o, v))
+			return bad("client-output-buffer-limit", v,
+				   "'HARD SOFT SECONDS', e.g. '256mb 4mb 60'");
+		return 0;
+	case OPT_IDLE_TIMEOUT:
+		if (parse_u64(v, 0, 31536000, &n))
+			return bad("idle-timeout", v, "0..31536000 seconds");
+		o->idle_timeout_s = (uint32_t)n;
+		return 0;
 	case OPT_LOG_LEVEL:
 		if (parse_level(v, &o->log_level))
 			return bad("log-level", v,
@@ -344,6 +444,9 @@ static int parse_args(int argc, char **argv, struct kv_opts *o)
 	o->timeout_ms = 5000;
 	o->cluster_id = 1;
 	o->max_clients = 10000;
+	o->obuf_hard = 256ull * 1024 * 1024;
+	o->obuf_soft = 4ull * 1024 * 1024;
+	o->obuf_soft_secs = 60;
 	o->log_level = SR_LOG_INFO;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
@@ -443,13 +546,17 @@ static int lock_dir(struct kv_server *s)
 	return 0;
 }
 
-/* One descriptor per client: take every descriptor we are allowed. */
+/* One descriptor per client: take every descriptor we are allowed (the
+ * hard limit; root could go further, but the operator set that limit),
+ * and say what we got. */
 static void raise_nofile(struct kv_server *s)
 {
 	struct rlimit rl;
+	rlim_t was;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl))
 		return;
+	was = rl.rlim_cur;
 	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl))
@@ -460,10 +567,17 @@ static void raise_nofile(struct kv_server *s)
 		uint32_t n = rl.rlim_cur > 128 ? (uint32_t)rl.rlim_cur - 64
 					       : 64;
 		kv_log(s, SR_LOG_WARN,
-		       "open-file limit %llu: serving at most %u clients",
-		       (unsigned long long)rl.rlim_cur, n);
+		       "open-file limit %llu (was %llu, hard limit %llu): "
+		       "serving at most %u clients",
+		       (unsigned long long)rl.rlim_cur, (unsigned long long)was,
+		       (unsigned long long)rl.rlim_max, n);
 		s->opt.max_clients = n;
+		return;
 	}
+	kv_log(s, SR_LOG_INFO,
+	       "open-file limit %llu (was %llu): max clients %u",
+	       (unsigned long long)rl.rlim_cur, (unsigned long long)was,
+	       s->opt.max_clients);
 }
 
 static void on_signal(sr_loop *loop, int fd, int events, void *ctx)

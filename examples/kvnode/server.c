@@ -23,6 +23,19 @@
  * limit (max_bulk plus 1 MiB of headers); reading stops while a
  * connection has too many requests in flight or too much output unsent
  * (a client that pipelines without reading), and resumes when it drains.
+ * Reading stops between commands, so one command's replies can still
+ * overshoot (1,024 pipelined GETs of a large value); the output limits
+ * bound that, as Redis's client-output-buffer-limit: a connection whose
+ * unsent replies reach the hard limit, or stay above the soft limit for
+ * longer than its seconds, is disconnected with a WARN line and counted
+ * in INFO.  An idle connection holds no input buffer: the one being read
+ * borrows the server's spare and gives it back once it has parsed
+ * everything, so 10,000 idle clients cost their struct and their socket.
+ *
+ * Per loop iteration the work is O(ready connections): epoll reports
+ * only those, flushing walks the dirty list, and the periodic check
+ * (conn_cron) looks only at the oldest end of the activity list (the
+ * idle timeout) and at the few connections over the soft limit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +51,8 @@
 #include "conn.h"
 
 #define KV_READ_CHUNK (16 * 1024)
+#define KV_OUT_KEEP   (16 * 1024) /* a flushed output buffer kept at most */
+#define KV_CRON_MS    100	  /* idle timeout and soft limit checks */
 
 /* ------------------------------------------------------------------ */
 /* Output                                                             */
@@ -46,6 +61,8 @@
 static void conn_close(struct kv_conn *c);
 static void conn_event(sr_loop *loop, int fd, int events, void *ctx);
 static void conn_process(struct kv_conn *c);
+static void conn_mark_dirty(struct kv_conn *c);
+static void sock_name(int fd, int peer, char *out, size_t cap);
 
 static void conn_set_interest(struct kv_conn *c)
 {
@@ -69,14 +86,190 @@ static size_t conn_unsent(const struct kv_conn *c)
 	return c->out.len - c->out_off;
 }
 
+/* Unsent replies and ready replies waiting in the FIFO: what the output
+ * limits measure. */
+static size_t conn_output(const struct kv_conn *c)
+{
+	return conn_unsent(c) + c->queued;
+}
+
+/* ------------------------------------------------------------------ */
+/* Activity and limits                                                */
+/* ------------------------------------------------------------------ */
+
+static void active_unlink(struct kv_conn *c)
+{
+	struct kv_server *s = c->s;
+
+	if (c->aprev)
+		c->aprev->anext = c->anext;
+	else if (s->active_head == c)
+		s->active_head = c->anext;
+	if (c->anext)
+		c->anext->aprev = c->aprev;
+	else if (s->active_tail == c)
+		s->active_tail = c->aprev;
+	c->aprev = c->anext = NULL;
+}
+
+/* c read or wrote something: it moves to the young end of the list, so
+ * the idle check only ever looks at the old end. */
+static void conn_touch(struct kv_conn *c)
+{
+	struct kv_server *s = c->s;
+
+	c->active_ms = kv_now_ms(s);
+	if (s->active_tail == c)
+		return;
+	active_unlink(c);
+	c->aprev = s->active_tail;
+	if (s->active_tail)
+		s->active_tail->anext = c;
+	else
+		s->active_head = c;
+	s->active_tail = c;
+}
+
+static void heavy_unlink(struct kv_conn *c)
+{
+	if (!c->heavy)
+		return;
+	if (c->hprev)
+		c->hprev->hnext = c->hnext;
+	else
+		c->s->heavy = c->hnext;
+	if (c->hnext)
+		c->hnext->hprev = c->hprev;
+	c->hprev = c->hnext = NULL;
+	c->heavy = 0;
+}
+
+static void heavy_link(struct kv_conn *c, uint64_t now)
+{
+	c->heavy = 1;
+	c->soft_ms = now;
+	c->hprev = NULL;
+	c->hnext = c->s->heavy;
+	if (c->hnext)
+		c->hnext->hprev = c;
+	c->s->heavy = c;
+}
+
+/* Drop what c is owed and close it at the next flush (a deferred call):
+ * callers may be in the middle of walking lists c is on. */
+static void conn_kill(struct kv_conn *c)
+{
+	c->killed = 1;
+	c->closing = 1;
+	c->paused = 1;
+	c->out.len = c->out_off = 0;
+	conn_mark_dirty(c);
+}
+
+static void conn_obuf_kill(struct kv_conn *c, size_t used, int hard)
+{
+	const struct kv_opts *o = &c->s->opt;
+	char addr[NI_MAXHOST + NI_MAXSERV + 4];
+
+	sock_name(c->fd, 1, addr, sizeof(addr));
+	c->s->n_obuf_disconnects++;
+	if (hard)
+		kv_log(c->s, SR_LOG_WARN,
+		       "client %llu (%s): %zu bytes of replies unsent reach "
+		       "the hard output buffer limit (%llu): disconnecting "
+		       "(--client-output-buffer-limit)",
+		       (unsigned long long)c->id, addr, used,
+		       (unsigned long long)o->obuf_hard);
+	else
+		kv_log(c->s, SR_LOG_WARN,
+		       "client %llu (%s): %zu bytes of replies unsent, over "
+		       "the soft output buffer limit (%llu) for more than %u "
+		       "s: disconnecting (--client-output-buffer-limit)",
+		       (unsigned long long)c->id, addr, used,
+		       (unsigned long long)o->obuf_soft, o->obuf_soft_secs);
+	conn_kill(c);
+}
+
+/* After the output grew (or time passed): enforce the output limits.
+ * Returns 1 if c is now being disconnected. */
+static int conn_out_check(struct kv_conn *c)
+{
+	const struct kv_opts *o = &c->s->opt;
+	size_t used = conn_output(c);
+
+	if (c->killed)
+		return 1;
+	if (o->obuf_hard && used >= o->obuf_hard) {
+		conn_obuf_kill(c, used, 1);
+		return 1;
+	}
+	if (o->obuf_soft && used >= o->obuf_soft) {
+		uint64_t now = kv_now_ms(c->s);
+		if (!c->heavy)
+			heavy_link(c, now);
+		else if (now - c->soft_ms >
+			 (uint64_t)o->obuf_soft_secs * 1000) {
+			conn_obuf_kill(c, used, 0);
+			return 1;
+		}
+	} else if (c->heavy) {
+		heavy_unlink(c);
+	}
+	return 0;
+}
+
+/* Every KV_CRON_MS: the soft output limit's clock and the idle timeout.
+ * Both walks stop at the first connection with nothing to do. */
+static void conn_cron(sr_loop *loop, uint64_t id, void *ctx)
+{
+	struct kv_server *s = ctx;
+	struct kv_conn *c, *next;
+	uint64_t now = kv_now_ms(s);
+
+	(void)id;
+	s->cron_timer = 0;
+	if (s->stopping)
+		return;
+	for (c = s->heavy; c; c = next) {
+		next = c->hnext; /* a kill leaves c on the list until closed */
+		conn_out_check(c);
+	}
+	if (s->opt.idle_timeout_s) {
+		uint64_t idle = (uint64_t)s->opt.idle_timeout_s * 1000;
+		for (c = s->active_head; c && now - c->active_ms >= idle;
+		     c = next) {
+			next = c->anext;
+			if (c->killed)
+				continue;
+			if (c->head) { /* waiting for the engine: not idle */
+				conn_touch(c);
+				continue;
+			}
+			s->n_idle_disconnects++;
+			kv_log(s, SR_LOG_DEBUG,
+			       "client %llu idle for %u s: closing "
+			       "(--idle-timeout)",
+			       (unsigned long long)c->id,
+			       s->opt.idle_timeout_s);
+			conn_kill(c);
+		}
+	}
+	sr_loop_timer_add(loop, KV_CRON_MS, conn_cron, s, &s->cron_timer);
+}
+
 /* Write what we can.  Returns -1 if the connection was closed. */
 static int conn_flush(struct kv_conn *c)
 {
+	if (c->killed) {
+		conn_close(c);
+		return -1;
+	}
 	while (c->out.len > c->out_off) {
 		ssize_t n = write(c->fd, c->out.p + c->out_off,
 				  c->out.len - c->out_off);
 		if (n > 0) {
 			c->out_off += (size_t)n;
+			conn_touch(c);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -88,12 +281,16 @@ static int conn_flush(struct kv_conn *c)
 	}
 	if (c->out_off == c->out.len) {
 		c->out.len = c->out_off = 0;
-		if (c->out.cap > 1024 * 1024)
+		if (c->out.cap > KV_OUT_KEEP)
 			kv_buf_free(&c->out);
 	} else if (c->out_off > 1024 * 1024) {
 		kv_buf_consume(&c->out, c->out_off);
 		c->out_off = 0;
 	}
+	if (c->heavy && conn_output(c) < c->s->opt.obuf_soft)
+		heavy_unlink(c);
+	if (c->head && c->head->ready && conn_unsent(c) < KV_OUT_HIGH / 2)
+		kv_conn_pump(c); /* reads held back by a full output */
 	if ((c->closing || c->eof) && !c->head && c->out.len == 0) {
 		conn_close(c);
 		return -1;
@@ -138,13 +335,21 @@ static void conn_mark_dirty(struct kv_conn *c)
 		s->flush_scheduled = 1;
 }
 
-/* Move every answered request at the head of the FIFO to the output. */
+/* Move every answered request at the head of the FIFO to the output.  A
+ * read is evaluated only while the output is below KV_OUT_HIGH: the rest
+ * wait (holding their arguments, not their replies) until conn_flush
+ * drains it, so 1,024 pipelined GETs of a large value by a client that
+ * does not read cost 4 MiB, not 1,024 values. */
 void kv_conn_pump(struct kv_conn *c)
 {
 	struct kv_req *r;
 	int moved = 0;
 
-	while ((r = c->head) != NULL && r->ready) {
+	while (!c->killed && (r = c->head) != NULL && r->ready) {
+		if (r->eval && !r->silent && conn_unsent(c) >= KV_OUT_HIGH)
+			break;
+		if (r->queued)
+			c->queued -= r->buf.len;
 		if (r->silent)
 			; /* CLIENT REPLY OFF/SKIP */
 		else if (r->eval)
@@ -158,6 +363,8 @@ void kv_conn_pump(struct kv_conn *c)
 		c->npending--;
 		kv_req_orphan(c->s, r);
 		moved = 1;
+		if (conn_out_check(c))
+			return; /* killed: marked dirty to be closed */
 	}
 	if (moved)
 		conn_mark_dirty(c);
@@ -198,6 +405,8 @@ static void conn_protocol_error(struct kv_conn *c, const char *err)
 		if (r) {
 			r->buf = tmp;
 			r->ready = 1;
+			r->queued = 1;
+			c->queued += tmp.len;
 			tmp.p = NULL;
 		}
 	} else {
@@ -268,6 +477,8 @@ static void conn_run(struct kv_conn *c)
 		if (r) {
 			r->buf = scratch;
 			r->ready = 1;
+			r->queued = 1;
+			c->queued += scratch.len;
 			scratch.p = NULL;
 		}
 	}
@@ -278,6 +489,7 @@ static void conn_run(struct kv_conn *c)
 	}
 	if (c->out.len > c->out_off)
 		conn_mark_dirty(c);
+	conn_out_check(c);
 }
 
 /* Parse and run what the buffer holds, then drop the consumed bytes. */
@@ -315,37 +527,70 @@ static size_t query_limit(const struct kv_server *s)
 	return (size_t)s->opt.max_bulk + 1024 * 1024;
 }
 
-static void conn_read(struct kv_conn *c)
+/* Read and run what arrived.  Returns -1 if c was closed. */
+static int conn_read_some(struct kv_conn *c)
 {
 	for (int round = 0; round < 16 && !c->paused && !c->closing; round++) {
 		ssize_t n;
 		if (kv_buf_reserve(&c->in, KV_READ_CHUNK)) {
 			conn_protocol_error(c, "out of memory");
-			return;
+			return 0;
 		}
 		n = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
+			return 0;
 		if (n <= 0) {
 			/* EOF or reset: answer what is owed if we can. */
 			c->eof = 1;
 			conn_set_interest(c);
-			if (n < 0 || (!c->head && c->out.len == c->out_off))
+			if (n < 0 || (!c->head && c->out.len == c->out_off)) {
 				conn_close(c);
-			return;
+				return -1;
+			}
+			return 0;
 		}
 		c->in.len += (size_t)n;
+		conn_touch(c);
 		if (c->in.len - kv_parser_done_bytes(&c->parser) >
 		    query_limit(c->s)) {
+			c->s->n_qbuf_disconnects++;
+			kv_log(c->s, SR_LOG_WARN,
+			       "client %llu: request over the query buffer "
+			       "limit (%zu bytes: --max-bulk + 1 MiB): "
+			       "disconnecting",
+			       (unsigned long long)c->id, query_limit(c->s));
 			conn_protocol_error(c, "Protocol error: query buffer "
 					       "limit exceeded");
-			return;
+			return 0;
 		}
 		conn_process(c); /* never closes c: errors set c->closing */
 		if ((size_t)n < KV_READ_CHUNK)
-			return;
+			return 0;
+	}
+	return 0;
+}
+
+/* A connection with nothing buffered reads into the server's spare input
+ * buffer and gives it back if it parsed everything: idle connections hold
+ * no input buffer. */
+static void conn_read(struct kv_conn *c)
+{
+	struct kv_server *s = c->s;
+
+	if (c->in.cap == 0 && s->spare_in.cap) {
+		c->in = s->spare_in;
+		memset(&s->spare_in, 0, sizeof(s->spare_in));
+	}
+	if (conn_read_some(c))
+		return;
+	if (c->in.len == 0 && c->in.cap) {
+		if (s->spare_in.cap == 0 && c->in.cap <= 4 * KV_READ_CHUNK)
+			s->spare_in = c->in;
+		else
+			kv_buf_free(&c->in);
+		memset(&c->in, 0, sizeof(c->in));
 	}
 }
 
@@ -373,6 +618,8 @@ static void conn_close(struct kv_conn *c)
 	sr_loop_unwatch(s->loop, c->fd);
 	close(c->fd);
 	c->fd = -1;
+	active_unlink(c);
+	heavy_unlink(c);
 	for (r = c->head; r; r = next) {
 		next = r->next;
 		kv_req_orphan(s, r);
@@ -476,12 +723,15 @@ void kv_server_client_list(struct kv_server *s, const struct kv_conn *only,
 		sock_name(c->fd, 0, laddr, sizeof(laddr));
 		kv_buf_printf(out,
 			      "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu "
-			      "flags=N db=0 multi=-1 qbuf=%zu obl=%zu oll=%u "
-			      "user=default resp=2\n",
+			      "idle=%llu flags=N db=0 multi=-1 qbuf=%zu "
+			      "obl=%zu "
+			      "oll=%u omem=%zu user=default resp=2\n",
 			      (unsigned long long)c->id, addr, laddr, c->fd,
 			      c->name,
 			      (unsigned long long)(now - c->created_ms) / 1000,
-			      c->in.len, c->out.len - c->out_off, c->npending);
+			      (unsigned long long)(now - c->active_ms) / 1000,
+			      c->in.len, c->out.len - c->out_off, c->npending,
+			      conn_output(c));
 	}
 }
 
@@ -501,6 +751,10 @@ static void conn_open(struct kv_server *s, int fd)
 		static const char msg[] = "-ERR max number of clients "
 					  "reached\r\n";
 		s->n_rejected_conns++;
+		kv_log(s, SR_LOG_DEBUG,
+		       "max number of clients (%u) reached: "
+		       "refusing a connection",
+		       s->opt.max_clients);
 		if (write(fd, msg, sizeof(msg) - 1) < 0) {
 			/* it is being closed anyway */
 		}
@@ -524,6 +778,7 @@ static void conn_open(struct kv_server *s, int fd)
 	s->conns = c;
 	s->n_conns++;
 	s->n_accepted++;
+	conn_touch(c);
 	conn_set_interest(c);
 	if (c->interest == 0)
 		conn_close(c);
@@ -631,7 +886,9 @@ int kv_server_listen(struct kv_server *s)
 	}
 	s->listen_fd = fd;
 	if (sr_loop_watch(s->loop, fd, SR_LOOP_READ, on_accept, s) ||
-	    kv_req_sweep_start(s))
+	    kv_req_sweep_start(s) ||
+	    sr_loop_timer_add(s->loop, KV_CRON_MS, conn_cron, s,
+			      &s->cron_timer))
 		return -1;
 	return 0;
 }
@@ -644,10 +901,15 @@ void kv_server_close_all(struct kv_server *s)
 		close(s->listen_fd);
 		s->listen_fd = -1;
 	}
+	if (s->cron_timer) {
+		sr_loop_timer_cancel(s->loop, s->cron_timer);
+		s->cron_timer = 0;
+	}
 	while (s->conns) {
 		struct kv_conn *c = s->conns;
 		conn_flush(c); /* best effort: replies already owed */
 		if (s->conns == c)
 			conn_close(c);
 	}
+	kv_buf_free(&s->spare_in);
 }
