@@ -4,6 +4,7 @@
 #   make test            every test; ends with "N passed, N failed"
 #   make sim SEEDS=n     n simulator seeds
 #   make explore         the bounded exhaustive explorer (EXPLORE_SECONDS=60)
+#   make soak            kvnode under load with leader kills (SOAK_SECONDS=600)
 #   make bench           benchmarks
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make format          clang-format the tree
@@ -102,6 +103,7 @@ $(BUILD)/seshatraft.pc: pkgconfig/seshatraft.pc.in Makefile
 -include examples/build.mk
 -include examples/kvnode/build.mk
 -include bench/build.mk
+-include test/soak/build.mk
 
 TEST_LIBS = $(STATIC) $(LDLIBS_ALL) $(URING_LIBS)
 
