@@ -1,6 +1,7 @@
 /*
- * conn.h — what server.c (client connections) and requests.c (requests
- * waiting for the engine) share.  Private to those two files.
+ * conn.h — what server.c (client connections), limits.c (what a
+ * connection may cost) and requests.c (requests waiting for the engine)
+ * share.  Private to those files.
  */
 #ifndef KVNODE_CONN_H
 #define KVNODE_CONN_H
@@ -58,10 +59,36 @@ struct kv_conn {
 	uint8_t authed;	    /* AUTH succeeded (auth.c) */
 };
 
+static inline size_t kv_conn_unsent(const struct kv_conn *c)
+{
+	return c->out.len - c->out_off;
+}
+
+/* Unsent replies and ready replies waiting in the FIFO: what the output
+ * limits measure. */
+static inline size_t kv_conn_output(const struct kv_conn *c)
+{
+	return kv_conn_unsent(c) + c->queued;
+}
+
 /* server.c: append a request to the connection's FIFO; move answered
- * requests at the head of the FIFO to the output. */
+ * requests at the head of the FIFO to the output; queue c for the
+ * deferred flush; "host:port" of a socket's peer (or its own address). */
 struct kv_req *kv_req_new(struct kv_conn *c, int kind);
 void kv_conn_pump(struct kv_conn *c);
+void kv_conn_mark_dirty(struct kv_conn *c);
+void kv_sock_name(int fd, int peer, char *out, size_t cap);
+
+/* limits.c: c read or wrote (kv_conn_touch), its output grew (check the
+ * limits: 1 if c is now being disconnected) or shrank, it is closing;
+ * disconnect c at the next flush; the periodic check. */
+void kv_conn_touch(struct kv_conn *c);
+int kv_conn_out_check(struct kv_conn *c);
+void kv_conn_out_drained(struct kv_conn *c);
+void kv_conn_forget(struct kv_conn *c);
+void kv_conn_kill(struct kv_conn *c);
+int kv_limits_start(struct kv_server *s);
+void kv_limits_stop(struct kv_server *s);
 
 /* requests.c: the connection lets go of a request (answered, or the
  * client went away); start the periodic timeout sweep. */

@@ -23,19 +23,20 @@
  * limit (max_bulk plus 1 MiB of headers); reading stops while a
  * connection has too many requests in flight or too much output unsent
  * (a client that pipelines without reading), and resumes when it drains.
- * Reading stops between commands, so one command's replies can still
- * overshoot (1,024 pipelined GETs of a large value); the output limits
- * bound that, as Redis's client-output-buffer-limit: a connection whose
- * unsent replies reach the hard limit, or stay above the soft limit for
- * longer than its seconds, is disconnected with a WARN line and counted
- * in INFO.  An idle connection holds no input buffer: the one being read
+ * Reads waiting in the FIFO are evaluated only while the output is below
+ * that mark, so pipelined GETs of a large value cost their arguments, not
+ * their replies.  What can still overshoot (one huge reply, ready replies
+ * queued behind a slow one) is bounded by the output limits, as Redis's
+ * client-output-buffer-limit: a connection whose unsent replies reach the
+ * hard limit, or stay above the soft limit for longer than its seconds,
+ * is disconnected with a WARN line and counted in INFO.  An idle connection holds no input buffer: the one being read
  * borrows the server's spare and gives it back once it has parsed
  * everything, so 10,000 idle clients cost their struct and their socket.
  *
+ * When a connection must go (limits, idle timeout) is limits.c's call.
  * Per loop iteration the work is O(ready connections): epoll reports
- * only those, flushing walks the dirty list, and the periodic check
- * (conn_cron) looks only at the oldest end of the activity list (the
- * idle timeout) and at the few connections over the soft limit.
+ * only those, flushing walks the dirty list, and limits.c's periodic
+ * check looks only at the connections it has to act on.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +53,6 @@
 
 #define KV_READ_CHUNK (16 * 1024)
 #define KV_OUT_KEEP   (16 * 1024) /* a flushed output buffer kept at most */
-#define KV_CRON_MS    100	  /* idle timeout and soft limit checks */
 
 /* ------------------------------------------------------------------ */
 /* Output                                                             */
@@ -61,8 +61,6 @@
 static void conn_close(struct kv_conn *c);
 static void conn_event(sr_loop *loop, int fd, int events, void *ctx);
 static void conn_process(struct kv_conn *c);
-static void conn_mark_dirty(struct kv_conn *c);
-static void sock_name(int fd, int peer, char *out, size_t cap);
 
 static void conn_set_interest(struct kv_conn *c)
 {
@@ -81,182 +79,6 @@ static void conn_set_interest(struct kv_conn *c)
 	c->interest = want;
 }
 
-static size_t conn_unsent(const struct kv_conn *c)
-{
-	return c->out.len - c->out_off;
-}
-
-/* Unsent replies and ready replies waiting in the FIFO: what the output
- * limits measure. */
-static size_t conn_output(const struct kv_conn *c)
-{
-	return conn_unsent(c) + c->queued;
-}
-
-/* ------------------------------------------------------------------ */
-/* Activity and limits                                                */
-/* ------------------------------------------------------------------ */
-
-static void active_unlink(struct kv_conn *c)
-{
-	struct kv_server *s = c->s;
-
-	if (c->aprev)
-		c->aprev->anext = c->anext;
-	else if (s->active_head == c)
-		s->active_head = c->anext;
-	if (c->anext)
-		c->anext->aprev = c->aprev;
-	else if (s->active_tail == c)
-		s->active_tail = c->aprev;
-	c->aprev = c->anext = NULL;
-}
-
-/* c read or wrote something: it moves to the young end of the list, so
- * the idle check only ever looks at the old end. */
-static void conn_touch(struct kv_conn *c)
-{
-	struct kv_server *s = c->s;
-
-	c->active_ms = kv_now_ms(s);
-	if (s->active_tail == c)
-		return;
-	active_unlink(c);
-	c->aprev = s->active_tail;
-	if (s->active_tail)
-		s->active_tail->anext = c;
-	else
-		s->active_head = c;
-	s->active_tail = c;
-}
-
-static void heavy_unlink(struct kv_conn *c)
-{
-	if (!c->heavy)
-		return;
-	if (c->hprev)
-		c->hprev->hnext = c->hnext;
-	else
-		c->s->heavy = c->hnext;
-	if (c->hnext)
-		c->hnext->hprev = c->hprev;
-	c->hprev = c->hnext = NULL;
-	c->heavy = 0;
-}
-
-static void heavy_link(struct kv_conn *c, uint64_t now)
-{
-	c->heavy = 1;
-	c->soft_ms = now;
-	c->hprev = NULL;
-	c->hnext = c->s->heavy;
-	if (c->hnext)
-		c->hnext->hprev = c;
-	c->s->heavy = c;
-}
-
-/* Drop what c is owed and close it at the next flush (a deferred call):
- * callers may be in the middle of walking lists c is on. */
-static void conn_kill(struct kv_conn *c)
-{
-	c->killed = 1;
-	c->closing = 1;
-	c->paused = 1;
-	c->out.len = c->out_off = 0;
-	conn_mark_dirty(c);
-}
-
-static void conn_obuf_kill(struct kv_conn *c, size_t used, int hard)
-{
-	const struct kv_opts *o = &c->s->opt;
-	char addr[NI_MAXHOST + NI_MAXSERV + 4];
-
-	sock_name(c->fd, 1, addr, sizeof(addr));
-	c->s->n_obuf_disconnects++;
-	if (hard)
-		kv_log(c->s, SR_LOG_WARN,
-		       "client %llu (%s): %zu bytes of replies unsent reach "
-		       "the hard output buffer limit (%llu): disconnecting "
-		       "(--client-output-buffer-limit)",
-		       (unsigned long long)c->id, addr, used,
-		       (unsigned long long)o->obuf_hard);
-	else
-		kv_log(c->s, SR_LOG_WARN,
-		       "client %llu (%s): %zu bytes of replies unsent, over "
-		       "the soft output buffer limit (%llu) for more than %u "
-		       "s: disconnecting (--client-output-buffer-limit)",
-		       (unsigned long long)c->id, addr, used,
-		       (unsigned long long)o->obuf_soft, o->obuf_soft_secs);
-	conn_kill(c);
-}
-
-/* After the output grew (or time passed): enforce the output limits.
- * Returns 1 if c is now being disconnected. */
-static int conn_out_check(struct kv_conn *c)
-{
-	const struct kv_opts *o = &c->s->opt;
-	size_t used = conn_output(c);
-
-	if (c->killed)
-		return 1;
-	if (o->obuf_hard && used >= o->obuf_hard) {
-		conn_obuf_kill(c, used, 1);
-		return 1;
-	}
-	if (o->obuf_soft && used >= o->obuf_soft) {
-		uint64_t now = kv_now_ms(c->s);
-		if (!c->heavy)
-			heavy_link(c, now);
-		else if (now - c->soft_ms >
-			 (uint64_t)o->obuf_soft_secs * 1000) {
-			conn_obuf_kill(c, used, 0);
-			return 1;
-		}
-	} else if (c->heavy) {
-		heavy_unlink(c);
-	}
-	return 0;
-}
-
-/* Every KV_CRON_MS: the soft output limit's clock and the idle timeout.
- * Both walks stop at the first connection with nothing to do. */
-static void conn_cron(sr_loop *loop, uint64_t id, void *ctx)
-{
-	struct kv_server *s = ctx;
-	struct kv_conn *c, *next;
-	uint64_t now = kv_now_ms(s);
-
-	(void)id;
-	s->cron_timer = 0;
-	if (s->stopping)
-		return;
-	for (c = s->heavy; c; c = next) {
-		next = c->hnext; /* a kill leaves c on the list until closed */
-		conn_out_check(c);
-	}
-	if (s->opt.idle_timeout_s) {
-		uint64_t idle = (uint64_t)s->opt.idle_timeout_s * 1000;
-		for (c = s->active_head; c && now - c->active_ms >= idle;
-		     c = next) {
-			next = c->anext;
-			if (c->killed)
-				continue;
-			if (c->head) { /* waiting for the engine: not idle */
-				conn_touch(c);
-				continue;
-			}
-			s->n_idle_disconnects++;
-			kv_log(s, SR_LOG_DEBUG,
-			       "client %llu idle for %u s: closing "
-			       "(--idle-timeout)",
-			       (unsigned long long)c->id,
-			       s->opt.idle_timeout_s);
-			conn_kill(c);
-		}
-	}
-	sr_loop_timer_add(loop, KV_CRON_MS, conn_cron, s, &s->cron_timer);
-}
-
 /* Write what we can.  Returns -1 if the connection was closed. */
 static int conn_flush(struct kv_conn *c)
 {
@@ -269,7 +91,7 @@ static int conn_flush(struct kv_conn *c)
 				  c->out.len - c->out_off);
 		if (n > 0) {
 			c->out_off += (size_t)n;
-			conn_touch(c);
+			kv_conn_touch(c);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -287,9 +109,8 @@ static int conn_flush(struct kv_conn *c)
 		kv_buf_consume(&c->out, c->out_off);
 		c->out_off = 0;
 	}
-	if (c->heavy && conn_output(c) < c->s->opt.obuf_soft)
-		heavy_unlink(c);
-	if (c->head && c->head->ready && conn_unsent(c) < KV_OUT_HIGH / 2)
+	kv_conn_out_drained(c);
+	if (c->head && c->head->ready && kv_conn_unsent(c) < KV_OUT_HIGH / 2)
 		kv_conn_pump(c); /* reads held back by a full output */
 	if ((c->closing || c->eof) && !c->head && c->out.len == 0) {
 		conn_close(c);
@@ -297,7 +118,7 @@ static int conn_flush(struct kv_conn *c)
 	}
 	if (c->paused && !c->closing && !c->s->stopping &&
 	    c->npending < KV_MAX_PENDING / 2 &&
-	    conn_unsent(c) < KV_OUT_HIGH / 2) {
+	    kv_conn_unsent(c) < KV_OUT_HIGH / 2) {
 		c->paused = 0;
 		conn_set_interest(c);
 		conn_process(c); /* commands may wait in the buffer */
@@ -322,7 +143,7 @@ static void flush_dirty(sr_loop *loop, void *ctx)
 	}
 }
 
-static void conn_mark_dirty(struct kv_conn *c)
+void kv_conn_mark_dirty(struct kv_conn *c)
 {
 	struct kv_server *s = c->s;
 
@@ -346,7 +167,7 @@ void kv_conn_pump(struct kv_conn *c)
 	int moved = 0;
 
 	while (!c->killed && (r = c->head) != NULL && r->ready) {
-		if (r->eval && !r->silent && conn_unsent(c) >= KV_OUT_HIGH)
+		if (r->eval && !r->silent && kv_conn_unsent(c) >= KV_OUT_HIGH)
 			break;
 		if (r->queued)
 			c->queued -= r->buf.len;
@@ -363,11 +184,11 @@ void kv_conn_pump(struct kv_conn *c)
 		c->npending--;
 		kv_req_orphan(c->s, r);
 		moved = 1;
-		if (conn_out_check(c))
+		if (kv_conn_out_check(c))
 			return; /* killed: marked dirty to be closed */
 	}
 	if (moved)
-		conn_mark_dirty(c);
+		kv_conn_mark_dirty(c);
 }
 
 struct kv_req *kv_req_new(struct kv_conn *c, int kind)
@@ -415,12 +236,13 @@ static void conn_protocol_error(struct kv_conn *c, const char *err)
 	kv_buf_free(&tmp);
 	c->closing = 1;
 	c->paused = 1;
-	conn_mark_dirty(c);
+	kv_conn_mark_dirty(c);
 }
 
 static int conn_overloaded(const struct kv_conn *c)
 {
-	return c->npending >= KV_MAX_PENDING || conn_unsent(c) >= KV_OUT_HIGH;
+	return c->npending >= KV_MAX_PENDING ||
+	       kv_conn_unsent(c) >= KV_OUT_HIGH;
 }
 
 /* Run one parsed command. */
@@ -488,8 +310,8 @@ static void conn_run(struct kv_conn *c)
 		free(lv);
 	}
 	if (c->out.len > c->out_off)
-		conn_mark_dirty(c);
-	conn_out_check(c);
+		kv_conn_mark_dirty(c);
+	kv_conn_out_check(c);
 }
 
 /* Parse and run what the buffer holds, then drop the consumed bytes. */
@@ -552,7 +374,7 @@ static int conn_read_some(struct kv_conn *c)
 			return 0;
 		}
 		c->in.len += (size_t)n;
-		conn_touch(c);
+		kv_conn_touch(c);
 		if (c->in.len - kv_parser_done_bytes(&c->parser) >
 		    query_limit(c->s)) {
 			c->s->n_qbuf_disconnects++;
@@ -618,8 +440,7 @@ static void conn_close(struct kv_conn *c)
 	sr_loop_unwatch(s->loop, c->fd);
 	close(c->fd);
 	c->fd = -1;
-	active_unlink(c);
-	heavy_unlink(c);
+	kv_conn_forget(c);
 	for (r = c->head; r; r = next) {
 		next = r->next;
 		kv_req_orphan(s, r);
@@ -651,7 +472,7 @@ void kv_server_close_after_reply(struct kv_conn *c)
 {
 	c->closing = 1;
 	c->paused = 1;
-	conn_mark_dirty(c);
+	kv_conn_mark_dirty(c);
 }
 
 uint64_t kv_server_conn_id(const struct kv_conn *c)
@@ -692,7 +513,7 @@ void kv_server_set_conn_name(struct kv_conn *c, const char *name, size_t len)
 	c->name[len] = 0;
 }
 
-static void sock_name(int fd, int peer, char *out, size_t cap)
+void kv_sock_name(int fd, int peer, char *out, size_t cap)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -719,8 +540,8 @@ void kv_server_client_list(struct kv_server *s, const struct kv_conn *only,
 		char addr[NI_MAXHOST + NI_MAXSERV + 4], laddr[sizeof(addr)];
 		if (only && c != only)
 			continue;
-		sock_name(c->fd, 1, addr, sizeof(addr));
-		sock_name(c->fd, 0, laddr, sizeof(laddr));
+		kv_sock_name(c->fd, 1, addr, sizeof(addr));
+		kv_sock_name(c->fd, 0, laddr, sizeof(laddr));
 		kv_buf_printf(out,
 			      "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu "
 			      "idle=%llu flags=N db=0 multi=-1 qbuf=%zu "
@@ -731,7 +552,7 @@ void kv_server_client_list(struct kv_server *s, const struct kv_conn *only,
 			      (unsigned long long)(now - c->created_ms) / 1000,
 			      (unsigned long long)(now - c->active_ms) / 1000,
 			      c->in.len, c->out.len - c->out_off, c->npending,
-			      conn_output(c));
+			      kv_conn_output(c));
 	}
 }
 
@@ -778,7 +599,7 @@ static void conn_open(struct kv_server *s, int fd)
 	s->conns = c;
 	s->n_conns++;
 	s->n_accepted++;
-	conn_touch(c);
+	kv_conn_touch(c);
 	conn_set_interest(c);
 	if (c->interest == 0)
 		conn_close(c);
@@ -886,9 +707,7 @@ int kv_server_listen(struct kv_server *s)
 	}
 	s->listen_fd = fd;
 	if (sr_loop_watch(s->loop, fd, SR_LOOP_READ, on_accept, s) ||
-	    kv_req_sweep_start(s) ||
-	    sr_loop_timer_add(s->loop, KV_CRON_MS, conn_cron, s,
-			      &s->cron_timer))
+	    kv_req_sweep_start(s) || kv_limits_start(s))
 		return -1;
 	return 0;
 }
@@ -901,10 +720,7 @@ void kv_server_close_all(struct kv_server *s)
 		close(s->listen_fd);
 		s->listen_fd = -1;
 	}
-	if (s->cron_timer) {
-		sr_loop_timer_cancel(s->loop, s->cron_timer);
-		s->cron_timer = 0;
-	}
+	kv_limits_stop(s);
 	while (s->conns) {
 		struct kv_conn *c = s->conns;
 		conn_flush(c); /* best effort: replies already owed */

@@ -550,12 +550,14 @@ def main():
         print(hdr)
         sample(c, instances, t0)
         last_row = {}
-        while time.time() < end and th.is_alive():
+        while True:
             now = time.time()
+            last = now >= end or not th.is_alive()
             if restart and now >= restart[1]:
                 c.start(restart[0])
                 restart = None
-            if next_kill and now >= next_kill and restart is None:
+            if next_kill and now >= next_kill and restart is None and \
+                    not last:
                 try:
                     lid = c.wait_leader(timeout=20)
                     c.kill(lid)
@@ -565,10 +567,11 @@ def main():
                 except AssertionError as e:
                     problems.append("no leader to kill: %s" % e)
                 next_kill += args.kill_every
-            if now >= next_sample:
+            if now >= next_sample or last:
                 last_row = sample(c, instances, t0)
                 next_sample += SAMPLE_S
-            if now >= next_minute:
+            # A row per minute, and the last one (if over 5 s long).
+            if now >= next_minute or (last and now - next_minute + 60 > 5):
                 m, cur["m"] = cur["m"], Minute()
                 killed = ",".join(str(k) for k in cur["kills"]) or "-"
                 cur["kills"] = []
@@ -580,8 +583,9 @@ def main():
                                              last_row[nid][2]))
                     if nid in last_row else "%d: %-13s" % (nid, "down")
                     for nid in sorted(c.nodes))
+                secs = min(60.0, now - (next_minute - 60))
                 row = ("%4d %6d %5.0f %6.2f %7.2f %8.1f %4d %5d %5d %4s | %s" %
-                       (len(minutes), len(lat), len(lat) / 60.0,
+                       (len(minutes), len(lat), len(lat) / secs,
                         pct(lat, 50) * 1e3, pct(lat, 99) * 1e3,
                         (lat[-1] if lat else float("nan")) * 1e3, m.errors,
                         m.retries, m.reconnects, killed, nodes))
@@ -592,6 +596,8 @@ def main():
                     problems.append("minute %d: no operation succeeded"
                                     % len(minutes))
                 next_minute += 60
+            if last:
+                break
             time.sleep(0.05)
         load.stop.set()
         th.join(60)
