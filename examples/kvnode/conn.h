@@ -10,6 +10,7 @@
 
 #define KV_MAX_PENDING 1024 /* requests in flight per connection */
 #define KV_OUT_HIGH    (4u * 1024 * 1024) /* unsent output that pauses reading */
+#define KV_PUMP_SHARE  (256u * 1024) /* reads evaluated per pump, in bytes */
 
 enum { LIST_NONE = 0, LIST_WAITING = 1, LIST_ORPHANS = 2 };
 
@@ -41,6 +42,7 @@ struct kv_conn {
 	struct kv_buf out;
 	size_t out_off;
 	size_t queued; /* ready replies waiting in the FIFO, in bytes */
+	size_t share;  /* reads evaluated since the last flush, in bytes */
 	struct kv_req *head, *tail;
 	uint32_t npending;
 	uint8_t dirty;	 /* on the dirty list */

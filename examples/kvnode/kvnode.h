@@ -377,7 +377,8 @@ struct kv_server {
 	struct kv_conn *conns; /* every client connection */
 	uint32_t n_conns;
 	uint64_t next_conn_id;
-	struct kv_conn *dirty; /* connections with output to flush */
+	struct kv_conn *dirty;	  /* connections with output to flush */
+	struct kv_conn *flushing; /* those being flushed (server.c) */
 	int flush_scheduled;
 	/* Connections by last activity (oldest first), those over the soft
 	 * output limit, the input buffer lent to the connection being read,

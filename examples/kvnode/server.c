@@ -110,8 +110,9 @@ static int conn_flush(struct kv_conn *c)
 		c->out_off = 0;
 	}
 	kv_conn_out_drained(c);
-	if (c->head && c->head->ready && kv_conn_unsent(c) < KV_OUT_HIGH / 2)
-		kv_conn_pump(c); /* reads held back by a full output */
+	c->share = 0;
+	if (c->head && c->head->ready && kv_conn_unsent(c) < KV_OUT_HIGH)
+		kv_conn_pump(c); /* reads held back: the next share */
 	if ((c->closing || c->eof) && !c->head && c->out.len == 0) {
 		conn_close(c);
 		return -1;
@@ -128,15 +129,20 @@ static int conn_flush(struct kv_conn *c)
 	return 0;
 }
 
+/* Flush the connections dirty so far.  One marked dirty meanwhile (its
+ * pump has more to evaluate) waits for the next turn of the loop, after
+ * the timers: heartbeats go out between two shares of a long output. */
 static void flush_dirty(sr_loop *loop, void *ctx)
 {
 	struct kv_server *s = ctx;
 
 	(void)loop;
 	s->flush_scheduled = 0;
-	while (s->dirty) {
-		struct kv_conn *c = s->dirty;
-		s->dirty = c->dnext;
+	s->flushing = s->dirty;
+	s->dirty = NULL;
+	while (s->flushing) {
+		struct kv_conn *c = s->flushing;
+		s->flushing = c->dnext;
 		c->dirty = 0;
 		c->dnext = NULL;
 		conn_flush(c);
@@ -156,27 +162,34 @@ void kv_conn_mark_dirty(struct kv_conn *c)
 		s->flush_scheduled = 1;
 }
 
-/* Move every answered request at the head of the FIFO to the output.  A
- * read is evaluated only while the output is below KV_OUT_HIGH: the rest
- * wait (holding their arguments, not their replies) until conn_flush
- * drains it, so 1,024 pipelined GETs of a large value by a client that
- * does not read cost 4 MiB, not 1,024 values. */
+/* Move every answered request at the head of the FIFO to the output.
+ * Reads are evaluated only while the output is below KV_OUT_HIGH, and at
+ * most KV_PUMP_SHARE bytes of them between two flushes: the rest wait,
+ * holding their arguments rather than their replies, for conn_flush to
+ * call again on a later turn of the loop.  So 1,024 pipelined GETs of a
+ * large value by a client that does not read cost 4 MiB, not 1,024
+ * values, and ten such clients do not hold the loop (and the heartbeats)
+ * for one long turn. */
 void kv_conn_pump(struct kv_conn *c)
 {
 	struct kv_req *r;
 	int moved = 0;
 
 	while (!c->killed && (r = c->head) != NULL && r->ready) {
-		if (r->eval && !r->silent && kv_conn_unsent(c) >= KV_OUT_HIGH)
+		size_t before = c->out.len;
+		if (r->eval && !r->silent &&
+		    (kv_conn_unsent(c) >= KV_OUT_HIGH ||
+		     c->share >= KV_PUMP_SHARE))
 			break;
 		if (r->queued)
 			c->queued -= r->buf.len;
 		if (r->silent)
 			; /* CLIENT REPLY OFF/SKIP */
-		else if (r->eval)
+		else if (r->eval) {
 			kv_cmd_eval_read(c->s, r->kind, r->buf.p, r->buf.len,
 					 &c->out);
-		else
+			c->share += c->out.len - before;
+		} else
 			kv_buf_put(&c->out, r->buf.p, r->buf.len);
 		c->head = r->next;
 		if (!c->head)
@@ -450,6 +463,9 @@ static void conn_close(struct kv_conn *c)
 		struct kv_conn **pp = &s->dirty;
 		while (*pp && *pp != c)
 			pp = &(*pp)->dnext;
+		if (!*pp) /* being flushed: on the detached list */
+			for (pp = &s->flushing; *pp && *pp != c;)
+				pp = &(*pp)->dnext;
 		if (*pp)
 			*pp = c->dnext;
 		c->dirty = 0;

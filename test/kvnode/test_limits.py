@@ -54,6 +54,10 @@ class Probe:
             self.err = e
 
     def stop(self, min_samples=20):
+        end = time.time() + 30
+        while (len(self.lat) < min_samples and self.err is None
+               and time.time() < end):
+            time.sleep(0.05)
         self.halt.set()
         self.t.join(30)
         self.conn.close()
@@ -63,6 +67,13 @@ class Probe:
         worst = max(self.lat)
         check(worst < STALL_S, "a probe round trip took %.2fs" % worst)
         return worst
+
+
+def sanitized(kvnode):
+    """An ASan build: its allocator keeps freed memory in quarantine, so
+    RSS bounds are loose there."""
+    with open(kvnode, "rb") as f:
+        return b"__asan_init" in f.read()
 
 
 def stats(c, nid):
@@ -92,20 +103,25 @@ def hog_socket(c, nid):
     return s
 
 
-def pipeline_without_reading(s, cmd, until, deadline):
-    """Send `cmd` over and over, never reading, until until() or the
-    deadline; the server stops reading when it has enough."""
+def pipeline_without_reading(socks, cmd, until, deadline):
+    """Send `cmd` over and over on each socket, never reading, until
+    until() or the deadline; the server stops reading when it has enough.
+    A socket the server closed is left alone."""
     chunk = cmd * 200
-    sent = 0
-    while time.time() < deadline and not until():
-        try:
-            at = sent % len(chunk)
-            sent += s.send(chunk[at:])
-        except BlockingIOError:
+    sent = [0] * len(socks)
+    live = set(range(len(socks)))
+    while time.time() < deadline and live and not until():
+        blocked = 0
+        for i in list(live):
+            try:
+                at = sent[i] % len(chunk)  # whole commands after a short send
+                sent[i] += socks[i].send(chunk[at:])
+            except BlockingIOError:
+                blocked += 1
+            except OSError:
+                live.discard(i)  # the server closed it
+        if blocked == len(live):
             time.sleep(0.02)
-        except OSError:
-            break  # the server closed it
-    return sent
 
 
 def obuf_disconnects(c, nid):
@@ -118,7 +134,7 @@ def big_get(key):
 
 @suite.test
 def test_client_that_never_reads_hits_the_hard_limit():
-    c = suite.cluster("hard", n=3,
+    c = suite.cluster("hard", n=3, election_ms=1000,
                       extra=["--client-output-buffer-limit", "1mb 0 0"])
     c.start_all()
     leader = c.wait_leader()
@@ -126,22 +142,23 @@ def test_client_that_never_reads_hits_the_hard_limit():
     eq(conn.call("SET", "big", b"x" * 65536), "OK")
     conn.close()
     probe = Probe(c, leader)
-    hog = hog_socket(c, leader)
+    hogs = [hog_socket(c, leader) for _ in range(10)]
     t0 = time.time()
-    pipeline_without_reading(hog, big_get(b"big"),
-                             lambda: obuf_disconnects(c, leader) > 0,
+    pipeline_without_reading(hogs, big_get(b"big"),
+                             lambda: obuf_disconnects(c, leader) >= 10,
                              t0 + 60)
     took = time.time() - t0
-    hog.close()
-    eq(obuf_disconnects(c, leader), 1, "the hog was not disconnected")
-    time.sleep(0.3)
+    for hog in hogs:
+        hog.close()
+    eq(obuf_disconnects(c, leader), 10, "not every hog was disconnected")
     probe.stop()
+    eq(c.wait_leader(), leader, "the leader changed")
     text = log_text(c, leader)
-    check("reach the hard output buffer limit (1048576): disconnecting"
-          in text, "no WARN line for the disconnect")
+    eq(text.count("reach the hard output buffer limit (1048576): "
+                  "disconnecting"), 10, "WARN lines for the disconnects")
     inf = c.info(leader, "clients")
     check(int(inf["connected_clients"]) <= 2, inf)
-    print("     hog disconnected after %.2fs; probe worst %.3fs"
+    print("     10 hogs disconnected within %.2fs; probe worst %.3fs"
           % (took, max(probe.lat)))
 
 
@@ -157,7 +174,7 @@ def test_soft_limit_disconnects_after_its_seconds():
     probe = Probe(c, leader)
     hog = hog_socket(c, leader)
     t0 = time.time()
-    pipeline_without_reading(hog, big_get(b"big"),
+    pipeline_without_reading([hog], big_get(b"big"),
                              lambda: obuf_disconnects(c, leader) > 0,
                              t0 + 60)
     took = time.time() - t0
@@ -171,11 +188,17 @@ def test_soft_limit_disconnects_after_its_seconds():
 
 
 @suite.test
-def test_default_limits_keep_a_non_reader_cheap_and_connected():
-    # The defaults (256mb 4mb 60): reading pauses at 4 MiB of unsent
-    # replies, so the memory a non-reader holds is bounded well below the
-    # hard limit, and it is not disconnected within the soft time.
-    c = suite.cluster("defaults", n=1)
+def test_default_limits_keep_non_readers_cheap_and_the_leader_steady():
+    # The defaults (256mb 4mb 60): reads are evaluated only while a
+    # connection's unsent output is below 4 MiB, and a share at a time, so
+    # ten clients pipelining GETs of a 256 KiB value without reading hold
+    # about 4 MiB each (not 1,024 values each), are not disconnected within
+    # the soft time, and do not hold the loop long enough for the
+    # followers to miss heartbeats (the leader stays).
+    # The kvnode default election timeout (1 s, not the suites' 300 ms):
+    # sanitizer builds on a loaded machine copy megabytes slowly.  main
+    # before the shares stalled here for over 10 s.
+    c = suite.cluster("defaults", n=3, election_ms=1000)
     c.start_all()
     leader = c.wait_leader()
     conn = c.conn(leader)
@@ -184,17 +207,19 @@ def test_default_limits_keep_a_non_reader_cheap_and_connected():
     pid = c.nodes[leader].proc.pid
     before = rss_kb(pid)
     probe = Probe(c, leader)
-    hog = hog_socket(c, leader)
-    pipeline_without_reading(hog, big_get(b"big"), lambda: False,
+    hogs = [hog_socket(c, leader) for _ in range(10)]
+    pipeline_without_reading(hogs, big_get(b"big"), lambda: False,
                              time.time() + 3)
     grown = rss_kb(pid) - before
     probe.stop()
     eq(obuf_disconnects(c, leader), 0)
-    # 4 MiB of output (reads are evaluated only while the output is below
-    # that), 1,024 pending requests, the input buffer: not 1,024 replies.
-    check(grown < 48 * 1024, "RSS grew %d KiB for one non-reader" % grown)
-    print("     RSS grew %d KiB with a non-reader" % grown)
-    hog.close()
+    eq(c.wait_leader(), leader, "the leader changed")
+    bound = 10 * 8 * 1024 * (4 if sanitized(suite.kvnode) else 1)
+    check(grown < bound, "RSS grew %d KiB for ten non-readers" % grown)
+    print("     RSS grew %d KiB with ten non-readers; probe worst %.3fs"
+          % (grown, max(probe.lat)))
+    for hog in hogs:
+        hog.close()
 
 
 def slowloris(c, nid, n, stop, per_byte=0.05):
