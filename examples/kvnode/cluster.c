@@ -402,7 +402,8 @@ static void cluster_text(struct kv_cmdctx *ctx,
 	struct kv_buf text = { 0 };
 
 	fn(ctx->s, &text);
-	kv_reply_bulk(ctx->out, text.p ? text.p : "", text.len);
+	kv_reply_verbatim(ctx->out, text.p ? text.p : "", text.len,
+			  kv_server_conn_resp3(ctx->c));
 	kv_buf_free(&text);
 }
 
