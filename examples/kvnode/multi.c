@@ -31,7 +31,7 @@ struct kv_txn {
 	int have_slot;
 	unsigned key_slot; /* the slot of the keys queued so far */
 	int have_key_slot;
-	int cross; /* queued keys in more than one slot: CROSSSLOT */
+	int cross;	    /* queued keys in more than one slot: CROSSSLOT */
 	struct kv_buf cmds; /* encoded commands, back to back */
 	size_t *ends;
 	size_t n, cap;

@@ -473,6 +473,8 @@ int kv_resp3_fix(struct kv_buf *b, size_t from)
 	size_t r = from, w = from;
 	int rc = 0;
 
+	if (from >= b->len)
+		return 0;
 	while (r < b->len) {
 		char t = b->p[r];
 		size_t end;
