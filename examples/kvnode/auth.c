@@ -107,6 +107,17 @@ void kv_auth_cmd_auth(struct kv_cmdctx *ctx)
 		kv_reply_simple(ctx->out, "OK");
 }
 
+/* What CLIENT SETNAME accepts too: printable, no spaces, < 64 bytes. */
+static int name_ok(const char *p, size_t len)
+{
+	if (len >= 64)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)p[i] <= ' ' || (unsigned char)p[i] > '~')
+			return 0;
+	return 1;
+}
+
 /* HELLO [protover [AUTH username password] [SETNAME clientname]] */
 void kv_auth_cmd_hello(struct kv_cmdctx *ctx)
 {
@@ -130,6 +141,14 @@ void kv_auth_cmd_hello(struct kv_cmdctx *ctx)
 				return;
 			i += 2;
 		} else if (arg_is(ctx, i, "SETNAME") && i + 1 < ctx->argc) {
+			if (!name_ok(ctx->argv[i + 1], ctx->lens[i + 1])) {
+				kv_reply_error(ctx->out, "ERR Client names "
+							 "cannot "
+							 "contain spaces, "
+							 "newlines or "
+							 "special characters.");
+				return;
+			}
 			i++; /* applied below, once everything checked out */
 		} else {
 			kv_reply_errorf(ctx->out, "ERR Syntax error in HELLO "

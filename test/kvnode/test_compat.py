@@ -319,6 +319,9 @@ def test_hello_3_switches_to_resp3_and_hello_2_back():
     eq(hello["modules"], [])
     send3(s, "CLIENT", "GETNAME")
     eq(read3(s), b"r3client")
+    send3(s, "HELLO", "3", "SETNAME", "bad name")
+    r = read3(s)
+    check(isinstance(r, Err) and "Client names" in r, r)
     # Nulls are "_", in a GET, inside arrays, from a transaction.
     send3(s, "GET", "nokey")
     eq(read3(s), None)
@@ -522,6 +525,8 @@ def test_cluster_mode_no_is_plain_redis():
     eq(h[h.index(b"mode") + 1], b"standalone")
     eq(conn.call("CONFIG", "GET", "cluster-enabled"),
        [b"cluster-enabled", b"no"])
+    info = parse_info(conn.call("INFO"))
+    eq((info["redis_mode"], info["cluster_enabled"]), ("standalone", "0"))
     conn.close()
 
 
