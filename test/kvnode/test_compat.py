@@ -6,7 +6,11 @@ and plain mode (pipelines, MULTI/EXEC transactions, WATCH), ioredis
 Cluster from the npm registry (a node script), `redis-cli --cluster
 check` and `redis-benchmark --cluster`, plus the raw-protocol details
 clients rely on (CLIENT REPLY OFF/SKIP, CLIENT SETNAME, the slot in MOVED,
-TRYAGAIN instead of MOVED to a dead leader).
+TRYAGAIN instead of MOVED to a dead leader, CLUSTERDOWN without a quorum),
+HELLO 3 and RESP3 replies (raw sockets, as redis-py 4.3 has no RESP3, and
+redis-cli -3), a WAIT that blocks without blocking other clients,
+CROSSSLOT as Redis Cluster gives it and --cluster-mode no, AUTH with
+--requirepass and a --user.
 
 A client package that is genuinely absent is reported as SKIP with the
 reason; everything else must pass.
