@@ -135,7 +135,7 @@ fuzz: $(FUZZ_BINS)
 build-tests: all $(TESTS) $(EXAMPLES)
 
 test: all $(TESTS)
-	@bash test/run-all $(TESTS) $(TEST_SCRIPTS)
+	@TEST_LOGDIR=$(BUILD)/test-logs bash test/run-all $(TESTS) $(TEST_SCRIPTS)
 
 # The bounded exhaustive explorer (docs/explorer.md): EXPLORE_SECONDS of
 # search in total, split between its profiles.
