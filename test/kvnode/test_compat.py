@@ -291,6 +291,16 @@ def test_client_reply_and_names():
     eq(conn.call("CLIENT", "SETNAME", "worker-1"), "OK")
     eq(conn.call("CLIENT", "GETNAME"), b"worker-1")
     check(b"name=worker-1" in conn.call("CLIENT", "LIST"))
+    # Accepted without effect (clients send them at connect).
+    eq(conn.call("CLIENT", "SETINFO", "lib-name", "x"), "OK")
+    eq(conn.call("CLIENT", "NO-EVICT", "on"), "OK")
+    eq(conn.call("CLIENT", "NO-TOUCH", "on"), "OK")
+    names = conn.call("COMMAND", "LIST")
+    eq(len(names), conn.call("COMMAND", "COUNT"))
+    check(b"get" in names and b"wait" in names, names)
+    eq(conn.call("SET", "fa", "1"), "OK")
+    eq(conn.call("FLUSHALL", "ASYNC"), "OK")
+    eq(conn.call("EXISTS", "fa"), 0)
     # OFF: no reply to it or to what follows until ON; SKIP: the next.
     conn.send("CLIENT", "REPLY", "OFF")
     conn.send("SET", "quiet", "1")
