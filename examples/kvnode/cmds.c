@@ -1070,9 +1070,9 @@ static void command_entry(struct kv_buf *o, const struct cmd *c, int r3)
 		kv_reply_set(o, 1, r3);
 		kv_reply_simple(o, "@connection");
 	}
-	kv_reply_array(o, 0); /* tips */
-	kv_reply_array(o, 0); /* key specifications (first/last/step say it) */
-	kv_reply_array(o, 0); /* subcommands */
+	kv_reply_set(o, 0, r3); /* tips (a set in Redis 7's RESP3) */
+	kv_reply_set(o, 0, r3); /* key specifications (first/last/step) */
+	kv_reply_array(o, 0);	/* subcommands */
 }
 
 /* The positions of the keys of argv (argv[0] the command) per the table:

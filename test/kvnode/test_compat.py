@@ -377,6 +377,7 @@ def test_hello_3_switches_to_resp3_and_hello_2_back():
     send3(s, "COMMAND", "INFO", "get")
     r = read3(s)
     eq(r[0][:6], [b"get", 2, frozenset(["readonly", "fast"]), 1, 1, 1])
+    eq(r[0][6:], [frozenset(["@read"]), frozenset(), frozenset(), []])
     send3(s, "COMMAND", "DOCS")
     eq(read3(s), {})
     send3(s, "CLUSTER", "SHARDS")
