@@ -113,11 +113,18 @@ static void wait_tick(sr_loop *loop, uint64_t id, void *ctx)
 	(void)loop;
 	(void)id;
 	s->wait_timer = 0;
-	/* wait_step may pump a connection, which never parks new WAITs
-	 * (parking happens only while a command runs). */
-	for (size_t i = 0; i < s->nwaits; i++)
-		if (!wait_step(s, &s->waits[i], now))
-			s->waits[keep++] = s->waits[i];
+	/* Entries are re-read by index: should answering one ever run a
+	 * command that parks a new WAIT (the array may move), the new one
+	 * is appended past n and kept below. */
+	size_t n = s->nwaits;
+	for (size_t i = 0; i < n; i++) {
+		struct kv_wait w = s->waits[i];
+		int done = wait_step(s, &w, now);
+		if (!done)
+			s->waits[keep++] = w;
+	}
+	for (size_t i = n; i < s->nwaits; i++)
+		s->waits[keep++] = s->waits[i];
 	s->nwaits = keep;
 	wait_arm(s);
 }
