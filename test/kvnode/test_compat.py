@@ -415,6 +415,19 @@ def test_hello_3_switches_to_resp3_and_hello_2_back():
     check('"databases" => "1"' in p.stdout.decode(), p.stdout)
 
 
+def answered(conn, secs):
+    """True if a reply for conn arrives within secs (it stays unread)."""
+    if conn.buf:
+        return True
+    conn.sock.settimeout(secs if secs > 0 else 0.001)
+    try:
+        return len(conn.sock.recv(1, socket.MSG_PEEK)) > 0
+    except (socket.timeout, BlockingIOError):
+        return False
+    finally:
+        conn.sock.settimeout(10)
+
+
 @suite.test
 def test_wait_blocks_until_replicas_hold_the_write():
     c, leader = started("wait")
@@ -430,26 +443,23 @@ def test_wait_blocks_until_replicas_hold_the_write():
     try:
         eq(conn.call("SET", "w2", "2"), "OK")
         t0 = time.time()
-        conn.send("WAIT", "2", "800")
-        # The loop is not blocked meanwhile: another client is served.
+        conn.send("WAIT", "2", "3000")
+        # The loop is not blocked meanwhile: another client is served
+        # while the WAIT is still parked.
         other = c.conn(leader)
-        t1 = time.time()
         eq(other.call("GET", "w2"), b"2")
-        check(time.time() - t1 < 0.5, "a GET waited behind WAIT")
+        eq(other.call("PING"), "PONG")
+        check(time.time() - t0 < 2.9 and not answered(conn, 0),
+              "a GET waited behind WAIT")
         other.close()
         eq(conn.reply(), 1)
         took = time.time() - t0
-        check(0.75 <= took < 5, "WAIT 2 800 took %.3f s" % took)
+        check(2.95 <= took < 10, "WAIT 2 3000 took %.3f s" % took)
         eq(conn.call("WAIT", "1", "0"), 1)
         # WAIT 2 0 blocks until the paused follower catches up.
         conn.send("WAIT", "2", "0")
-        conn.sock.settimeout(0.3)
-        try:
-            conn.sock.recv(1, socket.MSG_PEEK)
-            check(False, "WAIT 2 0 answered with a follower paused")
-        except socket.timeout:
-            pass
-        conn.sock.settimeout(10)
+        check(not answered(conn, 0.3),
+              "WAIT 2 0 answered with a follower paused")
     finally:
         os.kill(c.nodes[f2].proc.pid, signal.SIGCONT)
     eq(conn.reply(), 2)
