@@ -115,7 +115,8 @@ FUZZ_FLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefine
 FUZZ_BINS     = $(patsubst %.c,$(BUILD)/fuzz/%,$(notdir $(FUZZ_SRCS)))
 
 define FUZZ_RULE
-$(BUILD)/fuzz/$(basename $(notdir $(1))): $(1) $$(ALL_LIB_SRCS) $$(wildcard include/seshat/*.h lib/*.h backends/*/*.h)
+# (a target may #include the sources beside it: they are prerequisites too)
+$(BUILD)/fuzz/$(basename $(notdir $(1))): $(1) $$(ALL_LIB_SRCS) $$(wildcard include/seshat/*.h lib/*.h backends/*/*.h $(dir $(1))*.c $(dir $(1))*.h)
 	@mkdir -p $$(dir $$@)
 	$$(FUZZ_CC) $$(FUZZ_FLAGS) -o $$@ $(1) $$(ALL_LIB_SRCS) -lpthread $$(URING_LIBS)
 endef
