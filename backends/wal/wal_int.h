@@ -141,7 +141,8 @@ struct sr_wal {
 
 	/* shared with the I/O engine, under mu */
 	pthread_mutex_t mu;
-	pthread_cond_t cv_work; /* posix writer: work or unplug */
+	int sleeping;		/* the posix writer sleeps on wake_seq */
+	unsigned wake_seq;	/* atomic: the futex word it sleeps on */
 	pthread_cond_t cv_done; /* an item became DONE */
 	struct wal_item *head, *tail;
 	struct wal_item *exec; /* next item to run, NULL if none */
