@@ -211,12 +211,11 @@ static int deliver(sr_wal *w)
 	return n;
 }
 
-int sr_wal_process(sr_wal *w)
+/* sr_wal_process(), after the eventfd is read (or known unsignalled). */
+static int process(sr_wal *w)
 {
-	uint64_t v;
 	int n, msgs;
 
-	(void)!read(w->evfd, &v, sizeof(v));
 	w->eng->poll(w);
 	/* One hold of mu to plug and reap: the writer has just finished a
 	 * batch and wants mu too, and every extra round trip here is a
@@ -236,6 +235,30 @@ int sr_wal_process(sr_wal *w)
 	pthread_mutex_unlock(&w->mu);
 	w->eng->kick(w);
 	return n;
+}
+
+int sr_wal_process(sr_wal *w)
+{
+	uint64_t v;
+
+	(void)!read(w->evfd, &v, sizeof(v));
+	return process(w);
+}
+
+void sr_wal_hold(sr_wal *w)
+{
+	w->held = 1;
+}
+
+int sr_wal_write_now(sr_wal *w)
+{
+	w->held = 0;
+	if (!w->eng->run_inline || !w->eng->run_inline(w)) {
+		w->eng->kick(w);
+		return 0;
+	}
+	/* the item ran here: nothing signalled the eventfd for it */
+	return process(w);
 }
 
 int sr_wal_sync(sr_wal *w)

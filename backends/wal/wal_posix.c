@@ -198,7 +198,8 @@ static int posix_prework(sr_wal *w)
 /* May the engine start the item at exec now?  (under mu) */
 static int runnable(const sr_wal *w)
 {
-	return w->exec && (w->exec->state != ITEM_OPEN || !w->plugged);
+	return w->exec && !w->inline_busy &&
+	       (w->exec->state != ITEM_OPEN || !w->plugged);
 }
 
 static void cpu_relax(void)
@@ -422,6 +423,38 @@ static void posix_wait(sr_wal *w)
 	pthread_mutex_unlock(&w->mu);
 }
 
+/*
+ * sr_wal_write_now(): run the batch at exec on the host's thread, if the
+ * writer sleeps and that batch is all there is to do.  inline_busy keeps
+ * a writer that wakes meanwhile (spuriously, or kicked by a backpressure
+ * wait) off the item; the host appends nothing while it runs here.
+ */
+static int posix_run_inline(sr_wal *w)
+{
+	struct wal_item *it;
+	int st;
+
+	pthread_mutex_lock(&w->mu);
+	it = w->exec;
+	if (!it || !w->sleeping || w->failed || w->stopping ||
+	    it->kind != ITEM_BATCH || it->next || it->new_seg ||
+	    (it->state != ITEM_OPEN && it->state != ITEM_READY)) {
+		pthread_mutex_unlock(&w->mu);
+		return 0;
+	}
+	it->state = ITEM_BUSY;
+	w->inline_busy = 1;
+	pthread_mutex_unlock(&w->mu);
+	st = it->len ? posix_run_batch(w, it) : 0;
+	pthread_mutex_lock(&w->mu);
+	if (!st && it->len)
+		w->st_batches++;
+	sr_walc_item_finish(w, it, st);
+	w->inline_busy = 0;
+	pthread_mutex_unlock(&w->mu);
+	return 1;
+}
+
 static void posix_poll(sr_wal *w)
 {
 	(void)w; /* the writer makes progress on its own */
@@ -454,5 +487,6 @@ const struct wal_engine sr_walposix_engine = {
 	.kick = posix_kick,
 	.wait = posix_wait,
 	.poll = posix_poll,
+	.run_inline = posix_run_inline,
 	.stop = posix_stop,
 };
