@@ -115,15 +115,20 @@ static void kick(void)
 /*
  * A follower writes on the loop's thread, as sr_server does
  * (backends/server/server_glue.c): hold the WAL at the first message of a
- * loop iteration, write what its messages appended at the end of it.
+ * loop iteration, write what its messages appended at the end of it (or,
+ * when the iteration brought more than one append, wake the writer).
  */
-static int my_role, wal_held;
+static int my_role, wal_held, held_appends;
 
 static void write_held(sr_loop *l, void *ctx)
 {
 	(void)l;
 	(void)ctx;
 	wal_held = 0;
+	if (held_appends > 1) {
+		sr_wal_release(wal); /* busy: keep the writer's pipeline */
+		return;
+	}
 	sr_tcp_flush(tcp);
 	sync_time();
 	sr_wal_write_now(wal);
@@ -137,7 +142,10 @@ static void on_message(void *ctx, const sr_msg *msg)
 	    sr_loop_defer(loop, write_held, NULL) == 0) {
 		sr_wal_hold(wal);
 		wal_held = 1;
+		held_appends = 0;
 	}
+	if (wal_held && msg->type == SR_MSG_APPEND && msg->u.append.n_entries)
+		held_appends++;
 	sync_time();
 	sr_node_step(node, msg);
 	kick();

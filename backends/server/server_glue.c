@@ -124,7 +124,14 @@ void sr_srvi_wal_ready(sr_loop *loop, int fd, int events, void *ctx)
  * deferred call, so that the appends of several messages share one
  * fdatasync), writes them with sr_wal_write_now(): on this thread when
  * the writer is idle, else by waking it.  The acknowledgements leave at
- * the end of the same iteration.  A leader does not do this: it sends
+ * the end of the same iteration.  Under load that would stall the
+ * follower's pipeline (appends would wait in the socket while the loop
+ * syncs, and the disk would idle while the loop answers and reads), so
+ * when one iteration brings more than one append with entries — they
+ * queued up during the previous sync — the batch goes to the writer
+ * thread instead, which keeps syncing while the loop receives (measured
+ * at 200 clients: always writing on the loop cost kvnode about 15% of its
+ * writes/s).  A leader does not do this: it sends
  * its appends before its own disk write and keeps reading clients and
  * replicating while it syncs (thesis §10.2.1); tried, writing on the
  * leader's loop halved kvnode's writes/s at 50 clients.
@@ -135,6 +142,10 @@ static void wal_write_deferred(sr_loop *loop, void *ctx)
 
 	(void)loop;
 	s->wal_held = 0;
+	if (s->held_appends > 1) {
+		sr_wal_release(s->wal); /* busy: keep the writer's pipeline */
+		return;
+	}
 	sr_tcp_flush(s->tcp); /* answers to heartbeats leave first */
 	s->depth++;
 	sr_srvi_sync(s);
@@ -160,6 +171,7 @@ static void wal_hold(sr_server *s, int role)
 		return; /* out of memory: the appends wake the writer */
 	sr_wal_hold(s->wal);
 	s->wal_held = 1;
+	s->held_appends = 0;
 }
 
 void sr_srvi_on_message(void *ctx, const sr_msg *msg)
@@ -169,6 +181,9 @@ void sr_srvi_on_message(void *ctx, const sr_msg *msg)
 	if (!s->started)
 		return;
 	wal_hold(s, SR_FOLLOWER);
+	if (s->wal_held && msg->type == SR_MSG_APPEND &&
+	    msg->u.append.n_entries)
+		s->held_appends++;
 	s->depth++;
 	sr_srvi_sync(s);
 	sr_node_step(s->node, msg);

@@ -38,10 +38,11 @@ struct sr_server {
 	sr_id tpeer[SR_MAX_MEMBERS];
 	uint32_t n_tpeers;
 
-	int role;     /* the engine's role, as last reported */
-	int wal_held; /* the WAL is held; write_deferred is queued */
-	int error;    /* the storage error that stopped the engine, or 0 */
-	int running;  /* inside sr_server_run() */
+	int role;	  /* the engine's role, as last reported */
+	int wal_held;	  /* the WAL is held; write_deferred is queued */
+	int held_appends; /* appends with entries stepped while held */
+	int error;	  /* the storage error that stopped the engine, or 0 */
+	int running;	  /* inside sr_server_run() */
 };
 
 void sr_srvi_log(sr_server *s, int level, const char *fmt, ...)

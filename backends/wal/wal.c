@@ -250,6 +250,12 @@ void sr_wal_hold(sr_wal *w)
 	w->held = 1;
 }
 
+void sr_wal_release(sr_wal *w)
+{
+	w->held = 0;
+	w->eng->kick(w);
+}
+
 int sr_wal_write_now(sr_wal *w)
 {
 	w->held = 0;

@@ -216,6 +216,8 @@ SR_API int sr_wal_process(sr_wal *wal);
  */
 SR_API void sr_wal_hold(sr_wal *wal);
 SR_API int sr_wal_write_now(sr_wal *wal);
+/* End a hold by waking the I/O engine, as an append would have. */
+SR_API void sr_wal_release(sr_wal *wal);
 
 /*
  * Wait until every append accepted so far is durable (or failed), then

@@ -790,6 +790,22 @@ WAL_TEST(test_write_now_writes_held_appends)
 	t_check_range(w, 1, 40, 1, 200);
 }
 
+/* sr_wal_release(): the held appends go to the engine, as unheld ones. */
+WAL_TEST(test_release_hands_held_appends_to_the_engine)
+{
+	sr_wal *w = t_open(t_dir(), 0);
+
+	sr_wal_hold(w);
+	for (sr_index i = 1; i <= 10; i++)
+		CHECK_EQ(t_append(w, i, i, i, 1, 500), 0);
+	sr_wal_release(w);
+	for (int spins = 0; t_done_n < 10 && spins < 1000; spins++)
+		t_poll_process(w, 100);
+	CHECK_EQ(t_done_n, 10);
+	for (int i = 0; i < 10; i++)
+		CHECK_EQ(t_done_st[i], 0);
+}
+
 /* A hold that is never released still loses nothing: close writes it. */
 WAL_TEST(test_close_writes_held_appends)
 {
