@@ -14,6 +14,10 @@
  *   - storage: the WAL's completion fd is watched by the loop, and
  *     sr_wal_process() hands the finished appends to
  *     sr_node_storage_done() (the memory store completes synchronously);
+ *     a follower under light load writes and syncs its appends on the
+ *     loop's thread instead (sr_wal_hold/sr_wal_write_now: its answer
+ *     waits for them anyway), so its loop blocks for one fdatasync per
+ *     batch;
  *   - messages: the transport's on_message ticks the engine and calls
  *     sr_node_step();
  *   - peers: the transport's peer table follows the configuration in
