@@ -9,7 +9,8 @@
 #                     exist)
 #   bench_tcp         `make bench`: throughput between two transports
 #   fuzz_codec.c      `make fuzz`: libFuzzer target for the decoder
-TCP_TEST_NAMES = test_codec test_loop test_tcp test_tcp_hostile
+TCP_TEST_NAMES = test_codec test_loop test_tcp test_tcp_hostile test_sha256 \
+		 test_tcp_auth
 ifneq ($(wildcard lib/node.c),)
 ifneq ($(wildcard backends/mem/mem.c),)
 TCP_TEST_NAMES += test_tcp_cluster
