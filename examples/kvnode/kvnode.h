@@ -335,6 +335,12 @@ struct kv_opts {
 	uint32_t max_clients;
 	int log_level;
 	const char *requirepass; /* NULL: no AUTH needed */
+	/* --cluster-secret-file: the peers' shared secret (first line) and
+	 * a previous one still accepted during a rotation (second line);
+	 * lengths 0: none */
+	const char *secret_file;
+	char secret[1025], secret_prev[1025];
+	size_t secret_len, secret_prev_len;
 };
 
 struct kv_conn;
