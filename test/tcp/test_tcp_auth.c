@@ -153,6 +153,60 @@ static size_t raw_frame(uint8_t *out, uint32_t type, const void *p,
 	return SR_FRAME_HDR_SIZE + plen;
 }
 
+/* ---- the documented bytes ---------------------------------------- */
+
+static void unhex(const char *hex, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		sscanf(hex + 2 * i, "%2x", &v);
+		out[i] = (uint8_t)v;
+	}
+}
+
+/*
+ * The worked example of docs/wire-protocol.md ("Authenticated
+ * handshake"): secret "0123456789abcdef", cluster 0xc1, node 2 to node
+ * 3 advertising 127.0.0.1:7002, nonce_c 32 x 0x11, nonce_a 32 x 0x22.
+ * The expected headers and MACs were computed from the document's
+ * description with another implementation (Python's hmac and hashlib).
+ */
+TEST(test_the_documented_handshake_bytes)
+{
+	static const char key[] = "0123456789abcdef";
+	sr_hello h = { 0xc1, 2, 3, "127.0.0.1:7002" };
+	uint8_t nc[TCP_NONCE_SIZE], na[TCP_NONCE_SIZE], mac[TCP_MAC_SIZE];
+	uint8_t hello[TCP_AUTH_HELLO_FRAME], ch[TCP_CHALLENGE_FRAME];
+	uint8_t proof[TCP_PROOF_FRAME], want[TCP_MAC_SIZE], hdr[20];
+
+	memset(nc, 0x11, sizeof(nc));
+	memset(na, 0x22, sizeof(na));
+	sr_tcpi_auth_encode_hello(&h, nc, hello);
+	unhex("535241460100410000000000b80000003c6dd90b", hdr, 20);
+	CHECK(memcmp(hello, hdr, 20) == 0);
+
+	sr_tcpi_auth_mac((const uint8_t *)key, 16, TCP_PROVER_ACCEPTOR,
+			 hello + SR_FRAME_HDR_SIZE, na, mac);
+	unhex("38050cd8ac942e6fc7caf2cafc9b457860c2cbd76adb55efeda7159d41026"
+	      "ef6",
+	      want, 32);
+	CHECK(memcmp(mac, want, 32) == 0);
+	sr_tcpi_auth_encode_challenge(na, mac, ch);
+	unhex("535241460100420000000000400000009797f861", hdr, 20);
+	CHECK(memcmp(ch, hdr, 20) == 0);
+
+	sr_tcpi_auth_mac((const uint8_t *)key, 16, TCP_PROVER_CONNECTOR,
+			 hello + SR_FRAME_HDR_SIZE, na, mac);
+	unhex("700090342940afcbf42a22e2782b76774ad4f817bf962cb28705a0d1b1379"
+	      "cea",
+	      want, 32);
+	CHECK(memcmp(mac, want, 32) == 0);
+	sr_tcpi_auth_encode_proof(mac, proof);
+	unhex("53524146010043000000000020000000", hdr, 16);
+	unhex("9262a5c4", hdr + 16, 4);
+	CHECK(memcmp(proof, hdr, 20) == 0);
+}
+
 /* ---- success ----------------------------------------------------- */
 
 TEST(test_nodes_with_the_same_secret_authenticate_and_talk)
