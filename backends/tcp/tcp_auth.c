@@ -533,6 +533,19 @@ void sr_tcpi_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 	}
 }
 
+void sr_tcpi_auth_in_hangup(sr_tcp *t, struct tcp_in *c, int err)
+{
+	char why[200];
+
+	t->auth.st.abandoned++;
+	snprintf(why, sizeof(why),
+		 "node %llu %s after our challenge: it did not accept our "
+		 "proof (a different secret there?)",
+		 (unsigned long long)get_u64(c->auth.hello + 8),
+		 err ? strerror(err) : "hung up");
+	sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
+}
+
 /* ------------------------------------------------------------------ */
 /* Connector                                                          */
 /* ------------------------------------------------------------------ */
@@ -568,6 +581,18 @@ void sr_tcpi_auth_out_reset(struct tcp_peer *p)
 	p->auth.rx_len = 0;
 }
 
+/* Refuse the acceptor: WARN on every refusal (peer_close alone would log
+ * repeated failures at DEBUG), and back off as for any failed connect. */
+static void out_refuse(sr_tcp *t, struct tcp_peer *p, uint64_t *what,
+		       const char *why)
+{
+	auth_fail(t, what);
+	if (p->attempts)
+		sr_tcpi_log(t, SR_LOG_WARN, "peer %llu (%s): %s",
+			    (unsigned long long)p->id, p->addr, why);
+	sr_tcpi_peer_close(t, p, SR_LOG_WARN, p->attempts ? NULL : why);
+}
+
 /* The acceptor's challenge is complete in ao->rx: check it, then put our
  * proof in the slot at the front of the queue. */
 static int out_challenge(sr_tcp *t, struct tcp_peer *p)
@@ -577,20 +602,16 @@ static int out_challenge(sr_tcp *t, struct tcp_peer *p)
 	char why[200];
 
 	if (sr_tcpi_auth_decode_challenge(ao->rx, ao->rx_len, nonce_a, mac)) {
-		auth_fail(t, &t->auth.st.malformed);
-		sr_tcpi_peer_close(t, p, SR_LOG_WARN,
-				   "refused: malformed challenge");
+		out_refuse(t, p, &t->auth.st.malformed,
+			   "refused: malformed challenge");
 		return SR_EPROTO;
 	}
 	if (!mac_ok(t, TCP_PROVER_ACCEPTOR, ao->hello, nonce_a, mac)) {
-		auth_fail(t, &t->auth.st.bad_proof);
 		snprintf(why, sizeof(why),
 			 "refused: node %llu failed authentication (wrong "
 			 "secret, or not the node we meant to reach)",
 			 (unsigned long long)p->id);
-		/* WARN whatever the backoff: this is a security event */
-		p->attempts = 0;
-		sr_tcpi_peer_close(t, p, SR_LOG_WARN, why);
+		out_refuse(t, p, &t->auth.st.bad_proof, why);
 		return SR_EPROTO;
 	}
 	sr_tcpi_auth_mac(t->auth.key, t->auth.key_len, TCP_PROVER_CONNECTOR,
@@ -627,9 +648,8 @@ int sr_tcpi_auth_out_read(sr_tcp *t, struct tcp_peer *p)
 	    ao->rx_len + (size_t)n >= SR_FRAME_HDR_SIZE) {
 		sr_frame_hdr h;
 		if (sr_tcpi_hs_header(ao->rx, ao->rx_len + (size_t)n, 1, &h)) {
-			auth_fail(t, &t->auth.st.malformed);
-			sr_tcpi_peer_close(t, p, SR_LOG_WARN,
-					   "refused: malformed challenge");
+			out_refuse(t, p, &t->auth.st.malformed,
+				   "refused: malformed challenge");
 			return SR_EPROTO;
 		}
 	}

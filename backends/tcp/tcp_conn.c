@@ -660,6 +660,10 @@ static void in_readable(sr_tcp *t, struct tcp_in *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
+		if (n <= 0 && c->auth.wait_proof && !c->len) {
+			sr_tcpi_auth_in_hangup(t, c, n < 0 ? errno : 0);
+			return;
+		}
 		if (n <= 0) {
 			char why[128];
 			if (n < 0)

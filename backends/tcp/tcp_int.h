@@ -138,6 +138,9 @@ void sr_tcpi_auth_free(sr_tcp *t);
  * a plain hello to a node without a secret. */
 void sr_tcpi_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 			   size_t len, uint32_t type);
+/* The connector closed the connection (err: 0 or the errno) after our
+ * challenge: it refused our proof, most likely. */
+void sr_tcpi_auth_in_hangup(sr_tcp *t, struct tcp_in *c, int err);
 /* Connector: send the auth hello on a connected socket (0, or closed);
  * read the challenge: 1 authenticated (the proof is in the queue's
  * slot), 0 waiting, < 0 closed. */

@@ -211,7 +211,8 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 			      "peer_auth_replayed:%llu\r\n"
 			      "peer_auth_no_auth:%llu\r\n"
 			      "peer_auth_unexpected:%llu\r\n"
-			      "peer_auth_malformed:%llu\r\n\r\n",
+			      "peer_auth_malformed:%llu\r\n"
+			      "peer_auth_abandoned:%llu\r\n\r\n",
 			      a.enabled ? "on" : "off",
 			      (unsigned long long)a.ok,
 			      (unsigned long long)a.failures,
@@ -219,7 +220,8 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 			      (unsigned long long)a.replayed,
 			      (unsigned long long)a.no_auth,
 			      (unsigned long long)a.unexpected,
-			      (unsigned long long)a.malformed);
+			      (unsigned long long)a.malformed,
+			      (unsigned long long)a.abandoned);
 	}
 	if (all || !strcasecmp(section, "keyspace")) {
 		kv_buf_printf(o, "# Keyspace\r\n");

@@ -253,6 +253,9 @@ typedef struct sr_tcp_auth_stats {
 	uint64_t no_auth;    /* plain hello to a node with a secret */
 	uint64_t unexpected; /* auth hello to a node without one */
 	uint64_t malformed;  /* undecodable or out-of-order handshake */
+	/* not a refusal here: a connector hung up after our challenge,
+	 * i.e. it refused our proof (a different secret there?) */
+	uint64_t abandoned;
 } sr_tcp_auth_stats;
 
 /* Fill *out with the authentication counters (any thread that owns the

@@ -67,6 +67,9 @@ def test_a_cluster_with_the_secret_works_and_a_wrong_secret_cannot_join():
            count(c, nid, "peer_auth_bad_proof"))
     wait_for(lambda: count(c, 3, "peer_auth_bad_proof") >= 1, timeout=15,
              what="node 3 to refuse the others")
+    # ... and each side sees the other hang up after its challenge
+    wait_for(lambda: count(c, 1, "peer_auth_abandoned") >= 1, timeout=15,
+             what="node 1 to see node 3 hang up")
     eq(count(c, 3, "peer_auth_ok"), 0)
     inf3 = c.info(3)
     eq(inf3["last_applied"], "0", "node 3 got entries")

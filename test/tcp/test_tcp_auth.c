@@ -366,6 +366,53 @@ TEST(test_a_wrong_secret_is_refused_on_both_sides)
 	teardown();
 }
 
+/* accept_unknown_peers makes a node that proved the secret a peer; one
+ * that did not is refused before it can become one, and the connector
+ * keeps backing off instead of hammering. */
+TEST(test_unknown_nodes_join_only_with_the_secret)
+{
+	setup(S1, NULL, S1, NULL);
+	node_close(&B);
+	node_init(&B, 2, 7, 0);
+	use_secret(&B, S1, NULL);
+	B.cfg.accept_unknown_peers = 1;
+	CHECK_EQ(node_open(&B), 0);
+	struct node C;
+	node_init(&C, 9, 7, 0);
+	use_secret(&C, S2, NULL);
+	CHECK_EQ(node_open(&C), 0);
+	char baddr[64];
+	node_addr(&B, baddr, sizeof(baddr));
+	sr_tcp_set_peer(C.tcp, 2, baddr);
+	run_for(1000);
+	sr_tcp_peer_info pi;
+	CHECK_EQ(sr_tcp_peer_get(B.tcp, 9, &pi), SR_ENOTFOUND);
+	/* C, the connector, sees B's proof fail first and hangs up; B
+	 * counts the hang-ups */
+	uint64_t fails = auth_stats(&C).bad_proof;
+	CHECK(fails >= 1);
+	/* backoff: with reconnect_max_ms 200, about 7 attempts in 1 s */
+	CHECK(fails <= 12);
+	RUN_UNTIL(auth_stats(&B).abandoned >= 1, 1000);
+	CHECK(auth_stats(&B).abandoned >= 1);
+	CHECK_EQ(auth_stats(&B).failures, 0);
+	expect_log(&C, "refused: node 2 failed authentication");
+	expect_log(&B, "node 9 hung up after our challenge");
+	CHECK_EQ(B.got, 0);
+	node_close(&C);
+
+	node_init(&C, 9, 7, 0);
+	use_secret(&C, S1, NULL);
+	CHECK_EQ(node_open(&C), 0);
+	sr_tcp_set_peer(C.tcp, 2, baddr);
+	RUN_UNTIL(sr_tcp_peer_get(B.tcp, 9, &pi) == 0, 3000);
+	CHECK_EQ(sr_tcp_peer_get(B.tcp, 9, &pi), 0);
+	CHECK(gets_through(&C, &B, 3000));
+	CHECK(gets_through(&B, &C, 3000));
+	node_close(&C);
+	teardown();
+}
+
 TEST(test_a_peer_without_the_secret_is_refused)
 {
 	setup(S1, NULL, S1, NULL);
