@@ -10,15 +10,18 @@
  *     +---- backoff <------+----------------------------------+ any data
  *
  * The hello frame is the first thing in the send queue of a new
- * connection, so it is written before any message.  The acceptor never
- * writes, so an outgoing socket that becomes readable has either closed
- * (EOF, reset: the acceptor refused us or went away) or broken the
- * protocol; both close it.  Write interest is set only while a partial
+ * connection, so it is written before any message.  With a secret,
+ * tcp_auth.c runs the challenge-response instead while the connection is
+ * still CONNECTING, and the queue starts with the slot for its proof.
+ * After that the acceptor never writes, so an outgoing socket that
+ * becomes readable has either closed (EOF, reset: the acceptor refused us
+ * or went away) or broken the protocol; both close it.  Write interest is set only while a partial
  * write waits for room.
  *
- * Accepted connection: the first frame must be a hello (its payload limit
- * is the hello size, so an unauthenticated connection holds at most a few
- * dozen bytes); then message frames up to max_frame_bytes.  Frames are
+ * Accepted connection: the first frame must be a hello, or with a secret
+ * the auth hello and then the proof (tcp_auth.c; the payload limit until
+ * then is the auth hello's, so an unauthenticated connection holds at
+ * most 204 bytes); then message frames up to max_frame_bytes.  Frames are
  * parsed in place in the receive buffer and delivered to on_message with
  * pointers into it.  Any bad frame closes the connection with a logged
  * reason and nothing else.  Because on_message may close connections

@@ -9,7 +9,11 @@
  * connections to keep.  An outgoing connection starts with a handshake
  * frame (cluster id, sender id, intended receiver id); the acceptor closes
  * the connection, with a logged reason, if the cluster differs, the sender
- * is not a known peer, or the receiver id is not its own.  A lost
+ * is not a known peer, or the receiver id is not its own.  With a shared
+ * secret (config.secret) the handshake is a mutual challenge-response
+ * instead: each side proves with an HMAC over fresh nonces that it knows
+ * the secret before any message crosses, and a peer that cannot is
+ * refused, logged and counted (sr_tcp_auth_stats_get()).  A lost
  * outgoing connection is re-established with capped, jittered exponential
  * backoff; a valid handshake from that peer (it is back, e.g. restarted)
  * resets the backoff and reconnects at once.
