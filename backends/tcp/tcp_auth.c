@@ -460,11 +460,10 @@ static void in_proof(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len)
 	sr_hello h;
 
 	if (!ai->wait_proof || sr_tcpi_auth_decode_proof(f, len, mac)) {
+		const char *why_bad = "malformed handshake (a proof without "
+				      "a challenge)";
 		in_malformed(t, c,
-			     ai->wait_proof ? "malformed handshake"
-					    : "malformed handshake (a proof "
-					      "without "
-					      "a challenge)");
+			     ai->wait_proof ? "malformed handshake" : why_bad);
 		return;
 	}
 	/* The hello was checked when it came; re-read it from our copy. */
