@@ -144,6 +144,10 @@ typedef struct sr_server_config {
 	 * raft.transport_max_payload from the transport, and, if raft.seed
 	 * is left at init's value, mixes this start's clock and pid into
 	 * it (a seed must differ per start; see sr_config.seed).
+	 * Peer authentication is here too: tcp.secret (and tcp.secret_prev
+	 * during a rotation), the cluster's shared secret (seshat/tcp.h),
+	 * passed to the transport, which copies it; it is read during
+	 * sr_server_create() only.  Leave it NULL only for loopback demos.
 	 */
 	sr_config raft;
 	sr_tcp_config tcp;
