@@ -36,7 +36,8 @@ systems, "kvnode@base" and "seshat@base", alternated with the others.
 
 Environment: BUILD (default build), QUICK=1 (one round, short runs),
 ROUNDS, CLIENTS ("1 50 200"), WINDOWS ("1 64"; "" skips the library level),
-SKIP ("craft", "redis" or both: leave systems out of a before/after run), PORT_BASE (default 23700;
+SKIP ("craft", "redis", "floor": leave systems, or the floor, out of a
+before/after run), PORT_BASE (default 23700;
 the ports PORT_BASE+1 .. PORT_BASE+90 must be free: checked at start).
 """
 import os
@@ -356,7 +357,7 @@ def main():
             order = systems[r % len(systems):] + systems[:r % len(systems)]
             for c in CLIENTS:
                 for s in order:
-                    if c == 1:
+                    if c == 1 and "floor" not in SKIP:
                         # the floor next to every single-client run, so
                         # that it sees the same moment of a noisy disk
                         floors.append(floor_once())

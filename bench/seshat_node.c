@@ -15,6 +15,9 @@
  * refills them with one sr_node_propose_batch() after the engine returns
  * (the same batching a server gets from reading all ready clients first).
  *
+ * A follower writes its appends on the loop's thread when the WAL's writer
+ * is idle, as sr_server does (--follower-write writer turns that off).
+ *
  * --engine picks the WAL's I/O engine (posix, the default, as kvnode
  * uses; uring needs a library built with liburing).
  *
@@ -45,7 +48,8 @@ static struct {
 	unsigned w;
 	double warmup_s, seconds;
 	int engine;
-} opt = { 0, NULL, 19001, 1000, 1, 1.0, 3.0, SR_WAL_POSIX };
+	int no_inline; /* --follower-write writer: always hand to the writer */
+} opt = { 0, NULL, 19001, 1000, 1, 1.0, 3.0, SR_WAL_POSIX, 0 };
 
 static sr_loop *loop;
 static sr_node *node;
@@ -108,9 +112,40 @@ static void kick(void)
 		tick_at = due;
 }
 
+/*
+ * A follower writes on the loop's thread, as sr_server does
+ * (backends/server/server_glue.c): hold the WAL at the first message of a
+ * loop iteration, write what its messages appended at the end of it (or,
+ * when the iteration brought more than one append, wake the writer).
+ */
+static int my_role, wal_held, held_appends;
+
+static void write_held(sr_loop *l, void *ctx)
+{
+	(void)l;
+	(void)ctx;
+	wal_held = 0;
+	if (held_appends > 1) {
+		sr_wal_release(wal); /* busy: keep the writer's pipeline */
+		return;
+	}
+	sr_tcp_flush(tcp);
+	sync_time();
+	sr_wal_write_now(wal);
+	kick();
+}
+
 static void on_message(void *ctx, const sr_msg *msg)
 {
 	(void)ctx;
+	if (my_role == SR_FOLLOWER && !wal_held && !opt.no_inline &&
+	    sr_loop_defer(loop, write_held, NULL) == 0) {
+		sr_wal_hold(wal);
+		wal_held = 1;
+		held_appends = 0;
+	}
+	if (wal_held && msg->type == SR_MSG_APPEND && msg->u.append.n_entries)
+		held_appends++;
 	sync_time();
 	sr_node_step(node, msg);
 	kick();
@@ -288,6 +323,7 @@ static void on_state(void *ctx, int role, sr_term term, sr_id leader)
 	(void)ctx;
 	(void)term;
 	(void)leader;
+	my_role = role;
 	if (role != SR_LEADER || running)
 		return;
 	running = 1;
@@ -311,7 +347,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: seshat_node --id N --dir DIR [--raft-base "
 			"PORT] [--election-ms N] [--w W] [--warmup S] "
-			"[--seconds S] [--engine posix|uring|auto]\n");
+			"[--seconds S] [--engine posix|uring|auto] "
+			"[--follower-write inline|writer]\n");
 	exit(2);
 }
 
@@ -335,6 +372,8 @@ static void parse_args(int argc, char **argv)
 			opt.warmup_s = atof(v);
 		else if (!strcmp(a, "--seconds"))
 			opt.seconds = atof(v);
+		else if (!strcmp(a, "--follower-write"))
+			opt.no_inline = !strcmp(v, "writer");
 		else if (!strcmp(a, "--engine"))
 			opt.engine = !strcmp(v, "uring")  ? SR_WAL_URING
 				     : !strcmp(v, "auto") ? SR_WAL_AUTO

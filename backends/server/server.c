@@ -618,6 +618,7 @@ SR_API void sr_server_destroy(sr_server *s)
 		sr_loop_timer_cancel(s->loop, s->timer);
 	s->timer = 0;
 	sr_srvi_peers_cancel(s);
+	sr_srvi_wal_cancel(s);
 	if (s->wal_fd >= 0)
 		sr_loop_unwatch(s->loop, s->wal_fd);
 	s->wal_fd = -1;

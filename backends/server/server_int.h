@@ -38,8 +38,11 @@ struct sr_server {
 	sr_id tpeer[SR_MAX_MEMBERS];
 	uint32_t n_tpeers;
 
-	int error;   /* the storage error that stopped the engine, or 0 */
-	int running; /* inside sr_server_run() */
+	int role;	  /* the engine's role, as last reported */
+	int wal_held;	  /* the WAL is held; write_deferred is queued */
+	int held_appends; /* appends with entries stepped while held */
+	int error;	  /* the storage error that stopped the engine, or 0 */
+	int running;	  /* inside sr_server_run() */
 };
 
 void sr_srvi_log(sr_server *s, int level, const char *fmt, ...)
@@ -57,5 +60,7 @@ void sr_srvi_kick(sr_server *s);
 /* Make the transport's peers match s->conf (or a joining node's list). */
 void sr_srvi_peers_sync(sr_server *s, const sr_membership *conf, int drop);
 void sr_srvi_peers_cancel(sr_server *s);
+/* Cancel a queued write of held WAL appends (destroy). */
+void sr_srvi_wal_cancel(sr_server *s);
 
 #endif

@@ -107,7 +107,7 @@ static int config_check(const sr_tcp_config *c)
 	if (c->advertise_addr && (strlen(c->advertise_addr) >= SR_ADDR_MAX ||
 				  sr_tcpi_addr_check(c->advertise_addr)))
 		return SR_EINVAL;
-	return 0;
+	return sr_tcpi_auth_check_config(c);
 }
 
 static uint64_t splitmix64(uint64_t x)
@@ -157,6 +157,9 @@ SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out)
 	if (!t->rng)
 		t->rng = 1;
 	sr_decoder_init(&t->dec, cfg->max_frame_bytes, cfg->max_entries, a);
+	rc = sr_tcpi_auth_init(t);
+	if (rc)
+		goto err;
 	if (cfg->listen_addr) {
 		strcpy(t->listen_addr, cfg->listen_addr);
 		t->cfg.listen_addr = t->listen_addr;
@@ -178,6 +181,7 @@ SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out)
 	*out = t;
 	return 0;
 err:
+	sr_tcpi_auth_free(t);
 	if (t->own_loop)
 		sr_loop_destroy(t->loop);
 	if (a && a->free)
@@ -220,6 +224,7 @@ SR_API void sr_tcp_destroy(sr_tcp *t)
 		sr_loop_timer_cancel(t->loop, t->timer_id);
 	sr_loop_defer_cancel(t->loop, flush_cb, t);
 	sr_decoder_free(&t->dec);
+	sr_tcpi_auth_free(t);
 	if (t->own_loop)
 		sr_loop_destroy(t->loop);
 	const sr_alloc *a = t->cfg.alloc;
@@ -321,7 +326,12 @@ static void timer_cb(sr_loop *loop, uint64_t id, void *ctx)
 		else if (p->state == SR_TCP_CONNECTING &&
 			 p->connect_deadline <= now)
 			sr_tcpi_peer_close(t, p, SR_LOG_INFO,
-					   "connect timed out");
+					   p->auth.wait_challenge ? "no "
+								    "challenge "
+								    "in time"
+								  : "connect "
+								    "timed "
+								    "out");
 	}
 	struct tcp_in *next;
 	for (struct tcp_in *c = t->ins; c; c = next) {

@@ -10,15 +10,18 @@
  *     +---- backoff <------+----------------------------------+ any data
  *
  * The hello frame is the first thing in the send queue of a new
- * connection, so it is written before any message.  The acceptor never
- * writes, so an outgoing socket that becomes readable has either closed
- * (EOF, reset: the acceptor refused us or went away) or broken the
- * protocol; both close it.  Write interest is set only while a partial
+ * connection, so it is written before any message.  With a secret,
+ * tcp_auth.c runs the challenge-response instead while the connection is
+ * still CONNECTING, and the queue starts with the slot for its proof.
+ * After that the acceptor never writes, so an outgoing socket that
+ * becomes readable has either closed (EOF, reset: the acceptor refused us
+ * or went away) or broken the protocol; both close it.  Write interest is set only while a partial
  * write waits for room.
  *
- * Accepted connection: the first frame must be a hello (its payload limit
- * is the hello size, so an unauthenticated connection holds at most a few
- * dozen bytes); then message frames up to max_frame_bytes.  Frames are
+ * Accepted connection: the first frame must be a hello, or with a secret
+ * the auth hello and then the proof (tcp_auth.c; the payload limit until
+ * then is the auth hello's, so an unauthenticated connection holds at
+ * most 204 bytes); then message frames up to max_frame_bytes.  Frames are
  * parsed in place in the receive buffer and delivered to on_message with
  * pointers into it.  Any bad frame closes the connection with a logged
  * reason and nothing else.  Because on_message may close connections
@@ -162,6 +165,7 @@ void sr_tcpi_peer_close(sr_tcp *t, struct tcp_peer *p, int level,
 			    "peer %llu (%s): %s", (unsigned long long)p->id,
 			    p->addr, reason);
 	p->state = SR_TCP_DOWN;
+	sr_tcpi_auth_out_reset(p);
 	sr_tcpi_queue_reset(t, p);
 	p->retry_at = now + backoff_delay(t, p);
 	p->attempts++;
@@ -192,10 +196,18 @@ static int queue_hello(sr_tcp *t, struct tcp_peer *p)
 		p->q = q;
 		p->q_cap = TCP_QUEUE_HELLO;
 	}
+	p->q_head = p->q_scan = 0;
+	if (t->auth.key) {
+		/* tcp_auth.c sends its hello itself and fills in this slot
+		 * for the proof once the acceptor has proved itself */
+		memset(p->q, 0, TCP_PROOF_FRAME);
+		p->q_tail = TCP_PROOF_FRAME;
+		t->st.queued_bytes += TCP_PROOF_FRAME;
+		return 0;
+	}
 	sr_hello h = { t->cfg.cluster_id, t->cfg.id, p->id, { 0 } };
 	memcpy(h.addr, t->advertise, SR_ADDR_MAX);
 	sr_codec_encode_hello(&h, p->q, p->q_cap);
-	p->q_head = p->q_scan = 0;
 	p->q_tail = SR_HELLO_FRAME_SIZE;
 	t->st.queued_bytes += SR_HELLO_FRAME_SIZE;
 	return 0;
@@ -211,6 +223,20 @@ static void out_established(sr_tcp *t, struct tcp_peer *p)
 		    p->addr);
 	sr_tcpi_arm_timer(t);
 	sr_tcpi_peer_write(t, p);
+}
+
+/* The socket is connected: authenticate first if we have a secret. */
+static void out_connected(sr_tcp *t, struct tcp_peer *p)
+{
+	if (!t->auth.key) {
+		out_established(t, p);
+		return;
+	}
+	if (sr_tcpi_auth_out_start(t, p))
+		return; /* closed */
+	if (sr_loop_watch(t->loop, p->fd, SR_LOOP_READ, out_event, p))
+		sr_tcpi_peer_close(t, p, SR_LOG_WARN,
+				   "cannot watch the socket");
 }
 
 void sr_tcpi_connect(sr_tcp *t, struct tcp_peer *p)
@@ -252,7 +278,7 @@ void sr_tcpi_connect(sr_tcp *t, struct tcp_peer *p)
 	p->connect_deadline = sr_loop_now_ms(t->loop) +
 			      t->cfg.handshake_timeout_ms;
 	if (rc == 0)
-		out_established(t, p);
+		out_connected(t, p);
 	else
 		sr_tcpi_arm_timer(t);
 	return;
@@ -275,7 +301,7 @@ static void queue_written(struct tcp_peer *p)
 		size_t end = p->q_scan + SR_FRAME_HDR_SIZE + len;
 		if (end > p->q_head)
 			break;
-		if (type != SR_FRAME_HELLO)
+		if (type < SR_FRAME_HELLO) /* not a handshake frame */
 			p->q_msgs--;
 		p->q_scan = end;
 	}
@@ -357,6 +383,11 @@ static void out_event(sr_loop *loop, int fd, int events, void *ctx)
 	(void)loop;
 	(void)fd;
 
+	if (p->state == SR_TCP_CONNECTING && p->auth.wait_challenge) {
+		if (sr_tcpi_auth_out_read(t, p) == 1)
+			out_established(t, p);
+		return;
+	}
 	if (p->state == SR_TCP_CONNECTING) {
 		int err = 0;
 		socklen_t len = sizeof(err);
@@ -371,7 +402,7 @@ static void out_event(sr_loop *loop, int fd, int events, void *ctx)
 		}
 		if (!(events & SR_LOOP_WRITE))
 			return;
-		out_established(t, p);
+		out_connected(t, p);
 		return;
 	}
 	if (events & SR_LOOP_READ) {
@@ -434,33 +465,25 @@ static int in_resize(sr_tcp *t, struct tcp_in *c, size_t cap)
 	return 0;
 }
 
-/* The first frame: check the hello and bind the connection to its peer. */
-static void in_handshake(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
-			 size_t len)
+int sr_tcpi_hello_check(sr_tcp *t, struct tcp_in *c, const sr_hello *h)
 {
-	sr_hello h;
 	char why[160];
 	const char *refuse = NULL;
 
-	if (sr_codec_decode_hello(f, len, &h)) {
-		t->st.proto_errors++;
-		sr_tcpi_in_close(t, c, SR_LOG_WARN, "malformed handshake");
-		return;
-	}
-	struct tcp_peer *p = sr_tcpi_peer(t, h.from);
-	if (h.cluster != t->cfg.cluster_id) {
+	struct tcp_peer *p = sr_tcpi_peer(t, h->from);
+	if (h->cluster != t->cfg.cluster_id) {
 		snprintf(why, sizeof(why),
 			 "refused: cluster id %llu, ours is %llu",
-			 (unsigned long long)h.cluster,
+			 (unsigned long long)h->cluster,
 			 (unsigned long long)t->cfg.cluster_id);
 		refuse = why;
-	} else if (h.to != t->cfg.id) {
+	} else if (h->to != t->cfg.id) {
 		snprintf(why, sizeof(why), "refused: meant for node %llu",
-			 (unsigned long long)h.to);
+			 (unsigned long long)h->to);
 		refuse = why;
 	} else if (!p && !t->cfg.accept_unknown_peers) {
 		snprintf(why, sizeof(why), "refused: unknown node %llu",
-			 (unsigned long long)h.from);
+			 (unsigned long long)h->from);
 		refuse = why;
 	} else if (p && p->cut) {
 		refuse = "refused: partitioned by the test hook";
@@ -468,23 +491,30 @@ static void in_handshake(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 	if (refuse) {
 		t->st.refused++;
 		sr_tcpi_in_close(t, c, SR_LOG_WARN, refuse);
-		return;
+		return -1;
 	}
-	if (!p && h.addr[0] && sr_tcp_set_peer(t, h.from, h.addr) == 0) {
+	return 0;
+}
+
+void sr_tcpi_hello_bind(sr_tcp *t, struct tcp_in *c, const sr_hello *h)
+{
+	struct tcp_peer *p = sr_tcpi_peer(t, h->from);
+	if (!p && h->addr[0] && sr_tcp_set_peer(t, h->from, h->addr) == 0) {
 		/* accept_unknown_peers: answer it where it says it listens */
 		sr_tcpi_log(t, SR_LOG_INFO, "node %llu joins as a peer at %s",
-			    (unsigned long long)h.from, h.addr);
-		p = sr_tcpi_peer(t, h.from);
+			    (unsigned long long)h->from, h->addr);
+		p = sr_tcpi_peer(t, h->from);
 	}
 	if (p && p->in)
 		sr_tcpi_in_close(t, p->in, SR_LOG_INFO,
 				 "replaced by a newer connection");
 	if (p)
 		p->in = c;
-	c->peer = h.from;
+	c->peer = h->from;
 	c->deadline = 0;
-	sr_tcpi_log(t, SR_LOG_INFO, "connection from %s: node %llu", c->name,
-		    (unsigned long long)h.from);
+	sr_tcpi_log(t, SR_LOG_INFO, "connection from %s: node %llu%s", c->name,
+		    (unsigned long long)h->from,
+		    t->auth.key ? " (authenticated)" : "");
 	if (p && p->state == SR_TCP_DOWN && p->attempts) {
 		/* It is back (a restarted node connects at once): our
 		 * backoff grew while it was away and could keep us silent
@@ -497,6 +527,26 @@ static void in_handshake(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 		p->retry_at = sr_loop_now_ms(t->loop);
 		sr_tcpi_arm_timer(t);
 	}
+}
+
+/* A frame before the connection is bound: a plain hello without a
+ * secret here; the rest is tcp_auth.c's. */
+static void in_handshake(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
+			 size_t len, uint32_t type)
+{
+	sr_hello h;
+
+	if (type != SR_FRAME_HELLO || t->auth.key) {
+		sr_tcpi_auth_in_frame(t, c, f, len, type);
+		return;
+	}
+	if (sr_codec_decode_hello(f, len, &h)) {
+		t->st.proto_errors++;
+		sr_tcpi_in_close(t, c, SR_LOG_WARN, "malformed handshake");
+		return;
+	}
+	if (sr_tcpi_hello_check(t, c, &h) == 0)
+		sr_tcpi_hello_bind(t, c, &h);
 }
 
 /* One message frame: decode, check the sender, deliver. */
@@ -544,8 +594,10 @@ static int in_parse(sr_tcp *t, struct tcp_in *c)
 		if (avail < SR_FRAME_HDR_SIZE)
 			break;
 		uint32_t max = c->peer ? t->cfg.max_frame_bytes
-				       : SR_HELLO_PAYLOAD;
-		int rc = sr_codec_header(c->buf + off, avail, max, &h);
+				       : TCP_HS_MAX_PAYLOAD;
+		int rc = c->peer ? sr_codec_header(c->buf + off, avail, max, &h)
+				 : sr_tcpi_hs_header(c->buf + off, avail, 0,
+						     &h);
 		if (rc) {
 			char why[128];
 			const uint8_t *b = c->buf + off;
@@ -571,7 +623,7 @@ static int in_parse(sr_tcp *t, struct tcp_in *c)
 			break;
 		}
 		if (!c->peer) {
-			in_handshake(t, c, c->buf + off, flen);
+			in_handshake(t, c, c->buf + off, flen, h.type);
 		} else if (h.type == SR_FRAME_HELLO) {
 			t->st.proto_errors++;
 			sr_tcpi_in_close(t, c, SR_LOG_WARN,
@@ -611,6 +663,10 @@ static void in_readable(sr_tcp *t, struct tcp_in *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
+		if (n <= 0 && c->auth.wait_proof && !c->len) {
+			sr_tcpi_auth_in_hangup(t, c, n < 0 ? errno : 0);
+			return;
+		}
 		if (n <= 0) {
 			char why[128];
 			if (n < 0)

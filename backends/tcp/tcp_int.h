@@ -16,6 +16,7 @@
 #include "seshat/codec.h"
 #include "seshat/loop.h"
 #include "seshat/tcp.h"
+#include "tcp_auth.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -61,7 +62,8 @@ struct tcp_peer {
 	uint32_t attempts;
 	uint64_t drops;
 
-	struct tcp_in *in; /* the live accepted connection from it */
+	struct tcp_in *in;	  /* the live accepted connection from it */
+	struct tcp_auth_out auth; /* tcp_auth.c, while connecting */
 };
 
 /* An accepted (receive-only) connection. */
@@ -76,6 +78,7 @@ struct tcp_in {
 	int busy;      /* inside a read callback: freeing is deferred */
 	int closing;   /* closed; freed when no longer busy */
 	char name[64]; /* remote address, for logs */
+	struct tcp_auth_in auth; /* tcp_auth.c, until bound */
 };
 
 struct sr_tcp {
@@ -99,6 +102,7 @@ struct sr_tcp {
 	int flush_pending;
 	uint64_t rng;
 	sr_tcp_stats st;
+	struct tcp_auth auth; /* tcp_auth.c */
 };
 
 /* tcp.c */
@@ -120,5 +124,28 @@ void sr_tcpi_peer_close(sr_tcp *t, struct tcp_peer *p, int level,
 int sr_tcpi_peer_write(sr_tcp *t, struct tcp_peer *p);
 void sr_tcpi_in_close(sr_tcp *t, struct tcp_in *c, int level,
 		      const char *reason);
+/* The identity checks of a hello (cluster, receiver, known sender, cut):
+ * 0, or the connection is refused (closed) and -1.  Then bind c to the
+ * sender. */
+int sr_tcpi_hello_check(sr_tcp *t, struct tcp_in *c, const sr_hello *h);
+void sr_tcpi_hello_bind(sr_tcp *t, struct tcp_in *c, const sr_hello *h);
+
+/* tcp_auth.c */
+int sr_tcpi_auth_check_config(const sr_tcp_config *c);
+int sr_tcpi_auth_init(sr_tcp *t);
+void sr_tcpi_auth_free(sr_tcp *t);
+/* A frame on an accepted connection before it is bound, when it is not
+ * a plain hello to a node without a secret. */
+void sr_tcpi_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
+			   size_t len, uint32_t type);
+/* The connector closed the connection (err: 0 or the errno) after our
+ * challenge: it refused our proof, most likely. */
+void sr_tcpi_auth_in_hangup(sr_tcp *t, struct tcp_in *c, int err);
+/* Connector: send the auth hello on a connected socket (0, or closed);
+ * read the challenge: 1 authenticated (the proof is in the queue's
+ * slot), 0 waiting, < 0 closed. */
+int sr_tcpi_auth_out_start(sr_tcp *t, struct tcp_peer *p);
+int sr_tcpi_auth_out_read(sr_tcp *t, struct tcp_peer *p);
+void sr_tcpi_auth_out_reset(struct tcp_peer *p);
 
 #endif

@@ -137,9 +137,9 @@ static void segs_forget_deleted(sr_wal *w)
 		w->win_seg = 0;
 }
 
-void sr_walc_reap(sr_wal *w)
+/* Move the DONE items at the head to the delivery list (under mu). */
+static void reap_locked(sr_wal *w)
 {
-	pthread_mutex_lock(&w->mu);
 	while (w->head && w->head->state == ITEM_DONE) {
 		struct wal_item *it = w->head;
 
@@ -160,6 +160,12 @@ void sr_walc_reap(sr_wal *w)
 			w->done_head = it;
 		w->done_tail = it;
 	}
+}
+
+void sr_walc_reap(sr_wal *w)
+{
+	pthread_mutex_lock(&w->mu);
+	reap_locked(w);
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -205,18 +211,22 @@ static int deliver(sr_wal *w)
 	return n;
 }
 
-int sr_wal_process(sr_wal *w)
+/* sr_wal_process(), after the eventfd is read (or known unsignalled). */
+static int process(sr_wal *w)
 {
-	uint64_t v;
-	int n;
+	int n, msgs;
 
-	(void)!read(w->evfd, &v, sizeof(v));
 	w->eng->poll(w);
+	/* One hold of mu to plug and reap: the writer has just finished a
+	 * batch and wants mu too, and every extra round trip here is a
+	 * chance to make one of the two threads sleep on it. */
 	pthread_mutex_lock(&w->mu);
 	__atomic_store_n(&w->plugged, 1, __ATOMIC_RELEASE);
+	reap_locked(w);
+	msgs = w->warn_msg[0] || (w->failed && !w->fail_logged);
 	pthread_mutex_unlock(&w->mu);
-	sr_walc_reap(w);
-	log_engine_messages(w);
+	if (msgs)
+		log_engine_messages(w);
 	w->in_process = 1;
 	n = deliver(w);
 	w->in_process = 0;
@@ -225,6 +235,36 @@ int sr_wal_process(sr_wal *w)
 	pthread_mutex_unlock(&w->mu);
 	w->eng->kick(w);
 	return n;
+}
+
+int sr_wal_process(sr_wal *w)
+{
+	uint64_t v;
+
+	(void)!read(w->evfd, &v, sizeof(v));
+	return process(w);
+}
+
+void sr_wal_hold(sr_wal *w)
+{
+	w->held = 1;
+}
+
+void sr_wal_release(sr_wal *w)
+{
+	w->held = 0;
+	w->eng->kick(w);
+}
+
+int sr_wal_write_now(sr_wal *w)
+{
+	w->held = 0;
+	if (!w->eng->run_inline || !w->eng->run_inline(w)) {
+		w->eng->kick(w);
+		return 0;
+	}
+	/* the item ran here: nothing signalled the eventfd for it */
+	return process(w);
 }
 
 int sr_wal_sync(sr_wal *w)
@@ -385,7 +425,6 @@ static void wal_free(sr_wal *w)
 	sr_walc_free(w, w->rbuf);
 	sr_walc_free(w, w->win);
 	sr_walc_free(w, w->dir);
-	pthread_cond_destroy(&w->cv_work);
 	pthread_cond_destroy(&w->cv_done);
 	pthread_mutex_destroy(&w->mu);
 	sr_walc_free(w, w);
@@ -425,7 +464,6 @@ static sr_wal *wal_new(const sr_wal_options *o)
 	w->first = 1;
 	w->next_batch = 1;
 	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv_work, NULL);
 	pthread_cond_init(&w->cv_done, NULL);
 	return w;
 }

@@ -141,7 +141,9 @@ struct sr_wal {
 
 	/* shared with the I/O engine, under mu */
 	pthread_mutex_t mu;
-	pthread_cond_t cv_work; /* posix writer: work or unplug */
+	int sleeping;		/* the posix writer sleeps on wake_seq */
+	unsigned wake_seq;	/* atomic: the futex word it sleeps on */
+	int inline_busy;	/* the host runs exec itself (write_now) */
 	pthread_cond_t cv_done; /* an item became DONE */
 	struct wal_item *head, *tail;
 	struct wal_item *exec; /* next item to run, NULL if none */
@@ -162,6 +164,7 @@ struct sr_wal {
 	uint64_t pending_bytes;
 	int fail_logged;
 	int in_process; /* delivering completions: sr_wal_process kicks */
+	int held;	/* sr_wal_hold: appends do not kick */
 	uint64_t st_appends, st_torn;
 
 	/* read() scratch */
@@ -182,6 +185,9 @@ struct wal_engine {
 	void (*wait)(sr_wal *w);
 	/* Non-blocking progress from sr_wal_process (io_uring reaps). */
 	void (*poll)(sr_wal *w);
+	/* Run the next batch on the host's thread if the engine is idle;
+	 * 1 if it ran (finished, DONE), 0 if not (may be NULL). */
+	int (*run_inline)(sr_wal *w);
 	/* Run every queued item, then stop and release the engine. */
 	void (*stop)(sr_wal *w);
 };

@@ -210,6 +210,28 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 		info_raft(s, o);
 		kv_buf_put(o, "\r\n", 2);
 	}
+	if (all || !strcasecmp(section, "peerauth")) {
+		sr_tcp_auth_stats a;
+		sr_tcp_auth_stats_get(sr_server_tcp(s->srv), &a);
+		kv_buf_printf(o,
+			      "# PeerAuth\r\npeer_auth:%s\r\n"
+			      "peer_auth_ok:%llu\r\npeer_auth_failures:%llu\r\n"
+			      "peer_auth_bad_proof:%llu\r\n"
+			      "peer_auth_replayed:%llu\r\n"
+			      "peer_auth_no_auth:%llu\r\n"
+			      "peer_auth_unexpected:%llu\r\n"
+			      "peer_auth_malformed:%llu\r\n"
+			      "peer_auth_abandoned:%llu\r\n\r\n",
+			      a.enabled ? "on" : "off",
+			      (unsigned long long)a.ok,
+			      (unsigned long long)a.failures,
+			      (unsigned long long)a.bad_proof,
+			      (unsigned long long)a.replayed,
+			      (unsigned long long)a.no_auth,
+			      (unsigned long long)a.unexpected,
+			      (unsigned long long)a.malformed,
+			      (unsigned long long)a.abandoned);
+	}
 	if (all || !strcasecmp(section, "keyspace")) {
 		kv_buf_printf(o, "# Keyspace\r\n");
 		if (s->fsm.map.count)

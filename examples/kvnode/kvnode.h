@@ -350,6 +350,12 @@ struct kv_opts {
 	const char *requirepass; /* NULL: no AUTH needed */
 	const char *user;	 /* "NAME:PASS" (--user), or NULL */
 	int plain;		 /* --cluster-mode no: no CROSSSLOT */
+	/* --cluster-secret-file: the peers' shared secret (first line) and
+	 * a previous one still accepted during a rotation (second line);
+	 * lengths 0: none */
+	const char *secret_file;
+	char secret[1025], secret_prev[1025];
+	size_t secret_len, secret_prev_len;
 };
 
 struct kv_conn;

@@ -69,6 +69,16 @@ static const char usage_text[] =
 	"                      the address their handshake advertises.\n"
 	"  --cluster-id N      cluster identity checked when peers connect "
 	"(1)\n"
+	"  --cluster-secret-file PATH\n"
+	"                      the secret every node must prove it knows "
+	"before\n"
+	"                      Raft traffic flows (HMAC challenge-response);\n"
+	"                      line 1: the secret (16..1024 bytes), optional\n"
+	"                      line 2: the previous secret, still accepted\n"
+	"                      during a rotation.  The file must not be\n"
+	"                      accessible by others (chmod 600 or 640).\n"
+	"                      Without it peers are not authenticated: for\n"
+	"                      loopback demos only (docs/operations.md)\n"
 	"\n"
 	"Storage:\n"
 	"  --storage wal|mem   wal (default): durable; a write is "
@@ -219,6 +229,7 @@ enum {
 	OPT_REQUIREPASS,
 	OPT_USER,
 	OPT_CLUSTER_MODE,
+	OPT_SECRET_FILE,
 	OPT_HELP,
 	OPT_VERSION
 };
@@ -246,6 +257,7 @@ static const struct option long_opts[] = {
 	{ "requirepass", required_argument, NULL, OPT_REQUIREPASS },
 	{ "user", required_argument, NULL, OPT_USER },
 	{ "cluster-mode", required_argument, NULL, OPT_CLUSTER_MODE },
+	{ "cluster-secret-file", required_argument, NULL, OPT_SECRET_FILE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 }
@@ -452,9 +464,111 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 			return bad("cluster-mode", v, "yes or no");
 		o->plain = strcmp(v, "no") == 0;
 		return 0;
+	case OPT_SECRET_FILE:
+		o->secret_file = v;
+		return *v ? 0 : bad("cluster-secret-file", v, "a file");
 	default:
 		return -1;
 	}
+}
+
+/*
+ * --cluster-secret-file: refuse to start, naming the problem, if the file
+ * cannot be read, is not a regular file, can be read or written by
+ * others (a secret anyone on the host can read protects nothing), or
+ * does not hold one secret line of 16..1024 bytes, optionally followed
+ * by the previous secret.  Trailing spaces, tabs and CRs of a line are
+ * not part of the secret.
+ */
+static int load_secret(struct kv_opts *o)
+{
+	const char *path = o->secret_file;
+	char buf[2 * 1025 + 64];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ELOOP)
+		fd = open(path, O_RDONLY | O_CLOEXEC); /* a symlink: follow */
+	if (fd < 0) {
+		fprintf(stderr,
+			"kvnode: cannot read --cluster-secret-file %s: "
+			"%s\n",
+			path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		fprintf(stderr,
+			"kvnode: --cluster-secret-file %s is not a "
+			"regular file\n",
+			path);
+		close(fd);
+		return -1;
+	}
+	if (st.st_mode & 0007) {
+		fprintf(stderr,
+			"kvnode: --cluster-secret-file %s is accessible by "
+			"others (mode %04o): chmod 600 (or 640) it\n",
+			path, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0 || (size_t)n == sizeof(buf) - 1) {
+		fprintf(stderr, "kvnode: --cluster-secret-file %s: %s\n", path,
+			n < 0 ? strerror(errno) : "too large for two secrets");
+		return -1;
+	}
+	if (memchr(buf, 0, (size_t)n)) {
+		fprintf(stderr,
+			"kvnode: --cluster-secret-file %s holds a NUL byte\n",
+			path);
+		return -1;
+	}
+	buf[n] = 0;
+	char *line = buf, *slot[2] = { o->secret, o->secret_prev };
+	size_t *len[2] = { &o->secret_len, &o->secret_prev_len };
+	int k = 0;
+	while (*line) {
+		char *end = strchr(line, '\n');
+		char *next = end ? end + 1 : line + strlen(line);
+		if (!end)
+			end = line + strlen(line);
+		while (end > line &&
+		       (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+			end--;
+		size_t l = (size_t)(end - line);
+		if (l) {
+			if (k == 2 || l < 16 || l > 1024) {
+				fprintf(stderr,
+					"kvnode: --cluster-secret-file %s: "
+					"%s\n",
+					path,
+					k == 2 ? "more than two secrets"
+					       : "a secret must be 16..1024 "
+						 "bytes on one line");
+				return -1;
+			}
+			memcpy(slot[k], line, l);
+			*len[k] = l;
+			k++;
+		} else if (k == 0) {
+			break; /* the first line is the secret */
+		}
+		line = next;
+	}
+	if (!o->secret_len) {
+		fprintf(stderr,
+			"kvnode: --cluster-secret-file %s holds no secret on "
+			"its first line\n",
+			path);
+		return -1;
+	}
+	for (volatile char *v = buf; v < buf + sizeof(buf); v++)
+		*v = 0; /* no copy of the secret left on the stack */
+	return 0;
 }
 
 /* 0: run; 1: exit 0 (help, version); -1: exit 2. */
@@ -513,6 +627,8 @@ static int parse_args(int argc, char **argv, struct kv_opts *o)
 				"--election-ms\n");
 		return -1;
 	}
+	if (o->secret_file && load_secret(o))
+		return -1;
 	if (o->peers) {
 		sr_membership m;
 		char err[256];

@@ -240,9 +240,29 @@ int kv_raft_open(struct kv_server *s)
 		cfg.raft.snapshot_trailing = s->opt.snapshot_trailing;
 	/* A node waiting to be added hears from members it cannot know. */
 	cfg.tcp.accept_unknown_peers = 1;
+	if (s->opt.secret_len) { /* --cluster-secret-file */
+		cfg.tcp.secret = s->opt.secret;
+		cfg.tcp.secret_len = s->opt.secret_len;
+		if (s->opt.secret_prev_len) {
+			cfg.tcp.secret_prev = s->opt.secret_prev;
+			cfg.tcp.secret_prev_len = s->opt.secret_prev_len;
+		}
+	} else {
+		kv_log(s, SR_LOG_WARN,
+		       "no --cluster-secret-file: peers are not "
+		       "authenticated (fine for a loopback demo only)");
+	}
 
 	s->max_entry = cfg.raft.max_entry_bytes;
 	rc = sr_server_create(&cfg, &s->srv);
+	/* the transport keeps its own copy of the secrets */
+	cfg.tcp.secret = cfg.tcp.secret_prev = NULL;
+	for (volatile char *v = s->opt.secret;
+	     v < s->opt.secret + sizeof(s->opt.secret); v++)
+		*v = 0;
+	for (volatile char *v = s->opt.secret_prev;
+	     v < s->opt.secret_prev + sizeof(s->opt.secret_prev); v++)
+		*v = 0;
 	if (rc == SR_ELOCKED)
 		kv_log(s, SR_LOG_ERROR, "%s is in use by another process",
 		       path);

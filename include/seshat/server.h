@@ -14,6 +14,10 @@
  *   - storage: the WAL's completion fd is watched by the loop, and
  *     sr_wal_process() hands the finished appends to
  *     sr_node_storage_done() (the memory store completes synchronously);
+ *     a follower under light load writes and syncs its appends on the
+ *     loop's thread instead (sr_wal_hold/sr_wal_write_now: its answer
+ *     waits for them anyway), so its loop blocks for one fdatasync per
+ *     batch;
  *   - messages: the transport's on_message ticks the engine and calls
  *     sr_node_step();
  *   - peers: the transport's peer table follows the configuration in
@@ -140,6 +144,10 @@ typedef struct sr_server_config {
 	 * raft.transport_max_payload from the transport, and, if raft.seed
 	 * is left at init's value, mixes this start's clock and pid into
 	 * it (a seed must differ per start; see sr_config.seed).
+	 * Peer authentication is here too: tcp.secret (and tcp.secret_prev
+	 * during a rotation), the cluster's shared secret (seshat/tcp.h),
+	 * passed to the transport, which copies it; it is read during
+	 * sr_server_create() only.  Leave it NULL only for loopback demos.
 	 */
 	sr_config raft;
 	sr_tcp_config tcp;

@@ -9,7 +9,11 @@
  * connections to keep.  An outgoing connection starts with a handshake
  * frame (cluster id, sender id, intended receiver id); the acceptor closes
  * the connection, with a logged reason, if the cluster differs, the sender
- * is not a known peer, or the receiver id is not its own.  A lost
+ * is not a known peer, or the receiver id is not its own.  With a shared
+ * secret (config.secret) the handshake is a mutual challenge-response
+ * instead: each side proves with an HMAC over fresh nonces that it knows
+ * the secret before any message crosses, and a peer that cannot is
+ * refused, logged and counted (sr_tcp_auth_stats_get()).  A lost
  * outgoing connection is re-established with capped, jittered exponential
  * backoff; a valid handshake from that peer (it is back, e.g. restarted)
  * resets the backoff and reconnects at once.
@@ -118,6 +122,24 @@ typedef struct sr_tcp_config {
 	 * Default 0. */
 	int accept_unknown_peers;
 
+	/*
+	 * Peer authentication (docs/wire-protocol.md, "Authenticated
+	 * handshake"): the cluster's shared secret, secret_len bytes
+	 * (16..1024), the same on every node.  With it, both ends of every
+	 * connection prove they know it (HMAC-SHA-256 challenge-response
+	 * with fresh nonces) before any message crosses, and peers without
+	 * it are refused.  NULL (the default): no authentication — anyone
+	 * who can reach the port and knows the cluster id can talk Raft to
+	 * this node; only for loopback demos and tests.
+	 * secret_prev: a previous secret still accepted from peers during a
+	 * rotation (docs/operations.md); NULL: none.  Both are copied by
+	 * sr_tcp_create() and not kept.
+	 */
+	const void *secret;
+	size_t secret_len;
+	const void *secret_prev;
+	size_t secret_prev_len;
+
 	uint64_t seed; /* backoff jitter; default from the id */
 
 	sr_log_fn log; /* may be NULL */
@@ -132,7 +154,8 @@ SR_API void sr_tcp_config_init(sr_tcp_config *cfg, sr_id id,
 
 /*
  * Create the transport and start listening (cfg is copied, listen_addr
- * included).  Errors: SR_EINVAL (bad config or address), SR_ENOMEM,
+ * and the secrets included).  Errors: SR_EINVAL (bad config or address,
+ * a secret shorter than 16 or longer than 1024 bytes), SR_ENOMEM,
  * SR_EIO (socket, bind or listen failed; the reason is logged).
  */
 SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out);
@@ -221,6 +244,27 @@ typedef struct sr_tcp_stats {
 } sr_tcp_stats;
 
 SR_API void sr_tcp_stats_get(const sr_tcp *tcp, sr_tcp_stats *out);
+
+/* Peer authentication counters.  Every refusal closes the connection
+ * with a WARN log line naming the peer's address and the reason, and
+ * counts once in failures and once in its kind. */
+typedef struct sr_tcp_auth_stats {
+	int enabled;	     /* a secret is configured */
+	uint64_t ok;	     /* handshakes whose peer proved the secret */
+	uint64_t failures;   /* refusals, every kind below */
+	uint64_t bad_proof;  /* wrong MAC: wrong secret, or a replay */
+	uint64_t replayed;   /* a connector nonce seen before */
+	uint64_t no_auth;    /* plain hello to a node with a secret */
+	uint64_t unexpected; /* auth hello to a node without one */
+	uint64_t malformed;  /* undecodable or out-of-order handshake */
+	/* not a refusal here: a connector hung up after our challenge,
+	 * i.e. it refused our proof (a different secret there?) */
+	uint64_t abandoned;
+} sr_tcp_auth_stats;
+
+/* Fill *out with the authentication counters (any thread that owns the
+ * transport; not thread-safe, like every call here). */
+SR_API void sr_tcp_auth_stats_get(const sr_tcp *tcp, sr_tcp_auth_stats *out);
 
 enum { SR_TCP_DOWN = 0, SR_TCP_CONNECTING = 1, SR_TCP_UP = 2 };
 

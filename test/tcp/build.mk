@@ -7,9 +7,13 @@
 #   test_tcp_cluster  3 engines over real TCP elect a leader and commit
 #                     (built only when the engine and the memory store
 #                     exist)
+#   test_sha256       SHA-256 / HMAC-SHA-256 against FIPS 180-4, RFC 4231
+#   test_tcp_auth     the authenticated handshake: success, every refusal
 #   bench_tcp         `make bench`: throughput between two transports
 #   fuzz_codec.c      `make fuzz`: libFuzzer target for the decoder
-TCP_TEST_NAMES = test_codec test_loop test_tcp test_tcp_hostile
+#   fuzz_auth.c       `make fuzz`: the handshake decoders
+TCP_TEST_NAMES = test_codec test_loop test_tcp test_tcp_hostile test_sha256 \
+		 test_tcp_auth
 ifneq ($(wildcard lib/node.c),)
 ifneq ($(wildcard backends/mem/mem.c),)
 TCP_TEST_NAMES += test_tcp_cluster
@@ -17,7 +21,7 @@ endif
 endif
 TESTS     += $(patsubst %,$(BUILD)/test/tcp/%,$(TCP_TEST_NAMES))
 BENCHES   += $(BUILD)/test/tcp/bench_tcp
-FUZZ_SRCS += test/tcp/fuzz_codec.c
+FUZZ_SRCS += test/tcp/fuzz_codec.c test/tcp/fuzz_auth.c
 
 $(BUILD)/test/tcp/%: test/tcp/%.c $(STATIC) test/testlib.h $(wildcard test/tcp/*.h)
 	@mkdir -p $(dir $@)

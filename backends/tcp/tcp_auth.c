@@ -1,0 +1,659 @@
+/*
+ * tcp_auth.c — the authenticated handshake of the TCP transport: both
+ * ends of a connection prove that they know the cluster's shared secret
+ * before any Raft message crosses it (docs/wire-protocol.md,
+ * "Authenticated handshake").
+ *
+ * Without a secret (the default, for loopback demos) a connection starts
+ * with the plain hello of tcp_conn.c and nothing here runs except the
+ * refusal of a peer that tries to authenticate.  With one:
+ *
+ *   connector                                acceptor
+ *   AUTH_HELLO: hello fields, nonce_c  --->  identity checks as for a
+ *                                            hello; nonce_c not seen
+ *                                            recently
+ *                                      <---  CHALLENGE: nonce_a,
+ *                                            MAC(acceptor, hello, nonce_a)
+ *   check the acceptor's MAC
+ *   PROOF: MAC(connector, hello, nonce_a) --->  check; the connection
+ *   then messages, as without a secret         is bound to its peer
+ *
+ * Each nonce is 32 bytes from getrandom(2), fresh for every connection,
+ * so a recorded handshake never verifies again: the other side's nonce
+ * is new.  The MAC (HMAC-SHA-256, sha256.c) covers a context string, the
+ * prover's side, the whole auth hello as sent (cluster id, both node ids,
+ * the advertised address, nonce_c) and nonce_a: a proof made by one side
+ * is never valid for the other (reflection), for another pair of nodes,
+ * another cluster, or another connection.  MACs are compared in
+ * constant time.  A node can hold a second, previous secret during a
+ * rotation: it proves with the current one and accepts proofs made with
+ * either.
+ *
+ * Nothing after the PROOF carries the secret or a MAC: the handshake
+ * authenticates who opened the connection, it does not protect the
+ * stream from someone on the path who can inject into or take over an
+ * established TCP connection (that takes TLS; see docs/operations.md).
+ *
+ * Every refusal closes the connection with a WARN line naming the peer's
+ * address, the node id it claimed and the reason, and is counted in
+ * sr_tcp_auth_stats: a wrong proof (wrong secret, or a replay), a
+ * replayed nonce, a plain hello to a node that has a secret, an auth
+ * hello to a node without one, and malformed or out-of-order handshake
+ * frames.
+ *
+ * The acceptor writes exactly once on an accepted connection, the
+ * 84-byte challenge, while the socket's send buffer is empty; if the
+ * kernel does not take it whole the connection is closed rather than
+ * buffered.  The connector writes its auth hello directly the same way,
+ * and its proof travels at the front of the send queue, so the messages
+ * queued while it connected follow it in order.
+ */
+#include "sha256.h"
+#include "tcp_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+
+static const char auth_context[] = "seshat peer auth v1";
+
+/* ------------------------------------------------------------------ */
+/* Frames                                                             */
+/* ------------------------------------------------------------------ */
+
+static void put_u16(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u16(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+/* Header for a payload of plen bytes already in out + 20, then CRC. */
+static void frame_seal(uint8_t *out, uint32_t type, uint32_t plen)
+{
+	put_u32(out, SR_FRAME_MAGIC);
+	put_u16(out + 4, SR_FRAME_VERSION);
+	put_u16(out + 6, type);
+	put_u32(out + 8, 0);
+	put_u32(out + 12, plen);
+	uint32_t crc = sr_crc32c(0, out, 16);
+	crc = sr_crc32c(crc, out + SR_FRAME_HDR_SIZE, plen);
+	put_u32(out + 16, crc);
+}
+
+static uint32_t payload_size(uint32_t type)
+{
+	switch (type) {
+	case SR_FRAME_HELLO:
+		return SR_HELLO_PAYLOAD;
+	case TCP_FRAME_AUTH_HELLO:
+		return TCP_AUTH_HELLO_PAYLOAD;
+	case TCP_FRAME_CHALLENGE:
+		return TCP_CHALLENGE_PAYLOAD;
+	case TCP_FRAME_PROOF:
+		return TCP_PROOF_PAYLOAD;
+	default:
+		return 0;
+	}
+}
+
+int sr_tcpi_hs_header(const void *buf, size_t len, int challenge,
+		      sr_frame_hdr *h)
+{
+	const uint8_t *p = buf;
+
+	if (!buf || len < SR_FRAME_HDR_SIZE)
+		return SR_EPROTO;
+	if (get_u32(p) != SR_FRAME_MAGIC || get_u16(p + 4) != SR_FRAME_VERSION)
+		return SR_EPROTO;
+	uint32_t type = get_u16(p + 6), plen = get_u32(p + 12);
+	if (plen > TCP_HS_MAX_PAYLOAD)
+		return SR_ETOOBIG;
+	int ok = challenge ? type == TCP_FRAME_CHALLENGE
+			   : (type == SR_FRAME_HELLO ||
+			      type == TCP_FRAME_AUTH_HELLO ||
+			      type == TCP_FRAME_PROOF);
+	/* A message frame before the handshake is done: let the caller
+	 * see it (and refuse it with its own words). */
+	if (!challenge && type >= 1 && type < SR_FRAME_HELLO)
+		ok = 1;
+	if (!ok || (payload_size(type) && plen != payload_size(type)))
+		return SR_EPROTO;
+	h->type = type;
+	h->group = get_u32(p + 8);
+	h->len = plen;
+	h->crc = get_u32(p + 16);
+	return 0;
+}
+
+/* The whole frame is there, of this type and size, with a good CRC. */
+static int frame_check(const uint8_t *p, size_t len, uint32_t type)
+{
+	uint32_t plen = payload_size(type);
+	if (!p || len < SR_FRAME_HDR_SIZE + (size_t)plen ||
+	    get_u32(p) != SR_FRAME_MAGIC ||
+	    get_u16(p + 4) != SR_FRAME_VERSION || get_u16(p + 6) != type ||
+	    get_u32(p + 8) != 0 || get_u32(p + 12) != plen)
+		return SR_EPROTO;
+	uint32_t crc = sr_crc32c(0, p, 16);
+	crc = sr_crc32c(crc, p + SR_FRAME_HDR_SIZE, plen);
+	return crc == get_u32(p + 16) ? 0 : SR_EPROTO;
+}
+
+int sr_tcpi_auth_decode_hello(const void *buf, size_t len, sr_hello *h,
+			      uint8_t nonce[TCP_NONCE_SIZE])
+{
+	const uint8_t *f = buf;
+	if (frame_check(f, len, TCP_FRAME_AUTH_HELLO))
+		return SR_EPROTO;
+	const uint8_t *p = f + SR_FRAME_HDR_SIZE, *a = p + 24;
+	size_t alen = strnlen((const char *)a, SR_ADDR_MAX);
+	if (alen == SR_ADDR_MAX)
+		return SR_EPROTO; /* no terminating NUL */
+	for (size_t i = alen; i < SR_ADDR_MAX; i++)
+		if (a[i])
+			return SR_EPROTO; /* one encoding per hello */
+	h->cluster = get_u64(p);
+	h->from = get_u64(p + 8);
+	h->to = get_u64(p + 16);
+	memcpy(h->addr, a, SR_ADDR_MAX);
+	memcpy(nonce, p + SR_HELLO_PAYLOAD, TCP_NONCE_SIZE);
+	return 0;
+}
+
+int sr_tcpi_auth_decode_challenge(const void *buf, size_t len,
+				  uint8_t nonce[TCP_NONCE_SIZE],
+				  uint8_t mac[TCP_MAC_SIZE])
+{
+	const uint8_t *f = buf;
+	if (frame_check(f, len, TCP_FRAME_CHALLENGE))
+		return SR_EPROTO;
+	memcpy(nonce, f + SR_FRAME_HDR_SIZE, TCP_NONCE_SIZE);
+	memcpy(mac, f + SR_FRAME_HDR_SIZE + TCP_NONCE_SIZE, TCP_MAC_SIZE);
+	return 0;
+}
+
+int sr_tcpi_auth_decode_proof(const void *buf, size_t len,
+			      uint8_t mac[TCP_MAC_SIZE])
+{
+	const uint8_t *f = buf;
+	if (frame_check(f, len, TCP_FRAME_PROOF))
+		return SR_EPROTO;
+	memcpy(mac, f + SR_FRAME_HDR_SIZE, TCP_MAC_SIZE);
+	return 0;
+}
+
+void sr_tcpi_auth_encode_hello(const sr_hello *h,
+			       const uint8_t nonce[TCP_NONCE_SIZE],
+			       uint8_t out[TCP_AUTH_HELLO_FRAME])
+{
+	uint8_t *p = out + SR_FRAME_HDR_SIZE;
+	size_t alen = strnlen(h->addr, SR_ADDR_MAX - 1);
+
+	put_u64(p, h->cluster);
+	put_u64(p + 8, h->from);
+	put_u64(p + 16, h->to);
+	memset(p + 24, 0, SR_ADDR_MAX);
+	memcpy(p + 24, h->addr, alen);
+	memcpy(p + SR_HELLO_PAYLOAD, nonce, TCP_NONCE_SIZE);
+	frame_seal(out, TCP_FRAME_AUTH_HELLO, TCP_AUTH_HELLO_PAYLOAD);
+}
+
+void sr_tcpi_auth_encode_challenge(const uint8_t nonce[TCP_NONCE_SIZE],
+				   const uint8_t mac[TCP_MAC_SIZE],
+				   uint8_t out[TCP_CHALLENGE_FRAME])
+{
+	memcpy(out + SR_FRAME_HDR_SIZE, nonce, TCP_NONCE_SIZE);
+	memcpy(out + SR_FRAME_HDR_SIZE + TCP_NONCE_SIZE, mac, TCP_MAC_SIZE);
+	frame_seal(out, TCP_FRAME_CHALLENGE, TCP_CHALLENGE_PAYLOAD);
+}
+
+void sr_tcpi_auth_encode_proof(const uint8_t mac[TCP_MAC_SIZE],
+			       uint8_t out[TCP_PROOF_FRAME])
+{
+	memcpy(out + SR_FRAME_HDR_SIZE, mac, TCP_MAC_SIZE);
+	frame_seal(out, TCP_FRAME_PROOF, TCP_PROOF_PAYLOAD);
+}
+
+void sr_tcpi_auth_mac(const uint8_t *key, size_t key_len, int prover,
+		      const uint8_t hello[TCP_AUTH_HELLO_PAYLOAD],
+		      const uint8_t nonce_a[TCP_NONCE_SIZE],
+		      uint8_t out[TCP_MAC_SIZE])
+{
+	uint8_t who = (uint8_t)prover;
+	const void *part[4] = { auth_context, &who, hello, nonce_a };
+	size_t len[4] = { sizeof(auth_context) - 1, 1, TCP_AUTH_HELLO_PAYLOAD,
+			  TCP_NONCE_SIZE };
+	sr_tcpi_hmac_sha256(key, key_len, 4, part, len, out);
+}
+
+/* ------------------------------------------------------------------ */
+/* Keys and counters                                                  */
+/* ------------------------------------------------------------------ */
+
+static int key_copy(sr_tcp *t, const void *src, size_t len, uint8_t **out)
+{
+	*out = NULL;
+	if (!src)
+		return 0;
+	*out = sr_tcpi_realloc(t, NULL, 0, len);
+	if (!*out)
+		return SR_ENOMEM;
+	memcpy(*out, src, len);
+	return 0;
+}
+
+int sr_tcpi_auth_check_config(const sr_tcp_config *c)
+{
+	if (c->secret &&
+	    (c->secret_len < TCP_SECRET_MIN || c->secret_len > TCP_SECRET_MAX))
+		return SR_EINVAL;
+	if (!c->secret && (c->secret_len || c->secret_prev))
+		return SR_EINVAL; /* a previous secret needs a current one */
+	if (c->secret_prev && (c->secret_prev_len < TCP_SECRET_MIN ||
+			       c->secret_prev_len > TCP_SECRET_MAX))
+		return SR_EINVAL;
+	if (!c->secret_prev && c->secret_prev_len)
+		return SR_EINVAL;
+	return 0;
+}
+
+int sr_tcpi_auth_init(sr_tcp *t)
+{
+	struct tcp_auth *a = &t->auth;
+	int rc = key_copy(t, t->cfg.secret, t->cfg.secret_len, &a->key);
+	if (!rc)
+		rc = key_copy(t, t->cfg.secret_prev, t->cfg.secret_prev_len,
+			      &a->key_prev);
+	if (rc) {
+		sr_tcpi_auth_free(t);
+		return rc;
+	}
+	a->key_len = a->key ? t->cfg.secret_len : 0;
+	a->key_prev_len = a->key_prev ? t->cfg.secret_prev_len : 0;
+	/* The caller's buffers are not ours to keep pointing at. */
+	t->cfg.secret = NULL;
+	t->cfg.secret_prev = NULL;
+	return 0;
+}
+
+void sr_tcpi_auth_free(sr_tcp *t)
+{
+	struct tcp_auth *a = &t->auth;
+	if (a->key) {
+		sr_tcpi_wipe(a->key, t->cfg.secret_len);
+		sr_tcpi_free(t, a->key, t->cfg.secret_len);
+	}
+	if (a->key_prev) {
+		sr_tcpi_wipe(a->key_prev, t->cfg.secret_prev_len);
+		sr_tcpi_free(t, a->key_prev, t->cfg.secret_prev_len);
+	}
+	a->key = a->key_prev = NULL;
+}
+
+SR_API void sr_tcp_auth_stats_get(const sr_tcp *t, sr_tcp_auth_stats *out)
+{
+	*out = t->auth.st;
+	out->enabled = t->auth.key != NULL;
+}
+
+/* Count a refusal of kind *what. */
+static void auth_fail(sr_tcp *t, uint64_t *what)
+{
+	t->auth.st.failures++;
+	(*what)++;
+}
+
+/* 1 if mac is the proof of `prover` under the current or previous key. */
+static int mac_ok(const sr_tcp *t, int prover, const uint8_t *hello,
+		  const uint8_t *nonce_a, const uint8_t *mac)
+{
+	uint8_t want[TCP_MAC_SIZE];
+	int ok;
+
+	sr_tcpi_auth_mac(t->auth.key, t->auth.key_len, prover, hello, nonce_a,
+			 want);
+	ok = sr_tcpi_ct_equal(want, mac, TCP_MAC_SIZE);
+	if (t->auth.key_prev) {
+		sr_tcpi_auth_mac(t->auth.key_prev, t->auth.key_prev_len, prover,
+				 hello, nonce_a, want);
+		ok |= sr_tcpi_ct_equal(want, mac, TCP_MAC_SIZE);
+	}
+	sr_tcpi_wipe(want, sizeof(want));
+	return ok;
+}
+
+static int fresh_nonce(uint8_t nonce[TCP_NONCE_SIZE])
+{
+	size_t got = 0;
+	while (got < TCP_NONCE_SIZE) {
+		ssize_t n = getrandom(nonce + got, TCP_NONCE_SIZE - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return SR_EIO;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* Write a whole small frame on a socket whose buffer is empty. */
+static int write_small(int fd, const uint8_t *buf, size_t len)
+{
+	ssize_t n;
+	do
+		n = send(fd, buf, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n == (ssize_t)len ? 0 : SR_EIO;
+}
+
+/* ------------------------------------------------------------------ */
+/* Acceptor                                                           */
+/* ------------------------------------------------------------------ */
+
+/* 1 if nonce was seen recently; otherwise remember it. */
+static int nonce_replayed(struct tcp_auth *a, const uint8_t *nonce)
+{
+	for (unsigned i = 0; i < a->seen_n; i++)
+		if (!memcmp(a->seen[i], nonce, TCP_NONCE_SIZE))
+			return 1;
+	memcpy(a->seen[a->seen_next], nonce, TCP_NONCE_SIZE);
+	a->seen_next = (a->seen_next + 1) % TCP_SEEN_NONCES;
+	if (a->seen_n < TCP_SEEN_NONCES)
+		a->seen_n++;
+	return 0;
+}
+
+static void in_refuse(sr_tcp *t, struct tcp_in *c, uint64_t *what,
+		      const char *why)
+{
+	auth_fail(t, what);
+	t->st.refused++;
+	sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
+}
+
+static void in_malformed(sr_tcp *t, struct tcp_in *c, const char *why)
+{
+	if (t->auth.key) /* without a secret it is just a bad hello */
+		auth_fail(t, &t->auth.st.malformed);
+	t->st.proto_errors++;
+	sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
+}
+
+/* An auth hello arrived at a node that has a secret. */
+static void in_auth_hello(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
+			  size_t len)
+{
+	struct tcp_auth_in *ai = &c->auth;
+	uint8_t nonce_c[TCP_NONCE_SIZE], mac[TCP_MAC_SIZE];
+	uint8_t ch[TCP_CHALLENGE_FRAME];
+	char why[160];
+	sr_hello h;
+
+	if (ai->wait_proof || sr_tcpi_auth_decode_hello(f, len, &h, nonce_c)) {
+		in_malformed(t, c, "malformed handshake");
+		return;
+	}
+	if (sr_tcpi_hello_check(t, c, &h))
+		return; /* refused, as a plain hello would be */
+	if (nonce_replayed(&t->auth, nonce_c)) {
+		snprintf(why, sizeof(why),
+			 "refused: replayed handshake from node %llu (its "
+			 "nonce was seen before)",
+			 (unsigned long long)h.from);
+		in_refuse(t, c, &t->auth.st.replayed, why);
+		return;
+	}
+	if (fresh_nonce(ai->nonce)) {
+		sr_tcpi_in_close(t, c, SR_LOG_ERROR,
+				 "getrandom failed: cannot authenticate");
+		return;
+	}
+	memcpy(ai->hello, f + SR_FRAME_HDR_SIZE, TCP_AUTH_HELLO_PAYLOAD);
+	sr_tcpi_auth_mac(t->auth.key, t->auth.key_len, TCP_PROVER_ACCEPTOR,
+			 ai->hello, ai->nonce, mac);
+	sr_tcpi_auth_encode_challenge(ai->nonce, mac, ch);
+	if (write_small(c->fd, ch, sizeof(ch))) {
+		sr_tcpi_in_close(t, c, SR_LOG_WARN,
+				 "cannot write the challenge");
+		return;
+	}
+	t->st.bytes_sent += sizeof(ch);
+	ai->wait_proof = 1;
+}
+
+/* The connector's proof: check it and bind the connection. */
+static void in_proof(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len)
+{
+	struct tcp_auth_in *ai = &c->auth;
+	uint8_t mac[TCP_MAC_SIZE];
+	char why[160];
+	sr_hello h;
+
+	if (!ai->wait_proof || sr_tcpi_auth_decode_proof(f, len, mac)) {
+		const char *why_bad = "malformed handshake (a proof without "
+				      "a challenge)";
+		in_malformed(t, c,
+			     ai->wait_proof ? "malformed handshake" : why_bad);
+		return;
+	}
+	/* The hello was checked when it came; re-read it from our copy. */
+	h.cluster = get_u64(ai->hello);
+	h.from = get_u64(ai->hello + 8);
+	h.to = get_u64(ai->hello + 16);
+	memcpy(h.addr, ai->hello + 24, SR_ADDR_MAX);
+	if (!mac_ok(t, TCP_PROVER_CONNECTOR, ai->hello, ai->nonce, mac)) {
+		snprintf(why, sizeof(why),
+			 "refused: node %llu failed authentication (wrong "
+			 "secret, or a replayed handshake)",
+			 (unsigned long long)h.from);
+		in_refuse(t, c, &t->auth.st.bad_proof, why);
+		return;
+	}
+	ai->wait_proof = 0;
+	t->auth.st.ok++;
+	/* The peer table may have changed while we waited (removed, cut):
+	 * check again before binding. */
+	if (sr_tcpi_hello_check(t, c, &h) == 0)
+		sr_tcpi_hello_bind(t, c, &h);
+}
+
+void sr_tcpi_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
+			   size_t len, uint32_t type)
+{
+	char why[200];
+	sr_hello h;
+
+	if (type == SR_FRAME_HELLO && !c->auth.wait_proof) {
+		/* only called for a plain hello when we have a secret */
+		if (sr_codec_decode_hello(f, len, &h)) {
+			in_malformed(t, c, "malformed handshake");
+			return;
+		}
+		snprintf(why, sizeof(why),
+			 "refused: node %llu sent no authentication (this "
+			 "node requires the cluster secret; is it set "
+			 "there?)",
+			 (unsigned long long)h.from);
+		in_refuse(t, c, &t->auth.st.no_auth, why);
+	} else if (type == TCP_FRAME_AUTH_HELLO && !t->auth.key) {
+		uint8_t nonce[TCP_NONCE_SIZE];
+		if (sr_tcpi_auth_decode_hello(f, len, &h, nonce)) {
+			in_malformed(t, c, "malformed handshake");
+			return;
+		}
+		snprintf(why, sizeof(why),
+			 "refused: node %llu authenticates with a secret, "
+			 "but this node has none (set the same secret on "
+			 "every node)",
+			 (unsigned long long)h.from);
+		in_refuse(t, c, &t->auth.st.unexpected, why);
+	} else if (type == TCP_FRAME_AUTH_HELLO) {
+		in_auth_hello(t, c, f, len);
+	} else if (type == TCP_FRAME_PROOF && t->auth.key) {
+		in_proof(t, c, f, len);
+	} else if (c->auth.wait_proof) {
+		snprintf(why, sizeof(why),
+			 "malformed handshake (frame type %u where the "
+			 "proof belongs)",
+			 type);
+		in_malformed(t, c, why);
+	} else {
+		in_malformed(t, c, "malformed handshake");
+	}
+}
+
+void sr_tcpi_auth_in_hangup(sr_tcp *t, struct tcp_in *c, int err)
+{
+	char why[200];
+
+	t->auth.st.abandoned++;
+	snprintf(why, sizeof(why),
+		 "node %llu %s after our challenge: it did not accept our "
+		 "proof (a different secret there?)",
+		 (unsigned long long)get_u64(c->auth.hello + 8),
+		 err ? strerror(err) : "hung up");
+	sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connector                                                          */
+/* ------------------------------------------------------------------ */
+
+int sr_tcpi_auth_out_start(sr_tcp *t, struct tcp_peer *p)
+{
+	struct tcp_auth_out *ao = &p->auth;
+	uint8_t f[TCP_AUTH_HELLO_FRAME];
+	sr_hello h = { t->cfg.cluster_id, t->cfg.id, p->id, { 0 } };
+
+	memcpy(h.addr, t->advertise, SR_ADDR_MAX);
+	if (fresh_nonce(ao->nonce)) {
+		sr_tcpi_peer_close(t, p, SR_LOG_ERROR,
+				   "getrandom failed: cannot authenticate");
+		return SR_EIO;
+	}
+	sr_tcpi_auth_encode_hello(&h, ao->nonce, f);
+	memcpy(ao->hello, f + SR_FRAME_HDR_SIZE, TCP_AUTH_HELLO_PAYLOAD);
+	if (write_small(p->fd, f, sizeof(f))) {
+		sr_tcpi_peer_close(t, p, SR_LOG_INFO,
+				   "cannot write the handshake");
+		return SR_EIO;
+	}
+	t->st.bytes_sent += sizeof(f);
+	ao->wait_challenge = 1;
+	ao->rx_len = 0;
+	return 0;
+}
+
+void sr_tcpi_auth_out_reset(struct tcp_peer *p)
+{
+	p->auth.wait_challenge = 0;
+	p->auth.rx_len = 0;
+}
+
+/* Refuse the acceptor: WARN on every refusal (peer_close alone would log
+ * repeated failures at DEBUG), and back off as for any failed connect. */
+static void out_refuse(sr_tcp *t, struct tcp_peer *p, uint64_t *what,
+		       const char *why)
+{
+	auth_fail(t, what);
+	if (p->attempts)
+		sr_tcpi_log(t, SR_LOG_WARN, "peer %llu (%s): %s",
+			    (unsigned long long)p->id, p->addr, why);
+	sr_tcpi_peer_close(t, p, SR_LOG_WARN, p->attempts ? NULL : why);
+}
+
+/* The acceptor's challenge is complete in ao->rx: check it, then put our
+ * proof in the slot at the front of the queue. */
+static int out_challenge(sr_tcp *t, struct tcp_peer *p)
+{
+	struct tcp_auth_out *ao = &p->auth;
+	uint8_t nonce_a[TCP_NONCE_SIZE], mac[TCP_MAC_SIZE];
+	char why[200];
+
+	if (sr_tcpi_auth_decode_challenge(ao->rx, ao->rx_len, nonce_a, mac)) {
+		out_refuse(t, p, &t->auth.st.malformed,
+			   "refused: malformed challenge");
+		return SR_EPROTO;
+	}
+	if (!mac_ok(t, TCP_PROVER_ACCEPTOR, ao->hello, nonce_a, mac)) {
+		snprintf(why, sizeof(why),
+			 "refused: node %llu failed authentication (wrong "
+			 "secret, or not the node we meant to reach)",
+			 (unsigned long long)p->id);
+		out_refuse(t, p, &t->auth.st.bad_proof, why);
+		return SR_EPROTO;
+	}
+	sr_tcpi_auth_mac(t->auth.key, t->auth.key_len, TCP_PROVER_CONNECTOR,
+			 ao->hello, nonce_a, mac);
+	/* queue_hello reserved the proof's slot; nothing was written yet */
+	sr_tcpi_auth_encode_proof(mac, p->q);
+	sr_tcpi_wipe(mac, sizeof(mac));
+	ao->wait_challenge = 0;
+	t->auth.st.ok++;
+	return 1;
+}
+
+int sr_tcpi_auth_out_read(sr_tcp *t, struct tcp_peer *p)
+{
+	struct tcp_auth_out *ao = &p->auth;
+	char why[160];
+
+	/* Read exactly the challenge: the acceptor sends nothing more. */
+	ssize_t n = recv(p->fd, ao->rx + ao->rx_len,
+			 TCP_CHALLENGE_FRAME - ao->rx_len, 0);
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		snprintf(why, sizeof(why),
+			 "%s while authenticating (does it have the same "
+			 "secret?)",
+			 n == 0 ? "closed by the peer" : strerror(errno));
+		sr_tcpi_peer_close(t, p, SR_LOG_INFO, why);
+		return SR_EIO;
+	}
+	t->st.bytes_recv += (uint64_t)n;
+	if (ao->rx_len < SR_FRAME_HDR_SIZE &&
+	    ao->rx_len + (size_t)n >= SR_FRAME_HDR_SIZE) {
+		sr_frame_hdr h;
+		if (sr_tcpi_hs_header(ao->rx, ao->rx_len + (size_t)n, 1, &h)) {
+			out_refuse(t, p, &t->auth.st.malformed,
+				   "refused: malformed challenge");
+			return SR_EPROTO;
+		}
+	}
+	ao->rx_len += (size_t)n;
+	if (ao->rx_len < TCP_CHALLENGE_FRAME)
+		return 0;
+	return out_challenge(t, p);
+}
