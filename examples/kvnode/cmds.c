@@ -1480,6 +1480,14 @@ static const struct cmd *cmd_lookup(const char *name, size_t len)
 	return NULL;
 }
 
+#ifdef KV_BUG_STALE_READS
+/* Injected bug for test/jepsen (make KV_BUG=stale-reads): a follower runs
+ * GET itself (requests.c reads its own map).  Never in a real build. */
+#define KV_BUG_FOLLOWER_GET(c, txn) (!(txn) && (c)->fn == cmd_get)
+#else
+#define KV_BUG_FOLLOWER_GET(c, txn) 0
+#endif
+
 /* The name of a command for an error message: printable, short. */
 static void cmd_name_for_error(const char *p, size_t len, char *out, size_t cap)
 {
@@ -1529,7 +1537,8 @@ void kv_cmd_exec(struct kv_cmdctx *ctx)
 	/* Data commands run on the leader.  Elsewhere: MOVED with the slot
 	 * of the first key (what cluster clients map to a node), or
 	 * TRYAGAIN/CLUSTERDOWN when the leader is gone or unknown. */
-	if ((c->flags & (F_WRITE | F_READONLY)) && !kv_cmd_is_leader(ctx->s)) {
+	if ((c->flags & (F_WRITE | F_READONLY)) && !kv_cmd_is_leader(ctx->s) &&
+	    !KV_BUG_FOLLOWER_GET(c, txn)) {
 		unsigned slot = 0;
 		if (c->first > 0 && (size_t)c->first < ctx->argc)
 			slot = kv_key_slot(ctx->argv[c->first],

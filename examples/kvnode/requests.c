@@ -242,6 +242,16 @@ void kv_server_async_write(struct kv_cmdctx *ctx, int kind,
 	if (!r)
 		return;
 	ctx->s->n_writes++;
+#ifdef KV_BUG_EARLY_ACK
+	/* Injected bug for test/jepsen (make KV_BUG=early-ack): SET is
+	 * acknowledged when proposed, before it commits.  Never in a real
+	 * build. */
+	if (kind == KV_K_SET) {
+		kv_reply_simple(&r->buf, "OK");
+		r->ready = 1;
+		kv_conn_pump(r->conn);
+	}
+#endif
 	/* The engine would refuse it: say so before copying it into the
 	 * batch (a copy of tens of MiB stalls the loop, heartbeats
 	 * included, for as long as its pages take to fault in). */
@@ -326,9 +336,22 @@ static void read_flush(sr_loop *loop, void *ctx)
 void kv_server_async_read(struct kv_cmdctx *ctx, int kind)
 {
 	struct kv_server *s = ctx->s;
-	struct kv_req *r = async_begin(ctx, kind);
+	struct kv_req *r;
 	struct kv_rbatch *b;
 
+#ifdef KV_BUG_STALE_READS
+	/* Injected bug for test/jepsen (make KV_BUG=stale-reads): a follower
+	 * answers reads from its own map, no ReadIndex.  Never in a real
+	 * build. */
+	if (!is_leader(s)) {
+		struct kv_buf enc = { 0 };
+		if (!kv_cmd_encode(&enc, 0, ctx->argc, ctx->argv, ctx->lens))
+			kv_cmd_eval_read(s, kind, enc.p, enc.len, ctx->out);
+		kv_buf_free(&enc);
+		return;
+	}
+#endif
+	r = async_begin(ctx, kind);
 	if (!r)
 		return;
 	s->n_reads++;

@@ -174,7 +174,6 @@ def play(run, c, kinds):
     clients = [Client(i, c, crnd.getrandbits(32), stop, REG_KEYS,
                       COUNTER_KEYS) for i in range(a.clients)]
     run.clients = clients
-    run.t0 = time.monotonic_ns()
     for cl in clients:
         cl.start()
     start = time.monotonic()
@@ -241,9 +240,12 @@ def report(run, c, results):
 
     for kind, text in run.anomalies:
         record("fault %s" % kind, [(kind, text)])
+    first = None
     for key in REG_KEYS:
         t = time.monotonic()
         an, res = checks.check_linearizable(history, key, 60.0, run.t0)
+        if res.ok is False and (first is None or res.blocked.ret < first):
+            first = res.blocked.ret
         record("linearizable %s (%d ops, %.1fs)" % (
             key, len(res.ops), time.monotonic() - t), an)
         record("lost-write %s" % key,
@@ -256,6 +258,9 @@ def report(run, c, results):
     record("progress (%d ok operations)" % ok_ops,
            [] if ok_ops >= 20 else [("progress", "only %d operations "
                                      "succeeded" % ok_ops)])
+    if first is not None:
+        print("jepsen: first non-linearizable operation completed at "
+              "t=%.2fs" % ((first - run.t0) / 1e9))
     return passed, failed
 
 
