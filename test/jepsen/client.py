@@ -42,7 +42,8 @@ class Rec:
 
     def __init__(self, client, f, key, value):
         self.client, self.f, self.key, self.value = client, f, key, value
-        self.call = self.ret = None
+        self.call = time.monotonic_ns()  # invoke() sets it again
+        self.ret = None
         self.type = None  # ok / fail / info
         self.result = None
         self.node = None
@@ -69,6 +70,7 @@ class Client(threading.Thread):
         self.conns = {}
         self.leader = None
         self.history = []
+        self.errors = []
         self.seq = 0
 
     # -- connections -------------------------------------------------
@@ -160,7 +162,11 @@ class Client(threading.Thread):
     def run(self):
         try:
             while not self.stop.is_set():
-                self.one()
+                try:
+                    self.one()
+                except Exception as e:  # a bug of ours: keep the thread
+                    self.errors.append(repr(e))
+                    self.close()
                 time.sleep(self.rnd.random() * 0.01)
         finally:
             self.close()
@@ -170,11 +176,14 @@ class Client(threading.Thread):
             key = self.rnd.choice(self.reg_keys)
             if self.rnd.random() < 0.5:
                 rec = Rec(self.cid, "r", key, None)
+                self.history.append(rec)
                 self.invoke(rec, ("GET", key), False)
             else:
                 self.seq += 1
                 val = "%d-%d" % (self.cid, self.seq)
                 rec = Rec(self.cid, "w", key, val)
+                rec.type = "info"  # until invoke() knows better
+                self.history.append(rec)
                 self.invoke(rec, ("SET", key, val), True)
                 if rec.type == "ok" and rec.result != "OK":
                     rec.type, rec.result = "fail", "unexpected %r" % (
@@ -182,8 +191,9 @@ class Client(threading.Thread):
         else:
             key = self.rnd.choice(self.counter_keys)
             rec = Rec(self.cid, "incr", key, None)
+            rec.type = "info"
+            self.history.append(rec)
             self.invoke(rec, ("INCR", key), True)
-        self.history.append(rec)
         return rec
 
 

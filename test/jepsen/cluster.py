@@ -83,8 +83,14 @@ class Node:
             self.client_port, self.raft_port = 7001, 17001
         else:
             self.host = "127.0.0.1"
-            self.client_port, self.raft_port = kvtest.free_ports(2)
+            while True:  # free now, and not handed to another node
+                ports = kvtest.free_ports(2)
+                if not c.used_ports.intersection(ports):
+                    break
+            c.used_ports.update(ports)
+            self.client_port, self.raft_port = ports
         self.paused = False
+        self.exit_ok = True  # an exit now would be ours (or expected)
 
     @property
     def addr(self):
@@ -111,6 +117,8 @@ class Cluster:
         self.bridge = None
         self.iptables = False
         self.flaps = {}  # (a, b) -> thread stop event
+        self.unexpected = []  # (node, exit status): exits nobody caused
+        self.used_ports = set()
         if use_netns:
             self.subnet = self._pick_subnet()
             self.bridge = "sjb%s" % self.tag
@@ -185,6 +193,7 @@ class Cluster:
                                      stdin=subprocess.DEVNULL)
         logf.close()
         node.paused = False
+        node.exit_ok = False
         end = time.time() + 20
         while time.time() < end:
             if node.proc.poll() is not None:
@@ -197,8 +206,21 @@ class Cluster:
                 time.sleep(0.05)
         return node.alive()
 
+    def check_exit(self, nid):
+        """The exit status of a node that stopped by itself (None if it
+        runs, or if we stopped it or expected it to stop)."""
+        node = self.nodes[nid]
+        if node.proc is None or node.exit_ok or node.alive():
+            return None
+        node.exit_ok = True
+        return node.proc.returncode
+
     def kill(self, nid, sig=signal.SIGKILL):
         node = self.nodes[nid]
+        rc = self.check_exit(nid)
+        if rc is not None:
+            self.unexpected.append((nid, rc))
+        node.exit_ok = True
         if node.alive():
             if node.paused and sig != signal.SIGCONT:
                 node.proc.send_signal(signal.SIGCONT)
@@ -223,7 +245,7 @@ class Cluster:
         return kvtest.Conn(n.client_port, host=n.host, timeout=timeout)
 
     def by_addr(self, host, port):
-        for i, n in self.nodes.items():
+        for i, n in list(self.nodes.items()):
             if n.host == host and n.client_port == port:
                 return i
         return None

@@ -238,6 +238,10 @@ def report(run, c, results):
             print("ok   %s" % name)
         results.append((name, not real))
 
+    errs = [e for cl in run.clients for e in cl.errors]
+    if errs:
+        run.anomalies.append(("client", "%d client errors (a bug of the "
+                              "tester), first: %s" % (len(errs), errs[0])))
     for kind, text in run.anomalies:
         record("fault %s" % kind, [(kind, text)])
     first = None

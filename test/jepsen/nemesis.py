@@ -87,16 +87,35 @@ class Nemesis:
         return rec
 
     def _members_view(self):
-        rec = self._cluster_call("CLUSTER", "MEMBERS", deadline=3.0)
-        if rec.type != "ok":
-            return {}
-        out = {}
-        text = rec.result if isinstance(rec.result, str) else ""
-        for line in text.splitlines():
-            f = line.split()
-            if len(f) >= 4:
-                out[int(f[0])] = f[3].split(",")[0]
-        return out
+        """The leader's CLUSTER MEMBERS, {id: role}; {} if no node says
+        it leads.  A removed id may also be absent: callers treat absent
+        as removed."""
+        for nid in list(self.c.nodes):
+            node = self.c.nodes[nid]
+            if not node.alive() or node.paused:
+                continue
+            try:
+                cn = self.c.conn(nid, timeout=2)
+                try:
+                    text = cn.call("CLUSTER", "MEMBERS")
+                finally:
+                    cn.close()
+            except (OSError, kvtest.Closed, ValueError):
+                continue
+            if isinstance(text, bytes):
+                text = text.decode()
+            if not isinstance(text, str) or ",leader" not in text:
+                continue
+            out, lead = {}, False
+            for line in text.splitlines():
+                f = line.split()
+                if len(f) >= 4:
+                    flags = f[3].split(",")
+                    out[int(f[0])] = flags[0]
+                    lead = lead or ("myself" in flags and "leader" in flags)
+            if lead:
+                return out
+        return {}
 
     # -- the faults --------------------------------------------------
     def run_one(self, kind, dur, seed):
@@ -170,6 +189,7 @@ class Nemesis:
         nid, why = self._victim(rnd, 0.3)
         if nid is None:
             return
+        self.c.nodes[nid].exit_ok = True  # exit 1 on ENOSPC is right
         self.c.fill_disk(nid)
         self.say("disk-full: node %d%s data tmpfs filled for %.1fs" % (
             nid, why, dur))
@@ -177,6 +197,7 @@ class Nemesis:
         self.c.free_disk(nid)
         node = self.c.nodes[nid]
         if not node.alive():
+            node.exit_ok = True
             self.say("disk-full: node %d had stopped (exit %s); restarting"
                      % (nid, node.proc.returncode))
             self._restart(nid)
@@ -213,7 +234,8 @@ class Nemesis:
             new.id, old, rec.type, rec.result))
         end = time.monotonic() + 20
         while rec.type != "fail" and time.monotonic() < end:
-            if self._members_view().get(old) == "removed":
+            view = self._members_view()
+            if view and view.get(old, "removed") == "removed":
                 self.c.members.remove(old)
                 self.removed.add(old)
                 self.c.kill(old)
@@ -238,6 +260,14 @@ class Nemesis:
     # -- the end -----------------------------------------------------
     def heal_all(self):
         self.c.heal()
+        for i in list(self.c.members):
+            rc = self.c.check_exit(i)
+            if rc is not None:
+                self.c.unexpected.append((i, rc))
+        for nid, rc in self.c.unexpected:
+            self.anomaly("crash", "node %d exited by itself (status %s); "
+                         "log: %s" % (nid, rc, self.c.nodes[nid].log))
+        self.c.unexpected = []
         for i in list(self.c.members):
             self.c.resume(i)
             self.c.free_disk(i)
