@@ -74,6 +74,7 @@ class Nemesis:
             return True
         ok = self.c.start(nid, peers=False)
         if not ok:
+            self.c.nodes[nid].exit_ok = True  # reported here, once
             rc = self.c.nodes[nid].proc.returncode
             self.anomaly("restart", "node %d did not restart (exit %s); "
                          "log: %s" % (nid, rc, self.c.nodes[nid].log))
@@ -245,6 +246,11 @@ class Nemesis:
         self.say("members: removal of %d not seen; it stays" % old)
 
     def f_corrupt(self, rnd, dur):
+        if not all(self.c.nodes[i].alive() for i in self.c.members):
+            # A node that refused a corrupt log stays down: corrupting a
+            # second one would only take the quorum away.
+            self.say("corrupt: skipped (a member is down)")
+            return
         lead = self.c.leader()
         cands = [i for i in self.c.members if i != lead
                  and self.c.nodes[i].alive()]
