@@ -17,13 +17,14 @@ AR      ?= ar
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
-# make KV_BUG=stale-reads|early-ack builds kvnode with a bug injected on
-# purpose (examples/kvnode/requests.c), in its own BUILD directory, to show
-# that test/jepsen catches it (docs/testing.md).  Never for real use.
+# make KV_BUG=stale-reads|leader-reads|early-ack builds kvnode with a bug
+# injected on purpose (examples/kvnode/requests.c, cmds.c), in its own BUILD
+# directory, to show that test/jepsen catches it (docs/testing.md).  Never
+# for real use.
 KV_BUG  ?=
 ifneq ($(KV_BUG),)
-ifeq ($(filter $(KV_BUG),stale-reads early-ack),)
-$(error KV_BUG must be stale-reads or early-ack)
+ifeq ($(filter $(KV_BUG),stale-reads leader-reads early-ack),)
+$(error KV_BUG must be stale-reads, leader-reads or early-ack)
 endif
 BUILD   ?= build-bug-$(KV_BUG)
 KV_BUG_FLAG = -DKV_BUG_$(subst -,_,$(shell echo $(KV_BUG) | tr a-z A-Z))

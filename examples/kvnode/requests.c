@@ -339,11 +339,15 @@ void kv_server_async_read(struct kv_cmdctx *ctx, int kind)
 	struct kv_req *r;
 	struct kv_rbatch *b;
 
-#ifdef KV_BUG_STALE_READS
-	/* Injected bug for test/jepsen (make KV_BUG=stale-reads): a follower
-	 * answers reads from its own map, no ReadIndex.  Never in a real
-	 * build. */
-	if (!is_leader(s)) {
+#if defined(KV_BUG_STALE_READS) || defined(KV_BUG_LEADER_READS)
+	/* Injected bugs for test/jepsen (make KV_BUG=stale-reads: a
+	 * follower, KV_BUG=leader-reads: the leader) answer reads from their
+	 * own map at once, no ReadIndex round.  Never in a real build. */
+	int here = !is_leader(s);
+#ifdef KV_BUG_LEADER_READS
+	here = !here;
+#endif
+	if (here) {
 		struct kv_buf enc = { 0 };
 		if (!kv_cmd_encode(&enc, 0, ctx->argc, ctx->argv, ctx->lens))
 			kv_cmd_eval_read(s, kind, enc.p, enc.len, ctx->out);

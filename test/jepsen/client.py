@@ -99,7 +99,7 @@ class Client(threading.Thread):
     def invoke(self, rec, args, write):
         """Run args against the cluster, filling rec's outcome."""
         end = time.monotonic() + self.op_deadline
-        nodes = list(self.c.nodes)
+        nodes = list(self.c.members) or list(self.c.nodes)
         nid = (self.leader if self.leader in self.c.nodes
                and self.rnd.random() < 0.5 else self.rnd.choice(nodes))
         rec.call = time.monotonic_ns()

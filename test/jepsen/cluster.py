@@ -354,6 +354,38 @@ class Cluster:
             os.unlink(path)
 
     # -- teardown ----------------------------------------------------
+    def stop_all_checked(self):
+        """SIGTERM every live node: each must exit 0 (a clean shutdown;
+        no leak report in sanitizer builds).  Then look for sanitizer
+        findings in every node's log.  Returns the problems."""
+        bad = []
+        for i, n in self.nodes.items():
+            if not n.alive():
+                continue
+            self.resume(i)
+            n.exit_ok = True
+            n.proc.send_signal(signal.SIGTERM)
+            try:
+                n.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                n.proc.kill()
+                n.proc.wait()
+                bad.append("node %d hung on SIGTERM" % i)
+                continue
+            if n.proc.returncode != 0:
+                bad.append("node %d exited %d on SIGTERM"
+                           % (i, n.proc.returncode))
+        for i, n in self.nodes.items():
+            if not os.path.exists(n.log):
+                continue
+            with open(n.log, "rb") as f:
+                text = f.read().decode(errors="replace")
+            for pat in ("runtime error:", "AddressSanitizer",
+                        "LeakSanitizer", "ThreadSanitizer"):
+                if pat in text:
+                    bad.append("node %d log: %s" % (i, pat))
+        return bad
+
     def close(self, keep=False):
         for ev in self.flaps.values():
             ev.set()

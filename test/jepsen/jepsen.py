@@ -259,6 +259,9 @@ def report(run, c, results):
         an, counts = checks.check_counter(history, key, finals[key])
         desc = ("acked %d, unknown %d, final %d" % counts) if counts else ""
         record("counter %s (%s)" % (key, desc), an)
+    bad = c.stop_all_checked()
+    record("clean shutdown, no sanitizer reports",
+           [("shutdown", "; ".join(bad))] if bad else [])
     ok_ops = sum(1 for r in history if r.type == "ok")
     record("progress (%d ok operations)" % ok_ops,
            [] if ok_ops >= 20 else [("progress", "only %d operations "
