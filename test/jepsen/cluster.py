@@ -44,6 +44,16 @@ import kvtest  # noqa: E402  (RESP client, free ports)
 BOGUS_MAC = "02:00:5e:00:de:ad"
 
 
+def _die_with_parent():
+    """In the child before exec: SIGKILL it if the runner dies (a killed
+    test must not leave nodes behind).  prctl(PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def sh(*args, check=True):
     r = subprocess.run(list(args), stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True)
@@ -119,17 +129,21 @@ class Cluster:
         self.flaps = {}  # (a, b) -> thread stop event
         self.unexpected = []  # (node, exit status): exits nobody caused
         self.used_ports = set()
-        if use_netns:
-            self.subnet = self._pick_subnet()
-            self.bridge = "sjb%s" % self.tag
-            sh("ip", "link", "add", self.bridge, "type", "bridge")
-            sh("ip", "addr", "add", self.subnet + ".254/24", "dev",
-               self.bridge)
-            sh("ip", "link", "set", self.bridge, "up")
-        for i in self.members:
-            self._make_node(i)
-        if use_netns:
-            self.iptables = iptables_usable(self.nodes[1].ns)
+        try:
+            if use_netns:
+                self.subnet = self._pick_subnet()
+                self.bridge = "sjb%s" % self.tag
+                sh("ip", "link", "add", self.bridge, "type", "bridge")
+                sh("ip", "addr", "add", self.subnet + ".254/24", "dev",
+                   self.bridge)
+                sh("ip", "link", "set", self.bridge, "up")
+            for i in self.members:
+                self._make_node(i)
+            if use_netns:
+                self.iptables = iptables_usable(self.nodes[1].ns)
+        except Exception:
+            self.close()  # what was made so far
+            raise
 
     # -- set-up ------------------------------------------------------
     def _pick_subnet(self):
@@ -190,7 +204,8 @@ class Cluster:
         logf.write(b"=== start %.3f\n" % time.time())
         logf.flush()
         node.proc = subprocess.Popen(args, stdout=logf, stderr=logf,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)
         logf.close()
         node.paused = False
         node.exit_ok = False
