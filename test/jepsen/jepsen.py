@@ -56,6 +56,8 @@ def parse_args():
                    help="also flip bytes in acknowledged WAL records")
     p.add_argument("--net", default="auto",
                    choices=("auto", "netns", "loopback"))
+    p.add_argument("--no-iptables", action="store_true",
+                   help="flaky links flap even if iptables is there")
     p.add_argument("--election-ms", type=int, default=300)
     p.add_argument("--test", action="store_true")
     p.add_argument("--keep", action="store_true")
@@ -141,6 +143,8 @@ def main():
             c = clmod.Cluster(kvnode, a.nodes, False, election_ms=a.election_ms,
                               log=run.say)
         run.kinds = kinds
+        if a.no_iptables:
+            c.iptables = False
         c.initial_ids = list(c.members)
         if use_netns:
             run.say("nodes in namespaces on %s.0/24%s" % (
