@@ -55,8 +55,13 @@ def _die_with_parent():
 
 
 def sh(*args, check=True):
-    r = subprocess.run(list(args), stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True)
+    try:
+        r = subprocess.run(list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    except OSError as e:  # fork or exec failed (a loaded machine)
+        if check:
+            raise RuntimeError("%s: %s" % (" ".join(args), e))
+        return subprocess.CompletedProcess(args, 127, str(e))
     if check and r.returncode:
         raise RuntimeError("%s: %s" % (" ".join(args), r.stdout.strip()))
     return r

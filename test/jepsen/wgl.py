@@ -72,7 +72,7 @@ class Result:
         self.ok = ok
         self.ops = ops
         self.explored = explored  # cache entries
-        self.best = best  # the longest linearised prefix (list of ops)
+        self.best = best  # the end of the longest linearised prefix
         self.blocked = blocked  # the op whose return could not be passed
         self.timed_out = timed_out
 
@@ -136,8 +136,10 @@ def check(ops, init=None, budget_s=30.0):
         steps += 1
         if steps & 0xFFF == 0 and time.monotonic() > deadline:
             return Result(None, ops, len(cache), timed_out=True)
-        if entry == -1:  # cannot happen while a return is left
-            break
+        if entry == -1:
+            # Everything before a linearised call is a call, so a return
+            # left is always ahead: reaching the end is a bug here.
+            raise AssertionError("wgl: end of history with returns left")
         i = op_of[entry]
         if not is_ret[entry]:
             o = ops[i]
@@ -163,7 +165,7 @@ def check(ops, init=None, budget_s=30.0):
         else:
             if depth > best_depth:
                 best_depth = depth
-                best_stack = [ops[j] for j, _ in stack]
+                best_stack = [ops[j] for j, _ in stack[-6:]]
                 blocked = ops[i]
             if not stack:
                 return Result(False, ops, len(cache), best_stack, blocked)
