@@ -5,6 +5,7 @@
 #   make sim SEEDS=n     n simulator seeds
 #   make explore         the bounded exhaustive explorer (EXPLORE_SECONDS=60)
 #   make soak            kvnode under load with leader kills (SOAK_SECONDS=600)
+#   make jepsen          the fault-injection tester (JEPSEN_SECONDS=60 SEED=s)
 #   make bench           benchmarks
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make format          clang-format the tree
@@ -17,6 +18,18 @@ AR      ?= ar
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
+# make KV_BUG=stale-reads|leader-reads|early-ack builds kvnode with a bug
+# injected on purpose (examples/kvnode/requests.c, cmds.c), in its own BUILD
+# directory, to show that test/jepsen catches it (docs/testing.md).  Never
+# for real use.
+KV_BUG  ?=
+ifneq ($(KV_BUG),)
+ifeq ($(filter $(KV_BUG),stale-reads leader-reads early-ack),)
+$(error KV_BUG must be stale-reads, leader-reads or early-ack)
+endif
+BUILD   ?= build-bug-$(KV_BUG)
+KV_BUG_FLAG = -DKV_BUG_$(subst -,_,$(shell echo $(KV_BUG) | tr a-z A-Z))
+endif
 BUILD   ?= build
 
 VERSION  = 0.1.0
@@ -104,6 +117,7 @@ $(BUILD)/seshatraft.pc: pkgconfig/seshatraft.pc.in Makefile
 -include examples/kvnode/build.mk
 -include bench/build.mk
 -include test/soak/build.mk
+-include test/jepsen/build.mk
 
 TEST_LIBS = $(STATIC) $(LDLIBS_ALL) $(URING_LIBS)
 

@@ -29,7 +29,7 @@ examples: $(KVNODE_BIN)
 $(BUILD)/kvnode/%.o: $(KVNODE_DIR)/%.c $(KVNODE_DIR)/kvnode.h $(KVNODE_DIR)/conn.h \
 		$(wildcard include/seshat/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -c $< -o $@
+	$(CC) $(CFLAGS_BASE) $(KV_BUG_FLAG) -c $< -o $@
 
 $(KVNODE_BIN): $(KVNODE_OBJS) $(STATIC)
 	@mkdir -p $(dir $@)

@@ -1470,6 +1470,14 @@ static const struct cmd *cmd_lookup(const char *name, size_t len)
 	return NULL;
 }
 
+#ifdef KV_BUG_STALE_READS
+/* Injected bug for test/jepsen (make KV_BUG=stale-reads): a follower runs
+ * GET itself (requests.c reads its own map).  Never in a real build. */
+#define KV_BUG_FOLLOWER_GET(c, txn) (!(txn) && (c)->fn == cmd_get)
+#else
+#define KV_BUG_FOLLOWER_GET(c, txn) 0
+#endif
+
 /*
  * Redis Cluster's rule: the keys of one command must hash to one slot
  * (hash tags, "{user1}:a" and "{user1}:b", keep keys together), or the
@@ -1571,7 +1579,8 @@ void kv_cmd_exec(struct kv_cmdctx *ctx)
 	/* Data commands run on the leader.  Elsewhere: MOVED with the slot
 	 * of the first key (what cluster clients map to a node), or
 	 * TRYAGAIN/CLUSTERDOWN when the leader is gone or unknown. */
-	if ((c->flags & (F_WRITE | F_READONLY)) && !kv_cmd_is_leader(ctx->s)) {
+	if ((c->flags & (F_WRITE | F_READONLY)) && !kv_cmd_is_leader(ctx->s) &&
+	    !KV_BUG_FOLLOWER_GET(c, txn)) {
 		unsigned first = 0;
 		if (c->first > 0 && (size_t)c->first < ctx->argc)
 			first = kv_key_slot(ctx->argv[c->first],

@@ -248,6 +248,16 @@ void kv_server_async_write(struct kv_cmdctx *ctx, int kind,
 	if (!r)
 		return;
 	ctx->s->n_writes++;
+#ifdef KV_BUG_EARLY_ACK
+	/* Injected bug for test/jepsen (make KV_BUG=early-ack): SET is
+	 * acknowledged when proposed, before it commits.  Never in a real
+	 * build. */
+	if (kind == KV_K_SET) {
+		kv_reply_simple(&r->buf, "OK");
+		r->ready = 1;
+		kv_conn_pump(r->conn);
+	}
+#endif
 	/* The engine would refuse it: say so before copying it into the
 	 * batch (a copy of tens of MiB stalls the loop, heartbeats
 	 * included, for as long as its pages take to fault in). */
@@ -332,9 +342,26 @@ static void read_flush(sr_loop *loop, void *ctx)
 void kv_server_async_read(struct kv_cmdctx *ctx, int kind)
 {
 	struct kv_server *s = ctx->s;
-	struct kv_req *r = async_begin(ctx, kind);
+	struct kv_req *r;
 	struct kv_rbatch *b;
 
+#if defined(KV_BUG_STALE_READS) || defined(KV_BUG_LEADER_READS)
+	/* Injected bugs for test/jepsen (make KV_BUG=stale-reads: a
+	 * follower, KV_BUG=leader-reads: the leader) answer reads from their
+	 * own map at once, no ReadIndex round.  Never in a real build. */
+	int here = !is_leader(s);
+#ifdef KV_BUG_LEADER_READS
+	here = !here;
+#endif
+	if (here) {
+		struct kv_buf enc = { 0 };
+		if (!kv_cmd_encode(&enc, 0, ctx->argc, ctx->argv, ctx->lens))
+			kv_cmd_eval_read(s, kind, enc.p, enc.len, ctx->out);
+		kv_buf_free(&enc);
+		return;
+	}
+#endif
+	r = async_begin(ctx, kind);
 	if (!r)
 		return;
 	s->n_reads++;
