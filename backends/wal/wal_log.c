@@ -736,6 +736,10 @@ static int wal_load(void *ctx, sr_durable *out)
 	out->snapshot_index = w->snap.index;
 	out->snapshot_term = w->snap.term;
 	out->snapshot_conf = w->snap.conf;
+	if (w->lost_last > w->last && w->lost_last > w->snap.index) {
+		out->lost_first = w->last + 1;
+		out->lost_last = w->lost_last;
+	}
 	return 0;
 }
 

@@ -53,6 +53,19 @@ typedef struct sr_durable {
 	sr_index snapshot_index; /* 0 when there is no snapshot */
 	sr_term snapshot_term;
 	sr_membership snapshot_conf; /* configuration at snapshot_index */
+	/*
+	 * Entries the store held durably but lost to corruption found when
+	 * it was opened (0, 0: none).  The store cut its log before the
+	 * first damaged entry, so lost_first == last_index + 1 and
+	 * lost_last is the highest index it had held: entries up to it may
+	 * have been acknowledged.  The engine re-fetches them from the
+	 * leader and, until its log again reaches lost_last durably, neither
+	 * votes (nor grants pre-votes) nor campaigns (docs/design.md,
+	 * "Repairing a corrupt log").  A store must keep reporting the range
+	 * across restarts until its log reaches lost_last.
+	 */
+	sr_index lost_first;
+	sr_index lost_last;
 } sr_durable;
 
 /*
@@ -541,6 +554,9 @@ typedef struct sr_status {
 	 * names (0 on the leader, UINT64_MAX when no leader is known): a
 	 * leader not heard from for long is probably gone. */
 	uint64_t leader_age_ms;
+	/* Non-zero while the node re-fetches entries its store lost (up to
+	 * this index, sr_durable.lost_last): it does not vote or campaign. */
+	sr_index repair_index;
 } sr_status;
 
 enum {
