@@ -281,12 +281,10 @@ void elect_handle_vote(sr_node *n, const sr_msg *m)
 	r.type = SR_MSG_VOTE_RESP;
 	r.to = m->from;
 	r.u.vote_resp.pre = m->u.vote.pre;
-	if (n->repair_until) {
-		/* it may lack a committed entry it acknowledged: its vote
-		 * could elect a leader without it (repair.c) */
-		grant = 0;
-		r.term = n->term;
-	} else if (m->u.vote.pre) {
+	/* a store that lost entries compares with what it held (repair.c) */
+	up_to_date = up_to_date && repair_vote_ok(n, m->u.vote.last_index,
+						  m->u.vote.last_term);
+	if (m->u.vote.pre) {
 		grant = m->term > n->term && up_to_date;
 		r.term = grant ? m->term : n->term;
 	} else {

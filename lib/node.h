@@ -114,6 +114,7 @@ struct sr_node {
 	sr_index verified; /* follower: highest index known to match leader */
 	sr_index acked;	   /* follower: highest index acknowledged */
 	sr_index repair_until; /* store lost entries up to here (repair.c) */
+	sr_term repair_term;   /* the durable term when that was found */
 	uint64_t last_seq;     /* follower: seq of the last append seen */
 	uint64_t hb_seq;       /* leader: append sequence */
 
@@ -253,6 +254,8 @@ void reconf_after_commit(sr_node *n);
 int repair_start(sr_node *n, const sr_durable *d);
 /* Clear the repair once the leader verified the log past the loss. */
 void repair_check(sr_node *n);
+/* May a candidate with this last entry have our vote despite the loss? */
+int repair_vote_ok(const sr_node *n, sr_index last_index, sr_term last_term);
 
 /* transfer.c */
 void transfer_check(sr_node *n, struct progress *pr);

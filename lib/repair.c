@@ -10,17 +10,29 @@
  * Entries up to there may have been acknowledged, and an acknowledged
  * entry may be committed, counted by its leader on this node's word.
  *
- * Why the node must not vote.  Raft's election restriction (§5.4.1)
- * keeps committed entries because every quorum of voters meets the
- * quorum that holds the entry, and a voter holding it refuses a
- * candidate whose log is behind.  A voter that lost the entry would
- * grant such a vote: with three servers, an entry held by A and B, B's
- * copy damaged, C (without it) can win with B's vote and overwrite it.
- * So while the range is missing the node grants no vote, no pre-vote,
- * and never campaigns (a candidate votes for itself); it counts in no
- * quorum.  Its earlier acknowledgements stay valid: the leader counted
- * them when the entries were durable, and the entries a quorum held are
- * still held by every member of that quorum that still votes.
+ * How it must vote.  Raft's election restriction (§5.4.1) keeps
+ * committed entries because every quorum of voters meets the quorum that
+ * holds the entry, and a voter holding it refuses a candidate whose log
+ * is behind.  A voter that lost the entry and compared candidates with
+ * its shortened log would grant such a vote: with three servers, an
+ * entry held by A and B, B's copy damaged, C (without it) could win with
+ * B's vote and overwrite it.  So while the range is missing the node
+ * never campaigns (it would count its own vote), and it grants a vote or
+ * a pre-vote only to a candidate whose log is at least as up-to-date as
+ * its log *was* before the damage: last index >= lost_last with a last
+ * term >= the term it had durably then (repair_term, an upper bound of
+ * the damaged last entry's term; higher is only stricter).  That is the
+ * very check a voter that kept its log would make, so the proof of
+ * Leader Completeness (§5.4.3) goes through unchanged: a candidate whose
+ * last term is higher got it from a leader that held every entry
+ * committed before, and one with the same last term and a log at least
+ * as long holds the same entry at lost_last, hence (log matching) all
+ * before it.  The check against the current log applies too.  Refusing
+ * every vote would be safe as well, but a cluster of three with one
+ * repairing node and one that cannot count its own vote (a leader that
+ * removed itself, §4.2.2) would then elect no one.  Its earlier
+ * acknowledgements stay valid: the leader counted them when the entries
+ * were durable.
  *
  * How it repairs.  Nothing new on the wire: the node is a follower with
  * a shorter log.  The leader's next append does not match; the
@@ -45,6 +57,7 @@ int repair_start(sr_node *n, const sr_durable *d)
 	if (!d->lost_last)
 		return 0;
 	n->repair_until = d->lost_last;
+	n->repair_term = d->term;
 	node_log(n, SR_LOG_WARN,
 		 "store lost entries %llu..%llu: fetching them from the "
 		 "leader; no vote until they are back",
@@ -58,6 +71,14 @@ int repair_start(sr_node *n, const sr_durable *d)
 		return SR_ECORRUPT;
 	}
 	return 0;
+}
+
+int repair_vote_ok(const sr_node *n, sr_index last_index, sr_term last_term)
+{
+	if (!n->repair_until)
+		return 1;
+	return last_term > n->repair_term ||
+	       (last_term == n->repair_term && last_index >= n->repair_until);
 }
 
 void repair_check(sr_node *n)

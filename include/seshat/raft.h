@@ -58,11 +58,15 @@ typedef struct sr_durable {
 	 * it was opened (0, 0: none).  The store cut its log before the
 	 * first damaged entry, so lost_first == last_index + 1 and
 	 * lost_last is the highest index it had held: entries up to it may
-	 * have been acknowledged.  The engine re-fetches them from the
-	 * leader and, until its log again reaches lost_last durably, neither
-	 * votes (nor grants pre-votes) nor campaigns (docs/design.md,
-	 * "Repairing a corrupt log").  A store must keep reporting the range
-	 * across restarts until its log reaches lost_last.
+	 * have been acknowledged (lost_first == lost_last == last_index:
+	 * nothing is missing but the log must be checked against a leader's
+	 * up to there).  The engine re-fetches the entries from the leader;
+	 * until a leader has verified its log up to lost_last it does not
+	 * campaign, and grants a vote or pre-vote only to a candidate at
+	 * least as up-to-date as (term, lost_last) (docs/design.md,
+	 * "Repairing a corrupt log").  A store keeps reporting the range
+	 * across restarts until an entry past lost_last, or a snapshot
+	 * covering it, is durable.
 	 */
 	sr_index lost_first;
 	sr_index lost_last;
@@ -555,7 +559,8 @@ typedef struct sr_status {
 	 * leader not heard from for long is probably gone. */
 	uint64_t leader_age_ms;
 	/* Non-zero while the node re-fetches entries its store lost (up to
-	 * this index, sr_durable.lost_last): it does not vote or campaign. */
+	 * this index, sr_durable.lost_last): it does not campaign and votes
+	 * only for candidates at least as up-to-date as that index. */
 	sr_index repair_index;
 } sr_status;
 
