@@ -777,9 +777,13 @@ static int repair(struct scan *s, const struct list *l)
 	sr_walc_logf(s->w, SR_LOG_WARN,
 		     "wal: REPAIR: truncating the log of %s at %s offset "
 		     "%llu; entries after %llu are dropped, acknowledged ones "
-		     "included",
+		     "included%s",
 		     s->w->dir, s->name, (unsigned long long)s->stop_off,
-		     (unsigned long long)s->last);
+		     (unsigned long long)s->last,
+		     s->w->repair == SR_WAL_REPAIR_PEERS ? " (to be fetched "
+							   "again from the "
+							   "leader)"
+							 : "");
 	if ((rv = drop_from(s, l, from)))
 		return rv;
 	if (s->stop_off) { /* cut inside the segment; zero the rest */

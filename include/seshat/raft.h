@@ -370,7 +370,9 @@ SR_API int sr_node_bootstrap(sr_node *node, const sr_membership *conf);
  * Load the durable state from the store and start as a follower at time
  * now_ms.  Committed entries are applied once a leader tells the node
  * the commit index (or at once in a one-voter cluster).
- * Errors: what load() or read() returned, SR_ECORRUPT, SR_ENOMEM.
+ * Errors: what load() or read() returned, SR_ECORRUPT (an inconsistent
+ * store, or a store that lost entries on the only voter: no peer can give
+ * them back), SR_ENOMEM.
  */
 SR_API int sr_node_start(sr_node *node, uint64_t now_ms);
 
