@@ -115,7 +115,8 @@ FUZZ_FLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefine
 FUZZ_BINS     = $(patsubst %.c,$(BUILD)/fuzz/%,$(notdir $(FUZZ_SRCS)))
 
 define FUZZ_RULE
-$(BUILD)/fuzz/$(basename $(notdir $(1))): $(1) $$(ALL_LIB_SRCS) $$(wildcard include/seshat/*.h lib/*.h backends/*/*.h)
+# (a target may #include the sources beside it: they are prerequisites too)
+$(BUILD)/fuzz/$(basename $(notdir $(1))): $(1) $$(ALL_LIB_SRCS) $$(wildcard include/seshat/*.h lib/*.h backends/*/*.h $(dir $(1))*.c $(dir $(1))*.h)
 	@mkdir -p $$(dir $$@)
 	$$(FUZZ_CC) $$(FUZZ_FLAGS) -o $$@ $(1) $$(ALL_LIB_SRCS) -lpthread $$(URING_LIBS)
 endef
@@ -135,7 +136,7 @@ fuzz: $(FUZZ_BINS)
 build-tests: all $(TESTS) $(EXAMPLES)
 
 test: all $(TESTS)
-	@bash test/run-all $(TESTS) $(TEST_SCRIPTS)
+	@TEST_LOGDIR=$(BUILD)/test-logs bash test/run-all $(TESTS) $(TEST_SCRIPTS)
 
 # The bounded exhaustive explorer (docs/explorer.md): EXPLORE_SECONDS of
 # search in total, split between its profiles.

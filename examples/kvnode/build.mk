@@ -18,7 +18,7 @@ ifeq ($(words $(wildcard lib/node.c backends/tcp/tcp.c backends/mem/mem.c backen
 KVNODE_DIR   = examples/kvnode
 KVNODE_LIBSRCS = $(addprefix $(KVNODE_DIR)/,resp.c kvmap.c kvfsm.c txn.c session.c ops.c)
 KVNODE_SRCS  = $(KVNODE_LIBSRCS) \
-	       $(addprefix $(KVNODE_DIR)/,server.c requests.c cmds.c cluster.c slots.c multi.c auth.c raft.c main.c)
+	       $(addprefix $(KVNODE_DIR)/,server.c requests.c cmds.c cluster.c slots.c multi.c auth.c wait.c raft.c main.c)
 KVNODE_OBJS  = $(patsubst $(KVNODE_DIR)/%.c,$(BUILD)/kvnode/%.o,$(KVNODE_SRCS))
 KVNODE_LIBOBJS = $(patsubst $(KVNODE_DIR)/%.c,$(BUILD)/kvnode/%.o,$(KVNODE_LIBSRCS))
 KVNODE_BIN   = $(BUILD)/examples/kvnode/kvnode

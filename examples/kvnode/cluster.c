@@ -148,11 +148,12 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 		kv_buf_printf(
 			o,
 			"# Server\r\nredis_version:7.0.0\r\n"
-			"kvnode_version:%d.%d.%d\r\nredis_mode:cluster\r\n"
+			"kvnode_version:%d.%d.%d\r\nredis_mode:%s\r\n"
 			"process_id:%ld\r\nclient_addr:%s\r\nraft_addr:%s\r\n"
 			"uptime_in_seconds:%llu\r\n\r\n",
 			SR_VERSION_MAJOR, SR_VERSION_MINOR, SR_VERSION_PATCH,
-			(long)getpid(), s->opt.client_addr, s->opt.raft_addr,
+			s->opt.plain ? "standalone" : "cluster", (long)getpid(),
+			s->opt.client_addr, s->opt.raft_addr,
 			(unsigned long long)(kv_now_ms(s) - s->started_ms) /
 				1000);
 	if (all || !strcasecmp(section, "clients"))
@@ -197,7 +198,8 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 			      (unsigned long long)st.commit_index);
 	}
 	if (all || !strcasecmp(section, "cluster"))
-		kv_buf_printf(o, "# Cluster\r\ncluster_enabled:1\r\n\r\n");
+		kv_buf_printf(o, "# Cluster\r\ncluster_enabled:%d\r\n\r\n",
+			      !s->opt.plain);
 	if (all || !strcasecmp(section, "raft")) {
 		info_raft(s, o);
 		kv_buf_put(o, "\r\n", 2);
@@ -403,7 +405,8 @@ static void cluster_text(struct kv_cmdctx *ctx,
 	struct kv_buf text = { 0 };
 
 	fn(ctx->s, &text);
-	kv_reply_bulk(ctx->out, text.p ? text.p : "", text.len);
+	kv_reply_verbatim(ctx->out, text.p ? text.p : "", text.len,
+			  kv_server_conn_resp3(ctx->c));
 	kv_buf_free(&text);
 }
 

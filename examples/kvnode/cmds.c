@@ -60,6 +60,8 @@ struct cmd {
 	int first, last, step;
 };
 
+static int slot_check(struct kv_cmdctx *ctx, const struct cmd *c, int *slot);
+
 static int arg_is(const struct kv_cmdctx *ctx, size_t i, const char *s)
 {
 	return ctx->lens[i] == strlen(s) &&
@@ -972,7 +974,8 @@ static void cmd_info(struct kv_cmdctx *ctx)
 	}
 	struct kv_buf text = { 0 };
 	kv_info(ctx->s, section, &text);
-	kv_reply_bulk(ctx->out, text.p ? text.p : "", text.len);
+	kv_reply_verbatim(ctx->out, text.p ? text.p : "", text.len,
+			  kv_server_conn_resp3(ctx->c));
 	kv_buf_free(&text);
 }
 
@@ -990,7 +993,7 @@ static void cmd_config(struct kv_cmdctx *ctx)
 		{ "maxclients", maxc },
 		{ "proto-max-bulk-len", bulk },
 		{ "timeout", "0" },
-		{ "cluster-enabled", "yes" },
+		{ "cluster-enabled", s->opt.plain ? "no" : "yes" },
 		{ "kvnode-request-timeout-ms", tmo },
 	};
 	size_t np = sizeof(params) / sizeof(params[0]);
@@ -1026,7 +1029,7 @@ static void cmd_config(struct kv_cmdctx *ctx)
 			break;
 		}
 	}
-	kv_reply_array(ctx->out, n);
+	kv_reply_map(ctx->out, n / 2, kv_server_conn_resp3(ctx->c));
 	kv_buf_put(ctx->out, body.p, body.len);
 	kv_buf_free(&body);
 }
@@ -1038,7 +1041,7 @@ static void cmd_config(struct kv_cmdctx *ctx)
 static const struct cmd *cmd_lookup(const char *name, size_t len);
 static const struct cmd *cmd_at(size_t i);
 
-static void command_entry(struct kv_buf *o, const struct cmd *c)
+static void command_entry(struct kv_buf *o, const struct cmd *c, int r3)
 {
 	static const char *const names[] = { "write", "readonly", "denyoom",
 					     "admin", "fast",	  "loading",
@@ -1050,7 +1053,7 @@ static void command_entry(struct kv_buf *o, const struct cmd *c)
 	kv_reply_int(o, c->arity);
 	for (size_t i = 0; i < 8; i++)
 		nf += (c->flags >> i) & 1;
-	kv_reply_array(o, nf);
+	kv_reply_set(o, nf, r3);
 	for (size_t i = 0; i < 8; i++)
 		if ((c->flags >> i) & 1)
 			kv_reply_simple(o, names[i]);
@@ -1058,18 +1061,18 @@ static void command_entry(struct kv_buf *o, const struct cmd *c)
 	kv_reply_int(o, c->last);
 	kv_reply_int(o, c->step);
 	if (c->flags & F_WRITE) {
-		kv_reply_array(o, 1);
+		kv_reply_set(o, 1, r3);
 		kv_reply_simple(o, "@write");
 	} else if (c->flags & F_READONLY) {
-		kv_reply_array(o, 1);
+		kv_reply_set(o, 1, r3);
 		kv_reply_simple(o, "@read");
 	} else {
-		kv_reply_array(o, 1);
+		kv_reply_set(o, 1, r3);
 		kv_reply_simple(o, "@connection");
 	}
-	kv_reply_array(o, 0); /* tips */
-	kv_reply_array(o, 0); /* key specifications (first/last/step say it) */
-	kv_reply_array(o, 0); /* subcommands */
+	kv_reply_set(o, 0, r3); /* tips (a set in Redis 7's RESP3) */
+	kv_reply_set(o, 0, r3); /* key specifications (first/last/step) */
+	kv_reply_array(o, 0);	/* subcommands */
 }
 
 /* The positions of the keys of argv (argv[0] the command) per the table:
@@ -1102,25 +1105,26 @@ static void getkeys_one(void *arg, size_t pos)
 static void cmd_command(struct kv_cmdctx *ctx)
 {
 	const struct cmd *c;
+	int r3 = kv_server_conn_resp3(ctx->c);
 
 	if (ctx->argc == 1) {
 		kv_reply_array(ctx->out, kv_cmd_count());
 		for (size_t i = 0; i < kv_cmd_count(); i++)
-			command_entry(ctx->out, cmd_at(i));
+			command_entry(ctx->out, cmd_at(i), r3);
 	} else if (arg_is(ctx, 1, "COUNT")) {
 		kv_reply_int(ctx->out, (long long)kv_cmd_count());
 	} else if (arg_is(ctx, 1, "INFO")) {
 		if (ctx->argc == 2) { /* every command, as Redis 7 does */
 			kv_reply_array(ctx->out, kv_cmd_count());
 			for (size_t i = 0; i < kv_cmd_count(); i++)
-				command_entry(ctx->out, cmd_at(i));
+				command_entry(ctx->out, cmd_at(i), r3);
 			return;
 		}
 		kv_reply_array(ctx->out, ctx->argc - 2);
 		for (size_t i = 2; i < ctx->argc; i++) {
 			c = cmd_lookup(ctx->argv[i], ctx->lens[i]);
 			if (c)
-				command_entry(ctx->out, c);
+				command_entry(ctx->out, c, r3);
 			else
 				kv_reply_nil(ctx->out);
 		}
@@ -1152,7 +1156,7 @@ static void cmd_command(struct kv_cmdctx *ctx)
 		kv_reply_array(ctx->out, n);
 		command_keys(c, argc, getkeys_one, ctx);
 	} else if (arg_is(ctx, 1, "DOCS")) {
-		kv_reply_array(ctx->out, 0); /* no documentation served */
+		kv_reply_map(ctx->out, 0, r3); /* no documentation served */
 	} else {
 		kv_reply_error(ctx->out, "ERR unknown COMMAND subcommand");
 	}
@@ -1192,7 +1196,8 @@ static void cmd_client(struct kv_cmdctx *ctx)
 	} else if (arg_is(ctx, 1, "LIST") || arg_is(ctx, 1, "INFO")) {
 		kv_server_client_list(
 			ctx->s, arg_is(ctx, 1, "INFO") ? ctx->c : NULL, &text);
-		kv_reply_bulk(ctx->out, text.p ? text.p : "", text.len);
+		kv_reply_verbatim(ctx->out, text.p ? text.p : "", text.len,
+				  kv_server_conn_resp3(ctx->c));
 		kv_buf_free(&text);
 	} else if (arg_is(ctx, 1, "REPLY") && ctx->argc == 3) {
 		/* OFF and SKIP are not answered (server.c drops the reply of
@@ -1224,6 +1229,7 @@ static void cmd_session(struct kv_cmdctx *ctx)
 	const struct cmd *c = cmd_lookup(ctx->argv[3], ctx->lens[3]);
 	struct kv_cmdctx in = *ctx;
 	long long id, seq;
+	int slot;
 
 	if (kv_parse_ll(ctx->argv[1], ctx->lens[1], &id) ||
 	    kv_parse_ll(ctx->argv[2], ctx->lens[2], &seq) || seq < 1) {
@@ -1247,6 +1253,8 @@ static void cmd_session(struct kv_cmdctx *ctx)
 				c->name);
 		return;
 	}
+	if (slot_check(&in, c, &slot))
+		return;
 	if (!kv_cmd_is_leader(ctx->s)) {
 		kv_slot_redirect(ctx->s,
 				 c->first > 0 && (size_t)c->first < in.argc
@@ -1325,18 +1333,10 @@ static void cmd_role(struct kv_cmdctx *ctx)
 	kv_reply_int(ctx->out, (long long)st.applied_index);
 }
 
-/*
- * WAIT numreplicas timeout: the number of replicas whose log holds every
- * write acknowledged so far (a write is acknowledged once committed, i.e.
- * on a majority, so with three voters it is at least 1 at once).  It
- * answers at once: it does not block until numreplicas is reached.
- */
+/* WAIT numreplicas timeout (wait.c). */
 static void cmd_wait(struct kv_cmdctx *ctx)
 {
-	sr_peer_status ps[SR_MAX_MEMBERS];
-	size_t np;
-	long long want, tmo, n = 0;
-	sr_status st;
+	long long want, tmo;
 
 	if (arg_ll(ctx, 1, &want) || arg_ll(ctx, 2, &tmo))
 		return;
@@ -1344,17 +1344,7 @@ static void cmd_wait(struct kv_cmdctx *ctx)
 		kv_reply_error(ctx->out, "ERR timeout is negative");
 		return;
 	}
-	if (!kv_cmd_is_leader(ctx->s)) {
-		kv_slot_redirect(ctx->s, 0, ctx->out);
-		return;
-	}
-	sr_node_status(ctx->s->node, &st);
-	np = sr_node_peer_status(ctx->s->node, ps, SR_MAX_MEMBERS);
-	if (np > SR_MAX_MEMBERS)
-		np = SR_MAX_MEMBERS;
-	for (size_t i = 0; i < np; i++)
-		n += ps[i].match >= st.commit_index;
-	kv_reply_int(ctx->out, n);
+	kv_wait_cmd(ctx, want, tmo);
 }
 
 static void cmd_cluster(struct kv_cmdctx *ctx)
@@ -1480,6 +1470,52 @@ static const struct cmd *cmd_lookup(const char *name, size_t len)
 	return NULL;
 }
 
+/*
+ * Redis Cluster's rule: the keys of one command must hash to one slot
+ * (hash tags, "{user1}:a" and "{user1}:b", keep keys together), or the
+ * command is refused with CROSSSLOT before anything else is looked at.
+ * One Raft group serves every slot today, so kvnode could run such a
+ * command atomically; it refuses it anyway so that an application
+ * written against kvnode keeps working when slots are split over groups
+ * and against a real Redis Cluster.  --cluster-mode no lifts the rule.
+ */
+struct slot_check {
+	const struct kv_cmdctx *ctx;
+	int have, cross;
+	unsigned slot;
+};
+
+static void slot_check_one(void *arg, size_t pos)
+{
+	struct slot_check *k = arg;
+	unsigned slot = kv_key_slot(k->ctx->argv[pos], k->ctx->lens[pos]);
+
+	if (k->have && slot != k->slot)
+		k->cross = 1;
+	k->slot = slot;
+	k->have = 1;
+}
+
+/* 0 if the keys of ctx share a slot (*slot: it, -1 when no key), else
+ * CROSSSLOT was replied. */
+static int slot_check(struct kv_cmdctx *ctx, const struct cmd *c, int *slot)
+{
+	struct slot_check k = { .ctx = ctx };
+
+	*slot = -1;
+	if (ctx->s->opt.plain)
+		return 0;
+	command_keys(c, ctx->argc, slot_check_one, &k);
+	if (k.cross) {
+		kv_reply_error(ctx->out, "CROSSSLOT Keys in request don't hash "
+					 "to the same slot");
+		return -1;
+	}
+	if (k.have)
+		*slot = (int)k.slot;
+	return 0;
+}
+
 /* The name of a command for an error message: printable, short. */
 static void cmd_name_for_error(const char *p, size_t len, char *out, size_t cap)
 {
@@ -1496,6 +1532,7 @@ void kv_cmd_exec(struct kv_cmdctx *ctx)
 	const struct cmd *c = cmd_lookup(ctx->argv[0], ctx->lens[0]);
 	struct kv_txn *txn = kv_multi_active(ctx);
 	char name[72];
+	int slot;
 
 	if (!kv_auth_check(ctx, c ? c->name : ""))
 		return;
@@ -1526,15 +1563,20 @@ void kv_cmd_exec(struct kv_cmdctx *ctx)
 		kv_multi_fail(txn);
 		return;
 	}
+	if (slot_check(ctx, c, &slot)) {
+		if (txn)
+			kv_multi_fail(txn);
+		return;
+	}
 	/* Data commands run on the leader.  Elsewhere: MOVED with the slot
 	 * of the first key (what cluster clients map to a node), or
 	 * TRYAGAIN/CLUSTERDOWN when the leader is gone or unknown. */
 	if ((c->flags & (F_WRITE | F_READONLY)) && !kv_cmd_is_leader(ctx->s)) {
-		unsigned slot = 0;
+		unsigned first = 0;
 		if (c->first > 0 && (size_t)c->first < ctx->argc)
-			slot = kv_key_slot(ctx->argv[c->first],
-					   ctx->lens[c->first]);
-		kv_slot_redirect(ctx->s, slot, ctx->out);
+			first = kv_key_slot(ctx->argv[c->first],
+					    ctx->lens[c->first]);
+		kv_slot_redirect(ctx->s, first, ctx->out);
 		if (txn)
 			kv_multi_fail(txn);
 		return;
@@ -1546,6 +1588,8 @@ void kv_cmd_exec(struct kv_cmdctx *ctx)
 		c->fn(ctx);
 		if (!ctx->queued)
 			kv_multi_fail(txn);
+		else if (slot >= 0)
+			kv_multi_note_slot(txn, (unsigned)slot);
 		return;
 	}
 	c->fn(ctx);

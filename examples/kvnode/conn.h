@@ -23,6 +23,7 @@ struct kv_req {
 	uint8_t eval;  /* a read to evaluate when it reaches the head */
 	uint8_t list;
 	uint8_t silent;	   /* CLIENT REPLY OFF/SKIP: the reply is dropped */
+	uint8_t resp3;	   /* asked under HELLO 3: nulls become "_" */
 	struct kv_buf buf; /* the reply, or the encoded read arguments */
 };
 
@@ -48,6 +49,7 @@ struct kv_conn {
 	char name[64];	    /* CLIENT SETNAME */
 	struct kv_txn *txn; /* MULTI/WATCH state (multi.c), or NULL */
 	uint8_t authed;	    /* AUTH succeeded (auth.c) */
+	uint8_t resp3;	    /* HELLO 3 (auth.c): replies in RESP3 */
 };
 
 /* server.c: append a request to the connection's FIFO; move answered
@@ -59,5 +61,8 @@ void kv_conn_pump(struct kv_conn *c);
  * client went away); start the periodic timeout sweep. */
 void kv_req_orphan(struct kv_server *s, struct kv_req *r);
 int kv_req_sweep_start(struct kv_server *s);
+/* requests.c: a holder other than the engine (wait.c) lets go; frees r
+ * if its connection left. */
+void kv_req_unhold(struct kv_server *s, struct kv_req *r);
 
 #endif

@@ -115,6 +115,14 @@ int kv_reply_bulk(struct kv_buf *b, const void *p, size_t len);
 int kv_reply_cstr(struct kv_buf *b, const char *s); /* a bulk string */
 int kv_reply_nil(struct kv_buf *b);
 int kv_reply_array(struct kv_buf *b, size_t n);
+/* RESP3 (HELLO 3): rewrite the RESP2 nulls of the replies in b[from..]
+ * to "_" in place (0, or -1 if the bytes are not replies: unchanged up
+ * to the bad token); a map of `pairs` pairs, a set, verbatim text, each
+ * in RESP2's form when resp3 is 0. */
+int kv_resp3_fix(struct kv_buf *b, size_t from);
+int kv_reply_map(struct kv_buf *b, size_t pairs, int resp3);
+int kv_reply_set(struct kv_buf *b, size_t n, int resp3);
+int kv_reply_verbatim(struct kv_buf *b, const char *p, size_t len, int resp3);
 
 /* Strict decimal int64 as Redis accepts it ("-12", not "+1", " 1", "01"). */
 int kv_parse_ll(const char *s, size_t len, long long *out);
@@ -335,12 +343,15 @@ struct kv_opts {
 	uint32_t max_clients;
 	int log_level;
 	const char *requirepass; /* NULL: no AUTH needed */
+	const char *user;	 /* "NAME:PASS" (--user), or NULL */
+	int plain;		 /* --cluster-mode no: no CROSSSLOT */
 };
 
 struct kv_conn;
 struct kv_req;
 struct kv_rbatch;
 struct kv_txn;
+struct kv_wait;
 
 /* A queue of write commands waiting for the end of the loop iteration. */
 struct kv_batch {
@@ -386,6 +397,11 @@ struct kv_server {
 	 * for their ReadIndex (server.c). */
 	struct kv_rbatch *rpending, *rbatches;
 	int rscheduled;
+
+	/* WAITs parked until enough replicas hold their writes (wait.c). */
+	struct kv_wait *waits;
+	size_t nwaits, waits_cap;
+	uint64_t wait_timer;
 
 	/* Counters for INFO. */
 	uint64_t n_commands, n_writes, n_reads, n_moved, n_timeouts;
@@ -489,6 +505,9 @@ int kv_cmd_is_leader(struct kv_server *s);
 /* multi.c: transactions (txn.c applies them). */
 struct kv_txn *kv_multi_active(struct kv_cmdctx *ctx);
 void kv_multi_fail(struct kv_txn *t);
+/* A queued command's keys are in slot; EXEC answers CROSSSLOT if the
+ * queued commands name more than one slot. */
+void kv_multi_note_slot(struct kv_txn *t, unsigned slot);
 void kv_multi_free(struct kv_txn *t);
 /* Queue an encoded command (op and its arguments) and reply +QUEUED. */
 void kv_multi_queue(struct kv_cmdctx *ctx, int op, size_t n,
@@ -526,10 +545,17 @@ struct kv_txn **kv_server_conn_txn(struct kv_conn *c);
 /* 1 once the connection authenticated (AUTH, HELLO AUTH). */
 int kv_server_conn_authed(const struct kv_conn *c);
 void kv_server_set_conn_authed(struct kv_conn *c);
+/* 1 after HELLO 3: replies in RESP3 (server.c rewrites nulls). */
+int kv_server_conn_resp3(const struct kv_conn *c);
+void kv_server_set_conn_resp3(struct kv_conn *c, int on);
 void kv_server_set_conn_name(struct kv_conn *c, const char *name, size_t len);
 /* CLIENT LIST/INFO lines: every connection, or only c. */
 void kv_server_client_list(struct kv_server *s, const struct kv_conn *only,
 			   struct kv_buf *out);
+
+/* wait.c: WAIT numreplicas timeout (checked); free its state at exit. */
+void kv_wait_cmd(struct kv_cmdctx *ctx, long long want, long long timeout_ms);
+void kv_wait_free(struct kv_server *s);
 
 /* cluster.c */
 void kv_info(struct kv_server *s, const char *section, struct kv_buf *out);

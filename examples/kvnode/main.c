@@ -97,6 +97,14 @@ static const char usage_text[] =
 	"  --requirepass PASS  clients must AUTH with PASS (or HELLO ... "
 	"AUTH)\n"
 	"                      before any other command\n"
+	"  --user NAME:PASS    also accept AUTH NAME PASS (one named user "
+	"besides\n"
+	"                      default)\n"
+	"  --cluster-mode yes|no  yes (default): Redis Cluster rules, keys of "
+	"one\n"
+	"                      command or transaction must share a slot "
+	"(CROSSSLOT);\n"
+	"                      no: plain Redis, any keys together\n"
 	"  --max-clients N     client connections (10000; also bounded by the\n"
 	"                      open-file limit, which kvnode raises to its "
 	"hard\n"
@@ -196,6 +204,8 @@ enum {
 	OPT_MAX_CLIENTS,
 	OPT_LOG_LEVEL,
 	OPT_REQUIREPASS,
+	OPT_USER,
+	OPT_CLUSTER_MODE,
 	OPT_HELP,
 	OPT_VERSION
 };
@@ -218,6 +228,8 @@ static const struct option long_opts[] = {
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "requirepass", required_argument, NULL, OPT_REQUIREPASS },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "cluster-mode", required_argument, NULL, OPT_CLUSTER_MODE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 }
@@ -324,6 +336,21 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		if (!*v || strlen(v) > 512)
 			return bad("requirepass", v, "1..512 bytes");
 		o->requirepass = v;
+		return 0;
+	case OPT_USER: { /* NAME:PASS, an ACL-style user (auth.c) */
+		const char *colon = strchr(v, ':');
+		if (!colon || colon == v || !colon[1] || colon - v > 64 ||
+		    strlen(colon + 1) > 512 ||
+		    (colon - v == 7 && !strncmp(v, "default", 7)))
+			return bad("user", v,
+				   "NAME:PASS, a name other than default");
+		o->user = v;
+		return 0;
+	}
+	case OPT_CLUSTER_MODE:
+		if (strcmp(v, "yes") && strcmp(v, "no"))
+			return bad("cluster-mode", v, "yes or no");
+		o->plain = strcmp(v, "no") == 0;
 		return 0;
 	default:
 		return -1;
@@ -503,6 +530,7 @@ static void shutdown_all(struct kv_server *s)
 	kv_server_close_all(s);
 	kv_raft_close(s); /* pending writes are done(SR_EUNKNOWN): freed */
 	kv_server_free_reqs(s);
+	kv_wait_free(s);
 	kv_map_free(&s->fsm.map);
 	if (s->fsm.sessions.b)
 		kv_map_free(&s->fsm.sessions);

@@ -29,6 +29,9 @@ struct kv_txn {
 	int failed; /* a command was refused: EXEC answers EXECABORT */
 	unsigned slot;
 	int have_slot;
+	unsigned key_slot; /* the slot of the keys queued so far */
+	int have_key_slot;
+	int cross;	    /* queued keys in more than one slot: CROSSSLOT */
 	struct kv_buf cmds; /* encoded commands, back to back */
 	size_t *ends;
 	size_t n, cap;
@@ -59,6 +62,7 @@ static struct kv_txn *txn_of(struct kv_cmdctx *ctx, int create)
 static void txn_reset(struct kv_txn *t)
 {
 	t->active = t->failed = t->have_slot = 0;
+	t->have_key_slot = t->cross = 0;
 	t->cmds.len = 0;
 	t->watch.len = 0;
 	t->n = t->nwatch = 0;
@@ -74,6 +78,16 @@ struct kv_txn *kv_multi_active(struct kv_cmdctx *ctx)
 void kv_multi_fail(struct kv_txn *t)
 {
 	t->failed = 1;
+}
+
+/* Redis Cluster checks the keys of every queued command together when
+ * EXEC arrives; kvnode notes them as they are queued. */
+void kv_multi_note_slot(struct kv_txn *t, unsigned slot)
+{
+	if (t->have_key_slot && t->key_slot != slot)
+		t->cross = 1;
+	t->key_slot = slot;
+	t->have_key_slot = 1;
 }
 
 void kv_multi_queue(struct kv_cmdctx *ctx, int op, size_t n,
@@ -225,6 +239,9 @@ void kv_multi_cmd_exec(struct kv_cmdctx *ctx)
 	if (t->failed) {
 		kv_reply_error(ctx->out, "EXECABORT Transaction discarded "
 					 "because of previous errors.");
+	} else if (t->cross) {
+		kv_reply_error(ctx->out, "CROSSSLOT Keys in request don't hash "
+					 "to the same slot");
 	} else if (!kv_cmd_is_leader(ctx->s)) {
 		kv_slot_redirect(ctx->s, t->have_slot ? t->slot : 0, ctx->out);
 	} else if (build_entry(t, &enc)) {

@@ -102,6 +102,12 @@ static struct kv_req *req_release(struct kv_server *s, struct kv_req *r)
 	return r->ready ? NULL : r;
 }
 
+/* A holder other than the engine (a parked WAIT, wait.c) lets go. */
+void kv_req_unhold(struct kv_server *s, struct kv_req *r)
+{
+	(void)req_release(s, r);
+}
+
 /* ------------------------------------------------------------------ */
 /* Asynchronous commands                                              */
 /* ------------------------------------------------------------------ */

@@ -439,3 +439,96 @@ int kv_reply_array(struct kv_buf *b, size_t n)
 {
 	return kv_buf_printf(b, "*%zu\r\n", n);
 }
+
+/* ------------------------------------------------------------------ */
+/* RESP3 (HELLO 3)                                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The replies are built in RESP2 by every command and by the state
+ * machine (whose replies are replicated bytes and cannot depend on who
+ * asks).  For a connection that said HELLO 3 the one RESP2 form RESP3
+ * spells differently, the null ("$-1" and "*-1"), is rewritten to "_"
+ * as the reply is moved to the output.  The commands whose RESP3 reply
+ * has another shape (maps, sets, verbatim text) build it themselves
+ * (kv_reply_map and friends below); the rewrite passes those through.
+ *
+ * The rewrite walks the bytes as a flat sequence of tokens: a line
+ * (+ - : _ , # ( and the aggregate headers * % ~ > |) or a length-
+ * prefixed payload ($ = !).  It never needs the nesting, and the result
+ * is never longer than the input (it is done in place).
+ */
+static int resp3_line_end(const char *p, size_t len, size_t at, size_t *end)
+{
+	const char *nl = memchr(p + at, '\n', len - at);
+
+	if (!nl || nl == p + at || nl[-1] != '\r')
+		return -1;
+	*end = (size_t)(nl - p) + 1;
+	return 0;
+}
+
+int kv_resp3_fix(struct kv_buf *b, size_t from)
+{
+	size_t r = from, w = from;
+	int rc = 0;
+
+	if (from >= b->len)
+		return 0;
+	while (r < b->len) {
+		char t = b->p[r];
+		size_t end;
+		long long n;
+
+		if (resp3_line_end(b->p, b->len, r, &end) || end - r < 3 ||
+		    !strchr("+-:_,#(*%~>|$=!", t)) {
+			rc = -1;
+			break;
+		}
+		if ((t == '$' || t == '*') && end - r == 5 &&
+		    !memcmp(b->p + r + 1, "-1", 2)) {
+			memcpy(b->p + w, "_\r\n", 3);
+			w += 3;
+			r = end;
+			continue;
+		}
+		if (t == '$' || t == '=' || t == '!') {
+			if (kv_parse_ll(b->p + r + 1, end - r - 3, &n) ||
+			    n < 0 || (size_t)n > b->len - end ||
+			    b->len - end - (size_t)n < 2) {
+				rc = -1;
+				break;
+			}
+			end += (size_t)n + 2;
+		}
+		memmove(b->p + w, b->p + r, end - r);
+		w += end - r;
+		r = end;
+	}
+	/* Whatever could not be read as replies stays as it was. */
+	memmove(b->p + w, b->p + r, b->len - r);
+	b->len = w + (b->len - r);
+	return rc;
+}
+
+int kv_reply_map(struct kv_buf *b, size_t pairs, int resp3)
+{
+	return resp3 ? kv_buf_printf(b, "%%%zu\r\n", pairs)
+		     : kv_reply_array(b, pairs * 2);
+}
+
+int kv_reply_set(struct kv_buf *b, size_t n, int resp3)
+{
+	return resp3 ? kv_buf_printf(b, "~%zu\r\n", n) : kv_reply_array(b, n);
+}
+
+/* Text for a human (INFO, CLIENT LIST, CLUSTER NODES): RESP3's verbatim
+ * string of format "txt", a bulk string in RESP2. */
+int kv_reply_verbatim(struct kv_buf *b, const char *p, size_t len, int resp3)
+{
+	if (!resp3)
+		return kv_reply_bulk(b, p, len);
+	if (kv_buf_printf(b, "=%zu\r\ntxt:", len + 4) || kv_buf_put(b, p, len))
+		return -1;
+	return kv_buf_put(b, "\r\n", 2);
+}

@@ -145,6 +145,7 @@ void kv_conn_pump(struct kv_conn *c)
 	int moved = 0;
 
 	while ((r = c->head) != NULL && r->ready) {
+		size_t before = c->out.len;
 		if (r->silent)
 			; /* CLIENT REPLY OFF/SKIP */
 		else if (r->eval)
@@ -152,6 +153,8 @@ void kv_conn_pump(struct kv_conn *c)
 					 &c->out);
 		else
 			kv_buf_put(&c->out, r->buf.p, r->buf.len);
+		if (r->resp3)
+			kv_resp3_fix(&c->out, before);
 		c->head = r->next;
 		if (!c->head)
 			c->tail = NULL;
@@ -171,6 +174,7 @@ struct kv_req *kv_req_new(struct kv_conn *c, int kind)
 		return NULL;
 	r->conn = c;
 	r->kind = kind;
+	r->resp3 = c->resp3;
 	if (c->tail)
 		c->tail->next = r;
 	else
@@ -250,6 +254,8 @@ static void conn_run(struct kv_conn *c)
 	mode = c->reply_mode;
 	out_before = c->out.len;
 	kv_cmd_exec(&ctx);
+	if (c->resp3) /* HELLO 3 (the reply to HELLO itself included) */
+		kv_resp3_fix(ctx.out, ctx.out == &c->out ? out_before : 0);
 	if (mode == KV_REPLY_SKIP ||
 	    (mode == KV_REPLY_OFF && c->reply_mode != KV_REPLY_ON)) {
 		/* CLIENT REPLY OFF or SKIP: this command's reply is dropped,
@@ -266,6 +272,7 @@ static void conn_run(struct kv_conn *c)
 	if (ctx.out == &scratch && c->tail == tail && scratch.len) {
 		struct kv_req *r = kv_req_new(c, 0);
 		if (r) {
+			r->resp3 = 0; /* already in the connection's form */
 			r->buf = scratch;
 			r->ready = 1;
 			scratch.p = NULL;
@@ -425,6 +432,16 @@ int kv_server_conn_authed(const struct kv_conn *c)
 void kv_server_set_conn_authed(struct kv_conn *c)
 {
 	c->authed = 1;
+}
+
+int kv_server_conn_resp3(const struct kv_conn *c)
+{
+	return c && c->resp3;
+}
+
+void kv_server_set_conn_resp3(struct kv_conn *c, int on)
+{
+	c->resp3 = (uint8_t)(on != 0);
 }
 
 struct kv_txn **kv_server_conn_txn(struct kv_conn *c)

@@ -167,13 +167,14 @@ static void cluster_shards(struct kv_cmdctx *ctx)
 {
 	struct node_view v[SR_MAX_MEMBERS];
 	size_t n = view(ctx->s, v, SR_MAX_MEMBERS);
+	int r3 = kv_server_conn_resp3(ctx->c);
 	sr_status st;
 
 	sr_node_status(ctx->s->node, &st);
 	kv_reply_array(ctx->out, n ? 1 : 0);
 	if (n == 0)
 		return;
-	kv_reply_array(ctx->out, 4);
+	kv_reply_map(ctx->out, 2, r3);
 	kv_reply_cstr(ctx->out, "slots");
 	kv_reply_array(ctx->out, 2);
 	kv_reply_int(ctx->out, 0);
@@ -181,7 +182,7 @@ static void cluster_shards(struct kv_cmdctx *ctx)
 	kv_reply_cstr(ctx->out, "nodes");
 	kv_reply_array(ctx->out, n);
 	for (size_t i = 0; i < n; i++) {
-		kv_reply_array(ctx->out, 14);
+		kv_reply_map(ctx->out, 7, r3);
 		kv_reply_cstr(ctx->out, "id");
 		kv_reply_cstr(ctx->out, v[i].name);
 		kv_reply_cstr(ctx->out, "port");
@@ -284,7 +285,8 @@ int kv_slots_cmd(struct kv_cmdctx *ctx)
 	} else if (sub_is(ctx, "NODES")) {
 		struct kv_buf text = { 0 };
 		cluster_nodes(ctx->s, &text);
-		kv_reply_bulk(ctx->out, text.p ? text.p : "", text.len);
+		kv_reply_verbatim(ctx->out, text.p ? text.p : "", text.len,
+				  kv_server_conn_resp3(ctx->c));
 		kv_buf_free(&text);
 	} else if (sub_is(ctx, "MYID")) {
 		kv_node_name(ctx->s, ctx->s->opt.id, name);

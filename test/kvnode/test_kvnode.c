@@ -183,6 +183,44 @@ TEST(test_reply_encoding)
 	kv_buf_free(&b);
 }
 
+/* HELLO 3: RESP2 nulls become "_", everything else is kept byte for
+ * byte (a "$-1" inside a bulk string's payload is data, not a null). */
+TEST(test_resp3_rewrites_nulls_only)
+{
+	struct kv_buf b = { 0 };
+	const char *in = "+OK\r\n$-1\r\n*3\r\n$5\r\n$-1\r\n\r\n*-1\r\n:"
+			 "7\r\n%1\r\n$1\r\nk\r\n$-1\r\n=8\r\ntxt:a\r\nb\r\n"
+			 "-ERR x\r\n";
+	const char *want = "+OK\r\n_\r\n*3\r\n$5\r\n$-1\r\n\r\n_\r\n:7\r\n"
+			   "%1\r\n$1\r\nk\r\n_\r\n=8\r\ntxt:a\r\nb\r\n"
+			   "-ERR x\r\n";
+
+	kv_buf_put(&b, "keep$-1\r\n", 9);
+	kv_buf_put(&b, in, strlen(in));
+	CHECK_EQ(kv_resp3_fix(&b, 9), 0);
+	CHECK_EQ(b.len, 9 + strlen(want));
+	CHECK(memcmp(b.p, "keep$-1\r\n", 9) == 0); /* before `from` */
+	CHECK(memcmp(b.p + 9, want, strlen(want)) == 0);
+	/* A truncated reply: what came before it is rewritten, it is kept. */
+	b.len = 0;
+	kv_buf_put(&b, "$-1\r\n$9\r\nab", 11);
+	CHECK_EQ(kv_resp3_fix(&b, 0), -1);
+	CHECK_EQ(b.len, 9);
+	CHECK(memcmp(b.p, "_\r\n$9\r\nab", 9) == 0);
+	/* The RESP2 forms of the shapes RESP3 spells differently. */
+	b.len = 0;
+	kv_reply_map(&b, 2, 0);
+	kv_reply_set(&b, 1, 0);
+	kv_reply_verbatim(&b, "x", 1, 0);
+	kv_reply_map(&b, 2, 1);
+	kv_reply_set(&b, 1, 1);
+	kv_reply_verbatim(&b, "x", 1, 1);
+	want = "*4\r\n*1\r\n$1\r\nx\r\n%2\r\n~1\r\n=5\r\ntxt:x\r\n";
+	CHECK_EQ(b.len, strlen(want));
+	CHECK(memcmp(b.p, want, b.len) == 0);
+	kv_buf_free(&b);
+}
+
 /* ------------------------------------------------------------------ */
 
 TEST(test_map_set_get_del_and_growth)

@@ -102,9 +102,11 @@ def test_incr_retried_through_leader_kills_applies_once():
     eq(conn.call("SESSION", sid, str(total), "INCR", "counter"), total)
     eq(conn.call("GET", "counter"), str(total).encode())
     # Other write commands and sessions are independent.
-    eq(conn.call("SESSION", "9", "1", "MSET", "a", "1", "b", "2"), "OK")
-    eq(conn.call("SESSION", "9", "1", "MSET", "a", "x", "b", "y"), "OK")
+    eq(conn.call("SESSION", "9", "1", "MSET", "a", "1", "{a}b", "2"), "OK")
+    eq(conn.call("SESSION", "9", "1", "MSET", "a", "x", "{a}b", "y"), "OK")
     eq(conn.call("GET", "a"), b"1")
+    r = conn.call("SESSION", "9", "2", "MSET", "a", "1", "b", "2")
+    check(isinstance(r, Err) and r.startswith("CROSSSLOT"), r)
     r = conn.call("SESSION", "9", "2", "GET", "a")
     check(isinstance(r, Err), r)
     conn.close()

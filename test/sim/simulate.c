@@ -640,6 +640,8 @@ static void liveness_phase(struct cluster *c, struct run *r)
 				barrier = pid;
 				barrier_at = c->now;
 			}
+			/* proposing may move c->props: b pointed into it */
+			b = barrier ? &c->props[barrier - 1] : NULL;
 		}
 		if (ld < 0)
 			snprintf(why, sizeof(why), "no leader");

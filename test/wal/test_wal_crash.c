@@ -452,7 +452,11 @@ WAL_TEST(test_kill_9_never_loses_an_acknowledged_entry)
 	printf("    %d kills, %d with work in flight, log now %llu..%llu\n",
 	       kills, recoveries_with_work, (unsigned long long)m_first,
 	       (unsigned long long)m_last);
-	CHECK(recoveries_with_work > kills / 2);
+	/* The test is vacuous if the kills never land with work in flight;
+	 * how often they do depends on the machine's load (a quiet one: most
+	 * of them, a loaded one under ASan: about a quarter), so ask for a
+	 * margin that holds on both. */
+	CHECK(recoveries_with_work > kills / 8);
 	free(m_terms);
 	m_terms = NULL;
 	m_cap = 0;
