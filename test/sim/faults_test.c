@@ -476,7 +476,7 @@ TEST(test_node_whose_store_lost_entries_votes_only_past_them_and_repairs)
 	static const sr_term terms[] = { 2, 2, 2, 2, 2 }; /* entries 2..6 */
 	struct sim_opts o = sc_opts(3, 2);
 	sr_entry e[5];
-	char data[5][8];
+	char data[5][16];
 	struct cluster *c;
 	sr_msg m;
 
