@@ -731,6 +731,8 @@ static int survey(struct scan *s, const struct list *l)
 	sr_index b = s->last;
 	int rv;
 
+	if (s->w->repair != SR_WAL_REPAIR_PEERS)
+		return 0; /* _TRUNCATE reports nothing */
 	for (size_t i = 0; i < l->n; i++) {
 		if (l->v[i] < s->stop_seq)
 			continue;
