@@ -166,7 +166,9 @@ static int elect_tally(const sr_node *n)
 
 void elect_start(sr_node *n, int pre, int transfer)
 {
-	if (n->role == SR_STOPPED || !elect_can_campaign(n))
+	/* a node missing entries it acknowledged votes for no one, itself
+	 * included (repair.c) */
+	if (n->role == SR_STOPPED || !elect_can_campaign(n) || n->repair_until)
 		return;
 	elect_clear_votes(n);
 	n->leader = 0;
@@ -203,9 +205,9 @@ void elect_tick(sr_node *n)
 {
 	if (n->now < n->election_deadline)
 		return;
-	if (!elect_can_campaign(n)) {
-		/* learners, removed nodes and nodes outside the configuration
-		 * stay quiet */
+	if (!elect_can_campaign(n) || n->repair_until) {
+		/* learners, removed nodes, nodes outside the configuration
+		 * and nodes repairing a damaged log (repair.c) stay quiet */
 		elect_reset_timer(n);
 		return;
 	}
@@ -279,6 +281,9 @@ void elect_handle_vote(sr_node *n, const sr_msg *m)
 	r.type = SR_MSG_VOTE_RESP;
 	r.to = m->from;
 	r.u.vote_resp.pre = m->u.vote.pre;
+	/* a store that lost entries compares with what it held (repair.c) */
+	up_to_date = up_to_date && repair_vote_ok(n, m->u.vote.last_index,
+						  m->u.vote.last_term);
 	if (m->u.vote.pre) {
 		grant = m->term > n->term && up_to_date;
 		r.term = grant ? m->term : n->term;

@@ -140,6 +140,8 @@ void node_leave(sr_node *n)
 			repl_broadcast(n, 1);
 		}
 		snap_process(n);
+		if (n->repair_until)
+			repair_check(n);
 		if (!n->ops_dirty && n->durable == durable &&
 		    n->commit == commit)
 			break;
@@ -514,6 +516,9 @@ int sr_node_start(sr_node *n, uint64_t now_ms)
 	if (rv)
 		goto out;
 	n->durable = SR_MAX(d.last_index, d.snapshot_index);
+	rv = repair_start(n, &d);
+	if (rv)
+		goto out;
 	n->started = 1;
 	if (d.snapshot_index && n->cfg.fsm->restore) {
 		rv = n->cfg.fsm->restore(n->cfg.fsm_ctx, d.snapshot_index,
@@ -822,6 +827,7 @@ void sr_node_status(const sr_node *n, sr_status *out)
 	out->uncommitted_bytes = n->uncommitted_bytes;
 	out->error = n->stop_error;
 	out->n_peers = n->n_prs;
+	out->repair_index = n->repair_until;
 	if (n->role == SR_LEADER)
 		out->leader_age_ms = 0;
 	else if (n->leader && n->now >= n->leader_heard)

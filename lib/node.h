@@ -9,6 +9,7 @@
  *   apply.c        applying committed entries; proposals and their outcome
  *   config.c       the configuration in effect and its rollback
  *   log.c          the in-memory log cache
+ *   repair.c       a store that lost acknowledged entries: no vote
  *
  * Every public entry point brackets its work with node_enter()/node_leave();
  * node_leave() runs deferred work (store completions that arrived inside a
@@ -40,6 +41,7 @@ struct progress {
 	int vote_answered;
 	uint64_t last_heard;
 	uint64_t acked_seq;	/* highest append seq it echoed (ReadIndex) */
+	uint64_t match_seq;	/* seq of the reply that last raised match */
 	uint64_t catchup_since; /* learner: caught up since (0: not) */
 	sr_index snap_index;	/* SNAPSHOT: the snapshot being sent */
 	uint64_t snap_offset;	/* SNAPSHOT: offset of the chunk in flight */
@@ -111,8 +113,10 @@ struct sr_node {
 	sr_index durable;
 	sr_index verified; /* follower: highest index known to match leader */
 	sr_index acked;	   /* follower: highest index acknowledged */
-	uint64_t last_seq; /* follower: seq of the last append seen */
-	uint64_t hb_seq;   /* leader: append sequence */
+	sr_index repair_until; /* store lost entries up to here (repair.c) */
+	sr_term repair_term;   /* the durable term when that was found */
+	uint64_t last_seq;     /* follower: seq of the last append seen */
+	uint64_t hb_seq;       /* leader: append sequence */
 
 	/* store operations in flight */
 	struct pending_op *ops;
@@ -243,6 +247,15 @@ void snap_free(sr_node *n);
 int reconf_write_recovery(sr_node *n);
 void reconf_tick(sr_node *n);
 void reconf_after_commit(sr_node *n);
+
+/* repair.c */
+/* At start: note entries the store lost (SR_ECORRUPT if no peer can
+ * give them back). */
+int repair_start(sr_node *n, const sr_durable *d);
+/* Clear the repair once the leader verified the log past the loss. */
+void repair_check(sr_node *n);
+/* May a candidate with this last entry have our vote despite the loss? */
+int repair_vote_ok(const sr_node *n, sr_index last_index, sr_term last_term);
 
 /* transfer.c */
 void transfer_check(sr_node *n, struct progress *pr);

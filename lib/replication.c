@@ -71,6 +71,7 @@ void repl_reset_progress(sr_node *n, struct progress *pr)
 {
 	pr->state = SR_PROGRESS_PROBE;
 	pr->match = 0;
+	pr->match_seq = 0;
 	pr->next = sr_log_last(&n->log) + 1;
 	pr->probe_sent = 0;
 	pr->recent_active = 1;
@@ -298,6 +299,7 @@ void repl_handle_append_resp(sr_node *n, const sr_msg *m)
 			return; /* claims entries we never sent */
 		if (r->index > pr->match) {
 			pr->match = r->index;
+			pr->match_seq = r->seq;
 			repl_infl_free_to(n, pr, r->index);
 		}
 		/* Only the answer to our latest probe (or a later append)
@@ -315,8 +317,22 @@ void repl_handle_append_resp(sr_node *n, const sr_msg *m)
 			pr->next = pr->match + 1;
 	} else {
 		sr_index hint;
-		if (r->index <= pr->match)
+		if (r->index <= pr->match && r->seq <= pr->match_seq)
 			return; /* stale: we already know more */
+		if (r->index <= pr->match) {
+			/* Answered after the reply that raised match: the
+			 * follower's store lost entries it acknowledged
+			 * (repair.c).  Lowering match is always safe (commit
+			 * never goes back; the next success raises it). */
+			node_log(n, SR_LOG_WARN,
+				 "%llu lost entries up to %llu it had "
+				 "acknowledged: re-sending from %llu",
+				 (unsigned long long)pr->id,
+				 (unsigned long long)pr->match,
+				 (unsigned long long)r->hint_index + 1);
+			pr->match = SR_MIN(r->hint_index, r->index - 1);
+			pr->match_seq = r->seq;
+		}
 		if (pr->state == SR_PROGRESS_PROBE && r->index != pr->next - 1)
 			return; /* not the answer to our current probe */
 		hint = repl_find_hint(n, r->hint_index, r->hint_term);

@@ -133,8 +133,12 @@ void snap_handle_resp(sr_node *n, const sr_msg *m)
 		node_log(n, SR_LOG_INFO, "snapshot %llu installed on %llu",
 			 (unsigned long long)r->last_index,
 			 (unsigned long long)pr->id);
-		if (pr->match < r->last_index)
+		if (pr->match < r->last_index) {
 			pr->match = r->last_index;
+			/* rejections of appends sent before now are stale
+			 * (repl_handle_append_resp) */
+			pr->match_seq = n->hb_seq;
+		}
 		pr->next = pr->match + 1;
 		pr->state = SR_PROGRESS_PROBE;
 		pr->probe_sent = 0;

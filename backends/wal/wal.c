@@ -318,6 +318,8 @@ void sr_wal_get_stats(const sr_wal *cw, sr_wal_stats *out)
 	out->appends = w->st_appends;
 	out->pending_bytes = w->pending_bytes;
 	out->torn_bytes = w->st_torn;
+	out->lost_first = w->lost_first;
+	out->lost_last = w->lost_last;
 	out->first_index = w->first;
 	out->last_index = w->last;
 }
@@ -334,7 +336,7 @@ void sr_wal_options_init(sr_wal_options *o, const char *dir)
 	o->max_pending_bytes = 64ull << 20;
 	o->backpressure = SR_WAL_BLOCK;
 	o->engine = SR_WAL_POSIX;
-	o->repair = SR_WAL_REPAIR_NONE;
+	o->repair = SR_WAL_REPAIR_PEERS;
 	o->log_level = SR_LOG_INFO;
 }
 
@@ -346,7 +348,8 @@ static int options_check(const sr_wal_options *o)
 	    (o->backpressure != SR_WAL_BLOCK &&
 	     o->backpressure != SR_WAL_EBUSY) ||
 	    (o->repair != SR_WAL_REPAIR_NONE &&
-	     o->repair != SR_WAL_REPAIR_TRUNCATE) ||
+	     o->repair != SR_WAL_REPAIR_TRUNCATE &&
+	     o->repair != SR_WAL_REPAIR_PEERS) ||
 	    (o->engine < SR_WAL_POSIX || o->engine > SR_WAL_AUTO))
 		return SR_EINVAL;
 	if (o->alloc &&

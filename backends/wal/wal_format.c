@@ -238,6 +238,29 @@ int sr_walfmt_meta_decode(const unsigned char *in, size_t len,
 	return WALFMT_OK;
 }
 
+void sr_walfmt_lost_encode(unsigned char out[WAL_LOST_SIZE], sr_index last)
+{
+	memcpy(out, WAL_LOST_MAGIC, 8);
+	wal_put64(out + 8, last);
+	wal_put32(out + 16, 0);
+	wal_put32(out + 20, sr_crc32c(0, out, 20));
+}
+
+int sr_walfmt_lost_decode(const unsigned char *in, size_t len, sr_index *last,
+			  const char **why)
+{
+	if (len != WAL_LOST_SIZE || memcmp(in, WAL_LOST_MAGIC, 8) != 0) {
+		*why = "not a lost file (size or magic)";
+		return WALFMT_BAD;
+	}
+	if (wal_get32(in + 20) != sr_crc32c(0, in, 20) || wal_get32(in + 16)) {
+		*why = "lost file CRC mismatch";
+		return WALFMT_BAD;
+	}
+	*last = wal_get64(in + 8);
+	return WALFMT_OK;
+}
+
 static size_t conf_addr_len(const sr_member *m)
 {
 	size_t n = 0;

@@ -28,6 +28,8 @@
 #define WAL_SEG_HDR	    64u /* segment header size; records start here */
 #define WAL_REC_HDR	    48u /* record header size */
 #define WAL_META_SIZE	    36u
+#define WAL_LOST_MAGIC	    "SRWALOST"
+#define WAL_LOST_SIZE	    24u
 #define WAL_SNAP_FIXED	    56u /* snapshot header before the membership */
 
 /* The largest payload a record may carry (an entry's len is a uint32_t,
@@ -166,6 +168,13 @@ void sr_walfmt_meta_encode(unsigned char out[WAL_META_SIZE],
 			   const struct wal_meta *m);
 int sr_walfmt_meta_decode(const unsigned char *in, size_t len,
 			  struct wal_meta *m, const char **why);
+
+/* The lost file (protocol-aware repair): the highest index that damaged
+ * records held.  magic[8] lost_last[8] reserved[4]=0 crc32c[4] of the 20
+ * bytes before it. */
+void sr_walfmt_lost_encode(unsigned char out[WAL_LOST_SIZE], sr_index last);
+int sr_walfmt_lost_decode(const unsigned char *in, size_t len, sr_index *last,
+			  const char **why);
 
 /* Bytes the membership takes in a snapshot header. */
 size_t sr_walfmt_conf_size(const sr_membership *conf);

@@ -166,6 +166,9 @@ struct sr_wal {
 	int in_process; /* delivering completions: sr_wal_process kicks */
 	int held;	/* sr_wal_hold: appends do not kick */
 	uint64_t st_appends, st_torn;
+	/* protocol-aware repair (wal_recover.c): entries lost to corruption,
+	 * reported by load() while the log ends before lost_last */
+	sr_index lost_first, lost_last;
 
 	/* read() scratch */
 	unsigned char *rbuf; /* entry data handed out by read() */
@@ -249,6 +252,9 @@ int sr_walrec_recover(sr_wal *w);
 /* ---- wal_snap.c ---- */
 /* Pick the newest valid snapshot of idx[0..n) (sorted), drop the rest. */
 int sr_walsnap_load(sr_wal *w, const uint64_t *idx, size_t n);
+/* SR_WAL_REPAIR_PEERS: durably raise the lost file to `last` (before
+ * anything that held those entries is cut or deleted). */
+int sr_walrec_note_lost(sr_wal *w, sr_index last);
 void sr_walsnap_close(sr_wal *w);
 int sr_walsnap_begin(void *ctx, sr_index index, sr_term term,
 		     const sr_membership *conf);

@@ -736,6 +736,14 @@ static int wal_load(void *ctx, sr_durable *out)
 	out->snapshot_index = w->snap.index;
 	out->snapshot_term = w->snap.term;
 	out->snapshot_conf = w->snap.conf;
+	/* protocol-aware repair (wal_recover.c): until an entry past the
+	 * range or a snapshot covering it shows a leader verified the log */
+	if (w->lost_last && w->last <= w->lost_last &&
+	    w->snap.index < w->lost_last) {
+		out->lost_first = w->last < w->lost_last ? w->last + 1
+							 : w->lost_last;
+		out->lost_last = w->lost_last;
+	}
 	return 0;
 }
 

@@ -30,9 +30,25 @@
  * wherever it is: a torn write cannot produce a valid CRC.  A missing
  * segment (a gap in the sequence numbers, or entries that the oldest
  * segment says exist before it) and a log that starts after the snapshot
- * ends are corruption too.  Corruption fails the open with SR_ECORRUPT
- * and a log line naming the file and offset, unless the repair option
- * asks to truncate the log at that point.
+ * ends are corruption too.  Under SR_WAL_REPAIR_NONE corruption fails the
+ * open with SR_ECORRUPT and a log line naming the file and offset; the
+ * other modes cut the log at the first bad record.
+ *
+ * Protocol-aware repair (SR_WAL_REPAIR_PEERS, the default; after
+ * Alagappan et al., FAST'18).  Cutting the log can drop entries this node
+ * acknowledged, and a node that votes without an entry it acknowledged can
+ * help elect a leader that lacks a committed entry.  So before anything is
+ * cut, the damaged part is surveyed for the highest index it held (every
+ * record with a valid CRC past the cut, every later segment header), and
+ * that index, lost_last, is written to the `lost` file.  load() reports
+ * the range until the log holds an entry past lost_last (an entry there
+ * was appended after the cut, so an append's consistency check matched
+ * the whole log before it with a leader's, Raft §5.3) or a snapshot
+ * covers it; then the file is deleted at the next open.  The engine does
+ * the rest (lib/repair.c): it does not vote until a leader has verified
+ * its log up to lost_last.  The lost file is written before the cut
+ * (and before a damaged snapshot is deleted), so a crash in the middle of
+ * a repair finds it again.
  *
  * Reconciling with the snapshot (Raft §7): entries at or below the
  * snapshot index are covered by it; if the log holds the snapshot's
@@ -132,11 +148,11 @@ corrupt(struct scan *s, uint64_t seq, uint64_t off, int whole, const char *fmt,
 	sr_walc_logf(s->w, SR_LOG_ERROR,
 		     "wal: corruption in %s/%s at offset %llu: %s", s->w->dir,
 		     s->name, (unsigned long long)off, msg);
-	if (s->w->repair != SR_WAL_REPAIR_TRUNCATE) {
+	if (s->w->repair == SR_WAL_REPAIR_NONE) {
 		sr_walc_logf(s->w, SR_LOG_ERROR,
 			     "wal: refusing to open %s: acknowledged entries "
-			     "could be lost (the repair option truncates the "
-			     "log at this point, dropping every later entry)",
+			     "could be lost (SR_WAL_REPAIR_PEERS re-fetches "
+			     "them from the leader)",
 			     s->w->dir);
 		return SR_ECORRUPT;
 	}
@@ -571,7 +587,8 @@ static int list_dir(sr_wal *w, struct list *segs, struct list *snaps)
 		else if (parse_name(de->d_name, ".snap", &v))
 			rv = list_add(w, snaps, v);
 		else if (!strcmp(de->d_name, "meta.tmp") ||
-			 !strcmp(de->d_name, "snap.tmp"))
+			 !strcmp(de->d_name, "snap.tmp") ||
+			 !strcmp(de->d_name, "lost.tmp"))
 			unlinkat(w->dirfd, de->d_name, 0); /* half-written */
 	}
 	closedir(d);
@@ -580,6 +597,152 @@ static int list_dir(sr_wal *w, struct list *segs, struct list *snaps)
 	if (snaps->n > 1)
 		qsort(snaps->v, snaps->n, sizeof(uint64_t), cmp_u64);
 	return rv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Protocol-aware repair: the lost file and the survey                */
+/* ------------------------------------------------------------------ */
+
+int sr_walrec_note_lost(sr_wal *w, sr_index last)
+{
+	unsigned char buf[WAL_LOST_SIZE];
+	int rv;
+
+	if (w->repair != SR_WAL_REPAIR_PEERS || last <= w->lost_last)
+		return 0;
+	sr_walfmt_lost_encode(buf, last);
+	if ((rv = sr_walio_write_atomic(w, "lost", buf, sizeof(buf))))
+		return rv;
+	w->lost_last = last;
+	sr_walc_logf(w, SR_LOG_WARN,
+		     "wal: REPAIR: %s may have lost acknowledged entries up "
+		     "to %llu; the node re-fetches them from the leader and "
+		     "does not vote until it has",
+		     w->dir, (unsigned long long)last);
+	return 0;
+}
+
+static int lost_load(sr_wal *w)
+{
+	unsigned char buf[WAL_LOST_SIZE + 1];
+	const char *why;
+	ssize_t n;
+	int fd = openat(w->dirfd, "lost", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s/lost: %s",
+			     w->dir, strerror(errno));
+		return SR_EIO;
+	}
+	do {
+		n = pread(fd, buf, sizeof(buf), 0);
+	} while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n < 0 || sr_walfmt_lost_decode(buf, (size_t)n, &w->lost_last,
+					   &why) != WALFMT_OK) {
+		/* without it the node could vote without entries it
+		 * acknowledged: never guess */
+		sr_walc_logf(w, SR_LOG_ERROR,
+			     "wal: refusing to open %s: the lost file is "
+			     "damaged",
+			     w->dir);
+		return SR_ECORRUPT;
+	}
+	return 0;
+}
+
+/* After the replay: report the lost range, or forget a repaired one. */
+static int lost_settle(sr_wal *w)
+{
+	if (!w->lost_last)
+		return 0;
+	if (w->last > w->lost_last || w->snap.index >= w->lost_last) {
+		sr_walc_logf(w, SR_LOG_INFO,
+			     "wal: the entries lost up to %llu were fetched "
+			     "again: repair complete",
+			     (unsigned long long)w->lost_last);
+		w->lost_first = w->lost_last = 0;
+		if (unlinkat(w->dirfd, "lost", 0) != 0 || fsync(w->dirfd) != 0)
+			return SR_EIO;
+		return 0;
+	}
+	w->lost_first = w->last + 1 < w->lost_last ? w->last + 1 : w->lost_last;
+	sr_walc_logf(w, SR_LOG_WARN,
+		     "wal: %s: entries %llu..%llu are to be fetched from the "
+		     "leader (the log ends at %llu)",
+		     w->dir, (unsigned long long)w->lost_first,
+		     (unsigned long long)w->lost_last,
+		     (unsigned long long)w->last);
+	return 0;
+}
+
+/* The highest entry index in valid records of one segment from off on. */
+static int survey_segment(struct scan *s, uint64_t seq, uint64_t off,
+			  sr_index *b)
+{
+	struct rd r = { .w = s->w };
+	struct wal_seg_hdr h;
+	struct wal_rec rec;
+	uint64_t dirty, at, size;
+	const char *why;
+	struct stat st;
+	int rv = 0;
+
+	sr_walio_seg_name(s->name, sizeof(s->name), seq);
+	r.fd = openat(s->w->dirfd, s->name, O_RDONLY | O_CLOEXEC);
+	if (r.fd < 0 || fstat(r.fd, &st) != 0) {
+		rv = r.fd < 0 && errno == ENOENT ? 0 : SR_EIO;
+		goto out;
+	}
+	r.size = (uint64_t)st.st_size;
+	r.name = s->name;
+	if (off < WAL_SEG_HDR && r.size >= WAL_SEG_HDR) {
+		const unsigned char *p = rd_get(&r, 0, WAL_SEG_HDR, &rv);
+
+		if (!p)
+			goto out;
+		if (sr_walfmt_seg_hdr_decode(p, &h, &why) == WALFMT_OK &&
+		    h.start_index > 0 && h.start_index - 1 > *b)
+			*b = h.start_index - 1;
+	}
+	if (off < WAL_SEG_HDR)
+		off = WAL_SEG_HDR;
+	if ((rv = last_nonzero(&r, off, r.size, &dirty)))
+		goto out;
+	for (;;) {
+		if ((rv = next_valid(&r, off, dirty, &at, &rec, &size)) || !at)
+			break;
+		if (rec.kind == WAL_REC_ENTRY && rec.index > *b)
+			*b = rec.index;
+		off = at + size;
+	}
+out:
+	if (r.fd >= 0)
+		close(r.fd);
+	sr_walc_free(s->w, r.buf);
+	return rv;
+}
+
+/* Before the cut: how far did the damaged part of the log reach? */
+static int survey(struct scan *s, const struct list *l)
+{
+	sr_index b = s->last;
+	int rv;
+
+	if (s->w->repair != SR_WAL_REPAIR_PEERS)
+		return 0; /* _TRUNCATE reports nothing */
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->v[i] < s->stop_seq)
+			continue;
+		rv = survey_segment(s, l->v[i],
+				    l->v[i] == s->stop_seq ? s->stop_off : 0,
+				    &b);
+		if (rv)
+			return rv;
+	}
+	return sr_walrec_note_lost(s->w, b);
 }
 
 /* ------------------------------------------------------------------ */
@@ -616,9 +779,13 @@ static int repair(struct scan *s, const struct list *l)
 	sr_walc_logf(s->w, SR_LOG_WARN,
 		     "wal: REPAIR: truncating the log of %s at %s offset "
 		     "%llu; entries after %llu are dropped, acknowledged ones "
-		     "included",
+		     "included%s",
 		     s->w->dir, s->name, (unsigned long long)s->stop_off,
-		     (unsigned long long)s->last);
+		     (unsigned long long)s->last,
+		     s->w->repair == SR_WAL_REPAIR_PEERS ? " (to be fetched "
+							   "again from the "
+							   "leader)"
+							 : "");
 	if ((rv = drop_from(s, l, from)))
 		return rv;
 	if (s->stop_off) { /* cut inside the segment; zero the rest */
@@ -740,7 +907,7 @@ static int replay(struct scan *s, const struct list *segs)
 		}
 		rv = scan_segment(s, segs->v[i], i + 1 == segs->n);
 	}
-	if (rv == SCAN_REPAIR)
+	if (rv == SCAN_REPAIR && !(rv = survey(s, segs)))
 		rv = repair(s, segs);
 	return rv;
 }
@@ -758,7 +925,7 @@ int sr_walrec_recover(sr_wal *w)
 	s.known = 1;
 	if ((rv = list_dir(w, &segs, &snaps)) ||
 	    (rv = sr_walio_meta_load(w, segs.n || snaps.n)) ||
-	    (rv = sr_walsnap_load(w, snaps.v, snaps.n)))
+	    (rv = lost_load(w)) || (rv = sr_walsnap_load(w, snaps.v, snaps.n)))
 		goto out;
 	s.max_seq = segs.n ? segs.v[segs.n - 1] : 0;
 	if (!segs.n && w->snap.index) {
@@ -771,7 +938,8 @@ int sr_walrec_recover(sr_wal *w)
 		if (rv == SCAN_REPAIR) { /* the log cannot be kept at all */
 			s.stop_seq = 1;
 			s.stop_off = 0;
-			if (!(rv = drop_from(&s, &segs, 0))) {
+			if (!(rv = sr_walrec_note_lost(w, s.last)) &&
+			    !(rv = drop_from(&s, &segs, 0))) {
 				w->first = w->snap.index + 1;
 				w->last = w->snap.index;
 				w->pos_off = w->pos_n = 0;
@@ -781,6 +949,8 @@ int sr_walrec_recover(sr_wal *w)
 			}
 		}
 	}
+	if (!rv)
+		rv = lost_settle(w);
 out:
 	sr_walc_free(w, s.rd.buf);
 	sr_walc_free(w, segs.v);

@@ -19,8 +19,10 @@
  * may or may not hold the new snapshot, and nothing may be assumed.
  *
  * Loading.  The highest-numbered *.snap file is checked whole (header
- * CRC, file size, data CRC).  A bad one fails the open with SR_ECORRUPT;
- * with the repair option it is deleted and the next older one is tried.
+ * CRC, file size, data CRC).  A bad one fails the open with SR_ECORRUPT
+ * under SR_WAL_REPAIR_NONE; otherwise it is deleted and the next older
+ * one is tried (with SR_WAL_REPAIR_PEERS its index joins the lost range,
+ * wal_recover.c, so the node waits for the leader to send it again).
  * Older snapshots left by a crash between rename and deletion are
  * deleted once a newer one is known good.
  */
@@ -153,7 +155,7 @@ int sr_walsnap_load(sr_wal *w, const uint64_t *idx, size_t n)
 			break;
 		if (rv != SR_ECORRUPT)
 			return rv;
-		if (w->repair != SR_WAL_REPAIR_TRUNCATE) {
+		if (w->repair == SR_WAL_REPAIR_NONE) {
 			sr_walc_logf(w, SR_LOG_ERROR,
 				     "wal: refusing to open %s: the newest "
 				     "snapshot is damaged",
@@ -163,8 +165,14 @@ int sr_walsnap_load(sr_wal *w, const uint64_t *idx, size_t n)
 		sr_walio_snap_name(name, sizeof(name), idx[i]);
 		sr_walc_logf(w, SR_LOG_WARN,
 			     "wal: REPAIR: deleting the damaged snapshot "
-			     "%s/%s",
-			     w->dir, name);
+			     "%s/%s%s",
+			     w->dir, name,
+			     w->repair == SR_WAL_REPAIR_PEERS ? " (the leader "
+								"sends it "
+								"again)"
+							      : "");
+		if ((rv = sr_walrec_note_lost(w, idx[i])))
+			return rv;
 		if (unlinkat(w->dirfd, name, 0) != 0 || fsync(w->dirfd) != 0)
 			return io_error(w, "delete", name);
 	}

@@ -46,7 +46,7 @@ $(BUILD)/test/kvnode/test_kvnode: test/kvnode/test_kvnode.c $(KVNODE_LIBOBJS) \
 		$(STATIC) $(LDLIBS_ALL) $(URING_LIBS)
 
 # Process-level suites: real kvnode processes on loopback.
-KVNODE_SUITES = basic hostile failover members tools compat session peerauth limits
+KVNODE_SUITES = basic hostile failover members tools compat session peerauth repair limits
 KVNODE_SCRIPTS = $(patsubst %,$(BUILD)/test/kvnode/kvnode_%.sh,$(KVNODE_SUITES))
 TEST_SCRIPTS += $(KVNODE_SCRIPTS)
 test: $(KVNODE_SCRIPTS)

@@ -86,7 +86,7 @@ static void info_raft(struct kv_server *s, struct kv_buf *o)
 		      "snapshot_index:%llu\r\nuncommitted_bytes:%llu\r\n"
 		      "storage:%s\r\nstorage_error:%s\r\n"
 		      "snapshots_taken:%llu\r\nsnapshots_restored:%llu\r\n"
-		      "last_restore_index:%llu\r\n",
+		      "last_restore_index:%llu\r\nrepair_index:%llu\r\n",
 		      role_text(s, &st), sr_role_name(st.role),
 		      (unsigned long long)st.id, (unsigned long long)st.term,
 		      (unsigned long long)st.vote,
@@ -102,7 +102,8 @@ static void info_raft(struct kv_server *s, struct kv_buf *o)
 		      st.error ? sr_strerror(st.error) : "none",
 		      (unsigned long long)s->fsm.n_snapshots,
 		      (unsigned long long)s->fsm.n_restores,
-		      (unsigned long long)s->fsm.last_restore_index);
+		      (unsigned long long)s->fsm.last_restore_index,
+		      (unsigned long long)st.repair_index);
 	kv_buf_printf(o, "members:%u\r\n", conf ? conf->n : 0);
 	for (uint32_t i = 0; conf && i < conf->n; i++) {
 		const sr_member *m = &conf->members[i];

@@ -53,6 +53,23 @@ typedef struct sr_durable {
 	sr_index snapshot_index; /* 0 when there is no snapshot */
 	sr_term snapshot_term;
 	sr_membership snapshot_conf; /* configuration at snapshot_index */
+	/*
+	 * Entries the store held durably but lost to corruption found when
+	 * it was opened (0, 0: none).  The store cut its log before the
+	 * first damaged entry, so lost_first == last_index + 1 and
+	 * lost_last is the highest index it had held: entries up to it may
+	 * have been acknowledged (lost_first == lost_last == last_index:
+	 * nothing is missing but the log must be checked against a leader's
+	 * up to there).  The engine re-fetches the entries from the leader;
+	 * until a leader has verified its log up to lost_last it does not
+	 * campaign, and grants a vote or pre-vote only to a candidate at
+	 * least as up-to-date as (term, lost_last) (docs/design.md,
+	 * "Repairing a corrupt log").  A store keeps reporting the range
+	 * across restarts until an entry past lost_last, or a snapshot
+	 * covering it, is durable.
+	 */
+	sr_index lost_first;
+	sr_index lost_last;
 } sr_durable;
 
 /*
@@ -353,7 +370,9 @@ SR_API int sr_node_bootstrap(sr_node *node, const sr_membership *conf);
  * Load the durable state from the store and start as a follower at time
  * now_ms.  Committed entries are applied once a leader tells the node
  * the commit index (or at once in a one-voter cluster).
- * Errors: what load() or read() returned, SR_ECORRUPT, SR_ENOMEM.
+ * Errors: what load() or read() returned, SR_ECORRUPT (an inconsistent
+ * store, or a store that lost entries on the only voter: no peer can give
+ * them back), SR_ENOMEM.
  */
 SR_API int sr_node_start(sr_node *node, uint64_t now_ms);
 
@@ -541,6 +560,10 @@ typedef struct sr_status {
 	 * names (0 on the leader, UINT64_MAX when no leader is known): a
 	 * leader not heard from for long is probably gone. */
 	uint64_t leader_age_ms;
+	/* Non-zero while the node re-fetches entries its store lost (up to
+	 * this index, sr_durable.lost_last): it does not campaign and votes
+	 * only for candidates at least as up-to-date as that index. */
+	sr_index repair_index;
 } sr_status;
 
 enum {

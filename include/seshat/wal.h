@@ -128,7 +128,7 @@ enum {
 };
 
 enum {
-	SR_WAL_REPAIR_NONE = 0, /* corruption fails sr_wal_open (default) */
+	SR_WAL_REPAIR_NONE = 0, /* corruption fails sr_wal_open */
 	/*
 	 * Truncate the log at the first bad record (or missing segment, or
 	 * index gap) and open.  Every entry from that point on is dropped,
@@ -137,7 +137,19 @@ enum {
 	 * snapshot file is deleted (falling back to an older valid one); a
 	 * corrupt meta file is never repaired.
 	 */
-	SR_WAL_REPAIR_TRUNCATE = 1
+	SR_WAL_REPAIR_TRUNCATE = 1,
+	/*
+	 * Protocol-aware repair (the default): cut the log at the first bad
+	 * record as _TRUNCATE does (a damaged snapshot is deleted too), but
+	 * remember the highest index the damaged part held, in the file
+	 * <dir>/lost (written before anything is cut), and report the range
+	 * through load() (sr_durable.lost_first/lost_last) at every open
+	 * until the log reaches it again.  The engine then fetches the
+	 * entries from the leader and neither votes nor campaigns meanwhile,
+	 * so no acknowledged entry is lost (docs/storage-format.md).  Term
+	 * and vote are kept; a corrupt meta file still fails the open.
+	 */
+	SR_WAL_REPAIR_PEERS = 2
 };
 
 typedef struct sr_wal_options {
@@ -146,7 +158,7 @@ typedef struct sr_wal_options {
 	uint64_t max_pending_bytes; /* default 64 MiB (see Memory above) */
 	int backpressure;	    /* SR_WAL_BLOCK (default) or SR_WAL_EBUSY */
 	int engine;		    /* SR_WAL_POSIX (default), _URING, _AUTO */
-	int repair;	     /* SR_WAL_REPAIR_NONE (default) or _TRUNCATE */
+	int repair; /* SR_WAL_REPAIR_PEERS (default), _NONE, _TRUNCATE */
 	sr_wal_done_fn done; /* may be NULL until sr_wal_set_done() */
 	void *done_ctx;
 	sr_log_fn log; /* the log hook; may be NULL */
@@ -164,8 +176,9 @@ SR_API void sr_wal_options_init(sr_wal_options *opts, const char *dir);
  * cut off; docs/storage-format.md) and start the I/O engine.  opts and
  * the strings it points to are copied.
  * Errors: SR_EINVAL (bad options), SR_ELOCKED (another process or another
- * sr_wal holds the directory), SR_ECORRUPT (damage that is not a torn
- * tail; the log hook names the file and offset), SR_EIO, SR_ENOSPC,
+ * sr_wal holds the directory), SR_ECORRUPT (a damaged meta or lost
+ * file, or, with SR_WAL_REPAIR_NONE, any damage that is not a torn tail;
+ * the log hook names the file and offset), SR_EIO, SR_ENOSPC,
  * SR_ENOMEM.
  */
 SR_API int sr_wal_open(const sr_wal_options *opts, sr_wal **out);
@@ -237,6 +250,8 @@ typedef struct sr_wal_stats {
 	uint64_t segments_deleted;
 	uint64_t pending_bytes; /* appended, not yet durable */
 	uint64_t torn_bytes;	/* torn tail cut off at open */
+	sr_index lost_first;	/* corruption found at open: the entries */
+	sr_index lost_last;	/*   load() reports lost (0, 0: none) */
 	sr_index first_index;	/* the log as read() sees it */
 	sr_index last_index;
 } sr_wal_stats;

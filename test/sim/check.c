@@ -462,6 +462,60 @@ void check_restart(struct sim_node *sn, int insert)
 static void check_ack_durable(struct sim_node *sn, sr_index i, const sr_msg *m);
 static void check_snap_durable(struct sim_node *sn, sr_index i);
 
+/*
+ * Protocol-aware repair.  A node whose store lost entries (cluster_corrupt)
+ * may have acknowledged committed entries it no longer holds.  Its vote
+ * must still protect them: a vote or pre-vote it grants goes only to a
+ * candidate holding every committed entry it held before the loss, and it
+ * campaigns only once its own log holds them again.  The highest such
+ * entry is the highest index where the chain it held matches the
+ * committed chain; the chain hash checks the prefix before it at once.
+ */
+static int check_lost_vote(struct sim_node *sn, const sr_msg *m)
+{
+	struct cluster *c = sn->c;
+	struct sim_check *k = &c->chk;
+	const struct sim_node *who = sn;
+	sr_index hi = sn->lost_last < k->commit ? sn->lost_last : k->commit;
+	sr_index j = 0;
+	int pre;
+
+	if (m->type == SR_MSG_VOTE_RESP && m->u.vote_resp.granted) {
+		if (m->to < 1 || m->to > (sr_id)c->n ||
+		    c->nodes[m->to - 1].external)
+			return 0;
+		who = &c->nodes[m->to - 1];
+		pre = m->u.vote_resp.pre;
+	} else if (m->type == SR_MSG_VOTE) {
+		pre = m->u.vote.pre;
+	} else {
+		return 0;
+	}
+	if (!sn->lost_h)
+		return 0;
+	for (sr_index x = hi; x >= sn->lost_first && x > 0; x--)
+		if (sn->lost_h[x - sn->lost_first] == k->com[x].h) {
+			j = x;
+			break;
+		}
+	if (!j || (j <= who->shadow_last && who->shadow[j].h == k->com[j].h))
+		return 0;
+	if (who == sn)
+		sim_fail(c,
+			 "n%d asks for %s while its log lacks committed entry "
+			 "%" PRIu64 " it held before its store lost ..%" PRIu64,
+			 sn->slot + 1, pre ? "pre-votes" : "votes", j,
+			 sn->lost_last);
+	else
+		sim_fail(c,
+			 "n%d grants n%d %s lacking committed entry %" PRIu64
+			 ", which n%d held before its store lost ..%" PRIu64,
+			 sn->slot + 1, who->slot + 1,
+			 pre ? "a pre-vote" : "its vote", j, sn->slot + 1,
+			 sn->lost_last);
+	return 1;
+}
+
 void check_send(struct sim_node *sn, const sr_msg *m)
 {
 	struct cluster *c = sn->c;
@@ -483,6 +537,8 @@ void check_send(struct sim_node *sn, const sr_msg *m)
 			return;
 		}
 	}
+	if (sn->lost_last && check_lost_vote(sn, m))
+		return;
 	if (m->from != sn->id)
 		sim_fail(c, "n%d sends a message from n%" PRIu64, sn->slot + 1,
 			 m->from);

@@ -283,6 +283,7 @@ void cluster_free(struct cluster *c)
 		sn->node = NULL;
 		sr_mem_destroy(sn->mem);
 		free(sn->shadow);
+		free(sn->lost_h);
 	}
 	while (c->heap_n) {
 		struct sim_ev ev = heap_pop(c);
@@ -695,6 +696,51 @@ int cluster_restart(struct cluster *c, int i)
 	}
 	check_step(c);
 	return 0;
+}
+
+/* sr_mem_crash keeping every operation: makes the corruption durable */
+static uint64_t keep_all(void *ctx)
+{
+	(void)ctx;
+	return 3;
+}
+
+int cluster_corrupt(struct cluster *c, int i)
+{
+	struct sim_node *sn = &c->nodes[i];
+	sr_mem_info info;
+	sr_index a, b;
+
+	if (sn->external || sn->retired)
+		return 0;
+	cluster_crash(c, i);
+	sr_mem_get_info(sn->mem, &info);
+	/* entries the snapshot covers are not lost with the log */
+	a = info.first_index > info.snapshot_index ? info.first_index
+						   : info.snapshot_index + 1;
+	if (info.last_index < a)
+		return 0;
+	a = sim_rand_range(c, a, info.last_index);
+	b = info.last_index;
+	free(sn->lost_h);
+	sn->lost_h = malloc((size_t)(b - a + 1) * sizeof(*sn->lost_h));
+	if (!sn->lost_h)
+		return 0;
+	for (sr_index k = a; k <= b; k++)
+		sn->lost_h[k - a] = sn->shadow[k].h;
+	sn->lost_first = a;
+	if (sr_mem_ops()->truncate(sn->mem, a))
+		return 0;
+	sr_mem_crash(sn->mem, keep_all, NULL);
+	if (b > sn->lost_last)
+		sn->lost_last = b;
+	c->n_corruptions++;
+	sim_trace(c, i,
+		  "CORRUPT: durable entries %" PRIu64 "..%" PRIu64
+		  " lost (the store reports up to %" PRIu64 ")",
+		  a, b, sn->lost_last);
+	check_restart(sn, 0);
+	return 1;
 }
 
 void cluster_retire(struct cluster *c, int i)

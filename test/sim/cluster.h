@@ -147,7 +147,12 @@ struct sim_node {
 	int removed_vote_role;
 	uint64_t n_applied;
 	int retired; /* crashed for good after its removal (no restart) */
-	int fail_completion;   /* the next store completion reports SR_EIO */
+	int fail_completion; /* the next store completion reports SR_EIO */
+	/* cluster_corrupt: its store lost entries up to here (0: none); the
+	 * store reports it until its durable log is past it */
+	sr_index lost_last;
+	sr_index lost_first;   /* and from here: */
+	uint64_t *lost_h;      /* chain hashes it held at lost_first..last */
 	uint64_t restarted_at; /* time of its last restart */
 };
 
@@ -323,6 +328,7 @@ struct cluster {
 	struct sim_parked parked[SIM_MAX_PARKED];
 	size_t n_parked;
 	uint64_t n_parked_total, n_bias_crashes, n_io_errors, n_stops;
+	uint64_t n_corruptions;
 
 	uint64_t stamp; /* the history's clock: one tick per call and return */
 	uint64_t n_lin_ops, n_lin_giveup;
@@ -373,6 +379,14 @@ void cluster_pause(struct cluster *c, int i, uint64_t ms);
 void cluster_release_parked(struct cluster *c);
 /* Crash slot i and never restart it (a node removed for good). */
 void cluster_retire(struct cluster *c, int i);
+/*
+ * Crash slot i (if up) and corrupt its disk: a random suffix of its
+ * durable log, acknowledged entries included, is lost, and its store
+ * reports the range through load() (sr_durable.lost_first/lost_last) at
+ * every restart until its log is past it, as the WAL does (protocol-aware
+ * repair).  Returns 1 if something was lost.
+ */
+int cluster_corrupt(struct cluster *c, int i);
 
 /* Hand a message to slot i's engine now (a test speaking for a peer). */
 int cluster_inject(struct cluster *c, int i, const sr_msg *m);

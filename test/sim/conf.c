@@ -307,8 +307,10 @@ void check_leader_commit(struct sim_node *ld, sr_index ci)
 			continue;
 		sr_mem_get_info(c->nodes[i].mem, &info);
 		rv = sr_mem_entry(c->nodes[i].mem, ci, 1, &e);
+		/* a store that lost it (cluster_corrupt) still counts: its
+		 * acknowledgement stands while it does not vote */
 		if (ci <= info.snapshot_index || rv == SR_ECOMPACTED ||
-		    (rv == 0 && e.term == t))
+		    (rv == 0 && e.term == t) || ci <= c->nodes[i].lost_last)
 			have++;
 	}
 	if (have < popcount(cf->voters) / 2 + 1)
@@ -336,7 +338,8 @@ void check_durable_quorum(struct cluster *c)
 			continue;
 		rv = sr_mem_entry(c->nodes[i].mem, k->commit, 1, &e);
 		if (rv == SR_ECOMPACTED ||
-		    (rv == 0 && e.term == k->com[k->commit].term))
+		    (rv == 0 && e.term == k->com[k->commit].term) ||
+		    k->commit <= c->nodes[i].lost_last)
 			have++;
 	}
 	need = k->conf_next_pending ? (n + 1) / 2 : n / 2 + 1;

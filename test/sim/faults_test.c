@@ -2,7 +2,8 @@
  * faults_test.c — the engine under the faults a deployment sees, one
  * scenario at a time: nodes that rejoin, leaders that lose their quorum,
  * responses that arrive twice or out of order, flow control and
- * backpressure, slow and late disks, restarts.  Each runs under the
+ * backpressure, slow and late disks, restarts, a store that lost
+ * acknowledged entries (protocol-aware repair).  Each runs under the
  * simulator's checker (scenario.h).
  */
 #include "scenario.h"
@@ -454,6 +455,63 @@ TEST(test_storage_error_stops_the_node_without_acknowledging)
 	CHECK_EQ(cluster_propose(c, 0, 8, NULL), SR_ESHUTDOWN);
 	sr_mem_get_info(c->nodes[0].mem, &info);
 	CHECK_EQ(cluster_acked(c), 0);
+	sc_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Protocol-aware repair (lib/repair.c)                                */
+/* ------------------------------------------------------------------ */
+
+/* Is the last pre-vote answer slot 0 sent to `to` a grant? */
+static int granted_to(struct cluster *c, int to)
+{
+	long k = sc_held(c, SR_MSG_VOTE_RESP, to);
+
+	CHECK(k >= 0);
+	return c->held[k]->m.u.vote_resp.granted;
+}
+
+TEST(test_node_whose_store_lost_entries_votes_only_past_them_and_repairs)
+{
+	static const sr_term terms[] = { 2, 2, 2, 2, 2 }; /* entries 2..6 */
+	struct sim_opts o = sc_opts(3, 2);
+	sr_entry e[5];
+	char data[5][16];
+	struct cluster *c;
+	sr_msg m;
+
+	o.pre_vote = 1;
+	c = sc_make(&o);
+	sc_preload(c, 0, 2, terms, 5);
+	c->nodes[0].lost_last = 10; /* its store had held up to 10 */
+	sc_start(c);
+	CHECK_EQ(c->nodes[0].st.repair_index, 10);
+	/* no leader for many election timeouts: it never campaigns */
+	CHECK(!sc_run_until_role(c, 0, SR_PRECANDIDATE, 3000));
+	CHECK_EQ(sc_held(c, SR_MSG_VOTE, -1), -1);
+	/* its own log (6/t2) would grant 9/t2; what it lost would not */
+	m = sc_vote(1, 0, 3, 9, 2, 1);
+	cluster_inject(c, 0, &m);
+	CHECK(!granted_to(c, 1));
+	m = sc_vote(1, 0, 3, 10, 2, 1); /* as far as what it held */
+	cluster_inject(c, 0, &m);
+	CHECK(granted_to(c, 1));
+	m = sc_vote(2, 0, 3, 7, 3, 1); /* a later last term */
+	cluster_inject(c, 0, &m);
+	CHECK(granted_to(c, 2));
+	/* the leader of term 3 sends 7..11: once durable, repaired */
+	for (int i = 0; i < 5; i++) {
+		snprintf(data[i], sizeof(data[i]), "y%d", i + 7);
+		e[i] = (sr_entry){ 3, (sr_index)i + 7, SR_ENTRY_NORMAL,
+				   (uint32_t)strlen(data[i]), data[i] };
+	}
+	m = sc_append(1, 0, 3, 6, 2, 0, e, 5);
+	cluster_inject(c, 0, &m);
+	cluster_run_for(c, 50);
+	CHECK_EQ(c->nodes[0].st.last_index, 11);
+	CHECK_EQ(c->nodes[0].st.repair_index, 0);
+	/* and it campaigns again when the leader goes quiet */
+	CHECK(sc_run_until_role(c, 0, SR_PRECANDIDATE, 3000));
 	sc_free(c);
 }
 

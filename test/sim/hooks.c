@@ -254,8 +254,24 @@ void sim_disk_done(void *ctx, uint64_t token, int status)
 static int st_load(void *ctx, sr_durable *out)
 {
 	struct sim_node *sn = ctx;
+	int rv = sr_mem_ops()->load(sn->mem, out);
 
-	return sr_mem_ops()->load(sn->mem, out);
+	/* cluster_corrupt: report the loss as the WAL does, until an entry
+	 * past it (appended after a leader's consistency check) or a
+	 * snapshot covering it is durable */
+	if (rv || !sn->lost_last)
+		return rv;
+	if (out->last_index > sn->lost_last ||
+	    out->snapshot_index >= sn->lost_last) {
+		sim_trace(sn->c, sn->slot, "repair of ..%" PRIu64 " complete",
+			  sn->lost_last);
+		sn->lost_last = 0;
+		return 0;
+	}
+	out->lost_first = out->last_index < sn->lost_last ? out->last_index + 1
+							  : sn->lost_last;
+	out->lost_last = sn->lost_last;
+	return 0;
 }
 
 static int st_set_hard_state(void *ctx, sr_term term, sr_id vote)

@@ -71,7 +71,7 @@ struct run {
 	int dyn; /* this seed changes membership, transfers and reads */
 	uint64_t steps, acked, crashes, leaders, sim_ms, msgs, snaps, restores;
 	uint64_t reads, confs, transfers, lin_ops, lin_giveup;
-	uint64_t parked, bias_crashes, io_errors, stops;
+	uint64_t parked, bias_crashes, io_errors, stops, corruptions;
 };
 
 static uint64_t split(uint64_t *s)
@@ -386,6 +386,36 @@ static void fault_store(struct cluster *c, int i)
 	}
 }
 
+/*
+ * Disk corruption on node i (protocol-aware repair): it crashes and a
+ * random suffix of its durable log is lost, acknowledged entries
+ * included; its store reports the range and it restarts later.  One
+ * repair at a time, and only while every slot's latest configuration
+ * has at least three voters: a repairing node never campaigns and votes
+ * only for candidates at least as up-to-date as what it lost, so when
+ * the lost range holds entries no other node has (a deposed leader's
+ * uncommitted tail) and no quorum forms without it, no one can be
+ * elected (docs/design.md: availability, not safety, which the checker
+ * covers whatever happens).
+ */
+static void fault_corrupt(struct cluster *c, int i)
+{
+	for (int k = 0; k < c->n; k++) {
+		const struct sim_conf *cf = cluster_conf_of(c, k);
+		int n = 0;
+
+		if (c->nodes[k].lost_last)
+			return;
+		for (uint32_t v = cf ? cf->voters : 0; v; v &= v - 1)
+			n++;
+		if (cf && n < 3)
+			return;
+	}
+	if (!cluster_corrupt(c, i))
+		return;
+	c->restart_at[i] = c->now + sim_rand_range(c, 1, 200);
+}
+
 /* A node its store stopped is as good as crashed: crash it (the store
  * keeps what it reported durable) and restart it later. */
 static void stopped_restart(struct cluster *c)
@@ -480,6 +510,8 @@ static void fault_phase(struct cluster *c, uint64_t duration, int dyn, int lone)
 			}
 		} else if (r < 815) {
 			fault_store(c, i);
+		} else if (r < 830) {
+			fault_corrupt(c, i);
 		}
 		/* reads on every seed: the history lincheck.c checks */
 		if (!dyn && sim_rand(c) % 20 == 0) {
@@ -676,6 +708,7 @@ static int run_seed(struct run *r)
 	r->bias_crashes = c.n_bias_crashes;
 	r->io_errors = c.n_io_errors;
 	r->stops = c.n_stops;
+	r->corruptions = c.n_corruptions;
 	if (r->why[0] && r->ring) {
 		sim_trace(&c, -1, "FAILED: %s", r->why);
 		cluster_dump_ring(&c, stdout);
@@ -813,8 +846,10 @@ static void print_totals(const struct run *t, uint64_t dyn_seeds)
 	       t->lin_ops, t->lin_giveup);
 	printf("extra faults: %" PRIu64 " messages parked, %" PRIu64
 	       " crashes right after a durability point, %" PRIu64
-	       " store errors injected, %" PRIu64 " nodes stopped by one\n",
-	       t->parked, t->bias_crashes, t->io_errors, t->stops);
+	       " store errors injected, %" PRIu64 " nodes stopped by one, "
+	       "%" PRIu64 " disks corrupted (durable entries lost)\n",
+	       t->parked, t->bias_crashes, t->io_errors, t->stops,
+	       t->corruptions);
 }
 
 int main(int argc, char **argv)
@@ -846,6 +881,7 @@ int main(int argc, char **argv)
 		tot.parked += r.parked;
 		tot.bias_crashes += r.bias_crashes;
 		tot.io_errors += r.io_errors;
+		tot.corruptions += r.corruptions;
 		tot.stops += r.stops;
 		dyn_seeds += r.dyn != 0;
 		if (bad) {

@@ -9,7 +9,8 @@
  *            the checksum to the replay rules), 2 = repair option,
  *            4 = split into two segments, 8 = keep the input's own
  *            segment header instead of a valid one, 16 = the rest is a
- *            recipe (below) rather than raw bytes
+ *            recipe (below) rather than raw bytes, 32 (with 2) = the
+ *            repair is SR_WAL_REPAIR_PEERS rather than _TRUNCATE
  *   byte 1   where to split (in 1/256ths of the rest)
  *   rest     segment contents after the 64-byte header, or a recipe:
  *            5 bytes per record (kind, index step, length, batch step,
@@ -20,6 +21,9 @@
  * Properties checked (a violation aborts, which libFuzzer reports):
  *   - no crash, no leak, no sanitizer report, whatever the bytes;
  *   - without repair, open gives 0 or SR_ECORRUPT; with repair it opens;
+ *   - a lost range (SR_WAL_REPAIR_PEERS) is reported only with that
+ *     mode, starts at min(last + 1, lost_last), and is reported again
+ *     after a reopen unless the new append went past it;
  *   - an opened log reads back whole, takes new appends, and after a
  *     close reopens without repair to exactly the same log plus the
  *     appends (recovery leaves the directory consistent).
@@ -170,7 +174,7 @@ static void log_fn(void *ctx, int level, const char *line)
 	fprintf(stderr, "[wal %d] %s\n", level, line);
 }
 
-static int open_wal(int repair, sr_wal **w)
+static int open_wal(int mode, sr_wal **w)
 {
 	sr_wal_options o;
 
@@ -178,7 +182,7 @@ static int open_wal(int repair, sr_wal **w)
 	if (getenv("FUZZ_WAL_VERBOSE"))
 		o.log = log_fn;
 	o.segment_size = 64 << 10;
-	o.repair = repair ? SR_WAL_REPAIR_TRUNCATE : SR_WAL_REPAIR_NONE;
+	o.repair = mode;
 	return sr_wal_open(&o, w);
 }
 
@@ -226,7 +230,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2 || size - 2 > sizeof(body) / 8)
 		return 0;
 	flags = data[0];
-	repair = flags & 2;
+	repair = !(flags & 2) ? SR_WAL_REPAIR_NONE
+		 : flags & 32 ? SR_WAL_REPAIR_PEERS
+			      : SR_WAL_REPAIR_TRUNCATE;
 	if (flags & 16) {
 		n = synth(data + 2, size - 2, body, sizeof(body));
 	} else {
@@ -253,6 +259,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	sr_wal_storage_ops()->load(w, &d);
+	if (d.lost_last &&
+	    (repair != SR_WAL_REPAIR_PEERS || d.lost_last < d.last_index ||
+	     d.lost_first != (d.last_index < d.lost_last ? d.last_index + 1
+							 : d.lost_last)))
+		abort(); /* a lost range that does not fit the log */
 	c1 = read_all(w, d.first_index, d.last_index);
 	{
 		static const char payload[] = "fuzz";
@@ -263,13 +274,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	sr_wal_close(w);
-	if (open_wal(0, &w))
+	if (open_wal(SR_WAL_REPAIR_NONE, &w))
 		abort(); /* recovery left the directory inconsistent */
 	sr_wal_storage_ops()->load(w, &d2);
 	if (d2.first_index != d.first_index ||
 	    d2.last_index != d.last_index + 1 ||
 	    read_all(w, d.first_index, d.last_index) != c1)
 		abort(); /* the log changed across a reopen */
+	if (d2.lost_last != (d.last_index + 1 > d.lost_last ? 0 : d.lost_last))
+		abort(); /* the lost range was forgotten, or kept too long */
 	sr_wal_close(w);
 	return 0;
 }

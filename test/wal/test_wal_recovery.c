@@ -9,7 +9,9 @@
  * (sr_wal_sync between appends), copied, damaged, and reopened.  Expected
  * outcomes follow docs/storage-format.md: damage in the last batch is a
  * torn write and is cut off; damage anywhere else fails the open with
- * SR_ECORRUPT and a log line naming the file and the offset.
+ * SR_ECORRUPT and a log line naming the file and the offset
+ * (SR_WAL_REPAIR_NONE), or, by default, cuts the log and reports the
+ * lost range through load() until the log is past it again.
  */
 #include "wal_format.h"
 #include "walt.h"
@@ -700,6 +702,182 @@ TEST(test_repair_truncates_at_the_first_bad_record)
 	t_log_n = 0;
 	CHECK_EQ(reopen(d, 0, &last), 0);
 	CHECK_EQ(last, recs[17].index - 1);
+}
+
+/* ---- protocol-aware repair (SR_WAL_REPAIR_PEERS, the default) ---- */
+
+/* Open with the default options; *d gets what load() reports. */
+static sr_wal *open_peers(const char *dir, sr_durable *d)
+{
+	sr_wal_options o;
+	sr_wal *w;
+
+	t_opts(&o, dir);
+	CHECK_EQ(o.repair, SR_WAL_REPAIR_PEERS);
+	CHECK_EQ(t_open_opts(&o, &w), 0);
+	*d = t_load(w);
+	if (d->last_index >= d->first_index)
+		t_check_range(w, d->first_index, d->last_index, 1, 400);
+	return w;
+}
+
+TEST(test_repair_torn_tail_is_cut_and_reports_no_loss)
+{
+	const char *ref, *d;
+	sr_durable ld;
+	sr_wal *w;
+	int k;
+
+	t_cleanup();
+	ref = reference(0);
+	map_segment(ref, SEG1);
+	k = last_batch_start();
+	d = dir_copy(ref);
+	file_flip(d, SEG1, recs[k].off + 60, 1); /* the last batch: torn */
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.last_index, recs[k].index - 1);
+	CHECK_EQ(ld.lost_first, 0);
+	CHECK_EQ(ld.lost_last, 0);
+	t_close(w);
+	CHECK(!t_file_exists(d, "lost"));
+}
+
+TEST(test_repair_middle_corruption_is_reported_as_a_range_until_refetched)
+{
+	const char *ref, *d;
+	sr_durable ld;
+	sr_index cut;
+	sr_wal *w;
+
+	t_cleanup();
+	ref = reference(0);
+	w = t_open(ref, 0);
+	CHECK_EQ(OPS->set_hard_state(w, 7, 3), 0);
+	t_close(w);
+	map_segment(ref, SEG1);
+	d = dir_copy(ref);
+	file_flip(d, SEG1, recs[17].off + 60, 5); /* batch 2 of 5 */
+	cut = recs[17].index - 1;
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.term, 7); /* identity and vote kept */
+	CHECK_EQ(ld.vote, 3);
+	CHECK_EQ(ld.last_index, cut);
+	CHECK_EQ(ld.lost_first, cut + 1);
+	CHECK_EQ(ld.lost_last, 50); /* the later batches held up to 50 */
+	CHECK(t_logged("REPAIR", "up to 50"));
+	t_close(w);
+	CHECK(t_file_exists(d, "lost"));
+	/* a restart before the repair still reports it */
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.lost_first, cut + 1);
+	CHECK_EQ(ld.lost_last, 50);
+	/* the leader sends the entries back, up to 50: not yet proof */
+	CHECK_EQ(t_append(w, 1, cut + 1, 50, 1, 400), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_close(w);
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.last_index, 50);
+	CHECK_EQ(ld.lost_first, 50);
+	CHECK_EQ(ld.lost_last, 50);
+	/* an entry past the range was appended after a consistency check
+	 * covering everything before it: repaired */
+	CHECK_EQ(t_append(w, 2, 51, 51, 1, 400), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_close(w);
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.last_index, 51);
+	CHECK_EQ(ld.lost_last, 0);
+	CHECK(t_logged("repair complete", NULL));
+	t_close(w);
+	CHECK(!t_file_exists(d, "lost"));
+}
+
+TEST(test_repair_survey_reaches_later_segments)
+{
+	const char *dir;
+	sr_durable ld;
+	sr_wal *w;
+
+	t_cleanup();
+	dir = t_dir();
+	w = t_open(dir, 64 << 10);
+	for (sr_index i = 1; i <= 451; i += 50) {
+		CHECK_EQ(t_append(w, i, i, i + 49, 1, 400), 0);
+		CHECK_EQ(sr_wal_sync(w), 0);
+	}
+	t_close(w);
+	CHECK(t_file_exists(dir, "0000000000000002.wal"));
+	map_segment(dir, SEG1);
+	file_flip(dir, SEG1, recs[nrecs / 2].off + 50, 3);
+	w = open_peers(dir, &ld);
+	CHECK_EQ(ld.last_index, recs[nrecs / 2].index - 1);
+	CHECK_EQ(ld.lost_first, ld.last_index + 1);
+	CHECK_EQ(ld.lost_last, 500);
+	t_close(w);
+	CHECK(!t_file_exists(dir, "0000000000000002.wal"));
+}
+
+TEST(test_repair_corrupt_snapshot_is_discarded_and_reported)
+{
+	const char *ref, *d;
+	sr_durable ld;
+	sr_wal *w;
+
+	t_cleanup();
+	ref = reference(0);
+	w = t_open(ref, 0);
+	CHECK_EQ(OPS->set_hard_state(w, 4, 1), 0);
+	CHECK_EQ(OPS->snapshot_begin(w, 30, 1, NULL), 0);
+	CHECK_EQ(OPS->snapshot_write(w, 0, "snapshot data", 13), 0);
+	CHECK_EQ(OPS->snapshot_finish(w, 1), 0);
+	CHECK_EQ(OPS->compact(w, 30), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_close(w);
+	d = dir_copy(ref);
+	file_flip(d, "000000000000001e.snap", 70, 4);
+	/* without the snapshot the log (31..50) has nothing to start
+	 * from: dropped, and the whole of it is to be fetched again */
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.term, 4);
+	CHECK_EQ(ld.vote, 1);
+	CHECK_EQ(ld.snapshot_index, 0);
+	CHECK_EQ(ld.last_index, 0);
+	CHECK_EQ(ld.lost_first, 1);
+	CHECK_EQ(ld.lost_last, 50);
+	CHECK(!t_file_exists(d, "000000000000001e.snap"));
+	CHECK(t_logged("REPAIR", "leader sends it again"));
+	/* the leader's snapshot covers the range: repaired */
+	CHECK_EQ(OPS->snapshot_begin(w, 60, 2, NULL), 0);
+	CHECK_EQ(OPS->snapshot_write(w, 0, "new", 3), 0);
+	CHECK_EQ(OPS->snapshot_finish(w, 1), 0);
+	CHECK_EQ(OPS->compact(w, 60), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_close(w);
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.snapshot_index, 60);
+	CHECK_EQ(ld.lost_last, 0);
+	t_close(w);
+	CHECK(!t_file_exists(d, "lost"));
+}
+
+TEST(test_repair_damaged_lost_file_refuses_to_open)
+{
+	const char *ref, *d;
+	sr_durable ld;
+	sr_index last;
+	sr_wal *w;
+
+	t_cleanup();
+	ref = reference(0);
+	map_segment(ref, SEG1);
+	d = dir_copy(ref);
+	file_flip(d, SEG1, recs[5].off + 60, 5);
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.lost_last, 50);
+	t_close(w);
+	file_flip(d, "lost", 9, 0);
+	CHECK_EQ(reopen(d, 0, &last), SR_ECORRUPT);
+	CHECK(t_logged("lost file is damaged", NULL));
 }
 
 WAL_TEST(test_segments_left_behind_by_a_crash_during_cleanup)
