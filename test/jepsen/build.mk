@@ -1,6 +1,6 @@
 # test/jepsen — the Jepsen-style fault-injection tester (Python 3 stdlib).
 #
-#   make jepsen JEPSEN_SECONDS=120 SEED=42 [JEPSEN_FLAGS="--nodes 5 --corrupt"]
+#   make jepsen JEPSEN_SECONDS=120 SEED=42 [JEPSEN_FLAGS="--nodes 5 --faults kill-one,corrupt"]
 #   make test      includes a 60 s run with a fresh seed (printed; rerun it
 #                  with `make jepsen SEED=<seed>`)
 #   make jepsen KV_BUG=stale-reads   the same against a kvnode with a bug

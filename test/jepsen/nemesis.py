@@ -22,7 +22,7 @@ Kinds (each ends by undoing itself; heal_all() undoes everything):
   disk-full   fill a member's data tmpfs until its WAL gets ENOSPC; free
               it and restart the node if it stopped             [netns]
   corrupt     SIGKILL a follower, flip a byte in an acknowledged WAL
-              record, restart it (opt-in: --corrupt)
+              record, restart it: it must repair from the leader
 """
 
 import os
