@@ -286,9 +286,10 @@ typedef struct sr_config {
 	 */
 	uint32_t transport_max_payload;
 
-	/* Entries kept in memory after they are applied and replicated to
-	 * every follower; older ones are re-read from storage on demand.
-	 * Default 4096. */
+	/* The log cache holds about this many of the newest entries.  Older
+	 * ones leave it once applied and durable here (never before, so it
+	 * may grow past this while they are not), and are re-read from
+	 * storage when a slow follower needs them.  Default 4096. */
 	uint32_t cache_entries;
 
 	/* Snapshots: taken once this many entries were applied since the
@@ -402,8 +403,12 @@ SR_API uint64_t sr_node_deadline(const sr_node *node);
 
 /*
  * A message arrived.  Everything msg points to is borrowed for the call.
- * Messages from unknown senders, of another group or malformed are
- * dropped (return SR_EINVAL/SR_EPROTO; the node is unaffected).
+ * Messages of another group, addressed to another node, or from id 0 or
+ * this node's own id return SR_EINVAL, malformed ones SR_EPROTO; either
+ * way the node is unaffected.  Senders outside the membership are heard
+ * (a node waiting to be added learns its configuration from a leader it
+ * does not know yet), except vote requests of a member whose removal is
+ * committed, which are ignored.
  * Errors also: SR_ESTATE (not started), SR_ESHUTDOWN (stopped).
  */
 SR_API int sr_node_step(sr_node *node, const sr_msg *msg);
