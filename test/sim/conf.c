@@ -331,13 +331,17 @@ void check_durable_quorum(struct cluster *c)
 	if (!k->commit || c->o.n_external || c->safety_only)
 		return;
 	for (int i = 0; i < c->n; i++) {
+		sr_mem_info info;
 		sr_entry e;
 		int rv;
 
 		if (!(voters >> i & 1))
 			continue;
+		/* a durable snapshot covering it holds it too (after a
+		 * repair the store may hold the snapshot and no log) */
+		sr_mem_get_info(c->nodes[i].mem, &info);
 		rv = sr_mem_entry(c->nodes[i].mem, k->commit, 1, &e);
-		if (rv == SR_ECOMPACTED ||
+		if (k->commit <= info.snapshot_index || rv == SR_ECOMPACTED ||
 		    (rv == 0 && e.term == k->com[k->commit].term) ||
 		    k->commit <= c->nodes[i].lost_last)
 			have++;
@@ -477,6 +481,16 @@ static int conf_outcome(struct cluster *c, int i, const char *what, int slot,
 	return rv;
 }
 
+/* A node a store error stopped answers every call with SR_ESHUTDOWN
+ * first (docs/api.md, the error table): not a wrong answer to an add. */
+static int node_stopped(const struct sim_node *sn)
+{
+	sr_status st;
+
+	sr_node_status(sn->node, &st);
+	return st.role == SR_STOPPED;
+}
+
 int cluster_add(struct cluster *c, int i, int slot, int auto_promote)
 {
 	struct sim_node *sn = &c->nodes[i];
@@ -496,7 +510,8 @@ int cluster_add(struct cluster *c, int i, int slot, int auto_promote)
 			 "already holds",
 			 i + 1, slot + 1);
 	else if (known && rv != SR_EEXIST && rv != SR_ECONFPENDING &&
-		 rv != SR_ETRANSFER && rv != SR_ENOTLEADER)
+		 rv != SR_ETRANSFER && rv != SR_ENOTLEADER &&
+		 !(rv == SR_ESHUTDOWN && node_stopped(sn)))
 		sim_fail(c, "n%d refuses to add n%d (in use) with %s, not %s",
 			 i + 1, slot + 1, sr_strerror(rv),
 			 sr_strerror(SR_EEXIST));
