@@ -40,7 +40,9 @@ WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototype
 OPT     ?= -O2 -g
 SAN     ?=
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -Iinclude
-LIB_CFLAGS  = $(CFLAGS_BASE) -fPIC -fvisibility=hidden -DSR_BUILDING_LIBRARY
+# -Ilib: the engine and the backends include the internal layer as
+# "internal/<name>.h" (lib/internal/, never installed).
+LIB_CFLAGS  = $(CFLAGS_BASE) -Ilib -fPIC -fvisibility=hidden -DSR_BUILDING_LIBRARY
 TEST_CFLAGS = $(CFLAGS_BASE) -Ilib -Itest
 LDLIBS_ALL  = -lpthread
 
@@ -73,7 +75,7 @@ BENCHES      =
 
 all: $(STATIC) $(SHARED) $(BUILD)/seshatraft.pc
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/seshat/*.h) $(wildcard lib/*.h) $(wildcard backends/*/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/seshat/*.h) $(wildcard lib/*.h lib/internal/*.h) $(wildcard backends/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
 
@@ -132,7 +134,7 @@ FUZZ_BINS     = $(patsubst %.c,$(BUILD)/fuzz/%,$(notdir $(FUZZ_SRCS)))
 
 define FUZZ_RULE
 # (a target may #include the sources beside it: they are prerequisites too)
-$(BUILD)/fuzz/$(basename $(notdir $(1))): $(1) $$(ALL_LIB_SRCS) $$(wildcard include/seshat/*.h lib/*.h backends/*/*.h $(dir $(1))*.c $(dir $(1))*.h)
+$(BUILD)/fuzz/$(basename $(notdir $(1))): $(1) $$(ALL_LIB_SRCS) $$(wildcard include/seshat/*.h lib/*.h lib/internal/*.h backends/*/*.h $(dir $(1))*.c $(dir $(1))*.h)
 	@mkdir -p $$(dir $$@)
 	$$(FUZZ_CC) $$(FUZZ_FLAGS) -o $$@ $(1) $$(ALL_LIB_SRCS) -lpthread $$(URING_LIBS)
 endef

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "crc32c.h"
+#include "internal/alloc.h"
 
 /* Payload sizes (common prefix included) of the fixed-size parts. */
 #define COMMON_SIZE	     24 /* from, to, term */
@@ -416,20 +417,12 @@ SR_API void sr_decoder_init_fixed(sr_decoder *d, uint32_t max_payload,
 	d->fixed = 1;
 }
 
-static void dec_free(const sr_alloc *a, void *p)
-{
-	if (a && a->free)
-		a->free(a->ctx, p);
-	else
-		free(p);
-}
-
 SR_API void sr_decoder_free(sr_decoder *d)
 {
 	if (!d)
 		return;
 	if (!d->fixed && d->entries)
-		dec_free(d->alloc, d->entries);
+		sr_free(d->alloc, d->entries);
 	d->entries = NULL;
 	d->cap = 0;
 }
@@ -446,12 +439,7 @@ static int dec_reserve(sr_decoder *d, size_t n)
 		cap *= 2;
 	if (cap > d->max_entries)
 		cap = d->max_entries;
-	void *p;
-	if (d->alloc && d->alloc->realloc)
-		p = d->alloc->realloc(d->alloc->ctx, d->entries,
-				      cap * sizeof(sr_entry));
-	else
-		p = realloc(d->entries, cap * sizeof(sr_entry));
+	void *p = sr_realloc(d->alloc, d->entries, cap * sizeof(sr_entry));
 	if (!p)
 		return SR_ENOMEM;
 	d->entries = p;

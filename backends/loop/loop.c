@@ -19,6 +19,7 @@
  * gives SR_EIO; epoll_wait failing other than by EINTR gives SR_EIO.
  */
 #include "seshat/loop.h"
+#include "internal/alloc.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -67,25 +68,8 @@ struct sr_loop {
 };
 
 /* ------------------------------------------------------------------ */
-/* Allocation                                                         */
+/* Allocation (through the hooks: internal/alloc.h)                   */
 /* ------------------------------------------------------------------ */
-
-static void *loop_realloc(const sr_alloc *a, void *p, size_t size)
-{
-	if (a && a->realloc)
-		return a->realloc(a->ctx, p, size);
-	return realloc(p, size);
-}
-
-static void loop_free(const sr_alloc *a, void *p)
-{
-	if (!p)
-		return;
-	if (a && a->free)
-		a->free(a->ctx, p);
-	else
-		free(p);
-}
 
 /* Grow an array of `size`-byte items so that it holds at least n. */
 static int loop_grow(const sr_alloc *a, void **arr, size_t *cap, size_t n,
@@ -96,7 +80,7 @@ static int loop_grow(const sr_alloc *a, void **arr, size_t *cap, size_t n,
 	size_t c = *cap ? *cap * 2 : 16;
 	while (c < n)
 		c *= 2;
-	void *p = loop_realloc(a, *arr, c * size);
+	void *p = sr_realloc(a, *arr, c * size);
 	if (!p)
 		return SR_ENOMEM;
 	*arr = p;
@@ -113,14 +97,14 @@ static uint64_t clock_ms(void)
 
 SR_API int sr_loop_create(const sr_alloc *alloc, sr_loop **out)
 {
-	sr_loop *l = loop_realloc(alloc, NULL, sizeof(*l));
+	sr_loop *l = sr_malloc(alloc, sizeof(*l));
 	if (!l)
 		return SR_ENOMEM;
 	memset(l, 0, sizeof(*l));
 	l->alloc = alloc;
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l->epfd < 0) {
-		loop_free(alloc, l);
+		sr_free(alloc, l);
 		return SR_EIO;
 	}
 	l->now = clock_ms();
@@ -134,11 +118,11 @@ SR_API void sr_loop_destroy(sr_loop *l)
 	if (!l)
 		return;
 	close(l->epfd);
-	loop_free(l->alloc, l->fds);
-	loop_free(l->alloc, l->heap);
-	loop_free(l->alloc, l->defers);
-	loop_free(l->alloc, l->running);
-	loop_free(l->alloc, l);
+	sr_free(l->alloc, l->fds);
+	sr_free(l->alloc, l->heap);
+	sr_free(l->alloc, l->defers);
+	sr_free(l->alloc, l->running);
+	sr_free(l->alloc, l);
 }
 
 /* ------------------------------------------------------------------ */

@@ -11,6 +11,8 @@
 
 #include <seshat/mem.h>
 
+#include "internal/alloc.h"
+
 struct mem_block {
 	uint32_t refs;
 	unsigned char data[];
@@ -80,31 +82,22 @@ struct sr_mem {
 };
 
 /* ------------------------------------------------------------------ */
-/* Allocation                                                          */
+/* Allocation (through the store's hooks: internal/alloc.h)            */
 /* ------------------------------------------------------------------ */
 
 static inline void *mem_alloc(const sr_mem *m, size_t size)
 {
-	if (m->alloc && m->alloc->malloc)
-		return m->alloc->malloc(m->alloc->ctx, size);
-	return malloc(size);
+	return sr_malloc(m->alloc, size);
 }
 
 static inline void *mem_realloc(const sr_mem *m, void *p, size_t size)
 {
-	if (m->alloc && m->alloc->realloc)
-		return m->alloc->realloc(m->alloc->ctx, p, size);
-	return realloc(p, size);
+	return sr_realloc(m->alloc, p, size);
 }
 
 static inline void mem_free(const sr_mem *m, void *p)
 {
-	if (!p)
-		return;
-	if (m->alloc && m->alloc->free)
-		m->alloc->free(m->alloc->ctx, p);
-	else
-		free(p);
+	sr_free(m->alloc, p);
 }
 
 /* Grow *arr (of elem-sized items, capacity *cap) to hold at least need. */

@@ -22,6 +22,7 @@
  * proposals complete with SR_EUNKNOWN), then the store (the WAL finishes
  * writing what it accepted), then the loop.
  */
+#include "internal/alloc.h"
 #include "server_int.h"
 
 #include <stdarg.h>
@@ -45,21 +46,6 @@ void sr_srvi_log(sr_server *s, int level, const char *fmt, ...)
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);
 	s->cfg.log(s->cfg.log_ctx, level, line);
-}
-
-static void *srv_alloc(const sr_alloc *a, size_t size)
-{
-	return a && a->malloc ? a->malloc(a->ctx, size) : malloc(size);
-}
-
-static void srv_free(const sr_alloc *a, void *p)
-{
-	if (!p)
-		return;
-	if (a && a->free)
-		a->free(a->ctx, p);
-	else
-		free(p);
 }
 
 SR_API void sr_server_config_init(sr_server_config *cfg, sr_id id)
@@ -298,7 +284,7 @@ SR_API int sr_server_create(const sr_server_config *cfg, sr_server **out)
 	*out = NULL;
 	if ((rc = check_config(cfg)))
 		return rc;
-	s = srv_alloc(cfg->alloc, sizeof(*s));
+	s = sr_malloc(cfg->alloc, sizeof(*s));
 	if (!s)
 		return SR_ENOMEM;
 	memset(s, 0, sizeof(*s));
@@ -312,7 +298,7 @@ SR_API int sr_server_create(const sr_server_config *cfg, sr_server **out)
 	s->cfg.advertise_addr = cfg->advertise_addr ? s->advertise : NULL;
 	if (cfg->storage == SR_SERVER_WAL) {
 		size_t len = strlen(cfg->data_dir) + 1;
-		s->data_dir = srv_alloc(cfg->alloc, len);
+		s->data_dir = sr_malloc(cfg->alloc, len);
 		if (!s->data_dir) {
 			rc = SR_ENOMEM;
 			goto fail;
@@ -636,6 +622,6 @@ SR_API void sr_server_destroy(sr_server *s)
 	sr_mem_destroy(s->mem);
 	if (s->own_loop && s->loop)
 		sr_loop_destroy(s->loop);
-	srv_free(s->cfg.alloc, s->data_dir);
-	srv_free(s->cfg.alloc, s);
+	sr_free(s->cfg.alloc, s->data_dir);
+	sr_free(s->cfg.alloc, s);
 }

@@ -22,6 +22,8 @@
  * accept pause (after EMFILE).  The timer
  * callback scans them all (a few dozen at most) and re-arms.
  */
+#include "internal/alloc.h"
+#include "internal/rand.h"
 #include "tcp_int.h"
 
 #include <stdio.h>
@@ -52,9 +54,7 @@ void sr_tcpi_log(sr_tcp *t, int level, const char *fmt, ...)
 /* realloc through the hooks, keeping buffer_bytes current. */
 void *sr_tcpi_realloc(sr_tcp *t, void *p, size_t old, size_t size)
 {
-	const sr_alloc *a = t->cfg.alloc;
-	void *n = a && a->realloc ? a->realloc(a->ctx, p, size)
-				  : realloc(p, size);
+	void *n = sr_realloc(t->cfg.alloc, p, size);
 	if (n)
 		t->st.buffer_bytes += size - old;
 	return n;
@@ -62,14 +62,10 @@ void *sr_tcpi_realloc(sr_tcp *t, void *p, size_t old, size_t size)
 
 void sr_tcpi_free(sr_tcp *t, void *p, size_t size)
 {
-	const sr_alloc *a = t->cfg.alloc;
 	if (!p)
 		return;
 	t->st.buffer_bytes -= size;
-	if (a && a->free)
-		a->free(a->ctx, p);
-	else
-		free(p);
+	sr_free(t->cfg.alloc, p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -110,14 +106,6 @@ static int config_check(const sr_tcp_config *c)
 	return sr_tcpi_auth_check_config(c);
 }
 
-static uint64_t splitmix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 /* What the hello advertises: the configured address, or the listen
  * address with the port the kernel chose for ":0". */
 static void advertise_init(sr_tcp *t)
@@ -146,14 +134,14 @@ SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out)
 	if (!cfg || !out || config_check(cfg))
 		return SR_EINVAL;
 	const sr_alloc *a = cfg->alloc;
-	sr_tcp *t = a && a->malloc ? a->malloc(a->ctx, sizeof(*t))
-				   : malloc(sizeof(*t));
+	sr_tcp *t = sr_malloc(a, sizeof(*t));
 	if (!t)
 		return SR_ENOMEM;
 	memset(t, 0, sizeof(*t));
 	t->cfg = *cfg;
 	t->lfd = -1;
-	t->rng = splitmix64(cfg->seed ^ (cfg->id * 0x9e3779b97f4a7c15ull));
+	uint64_t seed = cfg->seed ^ (cfg->id * 0x9e3779b97f4a7c15ull);
+	t->rng = sr_rand_next(&seed);
 	if (!t->rng)
 		t->rng = 1;
 	sr_decoder_init(&t->dec, cfg->max_frame_bytes, cfg->max_entries, a);
@@ -184,10 +172,7 @@ err:
 	sr_tcpi_auth_free(t);
 	if (t->own_loop)
 		sr_loop_destroy(t->loop);
-	if (a && a->free)
-		a->free(a->ctx, t);
-	else
-		free(t);
+	sr_free(a, t);
 	return rc;
 }
 
@@ -227,11 +212,7 @@ SR_API void sr_tcp_destroy(sr_tcp *t)
 	sr_tcpi_auth_free(t);
 	if (t->own_loop)
 		sr_loop_destroy(t->loop);
-	const sr_alloc *a = t->cfg.alloc;
-	if (a && a->free)
-		a->free(a->ctx, t);
-	else
-		free(t);
+	sr_free(t->cfg.alloc, t);
 }
 
 SR_API int sr_tcp_port(const sr_tcp *t)

@@ -28,6 +28,7 @@
  * (remove_peer, partition), a connection is marked busy while its read
  * callback runs and is freed only when the callback unwinds.
  */
+#include "internal/rand.h"
 #include "tcp_int.h"
 
 #include <arpa/inet.h>
@@ -140,11 +141,7 @@ static uint64_t backoff_delay(sr_tcp *t, struct tcp_peer *p)
 		d *= 2;
 	if (d > t->cfg.reconnect_max_ms)
 		d = t->cfg.reconnect_max_ms;
-	/* xorshift64* */
-	t->rng ^= t->rng >> 12;
-	t->rng ^= t->rng << 25;
-	t->rng ^= t->rng >> 27;
-	uint64_t r = t->rng * 0x2545f4914f6cdd1dull;
+	uint64_t r = sr_rand_xorshift(&t->rng);
 	return d / 2 + r % (d - d / 2 + 1);
 }
 

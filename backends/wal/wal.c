@@ -31,31 +31,30 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "internal/alloc.h"
 #include "wal_int.h"
 
 /* ------------------------------------------------------------------ */
 /* Helpers shared by the files of the WAL                             */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Through w->alloc, a copy of the host's hooks: options_check admits all
+ * three or none, and with none the copy is zero, which means libc.
+ */
 void *sr_walc_alloc(sr_wal *w, size_t n)
 {
-	return w->has_alloc ? w->alloc.malloc(w->alloc.ctx, n) : malloc(n);
+	return sr_malloc(&w->alloc, n);
 }
 
 void *sr_walc_realloc(sr_wal *w, void *p, size_t n)
 {
-	return w->has_alloc ? w->alloc.realloc(w->alloc.ctx, p, n)
-			    : realloc(p, n);
+	return sr_realloc(&w->alloc, p, n);
 }
 
 void sr_walc_free(sr_wal *w, void *p)
 {
-	if (!p)
-		return;
-	if (w->has_alloc)
-		w->alloc.free(w->alloc.ctx, p);
-	else
-		free(p);
+	sr_free(&w->alloc, p);
 }
 
 void sr_walc_logf(sr_wal *w, int level, const char *fmt, ...)
@@ -439,10 +438,8 @@ static sr_wal *wal_new(const sr_wal_options *o)
 	size_t dlen = strlen(o->dir);
 
 	memset(&tmp, 0, sizeof(tmp));
-	if (o->alloc) {
+	if (o->alloc)
 		tmp.alloc = *o->alloc;
-		tmp.has_alloc = 1;
-	}
 	w = sr_walc_alloc(&tmp, sizeof(*w));
 	if (!w)
 		return NULL;

@@ -113,8 +113,7 @@ struct sr_wal {
 	sr_log_fn log;
 	void *log_ctx;
 	int log_level;
-	sr_alloc alloc;
-	int has_alloc;
+	sr_alloc alloc; /* the host's hooks, copied; all zero: libc */
 
 	int dirfd, lockfd, evfd;
 	const struct wal_engine *eng;
