@@ -31,6 +31,7 @@
 
 #include "crc32c.h"
 #include "internal/alloc.h"
+#include "internal/frame.h"
 
 /* Payload sizes (common prefix included) of the fixed-size parts. */
 #define COMMON_SIZE	     24 /* from, to, term */
@@ -341,16 +342,10 @@ SR_API int sr_codec_encode_hello(const sr_hello *h, void *buf, size_t cap)
 {
 	if (!h || !buf || cap < SR_HELLO_FRAME_SIZE)
 		return SR_ETOOBIG;
-	uint8_t *p = encode_header(buf, SR_FRAME_HELLO, 0, SR_HELLO_PAYLOAD);
-	size_t alen = strnlen(h->addr, SR_ADDR_MAX);
-	if (alen >= SR_ADDR_MAX)
-		return SR_EINVAL;
-	p = put_u64(p, h->cluster);
-	p = put_u64(p, h->from);
-	p = put_u64(p, h->to);
-	memset(p, 0, SR_ADDR_MAX);
-	memcpy(p, h->addr, alen);
-	seal_frame(buf, SR_HELLO_PAYLOAD);
+	int rc = sr_frame_put_hello((uint8_t *)buf + SR_FRAME_HDR_SIZE, h);
+	if (rc)
+		return rc;
+	sr_frame_seal(buf, SR_FRAME_HELLO, SR_HELLO_PAYLOAD);
 	return 0;
 }
 
@@ -591,17 +586,6 @@ SR_API int sr_codec_decode_hello(const void *buf, size_t len, sr_hello *out)
 		return SR_EPROTO;
 	if (h.type != SR_FRAME_HELLO || h.len != SR_HELLO_PAYLOAD || h.group)
 		return SR_EPROTO;
-	const uint8_t *p = (const uint8_t *)buf + SR_FRAME_HDR_SIZE;
-	const uint8_t *a = p + 24;
-	size_t alen = strnlen((const char *)a, SR_ADDR_MAX);
-	if (alen == SR_ADDR_MAX)
-		return SR_EPROTO; /* no terminating NUL */
-	for (size_t i = alen; i < SR_ADDR_MAX; i++)
-		if (a[i])
-			return SR_EPROTO; /* one encoding per hello */
-	out->cluster = get_u64(p);
-	out->from = get_u64(p + 8);
-	out->to = get_u64(p + 16);
-	memcpy(out->addr, a, SR_ADDR_MAX);
-	return 0;
+	return sr_frame_get_hello((const uint8_t *)buf + SR_FRAME_HDR_SIZE,
+				  out);
 }

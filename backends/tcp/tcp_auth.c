@@ -51,6 +51,8 @@
 #include "sha256.h"
 #include "tcp_int.h"
 
+#include "internal/frame.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,24 +64,6 @@ static const char auth_context[] = "seshat peer auth v1";
 /* ------------------------------------------------------------------ */
 /* Frames                                                             */
 /* ------------------------------------------------------------------ */
-
-static void put_u16(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static uint32_t get_u16(const uint8_t *p)
 {
@@ -95,19 +79,6 @@ static uint32_t get_u32(const uint8_t *p)
 static uint64_t get_u64(const uint8_t *p)
 {
 	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
-/* Header for a payload of plen bytes already in out + 20, then CRC. */
-static void frame_seal(uint8_t *out, uint32_t type, uint32_t plen)
-{
-	put_u32(out, SR_FRAME_MAGIC);
-	put_u16(out + 4, SR_FRAME_VERSION);
-	put_u16(out + 6, type);
-	put_u32(out + 8, 0);
-	put_u32(out + 12, plen);
-	uint32_t crc = sr_crc32c(0, out, 16);
-	crc = sr_crc32c(crc, out + SR_FRAME_HDR_SIZE, plen);
-	put_u32(out + 16, crc);
 }
 
 static uint32_t payload_size(uint32_t type)
@@ -175,17 +146,9 @@ int sr_tcpi_auth_decode_hello(const void *buf, size_t len, sr_hello *h,
 	const uint8_t *f = buf;
 	if (frame_check(f, len, TCP_FRAME_AUTH_HELLO))
 		return SR_EPROTO;
-	const uint8_t *p = f + SR_FRAME_HDR_SIZE, *a = p + 24;
-	size_t alen = strnlen((const char *)a, SR_ADDR_MAX);
-	if (alen == SR_ADDR_MAX)
-		return SR_EPROTO; /* no terminating NUL */
-	for (size_t i = alen; i < SR_ADDR_MAX; i++)
-		if (a[i])
-			return SR_EPROTO; /* one encoding per hello */
-	h->cluster = get_u64(p);
-	h->from = get_u64(p + 8);
-	h->to = get_u64(p + 16);
-	memcpy(h->addr, a, SR_ADDR_MAX);
+	const uint8_t *p = f + SR_FRAME_HDR_SIZE;
+	if (sr_frame_get_hello(p, h))
+		return SR_EPROTO;
 	memcpy(nonce, p + SR_HELLO_PAYLOAD, TCP_NONCE_SIZE);
 	return 0;
 }
@@ -212,20 +175,18 @@ int sr_tcpi_auth_decode_proof(const void *buf, size_t len,
 	return 0;
 }
 
-void sr_tcpi_auth_encode_hello(const sr_hello *h,
-			       const uint8_t nonce[TCP_NONCE_SIZE],
-			       uint8_t out[TCP_AUTH_HELLO_FRAME])
+int sr_tcpi_auth_encode_hello(const sr_hello *h,
+			      const uint8_t nonce[TCP_NONCE_SIZE],
+			      uint8_t out[TCP_AUTH_HELLO_FRAME])
 {
 	uint8_t *p = out + SR_FRAME_HDR_SIZE;
-	size_t alen = strnlen(h->addr, SR_ADDR_MAX - 1);
+	int rc = sr_frame_put_hello(p, h);
 
-	put_u64(p, h->cluster);
-	put_u64(p + 8, h->from);
-	put_u64(p + 16, h->to);
-	memset(p + 24, 0, SR_ADDR_MAX);
-	memcpy(p + 24, h->addr, alen);
+	if (rc)
+		return rc;
 	memcpy(p + SR_HELLO_PAYLOAD, nonce, TCP_NONCE_SIZE);
-	frame_seal(out, TCP_FRAME_AUTH_HELLO, TCP_AUTH_HELLO_PAYLOAD);
+	sr_frame_seal(out, TCP_FRAME_AUTH_HELLO, TCP_AUTH_HELLO_PAYLOAD);
+	return 0;
 }
 
 void sr_tcpi_auth_encode_challenge(const uint8_t nonce[TCP_NONCE_SIZE],
@@ -234,14 +195,14 @@ void sr_tcpi_auth_encode_challenge(const uint8_t nonce[TCP_NONCE_SIZE],
 {
 	memcpy(out + SR_FRAME_HDR_SIZE, nonce, TCP_NONCE_SIZE);
 	memcpy(out + SR_FRAME_HDR_SIZE + TCP_NONCE_SIZE, mac, TCP_MAC_SIZE);
-	frame_seal(out, TCP_FRAME_CHALLENGE, TCP_CHALLENGE_PAYLOAD);
+	sr_frame_seal(out, TCP_FRAME_CHALLENGE, TCP_CHALLENGE_PAYLOAD);
 }
 
 void sr_tcpi_auth_encode_proof(const uint8_t mac[TCP_MAC_SIZE],
 			       uint8_t out[TCP_PROOF_FRAME])
 {
 	memcpy(out + SR_FRAME_HDR_SIZE, mac, TCP_MAC_SIZE);
-	frame_seal(out, TCP_FRAME_PROOF, TCP_PROOF_PAYLOAD);
+	sr_frame_seal(out, TCP_FRAME_PROOF, TCP_PROOF_PAYLOAD);
 }
 
 void sr_tcpi_auth_mac(const uint8_t *key, size_t key_len, int prover,
@@ -467,10 +428,10 @@ static void in_proof(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len)
 		return;
 	}
 	/* The hello was checked when it came; re-read it from our copy. */
-	h.cluster = get_u64(ai->hello);
-	h.from = get_u64(ai->hello + 8);
-	h.to = get_u64(ai->hello + 16);
-	memcpy(h.addr, ai->hello + 24, SR_ADDR_MAX);
+	if (sr_frame_get_hello(ai->hello, &h)) {
+		in_malformed(t, c, "malformed handshake");
+		return;
+	}
 	if (!mac_ok(t, TCP_PROVER_CONNECTOR, ai->hello, ai->nonce, mac)) {
 		snprintf(why, sizeof(why),
 			 "refused: node %llu failed authentication (wrong "
@@ -561,7 +522,11 @@ int sr_tcpi_auth_out_start(sr_tcp *t, struct tcp_peer *p)
 				   "getrandom failed: cannot authenticate");
 		return SR_EIO;
 	}
-	sr_tcpi_auth_encode_hello(&h, ao->nonce, f);
+	if (sr_tcpi_auth_encode_hello(&h, ao->nonce, f)) {
+		sr_tcpi_peer_close(t, p, SR_LOG_ERROR,
+				   "advertised address does not fit a hello");
+		return SR_EINVAL;
+	}
 	memcpy(ao->hello, f + SR_FRAME_HDR_SIZE, TCP_AUTH_HELLO_PAYLOAD);
 	if (write_small(p->fd, f, sizeof(f))) {
 		sr_tcpi_peer_close(t, p, SR_LOG_INFO,

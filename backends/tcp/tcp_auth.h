@@ -94,9 +94,10 @@ int sr_tcpi_auth_decode_proof(const void *buf, size_t len,
 
 /* ---- encoders ---------------------------------------------------- */
 
-void sr_tcpi_auth_encode_hello(const sr_hello *h,
-			       const uint8_t nonce[TCP_NONCE_SIZE],
-			       uint8_t out[TCP_AUTH_HELLO_FRAME]);
+/* 0, or SR_EINVAL if h->addr does not fit with its NUL. */
+int sr_tcpi_auth_encode_hello(const sr_hello *h,
+			      const uint8_t nonce[TCP_NONCE_SIZE],
+			      uint8_t out[TCP_AUTH_HELLO_FRAME]);
 void sr_tcpi_auth_encode_challenge(const uint8_t nonce[TCP_NONCE_SIZE],
 				   const uint8_t mac[TCP_MAC_SIZE],
 				   uint8_t out[TCP_CHALLENGE_FRAME]);

@@ -41,7 +41,7 @@ static void one_frame(const uint8_t *f, size_t flen, uint32_t type)
 		if (sr_tcpi_auth_decode_hello(f, flen, &h, nonce))
 			return;
 		check(flen == TCP_AUTH_HELLO_FRAME);
-		sr_tcpi_auth_encode_hello(&h, nonce, re);
+		check(sr_tcpi_auth_encode_hello(&h, nonce, re) == 0);
 		check(memcmp(re, f, flen) == 0);
 		/* the MAC is a function of the bytes: deterministic */
 		uint8_t m1[TCP_MAC_SIZE], m2[TCP_MAC_SIZE];

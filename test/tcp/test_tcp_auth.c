@@ -132,7 +132,7 @@ static void raw_auth_hello(uint8_t out[TCP_AUTH_HELLO_FRAME], sr_id from,
 	sr_hello h = { 7, from, to, "" };
 	uint8_t nonce[TCP_NONCE_SIZE];
 	memset(nonce, fill, sizeof(nonce));
-	sr_tcpi_auth_encode_hello(&h, nonce, out);
+	CHECK(sr_tcpi_auth_encode_hello(&h, nonce, out) == 0);
 }
 
 /* A hand-made frame of `type` with payload p (plen bytes). */
@@ -181,7 +181,7 @@ TEST(test_the_documented_handshake_bytes)
 
 	memset(nc, 0x11, sizeof(nc));
 	memset(na, 0x22, sizeof(na));
-	sr_tcpi_auth_encode_hello(&h, nc, hello);
+	CHECK(sr_tcpi_auth_encode_hello(&h, nc, hello) == 0);
 	unhex("535241460100410000000000b80000003c6dd90b", hdr, 20);
 	CHECK(memcmp(hello, hdr, 20) == 0);
 

@@ -1,0 +1,79 @@
+/*
+ * internal/frame.h — pieces of the wire codec that the TCP transport's
+ * handshake frames reuse: the frame header with its CRC, and the hello's
+ * payload, which the authenticated hello carries before its nonce.  Both
+ * lib/codec.c and backends/tcp/tcp_auth.c write and read them through
+ * these.  Static inline: the engine's internal symbols are local to its
+ * object, so backends share source, not symbols; nothing here is
+ * installed (docs/wire-protocol.md describes the bytes).
+ */
+#ifndef SR_INTERNAL_FRAME_H
+#define SR_INTERNAL_FRAME_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "seshat/codec.h"
+
+static inline void sr_frame_le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t sr_frame_le_get(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Write the header of a group-0 frame of `type` whose plen payload bytes
+ * are already at frame + SR_FRAME_HDR_SIZE, CRC included. */
+static inline void sr_frame_seal(uint8_t *frame, uint32_t type, uint32_t plen)
+{
+	sr_frame_le(frame, SR_FRAME_MAGIC, 4);
+	sr_frame_le(frame + 4, SR_FRAME_VERSION, 2);
+	sr_frame_le(frame + 6, type, 2);
+	sr_frame_le(frame + 8, 0, 4);
+	sr_frame_le(frame + 12, plen, 4);
+	uint32_t crc = sr_crc32c(0, frame, 16);
+	crc = sr_crc32c(crc, frame + SR_FRAME_HDR_SIZE, plen);
+	sr_frame_le(frame + 16, crc, 4);
+}
+
+/* The SR_HELLO_PAYLOAD bytes of a hello.  SR_EINVAL if the address does
+ * not fit with its NUL. */
+static inline int sr_frame_put_hello(uint8_t *p, const sr_hello *h)
+{
+	size_t alen = strnlen(h->addr, SR_ADDR_MAX);
+	if (alen >= SR_ADDR_MAX)
+		return SR_EINVAL;
+	sr_frame_le(p, h->cluster, 8);
+	sr_frame_le(p + 8, h->from, 8);
+	sr_frame_le(p + 16, h->to, 8);
+	memset(p + 24, 0, SR_ADDR_MAX);
+	memcpy(p + 24, h->addr, alen);
+	return 0;
+}
+
+/* SR_EPROTO unless the address is NUL-terminated and zero-padded (one
+ * encoding per hello). */
+static inline int sr_frame_get_hello(const uint8_t *p, sr_hello *out)
+{
+	const uint8_t *a = p + 24;
+	size_t alen = strnlen((const char *)a, SR_ADDR_MAX);
+	if (alen == SR_ADDR_MAX)
+		return SR_EPROTO; /* no terminating NUL */
+	for (size_t i = alen; i < SR_ADDR_MAX; i++)
+		if (a[i])
+			return SR_EPROTO;
+	out->cluster = sr_frame_le_get(p, 8);
+	out->from = sr_frame_le_get(p + 8, 8);
+	out->to = sr_frame_le_get(p + 16, 8);
+	memcpy(out->addr, a, SR_ADDR_MAX);
+	return 0;
+}
+
+#endif
