@@ -51,7 +51,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "kvnode"))
-from kvtest import Cluster, Closed, Conn, Err, parse_info  # noqa: E402
+from kvtest import Cluster, Closed, Conn, Err, encode, parse_info  # noqa: E402
 
 SAMPLE_S = 10.0
 
@@ -92,17 +92,6 @@ def parse_reply(buf, pos=0):
             out.append(v)
         return (out if n >= 0 else None), nxt
     raise ValueError("bad reply %r" % buf[pos:pos + 40])
-
-
-def encode(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        if isinstance(a, int):
-            a = str(a)
-        if isinstance(a, str):
-            a = a.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
 
 
 # ---------------------------------------------------------------------------
