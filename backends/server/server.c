@@ -160,15 +160,9 @@ static int check_config(const sr_server_config *c)
 	    r->heartbeat_ms >= r->election_timeout_ms)
 		return refuse(c, "raft.heartbeat_ms",
 			      "must be > 0 and below raft.election_timeout_ms");
-	/* The transport must carry the engine's largest append: a full
-	 * message plus one entry of the largest size, with headers. */
-	if (c->tcp.max_frame_bytes &&
-	    (uint64_t)c->tcp.max_frame_bytes <
-		    r->max_msg_bytes + (uint64_t)r->max_entry_bytes + 4096)
-		return refuse(c, "tcp.max_frame_bytes",
-			      "smaller than raft.max_msg_bytes + "
-			      "raft.max_entry_bytes: large appends would "
-			      "never arrive");
+	/* That the transport's frames carry the engine's largest append
+	 * and snapshot chunk is checked exactly by sr_node_create(), which
+	 * gets the frame limit as raft.transport_max_payload. */
 	for (uint32_t i = 0; i < c->peers.n; i++) {
 		const sr_member *m = &c->peers.members[i];
 		if (m->id == 0 || !m->addr[0] ||

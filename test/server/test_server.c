@@ -526,12 +526,17 @@ TEST(test_wiring_mistakes_refused_at_create)
 	REFUSED(c_.wal.done = dummy_done, "wal.done");
 	REFUSED(c_.wal.dir = "/tmp", "wal.dir");
 	REFUSED(c_.host.log = dummy_log, "host.log");
-	REFUSED(c_.tcp.max_frame_bytes = 65536, "tcp.max_frame_bytes");
+	/* The engine learns the transport's frame limit: entries of the
+	 * default 16 MiB cannot travel in 4 MiB frames. */
+	REFUSED(c_.tcp.max_frame_bytes = 4u << 20, "transport_max_payload");
 	REFUSED(c_.peers.members[0].addr[0] = 0, "peers");
 	/* Nothing was created: a valid config still works. */
 	{
 		sr_server_config c;
 		config_for(&c, &M[0], SR_SERVER_MEM, NULL);
+		/* ... and entries that fit them are fine */
+		c.tcp.max_frame_bytes = 4u << 20;
+		c.raft.max_entry_bytes = 1u << 20;
 		CHECK_EQ(sr_server_create(&c, &M[0].srv), 0);
 		/* Calls before start are refused, with a reason. */
 		CHECK_EQ(sr_server_propose(M[0].srv, "x", 1, NULL, NULL),
