@@ -107,7 +107,7 @@ void apply_committed(sr_node *n)
 	}
 	/* Keep the cache near its size: applied and locally durable entries
 	 * can be read back from the store if a slow follower needs them. */
-	if (n->log.count > n->cfg.cache_entries) {
+	if (n->log.cache.count > n->cfg.cache_entries) {
 		sr_index below = SR_MIN(n->applied, n->durable) + 1;
 		sr_index keep = sr_log_last(&n->log) + 1 - n->cfg.cache_entries;
 		sr_log_evict(&n->log, SR_MIN(below, keep));

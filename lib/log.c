@@ -2,13 +2,14 @@
  * log.c — the in-memory Raft log cache (see log.h for the model).
  *
  * Invariants:
- *   first <= cache_first <= last + 1
+ *   first <= cache.first <= last + 1
  *   snap_index >= first - 1: after a local snapshot the log may keep
  *   `snapshot_trailing` entries the snapshot also covers
  *   every cached slot with len > 0 holds one reference on its buf
  *
- * The ring grows by doubling and never shrinks below its high-water mark;
- * eviction keeps the cache near the configured size.
+ * The ring (internal/logring.h, shared with the in-memory store) grows by
+ * doubling and never shrinks below its high-water mark; eviction keeps the
+ * cache near the configured size.
  */
 #include "log.h"
 
@@ -24,120 +25,56 @@ void sr_log_init(struct raft_log *log, const sr_alloc *alloc,
 	log->storage = storage;
 	log->storage_ctx = storage_ctx;
 	log->first = 1;
-	log->cache_first = 1;
-}
-
-static struct log_slot *log_at(const struct raft_log *log, sr_index index)
-{
-	size_t pos = (log->head + (size_t)(index - log->cache_first)) &
-		     (log->cap - 1);
-	return &log->ring[pos];
-}
-
-static void log_buf_put(const sr_alloc *alloc, struct log_buf *buf)
-{
-	if (buf && --buf->refs == 0)
-		sr_free(alloc, buf);
+	log->cache.first = 1;
 }
 
 void sr_log_close(struct raft_log *log)
 {
-	sr_log_truncate(log, log->cache_first);
-	sr_free(log->alloc, log->ring);
-	log->ring = NULL;
-	log->cap = 0;
-}
-
-struct log_buf *sr_log_buf_new(const sr_alloc *alloc, size_t size,
-			       uint32_t refs)
-{
-	struct log_buf *b;
-	if (size > UINT32_MAX)
-		return NULL;
-	b = sr_malloc(alloc, sizeof(*b) + size);
-	if (!b)
-		return NULL;
-	b->refs = refs;
-	b->size = (uint32_t)size;
-	return b;
-}
-
-static int log_grow(struct raft_log *log)
-{
-	size_t ncap = log->cap ? log->cap * 2 : 256;
-	struct log_slot *nr = sr_malloc(log->alloc, ncap * sizeof(*nr));
-	if (!nr)
-		return SR_ENOMEM;
-	for (size_t i = 0; i < log->count; i++)
-		nr[i] = log->ring[(log->head + i) & (log->cap - 1)];
-	sr_free(log->alloc, log->ring);
-	log->ring = nr;
-	log->cap = ncap;
-	log->head = 0;
-	return 0;
+	log_ring_free(&log->cache, log->alloc);
 }
 
 int sr_log_push(struct raft_log *log, sr_term term, uint32_t type,
 		struct log_buf *buf, const unsigned char *data, uint32_t len)
 {
 	struct log_slot *s;
-	if (log->count == log->cap) {
-		int rv = log_grow(log);
-		if (rv)
-			return rv;
-	}
-	log->count++;
-	s = log_at(log, sr_log_last(log));
+	int rv = log_ring_reserve(&log->cache, log->alloc, 1);
+
+	if (rv)
+		return rv;
+	s = log_ring_append(&log->cache);
 	s->term = term;
 	s->type = type;
 	s->len = len;
 	s->buf = buf;
 	s->data = data;
-	log->cached_bytes += len;
+	log->cache.bytes += len;
 	return 0;
 }
 
 void sr_log_truncate(struct raft_log *log, sr_index from)
 {
-	if (from < log->cache_first)
-		from = log->cache_first; /* callers truncate the store too */
-	while (sr_log_last(log) >= from && log->count > 0) {
-		struct log_slot *s = log_at(log, sr_log_last(log));
-		log->cached_bytes -= s->len;
-		log_buf_put(log->alloc, s->buf);
-		s->buf = NULL;
-		log->count--;
-	}
+	/* below the cache: callers truncate the store too */
+	log_ring_truncate(&log->cache, log->alloc, from);
 }
 
 void sr_log_evict(struct raft_log *log, sr_index below)
 {
-	while (log->count > 0 && log->cache_first < below) {
-		struct log_slot *s = &log->ring[log->head];
-		log->cached_bytes -= s->len;
-		log_buf_put(log->alloc, s->buf);
-		s->buf = NULL;
-		log->head = (log->head + 1) & (log->cap - 1);
-		log->count--;
-		log->cache_first++;
-	}
+	log_ring_drop_front(&log->cache, log->alloc, below);
 }
 
 void sr_log_reset(struct raft_log *log, sr_index first, sr_index snap_index,
 		  sr_term snap_term)
 {
-	sr_log_truncate(log, log->cache_first);
+	log_ring_truncate(&log->cache, log->alloc, log->cache.first);
 	log->first = first;
-	log->cache_first = first;
+	log->cache.first = first;
 	log->snap_index = snap_index;
 	log->snap_term = snap_term;
 }
 
 const struct log_slot *sr_log_slot(const struct raft_log *log, sr_index index)
 {
-	if (index < log->cache_first || index > sr_log_last(log))
-		return NULL;
-	return log_at(log, index);
+	return log_ring_get(&log->cache, index);
 }
 
 sr_term sr_log_term(struct raft_log *log, sr_index index, int *err)
@@ -194,10 +131,10 @@ int sr_log_get(struct raft_log *log, sr_index lo, size_t max_n,
 		return SR_ECOMPACTED;
 	if (lo > last || max_n == 0)
 		return 0;
-	if (lo < log->cache_first) {
+	if (lo < log->cache.first) {
 		/* Older than the cache: one read from the store, stopping at
 		 * the cache so that the data pointers all come from one call. */
-		size_t want = (size_t)(log->cache_first - lo);
+		size_t want = (size_t)(log->cache.first - lo);
 		int rv;
 		if (want > max_n)
 			want = max_n;
@@ -211,7 +148,7 @@ int sr_log_get(struct raft_log *log, sr_index lo, size_t max_n,
 		return 0;
 	}
 	while (n < max_n && lo + n <= last) {
-		const struct log_slot *s = log_at(log, lo + n);
+		const struct log_slot *s = log_ring_at(&log->cache, lo + n);
 		if (n > 0 && bytes + s->len > max_bytes)
 			break;
 		out[n].term = s->term;

@@ -1,8 +1,8 @@
 /*
  * log.h — the engine's in-memory view of the Raft log.
  *
- * The log is [first, last].  Entries [cache_first, last] are held in memory
- * in a ring; older ones ([first, cache_first)) live only in the store and
+ * The log is [first, last].  Entries [cache.first, last] are held in memory
+ * in a ring; older ones ([first, cache.first)) live only in the store and
  * are read back through sr_storage_ops.read() when a slow follower needs
  * them.  Entry data sits in reference-counted blocks (struct log_buf): a
  * block holds the data of one proposal, or of every entry one append
@@ -18,35 +18,20 @@
 
 #include <seshat/raft.h>
 
-struct log_buf {
-	uint32_t refs;
-	uint32_t size;
-	unsigned char data[];
-};
-
-struct log_slot {
-	sr_term term;
-	uint32_t type;
-	uint32_t len;
-	struct log_buf *buf; /* NULL when len == 0 */
-	const unsigned char *data;
-};
+#include "internal/logring.h"
 
 struct raft_log {
 	const sr_alloc *alloc;
 	const sr_storage_ops *storage;
 	void *storage_ctx;
 
-	struct log_slot *ring;
-	size_t cap;   /* power of two */
-	size_t head;  /* ring position of cache_first */
-	size_t count; /* cached entries */
+	/* The cached entries [cache.first, last]; cache.first == last + 1
+	 * when none is cached.  internal/logring.h. */
+	struct log_ring cache;
 
-	sr_index first;	      /* first entry in the log */
-	sr_index cache_first; /* first cached entry (== last + 1 when none) */
+	sr_index first; /* first entry in the log */
 	sr_index snap_index;
 	sr_term snap_term;
-	uint64_t cached_bytes;
 };
 
 void sr_log_init(struct raft_log *log, const sr_alloc *alloc,
@@ -55,7 +40,7 @@ void sr_log_close(struct raft_log *log);
 
 static inline sr_index sr_log_last(const struct raft_log *log)
 {
-	return log->cache_first + log->count - 1;
+	return log_ring_last(&log->cache);
 }
 
 /* Last index and its term. */
@@ -73,8 +58,11 @@ sr_term sr_log_term(struct raft_log *log, sr_index index, int *err);
 const struct log_slot *sr_log_slot(const struct raft_log *log, sr_index index);
 
 /* A block of `size` bytes with one reference per entry that will use it. */
-struct log_buf *sr_log_buf_new(const sr_alloc *alloc, size_t size,
-			       uint32_t refs);
+static inline struct log_buf *sr_log_buf_new(const sr_alloc *alloc, size_t size,
+					     uint32_t refs)
+{
+	return log_buf_new(alloc, size, refs);
+}
 
 /*
  * Append one entry at last + 1.  buf (may be NULL for len == 0) gains no

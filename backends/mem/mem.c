@@ -40,96 +40,52 @@
 /* One image of the log                                                */
 /* ------------------------------------------------------------------ */
 
-static sr_index log_last(const struct mem_log *l)
+static sr_index log_last(const struct log_ring *l)
 {
-	return l->first + l->n - 1;
-}
-
-/* Room for `more` entries at the end (slides the live range down first). */
-static int log_reserve(sr_mem *m, struct mem_log *l, size_t more)
-{
-	if (l->off && l->off + l->n + more > l->cap) {
-		memmove(l->e, l->e + l->off, l->n * sizeof(*l->e));
-		l->off = 0;
-	}
-	return mem_grow(m, (void **)&l->e, &l->cap, l->off + l->n + more,
-			sizeof(*l->e));
+	return log_ring_last(l);
 }
 
 /* Append n entries (room reserved); each stored entry takes a reference. */
-static void log_push(struct mem_log *l, const struct mem_ent *src, size_t n)
+static void log_push(struct log_ring *l, const struct log_slot *src, size_t n)
 {
-	struct mem_ent *dst = l->e + l->off + l->n;
-
 	for (size_t i = 0; i < n; i++) {
-		dst[i] = src[i];
-		if (src[i].blk)
-			src[i].blk->refs++;
-	}
-	l->n += n;
-}
-
-static void log_truncate(sr_mem *m, struct mem_log *l, sr_index from)
-{
-	if (from < l->first)
-		from = l->first; /* compacted entries live in the snapshot */
-	while (l->n && log_last(l) >= from) {
-		mem_unref(m, l->e[l->off + l->n - 1].blk);
-		l->n--;
+		if (src[i].buf)
+			src[i].buf->refs++;
+		log_ring_push(l, &src[i]);
 	}
 }
 
-static void log_compact(sr_mem *m, struct mem_log *l, sr_index upto)
+static void log_truncate(sr_mem *m, struct log_ring *l, sr_index from)
 {
-	while (l->n && l->first <= upto) {
-		mem_unref(m, l->e[l->off].blk);
-		l->off++;
-		l->n--;
-		l->first++;
-	}
+	/* compacted entries (below first) live in the snapshot */
+	log_ring_truncate(l, m->alloc, from);
+}
+
+static void log_compact(sr_mem *m, struct log_ring *l, sr_index upto)
+{
+	log_ring_drop_front(l, m->alloc, upto + 1);
 	if (l->first <= upto) /* the snapshot reaches past the log */
 		l->first = upto + 1;
-	if (!l->n)
-		l->off = 0;
-}
-
-static void log_clear(sr_mem *m, struct mem_log *l)
-{
-	log_truncate(m, l, l->first);
-	l->off = 0;
-}
-
-static void log_free(sr_mem *m, struct mem_log *l)
-{
-	log_clear(m, l);
-	mem_free(m, l->e);
-	l->e = NULL;
-	l->cap = 0;
 }
 
 /* dst := src, sharing the blocks; on ENOMEM dst is unchanged. */
-static int log_copy(sr_mem *m, struct mem_log *dst, const struct mem_log *src)
+static int log_copy(sr_mem *m, struct log_ring *dst, const struct log_ring *src)
 {
-	int rv = mem_grow(m, (void **)&dst->e, &dst->cap, src->n,
-			  sizeof(*dst->e));
+	int rv = log_ring_reserve(
+		dst, m->alloc,
+		src->count > dst->count ? src->count - dst->count : 0);
 
 	if (rv)
 		return rv;
-	log_clear(m, dst);
+	log_ring_truncate(dst, m->alloc, dst->first);
 	dst->first = src->first;
-	log_push(dst, src->e + src->off, src->n);
+	for (size_t i = 0; i < src->count; i++)
+		log_push(dst, log_ring_at(src, src->first + i), 1);
 	return 0;
 }
 
-static const struct mem_ent *log_get(const struct mem_log *l, sr_index i)
-{
-	if (i < l->first || i > log_last(l) || !l->n)
-		return NULL;
-	return &l->e[l->off + (i - l->first)];
-}
-
 /* The image a crash keeps: vis itself when every write is durable. */
-static const struct mem_log *mem_durable(const sr_mem *m)
+static const struct log_ring *mem_durable(const sr_mem *m)
 {
 	return m->mode == SR_MEM_SYNC ? &m->vis : &m->dur;
 }
@@ -152,7 +108,7 @@ static int ops_reserve(sr_mem *m)
 static void op_release(sr_mem *m, struct mem_op *op)
 {
 	for (size_t i = 0; i < op->n; i++)
-		mem_unref(m, op->ents[i].blk);
+		mem_unref(m, op->ents[i].buf);
 	mem_free(m, op->ents);
 	op->ents = NULL;
 	op->n = 0;
@@ -161,7 +117,7 @@ static void op_release(sr_mem *m, struct mem_op *op)
 /*
  * Apply op to the durable image, keeping only `keep` entries of an append
  * (a torn write).  dur has the room: it never outgrows vis by much, and
- * log_reserve failing here would only mean a later crash keeps less.
+ * a failed reserve here would only mean a later crash keeps less.
  */
 static void op_apply_durable(sr_mem *m, const struct mem_op *op, size_t keep)
 {
@@ -171,9 +127,9 @@ static void op_apply_durable(sr_mem *m, const struct mem_op *op, size_t keep)
 			keep = op->n;
 		if (log_last(&m->dur) + 1 != op->arg)
 			log_truncate(m, &m->dur, op->arg);
-		if (!m->dur.n)
+		if (!m->dur.count)
 			m->dur.first = op->arg;
-		if (keep && log_reserve(m, &m->dur, keep) == 0)
+		if (keep && log_ring_reserve(&m->dur, m->alloc, keep) == 0)
 			log_push(&m->dur, op->ents, keep);
 		break;
 	case OP_TRUNCATE:
@@ -203,7 +159,7 @@ static void mem_make_durable(sr_mem *m, uint64_t upto)
 }
 
 /* Queue an op (room reserved by ops_reserve). */
-static void ops_push(sr_mem *m, int kind, sr_index arg, struct mem_ent *ents,
+static void ops_push(sr_mem *m, int kind, sr_index arg, struct log_slot *ents,
 		     size_t n)
 {
 	struct mem_op *op = &m->ops[m->ops_off + m->ops_n++];
@@ -301,14 +257,14 @@ static int mem_set_hard_state(void *ctx, sr_term term, sr_id vote)
 }
 
 /*
- * Copy the entries' data into one block and describe them in ents[].
- * The block starts with no reference: whoever stores an ent takes one.
+ * Copy the entries' data into one block (NULL when they carry no bytes).
+ * The block starts with no reference: whoever stores a slot takes one.
  */
-static int mem_make_ents(sr_mem *m, const sr_entry *entries, size_t n,
-			 struct mem_ent *ents, struct mem_block **blk_out)
+static int mem_copy_data(sr_mem *m, const sr_entry *entries, size_t n,
+			 struct log_buf **blk_out)
 {
 	size_t total = 0, pos = 0;
-	struct mem_block *blk = NULL;
+	struct log_buf *blk = NULL;
 
 	for (size_t i = 0; i < n; i++) {
 		if (entries[i].len && !entries[i].data)
@@ -316,17 +272,11 @@ static int mem_make_ents(sr_mem *m, const sr_entry *entries, size_t n,
 		total += entries[i].len;
 	}
 	if (total) {
-		blk = mem_alloc(m, sizeof(*blk) + total);
+		blk = log_buf_new(m->alloc, total, 0);
 		if (!blk)
 			return SR_ENOMEM;
-		blk->refs = 0;
 	}
 	for (size_t i = 0; i < n; i++) {
-		ents[i].term = entries[i].term;
-		ents[i].type = entries[i].type;
-		ents[i].len = entries[i].len;
-		ents[i].blk = entries[i].len ? blk : NULL;
-		ents[i].data = entries[i].len ? blk->data + pos : NULL;
 		if (entries[i].len)
 			memcpy(blk->data + pos, entries[i].data,
 			       entries[i].len);
@@ -334,6 +284,33 @@ static int mem_make_ents(sr_mem *m, const sr_entry *entries, size_t n,
 	}
 	*blk_out = blk;
 	return 0;
+}
+
+/* The slot of entry e, whose bytes sit at *pos in blk (advanced). */
+static struct log_slot mem_slot(const sr_entry *e, struct log_buf *blk,
+				size_t *pos)
+{
+	struct log_slot s;
+
+	s.term = e->term;
+	s.type = e->type;
+	s.len = e->len;
+	s.buf = e->len ? blk : NULL;
+	s.data = e->len ? blk->data + *pos : NULL;
+	*pos += e->len;
+	return s;
+}
+
+/* Copy the entries' data into one block and describe them in ents[]. */
+static int mem_make_ents(sr_mem *m, const sr_entry *e, size_t n,
+			 struct log_slot *ents, struct log_buf **blk_out)
+{
+	size_t pos = 0;
+	int rv = mem_copy_data(m, e, n, blk_out);
+
+	for (size_t i = 0; rv == 0 && i < n; i++)
+		ents[i] = mem_slot(&e[i], *blk_out, &pos);
+	return rv;
 }
 
 static int mem_check_indexes(const sr_mem *m, const sr_entry *e, size_t n)
@@ -346,24 +323,44 @@ static int mem_check_indexes(const sr_mem *m, const sr_entry *e, size_t n)
 	return 0;
 }
 
-/* Append in SR_MEM_SYNC mode: durable now, completion from inside. */
+/* Append in SR_MEM_SYNC mode: durable now, completion from inside.  The
+ * hot path of every in-memory node: one pass, slots filled in place. */
 static int mem_append_sync(sr_mem *m, uint64_t token, const sr_entry *e,
 			   size_t n)
 {
-	struct mem_ent *ents;
-	struct mem_block *blk = NULL;
-	int rv = log_reserve(m, &m->vis, n);
+	struct log_ring *r = &m->vis;
+	struct log_buf *blk = NULL;
+	size_t total = 0, pos = 0, at, mask;
+	uint32_t refs = 0;
+	int rv = log_ring_reserve(r, m->alloc, n);
 
 	if (rv)
 		return rv;
-	ents = m->vis.e + m->vis.off + m->vis.n;
-	rv = mem_make_ents(m, e, n, ents, &blk);
-	if (rv)
-		return rv;
-	for (size_t i = 0; i < n; i++)
-		if (ents[i].blk)
-			blk->refs++;
-	m->vis.n += n;
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].len && !e[i].data)
+			return SR_EINVAL;
+		total += e[i].len;
+		refs += e[i].len > 0;
+	}
+	if (total && !(blk = log_buf_new(m->alloc, total, refs)))
+		return SR_ENOMEM;
+	at = r->head + r->count;
+	mask = r->cap - 1;
+	for (size_t i = 0; i < n; i++) { /* no call inside: nothing reloads */
+		struct log_slot *s = &r->slot[(at + i) & mask];
+
+		s->term = e[i].term;
+		s->type = e[i].type;
+		s->len = e[i].len;
+		s->buf = e[i].len ? blk : NULL;
+		s->data = e[i].len ? blk->data + pos : NULL;
+		pos += e[i].len;
+	}
+	for (size_t i = 0, off = 0; i < n; off += e[i].len, i++)
+		if (e[i].len)
+			memcpy(blk->data + off, e[i].data, e[i].len);
+	r->count += n;
+	r->bytes += total;
 	m->n_appends++;
 	if (m->done)
 		m->done(m->done_ctx, token, 0);
@@ -373,8 +370,8 @@ static int mem_append_sync(sr_mem *m, uint64_t token, const sr_entry *e,
 static int mem_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
 {
 	sr_mem *m = ctx;
-	struct mem_ent *ents = NULL;
-	struct mem_block *blk = NULL;
+	struct log_slot *ents = NULL;
+	struct log_buf *blk = NULL;
 	int rv = mem_take_injected(m, SR_MEM_FAIL_APPEND);
 
 	if (rv)
@@ -387,7 +384,8 @@ static int mem_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
 		return mem_append_sync(m, token, e, n);
 
 	/* reserve everything first, so that a failure changes nothing */
-	if ((rv = log_reserve(m, &m->vis, n)) || (rv = ops_reserve(m)) ||
+	if ((rv = log_ring_reserve(&m->vis, m->alloc, n)) ||
+	    (rv = ops_reserve(m)) ||
 	    (rv = mem_grow(m, (void **)&m->rep, &m->rep_cap, m->rep_n + 1,
 			   sizeof(*m->rep))))
 		return rv;
@@ -401,7 +399,7 @@ static int mem_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
 			return rv;
 		}
 		for (size_t i = 0; i < n; i++)
-			if (ents[i].blk)
+			if (ents[i].buf)
 				blk->refs++; /* the op's references */
 		log_push(&m->vis, ents, n);
 	}
@@ -463,10 +461,10 @@ static int mem_read(void *ctx, sr_index lo, size_t max_n, size_t max_bytes,
 		return rv;
 	if (lo < m->vis.first)
 		return SR_ECOMPACTED;
-	if (lo > log_last(&m->vis) || !m->vis.n)
+	if (lo > log_last(&m->vis) || !m->vis.count)
 		return SR_ENOTFOUND;
 	for (sr_index i = lo; k < max_n && i <= log_last(&m->vis); i++) {
-		const struct mem_ent *me = log_get(&m->vis, i);
+		const struct log_slot *me = log_ring_at(&m->vis, i);
 
 		if (k && bytes + me->len > max_bytes)
 			break;
@@ -542,8 +540,8 @@ SR_API void sr_mem_destroy(sr_mem *m)
 	mem_drop_ops(m);
 	mem_free(m, m->ops);
 	mem_free(m, m->rep);
-	log_free(m, &m->vis);
-	log_free(m, &m->dur);
+	log_ring_free(&m->vis, m->alloc);
+	log_ring_free(&m->dur, m->alloc);
 	sr_mem_snap_clear(m, &m->snap);
 	sr_mem_snap_clear(m, &m->part);
 	mem_free(m, m);
@@ -605,8 +603,8 @@ SR_API void sr_mem_set_hard_state(sr_mem *m, sr_term term, sr_id vote)
 
 SR_API int sr_mem_preload(sr_mem *m, const sr_entry *e, size_t n)
 {
-	struct mem_block *blk = NULL;
-	struct mem_ent *ents;
+	struct log_buf *blk = NULL;
+	struct log_slot *ents;
 	int rv;
 
 	if (m->ops_n || m->rep_n)
@@ -620,9 +618,9 @@ SR_API int sr_mem_preload(sr_mem *m, const sr_entry *e, size_t n)
 		return SR_ENOMEM;
 	rv = mem_make_ents(m, e, n, ents, &blk);
 	if (rv == 0 && m->mode == SR_MEM_ASYNC)
-		rv = log_reserve(m, &m->dur, n);
+		rv = log_ring_reserve(&m->dur, m->alloc, n);
 	if (rv == 0)
-		rv = log_reserve(m, &m->vis, n);
+		rv = log_ring_reserve(&m->vis, m->alloc, n);
 	if (rv) {
 		mem_free(m, blk);
 		mem_free(m, ents);
@@ -640,7 +638,7 @@ SR_API int sr_mem_preload(sr_mem *m, const sr_entry *e, size_t n)
 
 SR_API void sr_mem_get_info(const sr_mem *m, sr_mem_info *out)
 {
-	const struct mem_log *d = mem_durable(m);
+	const struct log_ring *d = mem_durable(m);
 
 	memset(out, 0, sizeof(*out));
 	out->term = m->term;
@@ -666,8 +664,8 @@ SR_API void sr_mem_get_info(const sr_mem *m, sr_mem_info *out)
 SR_API int sr_mem_entry(const sr_mem *m, sr_index index, int durable,
 			sr_entry *out)
 {
-	const struct mem_log *l = durable ? mem_durable(m) : &m->vis;
-	const struct mem_ent *me = log_get(l, index);
+	const struct log_ring *l = durable ? mem_durable(m) : &m->vis;
+	const struct log_slot *me = log_ring_get(l, index);
 
 	if (!me)
 		return index < l->first ? SR_ECOMPACTED : SR_ENOTFOUND;

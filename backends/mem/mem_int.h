@@ -12,26 +12,10 @@
 #include <seshat/mem.h>
 
 #include "internal/alloc.h"
+#include "internal/logring.h"
 
-struct mem_block {
-	uint32_t refs;
-	unsigned char data[];
-};
-
-struct mem_ent {
-	sr_term term;
-	uint32_t type;
-	uint32_t len;
-	struct mem_block *blk; /* NULL when len == 0 */
-	const unsigned char *data;
-};
-
-/* Entries [first, first + n) sit in e[off, off + n). */
-struct mem_log {
-	struct mem_ent *e;
-	size_t off, n, cap;
-	sr_index first;
-};
+/* Each image of the log is a struct log_ring (internal/logring.h, the
+ * engine's log cache uses the same); entry bytes sit in its blocks. */
 
 enum { OP_APPEND = 1, OP_TRUNCATE = 2, OP_COMPACT = 3 };
 
@@ -40,7 +24,7 @@ struct mem_op {
 	uint64_t seq;
 	sr_index arg; /* append: first index; truncate: from; compact: upto */
 	size_t n;
-	struct mem_ent *ents; /* append: its entries (one reference each) */
+	struct log_slot *ents; /* append: its entries (one reference each) */
 };
 
 struct mem_report {
@@ -65,7 +49,7 @@ struct sr_mem {
 
 	sr_term term;
 	sr_id vote;
-	struct mem_log vis, dur;
+	struct log_ring vis, dur;
 
 	struct mem_op *ops; /* FIFO: ops[ops_off, ops_off + ops_n) */
 	size_t ops_off, ops_n, ops_cap;
@@ -120,10 +104,9 @@ static inline int mem_grow(sr_mem *m, void **arr, size_t *cap, size_t need,
 	return 0;
 }
 
-static inline void mem_unref(sr_mem *m, struct mem_block *b)
+static inline void mem_unref(sr_mem *m, struct log_buf *b)
 {
-	if (b && --b->refs == 0)
-		mem_free(m, b);
+	log_buf_put(m->alloc, b);
 }
 
 /* ------------------------------------------------------------------ */
