@@ -61,7 +61,8 @@
  * (every message carries its group id; an incoming one is dispatched by
  * a hash table, and one for a group this server does not carry is
  * dropped and counted) and one store (with SR_SERVER_WAL one WAL for all
- * groups: one fsync covers every group's appends in a batch).  The
+ * groups: one fsync covers every group's appends in a batch; until the
+ * WAL has groups, groups other than the default one need SR_SERVER_MEM).  The
  * single-group calls (sr_server_propose(), ...) act on the default group,
  * made from the sr_server_config at create with id raft.group (0 unless
  * set); a host that wants only its own groups sets no_default_group.
