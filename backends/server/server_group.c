@@ -114,8 +114,7 @@ static void table_remove(sr_server *s, sr_group *g)
 /* Creation and start                                                 */
 /* ------------------------------------------------------------------ */
 
-static int refuse(sr_server *s, uint32_t id, const char *field,
-		  const char *why)
+static int refuse(sr_server *s, uint32_t id, const char *field, const char *why)
 {
 	sr_srvi_log(s, SR_LOG_ERROR, "group %u: bad configuration: %s: %s", id,
 		    field, why);
@@ -331,6 +330,16 @@ void sr_srvi_group_free(sr_group *g)
 /* The public calls                                                   */
 /* ------------------------------------------------------------------ */
 
+/* A call made from inside a callback: refused, saying what to do. */
+static int refuse_inside(sr_server *s, const char *what)
+{
+	sr_srvi_log(s, SR_LOG_ERROR,
+		    "%s called from inside a callback: defer it "
+		    "(sr_loop_defer)",
+		    what);
+	return SR_ESTATE;
+}
+
 SR_API void sr_group_config_init(sr_group_config *cfg, uint32_t id)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -344,12 +353,8 @@ SR_API int sr_server_group_create(sr_server *s, const sr_group_config *cfg,
 	int rc;
 
 	*out = NULL;
-	if (s->depth) {
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "sr_server_group_create called from inside a "
-			    "callback: defer it (sr_loop_defer)");
-		return SR_ESTATE;
-	}
+	if (s->depth)
+		return refuse_inside(s, "sr_server_group_create");
 	if ((rc = check_group(s, cfg)))
 		return rc;
 	if (sr_srvi_group_find(s, cfg->id)) {
@@ -371,13 +376,8 @@ static int group_end(sr_group *g, const char *what)
 {
 	sr_server *s = g->srv;
 
-	if (s->depth) {
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "%s called from inside a callback: defer it "
-			    "(sr_loop_defer)",
-			    what);
-		return SR_ESTATE;
-	}
+	if (s->depth)
+		return refuse_inside(s, what);
 	if (g->is_default) {
 		sr_srvi_log(s, SR_LOG_ERROR,
 			    "%s: the default group lives as long as the "
@@ -444,13 +444,8 @@ int sr_srvi_enter(sr_group *g, const char *what)
 {
 	sr_server *s = g->srv;
 
-	if (s->depth) {
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "%s called from inside a callback: defer it "
-			    "(sr_loop_defer)",
-			    what);
-		return SR_ESTATE;
-	}
+	if (s->depth)
+		return refuse_inside(s, what);
 	if (!g->started) {
 		sr_srvi_log(s, SR_LOG_ERROR,
 			    "%s called before sr_server_start()", what);
@@ -479,13 +474,12 @@ SR_API int sr_group_propose(sr_group *g, const void *data, size_t len,
 
 	if (rc)
 		return rc;
-	return sr_srvi_leave(
-		g, sr_node_propose(g->node, data, len, cookie, index_out));
+	return sr_srvi_leave(g, sr_node_propose(g->node, data, len, cookie,
+						index_out));
 }
 
-SR_API int sr_group_propose_batch(sr_group *g, const sr_buf *cmds,
-				  size_t count, void *const *cookies,
-				  sr_index *first_out)
+SR_API int sr_group_propose_batch(sr_group *g, const sr_buf *cmds, size_t count,
+				  void *const *cookies, sr_index *first_out)
 {
 	int rc = sr_srvi_enter(g, "sr_group_propose_batch");
 

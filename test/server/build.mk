@@ -13,7 +13,7 @@
 SERVER_OUT = $(BUILD)/test/server
 TESTS += $(SERVER_OUT)/test_server $(SERVER_OUT)/test_groups
 
-$(SERVER_OUT)/%: test/server/%.c $(STATIC) test/testlib.h
+$(SERVER_OUT)/%: test/server/%.c $(STATIC) test/testlib.h test/server/server_testlib.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
 

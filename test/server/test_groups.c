@@ -10,15 +10,11 @@
  * the checks then rely on: killing one server kills a third of the
  * leaders at once.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "server_testlib.h"
 #include "seshat/server.h"
 #include "testlib.h"
 
@@ -50,30 +46,6 @@ static sr_group *GR[NS][MAXG];
 static uint64_t acked[MAXG][MAXV];
 static int n_acked[MAXG];
 static sr_loop *L;
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(fd, (struct sockaddr *)&a, &len))
-		port = -1;
-	else
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
 
 static void slog(void *ctx, int level, const char *line)
 {
@@ -270,6 +242,19 @@ static int propose_on_leader(uint32_t k, uint64_t v)
 				NULL);
 }
 
+/* Three servers carrying groups 0..ng-1, every group led by k % NS. */
+static void start_cluster(uint32_t ng)
+{
+	servers_init();
+	for (int i = 0; i < NS; i++) {
+		start_server(i);
+		for (uint32_t k = 0; k < ng; k++)
+			create_group(i, k);
+	}
+	CHECK(run_until_led(ng, 20000));
+	CHECK(spread_leaders(ng, 20000));
+}
+
 /* Every live member of group k applied at least n values. */
 static int applied_all(uint32_t k, int n)
 {
@@ -335,14 +320,7 @@ TEST(test_every_group_elects_replicates_and_shares_one_connection)
 	sr_tcp_stats ts;
 	int led[NS] = { 0 };
 
-	servers_init();
-	for (int i = 0; i < NS; i++) {
-		start_server(i);
-		for (uint32_t k = 0; k < ng; k++)
-			create_group(i, k);
-	}
-	CHECK(run_until_led(ng, 20000));
-	CHECK(spread_leaders(ng, 20000));
+	start_cluster(ng);
 	for (uint32_t k = 0; k < ng; k++)
 		led[leader_of(k)]++;
 	for (int i = 0; i < NS; i++)
@@ -383,14 +361,7 @@ TEST(test_killing_the_server_of_several_leaders_reelects_every_group)
 	const uint32_t ng = 12;
 	uint64_t v = 1;
 
-	servers_init();
-	for (int i = 0; i < NS; i++) {
-		start_server(i);
-		for (uint32_t k = 0; k < ng; k++)
-			create_group(i, k);
-	}
-	CHECK(run_until_led(ng, 20000));
-	CHECK(spread_leaders(ng, 20000));
+	start_cluster(ng);
 	for (; v <= 5; v++)
 		for (uint32_t k = 0; k < ng; k++)
 			CHECK_EQ(propose_on_leader(k, k * 1000 + v), 0);
@@ -415,8 +386,7 @@ TEST(test_killing_the_server_of_several_leaders_reelects_every_group)
 	for (uint32_t k = 0; k < ng; k++) {
 		uint64_t end = now_ms() + 20000;
 		/* Each group commits its last 4 values on the survivors. */
-		while (G[1][k].done_ok + G[2][k].done_ok < 4 &&
-		       now_ms() < end)
+		while (G[1][k].done_ok + G[2][k].done_ok < 4 && now_ms() < end)
 			sr_loop_run_once(L, 5);
 	}
 	CHECK(run_until_applied(ng, 9, 20000));
@@ -586,8 +556,7 @@ TEST(test_group_call_from_a_callback_refused)
 		sr_group_config gc;
 		group_config(&gc, 0, 1);
 		memset(&gc.peers, 0, sizeof(gc.peers));
-		sr_membership_add(&gc.peers, S[0].id, SR_ROLE_VOTER,
-				  S[0].addr);
+		sr_membership_add(&gc.peers, S[0].id, SR_ROLE_VOTER, S[0].addr);
 		CHECK_EQ(sr_server_group_create(S[0].srv, &gc, &GR[0][1]), 0);
 	}
 	end = now_ms() + 20000;
@@ -618,14 +587,7 @@ TEST(test_idle_groups_heartbeat_in_waves)
 	sr_tcp_stats ta[NS], tb[NS];
 	const uint64_t window = 2000;
 
-	servers_init();
-	for (int i = 0; i < NS; i++) {
-		start_server(i);
-		for (uint32_t k = 0; k < ng; k++)
-			create_group(i, k);
-	}
-	CHECK(run_until_led(ng, 20000));
-	CHECK(spread_leaders(ng, 20000));
+	start_cluster(ng);
 	run_for(500);
 	for (int i = 0; i < NS; i++) {
 		sr_server_stats_get(S[i].srv, &a[i]);
