@@ -96,6 +96,24 @@ void sr_walc_item_finish(sr_wal *w, struct wal_item *it, int status)
 	pthread_cond_broadcast(&w->cv_done);
 }
 
+int sr_walc_failed(sr_wal *w)
+{
+	int rv;
+
+	pthread_mutex_lock(&w->mu);
+	rv = w->failed;
+	pthread_mutex_unlock(&w->mu);
+	return rv;
+}
+
+void sr_walc_stop(sr_wal *w, int rv)
+{
+	pthread_mutex_lock(&w->mu);
+	if (!w->failed)
+		w->failed = rv;
+	pthread_mutex_unlock(&w->mu);
+}
+
 void sr_walc_notify(sr_wal *w)
 {
 	uint64_t one = 1;

@@ -155,24 +155,6 @@ void sr_walg_free_all(sr_wal *w)
 /* The API                                                            */
 /* ------------------------------------------------------------------ */
 
-static int wal_failed(sr_wal *w)
-{
-	int rv;
-
-	pthread_mutex_lock(&w->mu);
-	rv = w->failed;
-	pthread_mutex_unlock(&w->mu);
-	return rv;
-}
-
-static void wal_stop(sr_wal *w, int rv)
-{
-	pthread_mutex_lock(&w->mu);
-	if (!w->failed)
-		w->failed = rv;
-	pthread_mutex_unlock(&w->mu);
-}
-
 int sr_wal_group_open(sr_wal *w, uint32_t id, sr_wal_group **out)
 {
 	struct sr_wal_group *g;
@@ -188,7 +170,7 @@ int sr_wal_group_open(sr_wal *w, uint32_t id, sr_wal_group **out)
 				     id);
 		return SR_EINVAL;
 	}
-	if ((rv = wal_failed(w)))
+	if ((rv = sr_walc_failed(w)))
 		return rv;
 	g = sr_walg_find(w, id);
 	if (g && g->is_open) {
@@ -202,7 +184,7 @@ int sr_wal_group_open(sr_wal *w, uint32_t id, sr_wal_group **out)
 		/* the group exists on disk from here on (see the top) */
 		if ((rv = sr_walio_meta_write(g, 0, 0))) {
 			sr_walg_remove(w, g);
-			wal_stop(w, rv);
+			sr_walc_stop(w, rv);
 			return rv;
 		}
 		g->has_meta = 1;
@@ -256,7 +238,7 @@ int sr_wal_group_drop(sr_wal *w, uint32_t id)
 			     id);
 		return SR_ESTATE;
 	}
-	if ((rv = wal_failed(w)))
+	if ((rv = sr_walc_failed(w)))
 		return rv;
 	/* 1. the meta file: from here on the group is being dropped */
 	sr_walio_group_name(name, sizeof(name), id, "meta");
@@ -266,7 +248,7 @@ int sr_wal_group_drop(sr_wal *w, uint32_t id)
 		sr_walc_logf(w, SR_LOG_ERROR,
 			     "wal: dropping group %u: deleting %s/%s: %s", id,
 			     w->dir, name, strerror(errno));
-		wal_stop(w, rv);
+		sr_walc_stop(w, rv);
 		return rv;
 	}
 	g->has_meta = 0;
@@ -276,7 +258,7 @@ int sr_wal_group_drop(sr_wal *w, uint32_t id)
 		return rv;
 	/* 3. its snapshot and lost files */
 	if ((rv = sr_walsnap_delete_all(g))) {
-		wal_stop(w, rv);
+		sr_walc_stop(w, rv);
 		return rv;
 	}
 	sr_walc_forget_group(w, g);

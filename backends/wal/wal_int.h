@@ -251,6 +251,10 @@ int sr_walc_errno_code(int err);
 struct wal_seg *sr_walc_seg_get(sr_wal *w, uint64_t seq);
 /* Mark it DONE with status, advance exec, wake waiters (under mu). */
 void sr_walc_item_finish(sr_wal *w, struct wal_item *it, int status);
+/* The error that stopped the WAL, or 0 (takes mu). */
+int sr_walc_failed(sr_wal *w);
+/* Stop the WAL with rv unless it is stopped already (takes mu). */
+void sr_walc_stop(sr_wal *w, int rv);
 /* Signal the completion eventfd. */
 void sr_walc_notify(sr_wal *w);
 

@@ -319,16 +319,6 @@ int sr_walc_put_marker(struct sr_wal_group *g, uint32_t kind, sr_index index)
 /* Completions: reap DONE items, wait for room                        */
 /* ------------------------------------------------------------------ */
 
-static int wal_check_failed(sr_wal *w)
-{
-	int rv;
-
-	pthread_mutex_lock(&w->mu);
-	rv = w->failed;
-	pthread_mutex_unlock(&w->mu);
-	return rv;
-}
-
 /* Close the OPEN batch so the engine runs it even while plugged. */
 static void close_open(sr_wal *w)
 {
@@ -346,7 +336,7 @@ static int wal_room(sr_wal *w, uint64_t need)
 		return 0; /* the common case: no lock, no reaping */
 	sr_walc_reap(w);
 	while (w->pending_bytes && w->pending_bytes + need > w->max_pending) {
-		int rv = wal_check_failed(w);
+		int rv = sr_walc_failed(w);
 
 		if (rv)
 			return rv;
@@ -379,7 +369,7 @@ int sr_walc_drain(sr_wal *w)
 			break;
 		w->eng->wait(w);
 	}
-	return wal_check_failed(w);
+	return sr_walc_failed(w);
 }
 
 /* ------------------------------------------------------------------ */
@@ -485,7 +475,7 @@ static int wal_truncate(void *ctx, sr_index from)
 
 	if (from == 0)
 		return SR_EINVAL;
-	if ((rv = wal_check_failed(w)))
+	if ((rv = sr_walc_failed(w)))
 		return rv;
 	if (from > g->last)
 		return 0;
@@ -506,7 +496,7 @@ static int wal_compact(void *ctx, sr_index upto)
 	sr_wal *w = g->wal;
 	int rv;
 
-	if ((rv = wal_check_failed(w)))
+	if ((rv = sr_walc_failed(w)))
 		return rv;
 	if (upto < g->first)
 		return 0;
@@ -812,7 +802,7 @@ static int wal_set_hard_state(void *ctx, sr_term term, sr_id vote)
 {
 	struct sr_wal_group *g = ctx;
 	sr_wal *w = g->wal;
-	int rv = wal_check_failed(w);
+	int rv = sr_walc_failed(w);
 
 	if (rv)
 		return rv;
@@ -820,10 +810,7 @@ static int wal_set_hard_state(void *ctx, sr_term term, sr_id vote)
 		return 0;
 	rv = sr_walio_meta_write(g, term, vote);
 	if (rv) {
-		pthread_mutex_lock(&w->mu);
-		if (!w->failed)
-			w->failed = rv;
-		pthread_mutex_unlock(&w->mu);
+		sr_walc_stop(w, rv);
 		return rv;
 	}
 	g->term = term;

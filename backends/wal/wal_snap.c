@@ -42,14 +42,6 @@
 #define SNAP_HDR_MAX (WAL_SNAP_FIXED + 8 + SR_MAX_MEMBERS * (16 + SR_ADDR_MAX))
 #define SNAP_CHUNK   (1u << 20)
 
-static void stop_wal(sr_wal *w, int rv)
-{
-	pthread_mutex_lock(&w->mu);
-	if (!w->failed)
-		w->failed = rv;
-	pthread_mutex_unlock(&w->mu);
-}
-
 static int io_error(sr_wal *w, const char *what, const char *name)
 {
 	int e = errno;
@@ -274,16 +266,6 @@ int sr_walsnap_delete_all(struct sr_wal_group *g)
 /* The vtable                                                         */
 /* ------------------------------------------------------------------ */
 
-static int failed(sr_wal *w)
-{
-	int rv;
-
-	pthread_mutex_lock(&w->mu);
-	rv = w->failed;
-	pthread_mutex_unlock(&w->mu);
-	return rv;
-}
-
 int sr_walsnap_begin(void *ctx, sr_index index, sr_term term,
 		     const sr_membership *conf)
 {
@@ -291,7 +273,7 @@ int sr_walsnap_begin(void *ctx, sr_index index, sr_term term,
 	sr_wal *w = g->wal;
 	struct wal_snap *p;
 	char tmp[32];
-	int fd, rv = failed(w);
+	int fd, rv = sr_walc_failed(w);
 
 	if (rv)
 		return rv;
@@ -389,7 +371,7 @@ int sr_walsnap_finish(void *ctx, int commit)
 		return 0;
 	}
 	/* part_seal, then the barrier: earlier log writes durable first */
-	if ((rv = failed(w)) || (rv = part_seal(g)) ||
+	if ((rv = sr_walc_failed(w)) || (rv = part_seal(g)) ||
 	    (rv = sr_walc_drain(w))) {
 		sr_walsnap_discard(g);
 		return rv;
@@ -399,7 +381,7 @@ int sr_walsnap_finish(void *ctx, int commit)
 	if (renameat(w->dirfd, tmp, w->dirfd, name) != 0) {
 		rv = io_error(w, "rename", name);
 		sr_walsnap_discard(g);
-		stop_wal(w, rv);
+		sr_walc_stop(w, rv);
 		return rv;
 	}
 	g->snap = *g->part;
@@ -408,7 +390,7 @@ int sr_walsnap_finish(void *ctx, int commit)
 	sr_walc_free(w, old.members);
 	if (fsync(w->dirfd) != 0) {
 		rv = io_error(w, "directory fsync", name);
-		stop_wal(w, rv);
+		sr_walc_stop(w, rv);
 		return rv;
 	}
 	if (old.fd >= 0) {

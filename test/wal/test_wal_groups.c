@@ -16,13 +16,13 @@
  * Entries of group g carry the data pattern of (index, term) with terms
  * that include the group id, so an entry read from the wrong group fails.
  */
-#include "walt.h"
 #include "wal_format.h"
+#include "walt.h"
 
-#define OPS   sr_wal_storage_ops()
-#define GOPS  sr_wal_group_storage_ops()
-#define SEG   (64u << 10)
-#define GMAX  40
+#define OPS    sr_wal_storage_ops()
+#define GOPS   sr_wal_group_storage_ops()
+#define SEG    (64u << 10)
+#define GMAX   40
 #define MAXLEN 120
 
 static uint64_t rng_state;
@@ -331,7 +331,8 @@ WAL_TEST(test_a_segment_is_deleted_only_when_no_group_needs_it)
 	CHECK_EQ(sr_wal_group_open(w, 2, &b), 0);
 	/* a writes a few entries first and then never compacts */
 	for (int i = 0; i < 10; i++)
-		CHECK_EQ(g_append(a, 1, (sr_index)i + 1, (sr_index)i + 1, 7), 0);
+		CHECK_EQ(g_append(a, 1, (sr_index)i + 1, (sr_index)i + 1, 7),
+			 0);
 	for (int round = 0; round < 40; round++, last += 50)
 		CHECK_EQ(g_append(b, 2, last + 1, last + 50, 9), 0);
 	CHECK_EQ(sr_wal_sync(w), 0);

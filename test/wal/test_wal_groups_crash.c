@@ -27,8 +27,8 @@
  *
  * SR_WAL_TORN_STEP=n tries every n-th byte boundary only (default 1).
  */
-#include "walt.h"
 #include "wal_format.h"
+#include "walt.h"
 
 #define GOPS   sr_wal_group_storage_ops()
 #define SEG    (64u << 10)
@@ -113,7 +113,7 @@ static void write_files(const char *dir, const unsigned char *seg)
 		snprintf(p, sizeof(p), "%s/%s", dir, files[i].name);
 		fd = open(p, O_CREAT | O_TRUNC | O_WRONLY, 0600);
 		const void *b = strstr(files[i].name, ".wal") ? seg
-							     : files[i].buf;
+							      : files[i].buf;
 
 		CHECK(fd >= 0);
 		CHECK_EQ(write(fd, b, files[i].len), (ssize_t)files[i].len);
@@ -293,10 +293,11 @@ WAL_TEST(test_a_torn_batch_of_many_groups_leaves_each_a_prefix)
 	sr_wal_hold(w);
 	for (int r = 0; r < ROUNDS; r++)
 		for (uint32_t g = 0; g < NG; g++)
-			CHECK_EQ(append_one(ctx_of(w, h, (g + (uint32_t)r) % NG),
-					    2, (g + (uint32_t)r) % NG,
-					    PRE + 1 + (sr_index)r),
-				 0);
+			CHECK_EQ(
+				append_one(ctx_of(w, h, (g + (uint32_t)r) % NG),
+					   2, (g + (uint32_t)r) % NG,
+					   PRE + 1 + (sr_index)r),
+				0);
 	sr_wal_write_now(w);
 	CHECK_EQ(sr_wal_sync(w), 0);
 	t_close(w);
