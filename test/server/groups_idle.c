@@ -20,8 +20,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "seshat/server.h"
 #include "server_testlib.h"
+#include "seshat/server.h"
 
 #define NS 3
 
@@ -123,8 +123,7 @@ static int measure(uint32_t n, uint32_t hb, uint64_t window)
 	if (sr_loop_create(NULL, &L))
 		return 1;
 	for (int i = 0; i < NS; i++)
-		snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d",
-			 free_port());
+		snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", free_port());
 	rss0 = rss_kib();
 	for (int i = 0; i < NS; i++) {
 		sr_server_config c;
@@ -183,9 +182,9 @@ int main(int argc, char **argv)
 {
 	static const uint32_t dflt[] = { 1, 256, 4096 };
 	uint32_t hb = getenv("HB_MS") ? (uint32_t)atoi(getenv("HB_MS")) : 100;
-	uint64_t window = getenv("WINDOW_MS")
-				  ? (uint64_t)atoll(getenv("WINDOW_MS"))
-				  : 3000;
+	uint64_t window = getenv("WINDOW_MS") ? (uint64_t)atoll(getenv("WINDOW_"
+								       "MS"))
+					      : 3000;
 
 	printf("3 servers in one process, one loop, loopback; heartbeat %u "
 	       "ms; per server over %llu ms idle\n",
