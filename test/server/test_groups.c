@@ -664,6 +664,7 @@ TEST(test_groups_reopen_from_the_shared_wal)
 {
 	const uint32_t ng = 6;
 	uint64_t before[MAXG][8];
+	sr_wal_stats ws[NS];
 
 	servers_init();
 	use_wal = 1;
@@ -674,6 +675,8 @@ TEST(test_groups_reopen_from_the_shared_wal)
 			create_group(i, k);
 	}
 	CHECK(run_until_led(ng, 20000));
+	for (int i = 0; i < NS; i++)
+		sr_wal_get_stats(sr_server_wal(S[i].srv), &ws[i]);
 	for (uint64_t v = 1; v <= 5; v++)
 		for (uint32_t k = 0; k < ng; k++)
 			CHECK_EQ(propose_on_leader(k, k * 1000 + v), 0);
@@ -681,6 +684,18 @@ TEST(test_groups_reopen_from_the_shared_wal)
 	for (uint32_t k = 0; k < ng; k++) {
 		check_group_agrees(k);
 		memcpy(before[k], G[0][k].applied, 5 * sizeof(uint64_t));
+	}
+	/* One WAL per server: the appends of the groups that arrive
+	 * together share a batch (one write, one fdatasync). */
+	for (int i = 0; i < NS; i++) {
+		sr_wal_stats w;
+		sr_wal_get_stats(sr_server_wal(S[i].srv), &w);
+		printf("  server %d: %llu appends of %u groups in %llu WAL "
+		       "batches\n",
+		       i + 1, (unsigned long long)(w.appends - ws[i].appends),
+		       ng, (unsigned long long)(w.batches - ws[i].batches));
+		CHECK(w.appends - ws[i].appends >= ng);
+		CHECK(w.batches - ws[i].batches < w.appends - ws[i].appends);
 	}
 	/* Group 5 is dropped everywhere before the restart. */
 	for (int i = 0; i < NS; i++) {
