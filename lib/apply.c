@@ -87,13 +87,11 @@ void apply_committed(sr_node *n)
 {
 	sr_entry e;
 	while (n->applied < n->commit && n->role != SR_STOPPED) {
-		size_t got = 0;
 		void *result = NULL;
 		int status = 0;
-		int rv = sr_log_get(&n->log, n->applied + 1, 1, UINT64_MAX, &e,
-				    &got);
-		if (rv || got != 1) {
-			node_stop(n, rv ? rv : SR_ECORRUPT,
+		int rv = sr_log_entry(&n->log, n->applied + 1, &e);
+		if (rv) {
+			node_stop(n, rv == SR_ENOTFOUND ? SR_ECORRUPT : rv,
 				  "reading an entry to apply");
 			return;
 		}
@@ -101,6 +99,8 @@ void apply_committed(sr_node *n)
 			status = n->cfg.fsm->apply(n->cfg.fsm_ctx, &e, &result);
 			if (status > 0)
 				status = 0;
+		} else if (e.type == SR_ENTRY_CONFIG) {
+			conf_entry_applied(n, e.index, e.data, e.len);
 		}
 		n->applied = e.index;
 		apply_resolve(n, &e, status, result);
@@ -114,14 +114,19 @@ void apply_committed(sr_node *n)
 	}
 }
 
-void apply_fail_all(sr_node *n, int status)
+void apply_fail_through(sr_node *n, sr_index index, int status)
 {
-	while (n->props_count > 0) {
+	while (n->props_count > 0 && apply_prop_at(n, 0)->index <= index) {
 		struct proposal p = *apply_prop_at(n, 0);
 		n->props_head = (n->props_head + 1) % n->props_cap;
 		n->props_count--;
 		apply_done(n, p.cookie, status, p.index, NULL);
 	}
+}
+
+void apply_fail_all(sr_node *n, int status)
+{
+	apply_fail_through(n, UINT64_MAX, status);
 }
 
 void apply_free(sr_node *n)

@@ -12,6 +12,15 @@
  * Every integer is little-endian and fixed-width; booleans are one byte
  * holding 0 or 1.
  *
+ * A batch frame (type SR_FRAME_BATCH, group 0) carries several messages:
+ * its payload is items back to back, each a 10-byte item header (type
+ * u16, group u32, payload length u32) and the message's payload exactly
+ * as its own frame would carry it.  One header and one CRC cover them
+ * all, so a peer hosting many groups sends one frame per peer per loop
+ * iteration instead of one per message.  A batch is built in place by the
+ * transport (begin or wrap, add, seal) and read in two steps: open checks
+ * the frame and the item structure, next decodes one message at a time.
+ *
  * Encoding is a straight walk with a cursor into a buffer whose size was
  * checked first.  Decoding walks a bounded reader: every read checks the
  * bytes left, a failed read latches an error, and the payload must be
@@ -317,6 +326,15 @@ static uint8_t *encode_body(uint8_t *p, const sr_msg *m)
 	}
 }
 
+/* The whole payload: the common part, then the type's fields. */
+static void encode_payload(uint8_t *p, const sr_msg *m)
+{
+	p = put_u64(p, m->from);
+	p = put_u64(p, m->to);
+	p = put_u64(p, m->term);
+	encode_body(p, m);
+}
+
 SR_API int sr_codec_encode(const sr_msg *msg, void *buf, size_t cap,
 			   size_t *len_out)
 {
@@ -328,10 +346,7 @@ SR_API int sr_codec_encode(const sr_msg *msg, void *buf, size_t cap,
 
 	size_t plen = size - SR_FRAME_HDR_SIZE;
 	uint8_t *p = encode_header(buf, msg->type, msg->group, (uint32_t)plen);
-	p = put_u64(p, msg->from);
-	p = put_u64(p, msg->to);
-	p = put_u64(p, msg->term);
-	encode_body(p, msg);
+	encode_payload(p, msg);
 	seal_frame(buf, plen);
 	if (len_out)
 		*len_out = size;
@@ -345,7 +360,97 @@ SR_API int sr_codec_encode_hello(const sr_hello *h, void *buf, size_t cap)
 	int rc = sr_frame_put_hello((uint8_t *)buf + SR_FRAME_HDR_SIZE, h);
 	if (rc)
 		return rc;
-	sr_frame_seal(buf, SR_FRAME_HELLO, SR_HELLO_PAYLOAD);
+	sr_frame_seal(buf, SR_FRAME_HELLO, h->features, SR_HELLO_PAYLOAD);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Batches: encoding                                                  */
+/* ------------------------------------------------------------------ */
+
+static int is_msg_type(uint32_t type)
+{
+	return type >= 1 && type <= SR_MSG_TYPE_MAX;
+}
+
+/* Magic, version and type of a batch (length and CRC come at sealing). */
+static int is_batch_header(const uint8_t *f)
+{
+	return get_u32(f) == SR_FRAME_MAGIC &&
+	       get_u16(f + 4) == SR_FRAME_VERSION &&
+	       get_u16(f + 6) == SR_FRAME_BATCH;
+}
+
+static uint8_t *put_item_header(uint8_t *p, uint32_t type, uint32_t group,
+				uint32_t plen)
+{
+	p = put_u16(p, (uint16_t)type);
+	p = put_u32(p, group);
+	return put_u32(p, plen);
+}
+
+SR_API size_t sr_codec_batch_item_size(const sr_msg *msg)
+{
+	size_t n = sr_codec_size(msg);
+	return n ? n - SR_FRAME_HDR_SIZE + SR_BATCH_ITEM_HDR_SIZE : 0;
+}
+
+SR_API int sr_codec_batch_begin(void *buf, size_t cap)
+{
+	if (!buf || cap < SR_FRAME_HDR_SIZE)
+		return SR_ETOOBIG;
+	encode_header(buf, SR_FRAME_BATCH, 0, 0);
+	return 0;
+}
+
+SR_API int sr_codec_batch_add(const sr_msg *msg, void *buf, size_t cap,
+			      size_t *len)
+{
+	size_t n = sr_codec_batch_item_size(msg);
+	if (!n || !buf || !len || *len < SR_FRAME_HDR_SIZE ||
+	    !is_batch_header(buf))
+		return SR_EINVAL;
+	if (cap < *len || cap - *len < n ||
+	    *len - SR_FRAME_HDR_SIZE + n > UINT32_MAX)
+		return SR_ETOOBIG;
+	uint8_t *p = (uint8_t *)buf + *len;
+	p = put_item_header(p, msg->type, msg->group,
+			    (uint32_t)(n - SR_BATCH_ITEM_HDR_SIZE));
+	encode_payload(p, msg);
+	*len += n;
+	return 0;
+}
+
+SR_API int sr_codec_batch_wrap(void *buf, size_t cap, size_t *len)
+{
+	uint8_t *f = buf;
+	if (!f || !len || *len < SR_FRAME_HDR_SIZE)
+		return SR_EINVAL;
+	uint32_t type = get_u16(f + 6), group = get_u32(f + 8);
+	uint32_t plen = get_u32(f + 12);
+	if (get_u32(f) != SR_FRAME_MAGIC ||
+	    get_u16(f + 4) != SR_FRAME_VERSION || !is_msg_type(type) ||
+	    *len - SR_FRAME_HDR_SIZE != plen)
+		return SR_EINVAL;
+	if (cap < *len || cap - *len < SR_BATCH_ITEM_HDR_SIZE ||
+	    (uint64_t)plen + SR_BATCH_ITEM_HDR_SIZE > UINT32_MAX)
+		return SR_ETOOBIG;
+	memmove(f + SR_FRAME_HDR_SIZE + SR_BATCH_ITEM_HDR_SIZE,
+		f + SR_FRAME_HDR_SIZE, plen);
+	put_item_header(f + SR_FRAME_HDR_SIZE, type, group, plen);
+	encode_header(f, SR_FRAME_BATCH, 0, 0);
+	*len += SR_BATCH_ITEM_HDR_SIZE;
+	return 0;
+}
+
+SR_API int sr_codec_batch_seal(void *buf, size_t len)
+{
+	if (!buf || len < SR_FRAME_HDR_SIZE + SR_BATCH_ITEM_HDR_SIZE ||
+	    len - SR_FRAME_HDR_SIZE > UINT32_MAX || !is_batch_header(buf))
+		return SR_EINVAL;
+	size_t plen = len - SR_FRAME_HDR_SIZE;
+	put_u32((uint8_t *)buf + 12, (uint32_t)plen);
+	seal_frame(buf, plen);
 	return 0;
 }
 
@@ -363,7 +468,8 @@ SR_API int sr_codec_header(const void *buf, size_t len, uint32_t max_payload,
 	if (get_u32(p) != SR_FRAME_MAGIC || get_u16(p + 4) != SR_FRAME_VERSION)
 		return SR_EPROTO;
 	uint32_t type = get_u16(p + 6);
-	if ((type < 1 || type > SR_MSG_TYPE_MAX) && type != SR_FRAME_HELLO)
+	if ((type < 1 || type > SR_MSG_TYPE_MAX) && type != SR_FRAME_HELLO &&
+	    type != SR_FRAME_BATCH)
 		return SR_EPROTO;
 	uint32_t plen = get_u32(p + 12);
 	if (plen > max_payload)
@@ -547,6 +653,26 @@ static int decode_body(sr_decoder *d, struct rd *r, sr_msg *m)
 	}
 }
 
+/* A message of a known type from its payload (plen bytes at p), which
+ * it must consume exactly. */
+static int decode_msg(sr_decoder *d, uint32_t type, uint32_t group,
+		      const uint8_t *p, size_t plen, sr_msg *out)
+{
+	struct rd r = { p, plen, 0 };
+	memset(out, 0, sizeof(*out));
+	out->type = type;
+	out->group = group;
+	out->from = rd_u64(&r);
+	out->to = rd_u64(&r);
+	out->term = rd_u64(&r);
+	int rc = decode_body(d, &r, out);
+	if (rc)
+		return rc;
+	if (r.bad || r.left)
+		return SR_EPROTO; /* short, or bytes left over */
+	return 0;
+}
+
 SR_API int sr_codec_decode(sr_decoder *d, const void *buf, size_t len,
 			   sr_msg *out, size_t *frame_len)
 {
@@ -557,21 +683,12 @@ SR_API int sr_codec_decode(sr_decoder *d, const void *buf, size_t len,
 	int rc = check_frame(buf, len, d->max_payload, &h);
 	if (rc)
 		return rc;
-	if (h.type == SR_FRAME_HELLO)
-		return SR_EPROTO;
-
-	struct rd r = { (const uint8_t *)buf + SR_FRAME_HDR_SIZE, h.len, 0 };
-	memset(out, 0, sizeof(*out));
-	out->type = h.type;
-	out->group = h.group;
-	out->from = rd_u64(&r);
-	out->to = rd_u64(&r);
-	out->term = rd_u64(&r);
-	rc = decode_body(d, &r, out);
+	if (!is_msg_type(h.type))
+		return SR_EPROTO; /* a hello or a batch */
+	rc = decode_msg(d, h.type, h.group,
+			(const uint8_t *)buf + SR_FRAME_HDR_SIZE, h.len, out);
 	if (rc)
 		return rc;
-	if (r.bad || r.left)
-		return SR_EPROTO; /* short, or bytes left over */
 	if (frame_len)
 		*frame_len = SR_FRAME_HDR_SIZE + (size_t)h.len;
 	return 0;
@@ -584,8 +701,79 @@ SR_API int sr_codec_decode_hello(const void *buf, size_t len, sr_hello *out)
 	int rc = check_frame(buf, len, SR_HELLO_PAYLOAD, &h);
 	if (rc)
 		return SR_EPROTO;
-	if (h.type != SR_FRAME_HELLO || h.len != SR_HELLO_PAYLOAD || h.group)
+	if (h.type != SR_FRAME_HELLO || h.len != SR_HELLO_PAYLOAD)
 		return SR_EPROTO;
+	out->features = h.group; /* a hello's group field: feature bits */
 	return sr_frame_get_hello((const uint8_t *)buf + SR_FRAME_HDR_SIZE,
 				  out);
+}
+
+/* ------------------------------------------------------------------ */
+/* Batches: decoding                                                  */
+/* ------------------------------------------------------------------ */
+
+/* The item at p (left bytes to the batch's end): its header is there, its
+ * type is a message type and its payload fits.  *size: the whole item. */
+static int item_check(const uint8_t *p, size_t left, size_t *size)
+{
+	if (left < SR_BATCH_ITEM_HDR_SIZE || !is_msg_type(get_u16(p)))
+		return SR_EPROTO; /* a cut header, a nested batch, a hello */
+	uint32_t plen = get_u32(p + 6);
+	if (plen > left - SR_BATCH_ITEM_HDR_SIZE)
+		return SR_EPROTO;
+	*size = SR_BATCH_ITEM_HDR_SIZE + (size_t)plen;
+	return 0;
+}
+
+SR_API int sr_codec_batch_open(const sr_decoder *d, const void *buf, size_t len,
+			       sr_batch_iter *it, uint32_t *count,
+			       size_t *frame_len)
+{
+	sr_frame_hdr h;
+
+	if (!d || !it)
+		return SR_EINVAL;
+	int rc = check_frame(buf, len, d->max_payload, &h);
+	if (rc)
+		return rc;
+	if (h.type != SR_FRAME_BATCH || h.group || !h.len)
+		return SR_EPROTO;
+	const uint8_t *p = (const uint8_t *)buf + SR_FRAME_HDR_SIZE;
+	size_t left = h.len, size;
+	uint32_t n = 0;
+	while (left) {
+		if (item_check(p, left, &size))
+			return SR_EPROTO;
+		p += size;
+		left -= size;
+		n++;
+	}
+	it->next = (const uint8_t *)buf + SR_FRAME_HDR_SIZE;
+	it->left = h.len;
+	if (count)
+		*count = n;
+	if (frame_len)
+		*frame_len = SR_FRAME_HDR_SIZE + (size_t)h.len;
+	return 0;
+}
+
+SR_API int sr_codec_batch_next(sr_decoder *d, sr_batch_iter *it, sr_msg *out)
+{
+	size_t size;
+
+	if (!d || !it || !out)
+		return SR_EINVAL;
+	if (!it->left)
+		return 0;
+	if (!it->next || item_check(it->next, it->left, &size))
+		return SR_EPROTO;
+	const uint8_t *p = it->next;
+	int rc = decode_msg(d, get_u16(p), get_u32(p + 2),
+			    p + SR_BATCH_ITEM_HDR_SIZE,
+			    size - SR_BATCH_ITEM_HDR_SIZE, out);
+	if (rc)
+		return rc;
+	it->next += size;
+	it->left -= size;
+	return 1;
 }

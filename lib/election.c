@@ -20,69 +20,6 @@
 
 #include "node.h"
 
-int elect_set_hard_state(sr_node *n, sr_term term, sr_id vote)
-{
-	int rv;
-	if (term == n->term && vote == n->vote)
-		return 0;
-	rv = n->cfg.storage->set_hard_state(n->cfg.storage_ctx, term, vote);
-	if (rv) {
-		node_stop(n, rv, "set_hard_state");
-		return rv;
-	}
-	n->term = term;
-	n->vote = vote;
-	return 0;
-}
-
-void elect_notify(sr_node *n)
-{
-	if (n->cfg.host.state_changed)
-		n->cfg.host.state_changed(n->cfg.host_ctx, n->role, n->term,
-					  n->role == SR_LEADER ? n->cfg.id
-							       : n->leader);
-}
-
-void elect_reset_timer(sr_node *n)
-{
-	uint64_t t = n->cfg.election_timeout_ms;
-	n->election_deadline = n->now + t + sr_rand_next(&n->rng) % t;
-}
-
-static uint32_t elect_quorum(const sr_node *n)
-{
-	return node_voter_count(n) / 2 + 1;
-}
-
-void elect_become_follower(sr_node *n, sr_term term, sr_id leader)
-{
-	int changed = n->role != SR_FOLLOWER || n->leader != leader ||
-		      n->term != term;
-	/* Restart the election timer on hearing from a leader or on leaving
-	 * another role — not when a follower merely adopts a higher term
-	 * from a vote it denies (§5.2): a node with a stale log that keeps
-	 * raising the term must not keep a better one from campaigning. */
-	int reset = leader != 0 || n->role != SR_FOLLOWER;
-	if (term > n->term) {
-		if (elect_set_hard_state(n, term, 0))
-			return;
-		n->verified = 0;
-		n->acked = 0;
-	}
-	if (n->leader != leader || n->role != SR_FOLLOWER)
-		n->last_seq = 0; /* a new leader numbers its appends anew */
-	n->transfer_target = 0;
-	n->role = SR_FOLLOWER;
-	n->leader = leader;
-	n->uncommitted_bytes = 0;
-	if (leader)
-		n->leader_heard = n->now;
-	if (reset)
-		elect_reset_timer(n);
-	if (changed)
-		elect_notify(n);
-}
-
 /* Have we heard from a live leader recently (or are we that leader)? */
 static int elect_in_lease(const sr_node *n)
 {
@@ -99,7 +36,7 @@ static void elect_send_requests(sr_node *n, int pre, int transfer)
 	for (uint32_t i = 0; i < n->n_prs; i++) {
 		struct progress *pr = &n->prs[i];
 		sr_msg m;
-		if (pr->role != SR_ROLE_VOTER)
+		if (!pr->sets)
 			continue;
 		memset(&m, 0, sizeof(m));
 		m.type = SR_MSG_VOTE;
@@ -110,14 +47,6 @@ static void elect_send_requests(sr_node *n, int pre, int transfer)
 		m.u.vote.pre = (uint8_t)pre;
 		m.u.vote.transfer = (uint8_t)transfer;
 		node_send(n, &m);
-	}
-}
-
-static void elect_clear_votes(sr_node *n)
-{
-	for (uint32_t i = 0; i < n->n_prs; i++) {
-		n->prs[i].vote_granted = 0;
-		n->prs[i].vote_answered = 0;
 	}
 }
 
@@ -132,36 +61,15 @@ static void elect_clear_votes(sr_node *n)
  */
 static int elect_can_campaign(sr_node *n)
 {
-	const sr_member *m = sr_membership_find(&n->conf, n->cfg.id);
+	const sr_member *m;
 	sr_membership prev;
-	if (m && m->role == SR_ROLE_VOTER)
+	if (n->self_sets)
 		return 1;
+	m = sr_membership_find(&n->conf, n->cfg.id);
 	if (!m || m->role != SR_ROLE_REMOVED || n->conf_index <= n->commit)
 		return 0;
-	conf_at(n, n->conf_index - 1, &prev);
-	m = sr_membership_find(&prev, n->cfg.id);
-	return m && m->role == SR_ROLE_VOTER;
-}
-
-/* Count votes; returns 1 won, -1 lost, 0 undecided. */
-static int elect_tally(const sr_node *n)
-{
-	uint32_t granted = node_is_voter(n, n->cfg.id) ? 1 : 0, rejected = 0;
-	uint32_t q = elect_quorum(n);
-	for (uint32_t i = 0; i < n->n_prs; i++) {
-		const struct progress *pr = &n->prs[i];
-		if (pr->role != SR_ROLE_VOTER || !pr->vote_answered)
-			continue;
-		if (pr->vote_granted)
-			granted++;
-		else
-			rejected++;
-	}
-	if (granted >= q)
-		return 1;
-	if (rejected >= q)
-		return -1;
-	return 0;
+	conf_previous(n, &prev);
+	return quorum_sets_of(&prev, n->cfg.id) != 0;
 }
 
 void elect_start(sr_node *n, int pre, int transfer)
@@ -170,31 +78,31 @@ void elect_start(sr_node *n, int pre, int transfer)
 	 * included (repair.c) */
 	if (n->role == SR_STOPPED || !elect_can_campaign(n) || n->repair_until)
 		return;
-	elect_clear_votes(n);
+	progress_clear_votes(n);
 	n->leader = 0;
 	if (pre && n->cfg.pre_vote) {
 		n->role = SR_PRECANDIDATE;
-		elect_reset_timer(n);
+		role_reset_timer(n);
 		node_log(n, SR_LOG_INFO, "starting pre-vote for term %llu",
 			 (unsigned long long)(n->term + 1));
-		elect_notify(n);
-		if (elect_tally(n) == 1) {
+		node_notify(n);
+		if (progress_tally_votes(n) == QUORUM_WON) {
 			elect_start(n, 0, 0);
 			return;
 		}
 		elect_send_requests(n, 1, 0);
 		return;
 	}
-	if (elect_set_hard_state(n, n->term + 1, n->cfg.id))
+	if (role_set_hard_state(n, n->term + 1, n->cfg.id))
 		return;
 	n->role = SR_CANDIDATE;
 	n->verified = 0;
 	n->acked = 0;
-	elect_reset_timer(n);
+	role_reset_timer(n);
 	node_log(n, SR_LOG_INFO, "campaigning%s",
 		 transfer ? " (leadership transfer)" : "");
-	elect_notify(n);
-	if (elect_tally(n) == 1) {
+	node_notify(n);
+	if (progress_tally_votes(n) == QUORUM_WON) {
 		repl_become_leader(n);
 		return;
 	}
@@ -208,7 +116,7 @@ void elect_tick(sr_node *n)
 	if (!elect_can_campaign(n) || n->repair_until) {
 		/* learners, removed nodes, nodes outside the configuration
 		 * and nodes repairing a damaged log (repair.c) stay quiet */
-		elect_reset_timer(n);
+		role_reset_timer(n);
 		return;
 	}
 	elect_start(n, 1, 0);
@@ -245,7 +153,7 @@ int elect_step_term(sr_node *n, const sr_msg *m)
 		node_log(n, SR_LOG_INFO, "term %llu from %s of %llu",
 			 (unsigned long long)m->term, sr_msg_type_name(m->type),
 			 (unsigned long long)m->from);
-		elect_become_follower(n, m->term, leader);
+		role_become_follower(n, m->term, leader);
 		return n->role != SR_STOPPED;
 	}
 	if (m->term < n->term) {
@@ -292,9 +200,9 @@ void elect_handle_vote(sr_node *n, const sr_msg *m)
 		grant = up_to_date && (n->vote == m->from ||
 				       (n->vote == 0 && n->leader == 0));
 		if (grant) {
-			if (elect_set_hard_state(n, n->term, m->from))
+			if (role_set_hard_state(n, n->term, m->from))
 				return;
-			elect_reset_timer(n);
+			role_reset_timer(n);
 		}
 		r.term = n->term;
 	}
@@ -315,20 +223,19 @@ void elect_handle_vote_resp(sr_node *n, const sr_msg *m)
 	if (m->u.vote_resp.pre && m->u.vote_resp.granted &&
 	    m->term != n->term + 1)
 		return;
-	pr = node_progress(n, m->from);
-	if (!pr || pr->role != SR_ROLE_VOTER || pr->vote_answered)
+	pr = progress_find(n, m->from);
+	if (!pr || !pr->sets || pr->vote != QUORUM_NONE)
 		return;
-	pr->vote_answered = 1;
-	pr->vote_granted = m->u.vote_resp.granted;
-	outcome = elect_tally(n);
-	if (outcome == 1) {
+	pr->vote = m->u.vote_resp.granted ? QUORUM_YES : QUORUM_NO;
+	outcome = progress_tally_votes(n);
+	if (outcome == QUORUM_WON) {
 		if (n->role == SR_PRECANDIDATE)
 			elect_start(n, 0, 0);
 		else
 			repl_become_leader(n);
-	} else if (outcome == -1) {
+	} else if (outcome == QUORUM_LOST) {
 		node_log(n, SR_LOG_INFO, "lost the %selection",
 			 n->role == SR_PRECANDIDATE ? "pre-" : "");
-		elect_become_follower(n, n->term, 0);
+		role_become_follower(n, n->term, 0);
 	}
 }

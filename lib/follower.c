@@ -148,9 +148,9 @@ void follower_handle_append(sr_node *n, const sr_msg *m)
 		return;
 	}
 	if (n->role != SR_FOLLOWER || n->leader != m->from)
-		elect_become_follower(n, n->term, m->from);
+		role_become_follower(n, n->term, m->from);
 	n->leader_heard = n->now;
-	elect_reset_timer(n);
+	role_reset_timer(n);
 	n->last_seq = a->seq;
 
 	if (follower_check_entries(n, a)) {
@@ -191,6 +191,7 @@ void follower_handle_append(sr_node *n, const sr_msg *m)
 		}
 		if (persist_truncate(n, e->index))
 			return;
+		conf_rollback(n, e->index);
 		break;
 	}
 	appended = i < a->n_entries;

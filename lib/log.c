@@ -62,6 +62,18 @@ void sr_log_evict(struct raft_log *log, sr_index below)
 	log_ring_drop_front(&log->cache, log->alloc, below);
 }
 
+void sr_log_compact(struct raft_log *log, sr_index upto)
+{
+	log_ring_drop_front(&log->cache, log->alloc, upto + 1);
+	log->first = upto + 1;
+}
+
+void sr_log_set_snapshot(struct raft_log *log, sr_index index, sr_term term)
+{
+	log->snap_index = index;
+	log->snap_term = term;
+}
+
 void sr_log_reset(struct raft_log *log, sr_index first, sr_index snap_index,
 		  sr_term snap_term)
 {
@@ -151,11 +163,7 @@ int sr_log_get(struct raft_log *log, sr_index lo, size_t max_n,
 		const struct log_slot *s = log_ring_at(&log->cache, lo + n);
 		if (n > 0 && bytes + s->len > max_bytes)
 			break;
-		out[n].term = s->term;
-		out[n].index = lo + n;
-		out[n].type = s->type;
-		out[n].len = s->len;
-		out[n].data = s->data;
+		log_slot_entry(s, lo + n, &out[n]);
 		bytes += s->len;
 		n++;
 	}

@@ -86,6 +86,32 @@ void sr_log_evict(struct raft_log *log, sr_index below);
 int sr_log_get(struct raft_log *log, sr_index lo, size_t max_n,
 	       uint64_t max_bytes, sr_entry *out, size_t *n_out);
 
+/*
+ * Entry index, from the cache when it holds it (no copy: out points into
+ * memory), otherwise from the store.  Errors as sr_log_get(), and
+ * SR_ENOTFOUND past the end.
+ */
+static inline int sr_log_entry(struct raft_log *log, sr_index index,
+			       sr_entry *out)
+{
+	const struct log_slot *s = log_ring_get(&log->cache, index);
+	size_t got = 0;
+	int rv;
+
+	if (s) {
+		log_slot_entry(s, index, out);
+		return 0;
+	}
+	rv = sr_log_get(log, index, 1, UINT64_MAX, out, &got);
+	return rv ? rv : got == 1 ? 0 : SR_ENOTFOUND;
+}
+
+/* Entries up to upto left the log (a snapshot covers them). */
+void sr_log_compact(struct raft_log *log, sr_index upto);
+
+/* A snapshot now covers the log up to index, whose term is term. */
+void sr_log_set_snapshot(struct raft_log *log, sr_index index, sr_term term);
+
 /* Reset to an empty log whose entries start at first (used at start). */
 void sr_log_reset(struct raft_log *log, sr_index first, sr_index snap_index,
 		  sr_term snap_term);

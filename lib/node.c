@@ -44,72 +44,6 @@ void sr_config_init(sr_config *cfg, sr_id id)
 	cfg->log_level = SR_LOG_INFO;
 }
 
-void node_log(sr_node *n, int level, const char *fmt, ...)
-{
-	char line[512];
-	int off;
-	va_list ap;
-
-	if (!n->cfg.host.log || level < n->cfg.log_level)
-		return;
-	off = snprintf(line, sizeof(line),
-		       "raft[%llu] t%llu %s: ", (unsigned long long)n->cfg.id,
-		       (unsigned long long)n->term, sr_role_name(n->role));
-	if (off < 0 || (size_t)off >= sizeof(line))
-		off = 0;
-	va_start(ap, fmt);
-	vsnprintf(line + off, sizeof(line) - (size_t)off, fmt, ap);
-	va_end(ap);
-	n->cfg.host.log(n->cfg.host_ctx, level, line);
-}
-
-void node_send(sr_node *n, sr_msg *m)
-{
-	if (n->role == SR_STOPPED)
-		return;
-	m->group = n->cfg.group;
-	m->from = n->cfg.id;
-	if (m->term == 0)
-		m->term = n->term;
-	/* A failed send is a lost message: Raft retries on its own. */
-	(void)n->cfg.transport->send(n->cfg.transport_ctx, m);
-}
-
-void node_stop(sr_node *n, int err, const char *what)
-{
-	if (n->role == SR_STOPPED)
-		return;
-	node_log(n, SR_LOG_ERROR, "stopping: %s failed: %s", what,
-		 sr_strerror(err));
-	n->stop_error = err;
-	n->role = SR_STOPPED;
-	n->leader = 0;
-	elect_notify(n);
-}
-
-struct progress *node_progress(sr_node *n, sr_id id)
-{
-	for (uint32_t i = 0; i < n->n_prs; i++)
-		if (n->prs[i].id == id)
-			return &n->prs[i];
-	return NULL;
-}
-
-int node_is_voter(const sr_node *n, sr_id id)
-{
-	const sr_member *m = sr_membership_find(&n->conf, id);
-	return m && m->role == SR_ROLE_VOTER;
-}
-
-uint32_t node_voter_count(const sr_node *n)
-{
-	uint32_t c = 0;
-	for (uint32_t i = 0; i < n->conf.n; i++)
-		if (n->conf.members[i].role == SR_ROLE_VOTER)
-			c++;
-	return c;
-}
-
 void node_enter(sr_node *n)
 {
 	n->depth++;
@@ -287,51 +221,6 @@ int sr_node_create(const sr_config *cfg, sr_node **out)
 	return 0;
 }
 
-int node_check_running(const sr_node *n)
-{
-	if (!n->started)
-		return SR_ESTATE;
-	if (n->role == SR_STOPPED)
-		return SR_ESHUTDOWN;
-	return 0;
-}
-
-int node_check_membership(sr_node *n, const sr_membership *conf)
-{
-	uint32_t voters = 0;
-	if (!conf || conf->n == 0 || conf->n > SR_MAX_MEMBERS) {
-		node_log(n, SR_LOG_ERROR, "configuration: %u members",
-			 conf ? conf->n : 0);
-		return SR_EINVAL;
-	}
-	for (uint32_t i = 0; i < conf->n; i++) {
-		const sr_member *m = &conf->members[i];
-		if (m->id == 0 ||
-		    (m->role != SR_ROLE_VOTER && m->role != SR_ROLE_LEARNER &&
-		     m->role != SR_ROLE_REMOVED)) {
-			node_log(n, SR_LOG_ERROR,
-				 "configuration: member %u has id %llu, "
-				 "role %u",
-				 i, (unsigned long long)m->id, m->role);
-			return SR_EINVAL;
-		}
-		if (m->role == SR_ROLE_VOTER)
-			voters++;
-		for (uint32_t j = 0; j < i; j++)
-			if (conf->members[j].id == m->id) {
-				node_log(n, SR_LOG_ERROR,
-					 "configuration: id %llu twice",
-					 (unsigned long long)m->id);
-				return SR_EINVAL;
-			}
-	}
-	if (voters == 0) {
-		node_log(n, SR_LOG_ERROR, "configuration: no voter");
-		return SR_EINVAL;
-	}
-	return 0;
-}
-
 /*
  * Bootstrapping is only for a brand-new member: a store that holds any
  * state (a term, an entry or a snapshot) already belongs to a cluster,
@@ -345,7 +234,7 @@ int sr_node_bootstrap(sr_node *n, const sr_membership *conf)
 
 	if (n->started)
 		return SR_ESTATE;
-	rv = node_check_membership(n, conf);
+	rv = conf_check(n, conf);
 	if (rv)
 		return rv;
 	if (n->have_bootstrap || n->have_recover) {
@@ -374,7 +263,7 @@ int sr_node_bootstrap(sr_node *n, const sr_membership *conf)
 /* Write the bootstrap configuration as entry 1 of term 1. */
 static int node_write_bootstrap(sr_node *n)
 {
-	int rv = elect_set_hard_state(n, 1, 0);
+	int rv = role_set_hard_state(n, 1, 0);
 	if (rv == 0)
 		rv = conf_append(n, &n->bootstrap, NULL);
 	if (rv == 0)
@@ -507,10 +396,9 @@ int sr_node_start(sr_node *n, uint64_t now_ms)
 		return rv;
 	sr_log_reset(&n->log, d.first_index, d.snapshot_index, d.snapshot_term);
 	n->commit = n->applied = d.snapshot_index;
-	if (d.snapshot_index) {
+	if (d.snapshot_index)
 		n->snap_conf = d.snapshot_conf;
-		conf_set(n, &d.snapshot_conf, d.snapshot_index);
-	}
+	conf_start(n, &d.snapshot_conf, d.snapshot_index);
 	node_enter(n);
 	rv = node_load_log(n, &d);
 	if (rv)
@@ -544,10 +432,10 @@ int sr_node_start(sr_node *n, uint64_t now_ms)
 		 (unsigned long long)n->log.first,
 		 (unsigned long long)sr_log_last(&n->log),
 		 (unsigned long long)n->commit);
-	elect_become_follower(n, n->term, 0);
-	elect_reset_timer(n);
+	role_become_follower(n, n->term, 0);
+	role_reset_timer(n);
 	/* A sole voter need not wait for anyone (and a restart resumes). */
-	if (node_voter_count(n) == 1 && node_is_voter(n, n->cfg.id))
+	if (progress_self_decides(n))
 		elect_start(n, 0, 0);
 out:
 	node_leave(n);
@@ -566,9 +454,8 @@ void sr_node_destroy(sr_node *n)
 	read_free(n);
 	snap_free(n);
 	persist_free(n);
-	for (uint32_t i = 0; i < n->n_prs; i++)
-		repl_free_progress(n, &n->prs[i]);
-	sr_free(n->alloc, n->prs);
+	conf_free(n);
+	progress_free_all(n);
 	sr_free(n->alloc, n->scratch);
 	sr_log_close(&n->log);
 	sr_free(n->alloc, n);
@@ -582,10 +469,16 @@ int sr_node_tick(sr_node *n, uint64_t now_ms)
 	if (now_ms > n->now)
 		n->now = now_ms;
 	node_enter(n);
-	if (n->role == SR_LEADER)
-		repl_tick(n);
-	else
+	if (n->role == SR_LEADER) {
+		repl_tick_quorum(n);
+		if (n->role == SR_LEADER) {
+			transfer_tick(n);
+			reconf_tick(n);
+			repl_tick_heartbeat(n);
+		}
+	} else {
 		elect_tick(n);
+	}
 	node_leave(n);
 	return 0;
 }
@@ -612,6 +505,7 @@ static int node_msg_valid(const sr_node *n, const sr_msg *m)
 
 int sr_node_step(sr_node *n, const sr_msg *m)
 {
+	struct progress *pr;
 	int rv = node_check_running(n);
 	if (rv)
 		return rv;
@@ -642,17 +536,21 @@ int sr_node_step(sr_node *n, const sr_msg *m)
 		follower_handle_append(n, m);
 		break;
 	case SR_MSG_APPEND_RESP:
-		repl_handle_append_resp(n, m);
+		pr = repl_handle_append_resp(n, m);
+		if (pr)
+			transfer_check(n, pr);
 		break;
 	case SR_MSG_SNAPSHOT:
 		snap_handle_chunk(n, m);
 		break;
 	case SR_MSG_SNAPSHOT_RESP:
-		snap_handle_resp(n, m);
+		pr = snap_handle_resp(n, m);
+		if (pr)
+			repl_send_append(n, pr, 0);
 		break;
 	case SR_MSG_TIMEOUT_NOW:
 		if (n->role == SR_FOLLOWER && m->term == n->term &&
-		    node_is_voter(n, n->cfg.id))
+		    n->self_sets)
 			elect_start(n, 0, 1);
 		break;
 	case SR_MSG_READ_INDEX:
@@ -747,20 +645,6 @@ static int node_propose_cmds(sr_node *n, const sr_buf *cmds, size_t count,
 	return i < count ? why : 0;
 }
 
-static int node_can_propose(const sr_node *n)
-{
-	int rv = node_check_running(n);
-	if (rv)
-		return rv;
-	if (n->role != SR_LEADER)
-		return SR_ENOTLEADER;
-	if (n->transfer_target)
-		return SR_ETRANSFER;
-	if (n->backlog)
-		return SR_EBUSY; /* the store refused an append: see persist.c */
-	return 0;
-}
-
 int sr_node_propose(sr_node *n, const void *data, size_t len, void *cookie,
 		    sr_index *index_out)
 {
@@ -779,7 +663,7 @@ int sr_node_propose_batch(sr_node *n, const sr_buf *cmds, size_t count,
 {
 	sr_index first = sr_log_last(&n->log) + 1;
 	size_t done = 0;
-	int rv = node_can_propose(n);
+	int rv = node_leader_ready(n, LEADER_PROPOSE);
 	if (rv)
 		return rv;
 	if (count == 0 || !cmds)
@@ -799,6 +683,62 @@ int sr_node_propose_batch(sr_node *n, const sr_buf *cmds, size_t count,
 	}
 	node_leave(n);
 	return done > 0 ? (int)done : rv;
+}
+
+/* The entry points of membership changes, transfer and reads: the work is
+ * in reconfig.c, transfer.c and read.c, bracketed here. */
+int sr_node_add(sr_node *n, sr_id id, const char *addr, int auto_promote)
+{
+	int rv = node_check_running(n);
+	if (rv)
+		return rv;
+	node_enter(n);
+	rv = reconf_add(n, id, addr, auto_promote);
+	node_leave(n);
+	return rv;
+}
+
+static int node_set_role(sr_node *n, sr_id id, uint32_t role)
+{
+	int rv = node_check_running(n);
+	if (rv)
+		return rv;
+	node_enter(n);
+	rv = reconf_set_role(n, id, role);
+	node_leave(n);
+	return rv;
+}
+
+int sr_node_promote(sr_node *n, sr_id id)
+{
+	return node_set_role(n, id, SR_ROLE_VOTER);
+}
+
+int sr_node_remove(sr_node *n, sr_id id)
+{
+	return node_set_role(n, id, SR_ROLE_REMOVED);
+}
+
+int sr_node_transfer(sr_node *n, sr_id target)
+{
+	int rv = node_check_running(n);
+	if (rv)
+		return rv;
+	node_enter(n);
+	rv = transfer_start(n, target);
+	node_leave(n);
+	return rv;
+}
+
+int sr_node_read_index(sr_node *n, void *cookie)
+{
+	int rv = node_check_running(n);
+	if (rv)
+		return rv;
+	node_enter(n);
+	rv = read_index(n, cookie);
+	node_leave(n);
+	return rv;
 }
 
 void sr_node_storage_done(sr_node *n, uint64_t token, int status)

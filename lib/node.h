@@ -1,15 +1,6 @@
 /*
- * node.h — the engine's private state, shared by its files:
- *
- *   node.c         life cycle, the public entry points, status
- *   election.c     timers, PreVote, votes, role changes (Raft §5.2, §9.6)
- *   replication.c  the leader side: progress, appends, commit (Raft §5.3)
- *   follower.c     the follower side of AppendEntries
- *   persist.c      the store: append queue, durable index, term and vote
- *   apply.c        applying committed entries; proposals and their outcome
- *   config.c       the configuration in effect and its rollback
- *   log.c          the in-memory log cache
- *   repair.c       a store that lost acknowledged entries: no vote
+ * node.h — the engine's private state, shared by its files (one job each;
+ * docs/design.md §2 lists them and draws who calls whom).
  *
  * Every public entry point brackets its work with node_enter()/node_leave();
  * node_leave() runs deferred work (store completions that arrived inside a
@@ -22,6 +13,7 @@
 #include <seshat/raft.h>
 
 #include "log.h"
+#include "quorum.h"
 #include "util.h"
 
 /* Largest encoded configuration entry (see membership.c). */
@@ -36,9 +28,9 @@ struct progress {
 	sr_index next;
 	int probe_sent;	    /* PROBE: an append is outstanding */
 	uint64_t probe_seq; /* PROBE: seq of the latest probe sent */
+	uint32_t sets;	    /* voter sets it votes in (quorum.h), 0: none */
 	int recent_active;  /* heard from since the last quorum check */
-	int vote_granted;   /* election bookkeeping */
-	int vote_answered;
+	uint32_t vote;	    /* this election: QUORUM_NONE, _YES or _NO */
 	uint64_t last_heard;
 	uint64_t acked_seq;	/* highest append seq it echoed (ReadIndex) */
 	uint64_t match_seq;	/* seq of the reply that last raised match */
@@ -133,8 +125,19 @@ struct sr_node {
 	int have_bootstrap;
 	sr_membership recover;
 	int have_recover;
+	/* the configuration at `applied` (the latest entry at or below it,
+	 * or the snapshot's), and the configuration entries above it */
+	sr_membership conf_applied;
+	sr_index conf_applied_index;
+	sr_index *conf_pending; /* ascending; the last is conf_index */
+	uint32_t conf_pending_n, conf_pending_cap;
 	struct progress *prs; /* one per member other than removed */
 	uint32_t n_prs;
+	struct quorum quorum; /* the voter sets of conf */
+	/* a match or this node's durable index rose, or the voters changed,
+	 * since the leader last computed its commit index */
+	int commit_moved;
+	uint32_t self_sets; /* the sets this node votes in */
 
 	/* proposals, sorted by index */
 	struct proposal *props;
@@ -174,79 +177,58 @@ struct sr_node {
 	size_t scratch_cap;
 };
 
-/* node.c */
-void node_enter(sr_node *n);
-void node_leave(sr_node *n);
+/*
+ * The engine's files, bottom first (docs/design.md §2 draws the graph);
+ * a file calls only the files listed before it.
+ */
+
+/* base.c */
 void node_log(sr_node *n, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void node_send(sr_node *n, sr_msg *m);
 void node_stop(sr_node *n, int err, const char *what);
-struct progress *node_progress(sr_node *n, sr_id id);
-int node_is_voter(const sr_node *n, sr_id id);
-uint32_t node_voter_count(const sr_node *n);
+/* Tell the host the role, term or leader changed. */
+void node_notify(sr_node *n);
 /* 0 if the node is running; SR_ESTATE before a successful sr_node_start(),
  * SR_ESHUTDOWN once a storage error stopped it (docs/api.md, Errors). */
-int node_check_running(const sr_node *n);
-/* Check an initial or forced configuration (SR_EINVAL, logged). */
-int node_check_membership(sr_node *n, const sr_membership *conf);
+static inline int node_check_running(const sr_node *n)
+{
+	if (!n->started)
+		return SR_ESTATE;
+	if (n->role == SR_STOPPED)
+		return SR_ESHUTDOWN;
+	return 0;
+}
+/* May this leader act now?  0, or why not (see base.c). */
+enum { LEADER_PROPOSE, LEADER_CHANGE, LEADER_TRANSFER };
+int node_leader_ready(const sr_node *n, int act);
 
-/* election.c */
-void elect_reset_timer(sr_node *n);
-void elect_become_follower(sr_node *n, sr_term term, sr_id leader);
-void elect_tick(sr_node *n);
-void elect_start(sr_node *n, int pre, int transfer);
-int elect_step_term(sr_node *n, const sr_msg *m);
-void elect_handle_vote(sr_node *n, const sr_msg *m);
-void elect_handle_vote_resp(sr_node *n, const sr_msg *m);
-int elect_set_hard_state(sr_node *n, sr_term term, sr_id vote);
-void elect_notify(sr_node *n);
+/* role.c */
+int role_set_hard_state(sr_node *n, sr_term term, sr_id vote);
+void role_reset_timer(sr_node *n);
+void role_become_follower(sr_node *n, sr_term term, sr_id leader);
 
-/* replication.c */
-void repl_become_leader(sr_node *n);
-void repl_tick(sr_node *n);
-void repl_send_append(sr_node *n, struct progress *pr, int heartbeat);
-void repl_broadcast(sr_node *n, int heartbeat);
+/* progress.c */
+struct progress *progress_find(sr_node *n, sr_id id);
+void progress_reset(sr_node *n, struct progress *pr);
+void progress_free(sr_node *n, struct progress *pr);
+void progress_free_all(sr_node *n);
+void progress_rebuild(sr_node *n);
 /* The progress of a response's sender, marked active; NULL if the
  * response is not for this leader's term or the sender not a member. */
-struct progress *repl_heard_from(sr_node *n, const sr_msg *m);
-void repl_handle_append_resp(sr_node *n, const sr_msg *m);
-void repl_maybe_commit(sr_node *n);
-void repl_reset_progress(sr_node *n, struct progress *pr);
-void repl_free_progress(sr_node *n, struct progress *pr);
-
-/* follower.c */
-void follower_handle_append(sr_node *n, const sr_msg *m);
-void follower_maybe_ack(sr_node *n, int force);
-
-/* persist.c */
-int persist_append(sr_node *n, sr_index lo, size_t count);
-int persist_truncate(sr_node *n, sr_index from);
-void persist_complete(sr_node *n, uint64_t token, int status);
-void persist_process(sr_node *n);
-/* Offer the backlog (entries the store refused with SR_EBUSY) again. */
-void persist_retry(sr_node *n);
-void persist_free(sr_node *n);
-
-/* apply.c */
-int apply_add_proposal(sr_node *n, sr_index index, sr_term term, void *cookie);
-void apply_committed(sr_node *n);
-void apply_fail_all(sr_node *n, int status);
-void apply_free(sr_node *n);
-
-/* snapshot.c */
-void snap_send(sr_node *n, struct progress *pr);
-void snap_handle_chunk(sr_node *n, const sr_msg *m);
-void snap_handle_resp(sr_node *n, const sr_msg *m);
-/* Per engine call: drop a pointless partial incoming snapshot, take a
- * snapshot if the threshold is reached. */
-void snap_process(sr_node *n);
-int snap_restore(sr_node *n, sr_index index, sr_term term);
-void snap_free(sr_node *n);
-
-/* reconfig.c */
-int reconf_write_recovery(sr_node *n);
-void reconf_tick(sr_node *n);
-void reconf_after_commit(sr_node *n);
+struct progress *progress_heard_from(sr_node *n, const sr_msg *m);
+int progress_is_voter(sr_node *n, sr_id id);
+/* The highest index durable on a quorum (this node: its durable index). */
+sr_index progress_quorum_match(const sr_node *n);
+/* The newest append seq a quorum echoed (this node: all of them). */
+uint64_t progress_quorum_seq(const sr_node *n);
+/* The election's outcome so far: QUORUM_WON, _LOST or _PENDING. */
+int progress_tally_votes(const sr_node *n);
+void progress_clear_votes(sr_node *n);
+/* CheckQuorum: was a quorum heard from since the last call? */
+int progress_quorum_active(sr_node *n);
+/* Is this node's own vote a quorum (the only voter)? */
+int progress_self_decides(const sr_node *n);
 
 /* repair.c */
 /* At start: note entries the store lost (SR_ECORRUPT if no peer can
@@ -257,26 +239,105 @@ void repair_check(sr_node *n);
 /* May a candidate with this last entry have our vote despite the loss? */
 int repair_vote_ok(const sr_node *n, sr_index last_index, sr_term last_term);
 
-/* transfer.c */
-void transfer_check(sr_node *n, struct progress *pr);
-void transfer_tick(sr_node *n);
+/* persist.c */
+int persist_append(sr_node *n, sr_index lo, size_t count);
+/* Truncate the log from `from`; the caller rolls the configuration back
+ * (conf_rollback). */
+int persist_truncate(sr_node *n, sr_index from);
+void persist_complete(sr_node *n, uint64_t token, int status);
+void persist_process(sr_node *n);
+/* Offer the backlog (entries the store refused with SR_EBUSY) again. */
+void persist_retry(sr_node *n);
+void persist_free(sr_node *n);
+
+/* config.c */
+/* Check an initial or forced configuration (SR_EINVAL, logged). */
+int conf_check(sr_node *n, const sr_membership *conf);
+/* Append a configuration entry of the current term, in effect at once. */
+int conf_append(sr_node *n, const sr_membership *c, sr_index *index_out);
+int conf_entry_appended(sr_node *n, sr_index index, const void *data,
+			size_t len);
+/* The configuration entry at index (data, len) was applied. */
+void conf_entry_applied(sr_node *n, sr_index index, const void *data,
+			size_t len);
+/* The log was truncated from `from`: back to the configuration before. */
+void conf_rollback(sr_node *n, sr_index from);
+/* A snapshot at index with configuration c replaced the log up to it. */
+void conf_snapshot_installed(sr_node *n, const sr_membership *c,
+			     sr_index index);
+/* At start: the snapshot's configuration (index 0: none). */
+void conf_start(sr_node *n, const sr_membership *c, sr_index index);
+/* The configuration before the latest (conf_index must be > applied). */
+void conf_previous(sr_node *n, sr_membership *out);
+void conf_free(sr_node *n);
+
+/* apply.c */
+int apply_add_proposal(sr_node *n, sr_index index, sr_term term, void *cookie);
+void apply_committed(sr_node *n);
+/* Fail the proposals at or below index with status (a snapshot replaced
+ * their entries: nobody can tell whether they made it). */
+void apply_fail_through(sr_node *n, sr_index index, int status);
+void apply_fail_all(sr_node *n, int status);
+void apply_free(sr_node *n);
+
+/* follower.c */
+void follower_handle_append(sr_node *n, const sr_msg *m);
+void follower_maybe_ack(sr_node *n, int force);
+
+/* snapshot.c */
+void snap_send(sr_node *n, struct progress *pr);
+void snap_handle_chunk(sr_node *n, const sr_msg *m);
+/* The progress to probe with an append once a follower installed the
+ * snapshot, else NULL. */
+struct progress *snap_handle_resp(sr_node *n, const sr_msg *m);
+/* Per engine call: drop a pointless partial incoming snapshot, take a
+ * snapshot if the threshold is reached. */
+void snap_process(sr_node *n);
+int snap_restore(sr_node *n, sr_index index, sr_term term);
+void snap_free(sr_node *n);
+
+/* replication.c */
+void repl_become_leader(sr_node *n);
+/* CheckQuorum, when due; the leader may step down. */
+void repl_tick_quorum(sr_node *n);
+void repl_tick_heartbeat(sr_node *n);
+void repl_send_append(sr_node *n, struct progress *pr, int heartbeat);
+void repl_broadcast(sr_node *n, int heartbeat);
+/* Returns the sender's progress if the response moved it, else NULL. */
+struct progress *repl_handle_append_resp(sr_node *n, const sr_msg *m);
+void repl_maybe_commit(sr_node *n);
+
+/* election.c */
+void elect_tick(sr_node *n);
+void elect_start(sr_node *n, int pre, int transfer);
+int elect_step_term(sr_node *n, const sr_msg *m);
+void elect_handle_vote(sr_node *n, const sr_msg *m);
+void elect_handle_vote_resp(sr_node *n, const sr_msg *m);
 
 /* read.c */
 /* At start: where this process's read tags begin. */
 void read_start(sr_node *n, const sr_durable *d);
+int read_index(sr_node *n, void *cookie);
 void read_handle_request(sr_node *n, const sr_msg *m);
 void read_handle_resp(sr_node *n, const sr_msg *m);
 void read_process(sr_node *n);
 void read_fail_all(sr_node *n, int status);
 void read_free(sr_node *n);
 
-/* config.c */
-/* Append a configuration entry of the current term, in effect at once. */
-int conf_append(sr_node *n, const sr_membership *c, sr_index *index_out);
-void conf_at(sr_node *n, sr_index index, sr_membership *out);
-int conf_entry_appended(sr_node *n, sr_index index, const void *data,
-			size_t len);
-void conf_set(sr_node *n, const sr_membership *conf, sr_index index);
-int conf_rollback(sr_node *n, sr_index from);
+/* transfer.c */
+int transfer_start(sr_node *n, sr_id target);
+void transfer_check(sr_node *n, struct progress *pr);
+void transfer_tick(sr_node *n);
+
+/* reconfig.c */
+int reconf_add(sr_node *n, sr_id id, const char *addr, int auto_promote);
+int reconf_set_role(sr_node *n, sr_id id, uint32_t role);
+int reconf_write_recovery(sr_node *n);
+void reconf_tick(sr_node *n);
+void reconf_after_commit(sr_node *n);
+
+/* node.c: the public entry points */
+void node_enter(sr_node *n);
+void node_leave(sr_node *n);
 
 #endif

@@ -145,7 +145,6 @@ int persist_truncate(sr_node *n, sr_index from)
 		if (op->last >= from)
 			op->last = from - 1;
 	}
-	conf_rollback(n, from);
 	return 0;
 }
 
@@ -177,8 +176,10 @@ void persist_process(sr_node *n)
 			node_stop(n, op->status, "storage write");
 			return;
 		}
-		if (op->last > n->durable)
+		if (op->last > n->durable) {
 			n->durable = op->last;
+			n->commit_moved = 1; /* the leader counts its own */
+		}
 		n->ops_head = (n->ops_head + 1) % n->ops_cap;
 		n->ops_count--;
 		n->ops_first_token++;

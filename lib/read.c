@@ -172,20 +172,17 @@ static int read_leader_add(sr_node *n, struct read_req *r)
 	return rq_push(n, &n->rq_quorum, r, 0);
 }
 
-int sr_node_read_index(sr_node *n, void *cookie)
+int read_index(sr_node *n, void *cookie)
 {
 	struct read_req r;
 	int rv;
 
-	if ((rv = node_check_running(n)))
-		return rv;
 	if (n->role != SR_LEADER && !n->leader)
 		return SR_ENOTLEADER;
 	if (read_pending(n) >= READ_MAX_PENDING)
 		return SR_EBUSY;
 	memset(&r, 0, sizeof(r));
 	r.cookie = cookie;
-	node_enter(n);
 	read_check_term(n);
 	if (n->role == SR_LEADER) {
 		rv = read_leader_add(n, &r);
@@ -203,7 +200,6 @@ int sr_node_read_index(sr_node *n, void *cookie)
 			node_send(n, &m);
 		}
 	}
-	node_leave(n);
 	return rv;
 }
 
@@ -248,32 +244,6 @@ void read_handle_resp(sr_node *n, const sr_msg *m)
 		read_finish(n, &r, SR_ENOMEM);
 }
 
-/* The newest seq echoed by a majority of voters (this node counts as
- * having echoed everything). */
-static uint64_t read_quorum_seq(const sr_node *n)
-{
-	uint64_t seqs[SR_MAX_MEMBERS + 1];
-	uint32_t k = 0, quorum = node_voter_count(n) / 2 + 1;
-	if (node_is_voter(n, n->cfg.id))
-		seqs[k++] = UINT64_MAX;
-	for (uint32_t i = 0; i < n->n_prs; i++)
-		if (n->prs[i].role == SR_ROLE_VOTER)
-			seqs[k++] = n->prs[i].acked_seq;
-	if (k < quorum)
-		return 0;
-	/* the quorum-th largest, by selection (k is small) */
-	for (uint32_t i = 0; i < quorum; i++) {
-		uint32_t best = i;
-		for (uint32_t j = i + 1; j < k; j++)
-			if (seqs[j] > seqs[best])
-				best = j;
-		uint64_t t = seqs[i];
-		seqs[i] = seqs[best];
-		seqs[best] = t;
-	}
-	return seqs[quorum - 1];
-}
-
 /* Move reads along; called once per engine call. */
 void read_process(sr_node *n)
 {
@@ -292,7 +262,7 @@ void read_process(sr_node *n)
 			}
 		}
 		if (n->rq_quorum.count) {
-			uint64_t ok = read_quorum_seq(n);
+			uint64_t ok = progress_quorum_seq(n);
 			while (n->rq_quorum.count &&
 			       rq_at(&n->rq_quorum, 0)->seq <= ok) {
 				struct read_req r = rq_pop(&n->rq_quorum);

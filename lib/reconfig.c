@@ -22,22 +22,6 @@
 
 #include "node.h"
 
-static int reconf_allowed(const sr_node *n)
-{
-	int rv = node_check_running(n);
-	if (rv)
-		return rv;
-	if (n->role != SR_LEADER)
-		return SR_ENOTLEADER;
-	if (n->transfer_target)
-		return SR_ETRANSFER;
-	if (n->backlog)
-		return SR_EBUSY; /* the store refused an append (persist.c) */
-	if (n->conf_index > n->commit || n->commit < n->term_start)
-		return SR_ECONFPENDING;
-	return 0;
-}
-
 static int reconf_propose(sr_node *n, const sr_membership *c)
 {
 	sr_index index;
@@ -50,10 +34,10 @@ static int reconf_propose(sr_node *n, const sr_membership *c)
 	return 0;
 }
 
-int sr_node_add(sr_node *n, sr_id id, const char *addr, int auto_promote)
+int reconf_add(sr_node *n, sr_id id, const char *addr, int auto_promote)
 {
 	sr_membership c;
-	int rv = reconf_allowed(n);
+	int rv = node_leader_ready(n, LEADER_CHANGE);
 	if (rv)
 		return rv;
 	if (id == 0)
@@ -65,18 +49,15 @@ int sr_node_add(sr_node *n, sr_id id, const char *addr, int auto_promote)
 	if (rv)
 		return rv;
 	c.members[c.n - 1].auto_promote = auto_promote ? 1 : 0;
-	node_enter(n);
-	rv = reconf_propose(n, &c);
-	node_leave(n);
-	return rv;
+	return reconf_propose(n, &c);
 }
 
-static int reconf_set_role(sr_node *n, sr_id id, uint32_t role)
+int reconf_set_role(sr_node *n, sr_id id, uint32_t role)
 {
 	sr_membership c;
 	sr_member *m = NULL;
 	uint32_t voters = 0;
-	int rv = reconf_allowed(n);
+	int rv = node_leader_ready(n, LEADER_CHANGE);
 	if (rv)
 		return rv;
 	c = n->conf;
@@ -94,20 +75,7 @@ static int reconf_set_role(sr_node *n, sr_id id, uint32_t role)
 		voters += c.members[i].role == SR_ROLE_VOTER;
 	if (voters == 0)
 		return SR_EINVAL; /* removing the last voter */
-	node_enter(n);
-	rv = reconf_propose(n, &c);
-	node_leave(n);
-	return rv;
-}
-
-int sr_node_promote(sr_node *n, sr_id id)
-{
-	return reconf_set_role(n, id, SR_ROLE_VOTER);
-}
-
-int sr_node_remove(sr_node *n, sr_id id)
-{
-	return reconf_set_role(n, id, SR_ROLE_REMOVED);
+	return reconf_propose(n, &c);
 }
 
 /* Auto-promotion of learners that have caught up. */
@@ -130,7 +98,7 @@ void reconf_tick(sr_node *n)
 		if (pr->catchup_since == 0)
 			pr->catchup_since = n->now ? n->now : 1;
 		if (n->now - pr->catchup_since >= n->cfg.catchup_ms &&
-		    reconf_allowed(n) == 0) {
+		    node_leader_ready(n, LEADER_CHANGE) == 0) {
 			node_log(n, SR_LOG_INFO,
 				 "promoting caught-up learner "
 				 "%llu",
@@ -144,12 +112,12 @@ void reconf_tick(sr_node *n)
 /* A leader removed by a committed change steps down. */
 void reconf_after_commit(sr_node *n)
 {
-	if (n->role == SR_LEADER && !node_is_voter(n, n->cfg.id) &&
+	if (n->role == SR_LEADER && !n->self_sets &&
 	    n->conf_index <= n->commit) {
 		node_log(n, SR_LOG_INFO,
 			 "removed from the configuration: "
 			 "stepping down");
-		elect_become_follower(n, n->term, 0);
+		role_become_follower(n, n->term, 0);
 	}
 }
 
@@ -158,7 +126,7 @@ int sr_node_recover(sr_node *n, const sr_membership *conf)
 	int rv;
 	if (n->started)
 		return SR_ESTATE;
-	rv = node_check_membership(n, conf);
+	rv = conf_check(n, conf);
 	if (rv)
 		return rv;
 	if (n->have_bootstrap || n->have_recover)
@@ -176,7 +144,7 @@ int reconf_write_recovery(sr_node *n)
 	int rv;
 
 	n->have_recover = 0;
-	rv = elect_set_hard_state(n, n->term + 1, 0);
+	rv = role_set_hard_state(n, n->term + 1, 0);
 	if (rv == 0)
 		rv = conf_append(n, &n->recover, &index);
 	if (rv)

@@ -63,7 +63,7 @@ int repair_start(sr_node *n, const sr_durable *d)
 		 "leader; no vote until they are back",
 		 (unsigned long long)d->lost_first,
 		 (unsigned long long)d->lost_last);
-	if (node_voter_count(n) == 1 && node_is_voter(n, n->cfg.id)) {
+	if (progress_self_decides(n)) {
 		node_log(n, SR_LOG_ERROR,
 			 "store lost entries up to %llu and this node is the "
 			 "only voter: no peer holds them",

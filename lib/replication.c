@@ -67,23 +67,6 @@ static void repl_infl_clear(struct progress *pr)
 	pr->infl_bytes = 0;
 }
 
-void repl_reset_progress(sr_node *n, struct progress *pr)
-{
-	pr->state = SR_PROGRESS_PROBE;
-	pr->match = 0;
-	pr->match_seq = 0;
-	pr->next = sr_log_last(&n->log) + 1;
-	pr->probe_sent = 0;
-	pr->recent_active = 1;
-	repl_infl_clear(pr);
-}
-
-void repl_free_progress(sr_node *n, struct progress *pr)
-{
-	sr_free(n->alloc, pr->infl);
-	pr->infl = NULL;
-}
-
 static int repl_scratch(sr_node *n, size_t want)
 {
 	sr_entry *s;
@@ -196,14 +179,15 @@ void repl_become_leader(sr_node *n)
 	n->uncommitted_bytes = 0;
 	n->transfer_target = 0;
 	n->term_start = sr_log_last(&n->log) + 1;
+	n->commit_moved = 1;
 	for (uint32_t i = 0; i < n->n_prs; i++) {
-		repl_reset_progress(n, &n->prs[i]);
+		progress_reset(n, &n->prs[i]);
 		n->prs[i].last_heard = n->now;
 	}
 	n->heartbeat_deadline = n->now + n->cfg.heartbeat_ms;
 	n->quorum_deadline = n->now + n->cfg.election_timeout_ms;
 	node_log(n, SR_LOG_INFO, "became leader");
-	elect_notify(n);
+	node_notify(n);
 	/* The no-op of §5.4.2 / §8: lets entries of earlier terms commit. */
 	index = sr_log_last(&n->log) + 1;
 	if (sr_log_push(&n->log, n->term, SR_ENTRY_NOOP, NULL, NULL, 0)) {
@@ -214,41 +198,23 @@ void repl_become_leader(sr_node *n)
 		repl_broadcast(n, 0);
 }
 
-/* CheckQuorum (thesis §6.2): step down if a majority went silent. */
-static void repl_check_quorum(sr_node *n)
+/* CheckQuorum (thesis §6.2): step down if a quorum went silent. */
+void repl_tick_quorum(sr_node *n)
 {
-	uint32_t active = node_is_voter(n, n->cfg.id) ? 1 : 0;
-	uint32_t quorum = node_voter_count(n) / 2 + 1;
-	for (uint32_t i = 0; i < n->n_prs; i++) {
-		struct progress *pr = &n->prs[i];
-		if (pr->role == SR_ROLE_VOTER && pr->recent_active)
-			active++;
-		pr->recent_active = 0;
-	}
-	if (active < quorum) {
+	if (n->now < n->quorum_deadline)
+		return;
+	n->quorum_deadline = n->now + n->cfg.election_timeout_ms;
+	if (n->cfg.check_quorum && !progress_quorum_active(n)) {
 		node_log(n, SR_LOG_WARN,
-			 "stepping down: heard from %u of %u "
-			 "voters in an election timeout",
-			 active, node_voter_count(n));
-		elect_become_follower(n, n->term, 0);
+			 "stepping down: no quorum of voters heard from in "
+			 "an election timeout");
+		role_become_follower(n, n->term, 0);
 	}
 }
 
-void repl_tick(sr_node *n)
+void repl_tick_heartbeat(sr_node *n)
 {
-	if (n->now >= n->quorum_deadline) {
-		n->quorum_deadline = n->now + n->cfg.election_timeout_ms;
-		if (n->cfg.check_quorum) {
-			repl_check_quorum(n);
-			if (n->role != SR_LEADER)
-				return;
-		}
-	}
-	transfer_tick(n);
-	reconf_tick(n);
-	if (n->role != SR_LEADER)
-		return;
-	if (n->now >= n->heartbeat_deadline) {
+	if (n->role == SR_LEADER && n->now >= n->heartbeat_deadline) {
 		n->heartbeat_deadline = n->now + n->cfg.heartbeat_ms;
 		repl_broadcast(n, 1);
 	}
@@ -269,36 +235,24 @@ static sr_index repl_find_hint(sr_node *n, sr_index index, sr_term term)
 	return index;
 }
 
-struct progress *repl_heard_from(sr_node *n, const sr_msg *m)
-{
-	struct progress *pr;
-	if (n->role != SR_LEADER || m->term != n->term)
-		return NULL;
-	pr = node_progress(n, m->from);
-	if (pr) {
-		pr->recent_active = 1; /* for CheckQuorum */
-		pr->last_heard = n->now;
-	}
-	return pr;
-}
-
-void repl_handle_append_resp(sr_node *n, const sr_msg *m)
+struct progress *repl_handle_append_resp(sr_node *n, const sr_msg *m)
 {
 	const sr_msg_append_resp *r = &m->u.append_resp;
-	struct progress *pr = repl_heard_from(n, m);
+	struct progress *pr = progress_heard_from(n, m);
 
 	if (!pr)
-		return;
+		return NULL;
 	if (r->seq > pr->acked_seq && r->seq <= n->hb_seq)
 		pr->acked_seq = r->seq;
 	if (pr->state == SR_PROGRESS_SNAPSHOT)
-		return; /* snapshot responses drive it */
+		return NULL; /* snapshot responses drive it */
 	if (r->success) {
 		sr_index held = SR_MAX(r->index, r->hint_index);
 		if (held > sr_log_last(&n->log))
-			return; /* claims entries we never sent */
+			return NULL; /* claims entries we never sent */
 		if (r->index > pr->match) {
 			pr->match = r->index;
+			n->commit_moved = 1;
 			pr->match_seq = r->seq;
 			repl_infl_free_to(n, pr, r->index);
 		}
@@ -318,7 +272,7 @@ void repl_handle_append_resp(sr_node *n, const sr_msg *m)
 	} else {
 		sr_index hint;
 		if (r->index <= pr->match && r->seq <= pr->match_seq)
-			return; /* stale: we already know more */
+			return NULL; /* stale: we already know more */
 		if (r->index <= pr->match) {
 			/* Answered after the reply that raised match: the
 			 * follower's store lost entries it acknowledged
@@ -334,7 +288,7 @@ void repl_handle_append_resp(sr_node *n, const sr_msg *m)
 			pr->match_seq = r->seq;
 		}
 		if (pr->state == SR_PROGRESS_PROBE && r->index != pr->next - 1)
-			return; /* not the answer to our current probe */
+			return NULL; /* not the answer to our current probe */
 		hint = repl_find_hint(n, r->hint_index, r->hint_term);
 		pr->state = SR_PROGRESS_PROBE;
 		pr->probe_sent = 0;
@@ -342,41 +296,18 @@ void repl_handle_append_resp(sr_node *n, const sr_msg *m)
 		pr->next = SR_MAX(pr->match + 1, SR_MIN(hint + 1, r->index));
 	}
 	repl_send_append(n, pr, 0);
-	transfer_check(n, pr);
-}
-
-/* Sort a handful of indexes, largest first (insertion sort: k <= 65). */
-static void repl_sort_desc(sr_index *v, uint32_t k)
-{
-	for (uint32_t i = 1; i < k; i++) {
-		sr_index x = v[i];
-		uint32_t j = i;
-		while (j > 0 && v[j - 1] < x) {
-			v[j] = v[j - 1];
-			j--;
-		}
-		v[j] = x;
-	}
+	return pr;
 }
 
 void repl_maybe_commit(sr_node *n)
 {
-	sr_index matches[SR_MAX_MEMBERS + 1];
-	uint32_t k = 0, quorum = node_voter_count(n) / 2 + 1;
 	sr_index candidate, old = n->commit;
 	int err;
 
-	if (n->role != SR_LEADER || quorum == 0)
+	if (n->role != SR_LEADER || !n->commit_moved)
 		return;
-	if (node_is_voter(n, n->cfg.id))
-		matches[k++] = n->durable;
-	for (uint32_t i = 0; i < n->n_prs; i++)
-		if (n->prs[i].role == SR_ROLE_VOTER)
-			matches[k++] = n->prs[i].match;
-	if (k < quorum)
-		return;
-	repl_sort_desc(matches, k);
-	candidate = matches[quorum - 1];
+	n->commit_moved = 0;
+	candidate = progress_quorum_match(n);
 	if (candidate <= n->commit)
 		return;
 	/* Only entries of the current term commit by counting (§5.4.2). */

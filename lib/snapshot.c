@@ -119,22 +119,23 @@ void snap_send(sr_node *n, struct progress *pr)
 	node_send(n, &m);
 }
 
-void snap_handle_resp(sr_node *n, const sr_msg *m)
+struct progress *snap_handle_resp(sr_node *n, const sr_msg *m)
 {
 	const sr_msg_snapshot_resp *r = &m->u.snapshot_resp;
-	struct progress *pr = repl_heard_from(n, m);
+	struct progress *pr = progress_heard_from(n, m);
 
 	if (!pr)
-		return;
+		return NULL;
 	if (pr->state != SR_PROGRESS_SNAPSHOT ||
 	    r->last_index != pr->snap_index)
-		return; /* stale */
+		return NULL; /* stale */
 	if (r->done) {
 		node_log(n, SR_LOG_INFO, "snapshot %llu installed on %llu",
 			 (unsigned long long)r->last_index,
 			 (unsigned long long)pr->id);
 		if (pr->match < r->last_index) {
 			pr->match = r->last_index;
+			n->commit_moved = 1;
 			/* rejections of appends sent before now are stale
 			 * (repl_handle_append_resp) */
 			pr->match_seq = n->hb_seq;
@@ -142,16 +143,16 @@ void snap_handle_resp(sr_node *n, const sr_msg *m)
 		pr->next = pr->match + 1;
 		pr->state = SR_PROGRESS_PROBE;
 		pr->probe_sent = 0;
-		repl_send_append(n, pr, 0);
-		return;
+		return pr; /* the caller sends the probe (replication.c) */
 	}
 	if (r->rejected)
 		pr->snap_offset = 0;
 	else if (r->offset == pr->snap_offset)
-		return; /* duplicate answer; the heartbeat resends */
+		return NULL; /* duplicate answer; the heartbeat resends */
 	else
 		pr->snap_offset = r->offset;
 	snap_send(n, pr);
+	return NULL;
 }
 
 /* ---- follower: receiving ------------------------------------------ */
@@ -195,24 +196,24 @@ static void snap_install(sr_node *n)
 	}
 	keep = idx <= last && idx >= n->log.first &&
 	       sr_log_term(&n->log, idx, NULL) == term;
-	if (!keep && last > idx && persist_truncate(n, idx + 1))
-		return;
+	if (!keep && last > idx) {
+		if (persist_truncate(n, idx + 1))
+			return;
+		conf_rollback(n, idx + 1);
+	}
 	rv = n->cfg.storage->compact(n->cfg.storage_ctx, idx);
 	if (rv) {
 		node_stop(n, rv, "compacting after a snapshot");
 		return;
 	}
 	if (keep) {
-		sr_log_evict(&n->log, idx + 1);
-		n->log.first = idx + 1;
-		n->log.snap_index = idx;
-		n->log.snap_term = term;
+		sr_log_compact(&n->log, idx);
+		sr_log_set_snapshot(&n->log, idx, term);
 	} else {
 		sr_log_reset(&n->log, idx + 1, idx, term);
 	}
 	n->snap_conf = n->recv_conf;
-	if (n->conf_index <= idx)
-		conf_set(n, &n->recv_conf, idx);
+	conf_snapshot_installed(n, &n->recv_conf, idx);
 	if (n->durable < idx)
 		n->durable = idx;
 	if (n->verified < idx)
@@ -226,14 +227,7 @@ static void snap_install(sr_node *n)
 	n->applied = idx;
 	/* Our own proposals at or below idx were applied elsewhere: we
 	 * cannot tell which of them made it. */
-	while (n->props_count > 0 && n->props[n->props_head].index <= idx) {
-		struct proposal p = n->props[n->props_head];
-		n->props_head = (n->props_head + 1) % n->props_cap;
-		n->props_count--;
-		if (n->cfg.host.done)
-			n->cfg.host.done(n->cfg.host_ctx, p.cookie, SR_EUNKNOWN,
-					 p.index, NULL);
-	}
+	apply_fail_through(n, idx, SR_EUNKNOWN);
 }
 
 /* Drop a partial incoming snapshot; the store discards what it holds. */
@@ -310,9 +304,9 @@ void snap_handle_chunk(sr_node *n, const sr_msg *m)
 	int rv;
 
 	if (n->role != SR_FOLLOWER || n->leader != m->from)
-		elect_become_follower(n, n->term, m->from);
+		role_become_follower(n, n->term, m->from);
 	n->leader_heard = n->now;
-	elect_reset_timer(n);
+	role_reset_timer(n);
 	snap_recv_check(n);
 	if (s->last_index <= n->log.snap_index ||
 	    (s->last_index <= n->commit && s->last_index <= n->durable)) {
@@ -387,7 +381,7 @@ static int snap_take(sr_node *n)
 	term = sr_log_term(&n->log, idx, &err);
 	if (err)
 		return err;
-	conf_at(n, idx, &n->snap_take_conf);
+	n->snap_take_conf = n->conf_applied; /* idx is the applied index */
 	rv = n->cfg.storage->snapshot_begin(n->cfg.storage_ctx, idx, term,
 					    &n->snap_take_conf);
 	if (rv) {
@@ -462,8 +456,7 @@ static int snap_compact(sr_node *n)
 		node_stop(n, rv, "compacting the log");
 		return rv;
 	}
-	sr_log_evict(&n->log, upto + 1);
-	n->log.first = upto + 1;
+	sr_log_compact(&n->log, upto);
 	return 0;
 }
 
@@ -484,8 +477,7 @@ int sr_node_snapshot_done(sr_node *n, int status)
 		node_stop(n, rv, "storing a snapshot");
 		return rv;
 	}
-	n->log.snap_index = n->snap_take_index;
-	n->log.snap_term = n->snap_take_term;
+	sr_log_set_snapshot(&n->log, n->snap_take_index, n->snap_take_term);
 	n->snap_conf = n->snap_take_conf;
 	node_log(n, SR_LOG_INFO, "snapshot %llu stored (%llu bytes)",
 		 (unsigned long long)n->snap_take_index,

@@ -42,23 +42,19 @@ void transfer_tick(sr_node *n)
 	}
 }
 
-int sr_node_transfer(sr_node *n, sr_id target)
+int transfer_start(sr_node *n, sr_id target)
 {
 	const sr_member *m;
 	struct progress *pr;
-	int rv = node_check_running(n);
+	int rv = node_leader_ready(n, LEADER_TRANSFER);
 
 	if (rv)
 		return rv;
-	if (n->role != SR_LEADER)
-		return SR_ENOTLEADER;
-	if (n->transfer_target)
-		return SR_ETRANSFER;
 	if (target == 0) {
 		/* the most up-to-date voter */
 		sr_index best = 0;
 		for (uint32_t i = 0; i < n->n_prs; i++) {
-			if (n->prs[i].role == SR_ROLE_VOTER &&
+			if (n->prs[i].sets &&
 			    (target == 0 || n->prs[i].match > best)) {
 				target = n->prs[i].id;
 				best = n->prs[i].match;
@@ -74,16 +70,14 @@ int sr_node_transfer(sr_node *n, sr_id target)
 		return SR_ENOTFOUND;
 	if (m->role != SR_ROLE_VOTER)
 		return SR_EINVAL;
-	pr = node_progress(n, target);
+	pr = progress_find(n, target);
 	if (!pr)
 		return SR_ENOTFOUND;
-	node_enter(n);
 	n->transfer_target = target;
 	n->transfer_deadline = n->now + n->cfg.election_timeout_ms;
 	if (pr->match == sr_log_last(&n->log))
 		transfer_send_timeout_now(n, pr);
 	else
 		repl_send_append(n, pr, 0);
-	node_leave(n);
 	return 0;
 }

@@ -468,11 +468,7 @@ static int mem_read(void *ctx, sr_index lo, size_t max_n, size_t max_bytes,
 
 		if (k && bytes + me->len > max_bytes)
 			break;
-		out[k].term = me->term;
-		out[k].index = i;
-		out[k].type = me->type;
-		out[k].len = me->len;
-		out[k].data = me->data;
+		log_slot_entry(me, i, &out[k]);
 		bytes += me->len;
 		k++;
 	}
@@ -669,10 +665,6 @@ SR_API int sr_mem_entry(const sr_mem *m, sr_index index, int durable,
 
 	if (!me)
 		return index < l->first ? SR_ECOMPACTED : SR_ENOTFOUND;
-	out->term = me->term;
-	out->index = index;
-	out->type = me->type;
-	out->len = me->len;
-	out->data = me->data;
+	log_slot_entry(me, index, out);
 	return 0;
 }

@@ -10,6 +10,15 @@
  * flush per iteration; the flush writes every dirty peer.  In
  * write-through mode the message is written at once instead.
  *
+ * Batch frames: when the peer's handshake offered them, a message queued
+ * behind a frame that has not started to leave joins it instead of
+ * getting a frame of its own — the second message turns the first one's
+ * frame into a batch (in place: the sizes work out the same), later ones
+ * are appended — up to batch_max_bytes of payload.  The write that
+ * follows seals the batch (length, CRC) first.  So the messages of every
+ * group for one peer in one loop iteration cost one header, one CRC and
+ * one frame to parse at the other end.
+ *
  * Bounds: a queue never holds more than max_queue_bytes; a message that
  * does not fit is dropped (SR_EBUSY).  A peer that is down has no queue
  * at all (messages are dropped, SR_ESTATE) except while connecting, so a
@@ -86,6 +95,7 @@ SR_API void sr_tcp_config_init(sr_tcp_config *cfg, sr_id id,
 	cfg->reconnect_max_ms = 5000;
 	cfg->handshake_timeout_ms = 5000;
 	cfg->user_timeout_ms = 10000;
+	cfg->batch_max_bytes = 64u << 10;
 	cfg->log_level = SR_LOG_INFO;
 }
 
@@ -145,6 +155,9 @@ SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out)
 	if (!t->rng)
 		t->rng = 1;
 	sr_decoder_init(&t->dec, cfg->max_frame_bytes, cfg->max_entries, a);
+	t->batch_max = cfg->batch_max_bytes < cfg->max_frame_bytes
+			       ? cfg->batch_max_bytes
+			       : cfg->max_frame_bytes;
 	rc = sr_tcpi_auth_init(t);
 	if (rc)
 		goto err;
@@ -336,6 +349,11 @@ struct tcp_peer *sr_tcpi_peer(const sr_tcp *t, sr_id id)
 	return NULL;
 }
 
+uint32_t sr_tcpi_features(const sr_tcp *t)
+{
+	return t->batch_max ? SR_FEATURE_BATCH : 0;
+}
+
 /* Drop what is queued (counting the messages) and free the buffer. */
 void sr_tcpi_queue_reset(sr_tcp *t, struct tcp_peer *p)
 {
@@ -347,7 +365,8 @@ void sr_tcpi_queue_reset(sr_tcp *t, struct tcp_peer *p)
 	t->st.queued_bytes -= p->q_tail - p->q_head;
 	sr_tcpi_free(t, p->q, p->q_cap);
 	p->q = NULL;
-	p->q_cap = p->q_head = p->q_tail = p->q_scan = 0;
+	p->q_cap = p->q_head = p->q_tail = p->q_scan = p->q_last = 0;
+	p->q_last_kind = TCP_LAST_NONE;
 	p->q_msgs = 0;
 	p->dirty = 0;
 }
@@ -475,6 +494,7 @@ static int queue_reserve(sr_tcp *t, struct tcp_peer *p, size_t n)
 			return SR_EBUSY;
 		memmove(p->q, p->q + done, keep);
 		p->q_head -= done;
+		p->q_last -= p->q_last_kind ? done : 0;
 		p->q_tail = keep;
 		p->q_scan = 0;
 		if (keep + n <= p->q_cap)
@@ -532,6 +552,53 @@ static int kick(sr_tcp *t, struct tcp_peer *p)
 	return 0;
 }
 
+void sr_tcpi_queue_close(struct tcp_peer *p)
+{
+	if (p->q_last_kind == TCP_LAST_BATCH)
+		sr_codec_batch_seal(p->q + p->q_last, p->q_tail - p->q_last);
+	p->q_last_kind = TCP_LAST_NONE;
+}
+
+/* The peer's handshake offered batches, and we send them. */
+static int peer_takes_batches(const sr_tcp *t, const struct tcp_peer *p)
+{
+	return t->batch_max && p->in && (p->in->features & SR_FEATURE_BATCH);
+}
+
+/*
+ * Put msg (size bytes as a frame of its own) into the queue's last frame
+ * if that frame may still grow, the peer takes batches and the result
+ * stays within batch_max.  1: joined; 0: not (the caller queues a frame);
+ * < 0: no room in the queue.
+ */
+static int queue_join(sr_tcp *t, struct tcp_peer *p, const sr_msg *msg,
+		      size_t size)
+{
+	if (p->q_last_kind == TCP_LAST_NONE || !peer_takes_batches(t, p))
+		return 0;
+	size_t item = size - SR_FRAME_HDR_SIZE + SR_BATCH_ITEM_HDR_SIZE;
+	size_t wrap = p->q_last_kind == TCP_LAST_MSG ? SR_BATCH_ITEM_HDR_SIZE
+						     : 0;
+	size_t cur = p->q_tail - p->q_last;
+	if (cur - SR_FRAME_HDR_SIZE + wrap + item > t->batch_max)
+		return 0;
+	int rc = queue_reserve(t, p, wrap + item);
+	if (rc)
+		return rc;
+	size_t len = cur;
+	uint8_t *f = p->q + p->q_last;
+	if (wrap) {
+		sr_codec_batch_wrap(f, p->q_cap - p->q_last, &len);
+		p->q_last_kind = TCP_LAST_BATCH;
+		t->st.batched_msgs++; /* the message already there */
+	}
+	sr_codec_batch_add(msg, f, p->q_cap - p->q_last, &len);
+	t->st.batched_msgs++;
+	p->q_tail = p->q_last + len;
+	t->st.queued_bytes += len - cur;
+	return 1;
+}
+
 SR_API int sr_tcp_send(sr_tcp *t, const sr_msg *msg)
 {
 	struct tcp_peer *p = sr_tcpi_peer(t, msg->to);
@@ -556,15 +623,25 @@ SR_API int sr_tcp_send(sr_tcp *t, const sr_msg *msg)
 		count_drop(t, p, &t->st.drops_down);
 		return SR_ESTATE;
 	}
-	int rc = queue_reserve(t, p, size);
-	if (rc) {
+	int rc = queue_join(t, p, msg, size);
+	if (rc == 0) {
+		sr_tcpi_queue_close(p); /* a full batch is done */
+		rc = queue_reserve(t, p, size);
+		if (rc == 0) {
+			sr_codec_encode(msg, p->q + p->q_tail,
+					p->q_cap - p->q_tail, NULL);
+			p->q_last = p->q_tail;
+			p->q_last_kind = TCP_LAST_MSG;
+			p->q_tail += size;
+			t->st.queued_bytes += size;
+			t->st.frames_sent++;
+		}
+	}
+	if (rc < 0) {
 		count_drop(t, p, &t->st.drops_full);
 		return rc;
 	}
-	sr_codec_encode(msg, p->q + p->q_tail, p->q_cap - p->q_tail, NULL);
-	p->q_tail += size;
 	p->q_msgs++;
-	t->st.queued_bytes += size;
 	t->st.msgs_sent++;
 	return kick(t, p);
 }

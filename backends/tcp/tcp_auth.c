@@ -126,14 +126,16 @@ int sr_tcpi_hs_header(const void *buf, size_t len, int challenge,
 	return 0;
 }
 
-/* The whole frame is there, of this type and size, with a good CRC. */
+/* The whole frame is there, of this type and size, with a good CRC.  The
+ * group field is 0, except in an auth hello: its feature bits. */
 static int frame_check(const uint8_t *p, size_t len, uint32_t type)
 {
 	uint32_t plen = payload_size(type);
 	if (!p || len < SR_FRAME_HDR_SIZE + (size_t)plen ||
 	    get_u32(p) != SR_FRAME_MAGIC ||
 	    get_u16(p + 4) != SR_FRAME_VERSION || get_u16(p + 6) != type ||
-	    get_u32(p + 8) != 0 || get_u32(p + 12) != plen)
+	    (type != TCP_FRAME_AUTH_HELLO && get_u32(p + 8) != 0) ||
+	    get_u32(p + 12) != plen)
 		return SR_EPROTO;
 	uint32_t crc = sr_crc32c(0, p, 16);
 	crc = sr_crc32c(crc, p + SR_FRAME_HDR_SIZE, plen);
@@ -149,6 +151,7 @@ int sr_tcpi_auth_decode_hello(const void *buf, size_t len, sr_hello *h,
 	const uint8_t *p = f + SR_FRAME_HDR_SIZE;
 	if (sr_frame_get_hello(p, h))
 		return SR_EPROTO;
+	h->features = get_u32(f + 8);
 	memcpy(nonce, p + SR_HELLO_PAYLOAD, TCP_NONCE_SIZE);
 	return 0;
 }
@@ -185,7 +188,8 @@ int sr_tcpi_auth_encode_hello(const sr_hello *h,
 	if (rc)
 		return rc;
 	memcpy(p + SR_HELLO_PAYLOAD, nonce, TCP_NONCE_SIZE);
-	sr_frame_seal(out, TCP_FRAME_AUTH_HELLO, TCP_AUTH_HELLO_PAYLOAD);
+	sr_frame_seal(out, TCP_FRAME_AUTH_HELLO, h->features,
+		      TCP_AUTH_HELLO_PAYLOAD);
 	return 0;
 }
 
@@ -195,14 +199,14 @@ void sr_tcpi_auth_encode_challenge(const uint8_t nonce[TCP_NONCE_SIZE],
 {
 	memcpy(out + SR_FRAME_HDR_SIZE, nonce, TCP_NONCE_SIZE);
 	memcpy(out + SR_FRAME_HDR_SIZE + TCP_NONCE_SIZE, mac, TCP_MAC_SIZE);
-	sr_frame_seal(out, TCP_FRAME_CHALLENGE, TCP_CHALLENGE_PAYLOAD);
+	sr_frame_seal(out, TCP_FRAME_CHALLENGE, 0, TCP_CHALLENGE_PAYLOAD);
 }
 
 void sr_tcpi_auth_encode_proof(const uint8_t mac[TCP_MAC_SIZE],
 			       uint8_t out[TCP_PROOF_FRAME])
 {
 	memcpy(out + SR_FRAME_HDR_SIZE, mac, TCP_MAC_SIZE);
-	sr_frame_seal(out, TCP_FRAME_PROOF, TCP_PROOF_PAYLOAD);
+	sr_frame_seal(out, TCP_FRAME_PROOF, 0, TCP_PROOF_PAYLOAD);
 }
 
 void sr_tcpi_auth_mac(const uint8_t *key, size_t key_len, int prover,
@@ -400,6 +404,7 @@ static void in_auth_hello(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 		return;
 	}
 	memcpy(ai->hello, f + SR_FRAME_HDR_SIZE, TCP_AUTH_HELLO_PAYLOAD);
+	ai->features = h.features;
 	sr_tcpi_auth_mac(t->auth.key, t->auth.key_len, TCP_PROVER_ACCEPTOR,
 			 ai->hello, ai->nonce, mac);
 	sr_tcpi_auth_encode_challenge(ai->nonce, mac, ch);
@@ -432,6 +437,7 @@ static void in_proof(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len)
 		in_malformed(t, c, "malformed handshake");
 		return;
 	}
+	h.features = ai->features;
 	if (!mac_ok(t, TCP_PROVER_CONNECTOR, ai->hello, ai->nonce, mac)) {
 		snprintf(why, sizeof(why),
 			 "refused: node %llu failed authentication (wrong "
@@ -514,7 +520,9 @@ int sr_tcpi_auth_out_start(sr_tcp *t, struct tcp_peer *p)
 {
 	struct tcp_auth_out *ao = &p->auth;
 	uint8_t f[TCP_AUTH_HELLO_FRAME];
-	sr_hello h = { t->cfg.cluster_id, t->cfg.id, p->id, { 0 } };
+	sr_hello h = {
+		t->cfg.cluster_id, t->cfg.id, p->id, { 0 }, sr_tcpi_features(t)
+	};
 
 	memcpy(h.addr, t->advertise, SR_ADDR_MAX);
 	if (fresh_nonce(ao->nonce)) {

@@ -50,6 +50,7 @@ struct tcp_auth_in {
 	int wait_proof; /* challenge sent, proof expected */
 	uint8_t hello[TCP_AUTH_HELLO_PAYLOAD]; /* as received */
 	uint8_t nonce[TCP_NONCE_SIZE];	       /* ours */
+	uint32_t features; /* the auth hello's SR_FEATURE_* bits */
 };
 
 /* Connector side, in each peer. */

@@ -202,7 +202,9 @@ static int queue_hello(sr_tcp *t, struct tcp_peer *p)
 		t->st.queued_bytes += TCP_PROOF_FRAME;
 		return 0;
 	}
-	sr_hello h = { t->cfg.cluster_id, t->cfg.id, p->id, { 0 } };
+	sr_hello h = {
+		t->cfg.cluster_id, t->cfg.id, p->id, { 0 }, sr_tcpi_features(t)
+	};
 	memcpy(h.addr, t->advertise, SR_ADDR_MAX);
 	sr_codec_encode_hello(&h, p->q, p->q_cap);
 	p->q_tail = SR_HELLO_FRAME_SIZE;
@@ -286,19 +288,35 @@ fail:
 	sr_tcpi_peer_close(t, p, SR_LOG_INFO, why);
 }
 
+static uint32_t le32(const uint8_t *b)
+{
+	return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) |
+	       ((uint32_t)b[3] << 24);
+}
+
+/* Messages in the (sealed, our own) batch of plen payload bytes at f. */
+static uint32_t batch_count(const uint8_t *f, uint32_t plen)
+{
+	uint32_t n = 0;
+	for (size_t off = 0; off + SR_BATCH_ITEM_HDR_SIZE <= plen; n++)
+		off += SR_BATCH_ITEM_HDR_SIZE +
+		       le32(f + SR_FRAME_HDR_SIZE + off + 6);
+	return n;
+}
+
 /* Advance q_scan over completely written frames, counting messages. */
 static void queue_written(struct tcp_peer *p)
 {
 	while (p->q_scan + SR_FRAME_HDR_SIZE <= p->q_head) {
 		const uint8_t *h = p->q + p->q_scan;
 		uint32_t type = (uint32_t)h[6] | ((uint32_t)h[7] << 8);
-		uint32_t len = (uint32_t)h[12] | ((uint32_t)h[13] << 8) |
-			       ((uint32_t)h[14] << 16) |
-			       ((uint32_t)h[15] << 24);
+		uint32_t len = le32(h + 12);
 		size_t end = p->q_scan + SR_FRAME_HDR_SIZE + len;
 		if (end > p->q_head)
 			break;
-		if (type < SR_FRAME_HELLO) /* not a handshake frame */
+		if (type == SR_FRAME_BATCH)
+			p->q_msgs -= batch_count(h, len);
+		else if (type < SR_FRAME_HELLO) /* not a handshake frame */
 			p->q_msgs--;
 		p->q_scan = end;
 	}
@@ -312,6 +330,7 @@ int sr_tcpi_peer_write(sr_tcp *t, struct tcp_peer *p)
 {
 	if (p->state != SR_TCP_UP)
 		return 0;
+	sr_tcpi_queue_close(p);
 	while (p->q_head < p->q_tail) {
 		size_t want = p->q_tail - p->q_head;
 		ssize_t n = send(p->fd, p->q + p->q_head, want, MSG_NOSIGNAL);
@@ -508,6 +527,7 @@ void sr_tcpi_hello_bind(sr_tcp *t, struct tcp_in *c, const sr_hello *h)
 	if (p)
 		p->in = c;
 	c->peer = h->from;
+	c->features = h->features;
 	c->deadline = 0;
 	sr_tcpi_log(t, SR_LOG_INFO, "connection from %s: node %llu%s", c->name,
 		    (unsigned long long)h->from,
@@ -573,8 +593,72 @@ static void in_deliver(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 		sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
 		return;
 	}
+	t->st.frames_recv++;
 	t->st.msgs_recv++;
 	t->cfg.on_message(t->cfg.ctx, &m);
+}
+
+/* Close c for a bad batch: rc from the codec, or 0 for a bad sender. */
+static void in_bad_batch(sr_tcp *t, struct tcp_in *c, int rc, const sr_msg *m)
+{
+	char why[160];
+	if (rc == 0)
+		snprintf(why, sizeof(why),
+			 "message from %llu to %llu in a batch",
+			 (unsigned long long)m->from,
+			 (unsigned long long)m->to);
+	else
+		snprintf(why, sizeof(why), "%s batch frame",
+			 rc == SR_ETOOBIG  ? "oversized message in a"
+			 : rc == SR_ENOMEM ? "no memory for a"
+					   : "malformed (CRC, item lengths, "
+					     "nesting or fields)");
+	t->st.proto_errors++;
+	sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
+}
+
+/*
+ * A batch frame: every message in it is checked (decoded, from the peer,
+ * to us) before the first is delivered, so a bad batch delivers nothing.
+ * Delivery stops if on_message closes the connection.
+ */
+static void in_deliver_batch(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
+			     size_t flen)
+{
+	sr_batch_iter it, first;
+	sr_msg m;
+	int rc;
+
+	if (!t->batch_max) {
+		t->st.proto_errors++;
+		sr_tcpi_in_close(t, c, SR_LOG_WARN,
+				 "a batch frame, but this node does not "
+				 "take batches");
+		return;
+	}
+	rc = sr_codec_batch_open(&t->dec, f, flen, &it, NULL, NULL);
+	if (rc) {
+		in_bad_batch(t, c, rc, NULL);
+		return;
+	}
+	first = it;
+	while ((rc = sr_codec_batch_next(&t->dec, &it, &m)) == 1) {
+		if (m.from != c->peer || m.to != t->cfg.id) {
+			in_bad_batch(t, c, 0, &m);
+			return;
+		}
+	}
+	if (rc < 0) {
+		in_bad_batch(t, c, rc, NULL);
+		return;
+	}
+	t->st.frames_recv++;
+	t->st.batches_recv++;
+	it = first;
+	while (!c->closing && sr_codec_batch_next(&t->dec, &it, &m) == 1) {
+		t->st.msgs_recv++;
+		t->cfg.on_message(t->cfg.ctx, &m);
+	}
 }
 
 /*
@@ -625,7 +709,9 @@ static int in_parse(sr_tcp *t, struct tcp_in *c)
 			t->st.proto_errors++;
 			sr_tcpi_in_close(t, c, SR_LOG_WARN,
 					 "a second handshake");
-		} else
+		} else if (h.type == SR_FRAME_BATCH)
+			in_deliver_batch(t, c, c->buf + off, flen);
+		else
 			in_deliver(t, c, c->buf + off, &h);
 		off += flen;
 	}

@@ -36,6 +36,10 @@
 #define TCP_ACCEPTS_PER_EVENT 64
 /* A connection that lived this long resets the backoff. */
 #define TCP_UP_RESET_MS	      1000
+/* What the last frame of a send queue is, for batching. */
+#define TCP_LAST_NONE	      0
+#define TCP_LAST_MSG	      1
+#define TCP_LAST_BATCH	      2
 
 struct tcp_in;
 
@@ -51,10 +55,15 @@ struct tcp_peer {
 
 	/* Send queue: encoded frames back to back in q[head, tail).
 	 * `scan` is the start of the first frame not completely written;
-	 * q_msgs counts the messages (not the hello) from scan to tail. */
+	 * q_msgs counts the messages (not the hello) from scan to tail.
+	 * The last frame, at q_last, may still grow while no byte of the
+	 * queue has been written since it was started (q_last_kind: none,
+	 * a message frame a second message turns into a batch, or an
+	 * unsealed batch); the next write seals it first. */
 	uint8_t *q;
-	size_t q_head, q_tail, q_cap, q_scan;
+	size_t q_head, q_tail, q_cap, q_scan, q_last;
 	uint32_t q_msgs;
+	int q_last_kind; /* TCP_LAST_* */
 
 	uint64_t retry_at;	   /* DOWN: when to connect again */
 	uint64_t connect_deadline; /* CONNECTING: give up at */
@@ -75,9 +84,10 @@ struct tcp_in {
 	uint64_t deadline; /* handshake deadline */
 	uint8_t *buf;
 	size_t len, cap;
-	int busy;      /* inside a read callback: freeing is deferred */
-	int closing;   /* closed; freed when no longer busy */
-	char name[64]; /* remote address, for logs */
+	uint32_t features; /* SR_FEATURE_* its handshake offered */
+	int busy;	   /* inside a read callback: freeing is deferred */
+	int closing;	   /* closed; freed when no longer busy */
+	char name[64];	   /* remote address, for logs */
 	struct tcp_auth_in auth; /* tcp_auth.c, until bound */
 };
 
@@ -97,7 +107,8 @@ struct sr_tcp {
 	uint32_t n_in;
 
 	sr_decoder dec;
-	uint64_t timer_id; /* 0: none armed */
+	uint32_t batch_max; /* batch payload limit in effect; 0: off */
+	uint64_t timer_id;  /* 0: none armed */
 	uint64_t timer_when;
 	int flush_pending;
 	uint64_t rng;
@@ -111,6 +122,10 @@ void sr_tcpi_log(sr_tcp *t, int level, const char *fmt, ...)
 void *sr_tcpi_realloc(sr_tcp *t, void *p, size_t old, size_t size);
 void sr_tcpi_free(sr_tcp *t, void *p, size_t size);
 struct tcp_peer *sr_tcpi_peer(const sr_tcp *t, sr_id id);
+/* The SR_FEATURE_* bits this node's handshakes offer. */
+uint32_t sr_tcpi_features(const sr_tcp *t);
+/* Seal the last frame of p's queue before any of it is written. */
+void sr_tcpi_queue_close(struct tcp_peer *p);
 void sr_tcpi_arm_timer(sr_tcp *t);
 void sr_tcpi_queue_reset(sr_tcp *t, struct tcp_peer *p);
 

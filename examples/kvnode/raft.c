@@ -47,11 +47,11 @@ int kv_addr_split(const char *addr, char *raft, size_t raft_cap, char *client,
 	return 0;
 }
 
-const char *kv_raft_client_addr(const struct kv_server *s, sr_id id)
+const char *kv_raft_client_addr(const struct kv_group *g, sr_id id)
 {
 	static char client[SR_ADDR_MAX];
 	char raft[SR_ADDR_MAX];
-	const sr_member *m = sr_membership_find(&s->conf, id);
+	const sr_member *m = sr_membership_find(&g->conf, id);
 
 	if (!m ||
 	    kv_addr_split(m->addr, raft, sizeof(raft), client, sizeof(client)))
@@ -61,7 +61,7 @@ const char *kv_raft_client_addr(const struct kv_server *s, sr_id id)
 
 int kv_raft_is_learner(const struct kv_server *s)
 {
-	const sr_member *m = sr_membership_find(&s->conf, s->opt.id);
+	const sr_member *m = sr_membership_find(&s->groups[0].conf, s->opt.id);
 	return m && m->role == SR_ROLE_LEARNER;
 }
 
@@ -73,8 +73,9 @@ int kv_raft_is_learner(const struct kv_server *s)
  */
 void kv_raft_sync_time(struct kv_server *s)
 {
-	if (s->srv)
-		sr_server_tick(s->srv);
+	for (unsigned i = 0; i < s->ngroups; i++)
+		if (s->groups[i].srv)
+			sr_server_tick(s->groups[i].srv);
 }
 
 void kv_raft_kick(struct kv_server *s)
@@ -86,34 +87,28 @@ void kv_raft_kick(struct kv_server *s)
 /* Engine callbacks                                                   */
 /* ------------------------------------------------------------------ */
 
-static void on_done(void *ctx, void *cookie, int status, sr_index index,
-		    void *result)
-{
-	(void)index;
-	kv_server_write_done(ctx, cookie, status, result);
-}
-
-static void on_read_done(void *ctx, void *cookie, int status, sr_index index)
-{
-	(void)index;
-	kv_server_read_done(ctx, cookie, status);
-}
-
 static void on_state_changed(void *ctx, int role, sr_term term, sr_id leader)
 {
-	struct kv_server *s = ctx;
+	struct kv_group *g = ctx;
+	struct kv_server *s = g->s;
 	sr_status st;
 
-	kv_log(s, SR_LOG_INFO, "now %s in term %llu, leader %llu",
-	       sr_role_name(role), (unsigned long long)term,
-	       (unsigned long long)leader);
+	if (s->ngroups > 1)
+		kv_log(s, SR_LOG_INFO,
+		       "group %u: now %s in term %llu, leader %llu", g->idx,
+		       sr_role_name(role), (unsigned long long)term,
+		       (unsigned long long)leader);
+	else
+		kv_log(s, SR_LOG_INFO, "now %s in term %llu, leader %llu",
+		       sr_role_name(role), (unsigned long long)term,
+		       (unsigned long long)leader);
 	if (role != SR_STOPPED)
 		return;
 	/* The store failed (EIO, ENOSPC, ...): the engine acknowledges
 	 * nothing more.  Exit with an error so that a supervisor notices
 	 * and restarts the node once the disk is fixed; nothing it
 	 * acknowledged is lost (it was durable before it was counted). */
-	sr_node_status(s->node, &st);
+	sr_node_status(g->node, &st);
 	kv_log(s, SR_LOG_ERROR, "storage failed (%s): exiting",
 	       sr_strerror(st.error));
 	s->fatal = st.error ? st.error : SR_EIO;
@@ -181,88 +176,131 @@ int kv_peers_parse(const char *spec, sr_membership *out, char *err,
 /* Start and stop                                                     */
 /* ------------------------------------------------------------------ */
 
-/* The runtime dials the raft half of "RAFT/CLIENT". */
+/*
+ * Until the runtime multiplexes groups over one transport and one WAL,
+ * each group is its own sr_server: group i listens on the raft port plus
+ * i and keeps its log in DIR/raft (group 0) or DIR/raft-gI.  Members'
+ * address strings are the same in every group ("RAFT/CLIENT" with the
+ * base raft port); the port of group i is derived here.
+ */
+static int port_shift(const char *hostport, unsigned by, char *out, size_t cap)
+{
+	const char *colon = strrchr(hostport, ':');
+	char *end;
+	unsigned long port;
+
+	if (!colon)
+		return SR_EINVAL;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || port + by > 65535 || (by && port == 0))
+		return SR_EINVAL;
+	if ((size_t)snprintf(out, cap, "%.*s:%lu", (int)(colon - hostport),
+			     hostport, port + by) >= cap)
+		return SR_EINVAL;
+	return 0;
+}
+
+/* The runtime dials the raft half of "RAFT/CLIENT" (plus the group). */
 static int transport_addr(void *ctx, const sr_member *m, char *out, size_t cap)
 {
-	char client[SR_ADDR_MAX];
+	const struct kv_group *g = ctx;
+	char raft[SR_ADDR_MAX], client[SR_ADDR_MAX];
 
-	(void)ctx;
-	return kv_addr_split(m->addr, out, cap, client, sizeof(client))
-		       ? SR_EINVAL
-		       : 0;
+	if (kv_addr_split(m->addr, raft, sizeof(raft), client, sizeof(client)))
+		return SR_EINVAL;
+	if (g->idx == 0) /* as it is: one group needs no port arithmetic */
+		return (size_t)snprintf(out, cap, "%s", raft) < cap ? 0
+								    : SR_EINVAL;
+	return port_shift(raft, g->idx, out, cap);
 }
 
 static void on_conf_changed(void *ctx, const sr_membership *conf)
 {
-	struct kv_server *s = ctx;
+	struct kv_group *g = ctx;
 
-	s->conf = *conf;
+	g->conf = *conf;
 }
 
-int kv_raft_open(struct kv_server *s)
+static void on_done(void *ctx, void *cookie, int status, sr_index index,
+		    void *result)
 {
-	static sr_server_config cfg; /* large: kept off the stack */
-	char path[4096], err[256];
+	(void)index;
+	kv_server_write_done(ctx, cookie, status, result);
+}
+
+static void on_read_done(void *ctx, void *cookie, int status, sr_index index)
+{
+	(void)index;
+	kv_server_read_done(ctx, cookie, status);
+}
+
+static void config_fill(struct kv_server *s, sr_server_config *cfg)
+{
+	cfg->cluster_id = s->opt.cluster_id;
+	cfg->storage = s->opt.storage_wal ? SR_SERVER_WAL : SR_SERVER_MEM;
+	if (s->opt.wal_segment)
+		cfg->wal.segment_size = s->opt.wal_segment;
+	cfg->fsm = &kv_fsm_ops;
+	cfg->host.done = on_done;
+	cfg->host.read_done = on_read_done;
+	cfg->host.state_changed = on_state_changed;
+	cfg->host.conf_changed = on_conf_changed;
+	cfg->transport_addr = transport_addr;
+	cfg->log = kv_log_hook;
+	cfg->log_ctx = s;
+	cfg->log_level = s->opt.log_level;
+	cfg->loop = s->loop;
+	cfg->raft.election_timeout_ms = s->opt.election_ms;
+	cfg->raft.heartbeat_ms = s->opt.heartbeat_ms;
+	cfg->raft.seed = ((uint64_t)s->opt.id << 32) ^ kv_now_ms(s) ^
+			 (uint64_t)getpid();
+	if (s->opt.snapshot_threshold != UINT64_MAX)
+		cfg->raft.snapshot_threshold = s->opt.snapshot_threshold;
+	if (s->opt.snapshot_trailing != UINT64_MAX)
+		cfg->raft.snapshot_trailing = s->opt.snapshot_trailing;
+	/* A node waiting to be added hears from members it cannot know. */
+	cfg->tcp.accept_unknown_peers = 1;
+	if (s->opt.secret_len) { /* --cluster-secret-file */
+		cfg->tcp.secret = s->opt.secret;
+		cfg->tcp.secret_len = s->opt.secret_len;
+		if (s->opt.secret_prev_len) {
+			cfg->tcp.secret_prev = s->opt.secret_prev;
+			cfg->tcp.secret_prev_len = s->opt.secret_prev_len;
+		}
+	}
+}
+
+/* Create group g's runtime (not started). */
+static int group_create(struct kv_group *g, sr_server_config *cfg)
+{
+	struct kv_server *s = g->s;
+	char path[4096], listen[SR_ADDR_MAX];
 	int rc;
 
-	sr_server_config_init(&cfg, s->opt.id);
-	cfg.cluster_id = s->opt.cluster_id;
-	cfg.listen_addr = s->opt.raft_addr;
-	if (s->opt.peers &&
-	    kv_peers_parse(s->opt.peers, &cfg.peers, err, sizeof(err))) {
-		kv_log(s, SR_LOG_ERROR, "%s", err);
+	if (g->idx == 0)
+		snprintf(path, sizeof(path), "%s/raft", s->opt.data_dir);
+	else
+		snprintf(path, sizeof(path), "%s/raft-g%u", s->opt.data_dir,
+			 g->idx);
+	if (g->idx == 0) {
+		snprintf(listen, sizeof(listen), "%s", s->opt.raft_addr);
+	} else if (port_shift(s->opt.raft_addr, g->idx, listen,
+			      sizeof(listen))) {
+		kv_log(s, SR_LOG_ERROR,
+		       "--raft %s: with --groups %u the raft port must be a "
+		       "fixed port (group i listens on it plus i)",
+		       s->opt.raft_addr, s->ngroups);
 		return SR_EINVAL;
 	}
-	cfg.storage = s->opt.storage_wal ? SR_SERVER_WAL : SR_SERVER_MEM;
-	snprintf(path, sizeof(path), "%s/raft", s->opt.data_dir);
-	cfg.data_dir = path;
-	if (s->opt.wal_segment)
-		cfg.wal.segment_size = s->opt.wal_segment;
-	cfg.fsm = &kv_fsm_ops;
-	cfg.fsm_ctx = &s->fsm;
-	cfg.host.done = on_done;
-	cfg.host.read_done = on_read_done;
-	cfg.host.state_changed = on_state_changed;
-	cfg.host.conf_changed = on_conf_changed;
-	cfg.host_ctx = s;
-	cfg.transport_addr = transport_addr;
-	cfg.log = kv_log_hook;
-	cfg.log_ctx = s;
-	cfg.log_level = s->opt.log_level;
-	cfg.loop = s->loop;
-	cfg.raft.election_timeout_ms = s->opt.election_ms;
-	cfg.raft.heartbeat_ms = s->opt.heartbeat_ms;
-	cfg.raft.seed = ((uint64_t)s->opt.id << 32) ^ kv_now_ms(s) ^
-			(uint64_t)getpid();
-	if (s->opt.snapshot_threshold != UINT64_MAX)
-		cfg.raft.snapshot_threshold = s->opt.snapshot_threshold;
-	if (s->opt.snapshot_trailing != UINT64_MAX)
-		cfg.raft.snapshot_trailing = s->opt.snapshot_trailing;
-	/* A node waiting to be added hears from members it cannot know. */
-	cfg.tcp.accept_unknown_peers = 1;
-	if (s->opt.secret_len) { /* --cluster-secret-file */
-		cfg.tcp.secret = s->opt.secret;
-		cfg.tcp.secret_len = s->opt.secret_len;
-		if (s->opt.secret_prev_len) {
-			cfg.tcp.secret_prev = s->opt.secret_prev;
-			cfg.tcp.secret_prev_len = s->opt.secret_prev_len;
-		}
-	} else {
-		kv_log(s, SR_LOG_WARN,
-		       "no --cluster-secret-file: peers are not "
-		       "authenticated (fine for a loopback demo only)");
-	}
-
-	s->max_entry = cfg.raft.max_entry_bytes;
-	rc = sr_server_create(&cfg, &s->srv);
-	/* the transport keeps its own copy of the secrets */
-	cfg.tcp.secret = cfg.tcp.secret_prev = NULL;
-	for (volatile char *v = s->opt.secret;
-	     v < s->opt.secret + sizeof(s->opt.secret); v++)
-		*v = 0;
-	for (volatile char *v = s->opt.secret_prev;
-	     v < s->opt.secret_prev + sizeof(s->opt.secret_prev); v++)
-		*v = 0;
+	cfg->listen_addr = listen;
+	cfg->data_dir = path;
+	/* A distinct cluster id per group: a connection that reaches the
+	 * wrong group's port is refused by the transport. */
+	cfg->cluster_id = s->opt.cluster_id + ((uint64_t)g->idx << 48);
+	cfg->fsm_ctx = &g->fsm;
+	cfg->host_ctx = g;
+	cfg->raft.seed ^= (uint64_t)g->idx * 0x9e3779b97f4a7c15ull;
+	rc = sr_server_create(cfg, &g->srv);
 	if (rc == SR_ELOCKED)
 		kv_log(s, SR_LOG_ERROR, "%s is in use by another process",
 		       path);
@@ -273,9 +311,59 @@ int kv_raft_open(struct kv_server *s)
 		       path);
 	if (rc)
 		return rc;
-	s->node = sr_server_node(s->srv);
-	s->fsm.node = s->node;
-	if (s->opt.peers && !sr_membership_find(&cfg.peers, s->opt.id))
+	g->node = sr_server_node(g->srv);
+	g->fsm.node = g->node;
+	return 0;
+}
+
+static int group_start(struct kv_group *g)
+{
+	const sr_membership *conf;
+	int rc = sr_server_start(g->srv);
+
+	if (rc)
+		return rc;
+	conf = sr_server_membership(g->srv);
+	if (conf && conf->n)
+		g->conf = *conf;
+	return 0;
+}
+
+int kv_raft_open(struct kv_server *s)
+{
+	static sr_server_config cfg; /* large: kept off the stack */
+	sr_membership peers;
+	char err[256];
+	int rc = 0;
+
+	memset(&peers, 0, sizeof(peers));
+	if (s->opt.peers &&
+	    kv_peers_parse(s->opt.peers, &peers, err, sizeof(err))) {
+		kv_log(s, SR_LOG_ERROR, "%s", err);
+		return SR_EINVAL;
+	}
+	if (!s->opt.secret_len)
+		kv_log(s, SR_LOG_WARN,
+		       "no --cluster-secret-file: peers are not "
+		       "authenticated (fine for a loopback demo only)");
+	for (unsigned i = 0; i < s->ngroups && rc == 0; i++) {
+		sr_server_config_init(&cfg, s->opt.id);
+		config_fill(s, &cfg);
+		cfg.peers = peers;
+		s->max_entry = cfg.raft.max_entry_bytes;
+		rc = group_create(&s->groups[i], &cfg);
+	}
+	/* the transports keep their own copies of the secrets */
+	cfg.tcp.secret = cfg.tcp.secret_prev = NULL;
+	for (volatile char *v = s->opt.secret;
+	     v < s->opt.secret + sizeof(s->opt.secret); v++)
+		*v = 0;
+	for (volatile char *v = s->opt.secret_prev;
+	     v < s->opt.secret_prev + sizeof(s->opt.secret_prev); v++)
+		*v = 0;
+	if (rc)
+		return rc;
+	if (s->opt.peers && !sr_membership_find(&peers, s->opt.id))
 		kv_log(s, SR_LOG_INFO,
 		       "node %llu is not in --peers: waiting to be added "
 		       "(CLUSTER ADD on the leader)",
@@ -285,23 +373,20 @@ int kv_raft_open(struct kv_server *s)
 		       "no --peers: waiting to be added to a cluster (or "
 		       "restarting from %s)",
 		       s->opt.data_dir);
-	rc = sr_server_start(s->srv);
-	if (rc)
-		return rc;
-	{
-		const sr_membership *conf = sr_server_membership(s->srv);
-		if (conf && conf->n)
-			s->conf = *conf;
-	}
-	return 0;
+	for (unsigned i = 0; i < s->ngroups && rc == 0; i++)
+		rc = group_start(&s->groups[i]);
+	return rc;
 }
 
 /* The runtime stops in dependency order: no more messages or ticks, then
  * the engine (pending proposals get done(SR_EUNKNOWN)), then the store. */
 void kv_raft_close(struct kv_server *s)
 {
-	sr_server_destroy(s->srv);
-	s->srv = NULL;
-	s->node = NULL;
-	s->fsm.node = NULL;
+	for (unsigned i = 0; i < s->ngroups; i++) {
+		struct kv_group *g = &s->groups[i];
+		sr_server_destroy(g->srv);
+		g->srv = NULL;
+		g->node = NULL;
+		g->fsm.node = NULL;
+	}
 }

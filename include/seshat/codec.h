@@ -3,7 +3,9 @@
  *
  * Every message travels as one frame: a 20-byte header (magic, version,
  * type, group, payload length, CRC32C) followed by a type-specific payload
- * of fixed-width little-endian fields.  The codec is pure: it does no I/O,
+ * of fixed-width little-endian fields — or, between peers that both
+ * offered it in their handshake, inside a batch frame that carries
+ * several messages (of any groups) under one header and one CRC.  The codec is pure: it does no I/O,
  * keeps no state between calls and allocates only through the hooks a
  * decoder was given.  Any transport (the TCP one in backends/tcp, a test
  * harness, a future QUIC one) reuses it.
@@ -38,6 +40,15 @@ extern "C" {
 #define SR_HELLO_PAYLOAD	     (24 + SR_ADDR_MAX)
 /* An append entry on the wire: term, index, type, len, then len bytes */
 #define SR_WIRE_ENTRY_SIZE	     24
+/* Frame type of a batch: several messages in one frame, group 0 in its
+ * header.  Its payload is one or more items, back to back; an item is a
+ * message's type (u16), group (u32) and payload length (u32), then the
+ * payload exactly as in the message's own frame. */
+#define SR_FRAME_BATCH		     32
+#define SR_BATCH_ITEM_HDR_SIZE	     10
+/* Feature bits a handshake offers (carried in its header's group field):
+ * SR_FEATURE_BATCH, the sender accepts batch frames. */
+#define SR_FEATURE_BATCH	     1u
 
 /* Default decoder limits (the TCP transport uses the same defaults). */
 #define SR_FRAME_MAX_DEFAULT	     (32u << 20) /* payload bytes */
@@ -45,7 +56,7 @@ extern "C" {
 
 /* A frame header, as read by sr_codec_header(). */
 typedef struct sr_frame_hdr {
-	uint32_t type;	/* SR_MSG_* or SR_FRAME_HELLO */
+	uint32_t type;	/* SR_MSG_*, SR_FRAME_HELLO or SR_FRAME_BATCH */
 	uint32_t group; /* sr_msg.group */
 	uint32_t len;	/* payload bytes after the header */
 	uint32_t crc;	/* CRC32C of header bytes 0..15 and the payload */
@@ -70,7 +81,7 @@ SR_API int sr_codec_encode(const sr_msg *msg, void *buf, size_t cap,
 /*
  * Read and check the header at buf (len >= SR_FRAME_HDR_SIZE bytes are
  * needed; fewer give SR_EPROTO).  Checks magic, version, that the type is
- * a message type or SR_FRAME_HELLO, and that the payload is at most
+ * a message type, SR_FRAME_HELLO or SR_FRAME_BATCH, and that the payload is at most
  * max_payload bytes (else SR_ETOOBIG).  The CRC is checked by the decode
  * functions, once the payload is there.  A stream reader calls this as
  * soon as a header has arrived, then waits for SR_FRAME_HDR_SIZE +
@@ -122,8 +133,8 @@ SR_API void sr_decoder_free(sr_decoder *d);
  * buf is unchanged and until the next sr_codec_decode() or
  * sr_decoder_free() on d.
  *
- * Errors: SR_EPROTO (truncated, bad magic/version/CRC, unknown or hello
- * type, inconsistent lengths, a field out of range), SR_ETOOBIG (payload
+ * Errors: SR_EPROTO (truncated, bad magic/version/CRC, unknown, hello or
+ * batch type, inconsistent lengths, a field out of range), SR_ETOOBIG (payload
  * or entry count over the limits), SR_ENOMEM (growing the entries array).
  * *out is unspecified after an error.
  */
@@ -131,8 +142,77 @@ SR_API int sr_codec_decode(sr_decoder *d, const void *buf, size_t len,
 			   sr_msg *out, size_t *frame_len);
 
 /*
+ * Batches (docs/wire-protocol.md, "Batch frames").  A sender builds one
+ * in place: sr_codec_batch_begin() (or sr_codec_batch_wrap() of a message
+ * frame already there), sr_codec_batch_add() per message, then
+ * sr_codec_batch_seal() before the frame leaves.  Until it is sealed the
+ * frame's length and CRC are not valid.
+ */
+
+/* Bytes msg takes as a batch item (item header included), or 0 if it
+ * cannot be encoded (see sr_codec_size). */
+SR_API size_t sr_codec_batch_item_size(const sr_msg *msg);
+
+/* Start an empty batch at buf (SR_FRAME_HDR_SIZE bytes); SR_ETOOBIG if
+ * cap is smaller. */
+SR_API int sr_codec_batch_begin(void *buf, size_t cap);
+
+/*
+ * Append msg as an item to the unsealed batch at buf, whose size so far
+ * is *len (cap: room at buf); *len grows by sr_codec_batch_item_size().
+ * Errors: SR_EINVAL (msg cannot be encoded, *len is not a batch size),
+ * SR_ETOOBIG (no room, or the payload would pass 4 GiB).
+ */
+SR_API int sr_codec_batch_add(const sr_msg *msg, void *buf, size_t cap,
+			      size_t *len);
+
+/*
+ * Turn the message frame of *len bytes at buf into an unsealed batch
+ * holding that one message, in place; *len grows by
+ * SR_BATCH_ITEM_HDR_SIZE (cap: room at buf).  The frame's CRC is not
+ * checked (it is the caller's own).  Errors: SR_EINVAL (not a message
+ * frame of *len bytes), SR_ETOOBIG (no room).
+ */
+SR_API int sr_codec_batch_wrap(void *buf, size_t cap, size_t *len);
+
+/* Fill in the length and CRC of the batch of len bytes at buf.
+ * SR_EINVAL if it is not a batch with at least one item's worth of
+ * bytes. */
+SR_API int sr_codec_batch_seal(void *buf, size_t len);
+
+/* A position in a checked batch; plain data, filled by
+ * sr_codec_batch_open(). */
+typedef struct sr_batch_iter {
+	const uint8_t *next; /* the next item */
+	size_t left;	     /* bytes from next to the end of the batch */
+} sr_batch_iter;
+
+/*
+ * Check the batch frame at the start of buf (len bytes, which may hold
+ * more): header, group 0, payload within d's max_payload, CRC, and items
+ * that exactly fill the payload, each of a message type (a batch inside a
+ * batch, or a handshake, is malformed), at least one.  On success *it is
+ * at the first item, *count (if not NULL) is the number of items and
+ * *frame_len (if not NULL) the frame's size.  The messages themselves are
+ * decoded by sr_codec_batch_next().
+ * Errors: SR_EPROTO (malformed), SR_ETOOBIG (over max_payload).
+ */
+SR_API int sr_codec_batch_open(const sr_decoder *d, const void *buf, size_t len,
+			       sr_batch_iter *it, uint32_t *count,
+			       size_t *frame_len);
+
+/*
+ * Decode the message at *it and advance: 1 with *out filled, 0 when the
+ * batch is exhausted, or an error as sr_codec_decode() gives for a
+ * malformed message (*it does not move).  Lifetime of what *out points
+ * to: as for sr_codec_decode(), until the next decode on d.
+ */
+SR_API int sr_codec_batch_next(sr_decoder *d, sr_batch_iter *it, sr_msg *out);
+
+/*
  * The handshake a connecting transport sends first (docs/wire-protocol.md,
- * "Handshake").  group is 0 in its header.
+ * "Handshake").  Its header's group field carries the sender's feature
+ * bits (SR_FEATURE_*).
  */
 typedef struct sr_hello {
 	uint64_t cluster; /* cluster id both sides must share */
@@ -141,6 +221,9 @@ typedef struct sr_hello {
 	/* where the sender accepts connections ("host:port"), so that a
 	 * node that does not know it yet can answer; may be empty */
 	char addr[SR_ADDR_MAX];
+	/* SR_FEATURE_* bits the sender offers; a receiver ignores bits it
+	 * does not know */
+	uint32_t features;
 } sr_hello;
 
 #define SR_HELLO_FRAME_SIZE (SR_FRAME_HDR_SIZE + SR_HELLO_PAYLOAD)

@@ -22,7 +22,12 @@
  * contiguous buffer) and returns; the queue is flushed before the event
  * loop next sleeps, so every message queued during one engine call leaves
  * in one write(2) (or a few, if the socket buffer fills; partial writes
- * resume when the socket is writable).  Memory is bounded: a message that
+ * resume when the socket is writable).  One connection per peer carries
+ * every Raft group.  When the peer's handshake offered batches
+ * (SR_FEATURE_BATCH), the messages queued for it between two writes, of
+ * any groups, leave as one batch frame (one header, one CRC) of at most
+ * batch_max_bytes; a peer that did not offer them (batching off there, or
+ * an older version) gets one frame per message.  Memory is bounded: a message that
  * would grow a queue beyond max_queue_bytes is dropped and counted, and so
  * are messages to a peer whose connection is down (waiting to reconnect).
  * When a connection is lost, what was queued for it is dropped (counted).
@@ -109,6 +114,16 @@ typedef struct sr_tcp_config {
 	 * the loop next sleeps (one write per message; for benchmarks and
 	 * latency experiments).  Default 0. */
 	int write_through;
+	/* Largest batch frame payload: messages queued for one peer between
+	 * two writes share one frame up to this size (a message larger than
+	 * it travels alone).  Capped at max_frame_bytes.  0: no batching —
+	 * this node neither offers batches in its handshake (so peers send
+	 * it single frames, as to a node of an older version; a batch
+	 * arriving anyway closes the connection) nor sends them.  Default
+	 * 64 KiB.  A node of a version before batches refuses the
+	 * handshake of one that offers them: upgrade a running cluster with
+	 * 0 first (docs/wire-protocol.md, "Batch frames"). */
+	uint32_t batch_max_bytes;
 
 	/* The address sent in the handshake, where peers reach this node
 	 * ("host:port"); NULL: listen_addr with its actual port.  Set it
@@ -241,6 +256,12 @@ typedef struct sr_tcp_stats {
 	uint64_t proto_errors; /* incoming connections closed on a bad frame */
 	uint64_t queued_bytes; /* in every send queue now */
 	uint64_t buffer_bytes; /* queues and receive buffers allocated now */
+	/* frames queued by send(): message frames plus batches (counted
+	 * like msgs_sent); msgs_sent / frames_sent is the batching ratio */
+	uint64_t frames_sent;
+	uint64_t batched_msgs; /* of msgs_sent, those inside a batch */
+	uint64_t frames_recv;  /* message and batch frames received */
+	uint64_t batches_recv; /* of frames_recv, batches */
 } sr_tcp_stats;
 
 SR_API void sr_tcp_stats_get(const sr_tcp *tcp, sr_tcp_stats *out);

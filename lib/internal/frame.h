@@ -29,14 +29,16 @@ static inline uint64_t sr_frame_le_get(const uint8_t *p, int n)
 	return v;
 }
 
-/* Write the header of a group-0 frame of `type` whose plen payload bytes
- * are already at frame + SR_FRAME_HDR_SIZE, CRC included. */
-static inline void sr_frame_seal(uint8_t *frame, uint32_t type, uint32_t plen)
+/* Write the header of a frame of `type` whose plen payload bytes are
+ * already at frame + SR_FRAME_HDR_SIZE, CRC included.  group is 0 but in
+ * a message, or a hello's feature bits. */
+static inline void sr_frame_seal(uint8_t *frame, uint32_t type, uint32_t group,
+				 uint32_t plen)
 {
 	sr_frame_le(frame, SR_FRAME_MAGIC, 4);
 	sr_frame_le(frame + 4, SR_FRAME_VERSION, 2);
 	sr_frame_le(frame + 6, type, 2);
-	sr_frame_le(frame + 8, 0, 4);
+	sr_frame_le(frame + 8, group, 4);
 	sr_frame_le(frame + 12, plen, 4);
 	uint32_t crc = sr_crc32c(0, frame, 16);
 	crc = sr_crc32c(crc, frame + SR_FRAME_HDR_SIZE, plen);

@@ -93,6 +93,17 @@ static inline const struct log_slot *log_ring_get(const struct log_ring *r,
 	return log_ring_at(r, index);
 }
 
+/* The entry at index held in slot s (its data stays in the ring). */
+static inline void log_slot_entry(const struct log_slot *s, sr_index index,
+				  sr_entry *out)
+{
+	out->term = s->term;
+	out->index = index;
+	out->type = s->type;
+	out->len = s->len;
+	out->data = s->data;
+}
+
 /* Grow the array to hold count + more entries (log_ring_reserve).  realloc
  * keeps the live run where it is (and large arrays move for free); only
  * the part that had wrapped round to the start moves, past the old end. */

@@ -1,18 +1,22 @@
 # test/tcp — the wire codec, the event loop and the TCP transport.
 #
 #   test_codec        codec round trips, golden frames, hostile input
+#   test_codec_batch  batch frames: round trips, golden batch, malformed
 #   test_loop         the epoll loop: watchers, timers, deferred calls
 #   test_tcp          live transports on loopback: hostile peers,
 #                     reconnects, partitions, bounds, both loop modes
 #   test_tcp_cluster  3 engines over real TCP elect a leader and commit
 #                     (built only when the engine and the memory store
 #                     exist)
+#   test_tcp_batch    batch frames between live transports: one frame for
+#                     many groups, limits, a peer without batching, auth,
+#                     hostile batches
 #   test_sha256       SHA-256 / HMAC-SHA-256 against FIPS 180-4, RFC 4231
 #   test_tcp_auth     the authenticated handshake: success, every refusal
 #   bench_tcp         `make bench`: throughput between two transports
 #   fuzz_codec.c      `make fuzz`: libFuzzer target for the decoder
 #   fuzz_auth.c       `make fuzz`: the handshake decoders
-TCP_TEST_NAMES = test_codec test_loop test_tcp test_tcp_hostile test_sha256 \
+TCP_TEST_NAMES = test_codec test_codec_batch test_loop test_tcp test_tcp_hostile test_tcp_batch test_sha256 \
 		 test_tcp_auth
 ifneq ($(wildcard lib/node.c),)
 ifneq ($(wildcard backends/mem/mem.c),)

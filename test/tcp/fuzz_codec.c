@@ -12,6 +12,10 @@
  * nothing is read outside the input (ASan), decoded pointers lie inside
  * the input or the decoder's array, and encoding the decoded message
  * reproduces the frame byte for byte (the encoding is canonical).
+ * Batch frames are opened and walked message by message with the same
+ * checks, and the decoded messages rebuilt into a batch must give back
+ * the frame's bytes; a batch that opens but holds a malformed message
+ * stops the stream, as the transport closes the connection.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,21 +41,30 @@ static int inside(const void *p, size_t n, const uint8_t *buf, size_t len)
 	return q >= buf && q + n <= buf + len;
 }
 
+/* Decoded pointers lie inside the frame or the decoder's array. */
+static int is_inside_decoded(const sr_msg *m, const uint8_t *f, size_t flen,
+			     const sr_decoder *d)
+{
+	int ok = 1;
+	if (m->type == SR_MSG_APPEND) {
+		const sr_msg_append *a = &m->u.append;
+		ok &= a->n_entries == 0 || a->entries == d->entries;
+		ok &= a->n_entries <= d->cap;
+		for (uint32_t i = 0; i < a->n_entries; i++)
+			ok &= inside(a->entries[i].data, a->entries[i].len, f,
+				     flen);
+	} else if (m->type == SR_MSG_SNAPSHOT) {
+		ok &= inside(m->u.snapshot.conf, m->u.snapshot.conf_len, f,
+			     flen);
+		ok &= inside(m->u.snapshot.data, m->u.snapshot.len, f, flen);
+	}
+	return ok;
+}
+
 static void check_decoded(const sr_msg *m, const uint8_t *f, size_t flen,
 			  const sr_decoder *d)
 {
-	if (m->type == SR_MSG_APPEND) {
-		const sr_msg_append *a = &m->u.append;
-		check(a->n_entries == 0 || a->entries == d->entries);
-		check(a->n_entries <= d->cap);
-		for (uint32_t i = 0; i < a->n_entries; i++)
-			check(inside(a->entries[i].data, a->entries[i].len, f,
-				     flen));
-	} else if (m->type == SR_MSG_SNAPSHOT) {
-		check(inside(m->u.snapshot.conf, m->u.snapshot.conf_len, f,
-			     flen));
-		check(inside(m->u.snapshot.data, m->u.snapshot.len, f, flen));
-	}
+	check(is_inside_decoded(m, f, flen, d));
 	size_t size = sr_codec_size(m);
 	check(size == flen);
 	uint8_t *re = malloc(size);
@@ -59,6 +72,35 @@ static void check_decoded(const sr_msg *m, const uint8_t *f, size_t flen,
 	check(re && sr_codec_encode(m, re, size, &got) == 0 && got == size);
 	check(memcmp(re, f, size) == 0);
 	free(re);
+}
+
+/* Open a batch frame, decode every message in it and rebuild it. */
+static int read_batch(sr_decoder *d, const uint8_t *f, size_t flen)
+{
+	sr_batch_iter it;
+	uint32_t count = 0;
+	size_t got = 0;
+	if (sr_codec_batch_open(d, f, flen, &it, &count, &got))
+		return -1;
+	check(got == flen && count >= 1);
+	uint8_t *re = malloc(flen);
+	size_t rlen = SR_FRAME_HDR_SIZE;
+	check(re && sr_codec_batch_begin(re, flen) == 0);
+	sr_msg m;
+	int rc;
+	uint32_t n = 0;
+	while ((rc = sr_codec_batch_next(d, &it, &m)) == 1) {
+		check(is_inside_decoded(&m, f, flen, d));
+		check(sr_codec_batch_add(&m, re, flen, &rlen) == 0);
+		n++;
+	}
+	if (rc == 0) {
+		check(n == count && rlen == flen);
+		check(sr_codec_batch_seal(re, rlen) == 0);
+		check(memcmp(re, f, flen) == 0);
+	}
+	free(re);
+	return rc;
 }
 
 /* Read frames one after another, as a connection would. */
@@ -72,7 +114,10 @@ static void read_stream(sr_decoder *d, const uint8_t *buf, size_t len)
 		size_t flen = SR_FRAME_HDR_SIZE + (size_t)h.len;
 		if (len - off < flen)
 			return;
-		if (h.type == SR_FRAME_HELLO) {
+		if (h.type == SR_FRAME_BATCH) {
+			if (read_batch(d, buf + off, flen))
+				return;
+		} else if (h.type == SR_FRAME_HELLO) {
 			sr_hello hello;
 			if (sr_codec_decode_hello(buf + off, flen, &hello) ==
 			    0) {

@@ -221,7 +221,7 @@ static inline int raw_send(int fd, const void *buf, size_t len)
 static inline int raw_hello(int fd, uint64_t cluster, sr_id from, sr_id to)
 {
 	uint8_t buf[SR_HELLO_FRAME_SIZE];
-	sr_hello h = { cluster, from, to, "" };
+	sr_hello h = { cluster, from, to, "", 0 };
 	sr_codec_encode_hello(&h, buf, sizeof(buf));
 	return raw_send(fd, buf, sizeof(buf));
 }

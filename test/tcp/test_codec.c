@@ -215,7 +215,7 @@ TEST(test_golden_hello_frame)
 		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 		0x00, 0x00
 	};
-	sr_hello h = { 0xc1, 2, 3, "127.0.0.1:7002" }, out;
+	sr_hello h = { 0xc1, 2, 3, "127.0.0.1:7002", 0 }, out;
 	uint8_t buf[SR_HELLO_FRAME_SIZE];
 	CHECK_EQ(sr_codec_encode_hello(&h, buf, sizeof(buf)), 0);
 	CHECK(!memcmp(buf, golden, sizeof(golden)));
@@ -246,11 +246,18 @@ TEST(test_golden_hello_frame)
 	uint8_t *f = encode(&m, &len);
 	CHECK_EQ(sr_codec_decode_hello(f, len, &out), SR_EPROTO);
 	free(f);
-	/* a hello with a group, or truncated */
+	/* a hello's group field carries its feature bits, every one
+	 * round-trips (unknown ones are the receiver's to ignore) */
 	memcpy(buf, golden, sizeof(buf));
-	buf[8] = 1;
+	buf[8] = SR_FEATURE_BATCH;
+	buf[11] = 0x80;
 	reseal(buf, sizeof(buf));
-	CHECK_EQ(sr_codec_decode_hello(buf, sizeof(buf), &out), SR_EPROTO);
+	CHECK_EQ(sr_codec_decode_hello(buf, sizeof(buf), &out), 0);
+	CHECK_EQ(out.features, 0x80000000u | SR_FEATURE_BATCH);
+	uint8_t re[SR_HELLO_FRAME_SIZE];
+	CHECK_EQ(sr_codec_encode_hello(&out, re, sizeof(re)), 0);
+	CHECK(!memcmp(re, buf, sizeof(re)));
+	/* truncated */
 	CHECK_EQ(sr_codec_decode_hello(golden, sizeof(golden) - 1, &out),
 		 SR_EPROTO);
 }

@@ -129,7 +129,7 @@ static int raw_accept(int lfd, int ms)
 static void raw_auth_hello(uint8_t out[TCP_AUTH_HELLO_FRAME], sr_id from,
 			   sr_id to, uint8_t fill)
 {
-	sr_hello h = { 7, from, to, "" };
+	sr_hello h = { 7, from, to, "", 0 };
 	uint8_t nonce[TCP_NONCE_SIZE];
 	memset(nonce, fill, sizeof(nonce));
 	CHECK(sr_tcpi_auth_encode_hello(&h, nonce, out) == 0);
@@ -174,7 +174,7 @@ static void unhex(const char *hex, uint8_t *out, size_t n)
 TEST(test_the_documented_handshake_bytes)
 {
 	static const char key[] = "0123456789abcdef";
-	sr_hello h = { 0xc1, 2, 3, "127.0.0.1:7002" };
+	sr_hello h = { 0xc1, 2, 3, "127.0.0.1:7002", 0 };
 	uint8_t nc[TCP_NONCE_SIZE], na[TCP_NONCE_SIZE], mac[TCP_MAC_SIZE];
 	uint8_t hello[TCP_AUTH_HELLO_FRAME], ch[TCP_CHALLENGE_FRAME];
 	uint8_t proof[TCP_PROOF_FRAME], want[TCP_MAC_SIZE], hdr[20];

@@ -218,7 +218,7 @@ TEST(test_bad_frames_close_only_their_connection)
 
 	/* a second hello after the handshake is not a message */
 	uint8_t hello[SR_HELLO_FRAME_SIZE];
-	sr_hello hh = { 7, 3, 2, "" };
+	sr_hello hh = { 7, 3, 2, "", 0 };
 	sr_codec_encode_hello(&hh, hello, sizeof(hello));
 	after_hello(hello, sizeof(hello), 0, "a second handshake");
 	CHECK_EQ(node_stats(&B).proto_errors, errs + 2);
@@ -237,7 +237,7 @@ TEST(test_one_byte_at_a_time_still_delivers)
 {
 	setup(5000, 64);
 	uint8_t buf[512];
-	sr_hello hh = { 7, 3, 2, "" };
+	sr_hello hh = { 7, 3, 2, "", 0 };
 	sr_codec_encode_hello(&hh, buf, sizeof(buf));
 	size_t len = SR_HELLO_FRAME_SIZE;
 	len += frame_from_3(buf + len, sizeof(buf) - len, 1);
@@ -262,7 +262,7 @@ TEST(test_slow_or_silent_handshakes_time_out)
 {
 	setup(300, 64);
 	uint8_t hello[SR_HELLO_FRAME_SIZE];
-	sr_hello hh = { 7, 3, 2, "" };
+	sr_hello hh = { 7, 3, 2, "", 0 };
 	sr_codec_encode_hello(&hh, hello, sizeof(hello));
 	int silent = raw_connect(sr_tcp_port(B.tcp));
 	int slow = raw_connect(sr_tcp_port(B.tcp));
