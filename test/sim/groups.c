@@ -399,8 +399,7 @@ void world_wal_event(struct sim_world *w, struct sim_ev *ev)
 	if (wal->batch_n) {
 		wal_sync(w, i);
 		if (wal->n && !wal->scheduled)
-			wal_schedule(w, i,
-				     c0->now + sim_rand_range(c0, 0, 2));
+			wal_schedule(w, i, c0->now + sim_rand_range(c0, 0, 2));
 		return;
 	}
 	if (!wal->n)

@@ -42,7 +42,7 @@
 
 #include "cluster.h"
 
-#define SIM_MAX_GROUPS 64
+#define SIM_MAX_GROUPS	64
 /* The group id of group index k (never 0: a group id is data here). */
 #define SIM_GROUP_ID(k) (1000u + (uint32_t)(k))
 
@@ -62,15 +62,15 @@ struct sim_wal_rec {
 	uint64_t token; /* WAL_APPEND: the engine's token */
 	size_t n;	/* WAL_APPEND: entries */
 	int acked;	/* reported durable already (injected bugs) */
-	int split;	/* SIM_BUG_SPLIT: lost at a crash whatever else survives */
+	int split; /* SIM_BUG_SPLIT: lost at a crash whatever else survives */
 };
 
 struct sim_wal {
 	struct sim_wal_rec *rec; /* write order */
 	size_t n, cap;
-	size_t batch_n;	 /* records the fsync in flight covers; 0: none */
-	int scheduled;	 /* an EV_WAL event is pending */
-	uint64_t epoch;	 /* bumped at each crash: older events are void */
+	size_t batch_n; /* records the fsync in flight covers; 0: none */
+	int scheduled;	/* an EV_WAL event is pending */
+	uint64_t epoch; /* bumped at each crash: older events are void */
 };
 
 struct sim_world {
@@ -79,8 +79,8 @@ struct sim_world {
 	struct sim_wal wal[SIM_MAX_NODES];
 	int bug;
 	int crash_keep; /* tests: unsynced records a crash keeps (-1: random) */
-	int fanout;   /* inside a crash/restart/pause of every group */
-	int suppress; /* completions from the store are not reported */
+	int fanout;	/* inside a crash/restart/pause of every group */
+	int suppress;	/* completions from the store are not reported */
 	/* how sr_mem_crash keeps a prefix of one group's pending records */
 	struct wal_script {
 		size_t keep;

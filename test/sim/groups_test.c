@@ -224,7 +224,8 @@ TEST(test_a_crash_keeps_a_prefix_of_the_unsynced_records_in_write_order)
 		for (int s = 0; s < w->g[0]->n && i < 0; s++) {
 			const struct sim_wal *wal = &w->wal[s];
 
-			if (wal->n >= 2 && wal->rec[0].group != wal->rec[1].group &&
+			if (wal->n >= 2 &&
+			    wal->rec[0].group != wal->rec[1].group &&
 			    wal->rec[0].kind == WAL_APPEND &&
 			    wal->rec[1].kind == WAL_APPEND && wal->rec[0].n &&
 			    wal->rec[1].n)
