@@ -256,7 +256,8 @@ int main(int argc, char **argv)
 		sr_tcp_stats_get(t.tcp, &st);
 		qsort(rates, (size_t)runs, sizeof(rates[0]), cmp_double);
 		double med = rates[runs / 2];
-		uint64_t dw = st.writes - writes0, df = st.frames_sent - frames0;
+		uint64_t dw = st.writes - writes0,
+			 df = st.frames_sent - frames0;
 		printf("  %-28s %10.0f msg/s %8.1f MB/s  %6.1f msgs/write  "
 		       "%6.1f msgs/frame  (frame %zu B, min %.0f, max %.0f)\n",
 		       sc[i].name, med, med * (double)frame / 1e6,
