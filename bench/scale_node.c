@@ -116,7 +116,8 @@ static void status_cb(sr_loop *loop, uint64_t id, void *ctx)
 			leaders++;
 		if (st.leader) {
 			known++;
-			if (st.commit_index && st.applied_index >= st.commit_index)
+			if (st.commit_index &&
+			    st.applied_index >= st.commit_index)
 				caught++;
 		}
 	}
@@ -261,11 +262,13 @@ int main(int argc, char **argv)
 	struct bench b;
 	memset(&b, 0, sizeof(b));
 	if (parse(argc, argv, &b.o)) {
-		fprintf(stderr,
-			"usage: scale_node --id N --listen HOST:PORT --peer "
-			"ID=HOST:PORT (x3, this node too) --groups G [--dir "
-			"WALDIR] [--heartbeat MS] [--election MS] [--every "
-			"MS] [--batch-max BYTES]\n");
+		fprintf(stderr, "usage: scale_node --id N --listen HOST:PORT "
+				"--peer "
+				"ID=HOST:PORT (x3, this node too) --groups G "
+				"[--dir "
+				"WALDIR] [--heartbeat MS] [--election MS] "
+				"[--every "
+				"MS] [--batch-max BYTES]\n");
 		return 2;
 	}
 	b.t0 = mono_ms();

@@ -36,6 +36,17 @@ def rps(out):
     return float(m.group(1))
 
 
+def cpu_s(c):
+    """CPU seconds (user + system) used so far by c's processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for n in c.nodes.values():
+        with open("/proc/%d/stat" % n.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def run(args):
     p = subprocess.run([BENCH] + args + ["-t", "set", "-n", str(REQUESTS),
                                           "-c", str(CLIENTS), "-d", "100",
@@ -64,16 +75,23 @@ def bench_one_group_vs_three():
     b.start_all()
     wait_for(lambda: sorted(group_leaders(b)) == ["1", "2", "3"], 30,
              "B's leaders on the three processes")
-    one, three = [], []
+    one, three, cpu1, cpu3 = [], [], [], []
     for r in range(ROUNDS):
+        t = cpu_s(a)
         one.append(run(["-p", str(a.nodes[lead_a].client_port)]))
+        cpu1.append((cpu_s(a) - t) * 1e6 / REQUESTS)
+        t = cpu_s(b)
         three.append(run(["--cluster", "-p", str(b.nodes[1].client_port)]))
-        print("  round %d: 1 group %.0f SET/s, 3 groups %.0f SET/s"
-              % (r + 1, one[-1], three[-1]))
+        cpu3.append((cpu_s(b) - t) * 1e6 / REQUESTS)
+        print("  round %d: 1 group %.0f SET/s (%.0f us CPU per write, 3 "
+              "processes), 3 groups %.0f SET/s (%.0f us)"
+              % (r + 1, one[-1], cpu1[-1], three[-1], cpu3[-1]))
     check(sorted(group_leaders(b)) == ["1", "2", "3"], "leaders moved")
     m1, m3 = statistics.median(one), statistics.median(three)
-    print("  median: 1 group %.0f SET/s, 3 groups %.0f SET/s: %.2fx"
-          % (m1, m3, m3 / m1))
+    print("  median: 1 group %.0f SET/s, 3 groups %.0f SET/s: %.2fx; CPU "
+          "per write %.0f vs %.0f us"
+          % (m1, m3, m3 / m1, statistics.median(cpu1),
+             statistics.median(cpu3)))
     print("  (%d clients, %d requests of 100 B per run, WAL, %d rounds)"
           % (CLIENTS, REQUESTS, ROUNDS))
     commits = [int(parse_info(a.conn(lead_a).call("INFO", "raft"))
