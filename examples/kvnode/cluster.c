@@ -505,14 +505,14 @@ static void cluster_transfer(struct kv_cmdctx *ctx, sr_id id)
 	if (s->ngroups == 1) {
 		if (!leader_or_moved(ctx))
 			return;
-		reply_rc(ctx, sr_server_transfer(s->groups[0].srv, id));
+		reply_rc(ctx, sr_group_transfer(s->groups[0].grp, id));
 		return;
 	}
 	for (unsigned i = 0; i < s->ngroups && rc == 0; i++) {
 		if (!kv_cmd_is_leader(&s->groups[i]))
 			continue;
 		any = 1;
-		rc = sr_server_transfer(s->groups[i].srv, id);
+		rc = sr_group_transfer(s->groups[i].grp, id);
 	}
 	if (!any)
 		kv_reply_error(ctx->out, "ERR this node leads no group");
@@ -526,7 +526,7 @@ static int snapshot_all(struct kv_server *s)
 	int rc = 0;
 
 	for (unsigned i = 0; i < s->ngroups && rc == 0; i++)
-		rc = sr_server_snapshot(s->groups[i].srv);
+		rc = sr_group_snapshot(s->groups[i].grp);
 	return rc;
 }
 
@@ -554,7 +554,7 @@ static void cluster_add(struct kv_cmdctx *ctx)
 		return;
 	snprintf(addr, sizeof(addr), "%.*s/%.*s", (int)ctx->lens[3],
 		 ctx->argv[3], (int)ctx->lens[4], ctx->argv[4]);
-	reply_rc(ctx, sr_server_add(ctx->s->groups[0].srv, id, addr, 1));
+	reply_rc(ctx, sr_group_add(ctx->s->groups[0].grp, id, addr, 1));
 }
 
 static void cluster_text(struct kv_cmdctx *ctx,
@@ -591,10 +591,10 @@ void kv_cluster_cmd(struct kv_cmdctx *ctx)
 					 "NODES, MYID, KEYSLOT)");
 	} else if (arg_is(ctx, 1, "REMOVE")) {
 		if (arg_id(ctx, 2, &id) == 0 && leader_or_moved(ctx))
-			reply_rc(ctx, sr_server_remove(s->groups[0].srv, id));
+			reply_rc(ctx, sr_group_remove(s->groups[0].grp, id));
 	} else if (arg_is(ctx, 1, "PROMOTE")) {
 		if (arg_id(ctx, 2, &id) == 0 && leader_or_moved(ctx))
-			reply_rc(ctx, sr_server_promote(s->groups[0].srv, id));
+			reply_rc(ctx, sr_group_promote(s->groups[0].grp, id));
 	} else if (arg_is(ctx, 1, "TRANSFER")) {
 		if (arg_id(ctx, 2, &id) == 0)
 			cluster_transfer(ctx, id);

@@ -208,7 +208,7 @@ static void balance_tick(sr_loop *loop, uint64_t id, void *ctx)
 		if (!want || want == s->opt.id || !kv_cmd_is_leader(g) ||
 		    !ready_for_transfer(g, want))
 			continue;
-		if (sr_server_transfer(g->srv, want) == 0) {
+		if (sr_group_transfer(g->grp, want) == 0) {
 			g->n_transfers++;
 			kv_log(s, SR_LOG_INFO,
 			       "group %u: handing leadership to node %llu "

@@ -74,7 +74,7 @@ int kv_raft_is_learner(const struct kv_server *s)
 void kv_raft_sync_time(struct kv_server *s)
 {
 	for (unsigned i = 0; i < s->ngroups; i++)
-		if (s->groups[i].srv)
+		if (s->groups[i].srv && s->groups[i].own_srv)
 			sr_server_tick(s->groups[i].srv);
 }
 
@@ -177,11 +177,22 @@ int kv_peers_parse(const char *spec, sr_membership *out, char *err,
 /* ------------------------------------------------------------------ */
 
 /*
- * Until the runtime multiplexes groups over one transport and one WAL,
- * each group is its own sr_server: group i listens on the raft port plus
- * i and keeps its log in DIR/raft (group 0) or DIR/raft-gI.  Members'
- * address strings are the same in every group ("RAFT/CLIENT" with the
- * base raft port); the port of group i is derived here.
+ * Two ways to carry the groups (kv_raft_open below):
+ *
+ * Shared (--storage mem): one sr_server carries every group, group 0 as
+ * its default group and groups 1..N-1 made with sr_server_group_create():
+ * one listening port, one connection per peer process for all groups
+ * (every message carries its group id), one timer heap, heartbeats on one
+ * grid.
+ *
+ * One runtime per group (--storage wal, until the runtime's WAL holds
+ * several groups: the runtime refuses other groups on a WAL today): group
+ * i is its own sr_server, listening on the raft port plus i and logging
+ * to DIR/raft (group 0) or DIR/raft-gI.  Members' address strings are
+ * the same in every group ("RAFT/CLIENT" with the base raft port); the
+ * port of group i is derived here.  Each group's transport checks its own
+ * cluster id (--cluster-id + i*2^48), so a connection that reaches the
+ * wrong group's port is refused.
  */
 static int port_shift(const char *hostport, unsigned by, char *out, size_t cap)
 {
@@ -200,7 +211,8 @@ static int port_shift(const char *hostport, unsigned by, char *out, size_t cap)
 	return 0;
 }
 
-/* The runtime dials the raft half of "RAFT/CLIENT" (plus the group). */
+/* The runtime dials the raft half of "RAFT/CLIENT" (plus the group's
+ * offset when each group has its own runtime). */
 static int transport_addr(void *ctx, const sr_member *m, char *out, size_t cap)
 {
 	const struct kv_group *g = ctx;
@@ -208,7 +220,7 @@ static int transport_addr(void *ctx, const sr_member *m, char *out, size_t cap)
 
 	if (kv_addr_split(m->addr, raft, sizeof(raft), client, sizeof(client)))
 		return SR_EINVAL;
-	if (g->idx == 0) /* as it is: one group needs no port arithmetic */
+	if (g->idx == 0) /* as it is: one runtime needs no port arithmetic */
 		return (size_t)snprintf(out, cap, "%s", raft) < cap ? 0
 								    : SR_EINVAL;
 	return port_shift(raft, g->idx, out, cap);
@@ -270,8 +282,15 @@ static void config_fill(struct kv_server *s, sr_server_config *cfg)
 	}
 }
 
-/* Create group g's runtime (not started). */
-static int group_create(struct kv_group *g, sr_server_config *cfg)
+/* 1 if one runtime carries every group (see above). */
+static int shared_runtime(const struct kv_server *s)
+{
+	return !s->opt.storage_wal;
+}
+
+/* Create group g's own runtime (group 0 in either mode; every group with
+ * one runtime per group), not started. */
+static int server_create(struct kv_group *g, sr_server_config *cfg)
 {
 	struct kv_server *s = g->s;
 	char path[4096], listen[SR_ADDR_MAX];
@@ -287,15 +306,14 @@ static int group_create(struct kv_group *g, sr_server_config *cfg)
 	} else if (port_shift(s->opt.raft_addr, g->idx, listen,
 			      sizeof(listen))) {
 		kv_log(s, SR_LOG_ERROR,
-		       "--raft %s: with --groups %u the raft port must be a "
-		       "fixed port (group i listens on it plus i)",
+		       "--raft %s: with --groups %u and WAL storage the raft "
+		       "port must be a fixed port (group i listens on it plus "
+		       "i)",
 		       s->opt.raft_addr, s->ngroups);
 		return SR_EINVAL;
 	}
 	cfg->listen_addr = listen;
 	cfg->data_dir = path;
-	/* A distinct cluster id per group: a connection that reaches the
-	 * wrong group's port is refused by the transport. */
 	cfg->cluster_id = s->opt.cluster_id + ((uint64_t)g->idx << 48);
 	cfg->fsm_ctx = &g->fsm;
 	cfg->host_ctx = g;
@@ -311,21 +329,34 @@ static int group_create(struct kv_group *g, sr_server_config *cfg)
 		       path);
 	if (rc)
 		return rc;
-	g->node = sr_server_node(g->srv);
+	g->own_srv = 1;
+	g->grp = sr_server_default_group(g->srv);
+	g->node = sr_group_node(g->grp);
 	g->fsm.node = g->node;
 	return 0;
 }
 
-static int group_start(struct kv_group *g)
+/* Add group g (idx >= 1) to group 0's runtime (shared mode). */
+static int group_add(struct kv_group *g, const sr_membership *peers)
 {
-	const sr_membership *conf;
-	int rc = sr_server_start(g->srv);
+	sr_group_config gc;
+	int rc;
 
+	sr_group_config_init(&gc, g->idx);
+	gc.peers = *peers;
+	gc.fsm = &kv_fsm_ops;
+	gc.fsm_ctx = &g->fsm;
+	gc.host.done = on_done;
+	gc.host.read_done = on_read_done;
+	gc.host.state_changed = on_state_changed;
+	gc.host.conf_changed = on_conf_changed;
+	gc.host_ctx = g;
+	g->srv = g->s->groups[0].srv;
+	rc = sr_server_group_create(g->srv, &gc, &g->grp);
 	if (rc)
 		return rc;
-	conf = sr_server_membership(g->srv);
-	if (conf && conf->n)
-		g->conf = *conf;
+	g->node = sr_group_node(g->grp);
+	g->fsm.node = g->node;
 	return 0;
 }
 
@@ -347,11 +378,15 @@ int kv_raft_open(struct kv_server *s)
 		       "no --cluster-secret-file: peers are not "
 		       "authenticated (fine for a loopback demo only)");
 	for (unsigned i = 0; i < s->ngroups && rc == 0; i++) {
+		if (i > 0 && shared_runtime(s)) {
+			rc = group_add(&s->groups[i], &peers);
+			continue;
+		}
 		sr_server_config_init(&cfg, s->opt.id);
 		config_fill(s, &cfg);
 		cfg.peers = peers;
 		s->max_entry = cfg.raft.max_entry_bytes;
-		rc = group_create(&s->groups[i], &cfg);
+		rc = server_create(&s->groups[i], &cfg);
 	}
 	/* the transports keep their own copies of the secrets */
 	cfg.tcp.secret = cfg.tcp.secret_prev = NULL;
@@ -373,19 +408,31 @@ int kv_raft_open(struct kv_server *s)
 		       "no --peers: waiting to be added to a cluster (or "
 		       "restarting from %s)",
 		       s->opt.data_dir);
+	/* A runtime starts the groups it carries. */
 	for (unsigned i = 0; i < s->ngroups && rc == 0; i++)
-		rc = group_start(&s->groups[i]);
+		if (s->groups[i].own_srv)
+			rc = sr_server_start(s->groups[i].srv);
+	for (unsigned i = 0; i < s->ngroups && rc == 0; i++) {
+		const sr_membership *conf = sr_group_membership(
+			s->groups[i].grp);
+		if (conf && conf->n)
+			s->groups[i].conf = *conf;
+	}
 	return rc;
 }
 
 /* The runtime stops in dependency order: no more messages or ticks, then
- * the engine (pending proposals get done(SR_EUNKNOWN)), then the store. */
+ * the engines (pending proposals get done(SR_EUNKNOWN)), then the store;
+ * a shared runtime (group 0's) takes its other groups down with it. */
 void kv_raft_close(struct kv_server *s)
 {
-	for (unsigned i = 0; i < s->ngroups; i++) {
+	for (unsigned i = s->ngroups; i-- > 0;) {
 		struct kv_group *g = &s->groups[i];
-		sr_server_destroy(g->srv);
+		if (g->own_srv)
+			sr_server_destroy(g->srv);
 		g->srv = NULL;
+		g->grp = NULL;
+		g->own_srv = 0;
 		g->node = NULL;
 		g->fsm.node = NULL;
 	}

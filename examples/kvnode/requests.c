@@ -170,8 +170,8 @@ static void batch_flush(sr_loop *loop, void *ctx)
 			bufs[j].base = b->data.p + from;
 			bufs[j].len = b->ends[i + j] - from;
 		}
-		rc = sr_server_propose_batch(
-			g->srv, bufs, k, (void *const *)(b->reqs + i), NULL);
+		rc = sr_group_propose_batch(g->grp, bufs, k,
+					    (void *const *)(b->reqs + i), NULL);
 		if (rc > 0) {
 			i += (size_t)rc;
 			continue;
@@ -334,7 +334,7 @@ static void read_flush(sr_loop *loop, void *ctx)
 	if (g->rbatches)
 		g->rbatches->prev = b;
 	g->rbatches = b;
-	rc = sr_server_read(g->srv, b);
+	rc = sr_group_read(g->grp, b);
 	if (rc)
 		kv_server_read_done(g, b, rc);
 }

@@ -26,6 +26,9 @@ from kvtest import Suite, check, parse_info, wait_for  # noqa: E402
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 REQUESTS = int(os.environ.get("REQUESTS", "60000"))
 CLIENTS = int(os.environ.get("CLIENTS", "50"))
+# wal: a runtime per group (the runtime's WAL holds one group today);
+# mem: one runtime carries all groups (one connection per peer process)
+STORAGE = os.environ.get("STORAGE", "wal")
 BENCH = shutil.which("redis-benchmark")
 suite = Suite("bench_groups")
 
@@ -68,10 +71,10 @@ def bench_one_group_vs_three():
     if BENCH is None:
         print("  SKIP: redis-benchmark not installed (redis-tools)")
         return
-    a = suite.cluster("bench1", n=3)
+    a = suite.cluster("bench1", n=3, storage=STORAGE)
     a.start_all()
     lead_a = a.wait_leader()
-    b = suite.cluster("bench3", n=3, groups=3)
+    b = suite.cluster("bench3", n=3, groups=3, storage=STORAGE)
     b.start_all()
     wait_for(lambda: sorted(group_leaders(b)) == ["1", "2", "3"], 30,
              "B's leaders on the three processes")
@@ -92,8 +95,8 @@ def bench_one_group_vs_three():
           "per write %.0f vs %.0f us"
           % (m1, m3, m3 / m1, statistics.median(cpu1),
              statistics.median(cpu3)))
-    print("  (%d clients, %d requests of 100 B per run, WAL, %d rounds)"
-          % (CLIENTS, REQUESTS, ROUNDS))
+    print("  (%d clients, %d requests of 100 B per run, %s storage, %d "
+          "rounds)" % (CLIENTS, REQUESTS, STORAGE, ROUNDS))
     commits = [int(parse_info(a.conn(lead_a).call("INFO", "raft"))
                    ["commit_index"])]
     check(commits[0] >= ROUNDS * REQUESTS, commits)

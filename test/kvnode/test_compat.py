@@ -983,6 +983,46 @@ def test_ioredis_cluster():
     check("ioredis ok" in out, out)
 
 
+def three_group_leaders(name):
+    """3 processes with --groups 3, a leader on each (the balancer's
+    placement) known to every process."""
+    g = suite.cluster(name, n=3, groups=3)
+    g.start_all()
+
+    def placed():
+        for i in g.live():
+            inf = g.info(i)
+            for k in range(3):
+                f = dict(x.split("=", 1) for x in inf["group_%d" % k].split(","))
+                if f["leader_id"] != str(k + 1):
+                    return False
+        return True
+    wait_for(placed, 30, "a group leader on each process")
+    return g
+
+
+@suite.test
+def test_ioredis_cluster_three_groups():
+    """ioredis Cluster routes each key to its group's leader (three
+    masters), pipelines and transactions on a hash tag."""
+    d = ioredis_dir()
+    if d is None:
+        return
+    g = three_group_leaders("ioredis3")
+    env = dict(os.environ, NODE_PATH=os.path.join(d, "node_modules"))
+    p = subprocess.run([NODE, os.path.join(HERE, "ioredis_check.js"),
+                        str(g.nodes[2].client_port), "3"],
+                       capture_output=True, timeout=120, env=env)
+    out = p.stdout.decode(errors="replace")
+    eq(p.returncode, 0, out + p.stderr.decode(errors="replace"))
+    check("ioredis ok" in out, out)
+    # Every group took some of its keys.
+    inf = g.info(1)
+    for k in range(3):
+        f = dict(x.split("=", 1) for x in inf["group_%d" % k].split(","))
+        check(int(f["keys"]) > 0, inf["group_%d" % k])
+
+
 @suite.test
 def test_redis_cli_cluster_check_and_benchmark():
     if CLI is None:
@@ -1018,15 +1058,7 @@ def test_redis_cli_cluster_check_and_benchmark():
     # redis-benchmark --cluster wants at least 3 masters ("Invalid
     # cluster" below that): one Raft group is one master, so it runs
     # against 3 processes with --groups 3, one group led by each.
-    g = suite.cluster("rbench", n=3, groups=3)
-    g.start_all()
-
-    def three_masters():
-        text = g.conn(1).call("CLUSTER", "NODES")
-        text = text.decode() if isinstance(text, bytes) else text
-        return sum(" master " in l or ",master " in l
-                   for l in text.splitlines()) == 3
-    wait_for(three_masters, 30, "three masters")
+    g = three_group_leaders("rbench")
     gport = g.nodes[1].client_port
     p = subprocess.run([CLI, "--cluster", "check", "127.0.0.1:%d" % gport],
                        capture_output=True, timeout=60)

@@ -219,12 +219,33 @@ def cluster_client(c):
 
 @suite.test
 def test_kill_the_process_leading_most_groups():
+    kill_most_leaders("gkill", "wal", 6, restart=True)
+
+
+@suite.test
+def test_shared_runtime_kill_the_process_leading_most_groups():
+    """--storage mem: one runtime carries every group (one port, one
+    connection per peer process).  A killed process loses its memory
+    store, so it is not restarted here."""
+    kill_most_leaders("gmem", "mem", 4, restart=False)
+
+
+def kill_most_leaders(name, storage, n, restart):
     if redis is None:
         skip("redis-py is not installed (apt-get install python3-redis)")
         return
-    n = 6
-    c = suite.cluster("gkill", n=3, groups=n)
+    c = suite.cluster(name, n=3, groups=n, storage=storage)
     c.start_all()
+    # One runtime per group listens on raft port + i; a shared one on
+    # the raft port alone.
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", c.nodes[1].raft_port + 1),
+                                 timeout=2).close()
+        extra_port = True
+    except OSError:
+        extra_port = False
+    eq(extra_port, storage == "wal")
     lead = wait_leaders(c, n, balanced=True)
     rc = cluster_client(c)
     acked = {}
@@ -289,6 +310,8 @@ def test_kill_the_process_leading_most_groups():
         got = rc.get(k)
         eq(got, v.encode(), k)
     rc.close()
+    if not restart:
+        return
     # The process comes back; the balancer gives it groups again.
     c.start(victim)
     back = wait_leaders(c, n, timeout=40, balanced=True)

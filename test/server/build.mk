@@ -21,3 +21,15 @@ $(SERVER_OUT)/%: test/server/%.c $(STATIC) test/testlib.h test/server/server_tes
 ifneq ($(wildcard examples/counter/counter.c),)
 TEST_SCRIPTS += test/server/counter.sh
 endif
+
+# What idle groups cost (not part of `make test`: it takes a minute and
+# its figures are for docs/benchmarks.md).  `make groups-idle`, or run
+# $(SERVER_OUT)/groups_idle N... (env HB_MS, WINDOW_MS).
+$(SERVER_OUT)/groups_idle: test/server/groups_idle.c $(STATIC) test/server/server_testlib.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
+
+groups-idle: $(SERVER_OUT)/groups_idle
+	$(SERVER_OUT)/groups_idle
+
+.PHONY: groups-idle

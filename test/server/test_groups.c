@@ -73,6 +73,42 @@ static int g_apply(void *ctx, const sr_entry *e, void **result)
 
 static const sr_fsm_ops gfsm = { .apply = g_apply };
 
+/* Snapshots: the list of values applied, written and read whole. */
+static int g_snapshot(void *ctx, sr_index index, sr_term term)
+{
+	struct gstate *g = ctx;
+	sr_node *node = sr_group_node(GR[g->member][g->gid]);
+
+	(void)index;
+	(void)term;
+	sr_node_snapshot_write(node, g->applied,
+			       (size_t)g->n_applied * sizeof(uint64_t));
+	return sr_node_snapshot_done(node, 0);
+}
+
+static int g_restore(void *ctx, sr_index index, sr_term term)
+{
+	struct gstate *g = ctx;
+	sr_node *node = sr_group_node(GR[g->member][g->gid]);
+	size_t got = 0, n;
+	int rc;
+
+	(void)index;
+	(void)term;
+	do {
+		rc = sr_node_snapshot_read(node, got, (char *)g->applied + got,
+					   sizeof(g->applied) - got, &n);
+		got += n;
+	} while (rc == 0 && n > 0 && got < sizeof(g->applied));
+	g->n_applied = (int)(got / sizeof(uint64_t));
+	return rc;
+}
+
+static const sr_fsm_ops gfsm_snap = { .apply = g_apply,
+				      .snapshot = g_snapshot,
+				      .restore = g_restore };
+static int use_snapshots;
+
 static void g_done(void *ctx, void *cookie, int status, sr_index index,
 		   void *result)
 {
@@ -100,6 +136,7 @@ static void servers_init(void)
 	memset(G, 0, sizeof(G));
 	memset(GR, 0, sizeof(GR));
 	memset(n_acked, 0, sizeof(n_acked));
+	use_snapshots = 0;
 	CHECK_EQ(sr_loop_create(NULL, &L), 0);
 	for (int i = 0; i < NS; i++) {
 		S[i].id = (sr_id)i + 1;
@@ -130,6 +167,8 @@ static void server_config(sr_server_config *c, int i)
 	/* Generous: 3 x many groups share one loop on a shared machine. */
 	c->raft.election_timeout_ms = 400;
 	c->raft.heartbeat_ms = 40;
+	c->raft.snapshot_threshold = 0; /* on demand only */
+	c->raft.snapshot_trailing = 2;
 }
 
 static void start_server(int i)
@@ -149,7 +188,7 @@ static void group_config(sr_group_config *gc, int i, uint32_t k)
 				  S[j].addr);
 	G[i][k].member = i;
 	G[i][k].gid = k;
-	gc->fsm = &gfsm;
+	gc->fsm = use_snapshots ? &gfsm_snap : &gfsm;
 	gc->fsm_ctx = &G[i][k];
 	gc->host.done = g_done;
 	gc->host_ctx = &G[i][k];
@@ -542,6 +581,61 @@ TEST(test_group_mistakes_refused)
 		CHECK_EQ(sr_server_groups_on_disk(S[0].srv, ids, 4, &n), 0);
 		CHECK_EQ(n, 0);
 	}
+	servers_free();
+}
+
+/* Each group snapshots and compacts its own log; a member that lost
+ * its copy of one group is brought back by that group's snapshot. */
+TEST(test_each_group_snapshots_on_its_own)
+{
+	sr_status st;
+	int l, f;
+
+	servers_init();
+	use_snapshots = 1;
+	for (int i = 0; i < NS; i++) {
+		start_server(i);
+		create_group(i, 0);
+		create_group(i, 1);
+	}
+	CHECK(run_until_led(2, 20000));
+	for (uint64_t v = 1; v <= 20; v++)
+		CHECK_EQ(propose_on_leader(1, 1000 + v), 0);
+	CHECK_EQ(propose_on_leader(0, 1), 0);
+	CHECK(run_until_applied(1, 1, 20000));
+	{
+		uint64_t end = now_ms() + 20000;
+		while (!applied_all(1, 20) && now_ms() < end)
+			sr_loop_run_once(L, 5);
+	}
+	CHECK(applied_all(1, 20));
+	l = leader_of(1);
+	f = (l + 1) % NS;
+	for (int i = 0; i < NS; i++)
+		CHECK_EQ(sr_group_snapshot(GR[i][1]), 0);
+	run_for(100);
+	for (int i = 0; i < NS; i++) {
+		sr_group_status(GR[i][1], &st);
+		CHECK(st.snapshot_index >= 20);
+		CHECK(st.first_index > 3); /* compacted */
+		sr_group_status(GR[i][0], &st);
+		CHECK_EQ(st.snapshot_index, 0);
+	}
+	/* Follower f loses group 1 and gets it back from the snapshot. */
+	CHECK_EQ(sr_server_group_drop(GR[f][1]), 0);
+	GR[f][1] = NULL;
+	memset(&G[f][1], 0, sizeof(G[f][1]));
+	create_group(f, 1);
+	CHECK_EQ(propose_on_leader(1, 1021), 0);
+	{
+		uint64_t end = now_ms() + 20000;
+		while (!applied_all(1, 21) && now_ms() < end)
+			sr_loop_run_once(L, 5);
+	}
+	CHECK(applied_all(1, 21));
+	sr_group_status(GR[f][1], &st);
+	CHECK(st.snapshot_index >= 20);
+	check_group_agrees(1);
 	servers_free();
 }
 

@@ -5,6 +5,10 @@
 #                      compaction, hard state, lock, backpressure, hooks
 #   test_wal_recovery  on-disk format, torn tails, bit flips, missing
 #                      segments, index gaps, the repair option
+#   test_wal_groups    many Raft groups on one WAL: round trips, drops,
+#                      retention, version-1 directories, damage per group
+#   test_wal_groups_crash  one batch of several groups lost or torn at
+#                      every byte boundary: each group keeps a prefix
 #   test_wal_crash     a child appends and is SIGKILLed at random moments;
 #                      every acknowledged entry must survive
 #   test_wal_fault     write/fsync/fallocate failures injected with
@@ -13,7 +17,8 @@
 #                      (SR_WAL_BENCH_OPEN=1 adds the 1 GiB open benchmark)
 #   fuzz_wal.c         `make fuzz`: segment decoder and recovery
 WAL_OUT   = $(BUILD)/test/wal
-WAL_TESTS = test_wal test_wal_recovery test_wal_crash
+WAL_TESTS = test_wal test_wal_recovery test_wal_crash test_wal_groups \
+            test_wal_groups_crash
 TESTS    += $(patsubst %,$(WAL_OUT)/%,$(WAL_TESTS))
 WAL_DEPS  = $(STATIC) test/testlib.h test/wal/walt.h $(wildcard backends/wal/*.h)
 
