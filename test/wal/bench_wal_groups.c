@@ -173,7 +173,8 @@ static double build(const char *dir, uint32_t ngroups, uint32_t entries)
 		if ((rv = ops->set_hard_state(ctx_of(w, h, g), 1, 1)))
 			die("set_hard_state", rv);
 	for (uint32_t lo = 1; lo <= entries; lo += CHUNK) {
-		uint32_t n = entries - lo + 1 < CHUNK ? entries - lo + 1 : CHUNK;
+		uint32_t n = entries - lo + 1 < CHUNK ? entries - lo + 1
+						      : CHUNK;
 
 		for (uint32_t i = 0; i < n; i++) {
 			es[i].index = lo + i;
@@ -225,13 +226,15 @@ static double restart(const char *dir, uint32_t ngroups, uint32_t entries,
 		sr_entry e;
 		size_t got;
 
-		if (ngroups > 1 && (rv = sr_wal_group_open(w, ids[g - 1], &h[g])))
+		if (ngroups > 1 &&
+		    (rv = sr_wal_group_open(w, ids[g - 1], &h[g])))
 			die("sr_wal_group_open", rv);
 		if ((rv = ops->load(ctx_of(w, ngroups > 1 ? h : NULL, g), &d)))
 			die("load", rv);
 		if (d.last_index != entries || d.term != 1) {
-			fprintf(stderr, "bench_wal_groups: group %u ends at %llu\n",
-				g, (unsigned long long)d.last_index);
+			fprintf(stderr,
+				"bench_wal_groups: group %u ends at %llu\n", g,
+				(unsigned long long)d.last_index);
 			exit(1);
 		}
 		if ((rv = ops->read(ctx_of(w, ngroups > 1 ? h : NULL, g),
@@ -248,7 +251,8 @@ static double restart(const char *dir, uint32_t ngroups, uint32_t entries,
 
 static double median3(double a, double b, double c)
 {
-	return a > b ? (b > c ? b : (a > c ? c : a)) : (a > c ? a : (b > c ? c : b));
+	return a > b ? (b > c ? b : (a > c ? c : a))
+		     : (a > c ? a : (b > c ? c : b));
 }
 
 static void scenario(const char *base, uint32_t ngroups, uint32_t entries)
@@ -273,8 +277,7 @@ static void scenario(const char *base, uint32_t ngroups, uint32_t entries)
 	       "%zu B held (%.0f B/group)\n",
 	       ngroups, entries, created, created / ngroups,
 	       median3(warm[0], warm[1], warm[2]),
-	       median3(cold[0], cold[1], cold[2]), mem,
-	       (double)mem / ngroups);
+	       median3(cold[0], cold[1], cold[2]), mem, (double)mem / ngroups);
 	fflush(stdout);
 	rmrf(dir);
 }
@@ -329,7 +332,8 @@ static void commit(const char *base, uint32_t ngroups)
 	for (uint32_t g = 0; g < ngroups; g++) {
 		cs[g].next = 1;
 		cs[g].ctx = w;
-		if (g && (rv = sr_wal_group_open(w, g, (sr_wal_group **)&cs[g].ctx)))
+		if (g &&
+		    (rv = sr_wal_group_open(w, g, (sr_wal_group **)&cs[g].ctx)))
 			die("sr_wal_group_open", rv);
 		if (g)
 			sr_wal_group_set_done(cs[g].ctx, c_done, &cs[g]);
