@@ -368,8 +368,7 @@ void kv_slot_redirect(struct kv_server *s, unsigned slot, struct kv_buf *out)
 	sr_status st;
 
 	/* The engine measures the leader's silence from its last tick. */
-	if (g->srv && g->own_srv)
-		sr_server_tick(g->srv);
+	kv_raft_sync_time(s);
 	sr_node_status(g->node, &st);
 	s->n_moved++;
 	if (!st.leader) {

@@ -223,10 +223,9 @@ def test_kill_the_process_leading_most_groups():
 
 
 @suite.test
-def test_shared_runtime_kill_the_process_leading_most_groups():
-    """--storage mem: one runtime carries every group (one port, one
-    connection per peer process).  A killed process loses its memory
-    store, so it is not restarted here."""
+def test_mem_storage_kill_the_process_leading_most_groups():
+    """--storage mem: every group on a memory store.  A killed process
+    loses its memory, so it is not restarted here."""
     kill_most_leaders("gmem", "mem", 4, restart=False)
 
 
@@ -236,16 +235,10 @@ def kill_most_leaders(name, storage, n, restart):
         return
     c = suite.cluster(name, n=3, groups=n, storage=storage)
     c.start_all()
-    # One runtime per group listens on raft port + i; a shared one on
-    # the raft port alone.
-    import socket
-    try:
-        socket.create_connection(("127.0.0.1", c.nodes[1].raft_port + 1),
-                                 timeout=2).close()
-        extra_port = True
-    except OSError:
-        extra_port = False
-    eq(extra_port, storage == "wal")
+    # One runtime, one raft port, one WAL (DIR/raft) for every group.
+    if storage == "wal":
+        eq(sorted(x for x in os.listdir(c.nodes[1].dir)
+                  if x.startswith("raft")), ["raft"])
     lead = wait_leaders(c, n, balanced=True)
     rc = cluster_client(c)
     acked = {}
@@ -328,7 +321,7 @@ def test_make_run_with_groups():
     import tempfile
     from kvtest import Conn, free_ports
     run_dir = tempfile.mkdtemp(prefix="kvnode-run-groups-")
-    ports = free_ports(3 + 3 * 3)
+    ports = free_ports(6)
     env, script = run_script_env(suite.kvnode, run_dir, ports[0], ports[3],
                                  KVNODE_GROUPS="3")
     try:
@@ -336,8 +329,8 @@ def test_make_run_with_groups():
                            capture_output=True, timeout=60)
         out = p.stdout.decode()
         eq(p.returncode, 0, out + p.stderr.decode())
-        check("3 Raft groups" in out and "raft ports %d-%d"
-              % (ports[6], ports[8]) in out, out)
+        check("3 Raft groups" in out and "raft port %d, 3 groups"
+              % ports[4] in out, out)
         for port in ports[:3]:
             conn = Conn(port)
             inf = parse_info(conn.call("INFO", "raft"))
