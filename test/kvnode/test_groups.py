@@ -189,6 +189,45 @@ def test_slot_ranges_views_and_balanced_leaders():
 
 
 @suite.test
+def test_sessions_and_expiry_per_group():
+    """A client session's writes in several groups: each group
+    deduplicates its own retries (sequence numbers rising across groups
+    rise in each); keys expire by each group's log clock."""
+    n = 3
+    c = suite.cluster("gsess", n=3, groups=n)
+    c.start_all()
+    wait_leaders(c, n, balanced=True)
+    keys = [key_in_group(g, n, "ctr") for g in range(n)]
+    seq = 0
+    for rnd in range(2):
+        for g, k in enumerate(keys):
+            seq += 1
+            args = ("SESSION", "77", str(seq), "INCR", k)
+            eq(c.follow(*args)[0], rnd + 1)
+            # a retry of the same write (lost reply): the group answers
+            # from its session table, the counter does not move
+            eq(c.follow(*args)[0], rnd + 1)
+    for k in keys:
+        eq(c.follow("GET", k)[0], b"2")
+    # An older sequence number than a group's last is refused there
+    # (its reply is gone), not applied.
+    r = c.follow("SESSION", "77", "1", "INCR", keys[2])[0]
+    check(isinstance(r, Err), r)
+    eq(c.follow("GET", keys[2])[0], b"2")
+    # Expiry in every group.
+    for g in range(n):
+        k = key_in_group(g, n, "ttl")
+        eq(c.follow("SET", k, "v", "PX", "300")[0], "OK")
+        ttl = c.follow("PTTL", k)[0]
+        check(0 < ttl <= 300, ttl)
+    time.sleep(0.5)
+    for g in range(n):
+        k = key_in_group(g, n, "ttl")
+        eq(c.follow("GET", k)[0], None)
+        eq(c.follow("EXISTS", k)[0], 0)
+
+
+@suite.test
 def test_plain_mode_refuses_keys_of_two_groups():
     n = 4
     c = suite.cluster("gplain", n=3, groups=n, extra=["--cluster-mode", "no"])
