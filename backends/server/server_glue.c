@@ -36,8 +36,11 @@
 void sr_srvi_storage_done(void *ctx, uint64_t token, int status)
 {
 	sr_group *g = ctx;
-	sr_server *s = g->srv;
+	sr_server *s;
 
+	if (!g)
+		return; /* the WAL's own log, its group destroyed */
+	s = g->srv;
 	/* A synchronous store completes inside the group's own engine call:
 	 * its clock is current, and the call's end re-queues it. */
 	if (s->inside == g) {

@@ -22,6 +22,16 @@
  * the heap, its peers released, the engine destroyed (pending proposals
  * complete with SR_EUNKNOWN), the store closed.
  *
+ * Storage.  With SR_SERVER_WAL every group keeps its log in the one WAL
+ * of the server (seshat/wal.h, "Groups"): its records tagged with its id,
+ * and one write and one fdatasync per batch for the appends of every
+ * group.  The default group lives in the WAL's own log (group 0 on disk),
+ * where a single-group server always kept it, so upgrading a host to
+ * groups keeps its data; a group 0 of a server without a default group
+ * lives there too; every other group lives in the WAL group of its id.
+ * The WAL's completions reach each group's engine through its own done
+ * callback, from sr_wal_process() on the loop.
+ *
  * Calls.  Every sr_group_* call that drives the engine is wrapped by
  * sr_srvi_enter()/sr_srvi_leave(): refused from inside any callback
  * (SR_ESTATE, logged), the group's clock brought up to date before, its
@@ -144,11 +154,10 @@ static int check_group(sr_server *s, const sr_group_config *c)
 				return refuse(s, c->id, "peers",
 					      "duplicate id");
 	}
-	if (s->cfg.storage == SR_SERVER_WAL)
-		return refuse(s, c->id, "storage",
-			      "groups other than the default one need "
-			      "SR_SERVER_MEM until the shared WAL has "
-			      "groups");
+	if (s->wal && c->id == 0 && s->dflt)
+		return refuse(s, c->id, "id",
+			      "the WAL's own log (group 0) is the default "
+			      "group's");
 	return 0;
 }
 
@@ -162,9 +171,16 @@ static uint64_t start_seed(uint64_t id, uint32_t group)
 	       ((uint64_t)group * 0x9e3779b97f4a7c15ull);
 }
 
+/* The group keeps its log in the WAL's own log (see Storage above). */
+static int on_wal_log(const sr_group *g)
+{
+	return g->is_default || g->id == 0;
+}
+
 static int open_store(sr_group *g)
 {
 	sr_server *s = g->srv;
+	int rc;
 
 	if (s->cfg.storage == SR_SERVER_MEM) {
 		sr_mem_config mc = { .mode = SR_MEM_SYNC,
@@ -173,8 +189,18 @@ static int open_store(sr_group *g)
 				     .alloc = s->cfg.alloc };
 		return sr_mem_create(&mc, &g->mem);
 	}
-	/* The default group is the WAL's own log. */
-	sr_wal_set_done(s->wal, sr_srvi_storage_done, g);
+	if (on_wal_log(g)) {
+		sr_wal_set_done(s->wal, sr_srvi_storage_done, g);
+		return 0;
+	}
+	rc = sr_wal_group_open(s->wal, g->id, &g->wg);
+	if (rc) {
+		sr_srvi_log(s, SR_LOG_ERROR,
+			    "group %u: cannot open its log in the WAL: %s",
+			    g->id, sr_strerror(rc));
+		return rc;
+	}
+	sr_wal_group_set_done(g->wg, sr_srvi_storage_done, g);
 	return 0;
 }
 
@@ -186,8 +212,16 @@ static int create_node(sr_group *g)
 
 	r.id = s->cfg.id;
 	r.group = g->id;
-	r.storage = g->mem ? sr_mem_ops() : sr_wal_storage_ops();
-	r.storage_ctx = g->mem ? (void *)g->mem : (void *)s->wal;
+	if (g->mem) {
+		r.storage = sr_mem_ops();
+		r.storage_ctx = g->mem;
+	} else if (g->wg) {
+		r.storage = sr_wal_group_storage_ops();
+		r.storage_ctx = g->wg;
+	} else {
+		r.storage = sr_wal_storage_ops();
+		r.storage_ctx = s->wal;
+	}
 	r.fsm = g->cfg.fsm;
 	r.fsm_ctx = g->cfg.fsm_ctx;
 	r.transport = &sr_srvi_transport_ops;
@@ -231,6 +265,10 @@ int sr_srvi_group_new(sr_server *s, const sr_group_config *cfg, int dflt,
 		if (g->node)
 			sr_node_destroy(g->node);
 		sr_mem_destroy(g->mem);
+		if (g->wg)
+			sr_wal_group_close(g->wg);
+		else if (s->wal)
+			sr_wal_set_done(s->wal, sr_srvi_storage_done, NULL);
 		sr_free(s->cfg.alloc, g);
 		return rc;
 	}
@@ -320,6 +358,11 @@ void sr_srvi_group_free(sr_group *g)
 	s->inside = NULL;
 	s->depth--;
 	sr_mem_destroy(g->mem);
+	/* Nothing pending in the store may reach the freed group. */
+	if (g->wg)
+		sr_wal_group_close(g->wg);
+	else if (s->wal)
+		sr_wal_set_done(s->wal, sr_srvi_storage_done, NULL);
 	if (s->dflt == g)
 		s->dflt = NULL;
 	s->stats.groups_destroyed++;
@@ -355,13 +398,13 @@ SR_API int sr_server_group_create(sr_server *s, const sr_group_config *cfg,
 	*out = NULL;
 	if (s->depth)
 		return refuse_inside(s, "sr_server_group_create");
-	if ((rc = check_group(s, cfg)))
-		return rc;
 	if (sr_srvi_group_find(s, cfg->id)) {
 		sr_srvi_log(s, SR_LOG_ERROR, "group %u exists already",
 			    cfg->id);
 		return SR_EEXIST;
 	}
+	if ((rc = check_group(s, cfg)))
+		return rc;
 	if ((rc = sr_srvi_group_new(s, cfg, 0, &g)))
 		return rc;
 	if (s->started && (rc = sr_srvi_group_start(g))) {
@@ -396,8 +439,26 @@ SR_API int sr_server_group_destroy(sr_group *g)
 
 SR_API int sr_server_group_drop(sr_group *g)
 {
-	/* A memory store's data goes with it. */
-	return group_end(g, "sr_server_group_drop");
+	sr_server *s = g->srv;
+	uint32_t id = g->id;
+	int in_wal_group = g->wg != NULL;
+	int rc;
+
+	if (s->wal && !in_wal_group && !g->is_default) {
+		sr_srvi_log(s, SR_LOG_ERROR,
+			    "sr_server_group_drop: group %u lives in the WAL's "
+			    "own log, which cannot be dropped",
+			    id);
+		return SR_EINVAL;
+	}
+	if ((rc = group_end(g, "sr_server_group_drop")))
+		return rc;
+	/* A memory store's data went with it; a WAL group's is deleted. */
+	if (in_wal_group && (rc = sr_wal_group_drop(s->wal, id)))
+		sr_srvi_log(s, SR_LOG_ERROR,
+			    "group %u: cannot delete its data: %s", id,
+			    sr_strerror(rc));
+	return rc;
 }
 
 SR_API sr_group *sr_server_group(const sr_server *s, uint32_t id)
@@ -421,15 +482,44 @@ SR_API size_t sr_server_groups(const sr_server *s, sr_group **out, size_t cap)
 	return n;
 }
 
+/* The WAL's own log holds something (a term, an entry or a snapshot). */
+static int wal_log_used(sr_server *s)
+{
+	sr_durable d;
+
+	if (sr_wal_storage_ops()->load(s->wal, &d))
+		return 1; /* unreadable: let the host open it and see */
+	return d.term || d.last_index || d.snapshot_index;
+}
+
 SR_API int sr_server_groups_on_disk(sr_server *s, uint32_t *ids, size_t cap,
 				    size_t *n_out)
 {
-	(void)ids;
-	(void)cap;
-	(void)s;
-	/* Memory stores die with the process, and the WAL holds the
-	 * default group only until it is shared by groups. */
+	uint32_t *all;
+	size_t n = 0, total, zero;
+	int rc;
+
 	*n_out = 0;
+	if (!s->wal)
+		return 0; /* memory stores die with the process */
+	rc = sr_wal_groups(s->wal, NULL, 0, &n);
+	if (rc && rc != SR_ETOOBIG)
+		return rc;
+	/* Group 0 is on disk in the WAL's own log when it is not the
+	 * default group's. */
+	zero = !s->dflt && wal_log_used(s);
+	all = sr_malloc(s->cfg.alloc, (n + 1) * sizeof(*all));
+	if (!all)
+		return SR_ENOMEM;
+	all[0] = 0;
+	rc = sr_wal_groups(s->wal, all + zero, n, &n);
+	total = n + zero;
+	for (size_t i = 0; rc == 0 && i < total && i < cap; i++)
+		ids[i] = all[i];
+	sr_free(s->cfg.alloc, all);
+	if (rc)
+		return rc;
+	*n_out = total;
 	return 0;
 }
 

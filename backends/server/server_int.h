@@ -28,7 +28,9 @@ struct sr_group {
 	sr_group_config cfg; /* the caller's (the default group's is made
 				from the server's config) */
 	sr_node *node;
-	sr_mem *mem; /* SR_SERVER_MEM: the group's own store */
+	sr_mem *mem;	  /* SR_SERVER_MEM: the group's own store */
+	sr_wal_group *wg; /* SR_SERVER_WAL: its group in the shared WAL
+			     (NULL on the WAL's own log, see on_wal_log) */
 
 	int started;
 	uint64_t last_tick; /* the engine's clock */

@@ -61,8 +61,9 @@
  * (every message carries its group id; an incoming one is dispatched by
  * a hash table, and one for a group this server does not carry is
  * dropped and counted) and one store (with SR_SERVER_WAL one WAL for all
- * groups: one fsync covers every group's appends in a batch; until the
- * WAL has groups, groups other than the default one need SR_SERVER_MEM).  The
+ * groups: one fsync covers every group's appends in a batch; the default
+ * group keeps its log in the WAL's own log, as a single-group server
+ * always did, and every other group in the WAL's group of its id).  The
  * single-group calls (sr_server_propose(), ...) act on the default group,
  * made from the sr_server_config at create with id raft.group (0 unless
  * set); a host that wants only its own groups sets no_default_group.
@@ -370,11 +371,14 @@ SR_API int sr_server_group_destroy(sr_group *g);
 
 /*
  * As sr_server_group_destroy(), then delete the group's data from the
- * store: a group created again with this id starts empty.  Take the
- * member out of the group's configuration first (sr_group_remove() on
- * the leader) unless the whole group is being dropped everywhere.
- * Errors: those of sr_server_group_destroy(), and the store's (SR_EIO;
- * the group is destroyed either way).
+ * store (durably; blocks for one fdatasync of the WAL): a group created
+ * again with this id starts empty.  Take the member out of the group's
+ * configuration first (sr_group_remove() on the leader) unless the whole
+ * group is being dropped everywhere.
+ * Errors: those of sr_server_group_destroy(), SR_EINVAL for a group 0
+ * kept in the WAL's own log (a server without a default group: destroy
+ * it instead), and the store's (SR_EIO; the group is destroyed either
+ * way).
  */
 SR_API int sr_server_group_drop(sr_group *g);
 
@@ -395,10 +399,11 @@ SR_API size_t sr_server_groups(const sr_server *srv, sr_group **out,
 
 /*
  * The ids of the groups the store holds data for (other than the default
- * group), for reopening them after a restart: up to cap into ids[],
- * *n_out the total (may exceed cap).  Groups already open are included.
- * With SR_SERVER_MEM nothing survives: *n_out is 0.
- * Errors: SR_EIO.
+ * group), in ascending order, for reopening them after a restart: up to
+ * cap into ids[] (NULL when cap is 0), *n_out the total (may exceed
+ * cap).  Groups already open are included.  With SR_SERVER_MEM nothing
+ * survives: *n_out is 0.
+ * Errors: SR_ENOMEM, SR_EIO.
  */
 SR_API int sr_server_groups_on_disk(sr_server *srv, uint32_t *ids, size_t cap,
 				    size_t *n_out);

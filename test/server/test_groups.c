@@ -36,6 +36,7 @@ struct server {
 	sr_id id;
 	sr_server *srv;
 	char addr[64];
+	char dir[256];
 	int errors;
 };
 
@@ -108,6 +109,8 @@ static const sr_fsm_ops gfsm_snap = { .apply = g_apply,
 				      .snapshot = g_snapshot,
 				      .restore = g_restore };
 static int use_snapshots;
+static int use_wal; /* SR_SERVER_WAL in S[i].dir, else memory */
+static char tmpdir[128];
 
 static void g_done(void *ctx, void *cookie, int status, sr_index index,
 		   void *result)
@@ -137,11 +140,15 @@ static void servers_init(void)
 	memset(GR, 0, sizeof(GR));
 	memset(n_acked, 0, sizeof(n_acked));
 	use_snapshots = 0;
+	use_wal = 0;
 	CHECK_EQ(sr_loop_create(NULL, &L), 0);
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/sr-groups-test.XXXXXX");
+	CHECK(mkdtemp(tmpdir) != NULL);
 	for (int i = 0; i < NS; i++) {
 		S[i].id = (sr_id)i + 1;
 		snprintf(S[i].addr, sizeof(S[i].addr), "127.0.0.1:%d",
 			 free_port());
+		snprintf(S[i].dir, sizeof(S[i].dir), "%s/s%d", tmpdir, i + 1);
 	}
 }
 
@@ -153,13 +160,21 @@ static void servers_free(void)
 	}
 	sr_loop_destroy(L);
 	L = NULL;
+	if (tmpdir[0]) {
+		char cmd[256];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", tmpdir);
+		tmpdir[0] = 0;
+	}
 }
 
 static void server_config(sr_server_config *c, int i)
 {
 	sr_server_config_init(c, S[i].id);
 	c->listen_addr = S[i].addr;
-	c->storage = SR_SERVER_MEM;
+	c->storage = use_wal ? SR_SERVER_WAL : SR_SERVER_MEM;
+	c->data_dir = S[i].dir;
 	c->no_default_group = 1;
 	c->log = slog;
 	c->log_ctx = &S[i];
@@ -636,6 +651,112 @@ TEST(test_each_group_snapshots_on_its_own)
 	sr_group_status(GR[f][1], &st);
 	CHECK(st.snapshot_index >= 20);
 	check_group_agrees(1);
+	servers_free();
+}
+
+/*
+ * The shared WAL: every group's log in one WAL per server.  After a
+ * restart the host lists the groups on disk and reopens each, and every
+ * group comes back with its data (group 0 lives in the WAL's own log,
+ * the others in WAL groups); a dropped group is gone from the list.
+ */
+TEST(test_groups_reopen_from_the_shared_wal)
+{
+	const uint32_t ng = 6;
+	uint64_t before[MAXG][8];
+	sr_wal_stats ws[NS];
+
+	servers_init();
+	use_wal = 1;
+	for (int i = 0; i < NS; i++) {
+		start_server(i);
+		CHECK(sr_server_wal(S[i].srv) != NULL);
+		for (uint32_t k = 0; k < ng; k++)
+			create_group(i, k);
+	}
+	CHECK(run_until_led(ng, 20000));
+	for (int i = 0; i < NS; i++)
+		sr_wal_get_stats(sr_server_wal(S[i].srv), &ws[i]);
+	for (uint64_t v = 1; v <= 5; v++)
+		for (uint32_t k = 0; k < ng; k++)
+			CHECK_EQ(propose_on_leader(k, k * 1000 + v), 0);
+	CHECK(run_until_applied(ng, 5, 20000));
+	for (uint32_t k = 0; k < ng; k++) {
+		check_group_agrees(k);
+		memcpy(before[k], G[0][k].applied, 5 * sizeof(uint64_t));
+	}
+	/* One WAL per server: the appends of the groups that arrive
+	 * together share a batch (one write, one fdatasync). */
+	for (int i = 0; i < NS; i++) {
+		sr_wal_stats w;
+		sr_wal_get_stats(sr_server_wal(S[i].srv), &w);
+		printf("  server %d: %llu appends of %u groups in %llu WAL "
+		       "batches\n",
+		       i + 1, (unsigned long long)(w.appends - ws[i].appends),
+		       ng, (unsigned long long)(w.batches - ws[i].batches));
+		CHECK(w.appends - ws[i].appends >= ng);
+		CHECK(w.batches - ws[i].batches < w.appends - ws[i].appends);
+	}
+	/* Group 5 is dropped everywhere before the restart. */
+	for (int i = 0; i < NS; i++) {
+		CHECK_EQ(sr_server_group_drop(GR[i][5]), 0);
+		GR[i][5] = NULL;
+	}
+	/* Group 0 lives in the WAL's own log: it cannot be dropped. */
+	CHECK_EQ(sr_server_group_drop(GR[0][0]), SR_EINVAL);
+	for (int i = 0; i < NS; i++) {
+		sr_server_destroy(S[i].srv);
+		S[i].srv = NULL;
+	}
+	memset(G, 0, sizeof(G));
+	memset(GR, 0, sizeof(GR));
+	memset(n_acked, 0, sizeof(n_acked));
+	for (int i = 0; i < NS; i++) {
+		uint32_t ids[MAXG];
+		size_t n = 0;
+		start_server(i);
+		CHECK_EQ(sr_server_groups_on_disk(S[i].srv, ids, MAXG, &n), 0);
+		CHECK_EQ(n, ng - 1);
+		for (size_t j = 0; j < n; j++) {
+			CHECK_EQ(ids[j], j); /* 0..4, ascending; 5 dropped */
+			create_group(i, ids[j]);
+		}
+		CHECK_EQ(sr_server_groups_on_disk(S[i].srv, NULL, 0, &n), 0);
+		CHECK_EQ(n, ng - 1);
+	}
+	CHECK(run_until_led(ng - 1, 20000));
+	/* A new entry in each group commits, and with it the old ones are
+	 * applied again on every member, as they were. */
+	for (uint32_t k = 0; k < ng - 1; k++)
+		CHECK_EQ(propose_on_leader(k, k * 1000 + 6), 0);
+	CHECK(run_until_applied(ng - 1, 6, 20000));
+	for (uint32_t k = 0; k < ng - 1; k++) {
+		check_group_agrees(k);
+		for (int i = 0; i < NS; i++) {
+			CHECK_EQ(memcmp(G[i][k].applied, before[k],
+					5 * sizeof(uint64_t)),
+				 0);
+			CHECK_EQ(G[i][k].applied[5], k * 1000 + 6);
+		}
+	}
+	/* Group 5, created again, starts empty. */
+	for (int i = 0; i < NS; i++)
+		create_group(i, 5);
+	{
+		uint64_t end = now_ms() + 20000;
+		while (leader_of(5) < 0 && now_ms() < end)
+			sr_loop_run_once(L, 5);
+	}
+	CHECK_EQ(propose_on_leader(5, 5007), 0);
+	{
+		uint64_t end = now_ms() + 20000;
+		while (!applied_all(5, 1) && now_ms() < end)
+			sr_loop_run_once(L, 5);
+	}
+	for (int i = 0; i < NS; i++) {
+		CHECK_EQ(G[i][5].n_applied, 1);
+		CHECK_EQ(G[i][5].applied[0], 5007);
+	}
 	servers_free();
 }
 
