@@ -294,6 +294,28 @@ def kill_most_leaders(name, storage, n, restart):
     victim_groups = [g for g, lid in lead.items() if lid == victim]
     check(len(victim_groups) >= 2, lead)
     c.kill(victim)
+    # Until the victim's groups elect, the survivors never send a client
+    # to the dead process: its connection is gone, so they say TRYAGAIN
+    # (or CLUSTERDOWN once an election runs), or MOVED to a live leader.
+    time.sleep(0.1)
+    dead = ":%d" % c.nodes[victim].client_port
+    end = time.time() + 1.0
+    probes = {}
+    while time.time() < end:
+        for g in victim_groups:
+            k = key_in_group(g, n, "p")
+            for i in c.live():
+                conn = c.conn(i)
+                r = conn.call("SET", k, "p")
+                conn.close()
+                check(not (isinstance(r, Err) and r.startswith("MOVED")
+                           and r.endswith(dead)), (g, i, r))
+                word = r.split()[0] if isinstance(r, Err) else "OK"
+                probes[word] = probes.get(word, 0) + 1
+                if word == "OK":
+                    acked[k] = "p"
+        time.sleep(0.05)
+    print("  replies for the dead leader's groups: %r" % probes)
     # Every group has a leader among the survivors.
     after = wait_leaders(c, n, timeout=30)
     check(victim not in after.values(), after)
