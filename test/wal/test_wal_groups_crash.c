@@ -26,7 +26,21 @@
  * after it and keeps them across another restart.
  *
  * SR_WAL_TORN_STEP=n tries every n-th byte boundary only (default 1).
+ *
+ * Then the same property under kill -9 (test_kill_9_...): a child appends
+ * to eight groups at random (up to 64 appends in flight, snapshots and
+ * compactions now and then, small segments so they roll and get deleted)
+ * and reports each append before making it and each completion; the
+ * parent kills it at a random moment, opens the directory and checks that
+ * the appends that survived are a prefix of the order they were made in,
+ * over all groups together, that contains every acknowledged one, with
+ * every byte intact.  SR_WAL_GROUPS_KILLS sets the number of kills
+ * (default 60, split over the engines).
  */
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+
 #include "wal_format.h"
 #include "walt.h"
 
@@ -335,6 +349,337 @@ WAL_TEST(test_a_torn_batch_of_many_groups_leaves_each_a_prefix)
 	CHECK_EQ(cases, want_cases);
 	CHECK(kept_some > 0);
 	free_files();
+	t_cleanup();
+}
+
+/* ------------------------------------------------------------------ */
+/* kill -9                                                            */
+/* ------------------------------------------------------------------ */
+
+#define KG	 8 /* groups 0..7 */
+#define KSEG	 (64u << 10)
+#define KMAXLEN	 200
+#define INFLIGHT 64
+
+enum { EV_READY = 1, EV_APPEND, EV_ACK, EV_SNAP, EV_FAIL };
+
+struct ev {
+	uint32_t type, group;
+	uint64_t a, b;
+};
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+	uint64_t x = rng_state += 0x9e3779b97f4a7c15ull;
+
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static int c_pipe, c_inflight;
+static sr_index c_acked[KG];   /* per group: highest acknowledged index */
+static sr_index c_hi[1 << 16]; /* token -> last index of that append */
+
+static void c_send(uint32_t type, uint32_t g, uint64_t a, uint64_t b)
+{
+	struct ev e = { type, g, a, b };
+
+	if (write(c_pipe, &e, sizeof(e)) != sizeof(e))
+		_exit(3);
+}
+
+static void c_done(void *ctx, uint64_t token, int status)
+{
+	uint32_t g = (uint32_t)(uintptr_t)ctx;
+
+	if (status)
+		_exit(4);
+	c_send(EV_ACK, g, token, 0);
+	c_inflight--;
+	if (c_hi[token & 0xffff] > c_acked[g])
+		c_acked[g] = c_hi[token & 0xffff];
+}
+
+static void c_fail(int rv)
+{
+	c_send(EV_FAIL, 0, (uint64_t)-rv, 0);
+	_exit(2);
+}
+
+static void c_append(void *ctx, uint32_t g, uint64_t token, sr_index lo,
+		     sr_index hi)
+{
+	static sr_entry es[16];
+	size_t off = 0, n = 0;
+	int rv;
+
+	for (sr_index i = lo; i <= hi; i++) {
+		uint32_t len = t_len(i, KMAXLEN);
+
+		es[n++] = t_entry(i, term_of(g), len, off);
+		off += len;
+	}
+	if ((rv = GOPS->append(ctx, token, es, n)))
+		c_fail(rv);
+}
+
+static void c_snapshot(void *ctx, uint32_t g, sr_index *first, sr_index *snap)
+{
+	sr_index s = c_acked[g];
+	int rv;
+
+	if (s <= *snap + 50)
+		return;
+	if ((rv = GOPS->snapshot_begin(ctx, s, term_of(g), NULL)) ||
+	    (rv = GOPS->snapshot_write(ctx, 0, "snap", 4)) ||
+	    (rv = GOPS->snapshot_finish(ctx, 1)))
+		c_fail(rv);
+	c_send(EV_SNAP, g, s, 0);
+	*snap = s;
+	if ((rv = GOPS->compact(ctx, s - 10)))
+		c_fail(rv);
+	*first = s - 9;
+}
+
+static void child_main(int engine, const char *dir, uint64_t seed)
+{
+	sr_index last[KG], first[KG], snap[KG];
+	void *ctx[KG];
+	sr_wal_options o;
+	uint64_t token = 0;
+	sr_wal *w;
+	int rv;
+
+	rng_state = seed;
+	sr_wal_options_init(&o, dir);
+	o.engine = engine;
+	o.segment_size = KSEG;
+	if ((rv = sr_wal_open(&o, &w)))
+		c_fail(rv);
+	for (uint32_t g = 0; g < KG; g++) {
+		sr_durable d;
+
+		ctx[g] = w;
+		if (g &&
+		    (rv = sr_wal_group_open(w, g, (sr_wal_group **)&ctx[g])))
+			c_fail(rv);
+		if (g)
+			sr_wal_group_set_done(ctx[g], c_done,
+					      (void *)(uintptr_t)g);
+		else
+			sr_wal_set_done(w, c_done, (void *)(uintptr_t)0);
+		GOPS->load(ctx[g], &d);
+		first[g] = d.first_index;
+		last[g] = c_acked[g] = d.last_index;
+		snap[g] = d.snapshot_index;
+	}
+	c_send(EV_READY, 0, 0, 0);
+	for (;;) {
+		uint32_t g = (uint32_t)(rnd() % KG);
+
+		if (c_inflight < INFLIGHT && rnd() % 100 < 2) {
+			c_snapshot(ctx[g], g, &first[g], &snap[g]);
+		} else if (c_inflight < INFLIGHT) {
+			sr_index n = 1 + rnd() % 12;
+
+			token++;
+			c_hi[token & 0xffff] = last[g] + n;
+			c_send(EV_APPEND, g, last[g] + 1, last[g] + n);
+			c_append(ctx[g], g, token, last[g] + 1, last[g] + n);
+			c_inflight++;
+			last[g] += n;
+		}
+		t_poll_process(w, c_inflight >= INFLIGHT ? 20 : 0);
+	}
+}
+
+static struct ev evs[1 << 17];
+static int nevs;
+
+static void collect(int fd, int deadline_ms)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long el;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		el = (t.tv_sec - t0.tv_sec) * 1000 +
+		     (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (deadline_ms && el >= deadline_ms)
+			return;
+		if (poll(&p, 1, deadline_ms ? (int)(deadline_ms - el) : 0) <= 0)
+			return;
+		if (nevs >= (int)(sizeof(evs) / sizeof(evs[0])) ||
+		    read(fd, &evs[nevs], sizeof(struct ev)) !=
+			    (ssize_t)sizeof(struct ev))
+			return;
+		nevs++;
+	}
+}
+
+static sr_index m_snap[KG]; /* snapshots reported durable */
+
+/*
+ * The appends this child made, in order, against what survived: every
+ * one fully present, then at most one cut in the middle, then none (one
+ * stream: a crash keeps a prefix of it whatever the groups); and every
+ * acknowledged one present.
+ */
+static void verify_kill(sr_wal *w, int iter, uint64_t seed)
+{
+	sr_index last[KG], acked[KG] = { 0 };
+	void *ctx[KG];
+	int phase = 0; /* 0: all present so far, 1: past the cut */
+	uint64_t token = 0, tok_hi[1 << 16];
+	uint32_t tok_g[1 << 16];
+
+	for (uint32_t g = 0; g < KG; g++) {
+		sr_durable d;
+
+		ctx[g] = w;
+		if (g)
+			CHECK_EQ(sr_wal_group_open(w, g,
+						   (sr_wal_group **)&ctx[g]),
+				 0);
+		CHECK_EQ(GOPS->load(ctx[g], &d), 0);
+		last[g] = d.last_index;
+		if (d.snapshot_index < m_snap[g])
+			TEST_FAIL("iter %d seed %llu: group %u snapshot %llu < "
+				  "%llu reported durable",
+				  iter, (unsigned long long)seed, g,
+				  (unsigned long long)d.snapshot_index,
+				  (unsigned long long)m_snap[g]);
+		m_snap[g] = d.snapshot_index;
+		if (d.last_index >= d.first_index) {
+			static sr_entry out[512];
+			sr_index lo = d.first_index;
+
+			while (lo <= d.last_index) {
+				size_t n;
+
+				CHECK_EQ(GOPS->read(ctx[g], lo, 512, 1 << 22,
+						    out, &n),
+					 0);
+				CHECK(n > 0);
+				for (size_t k = 0; k < n; k++, lo++)
+					if (!t_entry_ok(&out[k], term_of(g),
+							t_len(lo, KMAXLEN)))
+						TEST_FAIL(
+							"iter %d seed %llu: "
+							"group %u entry %llu "
+							"damaged",
+							iter,
+							(unsigned long long)seed,
+							g,
+							(unsigned long long)lo);
+			}
+		}
+	}
+	for (int i = 0; i < nevs; i++) {
+		const struct ev *e = &evs[i];
+
+		if (e->type == EV_SNAP && e->a > m_snap[e->group])
+			TEST_FAIL("iter %d seed %llu: group %u lost snapshot "
+				  "%llu",
+				  iter, (unsigned long long)seed, e->group,
+				  (unsigned long long)e->a);
+		if (e->type == EV_ACK) {
+			sr_index hi = tok_hi[e->a & 0xffff];
+
+			if (tok_g[e->a & 0xffff] != e->group)
+				TEST_FAIL("completion of group %u went to %u",
+					  tok_g[e->a & 0xffff], e->group);
+			if (hi > acked[e->group])
+				acked[e->group] = hi;
+		}
+		if (e->type != EV_APPEND)
+			continue;
+		token++;
+		tok_hi[token & 0xffff] = e->b;
+		tok_g[token & 0xffff] = e->group;
+		if (phase == 0 && last[e->group] >= e->b)
+			continue; /* present */
+		if (phase == 0) {
+			phase = 1; /* the cut: maybe inside this append */
+			if (last[e->group] + 1 < e->a)
+				TEST_FAIL("iter %d seed %llu: group %u ends at "
+					  "%llu before its append %llu..%llu",
+					  iter, (unsigned long long)seed,
+					  e->group,
+					  (unsigned long long)last[e->group],
+					  (unsigned long long)e->a,
+					  (unsigned long long)e->b);
+			continue;
+		}
+		if (last[e->group] >= e->a)
+			TEST_FAIL("iter %d seed %llu: group %u kept "
+				  "%llu..%llu, "
+				  "made after an append that was lost",
+				  iter, (unsigned long long)seed, e->group,
+				  (unsigned long long)e->a,
+				  (unsigned long long)e->b);
+	}
+	for (uint32_t g = 0; g < KG; g++)
+		if (last[g] < acked[g])
+			TEST_FAIL("iter %d seed %llu: group %u lost "
+				  "acknowledged "
+				  "entries %llu..%llu",
+				  iter, (unsigned long long)seed, g,
+				  (unsigned long long)last[g] + 1,
+				  (unsigned long long)acked[g]);
+}
+
+WAL_TEST(test_kill_9_keeps_a_prefix_of_all_groups_appends)
+{
+	const char *dir = copy_dir(), *env = getenv("SR_WAL_GROUPS_KILLS");
+	int kills = env ? atoi(env) : 60;
+	uint64_t base = (uint64_t)time(NULL);
+	int with_work = 0;
+
+#ifdef SR_HAVE_URING
+	kills /= 2;
+#endif
+	memset(m_snap, 0, sizeof(m_snap));
+	for (int iter = 0; iter < kills; iter++) {
+		uint64_t seed = base * 1000 + (uint64_t)iter;
+		int fds[2], st;
+		pid_t pid;
+		sr_wal *w;
+
+		CHECK_EQ(pipe(fds), 0);
+		pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			close(fds[0]);
+			c_pipe = fds[1];
+			child_main(t_engine, dir, seed);
+			_exit(0);
+		}
+		close(fds[1]);
+		nevs = 0;
+		rng_state = seed ^ 0x5555;
+		collect(fds[0], 5 + (int)(rnd() % 60));
+		kill(pid, SIGKILL);
+		CHECK(waitpid(pid, &st, 0) == pid);
+		collect(fds[0], 0);
+		close(fds[0]);
+		if (!WIFSIGNALED(st))
+			TEST_FAIL("iter %d seed %llu: child exited with %d",
+				  iter, (unsigned long long)seed,
+				  WEXITSTATUS(st));
+		w = t_open(dir, KSEG);
+		verify_kill(w, iter, seed);
+		with_work += nevs > 10;
+		t_close(w);
+	}
+	printf("    %d kills, %d with work in flight\n", kills, with_work);
+	CHECK(with_work > kills / 8);
 	t_cleanup();
 }
 
