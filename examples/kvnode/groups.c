@@ -110,7 +110,7 @@ void kv_groups_free(struct kv_server *s)
  */
 int kv_groups_check_dir(struct kv_server *s)
 {
-	char path[4200], raft[4200];
+	char path[4200], raft[4200], old[4200];
 	unsigned long had = 1;
 	struct stat st;
 	int recorded = 0;
@@ -118,6 +118,16 @@ int kv_groups_check_dir(struct kv_server *s)
 
 	snprintf(path, sizeof(path), "%s/groups", s->opt.data_dir);
 	snprintf(raft, sizeof(raft), "%s/raft", s->opt.data_dir);
+	snprintf(old, sizeof(old), "%s/raft-g1", s->opt.data_dir);
+	if (stat(old, &st) == 0) {
+		/* kvnode of 2026-12-06 kept a WAL per group */
+		kv_log(s, SR_LOG_ERROR,
+		       "%s holds a WAL per group (an earlier kvnode); this "
+		       "one keeps every group in %s: start with a new --data "
+		       "directory",
+		       s->opt.data_dir, raft);
+		return -1;
+	}
 	f = fopen(path, "r");
 	if (f) {
 		if (fscanf(f, "%lu", &had) != 1)

@@ -384,8 +384,7 @@ struct kv_group {
 	struct kv_server *s;
 	unsigned idx;			/* 0 .. ngroups-1 */
 	unsigned first_slot, last_slot; /* inclusive */
-	sr_server *srv;			/* the runtime carrying it (raft.c) */
-	int own_srv;   /* srv carries this group only, or it is group 0 */
+	sr_server *srv;			/* the runtime carrying every group */
 	sr_group *grp; /* the group in srv: its engine, log, peers */
 	sr_node *node; /* its engine, for status and the fsm */
 	struct kv_fsm fsm;

@@ -73,9 +73,8 @@ int kv_raft_is_learner(const struct kv_server *s)
  */
 void kv_raft_sync_time(struct kv_server *s)
 {
-	for (unsigned i = 0; i < s->ngroups; i++)
-		if (s->groups[i].srv && s->groups[i].own_srv)
-			sr_server_tick(s->groups[i].srv);
+	if (s->ngroups && s->groups[0].srv)
+		sr_server_tick(s->groups[0].srv);
 }
 
 void kv_raft_kick(struct kv_server *s)
@@ -177,53 +176,24 @@ int kv_peers_parse(const char *spec, sr_membership *out, char *err,
 /* ------------------------------------------------------------------ */
 
 /*
- * Two ways to carry the groups (kv_raft_open below):
- *
- * Shared (--storage mem): one sr_server carries every group, group 0 as
- * its default group and groups 1..N-1 made with sr_server_group_create():
- * one listening port, one connection per peer process for all groups
- * (every message carries its group id), one timer heap, heartbeats on one
- * grid.
- *
- * One runtime per group (--storage wal, until the runtime's WAL holds
- * several groups: the runtime refuses other groups on a WAL today): group
- * i is its own sr_server, listening on the raft port plus i and logging
- * to DIR/raft (group 0) or DIR/raft-gI.  Members' address strings are
- * the same in every group ("RAFT/CLIENT" with the base raft port); the
- * port of group i is derived here.  Each group's transport checks its own
- * cluster id (--cluster-id + i*2^48), so a connection that reaches the
- * wrong group's port is refused.
+ * One runtime carries every group: group 0 is its default group (its log
+ * is the WAL's own log in DIR/raft, as without --groups) and groups
+ * 1..N-1 are made with sr_server_group_create() (each a group of the same
+ * WAL: one fdatasync covers every group's appends in a batch).  One
+ * listening port, one connection per peer process for all groups (every
+ * message carries its group id), one timer heap.  A restart creates the
+ * same groups again; each finds its log in the WAL.
  */
-static int port_shift(const char *hostport, unsigned by, char *out, size_t cap)
-{
-	const char *colon = strrchr(hostport, ':');
-	char *end;
-	unsigned long port;
 
-	if (!colon)
-		return SR_EINVAL;
-	port = strtoul(colon + 1, &end, 10);
-	if (*end || end == colon + 1 || port + by > 65535 || (by && port == 0))
-		return SR_EINVAL;
-	if ((size_t)snprintf(out, cap, "%.*s:%lu", (int)(colon - hostport),
-			     hostport, port + by) >= cap)
-		return SR_EINVAL;
-	return 0;
-}
-
-/* The runtime dials the raft half of "RAFT/CLIENT" (plus the group's
- * offset when each group has its own runtime). */
+/* The runtime dials the raft half of "RAFT/CLIENT". */
 static int transport_addr(void *ctx, const sr_member *m, char *out, size_t cap)
 {
-	const struct kv_group *g = ctx;
-	char raft[SR_ADDR_MAX], client[SR_ADDR_MAX];
+	char client[SR_ADDR_MAX];
 
-	if (kv_addr_split(m->addr, raft, sizeof(raft), client, sizeof(client)))
-		return SR_EINVAL;
-	if (g->idx == 0) /* as it is: one runtime needs no port arithmetic */
-		return (size_t)snprintf(out, cap, "%s", raft) < cap ? 0
-								    : SR_EINVAL;
-	return port_shift(raft, g->idx, out, cap);
+	(void)ctx;
+	return kv_addr_split(m->addr, out, cap, client, sizeof(client))
+		       ? SR_EINVAL
+		       : 0;
 }
 
 static void on_conf_changed(void *ctx, const sr_membership *conf)
@@ -282,42 +252,18 @@ static void config_fill(struct kv_server *s, sr_server_config *cfg)
 	}
 }
 
-/* 1 if one runtime carries every group (see above). */
-static int shared_runtime(const struct kv_server *s)
+/* Create the runtime with group 0 (not started). */
+static int server_create(struct kv_server *s, sr_server_config *cfg)
 {
-	return !s->opt.storage_wal;
-}
-
-/* Create group g's own runtime (group 0 in either mode; every group with
- * one runtime per group), not started. */
-static int server_create(struct kv_group *g, sr_server_config *cfg)
-{
-	struct kv_server *s = g->s;
-	char path[4096], listen[SR_ADDR_MAX];
+	struct kv_group *g = &s->groups[0];
+	char path[4096];
 	int rc;
 
-	if (g->idx == 0)
-		snprintf(path, sizeof(path), "%s/raft", s->opt.data_dir);
-	else
-		snprintf(path, sizeof(path), "%s/raft-g%u", s->opt.data_dir,
-			 g->idx);
-	if (g->idx == 0) {
-		snprintf(listen, sizeof(listen), "%s", s->opt.raft_addr);
-	} else if (port_shift(s->opt.raft_addr, g->idx, listen,
-			      sizeof(listen))) {
-		kv_log(s, SR_LOG_ERROR,
-		       "--raft %s: with --groups %u and WAL storage the raft "
-		       "port must be a fixed port (group i listens on it plus "
-		       "i)",
-		       s->opt.raft_addr, s->ngroups);
-		return SR_EINVAL;
-	}
-	cfg->listen_addr = listen;
+	snprintf(path, sizeof(path), "%s/raft", s->opt.data_dir);
+	cfg->listen_addr = s->opt.raft_addr;
 	cfg->data_dir = path;
-	cfg->cluster_id = s->opt.cluster_id + ((uint64_t)g->idx << 48);
 	cfg->fsm_ctx = &g->fsm;
 	cfg->host_ctx = g;
-	cfg->raft.seed ^= (uint64_t)g->idx * 0x9e3779b97f4a7c15ull;
 	rc = sr_server_create(cfg, &g->srv);
 	if (rc == SR_ELOCKED)
 		kv_log(s, SR_LOG_ERROR, "%s is in use by another process",
@@ -329,14 +275,13 @@ static int server_create(struct kv_group *g, sr_server_config *cfg)
 		       path);
 	if (rc)
 		return rc;
-	g->own_srv = 1;
 	g->grp = sr_server_default_group(g->srv);
 	g->node = sr_group_node(g->grp);
 	g->fsm.node = g->node;
 	return 0;
 }
 
-/* Add group g (idx >= 1) to group 0's runtime (shared mode). */
+/* Add group g (idx >= 1) to the runtime (its log: a group of the WAL). */
 static int group_add(struct kv_group *g, const sr_membership *peers)
 {
 	sr_group_config gc;
@@ -353,8 +298,11 @@ static int group_add(struct kv_group *g, const sr_membership *peers)
 	gc.host_ctx = g;
 	g->srv = g->s->groups[0].srv;
 	rc = sr_server_group_create(g->srv, &gc, &g->grp);
-	if (rc)
+	if (rc) {
+		kv_log(g->s, SR_LOG_ERROR, "group %u: %s", g->idx,
+		       sr_strerror(rc));
 		return rc;
+	}
 	g->node = sr_group_node(g->grp);
 	g->fsm.node = g->node;
 	return 0;
@@ -365,7 +313,7 @@ int kv_raft_open(struct kv_server *s)
 	static sr_server_config cfg; /* large: kept off the stack */
 	sr_membership peers;
 	char err[256];
-	int rc = 0;
+	int rc;
 
 	memset(&peers, 0, sizeof(peers));
 	if (s->opt.peers &&
@@ -377,18 +325,12 @@ int kv_raft_open(struct kv_server *s)
 		kv_log(s, SR_LOG_WARN,
 		       "no --cluster-secret-file: peers are not "
 		       "authenticated (fine for a loopback demo only)");
-	for (unsigned i = 0; i < s->ngroups && rc == 0; i++) {
-		if (i > 0 && shared_runtime(s)) {
-			rc = group_add(&s->groups[i], &peers);
-			continue;
-		}
-		sr_server_config_init(&cfg, s->opt.id);
-		config_fill(s, &cfg);
-		cfg.peers = peers;
-		s->max_entry = cfg.raft.max_entry_bytes;
-		rc = server_create(&s->groups[i], &cfg);
-	}
-	/* the transports keep their own copies of the secrets */
+	sr_server_config_init(&cfg, s->opt.id);
+	config_fill(s, &cfg);
+	cfg.peers = peers;
+	s->max_entry = cfg.raft.max_entry_bytes;
+	rc = server_create(s, &cfg);
+	/* the transport keeps its own copy of the secrets */
 	cfg.tcp.secret = cfg.tcp.secret_prev = NULL;
 	for (volatile char *v = s->opt.secret;
 	     v < s->opt.secret + sizeof(s->opt.secret); v++)
@@ -396,6 +338,8 @@ int kv_raft_open(struct kv_server *s)
 	for (volatile char *v = s->opt.secret_prev;
 	     v < s->opt.secret_prev + sizeof(s->opt.secret_prev); v++)
 		*v = 0;
+	for (unsigned i = 1; i < s->ngroups && rc == 0; i++)
+		rc = group_add(&s->groups[i], &peers);
 	if (rc)
 		return rc;
 	if (s->opt.peers && !sr_membership_find(&peers, s->opt.id))
@@ -408,10 +352,7 @@ int kv_raft_open(struct kv_server *s)
 		       "no --peers: waiting to be added to a cluster (or "
 		       "restarting from %s)",
 		       s->opt.data_dir);
-	/* A runtime starts the groups it carries. */
-	for (unsigned i = 0; i < s->ngroups && rc == 0; i++)
-		if (s->groups[i].own_srv)
-			rc = sr_server_start(s->groups[i].srv);
+	rc = sr_server_start(s->groups[0].srv); /* starts every group */
 	for (unsigned i = 0; i < s->ngroups && rc == 0; i++) {
 		const sr_membership *conf = sr_group_membership(
 			s->groups[i].grp);
@@ -422,17 +363,16 @@ int kv_raft_open(struct kv_server *s)
 }
 
 /* The runtime stops in dependency order: no more messages or ticks, then
- * the engines (pending proposals get done(SR_EUNKNOWN)), then the store;
- * a shared runtime (group 0's) takes its other groups down with it. */
+ * the engines of every group (pending proposals get done(SR_EUNKNOWN)),
+ * then the store. */
 void kv_raft_close(struct kv_server *s)
 {
-	for (unsigned i = s->ngroups; i-- > 0;) {
+	if (s->ngroups && s->groups[0].srv)
+		sr_server_destroy(s->groups[0].srv);
+	for (unsigned i = 0; i < s->ngroups; i++) {
 		struct kv_group *g = &s->groups[i];
-		if (g->own_srv)
-			sr_server_destroy(g->srv);
 		g->srv = NULL;
 		g->grp = NULL;
-		g->own_srv = 0;
 		g->node = NULL;
 		g->fsm.node = NULL;
 	}

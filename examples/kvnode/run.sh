@@ -15,9 +15,7 @@
 #   KVNODE_PORT      first client port (default 7001: clients on 7001-7003)
 #   KVNODE_RAFT_PORT first Raft port (default KVNODE_PORT + 10000)
 #   KVNODE_STORAGE   wal (default) or mem
-#   KVNODE_GROUPS    Raft groups (default 1; make passes GROUPS); node i's
-#                    group g listens on its raft port + g, so node i's raft
-#                    port is KVNODE_RAFT_PORT + (i-1)*KVNODE_GROUPS
+#   KVNODE_GROUPS    Raft groups (default 1; make passes GROUPS)
 #   KVNODE_BIN       the kvnode binary (make passes it)
 #
 # `run.sh --check-tools` only checks that the build tools are installed.
@@ -57,7 +55,7 @@ if ! [[ $NG =~ ^[0-9]+$ ]] || ((NG < 1 || NG > 64)); then
 	echo "kvnode run: GROUPS=$NG must be a number in 1..64"
 	exit 1
 fi
-rport() { echo $((RPORT + ($1 - 1) * NG)); } # node i's (first) raft port
+rport() { echo $((RPORT + $1 - 1)); } # node i's raft port
 for v in "KVNODE_PORT=$PORT" "KVNODE_RAFT_PORT=$RPORT"; do
 	if ! [[ ${v#*=} =~ ^[0-9]+$ ]] || ((${v#*=} < 1024 || ${v#*=} > 65000)); then
 		echo "kvnode run: $v must be a number in 1024..65000"
@@ -90,7 +88,7 @@ for i in 1 2 3; do
 	fi
 done
 for i in "${todo[@]}"; do
-	for p in $((PORT + i - 1)) $(seq "$(rport "$i")" $(($(rport "$i") + NG - 1))); do
+	for p in $((PORT + i - 1)) $(rport "$i"); do
 		if port_busy "$p"; then
 			echo "kvnode run: port $p on 127.0.0.1 is in use."
 			echo "  pick other ports:  make run KVNODE_PORT=7101   (or stop what uses $p)"
@@ -106,11 +104,7 @@ done
 
 for i in "${todo[@]}"; do
 	rp=$(rport "$i")
-	if ((NG > 1)); then
-		echo "kvnode run: starting node $i (client port $((PORT + i - 1)), raft ports $rp-$((rp + NG - 1)), $NG groups)"
-	else
-		echo "kvnode run: starting node $i (client port $((PORT + i - 1)), raft port $rp)"
-	fi
+	echo "kvnode run: starting node $i (client port $((PORT + i - 1)), raft port $rp$( ((NG > 1)) && echo ", $NG groups"))"
 	nohup "$BIN" --id "$i" --data "$DIR/node$i" \
 		--client "127.0.0.1:$((PORT + i - 1))" \
 		--raft "127.0.0.1:$rp" --groups "$NG" \
@@ -167,7 +161,7 @@ cat <<EOF
 kvnode: 3-node cluster running ($STORAGE storage$( ((NG > 1)) && echo ", $NG Raft groups")); node $leader $( ((NG > 1)) && echo "leads group 0" || echo "is the leader").
   data and logs:  $DIR/node{1,2,3}  $DIR/node{1,2,3}.log
   clients:        127.0.0.1:$PORT  127.0.0.1:$((PORT + 1))  127.0.0.1:$((PORT + 2))
-  raft (peers):   127.0.0.1:$(rport 1)  127.0.0.1:$(rport 2)  127.0.0.1:$(rport 3)$( ((NG > 1)) && echo "   (group g: + g)")
+  raft (peers):   127.0.0.1:$(rport 1)  127.0.0.1:$(rport 2)  127.0.0.1:$(rport 3)
 
 Connect with redis-cli (-c follows the MOVED redirects to the leader):
   redis-cli -c -p $PORT

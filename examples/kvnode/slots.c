@@ -360,6 +360,23 @@ int kv_slots_cmd(struct kv_cmdctx *ctx)
 	return 1;
 }
 
+/*
+ * 1 if this process has no connection to the leader's process, either way.
+ * Every group shares one connection per peer process, so a leader whose
+ * process died is seen at once, even by a group whose engine has not
+ * been ticked since (only group 0 is ticked on demand: its leader_age_ms
+ * is fresh, the other groups' only as of their last event).
+ */
+static int leader_unreachable(const struct kv_group *g, sr_id leader)
+{
+	sr_tcp_peer_info pi;
+
+	if (leader == g->s->opt.id ||
+	    sr_tcp_peer_get(sr_server_tcp(g->srv), leader, &pi))
+		return 0;
+	return pi.state != SR_TCP_UP && !pi.inbound;
+}
+
 void kv_slot_redirect(struct kv_server *s, unsigned slot, struct kv_buf *out)
 {
 	struct kv_group *g = kv_group_of_slot(s, slot);
@@ -368,8 +385,7 @@ void kv_slot_redirect(struct kv_server *s, unsigned slot, struct kv_buf *out)
 	sr_status st;
 
 	/* The engine measures the leader's silence from its last tick. */
-	if (g->srv && g->own_srv)
-		sr_server_tick(g->srv);
+	kv_raft_sync_time(s);
 	sr_node_status(g->node, &st);
 	s->n_moved++;
 	if (!st.leader) {
@@ -383,6 +399,13 @@ void kv_slot_redirect(struct kv_server *s, unsigned slot, struct kv_buf *out)
 				"ms",
 				(unsigned long long)st.leader,
 				(unsigned long long)st.leader_age_ms);
+		return;
+	}
+	if (leader_unreachable(g, st.leader)) {
+		kv_reply_errorf(out,
+				"TRYAGAIN leader %llu unreachable (no "
+				"connection to its process)",
+				(unsigned long long)st.leader);
 		return;
 	}
 	addr = kv_raft_client_addr(g, st.leader);

@@ -220,19 +220,16 @@ class Cluster:
         self.storage = storage or os.environ.get("KVTEST_STORAGE", "wal")
         self.election_ms = election_ms
         self.extra = list(extra)
-        # --groups N: group g of a node listens on its raft port + g, so
-        # each node takes 1 + N consecutive ports.
         self.groups = groups
         if groups > 1:
             self.extra += ["--groups", str(groups)]
         self.dir = tempfile.mkdtemp(prefix="kvnode-%s-" % name)
         total = max_nodes or n
-        per = 1 + groups
-        ports = free_ports(per * total)
+        ports = free_ports(2 * total)
         self.nodes = {}
         for i in range(1, total + 1):
-            self.nodes[i] = Node(self, i, ports[per * (i - 1)],
-                                 ports[per * (i - 1) + 1])
+            self.nodes[i] = Node(self, i, ports[2 * (i - 1)],
+                                 ports[2 * (i - 1) + 1])
         self.initial = list(range(1, n + 1))
 
     def peers_spec(self, ids=None):

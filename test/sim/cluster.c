@@ -733,7 +733,7 @@ void cluster_crash(struct cluster *c, int i)
 	sr_mem_get_info(sn->mem, &before);
 	sr_node_destroy(node); /* pending proposals: done(SR_EUNKNOWN) */
 	sn->node = NULL;
-	if (c->world)
+	if (c->world && !c->world->retiring)
 		sr_mem_crash(sn->mem, world_crash_rand, &c->world->script);
 	else
 		sr_mem_crash(sn->mem, c->crash_drops_all ? NULL : crash_rand,
@@ -826,7 +826,10 @@ int cluster_corrupt(struct cluster *c, int i)
 void cluster_retire(struct cluster *c, int i)
 {
 	sim_trace(c, i, "RETIRED (removed; stays down)");
-	cluster_crash(c, i);
+	if (c->world)
+		world_retire(c->world, c->group_index, i); /* this group only */
+	else
+		cluster_crash(c, i);
 	c->nodes[i].retired = 1;
 }
 

@@ -211,6 +211,25 @@ void world_crash(struct sim_world *w, int i)
 	wal_reset(wal);
 }
 
+void world_retire(struct sim_world *w, int k, int i)
+{
+	struct sim_wal *wal = &w->wal[i];
+	size_t kept = 0, batch = wal->batch_n;
+
+	for (size_t r = 0; r < wal->n; r++) {
+		if (wal->rec[r].group == k) {
+			batch -= r < wal->batch_n;
+			continue;
+		}
+		wal->rec[kept++] = wal->rec[r];
+	}
+	wal->n = kept;
+	wal->batch_n = batch;
+	w->fanout = w->retiring = 1;
+	cluster_crash(w->g[k], i);
+	w->fanout = w->retiring = 0;
+}
+
 int world_restart(struct sim_world *w, int i)
 {
 	int rv = 0;
@@ -363,8 +382,15 @@ static void wal_sync(struct sim_world *w, int i)
 			continue;
 		}
 		w->suppress = b[r].acked;
-		sr_mem_complete(sn->mem, 0, fail ? SR_EIO : 0);
-		w->suppress = 0;
+		w->syncing = 1;
+		w->expect = b[r].token;
+		/* the oldest completion of its store is this record's */
+		if (sr_mem_complete(sn->mem, 0, fail ? SR_EIO : 0))
+			sim_fail(sn->c,
+				 "harness: n%d's WAL record (token %" PRIu64
+				 ") has no completion in its store",
+				 i + 1, b[r].token);
+		w->suppress = w->syncing = 0;
 	}
 	for (int k = 0; k < w->n_groups; k++) {
 		sr_mem *mem = w->g[k]->nodes[i].mem;

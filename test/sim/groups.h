@@ -18,7 +18,8 @@
  *                  (often none; the last one kept may be torn), so one
  *                  lost batch spans groups.
  *   the process    a crash, restart or pause hits every group's engine on
- *                  that process at once.
+ *                  that process at once.  (A node removed from a group and
+ *                  retired leaves that group only: world_retire.)
  *
  * Each group is a struct cluster with its own engines, stores (its view
  * of the shared WAL: an sr_mem whose durability the WAL drives), clients
@@ -80,7 +81,10 @@ struct sim_world {
 	int bug;
 	int crash_keep; /* tests: unsynced records a crash keeps (-1: random) */
 	int fanout;	/* inside a crash/restart/pause of every group */
+	int retiring;	/* inside world_retire: one group's engine goes */
 	int suppress;	/* completions from the store are not reported */
+	int syncing;	/* wal_sync is completing records */
+	uint64_t expect; /* the token the completion being delivered carries */
 	/* how sr_mem_crash keeps a prefix of one group's pending records */
 	struct wal_script {
 		size_t keep;
@@ -112,6 +116,12 @@ void world_set_now(struct sim_world *w, uint64_t t);
 void world_crash(struct sim_world *w, int i);
 int world_restart(struct sim_world *w, int i);
 void world_pause(struct sim_world *w, int i, uint64_t ms);
+/*
+ * Group k's engine on process i goes for good (removed from the group),
+ * the process and its other groups run on: its unsynced records leave
+ * the WAL, its store crashes as a single group's does (cluster_crash).
+ */
+void world_retire(struct sim_world *w, int k, int i);
 
 /*
  * The transport: the group whose engine receives m (sent by a node of

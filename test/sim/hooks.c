@@ -260,6 +260,12 @@ void sim_disk_done(void *ctx, uint64_t token, int status)
 	/* the shared WAL reported it already (an injected bug) */
 	if (sn->c->world && sn->c->world->suppress)
 		return;
+	if (sn->c->world && sn->c->world->syncing &&
+	    token != sn->c->world->expect)
+		sim_fail(sn->c,
+			 "harness: n%d's store completes token %" PRIu64
+			 " for the WAL record of token %" PRIu64,
+			 sn->slot + 1, token, sn->c->world->expect);
 	if (sn->node)
 		sr_node_storage_done(sn->node, token, status);
 }

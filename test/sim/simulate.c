@@ -12,7 +12,10 @@
  * host that ticks only at sr_node_deadline(), against raft.h's rule; see
  * sim_opts.tick_on_event), --safety-only (only the end-to-end properties,
  * not the rules that imply them; see check.c), --verbose (a line per
- * seed).
+ * seed), --groups G (G Raft groups per process on one transport and one
+ * WAL, each with its own checker: groups.h), --bug misroute|early-ack|
+ * split (with --groups: an injected bug the checker must catch),
+ * --max-fail N (stop after N failing seeds).
  *
  * Each seed picks a cluster (3, 5 or 7 voters, and on churn seeds 1-4
  * spare engines outside the configuration) and a configuration (PreVote
@@ -138,8 +141,6 @@ static void pick_opts(struct run *r, struct sim_opts *o)
 	spares = 1 + (int)(split(&s) % 4);
 	if (r->churn >= 0)
 		r->dyn = r->churn != 0;
-	if (r->groups > 1)
-		r->dyn = 0; /* no churn in multi-group worlds (docs/testing.md) */
 	if (spares > SIM_MAX_NODES - o->n)
 		spares = SIM_MAX_NODES - o->n;
 	if (r->dyn) {
@@ -485,13 +486,18 @@ static void stopped_restart(struct cluster *c)
 static void fault_phase(struct cluster *c, uint64_t duration, int dyn, int lone)
 {
 	uint64_t end = c->now + duration, spell_end = 0, last = c->now;
-	struct churn ch;
+	struct churn *ch = calloc((size_t)ngroups(c), sizeof(*ch));
 	int storm = 0;
 
-	memset(&ch, 0, sizeof(ch));
-	ch.lone = lone;
-	for (int i = 0; i < c->n - c->o.n_spare; i++)
-		ch.offered[i] = 1;
+	if (!ch)
+		abort(); /* test harness: out of memory is fatal */
+	/* each group changes its own membership (spares are processes
+	 * that host an engine of every group, in none of them at first) */
+	for (int k = 0; k < ngroups(c); k++) {
+		ch[k].lone = lone;
+		for (int i = 0; i < c->n - c->o.n_spare; i++)
+			ch[k].offered[i] = 1;
+	}
 
 	while (c->now < end && !c->failed) {
 		struct cluster *lc;
@@ -573,9 +579,15 @@ static void fault_phase(struct cluster *c, uint64_t duration, int dyn, int lone)
 					     : (int)(sim_rand(c) % c->n),
 				     NULL);
 		}
-		if (dyn && !c->failed)
-			churn_act(c, &ch);
+		if (dyn && !c->failed) {
+			int k = c->world ? (int)(sim_rand(c) %
+						 (uint64_t)ngroups(c))
+					 : 0;
+
+			churn_act(grp(c, k), &ch[k]);
+		}
 	}
+	free(ch);
 }
 
 /*
@@ -936,8 +948,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 	}
 	if (a->base.nodes < 0 || a->base.nodes > SIM_MAX_NODES ||
 	    a->base.groups < 1 || a->base.groups > SIM_MAX_GROUPS ||
-	    a->base.bug < 0 || (a->base.bug && a->base.groups < 2) ||
-	    (a->base.groups > 1 && a->base.churn > 0))
+	    a->base.bug < 0 || (a->base.bug && a->base.groups < 2))
 		usage(argv[0]);
 	if (have_one) {
 		a->from = one;
