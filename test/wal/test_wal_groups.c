@@ -25,17 +25,6 @@
 #define GMAX   40
 #define MAXLEN 120
 
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-	uint64_t x = rng_state += 0x9e3779b97f4a7c15ull;
-
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 /* ---- a group's model ---- */
 
 struct gm {
@@ -143,7 +132,7 @@ static void g_reset(struct gm *m, uint32_t id)
 
 static void op_append(struct gm *m)
 {
-	sr_index n = 1 + rnd() % 8;
+	sr_index n = 1 + t_rnd() % 8;
 
 	if (m->last + n >= 4096)
 		return;
@@ -168,7 +157,7 @@ static void op_truncate(struct gm *m)
 
 	if (m->last < m->first)
 		return;
-	from = m->first + rnd() % (m->last - m->first + 1);
+	from = m->first + t_rnd() % (m->last - m->first + 1);
 	if (from <= m->snap)
 		return;
 	CHECK_EQ(GOPS->set_hard_state(m->h, m->term + 1, m->id), 0);
@@ -184,15 +173,15 @@ static void op_snapshot(struct gm *m)
 
 	if (m->last < lo)
 		return;
-	s = lo + rnd() % (m->last - lo + 1);
+	s = lo + t_rnd() % (m->last - lo + 1);
 	snprintf(data, sizeof(data), "g%u@%llu", m->id, (unsigned long long)s);
 	CHECK_EQ(GOPS->snapshot_begin(m->h, s, m->terms[s], NULL), 0);
 	CHECK_EQ(GOPS->snapshot_write(m->h, 0, data, strlen(data)), 0);
 	CHECK_EQ(GOPS->snapshot_finish(m->h, 1), 0);
 	m->snap = s;
 	m->snap_term = m->terms[s];
-	upto = s - rnd() % (s < 4 ? s : 4);
-	if (upto >= m->first && rnd() % 4) {
+	upto = s - t_rnd() % (s < 4 ? s : 4);
+	if (upto >= m->first && t_rnd() % 4) {
 		CHECK_EQ(GOPS->compact(m->h, upto), 0);
 		m->first = upto + 1;
 	}
@@ -233,14 +222,14 @@ WAL_TEST(test_groups_interleaved_round_trip_across_restarts)
 	sr_wal_stats st;
 	int restarts = 0, drops = 0;
 
-	rng_state = 42;
+	t_rng_state = 42;
 	for (uint32_t g = 1; g <= GMAX; g++) {
 		g_reset(&gms[g], g);
 		g_open(w, &gms[g]);
 	}
 	for (int step = 0; step < 6000; step++) {
-		struct gm *m = &gms[1 + rnd() % GMAX];
-		unsigned r = (unsigned)(rnd() % 1000);
+		struct gm *m = &gms[1 + t_rnd() % GMAX];
+		unsigned r = (unsigned)(t_rnd() % 1000);
 
 		if (!m->exists) {
 			g_open(w, m);

@@ -37,10 +37,6 @@
  * every byte intact.  SR_WAL_GROUPS_KILLS sets the number of kills
  * (default 60, split over the engines).
  */
-#include <signal.h>
-#include <sys/wait.h>
-#include <time.h>
-
 #include "wal_format.h"
 #include "walt.h"
 
@@ -368,17 +364,6 @@ struct ev {
 	uint64_t a, b;
 };
 
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-	uint64_t x = rng_state += 0x9e3779b97f4a7c15ull;
-
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 static int c_pipe, c_inflight;
 static sr_index c_acked[KG];   /* per group: highest acknowledged index */
 static sr_index c_hi[1 << 16]; /* token -> last index of that append */
@@ -453,7 +438,7 @@ static void child_main(int engine, const char *dir, uint64_t seed)
 	sr_wal *w;
 	int rv;
 
-	rng_state = seed;
+	t_rng_state = seed;
 	sr_wal_options_init(&o, dir);
 	o.engine = engine;
 	o.segment_size = KSEG;
@@ -478,12 +463,12 @@ static void child_main(int engine, const char *dir, uint64_t seed)
 	}
 	c_send(EV_READY, 0, 0, 0);
 	for (;;) {
-		uint32_t g = (uint32_t)(rnd() % KG);
+		uint32_t g = (uint32_t)(t_rnd() % KG);
 
-		if (c_inflight < INFLIGHT && rnd() % 100 < 2) {
+		if (c_inflight < INFLIGHT && t_rnd() % 100 < 2) {
 			c_snapshot(ctx[g], g, &first[g], &snap[g]);
 		} else if (c_inflight < INFLIGHT) {
-			sr_index n = 1 + rnd() % 12;
+			sr_index n = 1 + t_rnd() % 12;
 
 			token++;
 			c_hi[token & 0xffff] = last[g] + n;
@@ -496,32 +481,21 @@ static void child_main(int engine, const char *dir, uint64_t seed)
 	}
 }
 
+struct child_args {
+	const char *dir;
+	uint64_t seed;
+};
+
+static void child_entry(int fd, void *arg)
+{
+	const struct child_args *a = arg;
+
+	c_pipe = fd;
+	child_main(t_engine, a->dir, a->seed);
+}
+
 static struct ev evs[1 << 17];
 static int nevs;
-
-static void collect(int fd, int deadline_ms)
-{
-	struct timespec t0, t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		long el;
-
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		el = (t.tv_sec - t0.tv_sec) * 1000 +
-		     (t.tv_nsec - t0.tv_nsec) / 1000000;
-		if (deadline_ms && el >= deadline_ms)
-			return;
-		if (poll(&p, 1, deadline_ms ? (int)(deadline_ms - el) : 0) <= 0)
-			return;
-		if (nevs >= (int)(sizeof(evs) / sizeof(evs[0])) ||
-		    read(fd, &evs[nevs], sizeof(struct ev)) !=
-			    (ssize_t)sizeof(struct ev))
-			return;
-		nevs++;
-	}
-}
 
 static sr_index m_snap[KG]; /* snapshots reported durable */
 
@@ -648,31 +622,16 @@ WAL_TEST(test_kill_9_keeps_a_prefix_of_all_groups_appends)
 	memset(m_snap, 0, sizeof(m_snap));
 	for (int iter = 0; iter < kills; iter++) {
 		uint64_t seed = base * 1000 + (uint64_t)iter;
-		int fds[2], st;
-		pid_t pid;
+		struct child_args a = { dir, seed };
 		sr_wal *w;
 
-		CHECK_EQ(pipe(fds), 0);
-		pid = fork();
-		CHECK(pid >= 0);
-		if (pid == 0) {
-			close(fds[0]);
-			c_pipe = fds[1];
-			child_main(t_engine, dir, seed);
-			_exit(0);
-		}
-		close(fds[1]);
-		nevs = 0;
-		rng_state = seed ^ 0x5555;
-		collect(fds[0], 5 + (int)(rnd() % 60));
-		kill(pid, SIGKILL);
-		CHECK(waitpid(pid, &st, 0) == pid);
-		collect(fds[0], 0);
-		close(fds[0]);
-		if (!WIFSIGNALED(st))
+		t_rng_state = seed ^ 0x5555;
+		nevs = t_kill_after(child_entry, &a, 5 + (int)(t_rnd() % 60),
+				    evs, sizeof(evs[0]),
+				    (int)(sizeof(evs) / sizeof(evs[0])));
+		if (nevs < 0)
 			TEST_FAIL("iter %d seed %llu: child exited with %d",
-				  iter, (unsigned long long)seed,
-				  WEXITSTATUS(st));
+				  iter, (unsigned long long)seed, -1 - nevs);
 		w = t_open(dir, KSEG);
 		verify_kill(w, iter, seed);
 		with_work += nevs > 10;
