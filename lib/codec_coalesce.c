@@ -39,7 +39,7 @@
 #include "crc32c.h"
 #include "internal/frame.h"
 
-#define COALESCED_MIN \
+#define COALESCED_MIN                                                          \
 	(SR_FRAME_HDR_SIZE + SR_COALESCED_HDR_SIZE) /* a frame with no record */
 
 static int is_coalesced_type(uint32_t type)

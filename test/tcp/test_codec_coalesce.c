@@ -95,9 +95,9 @@ static int frame_decode(uint32_t max_payload, const uint8_t *f, size_t len,
 	int n = 0;
 	sr_msg m;
 	while (rc == 0 && (rc = sr_codec_coalesced_next(&it, &m)) == 1) {
-		if (want && (n >= n_want || !msg_equal(&m, &want[n]) ||
-			     (m.type == SR_MSG_APPEND &&
-			      m.u.append.entries != NULL))) {
+		if (want &&
+		    (n >= n_want || !msg_equal(&m, &want[n]) ||
+		     (m.type == SR_MSG_APPEND && m.u.append.entries != NULL))) {
 			rc = -1000;
 			break;
 		}
@@ -296,7 +296,8 @@ static sr_msg resp_msg(uint32_t group, sr_term term, int ok, sr_index index,
 
 TEST(test_the_documented_frames_byte_for_byte)
 {
-	sr_msg hb[2] = { hb_msg(4, 5, 10, 5, 9, 7), hb_msg(9, 3, 20, 2, 18, 8) };
+	sr_msg hb[2] = { hb_msg(4, 5, 10, 5, 9, 7),
+			 hb_msg(9, 3, 20, 2, 18, 8) };
 	size_t len;
 	uint8_t *f = frame_of(hb, 2, &len);
 	CHECK_EQ(len, sizeof(golden_heartbeats));
@@ -442,11 +443,11 @@ TEST(test_a_success_flag_other_than_0_or_1_is_refused)
 
 TEST(test_the_decoders_limit_and_the_other_readers)
 {
-	CHECK_EQ(frame_decode(107, golden_heartbeats,
-			      sizeof(golden_heartbeats), NULL, 0),
+	CHECK_EQ(frame_decode(107, golden_heartbeats, sizeof(golden_heartbeats),
+			      NULL, 0),
 		 SR_ETOOBIG);
-	CHECK_EQ(frame_decode(108, golden_heartbeats,
-			      sizeof(golden_heartbeats), NULL, 0),
+	CHECK_EQ(frame_decode(108, golden_heartbeats, sizeof(golden_heartbeats),
+			      NULL, 0),
 		 2);
 	sr_decoder d;
 	sr_decoder_init(&d, 0, 0, NULL);
