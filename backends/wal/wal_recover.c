@@ -885,7 +885,8 @@ static int lost_load(struct sr_wal_group *g)
 	return 0;
 }
 
-/* After the replay: report the lost range, or forget a repaired one. */
+/* After the replay: report the lost range, or forget a repaired one (or,
+ * with SR_WAL_REPAIR_TRUNCATE, any). */
 static int lost_settle(struct sr_wal_group *g)
 {
 	sr_wal *w = g->wal;
@@ -900,21 +901,35 @@ static int lost_settle(struct sr_wal_group *g)
 			     "again: repair complete",
 			     (unsigned long long)g->lost_last,
 			     g->id ? label : "");
-		g->lost_first = g->lost_last = 0;
-		g->lost_term = 0;
-		sr_walio_group_name(name, sizeof(name), g->id, "lost");
-		if (unlinkat(w->dirfd, name, 0) != 0 || fsync(w->dirfd) != 0)
-			return SR_EIO;
+	} else if (w->repair == SR_WAL_REPAIR_TRUNCATE) {
+		/* The operator's override for a group that cannot elect
+		 * while this node waits for entries no electable peer holds
+		 * (docs/operations.md): forget the range, vote as if the
+		 * entries had never been here. */
+		sr_walc_logf(w, SR_LOG_WARN,
+			     "wal: REPAIR: %s%s: forgetting the lost range "
+			     "up to %llu (repair mode truncate): this node "
+			     "now votes without the entries it lost, and "
+			     "acknowledged entries MAY BE LOST",
+			     w->dir, g->id ? label : "",
+			     (unsigned long long)g->lost_last);
+	} else {
+		g->lost_first = g->last + 1 < g->lost_last ? g->last + 1
+							   : g->lost_last;
+		sr_walc_logf(w, SR_LOG_WARN,
+			     "wal: %s%s: entries %llu..%llu are to be fetched "
+			     "from the leader (the log ends at %llu)",
+			     w->dir, g->id ? label : "",
+			     (unsigned long long)g->lost_first,
+			     (unsigned long long)g->lost_last,
+			     (unsigned long long)g->last);
 		return 0;
 	}
-	g->lost_first = g->last + 1 < g->lost_last ? g->last + 1 : g->lost_last;
-	sr_walc_logf(w, SR_LOG_WARN,
-		     "wal: %s%s: entries %llu..%llu are to be fetched from the "
-		     "leader (the log ends at %llu)",
-		     w->dir, g->id ? label : "",
-		     (unsigned long long)g->lost_first,
-		     (unsigned long long)g->lost_last,
-		     (unsigned long long)g->last);
+	g->lost_first = g->lost_last = 0;
+	g->lost_term = 0;
+	sr_walio_group_name(name, sizeof(name), g->id, "lost");
+	if (unlinkat(w->dirfd, name, 0) != 0 || fsync(w->dirfd) != 0)
+		return SR_EIO;
 	return 0;
 }
 

@@ -899,6 +899,37 @@ TEST(test_repair_lost_file_of_version_1)
 	t_close(w);
 }
 
+/* The operator's override: reopening with SR_WAL_REPAIR_TRUNCATE forgets
+ * a lost range (loudly) so the node votes again without it. */
+TEST(test_repair_truncate_mode_forgets_the_lost_range)
+{
+	const char *ref, *d;
+	sr_durable ld;
+	sr_index last;
+	sr_wal *w;
+
+	t_cleanup();
+	ref = reference(0);
+	map_segment(ref, SEG1);
+	d = dir_copy(ref);
+	file_flip(d, SEG1, recs[5].off + 60, 5);
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.lost_last, 50);
+	t_close(w);
+	/* without repair the range stays: never forgotten silently */
+	CHECK_EQ(reopen(d, 0, &last), 0);
+	CHECK(t_file_exists(d, "lost"));
+	t_log_n = 0;
+	CHECK_EQ(reopen(d, 1, &last), 0);
+	CHECK_EQ(last, recs[5].index - 1);
+	CHECK(t_logged("forgetting the lost range", "MAY BE LOST"));
+	CHECK(!t_file_exists(d, "lost"));
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.lost_first, 0);
+	CHECK_EQ(ld.lost_last, 0);
+	t_close(w);
+}
+
 TEST(test_repair_damaged_lost_file_refuses_to_open)
 {
 	const char *ref, *d;
