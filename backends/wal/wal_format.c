@@ -23,6 +23,8 @@
  *    44 u32 membership length    48 u32 CRC32C of bytes 0..47 and 52..end
  *    52 u32 zero    56 membership: u32 n, then n times
  *                      (u64 id, u32 role, u32 addr length, addr bytes)
+ *                      role: bits 0-7 the role, 8-15 the new role of a
+ *                      joint configuration (0: none), bit 16 auto_promote
  *    then zero padding to hdr_size.
  *
  * Checks are strict: a field that a writer of this version never
@@ -321,7 +323,9 @@ void sr_walfmt_snap_hdr_encode(unsigned char *out, const struct wal_snap_hdr *h,
 		size_t alen = conf_addr_len(m);
 
 		wal_put64(out + p, m->id);
-		wal_put32(out + p + 8, m->role);
+		wal_put32(out + p + 8, (m->role & 0xffu) |
+					       (m->new_role & 0xffu) << 8 |
+					       (m->auto_promote ? 1u << 16 : 0));
 		wal_put32(out + p + 12, (uint32_t)alen);
 		memcpy(out + p + 16, m->addr, alen);
 		p += 16 + alen;
@@ -350,9 +354,14 @@ static int conf_decode(const unsigned char *p, uint32_t len, sr_membership *c,
 		alen = wal_get32(p + pos + 12);
 		if (alen >= SR_ADDR_MAX || len - pos - 16 < alen)
 			return WALFMT_BAD;
+		if (wal_get32(p + pos + 8) >> 17)
+			return WALFMT_BAD;
 		if (c) {
+			uint32_t role = wal_get32(p + pos + 8);
 			c->members[i].id = wal_get64(p + pos);
-			c->members[i].role = wal_get32(p + pos + 8);
+			c->members[i].role = role & 0xffu;
+			c->members[i].new_role = (role >> 8) & 0xffu;
+			c->members[i].auto_promote = role >> 16;
 			memcpy(c->members[i].addr, p + pos + 16, alen);
 		}
 		pos += 16 + alen;
