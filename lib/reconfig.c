@@ -71,9 +71,10 @@ static int reconf_apply(sr_membership *c, const sr_change *ch)
 					       : SR_ROLE_LEARNER,
 				       ch->addr);
 		if (rv == 0)
-			c->members[c->n - 1].auto_promote =
-				ch->op == SR_CHANGE_ADD_LEARNER &&
-				ch->auto_promote;
+			c->members[c->n - 1]
+				.auto_promote = ch->op ==
+							SR_CHANGE_ADD_LEARNER &&
+						ch->auto_promote;
 		return rv;
 	}
 	if (ch->op < SR_CHANGE_PROMOTE || ch->op > SR_CHANGE_REMOVE)
@@ -83,7 +84,7 @@ static int reconf_apply(sr_membership *c, const sr_change *ch)
 	if ((ch->op == SR_CHANGE_PROMOTE && m->role != SR_ROLE_LEARNER) ||
 	    (ch->op == SR_CHANGE_DEMOTE && m->role != SR_ROLE_VOTER))
 		return SR_EINVAL;
-	m->role = ch->op == SR_CHANGE_PROMOTE	 ? SR_ROLE_VOTER
+	m->role = ch->op == SR_CHANGE_PROMOTE  ? SR_ROLE_VOTER
 		  : ch->op == SR_CHANGE_DEMOTE ? SR_ROLE_LEARNER
 					       : SR_ROLE_REMOVED;
 	m->auto_promote = 0;

@@ -323,9 +323,9 @@ void sr_walfmt_snap_hdr_encode(unsigned char *out, const struct wal_snap_hdr *h,
 		size_t alen = conf_addr_len(m);
 
 		wal_put64(out + p, m->id);
-		wal_put32(out + p + 8, (m->role & 0xffu) |
-					       (m->new_role & 0xffu) << 8 |
-					       (m->auto_promote ? 1u << 16 : 0));
+		wal_put32(out + p + 8,
+			  (m->role & 0xffu) | (m->new_role & 0xffu) << 8 |
+				  (m->auto_promote ? 1u << 16 : 0));
 		wal_put32(out + p + 12, (uint32_t)alen);
 		memcpy(out + p + 16, m->addr, alen);
 		p += 16 + alen;

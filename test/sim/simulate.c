@@ -26,8 +26,10 @@
  *             (keeping what their store reported durable and a random part
  *             of the rest), restart, and pause.  On churn seeds (half of
  *             them) also membership changes (add a spare as a learner,
- *             promote, remove a member or the leader itself; removed nodes
- *             keep running or stop for good), leadership transfers, and
+ *             promote, remove a member or the leader itself, or several
+ *             promotions, demotions and removals at once through a joint
+ *             configuration; removed nodes keep running or stop for
+ *             good), leadership transfers, and
  *             linearizable reads on the leader and on any node.
  *             During storms also: store I/O errors (the node stops and
  *             is restarted like a crashed one), messages parked until a
@@ -70,7 +72,7 @@ struct run {
 	char why[600];
 	int dyn; /* this seed changes membership, transfers and reads */
 	uint64_t steps, acked, crashes, leaders, sim_ms, msgs, snaps, restores;
-	uint64_t reads, confs, transfers, lin_ops, lin_giveup;
+	uint64_t reads, confs, transfers, lin_ops, lin_giveup, joints;
 	uint64_t parked, bias_crashes, io_errors, stops, corruptions;
 };
 
@@ -277,6 +279,11 @@ static void churn_member(struct cluster *c, struct churn *ch)
 	on = ld >= 0 && sim_rand(c) % 8 ? ld : (int)(sim_rand(c) % c->n);
 	if (!c->nodes[on].node)
 		return;
+	if (cluster_joint_turn(c)) {
+		/* several at once, through a joint configuration */
+		cluster_change_random(c, on);
+		return;
+	}
 	m = sr_node_membership(c->nodes[on].node);
 	voters = role_set(m, SR_ROLE_VOTER);
 	learners = role_set(m, SR_ROLE_LEARNER);
@@ -701,6 +708,7 @@ static int run_seed(struct run *r)
 	r->restores = c.n_restores;
 	r->reads = c.n_reads_ok;
 	r->confs = c.n_conf_ok;
+	r->joints = c.n_joint;
 	r->transfers = c.n_transfers;
 	r->lin_ops = c.n_lin_ops;
 	r->lin_giveup = c.n_lin_giveup;
@@ -836,10 +844,10 @@ static void print_totals(const struct run *t, uint64_t dyn_seeds)
 	       " crashes, %" PRIu64 " snapshots taken, %" PRIu64 " restored\n",
 	       t->steps, t->acked, t->leaders, t->crashes, t->snaps,
 	       t->restores);
-	printf("churn on %" PRIu64 " seeds: %" PRIu64 " membership changes, "
-	       "%" PRIu64 " leadership transfers started; %" PRIu64 " reads "
-	       "served on all seeds\n",
-	       dyn_seeds, t->confs, t->transfers, t->reads);
+	printf("churn on %" PRIu64 " seeds: %" PRIu64 " membership changes "
+	       "(%" PRIu64 " joint), %" PRIu64 " leadership transfers started; "
+	       "%" PRIu64 " reads served on all seeds\n",
+	       dyn_seeds, t->confs, t->joints, t->transfers, t->reads);
 	printf("linearizability: %" PRIu64 " operations checked per key, "
 	       "%" PRIu64 " keys decided by the zone test alone (search "
 	       "budget exhausted)\n",
@@ -875,6 +883,7 @@ int main(int argc, char **argv)
 		tot.restores += r.restores;
 		tot.reads += r.reads;
 		tot.confs += r.confs;
+		tot.joints += r.joints;
 		tot.transfers += r.transfers;
 		tot.lin_ops += r.lin_ops;
 		tot.lin_giveup += r.lin_giveup;
