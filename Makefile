@@ -7,6 +7,7 @@
 #   make soak            kvnode under load with leader kills (SOAK_SECONDS=600)
 #   make jepsen          the fault-injection tester (JEPSEN_SECONDS=60 SEED=s)
 #   make bench           benchmarks
+#   make bench-scale     idle cost of 1..4096 Raft groups per process
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make format          clang-format the tree
 #

@@ -9,6 +9,11 @@
 #   bench/floor.c        one loopback round trip + one fdatasync
 #   bench/seshat_node.c  engine + WAL + TCP, W proposals in flight
 #   bench/craft_kv.c     canonical raft with a tiny RESP front end
+#
+# `make bench-scale`: the idle cost of many Raft groups per process
+# (bench/bench_scale.py drives three bench/scale_node processes; QUICK=1,
+# SCALE_GROUPS, WINDOW, FRAMES=1, STORAGE=mem|wal; docs/benchmarks.md
+# "Multi-group scale").
 
 BENCH_DIR = $(BUILD)/bench
 CRAFT_OK := $(shell pkg-config --exists raft libuv 2>/dev/null && echo 1 || echo 0)
@@ -35,4 +40,11 @@ endif
 bench-kv: $(BENCH_KV_BINS)
 	@BUILD=$(BUILD) QUICK=$(QUICK) python3 bench/bench_kv.py
 
-.PHONY: bench-kv
+$(BENCH_DIR)/scale_node: bench/scale_node.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -o $@ $< $(STATIC) $(LDLIBS_ALL) $(URING_LIBS)
+
+bench-scale: $(BENCH_DIR)/scale_node
+	@BUILD=$(BUILD) QUICK=$(QUICK) python3 bench/bench_scale.py
+
+.PHONY: bench-kv bench-scale

@@ -1,8 +1,10 @@
 /*
  * server.c — sr_server's life: the configuration checks, creation of the
- * loop, store, transport and engine, start, the two ways to run, the
- * public calls (each wrapped with the clock and the deadline timer) and
- * destruction.  What runs on the loop is in server_glue.c.
+ * loop, store, transport and default group, start, the two ways to run,
+ * the single-group calls (the default group's sr_group_* calls, in
+ * server_group.c) and destruction.  What runs on the loop is in
+ * server_glue.c, the clock in server_clock.c, the peers in
+ * server_peers.c.
  *
  * Checks.  A host that forgets a piece of the wiring by hand gets a node
  * that looks alive and never commits (a WAL whose completions nobody
@@ -14,23 +16,21 @@
  * line that names the field.
  *
  * Order.  Create: loop, store (the WAL recovers and locks its
- * directory), transport (listening, so port 0 is known at once), engine.
- * Start: bootstrap or join, sr_node_start, the transport's peers from the
- * configuration loaded, the WAL's fd on the loop, the first timer.
- * Destroy runs in reverse so that nothing calls into a freed part: the
- * transport first (no more messages), then the engine (pending
- * proposals complete with SR_EUNKNOWN), then the store (the WAL finishes
- * writing what it accepted), then the loop.
+ * directory), transport (listening, so port 0 is known at once), the
+ * default group's engine.  Start: each group created so far (bootstrap
+ * or join, sr_node_start, the transport's peers from the configuration
+ * loaded, the first deadline), then the WAL's fd on the loop.  Destroy
+ * runs in reverse so that nothing calls into a freed part: the transport
+ * first (no more messages), then every group's engine (pending proposals
+ * complete with SR_EUNKNOWN), then the store (the WAL finishes writing
+ * what it accepted), then the loop.
  */
 #include "internal/alloc.h"
 #include "server_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 void sr_srvi_log(sr_server *s, int level, const char *fmt, ...)
 {
@@ -138,13 +138,21 @@ static int check_config(const sr_server_config *c)
 		return refuse(c, "id", "must be >= 1");
 	if ((rc = check_owned(c)))
 		return rc;
-	if (!c->fsm || !c->fsm->apply)
+	if (c->no_default_group) {
+		if (c->fsm || c->fsm_ctx || c->peers.n || c->host.done ||
+		    c->host.state_changed || c->host.conf_changed ||
+		    c->host.read_done)
+			return refuse(c, "no_default_group",
+				      "fsm, host and peers belong to the "
+				      "default group: leave them empty");
+	} else if (!c->fsm || !c->fsm->apply) {
 		return refuse(c, "fsm",
 			      "a state machine with apply() is "
 			      "required");
-	if (c->fsm->snapshot && !c->fsm->restore)
+	} else if (c->fsm->snapshot && !c->fsm->restore) {
 		return refuse(c, "fsm.restore",
 			      "required when fsm.snapshot is set");
+	}
 	if (c->host.log)
 		return refuse(c, "host.log", "use log (one hook for all)");
 	if (c->storage != SR_SERVER_WAL && c->storage != SR_SERVER_MEM)
@@ -181,22 +189,20 @@ static int check_config(const sr_server_config *c)
 /* Creation                                                           */
 /* ------------------------------------------------------------------ */
 
+/* The WAL, shared by every group; with SR_SERVER_MEM each group makes its
+ * own memory store.  The WAL's own log is the default group's, which
+ * takes over its completions (server_group.c). */
 static int open_store(sr_server *s)
 {
 	sr_wal_options o;
 	int rc;
 
-	if (s->cfg.storage == SR_SERVER_MEM) {
-		sr_mem_config mc = { .mode = SR_MEM_SYNC,
-				     .done = sr_srvi_storage_done,
-				     .done_ctx = s,
-				     .alloc = s->cfg.alloc };
-		return sr_mem_create(&mc, &s->mem);
-	}
+	if (s->cfg.storage == SR_SERVER_MEM)
+		return 0;
 	o = s->cfg.wal;
 	o.dir = s->data_dir;
 	o.done = sr_srvi_storage_done;
-	o.done_ctx = s;
+	o.done_ctx = NULL;
 	o.log = s->cfg.log;
 	o.log_ctx = s->cfg.log_ctx;
 	o.log_level = s->cfg.log_level;
@@ -232,42 +238,20 @@ static int open_transport(sr_server *s)
 	return rc;
 }
 
-static uint64_t start_seed(uint64_t id)
+/* The default group, made from the server's own configuration. */
+static int create_default_group(sr_server *s)
 {
-	struct timespec ts;
+	sr_group_config gc;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (id << 40) ^ ((uint64_t)ts.tv_sec * 1000000000ull) ^
-	       (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 20);
-}
-
-static int create_node(sr_server *s)
-{
-	sr_config r = s->cfg.raft;
-	int rc;
-
-	r.id = s->cfg.id;
-	r.storage = s->wal ? sr_wal_storage_ops() : sr_mem_ops();
-	r.storage_ctx = s->wal ? (void *)s->wal : (void *)s->mem;
-	r.fsm = s->cfg.fsm;
-	r.fsm_ctx = s->cfg.fsm_ctx;
-	r.transport = sr_tcp_transport_ops();
-	r.transport_ctx = s->tcp;
-	r.host = sr_srvi_host_ops;
-	r.host_ctx = s;
-	r.log_level = s->cfg.log_level;
-	r.alloc = s->cfg.alloc;
-	/* The engine must not send entries the transport would refuse. */
-	r.transport_max_payload = sr_tcp_max_payload(s->tcp);
-	/* Read tags must not repeat across starts (raft.h, seed): left at
-	 * its default, the seed gets this start's clock and pid mixed in. */
-	if (r.seed == r.id)
-		r.seed = start_seed(r.id);
-	rc = sr_node_create(&r, &s->node);
-	if (rc)
-		sr_srvi_log(s, SR_LOG_ERROR, "cannot create the engine: %s",
-			    sr_strerror(rc));
-	return rc;
+	if (s->cfg.no_default_group)
+		return 0;
+	sr_group_config_init(&gc, s->cfg.raft.group);
+	gc.peers = s->cfg.peers;
+	gc.fsm = s->cfg.fsm;
+	gc.fsm_ctx = s->cfg.fsm_ctx;
+	gc.host = s->cfg.host;
+	gc.host_ctx = s->cfg.host_ctx;
+	return sr_srvi_group_new(s, &gc, 1, &s->dflt);
 }
 
 SR_API int sr_server_create(const sr_server_config *cfg, sr_server **out)
@@ -308,7 +292,7 @@ SR_API int sr_server_create(const sr_server_config *cfg, sr_server **out)
 		s->own_loop = 1;
 	}
 	if ((rc = open_store(s)) || (rc = open_transport(s)) ||
-	    (rc = create_node(s)))
+	    (rc = create_default_group(s)))
 		goto fail;
 	*out = s;
 	return 0;
@@ -321,60 +305,29 @@ fail:
 /* Start                                                              */
 /* ------------------------------------------------------------------ */
 
-/* The peers list: bootstrap an initial member, or prepare a joiner. */
-static int setup_peers(sr_server *s)
-{
-	const sr_membership *p = &s->cfg.peers;
-	int rc;
-
-	if (p->n == 0)
-		return 0;
-	if (!sr_membership_find(p, s->cfg.id)) {
-		/* Joining: accept the members' connections (and answer
-		 * them) until a configuration naming us arrives. */
-		sr_srvi_peers_sync(s, p, 0);
-		sr_srvi_log(s, SR_LOG_INFO,
-			    "not among the %u initial members: waiting to "
-			    "be added",
-			    p->n);
-		return 0;
-	}
-	rc = sr_node_bootstrap(s->node, p);
-	if (rc == SR_EEXIST) {
-		/* A restart: the store's own configuration wins. */
-		sr_srvi_log(s, SR_LOG_INFO,
-			    "the store holds state: initial peers ignored");
-		return 0;
-	}
-	if (rc)
-		sr_srvi_log(s, SR_LOG_ERROR, "bootstrap failed: %s",
-			    sr_strerror(rc));
-	return rc;
-}
-
 SR_API int sr_server_start(sr_server *s)
 {
-	const sr_membership *conf;
-	int rc;
+	sr_group **all;
+	size_t n;
+	int rc = 0;
 
 	if (s->started || s->depth)
 		return SR_ESTATE;
-	if ((rc = setup_peers(s)))
+	/* The default group first: its log lines and errors come first, as
+	 * they did before there were groups. */
+	if (s->dflt && (rc = sr_srvi_group_start(s->dflt)))
 		return rc;
-	s->last_tick = sr_loop_update_now(s->loop);
-	s->depth++;
-	rc = sr_node_start(s->node, s->last_tick);
-	s->depth--;
-	if (rc) {
-		sr_srvi_log(s, SR_LOG_ERROR, "cannot start the engine: %s",
-			    sr_strerror(rc));
+	n = sr_server_groups(s, NULL, 0);
+	all = sr_malloc(s->cfg.alloc, (n ? n : 1) * sizeof(*all));
+	if (!all)
+		return SR_ENOMEM;
+	sr_server_groups(s, all, n);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (!all[i]->started)
+			rc = sr_srvi_group_start(all[i]);
+	sr_free(s->cfg.alloc, all);
+	if (rc)
 		return rc;
-	}
-	conf = sr_node_membership(s->node);
-	if (conf && conf->n) {
-		s->conf = *conf;
-		sr_srvi_peers_sync(s, conf, 0);
-	}
 	if (s->wal) {
 		rc = sr_loop_watch(s->loop, sr_wal_fd(s->wal), SR_LOOP_READ,
 				   sr_srvi_wal_ready, s);
@@ -383,7 +336,6 @@ SR_API int sr_server_start(sr_server *s)
 		s->wal_fd = sr_wal_fd(s->wal);
 	}
 	s->started = 1;
-	sr_srvi_kick(s);
 	return 0;
 }
 
@@ -439,117 +391,85 @@ SR_API sr_loop *sr_server_loop(const sr_server *s)
 /* The engine's calls                                                 */
 /* ------------------------------------------------------------------ */
 
-/* Refuse a call the engine cannot take now, saying why. */
-static int enter(sr_server *s, const char *what)
+/* A single-group call on a server without a default group. */
+static int no_default(sr_server *s, const char *what)
 {
-	if (s->depth) {
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "%s called from inside a callback: defer it "
-			    "(sr_loop_defer)",
-			    what);
-		return SR_ESTATE;
-	}
-	if (!s->started) {
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "%s called before sr_server_start()", what);
-		return SR_ESTATE;
-	}
-	s->depth++;
-	sr_srvi_sync(s);
-	return 0;
-}
-
-static int leave(sr_server *s, int rc)
-{
-	s->depth--;
-	sr_srvi_kick(s);
-	return rc;
+	sr_srvi_log(s, SR_LOG_ERROR,
+		    "%s: this server has no default group "
+		    "(no_default_group): use sr_group_*",
+		    what);
+	return SR_ESTATE;
 }
 
 SR_API int sr_server_propose(sr_server *s, const void *data, size_t len,
 			     void *cookie, sr_index *index_out)
 {
-	int rc = enter(s, "sr_server_propose");
-
-	if (rc)
-		return rc;
-	return leave(s, sr_node_propose(s->node, data, len, cookie, index_out));
+	if (!s->dflt)
+		return no_default(s, "sr_server_propose");
+	return sr_group_propose(s->dflt, data, len, cookie, index_out);
 }
 
 SR_API int sr_server_propose_batch(sr_server *s, const sr_buf *cmds,
 				   size_t count, void *const *cookies,
 				   sr_index *first_out)
 {
-	int rc = enter(s, "sr_server_propose_batch");
-
-	if (rc)
-		return rc;
-	return leave(s, sr_node_propose_batch(s->node, cmds, count, cookies,
-					      first_out));
+	if (!s->dflt)
+		return no_default(s, "sr_server_propose_batch");
+	return sr_group_propose_batch(s->dflt, cmds, count, cookies, first_out);
 }
 
 SR_API int sr_server_read(sr_server *s, void *cookie)
 {
-	int rc = enter(s, "sr_server_read");
-
-	if (rc)
-		return rc;
-	return leave(s, sr_node_read_index(s->node, cookie));
+	if (!s->dflt)
+		return no_default(s, "sr_server_read");
+	return sr_group_read(s->dflt, cookie);
 }
 
 SR_API int sr_server_tick(sr_server *s)
 {
-	int rc = enter(s, "sr_server_tick");
+	int rc;
 
-	if (rc)
+	if (!s->dflt)
+		return no_default(s, "sr_server_tick");
+	if ((rc = sr_srvi_enter(s->dflt, "sr_server_tick")))
 		return rc;
-	return leave(s, 0);
+	return sr_srvi_leave(s->dflt, 0);
 }
 
 SR_API int sr_server_add(sr_server *s, sr_id id, const char *addr,
 			 int auto_promote)
 {
-	int rc = enter(s, "sr_server_add");
-
-	if (rc)
-		return rc;
-	return leave(s, sr_node_add(s->node, id, addr, auto_promote));
+	if (!s->dflt)
+		return no_default(s, "sr_server_add");
+	return sr_group_add(s->dflt, id, addr, auto_promote);
 }
 
 SR_API int sr_server_remove(sr_server *s, sr_id id)
 {
-	int rc = enter(s, "sr_server_remove");
-
-	if (rc)
-		return rc;
-	return leave(s, sr_node_remove(s->node, id));
+	if (!s->dflt)
+		return no_default(s, "sr_server_remove");
+	return sr_group_remove(s->dflt, id);
 }
 
 SR_API int sr_server_promote(sr_server *s, sr_id id)
 {
-	int rc = enter(s, "sr_server_promote");
-
-	if (rc)
-		return rc;
-	return leave(s, sr_node_promote(s->node, id));
+	if (!s->dflt)
+		return no_default(s, "sr_server_promote");
+	return sr_group_promote(s->dflt, id);
 }
 
 SR_API int sr_server_transfer(sr_server *s, sr_id target)
 {
-	int rc = enter(s, "sr_server_transfer");
-
-	if (rc)
-		return rc;
-	return leave(s, sr_node_transfer(s->node, target));
+	if (!s->dflt)
+		return no_default(s, "sr_server_transfer");
+	return sr_group_transfer(s->dflt, target);
 }
 
 SR_API int sr_server_snapshot(sr_server *s)
 {
-	int rc = enter(s, "sr_server_snapshot");
-
-	if (rc)
-		return rc;
-	return leave(s, sr_node_snapshot(s->node));
+	if (!s->dflt)
+		return no_default(s, "sr_server_snapshot");
+	return sr_group_snapshot(s->dflt);
 }
 
 /* ------------------------------------------------------------------ */
@@ -558,12 +478,15 @@ SR_API int sr_server_snapshot(sr_server *s)
 
 SR_API void sr_server_status(const sr_server *s, sr_status *out)
 {
-	sr_node_status(s->node, out);
+	if (s->dflt)
+		sr_node_status(s->dflt->node, out);
+	else
+		memset(out, 0, sizeof(*out));
 }
 
 SR_API const sr_membership *sr_server_membership(const sr_server *s)
 {
-	return sr_node_membership(s->node);
+	return s->dflt ? sr_node_membership(s->dflt->node) : NULL;
 }
 
 SR_API int sr_server_port(const sr_server *s)
@@ -573,7 +496,7 @@ SR_API int sr_server_port(const sr_server *s)
 
 SR_API sr_node *sr_server_node(const sr_server *s)
 {
-	return s->node;
+	return s->dflt ? s->dflt->node : NULL;
 }
 
 SR_API sr_tcp *sr_server_tcp(const sr_server *s)
@@ -594,10 +517,7 @@ SR_API void sr_server_destroy(sr_server *s)
 {
 	if (!s)
 		return;
-	if (s->timer)
-		sr_loop_timer_cancel(s->loop, s->timer);
-	s->timer = 0;
-	sr_srvi_peers_cancel(s);
+	sr_srvi_timer_cancel(s);
 	sr_srvi_wal_cancel(s);
 	if (s->wal_fd >= 0)
 		sr_loop_unwatch(s->loop, s->wal_fd);
@@ -605,17 +525,21 @@ SR_API void sr_server_destroy(sr_server *s)
 	if (s->tcp)
 		sr_tcp_destroy(s->tcp);
 	s->tcp = NULL;
-	/* The engine's last callbacks (pending proposals and reads fail)
-	 * still reach the host; nothing may call back into the engine. */
 	s->started = 0;
-	s->depth++;
-	if (s->node)
-		sr_node_destroy(s->node);
-	s->node = NULL;
+	/* Every engine's last callbacks (pending proposals and reads fail)
+	 * still reach the host. */
+	while (s->n_groups) {
+		sr_group *g = NULL;
+		for (size_t i = 0; !g && i < s->n_buckets; i++)
+			g = s->buckets[i];
+		sr_srvi_group_free(g);
+	}
 	sr_wal_close(s->wal);
-	sr_mem_destroy(s->mem);
 	if (s->own_loop && s->loop)
 		sr_loop_destroy(s->loop);
+	sr_free(s->cfg.alloc, s->buckets);
+	sr_free(s->cfg.alloc, s->heap);
+	sr_free(s->cfg.alloc, s->peers);
 	sr_free(s->cfg.alloc, s->data_dir);
 	sr_free(s->cfg.alloc, s);
 }

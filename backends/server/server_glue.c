@@ -1,33 +1,28 @@
 /*
  * server_glue.c — what the server does on the loop: the wiring between
- * the engine and its store, transport and clock.
+ * each group's engine and the shared store, transport and clock.
  *
- * Time.  The engine has no clock: it measures its timers from the time of
- * its latest tick (a follower restarts its election timer from it when
- * the leader is heard, thesis §3.4).  So before every call that hands the
- * engine an event, sr_srvi_sync() reads the loop's clock and ticks the
- * engine if time moved; after the call, sr_srvi_kick() makes sure one
- * loop timer is armed no later than sr_node_deadline() (a call can move
- * the deadline earlier: a new leader heartbeats at once).  The timer is
- * only moved earlier, never cancelled for a later deadline: firing early
- * costs one tick that finds nothing due.
+ * Messages.  The transport's on_message finds the message's group by its
+ * id (a hash lookup, server_group.c), ticks that group's engine, steps
+ * it and re-queues its deadline.  A message for a group this server does
+ * not carry (not created yet, destroyed, or a peer's mistake) is dropped
+ * and counted (sr_server_stats.msgs_unknown); Raft resends what matters.
+ * Messages that arrive before a group is started are dropped too.
  *
  * Storage.  The WAL reports finished fsyncs on an eventfd that the loop
  * watches; sr_wal_process() then calls sr_srvi_storage_done() for each
- * append, in order, which tells the engine.  The memory store calls the
- * same function from inside append().
+ * append, in order, with the group as context, which tells that group's
+ * engine.  The memory store calls the same function from inside append().
  *
- * Messages.  The transport's on_message ticks, steps and kicks.  Messages
- * that arrive before sr_server_start() are dropped (Raft resends).
+ * Sending.  Every group's engine sends through one vtable that counts the
+ * message and hands it to the shared transport, which queues it on the
+ * peer's one connection.
  *
- * Peers.  The engine reports each new configuration (conf_changed) from
- * inside a call; the transport's peer table is brought in line after the
- * call returns (a deferred call), with each member's address mapped by
- * transport_addr.  Members that left the configuration are dropped.
- *
- * Re-entrancy.  s->depth counts the engine calls in progress; the public
- * calls in server.c refuse to run while it is non-zero, because the
- * engine must not be re-entered from its own callbacks.
+ * Re-entrancy.  s->depth counts the engine calls in progress and
+ * s->inside names the group being called; the public calls refuse to run
+ * while depth is non-zero, because an engine must not be re-entered from
+ * its own callbacks, and a callback of one group that drove another would
+ * hand that one events out of order.
  */
 #include "server_int.h"
 
@@ -35,67 +30,28 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------ */
-/* Clock and deadline                                                 */
-/* ------------------------------------------------------------------ */
-
-void sr_srvi_sync(sr_server *s)
-{
-	uint64_t now = sr_loop_update_now(s->loop);
-
-	if (now > s->last_tick) {
-		s->last_tick = now;
-		sr_node_tick(s->node, now);
-	}
-}
-
-static void on_deadline(sr_loop *loop, uint64_t id, void *ctx)
-{
-	sr_server *s = ctx;
-	uint64_t now = sr_loop_update_now(loop);
-
-	(void)id;
-	s->timer = 0;
-	s->depth++;
-	if (now > s->last_tick)
-		s->last_tick = now;
-	sr_node_tick(s->node, s->last_tick);
-	s->depth--;
-	sr_srvi_kick(s);
-}
-
-void sr_srvi_kick(sr_server *s)
-{
-	uint64_t now, due;
-
-	if (!s->started || s->depth)
-		return;
-	now = sr_loop_now_ms(s->loop);
-	due = sr_node_deadline(s->node);
-	if (due == UINT64_MAX)
-		due = now + 1000; /* stopped: look again now and then */
-	if (due <= now)
-		due = now + 1; /* never spin on a deadline in the past */
-	if (s->timer && s->timer_at <= due)
-		return;
-	if (s->timer)
-		sr_loop_timer_cancel(s->loop, s->timer);
-	s->timer = 0;
-	if (sr_loop_timer_add(s->loop, due - now, on_deadline, s, &s->timer))
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "cannot arm the deadline timer (out of memory)");
-	else
-		s->timer_at = due;
-}
-
-/* ------------------------------------------------------------------ */
 /* Storage and transport events                                       */
 /* ------------------------------------------------------------------ */
 
 void sr_srvi_storage_done(void *ctx, uint64_t token, int status)
 {
-	sr_server *s = ctx;
+	sr_group *g = ctx;
+	sr_server *s;
 
-	sr_node_storage_done(s->node, token, status);
+	if (!g)
+		return; /* the WAL's own log, its group destroyed */
+	s = g->srv;
+	/* A synchronous store completes inside the group's own engine call:
+	 * its clock is current, and the call's end re-queues it. */
+	if (s->inside == g) {
+		sr_node_storage_done(g->node, token, status);
+		return;
+	}
+	sr_srvi_sync(g);
+	s->inside = g;
+	sr_node_storage_done(g->node, token, status);
+	s->inside = NULL;
+	sr_srvi_kick(g);
 }
 
 void sr_srvi_wal_ready(sr_loop *loop, int fd, int events, void *ctx)
@@ -106,10 +62,8 @@ void sr_srvi_wal_ready(sr_loop *loop, int fd, int events, void *ctx)
 	(void)fd;
 	(void)events;
 	s->depth++;
-	sr_srvi_sync(s);
 	sr_wal_process(s->wal);
 	s->depth--;
-	sr_srvi_kick(s);
 }
 
 /*
@@ -148,10 +102,8 @@ static void wal_write_deferred(sr_loop *loop, void *ctx)
 	}
 	sr_tcp_flush(s->tcp); /* answers to heartbeats leave first */
 	s->depth++;
-	sr_srvi_sync(s);
 	sr_wal_write_now(s->wal);
 	s->depth--;
-	sr_srvi_kick(s);
 }
 
 void sr_srvi_wal_cancel(sr_server *s)
@@ -163,9 +115,10 @@ void sr_srvi_wal_cancel(sr_server *s)
 	s->wal_held = 0;
 }
 
-static void wal_hold(sr_server *s, int role)
+/* Hold the WAL for the iteration when a message reaches a follower. */
+static void wal_hold(sr_server *s, const sr_group *g)
 {
-	if (!s->wal || s->wal_held || s->role != role)
+	if (!s->wal || s->wal_held || g->role != SR_FOLLOWER)
 		return;
 	if (sr_loop_defer(s->loop, wal_write_deferred, s))
 		return; /* out of memory: the appends wake the writer */
@@ -177,156 +130,120 @@ static void wal_hold(sr_server *s, int role)
 void sr_srvi_on_message(void *ctx, const sr_msg *msg)
 {
 	sr_server *s = ctx;
+	sr_group *g = sr_srvi_group_find(s, msg->group);
 
-	if (!s->started)
+	if (!g) {
+		s->stats.msgs_unknown++;
 		return;
-	wal_hold(s, SR_FOLLOWER);
+	}
+	if (!g->started)
+		return;
+	s->stats.msgs_in++;
+	wal_hold(s, g);
 	if (s->wal_held && msg->type == SR_MSG_APPEND &&
 	    msg->u.append.n_entries)
 		s->held_appends++;
 	s->depth++;
-	sr_srvi_sync(s);
-	sr_node_step(s->node, msg);
+	sr_srvi_sync(g);
+	s->inside = g;
+	sr_node_step(g->node, msg);
+	s->inside = NULL;
 	s->depth--;
-	sr_srvi_kick(s);
+	sr_srvi_kick(g);
 }
 
-/* ------------------------------------------------------------------ */
-/* Peers                                                              */
-/* ------------------------------------------------------------------ */
-
-static int tpeer_find(const sr_server *s, sr_id id)
-{
-	for (uint32_t i = 0; i < s->n_tpeers; i++)
-		if (s->tpeer[i] == id)
-			return (int)i;
-	return -1;
-}
-
-static void peer_set(sr_server *s, const sr_member *m)
-{
-	char addr[SR_ADDR_MAX];
-	int rc = 0;
-
-	if (s->cfg.transport_addr) {
-		addr[0] = 0;
-		rc = s->cfg.transport_addr(s->cfg.host_ctx, m, addr,
-					   sizeof(addr));
-		addr[sizeof(addr) - 1] = 0;
-	} else {
-		snprintf(addr, sizeof(addr), "%s", m->addr);
-	}
-	if (rc == 0)
-		rc = sr_tcp_set_peer(s->tcp, m->id, addr);
-	if (rc) {
-		sr_srvi_log(s, SR_LOG_WARN,
-			    "member %llu: cannot reach address '%s': %s",
-			    (unsigned long long)m->id, m->addr,
-			    sr_strerror(rc));
-		return;
-	}
-	if (tpeer_find(s, m->id) < 0 && s->n_tpeers < SR_MAX_MEMBERS)
-		s->tpeer[s->n_tpeers++] = m->id;
-}
-
-void sr_srvi_peers_sync(sr_server *s, const sr_membership *conf, int drop)
-{
-	for (uint32_t i = 0; i < conf->n; i++) {
-		const sr_member *m = &conf->members[i];
-		if (m->id != s->cfg.id && m->role != SR_ROLE_REMOVED)
-			peer_set(s, m);
-	}
-	if (!drop)
-		return;
-	for (uint32_t i = 0; i < s->n_tpeers;) {
-		const sr_member *m = sr_membership_find(conf, s->tpeer[i]);
-		if (m && m->role != SR_ROLE_REMOVED) {
-			i++;
-			continue;
-		}
-		sr_tcp_remove_peer(s->tcp, s->tpeer[i]);
-		sr_srvi_log(s, SR_LOG_INFO, "member %llu left: peer dropped",
-			    (unsigned long long)s->tpeer[i]);
-		s->tpeer[i] = s->tpeer[--s->n_tpeers];
-	}
-}
-
-static void peers_deferred(sr_loop *loop, void *ctx)
+static int send_msg(void *ctx, const sr_msg *msg)
 {
 	sr_server *s = ctx;
 
-	(void)loop;
-	s->conf_pending = 0;
-	sr_srvi_peers_sync(s, &s->conf, 1);
+	s->stats.msgs_out++;
+	return sr_tcp_send(s->tcp, msg);
 }
 
-void sr_srvi_peers_cancel(sr_server *s)
-{
-	if (s->conf_pending)
-		sr_loop_defer_cancel(s->loop, peers_deferred, s);
-	s->conf_pending = 0;
-}
+const sr_transport_ops sr_srvi_transport_ops = { .send = send_msg };
 
 /* ------------------------------------------------------------------ */
-/* The engine's callbacks, relayed to the host                        */
+/* The engine's callbacks, relayed to the group's host                */
 /* ------------------------------------------------------------------ */
 
 static void cb_done(void *ctx, void *cookie, int status, sr_index index,
 		    void *result)
 {
-	sr_server *s = ctx;
+	sr_group *g = ctx;
 
-	if (s->cfg.host.done)
-		s->cfg.host.done(s->cfg.host_ctx, cookie, status, index,
+	if (g->cfg.host.done)
+		g->cfg.host.done(g->cfg.host_ctx, cookie, status, index,
 				 result);
-	else if (result && s->cfg.fsm->free_result)
-		s->cfg.fsm->free_result(s->cfg.fsm_ctx, result);
+	else if (result && g->cfg.fsm->free_result)
+		g->cfg.fsm->free_result(g->cfg.fsm_ctx, result);
 }
 
 static void cb_read_done(void *ctx, void *cookie, int status, sr_index index)
 {
-	sr_server *s = ctx;
+	sr_group *g = ctx;
 
-	if (s->cfg.host.read_done)
-		s->cfg.host.read_done(s->cfg.host_ctx, cookie, status, index);
+	if (g->cfg.host.read_done)
+		g->cfg.host.read_done(g->cfg.host_ctx, cookie, status, index);
 }
 
+/*
+ * A stopped engine means the store failed.  The store is shared (one WAL
+ * for every group), so the server stops with it: sr_server_run() and
+ * sr_server_process() return the error.
+ */
 static void cb_state_changed(void *ctx, int role, sr_term term, sr_id leader)
 {
-	sr_server *s = ctx;
+	sr_group *g = ctx;
+	sr_server *s = g->srv;
 
-	s->role = role;
+	g->role = role;
 	if (role == SR_STOPPED) {
 		sr_status st;
-		sr_node_status(s->node, &st);
+		sr_node_status(g->node, &st);
 		s->error = st.error ? st.error : SR_EIO;
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "the store failed (%s): the node has stopped",
-			    sr_strerror(s->error));
+		if (g->is_default)
+			sr_srvi_log(s, SR_LOG_ERROR,
+				    "the store failed (%s): the node has "
+				    "stopped",
+				    sr_strerror(s->error));
+		else
+			sr_srvi_log(s, SR_LOG_ERROR,
+				    "group %u: the store failed (%s): the "
+				    "group has stopped",
+				    g->id, sr_strerror(s->error));
 		if (s->running)
 			sr_loop_stop(s->loop);
 	}
-	if (s->cfg.host.state_changed)
-		s->cfg.host.state_changed(s->cfg.host_ctx, role, term, leader);
+	if (g->cfg.host.state_changed)
+		g->cfg.host.state_changed(g->cfg.host_ctx, role, term, leader);
 }
 
 static void cb_conf_changed(void *ctx, const sr_membership *conf)
 {
-	sr_server *s = ctx;
+	sr_group *g = ctx;
 
-	s->conf = *conf;
-	if (!s->conf_pending && sr_loop_defer(s->loop, peers_deferred, s) == 0)
-		s->conf_pending = 1;
-	if (s->cfg.host.conf_changed)
-		s->cfg.host.conf_changed(s->cfg.host_ctx, conf);
+	g->conf = *conf;
+	sr_srvi_peers_defer(g);
+	if (g->cfg.host.conf_changed)
+		g->cfg.host.conf_changed(g->cfg.host_ctx, conf);
 }
 
+/* The default group's lines go out as the engine wrote them (as before
+ * there were groups); the others' carry their group id. */
 static void cb_log(void *ctx, int level, const char *line)
 {
-	sr_server *s = ctx;
+	sr_group *g = ctx;
+	sr_server *s = g->srv;
+	char buf[640];
 
-	if (s->cfg.log)
+	if (!s->cfg.log)
+		return;
+	if (g->is_default) {
 		s->cfg.log(s->cfg.log_ctx, level, line);
+		return;
+	}
+	snprintf(buf, sizeof(buf), "group %u: %s", g->id, line);
+	s->cfg.log(s->cfg.log_ctx, level, buf);
 }
 
 const sr_host_ops sr_srvi_host_ops = {

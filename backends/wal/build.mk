@@ -4,7 +4,7 @@
 BACKEND_SRCS += backends/wal/wal.c backends/wal/wal_log.c \
                 backends/wal/wal_format.c backends/wal/wal_io.c \
                 backends/wal/wal_recover.c backends/wal/wal_snap.c \
-                backends/wal/wal_posix.c
+                backends/wal/wal_posix.c backends/wal/wal_group.c
 ifeq ($(URING),1)
 BACKEND_SRCS += backends/wal/wal_uring.c
 endif

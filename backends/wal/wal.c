@@ -96,6 +96,24 @@ void sr_walc_item_finish(sr_wal *w, struct wal_item *it, int status)
 	pthread_cond_broadcast(&w->cv_done);
 }
 
+int sr_walc_failed(sr_wal *w)
+{
+	int rv;
+
+	pthread_mutex_lock(&w->mu);
+	rv = w->failed;
+	pthread_mutex_unlock(&w->mu);
+	return rv;
+}
+
+void sr_walc_stop(sr_wal *w, int rv)
+{
+	pthread_mutex_lock(&w->mu);
+	if (!w->failed)
+		w->failed = rv;
+	pthread_mutex_unlock(&w->mu);
+}
+
 void sr_walc_notify(sr_wal *w)
 {
 	uint64_t one = 1;
@@ -201,8 +219,11 @@ static int deliver(sr_wal *w)
 		if (!w->done_head)
 			w->done_tail = NULL;
 		for (size_t i = 0; i < it->n_tokens; i++) {
-			if (w->done)
-				w->done(w->done_ctx, it->tokens[i], it->status);
+			struct sr_wal_group *g = it->tokens[i].g;
+
+			if (g && g->done)
+				g->done(g->done_ctx, it->tokens[i].token,
+					it->status);
 			n++;
 		}
 		item_release(w, it);
@@ -281,8 +302,23 @@ int sr_wal_fd(const sr_wal *w)
 
 void sr_wal_set_done(sr_wal *w, sr_wal_done_fn done, void *ctx)
 {
-	w->done = done;
-	w->done_ctx = ctx;
+	w->g0.done = done;
+	w->g0.done_ctx = ctx;
+}
+
+void sr_walc_forget_group(sr_wal *w, struct sr_wal_group *g)
+{
+	struct wal_item *lists[2];
+
+	pthread_mutex_lock(&w->mu);
+	lists[0] = w->head;
+	lists[1] = w->done_head;
+	for (int l = 0; l < 2; l++)
+		for (struct wal_item *it = lists[l]; it; it = it->next)
+			for (size_t i = 0; i < it->n_tokens; i++)
+				if (it->tokens[i].g == g)
+					it->tokens[i].g = NULL;
+	pthread_mutex_unlock(&w->mu);
 }
 
 const char *sr_wal_engine_name(int engine)
@@ -317,10 +353,10 @@ void sr_wal_get_stats(const sr_wal *cw, sr_wal_stats *out)
 	out->appends = w->st_appends;
 	out->pending_bytes = w->pending_bytes;
 	out->torn_bytes = w->st_torn;
-	out->lost_first = w->lost_first;
-	out->lost_last = w->lost_last;
-	out->first_index = w->first;
-	out->last_index = w->last;
+	out->lost_first = w->g0.lost_first;
+	out->lost_last = w->g0.lost_last;
+	out->first_index = w->g0.first;
+	out->last_index = w->g0.last;
 }
 
 /* ------------------------------------------------------------------ */
@@ -415,7 +451,7 @@ static void wal_free(sr_wal *w)
 	for (size_t i = 0; i < w->n_segs; i++)
 		if (w->segs[i].fd >= 0)
 			close(w->segs[i].fd);
-	sr_walsnap_close(w);
+	sr_walg_free_all(w);
 	if (w->evfd >= 0)
 		close(w->evfd);
 	if (w->lockfd >= 0)
@@ -423,7 +459,6 @@ static void wal_free(sr_wal *w)
 	if (w->dirfd >= 0)
 		close(w->dirfd);
 	sr_walc_free(w, w->segs);
-	sr_walc_free(w, w->pos);
 	sr_walc_free(w, w->rbuf);
 	sr_walc_free(w, w->win);
 	sr_walc_free(w, w->dir);
@@ -444,6 +479,9 @@ static sr_wal *wal_new(const sr_wal_options *o)
 	if (!w)
 		return NULL;
 	*w = tmp;
+	sr_walg_init(w, &w->g0, 0);
+	w->g0.has_meta = 1;
+	w->g0.is_open = 1;
 	w->dir = sr_walc_alloc(w, dlen + 1);
 	if (!w->dir) {
 		sr_walc_free(w, w);
@@ -454,14 +492,12 @@ static sr_wal *wal_new(const sr_wal_options *o)
 	w->max_pending = o->max_pending_bytes;
 	w->backpressure = o->backpressure;
 	w->repair = o->repair;
-	w->done = o->done;
-	w->done_ctx = o->done_ctx;
+	w->g0.done = o->done;
+	w->g0.done_ctx = o->done_ctx;
 	w->log = o->log;
 	w->log_ctx = o->log_ctx;
 	w->log_level = o->log_level;
 	w->dirfd = w->lockfd = w->evfd = -1;
-	w->snap.fd = w->part.fd = -1;
-	w->first = 1;
 	w->next_batch = 1;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv_done, NULL);
@@ -496,9 +532,10 @@ int sr_wal_open(const sr_wal_options *o, sr_wal **out)
 		     "wal: opened %s (%s): log %llu..%llu, snapshot %llu, "
 		     "term %llu",
 		     w->dir, sr_wal_engine_name(w->eng->id),
-		     (unsigned long long)w->first, (unsigned long long)w->last,
-		     (unsigned long long)w->snap.index,
-		     (unsigned long long)w->term);
+		     (unsigned long long)w->g0.first,
+		     (unsigned long long)w->g0.last,
+		     (unsigned long long)w->g0.snap.index,
+		     (unsigned long long)w->g0.term);
 	w->eng->kick(w); /* records queued by recovery, if any */
 	*out = w;
 	return 0;

@@ -11,7 +11,9 @@
  *   record, 48-byte header, payload, zero padding to a multiple of 8
  *     0 u32 CRC32C of every byte after it (header, payload, padding)
  *     4 u32 len       8 u32 kind     12 u32 entry type
- *    16 u64 index    24 u64 term     32 u64 batch     40 u64 batch offset
+ *    16 u64 index    24 u64 term     32 u64 batch     40 u32 batch offset
+ *    44 u32 group (version-2 segments; in version 1 the high half of a
+ *           u64 batch offset, always zero since offsets are < 2^32)
  *
  *   meta, 36 bytes
  *     0 magic "SRWALMET"   8 u32 version   12 u32 size (36)
@@ -55,9 +57,15 @@ int sr_walfmt_is_zero(const unsigned char *p, size_t n)
 void sr_walfmt_seg_hdr_encode(unsigned char out[WAL_SEG_HDR],
 			      const struct wal_seg_hdr *h)
 {
+	sr_walfmt_seg_hdr_encode_v(out, h, WAL_SEG_VERSION);
+}
+
+void sr_walfmt_seg_hdr_encode_v(unsigned char out[WAL_SEG_HDR],
+				const struct wal_seg_hdr *h, uint32_t version)
+{
 	memset(out, 0, WAL_SEG_HDR);
 	memcpy(out, WAL_SEG_MAGIC, 8);
-	wal_put32(out + 8, WAL_VERSION);
+	wal_put32(out + 8, version);
 	wal_put32(out + 12, WAL_SEG_HDR);
 	wal_put64(out + 16, h->seq);
 	wal_put64(out + 24, h->first_index);
@@ -81,7 +89,8 @@ int sr_walfmt_seg_hdr_decode(const unsigned char in[WAL_SEG_HDR],
 		*why = "segment header CRC mismatch";
 		return WALFMT_BAD;
 	}
-	if (wal_get32(in + 8) != WAL_VERSION) {
+	if (wal_get32(in + 8) != WAL_SEG_VERSION &&
+	    wal_get32(in + 8) != WAL_SEG_VERSION_1) {
 		*why = "unsupported segment format version";
 		return WALFMT_BAD;
 	}
@@ -129,7 +138,8 @@ void sr_walfmt_rec_fields(const unsigned char *in, struct wal_rec *r)
 	r->index = wal_get64(in + 16);
 	r->term = wal_get64(in + 24);
 	r->batch = wal_get64(in + 32);
-	r->batch_off = wal_get64(in + 40);
+	r->batch_off = wal_get32(in + 40);
+	r->group = wal_get32(in + 44);
 	r->data = in + WAL_REC_HDR;
 }
 
@@ -144,7 +154,8 @@ void sr_walfmt_rec_encode_unsealed(unsigned char *out, const struct wal_rec *r)
 	wal_put64(out + 16, r->index);
 	wal_put64(out + 24, r->term);
 	wal_put64(out + 32, r->batch);
-	wal_put64(out + 40, r->batch_off);
+	wal_put32(out + 40, (uint32_t)r->batch_off);
+	wal_put32(out + 44, r->group);
 	if (r->len)
 		memcpy(out + WAL_REC_HDR, r->data, r->len);
 	memset(out + WAL_REC_HDR + r->len, 0,
@@ -155,13 +166,13 @@ int sr_walfmt_rec_peek(const unsigned char *hdr, uint64_t off, uint64_t avail,
 		       uint64_t *size, const char **why)
 {
 	uint32_t len = wal_get32(hdr + 4), kind = wal_get32(hdr + 8);
-	uint64_t boff = wal_get64(hdr + 40);
+	uint64_t boff = wal_get32(hdr + 40);
 
 	if (sr_walfmt_is_zero(hdr, WAL_REC_HDR)) {
 		*why = "zeroed record header";
 		return WALFMT_ZERO;
 	}
-	if (kind < WAL_REC_ENTRY || kind > WAL_REC_COMPACT) {
+	if (kind < WAL_REC_ENTRY || kind > WAL_REC_RESET) {
 		*why = "bad record kind";
 		return WALFMT_BAD;
 	}
@@ -171,7 +182,8 @@ int sr_walfmt_rec_peek(const unsigned char *hdr, uint64_t off, uint64_t avail,
 	}
 	if (boff < WAL_SEG_HDR || boff > off || (boff & 7u) ||
 	    wal_get64(hdr + 32) == 0 || wal_get64(hdr + 32) > WAL_INDEX_MAX ||
-	    wal_get64(hdr + 16) == 0 || wal_get64(hdr + 16) > WAL_INDEX_MAX) {
+	    (wal_get64(hdr + 16) == 0) != (kind == WAL_REC_RESET) ||
+	    wal_get64(hdr + 16) > WAL_INDEX_MAX) {
 		*why = "record header fields out of range";
 		return WALFMT_BAD;
 	}

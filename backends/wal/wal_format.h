@@ -9,6 +9,7 @@
  *
  *   segment header   64 bytes at offset 0 of each <seq>.wal
  *   record           48-byte header + payload + zero padding to 8 bytes
+ *                    (version 2: bytes 44..47 carry the group id)
  *   meta             36 bytes: term and vote
  *   snapshot header  48 fixed bytes + membership + padding, then the data
  */
@@ -20,7 +21,12 @@
 
 #include <seshat/types.h>
 
-#define WAL_VERSION	    1u
+#define WAL_VERSION	    1u /* meta, lost and snapshot files */
+/* Segments: version 2 tags each record with its group (bytes 44..47,
+ * which version 1 kept as the zero high half of batch_off); version 1
+ * segments are still read, every record in them belonging to group 0. */
+#define WAL_SEG_VERSION	    2u
+#define WAL_SEG_VERSION_1   1u
 #define WAL_SEG_MAGIC	    "SRWALSEG"
 #define WAL_META_MAGIC	    "SRWALMET"
 #define WAL_SNAP_MAGIC	    "SRWALSNP"
@@ -43,7 +49,10 @@
 enum {
 	WAL_REC_ENTRY = 1,    /* a log entry */
 	WAL_REC_TRUNCATE = 2, /* delete entries >= index */
-	WAL_REC_COMPACT = 3   /* drop entries <= index */
+	WAL_REC_COMPACT = 3,  /* drop entries <= index */
+	/* version 2: forget every earlier record of the group (drop, or a
+	 * log that recovery restarted after the group's snapshot); index 0 */
+	WAL_REC_RESET = 4
 };
 
 /* What a decoder found. */
@@ -68,6 +77,7 @@ struct wal_rec {
 	uint64_t term;	    /* entry term (ENTRY), else 0 */
 	uint64_t batch;	    /* the write batch the record was written in */
 	uint64_t batch_off; /* segment offset where that batch starts */
+	uint32_t group;	    /* the Raft group (0 in version-1 segments) */
 	const unsigned char *data; /* decode: points into the input */
 };
 
@@ -121,6 +131,15 @@ int sr_walfmt_is_zero(const unsigned char *p, size_t n);
 
 void sr_walfmt_seg_hdr_encode(unsigned char out[WAL_SEG_HDR],
 			      const struct wal_seg_hdr *h);
+/* The same with a given format version (tests write version 1). */
+void sr_walfmt_seg_hdr_encode_v(unsigned char out[WAL_SEG_HDR],
+				const struct wal_seg_hdr *h, uint32_t version);
+/* The version of a header that decoded OK (1 or 2). */
+static inline uint32_t sr_walfmt_seg_version(const unsigned char *in)
+{
+	return (uint32_t)in[8] | (uint32_t)in[9] << 8 | (uint32_t)in[10] << 16 |
+	       (uint32_t)in[11] << 24;
+}
 /* WALFMT_OK, _ZERO or _BAD (with *why set). */
 int sr_walfmt_seg_hdr_decode(const unsigned char in[WAL_SEG_HDR],
 			     struct wal_seg_hdr *h, const char **why);

@@ -47,6 +47,12 @@ enum {
 
 #define WAL_URING_MAX_OPS 6
 
+/* An append to complete: the group it belongs to and the engine's token. */
+struct wal_tok {
+	struct sr_wal_group *g;
+	uint64_t token;
+};
+
 struct wal_item {
 	struct wal_item *next;
 	int kind;
@@ -60,7 +66,7 @@ struct wal_item {
 	uint64_t seg_size;
 	unsigned char *buf; /* serialized records */
 	size_t len, cap;
-	uint64_t *tokens; /* appends completed by this item */
+	struct wal_tok *tokens; /* appends completed by this item */
 	size_t n_tokens, cap_tokens;
 	/*
 	 * Sealing and writing progress: buf[0, sealed) has its CRCs,
@@ -87,7 +93,8 @@ struct wal_seg {
 	int state;	    /* SEG_* */
 	uint64_t size;	    /* preallocated size */
 	uint64_t written;   /* bytes that pread can see */
-	sr_index max_index; /* highest entry index ever written in it */
+	sr_index max_index; /* highest group-0 entry index ever written in it */
+	int v1;		    /* a version-1 segment (read at open) */
 };
 
 struct wal_engine;
@@ -96,20 +103,64 @@ struct wal_snap {
 	int fd; /* -1: none */
 	sr_index index;
 	sr_term term;
-	sr_membership conf;
+	/* the membership at index: n members, allocated to size (a whole
+	 * sr_membership is ~10 KiB, and a process may hold thousands of
+	 * groups) */
+	sr_member *members;
+	uint32_t n_members;
 	uint32_t hdr_size;
 	uint64_t size; /* data bytes */
 };
 
+/*
+ * One Raft group's log, hard state and snapshot (wal_group.c).  Group 0
+ * is embedded at the start of sr_wal, so a sr_wal pointer is also a
+ * pointer to its group 0 and one storage vtable serves both APIs.  The
+ * other groups live in a hash table by id, allocated when opened or met
+ * in the log at recovery, freed by drop or by sr_wal_close.
+ */
+struct sr_wal_group {
+	sr_wal *wal;
+	uint32_t id;
+	int is_open;  /* a handle is out (sr_wal_group_open) */
+	int has_meta; /* its meta file exists: the group exists on disk */
+	sr_wal_done_fn done;
+	void *done_ctx;
+
+	/* hard state */
+	sr_term term;
+	sr_id vote;
+
+	/* snapshots */
+	struct wal_snap snap;  /* current */
+	struct wal_snap *part; /* being written, NULL if none */
+
+	/* the log view: pos[i] locates entry first + i */
+	sr_index first, last;
+	uint64_t *pos; /* (segment seq << 32) | offset */
+	size_t pos_off, pos_n, pos_cap;
+
+	/* protocol-aware repair (wal_recover.c): entries lost to corruption,
+	 * reported by load() while the log ends before lost_last */
+	sr_index lost_first, lost_last;
+
+	/* recovery only (wal_recover.c) */
+	int seen;	     /* a record of the group was replayed */
+	int reset_last;	     /* and the last one was a RESET */
+	int inferred;	     /* its start was taken from its first record */
+	sr_index known;	     /* pos[] holds known..last */
+	sr_index survey_max; /* repair: highest index past the cut */
+};
+
 struct sr_wal {
+	struct sr_wal_group g0; /* first: (sr_wal *) is (sr_wal_group *) */
+
 	/* options */
 	char *dir;
 	uint64_t seg_size;
 	uint64_t max_pending;
 	int backpressure;
 	int repair;
-	sr_wal_done_fn done;
-	void *done_ctx;
 	sr_log_fn log;
 	void *log_ctx;
 	int log_level;
@@ -119,19 +170,9 @@ struct sr_wal {
 	const struct wal_engine *eng;
 	void *eng_state;
 
-	/* hard state */
-	sr_term term;
-	sr_id vote;
-
-	/* snapshots (engine thread) */
-	struct wal_snap snap; /* current */
-	struct wal_snap part; /* being written */
-	int part_active;
-
-	/* the log view (engine thread): pos[i] locates entry first + i */
-	sr_index first, last;
-	uint64_t *pos; /* (segment seq << 32) | offset */
-	size_t pos_off, pos_n, pos_cap;
+	/* groups other than 0 (wal_group.c): open addressing by id */
+	struct sr_wal_group **gtab;
+	size_t gtab_cap, n_groups;
 
 	/* the planner (engine thread) */
 	uint64_t plan_seg, plan_off, plan_size;
@@ -165,9 +206,6 @@ struct sr_wal {
 	int in_process; /* delivering completions: sr_wal_process kicks */
 	int held;	/* sr_wal_hold: appends do not kick */
 	uint64_t st_appends, st_torn;
-	/* protocol-aware repair (wal_recover.c): entries lost to corruption,
-	 * reported by load() while the log ends before lost_last */
-	sr_index lost_first, lost_last;
 
 	/* read() scratch */
 	unsigned char *rbuf; /* entry data handed out by read() */
@@ -213,12 +251,35 @@ int sr_walc_errno_code(int err);
 struct wal_seg *sr_walc_seg_get(sr_wal *w, uint64_t seq);
 /* Mark it DONE with status, advance exec, wake waiters (under mu). */
 void sr_walc_item_finish(sr_wal *w, struct wal_item *it, int status);
+/* The error that stopped the WAL, or 0 (takes mu). */
+int sr_walc_failed(sr_wal *w);
+/* Stop the WAL with rv unless it is stopped already (takes mu). */
+void sr_walc_stop(sr_wal *w, int rv);
 /* Signal the completion eventfd. */
 void sr_walc_notify(sr_wal *w);
 
+/* ---- wal_group.c: the group table ---- */
+/* The group with that id (0: the WAL's own), or NULL. */
+struct sr_wal_group *sr_walg_find(sr_wal *w, uint32_t id);
+/* A new, empty group in the table (id >= 1, not present). */
+struct sr_wal_group *sr_walg_add(sr_wal *w, uint32_t id);
+/* Remove a group from the table and free it (id >= 1). */
+void sr_walg_remove(sr_wal *w, struct sr_wal_group *g);
+/* Loop over the groups other than 0: for (i = 0; i < w->gtab_cap; i++)
+ * if ((g = w->gtab[i])) ... (the loop body must not add or remove). */
+void sr_walg_free_all(sr_wal *w);
+/* Init the fields of a group (id, wal, an empty log). */
+void sr_walg_init(sr_wal *w, struct sr_wal_group *g, uint32_t id);
+/* Free what a group holds (not the struct): pos, snapshot, part. */
+void sr_walg_release(struct sr_wal_group *g);
+
 /* ---- wal_io.c: synchronous file operations ---- */
 void sr_walio_seg_name(char *buf, size_t cap, uint64_t seq);
-void sr_walio_snap_name(char *buf, size_t cap, sr_index index);
+/* "<index>.snap" for group 0, "g<id>-<index>.snap" for the others. */
+void sr_walio_snap_name(char *buf, size_t cap, uint32_t gid, sr_index index);
+/* A group's small file: base ("meta", "lost", "snap.tmp") for group 0,
+ * "g<8 hex digits>.<base>" for the others. */
+void sr_walio_group_name(char *buf, size_t cap, uint32_t gid, const char *base);
 /* pwrite/pread everything or fail with errno. */
 int sr_walio_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 int sr_walio_pread_all(int fd, void *buf, size_t len, uint64_t off);
@@ -238,8 +299,12 @@ void sr_walio_warn(sr_wal *w, const char *fmt, ...)
 /* Write a whole small file atomically: tmp, fsync, rename, dir fsync. */
 int sr_walio_write_atomic(sr_wal *w, const char *name, const void *buf,
 			  size_t len);
-/* Read the meta file (or create it in an empty directory). */
+/* Read group 0's meta file (or create it in an empty directory). */
 int sr_walio_meta_load(sr_wal *w, int dir_has_data);
+/* Read a group's meta file (it exists); 0, SR_ECORRUPT or SR_EIO. */
+int sr_walio_meta_read(struct sr_wal_group *g);
+/* Replace a group's meta file with (term, vote), durably. */
+int sr_walio_meta_write(struct sr_wal_group *g, sr_term term, sr_id vote);
 int sr_walio_lock(sr_wal *w);
 /* Zero [from, to) of fd and fdatasync it. */
 int sr_walio_zero_range(int fd, uint64_t from, uint64_t to);
@@ -250,11 +315,16 @@ int sr_walrec_recover(sr_wal *w);
 
 /* ---- wal_snap.c ---- */
 /* Pick the newest valid snapshot of idx[0..n) (sorted), drop the rest. */
-int sr_walsnap_load(sr_wal *w, const uint64_t *idx, size_t n);
-/* SR_WAL_REPAIR_PEERS: durably raise the lost file to `last` (before
- * anything that held those entries is cut or deleted). */
-int sr_walrec_note_lost(sr_wal *w, sr_index last);
-void sr_walsnap_close(sr_wal *w);
+int sr_walsnap_load(struct sr_wal_group *g, const uint64_t *idx, size_t n);
+/* SR_WAL_REPAIR_PEERS: durably raise the group's lost file to `last`
+ * (before anything that held those entries is cut or deleted). */
+int sr_walrec_note_lost(struct sr_wal_group *g, sr_index last);
+/* Close the snapshot files of a group; discard a partial snapshot. */
+void sr_walsnap_close(struct sr_wal_group *g);
+/* Discard a partial snapshot (snap.tmp) of a group, if any. */
+void sr_walsnap_discard(struct sr_wal_group *g);
+/* Delete every snapshot file of a group (drop); fsyncs the directory. */
+int sr_walsnap_delete_all(struct sr_wal_group *g);
 int sr_walsnap_begin(void *ctx, sr_index index, sr_term term,
 		     const sr_membership *conf);
 int sr_walsnap_write(void *ctx, uint64_t offset, const void *data, size_t len);
@@ -263,17 +333,22 @@ int sr_walsnap_read(void *ctx, uint64_t offset, void *buf, size_t len,
 		    size_t *n_out);
 
 /* ---- wal.c: log view and records ---- */
-/* Append a TRUNCATE or COMPACT record to the stream (engine thread). */
-int sr_walc_put_marker(sr_wal *w, uint32_t kind, sr_index index);
+/* Append a TRUNCATE, COMPACT or RESET record of group g to the stream
+ * (engine thread). */
+int sr_walc_put_marker(struct sr_wal_group *g, uint32_t kind, sr_index index);
 /* Wait until every queued item is DONE; returns w->failed. */
 int sr_walc_drain(sr_wal *w);
 /* Queue a DELETE of the segments no entry >= first needs (engine). */
 int sr_walc_schedule_delete(sr_wal *w);
-int sr_walc_pos_reserve(sr_wal *w, size_t n);
+int sr_walc_pos_reserve(struct sr_wal_group *g, size_t n);
 /* Add a PLANNED segment to the table (under mu). */
 int sr_walc_seg_add(sr_wal *w, uint64_t seq, uint64_t size);
 /* The term of entry i (first <= i <= last), read and checked. */
-int sr_walc_entry_term(sr_wal *w, sr_index i, sr_term *term);
+int sr_walc_entry_term(struct sr_wal_group *g, sr_index i, sr_term *term);
+/* The storage vtable (ctx: a struct sr_wal_group *). */
+extern const sr_storage_ops sr_walc_ops;
+/* Completions of g will not be delivered (g is being freed). */
+void sr_walc_forget_group(sr_wal *w, struct sr_wal_group *g);
 /* Move DONE items from the queue to the delivery list (engine thread). */
 void sr_walc_reap(sr_wal *w);
 

@@ -34,9 +34,21 @@ void sr_walio_seg_name(char *buf, size_t cap, uint64_t seq)
 	snprintf(buf, cap, "%016llx.wal", (unsigned long long)seq);
 }
 
-void sr_walio_snap_name(char *buf, size_t cap, sr_index index)
+void sr_walio_snap_name(char *buf, size_t cap, uint32_t gid, sr_index index)
 {
-	snprintf(buf, cap, "%016llx.snap", (unsigned long long)index);
+	if (gid)
+		snprintf(buf, cap, "g%08x-%016llx.snap", gid,
+			 (unsigned long long)index);
+	else
+		snprintf(buf, cap, "%016llx.snap", (unsigned long long)index);
+}
+
+void sr_walio_group_name(char *buf, size_t cap, uint32_t gid, const char *base)
+{
+	if (gid)
+		snprintf(buf, cap, "g%08x.%s", gid, base);
+	else
+		snprintf(buf, cap, "%s", base);
 }
 
 int sr_walio_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
@@ -254,10 +266,8 @@ fail:
 
 int sr_walio_meta_load(sr_wal *w, int dir_has_data)
 {
-	unsigned char buf[WAL_META_SIZE + 8];
+	unsigned char buf[WAL_META_SIZE];
 	struct wal_meta m = { 0, 0 };
-	const char *why = NULL;
-	ssize_t n;
 	int fd = openat(w->dirfd, "meta", O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0 && errno == ENOENT) {
@@ -270,13 +280,30 @@ int sr_walio_meta_load(sr_wal *w, int dir_has_data)
 			return SR_ECORRUPT;
 		}
 		sr_walfmt_meta_encode(buf, &m);
-		w->term = 0;
-		w->vote = 0;
+		w->g0.term = 0;
+		w->g0.vote = 0;
 		return sr_walio_write_atomic(w, "meta", buf, WAL_META_SIZE);
 	}
+	if (fd >= 0)
+		close(fd);
+	return sr_walio_meta_read(&w->g0);
+}
+
+int sr_walio_meta_read(struct sr_wal_group *g)
+{
+	sr_wal *w = g->wal;
+	unsigned char buf[WAL_META_SIZE + 8];
+	struct wal_meta m = { 0, 0 };
+	const char *why = NULL;
+	char name[32];
+	ssize_t n;
+	int fd;
+
+	sr_walio_group_name(name, sizeof(name), g->id, "meta");
+	fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s/meta: %s",
-			     w->dir, strerror(errno));
+		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s/%s: %s", w->dir,
+			     name, strerror(errno));
 		return SR_EIO;
 	}
 	do {
@@ -284,21 +311,32 @@ int sr_walio_meta_load(sr_wal *w, int dir_has_data)
 	} while (n < 0 && errno == EINTR);
 	close(fd);
 	if (n < 0) {
-		sr_walc_logf(w, SR_LOG_ERROR, "wal: reading %s/meta: %s",
-			     w->dir, strerror(errno));
+		sr_walc_logf(w, SR_LOG_ERROR, "wal: reading %s/%s: %s", w->dir,
+			     name, strerror(errno));
 		return SR_EIO;
 	}
 	if (sr_walfmt_meta_decode(buf, (size_t)n, &m, &why) != WALFMT_OK) {
 		sr_walc_logf(w, SR_LOG_ERROR,
-			     "wal: corruption in %s/meta at offset 0: %s; "
+			     "wal: corruption in %s/%s at offset 0: %s; "
 			     "refusing to open (term and vote cannot be "
 			     "repaired: a lost vote could elect two leaders)",
-			     w->dir, why);
+			     w->dir, name, why);
 		return SR_ECORRUPT;
 	}
-	w->term = m.term;
-	w->vote = m.vote;
+	g->term = m.term;
+	g->vote = m.vote;
 	return 0;
+}
+
+int sr_walio_meta_write(struct sr_wal_group *g, sr_term term, sr_id vote)
+{
+	unsigned char buf[WAL_META_SIZE];
+	struct wal_meta m = { term, vote };
+	char name[32];
+
+	sr_walio_group_name(name, sizeof(name), g->id, "meta");
+	sr_walfmt_meta_encode(buf, &m);
+	return sr_walio_write_atomic(g->wal, name, buf, sizeof(buf));
 }
 
 int sr_walio_lock(sr_wal *w)

@@ -47,33 +47,57 @@
 /* pos[]: where each entry of first..last is                          */
 /* ------------------------------------------------------------------ */
 
-int sr_walc_pos_reserve(sr_wal *w, size_t n)
+/* pos[] starts small and doubles: a process may hold thousands of
+ * groups with a few entries each. */
+#define POS_MIN	   16
+
+int sr_walc_pos_reserve(struct sr_wal_group *g, size_t n)
 {
-	size_t need = w->pos_n + n, cap = w->pos_cap;
+	size_t need = g->pos_n + n, cap = g->pos_cap;
 	uint64_t *p;
 
-	if (w->pos_off + need <= cap)
+	if (g->pos_off + need <= cap)
 		return 0;
-	if (w->pos_off && need <= cap / 2 + 1) { /* slide down instead */
-		memmove(w->pos, w->pos + w->pos_off,
-			w->pos_n * sizeof(*w->pos));
-		w->pos_off = 0;
+	if (g->pos_off && need <= cap / 2 + 1) { /* slide down instead */
+		memmove(g->pos, g->pos + g->pos_off,
+			g->pos_n * sizeof(*g->pos));
+		g->pos_off = 0;
 		if (need <= cap)
 			return 0;
 	}
-	while (cap < w->pos_off + need)
-		cap = cap ? cap * 2 : 1024;
-	p = sr_walc_realloc(w, w->pos, cap * sizeof(*p));
+	while (cap < g->pos_off + need)
+		cap = cap ? cap * 2 : POS_MIN;
+	p = sr_walc_realloc(g->wal, g->pos, cap * sizeof(*p));
 	if (!p)
 		return SR_ENOMEM;
-	w->pos = p;
-	w->pos_cap = cap;
+	g->pos = p;
+	g->pos_cap = cap;
 	return 0;
 }
 
-static uint64_t pos_get(const sr_wal *w, sr_index i)
+/* After a compaction: give back what a much smaller log no longer needs
+ * (the memory bound of wal.h: a group's index is sized to its log). */
+static void pos_shrink(struct sr_wal_group *g)
 {
-	return w->pos[w->pos_off + (size_t)(i - w->first)];
+	size_t cap = g->pos_cap;
+	uint64_t *p;
+
+	if (cap <= POS_MIN * 4 || g->pos_n > cap / 8)
+		return;
+	while (cap > POS_MIN && g->pos_n <= cap / 4)
+		cap /= 2;
+	memmove(g->pos, g->pos + g->pos_off, g->pos_n * sizeof(*g->pos));
+	g->pos_off = 0;
+	p = sr_walc_realloc(g->wal, g->pos, cap * sizeof(*p));
+	if (p) { /* else keep the bigger one */
+		g->pos = p;
+		g->pos_cap = cap;
+	}
+}
+
+static uint64_t pos_get(const struct sr_wal_group *g, sr_index i)
+{
+	return g->pos[g->pos_off + (size_t)(i - g->first)];
 }
 
 /* ------------------------------------------------------------------ */
@@ -87,7 +111,7 @@ static struct wal_item *item_new(sr_wal *w)
 	if (it) {
 		unsigned char *buf = it->buf;
 		size_t cap = it->cap;
-		uint64_t *tokens = it->tokens;
+		struct wal_tok *tokens = it->tokens;
 		size_t cap_tokens = it->cap_tokens;
 
 		w->spare = NULL;
@@ -175,8 +199,8 @@ static int plan_rollover(sr_wal *w, uint64_t rsize, struct wal_item **out)
 		return SR_ENOMEM;
 	}
 	h.seq = seq;
-	h.first_index = w->first;
-	h.start_index = w->last + 1;
+	h.first_index = w->g0.first;
+	h.start_index = w->g0.last + 1;
 	h.first_batch = w->next_batch;
 	sr_walfmt_seg_hdr_encode(it->hdr, &h);
 	it->kind = ITEM_BATCH;
@@ -255,7 +279,7 @@ static int put_record(sr_wal *w, struct wal_rec *r, uint64_t *pos_out)
 	*pos_out = w->plan_seg << 32 | w->plan_off;
 	w->plan_off += rsize;
 	w->pending_bytes += rsize;
-	if (r->kind == WAL_REC_ENTRY) {
+	if (r->kind == WAL_REC_ENTRY && r->group == 0) {
 		s = sr_walc_seg_get(w, w->plan_seg);
 		if (s && s->max_index < r->index)
 			s->max_index = r->index;
@@ -266,7 +290,7 @@ static int put_record(sr_wal *w, struct wal_rec *r, uint64_t *pos_out)
 static int token_reserve(sr_wal *w, struct wal_item *it)
 {
 	size_t cap = it->cap_tokens ? it->cap_tokens * 2 : 64;
-	uint64_t *t;
+	struct wal_tok *t;
 
 	if (it->n_tokens < it->cap_tokens)
 		return 0;
@@ -278,9 +302,10 @@ static int token_reserve(sr_wal *w, struct wal_item *it)
 	return 0;
 }
 
-int sr_walc_put_marker(sr_wal *w, uint32_t kind, sr_index index)
+int sr_walc_put_marker(struct sr_wal_group *g, uint32_t kind, sr_index index)
 {
-	struct wal_rec r = { .kind = kind, .index = index };
+	sr_wal *w = g->wal;
+	struct wal_rec r = { .kind = kind, .index = index, .group = g->id };
 	uint64_t pos;
 	int rv;
 
@@ -293,16 +318,6 @@ int sr_walc_put_marker(sr_wal *w, uint32_t kind, sr_index index)
 /* ------------------------------------------------------------------ */
 /* Completions: reap DONE items, wait for room                        */
 /* ------------------------------------------------------------------ */
-
-static int wal_check_failed(sr_wal *w)
-{
-	int rv;
-
-	pthread_mutex_lock(&w->mu);
-	rv = w->failed;
-	pthread_mutex_unlock(&w->mu);
-	return rv;
-}
 
 /* Close the OPEN batch so the engine runs it even while plugged. */
 static void close_open(sr_wal *w)
@@ -321,7 +336,7 @@ static int wal_room(sr_wal *w, uint64_t need)
 		return 0; /* the common case: no lock, no reaping */
 	sr_walc_reap(w);
 	while (w->pending_bytes && w->pending_bytes + need > w->max_pending) {
-		int rv = wal_check_failed(w);
+		int rv = sr_walc_failed(w);
 
 		if (rv)
 			return rv;
@@ -354,22 +369,22 @@ int sr_walc_drain(sr_wal *w)
 			break;
 		w->eng->wait(w);
 	}
-	return wal_check_failed(w);
+	return sr_walc_failed(w);
 }
 
 /* ------------------------------------------------------------------ */
 /* The storage vtable                                                  */
 /* ------------------------------------------------------------------ */
 
-static int check_entries(const sr_wal *w, const sr_entry *e, size_t n,
-			 uint64_t *bytes)
+static int check_entries(const struct sr_wal_group *g, const sr_entry *e,
+			 size_t n, uint64_t *bytes)
 {
 	uint64_t total = 0;
 
 	if (n && !e)
 		return SR_EINVAL;
 	for (size_t i = 0; i < n; i++) {
-		if (e[i].index != w->last + 1 + i || e[i].index == 0 ||
+		if (e[i].index != g->last + 1 + i || e[i].index == 0 ||
 		    e[i].index > WAL_INDEX_MAX || (e[i].len && !e[i].data))
 			return SR_EINVAL;
 		if (e[i].len > WAL_REC_MAX_PAYLOAD)
@@ -381,14 +396,17 @@ static int check_entries(const sr_wal *w, const sr_entry *e, size_t n,
 }
 
 /* Serialize n entries; on error nothing is queued unless the WAL stops. */
-static int append_records(sr_wal *w, const sr_entry *e, size_t n)
+static int append_records(struct sr_wal_group *g, const sr_entry *e, size_t n)
 {
+	sr_wal *w = g->wal;
+
 	for (size_t i = 0; i < n; i++) {
 		struct wal_rec r = { .len = e[i].len,
 				     .kind = WAL_REC_ENTRY,
 				     .etype = e[i].type,
 				     .index = e[i].index,
 				     .term = e[i].term,
+				     .group = g->id,
 				     .data = e[i].data };
 		uint64_t pos;
 		int rv = put_record(w, &r, &pos);
@@ -404,25 +422,26 @@ static int append_records(sr_wal *w, const sr_entry *e, size_t n)
 				 "append; the WAL is stopped");
 			return rv;
 		}
-		w->pos[w->pos_off + w->pos_n++] = pos;
-		w->last++;
+		g->pos[g->pos_off + g->pos_n++] = pos;
+		g->last++;
 	}
 	return 0;
 }
 
 static int wal_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
 {
-	sr_wal *w = ctx;
+	struct sr_wal_group *g = ctx;
+	sr_wal *w = g->wal;
 	struct wal_item *it = NULL;
 	uint64_t bytes;
-	int rv = check_entries(w, e, n, &bytes);
+	int rv = check_entries(g, e, n, &bytes);
 
 	if (!rv)
 		rv = wal_room(w, bytes);
 	if (rv)
 		return rv;
 	pthread_mutex_lock(&w->mu);
-	if ((rv = w->failed) || (rv = sr_walc_pos_reserve(w, n)))
+	if ((rv = w->failed) || (rv = sr_walc_pos_reserve(g, n)))
 		goto out;
 	/* the common case (no new segment): reserve before changing anything */
 	if (!n || (w->plan_seg && w->plan_off + bytes <= w->plan_size)) {
@@ -430,7 +449,7 @@ static int wal_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
 		    (rv = token_reserve(w, it)))
 			goto out;
 	}
-	if ((rv = append_records(w, e, n)))
+	if ((rv = append_records(g, e, n)))
 		goto out;
 	/* the token completes with the batch holding the last record */
 	it = w->tail;
@@ -438,7 +457,8 @@ static int wal_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
 		w->failed = rv;
 		goto out;
 	}
-	it->tokens[it->n_tokens++] = token;
+	it->tokens[it->n_tokens].g = g;
+	it->tokens[it->n_tokens++].token = token;
 	w->st_appends++;
 out:
 	pthread_mutex_unlock(&w->mu);
@@ -449,64 +469,88 @@ out:
 
 static int wal_truncate(void *ctx, sr_index from)
 {
-	sr_wal *w = ctx;
+	struct sr_wal_group *g = ctx;
+	sr_wal *w = g->wal;
 	int rv;
 
 	if (from == 0)
 		return SR_EINVAL;
-	if ((rv = wal_check_failed(w)))
+	if ((rv = sr_walc_failed(w)))
 		return rv;
-	if (from > w->last)
+	if (from > g->last)
 		return 0;
-	if (from < w->first)
-		from = w->first;
+	if (from < g->first)
+		from = g->first;
 	if ((rv = wal_room(w, WAL_REC_HDR)) ||
-	    (rv = sr_walc_put_marker(w, WAL_REC_TRUNCATE, from)))
+	    (rv = sr_walc_put_marker(g, WAL_REC_TRUNCATE, from)))
 		return rv;
-	w->pos_n = (size_t)(from - w->first);
-	w->last = from - 1;
+	g->pos_n = (size_t)(from - g->first);
+	g->last = from - 1;
 	wal_kick(w);
 	return 0;
 }
 
 static int wal_compact(void *ctx, sr_index upto)
 {
-	sr_wal *w = ctx;
+	struct sr_wal_group *g = ctx;
+	sr_wal *w = g->wal;
 	int rv;
 
-	if ((rv = wal_check_failed(w)))
+	if ((rv = sr_walc_failed(w)))
 		return rv;
-	if (upto < w->first)
+	if (upto < g->first)
 		return 0;
-	if (upto > w->snap.index) {
+	if (upto > g->snap.index) {
 		sr_walc_logf(w, SR_LOG_ERROR,
-			     "wal: compact(%llu) refused: the durable snapshot "
-			     "covers only up to %llu",
-			     (unsigned long long)upto,
-			     (unsigned long long)w->snap.index);
+			     "wal: compact(%llu) of group %u refused: the "
+			     "durable snapshot covers only up to %llu",
+			     (unsigned long long)upto, g->id,
+			     (unsigned long long)g->snap.index);
 		return SR_EINVAL;
 	}
 	if ((rv = wal_room(w, WAL_REC_HDR)) ||
-	    (rv = sr_walc_put_marker(w, WAL_REC_COMPACT, upto)))
+	    (rv = sr_walc_put_marker(g, WAL_REC_COMPACT, upto)))
 		return rv;
-	if (upto >= w->last) {
-		w->pos_off = 0;
-		w->pos_n = 0;
-		w->last = upto;
+	if (upto >= g->last) {
+		g->pos_off = 0;
+		g->pos_n = 0;
+		g->last = upto;
 	} else {
-		w->pos_off += (size_t)(upto + 1 - w->first);
-		w->pos_n -= (size_t)(upto + 1 - w->first);
+		g->pos_off += (size_t)(upto + 1 - g->first);
+		g->pos_n -= (size_t)(upto + 1 - g->first);
 	}
-	w->first = upto + 1;
+	g->first = upto + 1;
+	pos_shrink(g);
 	rv = sr_walc_schedule_delete(w);
 	wal_kick(w);
 	return rv;
 }
 
+/*
+ * The oldest segment a group other than 0 still needs: the one holding
+ * its first entry (a group's entries are in index order in the stream,
+ * since an entry is appended after every entry below it that survives).
+ * Its other records (truncate, compact) in older segments may go:
+ * recovery starts a group at its first record (wal_recover.c).
+ */
+static uint64_t groups_min_seg(const sr_wal *w)
+{
+	uint64_t min = UINT64_MAX;
+
+	for (size_t i = 0; i < w->gtab_cap; i++) {
+		const struct sr_wal_group *g = w->gtab[i];
+
+		if (g && g->last >= g->first &&
+		    (pos_get(g, g->first) >> 32) < min)
+			min = pos_get(g, g->first) >> 32;
+	}
+	return min;
+}
+
 int sr_walc_schedule_delete(sr_wal *w)
 {
 	struct wal_item *it = NULL;
-	uint64_t upto = 0;
+	uint64_t upto = 0, need = groups_min_seg(w);
 
 	pthread_mutex_lock(&w->mu);
 	for (size_t i = 0; i < w->n_segs; i++) {
@@ -514,7 +558,8 @@ int sr_walc_schedule_delete(sr_wal *w)
 
 		if (s->seq <= w->del_seq)
 			continue;
-		if (s->seq >= w->plan_seg || s->max_index >= w->first)
+		if (s->seq >= w->plan_seg || s->seq >= need ||
+		    s->max_index >= w->g0.first)
 			break;
 		upto = s->seq;
 	}
@@ -659,12 +704,13 @@ bad:
 	return rv;
 }
 
-int sr_walc_entry_term(sr_wal *w, sr_index i, sr_term *term)
+int sr_walc_entry_term(struct sr_wal_group *g, sr_index i, sr_term *term)
 {
 	struct wal_rec r;
-	int rv = fetch_record(w, pos_get(w, i), &r);
+	int rv = fetch_record(g->wal, pos_get(g, i), &r);
 
-	if (!rv && (r.kind != WAL_REC_ENTRY || r.index != i))
+	if (!rv &&
+	    (r.kind != WAL_REC_ENTRY || r.index != i || r.group != g->id))
 		rv = SR_ECORRUPT;
 	*term = rv ? 0 : r.term;
 	return rv;
@@ -673,19 +719,21 @@ int sr_walc_entry_term(sr_wal *w, sr_index i, sr_term *term)
 static int wal_read(void *ctx, sr_index lo, size_t max_n, size_t max_bytes,
 		    sr_entry *out, size_t *n_out)
 {
-	sr_wal *w = ctx;
+	struct sr_wal_group *g = ctx;
+	sr_wal *w = g->wal;
 	size_t k = 0, used = 0;
 
 	*n_out = 0;
-	if (lo < w->first)
+	if (lo < g->first)
 		return SR_ECOMPACTED;
-	if (lo > w->last)
+	if (lo > g->last)
 		return SR_ENOTFOUND;
-	for (sr_index i = lo; k < max_n && i <= w->last; i++) {
+	for (sr_index i = lo; k < max_n && i <= g->last; i++) {
 		struct wal_rec r;
-		int rv = fetch_record(w, pos_get(w, i), &r);
+		int rv = fetch_record(w, pos_get(g, i), &r);
 
-		if (!rv && (r.kind != WAL_REC_ENTRY || r.index != i))
+		if (!rv && (r.kind != WAL_REC_ENTRY || r.index != i ||
+			    r.group != g->id))
 			rv = SR_ECORRUPT;
 		if (rv)
 			return rv;
@@ -726,53 +774,51 @@ static int wal_read(void *ctx, sr_index lo, size_t max_n, size_t max_bytes,
 
 static int wal_load(void *ctx, sr_durable *out)
 {
-	sr_wal *w = ctx;
+	struct sr_wal_group *g = ctx;
 
 	memset(out, 0, sizeof(*out));
-	out->term = w->term;
-	out->vote = w->vote;
-	out->first_index = w->first;
-	out->last_index = w->last;
-	out->snapshot_index = w->snap.index;
-	out->snapshot_term = w->snap.term;
-	out->snapshot_conf = w->snap.conf;
+	out->term = g->term;
+	out->vote = g->vote;
+	out->first_index = g->first;
+	out->last_index = g->last;
+	out->snapshot_index = g->snap.index;
+	out->snapshot_term = g->snap.term;
+	out->snapshot_conf.n = g->snap.n_members;
+	if (g->snap.n_members)
+		memcpy(out->snapshot_conf.members, g->snap.members,
+		       g->snap.n_members * sizeof(sr_member));
 	/* protocol-aware repair (wal_recover.c): until an entry past the
 	 * range or a snapshot covering it shows a leader verified the log */
-	if (w->lost_last && w->last <= w->lost_last &&
-	    w->snap.index < w->lost_last) {
-		out->lost_first = w->last < w->lost_last ? w->last + 1
-							 : w->lost_last;
-		out->lost_last = w->lost_last;
+	if (g->lost_last && g->last <= g->lost_last &&
+	    g->snap.index < g->lost_last) {
+		out->lost_first = g->last < g->lost_last ? g->last + 1
+							 : g->lost_last;
+		out->lost_last = g->lost_last;
 	}
 	return 0;
 }
 
 static int wal_set_hard_state(void *ctx, sr_term term, sr_id vote)
 {
-	sr_wal *w = ctx;
-	unsigned char buf[WAL_META_SIZE];
-	struct wal_meta m = { term, vote };
-	int rv = wal_check_failed(w);
+	struct sr_wal_group *g = ctx;
+	sr_wal *w = g->wal;
+	int rv = sr_walc_failed(w);
 
 	if (rv)
 		return rv;
-	if (term == w->term && vote == w->vote)
+	if (term == g->term && vote == g->vote)
 		return 0;
-	sr_walfmt_meta_encode(buf, &m);
-	rv = sr_walio_write_atomic(w, "meta", buf, sizeof(buf));
+	rv = sr_walio_meta_write(g, term, vote);
 	if (rv) {
-		pthread_mutex_lock(&w->mu);
-		if (!w->failed)
-			w->failed = rv;
-		pthread_mutex_unlock(&w->mu);
+		sr_walc_stop(w, rv);
 		return rv;
 	}
-	w->term = term;
-	w->vote = vote;
+	g->term = term;
+	g->vote = vote;
 	return 0;
 }
 
-static const sr_storage_ops wal_ops = {
+const sr_storage_ops sr_walc_ops = {
 	.load = wal_load,
 	.set_hard_state = wal_set_hard_state,
 	.append = wal_append,
@@ -787,5 +833,5 @@ static const sr_storage_ops wal_ops = {
 
 const sr_storage_ops *sr_wal_storage_ops(void)
 {
-	return &wal_ops;
+	return &sr_walc_ops;
 }

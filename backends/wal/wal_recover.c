@@ -73,6 +73,7 @@
 /* A read window over one file. */
 struct rd {
 	sr_wal *w;
+	int v1; /* a version-1 segment: group-0 records only */
 	int fd;
 	uint64_t size, base;
 	unsigned char *buf;
@@ -83,8 +84,7 @@ struct rd {
 struct scan {
 	sr_wal *w;
 	struct rd rd;
-	int started;
-	sr_index first, last, known; /* pos[] holds known..last */
+	int started; /* group 0's state was set from a segment header */
 	uint64_t last_batch, batch_off, seg_first_batch, max_batch;
 	int have_rec;	   /* a good record in the current segment */
 	uint64_t end;	   /* valid end of the last scanned segment */
@@ -165,37 +165,88 @@ corrupt(struct scan *s, uint64_t seq, uint64_t off, int whole, const char *fmt,
 /* Replaying records                                                  */
 /* ------------------------------------------------------------------ */
 
-static void apply_truncate(struct scan *s, sr_wal *w, sr_index from)
+static void apply_truncate(struct sr_wal_group *g, sr_index from)
 {
-	s->last = from - 1;
-	if (from <= s->known) {
-		s->known = from;
-		w->pos_off = w->pos_n = 0;
+	g->last = from - 1;
+	if (from <= g->known) {
+		g->known = from;
+		g->pos_off = g->pos_n = 0;
 	} else {
-		w->pos_n = (size_t)(from - s->known);
+		g->pos_n = (size_t)(from - g->known);
 	}
 }
 
-static void apply_compact(struct scan *s, sr_wal *w, sr_index upto)
+static void apply_compact(struct sr_wal_group *g, sr_index upto)
 {
-	s->first = upto + 1;
-	if (upto >= s->last) {
-		s->last = upto;
-		s->known = upto + 1;
-		w->pos_off = w->pos_n = 0;
-	} else if (upto >= s->known) {
-		size_t d = (size_t)(upto + 1 - s->known);
+	g->first = upto + 1;
+	if (upto >= g->last) {
+		g->last = upto;
+		g->known = upto + 1;
+		g->pos_off = g->pos_n = 0;
+	} else if (upto >= g->known) {
+		size_t d = (size_t)(upto + 1 - g->known);
 
-		w->pos_off += d;
-		w->pos_n -= d;
-		s->known = upto + 1;
+		g->pos_off += d;
+		g->pos_n -= d;
+		g->known = upto + 1;
 	}
+}
+
+/* The log restarts after the group's snapshot (a RESET record). */
+static void apply_reset(struct sr_wal_group *g)
+{
+	g->first = g->known = g->snap.index + 1;
+	g->last = g->snap.index;
+	g->pos_off = g->pos_n = 0;
+}
+
+/*
+ * The first record of a group other than 0 (or the first after a RESET)
+ * sets its replay state: its older records may be in segments deleted
+ * because no group needed them any more (wal_log.c, groups_min_seg), so
+ * the log is taken to start there; reconcile() then checks that it
+ * starts at or before the group's snapshot, which is what a lost segment
+ * would break.
+ */
+static void group_start(struct sr_wal_group *g, const struct wal_rec *r)
+{
+	sr_index at = r->kind == WAL_REC_COMPACT ? r->index + 1 : r->index;
+
+	g->seen = 1;
+	g->inferred = 1;
+	g->first = g->known = at;
+	g->last = at - 1;
+	g->pos_off = g->pos_n = 0;
+}
+
+/* The group a replayed record belongs to (added when unknown: a group
+ * without a meta file, whose drop a crash interrupted). */
+static int record_group(struct scan *s, const struct wal_rec *r,
+			struct sr_wal_group **out)
+{
+	struct sr_wal_group *g = sr_walg_find(s->w, r->group);
+
+	if (!g && !(g = sr_walg_add(s->w, r->group)))
+		return SR_ENOMEM;
+	g->reset_last = r->kind == WAL_REC_RESET;
+	if (r->kind == WAL_REC_RESET) {
+		/* forget it all: the records that follow (if any) start the
+		 * group again, else its snapshot does (groups_settle) */
+		g->seen = 0;
+		g->first = g->known = 1;
+		g->last = 0;
+		g->pos_off = g->pos_n = 0;
+	} else if (!g->seen) {
+		group_start(g, r);
+	}
+	*out = g;
+	return 0;
 }
 
 static int apply(struct scan *s, struct wal_seg *seg, uint64_t off,
 		 const struct wal_rec *r)
 {
-	sr_wal *w = s->w;
+	struct sr_wal_group *g;
 	uint64_t seq = seg->seq;
 	int rv;
 
@@ -222,39 +273,61 @@ static int apply(struct scan *s, struct wal_seg *seg, uint64_t off,
 	s->have_rec = 1;
 	if (r->batch > s->max_batch)
 		s->max_batch = r->batch;
+	if ((rv = record_group(s, r, &g)))
+		return rv;
 	switch (r->kind) {
 	case WAL_REC_ENTRY:
-		if (r->index != s->last + 1)
+		if (g->inferred && !g->pos_n && r->index > g->last + 1) {
+			/* the entries before it are in deleted segments:
+			 * a later COMPACT must cover them (reconcile) */
+			g->known = r->index;
+			g->last = r->index - 1;
+		}
+		if (r->index != g->last + 1)
 			return corrupt(s, seq, off, 0,
-				       "entry %llu follows entry %llu (index "
-				       "gap)",
-				       (unsigned long long)r->index,
-				       (unsigned long long)s->last);
-		if ((rv = sr_walc_pos_reserve(w, 1)))
+				       "entry %llu of group %u follows entry "
+				       "%llu (index gap)",
+				       (unsigned long long)r->index, g->id,
+				       (unsigned long long)g->last);
+		if ((rv = sr_walc_pos_reserve(g, 1)))
 			return rv;
-		w->pos[w->pos_off + w->pos_n++] = seq << 32 | off;
-		s->last++;
-		if (seg->max_index < r->index)
+		g->pos[g->pos_off + g->pos_n++] = seq << 32 | off;
+		g->last++;
+		if (g->id == 0 && seg->max_index < r->index)
 			seg->max_index = r->index;
 		return 0;
 	case WAL_REC_TRUNCATE:
-		if (r->index < s->first || r->index > s->last)
+		if (g->inferred &&
+		    (r->index < g->first || r->index > g->last) &&
+		    !(g->pos_n && r->index > g->last)) {
+			/* entries this replay does not know of (in deleted
+			 * segments) were cut: the log now ends before from */
+			g->first = r->index < g->first ? r->index : g->first;
+			g->last = r->index - 1;
+			g->known = r->index;
+			g->pos_off = g->pos_n = 0;
+			return 0;
+		}
+		if (r->index < g->first || r->index > g->last)
 			return corrupt(s, seq, off, 0,
 				       "truncate from %llu outside the log "
-				       "%llu..%llu",
+				       "%llu..%llu of group %u",
 				       (unsigned long long)r->index,
-				       (unsigned long long)s->first,
-				       (unsigned long long)s->last);
-		apply_truncate(s, w, r->index);
+				       (unsigned long long)g->first,
+				       (unsigned long long)g->last, g->id);
+		apply_truncate(g, r->index);
 		return 0;
-	default:
-		if (r->index < s->first)
+	case WAL_REC_COMPACT:
+		if (r->index >= g->first)
+			apply_compact(g, r->index);
+		else if (!g->inferred) /* its start is exact (the headers) */
 			return corrupt(s, seq, off, 0,
 				       "compact up to %llu below the log's "
 				       "first index %llu",
 				       (unsigned long long)r->index,
-				       (unsigned long long)s->first);
-		apply_compact(s, w, r->index);
+				       (unsigned long long)g->first);
+		return 0;
+	default: /* RESET: done by record_group */
 		return 0;
 	}
 }
@@ -334,7 +407,8 @@ static int next_valid(struct rd *r, uint64_t from, uint64_t to, uint64_t *found,
 		if (!p)
 			return rv;
 		if (sr_walfmt_rec_decode(p, off, *size, rec, &why) ==
-		    WALFMT_OK) {
+			    WALFMT_OK &&
+		    !(r->v1 && (rec->group || rec->kind == WAL_REC_RESET))) {
 			*found = off;
 			return 0;
 		}
@@ -414,22 +488,30 @@ static int seg_header(struct scan *s, uint64_t seq, int is_last,
 	if (h->seq != seq)
 		return corrupt(s, seq, 16, 1, "the header names segment %llx",
 			       (unsigned long long)h->seq);
-	if (!s->started) {
+	s->rd.v1 = sr_walfmt_seg_version(p) == WAL_SEG_VERSION_1;
+	if (!s->started || !s->w->g0.seen) {
+		/* the first segment, or group 0 was RESET since: the header
+		 * says where its log is */
+		struct sr_wal_group *g0 = &s->w->g0;
+
+		g0->seen = 1;
+		g0->inferred = 0;
+		g0->first = h->first_index;
+		g0->last = h->start_index - 1;
+		g0->known = h->start_index;
+		if (!s->started)
+			s->last_batch = h->first_batch - 1;
 		s->started = 1;
-		s->first = h->first_index;
-		s->last = h->start_index - 1;
-		s->known = h->start_index;
-		s->last_batch = h->first_batch - 1;
-	} else if (h->first_index != s->first ||
-		   h->start_index != s->last + 1) {
+	} else if (h->first_index != s->w->g0.first ||
+		   h->start_index != s->w->g0.last + 1) {
 		return corrupt(s, seq, 24, 1,
 			       "the segment starts at index %llu (first %llu) "
 			       "but the segments before it end at %llu (first "
 			       "%llu): index gap",
 			       (unsigned long long)h->start_index,
 			       (unsigned long long)h->first_index,
-			       (unsigned long long)s->last,
-			       (unsigned long long)s->first);
+			       (unsigned long long)s->w->g0.last,
+			       (unsigned long long)s->w->g0.first);
 	} else if (h->first_batch <= s->last_batch) {
 		return corrupt(s, seq, 40, 1, "batch numbers go backwards");
 	}
@@ -461,6 +543,10 @@ static int scan_records(struct scan *s, struct wal_seg *seg, int is_last)
 			return rv;
 		if (sr_walfmt_rec_decode(p, off, size, &r, &why) != WALFMT_OK)
 			break;
+		if (s->rd.v1 && (r.group || r.kind == WAL_REC_RESET)) {
+			why = "a version-2 record in a version-1 segment";
+			break;
+		}
 		if ((rv = apply(s, seg, off, &r)))
 			return rv;
 		off += size;
@@ -517,6 +603,7 @@ static int scan_segment(struct scan *s, uint64_t seq, int is_last)
 		return rv;
 	}
 	seg = &w->segs[w->n_segs - 1];
+	seg->v1 = s->rd.v1;
 	seg->fd = fd;
 	seg->state = SEG_LIVE;
 	seg->written = s->rd.size;
@@ -554,6 +641,8 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static const char hexdigits[] = "0123456789abcdef";
+
 /* "<16 hex digits><suffix>" -> *v (non-zero). */
 static int parse_name(const char *name, const char *suffix, uint64_t *v)
 {
@@ -562,13 +651,96 @@ static int parse_name(const char *name, const char *suffix, uint64_t *v)
 	if (strlen(name) != 16 + strlen(suffix) || strcmp(name + 16, suffix))
 		return 0;
 	for (int i = 0; i < 16; i++)
-		if (!strchr("0123456789abcdef", name[i]))
+		if (!strchr(hexdigits, name[i]))
 			return 0;
 	*v = strtoull(name, &end, 16);
 	return *v != 0;
 }
 
-static int list_dir(sr_wal *w, struct list *segs, struct list *snaps)
+/* A file of a group other than 0 (wal_group.c names them). */
+enum { GF_META = 0, GF_LOST = 1, GF_SNAP = 2 };
+
+struct gfile {
+	uint32_t gid, kind;
+	uint64_t idx; /* GF_SNAP: the snapshot's index */
+};
+
+struct glist {
+	struct gfile *v;
+	size_t n, cap;
+};
+
+static int glist_add(sr_wal *w, struct glist *l, uint32_t gid, uint32_t kind,
+		     uint64_t idx)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct gfile *p = sr_walc_realloc(w, l->v, cap * sizeof(*p));
+
+		if (!p)
+			return SR_ENOMEM;
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n].gid = gid;
+	l->v[l->n].kind = kind;
+	l->v[l->n++].idx = idx;
+	return 0;
+}
+
+static int cmp_gfile(const void *a, const void *b)
+{
+	const struct gfile *x = a, *y = b;
+
+	if (x->gid != y->gid)
+		return x->gid < y->gid ? -1 : 1;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* "g<8 hex digits>..." -> *gid (non-zero) and *rest (after the digits). */
+static int parse_group(const char *name, uint32_t *gid, const char **rest)
+{
+	uint32_t v = 0;
+
+	if (name[0] != 'g')
+		return 0;
+	for (int i = 1; i <= 8; i++) {
+		const char *d = name[i] ? strchr(hexdigits, name[i]) : NULL;
+
+		if (!d)
+			return 0;
+		v = v * 16 + (uint32_t)(d - hexdigits);
+	}
+	*gid = v;
+	*rest = name + 9;
+	return v != 0;
+}
+
+/* One directory entry of a group: listed, deleted (temporary) or not ours. */
+static int list_group_file(sr_wal *w, const char *name, struct glist *gl)
+{
+	const char *rest;
+	uint32_t gid;
+	uint64_t v;
+
+	if (!parse_group(name, &gid, &rest))
+		return 0;
+	if (!strcmp(rest, ".meta"))
+		return glist_add(w, gl, gid, GF_META, 0);
+	if (!strcmp(rest, ".lost"))
+		return glist_add(w, gl, gid, GF_LOST, 0);
+	if (rest[0] == '-' && parse_name(rest + 1, ".snap", &v))
+		return glist_add(w, gl, gid, GF_SNAP, v);
+	if (!strcmp(rest, ".meta.tmp") || !strcmp(rest, ".snap.tmp") ||
+	    !strcmp(rest, ".lost.tmp"))
+		unlinkat(w->dirfd, name, 0); /* half-written */
+	return 0;
+}
+
+static int list_dir(sr_wal *w, struct list *segs, struct list *snaps,
+		    struct glist *gl)
 {
 	int fd = dup(w->dirfd), rv = 0;
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -590,12 +762,16 @@ static int list_dir(sr_wal *w, struct list *segs, struct list *snaps)
 			 !strcmp(de->d_name, "snap.tmp") ||
 			 !strcmp(de->d_name, "lost.tmp"))
 			unlinkat(w->dirfd, de->d_name, 0); /* half-written */
+		else
+			rv = list_group_file(w, de->d_name, gl);
 	}
 	closedir(d);
 	if (segs->n > 1)
 		qsort(segs->v, segs->n, sizeof(uint64_t), cmp_u64);
 	if (snaps->n > 1)
 		qsort(snaps->v, snaps->n, sizeof(uint64_t), cmp_u64);
+	if (gl->n > 1)
+		qsort(gl->v, gl->n, sizeof(*gl->v), cmp_gfile);
 	return rv;
 }
 
@@ -603,84 +779,116 @@ static int list_dir(sr_wal *w, struct list *segs, struct list *snaps)
 /* Protocol-aware repair: the lost file and the survey                */
 /* ------------------------------------------------------------------ */
 
-int sr_walrec_note_lost(sr_wal *w, sr_index last)
+/* " of group <id>" for the groups other than 0 (log lines). */
+static const char *glabel(const struct sr_wal_group *g, char *buf, size_t cap)
 {
+	if (!g->id)
+		return "";
+	snprintf(buf, cap, " (group %u)", g->id);
+	return buf;
+}
+
+int sr_walrec_note_lost(struct sr_wal_group *g, sr_index last)
+{
+	sr_wal *w = g->wal;
 	unsigned char buf[WAL_LOST_SIZE];
+	char name[32], label[32];
 	int rv;
 
-	if (w->repair != SR_WAL_REPAIR_PEERS || last <= w->lost_last)
+	if (w->repair != SR_WAL_REPAIR_PEERS || last <= g->lost_last)
 		return 0;
+	sr_walio_group_name(name, sizeof(name), g->id, "lost");
 	sr_walfmt_lost_encode(buf, last);
-	if ((rv = sr_walio_write_atomic(w, "lost", buf, sizeof(buf))))
+	if ((rv = sr_walio_write_atomic(w, name, buf, sizeof(buf))))
 		return rv;
-	w->lost_last = last;
+	g->lost_last = last;
 	sr_walc_logf(w, SR_LOG_WARN,
-		     "wal: REPAIR: %s may have lost acknowledged entries up "
+		     "wal: REPAIR: %s%s may have lost acknowledged entries up "
 		     "to %llu; the node re-fetches them from the leader and "
 		     "does not vote until it has",
-		     w->dir, (unsigned long long)last);
+		     w->dir, glabel(g, label, sizeof(label)),
+		     (unsigned long long)last);
 	return 0;
 }
 
-static int lost_load(sr_wal *w)
+static int lost_load(struct sr_wal_group *g)
 {
+	sr_wal *w = g->wal;
 	unsigned char buf[WAL_LOST_SIZE + 1];
 	const char *why;
+	char name[32];
 	ssize_t n;
-	int fd = openat(w->dirfd, "lost", O_RDONLY | O_CLOEXEC);
+	int fd;
 
+	sr_walio_group_name(name, sizeof(name), g->id, "lost");
+	fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
-		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s/lost: %s",
-			     w->dir, strerror(errno));
+		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s/%s: %s", w->dir,
+			     name, strerror(errno));
 		return SR_EIO;
 	}
 	do {
 		n = pread(fd, buf, sizeof(buf), 0);
 	} while (n < 0 && errno == EINTR);
 	close(fd);
-	if (n < 0 || sr_walfmt_lost_decode(buf, (size_t)n, &w->lost_last,
+	if (n < 0 || sr_walfmt_lost_decode(buf, (size_t)n, &g->lost_last,
 					   &why) != WALFMT_OK) {
 		/* without it the node could vote without entries it
 		 * acknowledged: never guess */
 		sr_walc_logf(w, SR_LOG_ERROR,
 			     "wal: refusing to open %s: the lost file is "
-			     "damaged",
-			     w->dir);
+			     "damaged (%s)",
+			     w->dir, name);
 		return SR_ECORRUPT;
 	}
 	return 0;
 }
 
 /* After the replay: report the lost range, or forget a repaired one. */
-static int lost_settle(sr_wal *w)
+static int lost_settle(struct sr_wal_group *g)
 {
-	if (!w->lost_last)
+	sr_wal *w = g->wal;
+	char name[32], label[32];
+
+	if (!g->lost_last)
 		return 0;
-	if (w->last > w->lost_last || w->snap.index >= w->lost_last) {
+	glabel(g, label, sizeof(label));
+	if (g->last > g->lost_last || g->snap.index >= g->lost_last) {
 		sr_walc_logf(w, SR_LOG_INFO,
-			     "wal: the entries lost up to %llu were fetched "
+			     "wal: the entries lost up to %llu%s were fetched "
 			     "again: repair complete",
-			     (unsigned long long)w->lost_last);
-		w->lost_first = w->lost_last = 0;
-		if (unlinkat(w->dirfd, "lost", 0) != 0 || fsync(w->dirfd) != 0)
+			     (unsigned long long)g->lost_last,
+			     g->id ? label : "");
+		g->lost_first = g->lost_last = 0;
+		sr_walio_group_name(name, sizeof(name), g->id, "lost");
+		if (unlinkat(w->dirfd, name, 0) != 0 || fsync(w->dirfd) != 0)
 			return SR_EIO;
 		return 0;
 	}
-	w->lost_first = w->last + 1 < w->lost_last ? w->last + 1 : w->lost_last;
+	g->lost_first = g->last + 1 < g->lost_last ? g->last + 1 : g->lost_last;
 	sr_walc_logf(w, SR_LOG_WARN,
-		     "wal: %s: entries %llu..%llu are to be fetched from the "
+		     "wal: %s%s: entries %llu..%llu are to be fetched from the "
 		     "leader (the log ends at %llu)",
-		     w->dir, (unsigned long long)w->lost_first,
-		     (unsigned long long)w->lost_last,
-		     (unsigned long long)w->last);
+		     w->dir, g->id ? label : "",
+		     (unsigned long long)g->lost_first,
+		     (unsigned long long)g->lost_last,
+		     (unsigned long long)g->last);
 	return 0;
 }
 
-/* The highest entry index in valid records of one segment from off on. */
-static int survey_segment(struct scan *s, uint64_t seq, uint64_t off,
-			  sr_index *b)
+static void survey_note(sr_wal *w, uint32_t gid, sr_index index)
+{
+	struct sr_wal_group *g = sr_walg_find(w, gid);
+
+	if (g && index > g->survey_max)
+		g->survey_max = index;
+}
+
+/* The highest entry index of each group in valid records of one segment
+ * from off on (group 0: and the segment header's start). */
+static int survey_segment(struct scan *s, uint64_t seq, uint64_t off)
 {
 	struct rd r = { .w = s->w };
 	struct wal_seg_hdr h;
@@ -698,14 +906,16 @@ static int survey_segment(struct scan *s, uint64_t seq, uint64_t off,
 	}
 	r.size = (uint64_t)st.st_size;
 	r.name = s->name;
-	if (off < WAL_SEG_HDR && r.size >= WAL_SEG_HDR) {
+	if (r.size >= WAL_SEG_HDR) {
 		const unsigned char *p = rd_get(&r, 0, WAL_SEG_HDR, &rv);
 
 		if (!p)
 			goto out;
-		if (sr_walfmt_seg_hdr_decode(p, &h, &why) == WALFMT_OK &&
-		    h.start_index > 0 && h.start_index - 1 > *b)
-			*b = h.start_index - 1;
+		if (sr_walfmt_seg_hdr_decode(p, &h, &why) == WALFMT_OK) {
+			r.v1 = sr_walfmt_seg_version(p) == WAL_SEG_VERSION_1;
+			if (off < WAL_SEG_HDR && h.start_index > 0)
+				survey_note(s->w, 0, h.start_index - 1);
+		}
 	}
 	if (off < WAL_SEG_HDR)
 		off = WAL_SEG_HDR;
@@ -714,8 +924,8 @@ static int survey_segment(struct scan *s, uint64_t seq, uint64_t off,
 	for (;;) {
 		if ((rv = next_valid(&r, off, dirty, &at, &rec, &size)) || !at)
 			break;
-		if (rec.kind == WAL_REC_ENTRY && rec.index > *b)
-			*b = rec.index;
+		if (rec.kind == WAL_REC_ENTRY)
+			survey_note(s->w, rec.group, rec.index);
 		off = at + size;
 	}
 out:
@@ -725,24 +935,111 @@ out:
 	return rv;
 }
 
-/* Before the cut: how far did the damaged part of the log reach? */
+/*
+ * Before the cut: how far did the damaged part of the log reach, for
+ * each group?  The group a damaged record belonged to is inside the
+ * damaged bytes, so every group is marked: at least up to its last
+ * entry before the cut (nothing known missing, but a lost TRUNCATE
+ * could have been its), and up to its highest entry past the cut.
+ */
 static int survey(struct scan *s, const struct list *l)
 {
-	sr_index b = s->last;
+	sr_wal *w = s->w;
 	int rv;
 
-	if (s->w->repair != SR_WAL_REPAIR_PEERS)
+	if (w->repair != SR_WAL_REPAIR_PEERS)
 		return 0; /* _TRUNCATE reports nothing */
 	for (size_t i = 0; i < l->n; i++) {
 		if (l->v[i] < s->stop_seq)
 			continue;
 		rv = survey_segment(s, l->v[i],
-				    l->v[i] == s->stop_seq ? s->stop_off : 0,
-				    &b);
+				    l->v[i] == s->stop_seq ? s->stop_off : 0);
 		if (rv)
 			return rv;
 	}
-	return sr_walrec_note_lost(s->w, b);
+	for (size_t i = 0; i <= w->gtab_cap; i++) {
+		struct sr_wal_group *g = i < w->gtab_cap ? w->gtab[i] : &w->g0;
+
+		if (!g || !g->has_meta)
+			continue;
+		rv = sr_walrec_note_lost(
+			g, g->survey_max > g->last ? g->survey_max : g->last);
+		if (rv)
+			return rv;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The groups' files                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Files of a group without a meta file: a crash interrupted its drop
+ * (wal_group.c deletes the meta file first).  Finish it. */
+static int group_files_unlink(sr_wal *w, const struct glist *l, size_t i,
+			      size_t j)
+{
+	char name[48];
+
+	sr_walc_logf(w, SR_LOG_INFO,
+		     "wal: group %u has files but no meta file: a crash "
+		     "interrupted its drop; finishing it",
+		     l->v[i].gid);
+	for (; i < j; i++) {
+		if (l->v[i].kind == GF_SNAP)
+			sr_walio_snap_name(name, sizeof(name), l->v[i].gid,
+					   l->v[i].idx);
+		else
+			sr_walio_group_name(name, sizeof(name), l->v[i].gid,
+					    "lost");
+		if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT)
+			return SR_EIO;
+	}
+	return fsync(w->dirfd) != 0 ? SR_EIO : 0;
+}
+
+/* A group with a meta file: hard state, lost file, newest snapshot. */
+static int group_files_load(sr_wal *w, const struct glist *l, size_t i,
+			    size_t j)
+{
+	struct sr_wal_group *g = sr_walg_add(w, l->v[i].gid);
+	uint64_t *idx;
+	size_t k = i + 1, n = 0;
+	int rv;
+
+	if (!g)
+		return SR_ENOMEM;
+	g->has_meta = 1;
+	if ((rv = sr_walio_meta_read(g)))
+		return rv;
+	if (k < j && l->v[k].kind == GF_LOST) {
+		if ((rv = lost_load(g)))
+			return rv;
+		k++;
+	}
+	if (k == j)
+		return 0;
+	idx = sr_walc_alloc(w, (j - k) * sizeof(*idx));
+	if (!idx)
+		return SR_ENOMEM;
+	for (; k < j; k++)
+		idx[n++] = l->v[k].idx;
+	rv = sr_walsnap_load(g, idx, n);
+	sr_walc_free(w, idx);
+	return rv;
+}
+
+static int groups_load(sr_wal *w, const struct glist *l)
+{
+	int rv = 0;
+
+	for (size_t i = 0, j; i < l->n && !rv; i = j) {
+		for (j = i; j < l->n && l->v[j].gid == l->v[i].gid; j++)
+			;
+		rv = l->v[i].kind == GF_META ? group_files_load(w, l, i, j)
+					     : group_files_unlink(w, l, i, j);
+	}
+	return rv;
 }
 
 /* ------------------------------------------------------------------ */
@@ -781,7 +1078,7 @@ static int repair(struct scan *s, const struct list *l)
 		     "%llu; entries after %llu are dropped, acknowledged ones "
 		     "included%s",
 		     s->w->dir, s->name, (unsigned long long)s->stop_off,
-		     (unsigned long long)s->last,
+		     (unsigned long long)s->w->g0.last,
 		     s->w->repair == SR_WAL_REPAIR_PEERS ? " (to be fetched "
 							   "again from the "
 							   "leader)"
@@ -797,69 +1094,141 @@ static int repair(struct scan *s, const struct list *l)
 }
 
 /* Queue the records that make a reconciliation durable, then apply. */
-static int reset_after_snapshot(sr_wal *w)
+static int reset_after_snapshot(struct sr_wal_group *g)
 {
-	sr_index S = w->snap.index;
+	sr_index S = g->snap.index;
 	int rv = 0;
 
-	if (w->last > S)
-		rv = sr_walc_put_marker(w, WAL_REC_TRUNCATE, S + 1);
-	if (!rv && S >= w->first)
-		rv = sr_walc_put_marker(w, WAL_REC_COMPACT, S);
+	if (g->id) {
+		rv = sr_walc_put_marker(g, WAL_REC_RESET, 0);
+	} else {
+		/* group 0's replay state is exact (the segment headers) */
+		if (g->last > S)
+			rv = sr_walc_put_marker(g, WAL_REC_TRUNCATE, S + 1);
+		if (!rv && S >= g->first)
+			rv = sr_walc_put_marker(g, WAL_REC_COMPACT, S);
+	}
 	if (rv)
 		return rv;
-	w->first = S + 1;
-	w->last = S;
-	w->pos_off = w->pos_n = 0;
+	apply_reset(g);
 	return 0;
 }
 
-static int reconcile(struct scan *s)
+static int reconcile(struct scan *s, struct sr_wal_group *g)
 {
 	sr_wal *w = s->w;
-	sr_index S = w->snap.index;
+	sr_index S = g->snap.index;
+	char label[32];
 	sr_term t;
 	int rv;
 
-	if (s->known > s->first && s->last >= s->first)
+	glabel(g, label, sizeof(label));
+	if (g->known > g->first && g->last >= g->first)
 		return corrupt(s, w->n_segs ? w->segs[0].seq : 0, 0, 1,
-			       "entries %llu..%llu are missing: a segment "
+			       "entries %llu..%llu%s are missing: a segment "
 			       "before this one was lost",
-			       (unsigned long long)s->first,
-			       (unsigned long long)s->known - 1);
-	if (s->first > S + 1)
+			       (unsigned long long)g->first,
+			       (unsigned long long)g->known - 1, label);
+	if (g->first > S + 1)
 		return corrupt(s, w->n_segs ? w->segs[0].seq : 0, 0, 1,
-			       "the log starts at %llu but the snapshot "
+			       "the log%s starts at %llu but the snapshot "
 			       "ends at %llu (snapshot file lost?)",
-			       (unsigned long long)s->first,
+			       label, (unsigned long long)g->first,
 			       (unsigned long long)S);
-	if (!S || (w->first == S + 1 && w->last >= S))
+	if (!S || (g->first == S + 1 && g->last >= S))
 		return 0;
-	if (w->first <= S && S <= w->last) {
-		if ((rv = sr_walc_entry_term(w, S, &t)))
+	if (g->first <= S && S <= g->last) {
+		if ((rv = sr_walc_entry_term(g, S, &t)))
 			return rv;
-		if (t == w->snap.term)
+		if (t == g->snap.term)
 			return 0;
 		sr_walc_logf(w, SR_LOG_WARN,
-			     "wal: entry %llu has term %llu but the snapshot "
+			     "wal: entry %llu%s has term %llu but the snapshot "
 			     "there has term %llu: dropping the log after it "
 			     "(Raft §7)",
-			     (unsigned long long)S, (unsigned long long)t,
-			     (unsigned long long)w->snap.term);
+			     (unsigned long long)S, label,
+			     (unsigned long long)t,
+			     (unsigned long long)g->snap.term);
 	}
-	return reset_after_snapshot(w);
+	return reset_after_snapshot(g);
+}
+
+/*
+ * A group whose log cannot be kept at all (entries missing at its
+ * start): with protocol-aware repair its whole log is lost, the rest of
+ * the WAL is kept; a RESET record restarts it after its snapshot.
+ */
+static int group_restart(struct sr_wal_group *g)
+{
+	int rv = sr_walrec_note_lost(g, g->last);
+
+	if (!rv)
+		rv = sr_walc_put_marker(g, WAL_REC_RESET, 0);
+	if (!rv)
+		apply_reset(g);
+	return rv;
+}
+
+/* A group met in the log without a meta file: finish its drop. */
+static int ghost_finish(sr_wal *w, struct sr_wal_group *g)
+{
+	int rv = 0;
+
+	if (!g->reset_last) {
+		sr_walc_logf(w, SR_LOG_INFO,
+			     "wal: group %u has records but no meta file: a "
+			     "crash interrupted its drop; finishing it",
+			     g->id);
+		rv = sr_walc_put_marker(g, WAL_REC_RESET, 0);
+	}
+	sr_walg_remove(w, g);
+	return rv;
+}
+
+/* Every group other than 0 after the replay. */
+static int groups_settle(struct scan *s)
+{
+	sr_wal *w = s->w;
+	struct sr_wal_group *g;
+	int rv;
+
+	for (size_t i = 0; i < w->gtab_cap;) {
+		g = w->gtab[i];
+		if (g && !g->has_meta) {
+			/* removing shifts a later group into slot i, or one
+			 * from the start of the table (seen again: harmless,
+			 * only ghosts are handled here) */
+			if ((rv = ghost_finish(w, g)))
+				return rv;
+			continue;
+		}
+		i++;
+	}
+	for (size_t i = 0; i < w->gtab_cap; i++) {
+		if (!(g = w->gtab[i]))
+			continue;
+		if (!g->seen)
+			apply_reset(g); /* no record: its snapshot says all */
+		rv = reconcile(s, g);
+		if (rv == SCAN_REPAIR)
+			rv = group_restart(g);
+		if (rv)
+			return rv;
+	}
+	return 0;
 }
 
 /* Set the log view and the planner from the replay. */
 static int finish(struct scan *s)
 {
 	sr_wal *w = s->w;
+	struct sr_wal_group *g0 = &w->g0;
 	int rv;
 
-	w->first = s->first;
-	w->last = s->last;
-	if (w->last < w->first)
-		w->pos_off = w->pos_n = 0;
+	if (!g0->seen)
+		apply_reset(g0); /* RESET and nothing after */
+	if (g0->last < g0->first)
+		g0->pos_off = g0->pos_n = 0;
 	w->next_batch = s->max_batch + 1;
 	if (w->n_segs) {
 		struct wal_seg *g = &w->segs[w->n_segs - 1];
@@ -881,13 +1250,18 @@ static int finish(struct scan *s)
 		}
 		g->written = s->end;
 		w->plan_seg = g->seq;
-		w->plan_off = s->end;
+		/* records of other groups cannot go to a version-1
+		 * segment: the next record starts a new segment */
+		w->plan_off = g->v1 ? g->size : s->end;
 		w->plan_size = g->size;
 	} else {
 		w->plan_seg = s->max_seq;
 		w->plan_off = w->plan_size = 0;
 	}
-	if ((rv = reconcile(s)))
+	rv = reconcile(s, g0);
+	if (rv == SCAN_REPAIR && w->n_groups)
+		rv = group_restart(g0); /* others' records are kept */
+	if (rv || (rv = groups_settle(s)))
 		return rv;
 	return sr_walc_schedule_delete(w);
 }
@@ -912,48 +1286,67 @@ static int replay(struct scan *s, const struct list *segs)
 	return rv;
 }
 
+/* Group 0 only, its log beyond saving: drop every segment. */
+static int drop_whole_log(struct scan *s, const struct list *segs)
+{
+	sr_wal *w = s->w;
+	int rv;
+
+	s->stop_seq = 1;
+	s->stop_off = 0;
+	if ((rv = sr_walrec_note_lost(&w->g0, w->g0.last)) ||
+	    (rv = drop_from(s, segs, 0)))
+		return rv;
+	apply_reset(&w->g0);
+	w->plan_seg = s->max_seq;
+	w->plan_off = w->plan_size = 0;
+	return 0;
+}
+
+static int settle_all_lost(sr_wal *w)
+{
+	int rv = lost_settle(&w->g0);
+
+	for (size_t i = 0; i < w->gtab_cap && !rv; i++)
+		if (w->gtab[i])
+			rv = lost_settle(w->gtab[i]);
+	return rv;
+}
+
 int sr_walrec_recover(sr_wal *w)
 {
 	struct list segs = { 0 }, snaps = { 0 };
+	struct glist gl = { 0 };
 	struct scan s;
 	int rv;
 
 	memset(&s, 0, sizeof(s));
 	s.w = w;
 	s.rd.w = w;
-	s.first = 1;
-	s.known = 1;
-	if ((rv = list_dir(w, &segs, &snaps)) ||
-	    (rv = sr_walio_meta_load(w, segs.n || snaps.n)) ||
-	    (rv = lost_load(w)) || (rv = sr_walsnap_load(w, snaps.v, snaps.n)))
+	if ((rv = list_dir(w, &segs, &snaps, &gl)) ||
+	    (rv = sr_walio_meta_load(w, segs.n || snaps.n || gl.n)) ||
+	    (rv = lost_load(&w->g0)) ||
+	    (rv = sr_walsnap_load(&w->g0, snaps.v, snaps.n)) ||
+	    (rv = groups_load(w, &gl)))
 		goto out;
 	s.max_seq = segs.n ? segs.v[segs.n - 1] : 0;
-	if (!segs.n && w->snap.index) {
-		s.first = s.known = w->snap.index + 1;
-		s.last = w->snap.index;
-	}
+	if (!segs.n)
+		apply_reset(&w->g0);
 	rv = replay(&s, &segs);
 	if (!rv) {
 		rv = finish(&s);
-		if (rv == SCAN_REPAIR) { /* the log cannot be kept at all */
-			s.stop_seq = 1;
-			s.stop_off = 0;
-			if (!(rv = sr_walrec_note_lost(w, s.last)) &&
-			    !(rv = drop_from(&s, &segs, 0))) {
-				w->first = w->snap.index + 1;
-				w->last = w->snap.index;
-				w->pos_off = w->pos_n = 0;
-				w->plan_seg = s.max_seq;
-				w->plan_off = w->plan_size = 0;
-				rv = 0;
-			}
-		}
+		if (rv == SCAN_REPAIR) /* the log cannot be kept at all */
+			rv = drop_whole_log(&s, &segs);
 	}
 	if (!rv)
-		rv = lost_settle(w);
+		rv = settle_all_lost(w);
+	if (!rv && w->n_groups)
+		sr_walc_logf(w, SR_LOG_INFO, "wal: %s: %zu groups besides 0",
+			     w->dir, w->n_groups);
 out:
 	sr_walc_free(w, s.rd.buf);
 	sr_walc_free(w, segs.v);
 	sr_walc_free(w, snaps.v);
+	sr_walc_free(w, gl.v);
 	return rv;
 }

@@ -2,6 +2,10 @@
  * wal_snap.c — snapshot files: writing one in chunks, making it the
  * current snapshot atomically, reading it back, and loading it at open.
  *
+ * Each group has its own snapshot: group 0's files are <index>.snap and
+ * snap.tmp, group g's g<g>-<index>.snap and g<g>.snap.tmp (8 and 16 hex
+ * digits).  Everything below applies per group.
+ *
  * Writing.  snapshot_begin() creates snap.tmp and leaves room for the
  * header (its size depends only on the membership); snapshot_write()
  * pwrites each chunk at its offset (a chunk may rewrite earlier bytes,
@@ -37,14 +41,6 @@
 
 #define SNAP_HDR_MAX (WAL_SNAP_FIXED + 8 + SR_MAX_MEMBERS * (16 + SR_ADDR_MAX))
 #define SNAP_CHUNK   (1u << 20)
-
-static void stop_wal(sr_wal *w, int rv)
-{
-	pthread_mutex_lock(&w->mu);
-	if (!w->failed)
-		w->failed = rv;
-	pthread_mutex_unlock(&w->mu);
-}
 
 static int io_error(sr_wal *w, const char *what, const char *name)
 {
@@ -84,19 +80,42 @@ static int crc_file(sr_wal *w, int fd, uint64_t off, uint64_t len,
 /* Loading at open                                                    */
 /* ------------------------------------------------------------------ */
 
-/* 0, SR_ECORRUPT (logged) or an I/O error. */
-static int snap_check(sr_wal *w, uint64_t index, struct wal_snap *out)
+/* The membership, allocated to its size (a group's memory bound). */
+static int snap_set_conf(sr_wal *w, struct wal_snap *sn,
+			 const sr_membership *conf)
 {
+	sr_member *m = NULL;
+
+	if (conf && conf->n) {
+		m = sr_walc_alloc(w, conf->n * sizeof(*m));
+		if (!m)
+			return SR_ENOMEM;
+		memcpy(m, conf->members, conf->n * sizeof(*m));
+	}
+	sr_walc_free(w, sn->members);
+	sn->members = m;
+	sn->n_members = m ? conf->n : 0;
+	return 0;
+}
+
+/* 0, SR_ECORRUPT (logged) or an I/O error. */
+static int snap_check(struct sr_wal_group *g, uint64_t index,
+		      struct wal_snap *out)
+{
+	sr_wal *w = g->wal;
 	unsigned char hdr[SNAP_HDR_MAX];
 	struct wal_snap_hdr h;
 	const char *why = "shorter than a snapshot header";
-	char name[32];
+	sr_membership *conf = sr_walc_alloc(w, sizeof(*conf));
+	char name[48];
 	struct stat st;
 	uint32_t crc;
 	ssize_t n;
 	int fd, rv = SR_ECORRUPT;
 
-	sr_walio_snap_name(name, sizeof(name), index);
+	if (!conf)
+		return SR_ENOMEM;
+	sr_walio_snap_name(name, sizeof(name), g->id, index);
 	fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		rv = io_error(w, "open", name);
@@ -109,7 +128,7 @@ static int snap_check(sr_wal *w, uint64_t index, struct wal_snap *out)
 		rv = io_error(w, "read", name);
 		goto out;
 	}
-	if (sr_walfmt_snap_hdr_decode(hdr, (size_t)n, &h, &out->conf, &why) !=
+	if (sr_walfmt_snap_hdr_decode(hdr, (size_t)n, &h, conf, &why) !=
 	    WALFMT_OK)
 		goto bad;
 	why = "the header names another index";
@@ -127,6 +146,9 @@ static int snap_check(sr_wal *w, uint64_t index, struct wal_snap *out)
 	why = "data CRC mismatch";
 	if (crc != h.data_crc)
 		goto bad;
+	if ((rv = snap_set_conf(w, out, conf)))
+		goto out;
+	sr_walc_free(w, conf);
 	out->fd = fd;
 	out->index = h.index;
 	out->term = h.term;
@@ -140,17 +162,19 @@ bad:
 out:
 	if (fd >= 0)
 		close(fd);
+	sr_walc_free(w, conf);
 	return rv;
 }
 
-int sr_walsnap_load(sr_wal *w, const uint64_t *idx, size_t n)
+int sr_walsnap_load(struct sr_wal_group *g, const uint64_t *idx, size_t n)
 {
-	char name[32];
+	sr_wal *w = g->wal;
+	char name[48];
 	size_t i;
 	int rv;
 
 	for (i = n; i-- > 0;) {
-		rv = snap_check(w, idx[i], &w->snap);
+		rv = snap_check(g, idx[i], &g->snap);
 		if (!rv)
 			break;
 		if (rv != SR_ECORRUPT)
@@ -162,7 +186,7 @@ int sr_walsnap_load(sr_wal *w, const uint64_t *idx, size_t n)
 				     w->dir);
 			return rv;
 		}
-		sr_walio_snap_name(name, sizeof(name), idx[i]);
+		sr_walio_snap_name(name, sizeof(name), g->id, idx[i]);
 		sr_walc_logf(w, SR_LOG_WARN,
 			     "wal: REPAIR: deleting the damaged snapshot "
 			     "%s/%s%s",
@@ -171,18 +195,19 @@ int sr_walsnap_load(sr_wal *w, const uint64_t *idx, size_t n)
 								"sends it "
 								"again)"
 							      : "");
-		if ((rv = sr_walrec_note_lost(w, idx[i])))
+		if ((rv = sr_walrec_note_lost(g, idx[i])))
 			return rv;
 		if (unlinkat(w->dirfd, name, 0) != 0 || fsync(w->dirfd) != 0)
 			return io_error(w, "delete", name);
 	}
 	if (i == (size_t)-1) {
-		memset(&w->snap, 0, sizeof(w->snap));
-		w->snap.fd = -1;
+		sr_walc_free(w, g->snap.members);
+		memset(&g->snap, 0, sizeof(g->snap));
+		g->snap.fd = -1;
 		return 0;
 	}
 	for (size_t j = 0; j < i; j++) { /* older, superseded */
-		sr_walio_snap_name(name, sizeof(name), idx[j]);
+		sr_walio_snap_name(name, sizeof(name), g->id, idx[j]);
 		unlinkat(w->dirfd, name, 0);
 	}
 	if (i && fsync(w->dirfd) != 0)
@@ -190,100 +215,140 @@ int sr_walsnap_load(sr_wal *w, const uint64_t *idx, size_t n)
 	return 0;
 }
 
-void sr_walsnap_close(sr_wal *w)
+void sr_walsnap_discard(struct sr_wal_group *g)
 {
-	if (w->snap.fd >= 0)
-		close(w->snap.fd);
-	w->snap.fd = -1;
-	if (w->part_active) {
-		close(w->part.fd);
-		unlinkat(w->dirfd, "snap.tmp", 0);
-		w->part_active = 0;
+	sr_wal *w = g->wal;
+	char tmp[32];
+
+	if (!g->part)
+		return;
+	sr_walio_group_name(tmp, sizeof(tmp), g->id, "snap.tmp");
+	close(g->part->fd);
+	unlinkat(w->dirfd, tmp, 0);
+	sr_walc_free(w, g->part->members);
+	sr_walc_free(w, g->part);
+	g->part = NULL;
+}
+
+void sr_walsnap_close(struct sr_wal_group *g)
+{
+	if (g->snap.fd >= 0)
+		close(g->snap.fd);
+	g->snap.fd = -1;
+	sr_walc_free(g->wal, g->snap.members);
+	g->snap.members = NULL;
+	g->snap.n_members = 0;
+	sr_walsnap_discard(g);
+}
+
+int sr_walsnap_delete_all(struct sr_wal_group *g)
+{
+	sr_wal *w = g->wal;
+	char name[48];
+
+	if (g->snap.fd >= 0) {
+		sr_walio_snap_name(name, sizeof(name), g->id, g->snap.index);
+		if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT)
+			return io_error(w, "delete", name);
 	}
+	sr_walsnap_close(g);
+	memset(&g->snap, 0, sizeof(g->snap));
+	g->snap.fd = -1;
+	sr_walio_group_name(name, sizeof(name), g->id, "lost");
+	if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT)
+		return io_error(w, "delete", name);
+	if (fsync(w->dirfd) != 0)
+		return io_error(w, "directory fsync", ".");
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* The vtable                                                         */
 /* ------------------------------------------------------------------ */
 
-static void part_discard(sr_wal *w)
-{
-	if (!w->part_active)
-		return;
-	close(w->part.fd);
-	unlinkat(w->dirfd, "snap.tmp", 0);
-	w->part.fd = -1;
-	w->part_active = 0;
-}
-
-static int failed(sr_wal *w)
-{
-	int rv;
-
-	pthread_mutex_lock(&w->mu);
-	rv = w->failed;
-	pthread_mutex_unlock(&w->mu);
-	return rv;
-}
-
 int sr_walsnap_begin(void *ctx, sr_index index, sr_term term,
 		     const sr_membership *conf)
 {
-	sr_wal *w = ctx;
-	int fd, rv = failed(w);
+	struct sr_wal_group *g = ctx;
+	sr_wal *w = g->wal;
+	struct wal_snap *p;
+	char tmp[32];
+	int fd, rv = sr_walc_failed(w);
 
 	if (rv)
 		return rv;
 	if (index == 0 || index > WAL_INDEX_MAX ||
 	    (conf && conf->n > SR_MAX_MEMBERS))
 		return SR_EINVAL;
-	part_discard(w);
-	fd = openat(w->dirfd, "snap.tmp",
-		    O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return io_error(w, "create", "snap.tmp");
-	memset(&w->part, 0, sizeof(w->part));
-	w->part.fd = fd;
-	w->part.index = index;
-	w->part.term = term;
-	if (conf)
-		w->part.conf = *conf;
-	w->part.hdr_size = sr_walfmt_snap_hdr_size(conf);
-	w->part_active = 1;
+	sr_walsnap_discard(g);
+	p = sr_walc_alloc(w, sizeof(*p));
+	if (!p)
+		return SR_ENOMEM;
+	memset(p, 0, sizeof(*p));
+	if ((rv = snap_set_conf(w, p, conf))) {
+		sr_walc_free(w, p);
+		return rv;
+	}
+	sr_walio_group_name(tmp, sizeof(tmp), g->id, "snap.tmp");
+	fd = openat(w->dirfd, tmp, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC,
+		    0600);
+	if (fd < 0) {
+		rv = io_error(w, "create", tmp);
+		sr_walc_free(w, p->members);
+		sr_walc_free(w, p);
+		return rv;
+	}
+	p->fd = fd;
+	p->index = index;
+	p->term = term;
+	p->hdr_size = sr_walfmt_snap_hdr_size(conf);
+	g->part = p;
 	return 0;
 }
 
 int sr_walsnap_write(void *ctx, uint64_t offset, const void *data, size_t len)
 {
-	sr_wal *w = ctx;
-	struct wal_snap *p = &w->part;
+	struct sr_wal_group *g = ctx;
+	struct wal_snap *p = g->part;
 
-	if (!w->part_active)
+	if (!p)
 		return SR_ESTATE;
 	if (offset > p->size || (len && !data))
 		return SR_EINVAL;
 	if (len &&
 	    sr_walio_pwrite_all(p->fd, data, len, p->hdr_size + offset) != 0)
-		return io_error(w, "write", "snap.tmp");
+		return io_error(g->wal, "write", "snap.tmp");
 	if (offset + len > p->size)
 		p->size = offset + len;
 	return 0;
 }
 
 /* Header, fsync: everything that can fail without changing anything. */
-static int part_seal(sr_wal *w)
+static int part_seal(struct sr_wal_group *g)
 {
+	sr_wal *w = g->wal;
 	unsigned char hdr[SNAP_HDR_MAX];
-	struct wal_snap *p = &w->part;
+	struct wal_snap *p = g->part;
+	sr_membership *conf = sr_walc_alloc(w, sizeof(*conf));
 	struct wal_snap_hdr h = { .hdr_size = p->hdr_size,
 				  .index = p->index,
 				  .term = p->term,
 				  .data_size = p->size };
-	int rv = crc_file(w, p->fd, p->hdr_size, p->size, &h.data_crc);
+	int rv;
 
-	if (rv)
+	if (!conf)
+		return SR_ENOMEM;
+	conf->n = p->n_members;
+	if (p->n_members)
+		memcpy(conf->members, p->members,
+		       p->n_members * sizeof(sr_member));
+	rv = crc_file(w, p->fd, p->hdr_size, p->size, &h.data_crc);
+	if (rv) {
+		sr_walc_free(w, conf);
 		return rv == SR_ENOMEM ? rv : io_error(w, "read", "snap.tmp");
-	sr_walfmt_snap_hdr_encode(hdr, &h, &p->conf);
+	}
+	sr_walfmt_snap_hdr_encode(hdr, &h, conf);
+	sr_walc_free(w, conf);
 	if (sr_walio_pwrite_all(p->fd, hdr, p->hdr_size, 0) != 0)
 		return io_error(w, "header write", "snap.tmp");
 	if (fsync(p->fd) != 0)
@@ -293,73 +358,78 @@ static int part_seal(sr_wal *w)
 
 int sr_walsnap_finish(void *ctx, int commit)
 {
-	sr_wal *w = ctx;
-	struct wal_snap old = w->snap;
-	char name[32], oldname[32];
+	struct sr_wal_group *g = ctx;
+	sr_wal *w = g->wal;
+	struct wal_snap old = g->snap;
+	char name[48], oldname[48], tmp[32];
 	int rv;
 
-	if (!w->part_active)
+	if (!g->part)
 		return SR_ESTATE;
 	if (!commit) {
-		part_discard(w);
+		sr_walsnap_discard(g);
 		return 0;
 	}
 	/* part_seal, then the barrier: earlier log writes durable first */
-	if ((rv = failed(w)) || (rv = part_seal(w)) ||
+	if ((rv = sr_walc_failed(w)) || (rv = part_seal(g)) ||
 	    (rv = sr_walc_drain(w))) {
-		part_discard(w);
+		sr_walsnap_discard(g);
 		return rv;
 	}
-	sr_walio_snap_name(name, sizeof(name), w->part.index);
-	if (renameat(w->dirfd, "snap.tmp", w->dirfd, name) != 0) {
+	sr_walio_group_name(tmp, sizeof(tmp), g->id, "snap.tmp");
+	sr_walio_snap_name(name, sizeof(name), g->id, g->part->index);
+	if (renameat(w->dirfd, tmp, w->dirfd, name) != 0) {
 		rv = io_error(w, "rename", name);
-		part_discard(w);
-		stop_wal(w, rv);
+		sr_walsnap_discard(g);
+		sr_walc_stop(w, rv);
 		return rv;
 	}
-	w->snap = w->part;
-	w->part.fd = -1;
-	w->part_active = 0;
+	g->snap = *g->part;
+	sr_walc_free(w, g->part);
+	g->part = NULL;
+	sr_walc_free(w, old.members);
 	if (fsync(w->dirfd) != 0) {
 		rv = io_error(w, "directory fsync", name);
-		stop_wal(w, rv);
+		sr_walc_stop(w, rv);
 		return rv;
 	}
 	if (old.fd >= 0) {
 		close(old.fd);
-		if (old.index != w->snap.index) {
-			sr_walio_snap_name(oldname, sizeof(oldname), old.index);
+		if (old.index != g->snap.index) {
+			sr_walio_snap_name(oldname, sizeof(oldname), g->id,
+					   old.index);
 			unlinkat(w->dirfd, oldname, 0);
 			(void)fsync(w->dirfd);
 		}
 	}
 	sr_walc_logf(w, SR_LOG_INFO,
-		     "wal: snapshot %llu (term %llu, %llu bytes) is durable",
-		     (unsigned long long)w->snap.index,
-		     (unsigned long long)w->snap.term,
-		     (unsigned long long)w->snap.size);
+		     "wal: snapshot %llu of group %u (term %llu, %llu bytes) "
+		     "is durable",
+		     (unsigned long long)g->snap.index, g->id,
+		     (unsigned long long)g->snap.term,
+		     (unsigned long long)g->snap.size);
 	return 0;
 }
 
 int sr_walsnap_read(void *ctx, uint64_t offset, void *buf, size_t len,
 		    size_t *n_out)
 {
-	sr_wal *w = ctx;
+	struct sr_wal_group *g = ctx;
 	uint64_t n;
-	char name[32];
+	char name[48];
 
 	*n_out = 0;
-	if (w->snap.fd < 0)
+	if (g->snap.fd < 0)
 		return SR_ENOTFOUND;
-	if (offset > w->snap.size)
+	if (offset > g->snap.size)
 		return SR_EINVAL;
-	n = w->snap.size - offset;
+	n = g->snap.size - offset;
 	if (n > len)
 		n = len;
-	if (n && sr_walio_pread_all(w->snap.fd, buf, (size_t)n,
-				    w->snap.hdr_size + offset) != 0) {
-		sr_walio_snap_name(name, sizeof(name), w->snap.index);
-		return io_error(w, "read", name);
+	if (n && sr_walio_pread_all(g->snap.fd, buf, (size_t)n,
+				    g->snap.hdr_size + offset) != 0) {
+		sr_walio_snap_name(name, sizeof(name), g->id, g->snap.index);
+		return io_error(g->wal, "read", name);
 	}
 	*n_out = (size_t)n;
 	return 0;

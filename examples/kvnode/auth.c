@@ -184,7 +184,7 @@ void kv_auth_cmd_hello(struct kv_cmdctx *ctx)
 	kv_reply_cstr(ctx->out, ctx->s->opt.plain ? "standalone" : "cluster");
 	kv_reply_cstr(ctx->out, "role");
 	kv_reply_cstr(ctx->out,
-		      kv_cmd_is_leader(ctx->s) ? "master" : "replica");
+		      kv_cmd_is_leader(ctx->g) ? "master" : "replica");
 	kv_reply_cstr(ctx->out, "modules");
 	kv_reply_array(ctx->out, 0);
 }

@@ -1,6 +1,7 @@
 # examples/kvnode — the replicated key-value server speaking RESP.
 #
 #   make run / make stop     a local 3-node cluster on loopback
+#   make run GROUPS=N        the same with the slots split over N groups
 #   $(BUILD)/examples/kvnode/kvnode --help
 #
 # Tests: test/kvnode/test_kvnode.c (parser, map, state machine, snapshot
@@ -18,7 +19,7 @@ ifeq ($(words $(wildcard lib/node.c backends/tcp/tcp.c backends/mem/mem.c backen
 KVNODE_DIR   = examples/kvnode
 KVNODE_LIBSRCS = $(addprefix $(KVNODE_DIR)/,resp.c kvmap.c kvfsm.c txn.c session.c ops.c)
 KVNODE_SRCS  = $(KVNODE_LIBSRCS) \
-	       $(addprefix $(KVNODE_DIR)/,server.c limits.c requests.c cmds.c cluster.c slots.c multi.c auth.c wait.c raft.c main.c)
+	       $(addprefix $(KVNODE_DIR)/,server.c limits.c requests.c cmds.c cluster.c slots.c groups.c multi.c auth.c wait.c raft.c main.c)
 KVNODE_OBJS  = $(patsubst $(KVNODE_DIR)/%.c,$(BUILD)/kvnode/%.o,$(KVNODE_SRCS))
 KVNODE_LIBOBJS = $(patsubst $(KVNODE_DIR)/%.c,$(BUILD)/kvnode/%.o,$(KVNODE_LIBSRCS))
 KVNODE_BIN   = $(BUILD)/examples/kvnode/kvnode
@@ -46,7 +47,7 @@ $(BUILD)/test/kvnode/test_kvnode: test/kvnode/test_kvnode.c $(KVNODE_LIBOBJS) \
 		$(STATIC) $(LDLIBS_ALL) $(URING_LIBS)
 
 # Process-level suites: real kvnode processes on loopback.
-KVNODE_SUITES = basic hostile failover members tools compat session peerauth repair limits
+KVNODE_SUITES = basic hostile failover members tools compat session peerauth repair limits groups
 KVNODE_SCRIPTS = $(patsubst %,$(BUILD)/test/kvnode/kvnode_%.sh,$(KVNODE_SUITES))
 TEST_SCRIPTS += $(KVNODE_SCRIPTS)
 test: $(KVNODE_SCRIPTS)
@@ -72,7 +73,7 @@ FUZZ_SRCS += $(KVNODE_DIR)/fuzz_resp.c $(KVNODE_DIR)/fuzz_apply.c
 run:
 	@bash $(KVNODE_DIR)/run.sh --check-tools
 	@$(MAKE) --no-print-directory $(KVNODE_BIN)
-	@KVNODE_BIN=$(KVNODE_BIN) bash $(KVNODE_DIR)/run.sh
+	@KVNODE_BIN=$(KVNODE_BIN) KVNODE_GROUPS=$(or $(GROUPS),1) bash $(KVNODE_DIR)/run.sh
 
 stop:
 	@bash $(KVNODE_DIR)/stop.sh

@@ -21,9 +21,10 @@
 
 #include "kvnode.h"
 
-static const char *role_text(const struct kv_server *s, const sr_status *st)
+static const char *role_text(const struct kv_group *g, const sr_status *st)
 {
-	const sr_member *me = sr_membership_find(&s->conf, s->opt.id);
+	const struct kv_server *s = g->s;
+	const sr_member *me = sr_membership_find(&g->conf, s->opt.id);
 
 	if (me && me->role == SR_ROLE_REMOVED)
 		return "removed";
@@ -64,19 +65,51 @@ static const sr_peer_status *find_peer(const sr_peer_status *ps, size_t n,
 	return NULL;
 }
 
+/* One line per group: where its slots are served from. */
+static void info_groups(struct kv_server *s, struct kv_buf *o)
+{
+	unsigned led = 0;
+
+	for (unsigned i = 0; i < s->ngroups; i++)
+		led += kv_cmd_is_leader(&s->groups[i]);
+	kv_buf_printf(o, "groups:%u\r\ngroups_led:%u\r\n", s->ngroups, led);
+	for (unsigned i = 0; i < s->ngroups; i++) {
+		struct kv_group *g = &s->groups[i];
+		const char *laddr;
+		sr_status st;
+		sr_node_status(g->node, &st);
+		laddr = st.leader ? kv_raft_client_addr(g, st.leader) : NULL;
+		kv_buf_printf(o,
+			      "group_%u:slots=%u-%u,role=%s,term=%llu,"
+			      "leader_id=%llu,leader_client_addr=%s,"
+			      "commit_index=%llu,last_applied=%llu,"
+			      "keys=%zu,transfers=%llu\r\n",
+			      i, g->first_slot, g->last_slot, role_text(g, &st),
+			      (unsigned long long)st.term,
+			      (unsigned long long)st.leader, laddr ? laddr : "",
+			      (unsigned long long)st.commit_index,
+			      (unsigned long long)st.applied_index,
+			      g->fsm.map.count,
+			      (unsigned long long)g->n_transfers);
+	}
+}
+
+/* The fields of group 0 (the only one without --groups), then every
+ * group's line. */
 static void info_raft(struct kv_server *s, struct kv_buf *o)
 {
-	const sr_membership *conf = sr_node_membership(s->node);
+	struct kv_group *g = &s->groups[0];
+	const sr_membership *conf = sr_node_membership(g->node);
 	sr_peer_status ps[SR_MAX_MEMBERS];
-	size_t np = sr_node_peer_status(s->node, ps, SR_MAX_MEMBERS);
+	size_t np = sr_node_peer_status(g->node, ps, SR_MAX_MEMBERS);
 	const char *laddr;
 	uint64_t now = kv_now_ms(s);
 	sr_status st;
 
-	sr_node_status(s->node, &st);
+	sr_node_status(g->node, &st);
 	if (np > SR_MAX_MEMBERS)
 		np = SR_MAX_MEMBERS;
-	laddr = st.leader ? kv_raft_client_addr(s, st.leader) : NULL;
+	laddr = st.leader ? kv_raft_client_addr(g, st.leader) : NULL;
 	kv_buf_printf(o,
 		      "# Raft\r\nrole:%s\r\nengine_role:%s\r\nnode_id:%llu\r\n"
 		      "term:%llu\r\nvoted_for:%llu\r\nleader_id:%llu\r\n"
@@ -87,7 +120,7 @@ static void info_raft(struct kv_server *s, struct kv_buf *o)
 		      "storage:%s\r\nstorage_error:%s\r\n"
 		      "snapshots_taken:%llu\r\nsnapshots_restored:%llu\r\n"
 		      "last_restore_index:%llu\r\nrepair_index:%llu\r\n",
-		      role_text(s, &st), sr_role_name(st.role),
+		      role_text(g, &st), sr_role_name(st.role),
 		      (unsigned long long)st.id, (unsigned long long)st.term,
 		      (unsigned long long)st.vote,
 		      (unsigned long long)st.leader, laddr ? laddr : "",
@@ -100,9 +133,9 @@ static void info_raft(struct kv_server *s, struct kv_buf *o)
 		      (unsigned long long)st.uncommitted_bytes,
 		      s->opt.storage_wal ? "wal" : "mem",
 		      st.error ? sr_strerror(st.error) : "none",
-		      (unsigned long long)s->fsm.n_snapshots,
-		      (unsigned long long)s->fsm.n_restores,
-		      (unsigned long long)s->fsm.last_restore_index,
+		      (unsigned long long)g->fsm.n_snapshots,
+		      (unsigned long long)g->fsm.n_restores,
+		      (unsigned long long)g->fsm.last_restore_index,
 		      (unsigned long long)st.repair_index);
 	kv_buf_printf(o, "members:%u\r\n", conf ? conf->n : 0);
 	for (uint32_t i = 0; conf && i < conf->n; i++) {
@@ -126,16 +159,36 @@ static void info_raft(struct kv_server *s, struct kv_buf *o)
 				p->auto_promote);
 		kv_buf_put(o, "\r\n", 2);
 	}
+	info_groups(s, o);
 }
 
 /* An estimate of the heap the map holds: entries, their headers, and the
  * bucket array (malloc's own overhead is not counted). */
 static uint64_t kv_used_memory(const struct kv_server *s)
 {
-	const struct kv_map *m = &s->fsm.map;
+	uint64_t n = 0;
 
-	return m->bytes + (uint64_t)m->count * sizeof(struct kv_ent) +
-	       (uint64_t)m->nb * sizeof(struct kv_ent *);
+	for (unsigned i = 0; i < s->ngroups; i++) {
+		const struct kv_map *m = &s->groups[i].fsm.map;
+		n += m->bytes + (uint64_t)m->count * sizeof(struct kv_ent) +
+		     (uint64_t)m->nb * sizeof(struct kv_ent *);
+	}
+	return n;
+}
+
+/* Keys, keys with a time to live, and key and value bytes, over every
+ * group this node hosts. */
+static void totals(const struct kv_server *s, size_t *keys, size_t *ttls,
+		   uint64_t *bytes)
+{
+	*keys = *ttls = 0;
+	*bytes = 0;
+	for (unsigned i = 0; i < s->ngroups; i++) {
+		const struct kv_map *m = &s->groups[i].fsm.map;
+		*keys += m->count;
+		*ttls += kv_map_ttl_count(m);
+		*bytes += m->bytes;
+	}
 }
 
 void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
@@ -143,7 +196,10 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 	int all = !strcasecmp(section, "all") ||
 		  !strcasecmp(section, "default") ||
 		  !strcasecmp(section, "everything");
+	size_t keys, ttls;
+	uint64_t bytes;
 
+	totals(s, &keys, &ttls, &bytes);
 	if (all || !strcasecmp(section, "server"))
 		kv_buf_printf(
 			o,
@@ -170,7 +226,7 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 			      "noeviction\r\n\r\n",
 			      (unsigned long long)kv_used_memory(s),
 			      (double)kv_used_memory(s) / (1024.0 * 1024.0),
-			      (unsigned long long)s->fsm.map.bytes);
+			      (unsigned long long)bytes);
 	if (all || !strcasecmp(section, "stats"))
 		kv_buf_printf(o,
 			      "# Stats\r\ntotal_connections_received:%llu\r\n"
@@ -196,7 +252,7 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 			      (unsigned long long)s->n_idle_disconnects);
 	if (all || !strcasecmp(section, "replication")) {
 		sr_status st;
-		sr_node_status(s->node, &st);
+		sr_node_status(kv_group_home(s)->node, &st);
 		kv_buf_printf(o,
 			      "# Replication\r\nrole:%s\r\nconnected_slaves:%u"
 			      "\r\nmaster_repl_offset:%llu\r\n\r\n",
@@ -213,7 +269,7 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 	}
 	if (all || !strcasecmp(section, "peerauth")) {
 		sr_tcp_auth_stats a;
-		sr_tcp_auth_stats_get(sr_server_tcp(s->srv), &a);
+		sr_tcp_auth_stats_get(sr_server_tcp(s->groups[0].srv), &a);
 		kv_buf_printf(o,
 			      "# PeerAuth\r\npeer_auth:%s\r\n"
 			      "peer_auth_ok:%llu\r\npeer_auth_failures:%llu\r\n"
@@ -235,11 +291,10 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 	}
 	if (all || !strcasecmp(section, "keyspace")) {
 		kv_buf_printf(o, "# Keyspace\r\n");
-		if (s->fsm.map.count)
+		if (keys)
 			kv_buf_printf(o,
 				      "db0:keys=%zu,expires=%zu,avg_ttl=0\r\n",
-				      s->fsm.map.count,
-				      kv_map_ttl_count(&s->fsm.map));
+				      keys, ttls);
 	}
 }
 
@@ -251,12 +306,13 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
  */
 static void cluster_nodes(struct kv_server *s, struct kv_buf *o)
 {
-	const sr_membership *conf = sr_node_membership(s->node);
+	const sr_node *node = s->groups[0].node;
+	const sr_membership *conf = sr_node_membership(node);
 	sr_peer_status ps[SR_MAX_MEMBERS];
-	size_t np = sr_node_peer_status(s->node, ps, SR_MAX_MEMBERS);
+	size_t np = sr_node_peer_status(node, ps, SR_MAX_MEMBERS);
 	sr_status st;
 
-	sr_node_status(s->node, &st);
+	sr_node_status(node, &st);
 	if (np > SR_MAX_MEMBERS)
 		np = SR_MAX_MEMBERS;
 	for (uint32_t i = 0; conf && i < conf->n; i++) {
@@ -288,31 +344,45 @@ static void cluster_nodes(struct kv_server *s, struct kv_buf *o)
 
 static void cluster_info(struct kv_server *s, struct kv_buf *o)
 {
-	const sr_membership *conf = sr_node_membership(s->node);
-	uint32_t voters = 0, known = 0;
+	const sr_membership *conf = sr_node_membership(s->groups[0].node);
+	uint32_t voters = 0, known = 0, slots_ok = 0, nmasters = 0;
+	sr_id masters[KV_MAX_GROUPS];
 	sr_status st;
 
-	sr_node_status(s->node, &st);
+	/* Slots are ok where their group has a leader; the cluster's size
+	 * is the number of distinct leaders (Redis: masters with slots). */
+	for (unsigned i = 0; i < s->ngroups; i++) {
+		const struct kv_group *g = &s->groups[i];
+		uint32_t k;
+		sr_node_status(g->node, &st);
+		if (!st.leader)
+			continue;
+		slots_ok += g->last_slot - g->first_slot + 1;
+		for (k = 0; k < nmasters && masters[k] != st.leader; k++)
+			;
+		if (k == nmasters)
+			masters[nmasters++] = st.leader;
+	}
+	sr_node_status(s->groups[0].node, &st);
 	for (uint32_t i = 0; conf && i < conf->n; i++) {
 		if (conf->members[i].role != SR_ROLE_REMOVED)
 			known++;
 		if (conf->members[i].role == SR_ROLE_VOTER)
 			voters++;
 	}
-	/* Redis's fields first (one shard holds every slot, so
-	 * cluster_size, the number of masters serving slots, is 1), then
-	 * kvnode's. */
+	/* Redis's fields first, then kvnode's (cluster_leader and
+	 * cluster_commit_index: group 0's). */
 	kv_buf_printf(o,
 		      "cluster_state:%s\r\ncluster_slots_assigned:16384\r\n"
-		      "cluster_slots_ok:%d\r\ncluster_slots_pfail:0\r\n"
-		      "cluster_slots_fail:%d\r\ncluster_known_nodes:%u\r\n"
-		      "cluster_size:1\r\ncluster_current_epoch:%llu\r\n"
+		      "cluster_slots_ok:%u\r\ncluster_slots_pfail:0\r\n"
+		      "cluster_slots_fail:%u\r\ncluster_known_nodes:%u\r\n"
+		      "cluster_size:%u\r\ncluster_current_epoch:%llu\r\n"
 		      "cluster_my_epoch:%llu\r\ncluster_my_id:%llu\r\n"
 		      "cluster_leader:%llu\r\ncluster_voters:%u\r\n"
 		      "cluster_commit_index:%llu\r\n",
-		      st.leader ? "ok" : "fail", st.leader ? 16384 : 0,
-		      st.leader ? 0 : 16384, known, (unsigned long long)st.term,
-		      (unsigned long long)st.term,
+		      slots_ok == KV_SLOTS ? "ok" : "fail", slots_ok,
+		      KV_SLOTS - slots_ok, known, nmasters,
+		      (unsigned long long)st.term, (unsigned long long)st.term,
 		      (unsigned long long)s->opt.id,
 		      (unsigned long long)st.leader, voters,
 		      (unsigned long long)st.commit_index);
@@ -359,6 +429,23 @@ static int addr_ok(const char *p, size_t len)
 	return 1;
 }
 
+/* Not group g's leader: MOVED to it, or CLUSTERDOWN. */
+static void not_leader(struct kv_cmdctx *ctx, struct kv_group *g)
+{
+	sr_status st;
+	const char *addr;
+
+	sr_node_status(g->node, &st);
+	ctx->s->n_moved++;
+	addr = st.leader && st.leader != ctx->s->opt.id
+		       ? kv_raft_client_addr(g, st.leader)
+		       : NULL;
+	if (addr)
+		kv_reply_errorf(ctx->out, "MOVED %u %s", g->first_slot, addr);
+	else
+		kv_reply_error(ctx->out, "CLUSTERDOWN no leader");
+}
+
 static void reply_rc(struct kv_cmdctx *ctx, int rc)
 {
 	kv_raft_kick(ctx->s);
@@ -367,7 +454,7 @@ static void reply_rc(struct kv_cmdctx *ctx, int rc)
 		kv_reply_simple(ctx->out, "OK");
 		break;
 	case SR_ENOTLEADER:
-		kv_reply_not_leader(ctx->s, ctx->out);
+		not_leader(ctx, &ctx->s->groups[0]);
 		break;
 	case SR_EEXIST:
 		kv_reply_error(ctx->out, "ERR that node id is in use or was "
@@ -389,16 +476,58 @@ static void reply_rc(struct kv_cmdctx *ctx, int rc)
 	}
 }
 
+/* Membership changes with one group: on its leader.  With several, each
+ * group would need the change on its own leader; not supported yet. */
 static int leader_or_moved(struct kv_cmdctx *ctx)
 {
 	sr_status st;
 
+	if (ctx->s->ngroups > 1) {
+		kv_reply_error(ctx->out, "ERR membership changes are not "
+					 "supported with --groups > 1");
+		return 0;
+	}
 	kv_raft_sync_time(ctx->s);
-	sr_node_status(ctx->s->node, &st);
+	sr_node_status(ctx->s->groups[0].node, &st);
 	if (st.role == SR_LEADER)
 		return 1;
-	kv_reply_not_leader(ctx->s, ctx->out);
+	not_leader(ctx, &ctx->s->groups[0]);
 	return 0;
+}
+
+/* CLUSTER TRANSFER id: hand over every group this node leads (with one
+ * group: that group, MOVED if this node does not lead it). */
+static void cluster_transfer(struct kv_cmdctx *ctx, sr_id id)
+{
+	struct kv_server *s = ctx->s;
+	int rc = 0, any = 0;
+
+	if (s->ngroups == 1) {
+		if (!leader_or_moved(ctx))
+			return;
+		reply_rc(ctx, sr_group_transfer(s->groups[0].grp, id));
+		return;
+	}
+	for (unsigned i = 0; i < s->ngroups && rc == 0; i++) {
+		if (!kv_cmd_is_leader(&s->groups[i]))
+			continue;
+		any = 1;
+		rc = sr_group_transfer(s->groups[i].grp, id);
+	}
+	if (!any)
+		kv_reply_error(ctx->out, "ERR this node leads no group");
+	else
+		reply_rc(ctx, rc);
+}
+
+/* CLUSTER SNAPSHOT: every group's. */
+static int snapshot_all(struct kv_server *s)
+{
+	int rc = 0;
+
+	for (unsigned i = 0; i < s->ngroups && rc == 0; i++)
+		rc = sr_group_snapshot(s->groups[i].grp);
+	return rc;
 }
 
 static void cluster_add(struct kv_cmdctx *ctx)
@@ -425,7 +554,7 @@ static void cluster_add(struct kv_cmdctx *ctx)
 		return;
 	snprintf(addr, sizeof(addr), "%.*s/%.*s", (int)ctx->lens[3],
 		 ctx->argv[3], (int)ctx->lens[4], ctx->argv[4]);
-	reply_rc(ctx, sr_server_add(ctx->s->srv, id, addr, 1));
+	reply_rc(ctx, sr_group_add(ctx->s->groups[0].grp, id, addr, 1));
 }
 
 static void cluster_text(struct kv_cmdctx *ctx,
@@ -451,7 +580,7 @@ void kv_cluster_cmd(struct kv_cmdctx *ctx)
 	} else if (arg_is(ctx, 1, "ADD")) {
 		cluster_add(ctx);
 	} else if (arg_is(ctx, 1, "SNAPSHOT")) {
-		reply_rc(ctx, sr_server_snapshot(s->srv));
+		reply_rc(ctx, snapshot_all(s));
 	} else if (ctx->argc != 3) {
 		kv_reply_error(ctx->out, "ERR unknown CLUSTER subcommand or "
 					 "wrong number of "
@@ -462,13 +591,13 @@ void kv_cluster_cmd(struct kv_cmdctx *ctx)
 					 "NODES, MYID, KEYSLOT)");
 	} else if (arg_is(ctx, 1, "REMOVE")) {
 		if (arg_id(ctx, 2, &id) == 0 && leader_or_moved(ctx))
-			reply_rc(ctx, sr_server_remove(s->srv, id));
+			reply_rc(ctx, sr_group_remove(s->groups[0].grp, id));
 	} else if (arg_is(ctx, 1, "PROMOTE")) {
 		if (arg_id(ctx, 2, &id) == 0 && leader_or_moved(ctx))
-			reply_rc(ctx, sr_server_promote(s->srv, id));
+			reply_rc(ctx, sr_group_promote(s->groups[0].grp, id));
 	} else if (arg_is(ctx, 1, "TRANSFER")) {
-		if (arg_id(ctx, 2, &id) == 0 && leader_or_moved(ctx))
-			reply_rc(ctx, sr_server_transfer(s->srv, id));
+		if (arg_id(ctx, 2, &id) == 0)
+			cluster_transfer(ctx, id);
 	} else {
 		kv_reply_error(ctx->out, "ERR unknown CLUSTER subcommand");
 	}

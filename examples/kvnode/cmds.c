@@ -486,6 +486,13 @@ static void cmd_flush(struct kv_cmdctx *ctx)
 		kv_reply_error(ctx->out, "ERR syntax error");
 		return;
 	}
+	if (ctx->s->ngroups > 1) {
+		/* One entry per group would not be atomic, and the groups
+		 * this node leads are not all of them. */
+		kv_reply_error(ctx->out, "ERR FLUSHDB/FLUSHALL are not "
+					 "supported with --groups > 1");
+		return;
+	}
 	write_args(ctx, KV_K_EXEC, KV_OP_FLUSH, 0, NULL, NULL);
 }
 
@@ -547,10 +554,10 @@ static void cmd_decrby(struct kv_cmdctx *ctx)
 	incr_by(ctx, -v);
 }
 
-void kv_cmd_write_reply(struct kv_server *s, int kind, int status,
+void kv_cmd_write_reply(struct kv_group *g, int kind, int status,
 			const struct kv_result *r, struct kv_buf *out)
 {
-	(void)s;
+	(void)g;
 	if (status == SR_EUNKNOWN) {
 		kv_reply_error(out, "TIMEOUT outcome unknown: the write may or "
 				    "may not have happened");
@@ -764,26 +771,26 @@ reply:
 	kv_buf_free(&keys);
 }
 
-static void eval_read(struct kv_server *s, int kind, const char *enc,
-		      size_t len, struct kv_buf *out);
+static void eval_read(struct kv_group *g, int kind, const char *enc, size_t len,
+		      struct kv_buf *out);
 
 /* Reads see keys expire by the leader's clock (never earlier than the
  * log's time, which writes use). */
-void kv_cmd_eval_read(struct kv_server *s, int kind, const char *enc,
-		      size_t len, struct kv_buf *out)
+void kv_cmd_eval_read(struct kv_group *g, int kind, const char *enc, size_t len,
+		      struct kv_buf *out)
 {
-	uint64_t saved = s->fsm.map.now, wall = kv_wall_ms();
+	uint64_t saved = g->fsm.map.now, wall = kv_wall_ms();
 
 	if (wall > saved)
-		s->fsm.map.now = wall;
-	eval_read(s, kind, enc, len, out);
-	s->fsm.map.now = saved;
+		g->fsm.map.now = wall;
+	eval_read(g, kind, enc, len, out);
+	g->fsm.map.now = saved;
 }
 
-static void eval_read(struct kv_server *s, int kind, const char *enc,
-		      size_t len, struct kv_buf *out)
+static void eval_read(struct kv_group *g, int kind, const char *enc, size_t len,
+		      struct kv_buf *out)
 {
-	const struct kv_map *m = &s->fsm.map;
+	const struct kv_map *m = &g->fsm.map;
 	struct kv_cmd_iter it;
 	const struct kv_ent *e;
 	const char *k;
@@ -1255,13 +1262,8 @@ static void cmd_session(struct kv_cmdctx *ctx)
 	}
 	if (slot_check(&in, c, &slot))
 		return;
-	if (!kv_cmd_is_leader(ctx->s)) {
-		kv_slot_redirect(ctx->s,
-				 c->first > 0 && (size_t)c->first < in.argc
-					 ? kv_key_slot(in.argv[c->first],
-						       in.lens[c->first])
-					 : 0,
-				 ctx->out);
+	if (!kv_cmd_is_leader(in.g)) {
+		kv_slot_redirect(ctx->s, in.slot, ctx->out);
 		return;
 	}
 	in.session = 1;
@@ -1287,15 +1289,15 @@ static void cmd_time(struct kv_cmdctx *ctx)
  * a follower is a "slave" of the leader it knows. */
 static void cmd_role(struct kv_cmdctx *ctx)
 {
-	struct kv_server *s = ctx->s;
+	struct kv_group *g = ctx->g;
 	sr_peer_status ps[SR_MAX_MEMBERS];
-	size_t np = sr_node_peer_status(s->node, ps, SR_MAX_MEMBERS);
+	size_t np = sr_node_peer_status(g->node, ps, SR_MAX_MEMBERS);
 	const char *addr;
 	char host[SR_ADDR_MAX];
 	const char *colon;
 	sr_status st;
 
-	sr_node_status(s->node, &st);
+	sr_node_status(g->node, &st);
 	if (np > SR_MAX_MEMBERS)
 		np = SR_MAX_MEMBERS;
 	if (st.role == SR_LEADER) {
@@ -1305,7 +1307,7 @@ static void cmd_role(struct kv_cmdctx *ctx)
 		kv_reply_array(ctx->out, np);
 		for (size_t i = 0; i < np; i++) {
 			char port[16], match[24];
-			addr = kv_raft_client_addr(s, ps[i].id);
+			addr = kv_raft_client_addr(g, ps[i].id);
 			colon = addr ? strrchr(addr, ':') : NULL;
 			snprintf(host, sizeof(host), "%.*s",
 				 colon ? (int)(colon - addr) : 1,
@@ -1321,7 +1323,7 @@ static void cmd_role(struct kv_cmdctx *ctx)
 		}
 		return;
 	}
-	addr = st.leader ? kv_raft_client_addr(s, st.leader) : NULL;
+	addr = st.leader ? kv_raft_client_addr(g, st.leader) : NULL;
 	colon = addr ? strrchr(addr, ':') : NULL;
 	snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - addr) : 1,
 		 colon ? addr : "?");
@@ -1445,14 +1447,6 @@ static const struct cmd *cmd_at(size_t i)
 	return &cmd_table[i];
 }
 
-int kv_cmd_is_leader(struct kv_server *s)
-{
-	sr_status st;
-
-	sr_node_status(s->node, &st);
-	return st.role == SR_LEADER;
-}
-
 int kv_cmd_kind_is_write(int kind)
 {
 	return kind == KV_K_SET || kind == KV_K_DEL || kind == KV_K_INCR ||
@@ -1482,45 +1476,60 @@ static const struct cmd *cmd_lookup(const char *name, size_t len)
  * Redis Cluster's rule: the keys of one command must hash to one slot
  * (hash tags, "{user1}:a" and "{user1}:b", keep keys together), or the
  * command is refused with CROSSSLOT before anything else is looked at.
- * One Raft group serves every slot today, so kvnode could run such a
- * command atomically; it refuses it anyway so that an application
- * written against kvnode keeps working when slots are split over groups
- * and against a real Redis Cluster.  --cluster-mode no lifts the rule.
+ * With one Raft group kvnode could run such a command atomically; it
+ * refuses it anyway so that an application written against kvnode keeps
+ * working with --groups N and against a real Redis Cluster.
+ * --cluster-mode no lifts the rule for keys of one group (a command's
+ * keys in two groups could not be applied atomically, --groups > 1).
+ *
+ * The check also picks the command's group: its first key's, or the home
+ * group (groups.c) for a command without keys.
  */
 struct slot_check {
 	const struct kv_cmdctx *ctx;
-	int have, cross;
-	unsigned slot;
+	int have, cross, cross_group;
+	unsigned slot, first;
+	struct kv_group *g;
 };
 
 static void slot_check_one(void *arg, size_t pos)
 {
 	struct slot_check *k = arg;
 	unsigned slot = kv_key_slot(k->ctx->argv[pos], k->ctx->lens[pos]);
+	struct kv_group *g = kv_group_of_slot(k->ctx->s, slot);
 
 	if (k->have && slot != k->slot)
 		k->cross = 1;
+	if (k->have && g != k->g)
+		k->cross_group = 1;
+	if (!k->have)
+		k->first = slot;
 	k->slot = slot;
+	k->g = g;
 	k->have = 1;
 }
 
-/* 0 if the keys of ctx share a slot (*slot: it, -1 when no key), else
- * CROSSSLOT was replied. */
+/* 0 if the keys of ctx share a slot (*slot: it, -1 when no key; ctx->g
+ * and ctx->slot set), else CROSSSLOT was replied. */
 static int slot_check(struct kv_cmdctx *ctx, const struct cmd *c, int *slot)
 {
 	struct slot_check k = { .ctx = ctx };
 
 	*slot = -1;
-	if (ctx->s->opt.plain)
-		return 0;
 	command_keys(c, ctx->argc, slot_check_one, &k);
-	if (k.cross) {
+	if (k.cross_group || (k.cross && !ctx->s->opt.plain)) {
 		kv_reply_error(ctx->out, "CROSSSLOT Keys in request don't hash "
 					 "to the same slot");
 		return -1;
 	}
-	if (k.have)
+	if (k.have) {
+		ctx->g = kv_group_of_slot(ctx->s, k.first);
+		ctx->slot = k.first;
 		*slot = (int)k.slot;
+	} else {
+		ctx->g = kv_group_home(ctx->s);
+		ctx->slot = ctx->g->first_slot;
+	}
 	return 0;
 }
 
@@ -1579,13 +1588,9 @@ void kv_cmd_exec(struct kv_cmdctx *ctx)
 	/* Data commands run on the leader.  Elsewhere: MOVED with the slot
 	 * of the first key (what cluster clients map to a node), or
 	 * TRYAGAIN/CLUSTERDOWN when the leader is gone or unknown. */
-	if ((c->flags & (F_WRITE | F_READONLY)) && !kv_cmd_is_leader(ctx->s) &&
+	if ((c->flags & (F_WRITE | F_READONLY)) && !kv_cmd_is_leader(ctx->g) &&
 	    !KV_BUG_FOLLOWER_GET(c, txn)) {
-		unsigned first = 0;
-		if (c->first > 0 && (size_t)c->first < ctx->argc)
-			first = kv_key_slot(ctx->argv[c->first],
-					    ctx->lens[c->first]);
-		kv_slot_redirect(ctx->s, first, ctx->out);
+		kv_slot_redirect(ctx->s, ctx->slot, ctx->out);
 		if (txn)
 			kv_multi_fail(txn);
 		return;
@@ -1598,7 +1603,7 @@ void kv_cmd_exec(struct kv_cmdctx *ctx)
 		if (!ctx->queued)
 			kv_multi_fail(txn);
 		else if (slot >= 0)
-			kv_multi_note_slot(txn, (unsigned)slot);
+			kv_multi_note_slot(ctx, txn, (unsigned)slot);
 		return;
 	}
 	c->fn(ctx);

@@ -18,6 +18,8 @@ struct kv_req {
 	struct kv_req *next;	      /* in the connection's FIFO */
 	struct kv_req *lprev, *lnext; /* in the waiting or orphans list */
 	struct kv_conn *conn;	      /* NULL once orphaned */
+	struct kv_group *g;	      /* the group it waits for */
+	unsigned slot;		      /* its key's slot, for MOVED */
 	uint64_t deadline;
 	int kind;
 	uint8_t ready; /* the reply is known (or the read may be evaluated) */
@@ -57,10 +59,11 @@ struct kv_conn {
 	int interest;
 	uint8_t reply_mode; /* KV_REPLY_ON/OFF/SKIP (CLIENT REPLY) */
 	uint64_t created_ms;
-	char name[64];	    /* CLIENT SETNAME */
-	struct kv_txn *txn; /* MULTI/WATCH state (multi.c), or NULL */
-	uint8_t authed;	    /* AUTH succeeded (auth.c) */
-	uint8_t resp3;	    /* HELLO 3 (auth.c): replies in RESP3 */
+	char name[64];		 /* CLIENT SETNAME */
+	struct kv_txn *txn;	 /* MULTI/WATCH state (multi.c), or NULL */
+	struct kv_group *wgroup; /* the group of its last write (WAIT) */
+	uint8_t authed;		 /* AUTH succeeded (auth.c) */
+	uint8_t resp3;		 /* HELLO 3 (auth.c): replies in RESP3 */
 };
 
 static inline size_t kv_conn_unsent(const struct kv_conn *c)

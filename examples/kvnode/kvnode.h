@@ -350,6 +350,7 @@ struct kv_opts {
 	const char *requirepass; /* NULL: no AUTH needed */
 	const char *user;	 /* "NAME:PASS" (--user), or NULL */
 	int plain;		 /* --cluster-mode no: no CROSSSLOT */
+	unsigned groups;	 /* --groups: Raft groups sharing the slots */
 	/* --cluster-secret-file: the peers' shared secret (first line) and
 	 * a previous one still accepted during a rotation (second line);
 	 * lengths 0: none */
@@ -373,19 +374,41 @@ struct kv_batch {
 	int scheduled;
 };
 
+/*
+ * One Raft group (groups.c): a contiguous range of the 16384 slots, its
+ * member of the group (the runtime, the engine, the state machine) and
+ * the requests waiting for that engine.  Every kvnode process hosts
+ * every group; --groups 1 is one group holding every slot.
+ */
+struct kv_group {
+	struct kv_server *s;
+	unsigned idx;			/* 0 .. ngroups-1 */
+	unsigned first_slot, last_slot; /* inclusive */
+	sr_server *srv;			/* the runtime carrying every group */
+	sr_group *grp; /* the group in srv: its engine, log, peers */
+	sr_node *node; /* its engine, for status and the fsm */
+	struct kv_fsm fsm;
+	/* Membership as the engine last reported it (conf_changed). */
+	sr_membership conf;
+	struct kv_batch batch;
+	/* Reads waiting for the end of the iteration, and those waiting
+	 * for their ReadIndex (requests.c). */
+	struct kv_rbatch *rpending, *rbatches;
+	int rscheduled;
+	uint64_t n_transfers; /* leadership handed over by the balancer */
+};
+
 struct kv_server {
 	struct kv_opts opt;
 	sr_loop *loop;
-	sr_server *srv;	    /* the runtime: engine, store, transport */
-	sr_node *node;	    /* its engine, for status and the fsm */
 	uint32_t max_entry; /* the engine's largest entry (max_entry_bytes) */
-	struct kv_fsm fsm;
+	/* The Raft groups (groups.c): slot ranges in order, opt.groups. */
+	struct kv_group *groups;
+	unsigned ngroups;
+	uint64_t balance_timer;
 	int lock_fd;
 	int listen_fd;
 	int accept_paused;
-
-	/* Membership as the engine last reported it (conf_changed). */
-	sr_membership conf;
 
 	uint64_t sweep_timer;
 	int stopping;
@@ -411,12 +434,6 @@ struct kv_server {
 	struct kv_req *waiting_head, *waiting_tail;
 	struct kv_req *orphans;
 
-	struct kv_batch batch;
-	/* Reads waiting for the end of the iteration, and those waiting
-	 * for their ReadIndex (server.c). */
-	struct kv_rbatch *rpending, *rbatches;
-	int rscheduled;
-
 	/* WAITs parked until enough replicas hold their writes (wait.c). */
 	struct kv_wait *waits;
 	size_t nwaits, waits_cap;
@@ -432,12 +449,13 @@ struct kv_server {
 /* raft.c */
 int kv_raft_open(struct kv_server *s);
 void kv_raft_close(struct kv_server *s);
-/* Tell the engine the time before handing it an event (see raft.c). */
+/* Tell the engines the time before reading their status (see raft.c). */
 void kv_raft_sync_time(struct kv_server *s);
 /* Nothing: the runtime re-arms its own timer (kept for callers). */
 void kv_raft_kick(struct kv_server *s);
-/* The client address ("host:port") of member id, or NULL. */
-const char *kv_raft_client_addr(const struct kv_server *s, sr_id id);
+/* The client address ("host:port") of member id in g's configuration,
+ * or NULL. */
+const char *kv_raft_client_addr(const struct kv_group *g, sr_id id);
 /* Split "raft/client" into its parts; 0 or -1. */
 int kv_addr_split(const char *addr, char *raft, size_t raft_cap, char *client,
 		  size_t client_cap);
@@ -452,11 +470,9 @@ int kv_server_listen(struct kv_server *s);
 void kv_server_close_all(struct kv_server *s);
 void kv_server_free_reqs(struct kv_server *s);
 /* Engine callbacks that finish requests. */
-void kv_server_write_done(struct kv_server *s, void *cookie, int status,
+void kv_server_write_done(struct kv_group *g, void *cookie, int status,
 			  void *result);
-void kv_server_read_done(struct kv_server *s, void *cookie, int status);
-/* The reply for "not the leader": MOVED or CLUSTERDOWN. */
-void kv_reply_not_leader(struct kv_server *s, struct kv_buf *b);
+void kv_server_read_done(struct kv_group *g, void *cookie, int status);
 
 /* A command being executed. */
 struct kv_cmdctx {
@@ -466,6 +482,10 @@ struct kv_cmdctx {
 	const char *const *argv;
 	const size_t *lens;
 	struct kv_buf *out; /* where a synchronous reply goes */
+	/* The group the command runs in (its keys' slot, else the home
+	 * group: groups.c) and a slot of that group for MOVED. */
+	struct kv_group *g;
+	unsigned slot;
 	struct kv_txn *txn; /* inside MULTI: queue, do not run (multi.c) */
 	int queued;	    /* set when the command was queued */
 	int session;	    /* inside SESSION id seq: wrap the write */
@@ -480,10 +500,10 @@ void kv_server_async_write(struct kv_cmdctx *ctx, int kind,
 			   const struct kv_buf *encoded);
 void kv_server_async_read(struct kv_cmdctx *ctx, int kind);
 /* Evaluate a read command (argv encoded as by kv_cmd_encode) now. */
-void kv_cmd_eval_read(struct kv_server *s, int kind, const char *enc,
-		      size_t len, struct kv_buf *out);
+void kv_cmd_eval_read(struct kv_group *g, int kind, const char *enc, size_t len,
+		      struct kv_buf *out);
 /* Format a write's outcome. */
-void kv_cmd_write_reply(struct kv_server *s, int kind, int status,
+void kv_cmd_write_reply(struct kv_group *g, int kind, int status,
 			const struct kv_result *r, struct kv_buf *out);
 
 size_t kv_cmd_count(void);
@@ -519,15 +539,15 @@ int kv_cmd_kind_is_write(int kind);
 void kv_cmd_propose(struct kv_cmdctx *ctx, int kind, const struct kv_buf *enc);
 /* This node's wall clock in ms (the leader stamps it into writes). */
 uint64_t kv_wall_ms(void);
-/* 1 if this node leads now. */
-int kv_cmd_is_leader(struct kv_server *s);
+/* 1 if this node leads group g now. */
+int kv_cmd_is_leader(struct kv_group *g);
 
 /* multi.c: transactions (txn.c applies them). */
 struct kv_txn *kv_multi_active(struct kv_cmdctx *ctx);
 void kv_multi_fail(struct kv_txn *t);
 /* A queued command's keys are in slot; EXEC answers CROSSSLOT if the
  * queued commands name more than one slot. */
-void kv_multi_note_slot(struct kv_txn *t, unsigned slot);
+void kv_multi_note_slot(struct kv_cmdctx *ctx, struct kv_txn *t, unsigned slot);
 void kv_multi_free(struct kv_txn *t);
 /* Queue an encoded command (op and its arguments) and reply +QUEUED. */
 void kv_multi_queue(struct kv_cmdctx *ctx, int op, size_t n,
@@ -538,7 +558,26 @@ void kv_multi_cmd_discard(struct kv_cmdctx *ctx);
 void kv_multi_cmd_watch(struct kv_cmdctx *ctx);
 void kv_multi_cmd_unwatch(struct kv_cmdctx *ctx);
 
-/* slots.c: the Redis Cluster protocol over the one Raft group. */
+/* groups.c: the slot ranges and their groups, leader balancing. */
+#define KV_SLOTS      16384
+#define KV_MAX_GROUPS 64
+/* The slot range of group idx of n (contiguous, in order). */
+unsigned kv_group_first_slot(unsigned idx, unsigned n);
+struct kv_group *kv_group_of_slot(struct kv_server *s, unsigned slot);
+/* The group for a command without keys: the first group this node leads,
+ * else group 0 (which redirects). */
+struct kv_group *kv_group_home(struct kv_server *s);
+/* Allocate s->groups (opt.groups of them) with empty maps; -1 on OOM. */
+int kv_groups_init(struct kv_server *s);
+void kv_groups_free(struct kv_server *s);
+/* Refuse a data directory made with another --groups (logged); -1. */
+int kv_groups_check_dir(struct kv_server *s);
+/* Start / stop the leader balancer (a periodic leadership transfer of
+ * each group to its preferred member). */
+int kv_balance_start(struct kv_server *s);
+void kv_balance_stop(struct kv_server *s);
+
+/* slots.c: the Redis Cluster protocol over the Raft groups. */
 /* The slot of a key: CRC16/XMODEM of the key or of its {hash tag}. */
 unsigned kv_key_slot(const char *key, size_t len);
 /* The 40-hex-digit Redis node id of Raft member id. */
@@ -546,8 +585,8 @@ void kv_node_name(const struct kv_server *s, sr_id id, char out[41]);
 /* CLUSTER SLOTS/SHARDS/NODES/MYID/KEYSLOT/COUNTKEYSINSLOT/GETKEYSINSLOT;
  * 0 if argv[1] is none of them (nothing was replied). */
 int kv_slots_cmd(struct kv_cmdctx *ctx);
-/* The reply for a keyed command on a node that is not the leader:
- * MOVED <slot> <leader>, TRYAGAIN (leader silent) or CLUSTERDOWN. */
+/* The reply for a keyed command on a node that does not lead the slot's
+ * group: MOVED <slot> <leader>, TRYAGAIN (leader silent) or CLUSTERDOWN. */
 void kv_slot_redirect(struct kv_server *s, unsigned slot, struct kv_buf *out);
 
 /* auth.c: AUTH, HELLO; 1 if the connection may run command c (name)

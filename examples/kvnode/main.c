@@ -115,7 +115,13 @@ static const char usage_text[] =
 	"one\n"
 	"                      command or transaction must share a slot "
 	"(CROSSSLOT);\n"
-	"                      no: plain Redis, any keys together\n"
+	"                      no: plain Redis, any keys together (of one\n"
+	"                      group)\n"
+	"  --groups N          split the 16384 slots into N Raft groups, one\n"
+	"                      contiguous range each, all hosted by every\n"
+	"                      node; each node serves the ranges whose group\n"
+	"                      it leads (1; 1..64).  Same N on every node.\n"
+	"                      One raft port and one WAL carry them all.\n"
 	"  --max-clients N     client connections (10000; also bounded by the\n"
 	"                      open-file limit, which kvnode raises to its "
 	"hard\n"
@@ -230,6 +236,7 @@ enum {
 	OPT_USER,
 	OPT_CLUSTER_MODE,
 	OPT_SECRET_FILE,
+	OPT_GROUPS,
 	OPT_HELP,
 	OPT_VERSION
 };
@@ -258,6 +265,7 @@ static const struct option long_opts[] = {
 	{ "user", required_argument, NULL, OPT_USER },
 	{ "cluster-mode", required_argument, NULL, OPT_CLUSTER_MODE },
 	{ "cluster-secret-file", required_argument, NULL, OPT_SECRET_FILE },
+	{ "groups", required_argument, NULL, OPT_GROUPS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 }
@@ -467,6 +475,11 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 	case OPT_SECRET_FILE:
 		o->secret_file = v;
 		return *v ? 0 : bad("cluster-secret-file", v, "a file");
+	case OPT_GROUPS:
+		if (parse_u64(v, 1, KV_MAX_GROUPS, &n))
+			return bad("groups", v, "1..64");
+		o->groups = (unsigned)n;
+		return 0;
 	default:
 		return -1;
 	}
@@ -584,6 +597,7 @@ static int parse_args(int argc, char **argv, struct kv_opts *o)
 	o->max_bulk = 512ull * 1024 * 1024;
 	o->timeout_ms = 5000;
 	o->cluster_id = 1;
+	o->groups = 1;
 	o->max_clients = 10000;
 	o->obuf_hard = 256ull * 1024 * 1024;
 	o->obuf_soft = 4ull * 1024 * 1024;
@@ -761,9 +775,8 @@ static void shutdown_all(struct kv_server *s)
 	kv_raft_close(s); /* pending writes are done(SR_EUNKNOWN): freed */
 	kv_server_free_reqs(s);
 	kv_wait_free(s);
-	kv_map_free(&s->fsm.map);
-	if (s->fsm.sessions.b)
-		kv_map_free(&s->fsm.sessions);
+	kv_balance_stop(s);
+	kv_groups_free(s);
 	if (s->loop)
 		sr_loop_destroy(s->loop);
 	s->loop = NULL;
@@ -782,14 +795,15 @@ int main(int argc, char **argv)
 	s->lock_fd = s->listen_fd = -1;
 	raise_nofile(s);
 	if (lock_dir(s) || sr_loop_create(NULL, &s->loop) ||
-	    kv_map_init(&s->fsm.map) || (sfd = signals_setup(s)) < 0) {
+	    kv_groups_init(s) || kv_groups_check_dir(s) ||
+	    (sfd = signals_setup(s)) < 0) {
 		if (s->loop && sfd < 0)
 			kv_log(s, SR_LOG_ERROR, "start-up failed");
 		shutdown_all(s);
 		return 1;
 	}
 	s->started_ms = kv_now_ms(s);
-	if (kv_raft_open(s) || kv_server_listen(s)) {
+	if (kv_raft_open(s) || kv_server_listen(s) || kv_balance_start(s)) {
 		shutdown_all(s);
 		close(sfd);
 		return 1;

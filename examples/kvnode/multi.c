@@ -31,8 +31,10 @@ struct kv_txn {
 	int have_slot;
 	unsigned key_slot; /* the slot of the keys queued so far */
 	int have_key_slot;
-	int cross;	    /* queued keys in more than one slot: CROSSSLOT */
-	struct kv_buf cmds; /* encoded commands, back to back */
+	int cross;	 /* queued keys in more than one slot: CROSSSLOT */
+	int cross_group; /* ... or group (watches included) */
+	struct kv_group *group; /* of the keys queued or watched so far */
+	struct kv_buf cmds;	/* encoded commands, back to back */
 	size_t *ends;
 	size_t n, cap;
 	struct kv_buf watch; /* <u32 len><key><u32 len><digest>... */
@@ -62,7 +64,8 @@ static struct kv_txn *txn_of(struct kv_cmdctx *ctx, int create)
 static void txn_reset(struct kv_txn *t)
 {
 	t->active = t->failed = t->have_slot = 0;
-	t->have_key_slot = t->cross = 0;
+	t->have_key_slot = t->cross = t->cross_group = 0;
+	t->group = NULL;
 	t->cmds.len = 0;
 	t->watch.len = 0;
 	t->n = t->nwatch = 0;
@@ -80,10 +83,22 @@ void kv_multi_fail(struct kv_txn *t)
 	t->failed = 1;
 }
 
+/* A transaction is one entry of one group: its keys (and watches) must
+ * all be in that group. */
+static void note_group(struct kv_txn *t, struct kv_group *g)
+{
+	if (t->group && t->group != g)
+		t->cross_group = 1;
+	t->group = g;
+}
+
 /* Redis Cluster checks the keys of every queued command together when
  * EXEC arrives; kvnode notes them as they are queued. */
-void kv_multi_note_slot(struct kv_txn *t, unsigned slot)
+void kv_multi_note_slot(struct kv_cmdctx *ctx, struct kv_txn *t, unsigned slot)
 {
+	note_group(t, kv_group_of_slot(ctx->s, slot));
+	if (ctx->s->opt.plain)
+		return;
 	if (t->have_key_slot && t->key_slot != slot)
 		t->cross = 1;
 	t->key_slot = slot;
@@ -167,7 +182,7 @@ void kv_multi_cmd_watch(struct kv_cmdctx *ctx)
 		const char *argv[2] = { ctx->argv[i], (const char *)d };
 		size_t lens[2] = { ctx->lens[i], 0 };
 		struct kv_buf one = { 0 };
-		kv_txn_digest(&ctx->s->fsm.map, ctx->argv[i], ctx->lens[i], d,
+		kv_txn_digest(&ctx->g->fsm.map, ctx->argv[i], ctx->lens[i], d,
 			      &dl);
 		lens[1] = dl;
 		/* Encoded as a command, then its 5-byte header dropped:
@@ -181,6 +196,7 @@ void kv_multi_cmd_watch(struct kv_cmdctx *ctx)
 		kv_buf_free(&one);
 		t->nwatch += 2;
 	}
+	note_group(t, ctx->g);
 	kv_reply_simple(ctx->out, "OK");
 }
 
@@ -191,6 +207,8 @@ void kv_multi_cmd_unwatch(struct kv_cmdctx *ctx)
 	if (t && !t->active) {
 		t->watch.len = 0;
 		t->nwatch = 0;
+		t->group = NULL;
+		t->cross_group = 0;
 	}
 	kv_reply_simple(ctx->out, "OK");
 }
@@ -236,14 +254,17 @@ void kv_multi_cmd_exec(struct kv_cmdctx *ctx)
 		kv_reply_error(ctx->out, "ERR EXEC without MULTI");
 		return;
 	}
+	/* The entry goes to the group of its keys (home without keys). */
+	ctx->g = t->group ? t->group : kv_group_home(ctx->s);
+	ctx->slot = t->have_slot ? t->slot : ctx->g->first_slot;
 	if (t->failed) {
 		kv_reply_error(ctx->out, "EXECABORT Transaction discarded "
 					 "because of previous errors.");
-	} else if (t->cross) {
+	} else if (t->cross || t->cross_group) {
 		kv_reply_error(ctx->out, "CROSSSLOT Keys in request don't hash "
 					 "to the same slot");
-	} else if (!kv_cmd_is_leader(ctx->s)) {
-		kv_slot_redirect(ctx->s, t->have_slot ? t->slot : 0, ctx->out);
+	} else if (!kv_cmd_is_leader(ctx->g)) {
+		kv_slot_redirect(ctx->s, ctx->slot, ctx->out);
 	} else if (build_entry(t, &enc)) {
 		kv_reply_error(ctx->out, "ERR out of memory (transaction "
 					 "discarded)");

@@ -112,28 +112,24 @@ void kv_req_unhold(struct kv_server *s, struct kv_req *r)
 /* Asynchronous commands                                              */
 /* ------------------------------------------------------------------ */
 
-void kv_reply_not_leader(struct kv_server *s, struct kv_buf *b)
+/* The group lost its leader after taking the request: MOVED to the new
+ * one with the key's slot, or CLUSTERDOWN. */
+static void reply_not_leader(struct kv_group *g, unsigned slot,
+			     struct kv_buf *b)
 {
+	struct kv_server *s = g->s;
 	sr_status st;
 	const char *addr;
 
-	sr_node_status(s->node, &st);
+	sr_node_status(g->node, &st);
 	s->n_moved++;
 	addr = st.leader && st.leader != s->opt.id
-		       ? kv_raft_client_addr(s, st.leader)
+		       ? kv_raft_client_addr(g, st.leader)
 		       : NULL;
 	if (addr)
-		kv_reply_errorf(b, "MOVED 0 %s", addr);
+		kv_reply_errorf(b, "MOVED %u %s", slot, addr);
 	else
 		kv_reply_error(b, "CLUSTERDOWN no leader");
-}
-
-static int is_leader(struct kv_server *s)
-{
-	sr_status st;
-
-	sr_node_status(s->node, &st);
-	return st.role == SR_LEADER;
 }
 
 /* Answer a request that failed before the engine took it. */
@@ -145,7 +141,7 @@ static void req_fail(struct kv_server *s, struct kv_req *r, int err)
 		return;
 	live->buf.len = 0;
 	if (err == SR_ENOTLEADER)
-		kv_reply_not_leader(s, &live->buf);
+		reply_not_leader(live->g, live->slot, &live->buf);
 	else if (err == SR_EBUSY || err == SR_ETRANSFER)
 		kv_reply_errorf(&live->buf, "TRYAGAIN %s (not executed)",
 				sr_strerror(err));
@@ -158,8 +154,9 @@ static void req_fail(struct kv_server *s, struct kv_req *r, int err)
 
 static void batch_flush(sr_loop *loop, void *ctx)
 {
-	struct kv_server *s = ctx;
-	struct kv_batch *b = &s->batch;
+	struct kv_group *g = ctx;
+	struct kv_server *s = g->s;
+	struct kv_batch *b = &g->batch;
 	sr_buf bufs[256];
 	size_t i = 0;
 
@@ -173,8 +170,8 @@ static void batch_flush(sr_loop *loop, void *ctx)
 			bufs[j].base = b->data.p + from;
 			bufs[j].len = b->ends[i + j] - from;
 		}
-		rc = sr_server_propose_batch(
-			s->srv, bufs, k, (void *const *)(b->reqs + i), NULL);
+		rc = sr_group_propose_batch(g->grp, bufs, k,
+					    (void *const *)(b->reqs + i), NULL);
 		if (rc > 0) {
 			i += (size_t)rc;
 			continue;
@@ -192,10 +189,10 @@ static void batch_flush(sr_loop *loop, void *ctx)
 		kv_buf_free(&b->data);
 }
 
-static int batch_add(struct kv_server *s, struct kv_req *r,
+static int batch_add(struct kv_group *g, struct kv_req *r,
 		     const struct kv_buf *enc)
 {
-	struct kv_batch *b = &s->batch;
+	struct kv_batch *b = &g->batch;
 
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 64;
@@ -214,7 +211,7 @@ static int batch_add(struct kv_server *s, struct kv_req *r,
 		return -1;
 	b->ends[b->n] = b->data.len;
 	b->reqs[b->n++] = r;
-	if (!b->scheduled && sr_loop_defer(s->loop, batch_flush, s) == 0)
+	if (!b->scheduled && sr_loop_defer(g->s->loop, batch_flush, g) == 0)
 		b->scheduled = 1;
 	return 0;
 }
@@ -225,8 +222,8 @@ static struct kv_req *async_begin(struct kv_cmdctx *ctx, int kind)
 	struct kv_server *s = ctx->s;
 	struct kv_req *r;
 
-	if (!is_leader(s)) {
-		kv_reply_not_leader(s, ctx->out);
+	if (!kv_cmd_is_leader(ctx->g)) {
+		kv_slot_redirect(s, ctx->slot, ctx->out);
 		return NULL;
 	}
 	r = kv_req_new(ctx->c, kind);
@@ -234,6 +231,8 @@ static struct kv_req *async_begin(struct kv_cmdctx *ctx, int kind)
 		kv_reply_error(ctx->out, "ERR out of memory");
 		return NULL;
 	}
+	r->g = ctx->g;
+	r->slot = ctx->slot;
 	r->deadline = kv_now_ms(s) + s->opt.timeout_ms;
 	r->held = 1;
 	list_add_waiting(s, r);
@@ -248,6 +247,7 @@ void kv_server_async_write(struct kv_cmdctx *ctx, int kind,
 	if (!r)
 		return;
 	ctx->s->n_writes++;
+	ctx->c->wgroup = ctx->g;
 #ifdef KV_BUG_EARLY_ACK
 	/* Injected bug for test/jepsen (make KV_BUG=early-ack): SET is
 	 * acknowledged when proposed, before it commits.  Never in a real
@@ -263,7 +263,7 @@ void kv_server_async_write(struct kv_cmdctx *ctx, int kind,
 	 * included, for as long as its pages take to fault in). */
 	if (encoded->len > ctx->s->max_entry)
 		req_fail(ctx->s, r, SR_ETOOBIG);
-	else if (batch_add(ctx->s, r, encoded))
+	else if (batch_add(ctx->g, r, encoded))
 		req_fail(ctx->s, r, SR_ENOMEM);
 }
 
@@ -275,17 +275,17 @@ void kv_server_async_write(struct kv_cmdctx *ctx, int kind,
  * engine's work per read constant however many clients pipeline GETs.
  */
 struct kv_rbatch {
-	struct kv_rbatch *prev, *next; /* outstanding batches */
+	struct kv_rbatch *prev, *next; /* outstanding batches of its group */
 	size_t n, cap;
 	struct kv_req **reqs;
 };
 
-static void rbatch_unlink(struct kv_server *s, struct kv_rbatch *b)
+static void rbatch_unlink(struct kv_group *g, struct kv_rbatch *b)
 {
 	if (b->prev)
 		b->prev->next = b->next;
 	else
-		s->rbatches = b->next;
+		g->rbatches = b->next;
 	if (b->next)
 		b->next->prev = b->prev;
 	b->prev = b->next = NULL;
@@ -308,7 +308,7 @@ static void read_one_done(struct kv_server *s, struct kv_req *req, int status)
 	} else {
 		r->buf.len = 0;
 		if (status == SR_ENOTLEADER)
-			kv_reply_not_leader(s, &r->buf);
+			reply_not_leader(r->g, r->slot, &r->buf);
 		else
 			kv_reply_errorf(&r->buf,
 					"CLUSTERDOWN read not confirmed: %s",
@@ -320,23 +320,23 @@ static void read_one_done(struct kv_server *s, struct kv_req *req, int status)
 
 static void read_flush(sr_loop *loop, void *ctx)
 {
-	struct kv_server *s = ctx;
-	struct kv_rbatch *b = s->rpending;
+	struct kv_group *g = ctx;
+	struct kv_rbatch *b = g->rpending;
 	int rc;
 
 	(void)loop;
-	s->rscheduled = 0;
-	s->rpending = NULL;
+	g->rscheduled = 0;
+	g->rpending = NULL;
 	if (!b)
 		return;
 	/* Linked first: read_done may come from inside the call. */
-	b->next = s->rbatches;
-	if (s->rbatches)
-		s->rbatches->prev = b;
-	s->rbatches = b;
-	rc = sr_server_read(s->srv, b);
+	b->next = g->rbatches;
+	if (g->rbatches)
+		g->rbatches->prev = b;
+	g->rbatches = b;
+	rc = sr_group_read(g->grp, b);
 	if (rc)
-		kv_server_read_done(s, b, rc);
+		kv_server_read_done(g, b, rc);
 }
 
 void kv_server_async_read(struct kv_cmdctx *ctx, int kind)
@@ -349,14 +349,15 @@ void kv_server_async_read(struct kv_cmdctx *ctx, int kind)
 	/* Injected bugs for test/jepsen (make KV_BUG=stale-reads: a
 	 * follower, KV_BUG=leader-reads: the leader) answer reads from their
 	 * own map at once, no ReadIndex round.  Never in a real build. */
-	int here = !is_leader(s);
+	int here = !kv_cmd_is_leader(ctx->g);
 #ifdef KV_BUG_LEADER_READS
 	here = !here;
 #endif
 	if (here) {
 		struct kv_buf enc = { 0 };
 		if (!kv_cmd_encode(&enc, 0, ctx->argc, ctx->argv, ctx->lens))
-			kv_cmd_eval_read(s, kind, enc.p, enc.len, ctx->out);
+			kv_cmd_eval_read(ctx->g, kind, enc.p, enc.len,
+					 ctx->out);
 		kv_buf_free(&enc);
 		return;
 	}
@@ -368,9 +369,9 @@ void kv_server_async_read(struct kv_cmdctx *ctx, int kind)
 	/* Keep the arguments: the input buffer moves on. */
 	if (kv_cmd_encode(&r->buf, 0, ctx->argc, ctx->argv, ctx->lens))
 		goto fail;
-	if (!s->rpending && !(s->rpending = calloc(1, sizeof(*b))))
+	if (!ctx->g->rpending && !(ctx->g->rpending = calloc(1, sizeof(*b))))
 		goto fail;
-	b = s->rpending;
+	b = ctx->g->rpending;
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 16;
 		struct kv_req **reqs = realloc(b->reqs, cap * sizeof(*reqs));
@@ -380,34 +381,35 @@ void kv_server_async_read(struct kv_cmdctx *ctx, int kind)
 		b->cap = cap;
 	}
 	b->reqs[b->n++] = r;
-	if (!s->rscheduled && sr_loop_defer(s->loop, read_flush, s) == 0)
-		s->rscheduled = 1;
+	if (!ctx->g->rscheduled &&
+	    sr_loop_defer(s->loop, read_flush, ctx->g) == 0)
+		ctx->g->rscheduled = 1;
 	return;
 fail:
 	req_fail(s, r, SR_ENOMEM);
 }
 
-void kv_server_write_done(struct kv_server *s, void *cookie, int status,
+void kv_server_write_done(struct kv_group *g, void *cookie, int status,
 			  void *result)
 {
-	struct kv_req *r = req_release(s, cookie);
+	struct kv_req *r = req_release(g->s, cookie);
 
 	if (r) {
 		r->buf.len = 0;
-		kv_cmd_write_reply(s, r->kind, status, result, &r->buf);
+		kv_cmd_write_reply(g, r->kind, status, result, &r->buf);
 		r->ready = 1;
 		kv_conn_pump(r->conn);
 	}
 	free(result);
 }
 
-void kv_server_read_done(struct kv_server *s, void *cookie, int status)
+void kv_server_read_done(struct kv_group *g, void *cookie, int status)
 {
 	struct kv_rbatch *b = cookie;
 
-	rbatch_unlink(s, b);
+	rbatch_unlink(g, b);
 	for (size_t i = 0; i < b->n; i++)
-		read_one_done(s, b->reqs[i], status);
+		read_one_done(g->s, b->reqs[i], status);
 	rbatch_free(b);
 }
 
@@ -447,8 +449,6 @@ int kv_req_sweep_start(struct kv_server *s)
 /* After the engine is destroyed: nobody will call back any more. */
 void kv_server_free_reqs(struct kv_server *s)
 {
-	struct kv_batch *b = &s->batch;
-
 	while (s->waiting_head) {
 		struct kv_req *r = s->waiting_head;
 		list_unlink(s, r);
@@ -459,18 +459,22 @@ void kv_server_free_reqs(struct kv_server *s)
 		list_unlink(s, r);
 		req_free(r);
 	}
-	kv_buf_free(&b->data);
-	free(b->ends);
-	free(b->reqs);
-	memset(b, 0, sizeof(*b));
-	/* Read batches the engine never answered (their requests were on
-	 * the lists above). */
-	while (s->rbatches) {
-		struct kv_rbatch *rb = s->rbatches;
-		rbatch_unlink(s, rb);
-		rbatch_free(rb);
+	for (unsigned i = 0; i < s->ngroups; i++) {
+		struct kv_group *g = &s->groups[i];
+		struct kv_batch *b = &g->batch;
+		kv_buf_free(&b->data);
+		free(b->ends);
+		free(b->reqs);
+		memset(b, 0, sizeof(*b));
+		/* Read batches the engine never answered (their requests
+		 * were on the lists above). */
+		while (g->rbatches) {
+			struct kv_rbatch *rb = g->rbatches;
+			rbatch_unlink(g, rb);
+			rbatch_free(rb);
+		}
+		if (g->rpending)
+			rbatch_free(g->rpending);
+		g->rpending = NULL;
 	}
-	if (s->rpending)
-		rbatch_free(s->rpending);
-	s->rpending = NULL;
 }

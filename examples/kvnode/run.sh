@@ -4,6 +4,10 @@
 #   make run                    build kvnode, start nodes 1-3 (only those not
 #                               running: a dead node is restarted, live ones
 #                               are left alone), wait for a leader
+#   make run GROUPS=N           the same with --groups N: the slots split
+#                               over N Raft groups, leaders spread over
+#                               the three nodes (same N for the life of
+#                               the data: kvnode refuses another N)
 #   make stop                   stop them (examples/kvnode/stop.sh)
 #
 # Environment (all optional):
@@ -11,6 +15,7 @@
 #   KVNODE_PORT      first client port (default 7001: clients on 7001-7003)
 #   KVNODE_RAFT_PORT first Raft port (default KVNODE_PORT + 10000)
 #   KVNODE_STORAGE   wal (default) or mem
+#   KVNODE_GROUPS    Raft groups (default 1; make passes GROUPS)
 #   KVNODE_BIN       the kvnode binary (make passes it)
 #
 # `run.sh --check-tools` only checks that the build tools are installed.
@@ -20,6 +25,7 @@ DIR=${KVNODE_RUN_DIR:-run/kvnode}
 PORT=${KVNODE_PORT:-7001}
 RPORT=${KVNODE_RAFT_PORT:-$((PORT + 10000))}
 STORAGE=${KVNODE_STORAGE:-wal}
+NG=${KVNODE_GROUPS:-1}
 BIN=${KVNODE_BIN:-build/examples/kvnode/kvnode}
 
 need() { # need COMMAND PACKAGE WHY
@@ -45,6 +51,11 @@ if [[ ! -x $BIN ]]; then
 	echo "kvnode run: $BIN is not built; run 'make run' (or 'make kvnode') from the source tree."
 	exit 1
 fi
+if ! [[ $NG =~ ^[0-9]+$ ]] || ((NG < 1 || NG > 64)); then
+	echo "kvnode run: GROUPS=$NG must be a number in 1..64"
+	exit 1
+fi
+rport() { echo $((RPORT + $1 - 1)); } # node i's raft port
 for v in "KVNODE_PORT=$PORT" "KVNODE_RAFT_PORT=$RPORT"; do
 	if ! [[ ${v#*=} =~ ^[0-9]+$ ]] || ((${v#*=} < 1024 || ${v#*=} > 65000)); then
 		echo "kvnode run: $v must be a number in 1024..65000"
@@ -77,7 +88,7 @@ for i in 1 2 3; do
 	fi
 done
 for i in "${todo[@]}"; do
-	for p in $((PORT + i - 1)) $((RPORT + i - 1)); do
+	for p in $((PORT + i - 1)) $(rport "$i"); do
 		if port_busy "$p"; then
 			echo "kvnode run: port $p on 127.0.0.1 is in use."
 			echo "  pick other ports:  make run KVNODE_PORT=7101   (or stop what uses $p)"
@@ -88,14 +99,15 @@ done
 
 peers=""
 for i in 1 2 3; do
-	peers+="${peers:+,}$i=127.0.0.1:$((RPORT + i - 1))/127.0.0.1:$((PORT + i - 1))"
+	peers+="${peers:+,}$i=127.0.0.1:$(rport "$i")/127.0.0.1:$((PORT + i - 1))"
 done
 
 for i in "${todo[@]}"; do
-	echo "kvnode run: starting node $i (client port $((PORT + i - 1)), raft port $((RPORT + i - 1)))"
+	rp=$(rport "$i")
+	echo "kvnode run: starting node $i (client port $((PORT + i - 1)), raft port $rp$( ((NG > 1)) && echo ", $NG groups"))"
 	nohup "$BIN" --id "$i" --data "$DIR/node$i" \
 		--client "127.0.0.1:$((PORT + i - 1))" \
-		--raft "127.0.0.1:$((RPORT + i - 1))" \
+		--raft "127.0.0.1:$rp" --groups "$NG" \
 		--peers "$peers" --storage "$STORAGE" \
 		>>"$DIR/node$i.log" 2>&1 </dev/null &
 	echo $! >"$DIR/node$i.pid"
@@ -129,13 +141,15 @@ for _ in $(seq 1 150); do
 	done
 	# Done when one node leads and every node knows it (a restarted
 	# node must have heard from the leader before it can redirect).
-	leader="" known=0
+	# With groups: every node knows a leader for every group.
+	leader="" known=0 gknown=0
 	for i in 1 2 3; do
 		inf=$(info_raft $((PORT + i - 1)))
 		grep -q '^role:leader' <<<"$inf" && leader=$i
 		grep -q '^leader_id:[1-9]' <<<"$inf" && known=$((known + 1))
+		gknown=$((gknown + $(grep -c '^group_[0-9]*:.*leader_id=[1-9]' <<<"$inf")))
 	done
-	[[ -n $leader && $known == 3 ]] && break
+	[[ -n $leader && $known == 3 && $gknown == $((3 * NG)) ]] && break
 	sleep 0.1
 done
 if [[ -z $leader ]]; then
@@ -144,10 +158,10 @@ if [[ -z $leader ]]; then
 fi
 
 cat <<EOF
-kvnode: 3-node cluster running ($STORAGE storage); node $leader is the leader.
+kvnode: 3-node cluster running ($STORAGE storage$( ((NG > 1)) && echo ", $NG Raft groups")); node $leader $( ((NG > 1)) && echo "leads group 0" || echo "is the leader").
   data and logs:  $DIR/node{1,2,3}  $DIR/node{1,2,3}.log
   clients:        127.0.0.1:$PORT  127.0.0.1:$((PORT + 1))  127.0.0.1:$((PORT + 2))
-  raft (peers):   127.0.0.1:$RPORT  127.0.0.1:$((RPORT + 1))  127.0.0.1:$((RPORT + 2))
+  raft (peers):   127.0.0.1:$(rport 1)  127.0.0.1:$(rport 2)  127.0.0.1:$(rport 3)
 
 Connect with redis-cli (-c follows the MOVED redirects to the leader):
   redis-cli -c -p $PORT
@@ -155,7 +169,7 @@ Connect with redis-cli (-c follows the MOVED redirects to the leader):
   redis-cli -c -p $((PORT + 1)) GET greeting
   redis-cli -p $PORT INFO raft
   redis-cli -p $PORT CLUSTER NODES
-  redis-benchmark -p $((PORT + leader - 1)) -t set,get,incr -q      (against the leader)
+$(if ((NG > 1)); then echo "  redis-benchmark --cluster -p $PORT -t set,get,incr -q      (every group's leader)"; else echo "  redis-benchmark -p $((PORT + leader - 1)) -t set,get,incr -q      (against the leader)"; fi)
   redis-cli --cluster check 127.0.0.1:$PORT
 Stop it with:  make stop        (the data stays in $DIR; delete it to start afresh)
 'make run' again restarts only the nodes that are down.

@@ -186,7 +186,7 @@ void kv_conn_pump(struct kv_conn *c)
 		if (r->silent)
 			; /* CLIENT REPLY OFF/SKIP */
 		else if (r->eval) {
-			kv_cmd_eval_read(c->s, r->kind, r->buf.p, r->buf.len,
+			kv_cmd_eval_read(r->g, r->kind, r->buf.p, r->buf.len,
 					 &c->out);
 			c->share += c->out.len - before;
 		} else

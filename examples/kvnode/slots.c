@@ -1,5 +1,5 @@
 /*
- * slots.c — the Redis Cluster protocol on top of one Raft group.
+ * slots.c — the Redis Cluster protocol on top of the Raft groups.
  *
  * Redis Cluster clients (redis-py RedisCluster, ioredis Cluster,
  * redis-cli -c / --cluster, redis-benchmark --cluster) learn the cluster
@@ -8,13 +8,19 @@
  * command to the master of that slot; a wrong guess is corrected with
  * "-MOVED <slot> <host:port>".
  *
- * kvnode has one Raft group, so there is one shard holding all 16384
- * slots: its master is the Raft leader, its replicas the other members
- * (learners are replicas flagged "nofailover").  Every node answers from
- * its own view of the group; nodes agree as soon as they agree on the
- * leader.  While no leader is known a node names itself master, so that a
- * client's next command lands on a live node and is told CLUSTERDOWN or
- * TRYAGAIN there rather than dialling a dead address.
+ * Each Raft group (groups.c) holds one contiguous slot range: the
+ * range's master is the group's leader, its replicas the other members
+ * (learners are replicas flagged "nofailover").  With --groups 1 that is
+ * one shard holding all 16384 slots.  Every node answers from its own
+ * view of each group; nodes agree as soon as they agree on the leaders.
+ * While a group's leader is unknown a node names itself master of that
+ * range, so that a client's next command lands on a live node and is told
+ * CLUSTERDOWN or TRYAGAIN there rather than dialling a dead address.
+ *
+ * CLUSTER SLOTS and SHARDS list one entry per group.  CLUSTER NODES has
+ * one line per process, and Redis gives a process one role: a process
+ * that leads some groups is a master holding their ranges; one that
+ * leads none is shown as a replica of group 0's master.
  *
  * Node ids are the 40 hex digits Redis uses, derived from the cluster id
  * and the Raft id (16 + 24 digits), so they are stable across restarts
@@ -33,8 +39,6 @@
 #include <time.h>
 
 #include "kvnode.h"
-
-#define KV_SLOTS 16384
 
 /* CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0), bitwise:
  * slot computations are rare enough (once per keyed command) that a
@@ -104,15 +108,25 @@ struct node_view {
 	int master, learner, self;
 };
 
-/* The members (removed ones left out) with the master first. */
-static size_t view(struct kv_server *s, struct node_view *v, size_t cap)
+/* The leader of group g as this node names it: itself while unknown. */
+static sr_id group_master(const struct kv_group *g)
 {
-	const sr_membership *conf = sr_node_membership(s->node);
+	sr_status st;
+
+	sr_node_status(g->node, &st);
+	return st.leader ? st.leader : g->s->opt.id;
+}
+
+/* Group g's members (removed ones left out) with the master first. */
+static size_t view(struct kv_group *g, struct node_view *v, size_t cap)
+{
+	struct kv_server *s = g->s;
+	const sr_membership *conf = sr_node_membership(g->node);
 	sr_id master;
 	sr_status st;
 	size_t n = 0;
 
-	sr_node_status(s->node, &st);
+	sr_node_status(g->node, &st);
 	master = st.leader ? st.leader : s->opt.id;
 	for (uint32_t i = 0; conf && i < conf->n && n < cap; i++) {
 		const sr_member *m = &conf->members[i];
@@ -140,45 +154,22 @@ static size_t view(struct kv_server *s, struct node_view *v, size_t cap)
 	return n;
 }
 
-/* CLUSTER SLOTS: [[0, 16383, [host, port, id], replicas...]] */
-static void cluster_slots(struct kv_cmdctx *ctx)
+/* One group's shard (1), or nothing when its members are unknown (0). */
+static int shard_entry(struct kv_cmdctx *ctx, struct kv_group *g)
 {
 	struct node_view v[SR_MAX_MEMBERS];
-	size_t n = view(ctx->s, v, SR_MAX_MEMBERS);
-
-	if (n == 0) {
-		kv_reply_array(ctx->out, 0);
-		return;
-	}
-	kv_reply_array(ctx->out, 1);
-	kv_reply_array(ctx->out, 2 + n);
-	kv_reply_int(ctx->out, 0);
-	kv_reply_int(ctx->out, KV_SLOTS - 1);
-	for (size_t i = 0; i < n; i++) {
-		kv_reply_array(ctx->out, 3);
-		kv_reply_cstr(ctx->out, v[i].host);
-		kv_reply_int(ctx->out, v[i].port);
-		kv_reply_cstr(ctx->out, v[i].name);
-	}
-}
-
-/* CLUSTER SHARDS: one shard, its slot range and its nodes. */
-static void cluster_shards(struct kv_cmdctx *ctx)
-{
-	struct node_view v[SR_MAX_MEMBERS];
-	size_t n = view(ctx->s, v, SR_MAX_MEMBERS);
+	size_t n = view(g, v, SR_MAX_MEMBERS);
 	int r3 = kv_server_conn_resp3(ctx->c);
 	sr_status st;
 
-	sr_node_status(ctx->s->node, &st);
-	kv_reply_array(ctx->out, n ? 1 : 0);
 	if (n == 0)
-		return;
+		return 0;
+	sr_node_status(g->node, &st);
 	kv_reply_map(ctx->out, 2, r3);
 	kv_reply_cstr(ctx->out, "slots");
 	kv_reply_array(ctx->out, 2);
-	kv_reply_int(ctx->out, 0);
-	kv_reply_int(ctx->out, KV_SLOTS - 1);
+	kv_reply_int(ctx->out, g->first_slot);
+	kv_reply_int(ctx->out, g->last_slot);
 	kv_reply_cstr(ctx->out, "nodes");
 	kv_reply_array(ctx->out, n);
 	for (size_t i = 0; i < n; i++) {
@@ -198,37 +189,102 @@ static void cluster_shards(struct kv_cmdctx *ctx)
 		kv_reply_cstr(ctx->out, "health");
 		kv_reply_cstr(ctx->out, "online");
 	}
+	return 1;
+}
+
+/* CLUSTER SLOTS: [[first, last, [host, port, id], replicas...], ...],
+ * one entry per group whose members are known. */
+static void cluster_slots(struct kv_cmdctx *ctx)
+{
+	struct kv_server *s = ctx->s;
+	struct kv_buf body = { 0 };
+	size_t entries = 0;
+
+	for (unsigned gi = 0; gi < s->ngroups; gi++) {
+		struct kv_group *g = &s->groups[gi];
+		struct node_view v[SR_MAX_MEMBERS];
+		size_t n = view(g, v, SR_MAX_MEMBERS);
+		if (n == 0)
+			continue;
+		entries++;
+		kv_reply_array(&body, 2 + n);
+		kv_reply_int(&body, g->first_slot);
+		kv_reply_int(&body, g->last_slot);
+		for (size_t i = 0; i < n; i++) {
+			kv_reply_array(&body, 3);
+			kv_reply_cstr(&body, v[i].host);
+			kv_reply_int(&body, v[i].port);
+			kv_reply_cstr(&body, v[i].name);
+		}
+	}
+	kv_reply_array(ctx->out, entries);
+	kv_buf_put(ctx->out, body.p, body.len);
+	kv_buf_free(&body);
+}
+
+/* CLUSTER SHARDS: one shard per group, its slot range and its nodes. */
+static void cluster_shards(struct kv_cmdctx *ctx)
+{
+	struct kv_server *s = ctx->s;
+	struct kv_buf body = { 0 };
+	struct kv_buf *out = ctx->out;
+	size_t shards = 0;
+
+	ctx->out = &body;
+	for (unsigned gi = 0; gi < s->ngroups; gi++)
+		shards += shard_entry(ctx, &s->groups[gi]);
+	ctx->out = out;
+	kv_reply_array(out, shards);
+	kv_buf_put(out, body.p, body.len);
+	kv_buf_free(&body);
 }
 
 /*
  * CLUSTER NODES in Redis's format, one line per node:
  *   <id> <ip:port@bus-port> <flags> <master-id|-> <ping-sent> <pong-recv>
  *   <config-epoch> <link-state> [<slot range>]
- * The bus port is the Raft port.  The config epoch is the Raft term.
+ * The bus port is the Raft port.  The config epoch is group 0's Raft
+ * term.  A master lists the ranges of the groups it leads, adjacent ones
+ * merged.
  */
 static void cluster_nodes(struct kv_server *s, struct kv_buf *o)
 {
 	struct node_view v[SR_MAX_MEMBERS];
-	size_t n = view(s, v, SR_MAX_MEMBERS);
+	size_t n = view(&s->groups[0], v, SR_MAX_MEMBERS);
+	sr_id masters[KV_MAX_GROUPS];
 	struct timespec ts;
 	unsigned long long now_ms;
 	sr_status st;
 
-	sr_node_status(s->node, &st);
+	for (unsigned g = 0; g < s->ngroups; g++)
+		masters[g] = group_master(&s->groups[g]);
+	sr_node_status(s->groups[0].node, &st);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now_ms = (unsigned long long)ts.tv_sec * 1000 +
 		 (unsigned long long)ts.tv_nsec / 1000000;
 	for (size_t i = 0; i < n; i++) {
+		int master = 0;
+		for (unsigned g = 0; g < s->ngroups; g++)
+			master |= masters[g] == v[i].id;
 		kv_buf_printf(o, "%s %s:%d@%d %s%s%s %s 0 %llu %llu connected",
 			      v[i].name, v[i].host, v[i].port, v[i].bus_port,
 			      v[i].self ? "myself," : "",
-			      v[i].master ? "master" : "slave",
+			      master ? "master" : "slave",
 			      v[i].learner ? ",nofailover" : "",
-			      v[i].master ? "-" : v[0].name,
+			      master ? "-" : v[0].name,
 			      v[i].self ? 0ULL : now_ms,
 			      (unsigned long long)st.term);
-		if (v[i].master)
-			kv_buf_printf(o, " 0-%d", KV_SLOTS - 1);
+		for (unsigned g = 0; g < s->ngroups; g++) {
+			unsigned last = g;
+			if (masters[g] != v[i].id)
+				continue;
+			while (last + 1 < s->ngroups &&
+			       masters[last + 1] == v[i].id)
+				last++;
+			kv_buf_printf(o, " %u-%u", s->groups[g].first_slot,
+				      s->groups[last].last_slot);
+			g = last;
+		}
 		kv_buf_put(o, "\n", 1);
 	}
 }
@@ -236,7 +292,7 @@ static void cluster_nodes(struct kv_server *s, struct kv_buf *o)
 /* COUNTKEYSINSLOT / GETKEYSINSLOT: a scan of this node's map. */
 static void keys_in_slot(struct kv_cmdctx *ctx, int get)
 {
-	const struct kv_map *m = &ctx->s->fsm.map;
+	const struct kv_map *m;
 	const struct kv_ent *e = NULL;
 	struct kv_buf body = { 0 };
 	long long slot, count = LLONG_MAX, n = 0;
@@ -252,6 +308,7 @@ static void keys_in_slot(struct kv_cmdctx *ctx, int get)
 		kv_reply_error(ctx->out, "ERR Invalid slot or number of keys");
 		return;
 	}
+	m = &kv_group_of_slot(ctx->s, (unsigned)slot)->fsm.map;
 	while (n < count && (e = kv_map_next(m, &bucket, e)) != NULL) {
 		if (kv_key_slot(kv_ent_key(e), e->klen) != (unsigned)slot)
 			continue;
@@ -303,16 +360,33 @@ int kv_slots_cmd(struct kv_cmdctx *ctx)
 	return 1;
 }
 
+/*
+ * 1 if this process has no connection to the leader's process, either way.
+ * Every group shares one connection per peer process, so a leader whose
+ * process died is seen at once, even by a group whose engine has not
+ * been ticked since (only group 0 is ticked on demand: its leader_age_ms
+ * is fresh, the other groups' only as of their last event).
+ */
+static int leader_unreachable(const struct kv_group *g, sr_id leader)
+{
+	sr_tcp_peer_info pi;
+
+	if (leader == g->s->opt.id ||
+	    sr_tcp_peer_get(sr_server_tcp(g->srv), leader, &pi))
+		return 0;
+	return pi.state != SR_TCP_UP && !pi.inbound;
+}
+
 void kv_slot_redirect(struct kv_server *s, unsigned slot, struct kv_buf *out)
 {
+	struct kv_group *g = kv_group_of_slot(s, slot);
 	uint64_t stale_ms = s->opt.election_ms / 2;
 	const char *addr;
 	sr_status st;
 
 	/* The engine measures the leader's silence from its last tick. */
 	kv_raft_sync_time(s);
-	kv_raft_kick(s);
-	sr_node_status(s->node, &st);
+	sr_node_status(g->node, &st);
 	s->n_moved++;
 	if (!st.leader) {
 		kv_reply_error(out, "CLUSTERDOWN no leader (an election is "
@@ -327,7 +401,14 @@ void kv_slot_redirect(struct kv_server *s, unsigned slot, struct kv_buf *out)
 				(unsigned long long)st.leader_age_ms);
 		return;
 	}
-	addr = kv_raft_client_addr(s, st.leader);
+	if (leader_unreachable(g, st.leader)) {
+		kv_reply_errorf(out,
+				"TRYAGAIN leader %llu unreachable (no "
+				"connection to its process)",
+				(unsigned long long)st.leader);
+		return;
+	}
+	addr = kv_raft_client_addr(g, st.leader);
 	if (addr)
 		kv_reply_errorf(out, "MOVED %u %s", slot, addr);
 	else

@@ -35,34 +35,35 @@
 
 struct kv_wait {
 	struct kv_req *r;
-	uint64_t deadline; /* 0: none */
+	struct kv_group *g; /* the group of the client's last write */
+	uint64_t deadline;  /* 0: none */
 	long long want;
 	sr_index target;
 	int have_target;
 };
 
 /* Replicas (not this node) whose log holds index `target`. */
-static long long replicas_holding(struct kv_server *s, sr_index target)
+static long long replicas_holding(struct kv_group *g, sr_index target)
 {
 	sr_peer_status ps[SR_MAX_MEMBERS];
 	size_t np;
 	long long n = 0;
 
-	if (!kv_cmd_is_leader(s))
+	if (!kv_cmd_is_leader(g))
 		return 0;
-	np = sr_node_peer_status(s->node, ps, SR_MAX_MEMBERS);
+	np = sr_node_peer_status(g->node, ps, SR_MAX_MEMBERS);
 	if (np > SR_MAX_MEMBERS)
 		np = SR_MAX_MEMBERS;
 	for (size_t i = 0; i < np; i++)
-		n += ps[i].id != s->opt.id && ps[i].match >= target;
+		n += ps[i].id != g->s->opt.id && ps[i].match >= target;
 	return n;
 }
 
-static sr_index commit_index(struct kv_server *s)
+static sr_index commit_index(struct kv_group *g)
 {
 	sr_status st;
 
-	sr_node_status(s->node, &st);
+	sr_node_status(g->node, &st);
 	return st.commit_index;
 }
 
@@ -90,11 +91,11 @@ static int wait_step(struct kv_server *s, struct kv_wait *w, uint64_t now)
 	if (c->head != r)
 		return 0; /* earlier replies still owed: its writes too */
 	if (!w->have_target) {
-		w->target = commit_index(s);
+		w->target = commit_index(w->g);
 		w->have_target = 1;
 	}
-	n = replicas_holding(s, w->target);
-	if (n < w->want && kv_cmd_is_leader(s) &&
+	n = replicas_holding(w->g, w->target);
+	if (n < w->want && kv_cmd_is_leader(w->g) &&
 	    (!w->deadline || now < w->deadline))
 		return 0;
 	r->held = 0;
@@ -132,13 +133,14 @@ static void wait_tick(sr_loop *loop, uint64_t id, void *ctx)
 void kv_wait_cmd(struct kv_cmdctx *ctx, long long want, long long timeout_ms)
 {
 	struct kv_server *s = ctx->s;
+	struct kv_group *g = ctx->c->wgroup ? ctx->c->wgroup : ctx->g;
 	struct kv_wait *w;
 	struct kv_req *r;
 
 	/* Nothing owed before it: its writes are all answered now. */
 	if (!ctx->c->head) {
-		long long n = replicas_holding(s, commit_index(s));
-		if (n >= want || !kv_cmd_is_leader(s)) {
+		long long n = replicas_holding(g, commit_index(g));
+		if (n >= want || !kv_cmd_is_leader(g)) {
 			kv_reply_int(ctx->out, n);
 			return;
 		}
@@ -161,6 +163,7 @@ void kv_wait_cmd(struct kv_cmdctx *ctx, long long want, long long timeout_ms)
 	r->held = 1; /* this module frees it if its client leaves */
 	w = &s->waits[s->nwaits++];
 	w->r = r;
+	w->g = g;
 	w->want = want;
 	w->deadline = timeout_ms ? kv_now_ms(s) + (uint64_t)timeout_ms : 0;
 	w->have_target = 0;

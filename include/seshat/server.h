@@ -54,6 +54,28 @@
  * Wiring mistakes the server can see are refused by sr_server_create()
  * with SR_EINVAL and a log line naming the field, rather than left to
  * stall the node later.
+ *
+ * Many Raft groups (multi-Raft).  One server carries any number of
+ * independent Raft groups (sr_group), each with its own engine, log and
+ * state machine, sharing the loop, one TCP connection per peer process
+ * (every message carries its group id; an incoming one is dispatched by
+ * a hash table, and one for a group this server does not carry is
+ * dropped and counted) and one store (with SR_SERVER_WAL one WAL for all
+ * groups: one fsync covers every group's appends in a batch; the default
+ * group keeps its log in the WAL's own log, as a single-group server
+ * always did, and every other group in the WAL's group of its id).  The
+ * single-group calls (sr_server_propose(), ...) act on the default group,
+ * made from the sr_server_config at create with id raft.group (0 unless
+ * set); a host that wants only its own groups sets no_default_group.
+ * Groups are created, destroyed (data kept) and dropped (data deleted) at
+ * run time; after a restart sr_server_groups_on_disk() lists the groups
+ * the store holds and the host reopens each with sr_server_group_create().
+ * The peer address table is shared: a peer stays known while any group's
+ * configuration names it.  Timers cost O(due groups) per loop iteration
+ * (one loop timer, over a heap of group deadlines), and the heartbeats of
+ * every group this node leads fall due on the same heartbeat_ms grid, so
+ * the messages for one peer are produced in one loop iteration and leave
+ * in one write.  Groups use the server's raft/tcp/wal tuning.
  */
 #ifndef SESHAT_SERVER_H
 #define SESHAT_SERVER_H
@@ -69,6 +91,7 @@ extern "C" {
 #endif
 
 typedef struct sr_server sr_server;
+typedef struct sr_group sr_group;
 
 enum {
 	SR_SERVER_WAL = 1, /* the durable WAL in data_dir (default) */
@@ -109,9 +132,18 @@ typedef struct sr_server_config {
 	int storage;	      /* SR_SERVER_WAL (default) or SR_SERVER_MEM */
 	const char *data_dir; /* the WAL's directory (SR_SERVER_WAL) */
 
-	/* The replicated state machine (required; fsm->apply at least). */
+	/* The replicated state machine (required; fsm->apply at least),
+	 * of the default group. */
 	const sr_fsm_ops *fsm;
 	void *fsm_ctx;
+	/*
+	 * 1: no default group; the server carries only the groups created
+	 * with sr_server_group_create().  fsm, host and peers must then be
+	 * left empty, and the single-group calls (sr_server_propose(),
+	 * sr_server_status(), ...) return SR_ESTATE or report nothing
+	 * (sr_server_node() is NULL).  Default 0.
+	 */
+	int no_default_group;
 
 	/*
 	 * The host's callbacks, as in sr_host_ops (each may be NULL; ctx
@@ -275,6 +307,148 @@ SR_API int sr_server_port(const sr_server *srv);
 SR_API sr_node *sr_server_node(const sr_server *srv);
 SR_API sr_tcp *sr_server_tcp(const sr_server *srv);
 SR_API sr_wal *sr_server_wal(const sr_server *srv);
+
+/* ---- many groups ------------------------------------------------- */
+
+/*
+ * One Raft group carried by the server.  Its members are server processes
+ * (sr_id as everywhere); a process takes part in a group when it carries
+ * a group with that id.  All groups of a cluster share the cluster's
+ * node ids and addresses.
+ */
+typedef struct sr_group_config {
+	uint32_t id; /* the group id in every message; unique in the server */
+
+	/* The initial voters with their addresses, as
+	 * sr_server_config.peers: a listed member bootstraps the group when
+	 * the store holds nothing for it, a restart ignores the list, and an
+	 * unlisted node joins (waits to be added with sr_group_add()). */
+	sr_membership peers;
+
+	/* The group's state machine (required; fsm->apply at least). */
+	const sr_fsm_ops *fsm;
+	void *fsm_ctx;
+
+	/* The host's callbacks for this group, as in sr_server_config
+	 * (each may be NULL; ctx is host_ctx; host.log must stay NULL: the
+	 * server's log hook gets every group's lines, prefixed with the
+	 * group id). */
+	sr_host_ops host;
+	void *host_ctx;
+} sr_group_config;
+
+/* Fill *cfg with the defaults for group id (no peers, no fsm). */
+SR_API void sr_group_config_init(sr_group_config *cfg, uint32_t id);
+
+/*
+ * Create group cfg->id on the server: its store (a group of the shared
+ * WAL, or a memory store of its own), its engine, and its share of the
+ * peer table.  If the server is started, the group starts at once
+ * (bootstrap, join or restart, as sr_server_start() does; the fsm's
+ * restore runs from here when the store holds a snapshot of the group),
+ * else it starts with sr_server_start().  cfg is copied; the vtables and
+ * contexts it points to must outlive the group.  The group belongs to the
+ * server until sr_server_group_destroy()/_drop() or sr_server_destroy().
+ * Not from inside a callback.
+ * Errors: SR_EEXIST (the server carries group id already), SR_EINVAL (a
+ * wiring mistake: the log names the field), SR_ESTATE (inside a
+ * callback), SR_ENOMEM, the store's errors (SR_EIO, SR_ECORRUPT, ...),
+ * and what sr_node_start() returns.  On error *out is NULL and nothing
+ * of the group is left.
+ */
+SR_API int sr_server_group_create(sr_server *srv, const sr_group_config *cfg,
+				  sr_group **out);
+
+/*
+ * Stop group g and free it; its data stays in the store (create it again
+ * to reopen it).  Pending proposals get done(SR_EUNKNOWN) and pending
+ * reads read_done(SR_ESHUTDOWN) from inside this call; peers stop being
+ * answered for this group (its messages count as unknown group).  Not
+ * from inside a callback, not for the default group.
+ * Errors: SR_ESTATE (inside a callback), SR_EINVAL (the default group).
+ */
+SR_API int sr_server_group_destroy(sr_group *g);
+
+/*
+ * As sr_server_group_destroy(), then delete the group's data from the
+ * store (durably; blocks for one fdatasync of the WAL): a group created
+ * again with this id starts empty.  Take the member out of the group's
+ * configuration first (sr_group_remove() on the leader) unless the whole
+ * group is being dropped everywhere.
+ * Errors: those of sr_server_group_destroy(), SR_EINVAL for a group 0
+ * kept in the WAL's own log (a server without a default group: destroy
+ * it instead), and the store's (SR_EIO; the group is destroyed either
+ * way).
+ */
+SR_API int sr_server_group_drop(sr_group *g);
+
+/* The group with this id, or NULL. */
+SR_API sr_group *sr_server_group(const sr_server *srv, uint32_t id);
+
+/* The default group (made from sr_server_config), NULL with
+ * no_default_group. */
+SR_API sr_group *sr_server_default_group(const sr_server *srv);
+
+/*
+ * The groups the server carries now (the default one included): fills
+ * out[] with up to cap and returns how many there are (may exceed cap).
+ * The pointers are valid until a group is created or destroyed.
+ */
+SR_API size_t sr_server_groups(const sr_server *srv, sr_group **out,
+			       size_t cap);
+
+/*
+ * The ids of the groups the store holds data for (other than the default
+ * group), in ascending order, for reopening them after a restart: up to
+ * cap into ids[] (NULL when cap is 0), *n_out the total (may exceed
+ * cap).  Groups already open are included.  With SR_SERVER_MEM nothing
+ * survives: *n_out is 0.
+ * Errors: SR_ENOMEM, SR_EIO.
+ */
+SR_API int sr_server_groups_on_disk(sr_server *srv, uint32_t *ids, size_t cap,
+				    size_t *n_out);
+
+/*
+ * A group's engine calls, with the clock and the timers handled: each as
+ * the sr_server_* call of the same name (which act on the default group),
+ * with the same errors.  Not from inside a callback (SR_ESTATE).
+ */
+SR_API int sr_group_propose(sr_group *g, const void *data, size_t len,
+			    void *cookie, sr_index *index_out);
+SR_API int sr_group_propose_batch(sr_group *g, const sr_buf *cmds, size_t count,
+				  void *const *cookies, sr_index *first_out);
+SR_API int sr_group_read(sr_group *g, void *cookie);
+SR_API int sr_group_add(sr_group *g, sr_id id, const char *addr,
+			int auto_promote);
+SR_API int sr_group_remove(sr_group *g, sr_id id);
+SR_API int sr_group_promote(sr_group *g, sr_id id);
+SR_API int sr_group_transfer(sr_group *g, sr_id target);
+SR_API int sr_group_snapshot(sr_group *g);
+
+/* Observing a group (safe from callbacks). */
+SR_API void sr_group_status(const sr_group *g, sr_status *out);
+/* The configuration in effect; valid until the next engine call. */
+SR_API const sr_membership *sr_group_membership(const sr_group *g);
+/* The group's engine, for the fsm's sr_node_snapshot_* calls and
+ * sr_node_peer_status() (drive it through sr_group_* otherwise). */
+SR_API sr_node *sr_group_node(const sr_group *g);
+SR_API uint32_t sr_group_id(const sr_group *g);
+SR_API sr_server *sr_group_server(const sr_group *g);
+
+typedef struct sr_server_stats {
+	uint32_t groups;       /* carried now (the default one included) */
+	uint32_t peers;	       /* in the shared peer table */
+	uint64_t timer_fires;  /* the server's deadline timer fired */
+	uint64_t groups_due;   /* group ticks run because a deadline was due */
+	uint64_t msgs_in;      /* messages handed to a group's engine */
+	uint64_t msgs_out;     /* messages the groups' engines sent */
+	uint64_t msgs_unknown; /* dropped: for a group not carried here */
+	uint64_t groups_created;   /* since create (the default one included) */
+	uint64_t groups_destroyed; /* destroyed or dropped */
+} sr_server_stats;
+
+/* The server's counters (safe from callbacks). */
+SR_API void sr_server_stats_get(const sr_server *srv, sr_server_stats *out);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,8 @@
  *   <dir>/meta                   term and vote (replaced atomically)
  *   <dir>/<seq>.wal              log segments, preallocated, 16 hex digits
  *   <dir>/<index>.snap           the snapshot, 16 hex digits
+ *   <dir>/g<id>.meta             group <id>'s term and vote (8 hex digits)
+ *   <dir>/g<id>-<index>.snap     group <id>'s snapshot
  *
  * docs/storage-format.md gives the byte layout and the recovery rules.
  *
@@ -261,6 +263,107 @@ SR_API void sr_wal_get_stats(const sr_wal *wal, sr_wal_stats *out);
 
 /* Name of an engine ("posix", "io_uring"). */
 SR_API const char *sr_wal_engine_name(int engine);
+
+/*
+ * Many Raft groups on one WAL.
+ *
+ * A WAL holds any number of groups, each a complete log store of its own
+ * (log, term and vote, snapshot, repair state), sharing the segments,
+ * the batches and the I/O engine: the records of every group are tagged
+ * with its id, and one batch (one write, one fdatasync) carries the
+ * appends of all groups that arrived together, so N groups cost one
+ * fdatasync per batch, not N.  A group's append completes (its done
+ * callback, from sr_wal_process() as above) only once the fdatasync
+ * covering it has succeeded.  The durability contract above holds per
+ * group, and across groups: after a crash the durable state is a prefix
+ * of the operations of all groups in the order they were called.
+ *
+ * Group 0 is the WAL's own log (sr_wal_storage_ops() with the sr_wal as
+ * ctx); the others are opened by id.  sr_wal_fd(), sr_wal_process(),
+ * sr_wal_sync(), sr_wal_hold()/sr_wal_write_now() drive every group.
+ *
+ * Segments are shared, so a segment file is deleted only when no group
+ * needs it any more: when every group's log starts after it (each
+ * group's compact() moves its own start).  A group that never compacts
+ * keeps every segment from its first live entry on: compact each group
+ * after its snapshots as with a single log.  set_hard_state() and
+ * snapshot_finish() stay synchronous per call (a file per group).
+ *
+ * Typical host (the storage ctx of group g is the handle):
+ *
+ *   sr_wal_open(&o, &wal);                          // recovers every group
+ *   sr_wal_groups(wal, ids, cap, &n);               // the groups on disk
+ *   sr_wal_group_open(wal, id, &g);
+ *   cfg.storage = sr_wal_group_storage_ops();
+ *   cfg.storage_ctx = g;
+ *   sr_node_create(&cfg, &node);
+ *   sr_wal_group_set_done(g, on_done, node);
+ *   ...
+ *   sr_node_destroy(node);
+ *   sr_wal_group_close(g);                          // or sr_wal_group_drop
+ *
+ * Memory per group: about 200 bytes, 8 bytes per entry it holds (the
+ * index grows and shrinks with its log), its snapshot's membership.
+ *
+ * Every function here runs on the host's thread, as the rest of this
+ * header; none may be called from a done callback.
+ */
+typedef struct sr_wal_group sr_wal_group;
+
+/*
+ * Open group id (>= 1) of an open WAL, creating it (durably: its meta
+ * file, term 0 and no vote) if it has no data.  The returned handle is
+ * the ctx of sr_wal_group_storage_ops(): the engine's log storage for
+ * that group.  It stays valid until sr_wal_group_close() or
+ * sr_wal_close().
+ * Errors: SR_EINVAL (id 0, NULL arguments), SR_ESTATE (the group is
+ * already open), SR_ENOMEM, and the error that stopped the WAL, or
+ * SR_EIO/SR_ENOSPC writing the meta file (which stops the WAL).
+ */
+SR_API int sr_wal_group_open(sr_wal *wal, uint32_t id, sr_wal_group **out);
+
+/* The storage vtable of a group (the same one sr_wal_storage_ops()
+ * returns: the sr_wal is the handle of its group 0). */
+SR_API const sr_storage_ops *sr_wal_group_storage_ops(void);
+
+/*
+ * Completions of this group's appends are delivered to done (same
+ * meaning as sr_wal_set_done), from sr_wal_process() of the owning WAL.
+ */
+SR_API void sr_wal_group_set_done(sr_wal_group *g, sr_wal_done_fn done,
+				  void *ctx);
+
+/*
+ * Detach the handle: completions of the group still pending are dropped
+ * without a callback, a snapshot being written is discarded.  The data is
+ * kept (on disk, and its index in memory, so reopening is immediate).
+ * NULL is a no-op.
+ */
+SR_API void sr_wal_group_close(sr_wal_group *g);
+
+/* The id of a group. */
+SR_API uint32_t sr_wal_group_id(const sr_wal_group *g);
+
+/*
+ * Delete group id's data durably: its log (a RESET record makes recovery
+ * forget its records; the segments go once no other group needs them),
+ * its term and vote, its snapshot.  The group must be closed.  Blocks
+ * until the WAL has written everything queued so far (one fdatasync).
+ * A crash in the middle is finished at the next open.  Errors: SR_EINVAL
+ * (id 0), SR_ENOTFOUND (no such group), SR_ESTATE (the group is open),
+ * SR_EIO/SR_ENOSPC (the WAL is stopped).
+ */
+SR_API int sr_wal_group_drop(sr_wal *wal, uint32_t id);
+
+/*
+ * The ids of the groups (other than 0) that have data on disk, in
+ * ascending order, for a host to reopen them at restart: *n is set to
+ * their number and min(*n, cap) ids are stored in ids (which may be NULL
+ * when cap is 0).  Returns 0, or SR_ETOOBIG when cap < *n (then which
+ * ids were stored is unspecified: call again with room for *n).
+ */
+SR_API int sr_wal_groups(const sr_wal *wal, uint32_t *ids, size_t cap,
+			 size_t *n);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 // ioredis_check.js — ioredis's Cluster client, unchanged, against kvnode
 // (run by test_compat.py with NODE_PATH pointing at an npm install of
-// ioredis@5).  Usage: node ioredis_check.js PORT.  Prints "ioredis ok" and
+// ioredis@5).  Usage: node ioredis_check.js PORT [MASTERS] (MASTERS: the
+// masters the cluster has, 1 unless kvnode runs --groups).  Prints "ioredis ok" and
 // exits 0 when every check passed; prints the failure and exits 1 if not.
 "use strict";
 const Redis = require("ioredis");
@@ -13,6 +14,7 @@ function eq(a, b, what) {
 
 async function main() {
 	const port = Number(process.argv[2]);
+	const masters = Number(process.argv[3] || 1);
 	const c = new Redis.Cluster([{ host: "127.0.0.1", port }],
 				    { redisOptions: { connectTimeout: 5000 } });
 	eq(await c.set("io:a", "1"), "OK", "set");
@@ -40,7 +42,7 @@ async function main() {
 	eq(failed, true, "bad multi fails");
 	eq(await c.exists("{io}bad"), 0, "bad multi applied nothing");
 	const nodes = c.nodes("master");
-	eq(nodes.length, 1, "one master");
+	eq(nodes.length, masters, "masters");
 	c.disconnect();
 	console.log("ioredis ok");
 }

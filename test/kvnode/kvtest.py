@@ -158,6 +158,34 @@ def free_ports(n):
     raise RuntimeError("no free ports in %d-%d" % (PORT_LO, PORT_HI))
 
 
+def import_redis():
+    """redis-py (Debian's python3-redis), or None.  The python3 first on
+    PATH may be another installation than the system one that Debian's
+    package installs into: then the script re-runs itself under that
+    one."""
+    try:
+        import redis
+        return redis
+    except ImportError:
+        sysp = "/usr/bin/python3"
+        if (os.path.realpath(sys.executable) != os.path.realpath(sysp)
+                and os.path.exists(sysp)
+                and subprocess.run([sysp, "-c", "import redis"],
+                                   capture_output=True).returncode == 0):
+            os.execv(sysp, [sysp] + sys.argv)
+        return None
+
+
+def run_script_env(kvnode, run_dir, port, raft_port, **more):
+    """The environment and the path of examples/kvnode/run.sh and stop.sh
+    (what make run / make stop call): script(name) -> path."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    env = dict(os.environ, KVNODE_BIN=kvnode, KVNODE_RUN_DIR=run_dir,
+               KVNODE_PORT=str(port), KVNODE_RAFT_PORT=str(raft_port),
+               **more)
+    return env, lambda name: os.path.join(root, "examples", "kvnode", name)
+
+
 def raise_nofile():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -185,13 +213,16 @@ class Node:
 
 class Cluster:
     def __init__(self, kvnode, name, n=3, max_nodes=None, storage=None,
-                 election_ms=300, extra=()):
+                 election_ms=300, extra=(), groups=1):
         self.kvnode = kvnode
         self.name = name
         # KVTEST_STORAGE=mem runs the WAL suites on the memory store.
         self.storage = storage or os.environ.get("KVTEST_STORAGE", "wal")
         self.election_ms = election_ms
         self.extra = list(extra)
+        self.groups = groups
+        if groups > 1:
+            self.extra += ["--groups", str(groups)]
         self.dir = tempfile.mkdtemp(prefix="kvnode-%s-" % name)
         total = max_nodes or n
         ports = free_ports(2 * total)

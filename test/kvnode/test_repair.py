@@ -41,6 +41,19 @@ def segments(node):
     return sorted(out)
 
 
+def write_tail(c, n=20):
+    """n single writes, each awaited: the log then ends in small batches,
+    so a flip 40% into a segment cannot land in its last batch (a damaged
+    last batch reads as a torn write and is cut, not repaired)."""
+    lead = c.wait_leader()
+    conn = c.conn(lead)
+    try:
+        for i in range(n):
+            eq(conn.call("SET", "tail:%d" % i, "t"), "OK", "a tail write")
+    finally:
+        conn.close()
+
+
 def corrupt_middle(node):
     """Flip 16 bytes 40% into the written part of the node's biggest
     segment: acknowledged records, far from the last batch."""
@@ -54,6 +67,8 @@ def corrupt_middle(node):
             best, data = p, d
     check(len(data) > 4096, "segment %s holds only %d bytes" % (best, len(data)))
     off = len(data) * 2 // 5
+    check(off + 16 < len(data) - 1024,
+          "segment %s too short to flip far from its tail" % best)
     with open(best, "r+b") as f:
         f.seek(off)
         old = f.read(16)
@@ -114,6 +129,7 @@ def run(victim_is_leader):
     c.start_all()
     lead = c.wait_leader()
     write_keys(c, 0, N_KEYS)
+    write_tail(c)
     commit = int(c.info(lead)["commit_index"])
     for i in (1, 2, 3):
         c.wait_applied(i, commit)

@@ -105,13 +105,10 @@ def test_redis_benchmark_runs_without_errors():
 def test_make_run_and_stop_scripts():
     """examples/kvnode/run.sh and stop.sh (what make run / make stop call)."""
     import tempfile
-    from kvtest import Conn, free_ports
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    from kvtest import Conn, free_ports, run_script_env
     run_dir = tempfile.mkdtemp(prefix="kvnode-run-")
     ports = free_ports(6)
-    env = dict(os.environ, KVNODE_BIN=suite.kvnode, KVNODE_RUN_DIR=run_dir,
-               KVNODE_PORT=str(ports[0]), KVNODE_RAFT_PORT=str(ports[3]))
-    script = lambda name: os.path.join(root, "examples", "kvnode", name)
+    env, script = run_script_env(suite.kvnode, run_dir, ports[0], ports[3])
     try:
         p = subprocess.run(["bash", script("run.sh")], env=env,
                            capture_output=True, timeout=60)

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server_testlib.h"
 #include "seshat/mem.h"
 #include "seshat/server.h"
 #include "testlib.h"
@@ -54,31 +55,6 @@ struct member {
 static struct member M[MAXN];
 static sr_loop *L;
 static char tmpdir[128];
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* A port nobody listens on now (bound, read, closed). */
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(fd, (struct sockaddr *)&a, &len))
-		port = -1;
-	else
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
 
 static void mlog(void *ctx, int level, const char *line)
 {

@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster.h"
+#include "groups.h"
 
 /* ------------------------------------------------------------------ */
 /* Randomness, tracing, failure                                        */
@@ -70,22 +70,32 @@ void cluster_dump_ring(const struct cluster *c, FILE *out)
 		fprintf(out, "  %s\n", c->ring[i % c->ring_cap]);
 }
 
-void sim_trace(struct cluster *c, int slot, const char *fmt, ...)
-{
-	char line[512];
-	int off;
-	va_list ap;
+/* A trace line: to c's trace and ring, with the world's group tag. */
+static void vtrace(struct cluster *c, int slot, int tag, const char *fmt,
+		   va_list ap) __attribute__((format(printf, 4, 0)));
 
+static void vtrace(struct cluster *c, int slot, int tag, const char *fmt,
+		   va_list ap)
+{
+	char line[512], g[16] = "";
+	int off;
+
+	if (c->world) {
+		/* every group's lines go to group 0's trace and ring */
+		if (tag)
+			snprintf(g, sizeof(g),
+				 slot >= 0 ? "g%d " : "g%d: ", c->group_index);
+		c = c->world->g[0];
+	}
 	if (!c->trace && !c->ring_cap)
 		return;
 	if (slot >= 0)
-		off = snprintf(line, sizeof(line), "%7" PRIu64 " n%d ", c->now,
-			       slot + 1);
+		off = snprintf(line, sizeof(line), "%7" PRIu64 " n%d %s",
+			       c->now, slot + 1, g);
 	else
-		off = snprintf(line, sizeof(line), "%7" PRIu64 " -- ", c->now);
-	va_start(ap, fmt);
+		off = snprintf(line, sizeof(line), "%7" PRIu64 " -- %s", c->now,
+			       g);
 	vsnprintf(line + off, sizeof(line) - (size_t)off, fmt, ap);
-	va_end(ap);
 	if (c->trace)
 		fprintf(c->trace, "%s\n", line);
 	if (c->ring_cap) {
@@ -100,6 +110,24 @@ void sim_trace(struct cluster *c, int slot, const char *fmt, ...)
 	}
 }
 
+void sim_trace(struct cluster *c, int slot, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vtrace(c, slot, 1, fmt, ap);
+	va_end(ap);
+}
+
+void sim_trace_proc(struct cluster *c, int slot, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vtrace(c, slot, 0, fmt, ap);
+	va_end(ap);
+}
+
 void sim_fail(struct cluster *c, const char *fmt, ...)
 {
 	va_list ap;
@@ -111,6 +139,17 @@ void sim_fail(struct cluster *c, const char *fmt, ...)
 	vsnprintf(c->why, sizeof(c->why), fmt, ap);
 	va_end(ap);
 	sim_trace(c, -1, "VIOLATION: %s", c->why);
+	/* one group failing fails the world, which names the group */
+	if (c->world) {
+		char why[sizeof(c->why)];
+
+		snprintf(why, sizeof(why), "group %d (id %u): %.400s",
+			 c->group_index, c->o.group, c->why);
+		for (int k = 0; k < c->world->n_groups; k++) {
+			c->world->g[k]->failed = 1;
+			memcpy(c->world->g[k]->why, why, sizeof(why));
+		}
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -214,13 +253,14 @@ int cluster_init(struct cluster *c, const struct sim_opts *o)
 		return SR_EINVAL;
 	c->o = *o;
 	c->n = o->n;
+	c->netp = &c->net;
 	c->rng = o->seed ^ 0x5eed5eed5eedull;
 	sim_hooks_init(c);
 	c->net.delay_min = 1;
 	c->net.delay_max = 1;
 	for (int i = 0; i < c->n; i++)
 		for (int j = 0; j < c->n; j++)
-			c->net.link[i][j] = 1;
+			c->netp->link[i][j] = 1;
 	check_init(c);
 	for (int i = 0; i < c->n; i++) {
 		struct sim_node *sn = &c->nodes[i];
@@ -328,7 +368,7 @@ static void deliver_msg(struct cluster *c, struct sim_ev *ev)
 	} else if (sn->paused_until > c->now) {
 		sim_schedule_msg(c, ev->slot, sm, sn->paused_until);
 		return;
-	} else if (from >= 0 && from < c->n && !c->net.link[from][ev->slot]) {
+	} else if (from >= 0 && from < c->n && !c->netp->link[from][ev->slot]) {
 		sim_trace(c, ev->slot, "recv %s (partitioned: lost)", desc);
 		c->n_lost++;
 	} else {
@@ -342,6 +382,10 @@ static void deliver_msg(struct cluster *c, struct sim_ev *ev)
 		rv = sr_node_step(sn->node, &sm->m);
 		if (rv)
 			sim_trace(c, ev->slot, "step: %s", sr_strerror(rv));
+		/* the transport routes by group id: never a foreign one */
+		if (rv == SR_EINVAL && c->world)
+			sim_fail(c, "n%d refuses a message as misaddressed",
+				 ev->slot + 1);
 		check_conf_recv(sn, &sm->m, 1);
 	}
 	free(sm);
@@ -439,7 +483,7 @@ void cluster_release_parked(struct cluster *c)
  * quick reboot follows, or a longer outage), restarts that are due,
  * parked messages whose moment has come.
  */
-static void xfault_step(struct cluster *c)
+void sim_xfault_step(struct cluster *c)
 {
 	for (int i = 0; i < c->n && !c->failed; i++) {
 		struct sim_node *sn = &c->nodes[i];
@@ -493,7 +537,22 @@ static int next_tick(struct cluster *c, uint64_t *at)
 	return best;
 }
 
+uint64_t cluster_next_at(struct cluster *c)
+{
+	uint64_t t_tick, t_ev = c->heap_n ? c->heap[0].at : SIM_FOREVER;
+
+	next_tick(c, &t_tick);
+	return t_ev < t_tick ? t_ev : t_tick;
+}
+
 int cluster_step(struct cluster *c, uint64_t limit)
+{
+	if (c->world)
+		return world_step(c->world, limit);
+	return cluster_step_one(c, limit);
+}
+
+int cluster_step_one(struct cluster *c, uint64_t limit)
 {
 	uint64_t t_tick, t_ev;
 	int ti;
@@ -514,6 +573,8 @@ int cluster_step(struct cluster *c, uint64_t limit)
 			deliver_msg(c, &ev);
 		else if (ev.kind == EV_DISK)
 			deliver_disk(c, &ev);
+		else if (ev.kind == EV_WAL)
+			world_wal_event(c->world, &ev);
 		else
 			deliver_snap(c, &ev);
 	} else {
@@ -528,8 +589,17 @@ int cluster_step(struct cluster *c, uint64_t limit)
 	}
 	c->steps++;
 	check_step(c);
-	xfault_step(c);
+	sim_xfault_step(c);
 	return 1;
+}
+
+/* The clock of this cluster, and of its world's every group, moves to t. */
+static void set_now(struct cluster *c, uint64_t t)
+{
+	if (c->world)
+		world_set_now(c->world, t);
+	else
+		c->now = t;
 }
 
 void cluster_run_until(struct cluster *c, uint64_t t)
@@ -537,7 +607,7 @@ void cluster_run_until(struct cluster *c, uint64_t t)
 	while (cluster_step(c, t))
 		;
 	if (!c->failed && c->now < t)
-		c->now = t;
+		set_now(c, t);
 }
 
 void cluster_run_for(struct cluster *c, uint64_t ms)
@@ -553,7 +623,7 @@ int cluster_run_while_not(struct cluster *c, int (*pred)(struct cluster *),
 	while (!pred(c)) {
 		if (!cluster_step(c, end)) {
 			if (!c->failed)
-				c->now = end;
+				set_now(c, end);
 			return pred(c);
 		}
 	}
@@ -613,22 +683,22 @@ void cluster_heal(struct cluster *c)
 {
 	for (int i = 0; i < c->n; i++)
 		for (int j = 0; j < c->n; j++)
-			c->net.link[i][j] = 1;
-	sim_trace(c, -1, "network healed");
+			c->netp->link[i][j] = 1;
+	sim_trace_proc(c, -1, "network healed");
 }
 
 void cluster_set_link(struct cluster *c, int from, int to, int up)
 {
-	c->net.link[from][to] = (uint8_t)up;
+	c->netp->link[from][to] = (uint8_t)up;
 }
 
 void cluster_isolate(struct cluster *c, int i)
 {
 	for (int j = 0; j < c->n; j++) {
-		c->net.link[i][j] = 0;
-		c->net.link[j][i] = 0;
+		c->netp->link[i][j] = 0;
+		c->netp->link[j][i] = 0;
 	}
-	sim_trace(c, i, "isolated");
+	sim_trace_proc(c, i, "isolated");
 }
 
 void cluster_partition(struct cluster *c, uint32_t mask)
@@ -641,10 +711,10 @@ void cluster_partition(struct cluster *c, uint32_t mask)
 
 		snprintf(side + l, sizeof(a) - l, " n%d", i + 1);
 		for (int j = 0; j < c->n; j++)
-			c->net.link[i][j] = ((mask >> i) & 1) ==
-					    ((mask >> j) & 1);
+			c->netp->link[i][j] = ((mask >> i) & 1) ==
+					      ((mask >> j) & 1);
 	}
-	sim_trace(c, -1, "partition {%s } | {%s }", a, b);
+	sim_trace_proc(c, -1, "partition {%s } | {%s }", a, b);
 }
 
 void cluster_crash(struct cluster *c, int i)
@@ -653,13 +723,21 @@ void cluster_crash(struct cluster *c, int i)
 	sr_mem_info before, after;
 	sr_node *node = sn->node;
 
+	if (c->world && !c->world->fanout) {
+		world_crash(c->world, i); /* the process: every group */
+		return;
+	}
 	if (!node)
 		return;
 	c->n_crashes++;
 	sr_mem_get_info(sn->mem, &before);
 	sr_node_destroy(node); /* pending proposals: done(SR_EUNKNOWN) */
 	sn->node = NULL;
-	sr_mem_crash(sn->mem, c->crash_drops_all ? NULL : crash_rand, c);
+	if (c->world && !c->world->retiring)
+		sr_mem_crash(sn->mem, world_crash_rand, &c->world->script);
+	else
+		sr_mem_crash(sn->mem, c->crash_drops_all ? NULL : crash_rand,
+			     c);
 	sr_mem_get_info(sn->mem, &after);
 	sn->incarnation++;
 	sn->paused_until = 0;
@@ -679,6 +757,8 @@ int cluster_restart(struct cluster *c, int i)
 	struct sim_node *sn = &c->nodes[i];
 	int rv;
 
+	if (c->world && !c->world->fanout)
+		return world_restart(c->world, i);
 	if (sn->node || sn->external || sn->retired)
 		return 0;
 	sn->restarted_at = c->now;
@@ -746,16 +826,23 @@ int cluster_corrupt(struct cluster *c, int i)
 void cluster_retire(struct cluster *c, int i)
 {
 	sim_trace(c, i, "RETIRED (removed; stays down)");
-	cluster_crash(c, i);
+	if (c->world)
+		world_retire(c->world, c->group_index, i); /* this group only */
+	else
+		cluster_crash(c, i);
 	c->nodes[i].retired = 1;
 }
 
 void cluster_pause(struct cluster *c, int i, uint64_t ms)
 {
+	if (c->world && !c->world->fanout) {
+		world_pause(c->world, i, ms);
+		return;
+	}
 	if (!c->nodes[i].node)
 		return;
 	c->nodes[i].paused_until = c->now + ms;
-	sim_trace(c, i, "PAUSE until %" PRIu64, c->now + ms);
+	sim_trace_proc(c, i, "PAUSE until %" PRIu64, c->now + ms);
 }
 
 /* ------------------------------------------------------------------ */

@@ -82,6 +82,7 @@ struct sim_opts {
 	uint64_t snapshot_trailing;
 	uint32_t snapshot_chunk_bytes;
 	int snapshot_defer;
+	uint32_t group; /* the engines' group id (sr_config.group) */
 };
 
 /* Network behaviour, changeable at any time. */
@@ -208,7 +209,9 @@ struct sim_conf {
 	uint32_t old_voters;
 };
 
-enum { EV_MSG = 1, EV_DISK = 2, EV_SNAP = 3 };
+/* EV_WAL: a process's shared WAL closes a batch or finishes its fsync
+ * (groups.c); slot is the process, incarnation the WAL's epoch. */
+enum { EV_MSG = 1, EV_DISK = 2, EV_SNAP = 3, EV_WAL = 4 };
 
 /* First byte of every payload cluster_propose() makes; 7 bytes of id follow. */
 #define SIM_PAYLOAD_MAGIC 0xA5
@@ -265,9 +268,20 @@ struct sim_check {
 	sr_index acked_max;
 };
 
+struct sim_world;
+
 struct cluster {
 	struct sim_opts o;
 	int n;
+	/*
+	 * Multi-group mode (groups.c): this cluster is one Raft group of a
+	 * world whose slots are processes hosting an engine of every group;
+	 * NULL otherwise.  netp is the network the engines use: &net, or
+	 * the world's one (group 0's) shared by every group.
+	 */
+	struct sim_world *world;
+	int group_index;
+	struct sim_net *netp;
 	struct sim_node nodes[SIM_MAX_NODES];
 	sr_membership conf;
 	sr_storage_ops storage; /* wraps sr_mem_ops() */
@@ -447,6 +461,9 @@ int cluster_read(struct cluster *c, int i, uint64_t *rid_out);
 /* Trace a line (time and slot prefixed); slot -1 for the cluster. */
 void sim_trace(struct cluster *c, int slot, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The same for what hits a whole process (no group tag with many groups). */
+void sim_trace_proc(struct cluster *c, int slot, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Keep the last cap trace lines for cluster_dump_ring(). */
 void cluster_keep_ring(struct cluster *c, size_t cap);
 void cluster_dump_ring(const struct cluster *c, FILE *out);
@@ -472,6 +489,12 @@ void sim_disk_done(void *ctx, uint64_t token, int status);
 void sim_snapshot_give(struct sim_node *sn, const unsigned char *buf);
 void sim_host_tick(struct cluster *c, struct sim_node *sn);
 void *sim_grow(void *p, size_t *cap, size_t need, size_t elem);
+/* One step of this cluster alone (cluster_step without the world). */
+int cluster_step_one(struct cluster *c, uint64_t limit);
+/* When this cluster's next step is due (SIM_FOREVER: nothing pending). */
+uint64_t cluster_next_at(struct cluster *c);
+/* The extra faults due between steps (crash_at, restart_at, parked). */
+void sim_xfault_step(struct cluster *c);
 
 /* check.c: the invariants */
 uint64_t sim_hash(uint64_t h, const void *data, size_t len);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster.h"
+#include "groups.h"
 
 /* ------------------------------------------------------------------ */
 /* Messages                                                            */
@@ -178,15 +178,21 @@ static int sim_park(struct cluster *c, const sr_msg *m, const char *desc)
 	return 1;
 }
 
-static int net_send(void *ctx, const sr_msg *m)
+static int net_send(void *ctx, const sr_msg *msg)
 {
 	struct sim_node *sn = ctx;
-	struct cluster *c = sn->c;
-	int to = (int)m->to - 1, from = sn->slot;
+	struct cluster *c = sn->c, *dc = c;
+	int to = (int)msg->to - 1, from = sn->slot;
+	sr_msg routed = *msg;
+	const sr_msg *m = &routed;
 	char desc[200];
 
 	c->n_sent++;
-	check_send(sn, m);
+	check_send(sn, msg);
+	/* many groups: one link per pair of processes, demultiplexed by
+	 * group id (dc: the group whose engine receives it) */
+	if (c->world)
+		dc = world_route(c, &routed);
 	sim_msg_describe(m, desc, sizeof(desc));
 	if (to < 0 || to >= c->n || to == from) {
 		sim_fail(c, "n%d sends to unknown node %" PRIu64, from + 1,
@@ -195,7 +201,7 @@ static int net_send(void *ctx, const sr_msg *m)
 	}
 	if (c->nodes[to].external) {
 		sim_trace(c, from, "send %s (held)", desc);
-		sim_held_push(c, sim_msg_copy(m));
+		sim_held_push(dc, sim_msg_copy(m));
 		return 0;
 	}
 	if (c->filter) {
@@ -212,33 +218,37 @@ static int net_send(void *ctx, const sr_msg *m)
 			return 0;
 		}
 	}
-	if (!c->net.link[from][to] ||
-	    (c->net.loss && sim_rand(c) % 1000 < c->net.loss)) {
+	if (!c->netp->link[from][to] ||
+	    (c->netp->loss && sim_rand(c) % 1000 < c->netp->loss)) {
 		sim_trace(c, from, "send %s (lost%s)", desc,
-			  c->net.link[from][to] ? "" : ": partitioned");
+			  c->netp->link[from][to] ? "" : ": partitioned");
 		c->n_lost++;
 		return 0;
 	}
-	if (c->xfaults && sim_park(c, m, desc))
+	if (c->xfaults && sim_park(dc, m, desc))
 		return 0;
 	/* a durability point: the sender may crash right after it */
 	if (c->xfaults && m->type == SR_MSG_SNAPSHOT_RESP &&
 	    m->u.snapshot_resp.done && !c->crash_at[from] &&
 	    sim_rand(c) % 4 == 0)
 		c->crash_at[from] = c->now;
-	sim_trace(c, from, "send %s", desc);
-	sim_schedule_msg(c, to, sim_msg_copy(m),
-			 c->now + sim_rand_range(c, c->net.delay_min,
-						 c->net.delay_max));
-	if (c->net.dup && sim_rand(c) % 1000 < c->net.dup) {
+	if (dc != c)
+		sim_trace(c, from, "send %s (BUG: routed to group %d)", desc,
+			  dc->group_index);
+	else
+		sim_trace(c, from, "send %s", desc);
+	sim_schedule_msg(dc, to, sim_msg_copy(m),
+			 c->now + sim_rand_range(c, c->netp->delay_min,
+						 c->netp->delay_max));
+	if (c->netp->dup && sim_rand(c) % 1000 < c->netp->dup) {
 		struct sim_msg *d = sim_msg_copy(m);
 
 		d->dup = 1;
 		c->n_dup++;
 		sim_schedule_msg(
-			c, to, d,
-			c->now + sim_rand_range(c, c->net.delay_min,
-						c->net.delay_max * 2 + 1));
+			dc, to, d,
+			c->now + sim_rand_range(c, c->netp->delay_min,
+						c->netp->delay_max * 2 + 1));
 	}
 	return 0;
 }
@@ -247,6 +257,15 @@ void sim_disk_done(void *ctx, uint64_t token, int status)
 {
 	struct sim_node *sn = ctx;
 
+	/* the shared WAL reported it already (an injected bug) */
+	if (sn->c->world && sn->c->world->suppress)
+		return;
+	if (sn->c->world && sn->c->world->syncing &&
+	    token != sn->c->world->expect)
+		sim_fail(sn->c,
+			 "harness: n%d's store completes token %" PRIu64
+			 " for the WAL record of token %" PRIu64,
+			 sn->slot + 1, token, sn->c->world->expect);
 	if (sn->node)
 		sr_node_storage_done(sn->node, token, status);
 }
@@ -303,7 +322,9 @@ static int st_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
 			  " (token %" PRIu64 ")",
 			  e[0].index, e[n - 1].index, e[n - 1].term, token);
 	check_append(sn, e, n);
-	if (c->o.async_disk) {
+	if (c->world) {
+		world_wal_add(sn, WAL_APPEND, token, n);
+	} else if (c->o.async_disk) {
 		struct sim_ev ev = { .kind = EV_DISK, .slot = sn->slot };
 
 		ev.incarnation = sn->incarnation;
@@ -317,10 +338,17 @@ static int st_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
 static int st_truncate(void *ctx, sr_index from)
 {
 	struct sim_node *sn = ctx;
+	sr_mem_info before, after;
+	int rv;
 
 	sim_trace(sn->c, sn->slot, "store truncate from %" PRIu64, from);
 	check_truncate(sn, from);
-	return sr_mem_ops()->truncate(sn->mem, from);
+	sr_mem_get_info(sn->mem, &before);
+	rv = sr_mem_ops()->truncate(sn->mem, from);
+	sr_mem_get_info(sn->mem, &after);
+	if (sn->c->world && after.pending_ops > before.pending_ops)
+		world_wal_add(sn, WAL_OTHER, 0, 0);
+	return rv;
 }
 
 static int st_read(void *ctx, sr_index lo, size_t max_n, size_t max_bytes,
@@ -334,7 +362,14 @@ static int st_read(void *ctx, sr_index lo, size_t max_n, size_t max_bytes,
 static int st_compact(void *ctx, sr_index upto)
 {
 	struct sim_node *sn = ctx;
-	int rv = sr_mem_ops()->compact(sn->mem, upto);
+	sr_mem_info before, after;
+	int rv;
+
+	sr_mem_get_info(sn->mem, &before);
+	rv = sr_mem_ops()->compact(sn->mem, upto);
+	sr_mem_get_info(sn->mem, &after);
+	if (sn->c->world && after.pending_ops > before.pending_ops)
+		world_wal_add(sn, WAL_OTHER, 0, 0);
 
 	sim_trace(sn->c, sn->slot, "store compact up to %" PRIu64 "%s", upto,
 		  rv ? " FAILED" : "");
@@ -527,6 +562,7 @@ int sim_node_make(struct cluster *c, struct sim_node *sn)
 	sr_config cfg;
 
 	sr_config_init(&cfg, sn->id);
+	cfg.group = c->o.group;
 	cfg.election_timeout_ms = c->o.election_ms_of[sn->slot]
 					  ? c->o.election_ms_of[sn->slot]
 					  : c->o.election_ms;

@@ -12,7 +12,10 @@
  * host that ticks only at sr_node_deadline(), against raft.h's rule; see
  * sim_opts.tick_on_event), --safety-only (only the end-to-end properties,
  * not the rules that imply them; see check.c), --verbose (a line per
- * seed).
+ * seed), --groups G (G Raft groups per process on one transport and one
+ * WAL, each with its own checker: groups.h), --bug misroute|early-ack|
+ * split (with --groups: an injected bug the checker must catch),
+ * --max-fail N (stop after N failing seeds).
  *
  * Each seed picks a cluster (3, 5 or 7 voters, and on churn seeds 1-4
  * spare engines outside the configuration) and a configuration (PreVote
@@ -53,7 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster.h"
+#include "groups.h"
 
 #define LIVENESS_BOUND_MS 10000
 
@@ -66,6 +69,8 @@ struct run {
 	int safety_only;   /* end-to-end properties only */
 	int tick_on_event; /* -1: as raft.h asks (per event) */
 	int churn;	   /* -1: from the seed */
+	int groups;	   /* Raft groups per process (groups.h); 1: plain */
+	int bug; /* SIM_BUG_*: an injected bug of the multi-group world */
 	FILE *trace;
 	size_t ring;
 	/* results */
@@ -74,7 +79,25 @@ struct run {
 	uint64_t steps, acked, crashes, leaders, sim_ms, msgs, snaps, restores;
 	uint64_t reads, confs, transfers, lin_ops, lin_giveup, joints;
 	uint64_t parked, bias_crashes, io_errors, stops, corruptions;
+	uint64_t batches, multi_batches, wal_lost, wal_kept, misrouted;
 };
+
+/* Group k of a world (the cluster itself when there is one group). */
+static struct cluster *grp(struct cluster *c, int k)
+{
+	return c->world ? c->world->g[k] : c;
+}
+
+static int ngroups(const struct cluster *c)
+{
+	return c->world ? c->world->n_groups : 1;
+}
+
+/* A random group (no draw with one group: seeds stay as they were). */
+static struct cluster *any_group(struct cluster *c)
+{
+	return c->world ? grp(c, (int)(sim_rand(c) % (uint64_t)ngroups(c))) : c;
+}
 
 static uint64_t split(uint64_t *s)
 {
@@ -175,7 +198,7 @@ static void fault_network(struct cluster *c)
 			for (int j = 0; j < n; j++)
 				if (k != j && sim_rand(c) % 4 == 0)
 					cluster_set_link(c, k, j, 0);
-		sim_trace(c, -1, "some directed links cut");
+		sim_trace_proc(c, -1, "some directed links cut");
 		break;
 	case 4: /* bridge: two halves, node i sees both */
 		mask = (uint32_t)(1 + sim_rand(c) % ((1u << n) - 2));
@@ -184,24 +207,25 @@ static void fault_network(struct cluster *c)
 			cluster_set_link(c, i, j, 1);
 			cluster_set_link(c, j, i, 1);
 		}
-		sim_trace(c, i, "is a bridge");
+		sim_trace_proc(c, i, "is a bridge");
 		break;
 	case 5: /* one node hears but is not heard */
 		for (int j = 0; j < n; j++)
 			cluster_set_link(c, i, j, 0);
-		sim_trace(c, i, "can receive but not send");
+		sim_trace_proc(c, i, "can receive but not send");
 		break;
 	default: /* quality */
-		c->net.loss = (uint32_t)(sim_rand(c) % 4 ? sim_rand(c) % 300
-							 : 0);
-		c->net.dup = (uint32_t)(sim_rand(c) % 3 ? sim_rand(c) % 300
-							: 0);
-		c->net.delay_min = (uint32_t)(sim_rand(c) % 5);
-		c->net.delay_max = c->net.delay_min +
-				   (uint32_t)(sim_rand(c) % 40);
-		sim_trace(c, -1, "network: loss %u‰ dup %u‰ delay %u-%u ms",
-			  c->net.loss, c->net.dup, c->net.delay_min,
-			  c->net.delay_max);
+		c->netp->loss = (uint32_t)(sim_rand(c) % 4 ? sim_rand(c) % 300
+							   : 0);
+		c->netp->dup = (uint32_t)(sim_rand(c) % 3 ? sim_rand(c) % 300
+							  : 0);
+		c->netp->delay_min = (uint32_t)(sim_rand(c) % 5);
+		c->netp->delay_max = c->netp->delay_min +
+				     (uint32_t)(sim_rand(c) % 40);
+		sim_trace_proc(c, -1,
+			       "network: loss %u‰ dup %u‰ delay %u-%u ms",
+			       c->netp->loss, c->netp->dup, c->netp->delay_min,
+			       c->netp->delay_max);
 	}
 }
 
@@ -215,6 +239,25 @@ static void propose_some(struct cluster *c)
 
 		cluster_propose(c, i, sim_rand(c) % 100, NULL);
 	}
+}
+
+/* Proposals: with many groups, to each group with probability 1/2 (at
+ * least one), so that the shared WAL batches appends of several. */
+static void propose_groups(struct cluster *c)
+{
+	int any = 0;
+
+	if (!c->world) {
+		propose_some(c);
+		return;
+	}
+	for (int k = 0; k < ngroups(c); k++)
+		if (sim_rand(c) % 2) {
+			propose_some(grp(c, k));
+			any = 1;
+		}
+	if (!any)
+		propose_some(any_group(c));
 }
 
 /* ------------------------------------------------------------------ */
@@ -427,16 +470,19 @@ static void fault_corrupt(struct cluster *c, int i)
  * keeps what it reported durable) and restart it later. */
 static void stopped_restart(struct cluster *c)
 {
-	for (int i = 0; i < c->n; i++) {
-		struct sim_node *sn = &c->nodes[i];
+	for (int k = 0; k < ngroups(c); k++)
+		for (int i = 0; i < c->n; i++) {
+			struct sim_node *sn = &grp(c, k)->nodes[i];
 
-		if (!sn->node || sn->st.role != SR_STOPPED)
-			continue;
-		c->n_stops++;
-		sim_trace(c, i, "STOPPED by its store: crash, restart later");
-		cluster_crash(c, i);
-		c->restart_at[i] = c->now + sim_rand_range(c, 1, 300);
-	}
+			if (!sn->node || sn->st.role != SR_STOPPED)
+				continue;
+			c->n_stops++;
+			sim_trace(sn->c, i,
+				  "STOPPED by its store: crash, restart later");
+			/* with many groups: the whole process */
+			cluster_crash(c, i);
+			c->restart_at[i] = c->now + sim_rand_range(c, 1, 300);
+		}
 }
 
 /*
@@ -447,15 +493,21 @@ static void stopped_restart(struct cluster *c)
 static void fault_phase(struct cluster *c, uint64_t duration, int dyn, int lone)
 {
 	uint64_t end = c->now + duration, spell_end = 0, last = c->now;
-	struct churn ch;
+	struct churn *ch = calloc((size_t)ngroups(c), sizeof(*ch));
 	int storm = 0;
 
-	memset(&ch, 0, sizeof(ch));
-	ch.lone = lone;
-	for (int i = 0; i < c->n - c->o.n_spare; i++)
-		ch.offered[i] = 1;
+	if (!ch)
+		abort(); /* test harness: out of memory is fatal */
+	/* each group changes its own membership (spares are processes
+	 * that host an engine of every group, in none of them at first) */
+	for (int k = 0; k < ngroups(c); k++) {
+		ch[k].lone = lone;
+		for (int i = 0; i < c->n - c->o.n_spare; i++)
+			ch[k].offered[i] = 1;
+	}
 
 	while (c->now < end && !c->failed) {
+		struct cluster *lc;
 		uint64_t r;
 		int i;
 
@@ -472,30 +524,31 @@ static void fault_phase(struct cluster *c, uint64_t duration, int dyn, int lone)
 			    c->nodes[i].restarted_at > last && sim_rand(c) % 2)
 				for (int k = (int)sim_rand_range(c, 1, 16);
 				     k--;)
-					cluster_read(c, i, NULL);
+					cluster_read(any_group(c), i, NULL);
 		last = c->now;
 		if (c->now >= spell_end) {
 			storm = !storm;
 			c->xfaults = storm;
 			spell_end = c->now + sim_rand_range(c, 200, 1000);
-			sim_trace(c, -1, "%s until %" PRIu64,
-				  storm ? "STORM" : "CALM", spell_end);
+			sim_trace_proc(c, -1, "%s until %" PRIu64,
+				       storm ? "STORM" : "CALM", spell_end);
 			if (!storm) {
 				cluster_heal(c);
-				c->net.loss = c->net.dup = 0;
-				c->net.delay_min = 1;
-				c->net.delay_max = 5;
+				c->netp->loss = c->netp->dup = 0;
+				c->netp->delay_min = 1;
+				c->netp->delay_max = 5;
 			}
 		}
 		r = sim_rand(c) % 1000;
 		i = (int)(sim_rand(c) % (uint64_t)c->n);
 		/* leaders are the interesting victims: half the faults that
-		 * hit one node hit the leader */
-		if (sim_rand(c) % 2 && cluster_leader(c) >= 0)
-			i = cluster_leader(c);
+		 * hit one node hit the leader (of some group) */
+		lc = any_group(c);
+		if (sim_rand(c) % 2 && cluster_leader(lc) >= 0)
+			i = cluster_leader(lc);
 		if (r < 550 || !storm) {
 			if (r < 700)
-				propose_some(c);
+				propose_groups(c);
 		} else if (r < 700) {
 			fault_network(c);
 		} else if (r < 740) {
@@ -516,23 +569,32 @@ static void fault_phase(struct cluster *c, uint64_t duration, int dyn, int lone)
 				cluster_restart(c, i);
 			}
 		} else if (r < 815) {
-			fault_store(c, i);
-		} else if (r < 830) {
+			fault_store(any_group(c), i);
+		} else if (r < 830 && !c->world) {
+			/* one group's records lost in a shared WAL: not
+			 * modelled (docs/testing.md) */
 			fault_corrupt(c, i);
 		}
 		/* reads on every seed: the history lincheck.c checks */
 		if (!dyn && sim_rand(c) % 20 == 0) {
-			int ld = cluster_leader(c);
+			struct cluster *rc = any_group(c);
+			int ld = cluster_leader(rc);
 
-			cluster_read(c,
+			cluster_read(rc,
 				     ld >= 0 && sim_rand(c) % 2
 					     ? ld
 					     : (int)(sim_rand(c) % c->n),
 				     NULL);
 		}
-		if (dyn && !c->failed)
-			churn_act(c, &ch);
+		if (dyn && !c->failed) {
+			int k = c->world ? (int)(sim_rand(c) %
+						 (uint64_t)ngroups(c))
+					 : 0;
+
+			churn_act(grp(c, k), &ch[k]);
+		}
 	}
+	free(ch);
 }
 
 /*
@@ -596,34 +658,78 @@ static int snapshots_taken(struct cluster *c, uint8_t *done, char *why,
 	return all;
 }
 
-/* Heal everything; a new entry must commit, everything acknowledged
- * must be applied on every member, every member must serve a read and
- * take a snapshot when asked. */
+/* A group's progress in the liveness phase. */
+struct live {
+	uint64_t barrier, barrier_at;
+	uint64_t rid[SIM_MAX_NODES];
+	uint8_t snapped[SIM_MAX_NODES];
+	int done;
+	char why[200];
+};
+
+/* One round of the liveness phase on group c: 1 once it is done. */
+static int live_round(struct cluster *c, struct live *lv)
+{
+	const struct sim_prop *b = lv->barrier ? &c->props[lv->barrier - 1]
+					       : NULL;
+	int ld = cluster_leader(c);
+
+	if (b && b->state == PROP_ACKED) {
+		if (check_converged(c, lv->why, sizeof(lv->why)) &&
+		    reads_served(c, lv->rid, lv->why, sizeof(lv->why)) &&
+		    snapshots_taken(c, lv->snapped, lv->why, sizeof(lv->why)))
+			return 1;
+	} else if (ld >= 0 && (!b || b->state != PROP_PENDING ||
+			       c->now >= lv->barrier_at + 500)) {
+		/* a barrier lost with its leader may stay pending
+		 * until the engine learns its fate: propose anew */
+		uint64_t pid;
+
+		if (cluster_propose(c, ld, 8, &pid) == 0) {
+			lv->barrier = pid;
+			lv->barrier_at = c->now;
+		}
+		/* proposing may move c->props: b pointed into it */
+		b = lv->barrier ? &c->props[lv->barrier - 1] : NULL;
+	}
+	if (ld < 0)
+		snprintf(lv->why, sizeof(lv->why), "no leader");
+	else if (!b || b->state != PROP_ACKED)
+		snprintf(lv->why, sizeof(lv->why),
+			 "leader n%d cannot commit a new entry", ld + 1);
+	return 0;
+}
+
+/* Heal everything; in every group a new entry must commit, everything
+ * acknowledged must be applied on every member, every member must serve
+ * a read and take a snapshot when asked. */
 static void liveness_phase(struct cluster *c, struct run *r)
 {
-	uint64_t end = c->now + LIVENESS_BOUND_MS, barrier = 0, barrier_at = 0;
-	uint64_t rid[SIM_MAX_NODES] = { 0 };
-	uint8_t snapped[SIM_MAX_NODES] = { 0 };
-	char why[200] = "no leader";
+	uint64_t end = c->now + LIVENESS_BOUND_MS;
+	int G = ngroups(c), left = G;
+	struct live *lv = calloc((size_t)G, sizeof(*lv));
 
-	c->xfaults = 0;
-	memset(c->crash_at, 0, sizeof(c->crash_at));
-	memset(c->restart_at, 0, sizeof(c->restart_at));
-	cluster_release_parked(c);
-	cluster_heal(c);
-	c->net.loss = c->net.dup = 0;
-	c->net.delay_min = 1;
-	c->net.delay_max = 3;
-	for (int i = 0; i < c->n; i++) {
-		c->nodes[i].paused_until = 0;
-		cluster_restart(c, i);
+	if (!lv)
+		abort(); /* test harness: out of memory is fatal */
+	for (int k = 0; k < G; k++) {
+		struct cluster *g = grp(c, k);
+
+		snprintf(lv[k].why, sizeof(lv[k].why), "no leader");
+		g->xfaults = 0;
+		memset(g->crash_at, 0, sizeof(g->crash_at));
+		memset(g->restart_at, 0, sizeof(g->restart_at));
+		cluster_release_parked(g);
+		for (int i = 0; i < c->n; i++)
+			g->nodes[i].paused_until = 0;
 	}
-	sim_trace(c, -1, "LIVENESS phase: all faults healed");
+	cluster_heal(c);
+	c->netp->loss = c->netp->dup = 0;
+	c->netp->delay_min = 1;
+	c->netp->delay_max = 3;
+	for (int i = 0; i < c->n; i++)
+		cluster_restart(c, i);
+	sim_trace_proc(c, -1, "LIVENESS phase: all faults healed");
 	while (!c->failed && c->now < end) {
-		int ld;
-		const struct sim_prop *b = barrier ? &c->props[barrier - 1]
-						   : NULL;
-
 		/* an error injected before the heal may still stop one */
 		stopped_restart(c);
 		for (int i = 0; i < c->n; i++)
@@ -631,97 +737,139 @@ static void liveness_phase(struct cluster *c, struct run *r)
 				c->restart_at[i] = 0;
 				cluster_restart(c, i);
 			}
-		ld = cluster_leader(c);
-		if (b && b->state == PROP_ACKED) {
-			if (check_converged(c, why, sizeof(why)) &&
-			    reads_served(c, rid, why, sizeof(why)) &&
-			    snapshots_taken(c, snapped, why, sizeof(why)))
-				return;
-		} else if (ld >= 0 && (!b || b->state != PROP_PENDING ||
-				       c->now >= barrier_at + 500)) {
-			/* a barrier lost with its leader may stay pending
-			 * until the engine learns its fate: propose anew */
-			uint64_t pid;
-
-			if (cluster_propose(c, ld, 8, &pid) == 0) {
-				barrier = pid;
-				barrier_at = c->now;
+		for (int k = 0; k < G && !c->failed; k++)
+			if (!lv[k].done && live_round(grp(c, k), &lv[k])) {
+				lv[k].done = 1;
+				left--;
 			}
-			/* proposing may move c->props: b pointed into it */
-			b = barrier ? &c->props[barrier - 1] : NULL;
+		if (!left) {
+			free(lv);
+			return;
 		}
-		if (ld < 0)
-			snprintf(why, sizeof(why), "no leader");
-		else if (!b || b->state != PROP_ACKED)
-			snprintf(why, sizeof(why),
-				 "leader n%d cannot commit a new entry",
-				 ld + 1);
 		cluster_run_for(c, 20);
 	}
-	if (!c->failed)
-		snprintf(r->why, sizeof(r->why),
-			 "liveness: not converged %d ms after healing: %s",
-			 LIVENESS_BOUND_MS, why);
+	for (int k = 0; k < G && !c->failed; k++)
+		if (!lv[k].done) {
+			char g[40] = "";
+
+			if (c->world)
+				snprintf(g, sizeof(g), "group %d (id %u): ", k,
+					 grp(c, k)->o.group);
+			snprintf(r->why, sizeof(r->why),
+				 "%sliveness: not converged %d ms after "
+				 "healing: %s",
+				 g, LIVENESS_BOUND_MS, lv[k].why);
+			break;
+		}
+	free(lv);
+}
+
+/* Add group g's counters to r's (the process-wide ones from group 0). */
+static void collect(struct run *r, struct cluster *g)
+{
+	r->steps += g->steps;
+	r->acked += cluster_acked(g);
+	r->leaders += g->chk.n_leaders;
+	r->msgs += g->n_sent;
+	r->snaps += g->n_snapshots;
+	r->restores += g->n_restores;
+	r->reads += g->n_reads_ok;
+	r->confs += g->n_conf_ok;
+	r->joints += g->n_joint;
+	r->transfers += g->n_transfers;
+	r->lin_ops += g->n_lin_ops;
+	r->lin_giveup += g->n_lin_giveup;
+	r->parked += g->n_parked_total;
+	r->bias_crashes += g->n_bias_crashes;
+	r->io_errors += g->n_io_errors;
+	if (g->group_index == 0) {
+		r->crashes = g->n_crashes;
+		r->sim_ms = g->now;
+		r->stops = g->n_stops;
+		r->corruptions = g->n_corruptions;
+	}
 }
 
 /* One seed; 0 if every check held. */
 static int run_seed(struct run *r)
 {
-	struct cluster c;
+	struct cluster one, *c = &one;
+	struct sim_world *w = NULL;
 	struct sim_opts o;
 	int rv;
 
 	r->why[0] = 0;
 	pick_opts(r, &o);
-	rv = cluster_init(&c, &o);
-	c.trace = r->trace;
-	c.safety_only = r->safety_only;
+	if (r->groups > 1) {
+		w = malloc(sizeof(*w));
+		if (!w)
+			abort(); /* test harness: out of memory is fatal */
+		rv = world_init(w, &o, r->groups, r->bug);
+		if (rv) {
+			snprintf(r->why, sizeof(r->why), "init failed: %s",
+				 sr_strerror(rv));
+			world_free(w);
+			free(w);
+			return 1;
+		}
+		c = w->g[0];
+		for (int k = 0; k < w->n_groups; k++) {
+			w->g[k]->trace = r->trace;
+			w->g[k]->safety_only = r->safety_only;
+		}
+	} else {
+		rv = cluster_init(c, &o);
+		c->trace = r->trace;
+		c->safety_only = r->safety_only;
+	}
 	if (r->ring)
-		cluster_keep_ring(&c, r->ring);
+		cluster_keep_ring(c, r->ring);
 	if (r->trace) {
 		char d[256];
 
 		describe_opts(&o, d, sizeof(d));
-		sim_trace(&c, -1, "seed %" PRIu64 ": %s", r->seed, d);
+		sim_trace(c, -1, "seed %" PRIu64 ": %s", r->seed, d);
+		if (w)
+			sim_trace(c, -1, "%d groups per process%s", r->groups,
+				  r->bug ? ", with an injected bug" : "");
 	}
 	if (rv == 0)
-		rv = cluster_start(&c);
-	if (rv && !c.failed)
+		rv = w ? world_start(w) : cluster_start(c);
+	if (rv && !c->failed)
 		snprintf(r->why, sizeof(r->why), "start failed: %s",
 			 sr_strerror(rv));
 	if (!r->why[0]) {
-		fault_phase(&c, r->duration, r->dyn, r->churn == 2);
-		if (!c.failed)
-			liveness_phase(&c, r);
-		if (!c.failed && !r->why[0])
-			check_linearizable(&c);
+		fault_phase(c, r->duration, r->dyn, r->churn == 2);
+		if (!c->failed)
+			liveness_phase(c, r);
+		for (int k = 0; k < ngroups(c) && !c->failed && !r->why[0]; k++)
+			check_linearizable(grp(c, k));
 	}
-	if (c.failed)
-		snprintf(r->why, sizeof(r->why), "%s", c.why);
-	r->steps = c.steps;
-	r->acked = cluster_acked(&c);
-	r->crashes = c.n_crashes;
-	r->leaders = c.chk.n_leaders;
-	r->sim_ms = c.now;
-	r->msgs = c.n_sent;
-	r->snaps = c.n_snapshots;
-	r->restores = c.n_restores;
-	r->reads = c.n_reads_ok;
-	r->confs = c.n_conf_ok;
-	r->joints = c.n_joint;
-	r->transfers = c.n_transfers;
-	r->lin_ops = c.n_lin_ops;
-	r->lin_giveup = c.n_lin_giveup;
-	r->parked = c.n_parked_total;
-	r->bias_crashes = c.n_bias_crashes;
-	r->io_errors = c.n_io_errors;
-	r->stops = c.n_stops;
-	r->corruptions = c.n_corruptions;
+	if (c->failed)
+		snprintf(r->why, sizeof(r->why), "%s", c->why);
+	r->steps = r->acked = r->leaders = r->msgs = r->snaps = 0;
+	r->restores = r->reads = r->confs = r->transfers = r->lin_ops = 0;
+	r->joints = 0;
+	r->lin_giveup = r->parked = r->bias_crashes = r->io_errors = 0;
+	for (int k = 0; k < ngroups(c); k++)
+		collect(r, grp(c, k));
+	if (w) {
+		r->batches = w->n_batches;
+		r->multi_batches = w->n_multi_batches;
+		r->wal_lost = w->n_crash_lost;
+		r->wal_kept = w->n_crash_kept;
+		r->misrouted = w->n_misrouted;
+	}
 	if (r->why[0] && r->ring) {
-		sim_trace(&c, -1, "FAILED: %s", r->why);
-		cluster_dump_ring(&c, stdout);
+		sim_trace(c, -1, "FAILED: %s", r->why);
+		cluster_dump_ring(c, stdout);
 	}
-	cluster_free(&c);
+	if (w) {
+		world_free(w);
+		free(w);
+	} else {
+		cluster_free(c);
+	}
 	return r->why[0] ? 1 : 0;
 }
 
@@ -732,13 +880,16 @@ static void usage(const char *prog)
 		"          [--duration MS] [--nodes N] [--prevote 0|1]\n"
 		"          [--checkquorum 0|1] [--churn 0|1] [--ticks "
 		"event|deadline]\n"
-		"          [--safety-only] [--verbose]\n",
+		"          [--safety-only] [--verbose]\n"
+		"          [--groups G [--bug misroute|early-ack|split]]\n"
+		"          [--max-fail N]\n",
 		prog);
 	exit(2);
 }
 
 struct args {
 	uint64_t from, count;
+	uint64_t max_fail; /* stop after this many failing seeds (0: never) */
 	int trace, verbose;
 	const char *prog;
 	struct run base;
@@ -758,6 +909,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 	a->base.check_quorum = -1;
 	a->base.tick_on_event = -1;
 	a->base.churn = -1;
+	a->base.groups = 1;
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -787,13 +939,25 @@ static void parse_args(int argc, char **argv, struct args *a)
 			a->base.check_quorum = atoi(v);
 		else if (!strcmp(o, "--churn"))
 			a->base.churn = atoi(v);
+		else if (!strcmp(o, "--max-fail"))
+			a->max_fail = strtoull(v, NULL, 0);
+		else if (!strcmp(o, "--groups"))
+			a->base.groups = atoi(v);
+		else if (!strcmp(o, "--bug"))
+			a->base.bug = !strcmp(v, "misroute") ? SIM_BUG_MISROUTE
+				      : !strcmp(v, "early-ack")
+					      ? SIM_BUG_EARLY_ACK
+				      : !strcmp(v, "split") ? SIM_BUG_SPLIT
+							    : -1;
 		else
 			usage(argv[0]);
 		if (strcmp(o, "--trace") && strcmp(o, "--verbose") &&
 		    strcmp(o, "--safety-only"))
 			i++;
 	}
-	if (a->base.nodes < 0 || a->base.nodes > SIM_MAX_NODES)
+	if (a->base.nodes < 0 || a->base.nodes > SIM_MAX_NODES ||
+	    a->base.groups < 1 || a->base.groups > SIM_MAX_GROUPS ||
+	    a->base.bug < 0 || (a->base.bug && a->base.groups < 2))
 		usage(argv[0]);
 	if (have_one) {
 		a->from = one;
@@ -832,6 +996,12 @@ static void report_failure(const struct args *a, const struct run *r)
 		printf(" --ticks %s", b->tick_on_event ? "event" : "deadline");
 	if (b->duration != 5000)
 		printf(" --duration %" PRIu64, b->duration);
+	if (b->groups > 1)
+		printf(" --groups %d", b->groups);
+	if (b->bug)
+		printf(" --bug %s", b->bug == SIM_BUG_MISROUTE	  ? "misroute"
+				    : b->bug == SIM_BUG_EARLY_ACK ? "early-ack"
+								  : "split");
 	printf("\n");
 	fflush(stdout);
 }
@@ -864,7 +1034,7 @@ int main(int argc, char **argv)
 {
 	struct args a;
 	struct run tot = { 0 };
-	uint64_t dyn_seeds = 0;
+	uint64_t dyn_seeds = 0, ran = 0;
 	int passed = 0, failed = 0;
 
 	parse_args(argc, argv, &a);
@@ -872,9 +1042,12 @@ int main(int argc, char **argv)
 		struct run r = a.base;
 		int bad;
 
+		if (a.max_fail && (uint64_t)failed >= a.max_fail)
+			break;
 		r.seed = s;
 		r.trace = a.trace ? stdout : NULL;
 		bad = run_seed(&r);
+		ran++;
 		tot.steps += r.steps;
 		tot.acked += r.acked;
 		tot.leaders += r.leaders;
@@ -892,6 +1065,11 @@ int main(int argc, char **argv)
 		tot.io_errors += r.io_errors;
 		tot.corruptions += r.corruptions;
 		tot.stops += r.stops;
+		tot.batches += r.batches;
+		tot.multi_batches += r.multi_batches;
+		tot.wal_lost += r.wal_lost;
+		tot.wal_kept += r.wal_kept;
+		tot.misrouted += r.misrouted;
 		dyn_seeds += r.dyn != 0;
 		if (bad) {
 			failed++;
@@ -912,8 +1090,15 @@ int main(int argc, char **argv)
 		}
 	}
 	print_totals(&tot, dyn_seeds);
+	if (a.base.groups > 1)
+		printf("groups: %d per process; shared WAL: %" PRIu64
+		       " fsyncs, %" PRIu64 " of them for several groups; "
+		       "crashes lost %" PRIu64 " unsynced records and kept "
+		       "%" PRIu64 "; %" PRIu64 " messages misrouted\n",
+		       a.base.groups, tot.batches, tot.multi_batches,
+		       tot.wal_lost, tot.wal_kept, tot.misrouted);
 	printf("ran %" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "): %d failed\n",
-	       a.count, a.from, a.from + a.count - 1, failed);
+	       ran, a.from, a.from + ran - 1, failed);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

@@ -13,8 +13,10 @@
  *
  *   small    heartbeat-sized appends (no entries, 80-byte frames)
  *   64k      appends carrying one 64 KiB entry
- *   each scenario batched (the default: one write per loop iteration) and
- *   write-through (one write per message)
+ *   each scenario batched (the default: one write per loop iteration,
+ *   the messages of a write in batch frames of up to 64 KiB), batched with
+ *   one frame per message (batch_max_bytes 0, as to a peer that does not
+ *   take batch frames) and write-through (one write per message)
  */
 #include <signal.h>
 #include <stdio.h>
@@ -120,7 +122,8 @@ static void tx_message(void *ctx, const sr_msg *m)
 		t->acked = m->u.append_resp.seq;
 }
 
-static int sender_open(struct tx *t, int port, int write_through, int peer)
+static int sender_open(struct tx *t, int port, int write_through,
+		       int no_batch_frames, int peer)
 {
 	sr_tcp_config cfg;
 	char listen[64], addr[64];
@@ -130,6 +133,8 @@ static int sender_open(struct tx *t, int port, int write_through, int peer)
 	cfg.on_message = tx_message;
 	cfg.ctx = t;
 	cfg.write_through = write_through;
+	if (no_batch_frames)
+		cfg.batch_max_bytes = 0;
 	t->acked = 0;
 	if (sr_tcp_create(&cfg, &t->tcp))
 		return -1;
@@ -142,6 +147,7 @@ struct scenario {
 	uint32_t entry_len;
 	uint32_t window;
 	int write_through;
+	int no_batch_frames;
 };
 
 /* One timed run; returns acknowledged messages per second. */
@@ -211,17 +217,18 @@ int main(int argc, char **argv)
 	struct tx t;
 	if (read(up[0], &rport, sizeof(rport)) != sizeof(rport))
 		return 2;
-	if (sender_open(&t, 0, 0, rport))
+	if (sender_open(&t, 0, 0, 0, rport))
 		return 2;
 	aport = sr_tcp_port(t.tcp);
 	if (write(down[1], &aport, sizeof(aport)) != sizeof(aport))
 		return 2;
 
 	static const struct scenario sc[] = {
-		{ "small, batched", 0, 4096, 0 },
-		{ "small, write per message", 0, 4096, 1 },
-		{ "64 KiB, batched", 65536, 64, 0 },
-		{ "64 KiB, write per message", 65536, 64, 1 },
+		{ "small, batched", 0, 4096, 0, 0 },
+		{ "small, frame per message", 0, 4096, 0, 1 },
+		{ "small, write per message", 0, 4096, 1, 0 },
+		{ "64 KiB, batched", 65536, 64, 0, 0 },
+		{ "64 KiB, write per message", 65536, 64, 1, 0 },
 	};
 	uint8_t *data = calloc(1, 65536);
 	double rates[50];
@@ -232,28 +239,30 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(sc) / sizeof(sc[0]); i++) {
 		size_t frame = 0;
 		sr_tcp_destroy(t.tcp);
-		if (sender_open(&t, aport, sc[i].write_through, rport))
+		if (sender_open(&t, aport, sc[i].write_through,
+				sc[i].no_batch_frames, rport))
 			return 2;
 		t.acked = seq; /* everything earlier was acknowledged */
 		run_once(&t, &sc[i], &seq, data, 0.2, &frame); /* warm up */
-		uint64_t writes0, msgs0;
+		uint64_t writes0, msgs0, frames0;
 		sr_tcp_stats st;
 		sr_tcp_stats_get(t.tcp, &st);
 		writes0 = st.writes;
 		msgs0 = st.msgs_sent;
+		frames0 = st.frames_sent;
 		for (int r = 0; r < runs; r++)
 			rates[r] = run_once(&t, &sc[i], &seq, data, secs,
 					    &frame);
 		sr_tcp_stats_get(t.tcp, &st);
 		qsort(rates, (size_t)runs, sizeof(rates[0]), cmp_double);
 		double med = rates[runs / 2];
+		uint64_t dw = st.writes - writes0,
+			 df = st.frames_sent - frames0;
 		printf("  %-28s %10.0f msg/s %8.1f MB/s  %6.1f msgs/write  "
-		       "(frame %zu B, min %.0f, max %.0f)\n",
+		       "%6.1f msgs/frame  (frame %zu B, min %.0f, max %.0f)\n",
 		       sc[i].name, med, med * (double)frame / 1e6,
-		       (double)(st.msgs_sent - msgs0) /
-			       (double)(st.writes - writes0
-						? st.writes - writes0
-						: 1),
+		       (double)(st.msgs_sent - msgs0) / (double)(dw ? dw : 1),
+		       (double)(st.msgs_sent - msgs0) / (double)(df ? df : 1),
 		       frame, rates[0], rates[runs - 1]);
 		fflush(stdout);
 	}

@@ -5,15 +5,21 @@
 #                      compaction, hard state, lock, backpressure, hooks
 #   test_wal_recovery  on-disk format, torn tails, bit flips, missing
 #                      segments, index gaps, the repair option
+#   test_wal_groups    many Raft groups on one WAL: round trips, drops,
+#                      retention, version-1 directories, damage per group
+#   test_wal_groups_crash  one batch of several groups lost or torn at
+#                      every byte boundary: each group keeps a prefix
 #   test_wal_crash     a child appends and is SIGKILLed at random moments;
 #                      every acknowledged entry must survive
 #   test_wal_fault     write/fsync/fallocate failures injected with
 #                      -Wl,--wrap (and an io_uring submit shim)
 #   bench_wal          `make bench`: appends/s beside the raw disk limits
 #                      (SR_WAL_BENCH_OPEN=1 adds the 1 GiB open benchmark)
+#   bench_wal_groups   `make bench`: restart time with many groups
 #   fuzz_wal.c         `make fuzz`: segment decoder and recovery
 WAL_OUT   = $(BUILD)/test/wal
-WAL_TESTS = test_wal test_wal_recovery test_wal_crash
+WAL_TESTS = test_wal test_wal_recovery test_wal_crash test_wal_groups \
+            test_wal_groups_crash
 TESTS    += $(patsubst %,$(WAL_OUT)/%,$(WAL_TESTS))
 WAL_DEPS  = $(STATIC) test/testlib.h test/wal/walt.h $(wildcard backends/wal/*.h)
 
@@ -34,7 +40,7 @@ $(WAL_OUT)/test_wal_fault: test/wal/test_wal_fault.c $(WAL_DEPS)
 		$(if $(filter 1,$(URING)),$(WAL_WRAP_URING)) $(TEST_LIBS)
 FUZZ_SRCS += test/wal/fuzz_wal.c
 
-BENCHES += $(WAL_OUT)/bench_wal
+BENCHES += $(WAL_OUT)/bench_wal $(WAL_OUT)/bench_wal_groups
 
 # `make tsan`: ThreadSanitizer over the tests where threads share state —
 # the WAL's writer thread beside the host's (test/wal) and the CRC32C
@@ -42,7 +48,7 @@ BENCHES += $(WAL_OUT)/bench_wal
 # three-engine cluster on it.  Its own build directory; any race report
 # fails the run (TSan exits 66).  CI runs it (.ci/run, step tsan).
 TSAN_BUILD ?= build-tsan
-TSAN_TESTS  = unit/test_crc32c wal/test_wal wal/test_wal_recovery \
+TSAN_TESTS  = unit/test_crc32c wal/test_wal wal/test_wal_recovery wal/test_wal_groups \
               wal/test_wal_fault tcp/test_tcp tcp/test_tcp_cluster
 TSAN_BINS   = $(patsubst %,$(TSAN_BUILD)/test/%,$(TSAN_TESTS))
 

@@ -10,7 +10,11 @@
  *            4 = split into two segments, 8 = keep the input's own
  *            segment header instead of a valid one, 16 = the rest is a
  *            recipe (below) rather than raw bytes, 32 (with 2) = the
- *            repair is SR_WAL_REPAIR_PEERS rather than _TRUNCATE
+ *            repair is SR_WAL_REPAIR_PEERS rather than _TRUNCATE,
+ *            64 = groups: meta files for groups 1 and 2 exist, and a
+ *            recipe spreads its records over groups 0..3 (group 3 has
+ *            no meta file: a drop a crash interrupted) with RESET
+ *            records among them
  *   byte 1   where to split (in 1/256ths of the rest)
  *   rest     segment contents after the 64-byte header, or a recipe:
  *            5 bytes per record (kind, index step, length, batch step,
@@ -26,7 +30,9 @@
  *     after a reopen unless the new append went past it;
  *   - an opened log reads back whole, takes new appends, and after a
  *     close reopens without repair to exactly the same log plus the
- *     appends (recovery leaves the directory consistent).
+ *     appends (recovery leaves the directory consistent);
+ *   - with groups, all of this for every group the WAL lists, and it
+ *     lists exactly the groups with a meta file.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -101,25 +107,32 @@ static void fix_crcs(unsigned char *body, size_t n)
  * torn-or-corrupt decision without having to forge CRCs itself.
  */
 static size_t synth(const unsigned char *in, size_t n, unsigned char *out,
-		    size_t cap)
+		    size_t cap, int groups)
 {
 	static unsigned char pattern[256];
-	uint64_t off = WAL_SEG_HDR, next = 1, batch = 1, boff = WAL_SEG_HDR;
+	uint64_t off = WAL_SEG_HDR, nexts[4] = { 1, 1, 1, 1 }, batch = 1,
+		 boff = WAL_SEG_HDR;
 	size_t o = 0;
 
 	for (size_t k = 0; k < sizeof(pattern); k++)
 		pattern[k] = (unsigned char)(k * 37 + 11);
 	for (size_t i = 0; i + 5 <= n; i += 5) {
 		struct wal_rec r = { 0 };
-		uint64_t rs;
+		uint64_t rs, *next_of;
+		uint64_t next;
 
-		r.kind = 1 + in[i] % 3u;
+		r.kind = 1 + in[i] % (groups ? 4u : 3u);
+		r.group = groups ? (in[i] >> 2) % 4u : 0;
+		next_of = &nexts[r.group];
+		next = *next_of;
 		r.len = r.kind == WAL_REC_ENTRY ? in[i + 2] : 0;
 		r.index = next + (uint64_t)(in[i + 1] % 5u) - 2u;
 		if (r.kind != WAL_REC_ENTRY)
 			r.index = next > 1 ? next - 1 - in[i + 1] % 4u : 1;
 		if (r.index == 0)
 			r.index = 1;
+		if (r.kind == WAL_REC_RESET)
+			r.index = 0;
 		r.term = r.kind == WAL_REC_ENTRY ? 1 + in[i + 3] % 2u : 0;
 		r.etype = r.kind == WAL_REC_ENTRY ? 1 : 0;
 		if (in[i + 3] & 6) { /* a new batch */
@@ -137,9 +150,11 @@ static size_t synth(const unsigned char *in, size_t n, unsigned char *out,
 			out[o + in[i + 4] % rs] ^= (unsigned char)(in[i + 4] |
 								   1);
 		if (r.kind == WAL_REC_ENTRY)
-			next = r.index + 1;
+			*next_of = r.index + 1;
 		else if (r.kind == WAL_REC_TRUNCATE)
-			next = r.index;
+			*next_of = r.index;
+		else if (r.kind == WAL_REC_RESET)
+			*next_of = 1;
 		o += rs;
 		off += rs;
 	}
@@ -174,22 +189,27 @@ static void log_fn(void *ctx, int level, const char *line)
 	fprintf(stderr, "[wal %d] %s\n", level, line);
 }
 
+static sr_wal *ctx_wal; /* the WAL open now */
+
 static int open_wal(int mode, sr_wal **w)
 {
 	sr_wal_options o;
+	int rv;
 
 	sr_wal_options_init(&o, dir);
 	if (getenv("FUZZ_WAL_VERBOSE"))
 		o.log = log_fn;
 	o.segment_size = 64 << 10;
 	o.repair = mode;
-	return sr_wal_open(&o, w);
+	rv = sr_wal_open(&o, w);
+	ctx_wal = rv ? NULL : *w;
+	return rv;
 }
 
 /* Read entries lo..hi; return a checksum of their terms and bytes. */
-static uint32_t read_all(sr_wal *w, sr_index lo, sr_index hi)
+static uint32_t read_all(void *w, sr_index lo, sr_index hi)
 {
-	const sr_storage_ops *ops = sr_wal_storage_ops();
+	const sr_storage_ops *ops = sr_wal_group_storage_ops();
 	static sr_entry out[256];
 	uint32_t crc = 0;
 
@@ -209,15 +229,51 @@ static uint32_t read_all(sr_wal *w, sr_index lo, sr_index hi)
 	return crc;
 }
 
+/* One group just opened: its lost range fits, its log reads back whole
+ * (*crc), and it takes one more entry, durably. */
+static void check_one(void *ctx, int repair, sr_durable *d, uint32_t *crc)
+{
+	static const char payload[] = "fuzz";
+	const sr_storage_ops *ops = sr_wal_group_storage_ops();
+	sr_entry e = { 1, 0, SR_ENTRY_NORMAL, 4, payload };
+
+	ops->load(ctx, d);
+	if (d->lost_last &&
+	    (repair != SR_WAL_REPAIR_PEERS || d->lost_last < d->last_index ||
+	     d->lost_first != (d->last_index < d->lost_last ? d->last_index + 1
+							    : d->lost_last)))
+		abort(); /* a lost range that does not fit the log */
+	*crc = read_all(ctx, d->first_index, d->last_index);
+	e.index = d->last_index + 1;
+	if (ops->append(ctx, 1, &e, 1) || sr_wal_sync(ctx_wal))
+		abort();
+}
+
+/* After the reopen: the same log plus the entry, the lost range kept
+ * exactly while the log has not passed it. */
+static void recheck_one(void *ctx, const sr_durable *d, uint32_t crc)
+{
+	sr_durable d2;
+
+	sr_wal_group_storage_ops()->load(ctx, &d2);
+	if (d2.first_index != d->first_index ||
+	    d2.last_index != d->last_index + 1 ||
+	    read_all(ctx, d->first_index, d->last_index) != crc)
+		abort(); /* the log changed across a reopen */
+	if (d2.lost_last !=
+	    (d->last_index + 1 > d->lost_last ? 0 : d->lost_last))
+		abort(); /* the lost range was forgotten, or kept too long */
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static unsigned char body[1 << 16];
 	unsigned char meta[WAL_META_SIZE];
 	struct wal_meta m = { 1, 0 };
 	int flags, repair, rv;
-	size_t n, split;
-	sr_durable d, d2;
-	uint32_t c1;
+	size_t n, split, ng, nlisted, n2;
+	sr_durable d[3];
+	uint32_t c1[3], ids[4];
 	sr_wal *w;
 
 	if (!dir[0]) {
@@ -234,7 +290,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 : flags & 32 ? SR_WAL_REPAIR_PEERS
 			      : SR_WAL_REPAIR_TRUNCATE;
 	if (flags & 16) {
-		n = synth(data + 2, size - 2, body, sizeof(body));
+		n = synth(data + 2, size - 2, body, sizeof(body), flags & 64);
 	} else {
 		n = size - 2;
 		memcpy(body, data + 2, n);
@@ -242,6 +298,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	clear_dir();
 	sr_walfmt_meta_encode(meta, &m);
 	put("meta", meta, sizeof(meta), NULL, 0);
+	if (flags & 64) {
+		put("g00000001.meta", meta, sizeof(meta), NULL, 0);
+		put("g00000002.meta", meta, sizeof(meta), NULL, 0);
+	}
 	split = (flags & 4) ? n * data[1] / 256 : n;
 	if (flags & 1) {
 		fix_crcs(body, split);
@@ -258,31 +318,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
-	sr_wal_storage_ops()->load(w, &d);
-	if (d.lost_last &&
-	    (repair != SR_WAL_REPAIR_PEERS || d.lost_last < d.last_index ||
-	     d.lost_first != (d.last_index < d.lost_last ? d.last_index + 1
-							 : d.lost_last)))
-		abort(); /* a lost range that does not fit the log */
-	c1 = read_all(w, d.first_index, d.last_index);
-	{
-		static const char payload[] = "fuzz";
-		sr_entry e = { 1, d.last_index + 1, SR_ENTRY_NORMAL, 4,
-			       payload };
-
-		if (sr_wal_storage_ops()->append(w, 1, &e, 1) || sr_wal_sync(w))
+	/* every group the WAL lists (group 3 has no meta file: never) */
+	ng = 1;
+	ids[0] = 0;
+	if (sr_wal_groups(w, ids + 1, 3, &nlisted) || nlisted > 2)
+		abort();
+	for (size_t k = 0; k < nlisted; k++)
+		if (!(flags & 64) || ids[1 + k] < 1 || ids[1 + k] > 2)
 			abort();
+	ng += nlisted;
+	for (size_t k = 0; k < ng; k++) {
+		void *ctx = w;
+
+		if (k && sr_wal_group_open(w, ids[k], (sr_wal_group **)&ctx))
+			abort();
+		check_one(ctx, repair, &d[k], &c1[k]);
 	}
 	sr_wal_close(w);
 	if (open_wal(SR_WAL_REPAIR_NONE, &w))
 		abort(); /* recovery left the directory inconsistent */
-	sr_wal_storage_ops()->load(w, &d2);
-	if (d2.first_index != d.first_index ||
-	    d2.last_index != d.last_index + 1 ||
-	    read_all(w, d.first_index, d.last_index) != c1)
-		abort(); /* the log changed across a reopen */
-	if (d2.lost_last != (d.last_index + 1 > d.lost_last ? 0 : d.lost_last))
-		abort(); /* the lost range was forgotten, or kept too long */
+	if (sr_wal_groups(w, NULL, 0, &n2) != (nlisted ? SR_ETOOBIG : 0) ||
+	    n2 != nlisted)
+		abort(); /* a group appeared or vanished across a reopen */
+	for (size_t k = 0; k < ng; k++) {
+		void *ctx = w;
+
+		if (k && sr_wal_group_open(w, ids[k], (sr_wal_group **)&ctx))
+			abort();
+		recheck_one(ctx, &d[k], c1[k]);
+	}
 	sr_wal_close(w);
 	return 0;
 }

@@ -51,17 +51,6 @@ struct ev {
 	uint64_t a, b, c, d;
 };
 
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-	uint64_t x = rng_state += 0x9e3779b97f4a7c15ull;
-
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 /* ------------------------------------------------------------------ */
 /* The child                                                          */
 /* ------------------------------------------------------------------ */
@@ -101,7 +90,7 @@ static void child_snapshot(sr_wal *w, sr_index *first, sr_index *snap,
 			   const sr_index *last)
 {
 	sr_index top = c_acked < *last ? c_acked : *last;
-	sr_index s = top - rnd() % 40, upto;
+	sr_index s = top - t_rnd() % 40, upto;
 	sr_entry e;
 	size_t n;
 	int rv;
@@ -116,7 +105,7 @@ static void child_snapshot(sr_wal *w, sr_index *first, sr_index *snap,
 		c_fail(rv);
 	c_send(EV_SNAP, s, e.term, 0, 0);
 	*snap = s;
-	upto = s - rnd() % 20;
+	upto = s - t_rnd() % 20;
 	if (upto >= *first) {
 		c_send(EV_COMPACT, upto, 0, 0, 0);
 		if ((rv = OPS->compact(w, upto)))
@@ -133,7 +122,7 @@ static void child_truncate(sr_wal *w, sr_index first, sr_index snap,
 
 	if (*last < lo)
 		return;
-	from = *last - rnd() % (*last - lo + 1 < 12 ? *last - lo + 1 : 12);
+	from = *last - t_rnd() % (*last - lo + 1 < 12 ? *last - lo + 1 : 12);
 	(*term)++;
 	if ((rv = OPS->set_hard_state(w, *term, 0)))
 		c_fail(rv);
@@ -154,7 +143,7 @@ static void child_main(int engine, const char *dir, uint64_t seed)
 	uint64_t token = 0;
 	int rv;
 
-	rng_state = seed;
+	t_rng_state = seed;
 	sr_wal_options_init(&o, dir);
 	o.engine = engine;
 	o.segment_size = SEG_SIZE;
@@ -178,14 +167,14 @@ static void child_main(int engine, const char *dir, uint64_t seed)
 			term = e.term;
 	}
 	for (;;) {
-		uint64_t r = rnd() % 100;
+		uint64_t r = t_rnd() % 100;
 
 		if (c_inflight < 64 && r < 3) {
 			child_truncate(w, first, snap, &last, &term);
 		} else if (c_inflight < 64 && r < 5 && c_acked > snap + 200) {
 			child_snapshot(w, &first, &snap, &last);
 		} else if (c_inflight < 64) {
-			sr_index n = 1 + rnd() % 16;
+			sr_index n = 1 + t_rnd() % 16;
 
 			token++;
 			c_hi[token & 0xffff] = last + n;
@@ -199,6 +188,19 @@ static void child_main(int engine, const char *dir, uint64_t seed)
 		}
 		t_poll_process(w, c_inflight >= 64 ? 20 : 0);
 	}
+}
+
+struct child_args {
+	const char *dir;
+	uint64_t seed;
+};
+
+static void child_entry(int fd, void *arg)
+{
+	const struct child_args *a = arg;
+
+	c_pipe = fd;
+	child_main(t_engine, a->dir, a->seed);
 }
 
 /* ------------------------------------------------------------------ */
@@ -224,33 +226,6 @@ static void m_reserve(sr_index i)
 
 static struct ev evs[1 << 18];
 static int nevs;
-
-/* Read whatever the child wrote, until deadline_ms passes (0: drain). */
-static void collect(int fd, int deadline_ms)
-{
-	struct timespec t0, t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		long el;
-		ssize_t n;
-
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		el = (t.tv_sec - t0.tv_sec) * 1000 +
-		     (t.tv_nsec - t0.tv_nsec) / 1000000;
-		if (deadline_ms && el >= deadline_ms)
-			return;
-		if (poll(&p, 1, deadline_ms ? (int)(deadline_ms - el) : 0) <= 0)
-			return;
-		if (nevs >= (int)(sizeof(evs) / sizeof(evs[0])))
-			return;
-		n = read(fd, &evs[nevs], sizeof(struct ev));
-		if (n != (ssize_t)sizeof(struct ev))
-			return;
-		nevs++;
-	}
-}
 
 struct mrec {
 	uint32_t kind;
@@ -419,31 +394,16 @@ WAL_TEST(test_kill_9_never_loses_an_acknowledged_entry)
 	m_last = m_snap = m_hs = 0;
 	for (int iter = 0; iter < kills; iter++) {
 		uint64_t seed = base * 1000 + (uint64_t)iter;
-		int fds[2], st;
-		pid_t pid;
+		struct child_args a = { dir, seed };
 		sr_wal *w;
 
-		CHECK_EQ(pipe(fds), 0);
-		pid = fork();
-		CHECK(pid >= 0);
-		if (pid == 0) {
-			close(fds[0]);
-			c_pipe = fds[1];
-			child_main(t_engine, dir, seed);
-			_exit(0);
-		}
-		close(fds[1]);
-		nevs = 0;
-		rng_state = seed ^ 0x5555;
-		collect(fds[0], 2 + (int)(rnd() % 60));
-		kill(pid, SIGKILL);
-		CHECK(waitpid(pid, &st, 0) == pid);
-		collect(fds[0], 0);
-		close(fds[0]);
-		if (!WIFSIGNALED(st))
+		t_rng_state = seed ^ 0x5555;
+		nevs = t_kill_after(child_entry, &a, 2 + (int)(t_rnd() % 60),
+				    evs, sizeof(evs[0]),
+				    (int)(sizeof(evs) / sizeof(evs[0])));
+		if (nevs < 0)
 			TEST_FAIL("iter %d seed %llu: child exited with %d",
-				  iter, (unsigned long long)seed,
-				  WEXITSTATUS(st));
+				  iter, (unsigned long long)seed, -1 - nevs);
 		w = t_open(dir, SEG_SIZE);
 		verify(w, iter, seed);
 		recoveries_with_work += nevs > 10;

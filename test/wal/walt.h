@@ -13,6 +13,9 @@
  *
  * Entry data is a deterministic pattern of (index, term, len), so any
  * entry read back can be checked without keeping a copy.
+ *
+ * t_rnd() is a seeded generator (a failure prints its seed to replay);
+ * t_kill_after() is the kill -9 harness of the crash tests.
  */
 #ifndef SR_WALT_H
 #define SR_WALT_H
@@ -21,10 +24,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <seshat/wal.h>
@@ -328,6 +334,75 @@ static inline char *t_path(char *buf, const char *dir, const char *name)
 {
 	sprintf(buf, "%s/%s", dir, name);
 	return buf;
+}
+
+/* ---- a seeded generator ---- */
+
+static uint64_t t_rng_state;
+
+static inline uint64_t t_rnd(void)
+{
+	uint64_t x = t_rng_state += 0x9e3779b97f4a7c15ull;
+
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* ---- kill -9 ---- */
+
+/* Read fixed-size records (rec bytes) from fd into buf[*n..cap) until
+ * ms milliseconds pass (0: until nothing is left to read). */
+static inline void t_collect(int fd, int ms, void *buf, size_t rec, int cap,
+			     int *n)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long el;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		el = (t.tv_sec - t0.tv_sec) * 1000 +
+		     (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (ms && el >= ms)
+			return;
+		if (poll(&p, 1, ms ? (int)(ms - el) : 0) <= 0 || *n >= cap ||
+		    read(fd, (char *)buf + (size_t)*n * rec, rec) !=
+			    (ssize_t)rec)
+			return;
+		(*n)++;
+	}
+}
+
+/*
+ * Run child(wfd, arg) in a forked process with a pipe to the parent,
+ * read the records it writes for ms milliseconds, SIGKILL it and read
+ * the rest.  Returns how many records were read (at most cap), or, if
+ * the child ended by itself, -1 - its exit status.
+ */
+static inline int t_kill_after(void (*child)(int wfd, void *arg), void *arg,
+			       int ms, void *buf, size_t rec, int cap)
+{
+	int fds[2], st, n = 0;
+	pid_t pid;
+
+	CHECK_EQ(pipe(fds), 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		child(fds[1], arg);
+		_exit(0);
+	}
+	close(fds[1]);
+	t_collect(fds[0], ms, buf, rec, cap, &n);
+	kill(pid, SIGKILL);
+	CHECK(waitpid(pid, &st, 0) == pid);
+	t_collect(fds[0], 0, buf, rec, cap, &n);
+	close(fds[0]);
+	return WIFSIGNALED(st) ? n : -1 - WEXITSTATUS(st);
 }
 
 #endif
