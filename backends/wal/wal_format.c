@@ -330,7 +330,7 @@ void sr_walfmt_snap_hdr_encode(unsigned char *out, const struct wal_snap_hdr *h,
 		count = SR_MAX_MEMBERS;
 	for (uint32_t i = 0; i < count; i++)
 		if (conf_role_word(&conf->members[i]) > 0xffu)
-			version = WAL_SNAP_VERSION_ROLES;
+			version = WAL_SNAP_VERSION_2;
 	memset(out, 0, h->hdr_size);
 	memcpy(out, WAL_SNAP_MAGIC, 8);
 	wal_put32(out + 8, version);
@@ -391,7 +391,7 @@ static int conf_decode(const unsigned char *p, uint32_t len, uint32_t version,
 		pos += 16 + alen;
 	}
 	/* version 2 exactly when a role word needs it (the encoder's rule) */
-	if (pos != len || high != (version == WAL_SNAP_VERSION_ROLES))
+	if (pos != len || high != (version == WAL_SNAP_VERSION_2))
 		return WALFMT_BAD;
 	if (c)
 		c->n = n;
@@ -425,7 +425,7 @@ int sr_walfmt_snap_hdr_decode(const unsigned char *in, size_t len,
 		return WALFMT_BAD;
 	}
 	if ((wal_get32(in + 8) != WAL_VERSION &&
-	     wal_get32(in + 8) != WAL_SNAP_VERSION_ROLES) ||
+	     wal_get32(in + 8) != WAL_SNAP_VERSION_2) ||
 	    wal_get32(in + 52) != 0 ||
 	    !sr_walfmt_is_zero(in + WAL_SNAP_FIXED + h->conf_len,
 			       h->hdr_size - WAL_SNAP_FIXED - h->conf_len)) {

@@ -21,34 +21,35 @@
 
 #include <seshat/types.h>
 
-#define WAL_VERSION	       1u /* meta, lost and snapshot files */
-/* Snapshot headers: version 2 when a member's role word uses bits above
- * the role (a joint configuration's new role, auto_promote), so that a
- * reader of version 1 refuses the file instead of misreading a role. */
-#define WAL_SNAP_VERSION_ROLES 2u
+#define WAL_VERSION	    1u /* meta, lost and snapshot files */
 /* Segments: version 2 tags each record with its group (bytes 44..47,
  * which version 1 kept as the zero high half of batch_off); version 1
  * segments are still read, every record in them belonging to group 0. */
-#define WAL_SEG_VERSION	       2u
-#define WAL_SEG_VERSION_1      1u
-#define WAL_SEG_MAGIC	       "SRWALSEG"
-#define WAL_META_MAGIC	       "SRWALMET"
-#define WAL_SNAP_MAGIC	       "SRWALSNP"
+#define WAL_SEG_VERSION	    2u
+#define WAL_SEG_VERSION_1   1u
+#define WAL_SEG_MAGIC	    "SRWALSEG"
+#define WAL_META_MAGIC	    "SRWALMET"
+#define WAL_SNAP_MAGIC	    "SRWALSNP"
 
-#define WAL_SEG_HDR	       64u /* segment header size; records start here */
-#define WAL_REC_HDR	       48u /* record header size */
-#define WAL_META_SIZE	       36u
-#define WAL_LOST_MAGIC	       "SRWALOST"
-#define WAL_LOST_SIZE	       24u
-#define WAL_SNAP_FIXED	       56u /* snapshot header before the membership */
+#define WAL_SEG_HDR	    64u /* segment header size; records start here */
+#define WAL_REC_HDR	    48u /* record header size */
+#define WAL_META_SIZE	    36u
+#define WAL_LOST_MAGIC	    "SRWALOST"
+#define WAL_LOST_SIZE	    24u
+#define WAL_SNAP_FIXED	    56u /* snapshot header before the membership */
+
+/* Snapshot headers are version 2 when a member's role word uses bits above
+ * the role (a joint configuration's new role, auto_promote), so that a
+ * reader of version 1 refuses the file instead of misreading a role. */
+#define WAL_SNAP_VERSION_2  2u
 
 /* The largest payload a record may carry (an entry's len is a uint32_t,
  * but a record must fit in a segment of at most 1 GiB). */
-#define WAL_REC_MAX_PAYLOAD    (1024u * 1024u * 1024u - WAL_SEG_HDR - WAL_REC_HDR)
+#define WAL_REC_MAX_PAYLOAD (1024u * 1024u * 1024u - WAL_SEG_HDR - WAL_REC_HDR)
 
 /* Indexes and terms beyond this are refused everywhere, so that index
  * arithmetic (upto + 1, last + n) can never wrap. */
-#define WAL_INDEX_MAX	       (1ull << 62)
+#define WAL_INDEX_MAX	    (1ull << 62)
 
 enum {
 	WAL_REC_ENTRY = 1,    /* a log entry */
