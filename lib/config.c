@@ -192,9 +192,11 @@ void conf_snapshot_installed(sr_node *n, const sr_membership *c, sr_index index)
 	uint32_t drop = 0;
 	while (drop < n->conf_pending_n && n->conf_pending[drop] <= index)
 		drop++;
-	n->conf_pending_n -= drop;
-	memmove(n->conf_pending, n->conf_pending + drop,
-		n->conf_pending_n * sizeof(*n->conf_pending));
+	if (drop) { /* conf_pending may be NULL when nothing is pending */
+		n->conf_pending_n -= drop;
+		memmove(n->conf_pending, n->conf_pending + drop,
+			n->conf_pending_n * sizeof(*n->conf_pending));
+	}
 	n->conf_applied = *c;
 	n->conf_applied_index = index;
 	if (n->conf_index <= index)

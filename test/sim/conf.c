@@ -398,8 +398,32 @@ void check_durable_quorum(struct cluster *c)
 /* Elections and transfers                                             */
 /* ------------------------------------------------------------------ */
 
-/* Why sn may not campaign or lead now, or NULL if it may. */
-static const char *conf_no_vote(struct sim_node *sn, const struct sim_conf *cf)
+/* Was sn a voter of the configuration before its latest one?  (1 when its
+ * shadow no longer shows that one: the checker cannot tell.) */
+static int conf_was_voter(struct sim_node *sn)
+{
+	for (sr_index j = sn->conf_idx; j-- > 1;) {
+		const struct sim_conf *p;
+
+		if (j > sn->shadow_last ||
+		    sn->shadow[j].type != SR_ENTRY_CONFIG)
+			continue;
+		p = conf_find(sn->c, j, sn->shadow[j].term);
+		return !p || (p->voters | p->old_voters) >> sn->slot & 1;
+	}
+	return 1;
+}
+
+/*
+ * Why sn may not campaign (leading = 0) or lead (leading = 1) now, or NULL
+ * if it may.  Like a removed voter, a voter that its latest configuration
+ * demotes to learner (sr_node_change, a joint change's C_new) may campaign
+ * and lead until that configuration commits, then steps down (thesis
+ * §4.2.2; lib/election.c).  A leader may also be a learner of a
+ * configuration it appended itself and has not seen committed.
+ */
+static const char *conf_no_vote(struct sim_node *sn, const struct sim_conf *cf,
+				int leading)
 {
 	sr_status st;
 
@@ -407,11 +431,14 @@ static const char *conf_no_vote(struct sim_node *sn, const struct sim_conf *cf)
 		return "in no configuration";
 	if ((cf->voters | cf->old_voters) >> sn->slot & 1)
 		return NULL;
+	sr_node_status(sn->node, &st);
 	if (cf->learners >> sn->slot & 1)
-		return "a learner";
+		return st.commit_index < cf->index &&
+				       (leading || conf_was_voter(sn))
+			       ? NULL
+			       : "a learner";
 	if (!(cf->removed >> sn->slot & 1))
 		return "absent";
-	sr_node_status(sn->node, &st);
 	return st.commit_index >= cf->index ? "removed, committed" : NULL;
 }
 
@@ -419,7 +446,8 @@ void check_conf_send(struct sim_node *sn, const sr_msg *m)
 {
 	struct cluster *c = sn->c;
 	const struct sim_conf *cf = cluster_conf_of(c, sn->slot);
-	const char *no = m->type == SR_MSG_VOTE ? conf_no_vote(sn, cf) : NULL;
+	const char *no = m->type == SR_MSG_VOTE ? conf_no_vote(sn, cf, 0)
+						: NULL;
 	int to = (int)m->to - 1;
 	sr_status st;
 
@@ -486,7 +514,7 @@ void check_conf_leader(struct sim_node *sn)
 {
 	struct cluster *c = sn->c;
 	const struct sim_conf *cf = cluster_conf_of(c, sn->slot);
-	const char *no = conf_no_vote(sn, cf);
+	const char *no = conf_no_vote(sn, cf, 1);
 
 	/* A node whose removal is committed without its knowing may still
 	 * win an election among voters that do not know it either (thesis

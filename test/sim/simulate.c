@@ -441,7 +441,9 @@ static void fault_store(struct cluster *c, int i)
  * random suffix of its durable log is lost, acknowledged entries
  * included; its store reports the range and it restarts later.  One
  * repair at a time, and only while every slot's latest configuration
- * has at least three voters: a repairing node never campaigns and votes
+ * has at least three voters and is not joint (a joint one needs two
+ * majorities, and a candidate may find a node in each that holds a newer
+ * entry yet cannot campaign): a repairing node never campaigns and votes
  * only for candidates at least as up-to-date as what it lost, so when
  * the lost range holds entries no other node has (a deposed leader's
  * uncommitted tail) and no quorum forms without it, no one can be
@@ -454,7 +456,7 @@ static void fault_corrupt(struct cluster *c, int i)
 		const struct sim_conf *cf = cluster_conf_of(c, k);
 		int n = 0;
 
-		if (c->nodes[k].lost_last)
+		if (c->nodes[k].lost_last || (cf && cf->old_voters))
 			return;
 		for (uint32_t v = cf ? cf->voters : 0; v; v &= v - 1)
 			n++;

@@ -62,6 +62,18 @@ static int start_with_learners(int extra)
 	return l;
 }
 
+/* The changes that make learners 4-6 the voters and remove voters 1-3. */
+static void replace_1_2_3_by_4_5_6(sr_change ch[6])
+{
+	memset(ch, 0, 6 * sizeof(*ch));
+	for (int k = 0; k < 3; k++) {
+		ch[k].op = SR_CHANGE_PROMOTE;
+		ch[k].id = (sr_id)(4 + k);
+		ch[3 + k].op = SR_CHANGE_REMOVE;
+		ch[3 + k].id = (sr_id)(1 + k);
+	}
+}
+
 TEST(test_joint_configuration_encodes_as_version_2_and_simple_as_1)
 {
 	sr_membership a, b;
@@ -113,13 +125,7 @@ TEST(test_replace_a_whole_majority_at_once)
 	sr_index idx = 0;
 	int l = start_with_learners(3), nl;
 
-	memset(ch, 0, sizeof(ch));
-	for (int k = 0; k < 3; k++) {
-		ch[k].op = SR_CHANGE_PROMOTE;
-		ch[k].id = (sr_id)(4 + k);
-		ch[3 + k].op = SR_CHANGE_REMOVE;
-		ch[3 + k].id = (sr_id)(1 + k);
-	}
+	replace_1_2_3_by_4_5_6(ch);
 	CHECK_EQ(sr_node_change(C.node[l], ch, 6, &idx), 0);
 	CHECK(idx > 0);
 	/* in effect at once on the leader: C_old {1,2,3}, C_new {4,5,6} */
@@ -241,13 +247,7 @@ TEST(test_new_leader_finishes_a_joint_change_its_predecessor_began)
 	sr_index idx = 0;
 	int l = start_with_learners(3), nl;
 
-	memset(ch, 0, sizeof(ch));
-	for (int k = 0; k < 3; k++) {
-		ch[k].op = SR_CHANGE_PROMOTE;
-		ch[k].id = (sr_id)(4 + k);
-		ch[3 + k].op = SR_CHANGE_REMOVE;
-		ch[3 + k].id = (sr_id)(1 + k);
-	}
+	replace_1_2_3_by_4_5_6(ch);
 	CHECK_EQ(sr_node_change(C.node[l], ch, 6, &idx), 0);
 	/* the joint entry reaches the others, then the leader is cut off
 	 * before it can leave */
@@ -416,6 +416,40 @@ TEST(test_one_voter_changed_is_a_simple_change)
 	l = cluster_leader();
 	CHECK(l != 0 && !joint_on(l));
 	CHECK_EQ(__builtin_popcount(voters_of(l, 0)), 2);
+	cluster_stop();
+}
+
+/* As with a removal (thesis §4.2.2): a leader of two voters that demotes
+ * itself and loses leadership before the other holds the change must still
+ * campaign, or no one could win (the other needs its vote, and its longer
+ * log makes it refuse).  It leads until the demotion commits, then steps
+ * down. */
+TEST(test_leader_of_two_that_demoted_itself_cannot_deadlock_the_cluster)
+{
+	sr_change ch = { SR_CHANGE_DEMOTE, 0, NULL, 0 };
+	const sr_member *m;
+	int l, f;
+
+	cluster_start(2);
+	cluster_run(500);
+	l = cluster_leader();
+	CHECK(l != 0);
+	f = 3 - l;
+	C.cut[f] = 1;
+	ch.id = (sr_id)l;
+	CHECK_EQ(sr_node_change(C.node[l], &ch, 1, NULL), 0);
+	CHECK(!joint_on(l)); /* one voter less: a simple change */
+	cluster_run(400);
+	CHECK(cluster_status(l).role != SR_LEADER);
+	C.cut[f] = 0;
+	cluster_run(2000);
+	CHECK_EQ(cluster_leader(), f);
+	m = sr_membership_find(sr_node_membership(C.node[f]), (sr_id)l);
+	CHECK(m != NULL && m->role == SR_ROLE_LEARNER);
+	CHECK(cluster_status(l).role == SR_FOLLOWER);
+	cluster_propose_n(f, 1, 3);
+	cluster_run(50);
+	CHECK_EQ(C.applied_sum[l], 6);
 	cluster_stop();
 }
 
