@@ -138,6 +138,9 @@ struct sr_node {
 	 * since the leader last computed its commit index */
 	int commit_moved;
 	uint32_t self_sets; /* the sets this node votes in */
+	/* conf is joint, or this node votes in none of its sets: a leader
+	 * has work once conf commits (reconf_after_commit) */
+	int conf_leave_due;
 
 	/* proposals, sorted by index */
 	struct proposal *props;

@@ -201,7 +201,10 @@ void reconf_tick(sr_node *n)
  * and a leader that is no voter of it steps down. */
 void reconf_after_commit(sr_node *n)
 {
-	if (n->role != SR_LEADER || n->conf_index > n->commit)
+	/* called at the end of every engine call: the usual leader leaves
+	 * at the second test */
+	if (n->role != SR_LEADER || !n->conf_leave_due ||
+	    n->conf_index > n->commit)
 		return;
 	if (quorum_is_joint(&n->quorum)) {
 		reconf_leave_joint(n);
