@@ -469,7 +469,8 @@ SR_API int sr_codec_header(const void *buf, size_t len, uint32_t max_payload,
 		return SR_EPROTO;
 	uint32_t type = get_u16(p + 6);
 	if ((type < 1 || type > SR_MSG_TYPE_MAX) && type != SR_FRAME_HELLO &&
-	    type != SR_FRAME_BATCH)
+	    type != SR_FRAME_BATCH && type != SR_FRAME_HEARTBEATS &&
+	    type != SR_FRAME_APPEND_RESPS)
 		return SR_EPROTO;
 	uint32_t plen = get_u32(p + 12);
 	if (plen > max_payload)
@@ -481,20 +482,6 @@ SR_API int sr_codec_header(const void *buf, size_t len, uint32_t max_payload,
 		hdr->crc = get_u32(p + 16);
 	}
 	return 0;
-}
-
-/* Header, presence of the whole payload, and CRC. */
-static int check_frame(const uint8_t *p, size_t len, uint32_t max_payload,
-		       sr_frame_hdr *hdr)
-{
-	int rc = sr_codec_header(p, len, max_payload, hdr);
-	if (rc)
-		return rc;
-	if (len - SR_FRAME_HDR_SIZE < hdr->len)
-		return SR_EPROTO; /* truncated */
-	uint32_t crc = sr_crc32c(0, p, 16);
-	crc = sr_crc32c(crc, p + SR_FRAME_HDR_SIZE, hdr->len);
-	return crc == hdr->crc ? 0 : SR_EPROTO;
 }
 
 SR_API void sr_decoder_init(sr_decoder *d, uint32_t max_payload,
@@ -680,7 +667,7 @@ SR_API int sr_codec_decode(sr_decoder *d, const void *buf, size_t len,
 
 	if (!d || !out)
 		return SR_EINVAL;
-	int rc = check_frame(buf, len, d->max_payload, &h);
+	int rc = sr_frame_check(buf, len, d->max_payload, &h);
 	if (rc)
 		return rc;
 	if (!is_msg_type(h.type))
@@ -698,7 +685,7 @@ SR_API int sr_codec_decode_hello(const void *buf, size_t len, sr_hello *out)
 {
 	sr_frame_hdr h;
 
-	int rc = check_frame(buf, len, SR_HELLO_PAYLOAD, &h);
+	int rc = sr_frame_check(buf, len, SR_HELLO_PAYLOAD, &h);
 	if (rc)
 		return SR_EPROTO;
 	if (h.type != SR_FRAME_HELLO || h.len != SR_HELLO_PAYLOAD)
@@ -733,7 +720,7 @@ SR_API int sr_codec_batch_open(const sr_decoder *d, const void *buf, size_t len,
 
 	if (!d || !it)
 		return SR_EINVAL;
-	int rc = check_frame(buf, len, d->max_payload, &h);
+	int rc = sr_frame_check(buf, len, d->max_payload, &h);
 	if (rc)
 		return rc;
 	if (h.type != SR_FRAME_BATCH || h.group || !h.len)

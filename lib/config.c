@@ -192,7 +192,9 @@ void conf_snapshot_installed(sr_node *n, const sr_membership *c, sr_index index)
 	uint32_t drop = 0;
 	while (drop < n->conf_pending_n && n->conf_pending[drop] <= index)
 		drop++;
-	if (drop) { /* conf_pending may be NULL when nothing is pending */
+	/* drop == 0 also covers a node that never had a pending entry,
+	 * whose array is still NULL (memmove must not see it). */
+	if (drop) {
 		n->conf_pending_n -= drop;
 		memmove(n->conf_pending, n->conf_pending + drop,
 			n->conf_pending_n * sizeof(*n->conf_pending));

@@ -165,9 +165,14 @@ int elect_step_term(sr_node *n, const sr_msg *m)
 			 * steps down even when it cannot campaign (PreVote). */
 			r.type = SR_MSG_APPEND_RESP;
 			node_send(n, &r);
-		} else if (m->type == SR_MSG_VOTE && m->u.vote.pre) {
+		} else if (m->type == SR_MSG_VOTE) {
+			/* Deny with the newer term (Figure 2), a vote as a
+			 * pre-vote: a candidate that hears terms from no one
+			 * else (its configuration dropped the members that
+			 * carry them) would otherwise campaign below this
+			 * voter's term for ever. */
 			r.type = SR_MSG_VOTE_RESP;
-			r.u.vote_resp.pre = 1;
+			r.u.vote_resp.pre = m->u.vote.pre;
 			node_send(n, &r);
 		}
 		return 0;

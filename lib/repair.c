@@ -21,7 +21,10 @@
  * a pre-vote only to a candidate whose log is at least as up-to-date as
  * its log *was* before the damage: last index >= lost_last with a last
  * term >= the term it had durably then (repair_term, an upper bound of
- * the damaged last entry's term; higher is only stricter).  That is the
+ * the damaged last entry's term; higher is stricter, so the store keeps
+ * the term of when it found the loss, sr_durable.lost_term, rather than
+ * the one of a later restart, which elections the node could not win
+ * may have raised past every candidate's last term).  That is the
  * very check a voter that kept its log would make, so the proof of
  * Leader Completeness (§5.4.3) goes through unchanged: a candidate whose
  * last term is higher got it from a leader that held every entry
@@ -57,7 +60,11 @@ int repair_start(sr_node *n, const sr_durable *d)
 	if (!d->lost_last)
 		return 0;
 	n->repair_until = d->lost_last;
-	n->repair_term = d->term;
+	/* the bound from when the loss was found (sr_durable.lost_term):
+	 * today's term may have risen in elections this node could not
+	 * win, and with it a bound no candidate meets */
+	n->repair_term = d->lost_term && d->lost_term < d->term ? d->lost_term
+								: d->term;
 	node_log(n, SR_LOG_WARN,
 		 "store lost entries %llu..%llu: fetching them from the "
 		 "leader; no vote until they are back",

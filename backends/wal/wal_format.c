@@ -254,26 +254,39 @@ int sr_walfmt_meta_decode(const unsigned char *in, size_t len,
 	return WALFMT_OK;
 }
 
-void sr_walfmt_lost_encode(unsigned char out[WAL_LOST_SIZE], sr_index last)
+void sr_walfmt_lost_encode(unsigned char out[WAL_LOST_SIZE], sr_index last,
+			   sr_term term)
 {
 	memcpy(out, WAL_LOST_MAGIC, 8);
 	wal_put64(out + 8, last);
-	wal_put32(out + 16, 0);
-	wal_put32(out + 20, sr_crc32c(0, out, 20));
+	wal_put32(out + 16, 2);
+	wal_put32(out + 20, 0);
+	wal_put64(out + 24, term);
+	wal_put32(out + 32, sr_crc32c(0, out, 32));
 }
 
 int sr_walfmt_lost_decode(const unsigned char *in, size_t len, sr_index *last,
-			  const char **why)
+			  sr_term *term, const char **why)
 {
-	if (len != WAL_LOST_SIZE || memcmp(in, WAL_LOST_MAGIC, 8) != 0) {
+	/* the word after lost_last is version 1's reserved zero */
+	size_t body = len == WAL_LOST_SIZE ? 32 : 20;
+
+	if ((len != WAL_LOST_SIZE && len != WAL_LOST_SIZE_V1) ||
+	    memcmp(in, WAL_LOST_MAGIC, 8) != 0) {
 		*why = "not a lost file (size or magic)";
 		return WALFMT_BAD;
 	}
-	if (wal_get32(in + 20) != sr_crc32c(0, in, 20) || wal_get32(in + 16)) {
+	if (wal_get32(in + body) != sr_crc32c(0, in, body)) {
 		*why = "lost file CRC mismatch";
 		return WALFMT_BAD;
 	}
+	if (wal_get32(in + 16) != (len == WAL_LOST_SIZE ? 2u : 0u) ||
+	    (len == WAL_LOST_SIZE && wal_get32(in + 20))) {
+		*why = "unsupported lost file version";
+		return WALFMT_BAD;
+	}
 	*last = wal_get64(in + 8);
+	*term = len == WAL_LOST_SIZE ? wal_get64(in + 24) : 0;
 	return WALFMT_OK;
 }
 

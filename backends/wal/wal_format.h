@@ -35,7 +35,8 @@
 #define WAL_REC_HDR	    48u /* record header size */
 #define WAL_META_SIZE	    36u
 #define WAL_LOST_MAGIC	    "SRWALOST"
-#define WAL_LOST_SIZE	    24u
+#define WAL_LOST_SIZE	    36u /* version 2 */
+#define WAL_LOST_SIZE_V1    24u
 #define WAL_SNAP_FIXED	    56u /* snapshot header before the membership */
 
 /* Snapshot headers are version 2 when a member's role word uses bits above
@@ -194,11 +195,15 @@ int sr_walfmt_meta_decode(const unsigned char *in, size_t len,
 			  struct wal_meta *m, const char **why);
 
 /* The lost file (protocol-aware repair): the highest index that damaged
- * records held.  magic[8] lost_last[8] reserved[4]=0 crc32c[4] of the 20
- * bytes before it. */
-void sr_walfmt_lost_encode(unsigned char out[WAL_LOST_SIZE], sr_index last);
+ * records held and an upper bound of their terms.  Version 2:
+ * magic[8] lost_last[8] version[4]=2 reserved[4]=0 lost_term[8]
+ * crc32c[4] of the 32 bytes before it.  Version 1 (24 bytes) had no term:
+ * magic[8] lost_last[8] reserved[4]=0 crc32c[4]; it decodes with
+ * *term = 0 (unknown). */
+void sr_walfmt_lost_encode(unsigned char out[WAL_LOST_SIZE], sr_index last,
+			   sr_term term);
 int sr_walfmt_lost_decode(const unsigned char *in, size_t len, sr_index *last,
-			  const char **why);
+			  sr_term *term, const char **why);
 
 /* Bytes the membership takes in a snapshot header. */
 size_t sr_walfmt_conf_size(const sr_membership *conf);

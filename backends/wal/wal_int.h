@@ -143,6 +143,7 @@ struct sr_wal_group {
 	/* protocol-aware repair (wal_recover.c): entries lost to corruption,
 	 * reported by load() while the log ends before lost_last */
 	sr_index lost_first, lost_last;
+	sr_term lost_term; /* bound of their terms (0: a version 1 file) */
 
 	/* recovery only (wal_recover.c) */
 	int seen;	     /* a record of the group was replayed */

@@ -794,6 +794,7 @@ static int wal_load(void *ctx, sr_durable *out)
 		out->lost_first = g->last < g->lost_last ? g->last + 1
 							 : g->lost_last;
 		out->lost_last = g->lost_last;
+		out->lost_term = g->lost_term;
 	}
 	return 0;
 }

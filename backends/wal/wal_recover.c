@@ -795,13 +795,26 @@ int sr_walrec_note_lost(struct sr_wal_group *g, sr_index last)
 	char name[32], label[32];
 	int rv;
 
-	if (w->repair != SR_WAL_REPAIR_PEERS || last <= g->lost_last)
+	/* Every entry the group held has a term <= its durable term (a term
+	 * is durable before anything of it is appended), so that term
+	 * bounds the lost ones; kept from the first loss on, raised only by
+	 * a later loss (an entry re-fetched since may carry a higher term).
+	 * Not the term of a later restart: terms rise while the node cannot
+	 * vote, and a rising bound would refuse every candidate. */
+	sr_term term = g->term > g->lost_term ? g->term : g->lost_term;
+
+	if (w->repair != SR_WAL_REPAIR_PEERS)
+		return 0;
+	if (last < g->lost_last)
+		last = g->lost_last;
+	if (!last || (last == g->lost_last && term == g->lost_term))
 		return 0;
 	sr_walio_group_name(name, sizeof(name), g->id, "lost");
-	sr_walfmt_lost_encode(buf, last);
+	sr_walfmt_lost_encode(buf, last, term);
 	if ((rv = sr_walio_write_atomic(w, name, buf, sizeof(buf))))
 		return rv;
 	g->lost_last = last;
+	g->lost_term = term;
 	sr_walc_logf(w, SR_LOG_WARN,
 		     "wal: REPAIR: %s%s may have lost acknowledged entries up "
 		     "to %llu; the node re-fetches them from the leader and "
@@ -834,7 +847,7 @@ static int lost_load(struct sr_wal_group *g)
 	} while (n < 0 && errno == EINTR);
 	close(fd);
 	if (n < 0 || sr_walfmt_lost_decode(buf, (size_t)n, &g->lost_last,
-					   &why) != WALFMT_OK) {
+					   &g->lost_term, &why) != WALFMT_OK) {
 		/* without it the node could vote without entries it
 		 * acknowledged: never guess */
 		sr_walc_logf(w, SR_LOG_ERROR,
@@ -846,7 +859,8 @@ static int lost_load(struct sr_wal_group *g)
 	return 0;
 }
 
-/* After the replay: report the lost range, or forget a repaired one. */
+/* After the replay: report the lost range, or forget a repaired one (or,
+ * with SR_WAL_REPAIR_TRUNCATE, any). */
 static int lost_settle(struct sr_wal_group *g)
 {
 	sr_wal *w = g->wal;
@@ -861,20 +875,35 @@ static int lost_settle(struct sr_wal_group *g)
 			     "again: repair complete",
 			     (unsigned long long)g->lost_last,
 			     g->id ? label : "");
-		g->lost_first = g->lost_last = 0;
-		sr_walio_group_name(name, sizeof(name), g->id, "lost");
-		if (unlinkat(w->dirfd, name, 0) != 0 || fsync(w->dirfd) != 0)
-			return SR_EIO;
+	} else if (w->repair == SR_WAL_REPAIR_TRUNCATE) {
+		/* The operator's override for a group that cannot elect
+		 * while this node waits for entries no electable peer holds
+		 * (docs/operations.md): forget the range, vote as if the
+		 * entries had never been here. */
+		sr_walc_logf(w, SR_LOG_WARN,
+			     "wal: REPAIR: %s%s: forgetting the lost range "
+			     "up to %llu (repair mode truncate): this node "
+			     "now votes without the entries it lost, and "
+			     "acknowledged entries MAY BE LOST",
+			     w->dir, g->id ? label : "",
+			     (unsigned long long)g->lost_last);
+	} else {
+		g->lost_first = g->last + 1 < g->lost_last ? g->last + 1
+							   : g->lost_last;
+		sr_walc_logf(w, SR_LOG_WARN,
+			     "wal: %s%s: entries %llu..%llu are to be fetched "
+			     "from the leader (the log ends at %llu)",
+			     w->dir, g->id ? label : "",
+			     (unsigned long long)g->lost_first,
+			     (unsigned long long)g->lost_last,
+			     (unsigned long long)g->last);
 		return 0;
 	}
-	g->lost_first = g->last + 1 < g->lost_last ? g->last + 1 : g->lost_last;
-	sr_walc_logf(w, SR_LOG_WARN,
-		     "wal: %s%s: entries %llu..%llu are to be fetched from the "
-		     "leader (the log ends at %llu)",
-		     w->dir, g->id ? label : "",
-		     (unsigned long long)g->lost_first,
-		     (unsigned long long)g->lost_last,
-		     (unsigned long long)g->last);
+	g->lost_first = g->lost_last = 0;
+	g->lost_term = 0;
+	sr_walio_group_name(name, sizeof(name), g->id, "lost");
+	if (unlinkat(w->dirfd, name, 0) != 0 || fsync(w->dirfd) != 0)
+		return SR_EIO;
 	return 0;
 }
 

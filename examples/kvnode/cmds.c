@@ -43,7 +43,8 @@ enum {
 	F_LOADING = 1 << 5,
 	F_STALE = 1 << 6,
 	F_NOSCRIPT = 1 << 7,
-	F_TXCTL = 1 << 8 /* runs even between MULTI and EXEC (not reported) */
+	F_TXCTL = 1 << 8, /* runs even between MULTI and EXEC (not reported) */
+	F_ONE_GROUP = 1 << 9 /* refused with --groups > 1 (not reported) */
 };
 
 /*
@@ -484,13 +485,6 @@ static void cmd_flush(struct kv_cmdctx *ctx)
 	if (ctx->argc > 2 || (ctx->argc == 2 && !arg_is(ctx, 1, "ASYNC") &&
 			      !arg_is(ctx, 1, "SYNC"))) {
 		kv_reply_error(ctx->out, "ERR syntax error");
-		return;
-	}
-	if (ctx->s->ngroups > 1) {
-		/* One entry per group would not be atomic, and the groups
-		 * this node leads are not all of them. */
-		kv_reply_error(ctx->out, "ERR FLUSHDB/FLUSHALL are not "
-					 "supported with --groups > 1");
 		return;
 	}
 	write_args(ctx, KV_K_EXEC, KV_OP_FLUSH, 0, NULL, NULL);
@@ -1410,8 +1404,8 @@ static const struct cmd cmd_table[] = {
 	{ "msetnx", -3, cmd_msetnx, W, 1, -1, 2 },
 	{ "rename", 3, cmd_rename, F_WRITE, 1, 2, 1 },
 	{ "renamenx", 3, cmd_renamenx, F_WRITE | F_FAST, 1, 2, 1 },
-	{ "flushdb", -1, cmd_flush, F_WRITE, 0, 0, 0 },
-	{ "flushall", -1, cmd_flush, F_WRITE, 0, 0, 0 },
+	{ "flushdb", -1, cmd_flush, F_WRITE | F_ONE_GROUP, 0, 0, 0 },
+	{ "flushall", -1, cmd_flush, F_WRITE | F_ONE_GROUP, 0, 0, 0 },
 	{ "getrange", 4, cmd_getrange, F_READONLY, 1, 1, 1 },
 	{ "keys", 2, cmd_keys, F_READONLY, 0, 0, 0 },
 	{ "scan", -2, cmd_scan, F_READONLY, 0, 0, 0 },
@@ -1581,6 +1575,17 @@ void kv_cmd_exec(struct kv_cmdctx *ctx)
 		return;
 	}
 	if (slot_check(ctx, c, &slot)) {
+		if (txn)
+			kv_multi_fail(txn);
+		return;
+	}
+	if ((c->flags & F_ONE_GROUP) && ctx->s->ngroups > 1) {
+		/* Refused on every node alike, before any redirect: one
+		 * entry per group would not be atomic, and the groups one
+		 * node leads are not all of them. */
+		kv_reply_errorf(ctx->out,
+				"ERR '%s' is not supported with --groups > 1",
+				c->name);
 		if (txn)
 			kv_multi_fail(txn);
 		return;

@@ -337,6 +337,7 @@ struct kv_opts {
 	uint64_t snapshot_threshold;
 	uint64_t snapshot_trailing;
 	uint64_t wal_segment; /* 0: the WAL's default */
+	int wal_repair;	      /* SR_WAL_REPAIR_* (peers by default) */
 	uint64_t max_bulk;
 	uint32_t timeout_ms;
 	uint64_t cluster_id;

@@ -90,6 +90,12 @@ static const char usage_text[] =
 	"  --snapshot-trailing N entries kept behind a snapshot (4096)\n"
 	"  --wal-segment-bytes N size of the WAL's preallocated segment files\n"
 	"                      (67108864; 65536..1073741824)\n"
+	"  --wal-repair MODE   a damaged WAL at start: peers (default) cuts\n"
+	"                      it and re-fetches what it lost from the leader\n"
+	"                      (no vote until then); none refuses to start;\n"
+	"                      truncate cuts it and forgets what it lost,\n"
+	"                      which MAY LOSE acknowledged writes: only to\n"
+	"                      unblock a group (docs/operations.md)\n"
 	"\n"
 	"Timing:\n"
 	"  --election-ms N     election timeout T in ms; nodes wait a random\n"
@@ -225,6 +231,7 @@ enum {
 	OPT_SNAP_ENTRIES,
 	OPT_SNAP_TRAILING,
 	OPT_WAL_SEGMENT,
+	OPT_WAL_REPAIR,
 	OPT_MAX_BULK,
 	OPT_TIMEOUT,
 	OPT_CLUSTER_ID,
@@ -253,6 +260,7 @@ static const struct option long_opts[] = {
 	{ "snapshot-entries", required_argument, NULL, OPT_SNAP_ENTRIES },
 	{ "snapshot-trailing", required_argument, NULL, OPT_SNAP_TRAILING },
 	{ "wal-segment-bytes", required_argument, NULL, OPT_WAL_SEGMENT },
+	{ "wal-repair", required_argument, NULL, OPT_WAL_REPAIR },
 	{ "max-bulk", required_argument, NULL, OPT_MAX_BULK },
 	{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
 	{ "cluster-id", required_argument, NULL, OPT_CLUSTER_ID },
@@ -416,6 +424,16 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		if (parse_u64(v, 65536, 1u << 30, &n))
 			return bad("wal-segment-bytes", v, "65536..1073741824");
 		o->wal_segment = n;
+		return 0;
+	case OPT_WAL_REPAIR:
+		if (!strcmp(v, "peers"))
+			o->wal_repair = SR_WAL_REPAIR_PEERS;
+		else if (!strcmp(v, "truncate"))
+			o->wal_repair = SR_WAL_REPAIR_TRUNCATE;
+		else if (!strcmp(v, "none"))
+			o->wal_repair = SR_WAL_REPAIR_NONE;
+		else
+			return bad("wal-repair", v, "peers, truncate or none");
 		return 0;
 	case OPT_MAX_BULK:
 		if (parse_u64(v, 1, (uint64_t)1 << 32, &n))
@@ -591,6 +609,7 @@ static int parse_args(int argc, char **argv, struct kv_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	o->storage_wal = 1;
+	o->wal_repair = SR_WAL_REPAIR_PEERS;
 	o->election_ms = 1000;
 	o->snapshot_threshold = UINT64_MAX; /* engine default */
 	o->snapshot_trailing = UINT64_MAX;

@@ -222,6 +222,7 @@ static void config_fill(struct kv_server *s, sr_server_config *cfg)
 	cfg->storage = s->opt.storage_wal ? SR_SERVER_WAL : SR_SERVER_MEM;
 	if (s->opt.wal_segment)
 		cfg->wal.segment_size = s->opt.wal_segment;
+	cfg->wal.repair = s->opt.wal_repair;
 	cfg->fsm = &kv_fsm_ops;
 	cfg->host.done = on_done;
 	cfg->host.read_done = on_read_done;

@@ -46,9 +46,21 @@ extern "C" {
  * payload exactly as in the message's own frame. */
 #define SR_FRAME_BATCH		     32
 #define SR_BATCH_ITEM_HDR_SIZE	     10
+/* Frame types of coalesced messages: many heartbeats (appends without
+ * entries), or many append_resps, of any groups, from one sender to one
+ * receiver in one compact message.  Group 0 in the header; the payload is
+ * from (u64), to (u64) and a record count (u32), then that many
+ * fixed-size records, each one message's group, term and own fields. */
+#define SR_FRAME_HEARTBEATS	     33
+#define SR_FRAME_APPEND_RESPS	     34
+#define SR_COALESCED_HDR_SIZE	     20
+#define SR_HEARTBEAT_REC_SIZE	     44
+#define SR_APPEND_RESP_REC_SIZE	     45
 /* Feature bits a handshake offers (carried in its header's group field):
- * SR_FEATURE_BATCH, the sender accepts batch frames. */
+ * SR_FEATURE_BATCH, the sender accepts batch frames;
+ * SR_FEATURE_COALESCE, the sender accepts coalesced frames. */
 #define SR_FEATURE_BATCH	     1u
+#define SR_FEATURE_COALESCE	     2u
 
 /* Default decoder limits (the TCP transport uses the same defaults). */
 #define SR_FRAME_MAX_DEFAULT	     (32u << 20) /* payload bytes */
@@ -56,7 +68,8 @@ extern "C" {
 
 /* A frame header, as read by sr_codec_header(). */
 typedef struct sr_frame_hdr {
-	uint32_t type;	/* SR_MSG_*, SR_FRAME_HELLO or SR_FRAME_BATCH */
+	uint32_t type;	/* SR_MSG_*, SR_FRAME_HELLO, _BATCH, _HEARTBEATS or
+			   _APPEND_RESPS */
 	uint32_t group; /* sr_msg.group */
 	uint32_t len;	/* payload bytes after the header */
 	uint32_t crc;	/* CRC32C of header bytes 0..15 and the payload */
@@ -81,7 +94,8 @@ SR_API int sr_codec_encode(const sr_msg *msg, void *buf, size_t cap,
 /*
  * Read and check the header at buf (len >= SR_FRAME_HDR_SIZE bytes are
  * needed; fewer give SR_EPROTO).  Checks magic, version, that the type is
- * a message type, SR_FRAME_HELLO or SR_FRAME_BATCH, and that the payload is at most
+ * a message type, SR_FRAME_HELLO, SR_FRAME_BATCH or a coalesced type, and
+ * that the payload is at most
  * max_payload bytes (else SR_ETOOBIG).  The CRC is checked by the decode
  * functions, once the payload is there.  A stream reader calls this as
  * soon as a header has arrived, then waits for SR_FRAME_HDR_SIZE +
@@ -208,6 +222,78 @@ SR_API int sr_codec_batch_open(const sr_decoder *d, const void *buf, size_t len,
  * to: as for sr_codec_decode(), until the next decode on d.
  */
 SR_API int sr_codec_batch_next(sr_decoder *d, sr_batch_iter *it, sr_msg *out);
+
+/*
+ * Coalesced messages (docs/wire-protocol.md, "Coalesced heartbeats").
+ * Only two kinds of message coalesce: an append without entries (a
+ * heartbeat, or an empty probe) and an append_resp; a record carries every
+ * field of its message but from and to, which the frame carries once, so
+ * the receiver gets back exactly the messages that were added, in order.
+ * Built in place like a batch: sr_codec_coalesced_begin() with the first
+ * message, sr_codec_coalesced_add() per further one, then
+ * sr_codec_coalesced_seal() (count, length, CRC) before the frame leaves.
+ */
+
+/* SR_FRAME_HEARTBEATS for an append without entries,
+ * SR_FRAME_APPEND_RESPS for an append_resp, 0 for any other message. */
+SR_API uint32_t sr_codec_coalesced_type(const sr_msg *msg);
+
+/* Bytes msg adds to a coalesced frame (its record), or 0 if it cannot be
+ * coalesced. */
+SR_API size_t sr_codec_coalesced_rec_size(const sr_msg *msg);
+
+/*
+ * Start an unsealed coalesced frame at buf (cap bytes) holding msg alone;
+ * *len gets its size.  Errors: SR_EINVAL (msg cannot be coalesced),
+ * SR_ETOOBIG (cap is too small).
+ */
+SR_API int sr_codec_coalesced_begin(const sr_msg *msg, void *buf, size_t cap,
+				    size_t *len);
+
+/*
+ * Append msg to the unsealed coalesced frame of *len bytes at buf (cap:
+ * room at buf); *len grows by its record.  Errors: SR_EINVAL (*len is not
+ * the size of such a frame, or msg's kind, sender or receiver differs
+ * from the frame's: start another), SR_ETOOBIG (no room, or the frame
+ * would pass 4 GiB).
+ */
+SR_API int sr_codec_coalesced_add(const sr_msg *msg, void *buf, size_t cap,
+				  size_t *len);
+
+/* Fill in the record count, length and CRC of the coalesced frame of len
+ * bytes at buf.  SR_EINVAL if it is not one with at least one record. */
+SR_API int sr_codec_coalesced_seal(void *buf, size_t len);
+
+/* A position in a checked coalesced frame; plain data, filled by
+ * sr_codec_coalesced_open(). */
+typedef struct sr_coalesced_iter {
+	const uint8_t *next; /* the next record */
+	uint32_t left;	     /* records from next to the end */
+	uint32_t type;	     /* SR_FRAME_HEARTBEATS or _APPEND_RESPS */
+	sr_id from;	     /* every message's sender */
+	sr_id to;	     /* and receiver */
+} sr_coalesced_iter;
+
+/*
+ * Check the coalesced frame at the start of buf (len bytes, which may
+ * hold more): header (a coalesced type, group 0), payload within d's
+ * max_payload, CRC, a record count of at least 1 that exactly fills the
+ * payload, and every boolean 0 or 1.  On success *it is at the first
+ * record, *count (if not NULL) is the number of records and *frame_len
+ * (if not NULL) the frame's size.
+ * Errors: SR_EPROTO (malformed), SR_ETOOBIG (over max_payload).
+ */
+SR_API int sr_codec_coalesced_open(const sr_decoder *d, const void *buf,
+				   size_t len, sr_coalesced_iter *it,
+				   uint32_t *count, size_t *frame_len);
+
+/*
+ * The message at *it, and advance: 1 with *out filled (type, group, from,
+ * to, term and the type's fields; an append has no entries), 0 when the
+ * frame is exhausted, SR_EINVAL for a NULL argument.  *out points to
+ * nothing, so it stays valid after buf changes.
+ */
+SR_API int sr_codec_coalesced_next(sr_coalesced_iter *it, sr_msg *out);
 
 /*
  * The handshake a connecting transport sends first (docs/wire-protocol.md,

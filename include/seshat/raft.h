@@ -67,9 +67,18 @@ typedef struct sr_durable {
 	 * "Repairing a corrupt log").  A store keeps reporting the range
 	 * across restarts until an entry past lost_last, or a snapshot
 	 * covering it, is durable.
+	 *
+	 * lost_term: an upper bound of the lost entries' terms, fixed when
+	 * the loss was first found (the durable term then: no entry is
+	 * written in a term before that term is durable) and kept with the
+	 * range across restarts; 0 if the store does not know, and the
+	 * engine then takes term.  A store must not report the term of a
+	 * later restart here: terms rise while a repairing node cannot
+	 * vote, and a bound that rises with them refuses every candidate.
 	 */
 	sr_index lost_first;
 	sr_index lost_last;
+	sr_term lost_term;
 } sr_durable;
 
 /*

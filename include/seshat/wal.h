@@ -137,7 +137,10 @@ enum {
 	 * which MAY LOSE ACKNOWLEDGED (committed) ENTRIES: use it only to
 	 * bring back a node whose data the cluster can replace.  A corrupt
 	 * snapshot file is deleted (falling back to an older valid one); a
-	 * corrupt meta file is never repaired.
+	 * corrupt meta file is never repaired.  A lost range an earlier
+	 * _PEERS open recorded is forgotten (with a warning): the operator's
+	 * override when a group cannot elect while this node waits for
+	 * entries no electable peer holds (docs/operations.md).
 	 */
 	SR_WAL_REPAIR_TRUNCATE = 1,
 	/*

@@ -1,9 +1,9 @@
 /*
- * internal/frame.h — pieces of the wire codec that the TCP transport's
- * handshake frames reuse: the frame header with its CRC, and the hello's
- * payload, which the authenticated hello carries before its nonce.  Both
- * lib/codec.c and backends/tcp/tcp_auth.c write and read them through
- * these.  Static inline: the engine's internal symbols are local to its
+ * internal/frame.h — pieces of the wire codec shared by its files
+ * (lib/codec.c, lib/codec_coalesce.c) and reused by the TCP transport's
+ * handshake frames: the frame header with its CRC, and the hello's
+ * payload, which the authenticated hello carries before its nonce
+ * (backends/tcp/tcp_auth.c).  Static inline: the engine's internal symbols are local to its
  * object, so backends share source, not symbols; nothing here is
  * installed (docs/wire-protocol.md describes the bytes).
  */
@@ -43,6 +43,20 @@ static inline void sr_frame_seal(uint8_t *frame, uint32_t type, uint32_t group,
 	uint32_t crc = sr_crc32c(0, frame, 16);
 	crc = sr_crc32c(crc, frame + SR_FRAME_HDR_SIZE, plen);
 	sr_frame_le(frame + 16, crc, 4);
+}
+
+/* Header (sr_codec_header()), presence of the whole payload, and CRC. */
+static inline int sr_frame_check(const uint8_t *p, size_t len,
+				 uint32_t max_payload, sr_frame_hdr *hdr)
+{
+	int rc = sr_codec_header(p, len, max_payload, hdr);
+	if (rc)
+		return rc;
+	if (len - SR_FRAME_HDR_SIZE < hdr->len)
+		return SR_EPROTO; /* truncated */
+	uint32_t crc = sr_crc32c(0, p, 16);
+	crc = sr_crc32c(crc, p + SR_FRAME_HDR_SIZE, hdr->len);
+	return crc == hdr->crc ? 0 : SR_EPROTO;
 }
 
 /* The SR_HELLO_PAYLOAD bytes of a hello.  SR_EINVAL if the address does

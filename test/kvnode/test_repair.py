@@ -171,4 +171,50 @@ def test_leader_with_corrupt_acknowledged_segment_repairs_and_leads_again():
     run(victim_is_leader=True)
 
 
+@suite.test
+def test_wal_repair_none_refuses_and_truncate_forgets():
+    """--wal-repair none: a damaged WAL stops the start.  --wal-repair
+    truncate, the operator's override for a group that cannot elect while
+    a node waits for entries no electable peer holds: the lost range is
+    forgotten, loudly, and the node votes at once.  Here the other two
+    hold every write, so nothing is lost."""
+    c = suite.cluster("repair-modes", n=3,
+                      extra=["--wal-segment-bytes", str(SEGMENT)])
+    c.start_all()
+    lead = c.wait_leader()
+    write_keys(c, 0, N_KEYS)
+    write_tail(c)
+    commit = int(c.info(lead)["commit_index"])
+    for i in (1, 2, 3):
+        c.wait_applied(i, commit)
+    victim = next(i for i in (1, 2, 3) if i != lead)
+    others = [i for i in (1, 2, 3) if i != victim]
+    for i in (1, 2, 3):
+        c.stop(i)
+    corrupt_middle(c.nodes[victim])
+    refused = False
+    try:
+        c.start(victim, extra=["--wal-repair", "none"])
+    except RuntimeError:
+        refused = True
+    check(refused, "node %d started on a damaged WAL with --wal-repair "
+          "none" % victim)
+    check("SR_ECORRUPT" in log_text(c.nodes[victim]) or
+          "corrupt" in log_text(c.nodes[victim]).lower(),
+          "no corruption named in node %d's log" % victim)
+    # Alone, the default mode records the range and waits for a leader.
+    c.start(victim)
+    eq(c.info(victim)["repair_index"] != "0", True, "a lost range")
+    c.stop(victim)
+    c.start(victim, extra=["--wal-repair", "truncate"])
+    text = log_text(c.nodes[victim])
+    check("forgetting the lost range" in text and "MAY BE LOST" in text,
+          "no override warning in node %d's log" % victim)
+    eq(c.info(victim)["repair_index"], "0", "the range is forgotten")
+    for i in others:
+        c.start(i)
+    c.wait_leader(timeout=15)
+    no_write_lost(c)
+
+
 suite.main()

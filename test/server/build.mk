@@ -9,7 +9,9 @@
 #                 over one connection per peer, leaders spread and a
 #                 server holding several leaders killed, groups created
 #                 and destroyed at run time, messages for unknown groups
-#                 counted, heartbeat waves
+#                 counted, heartbeat waves, restart on the shared WAL,
+#                 and a server in a child process killed with SIGKILL
+#                 while it leads several groups
 SERVER_OUT = $(BUILD)/test/server
 TESTS += $(SERVER_OUT)/test_server $(SERVER_OUT)/test_groups
 

@@ -10,9 +10,12 @@
  * the checks then rely on: killing one server kills a third of the
  * leaders at once.
  */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "server_testlib.h"
 #include "seshat/server.h"
@@ -756,6 +759,169 @@ TEST(test_groups_reopen_from_the_shared_wal)
 	for (int i = 0; i < NS; i++) {
 		CHECK_EQ(G[i][5].n_applied, 1);
 		CHECK_EQ(G[i][5].applied[0], 5007);
+	}
+	servers_free();
+}
+
+/* ---- server 1 in a child process, killed with SIGKILL ------------- */
+
+static int ack_fd = -1; /* the child reports acknowledged values here */
+
+static void child_done(void *ctx, void *cookie, int status, sr_index index,
+		       void *result)
+{
+	struct gstate *g = ctx;
+	uint64_t rec[2] = { g->gid, (uintptr_t)cookie };
+
+	(void)index;
+	(void)result;
+	if (status == 0 && write(ack_fd, rec, sizeof(rec)) != sizeof(rec))
+		_exit(3);
+}
+
+/* Server 1 with groups 0..ng-1 on its WAL, proposing in every group it
+ * leads, until it is killed.  Never returns. */
+static void child_run(uint32_t ng)
+{
+	sr_server_config c;
+	uint64_t v = 1;
+
+	server_config(&c, 0);
+	c.log = NULL;
+	if (sr_loop_create(NULL, &L))
+		_exit(2);
+	c.loop = L;
+	if (sr_server_create(&c, &S[0].srv) || sr_server_start(S[0].srv))
+		_exit(2);
+	for (uint32_t k = 0; k < ng; k++) {
+		sr_group_config gc;
+		group_config(&gc, 0, k);
+		gc.host.done = child_done;
+		if (sr_server_group_create(S[0].srv, &gc, &GR[0][k]))
+			_exit(2);
+	}
+	int sent[MAXG] = { 0 };
+
+	for (;;) {
+		/* At most 100 values a group: the survivors' lists hold 256. */
+		for (uint32_t k = 0; k < ng; k++) {
+			sr_status st;
+			uint64_t val = k * 100000 + v;
+			sr_group_status(GR[0][k], &st);
+			if (st.role == SR_LEADER && sent[k] < 100 &&
+			    sr_group_propose(GR[0][k], &val, sizeof(val),
+					     (void *)(uintptr_t)val,
+					     NULL) == 0) {
+				v++;
+				sent[k]++;
+			}
+		}
+		for (int i = 0; i < 3; i++)
+			sr_loop_run_once(L, 2);
+	}
+}
+
+/* The leader of group k as the in-process servers (2 and 3) see it. */
+static sr_id seen_leader(uint32_t k)
+{
+	for (int i = 1; i < NS; i++) {
+		sr_status st;
+		sr_group_status(GR[i][k], &st);
+		if (st.leader)
+			return st.leader;
+	}
+	return 0;
+}
+
+/*
+ * A process holding several leaders dies (SIGKILL, on the shared WAL):
+ * every group elects a leader among the survivors, and every value the
+ * dead process saw acknowledged is in every survivor's state machine.
+ */
+TEST(test_sigkill_of_the_process_holding_several_leaders)
+{
+	const uint32_t ng = 9;
+	int fds[2], status, held = 0;
+	uint64_t rec[2];
+	pid_t pid;
+	ssize_t got;
+
+	servers_init();
+	use_wal = 1;
+	CHECK_EQ(pipe(fds), 0);
+	fflush(NULL);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		ack_fd = fds[1];
+		child_run(ng);
+	}
+	close(fds[1]);
+	for (int i = 1; i < NS; i++) {
+		start_server(i);
+		for (uint32_t k = 0; k < ng; k++)
+			create_group(i, k);
+	}
+	/* Server 1 (the child) takes the leadership of groups 0, 3, 6. */
+	{
+		uint64_t end = now_ms() + 30000;
+		for (;;) {
+			int placed = 0;
+			for (uint32_t k = 0; k < ng; k += NS) {
+				int li = leader_of(k);
+				if (seen_leader(k) == S[0].id)
+					placed++;
+				else if (li > 0)
+					sr_group_transfer(GR[li][k], S[0].id);
+			}
+			if (placed == (int)(ng / NS) || now_ms() > end)
+				break;
+			run_for(30);
+		}
+	}
+	for (uint32_t k = 0; k < ng; k++)
+		held += seen_leader(k) == S[0].id;
+	CHECK(held >= 3);
+	run_for(1000); /* the child proposes and commits meanwhile */
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFSIGNALED(status));
+	while ((got = read(fds[0], rec, sizeof(rec))) == sizeof(rec))
+		if (rec[0] < ng && n_acked[rec[0]] < MAXV)
+			acked[rec[0]][n_acked[rec[0]]++] = rec[1];
+	close(fds[0]);
+	{
+		int total = 0;
+		for (uint32_t k = 0; k < ng; k++)
+			total += n_acked[k];
+		printf("  the killed process led %d of %u groups; %d values "
+		       "acknowledged there\n",
+		       held, ng, total);
+	}
+	for (uint32_t k = 0; k < ng; k += NS)
+		CHECK(n_acked[k] > 0);
+	/* Every group has (or elects) a leader among servers 2 and 3, and
+	 * commits a new value there. */
+	CHECK(run_until_led(ng, 30000));
+	for (uint32_t k = 0; k < ng; k++) {
+		CHECK(leader_of(k) > 0);
+		CHECK_EQ(propose_on_leader(k, 999999), 0);
+	}
+	for (uint32_t k = 0; k < ng; k++) {
+		uint64_t end = now_ms() + 30000;
+		int done = 0;
+		while (!done && now_ms() < end) {
+			done = 1;
+			for (int i = 1; i < NS; i++)
+				done &= G[i][k].n_applied > 0 &&
+					G[i][k].applied[G[i][k].n_applied - 1] ==
+						999999;
+			if (!done)
+				sr_loop_run_once(L, 5);
+		}
+		CHECK(done);
+		check_group_agrees(k); /* holds every acknowledged value */
 	}
 	servers_free();
 }

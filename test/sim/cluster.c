@@ -814,6 +814,11 @@ int cluster_corrupt(struct cluster *c, int i)
 	sr_mem_crash(sn->mem, keep_all, NULL);
 	if (b > sn->lost_last)
 		sn->lost_last = b;
+	/* every entry it held has a term <= its durable term (a term is
+	 * durable before anything of it is appended): the WAL keeps this
+	 * bound in its lost file */
+	if (info.term > sn->lost_term)
+		sn->lost_term = info.term;
 	c->n_corruptions++;
 	sim_trace(c, i,
 		  "CORRUPT: durable entries %" PRIu64 "..%" PRIu64

@@ -152,6 +152,7 @@ struct sim_node {
 	/* cluster_corrupt: its store lost entries up to here (0: none); the
 	 * store reports it until its durable log is past it */
 	sr_index lost_last;
+	sr_term lost_term;     /* the durable term when the loss was made */
 	sr_index lost_first;   /* and from here: */
 	uint64_t *lost_h;      /* chain hashes it held at lost_first..last */
 	uint64_t restarted_at; /* time of its last restart */

@@ -285,11 +285,13 @@ static int st_load(void *ctx, sr_durable *out)
 		sim_trace(sn->c, sn->slot, "repair of ..%" PRIu64 " complete",
 			  sn->lost_last);
 		sn->lost_last = 0;
+		sn->lost_term = 0;
 		return 0;
 	}
 	out->lost_first = out->last_index < sn->lost_last ? out->last_index + 1
 							  : sn->lost_last;
 	out->lost_last = sn->lost_last;
+	out->lost_term = sn->lost_term;
 	return 0;
 }
 

@@ -2,6 +2,8 @@
 #
 #   test_codec        codec round trips, golden frames, hostile input
 #   test_codec_batch  batch frames: round trips, golden batch, malformed
+#   test_codec_coalesce  coalesced heartbeats and answers: round trips,
+#                     golden frames, malformed
 #   test_loop         the epoll loop: watchers, timers, deferred calls
 #   test_tcp          live transports on loopback: hostile peers,
 #                     reconnects, partitions, bounds, both loop modes
@@ -16,7 +18,7 @@
 #   bench_tcp         `make bench`: throughput between two transports
 #   fuzz_codec.c      `make fuzz`: libFuzzer target for the decoder
 #   fuzz_auth.c       `make fuzz`: the handshake decoders
-TCP_TEST_NAMES = test_codec test_codec_batch test_loop test_tcp test_tcp_hostile test_tcp_batch test_sha256 \
+TCP_TEST_NAMES = test_codec test_codec_batch test_codec_coalesce test_loop test_tcp test_tcp_hostile test_tcp_batch test_sha256 \
 		 test_tcp_auth
 ifneq ($(wildcard lib/node.c),)
 ifneq ($(wildcard backends/mem/mem.c),)

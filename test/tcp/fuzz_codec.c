@@ -15,7 +15,10 @@
  * Batch frames are opened and walked message by message with the same
  * checks, and the decoded messages rebuilt into a batch must give back
  * the frame's bytes; a batch that opens but holds a malformed message
- * stops the stream, as the transport closes the connection.
+ * stops the stream, as the transport closes the connection.  Coalesced
+ * frames (heartbeats, append answers) are opened and read record by
+ * record, and the messages rebuilt into a coalesced frame must give back
+ * the frame's bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -103,6 +106,38 @@ static int read_batch(sr_decoder *d, const uint8_t *f, size_t flen)
 	return rc;
 }
 
+/* Open a coalesced frame, read every message and rebuild it. */
+static int read_coalesced(sr_decoder *d, const uint8_t *f, size_t flen)
+{
+	sr_coalesced_iter it;
+	uint32_t count = 0;
+	size_t got = 0;
+	if (sr_codec_coalesced_open(d, f, flen, &it, &count, &got))
+		return -1;
+	check(got == flen && count >= 1);
+	uint8_t *re = malloc(flen);
+	size_t rlen = 0;
+	sr_msg m;
+	uint32_t n = 0;
+	check(re != NULL);
+	while (sr_codec_coalesced_next(&it, &m) == 1) {
+		check(m.type == SR_MSG_APPEND || m.type == SR_MSG_APPEND_RESP);
+		check(m.type != SR_MSG_APPEND ||
+		      (m.u.append.n_entries == 0 && !m.u.append.entries));
+		if (n == 0)
+			check(sr_codec_coalesced_begin(&m, re, flen, &rlen) ==
+			      0);
+		else
+			check(sr_codec_coalesced_add(&m, re, flen, &rlen) == 0);
+		n++;
+	}
+	check(n == count && rlen == flen);
+	check(sr_codec_coalesced_seal(re, rlen) == 0);
+	check(memcmp(re, f, flen) == 0);
+	free(re);
+	return 0;
+}
+
 /* Read frames one after another, as a connection would. */
 static void read_stream(sr_decoder *d, const uint8_t *buf, size_t len)
 {
@@ -116,6 +151,10 @@ static void read_stream(sr_decoder *d, const uint8_t *buf, size_t len)
 			return;
 		if (h.type == SR_FRAME_BATCH) {
 			if (read_batch(d, buf + off, flen))
+				return;
+		} else if (h.type == SR_FRAME_HEARTBEATS ||
+			   h.type == SR_FRAME_APPEND_RESPS) {
+			if (read_coalesced(d, buf + off, flen))
 				return;
 		} else if (h.type == SR_FRAME_HELLO) {
 			sr_hello hello;

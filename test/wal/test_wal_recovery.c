@@ -819,10 +819,19 @@ TEST(test_repair_middle_corruption_is_reported_as_a_range_until_refetched)
 	CHECK(t_logged("REPAIR", "up to 50"));
 	t_close(w);
 	CHECK(t_file_exists(d, "lost"));
-	/* a restart before the repair still reports it */
+	/* a restart before the repair still reports it, with the term
+	 * bound of when the loss was found: elections it could not win
+	 * since (term 12 here) do not raise it */
 	w = open_peers(d, &ld);
 	CHECK_EQ(ld.lost_first, cut + 1);
 	CHECK_EQ(ld.lost_last, 50);
+	CHECK_EQ(ld.lost_term, 7);
+	CHECK_EQ(OPS->set_hard_state(w, 12, 0), 0);
+	t_close(w);
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.term, 12);
+	CHECK_EQ(ld.lost_last, 50);
+	CHECK_EQ(ld.lost_term, 7);
 	/* the leader sends the entries back, up to 50: not yet proof */
 	CHECK_EQ(t_append(w, 1, cut + 1, 50, 1, 400), 0);
 	CHECK_EQ(sr_wal_sync(w), 0);
@@ -910,6 +919,67 @@ TEST(test_repair_corrupt_snapshot_is_discarded_and_reported)
 	CHECK_EQ(ld.lost_last, 0);
 	t_close(w);
 	CHECK(!t_file_exists(d, "lost"));
+}
+
+/* A lost file of version 1 (no term) still opens; its term is unknown
+ * (0) and the engine then bounds the lost terms by the current term. */
+TEST(test_repair_lost_file_of_version_1)
+{
+	unsigned char v1[WAL_LOST_SIZE_V1], cur[64];
+	const char *ref, *d;
+	sr_durable ld;
+	sr_wal *w;
+
+	t_cleanup();
+	ref = reference(0);
+	map_segment(ref, SEG1);
+	d = dir_copy(ref);
+	file_flip(d, SEG1, recs[5].off + 60, 5);
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.lost_last, 50);
+	t_close(w);
+	CHECK_EQ(file_read(d, "lost", cur, sizeof(cur)), WAL_LOST_SIZE);
+	memcpy(v1, WAL_LOST_MAGIC, 8);
+	wal_put64(v1 + 8, 50);
+	wal_put32(v1 + 16, 0);
+	wal_put32(v1 + 20, sr_crc32c(0, v1, 20));
+	file_rm(d, "lost");
+	file_write(d, "lost", 0, v1, sizeof(v1));
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.lost_last, 50);
+	CHECK_EQ(ld.lost_term, 0);
+	t_close(w);
+}
+
+/* The operator's override: reopening with SR_WAL_REPAIR_TRUNCATE forgets
+ * a lost range (loudly) so the node votes again without it. */
+TEST(test_repair_truncate_mode_forgets_the_lost_range)
+{
+	const char *ref, *d;
+	sr_durable ld;
+	sr_index last;
+	sr_wal *w;
+
+	t_cleanup();
+	ref = reference(0);
+	map_segment(ref, SEG1);
+	d = dir_copy(ref);
+	file_flip(d, SEG1, recs[5].off + 60, 5);
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.lost_last, 50);
+	t_close(w);
+	/* without repair the range stays: never forgotten silently */
+	CHECK_EQ(reopen(d, 0, &last), 0);
+	CHECK(t_file_exists(d, "lost"));
+	t_log_n = 0;
+	CHECK_EQ(reopen(d, 1, &last), 0);
+	CHECK_EQ(last, recs[5].index - 1);
+	CHECK(t_logged("forgetting the lost range", "MAY BE LOST"));
+	CHECK(!t_file_exists(d, "lost"));
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.lost_first, 0);
+	CHECK_EQ(ld.lost_last, 0);
+	t_close(w);
 }
 
 TEST(test_repair_damaged_lost_file_refuses_to_open)
