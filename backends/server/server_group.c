@@ -525,9 +525,17 @@ SR_API int sr_server_groups_on_disk(sr_server *s, uint32_t *ids, size_t cap,
 
 SR_API void sr_server_stats_get(const sr_server *s, sr_server_stats *out)
 {
+	sr_tcp_stats ts;
+
 	*out = s->stats;
 	out->groups = (uint32_t)s->n_groups;
 	out->peers = s->n_peers;
+	/* Coalescing happens in the transport, which counts it. */
+	sr_tcp_stats_get(s->tcp, &ts);
+	out->coalesced_sent = ts.coalesced_sent;
+	out->coalesced_recv = ts.coalesced_recv;
+	out->coalesced_carried_sent = ts.coalesced_msgs;
+	out->coalesced_carried_recv = ts.coalesced_msgs_recv;
 }
 
 int sr_srvi_enter(sr_group *g, const char *what)

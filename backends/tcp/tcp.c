@@ -17,7 +17,9 @@
  * are appended — up to batch_max_bytes of payload.  The write that
  * follows seals the batch (length, CRC) first.  So the messages of every
  * group for one peer in one loop iteration cost one header, one CRC and
- * one frame to parse at the other end.
+ * one frame to parse at the other end.  Heartbeats and append answers go
+ * further when the peer offered it: they coalesce into one compact
+ * message (tcp_coalesce.c).
  *
  * Bounds: a queue never holds more than max_queue_bytes; a message that
  * does not fit is dropped (SR_EBUSY).  A peer that is down has no queue
@@ -96,6 +98,7 @@ SR_API void sr_tcp_config_init(sr_tcp_config *cfg, sr_id id,
 	cfg->handshake_timeout_ms = 5000;
 	cfg->user_timeout_ms = 10000;
 	cfg->batch_max_bytes = 64u << 10;
+	cfg->coalesce_max_bytes = 64u << 10;
 	cfg->log_level = SR_LOG_INFO;
 }
 
@@ -158,6 +161,9 @@ SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out)
 	t->batch_max = cfg->batch_max_bytes < cfg->max_frame_bytes
 			       ? cfg->batch_max_bytes
 			       : cfg->max_frame_bytes;
+	t->coalesce_max = cfg->coalesce_max_bytes < cfg->max_frame_bytes
+				  ? cfg->coalesce_max_bytes
+				  : cfg->max_frame_bytes;
 	rc = sr_tcpi_auth_init(t);
 	if (rc)
 		goto err;
@@ -351,7 +357,8 @@ struct tcp_peer *sr_tcpi_peer(const sr_tcp *t, sr_id id)
 
 uint32_t sr_tcpi_features(const sr_tcp *t)
 {
-	return t->batch_max ? SR_FEATURE_BATCH : 0;
+	return (t->batch_max ? SR_FEATURE_BATCH : 0) |
+	       (t->coalesce_max ? SR_FEATURE_COALESCE : 0);
 }
 
 /* Drop what is queued (counting the messages) and free the buffer. */
@@ -480,7 +487,7 @@ static void count_drop(sr_tcp *t, struct tcp_peer *p, uint64_t *reason)
  * little at a time must not make every send move the whole queue.  A
  * queue near its limit with too little reclaimable counts as full.
  */
-static int queue_reserve(sr_tcp *t, struct tcp_peer *p, size_t n)
+int sr_tcpi_queue_reserve(sr_tcp *t, struct tcp_peer *p, size_t n)
 {
 	size_t done = p->q_scan, keep = p->q_tail - p->q_scan;
 	uint64_t max = t->cfg.max_queue_bytes;
@@ -556,6 +563,9 @@ void sr_tcpi_queue_close(struct tcp_peer *p)
 {
 	if (p->q_last_kind == TCP_LAST_BATCH)
 		sr_codec_batch_seal(p->q + p->q_last, p->q_tail - p->q_last);
+	else if (p->q_last_kind == TCP_LAST_COALESCED)
+		sr_codec_coalesced_seal(p->q + p->q_last,
+					p->q_tail - p->q_last);
 	p->q_last_kind = TCP_LAST_NONE;
 }
 
@@ -574,7 +584,9 @@ static int peer_takes_batches(const sr_tcp *t, const struct tcp_peer *p)
 static int queue_join(sr_tcp *t, struct tcp_peer *p, const sr_msg *msg,
 		      size_t size)
 {
-	if (p->q_last_kind == TCP_LAST_NONE || !peer_takes_batches(t, p))
+	if ((p->q_last_kind != TCP_LAST_MSG &&
+	     p->q_last_kind != TCP_LAST_BATCH) ||
+	    !peer_takes_batches(t, p))
 		return 0;
 	size_t item = size - SR_FRAME_HDR_SIZE + SR_BATCH_ITEM_HDR_SIZE;
 	size_t wrap = p->q_last_kind == TCP_LAST_MSG ? SR_BATCH_ITEM_HDR_SIZE
@@ -582,7 +594,7 @@ static int queue_join(sr_tcp *t, struct tcp_peer *p, const sr_msg *msg,
 	size_t cur = p->q_tail - p->q_last;
 	if (cur - SR_FRAME_HDR_SIZE + wrap + item > t->batch_max)
 		return 0;
-	int rc = queue_reserve(t, p, wrap + item);
+	int rc = sr_tcpi_queue_reserve(t, p, wrap + item);
 	if (rc)
 		return rc;
 	size_t len = cur;
@@ -623,10 +635,12 @@ SR_API int sr_tcp_send(sr_tcp *t, const sr_msg *msg)
 		count_drop(t, p, &t->st.drops_down);
 		return SR_ESTATE;
 	}
-	int rc = queue_join(t, p, msg, size);
+	int rc = sr_tcpi_coalesce(t, p, msg);
+	if (rc == 0)
+		rc = queue_join(t, p, msg, size);
 	if (rc == 0) {
 		sr_tcpi_queue_close(p); /* a full batch is done */
-		rc = queue_reserve(t, p, size);
+		rc = sr_tcpi_queue_reserve(t, p, size);
 		if (rc == 0) {
 			sr_codec_encode(msg, p->q + p->q_tail,
 					p->q_cap - p->q_tail, NULL);

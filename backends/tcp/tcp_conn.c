@@ -316,6 +316,9 @@ static void queue_written(struct tcp_peer *p)
 			break;
 		if (type == SR_FRAME_BATCH)
 			p->q_msgs -= batch_count(h, len);
+		else if (type == SR_FRAME_HEARTBEATS ||
+			 type == SR_FRAME_APPEND_RESPS) /* sealed: its count */
+			p->q_msgs -= le32(h + SR_FRAME_HDR_SIZE + 16);
 		else if (type < SR_FRAME_HELLO) /* not a handshake frame */
 			p->q_msgs--;
 		p->q_scan = end;
@@ -711,6 +714,9 @@ static int in_parse(sr_tcp *t, struct tcp_in *c)
 					 "a second handshake");
 		} else if (h.type == SR_FRAME_BATCH)
 			in_deliver_batch(t, c, c->buf + off, flen);
+		else if (h.type == SR_FRAME_HEARTBEATS ||
+			 h.type == SR_FRAME_APPEND_RESPS)
+			sr_tcpi_in_coalesced(t, c, c->buf + off, flen);
 		else
 			in_deliver(t, c, c->buf + off, &h);
 		off += flen;

@@ -40,6 +40,7 @@
 #define TCP_LAST_NONE	      0
 #define TCP_LAST_MSG	      1
 #define TCP_LAST_BATCH	      2
+#define TCP_LAST_COALESCED    3 /* a coalesced frame that may grow */
 
 struct tcp_in;
 
@@ -58,8 +59,9 @@ struct tcp_peer {
 	 * q_msgs counts the messages (not the hello) from scan to tail.
 	 * The last frame, at q_last, may still grow while no byte of the
 	 * queue has been written since it was started (q_last_kind: none,
-	 * a message frame a second message turns into a batch, or an
-	 * unsealed batch); the next write seals it first. */
+	 * a message frame a second message turns into a batch, an
+	 * unsealed batch, or an unsealed coalesced frame); the next write
+	 * seals it first. */
 	uint8_t *q;
 	size_t q_head, q_tail, q_cap, q_scan, q_last;
 	uint32_t q_msgs;
@@ -107,8 +109,9 @@ struct sr_tcp {
 	uint32_t n_in;
 
 	sr_decoder dec;
-	uint32_t batch_max; /* batch payload limit in effect; 0: off */
-	uint64_t timer_id;  /* 0: none armed */
+	uint32_t batch_max;    /* batch payload limit in effect; 0: off */
+	uint32_t coalesce_max; /* coalesced frame payload limit; 0: off */
+	uint64_t timer_id;     /* 0: none armed */
 	uint64_t timer_when;
 	int flush_pending;
 	uint64_t rng;
@@ -126,6 +129,9 @@ struct tcp_peer *sr_tcpi_peer(const sr_tcp *t, sr_id id);
 uint32_t sr_tcpi_features(const sr_tcp *t);
 /* Seal the last frame of p's queue before any of it is written. */
 void sr_tcpi_queue_close(struct tcp_peer *p);
+/* Room for n more bytes at the tail of p's queue (0, SR_EBUSY, or
+ * SR_ENOMEM); the queue may move. */
+int sr_tcpi_queue_reserve(sr_tcp *t, struct tcp_peer *p, size_t n);
 void sr_tcpi_arm_timer(sr_tcp *t);
 void sr_tcpi_queue_reset(sr_tcp *t, struct tcp_peer *p);
 
@@ -144,6 +150,16 @@ void sr_tcpi_in_close(sr_tcp *t, struct tcp_in *c, int level,
  * sender. */
 int sr_tcpi_hello_check(sr_tcp *t, struct tcp_in *c, const sr_hello *h);
 void sr_tcpi_hello_bind(sr_tcp *t, struct tcp_in *c, const sr_hello *h);
+
+/* tcp_coalesce.c */
+/* Queue msg as a record of a coalesced frame if it is of a kind that
+ * coalesces and the peer takes them: 1 queued, 0 not (send it as usual),
+ * < 0 no room (SR_EBUSY, SR_ENOMEM). */
+int sr_tcpi_coalesce(sr_tcp *t, struct tcp_peer *p, const sr_msg *msg);
+/* A coalesced frame (flen bytes at f) on bound connection c: check it
+ * whole, then deliver its messages; a bad one closes c. */
+void sr_tcpi_in_coalesced(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
+			  size_t flen);
 
 /* tcp_auth.c */
 int sr_tcpi_auth_check_config(const sr_tcp_config *c);

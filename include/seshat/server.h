@@ -75,7 +75,10 @@
  * (one loop timer, over a heap of group deadlines), and the heartbeats of
  * every group this node leads fall due on the same heartbeat_ms grid, so
  * the messages for one peer are produced in one loop iteration and leave
- * in one write.  Groups use the server's raft/tcp/wal tuning.
+ * in one write; between servers that both offer it (tcp.coalesce_max_bytes,
+ * on by default) those heartbeats travel as one coalesced message per peer,
+ * and so do the answers (sr_server_stats counts them).  Groups use the
+ * server's raft/tcp/wal tuning.
  */
 #ifndef SESHAT_SERVER_H
 #define SESHAT_SERVER_H
@@ -445,6 +448,19 @@ typedef struct sr_server_stats {
 	uint64_t msgs_unknown; /* dropped: for a group not carried here */
 	uint64_t groups_created;   /* since create (the default one included) */
 	uint64_t groups_destroyed; /* destroyed or dropped */
+	/*
+	 * Heartbeat coalescing (tcp.coalesce_max_bytes, on by default): the
+	 * heartbeats (appends without entries) and the append answers that
+	 * every group sends one peer back to back leave as one coalesced
+	 * message (docs/wire-protocol.md, "Coalesced heartbeats").  The
+	 * coalesced messages sent and received, and the heartbeats and
+	 * answers they carried (each of those also counts in msgs_out or
+	 * msgs_in: every group's engine still sends and steps its own).
+	 */
+	uint64_t coalesced_sent;
+	uint64_t coalesced_recv;
+	uint64_t coalesced_carried_sent;
+	uint64_t coalesced_carried_recv;
 } sr_server_stats;
 
 /* The server's counters (safe from callbacks). */

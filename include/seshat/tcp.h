@@ -124,6 +124,18 @@ typedef struct sr_tcp_config {
 	 * handshake of one that offers them: upgrade a running cluster with
 	 * 0 first (docs/wire-protocol.md, "Batch frames"). */
 	uint32_t batch_max_bytes;
+	/* Largest coalesced frame payload: heartbeats (appends without
+	 * entries), and append answers, queued back to back for one peer
+	 * between two writes travel as one compact message of 44 or 45
+	 * bytes per message, sender and receiver once, up to this size;
+	 * every other message closes it, so order is kept.  Capped at
+	 * max_frame_bytes.  0: no coalescing — not offered in the handshake
+	 * (peers send this node ordinary messages, as to an older version;
+	 * a coalesced frame arriving anyway closes the connection) and none
+	 * sent.  Default 64 KiB (about 1,490 heartbeats).  A node of a
+	 * version before batches refuses any feature bit: see
+	 * docs/wire-protocol.md, "Coalesced heartbeats". */
+	uint32_t coalesce_max_bytes;
 
 	/* The address sent in the handshake, where peers reach this node
 	 * ("host:port"); NULL: listen_addr with its actual port.  Set it
@@ -262,6 +274,14 @@ typedef struct sr_tcp_stats {
 	uint64_t batched_msgs; /* of msgs_sent, those inside a batch */
 	uint64_t frames_recv;  /* message and batch frames received */
 	uint64_t batches_recv; /* of frames_recv, batches */
+	/* coalesced frames queued by send() (also in frames_sent), the
+	 * messages they carry (also in msgs_sent), and the same received
+	 * (in frames_recv and msgs_recv).  On the wire a coalesced frame is
+	 * one message: msgs_sent - coalesced_msgs + coalesced_sent. */
+	uint64_t coalesced_sent;
+	uint64_t coalesced_msgs;
+	uint64_t coalesced_recv;
+	uint64_t coalesced_msgs_recv;
 } sr_tcp_stats;
 
 SR_API void sr_tcp_stats_get(const sr_tcp *tcp, sr_tcp_stats *out);

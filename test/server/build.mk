@@ -26,7 +26,7 @@ endif
 
 # What idle groups cost (not part of `make test`: it takes a minute and
 # its figures are for docs/benchmarks.md).  `make groups-idle`, or run
-# $(SERVER_OUT)/groups_idle N... (env HB_MS, WINDOW_MS).
+# $(SERVER_OUT)/groups_idle N... (env HB_MS, WINDOW_MS, WAL_DIR, COALESCE=0).
 $(SERVER_OUT)/groups_idle: test/server/groups_idle.c $(STATIC) test/server/server_testlib.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)

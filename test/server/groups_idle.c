@@ -5,17 +5,22 @@
  * carrying the same N groups (memory storage), all idle once every group
  * has a leader.  For each N given (default 1 256 4096) it measures, over a
  * window, per server: CPU (the process's user+sys over three), loop
- * iterations and the CPU each costs, messages sent, frames and write(2)
- * calls, deadline-timer firings and the group ticks they ran, and the
- * memory each group takes (resident set growth while creating them).
+ * iterations and the CPU each costs, messages sent on the wire (a
+ * coalesced message counts as one) and the messages the groups' engines
+ * sent (each heartbeat and answer), frames and write(2) calls,
+ * deadline-timer firings and the group ticks they ran, and the memory
+ * each group takes (resident set growth while creating them).
  *
  *   groups_idle [N...]        env: HB_MS (heartbeat, default 100),
  *                             WINDOW_MS (default 3000), WAL_DIR (a
  *                             directory: the servers use the shared WAL
- *                             there, and a restart is timed)
+ *                             there, and a restart is timed),
+ *                             COALESCE=0 (heartbeat coalescing off:
+ *                             every heartbeat and answer a message)
  *
- * With heartbeat waves the frames and the timer firings stay flat in N
- * while the messages (a heartbeat per group per follower) grow with it.
+ * With heartbeat waves the frames and the timer firings stay flat in N;
+ * with coalescing the wire messages do too, while the engines' messages
+ * (a heartbeat per group per follower, and its answer) grow with N.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +40,7 @@ static sr_group **GR[NS];
 static uint64_t iterations;
 static const char *wal_dir;
 static uint32_t hb_ms;
+static int coalesce_off;
 
 static int apply_nothing(void *ctx, const sr_entry *e, void **result)
 {
@@ -104,7 +110,7 @@ static uint32_t count_led(uint32_t n)
 
 struct sample {
 	double cpu;
-	uint64_t iters, msgs, frames, writes, fires, ticks;
+	uint64_t iters, msgs, wire, frames, writes, fires, ticks;
 };
 
 static void sample(struct sample *s)
@@ -118,6 +124,8 @@ static void sample(struct sample *s)
 		sr_server_stats_get(S[i], &st);
 		sr_tcp_stats_get(sr_server_tcp(S[i]), &ts);
 		s->msgs += ts.msgs_sent;
+		/* a coalesced message is one on the wire */
+		s->wire += ts.msgs_sent - ts.coalesced_msgs + ts.coalesced_sent;
 		s->frames += ts.frames_sent;
 		s->writes += ts.writes;
 		s->fires += st.timer_fires;
@@ -146,6 +154,8 @@ static int open_server(int i, uint32_t n, int reopen)
 	c.loop = L;
 	c.raft.heartbeat_ms = hb_ms;
 	c.raft.election_timeout_ms = hb_ms * 10;
+	if (coalesce_off)
+		c.tcp.coalesce_max_bytes = 0;
 	if (!ids || sr_server_create(&c, &S[i]) || sr_server_start(S[i]))
 		return 1;
 	for (uint32_t k = 0; k < n; k++)
@@ -219,10 +229,12 @@ static int measure(uint32_t n, uint32_t hb, uint64_t window)
 	sample(&a);
 	run_for(window);
 	sample(&b);
-	printf("%6u %8.1f %9.0f %8.1f %10.0f %9.0f %9.0f %8.0f %10.0f %8.1f\n",
+	printf("%6u %8.1f %9.0f %8.1f %10.0f %10.0f %9.0f %9.0f %8.0f %10.0f "
+	       "%8.1f\n",
 	       n, (b.cpu - a.cpu) / sec / NS / 10.0,
 	       (double)(b.iters - a.iters) / sec,
 	       (b.cpu - a.cpu) * 1000.0 / (double)(b.iters - a.iters),
+	       (double)(b.wire - a.wire) / sec / NS,
 	       (double)(b.msgs - a.msgs) / sec / NS,
 	       (double)(b.frames - a.frames) / sec / NS,
 	       (double)(b.writes - a.writes) / sec / NS,
@@ -251,12 +263,13 @@ int main(int argc, char **argv)
 
 	hb_ms = hb;
 	wal_dir = getenv("WAL_DIR");
+	coalesce_off = getenv("COALESCE") && !strcmp(getenv("COALESCE"), "0");
 	printf("3 servers in one process, one loop, loopback, %s; heartbeat "
-	       "%u ms; per server over %llu ms idle\n",
+	       "%u ms; coalescing %s; per server over %llu ms idle\n",
 	       wal_dir ? "shared WAL" : "memory storage", hb,
-	       (unsigned long long)window);
-	printf("groups  cpu%%/srv  iters/s  us/iter     msgs/s  frames/s  "
-	       "writes/s  fires/s  ticks/s  KiB/grp\n");
+	       coalesce_off ? "off" : "on", (unsigned long long)window);
+	printf("groups  cpu%%/srv  iters/s  us/iter     msgs/s  engine m/s  "
+	       "frames/s  writes/s  fires/s  ticks/s  KiB/grp\n");
 	for (int i = 1; i < argc || (argc == 1 && i <= 3); i++) {
 		uint32_t n = argc > 1 ? (uint32_t)atoi(argv[i]) : dflt[i - 1];
 		if (wal_dir) { /* a fresh directory per N */

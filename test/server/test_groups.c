@@ -33,6 +33,8 @@ struct gstate {
 	int done_ok, done_err;
 	int reentrant_rc;
 	int try_reentry;
+	int reads_ok, reads_err;
+	sr_index read_min; /* lowest read index returned */
 };
 
 struct server {
@@ -49,7 +51,9 @@ static sr_group *GR[NS][MAXG];
 /* Values acknowledged (done with status 0) per group, any member. */
 static uint64_t acked[MAXG][MAXV];
 static int n_acked[MAXG];
+static sr_index ack_index[MAXG]; /* highest index acknowledged */
 static sr_loop *L;
+static int no_coalesce = -1; /* this server: tcp.coalesce_max_bytes 0 */
 
 static void slog(void *ctx, int level, const char *line)
 {
@@ -120,10 +124,11 @@ static void g_done(void *ctx, void *cookie, int status, sr_index index,
 {
 	struct gstate *g = ctx;
 
-	(void)index;
 	(void)result;
 	if (status == 0) {
 		g->done_ok++;
+		if (index > ack_index[g->gid])
+			ack_index[g->gid] = index;
 		if (n_acked[g->gid] < MAXV)
 			acked[g->gid][n_acked[g->gid]++] = (uintptr_t)cookie;
 	} else {
@@ -136,12 +141,28 @@ static void g_done(void *ctx, void *cookie, int status, sr_index index,
 	}
 }
 
+static void g_read_done(void *ctx, void *cookie, int status, sr_index index)
+{
+	struct gstate *g = ctx;
+
+	(void)cookie;
+	if (status) {
+		g->reads_err++;
+		return;
+	}
+	if (!g->reads_ok || index < g->read_min)
+		g->read_min = index;
+	g->reads_ok++;
+}
+
 static void servers_init(void)
 {
 	memset(S, 0, sizeof(S));
 	memset(G, 0, sizeof(G));
 	memset(GR, 0, sizeof(GR));
 	memset(n_acked, 0, sizeof(n_acked));
+	memset(ack_index, 0, sizeof(ack_index));
+	no_coalesce = -1;
 	use_snapshots = 0;
 	use_wal = 0;
 	CHECK_EQ(sr_loop_create(NULL, &L), 0);
@@ -187,6 +208,8 @@ static void server_config(sr_server_config *c, int i)
 	c->raft.heartbeat_ms = 40;
 	c->raft.snapshot_threshold = 0; /* on demand only */
 	c->raft.snapshot_trailing = 2;
+	if (i == no_coalesce)
+		c->tcp.coalesce_max_bytes = 0;
 }
 
 static void start_server(int i)
@@ -209,6 +232,7 @@ static void group_config(sr_group_config *gc, int i, uint32_t k)
 	gc->fsm = use_snapshots ? &gfsm_snap : &gfsm;
 	gc->fsm_ctx = &G[i][k];
 	gc->host.done = g_done;
+	gc->host.read_done = g_read_done;
 	gc->host_ctx = &G[i][k];
 }
 
@@ -299,10 +323,12 @@ static int propose_on_leader(uint32_t k, uint64_t v)
 				NULL);
 }
 
-/* Three servers carrying groups 0..ng-1, every group led by k % NS. */
-static void start_cluster(uint32_t ng)
+/* Three servers carrying groups 0..ng-1, every group led by k % NS;
+ * server nc (-1: none) with heartbeat coalescing off. */
+static void start_cluster_nc(uint32_t ng, int nc)
 {
 	servers_init();
+	no_coalesce = nc;
 	for (int i = 0; i < NS; i++) {
 		start_server(i);
 		for (uint32_t k = 0; k < ng; k++)
@@ -310,6 +336,11 @@ static void start_cluster(uint32_t ng)
 	}
 	CHECK(run_until_led(ng, 20000));
 	CHECK(spread_leaders(ng, 20000));
+}
+
+static void start_cluster(uint32_t ng)
+{
+	start_cluster_nc(ng, -1);
 }
 
 /* Every live member of group k applied at least n values. */
@@ -996,6 +1027,142 @@ TEST(test_idle_groups_heartbeat_in_waves)
 		CHECK(writes * 6 < msgs);
 		/* Without waves the timer would fire per group. */
 		CHECK(fires * 6 < b[i].groups_due - a[i].groups_due);
+	}
+	servers_free();
+}
+
+/*
+ * Heartbeat coalescing, end to end.  One write per group, acknowledged;
+ * then a read on every member of every group (a follower's read goes to
+ * the leader, which confirms it with a heartbeat round whose answers come
+ * back coalesced), each of which must see at least the acknowledged
+ * write.  Returns once every read finished.
+ */
+static void read_everywhere(uint32_t ng)
+{
+	for (uint32_t k = 0; k < ng; k++)
+		CHECK_EQ(propose_on_leader(k, k * 1000 + 1), 0);
+	CHECK(run_until_applied(ng, 1, 20000));
+	for (uint32_t k = 0; k < ng; k++) {
+		CHECK(ack_index[k] > 0);
+		for (int i = 0; i < NS; i++)
+			CHECK_EQ(sr_group_read(GR[i][k], NULL), 0);
+	}
+	uint64_t end = now_ms() + 20000;
+	for (uint32_t k = 0; k < ng; k++)
+		for (int i = 0; i < NS; i++)
+			while (G[i][k].reads_ok + G[i][k].reads_err < 1 &&
+			       now_ms() < end)
+				sr_loop_run_once(L, 5);
+	for (uint32_t k = 0; k < ng; k++) {
+		for (int i = 0; i < NS; i++) {
+			CHECK_EQ(G[i][k].reads_err, 0);
+			CHECK_EQ(G[i][k].reads_ok, 1);
+			/* never a stale read */
+			CHECK(G[i][k].read_min >= ack_index[k]);
+		}
+	}
+}
+
+/* Leader and term of every group, to check nobody lost leadership. */
+static void leadership(uint32_t ng, int *lead, sr_term *term)
+{
+	for (uint32_t k = 0; k < ng; k++) {
+		sr_status st;
+		lead[k] = leader_of(k);
+		CHECK(lead[k] >= 0);
+		sr_group_status(GR[lead[k]][k], &st);
+		term[k] = st.term;
+	}
+}
+
+/*
+ * Idle, the heartbeats each server sends a peer in one wave, and the
+ * answers, travel as one coalesced message: the messages on the wire are
+ * a small fraction of the messages the engines exchange, every group
+ * stays led by the same leader in the same term, and reads work.
+ */
+TEST(test_idle_groups_coalesce_heartbeats_and_reads_work)
+{
+	const uint32_t ng = 48;
+	sr_server_stats a[NS], b[NS];
+	int lead0[MAXG], lead1[MAXG];
+	sr_term term0[MAXG], term1[MAXG];
+
+	start_cluster(ng);
+	read_everywhere(ng);
+	run_for(300);
+	leadership(ng, lead0, term0);
+	for (int i = 0; i < NS; i++)
+		sr_server_stats_get(S[i].srv, &a[i]);
+	run_for(2000);
+	for (int i = 0; i < NS; i++) {
+		sr_server_stats_get(S[i].srv, &b[i]);
+		uint64_t out = b[i].msgs_out - a[i].msgs_out;
+		uint64_t sent = b[i].coalesced_sent - a[i].coalesced_sent;
+		uint64_t carried = b[i].coalesced_carried_sent -
+				   a[i].coalesced_carried_sent;
+		uint64_t recv = b[i].coalesced_recv - a[i].coalesced_recv;
+		uint64_t carried_in = b[i].coalesced_carried_recv -
+				      a[i].coalesced_carried_recv;
+		printf("  server %d: %llu engine messages out, %llu of them in "
+		       "%llu coalesced messages; %llu in %llu received\n",
+		       i + 1, (unsigned long long)out,
+		       (unsigned long long)carried, (unsigned long long)sent,
+		       (unsigned long long)carried_in,
+		       (unsigned long long)recv);
+		/* 16 leaders x 2 followers x ~50 waves, plus the answers */
+		CHECK(carried > 1000 && carried_in > 1000);
+		/* idle, nearly everything coalesces, ~2 x 2 per wave */
+		CHECK(carried * 10 > out * 9);
+		CHECK(sent * 10 < carried);
+		CHECK(recv * 10 < carried_in);
+		CHECK_EQ(S[i].errors, 0);
+	}
+	leadership(ng, lead1, term1);
+	for (uint32_t k = 0; k < ng; k++) {
+		CHECK_EQ(lead1[k], lead0[k]);
+		CHECK_EQ(term1[k], term0[k]);
+	}
+	servers_free();
+}
+
+/*
+ * A server with coalescing off (as a server of the previous version is)
+ * gets and sends ordinary messages, while the other two coalesce between
+ * themselves; every group elects, replicates and reads.
+ */
+TEST(test_a_server_without_coalescing_works_with_two_that_coalesce)
+{
+	const uint32_t ng = 24;
+	sr_server_stats st[NS];
+	sr_tcp_stats ts;
+	int lead0[MAXG], lead1[MAXG];
+	sr_term term0[MAXG], term1[MAXG];
+
+	start_cluster_nc(ng, 2);
+	read_everywhere(ng);
+	leadership(ng, lead0, term0);
+	run_for(1000);
+	leadership(ng, lead1, term1);
+	for (uint32_t k = 0; k < ng; k++) {
+		CHECK_EQ(lead1[k], lead0[k]);
+		CHECK_EQ(term1[k], term0[k]);
+		check_group_agrees(k);
+	}
+	for (int i = 0; i < NS; i++) {
+		sr_server_stats_get(S[i].srv, &st[i]);
+		sr_tcp_stats_get(sr_server_tcp(S[i].srv), &ts);
+		CHECK_EQ(ts.proto_errors, 0);
+		CHECK_EQ(S[i].errors, 0);
+	}
+	CHECK_EQ(st[2].coalesced_sent, 0);
+	CHECK_EQ(st[2].coalesced_recv, 0);
+	for (int i = 0; i < 2; i++) {
+		CHECK(st[i].coalesced_sent > 0);
+		CHECK(st[i].coalesced_recv > 0);
+		/* the third server's messages went as before */
+		CHECK(st[i].coalesced_carried_sent < st[i].msgs_out);
 	}
 	servers_free();
 }

@@ -13,12 +13,15 @@
 #   test_tcp_batch    batch frames between live transports: one frame for
 #                     many groups, limits, a peer without batching, auth,
 #                     hostile batches
+#   test_tcp_coalesce coalesced heartbeats and answers between live
+#                     transports: one message for many groups, order
+#                     kept, limits, a peer without it, auth, hostile
 #   test_sha256       SHA-256 / HMAC-SHA-256 against FIPS 180-4, RFC 4231
 #   test_tcp_auth     the authenticated handshake: success, every refusal
 #   bench_tcp         `make bench`: throughput between two transports
 #   fuzz_codec.c      `make fuzz`: libFuzzer target for the decoder
 #   fuzz_auth.c       `make fuzz`: the handshake decoders
-TCP_TEST_NAMES = test_codec test_codec_batch test_codec_coalesce test_loop test_tcp test_tcp_hostile test_tcp_batch test_sha256 \
+TCP_TEST_NAMES = test_codec test_codec_batch test_codec_coalesce test_loop test_tcp test_tcp_hostile test_tcp_batch test_tcp_coalesce test_sha256 \
 		 test_tcp_auth
 ifneq ($(wildcard lib/node.c),)
 ifneq ($(wildcard backends/mem/mem.c),)

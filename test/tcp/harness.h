@@ -187,6 +187,66 @@ static inline sr_msg heartbeat(sr_id from, sr_id to, uint64_t seq)
 	return m;
 }
 
+/* ---- a connected pair (test_tcp_batch, test_tcp_coalesce) -------- */
+
+/* A new loop L and nodes 1 and 2 of cluster 7, for the caller to tune
+ * before pair_connect(). */
+static inline void pair_init(struct node *a, struct node *b)
+{
+	if (sr_loop_create(NULL, &L))
+		abort(); /* the test's own setup */
+	node_init(a, 1, 7, 0);
+	node_init(b, 2, 7, 0);
+}
+
+/* Open both, link them and run until they are connected both ways and
+ * past their handshakes (so each knows what the other offered); 0 or -1. */
+static inline int pair_connect(struct node *a, struct node *b)
+{
+	if (node_open(a) || node_open(b))
+		return -1;
+	link_nodes(a, b);
+	sr_tcp_peer_info pa, pb;
+	RUN_UNTIL(sr_tcp_peer_get(a->tcp, 2, &pa) == 0 &&
+			  sr_tcp_peer_get(b->tcp, 1, &pb) == 0 && pa.inbound &&
+			  pb.inbound && pa.state == SR_TCP_UP &&
+			  pb.state == SR_TCP_UP,
+		  5000);
+	return pa.inbound && pb.inbound && pa.state == SR_TCP_UP &&
+			       pb.state == SR_TCP_UP
+		       ? 0
+		       : -1;
+}
+
+static inline void pair_close(struct node *a, struct node *b)
+{
+	node_close(a);
+	node_close(b);
+	sr_loop_destroy(L);
+	L = NULL;
+}
+
+/* Send msgs[0..n) from s without turning the loop, then run until r has
+ * them all, each equal to what was sent and in order; the frames s
+ * queued meanwhile, or -1. */
+static inline long send_all(struct node *s, struct node *r, const sr_msg *msgs,
+			    int n)
+{
+	sr_tcp_stats s0 = node_stats(s);
+	r->got = 0;
+	r->last_seq = 0;
+	r->mismatches = 0;
+	r->expect = msgs;
+	r->n_expect = n;
+	for (int i = 0; i < n; i++)
+		if (sr_tcp_send(s->tcp, &msgs[i]))
+			return -1;
+	RUN_UNTIL(r->got == n, 5000);
+	if (r->got != n || r->mismatches || r->out_of_order)
+		return -1;
+	return (long)(node_stats(s).frames_sent - s0.frames_sent);
+}
+
 /* ---- raw sockets ------------------------------------------------- */
 
 static inline int raw_connect(int port)
@@ -234,6 +294,62 @@ static inline int raw_closed(int fd)
 	if (n == 0)
 		return 1;
 	return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
+}
+
+/* A raw node 3 connects to b (cluster 7, which knows peer 3), offers
+ * `features` in its hello and sends the len bytes at f; 1 if b closed
+ * the connection within 3 s, 0 if not, -1 if it could not send. */
+static inline int raw_closed_after(struct node *b, uint32_t features,
+				   const uint8_t *f, size_t len)
+{
+	uint8_t buf[SR_HELLO_FRAME_SIZE];
+	sr_hello h = { 7, 3, 2, "", features };
+	sr_codec_encode_hello(&h, buf, sizeof(buf));
+	int fd = raw_connect(sr_tcp_port(b->tcp));
+	if (fd < 0 || raw_send(fd, buf, sizeof(buf)) || raw_send(fd, f, len)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	int closed = 0;
+	uint64_t t0 = now_ms();
+	while (!closed && now_ms() - t0 < 3000) {
+		sr_loop_run_once(L, 5);
+		closed = raw_closed(fd);
+	}
+	close(fd);
+	return closed;
+}
+
+/* Node 2 of cluster 7 on a new loop L, knowing a peer 3 that raw
+ * sockets play (raw_delivered, raw_closed_after); 0 or an error. */
+static inline int raw_target_open(struct node *b)
+{
+	if (!L && sr_loop_create(NULL, &L))
+		abort(); /* the test's own setup */
+	node_init(b, 2, 7, 0);
+	int rc = node_open(b);
+	return rc ? rc : sr_tcp_set_peer(b->tcp, 3, "127.0.0.1:1");
+}
+
+/* A raw node 3 connects to b, offers `features` in its hello and sends
+ * the len bytes at f, then waits up to 3 s for b to have received want
+ * messages; the number b received. */
+static inline int raw_delivered(struct node *b, uint32_t features,
+				const uint8_t *f, size_t len, int want)
+{
+	uint8_t hello[SR_HELLO_FRAME_SIZE];
+	sr_hello h = { 7, 3, 2, "", features };
+	sr_codec_encode_hello(&h, hello, sizeof(hello));
+	b->got = 0;
+	int fd = raw_connect(sr_tcp_port(b->tcp));
+	if (fd < 0)
+		return -1;
+	if (raw_send(fd, hello, sizeof(hello)) == 0 &&
+	    raw_send(fd, f, len) == 0)
+		RUN_UNTIL(b->got >= want, 3000);
+	close(fd);
+	return b->got;
 }
 
 /* A port nothing listens on (bound once, then closed). */

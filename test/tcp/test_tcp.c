@@ -40,13 +40,6 @@ static void pair_open(struct node *a, struct node *b)
 	link_nodes(a, b);
 }
 
-static void pair_close(struct node *a, struct node *b)
-{
-	node_close(a);
-	node_close(b);
-	loop_close();
-}
-
 TEST(test_every_message_type_arrives_intact_and_in_order)
 {
 	struct node a, b;

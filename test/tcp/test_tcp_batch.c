@@ -16,21 +16,16 @@
 
 #define SECRET "0123456789abcdef-batch"
 
-static void loop_open(void)
-{
-	if (sr_loop_create(NULL, &L))
-		abort(); /* the test's own setup */
-}
-
 /* Nodes 1 and 2 of cluster 7, connected both ways and past their
  * handshakes (so each knows what the other offered).  batch_a/batch_b:
- * batch_max_bytes of each (-1: the default); secret: both use it. */
+ * batch_max_bytes of each (-1: the default); secret: both use it.  The
+ * heartbeats these tests batch would coalesce (test_tcp_coalesce.c), so
+ * coalescing is off here. */
 static int pair_up(struct node *a, struct node *b, int batch_a, int batch_b,
 		   int secret)
 {
-	loop_open();
-	node_init(a, 1, 7, 0);
-	node_init(b, 2, 7, 0);
+	pair_init(a, b);
+	a->cfg.coalesce_max_bytes = b->cfg.coalesce_max_bytes = 0;
 	if (batch_a >= 0)
 		a->cfg.batch_max_bytes = (uint32_t)batch_a;
 	if (batch_b >= 0)
@@ -39,27 +34,7 @@ static int pair_up(struct node *a, struct node *b, int batch_a, int batch_b,
 		a->cfg.secret = b->cfg.secret = SECRET;
 		a->cfg.secret_len = b->cfg.secret_len = strlen(SECRET);
 	}
-	if (node_open(a) || node_open(b))
-		return -1;
-	link_nodes(a, b);
-	sr_tcp_peer_info pa, pb;
-	RUN_UNTIL(sr_tcp_peer_get(a->tcp, 2, &pa) == 0 &&
-			  sr_tcp_peer_get(b->tcp, 1, &pb) == 0 && pa.inbound &&
-			  pb.inbound && pa.state == SR_TCP_UP &&
-			  pb.state == SR_TCP_UP,
-		  5000);
-	return pa.inbound && pb.inbound && pa.state == SR_TCP_UP &&
-			       pb.state == SR_TCP_UP
-		       ? 0
-		       : -1;
-}
-
-static void pair_close(struct node *a, struct node *b)
-{
-	node_close(a);
-	node_close(b);
-	sr_loop_destroy(L);
-	L = NULL;
+	return pair_connect(a, b);
 }
 
 /* n heartbeats from -> to, one per group 1..n. */
@@ -71,24 +46,6 @@ static sr_msg *group_heartbeats(sr_id from, sr_id to, int n)
 		m[i].group = 1 + (uint32_t)i;
 	}
 	return m;
-}
-
-/* Send msgs[0..n) from s without turning the loop, then run until r has
- * them all; the frames s queued for it meanwhile, or -1. */
-static long send_all(struct node *s, struct node *r, const sr_msg *msgs, int n)
-{
-	sr_tcp_stats s0 = node_stats(s);
-	r->got = 0;
-	r->last_seq = 0;
-	r->expect = msgs;
-	r->n_expect = n;
-	for (int i = 0; i < n; i++)
-		if (sr_tcp_send(s->tcp, &msgs[i]))
-			return -1;
-	RUN_UNTIL(r->got == n, 5000);
-	if (r->got != n || r->mismatches || r->out_of_order)
-		return -1;
-	return (long)(node_stats(s).frames_sent - s0.frames_sent);
 }
 
 TEST(test_many_groups_in_one_iteration_leave_as_one_frame)
@@ -177,24 +134,9 @@ TEST(test_batches_cross_an_authenticated_handshake)
 	pair_close(&a, &b);
 }
 
-/* A raw node 3 connects to b (a transport that knows peer 3), offers
- * batches in its hello and sends `f`; 1 if b closed the connection. */
 static int raw_batch_closed(struct node *b, const uint8_t *f, size_t len)
 {
-	uint8_t buf[SR_HELLO_FRAME_SIZE];
-	sr_hello h = { 7, 3, 2, "", SR_FEATURE_BATCH };
-	sr_codec_encode_hello(&h, buf, sizeof(buf));
-	int fd = raw_connect(sr_tcp_port(b->tcp));
-	if (fd < 0 || raw_send(fd, buf, sizeof(buf)) || raw_send(fd, f, len))
-		return -1;
-	int closed = 0;
-	uint64_t t0 = now_ms();
-	while (!closed && now_ms() - t0 < 3000) {
-		sr_loop_run_once(L, 5);
-		closed = raw_closed(fd);
-	}
-	close(fd);
-	return closed;
+	return raw_closed_after(b, SR_FEATURE_BATCH, f, len);
 }
 
 /* A sealed batch of heartbeats from 3 to 2, groups 1..n; the last one's
@@ -219,24 +161,12 @@ static uint8_t *batch_from_3(int n, sr_id last_from, size_t *len)
 TEST(test_a_bad_batch_closes_the_connection_and_delivers_nothing)
 {
 	struct node b;
-	loop_open();
-	node_init(&b, 2, 7, 0);
-	CHECK_EQ(node_open(&b), 0);
-	CHECK_EQ(sr_tcp_set_peer(b.tcp, 3, "127.0.0.1:1"), 0);
+	CHECK_EQ(raw_target_open(&b), 0);
 
 	/* a good batch from node 3 is delivered */
 	size_t len;
 	uint8_t *f = batch_from_3(10, 3, &len);
-	uint8_t hello[SR_HELLO_FRAME_SIZE];
-	sr_hello h = { 7, 3, 2, "", SR_FEATURE_BATCH };
-	sr_codec_encode_hello(&h, hello, sizeof(hello));
-	int fd = raw_connect(sr_tcp_port(b.tcp));
-	CHECK(fd >= 0);
-	CHECK_EQ(raw_send(fd, hello, sizeof(hello)), 0);
-	CHECK_EQ(raw_send(fd, f, len), 0);
-	RUN_UNTIL(b.got == 10, 3000);
-	CHECK_EQ(b.got, 10);
-	close(fd);
+	CHECK_EQ(raw_delivered(&b, SR_FEATURE_BATCH, f, len, 10), 10);
 	free(f);
 
 	/* the last message claims another sender: nothing is delivered */
