@@ -69,7 +69,8 @@ void node_stop(sr_node *n, int err, const char *what)
  * what appends) not holding entries the store refused (persist.c).  A
  * configuration change also waits until the previous one committed and
  * the leader committed an entry of its own term (Ongaro's 2015 fix of
- * single-server changes; a joint change is one change until it left).
+ * single-server changes); a joint change is one change until the
+ * configuration that leaves it is committed.
  */
 int node_leader_ready(const sr_node *n, int act)
 {
@@ -85,7 +86,8 @@ int node_leader_ready(const sr_node *n, int act)
 	if (n->backlog)
 		return SR_EBUSY; /* the store refused an append (persist.c) */
 	if (act == LEADER_CHANGE &&
-	    (n->conf_index > n->commit || n->commit < n->term_start))
+	    (n->conf_index > n->commit || n->commit < n->term_start ||
+	     quorum_is_joint(&n->quorum)))
 		return SR_ECONFPENDING;
 	return 0;
 }

@@ -45,7 +45,7 @@ int conf_check(sr_node *n, const sr_membership *conf)
 	}
 	for (uint32_t i = 0; i < conf->n; i++) {
 		const sr_member *m = &conf->members[i];
-		if (m->id == 0 ||
+		if (m->id == 0 || m->new_role ||
 		    (m->role != SR_ROLE_VOTER && m->role != SR_ROLE_LEARNER &&
 		     m->role != SR_ROLE_REMOVED)) {
 			node_log(n, SR_LOG_ERROR,

@@ -52,21 +52,21 @@ static void elect_send_requests(sr_node *n, int pre, int transfer)
 
 /*
  * May this node campaign?  A voter of its latest configuration may; so may
- * a voter that the latest configuration removes while that removal is not
- * committed (thesis §4.2.2): otherwise a leader of two voters that removed
- * itself and lost leadership before the other held the change would leave
- * a cluster in which no one can win — the other needs its vote, and its
- * longer log makes it refuse.  Such a node votes for itself (so it votes
- * for no one else in that term) but does not count that vote.
+ * a voter that the latest configuration removes or demotes to learner
+ * (sr_node_change, or a joint change's C_new) while that configuration is
+ * not committed (thesis §4.2.2): otherwise a leader of two voters that
+ * removed itself and lost leadership before the other held the change
+ * would leave a cluster in which no one can win — the other needs its
+ * vote, and its longer log makes it refuse.  Such a node votes for itself
+ * (so it votes for no one else in that term) but does not count that vote.
  */
 static int elect_can_campaign(sr_node *n)
 {
-	const sr_member *m;
 	sr_membership prev;
 	if (n->self_sets)
 		return 1;
-	m = sr_membership_find(&n->conf, n->cfg.id);
-	if (!m || m->role != SR_ROLE_REMOVED || n->conf_index <= n->commit)
+	if (!sr_membership_find(&n->conf, n->cfg.id) ||
+	    n->conf_index <= n->commit)
 		return 0;
 	conf_previous(n, &prev);
 	return quorum_sets_of(&prev, n->cfg.id) != 0;

@@ -687,36 +687,34 @@ int sr_node_propose_batch(sr_node *n, const sr_buf *cmds, size_t count,
 
 /* The entry points of membership changes, transfer and reads: the work is
  * in reconfig.c, transfer.c and read.c, bracketed here. */
-int sr_node_add(sr_node *n, sr_id id, const char *addr, int auto_promote)
+int sr_node_change(sr_node *n, const sr_change *changes, size_t count,
+		   sr_index *index_out)
 {
 	int rv = node_check_running(n);
 	if (rv)
 		return rv;
 	node_enter(n);
-	rv = reconf_add(n, id, addr, auto_promote);
+	rv = reconf_change(n, changes, count, index_out);
 	node_leave(n);
 	return rv;
 }
 
-static int node_set_role(sr_node *n, sr_id id, uint32_t role)
+int sr_node_add(sr_node *n, sr_id id, const char *addr, int auto_promote)
 {
-	int rv = node_check_running(n);
-	if (rv)
-		return rv;
-	node_enter(n);
-	rv = reconf_set_role(n, id, role);
-	node_leave(n);
-	return rv;
+	sr_change ch = { SR_CHANGE_ADD_LEARNER, id, addr, auto_promote };
+	return sr_node_change(n, &ch, 1, NULL);
 }
 
 int sr_node_promote(sr_node *n, sr_id id)
 {
-	return node_set_role(n, id, SR_ROLE_VOTER);
+	sr_change ch = { SR_CHANGE_PROMOTE, id, NULL, 0 };
+	return sr_node_change(n, &ch, 1, NULL);
 }
 
 int sr_node_remove(sr_node *n, sr_id id)
 {
-	return node_set_role(n, id, SR_ROLE_REMOVED);
+	sr_change ch = { SR_CHANGE_REMOVE, id, NULL, 0 };
+	return sr_node_change(n, &ch, 1, NULL);
 }
 
 int sr_node_transfer(sr_node *n, sr_id target)

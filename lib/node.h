@@ -16,8 +16,8 @@
 #include "quorum.h"
 #include "util.h"
 
-/* Largest encoded configuration entry (see membership.c). */
-#define CONF_MAX_BYTES (2 + SR_MAX_MEMBERS * (10 + SR_ADDR_MAX))
+/* Largest encoded configuration entry, a joint one (see membership.c). */
+#define CONF_MAX_BYTES (2 + SR_MAX_MEMBERS * (11 + SR_ADDR_MAX))
 
 /* Per-peer replication state, kept by every node, used by the leader. */
 struct progress {
@@ -138,6 +138,9 @@ struct sr_node {
 	 * since the leader last computed its commit index */
 	int commit_moved;
 	uint32_t self_sets; /* the sets this node votes in */
+	/* conf is joint, or this node votes in none of its sets: a leader
+	 * has work once conf commits (reconf_after_commit) */
+	int conf_leave_due;
 
 	/* proposals, sorted by index */
 	struct proposal *props;
@@ -330,8 +333,9 @@ void transfer_check(sr_node *n, struct progress *pr);
 void transfer_tick(sr_node *n);
 
 /* reconfig.c */
-int reconf_add(sr_node *n, sr_id id, const char *addr, int auto_promote);
-int reconf_set_role(sr_node *n, sr_id id, uint32_t role);
+/* sr_node_change() and the single-server calls, inside the engine. */
+int reconf_change(sr_node *n, const sr_change *changes, size_t count,
+		  sr_index *index_out);
 int reconf_write_recovery(sr_node *n);
 void reconf_tick(sr_node *n);
 void reconf_after_commit(sr_node *n);

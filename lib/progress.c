@@ -92,6 +92,7 @@ void progress_rebuild(sr_node *n)
 	n->n_prs = k;
 	n->self_sets = quorum_sets_of(c, n->cfg.id);
 	quorum_init(&n->quorum, c);
+	n->conf_leave_due = !n->self_sets || quorum_is_joint(&n->quorum);
 	n->commit_moved = 1;
 }
 
@@ -120,17 +121,21 @@ int progress_is_voter(sr_node *n, sr_id id)
 /* What the quorum questions count, per record. */
 enum { PR_MATCH, PR_SEQ, PR_VOTE, PR_ACTIVE };
 
-/* Gather one value per voter, this node's being self. */
-static uint32_t progress_acks(const sr_node *n, int what, uint64_t self,
-			      struct quorum_ack *acks)
+/* Gather one value per voter, this node's being self.  (The node's three
+ * fields come as arguments: the call is on every acknowledgement, and
+ * loading them in the caller keeps it as cheap whatever sr_node's
+ * layout.) */
+static uint32_t progress_acks_of(const struct progress *prs, uint32_t n_prs,
+				 uint32_t self_sets, int what, uint64_t self,
+				 struct quorum_ack *acks)
 {
 	uint32_t k = 0;
-	if (n->self_sets) {
+	if (self_sets) {
 		acks[k].value = self;
-		acks[k++].sets = n->self_sets;
+		acks[k++].sets = self_sets;
 	}
-	for (uint32_t i = 0; i < n->n_prs; i++) {
-		const struct progress *pr = &n->prs[i];
+	for (uint32_t i = 0; i < n_prs; i++) {
+		const struct progress *pr = &prs[i];
 		if (!pr->sets)
 			continue;
 		switch (what) {
@@ -151,6 +156,13 @@ static uint32_t progress_acks(const sr_node *n, int what, uint64_t self,
 		acks[k++].sets = pr->sets;
 	}
 	return k;
+}
+
+static uint32_t progress_acks(const sr_node *n, int what, uint64_t self,
+			      struct quorum_ack *acks)
+{
+	return progress_acks_of(n->prs, n->n_prs, n->self_sets, what, self,
+				acks);
 }
 
 sr_index progress_quorum_match(const sr_node *n)

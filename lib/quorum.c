@@ -14,12 +14,24 @@ static uint32_t quorum_majority(uint32_t size)
 	return size / 2 + 1;
 }
 
+/*
+ * A simple configuration has one voter set, its voters (QUORUM_IN).  A
+ * joint one (sr_member.new_role set) has two: C_new's voters, by new_role,
+ * are the incoming set, C_old's, by role, the outgoing one.
+ */
+static uint32_t quorum_member_sets(const sr_member *m)
+{
+	if (!m->new_role)
+		return m->role == SR_ROLE_VOTER ? QUORUM_IN : 0;
+	return (m->new_role == SR_ROLE_VOTER ? QUORUM_IN : 0) |
+	       (m->role == SR_ROLE_VOTER ? QUORUM_OUT : 0);
+}
+
 uint32_t quorum_sets_of(const sr_membership *c, sr_id id)
 {
 	for (uint32_t i = 0; i < c->n && i < SR_MAX_MEMBERS; i++)
 		if (c->members[i].id == id)
-			return c->members[i].role == SR_ROLE_VOTER ? QUORUM_IN
-								   : 0;
+			return quorum_member_sets(&c->members[i]);
 	return 0;
 }
 
@@ -27,7 +39,7 @@ void quorum_init(struct quorum *q, const sr_membership *c)
 {
 	q->size[0] = q->size[1] = 0;
 	for (uint32_t i = 0; i < c->n && i < SR_MAX_MEMBERS; i++) {
-		uint32_t sets = quorum_sets_of(c, c->members[i].id);
+		uint32_t sets = quorum_member_sets(&c->members[i]);
 		q->size[0] += (sets & QUORUM_IN) != 0;
 		q->size[1] += (sets & QUORUM_OUT) != 0;
 	}

@@ -66,7 +66,7 @@ void snap_free(sr_node *n)
 
 void snap_send(sr_node *n, struct progress *pr)
 {
-	unsigned char conf[2 + SR_MAX_MEMBERS * (10 + SR_ADDR_MAX)];
+	unsigned char conf[CONF_MAX_BYTES];
 	size_t got = 0, chunk = n->cfg.snapshot_chunk_bytes;
 	int conf_len = 0, rv;
 	sr_msg m;

@@ -44,7 +44,6 @@ void transfer_tick(sr_node *n)
 
 int transfer_start(sr_node *n, sr_id target)
 {
-	const sr_member *m;
 	struct progress *pr;
 	int rv = node_leader_ready(n, LEADER_TRANSFER);
 
@@ -54,7 +53,7 @@ int transfer_start(sr_node *n, sr_id target)
 		/* the most up-to-date voter */
 		sr_index best = 0;
 		for (uint32_t i = 0; i < n->n_prs; i++) {
-			if (n->prs[i].sets &&
+			if ((n->prs[i].sets & QUORUM_IN) &&
 			    (target == 0 || n->prs[i].match > best)) {
 				target = n->prs[i].id;
 				best = n->prs[i].match;
@@ -65,14 +64,11 @@ int transfer_start(sr_node *n, sr_id target)
 	}
 	if (target == n->cfg.id)
 		return SR_EINVAL;
-	m = sr_membership_find(&n->conf, target);
-	if (!m || m->role == SR_ROLE_REMOVED)
-		return SR_ENOTFOUND;
-	if (m->role != SR_ROLE_VOTER)
-		return SR_EINVAL;
-	pr = progress_find(n, target);
+	pr = progress_find(n, target); /* members but removed ones */
 	if (!pr)
 		return SR_ENOTFOUND;
+	if (!(pr->sets & QUORUM_IN))
+		return SR_EINVAL; /* a learner, or a voter a joint change drops */
 	n->transfer_target = target;
 	n->transfer_deadline = n->now + n->cfg.election_timeout_ms;
 	if (pr->match == sr_log_last(&n->log))

@@ -28,6 +28,10 @@
  *    44 u32 membership length    48 u32 CRC32C of bytes 0..47 and 52..end
  *    52 u32 zero    56 membership: u32 n, then n times
  *                      (u64 id, u32 role, u32 addr length, addr bytes)
+ *                      role: bits 0-7 the role, 8-15 the new role of a
+ *                      joint configuration (0: none), bit 16 auto_promote;
+ *                      a header whose role words use bits 8-16 is version
+ *                      2, others stay version 1 (the role alone)
  *    then zero padding to hdr_size.
  *
  * Checks are strict: a field that a writer of this version never
@@ -344,17 +348,27 @@ static uint32_t snap_hdr_crc(const unsigned char *in, uint32_t hdr_size)
 	return sr_crc32c(crc, in + 52, hdr_size - 52u);
 }
 
+/* A member's role word: the role, then what joint consensus added. */
+static uint32_t conf_role_word(const sr_member *m)
+{
+	return (m->role & 0xffu) | (m->new_role & 0xffu) << 8 |
+	       (m->auto_promote ? 1u << 16 : 0);
+}
+
 void sr_walfmt_snap_hdr_encode(unsigned char *out, const struct wal_snap_hdr *h,
 			       const sr_membership *conf)
 {
-	uint32_t count = conf ? conf->n : 0;
+	uint32_t count = conf ? conf->n : 0, version = WAL_VERSION;
 	size_t p = WAL_SNAP_FIXED;
 
 	if (count > SR_MAX_MEMBERS)
 		count = SR_MAX_MEMBERS;
+	for (uint32_t i = 0; i < count; i++)
+		if (conf_role_word(&conf->members[i]) > 0xffu)
+			version = WAL_SNAP_VERSION_2;
 	memset(out, 0, h->hdr_size);
 	memcpy(out, WAL_SNAP_MAGIC, 8);
-	wal_put32(out + 8, WAL_VERSION);
+	wal_put32(out + 8, version);
 	wal_put32(out + 12, h->hdr_size);
 	wal_put64(out + 16, h->index);
 	wal_put64(out + 24, h->term);
@@ -368,7 +382,7 @@ void sr_walfmt_snap_hdr_encode(unsigned char *out, const struct wal_snap_hdr *h,
 		size_t alen = conf_addr_len(m);
 
 		wal_put64(out + p, m->id);
-		wal_put32(out + p + 8, m->role);
+		wal_put32(out + p + 8, conf_role_word(m));
 		wal_put32(out + p + 12, (uint32_t)alen);
 		memcpy(out + p + 16, m->addr, alen);
 		p += 16 + alen;
@@ -376,10 +390,11 @@ void sr_walfmt_snap_hdr_encode(unsigned char *out, const struct wal_snap_hdr *h,
 	wal_put32(out + 48, snap_hdr_crc(out, h->hdr_size));
 }
 
-static int conf_decode(const unsigned char *p, uint32_t len, sr_membership *c,
-		       const char **why)
+static int conf_decode(const unsigned char *p, uint32_t len, uint32_t version,
+		       sr_membership *c, const char **why)
 {
 	uint32_t n, pos = 4;
+	int high = 0; /* a role word uses bits above the role */
 
 	*why = "malformed snapshot membership";
 	if (len < 4)
@@ -397,14 +412,21 @@ static int conf_decode(const unsigned char *p, uint32_t len, sr_membership *c,
 		alen = wal_get32(p + pos + 12);
 		if (alen >= SR_ADDR_MAX || len - pos - 16 < alen)
 			return WALFMT_BAD;
+		if (wal_get32(p + pos + 8) >> 17)
+			return WALFMT_BAD;
+		high |= wal_get32(p + pos + 8) > 0xffu;
 		if (c) {
+			uint32_t role = wal_get32(p + pos + 8);
 			c->members[i].id = wal_get64(p + pos);
-			c->members[i].role = wal_get32(p + pos + 8);
+			c->members[i].role = role & 0xffu;
+			c->members[i].new_role = (role >> 8) & 0xffu;
+			c->members[i].auto_promote = role >> 16;
 			memcpy(c->members[i].addr, p + pos + 16, alen);
 		}
 		pos += 16 + alen;
 	}
-	if (pos != len)
+	/* version 2 exactly when a role word needs it (the encoder's rule) */
+	if (pos != len || high != (version == WAL_SNAP_VERSION_2))
 		return WALFMT_BAD;
 	if (c)
 		c->n = n;
@@ -437,7 +459,9 @@ int sr_walfmt_snap_hdr_decode(const unsigned char *in, size_t len,
 		*why = "snapshot header CRC mismatch";
 		return WALFMT_BAD;
 	}
-	if (wal_get32(in + 8) != WAL_VERSION || wal_get32(in + 52) != 0 ||
+	if ((wal_get32(in + 8) != WAL_VERSION &&
+	     wal_get32(in + 8) != WAL_SNAP_VERSION_2) ||
+	    wal_get32(in + 52) != 0 ||
 	    !sr_walfmt_is_zero(in + WAL_SNAP_FIXED + h->conf_len,
 			       h->hdr_size - WAL_SNAP_FIXED - h->conf_len)) {
 		*why = "unsupported snapshot version";
@@ -451,5 +475,6 @@ int sr_walfmt_snap_hdr_decode(const unsigned char *in, size_t len,
 		*why = "snapshot index out of range";
 		return WALFMT_BAD;
 	}
-	return conf_decode(in + WAL_SNAP_FIXED, h->conf_len, conf, why);
+	return conf_decode(in + WAL_SNAP_FIXED, h->conf_len, wal_get32(in + 8),
+			   conf, why);
 }

@@ -43,6 +43,11 @@
 #define WAL_LOST_SIZE_V1    24u
 #define WAL_SNAP_FIXED	    56u /* snapshot header before the membership */
 
+/* Snapshot headers are version 2 when a member's role word uses bits above
+ * the role (a joint configuration's new role, auto_promote), so that a
+ * reader of version 1 refuses the file instead of misreading a role. */
+#define WAL_SNAP_VERSION_2  2u
+
 /* The largest payload a record may carry (an entry's len is a uint32_t,
  * but a record must fit in a segment of at most 1 GiB). */
 #define WAL_REC_MAX_PAYLOAD (1024u * 1024u * 1024u - WAL_SEG_HDR - WAL_REC_HDR)

@@ -512,6 +512,49 @@ SR_API int sr_node_promote(sr_node *node, sr_id id);
  */
 SR_API int sr_node_remove(sr_node *node, sr_id id);
 
+/* One change of sr_node_change(). */
+enum {
+	SR_CHANGE_ADD_LEARNER = 1, /* a new id joins as a learner */
+	SR_CHANGE_ADD_VOTER = 2,   /* a new id joins as a voter */
+	SR_CHANGE_PROMOTE = 3,	   /* a learner becomes a voter */
+	SR_CHANGE_DEMOTE = 4,	   /* a voter becomes a learner */
+	SR_CHANGE_REMOVE = 5	   /* a voter or learner leaves for good */
+};
+
+typedef struct sr_change {
+	uint32_t op; /* SR_CHANGE_* */
+	sr_id id;
+	/* adds: the member's address (NULL: none), copied */
+	const char *addr;
+	/* SR_CHANGE_ADD_LEARNER: promote once caught up (sr_node_add) */
+	int auto_promote;
+} sr_change;
+
+/*
+ * On the leader: apply n changes to the membership as one (thesis §4.3).
+ * When the voters change by at most one server, this is a simple change,
+ * one configuration entry, like sr_node_add/promote/remove.  Otherwise
+ * the leader appends a joint configuration (C_old,new: each member with
+ * its old and new role, sr_member.new_role), in effect at once: from then
+ * on elections and commitment need a majority of the old voters and a
+ * majority of the new ones.  Once the joint entry commits, the leader
+ * appends the new configuration by itself (a leader elected meanwhile
+ * does the same), and a leader that is not a voter of the new
+ * configuration steps down once that commits.  The whole change is done
+ * when sr_node_membership() is no longer joint (sr_membership_is_joint())
+ * and its entry is committed; conf_changed reports each step.
+ * *index_out (if not NULL) is the index of the first entry appended.
+ * Errors: SR_EINVAL (n == 0, unknown op, an id twice, no voter left),
+ * SR_EEXIST (an add of an id in use or removed earlier), SR_ENOTFOUND
+ * (a promote, demote or remove of an id that is not a member, or a
+ * promote of a voter / demote of a learner: SR_EINVAL), SR_ECONFPENDING
+ * (a change, joint or simple, is not yet committed and left, or the leader
+ * has not committed an entry of its term), SR_ENOTLEADER, SR_ETRANSFER,
+ * SR_EBUSY, SR_ESTATE, SR_ESHUTDOWN, SR_ENOMEM.  Nothing changes on error.
+ */
+SR_API int sr_node_change(sr_node *node, const sr_change *changes, size_t n,
+			  sr_index *index_out);
+
 /*
  * Forced recovery after a permanent loss of quorum.  Call on exactly one
  * survivor — the one with the most up-to-date log — after sr_node_create()
@@ -628,6 +671,8 @@ SR_API int sr_membership_add(sr_membership *conf, sr_id id, uint32_t role,
 			     const char *addr);
 /* The member with that id, or NULL. */
 SR_API const sr_member *sr_membership_find(const sr_membership *conf, sr_id id);
+/* 1 if conf is a joint configuration (a member has a new_role), else 0. */
+SR_API int sr_membership_is_joint(const sr_membership *conf);
 
 #ifdef __cplusplus
 }

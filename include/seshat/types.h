@@ -127,6 +127,13 @@ typedef struct sr_member {
 	uint32_t role;
 	uint32_t auto_promote;	/* learner: promote once caught up */
 	char addr[SR_ADDR_MAX]; /* opaque to the engine, NUL-terminated */
+	/* 0, except in a joint configuration (thesis §4.3, sr_node_change()):
+	 * there `role` is the member's role in the configuration being left
+	 * (C_old; a member the change adds is a learner there) and new_role
+	 * its role in the one being entered (C_new).  Every member of a
+	 * joint configuration has a new_role; decisions need a majority of
+	 * the voters of each. */
+	uint32_t new_role;
 } sr_member;
 
 typedef struct sr_membership {

@@ -5,7 +5,9 @@
  * client.c): a learner that catches up by snapshot and votes once
  * promoted, a leader that removes itself under load, a removed node that
  * missed its removal, a transfer under load, reads on a follower right
- * after a leader change, one change at a time, ids never reused.
+ * after a leader change, one change at a time, ids never reused, and a
+ * whole majority replaced at once through a joint configuration while
+ * the leader crashes in the middle.
  */
 #include "scenario.h"
 
@@ -461,6 +463,51 @@ TEST(test_reads_on_a_learner_and_across_a_transfer)
 	SC_OK(c);
 	CHECK_EQ(c->reads[r1 - 1].state, READ_OK);
 	CHECK(c->reads[r1 - 1].index >= c->reads[r1 - 1].need);
+	sc_free(c);
+}
+
+/* Three voters replaced by three others in one joint change, under load;
+ * the leader (one of those leaving) crashes as soon as the joint entry is
+ * out, and whoever leads next completes the change. */
+TEST(test_joint_change_replaces_the_majority_across_a_leader_crash)
+{
+	struct cluster *c = churn_cluster(3, 3, 1);
+	sr_change chs[6];
+	int ld;
+
+	CHECK_EQ(cluster_wait_leader(c, 1000), 0);
+	for (int i = 0; i < 10; i++)
+		sc_propose(c, 0);
+	cluster_run_for(c, 50);
+	for (int s = 3; s < 6; s++) {
+		CHECK_EQ(cluster_add(c, 0, s, 0), 0);
+		cluster_run_for(c, 100);
+	}
+	CHECK_EQ(cluster_members(c), 0x3f);
+	memset(chs, 0, sizeof(chs));
+	for (int k = 0; k < 3; k++) {
+		chs[k].op = SR_CHANGE_PROMOTE;
+		chs[k].id = (sr_id)(4 + k);
+		chs[3 + k].op = SR_CHANGE_REMOVE;
+		chs[3 + k].id = (sr_id)(1 + k);
+	}
+	CHECK_EQ(cluster_change(c, 0, chs, 6), 0);
+	CHECK_EQ(c->n_joint, 1);
+	CHECK_EQ(cluster_change(c, 0, chs, 1), SR_ECONFPENDING);
+	cluster_run_for(c, 5);
+	cluster_crash(c, 0);
+	load(c, 300, 0);
+	CHECK(run_until_voters(c, 0x38, 3000));
+	/* C_new itself, not only the joint entry, is committed */
+	cluster_run_for(c, 500);
+	CHECK_EQ(cluster_voters(c), 0x38);
+	CHECK_EQ(c->chk.conf.old_voters, 0);
+	SC_OK(c);
+	ld = cluster_wait_leader(c, 2000);
+	CHECK(ld >= 3);
+	sc_propose(c, ld);
+	cluster_run_while_not(c, all_settled, 2000);
+	SC_OK(c);
 	sc_free(c);
 }
 

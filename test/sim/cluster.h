@@ -205,6 +205,9 @@ struct sim_conf {
 	sr_index index; /* its entry */
 	sr_term term;
 	uint32_t voters, learners, removed;
+	/* a joint configuration's C_old voters (0: not joint); voters,
+	 * learners and removed are then C_new's, leaving ids learners */
+	uint32_t old_voters;
 };
 
 /* EV_WAL: a process's shared WAL closes a batch or finishes its fsync
@@ -287,6 +290,7 @@ struct cluster {
 	sr_transport_ops transport;
 	uint64_t now;
 	uint64_t rng;
+	uint64_t joint_rng; /* conf.c's own stream: see cluster_joint_turn() */
 	uint64_t steps;
 
 	struct sim_net net;
@@ -330,6 +334,7 @@ struct cluster {
 	uint64_t n_snapshots, n_restores;
 	uint64_t n_reads_ok, n_reads_failed, n_reads_refused;
 	uint64_t n_conf_ok, n_conf_refused, n_transfers, n_transfers_refused;
+	uint64_t n_joint; /* joint configurations entered (sr_node_change) */
 	/*
 	 * The random driver's extra faults (simulate.c; 0 in scenario
 	 * tests): park messages until a restart or a term change
@@ -430,6 +435,14 @@ int cluster_all_applied(struct cluster *c, sr_index index);
 int cluster_add(struct cluster *c, int i, int slot, int auto_promote);
 int cluster_promote(struct cluster *c, int i, int slot);
 int cluster_remove(struct cluster *c, int i, int slot);
+/* sr_node_change() on node i with n changes (conf.c). */
+int cluster_change(struct cluster *c, int i, const sr_change *chs, size_t n);
+/* A random set of promotions, demotions and removals on node i, joint
+ * when it changes two voters or more (the churn driver's). */
+int cluster_change_random(struct cluster *c, int i);
+/* Is this churn turn one for cluster_change_random()?  Drawn from a stream
+ * of its own, so that seeds that make no such change run as before. */
+int cluster_joint_turn(struct cluster *c);
 int cluster_transfer(struct cluster *c, int i, int target);
 /* Slots of the committed configuration's voters / voters and learners
  * (before anything is committed: the initial members). */

@@ -123,12 +123,24 @@ static int conf_decode(struct sim_node *sn, const sr_entry *e,
 			return -1;
 		}
 		bit = 1u << (id - 1);
-		if (m.members[j].role == SR_ROLE_VOTER)
+		if (m.members[j].new_role) {
+			/* joint: C_new's roles; ids C_new drops stay members
+			 * (learners here) until the next configuration */
+			if (m.members[j].role == SR_ROLE_VOTER)
+				out->old_voters |= bit;
+			if (m.members[j].new_role == SR_ROLE_VOTER)
+				out->voters |= bit;
+			else if (m.members[j].role == SR_ROLE_REMOVED)
+				out->removed |= bit;
+			else
+				out->learners |= bit;
+		} else if (m.members[j].role == SR_ROLE_VOTER) {
 			out->voters |= bit;
-		else if (m.members[j].role == SR_ROLE_LEARNER)
+		} else if (m.members[j].role == SR_ROLE_LEARNER) {
 			out->learners |= bit;
-		else
+		} else {
 			out->removed |= bit;
+		}
 	}
 	return 0;
 }
@@ -208,9 +220,7 @@ void check_conf_append(struct sim_node *sn, const sr_entry *e)
 	prev = conf_find(c, sn->conf_idx, sn->shadow[sn->conf_idx].term);
 	if (!prev)
 		return;
-	changed = (prev->voters ^ cf->voters) |
-		  (prev->learners ^ cf->learners) |
-		  (prev->removed ^ cf->removed);
+	changed = prev->voters ^ cf->voters;
 	if (conf_lost_ids(prev, cf))
 		sim_fail(c,
 			 "n%d's configuration %" PRIu64 " drops or revives "
@@ -218,10 +228,23 @@ void check_conf_append(struct sim_node *sn, const sr_entry *e)
 			 sn->slot + 1, e->index,
 			 slots_str(conf_lost_ids(prev, cf), buf, sizeof(buf)),
 			 prev->index);
-	else if (popcount(changed) > 1)
+	else if (prev->old_voters && (cf->old_voters || changed))
 		sim_fail(c,
-			 "n%d's configuration %" PRIu64 " changes %s at once "
-			 "(previous: %" PRIu64 ")",
+			 "n%d's configuration %" PRIu64 " does not leave joint "
+			 "configuration %" PRIu64 " for its C_new",
+			 sn->slot + 1, e->index, prev->index);
+	else if (cf->old_voters && cf->old_voters != prev->voters)
+		sim_fail(c,
+			 "n%d's joint configuration %" PRIu64 " has C_old "
+			 "voters {%s}, not those of configuration %" PRIu64,
+			 sn->slot + 1, e->index,
+			 slots_str(cf->old_voters, buf, sizeof(buf)),
+			 prev->index);
+	else if (!prev->old_voters && !cf->old_voters && popcount(changed) > 1)
+		sim_fail(c,
+			 "n%d's configuration %" PRIu64 " changes voters %s at "
+			 "once without a joint configuration (previous: "
+			 "%" PRIu64 ")",
 			 sn->slot + 1, e->index,
 			 slots_str(changed, buf, sizeof(buf)), prev->index);
 	if (c->failed)
@@ -288,65 +311,82 @@ void check_conf_commit(struct sim_node *sn, sr_index from, sr_index to)
  * (rounded up), which is what every quorum of C must meet, so that is
  * what is required then.
  */
-void check_leader_commit(struct sim_node *ld, sr_index ci)
+/* How many of the voters in set hold entry ci with term t durably. */
+static int conf_holders(struct cluster *c, uint32_t set, sr_index ci, sr_term t)
 {
-	struct cluster *c = ld->c;
-	const struct sim_conf *cf = cluster_conf_of(c, ld->slot);
-	sr_term t;
 	int have = 0;
 
-	if (!cf || c->o.n_external || c->safety_only || ci > ld->shadow_last)
-		return;
-	t = ld->shadow[ci].term;
 	for (int i = 0; i < c->n; i++) {
 		sr_mem_info info;
 		sr_entry e;
 		int rv;
 
-		if (!(cf->voters >> i & 1) || c->nodes[i].external)
+		if (!(set >> i & 1) || c->nodes[i].external)
 			continue;
+		/* a durable snapshot covering it holds it too (after a
+		 * repair the store may hold the snapshot and no log), and a
+		 * store that lost it (cluster_corrupt) still counts: its
+		 * acknowledgement stands while it does not vote */
 		sr_mem_get_info(c->nodes[i].mem, &info);
 		rv = sr_mem_entry(c->nodes[i].mem, ci, 1, &e);
-		/* a store that lost it (cluster_corrupt) still counts: its
-		 * acknowledgement stands while it does not vote */
 		if (ci <= info.snapshot_index || rv == SR_ECOMPACTED ||
 		    (rv == 0 && e.term == t) || ci <= c->nodes[i].lost_last)
 			have++;
 	}
-	if (have < popcount(cf->voters) / 2 + 1)
-		sim_fail(c,
-			 "leader n%d commits %" PRIu64 "/t%" PRIu64 " held "
-			 "durably by %d of the %d voters of its configuration "
-			 "%" PRIu64 " only",
-			 ld->slot + 1, ci, t, have, popcount(cf->voters),
-			 cf->index);
+	return have;
+}
+
+void check_leader_commit(struct sim_node *ld, sr_index ci)
+{
+	struct cluster *c = ld->c;
+	const struct sim_conf *cf = cluster_conf_of(c, ld->slot);
+	sr_term t;
+
+	if (!cf || c->o.n_external || c->safety_only || ci > ld->shadow_last)
+		return;
+	t = ld->shadow[ci].term;
+	/* while joint, a majority of C_new and one of C_old (§4.3) */
+	for (int k = 0; k < 2; k++) {
+		uint32_t set = k ? cf->old_voters : cf->voters;
+		int have;
+
+		if (!set)
+			continue;
+		have = conf_holders(c, set, ci, t);
+		if (have < popcount(set) / 2 + 1)
+			sim_fail(c,
+				 "leader n%d commits %" PRIu64 "/t%" PRIu64
+				 " held durably by %d of the %d %svoters of "
+				 "its configuration %" PRIu64 " only",
+				 ld->slot + 1, ci, t, have, popcount(set),
+				 k ? "C_old " : "", cf->index);
+	}
 }
 
 void check_durable_quorum(struct cluster *c)
 {
 	struct sim_check *k = &c->chk;
 	uint32_t voters = cluster_voters(c);
-	int have = 0, n = popcount(voters), need;
+	int have, n = popcount(voters), need;
 
 	if (!k->commit || c->o.n_external || c->safety_only)
 		return;
-	for (int i = 0; i < c->n; i++) {
-		sr_mem_info info;
-		sr_entry e;
-		int rv;
-
-		if (!(voters >> i & 1))
-			continue;
-		/* a durable snapshot covering it holds it too (after a
-		 * repair the store may hold the snapshot and no log) */
-		sr_mem_get_info(c->nodes[i].mem, &info);
-		rv = sr_mem_entry(c->nodes[i].mem, k->commit, 1, &e);
-		if (k->commit <= info.snapshot_index || rv == SR_ECOMPACTED ||
-		    (rv == 0 && e.term == k->com[k->commit].term) ||
-		    k->commit <= c->nodes[i].lost_last)
-			have++;
-	}
+	have = conf_holders(c, voters, k->commit, k->com[k->commit].term);
 	need = k->conf_next_pending ? (n + 1) / 2 : n / 2 + 1;
+	/* A committed joint configuration: its C_new is all the leaving
+	 * configuration counts (conf_next_pending), but until that is
+	 * appended every commit needed a majority of C_old too. */
+	if (k->conf_known && k->conf.old_voters && !k->conf_next_pending) {
+		uint32_t old = k->conf.old_voters;
+		int have_old = conf_holders(c, old, k->commit,
+					    k->com[k->commit].term);
+		if (have_old < popcount(old) / 2 + 1)
+			sim_fail(c,
+				 "committed entry %" PRIu64 " (t%" PRIu64
+				 ") is durable on %d of %d C_old voters only",
+				 k->commit, k->com[k->commit].term, have_old,
+				 popcount(old));
+	}
 	if (have < need)
 		sim_fail(c,
 			 "committed entry %" PRIu64 " (t%" PRIu64 ") is "
@@ -358,20 +398,47 @@ void check_durable_quorum(struct cluster *c)
 /* Elections and transfers                                             */
 /* ------------------------------------------------------------------ */
 
-/* Why sn may not campaign or lead now, or NULL if it may. */
-static const char *conf_no_vote(struct sim_node *sn, const struct sim_conf *cf)
+/* Was sn a voter of the configuration before its latest one?  (1 when its
+ * shadow no longer shows that one: the checker cannot tell.) */
+static int conf_was_voter(struct sim_node *sn)
+{
+	for (sr_index j = sn->conf_idx; j-- > 1;) {
+		const struct sim_conf *p;
+
+		if (j > sn->shadow_last ||
+		    sn->shadow[j].type != SR_ENTRY_CONFIG)
+			continue;
+		p = conf_find(sn->c, j, sn->shadow[j].term);
+		return !p || (p->voters | p->old_voters) >> sn->slot & 1;
+	}
+	return 1;
+}
+
+/*
+ * Why sn may not campaign (leading = 0) or lead (leading = 1) now, or NULL
+ * if it may.  Like a removed voter, a voter that its latest configuration
+ * demotes to learner (sr_node_change, a joint change's C_new) may campaign
+ * and lead until that configuration commits, then steps down (thesis
+ * §4.2.2; lib/election.c).  A leader may also be a learner of a
+ * configuration it appended itself and has not seen committed.
+ */
+static const char *conf_no_vote(struct sim_node *sn, const struct sim_conf *cf,
+				int leading)
 {
 	sr_status st;
 
 	if (!cf)
 		return "in no configuration";
-	if (cf->voters >> sn->slot & 1)
+	if ((cf->voters | cf->old_voters) >> sn->slot & 1)
 		return NULL;
+	sr_node_status(sn->node, &st);
 	if (cf->learners >> sn->slot & 1)
-		return "a learner";
+		return st.commit_index < cf->index &&
+				       (leading || conf_was_voter(sn))
+			       ? NULL
+			       : "a learner";
 	if (!(cf->removed >> sn->slot & 1))
 		return "absent";
-	sr_node_status(sn->node, &st);
 	return st.commit_index >= cf->index ? "removed, committed" : NULL;
 }
 
@@ -379,7 +446,8 @@ void check_conf_send(struct sim_node *sn, const sr_msg *m)
 {
 	struct cluster *c = sn->c;
 	const struct sim_conf *cf = cluster_conf_of(c, sn->slot);
-	const char *no = m->type == SR_MSG_VOTE ? conf_no_vote(sn, cf) : NULL;
+	const char *no = m->type == SR_MSG_VOTE ? conf_no_vote(sn, cf, 0)
+						: NULL;
 	int to = (int)m->to - 1;
 	sr_status st;
 
@@ -446,7 +514,7 @@ void check_conf_leader(struct sim_node *sn)
 {
 	struct cluster *c = sn->c;
 	const struct sim_conf *cf = cluster_conf_of(c, sn->slot);
-	const char *no = conf_no_vote(sn, cf);
+	const char *no = conf_no_vote(sn, cf, 1);
 
 	/* A node whose removal is committed without its knowing may still
 	 * win an election among voters that do not know it either (thesis
@@ -554,4 +622,77 @@ int cluster_transfer(struct cluster *c, int i, int target)
 		c, i, "transfer leadership to", target,
 		sr_node_transfer(sn->node, target < 0 ? 0 : (sr_id)target + 1),
 		&c->n_transfers, &c->n_transfers_refused);
+}
+
+/* splitmix64 over conf.c's own stream, seeded from the cluster's seed. */
+static uint64_t conf_rand(struct cluster *c)
+{
+	uint64_t z;
+
+	if (!c->joint_rng)
+		c->joint_rng = c->o.seed ^ 0x6a6f696e74ull; /* "joint" */
+	z = (c->joint_rng += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+int cluster_joint_turn(struct cluster *c)
+{
+	return conf_rand(c) % 5 == 0;
+}
+
+int cluster_change(struct cluster *c, int i, const sr_change *chs, size_t n)
+{
+	struct sim_node *sn = &c->nodes[i];
+	int rv, slot = n ? (int)chs[0].id - 1 : -1;
+
+	if (!sn->node)
+		return SR_ESHUTDOWN;
+	sim_host_tick(c, sn);
+	rv = sr_node_change(sn->node, chs, n, NULL);
+	if (rv == 0 && sr_membership_is_joint(sr_node_membership(sn->node)))
+		c->n_joint++;
+	return conf_outcome(c, i, n > 1 ? "change of several, first" : "change",
+			    slot, rv, &c->n_conf_ok, &c->n_conf_refused);
+}
+
+/*
+ * Promote each learner and demote or remove each voter with some chance,
+ * keeping at least three voters (as the single-server driver does, so
+ * that quorums usually survive the crashes: a C_new of two is stuck while
+ * one of them repairs its log); two voter changes or more make it joint.
+ * The leader may drop itself.
+ */
+int cluster_change_random(struct cluster *c, int i)
+{
+	const sr_membership *m;
+	sr_change chs[SIM_MAX_NODES];
+	size_t n = 0;
+	int voters = 0, keep;
+
+	if (!c->nodes[i].node)
+		return SR_ESHUTDOWN;
+	m = sr_node_membership(c->nodes[i].node);
+	for (uint32_t j = 0; j < m->n; j++)
+		voters += m->members[j].role == SR_ROLE_VOTER;
+	keep = voters;
+	memset(chs, 0, sizeof(chs));
+	for (uint32_t j = 0; j < m->n && n < SIM_MAX_NODES; j++) {
+		const sr_member *mb = &m->members[j];
+		uint64_t x = conf_rand(c) % 6;
+
+		if (mb->role == SR_ROLE_LEARNER && x < 3) {
+			chs[n].op = SR_CHANGE_PROMOTE;
+			chs[n++].id = mb->id;
+			keep++;
+		} else if (mb->role == SR_ROLE_VOTER && x < 2 && keep > 3) {
+			chs[n].op = x ? SR_CHANGE_REMOVE : SR_CHANGE_DEMOTE;
+			chs[n++].id = mb->id;
+			keep--;
+		}
+	}
+	if (!n)
+		return 0;
+	return cluster_change(c, i, chs, n);
 }

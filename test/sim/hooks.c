@@ -518,18 +518,24 @@ static void host_read_done(void *ctx, void *cookie, int status, sr_index index)
 static void host_conf(void *ctx, const sr_membership *conf)
 {
 	struct sim_node *sn = ctx;
-	char buf[160];
+	static const char *const names[] = { "?", "", "(learner)",
+					     "(removed)" };
+	static const char *const next[] = { "?", "voter", "learner",
+					    "removed" };
+	char buf[320];
 	size_t off = 0;
 
 	buf[0] = 0;
 	for (uint32_t i = 0; i < conf->n && off < sizeof(buf); i++) {
 		const sr_member *m = &conf->members[i];
-		const char *r = m->role == SR_ROLE_VOTER     ? ""
-				: m->role == SR_ROLE_LEARNER ? "(learner)"
-							     : "(removed)";
+		const char *r = names[m->role <= 3 ? m->role : 0];
 
 		off += (size_t)snprintf(buf + off, sizeof(buf) - off,
 					" n%" PRIu64 "%s", m->id, r);
+		if (m->new_role && off < sizeof(buf)) /* joint: -> C_new */
+			off += (size_t)snprintf(
+				buf + off, sizeof(buf) - off, "->%s",
+				next[m->new_role <= 3 ? m->new_role : 0]);
 	}
 	sim_trace(sn->c, sn->slot, "configuration:%s", buf);
 }

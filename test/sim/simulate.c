@@ -29,8 +29,10 @@
  *             (keeping what their store reported durable and a random part
  *             of the rest), restart, and pause.  On churn seeds (half of
  *             them) also membership changes (add a spare as a learner,
- *             promote, remove a member or the leader itself; removed nodes
- *             keep running or stop for good), leadership transfers, and
+ *             promote, remove a member or the leader itself, or several
+ *             promotions, demotions and removals at once through a joint
+ *             configuration; removed nodes keep running or stop for
+ *             good), leadership transfers, and
  *             linearizable reads on the leader and on any node.
  *             During storms also: store I/O errors (the node stops and
  *             is restarted like a crashed one), messages parked until a
@@ -75,7 +77,7 @@ struct run {
 	char why[600];
 	int dyn; /* this seed changes membership, transfers and reads */
 	uint64_t steps, acked, crashes, leaders, sim_ms, msgs, snaps, restores;
-	uint64_t reads, confs, transfers, lin_ops, lin_giveup;
+	uint64_t reads, confs, transfers, lin_ops, lin_giveup, joints;
 	uint64_t parked, bias_crashes, io_errors, stops, corruptions;
 	uint64_t batches, multi_batches, wal_lost, wal_kept, misrouted;
 };
@@ -320,6 +322,11 @@ static void churn_member(struct cluster *c, struct churn *ch)
 	on = ld >= 0 && sim_rand(c) % 8 ? ld : (int)(sim_rand(c) % c->n);
 	if (!c->nodes[on].node)
 		return;
+	if (cluster_joint_turn(c)) {
+		/* several at once, through a joint configuration */
+		cluster_change_random(c, on);
+		return;
+	}
 	m = sr_node_membership(c->nodes[on].node);
 	voters = role_set(m, SR_ROLE_VOTER);
 	learners = role_set(m, SR_ROLE_LEARNER);
@@ -434,7 +441,9 @@ static void fault_store(struct cluster *c, int i)
  * random suffix of its durable log is lost, acknowledged entries
  * included; its store reports the range and it restarts later.  One
  * repair at a time, and only while every slot's latest configuration
- * has at least three voters: a repairing node never campaigns and votes
+ * has at least three voters and is not joint (a joint one needs two
+ * majorities, and a candidate may find a node in each that holds a newer
+ * entry yet cannot campaign): a repairing node never campaigns and votes
  * only for candidates at least as up-to-date as what it lost, so when
  * the lost range holds entries no other node has (a deposed leader's
  * uncommitted tail) and no quorum forms without it, no one can be
@@ -447,7 +456,7 @@ static void fault_corrupt(struct cluster *c, int i)
 		const struct sim_conf *cf = cluster_conf_of(c, k);
 		int n = 0;
 
-		if (c->nodes[k].lost_last)
+		if (c->nodes[k].lost_last || (cf && cf->old_voters))
 			return;
 		for (uint32_t v = cf ? cf->voters : 0; v; v &= v - 1)
 			n++;
@@ -768,6 +777,7 @@ static void collect(struct run *r, struct cluster *g)
 	r->restores += g->n_restores;
 	r->reads += g->n_reads_ok;
 	r->confs += g->n_conf_ok;
+	r->joints += g->n_joint;
 	r->transfers += g->n_transfers;
 	r->lin_ops += g->n_lin_ops;
 	r->lin_giveup += g->n_lin_giveup;
@@ -841,6 +851,7 @@ static int run_seed(struct run *r)
 		snprintf(r->why, sizeof(r->why), "%s", c->why);
 	r->steps = r->acked = r->leaders = r->msgs = r->snaps = 0;
 	r->restores = r->reads = r->confs = r->transfers = r->lin_ops = 0;
+	r->joints = 0;
 	r->lin_giveup = r->parked = r->bias_crashes = r->io_errors = 0;
 	for (int k = 0; k < ngroups(c); k++)
 		collect(r, grp(c, k));
@@ -1005,10 +1016,10 @@ static void print_totals(const struct run *t, uint64_t dyn_seeds)
 	       " crashes, %" PRIu64 " snapshots taken, %" PRIu64 " restored\n",
 	       t->steps, t->acked, t->leaders, t->crashes, t->snaps,
 	       t->restores);
-	printf("churn on %" PRIu64 " seeds: %" PRIu64 " membership changes, "
-	       "%" PRIu64 " leadership transfers started; %" PRIu64 " reads "
-	       "served on all seeds\n",
-	       dyn_seeds, t->confs, t->transfers, t->reads);
+	printf("churn on %" PRIu64 " seeds: %" PRIu64 " membership changes "
+	       "(%" PRIu64 " joint), %" PRIu64 " leadership transfers started; "
+	       "%" PRIu64 " reads served on all seeds\n",
+	       dyn_seeds, t->confs, t->joints, t->transfers, t->reads);
 	printf("linearizability: %" PRIu64 " operations checked per key, "
 	       "%" PRIu64 " keys decided by the zone test alone (search "
 	       "budget exhausted)\n",
@@ -1047,6 +1058,7 @@ int main(int argc, char **argv)
 		tot.restores += r.restores;
 		tot.reads += r.reads;
 		tot.confs += r.confs;
+		tot.joints += r.joints;
 		tot.transfers += r.transfers;
 		tot.lin_ops += r.lin_ops;
 		tot.lin_giveup += r.lin_giveup;

@@ -214,7 +214,21 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 			sr_node_read_index(node, NULL);
 			break;
 		case 3:
-			sr_node_add(node, 5 + take(&in, 1) % 3, "e", 1);
+			if (take(&in, 1) & 1) {
+				sr_node_add(node, 5 + take(&in, 1) % 3, "e", 1);
+			} else {
+				/* several changes at once: joint consensus */
+				sr_change ch[3];
+				memset(ch, 0, sizeof(ch));
+				for (int k = 0; k < 3; k++) {
+					ch[k].op = 1 +
+						   (uint32_t)take(&in, 1) % 6;
+					ch[k].id = 1 + take(&in, 1) % 8;
+					ch[k].addr = "j";
+				}
+				sr_node_change(node, ch, 1 + take(&in, 1) % 3,
+					       NULL);
+			}
 			break;
 		case 4:
 			sr_node_transfer(node, take(&in, 1) % 5);

@@ -55,6 +55,13 @@ static int call_read_index(sr_node *n)
 	return sr_node_read_index(n, &cookie_id);
 }
 
+static int call_change(sr_node *n)
+{
+	sr_change ch[2] = { { SR_CHANGE_ADD_VOTER, 6, "x", 0 },
+			    { SR_CHANGE_ADD_VOTER, 7, "y", 0 } };
+	return sr_node_change(n, ch, 2, NULL);
+}
+
 static int call_add(sr_node *n)
 {
 	return sr_node_add(n, 6, "x", 0);
@@ -114,6 +121,7 @@ static const struct {
 	  call_propose_batch,
 	  { SR_ESTATE, SR_ESHUTDOWN, SR_ENOTLEADER } },
 	{ "read_index", call_read_index, { SR_ESTATE, SR_ESHUTDOWN, 0 } },
+	{ "change", call_change, { SR_ESTATE, SR_ESHUTDOWN, SR_ENOTLEADER } },
 	{ "add", call_add, { SR_ESTATE, SR_ESHUTDOWN, SR_ENOTLEADER } },
 	{ "promote", call_promote, { SR_ESTATE, SR_ESHUTDOWN, SR_ENOTLEADER } },
 	{ "remove", call_remove, { SR_ESTATE, SR_ESHUTDOWN, SR_ENOTLEADER } },
@@ -273,7 +281,7 @@ TEST(test_create_names_the_bad_field)
  * codec's fixed fields; see docs/wire-protocol.md). */
 #define APPEND_FIXED   60
 #define SNAPSHOT_FIXED 65
-#define CONF_MAX       (2 + SR_MAX_MEMBERS * (10 + SR_ADDR_MAX))
+#define CONF_MAX       (2 + SR_MAX_MEMBERS * (11 + SR_ADDR_MAX))
 
 TEST(test_create_checks_messages_fit_the_transport_frame)
 {

@@ -279,6 +279,58 @@ TEST(test_snapshot_header_round_trips_and_rejects)
 		 WALFMT_BAD);
 }
 
+/* The role word's joint-consensus bits (new role, auto_promote) make the
+ * header version 2, so a reader that knows only version 1 refuses the file
+ * instead of taking 0x301 for a role; plain roles stay version 1. */
+TEST(test_snapshot_header_version_2_only_when_a_role_word_needs_it)
+{
+	unsigned char b[4096];
+	const char *why;
+	sr_membership c, c2;
+	struct wal_snap_hdr sh = { 0 }, sh2;
+
+	memset(&c, 0, sizeof(c));
+	sr_membership_add(&c, 1, SR_ROLE_VOTER, "a:1");
+	sr_membership_add(&c, 2, SR_ROLE_LEARNER, "");
+	sh.hdr_size = sr_walfmt_snap_hdr_size(&c);
+	sh.index = 10;
+	sh.term = 2;
+	sr_walfmt_snap_hdr_encode(b, &sh, &c);
+	CHECK_EQ(b[8], 1);
+	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
+		 WALFMT_OK);
+	c.members[1].auto_promote = 1;
+	sr_walfmt_snap_hdr_encode(b, &sh, &c);
+	CHECK_EQ(b[8], 2);
+	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
+		 WALFMT_OK);
+	CHECK_EQ(c2.members[1].auto_promote, 1);
+	c.members[1].auto_promote = 0;
+	c.members[0].new_role = SR_ROLE_REMOVED;
+	c.members[1].new_role = SR_ROLE_VOTER;
+	sr_walfmt_snap_hdr_encode(b, &sh, &c);
+	CHECK_EQ(b[8], 2);
+	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
+		 WALFMT_OK);
+	CHECK_EQ(c2.members[0].role, SR_ROLE_VOTER);
+	CHECK_EQ(c2.members[0].new_role, SR_ROLE_REMOVED);
+	CHECK_EQ(c2.members[1].new_role, SR_ROLE_VOTER);
+	/* the same bytes labelled version 1 (CRC fixed up): refused */
+	b[8] = 1;
+	wal_put32(b + 48,
+		  sr_crc32c(sr_crc32c(0, b, 48), b + 52, sh.hdr_size - 52u));
+	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
+		 WALFMT_BAD);
+	/* and plain roles labelled version 2: refused too */
+	c.members[0].new_role = c.members[1].new_role = 0;
+	sr_walfmt_snap_hdr_encode(b, &sh, &c);
+	b[8] = 2;
+	wal_put32(b + 48,
+		  sr_crc32c(sr_crc32c(0, b, 48), b + 52, sh.hdr_size - 52u));
+	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
+		 WALFMT_BAD);
+}
+
 TEST(test_torn_tail_cut_anywhere_in_the_last_batch)
 {
 	const char *ref, *d;
