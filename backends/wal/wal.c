@@ -291,6 +291,9 @@ int sr_wal_sync(sr_wal *w)
 {
 	int rv = sr_walc_drain(w);
 
+	/* groups created since the last batch, when no batch followed */
+	if (!rv && (rv = sr_walio_dir_sync(w)))
+		sr_walc_stop(w, rv);
 	sr_wal_process(w);
 	return rv;
 }
@@ -549,6 +552,8 @@ void sr_wal_close(sr_wal *w)
 	if (!w)
 		return;
 	w->eng->stop(w);
+	if (!w->failed && sr_walio_dir_sync(w)) /* groups created last */
+		sr_walc_stop(w, SR_EIO);
 	sr_walc_reap(w);
 	log_engine_messages(w);
 	wal_free(w);

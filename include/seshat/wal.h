@@ -242,7 +242,8 @@ SR_API int sr_wal_write_now(sr_wal *wal);
 SR_API void sr_wal_release(sr_wal *wal);
 
 /*
- * Wait until every append accepted so far is durable (or failed), then
+ * Wait until every append accepted so far, and every group created so
+ * far, is durable (or failed), then
  * deliver the completions as sr_wal_process() does.  Returns 0 or the
  * error that stopped the WAL.  For tests, tools and shutdown.
  */
