@@ -9,7 +9,9 @@ the leaders are spread (or BALANCE_S passed) and a few seconds more have
 passed, it measures over WINDOW seconds, per
 process: CPU % (utime + stime from /proc/PID/stat), messages and frames
 sent per second (the transport's counters: idle, every message is a
-heartbeat or its answer), resident memory (VmRSS) and the groups it leads.
+heartbeat or its answer; also the messages on the wire, where a
+coalesced message of many heartbeats or answers counts one), resident
+memory (VmRSS) and the groups it leads.
 Memory per group is (RSS at G - RSS at 1 group) / (G - 1).
 
 Then, with the largest G, it kills one process (SIGKILL) and starts it
@@ -172,6 +174,8 @@ def measure(groups, tmp, batch=True):
             per.append({
                 "cpu": 100.0 * (a["cpu_s"] - b["cpu_s"]) / dt,
                 "msgs": (a["msgs_sent"] - b["msgs_sent"]) / dt,
+                # on the wire a coalesced message counts one
+                "wire": (wire(a) - wire(b)) / dt,
                 "frames": (a["frames_sent"] - b["frames_sent"]) / dt,
                 "writes": (a["writes"] - b["writes"]) / dt,
                 "rss_kb": a["rss_kb"],
@@ -184,6 +188,10 @@ def measure(groups, tmp, batch=True):
         for n in nodes:
             n.kill()
     return row
+
+
+def wire(s):
+    return s["msgs_sent"] - s.get("coalesced_msgs", 0) + s.get("coalesced", 0)
 
 
 def restart(node, groups):
@@ -202,9 +210,10 @@ def report(rows):
     base = {i: rows[0]["per"][i]["rss_kb"] for i in range(3)}
     print()
     print("| groups per process | batch frames | leaders (per process) | CPU % per process"
-          " (avg, max) | messages/s sent per process | frames/s sent per"
+          " (avg, max) | messages/s sent per process | on the wire (coalesced = 1)"
+          " | frames/s sent per"
           " process | writes/s per process | messages per frame | RSS MiB | RSS per group (KiB) |")
-    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         p = r["per"]
         g = r["groups"]
@@ -213,11 +222,11 @@ def report(rows):
         per_group = ("%.1f" % avg([(x["rss_kb"] - base[i]) / (g - 1)
                                    for i, x in enumerate(p)])
                      if g > 1 else "—")
-        print("| %d | %s | %s | %.1f, %.1f | %.0f | %.0f | %.0f | %.1f | %.1f"
-              " | %s |" % (
+        print("| %d | %s | %s | %.1f, %.1f | %.0f | %.0f | %.0f | %.0f | %.1f"
+              " | %.1f | %s |" % (
             g, "on" if r["batch"] else "off", "/".join(str(x["leaders"]) for x in p),
             avg([x["cpu"] for x in p]), max(x["cpu"] for x in p), msgs,
-            frames, avg([x["writes"] for x in p]), msgs / frames if frames else 0,
+            avg([x["wire"] for x in p]), frames, avg([x["writes"] for x in p]), msgs / frames if frames else 0,
             avg([x["rss_kb"] for x in p]) / 1024, per_group))
     for r in rows:
         if "restart" in r:

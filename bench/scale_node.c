@@ -14,7 +14,10 @@
  *
  *   status t=MS groups=G leaders=L known=K caught=C msgs_sent=..
  *          frames_sent=.. batched=.. msgs_recv=.. frames_recv=..
- *          writes=.. bytes_sent=..
+ *          writes=.. bytes_sent=.. coalesced=.. coalesced_msgs=..
+ *
+ * (coalesced: coalesced messages sent, each carrying coalesced_msgs of
+ * msgs_sent: heartbeats or their answers, seshat/tcp.h)
  *
  * Leaders are spread: group g prefers member (g - 1) mod 3 + 1, and once
  * every group here knows a leader, each status tick hands up to
@@ -125,15 +128,17 @@ static void status_cb(sr_loop *loop, uint64_t id, void *ctx)
 	sr_tcp_stats_get(sr_server_tcp(b->srv), &ts);
 	printf("status t=%llu groups=%zu leaders=%u known=%u caught=%u "
 	       "msgs_sent=%llu frames_sent=%llu batched=%llu msgs_recv=%llu "
-	       "frames_recv=%llu writes=%llu bytes_sent=%llu\n",
+	       "frames_recv=%llu writes=%llu bytes_sent=%llu coalesced=%llu "
+	       "coalesced_msgs=%llu\n",
 	       (unsigned long long)(mono_ms() - b->t0), b->n_gs, leaders, known,
 	       caught, (unsigned long long)ts.msgs_sent,
 	       (unsigned long long)ts.frames_sent,
 	       (unsigned long long)ts.batched_msgs,
 	       (unsigned long long)ts.msgs_recv,
 	       (unsigned long long)ts.frames_recv,
-	       (unsigned long long)ts.writes,
-	       (unsigned long long)ts.bytes_sent);
+	       (unsigned long long)ts.writes, (unsigned long long)ts.bytes_sent,
+	       (unsigned long long)ts.coalesced_sent,
+	       (unsigned long long)ts.coalesced_msgs);
 	fflush(stdout);
 	if (known == b->n_gs)
 		balance(b);

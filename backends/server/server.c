@@ -211,6 +211,9 @@ static int open_store(sr_server *s)
 	if (rc)
 		sr_srvi_log(s, SR_LOG_ERROR, "cannot open the log in %s: %s",
 			    s->data_dir, sr_strerror(rc));
+	else /* one fdatasync per loop iteration for every group's term and
+	      * vote (server_glue.c, "Term and vote") */
+		sr_wal_defer_hard_state(s->wal, 1);
 	return rc;
 }
 

@@ -106,8 +106,58 @@ static void wal_write_deferred(sr_loop *loop, void *ctx)
 	s->depth--;
 }
 
+/*
+ * Term and vote.  The WAL defers the groups' hard states (open_store):
+ * set_hard_state() only queues a record, so the votes and terms of
+ * every group that changed in one loop iteration share one fdatasync.
+ * A message that depends on a change must not leave before it is
+ * durable (a vote forgotten in a crash could elect two leaders), so the
+ * first message sent while a change is pending corks the transport:
+ * from then on nothing reaches a socket, whoever tries to write
+ * (deferred flush, writable socket, reconnection).  A deferred call at
+ * the end of the iteration syncs the hard states and uncorks.  If the
+ * sync fails the transport stays corked: what depended on it never
+ * leaves, and the server stops with the error.
+ */
+static void hs_sync_deferred(sr_loop *loop, void *ctx)
+{
+	sr_server *s = ctx;
+	int rc;
+
+	(void)loop;
+	s->depth++;
+	rc = sr_wal_sync_hard_state(s->wal);
+	s->depth--;
+	if (rc) {
+		s->error = rc;
+		sr_srvi_log(s, SR_LOG_ERROR,
+			    "the store failed writing terms and votes (%s): "
+			    "the node has stopped",
+			    sr_strerror(rc));
+		if (s->running)
+			sr_loop_stop(s->loop);
+		return;
+	}
+	s->hs_corked = 0;
+	sr_tcp_cork(s->tcp, 0);
+}
+
+static void hs_cork(sr_server *s)
+{
+	if (s->hs_corked || !s->tcp || !sr_wal_hard_state_pending(s->wal))
+		return;
+	sr_tcp_cork(s->tcp, 1);
+	s->hs_corked = 1;
+	if (sr_loop_defer(s->loop, hs_sync_deferred, s))
+		hs_sync_deferred(s->loop, s); /* out of memory: sync now */
+}
+
 void sr_srvi_wal_cancel(sr_server *s)
 {
+	if (s->hs_corked) {
+		sr_loop_defer_cancel(s->loop, hs_sync_deferred, s);
+		s->hs_corked = 0;
+	}
 	if (!s->wal_held)
 		return;
 	/* sr_wal_close() writes what is held (it wakes the writer itself) */
@@ -157,6 +207,8 @@ static int send_msg(void *ctx, const sr_msg *msg)
 	sr_server *s = ctx;
 
 	s->stats.msgs_out++;
+	if (s->wal)
+		hs_cork(s);
 	return sr_tcp_send(s->tcp, msg);
 }
 

@@ -90,6 +90,7 @@ struct sr_server {
 	sr_group *inside; /* the group whose engine is being called */
 	int wal_held;	  /* the WAL is held; write_deferred is queued */
 	int held_appends; /* appends with entries stepped while held */
+	int hs_corked;	  /* transport corked until the hard states sync */
 	int error;	  /* the storage error that stopped a group, or 0 */
 	int running;	  /* inside sr_server_run() */
 	sr_server_stats stats;

@@ -542,6 +542,13 @@ SR_API void sr_tcp_flush(sr_tcp *t)
 	}
 }
 
+SR_API void sr_tcp_cork(sr_tcp *t, int on)
+{
+	t->corked = on != 0;
+	if (!on)
+		sr_tcp_flush(t);
+}
+
 /* Output is waiting: write it now or before the loop sleeps. */
 static int kick(sr_tcp *t, struct tcp_peer *p)
 {

@@ -333,6 +333,10 @@ int sr_tcpi_peer_write(sr_tcp *t, struct tcp_peer *p)
 {
 	if (p->state != SR_TCP_UP)
 		return 0;
+	if (t->corked) { /* every write passes here: uncorking flushes */
+		p->dirty = 1;
+		return 0;
+	}
 	sr_tcpi_queue_close(p);
 	while (p->q_head < p->q_tail) {
 		size_t want = p->q_tail - p->q_head;

@@ -114,6 +114,7 @@ struct sr_tcp {
 	uint64_t timer_id;     /* 0: none armed */
 	uint64_t timer_when;
 	int flush_pending;
+	int corked; /* sr_tcp_cork(): queue, write nothing */
 	uint64_t rng;
 	sr_tcp_stats st;
 	struct tcp_auth auth; /* tcp_auth.c */

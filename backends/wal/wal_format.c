@@ -14,6 +14,9 @@
  *    16 u64 index    24 u64 term     32 u64 batch     40 u32 batch offset
  *    44 u32 group (version-2 segments; in version 1 the high half of a
  *           u64 batch offset, always zero since offsets are < 2^32)
+ *   kinds: 1 ENTRY, 2 TRUNCATE, 3 COMPACT (index set, no payload),
+ *          4 RESET (index 0), version 3: 5 HARDSTATE (index 0, term,
+ *          payload u64 vote), 6 DROP (index 0)
  *
  *   meta, 36 bytes
  *     0 magic "SRWALMET"   8 u32 version   12 u32 size (36)
@@ -91,8 +94,8 @@ int sr_walfmt_seg_hdr_decode(const unsigned char in[WAL_SEG_HDR],
 		*why = "segment header CRC mismatch";
 		return WALFMT_BAD;
 	}
-	if (wal_get32(in + 8) != WAL_SEG_VERSION &&
-	    wal_get32(in + 8) != WAL_SEG_VERSION_1) {
+	if (wal_get32(in + 8) < WAL_SEG_VERSION_1 ||
+	    wal_get32(in + 8) > WAL_SEG_VERSION) {
 		*why = "unsupported segment format version";
 		return WALFMT_BAD;
 	}
@@ -174,7 +177,7 @@ int sr_walfmt_rec_peek(const unsigned char *hdr, uint64_t off, uint64_t avail,
 		*why = "zeroed record header";
 		return WALFMT_ZERO;
 	}
-	if (kind < WAL_REC_ENTRY || kind > WAL_REC_RESET) {
+	if (kind < WAL_REC_ENTRY || kind > WAL_REC_DROP) {
 		*why = "bad record kind";
 		return WALFMT_BAD;
 	}
@@ -184,18 +187,37 @@ int sr_walfmt_rec_peek(const unsigned char *hdr, uint64_t off, uint64_t avail,
 	}
 	if (boff < WAL_SEG_HDR || boff > off || (boff & 7u) ||
 	    wal_get64(hdr + 32) == 0 || wal_get64(hdr + 32) > WAL_INDEX_MAX ||
-	    (wal_get64(hdr + 16) == 0) != (kind == WAL_REC_RESET) ||
-	    wal_get64(hdr + 16) > WAL_INDEX_MAX) {
+	    (wal_get64(hdr + 16) == 0) != (kind >= WAL_REC_RESET) ||
+	    wal_get64(hdr + 16) > WAL_INDEX_MAX ||
+	    wal_get64(hdr + 24) > WAL_INDEX_MAX) {
 		*why = "record header fields out of range";
 		return WALFMT_BAD;
 	}
-	if (kind != WAL_REC_ENTRY &&
+	if (kind >= WAL_REC_HARDSTATE && wal_get32(hdr + 44) == 0) {
+		*why = "hard-state or drop record of group 0";
+		return WALFMT_BAD;
+	}
+	if (kind == WAL_REC_HARDSTATE &&
+	    (len != WAL_HARDSTATE_LEN || wal_get32(hdr + 12) != 0)) {
+		*why = "malformed hard-state record";
+		return WALFMT_BAD;
+	}
+	if (kind != WAL_REC_ENTRY && kind != WAL_REC_HARDSTATE &&
 	    (len != 0 || wal_get32(hdr + 12) != 0 || wal_get64(hdr + 24))) {
 		*why = "marker record with entry fields";
 		return WALFMT_BAD;
 	}
 	*size = wal_rec_size(len);
 	return WALFMT_OK;
+}
+
+int sr_walfmt_rec_allowed(uint32_t seg_version, const struct wal_rec *r)
+{
+	if (seg_version == WAL_SEG_VERSION_1)
+		return !r->group && r->kind < WAL_REC_RESET;
+	if (seg_version == WAL_SEG_VERSION_2)
+		return r->kind <= WAL_REC_RESET;
+	return 1;
 }
 
 int sr_walfmt_rec_decode(const unsigned char *in, uint64_t off, uint64_t size,

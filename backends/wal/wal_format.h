@@ -9,7 +9,8 @@
  *
  *   segment header   64 bytes at offset 0 of each <seq>.wal
  *   record           48-byte header + payload + zero padding to 8 bytes
- *                    (version 2: bytes 44..47 carry the group id)
+ *                    (version 2: bytes 44..47 carry the group id;
+ *                    version 3: hard-state and drop records)
  *   meta             36 bytes: term and vote
  *   snapshot header  48 fixed bytes + membership + padding, then the data
  */
@@ -23,9 +24,12 @@
 
 #define WAL_VERSION	    1u /* meta, lost and snapshot files */
 /* Segments: version 2 tags each record with its group (bytes 44..47,
- * which version 1 kept as the zero high half of batch_off); version 1
- * segments are still read, every record in them belonging to group 0. */
-#define WAL_SEG_VERSION	    2u
+ * which version 1 kept as the zero high half of batch_off); version 3
+ * adds the HARDSTATE and DROP records.  Version 1 and 2 segments are
+ * still read (every record of a version-1 one belongs to group 0); new
+ * records always go to a version-3 segment. */
+#define WAL_SEG_VERSION	    3u
+#define WAL_SEG_VERSION_2   2u
 #define WAL_SEG_VERSION_1   1u
 #define WAL_SEG_MAGIC	    "SRWALSEG"
 #define WAL_META_MAGIC	    "SRWALMET"
@@ -58,8 +62,17 @@ enum {
 	WAL_REC_COMPACT = 3,  /* drop entries <= index */
 	/* version 2: forget every earlier record of the group (drop, or a
 	 * log that recovery restarted after the group's snapshot); index 0 */
-	WAL_REC_RESET = 4
+	WAL_REC_RESET = 4,
+	/* version 3: the group's term (header term field) and vote (an
+	 * 8-byte payload); index 0.  Groups other than 0 only. */
+	WAL_REC_HARDSTATE = 5,
+	/* version 3: the group was dropped: forget every earlier record of
+	 * it, its hard state included; index 0 */
+	WAL_REC_DROP = 6
 };
+
+/* The payload of a HARDSTATE record: the vote. */
+#define WAL_HARDSTATE_LEN 8u
 
 /* What a decoder found. */
 enum {
@@ -180,6 +193,13 @@ void sr_walfmt_rec_fields(const unsigned char *in, struct wal_rec *r);
  */
 int sr_walfmt_rec_peek(const unsigned char *hdr, uint64_t off, uint64_t avail,
 		       uint64_t *size, const char **why);
+
+/*
+ * May a segment of that version hold record r?  (Version 1: group 0's
+ * ENTRY, TRUNCATE and COMPACT; version 2: any group, RESET; version 3:
+ * HARDSTATE and DROP too.)
+ */
+int sr_walfmt_rec_allowed(uint32_t seg_version, const struct wal_rec *r);
 
 /*
  * Decode and check a whole record (size bytes from sr_walfmt_rec_peek at

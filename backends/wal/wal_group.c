@@ -2,19 +2,25 @@
  * wal_group.c — many Raft groups on one WAL: the group table and the
  * group API of seshat/wal.h.
  *
- * Every group has its own log view (first, last, pos[]), hard state
- * (file g<id>.meta), snapshot (g<id>-<index>.snap) and lost file; the
- * records of all groups share one stream of segments and batches, so
- * one fdatasync covers the appends of every group in a batch.  Group 0
+ * Every group has its own log view (first, last, pos[]), hard state,
+ * snapshot (g<id>-<index>.snap) and lost file; the records of all
+ * groups share one stream of segments and batches, so one fdatasync
+ * covers the appends of every group in a batch, and the term and vote
+ * changes too: they are HARDSTATE records in the same stream (group 0
+ * keeps the meta file; so do groups created before format version 3,
+ * until their first change, the log's record then winning).  Group 0
  * is the WAL's own (sr_wal_open + sr_wal_storage_ops), embedded at the
  * start of sr_wal; the others live here, in an open-addressing table by
  * id (linear probing, at most half full, backward-shift deletion).
  *
  * A group exists on disk exactly when its meta file exists: open()
- * writes it (term 0, no vote) before the group can append anything, and
- * drop() deletes it first, then writes a RESET record (which makes
- * recovery forget every earlier record of the group) and waits for it to
- * be durable, then deletes the snapshot and lost files.  A crash in the
+ * creates it, empty (term 0, no vote), and the I/O engine fsyncs the
+ * directory before it writes the next batch, so the file is durable
+ * before any record of the group can be (many groups created together
+ * share that one fsync); drop() deletes it first, then writes a DROP
+ * record (which makes recovery forget every earlier record of the
+ * group, its hard state included) and waits for it to be durable, then
+ * deletes the snapshot and lost files.  A crash in the
  * middle of a drop leaves records or snapshots of a group without a meta
  * file; recovery finishes the drop (wal_recover.c).
  *
@@ -182,7 +188,7 @@ int sr_wal_group_open(sr_wal *w, uint32_t id, sr_wal_group **out)
 		return SR_ENOMEM;
 	if (!g->has_meta) {
 		/* the group exists on disk from here on (see the top) */
-		if ((rv = sr_walio_meta_write(g, 0, 0))) {
+		if ((rv = sr_walio_meta_create(g))) {
 			sr_walg_remove(w, g);
 			sr_walc_stop(w, rv);
 			return rv;
@@ -252,8 +258,8 @@ int sr_wal_group_drop(sr_wal *w, uint32_t id)
 		return rv;
 	}
 	g->has_meta = 0;
-	/* 2. forget its records, durably */
-	if ((rv = sr_walc_put_marker(g, WAL_REC_RESET, 0)) ||
+	/* 2. forget its records and its hard state, durably */
+	if ((rv = sr_walc_put_marker(g, WAL_REC_DROP, 0)) ||
 	    (rv = sr_walc_drain(w)))
 		return rv;
 	/* 3. its snapshot and lost files */

@@ -94,7 +94,7 @@ struct wal_seg {
 	uint64_t size;	    /* preallocated size */
 	uint64_t written;   /* bytes that pread can see */
 	sr_index max_index; /* highest group-0 entry index ever written in it */
-	int v1;		    /* a version-1 segment (read at open) */
+	uint32_t version;   /* its format version (older ones are read) */
 };
 
 struct wal_engine;
@@ -127,9 +127,12 @@ struct sr_wal_group {
 	sr_wal_done_fn done;
 	void *done_ctx;
 
-	/* hard state */
+	/* hard state: in the meta file (group 0, and groups written before
+	 * format version 3), or in the log's HARDSTATE records (the others),
+	 * the latest of which is in segment hs_seg (0: none) */
 	sr_term term;
 	sr_id vote;
+	uint64_t hs_seg;
 
 	/* snapshots */
 	struct wal_snap snap;  /* current */
@@ -148,6 +151,7 @@ struct sr_wal_group {
 	/* recovery only (wal_recover.c) */
 	int seen;	     /* a record of the group was replayed */
 	int reset_last;	     /* and the last one was a RESET */
+	int drop_last;	     /* or a DROP */
 	int inferred;	     /* its start was taken from its first record */
 	sr_index known;	     /* pos[] holds known..last */
 	sr_index survey_max; /* repair: highest index past the cut */
@@ -193,8 +197,10 @@ struct sr_wal {
 	unsigned kicks; /* atomic: bumped by every kick (the writer spins on it) */
 	int plugged;	/* inside sr_wal_process: hold OPEN batches (also
 		       * read without mu by the spinning writer: atomics) */
-	int stopping; /* sr_wal_close */
-	int failed;   /* the error that stopped the WAL */
+	int stopping;  /* sr_wal_close */
+	int failed;    /* the error that stopped the WAL */
+	int dir_dirty; /* a group's meta file was created: the directory
+			* is fsynced before the next batch is written */
 	char fail_msg[320];
 	char warn_msg[320];
 	uint64_t st_batches, st_bytes, st_created, st_deleted;
@@ -206,6 +212,9 @@ struct sr_wal {
 	int fail_logged;
 	int in_process; /* delivering completions: sr_wal_process kicks */
 	int held;	/* sr_wal_hold: appends do not kick */
+	int hs_defer; /* sr_wal_defer_hard_state(): no wait in set_hard_state */
+	int hs_pending; /* a deferred HARDSTATE record is not known durable */
+	uint64_t hs_batch; /* the batch holding the latest one */
 	uint64_t st_appends, st_torn;
 
 	/* read() scratch */
@@ -297,6 +306,12 @@ void sr_walio_fail(sr_wal *w, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void sr_walio_warn(sr_wal *w, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* fsync the directory if a group was created since the last time (the
+ * engines, before writing a batch); 0 or the error (fail_msg set). */
+int sr_walio_dir_sync(sr_wal *w);
+/* Create a new group's meta file, empty: its term and vote go to the
+ * log; durable with the directory fsync before the next batch. */
+int sr_walio_meta_create(struct sr_wal_group *g);
 /* Write a whole small file atomically: tmp, fsync, rename, dir fsync. */
 int sr_walio_write_atomic(sr_wal *w, const char *name, const void *buf,
 			  size_t len);
@@ -339,6 +354,9 @@ int sr_walsnap_read(void *ctx, uint64_t offset, void *buf, size_t len,
 int sr_walc_put_marker(struct sr_wal_group *g, uint32_t kind, sr_index index);
 /* Wait until every queued item is DONE; returns w->failed. */
 int sr_walc_drain(sr_wal *w);
+/* Wait until batch number `batch` and everything before it is DONE;
+ * returns w->failed. */
+int sr_walc_wait_batch(sr_wal *w, uint64_t batch);
 /* Queue a DELETE of the segments no entry >= first needs (engine). */
 int sr_walc_schedule_delete(sr_wal *w);
 int sr_walc_pos_reserve(struct sr_wal_group *g, size_t n);

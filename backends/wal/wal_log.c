@@ -178,6 +178,7 @@ int sr_walc_seg_add(sr_wal *w, uint64_t seq, uint64_t size)
 	s->fd = -1;
 	s->state = SEG_PLANNED;
 	s->size = size;
+	s->version = WAL_SEG_VERSION;
 	return 0;
 }
 
@@ -354,6 +355,42 @@ static void wal_kick(sr_wal *w)
 {
 	if (!w->in_process && !w->held)
 		w->eng->kick(w);
+}
+
+/* Is batch `batch` or an item before it still to run?  (under mu) */
+static int batch_pending(const sr_wal *w, uint64_t batch)
+{
+	for (const struct wal_item *it = w->head; it; it = it->next) {
+		if (it->kind == ITEM_BATCH && it->batch > batch)
+			return 0;
+		if (it->state != ITEM_DONE)
+			return 1;
+	}
+	return 0;
+}
+
+int sr_walc_wait_batch(sr_wal *w, uint64_t batch)
+{
+	for (;;) {
+		int pending, inline_ran = 0;
+
+		pthread_mutex_lock(&w->mu);
+		pending = !w->failed && batch_pending(w, batch);
+		if (pending && w->tail && w->tail->state == ITEM_OPEN)
+			w->tail->state = ITEM_READY;
+		pthread_mutex_unlock(&w->mu);
+		if (!pending)
+			break;
+		/* an idle writer: sync here instead of waking it and then
+		 * being woken by it (the eventfd still tells the host) */
+		if (w->eng->run_inline && (inline_ran = w->eng->run_inline(w)))
+			sr_walc_notify(w);
+		if (!inline_ran) {
+			w->eng->kick(w);
+			w->eng->wait(w);
+		}
+	}
+	return sr_walc_failed(w);
 }
 
 int sr_walc_drain(sr_wal *w)
@@ -547,10 +584,51 @@ static uint64_t groups_min_seg(const sr_wal *w)
 	return min;
 }
 
+/* A HARDSTATE record of g with its current term and vote (under mu). */
+static int put_hard_state(struct sr_wal_group *g)
+{
+	sr_wal *w = g->wal;
+	unsigned char vote[WAL_HARDSTATE_LEN];
+	struct wal_rec r = { .len = WAL_HARDSTATE_LEN,
+			     .kind = WAL_REC_HARDSTATE,
+			     .term = g->term,
+			     .group = g->id,
+			     .data = vote };
+	uint64_t pos;
+	int rv;
+
+	wal_put64(vote, g->vote);
+	if ((rv = put_record(w, &r, &pos)))
+		return rv;
+	g->hs_seg = pos >> 32;
+	w->hs_batch = w->tail->batch;
+	return 0;
+}
+
+/*
+ * Segments up to `upto` are about to be deleted: the groups whose latest
+ * HARDSTATE record is in one of them get it again at the end of the log
+ * (under mu), in the batch the DELETE is queued after, so a crash finds
+ * it whether or not the old segments are gone.
+ */
+static int relog_hard_states(sr_wal *w, uint64_t upto)
+{
+	for (size_t i = 0; i < w->gtab_cap; i++) {
+		struct sr_wal_group *g = w->gtab[i];
+		int rv;
+
+		if (g && g->hs_seg && g->hs_seg <= upto &&
+		    (rv = put_hard_state(g)))
+			return rv;
+	}
+	return 0;
+}
+
 int sr_walc_schedule_delete(sr_wal *w)
 {
 	struct wal_item *it = NULL;
 	uint64_t upto = 0, need = groups_min_seg(w);
+	int rv = 0;
 
 	pthread_mutex_lock(&w->mu);
 	for (size_t i = 0; i < w->n_segs; i++) {
@@ -562,6 +640,12 @@ int sr_walc_schedule_delete(sr_wal *w)
 		    s->max_index >= w->g0.first)
 			break;
 		upto = s->seq;
+	}
+	if (upto && !w->failed && (rv = relog_hard_states(w, upto))) {
+		/* some may be queued: none of them, nor the delete, may run */
+		w->failed = rv;
+		pthread_mutex_unlock(&w->mu);
+		return rv;
 	}
 	if (upto) {
 		it = item_new(w);
@@ -799,24 +883,81 @@ static int wal_load(void *ctx, sr_durable *out)
 	return 0;
 }
 
+/*
+ * Group 0 keeps its term and vote in the meta file, replaced atomically
+ * (a single-group host pays two fsyncs per change, as always).  The
+ * other groups write a HARDSTATE record to the log: durable with its
+ * batch, so one fdatasync covers the changes of every group that made
+ * one meanwhile.  Without sr_wal_defer_hard_state() the call waits for
+ * that batch; with it, the host calls sr_wal_sync_hard_state() before
+ * anything that depends on the change leaves the process.
+ */
 static int wal_set_hard_state(void *ctx, sr_term term, sr_id vote)
 {
 	struct sr_wal_group *g = ctx;
 	sr_wal *w = g->wal;
+	sr_term old_term = g->term;
+	sr_id old_vote = g->vote;
 	int rv = sr_walc_failed(w);
 
 	if (rv)
 		return rv;
 	if (term == g->term && vote == g->vote)
 		return 0;
-	rv = sr_walio_meta_write(g, term, vote);
-	if (rv) {
-		sr_walc_stop(w, rv);
-		return rv;
+	if (term > WAL_INDEX_MAX)
+		return SR_EINVAL;
+	if (g->id == 0) {
+		rv = sr_walio_meta_write(g, term, vote);
+		if (rv) {
+			sr_walc_stop(w, rv);
+			return rv;
+		}
+		g->term = term;
+		g->vote = vote;
+		return 0;
 	}
+	if ((rv = wal_room(w, WAL_REC_HDR + WAL_HARDSTATE_LEN)))
+		return rv;
 	g->term = term;
 	g->vote = vote;
-	return 0;
+	pthread_mutex_lock(&w->mu);
+	rv = w->failed ? w->failed : put_hard_state(g);
+	pthread_mutex_unlock(&w->mu);
+	if (rv) {
+		g->term = old_term;
+		g->vote = old_vote;
+		return rv;
+	}
+	w->hs_pending = 1;
+	if (w->hs_defer) {
+		wal_kick(w);
+		return 0;
+	}
+	return sr_wal_sync_hard_state(w);
+}
+
+void sr_wal_defer_hard_state(sr_wal *w, int on)
+{
+	if (!on)
+		sr_wal_sync_hard_state(w);
+	w->hs_defer = on != 0;
+}
+
+int sr_wal_hard_state_pending(const sr_wal *w)
+{
+	return w->hs_pending;
+}
+
+int sr_wal_sync_hard_state(sr_wal *w)
+{
+	int rv;
+
+	if (!w->hs_pending)
+		return sr_walc_failed(w);
+	rv = sr_walc_wait_batch(w, w->hs_batch);
+	if (!rv)
+		w->hs_pending = 0;
+	return rv;
 }
 
 const sr_storage_ops sr_walc_ops = {

@@ -3,7 +3,8 @@
  *
  * The writer runs the queue's items one at a time, in order:
  *
- *   BATCH:  create the segment first if the batch starts one
+ *   BATCH:  fsync the directory if groups were created since the last
+ *           batch, create the segment first if the batch starts one
  *           (wal_io.c), pwrite the whole buffer, publish "written" (so
  *           read() may pread it), fdatasync, finish the item;
  *   DELETE: unlink the segments, oldest first, fsyncing the directory
@@ -117,6 +118,9 @@ static int posix_run_batch(sr_wal *w, struct wal_item *it)
 	pthread_mutex_unlock(&w->mu);
 	if (it->pre_err)
 		return it->pre_err;
+	/* groups created before this batch exist on disk before it */
+	if ((code = sr_walio_dir_sync(w)))
+		return code;
 	if (it->new_seg) {
 		fd = sr_walio_seg_create(w, it);
 		if (fd < 0)
@@ -172,7 +176,7 @@ static int posix_prework(sr_wal *w)
 	int fd, rv;
 
 	if (!it || it->state != ITEM_OPEN || it->kind != ITEM_BATCH ||
-	    it->new_seg || w->failed || it->len <= it->written)
+	    it->new_seg || w->failed || it->len <= it->written || w->dir_dirty)
 		return 0;
 	s = sr_walc_seg_get(w, it->seg);
 	if (!s || s->fd < 0)

@@ -73,7 +73,7 @@
 /* A read window over one file. */
 struct rd {
 	sr_wal *w;
-	int v1; /* a version-1 segment: group-0 records only */
+	uint32_t version; /* the segment's format version */
 	int fd;
 	uint64_t size, base;
 	unsigned char *buf;
@@ -219,17 +219,43 @@ static void group_start(struct sr_wal_group *g, const struct wal_rec *r)
 	g->pos_off = g->pos_n = 0;
 }
 
+/*
+ * A HARDSTATE record sets the group's term and vote (the latest one in
+ * the stream wins over the meta file, which never changes once a group
+ * has them in the log); a DROP forgets them with everything else.
+ */
+static void apply_hard_state(struct sr_wal_group *g, uint64_t seq,
+			     const struct wal_rec *r)
+{
+	/* either way the record decides over the meta file, so it must
+	 * outlive its segment as a HARDSTATE record does (wal_log.c) */
+	g->hs_seg = seq;
+	if (r->kind == WAL_REC_DROP) {
+		g->term = 0;
+		g->vote = 0;
+		return;
+	}
+	g->term = r->term;
+	g->vote = wal_get64(r->data);
+}
+
 /* The group a replayed record belongs to (added when unknown: a group
  * without a meta file, whose drop a crash interrupted). */
-static int record_group(struct scan *s, const struct wal_rec *r,
+static int record_group(struct scan *s, uint64_t seq, const struct wal_rec *r,
 			struct sr_wal_group **out)
 {
 	struct sr_wal_group *g = sr_walg_find(s->w, r->group);
 
 	if (!g && !(g = sr_walg_add(s->w, r->group)))
 		return SR_ENOMEM;
+	*out = g;
 	g->reset_last = r->kind == WAL_REC_RESET;
-	if (r->kind == WAL_REC_RESET) {
+	g->drop_last = r->kind == WAL_REC_DROP;
+	if (r->kind == WAL_REC_HARDSTATE || r->kind == WAL_REC_DROP)
+		apply_hard_state(g, seq, r);
+	if (r->kind == WAL_REC_HARDSTATE)
+		return 0; /* the log view is untouched */
+	if (r->kind == WAL_REC_RESET || r->kind == WAL_REC_DROP) {
 		/* forget it all: the records that follow (if any) start the
 		 * group again, else its snapshot does (groups_settle) */
 		g->seen = 0;
@@ -239,7 +265,6 @@ static int record_group(struct scan *s, const struct wal_rec *r,
 	} else if (!g->seen) {
 		group_start(g, r);
 	}
-	*out = g;
 	return 0;
 }
 
@@ -273,7 +298,7 @@ static int apply(struct scan *s, struct wal_seg *seg, uint64_t off,
 	s->have_rec = 1;
 	if (r->batch > s->max_batch)
 		s->max_batch = r->batch;
-	if ((rv = record_group(s, r, &g)))
+	if ((rv = record_group(s, seq, r, &g)))
 		return rv;
 	switch (r->kind) {
 	case WAL_REC_ENTRY:
@@ -327,7 +352,7 @@ static int apply(struct scan *s, struct wal_seg *seg, uint64_t off,
 				       (unsigned long long)r->index,
 				       (unsigned long long)g->first);
 		return 0;
-	default: /* RESET: done by record_group */
+	default: /* RESET, HARDSTATE, DROP: done by record_group */
 		return 0;
 	}
 }
@@ -408,7 +433,7 @@ static int next_valid(struct rd *r, uint64_t from, uint64_t to, uint64_t *found,
 			return rv;
 		if (sr_walfmt_rec_decode(p, off, *size, rec, &why) ==
 			    WALFMT_OK &&
-		    !(r->v1 && (rec->group || rec->kind == WAL_REC_RESET))) {
+		    sr_walfmt_rec_allowed(r->version, rec)) {
 			*found = off;
 			return 0;
 		}
@@ -488,7 +513,7 @@ static int seg_header(struct scan *s, uint64_t seq, int is_last,
 	if (h->seq != seq)
 		return corrupt(s, seq, 16, 1, "the header names segment %llx",
 			       (unsigned long long)h->seq);
-	s->rd.v1 = sr_walfmt_seg_version(p) == WAL_SEG_VERSION_1;
+	s->rd.version = sr_walfmt_seg_version(p);
 	if (!s->started || !s->w->g0.seen) {
 		/* the first segment, or group 0 was RESET since: the header
 		 * says where its log is */
@@ -543,8 +568,9 @@ static int scan_records(struct scan *s, struct wal_seg *seg, int is_last)
 			return rv;
 		if (sr_walfmt_rec_decode(p, off, size, &r, &why) != WALFMT_OK)
 			break;
-		if (s->rd.v1 && (r.group || r.kind == WAL_REC_RESET)) {
-			why = "a version-2 record in a version-1 segment";
+		if (!sr_walfmt_rec_allowed(s->rd.version, &r)) {
+			why = "a record of a later format version than its "
+			      "segment's";
 			break;
 		}
 		if ((rv = apply(s, seg, off, &r)))
@@ -603,7 +629,7 @@ static int scan_segment(struct scan *s, uint64_t seq, int is_last)
 		return rv;
 	}
 	seg = &w->segs[w->n_segs - 1];
-	seg->v1 = s->rd.v1;
+	seg->version = s->rd.version;
 	seg->fd = fd;
 	seg->state = SEG_LIVE;
 	seg->written = s->rd.size;
@@ -941,7 +967,7 @@ static int survey_segment(struct scan *s, uint64_t seq, uint64_t off)
 		if (!p)
 			goto out;
 		if (sr_walfmt_seg_hdr_decode(p, &h, &why) == WALFMT_OK) {
-			r.v1 = sr_walfmt_seg_version(p) == WAL_SEG_VERSION_1;
+			r.version = sr_walfmt_seg_version(p);
 			if (off < WAL_SEG_HDR && h.start_index > 0)
 				survey_note(s->w, 0, h.start_index - 1);
 		}
@@ -1198,17 +1224,20 @@ static int group_restart(struct sr_wal_group *g)
 	return rv;
 }
 
-/* A group met in the log without a meta file: finish its drop. */
+/* A group met in the log without a meta file: finish its drop (a DROP
+ * record, unless its records already end with one, or with the RESET
+ * that dropped a group before format version 3, which had no hard-state
+ * records to forget). */
 static int ghost_finish(sr_wal *w, struct sr_wal_group *g)
 {
 	int rv = 0;
 
-	if (!g->reset_last) {
+	if (!g->drop_last && !(g->reset_last && !g->hs_seg)) {
 		sr_walc_logf(w, SR_LOG_INFO,
 			     "wal: group %u has records but no meta file: a "
 			     "crash interrupted its drop; finishing it",
 			     g->id);
-		rv = sr_walc_put_marker(g, WAL_REC_RESET, 0);
+		rv = sr_walc_put_marker(g, WAL_REC_DROP, 0);
 	}
 	sr_walg_remove(w, g);
 	return rv;
@@ -1279,9 +1308,9 @@ static int finish(struct scan *s)
 		}
 		g->written = s->end;
 		w->plan_seg = g->seq;
-		/* records of other groups cannot go to a version-1
-		 * segment: the next record starts a new segment */
-		w->plan_off = g->v1 ? g->size : s->end;
+		/* new records go to a segment of the current version:
+		 * after an older one the next record starts a new one */
+		w->plan_off = g->version < WAL_SEG_VERSION ? g->size : s->end;
 		w->plan_size = g->size;
 	} else {
 		w->plan_seg = s->max_seq;
@@ -1293,6 +1322,26 @@ static int finish(struct scan *s)
 	if (rv || (rv = groups_settle(s)))
 		return rv;
 	return sr_walc_schedule_delete(w);
+}
+
+/*
+ * Term and vote cannot be repaired (a lost vote could elect two
+ * leaders), and since format version 3 those of groups other than 0
+ * are records in the log: cutting damage out of a version-3 segment
+ * may lose one, so protocol-aware repair refuses when groups exist.
+ * Only a cut in a segment known to be older, and the last, is safe.
+ */
+static int hard_state_at_risk(const struct scan *s, const struct list *l)
+{
+	const struct wal_seg *seg = NULL;
+
+	if (!s->w->n_groups)
+		return 0; /* group 0 keeps its term and vote in "meta" */
+	for (size_t i = 0; i < s->w->n_segs; i++)
+		if (s->w->segs[i].seq == s->stop_seq)
+			seg = &s->w->segs[i];
+	return !seg || seg->version >= WAL_SEG_VERSION ||
+	       l->v[l->n - 1] != s->stop_seq;
 }
 
 static int replay(struct scan *s, const struct list *segs)
@@ -1309,6 +1358,17 @@ static int replay(struct scan *s, const struct list *segs)
 			break;
 		}
 		rv = scan_segment(s, segs->v[i], i + 1 == segs->n);
+	}
+	if (rv == SCAN_REPAIR && s->w->repair == SR_WAL_REPAIR_PEERS &&
+	    hard_state_at_risk(s, segs)) {
+		sr_walc_logf(s->w, SR_LOG_ERROR,
+			     "wal: refusing to open %s: the damaged part of "
+			     "the log may hold the term and vote of groups, "
+			     "which cannot be repaired (a lost vote could "
+			     "elect two leaders); SR_WAL_REPAIR_TRUNCATE cuts "
+			     "it anyway",
+			     s->w->dir);
+		rv = SR_ECORRUPT;
 	}
 	if (rv == SCAN_REPAIR && !(rv = survey(s, segs)))
 		rv = repair(s, segs);

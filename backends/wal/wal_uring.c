@@ -167,6 +167,10 @@ static int chain_submit(sr_wal *w, struct uring_state *u, struct wal_item *it)
 	} else {
 		if (it->len == it->written)
 			return 0; /* tokens only */
+		/* groups created before this batch exist on disk before it
+		 * (a synchronous fsync: rare, once per burst of creations) */
+		if (!it->written && (rv = sr_walio_dir_sync(w)))
+			return rv;
 		/* the CRCs, computed here, on the host's thread */
 		sr_walfmt_seal(it->buf, it->sealed, it->len);
 		it->sealed = it->len;

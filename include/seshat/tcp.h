@@ -230,6 +230,16 @@ SR_API int sr_tcp_send(sr_tcp *tcp, const sr_msg *msg);
 SR_API void sr_tcp_flush(sr_tcp *tcp);
 
 /*
+ * Cork (on != 0): from now on nothing is written to any socket (not by
+ * flushes, write-through, reconnections or writable sockets); messages
+ * queue as usual.  Uncork (on == 0): writing resumes with a flush.  For
+ * a host that must make something durable before the messages queued
+ * since may leave (seshat/wal.h, sr_wal_sync_hard_state()).  Uncork
+ * before the loop sleeps: a writable socket keeps waking it meanwhile.
+ */
+SR_API void sr_tcp_cork(sr_tcp *tcp, int on);
+
+/*
  * The transport vtable for sr_config.transport; its ctx
  * (sr_config.transport_ctx) is the sr_tcp *.
  */

@@ -140,7 +140,9 @@ enum {
 	 * corrupt meta file is never repaired.  A lost range an earlier
 	 * _PEERS open recorded is forgotten (with a warning): the operator's
 	 * override when a group cannot elect while this node waits for
-	 * entries no electable peer holds (docs/operations.md).
+	 * entries no electable peer holds (docs/operations.md).  The term
+	 * and vote of groups other than 0 are records in the log: cutting
+	 * it MAY LOSE A VOTE too (which can elect two leaders).
 	 */
 	SR_WAL_REPAIR_TRUNCATE = 1,
 	/*
@@ -152,7 +154,9 @@ enum {
 	 * until the log reaches it again.  The engine then fetches the
 	 * entries from the leader and neither votes nor campaigns meanwhile,
 	 * so no acknowledged entry is lost (docs/storage-format.md).  Term
-	 * and vote are kept; a corrupt meta file still fails the open.
+	 * and vote are kept; a corrupt meta file still fails the open, and
+	 * so does damage to be cut from a log that holds groups other than
+	 * 0 (their terms and votes are records in it, never repaired).
 	 */
 	SR_WAL_REPAIR_PEERS = 2
 };
@@ -289,8 +293,23 @@ SR_API const char *sr_wal_engine_name(int engine);
  * needs it any more: when every group's log starts after it (each
  * group's compact() moves its own start).  A group that never compacts
  * keeps every segment from its first live entry on: compact each group
- * after its snapshots as with a single log.  set_hard_state() and
- * snapshot_finish() stay synchronous per call (a file per group).
+ * after its snapshots as with a single log.  snapshot_finish() stays
+ * synchronous per call (a file per group).
+ *
+ * Term and vote.  A group's set_hard_state() writes a record to the
+ * shared log (group 0 keeps its meta file) and, by default, waits for
+ * the batch that holds it: one fdatasync, shared with whatever else is
+ * in the batch.  A host that drives many groups on one thread can do
+ * better with sr_wal_defer_hard_state(): set_hard_state() then returns
+ * at once, and the host calls sr_wal_sync_hard_state() once (one
+ * fdatasync for the changes of every group) before ANY message that
+ * depends on a change leaves the process: Raft's safety rests on it
+ * (a vote sent and then forgotten in a crash can elect two leaders).
+ * The log's records keep the usual prefix guarantee: an append made
+ * after a set_hard_state() is never durable without it.  Creating a
+ * group costs no fsync of its own: its meta file (empty) is made
+ * durable by one directory fsync before the next batch, for every group
+ * created since the last one.
  *
  * Typical host (the storage ctx of group g is the handle):
  *
@@ -314,8 +333,10 @@ SR_API const char *sr_wal_engine_name(int engine);
 typedef struct sr_wal_group sr_wal_group;
 
 /*
- * Open group id (>= 1) of an open WAL, creating it (durably: its meta
- * file, term 0 and no vote) if it has no data.  The returned handle is
+ * Open group id (>= 1) of an open WAL, creating it if it has no data
+ * (its meta file, empty: term 0 and no vote; durable with the next batch
+ * the WAL writes, before any record of the group; sr_wal_sync() to wait
+ * for it).  The returned handle is
  * the ctx of sr_wal_group_storage_ops(): the engine's log storage for
  * that group.  It stays valid until sr_wal_group_close() or
  * sr_wal_close().
@@ -357,6 +378,29 @@ SR_API uint32_t sr_wal_group_id(const sr_wal_group *g);
  * SR_EIO/SR_ENOSPC (the WAL is stopped).
  */
 SR_API int sr_wal_group_drop(sr_wal *wal, uint32_t id);
+
+/*
+ * Deferred hard states, for a host that drives many groups on one
+ * thread (see "Term and vote" above).  With on != 0, set_hard_state()
+ * of groups other than 0 writes its record and returns without waiting;
+ * with on == 0 (the default) it waits as usual (turning it off first
+ * syncs what is pending).  Group 0 is always synchronous.
+ */
+SR_API void sr_wal_defer_hard_state(sr_wal *wal, int on);
+
+/* 1 if a deferred set_hard_state() is not yet known durable: the host
+ * must call sr_wal_sync_hard_state() before sending anything. */
+SR_API int sr_wal_hard_state_pending(const sr_wal *wal);
+
+/*
+ * Wait until every hard state written so far is durable (one
+ * fdatasync, usually on the calling thread when the writer is idle;
+ * the batch's completions are then reported through sr_wal_fd() as
+ * usual).  Returns 0 at once if none is pending, or the error that
+ * stopped the WAL (the changes are then never durable: send nothing
+ * that depends on them).  Not from a done callback.
+ */
+SR_API int sr_wal_sync_hard_state(sr_wal *wal);
 
 /*
  * The ids of the groups (other than 0) that have data on disk, in

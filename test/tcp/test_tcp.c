@@ -5,7 +5,8 @@
  * on a queue to a peer that stops reading, a peer that reads slowly (the
  * queue fills, drains and is compacted; every accepted message arrives
  * intact and in order), reconnect after a restart,
- * partitions by the test hook and healing, address changes, peer removal
+ * partitions by the test hook and healing, address changes, peer removal,
+ * corking (nothing written until uncorked)
  * (also from inside on_message), a private loop driven by poll(), and
  * clean shutdown with traffic in flight (every byte allocated through the
  * hooks is returned).
@@ -118,6 +119,43 @@ TEST(test_a_burst_of_messages_leaves_in_few_writes)
 	CHECK(batched <= 20);
 	uint64_t direct = writes_for_burst(1, 2000);
 	CHECK(direct >= 2000);
+}
+
+/* sr_tcp_cork(): nothing reaches the socket until the cork is lifted,
+ * whoever tries to write (write-through, the deferred flush, an
+ * explicit flush); then everything leaves, in order. */
+TEST(test_a_corked_transport_writes_nothing_until_uncorked)
+{
+	for (int wt = 0; wt <= 1; wt++) {
+		struct node a, b;
+		loop_open();
+		node_init(&a, 1, 7, 0);
+		node_init(&b, 2, 7, 0);
+		a.cfg.write_through = wt;
+		if (node_open(&a) || node_open(&b))
+			abort();
+		link_nodes(&a, &b);
+		sr_msg m = heartbeat(1, 2, 1);
+		CHECK_EQ(sr_tcp_send(a.tcp, &m), 0);
+		RUN_UNTIL(b.got == 1, 3000);
+		CHECK_EQ(b.got, 1);
+		uint64_t w0 = node_stats(&a).writes;
+		sr_tcp_cork(a.tcp, 1);
+		for (int i = 0; i < 50; i++) {
+			m = heartbeat(1, 2, 2 + (uint64_t)i);
+			CHECK_EQ(sr_tcp_send(a.tcp, &m), 0);
+		}
+		sr_tcp_flush(a.tcp);
+		for (int i = 0; i < 20; i++)
+			sr_loop_run_once(L, 5);
+		CHECK_EQ(b.got, 1);
+		CHECK_EQ(node_stats(&a).writes, w0);
+		sr_tcp_cork(a.tcp, 0);
+		RUN_UNTIL(b.got == 51, 3000);
+		CHECK_EQ(b.got, 51);
+		CHECK_EQ(b.out_of_order, 0);
+		pair_close(&a, &b);
+	}
 }
 
 TEST(test_large_messages_cross_intact)

@@ -13,8 +13,8 @@
  *            repair is SR_WAL_REPAIR_PEERS rather than _TRUNCATE,
  *            64 = groups: meta files for groups 1 and 2 exist, and a
  *            recipe spreads its records over groups 0..3 (group 3 has
- *            no meta file: a drop a crash interrupted) with RESET
- *            records among them
+ *            no meta file: a drop a crash interrupted) with RESET,
+ *            HARDSTATE and DROP records among them
  *   byte 1   where to split (in 1/256ths of the rest)
  *   rest     segment contents after the 64-byte header, or a recipe:
  *            5 bytes per record (kind, index step, length, batch step,
@@ -24,7 +24,10 @@
  *
  * Properties checked (a violation aborts, which libFuzzer reports):
  *   - no crash, no leak, no sanitizer report, whatever the bytes;
- *   - without repair, open gives 0 or SR_ECORRUPT; with repair it opens;
+ *   - without repair, open gives 0 or SR_ECORRUPT; with repair it opens
+ *     (but protocol-aware repair refuses, saying why, to cut damage
+ *     that may hide a group's term or vote);
+ *   - the hard state of every group is the same after a reopen;
  *   - a lost range (SR_WAL_REPAIR_PEERS) is reported only with that
  *     mode, starts at min(last + 1, lost_last), and is reported again
  *     after a reopen unless the new append went past it;
@@ -121,19 +124,25 @@ static size_t synth(const unsigned char *in, size_t n, unsigned char *out,
 		uint64_t rs, *next_of;
 		uint64_t next;
 
-		r.kind = 1 + in[i] % (groups ? 4u : 3u);
-		r.group = groups ? (in[i] >> 2) % 4u : 0;
+		r.kind = 1 + in[i] % (groups ? 6u : 3u);
+		r.group = groups ? (in[i] >> 3) % 4u : 0;
+		if (r.kind >= WAL_REC_HARDSTATE && !r.group)
+			r.group = 1; /* group 0's hard state is its meta file */
 		next_of = &nexts[r.group];
 		next = *next_of;
 		r.len = r.kind == WAL_REC_ENTRY ? in[i + 2] : 0;
+		if (r.kind == WAL_REC_HARDSTATE)
+			r.len = WAL_HARDSTATE_LEN;
 		r.index = next + (uint64_t)(in[i + 1] % 5u) - 2u;
 		if (r.kind != WAL_REC_ENTRY)
 			r.index = next > 1 ? next - 1 - in[i + 1] % 4u : 1;
 		if (r.index == 0)
 			r.index = 1;
-		if (r.kind == WAL_REC_RESET)
+		if (r.kind >= WAL_REC_RESET)
 			r.index = 0;
 		r.term = r.kind == WAL_REC_ENTRY ? 1 + in[i + 3] % 2u : 0;
+		if (r.kind == WAL_REC_HARDSTATE)
+			r.term = in[i + 2] % 8u;
 		r.etype = r.kind == WAL_REC_ENTRY ? 1 : 0;
 		if (in[i + 3] & 6) { /* a new batch */
 			batch += (in[i + 3] >> 1) % 3u;
@@ -153,7 +162,7 @@ static size_t synth(const unsigned char *in, size_t n, unsigned char *out,
 			*next_of = r.index + 1;
 		else if (r.kind == WAL_REC_TRUNCATE)
 			*next_of = r.index;
-		else if (r.kind == WAL_REC_RESET)
+		else if (r.kind == WAL_REC_RESET || r.kind == WAL_REC_DROP)
 			*next_of = 1;
 		o += rs;
 		off += rs;
@@ -183,10 +192,15 @@ static void segment(uint64_t seq, const unsigned char *body, size_t n, int raw,
 }
 
 /* FUZZ_WAL_VERBOSE=1 prints the WAL's log (to replay a finding). */
+static int hs_refused; /* the open refused to cut hard-state records */
+
 static void log_fn(void *ctx, int level, const char *line)
 {
 	(void)ctx;
-	fprintf(stderr, "[wal %d] %s\n", level, line);
+	if (strstr(line, "cannot be repaired"))
+		hs_refused = 1;
+	if (getenv("FUZZ_WAL_VERBOSE"))
+		fprintf(stderr, "[wal %d] %s\n", level, line);
 }
 
 static sr_wal *ctx_wal; /* the WAL open now */
@@ -197,8 +211,9 @@ static int open_wal(int mode, sr_wal **w)
 	int rv;
 
 	sr_wal_options_init(&o, dir);
-	if (getenv("FUZZ_WAL_VERBOSE"))
-		o.log = log_fn;
+	o.log = log_fn;
+	o.log_level = getenv("FUZZ_WAL_VERBOSE") ? SR_LOG_DEBUG : SR_LOG_ERROR;
+	hs_refused = 0;
 	o.segment_size = 64 << 10;
 	o.repair = mode;
 	rv = sr_wal_open(&o, w);
@@ -256,6 +271,16 @@ static void recheck_one(void *ctx, const sr_durable *d, uint32_t crc)
 	sr_durable d2;
 
 	sr_wal_group_storage_ops()->load(ctx, &d2);
+	if (d2.term != d->term || d2.vote != d->vote) {
+		if (getenv("FUZZ_WAL_VERBOSE"))
+			fprintf(stderr,
+				"hard state %llu/%llu, then %llu/%llu\n",
+				(unsigned long long)d->term,
+				(unsigned long long)d->vote,
+				(unsigned long long)d2.term,
+				(unsigned long long)d2.vote);
+		abort(); /* the hard state changed across a reopen */
+	}
 	if (d2.first_index != d->first_index ||
 	    d2.last_index != d->last_index + 1 ||
 	    read_all(ctx, d->first_index, d->last_index) != crc)
@@ -314,7 +339,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	rv = open_wal(repair, &w);
 	if (rv) {
-		if (rv != SR_ECORRUPT || repair)
+		/* protocol-aware repair refuses to cut what may hold the
+		 * term and vote of groups (never repaired) */
+		if (rv != SR_ECORRUPT ||
+		    (repair && !(repair == SR_WAL_REPAIR_PEERS && hs_refused)))
 			abort();
 		return 0;
 	}
@@ -345,6 +373,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (k && sr_wal_group_open(w, ids[k], (sr_wal_group **)&ctx))
 			abort();
+		if (getenv("FUZZ_WAL_VERBOSE"))
+			fprintf(stderr, "group %u\n", ids[k]);
 		recheck_one(ctx, &d[k], c1[k]);
 	}
 	sr_wal_close(w);

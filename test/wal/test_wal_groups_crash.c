@@ -34,7 +34,10 @@
  * parent kills it at a random moment, opens the directory and checks that
  * the appends that survived are a prefix of the order they were made in,
  * over all groups together, that contains every acknowledged one, with
- * every byte intact.  SR_WAL_GROUPS_KILLS sets the number of kills
+ * every byte intact; and that every group's term and vote reported
+ * durable (set_hard_state() returned, or sr_wal_sync_hard_state() after
+ * deferred ones) is there, or a later one, even after the segment that
+ * held it was deleted.  SR_WAL_GROUPS_KILLS sets the number of kills
  * (default 60, split over the engines).
  */
 #include "wal_format.h"
@@ -357,7 +360,7 @@ WAL_TEST(test_a_torn_batch_of_many_groups_leaves_each_a_prefix)
 #define KMAXLEN	 200
 #define INFLIGHT 64
 
-enum { EV_READY = 1, EV_APPEND, EV_ACK, EV_SNAP, EV_FAIL };
+enum { EV_READY = 1, EV_APPEND, EV_ACK, EV_SNAP, EV_FAIL, EV_HS };
 
 struct ev {
 	uint32_t type, group;
@@ -429,9 +432,41 @@ static void c_snapshot(void *ctx, uint32_t g, sr_index *first, sr_index *snap)
 	*first = s - 9;
 }
 
+/*
+ * Raise the term of group g (>= 1) and vote, or of up to three groups
+ * at once with deferred hard states and one sync; each is reported
+ * once it is durable (what a vote response would wait for).
+ */
+static void c_hard_state(sr_wal *w, void **ctx, sr_term *term, sr_id *vote,
+			 uint32_t g)
+{
+	int n = 1 + (int)(t_rnd() % 3), defer = (int)(t_rnd() % 2), rv;
+	uint32_t gs[3];
+
+	sr_wal_defer_hard_state(w, defer);
+	for (int i = 0; i < n; i++) {
+		gs[i] = 1 + (g + (uint32_t)i) % (KG - 1);
+		term[gs[i]]++;
+		vote[gs[i]] = t_rnd() % 3;
+		rv = GOPS->set_hard_state(ctx[gs[i]], term[gs[i]], vote[gs[i]]);
+		if (rv)
+			c_fail(rv);
+		if (!defer)
+			c_send(EV_HS, gs[i], term[gs[i]], vote[gs[i]]);
+	}
+	if (!defer)
+		return;
+	if ((rv = sr_wal_sync_hard_state(w)))
+		c_fail(rv);
+	for (int i = 0; i < n; i++)
+		c_send(EV_HS, gs[i], term[gs[i]], vote[gs[i]]);
+}
+
 static void child_main(int engine, const char *dir, uint64_t seed)
 {
 	sr_index last[KG], first[KG], snap[KG];
+	sr_term term[KG];
+	sr_id vote[KG];
 	void *ctx[KG];
 	sr_wal_options o;
 	uint64_t token = 0;
@@ -460,6 +495,8 @@ static void child_main(int engine, const char *dir, uint64_t seed)
 		first[g] = d.first_index;
 		last[g] = c_acked[g] = d.last_index;
 		snap[g] = d.snapshot_index;
+		term[g] = d.term;
+		vote[g] = d.vote;
 	}
 	c_send(EV_READY, 0, 0, 0);
 	for (;;) {
@@ -467,6 +504,10 @@ static void child_main(int engine, const char *dir, uint64_t seed)
 
 		if (c_inflight < INFLIGHT && t_rnd() % 100 < 2) {
 			c_snapshot(ctx[g], g, &first[g], &snap[g]);
+		} else if (t_rnd() % 1000 < 3) {
+			/* rare: a group's latest one is often in a segment
+			 * that is deleted meanwhile (re-logged, wal_log.c) */
+			c_hard_state(w, ctx, term, vote, g);
 		} else if (c_inflight < INFLIGHT) {
 			sr_index n = 1 + t_rnd() % 12;
 
@@ -499,6 +540,22 @@ static int nevs;
 
 static sr_index m_snap[KG]; /* snapshots reported durable */
 
+/* A hard state reported durable is there, or a later one (higher term). */
+static int n_hs; /* hard states checked */
+
+static void verify_hard_state(int iter, uint64_t seed, const sr_durable *d,
+			      const struct ev *e)
+{
+	n_hs++;
+	if (d->term > e->a || (d->term == e->a && d->vote == e->b))
+		return;
+	TEST_FAIL("iter %d seed %llu: group %u has term %llu vote %llu, "
+		  "but term %llu vote %llu was reported durable",
+		  iter, (unsigned long long)seed, e->group,
+		  (unsigned long long)d->term, (unsigned long long)d->vote,
+		  (unsigned long long)e->a, (unsigned long long)e->b);
+}
+
 /*
  * The appends this child made, in order, against what survived: every
  * one fully present, then at most one cut in the middle, then none (one
@@ -508,6 +565,7 @@ static sr_index m_snap[KG]; /* snapshots reported durable */
 static void verify_kill(sr_wal *w, int iter, uint64_t seed)
 {
 	sr_index last[KG], acked[KG] = { 0 };
+	sr_durable hs[KG];
 	void *ctx[KG];
 	int phase = 0; /* 0: all present so far, 1: past the cut */
 	uint64_t token = 0, tok_hi[1 << 16];
@@ -522,6 +580,7 @@ static void verify_kill(sr_wal *w, int iter, uint64_t seed)
 						   (sr_wal_group **)&ctx[g]),
 				 0);
 		CHECK_EQ(GOPS->load(ctx[g], &d), 0);
+		hs[g] = d;
 		last[g] = d.last_index;
 		if (d.snapshot_index < m_snap[g])
 			TEST_FAIL("iter %d seed %llu: group %u snapshot %llu < "
@@ -558,6 +617,8 @@ static void verify_kill(sr_wal *w, int iter, uint64_t seed)
 	for (int i = 0; i < nevs; i++) {
 		const struct ev *e = &evs[i];
 
+		if (e->type == EV_HS)
+			verify_hard_state(iter, seed, &hs[e->group], e);
 		if (e->type == EV_SNAP && e->a > m_snap[e->group])
 			TEST_FAIL("iter %d seed %llu: group %u lost snapshot "
 				  "%llu",
@@ -637,7 +698,9 @@ WAL_TEST(test_kill_9_keeps_a_prefix_of_all_groups_appends)
 		with_work += nevs > 10;
 		t_close(w);
 	}
-	printf("    %d kills, %d with work in flight\n", kills, with_work);
+	printf("    %d kills, %d with work in flight, %d hard states "
+	       "checked\n",
+	       kills, with_work, n_hs);
 	CHECK(with_work > kills / 8);
 	t_cleanup();
 }
