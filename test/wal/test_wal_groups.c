@@ -505,6 +505,8 @@ WAL_TEST(test_bad_group_ids_and_calls_are_refused)
 	t_cleanup();
 }
 
+static void hs_check(void *g, sr_term term, sr_id vote);
+
 /* ---- a version-1 directory (written before groups existed) ---- */
 
 static void put_file(const char *dir, const char *name, const void *buf,
@@ -573,6 +575,86 @@ WAL_TEST(test_a_version_1_directory_opens_and_takes_groups)
 
 		g_check_range(g, 1, 5, terms, 3);
 	}
+	t_cleanup();
+}
+
+/* A version-2 directory (groups, their terms and votes in 36-byte meta
+ * files, a RESET of a group dropped then) opens with every group's log
+ * and hard state; the next records go to a new, version-3 segment. */
+WAL_TEST(test_a_version_2_directory_opens_with_its_groups_hard_states)
+{
+	const char *dir = t_dir();
+	static unsigned char seg[SEG];
+	struct wal_seg_hdr h = { 1, 1, 1, 1 };
+	unsigned char meta[WAL_META_SIZE];
+	struct wal_meta m = { 4, 2 };
+	size_t off = WAL_SEG_HDR;
+	uint64_t batch = 1;
+	sr_wal_group *g;
+	sr_wal *w;
+	size_t n = 0;
+
+	CHECK_EQ(mkdir(dir, 0700), 0);
+	memset(seg, 0, sizeof(seg));
+	sr_walfmt_seg_hdr_encode_v(seg, &h, 2);
+	for (sr_index i = 1; i <= 10; i++) { /* groups 0, 1 and 5 */
+		for (uint32_t gid = 0; gid <= 5; gid += gid ? 4 : 1) {
+			sr_entry e = t_entry(i, 4 + gid,
+					     t_len(i, gid ? MAXLEN : 50), 0);
+			struct wal_rec r = { .len = e.len,
+					     .kind = WAL_REC_ENTRY,
+					     .etype = e.type,
+					     .index = i,
+					     .term = 4 + gid,
+					     .batch = batch,
+					     .batch_off = off,
+					     .group = gid,
+					     .data = e.data };
+
+			sr_walfmt_rec_encode(seg + off, &r);
+			off += wal_rec_size(e.len);
+			batch++;
+		}
+	}
+	{ /* group 5 was dropped (before version 3: meta gone, a RESET) */
+		struct wal_rec r = { .kind = WAL_REC_RESET,
+				     .batch = batch,
+				     .batch_off = off,
+				     .group = 5 };
+
+		sr_walfmt_rec_encode(seg + off, &r);
+	}
+	put_file(dir, "0000000000000001.wal", seg, sizeof(seg));
+	sr_walfmt_meta_encode(meta, &m);
+	put_file(dir, "meta", meta, sizeof(meta));
+	m.term = 7;
+	m.vote = 3;
+	sr_walfmt_meta_encode(meta, &m);
+	put_file(dir, "g00000001.meta", meta, sizeof(meta));
+	w = t_open(dir, SEG);
+	CHECK_EQ(sr_wal_groups(w, NULL, 0, &n), SR_ETOOBIG);
+	CHECK_EQ(n, 1); /* group 5 stays dropped */
+	CHECK_EQ(t_load(w).term, 4);
+	t_check_range(w, 1, 10, 4, 50);
+	CHECK_EQ(sr_wal_group_open(w, 1, &g), 0);
+	hs_check(g, 7, 3);
+	{
+		sr_term terms[11];
+
+		for (int i = 0; i <= 10; i++)
+			terms[i] = 5;
+		g_check_range(g, 1, 10, terms, 1);
+	}
+	/* a change is a record, in a new version-3 segment */
+	CHECK_EQ(GOPS->set_hard_state(g, 8, 0), 0);
+	CHECK(t_file_exists(dir, "0000000000000002.wal"));
+	sr_wal_group_close(g);
+	t_close(w);
+	w = t_open(dir, SEG);
+	CHECK_EQ(sr_wal_group_open(w, 1, &g), 0);
+	hs_check(g, 8, 0);
+	sr_wal_group_close(g);
+	t_close(w);
 	t_cleanup();
 }
 
