@@ -540,8 +540,10 @@ typedef struct sr_change {
  * majority of the new ones.  Once the joint entry commits, the leader
  * appends the new configuration by itself (a leader elected meanwhile
  * does the same), and a leader that is not a voter of the new
- * configuration steps down once that commits.  The whole change is done
- * when sr_node_membership() is no longer joint (sr_membership_is_joint())
+ * configuration steps down once that commits.  (Until a configuration
+ * commits, a voter it removes or demotes may still campaign, without
+ * counting its own vote, as with sr_node_remove().)  The whole change is
+ * done when sr_node_membership() is no longer joint (sr_membership_is_joint())
  * and its entry is committed; conf_changed reports each step.
  * *index_out (if not NULL) is the index of the first entry appended.
  * Errors: SR_EINVAL (n == 0, unknown op, an id twice, no voter left),
