@@ -22,7 +22,7 @@
 
 #include <seshat/types.h>
 
-#define WAL_VERSION	    1u /* meta, lost and snapshot files */
+#define WAL_VERSION	    1u /* meta files (lost: WAL_LOST_SIZE, version 2) */
 /* Segments: version 2 tags each record with its group (bytes 44..47,
  * which version 1 kept as the zero high half of batch_off); version 3
  * adds the HARDSTATE and DROP records.  Version 1 and 2 segments are
