@@ -520,6 +520,7 @@ static int snap_records(struct kv_map *m, struct snap_in *in, uint64_t count)
 	int rc = 0;
 
 	for (uint64_t i = 0; i < count && rc == 0; i++) {
+		const char *p;
 		uint32_t kl, vl;
 		if (snap_get(in, hdr, 8, 1)) {
 			rc = SR_ECORRUPT;
@@ -532,7 +533,10 @@ static int snap_records(struct kv_map *m, struct snap_in *in, uint64_t count)
 			break;
 		}
 		rc = snap_get_grow(in, &scratch, (uint64_t)kl + vl);
-		if (rc == 0 && kv_map_set(m, scratch.p, kl, scratch.p + kl, vl))
+		/* an empty key with an empty value leaves scratch unallocated:
+		 * no arithmetic or memcpy on its NULL pointer (fuzz_apply) */
+		p = scratch.p ? scratch.p : "";
+		if (rc == 0 && kv_map_set(m, p, kl, p + kl, vl))
 			rc = SR_ENOMEM;
 	}
 	kv_buf_free(&scratch);
