@@ -632,8 +632,11 @@ WAL_TEST(test_engine_on_a_full_wal_refuses_proposals_and_keeps_going)
 	CHECK_EQ(st.role, SR_LEADER);
 	eb_applied = 0;
 
-	/* propose as fast as possible: the WAL fills and says so */
-	while (accepted < 400 && now < 100000) {
+	/* propose as fast as possible: the WAL fills and says so (past 400
+	 * until it has, up to 4000: under TSan on a loaded machine the
+	 * writer thread can keep up with a slowed proposer for a while) */
+	while ((accepted < 400 || !refused) && accepted < 4000 &&
+	       now < 100000) {
 		int rv = sr_node_propose(n, cmd, sizeof(cmd), NULL, NULL);
 		if (rv == 0) {
 			accepted++;
@@ -643,9 +646,9 @@ WAL_TEST(test_engine_on_a_full_wal_refuses_proposals_and_keeps_going)
 		refused++;
 		eb_wait(w, n, &now);
 	}
-	CHECK_EQ(accepted, 400);
+	CHECK(accepted >= 400);
 	CHECK(refused > 0);
-	for (int i = 0; i < 2000 && eb_applied < accepted; i++)
+	for (int i = 0; i < 20000 && eb_applied < accepted; i++)
 		eb_wait(w, n, &now);
 	sr_node_status(n, &st);
 	CHECK_EQ(st.error, 0);
