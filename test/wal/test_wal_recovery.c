@@ -921,11 +921,10 @@ TEST(test_repair_corrupt_snapshot_is_discarded_and_reported)
 	CHECK(!t_file_exists(d, "lost"));
 }
 
-/* A lost file of version 1 (no term) still opens; its term is unknown
- * (0) and the engine then bounds the lost terms by the current term. */
-TEST(test_repair_lost_file_of_version_1)
+/* A copy of the reference damaged at batch 2, opened once with the
+ * default repair: it now has a lost file for entries up to 50. */
+static const char *dir_with_lost_file(void)
 {
-	unsigned char v1[WAL_LOST_SIZE_V1], cur[64];
 	const char *ref, *d;
 	sr_durable ld;
 	sr_wal *w;
@@ -938,6 +937,19 @@ TEST(test_repair_lost_file_of_version_1)
 	w = open_peers(d, &ld);
 	CHECK_EQ(ld.lost_last, 50);
 	t_close(w);
+	return d;
+}
+
+/* A lost file of version 1 (no term) still opens; its term is unknown
+ * (0) and the engine then bounds the lost terms by the current term. */
+TEST(test_repair_lost_file_of_version_1)
+{
+	unsigned char v1[WAL_LOST_SIZE_V1], cur[64];
+	const char *d;
+	sr_durable ld;
+	sr_wal *w;
+
+	d = dir_with_lost_file();
 	CHECK_EQ(file_read(d, "lost", cur, sizeof(cur)), WAL_LOST_SIZE);
 	memcpy(v1, WAL_LOST_MAGIC, 8);
 	wal_put64(v1 + 8, 50);
@@ -955,19 +967,12 @@ TEST(test_repair_lost_file_of_version_1)
  * a lost range (loudly) so the node votes again without it. */
 TEST(test_repair_truncate_mode_forgets_the_lost_range)
 {
-	const char *ref, *d;
+	const char *d;
 	sr_durable ld;
 	sr_index last;
 	sr_wal *w;
 
-	t_cleanup();
-	ref = reference(0);
-	map_segment(ref, SEG1);
-	d = dir_copy(ref);
-	file_flip(d, SEG1, recs[5].off + 60, 5);
-	w = open_peers(d, &ld);
-	CHECK_EQ(ld.lost_last, 50);
-	t_close(w);
+	d = dir_with_lost_file();
 	/* without repair the range stays: never forgotten silently */
 	CHECK_EQ(reopen(d, 0, &last), 0);
 	CHECK(t_file_exists(d, "lost"));
@@ -984,19 +989,10 @@ TEST(test_repair_truncate_mode_forgets_the_lost_range)
 
 TEST(test_repair_damaged_lost_file_refuses_to_open)
 {
-	const char *ref, *d;
-	sr_durable ld;
+	const char *d;
 	sr_index last;
-	sr_wal *w;
 
-	t_cleanup();
-	ref = reference(0);
-	map_segment(ref, SEG1);
-	d = dir_copy(ref);
-	file_flip(d, SEG1, recs[5].off + 60, 5);
-	w = open_peers(d, &ld);
-	CHECK_EQ(ld.lost_last, 50);
-	t_close(w);
+	d = dir_with_lost_file();
 	file_flip(d, "lost", 9, 0);
 	CHECK_EQ(reopen(d, 0, &last), SR_ECORRUPT);
 	CHECK(t_logged("lost file is damaged", NULL));
