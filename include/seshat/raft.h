@@ -63,7 +63,7 @@ typedef struct sr_durable {
 	 * up to there).  The engine re-fetches the entries from the leader;
 	 * until a leader has verified its log up to lost_last it does not
 	 * campaign, and grants a vote or pre-vote only to a candidate at
-	 * least as up-to-date as (term, lost_last) (docs/design.md,
+	 * least as up-to-date as (lost_term, lost_last) (docs/design.md,
 	 * "Repairing a corrupt log").  A store keeps reporting the range
 	 * across restarts until an entry past lost_last, or a snapshot
 	 * covering it, is durable.
