@@ -44,17 +44,17 @@
  */
 void *wal_mem_alloc(sr_wal *w, size_t n)
 {
-	return sr_malloc(&w->alloc, n);
+	return hook_malloc(&w->alloc, n);
 }
 
 void *wal_mem_realloc(sr_wal *w, void *p, size_t n)
 {
-	return sr_realloc(&w->alloc, p, n);
+	return hook_realloc(&w->alloc, p, n);
 }
 
 void wal_mem_free(sr_wal *w, void *p)
 {
-	sr_free(&w->alloc, p);
+	hook_free(&w->alloc, p);
 }
 
 void wal_io_logf(sr_wal *w, int level, const char *fmt, ...)
