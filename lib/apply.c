@@ -28,12 +28,12 @@ int apply_add_proposal(sr_node *n, sr_index index, sr_term term, void *cookie)
 	uint32_t pos;
 	if (n->props_count == n->props_cap) {
 		uint32_t ncap = n->props_cap ? n->props_cap * 2 : 256;
-		struct proposal *p = sr_malloc(n->alloc, ncap * sizeof(*p));
+		struct proposal *p = hook_malloc(n->alloc, ncap * sizeof(*p));
 		if (!p)
 			return SR_ENOMEM;
 		for (uint32_t i = 0; i < n->props_count; i++)
 			p[i] = *apply_prop_at(n, i);
-		sr_free(n->alloc, n->props);
+		hook_free(n->alloc, n->props);
 		n->props = p;
 		n->props_cap = ncap;
 		n->props_head = 0;
@@ -89,7 +89,7 @@ void apply_committed(sr_node *n)
 	while (n->applied < n->commit && n->role != SR_STOPPED) {
 		void *result = NULL;
 		int status = 0;
-		int rv = sr_log_entry(&n->log, n->applied + 1, &e);
+		int rv = log_entry(&n->log, n->applied + 1, &e);
 		if (rv) {
 			node_stop(n, rv == SR_ENOTFOUND ? SR_ECORRUPT : rv,
 				  "reading an entry to apply");
@@ -109,8 +109,8 @@ void apply_committed(sr_node *n)
 	 * can be read back from the store if a slow follower needs them. */
 	if (n->log.cache.count > n->cfg.cache_entries) {
 		sr_index below = SR_MIN(n->applied, n->durable) + 1;
-		sr_index keep = sr_log_last(&n->log) + 1 - n->cfg.cache_entries;
-		sr_log_evict(&n->log, SR_MIN(below, keep));
+		sr_index keep = log_last(&n->log) + 1 - n->cfg.cache_entries;
+		log_evict(&n->log, SR_MIN(below, keep));
 	}
 }
 
@@ -131,6 +131,6 @@ void apply_fail_all(sr_node *n, int status)
 
 void apply_free(sr_node *n)
 {
-	sr_free(n->alloc, n->props);
+	hook_free(n->alloc, n->props);
 	n->props = NULL;
 }

@@ -357,10 +357,10 @@ SR_API int sr_codec_encode_hello(const sr_hello *h, void *buf, size_t cap)
 {
 	if (!h || !buf || cap < SR_HELLO_FRAME_SIZE)
 		return SR_ETOOBIG;
-	int rc = sr_frame_put_hello((uint8_t *)buf + SR_FRAME_HDR_SIZE, h);
+	int rc = frame_put_hello((uint8_t *)buf + SR_FRAME_HDR_SIZE, h);
 	if (rc)
 		return rc;
-	sr_frame_seal(buf, SR_FRAME_HELLO, h->features, SR_HELLO_PAYLOAD);
+	frame_seal(buf, SR_FRAME_HELLO, h->features, SR_HELLO_PAYLOAD);
 	return 0;
 }
 
@@ -510,7 +510,7 @@ SR_API void sr_decoder_free(sr_decoder *d)
 	if (!d)
 		return;
 	if (!d->fixed && d->entries)
-		sr_free(d->alloc, d->entries);
+		hook_free(d->alloc, d->entries);
 	d->entries = NULL;
 	d->cap = 0;
 }
@@ -527,7 +527,7 @@ static int dec_reserve(sr_decoder *d, size_t n)
 		cap *= 2;
 	if (cap > d->max_entries)
 		cap = d->max_entries;
-	void *p = sr_realloc(d->alloc, d->entries, cap * sizeof(sr_entry));
+	void *p = hook_realloc(d->alloc, d->entries, cap * sizeof(sr_entry));
 	if (!p)
 		return SR_ENOMEM;
 	d->entries = p;
@@ -667,7 +667,7 @@ SR_API int sr_codec_decode(sr_decoder *d, const void *buf, size_t len,
 
 	if (!d || !out)
 		return SR_EINVAL;
-	int rc = sr_frame_check(buf, len, d->max_payload, &h);
+	int rc = frame_verify(buf, len, d->max_payload, &h);
 	if (rc)
 		return rc;
 	if (!is_msg_type(h.type))
@@ -685,14 +685,13 @@ SR_API int sr_codec_decode_hello(const void *buf, size_t len, sr_hello *out)
 {
 	sr_frame_hdr h;
 
-	int rc = sr_frame_check(buf, len, SR_HELLO_PAYLOAD, &h);
+	int rc = frame_verify(buf, len, SR_HELLO_PAYLOAD, &h);
 	if (rc)
 		return SR_EPROTO;
 	if (h.type != SR_FRAME_HELLO || h.len != SR_HELLO_PAYLOAD)
 		return SR_EPROTO;
 	out->features = h.group; /* a hello's group field: feature bits */
-	return sr_frame_get_hello((const uint8_t *)buf + SR_FRAME_HDR_SIZE,
-				  out);
+	return frame_get_hello((const uint8_t *)buf + SR_FRAME_HDR_SIZE, out);
 }
 
 /* ------------------------------------------------------------------ */
@@ -720,7 +719,7 @@ SR_API int sr_codec_batch_open(const sr_decoder *d, const void *buf, size_t len,
 
 	if (!d || !it)
 		return SR_EINVAL;
-	int rc = sr_frame_check(buf, len, d->max_payload, &h);
+	int rc = frame_verify(buf, len, d->max_payload, &h);
 	if (rc)
 		return rc;
 	if (h.type != SR_FRAME_BATCH || h.group || !h.len)

@@ -73,22 +73,22 @@ SR_API size_t sr_codec_coalesced_rec_size(const sr_msg *msg)
 /* Write msg's record at p (its size was checked by the caller). */
 static void put_record(uint8_t *p, const sr_msg *m)
 {
-	sr_frame_le(p, m->group, 4);
-	sr_frame_le(p + 4, m->term, 8);
+	frame_put_le(p, m->group, 4);
+	frame_put_le(p + 4, m->term, 8);
 	if (m->type == SR_MSG_APPEND) {
 		const sr_msg_append *a = &m->u.append;
-		sr_frame_le(p + 12, a->prev_index, 8);
-		sr_frame_le(p + 20, a->prev_term, 8);
-		sr_frame_le(p + 28, a->commit, 8);
-		sr_frame_le(p + 36, a->seq, 8);
+		frame_put_le(p + 12, a->prev_index, 8);
+		frame_put_le(p + 20, a->prev_term, 8);
+		frame_put_le(p + 28, a->commit, 8);
+		frame_put_le(p + 36, a->seq, 8);
 		return;
 	}
 	const sr_msg_append_resp *r = &m->u.append_resp;
 	p[12] = r->success ? 1 : 0;
-	sr_frame_le(p + 13, r->index, 8);
-	sr_frame_le(p + 21, r->hint_index, 8);
-	sr_frame_le(p + 29, r->hint_term, 8);
-	sr_frame_le(p + 37, r->seq, 8);
+	frame_put_le(p + 13, r->index, 8);
+	frame_put_le(p + 21, r->hint_index, 8);
+	frame_put_le(p + 29, r->hint_term, 8);
+	frame_put_le(p + 37, r->seq, 8);
 }
 
 SR_API int sr_codec_coalesced_begin(const sr_msg *msg, void *buf, size_t cap,
@@ -105,10 +105,10 @@ SR_API int sr_codec_coalesced_begin(const sr_msg *msg, void *buf, size_t cap,
 	/* The header's type names the kind while the frame grows; seal
 	 * writes the rest of the header. */
 	memset(f, 0, SR_FRAME_HDR_SIZE);
-	sr_frame_le(f + 6, type, 2);
-	sr_frame_le(f + SR_FRAME_HDR_SIZE, msg->from, 8);
-	sr_frame_le(f + SR_FRAME_HDR_SIZE + 8, msg->to, 8);
-	sr_frame_le(f + SR_FRAME_HDR_SIZE + 16, 1, 4);
+	frame_put_le(f + 6, type, 2);
+	frame_put_le(f + SR_FRAME_HDR_SIZE, msg->from, 8);
+	frame_put_le(f + SR_FRAME_HDR_SIZE + 8, msg->to, 8);
+	frame_put_le(f + SR_FRAME_HDR_SIZE + 16, 1, 4);
 	put_record(f + COALESCED_MIN, msg);
 	*len = size;
 	return 0;
@@ -118,7 +118,7 @@ SR_API int sr_codec_coalesced_begin(const sr_msg *msg, void *buf, size_t cap,
  * len is not the size of one. */
 static uint32_t frame_kind(const uint8_t *f, size_t len)
 {
-	uint32_t type = (uint32_t)sr_frame_le_get(f + 6, 2);
+	uint32_t type = (uint32_t)frame_get_le(f + 6, 2);
 	if (!is_coalesced_type(type) || len < COALESCED_MIN)
 		return 0;
 	size_t recs = len - COALESCED_MIN;
@@ -136,8 +136,8 @@ SR_API int sr_codec_coalesced_add(const sr_msg *msg, void *buf, size_t cap,
 		return SR_EINVAL;
 	uint32_t type = frame_kind(f, *len);
 	if (!type || type != sr_codec_coalesced_type(msg) ||
-	    msg->from != sr_frame_le_get(f + SR_FRAME_HDR_SIZE, 8) ||
-	    msg->to != sr_frame_le_get(f + SR_FRAME_HDR_SIZE + 8, 8))
+	    msg->from != frame_get_le(f + SR_FRAME_HDR_SIZE, 8) ||
+	    msg->to != frame_get_le(f + SR_FRAME_HDR_SIZE + 8, 8))
 		return SR_EINVAL;
 	size_t rec = rec_size_of(type);
 	if (*len - SR_FRAME_HDR_SIZE + rec > UINT32_MAX)
@@ -159,8 +159,8 @@ SR_API int sr_codec_coalesced_seal(void *buf, size_t len)
 	if (!type || len - SR_FRAME_HDR_SIZE > UINT32_MAX)
 		return SR_EINVAL;
 	uint64_t count = (len - COALESCED_MIN) / rec_size_of(type);
-	sr_frame_le(f + SR_FRAME_HDR_SIZE + 16, count, 4);
-	sr_frame_seal(f, type, 0, (uint32_t)(len - SR_FRAME_HDR_SIZE));
+	frame_put_le(f + SR_FRAME_HDR_SIZE + 16, count, 4);
+	frame_seal(f, type, 0, (uint32_t)(len - SR_FRAME_HDR_SIZE));
 	return 0;
 }
 
@@ -177,14 +177,14 @@ SR_API int sr_codec_coalesced_open(const sr_decoder *d, const void *buf,
 
 	if (!d || !it)
 		return SR_EINVAL;
-	int rc = sr_frame_check(f, len, d->max_payload, &h);
+	int rc = frame_verify(f, len, d->max_payload, &h);
 	if (rc)
 		return rc;
 	if (!is_coalesced_type(h.type) || h.group ||
 	    h.len < SR_COALESCED_HDR_SIZE)
 		return SR_EPROTO;
 	const uint8_t *p = f + SR_FRAME_HDR_SIZE;
-	uint32_t n = (uint32_t)sr_frame_le_get(p + 16, 4);
+	uint32_t n = (uint32_t)frame_get_le(p + 16, 4);
 	size_t rec = rec_size_of(h.type);
 	/* The count must fill the payload exactly (no division overflow:
 	 * n * rec is compared as a 64-bit product of 32-bit values). */
@@ -200,8 +200,8 @@ SR_API int sr_codec_coalesced_open(const sr_decoder *d, const void *buf,
 	it->next = p + SR_COALESCED_HDR_SIZE;
 	it->left = n;
 	it->type = h.type;
-	it->from = sr_frame_le_get(p, 8);
-	it->to = sr_frame_le_get(p + 8, 8);
+	it->from = frame_get_le(p, 8);
+	it->to = frame_get_le(p + 8, 8);
 	if (count)
 		*count = n;
 	if (frame_len)
@@ -217,24 +217,24 @@ SR_API int sr_codec_coalesced_next(sr_coalesced_iter *it, sr_msg *out)
 		return 0;
 	const uint8_t *p = it->next;
 	memset(out, 0, sizeof(*out));
-	out->group = (uint32_t)sr_frame_le_get(p, 4);
+	out->group = (uint32_t)frame_get_le(p, 4);
 	out->from = it->from;
 	out->to = it->to;
-	out->term = sr_frame_le_get(p + 4, 8);
+	out->term = frame_get_le(p + 4, 8);
 	if (it->type == SR_FRAME_HEARTBEATS) {
 		out->type = SR_MSG_APPEND;
-		out->u.append.prev_index = sr_frame_le_get(p + 12, 8);
-		out->u.append.prev_term = sr_frame_le_get(p + 20, 8);
-		out->u.append.commit = sr_frame_le_get(p + 28, 8);
-		out->u.append.seq = sr_frame_le_get(p + 36, 8);
+		out->u.append.prev_index = frame_get_le(p + 12, 8);
+		out->u.append.prev_term = frame_get_le(p + 20, 8);
+		out->u.append.commit = frame_get_le(p + 28, 8);
+		out->u.append.seq = frame_get_le(p + 36, 8);
 		it->next += SR_HEARTBEAT_REC_SIZE;
 	} else {
 		out->type = SR_MSG_APPEND_RESP;
 		out->u.append_resp.success = p[12];
-		out->u.append_resp.index = sr_frame_le_get(p + 13, 8);
-		out->u.append_resp.hint_index = sr_frame_le_get(p + 21, 8);
-		out->u.append_resp.hint_term = sr_frame_le_get(p + 29, 8);
-		out->u.append_resp.seq = sr_frame_le_get(p + 37, 8);
+		out->u.append_resp.index = frame_get_le(p + 13, 8);
+		out->u.append_resp.hint_index = frame_get_le(p + 21, 8);
+		out->u.append_resp.hint_term = frame_get_le(p + 29, 8);
+		out->u.append_resp.seq = frame_get_le(p + 37, 8);
 		it->next += SR_APPEND_RESP_REC_SIZE;
 	}
 	it->left--;

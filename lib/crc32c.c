@@ -176,7 +176,7 @@ uint32_t sr_crc32c(uint32_t crc, const void *data, size_t len)
 }
 
 /* The portable path alone, so tests can compare both. */
-uint32_t sr_crc32c_portable(uint32_t crc, const void *data, size_t len)
+uint32_t crc32c_portable(uint32_t crc, const void *data, size_t len)
 {
 	return ~crc32c_soft(~crc, data, len);
 }

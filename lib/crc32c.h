@@ -9,6 +9,6 @@
 #include <seshat/types.h> /* sr_crc32c() is public */
 
 /* The table-driven path alone (for tests). */
-uint32_t sr_crc32c_portable(uint32_t crc, const void *data, size_t len);
+uint32_t crc32c_portable(uint32_t crc, const void *data, size_t len);
 
 #endif

@@ -31,8 +31,8 @@ static int elect_in_lease(const sr_node *n)
 
 static void elect_send_requests(sr_node *n, int pre, int transfer)
 {
-	sr_index last = sr_log_last(&n->log);
-	sr_term last_term = sr_log_last_term(&n->log);
+	sr_index last = log_last(&n->log);
+	sr_term last_term = log_last_term(&n->log);
 	for (uint32_t i = 0; i < n->n_prs; i++) {
 		struct progress *pr = &n->prs[i];
 		sr_msg m;
@@ -182,8 +182,8 @@ int elect_step_term(sr_node *n, const sr_msg *m)
 
 void elect_handle_vote(sr_node *n, const sr_msg *m)
 {
-	sr_index last = sr_log_last(&n->log);
-	sr_term last_term = sr_log_last_term(&n->log);
+	sr_index last = log_last(&n->log);
+	sr_term last_term = log_last_term(&n->log);
 	int up_to_date = m->u.vote.last_term > last_term ||
 			 (m->u.vote.last_term == last_term &&
 			  m->u.vote.last_index >= last);

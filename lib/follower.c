@@ -20,7 +20,7 @@
 static void follower_reject(sr_node *n, const sr_msg *m)
 {
 	const sr_msg_append *a = &m->u.append;
-	sr_index last = sr_log_last(&n->log);
+	sr_index last = log_last(&n->log);
 	sr_index hint;
 	sr_msg r;
 
@@ -32,7 +32,7 @@ static void follower_reject(sr_node *n, const sr_msg *m)
 		hint = a->prev_index;
 		while (hint > n->commit && hint > n->log.snap_index) {
 			int err;
-			sr_term t = sr_log_term(&n->log, hint, &err);
+			sr_term t = log_term(&n->log, hint, &err);
 			if (err || t <= a->prev_term)
 				break;
 			hint--;
@@ -44,7 +44,7 @@ static void follower_reject(sr_node *n, const sr_msg *m)
 	r.u.append_resp.success = 0;
 	r.u.append_resp.index = a->prev_index;
 	r.u.append_resp.hint_index = hint;
-	r.u.append_resp.hint_term = sr_log_term(&n->log, hint, NULL);
+	r.u.append_resp.hint_term = log_term(&n->log, hint, NULL);
 	r.u.append_resp.seq = a->seq;
 	node_send(n, &r);
 }
@@ -107,7 +107,7 @@ static int follower_append(sr_node *n, const sr_msg_append *a, uint32_t from)
 	if (bytes) {
 		/* One block for the whole message: one allocation, not one
 		 * per entry. */
-		b = sr_log_buf_new(n->alloc, bytes, refs);
+		b = log_buf_new(n->alloc, bytes, refs);
 		if (!b)
 			return SR_ENOMEM;
 	}
@@ -116,14 +116,14 @@ static int follower_append(sr_node *n, const sr_msg_append *a, uint32_t from)
 		const sr_entry *e = &a->entries[i];
 		if (e->len)
 			memcpy(p, e->data, e->len);
-		rv = sr_log_push(&n->log, e->term, e->type, e->len ? b : NULL,
-				 e->len ? p : NULL, e->len);
+		rv = log_push(&n->log, e->term, e->type, e->len ? b : NULL,
+			      e->len ? p : NULL, e->len);
 		if (rv) {
 			/* Drop what this message appended; the leader resends. */
 			for (uint32_t j = i; j < a->n_entries; j++)
 				if (a->entries[j].len && b && --b->refs == 0)
-					sr_free(n->alloc, b);
-			sr_log_truncate(&n->log, first);
+					hook_free(n->alloc, b);
+			log_truncate(&n->log, first);
 			return rv;
 		}
 		if (e->type == SR_ENTRY_CONFIG)
@@ -137,7 +137,7 @@ static int follower_append(sr_node *n, const sr_msg_append *a, uint32_t from)
 void follower_handle_append(sr_node *n, const sr_msg *m)
 {
 	const sr_msg_append *a = &m->u.append;
-	sr_index last = sr_log_last(&n->log);
+	sr_index last = log_last(&n->log);
 	sr_index upto, verified = n->verified;
 	uint32_t i = 0;
 	int appended;
@@ -163,7 +163,7 @@ void follower_handle_append(sr_node *n, const sr_msg *m)
 		return;
 	}
 	if (a->prev_index >= n->log.snap_index &&
-	    sr_log_term(&n->log, a->prev_index, NULL) != a->prev_term) {
+	    log_term(&n->log, a->prev_index, NULL) != a->prev_term) {
 		if (a->prev_index <= n->commit)
 			node_log(n, SR_LOG_ERROR,
 				 "leader %llu disagrees at "
@@ -178,9 +178,9 @@ void follower_handle_append(sr_node *n, const sr_msg *m)
 		i++;
 	for (; i < a->n_entries; i++) {
 		const sr_entry *e = &a->entries[i];
-		if (e->index > sr_log_last(&n->log))
+		if (e->index > log_last(&n->log))
 			break;
-		if (sr_log_term(&n->log, e->index, NULL) == e->term)
+		if (log_term(&n->log, e->index, NULL) == e->term)
 			continue;
 		if (e->index <= n->commit) {
 			node_log(n, SR_LOG_ERROR,

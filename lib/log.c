@@ -17,8 +17,8 @@
 
 #include "util.h"
 
-void sr_log_init(struct raft_log *log, const sr_alloc *alloc,
-		 const sr_storage_ops *storage, void *storage_ctx)
+void log_init(struct raft_log *log, const sr_alloc *alloc,
+	      const sr_storage_ops *storage, void *storage_ctx)
 {
 	memset(log, 0, sizeof(*log));
 	log->alloc = alloc;
@@ -28,13 +28,13 @@ void sr_log_init(struct raft_log *log, const sr_alloc *alloc,
 	log->cache.first = 1;
 }
 
-void sr_log_close(struct raft_log *log)
+void log_close(struct raft_log *log)
 {
 	log_ring_free(&log->cache, log->alloc);
 }
 
-int sr_log_push(struct raft_log *log, sr_term term, uint32_t type,
-		struct log_buf *buf, const unsigned char *data, uint32_t len)
+int log_push(struct raft_log *log, sr_term term, uint32_t type,
+	     struct log_buf *buf, const unsigned char *data, uint32_t len)
 {
 	struct log_slot *s;
 	int rv = log_ring_reserve(&log->cache, log->alloc, 1);
@@ -51,31 +51,31 @@ int sr_log_push(struct raft_log *log, sr_term term, uint32_t type,
 	return 0;
 }
 
-void sr_log_truncate(struct raft_log *log, sr_index from)
+void log_truncate(struct raft_log *log, sr_index from)
 {
 	/* below the cache: callers truncate the store too */
 	log_ring_truncate(&log->cache, log->alloc, from);
 }
 
-void sr_log_evict(struct raft_log *log, sr_index below)
+void log_evict(struct raft_log *log, sr_index below)
 {
 	log_ring_drop_front(&log->cache, log->alloc, below);
 }
 
-void sr_log_compact(struct raft_log *log, sr_index upto)
+void log_compact(struct raft_log *log, sr_index upto)
 {
 	log_ring_drop_front(&log->cache, log->alloc, upto + 1);
 	log->first = upto + 1;
 }
 
-void sr_log_set_snapshot(struct raft_log *log, sr_index index, sr_term term)
+void log_set_snapshot(struct raft_log *log, sr_index index, sr_term term)
 {
 	log->snap_index = index;
 	log->snap_term = term;
 }
 
-void sr_log_reset(struct raft_log *log, sr_index first, sr_index snap_index,
-		  sr_term snap_term)
+void log_reset(struct raft_log *log, sr_index first, sr_index snap_index,
+	       sr_term snap_term)
 {
 	log_ring_truncate(&log->cache, log->alloc, log->cache.first);
 	log->first = first;
@@ -84,12 +84,12 @@ void sr_log_reset(struct raft_log *log, sr_index first, sr_index snap_index,
 	log->snap_term = snap_term;
 }
 
-const struct log_slot *sr_log_slot(const struct raft_log *log, sr_index index)
+const struct log_slot *log_cached(const struct raft_log *log, sr_index index)
 {
 	return log_ring_get(&log->cache, index);
 }
 
-sr_term sr_log_term(struct raft_log *log, sr_index index, int *err)
+sr_term log_term(struct raft_log *log, sr_index index, int *err)
 {
 	const struct log_slot *s;
 	sr_entry e;
@@ -107,12 +107,12 @@ sr_term sr_log_term(struct raft_log *log, sr_index index, int *err)
 			*err = SR_ECOMPACTED;
 		return 0;
 	}
-	if (index > sr_log_last(log)) {
+	if (index > log_last(log)) {
 		if (err)
 			*err = SR_ENOTFOUND;
 		return 0;
 	}
-	s = sr_log_slot(log, index);
+	s = log_cached(log, index);
 	if (s)
 		return s->term;
 	rv = log->storage->read(log->storage_ctx, index, 1, 0, &e, &n);
@@ -126,15 +126,15 @@ sr_term sr_log_term(struct raft_log *log, sr_index index, int *err)
 	return e.term;
 }
 
-sr_term sr_log_last_term(struct raft_log *log)
+sr_term log_last_term(struct raft_log *log)
 {
-	return sr_log_term(log, sr_log_last(log), NULL);
+	return log_term(log, log_last(log), NULL);
 }
 
-int sr_log_get(struct raft_log *log, sr_index lo, size_t max_n,
-	       uint64_t max_bytes, sr_entry *out, size_t *n_out)
+int log_get(struct raft_log *log, sr_index lo, size_t max_n, uint64_t max_bytes,
+	    sr_entry *out, size_t *n_out)
 {
-	sr_index last = sr_log_last(log);
+	sr_index last = log_last(log);
 	size_t n = 0;
 	uint64_t bytes = 0;
 

@@ -34,17 +34,17 @@ struct raft_log {
 	sr_term snap_term;
 };
 
-void sr_log_init(struct raft_log *log, const sr_alloc *alloc,
-		 const sr_storage_ops *storage, void *storage_ctx);
-void sr_log_close(struct raft_log *log);
+void log_init(struct raft_log *log, const sr_alloc *alloc,
+	      const sr_storage_ops *storage, void *storage_ctx);
+void log_close(struct raft_log *log);
 
-static inline sr_index sr_log_last(const struct raft_log *log)
+static inline sr_index log_last(const struct raft_log *log)
 {
 	return log_ring_last(&log->cache);
 }
 
 /* Last index and its term. */
-sr_term sr_log_last_term(struct raft_log *log);
+sr_term log_last_term(struct raft_log *log);
 
 /*
  * The term of entry `index`: 0 for index 0, snap_term at snap_index, the
@@ -52,30 +52,23 @@ sr_term sr_log_last_term(struct raft_log *log);
  * SR_ECOMPACTED below the snapshot or SR_ENOTFOUND past the end; to a
  * storage error if the read failed.
  */
-sr_term sr_log_term(struct raft_log *log, sr_index index, int *err);
+sr_term log_term(struct raft_log *log, sr_index index, int *err);
 
 /* The cached slot for index, or NULL if it is not cached. */
-const struct log_slot *sr_log_slot(const struct raft_log *log, sr_index index);
-
-/* A block of `size` bytes with one reference per entry that will use it. */
-static inline struct log_buf *sr_log_buf_new(const sr_alloc *alloc, size_t size,
-					     uint32_t refs)
-{
-	return log_buf_new(alloc, size, refs);
-}
+const struct log_slot *log_cached(const struct raft_log *log, sr_index index);
 
 /*
  * Append one entry at last + 1.  buf (may be NULL for len == 0) gains no
  * reference: the caller hands over one of the references it holds.
  */
-int sr_log_push(struct raft_log *log, sr_term term, uint32_t type,
-		struct log_buf *buf, const unsigned char *data, uint32_t len);
+int log_push(struct raft_log *log, sr_term term, uint32_t type,
+	     struct log_buf *buf, const unsigned char *data, uint32_t len);
 
 /* Remove every entry >= from from memory (not from the store). */
-void sr_log_truncate(struct raft_log *log, sr_index from);
+void log_truncate(struct raft_log *log, sr_index from);
 
 /* Drop cached entries below `below` from memory (they stay in the store). */
-void sr_log_evict(struct raft_log *log, sr_index below);
+void log_evict(struct raft_log *log, sr_index below);
 
 /*
  * Fill out[] with up to max_n entries starting at lo, at most max_bytes of
@@ -83,16 +76,15 @@ void sr_log_evict(struct raft_log *log, sr_index below);
  * older ones come from the store and are valid until the next store call.
  * *n_out is the count.  Errors: SR_ECOMPACTED, storage errors.
  */
-int sr_log_get(struct raft_log *log, sr_index lo, size_t max_n,
-	       uint64_t max_bytes, sr_entry *out, size_t *n_out);
+int log_get(struct raft_log *log, sr_index lo, size_t max_n, uint64_t max_bytes,
+	    sr_entry *out, size_t *n_out);
 
 /*
  * Entry index, from the cache when it holds it (no copy: out points into
- * memory), otherwise from the store.  Errors as sr_log_get(), and
+ * memory), otherwise from the store.  Errors as log_get(), and
  * SR_ENOTFOUND past the end.
  */
-static inline int sr_log_entry(struct raft_log *log, sr_index index,
-			       sr_entry *out)
+static inline int log_entry(struct raft_log *log, sr_index index, sr_entry *out)
 {
 	const struct log_slot *s = log_ring_get(&log->cache, index);
 	size_t got = 0;
@@ -102,18 +94,18 @@ static inline int sr_log_entry(struct raft_log *log, sr_index index,
 		log_slot_entry(s, index, out);
 		return 0;
 	}
-	rv = sr_log_get(log, index, 1, UINT64_MAX, out, &got);
+	rv = log_get(log, index, 1, UINT64_MAX, out, &got);
 	return rv ? rv : got == 1 ? 0 : SR_ENOTFOUND;
 }
 
 /* Entries up to upto left the log (a snapshot covers them). */
-void sr_log_compact(struct raft_log *log, sr_index upto);
+void log_compact(struct raft_log *log, sr_index upto);
 
 /* A snapshot now covers the log up to index, whose term is term. */
-void sr_log_set_snapshot(struct raft_log *log, sr_index index, sr_term term);
+void log_set_snapshot(struct raft_log *log, sr_index index, sr_term term);
 
 /* Reset to an empty log whose entries start at first (used at start). */
-void sr_log_reset(struct raft_log *log, sr_index first, sr_index snap_index,
-		  sr_term snap_term);
+void log_reset(struct raft_log *log, sr_index first, sr_index snap_index,
+	       sr_term snap_term);
 
 #endif

@@ -206,7 +206,7 @@ int sr_node_create(const sr_config *cfg, sr_node **out)
 	rv = node_check_config(cfg);
 	if (rv)
 		return rv;
-	n = sr_malloc(cfg->alloc, sizeof(*n));
+	n = hook_malloc(cfg->alloc, sizeof(*n));
 	if (!n)
 		return SR_ENOMEM;
 	memset(n, 0, sizeof(*n));
@@ -216,7 +216,7 @@ int sr_node_create(const sr_config *cfg, sr_node **out)
 	n->alloc = cfg->alloc;
 	n->role = SR_FOLLOWER;
 	n->rng = cfg->seed ^ (cfg->id * 0x9e3779b97f4a7c15ull);
-	sr_log_init(&n->log, n->alloc, cfg->storage, cfg->storage_ctx);
+	log_init(&n->log, n->alloc, cfg->storage, cfg->storage_ctx);
 	*out = n;
 	return 0;
 }
@@ -291,7 +291,7 @@ static int node_load_log(sr_node *n, const sr_durable *d)
 			struct log_buf *b = NULL;
 			if (e->index != next || e->term == 0 ||
 			    e->term > d->term ||
-			    e->term < sr_log_last_term(&n->log)) {
+			    e->term < log_last_term(&n->log)) {
 				node_log(n, SR_LOG_ERROR,
 					 "store returned entry %llu term %llu "
 					 "where %llu was expected",
@@ -301,15 +301,15 @@ static int node_load_log(sr_node *n, const sr_durable *d)
 				return SR_ECORRUPT;
 			}
 			if (e->len) {
-				b = sr_log_buf_new(n->alloc, e->len, 1);
+				b = log_buf_new(n->alloc, e->len, 1);
 				if (!b)
 					return SR_ENOMEM;
 				memcpy(b->data, e->data, e->len);
 			}
-			rv = sr_log_push(&n->log, e->term, e->type, b,
-					 b ? b->data : NULL, e->len);
+			rv = log_push(&n->log, e->term, e->type, b,
+				      b ? b->data : NULL, e->len);
 			if (rv) {
-				sr_free(n->alloc, b);
+				hook_free(n->alloc, b);
 				return rv;
 			}
 			if (e->type == SR_ENTRY_CONFIG) {
@@ -394,7 +394,7 @@ int sr_node_start(sr_node *n, uint64_t now_ms)
 	rv = node_reconcile_snapshot(n, &d);
 	if (rv)
 		return rv;
-	sr_log_reset(&n->log, d.first_index, d.snapshot_index, d.snapshot_term);
+	log_reset(&n->log, d.first_index, d.snapshot_index, d.snapshot_term);
 	n->commit = n->applied = d.snapshot_index;
 	if (d.snapshot_index)
 		n->snap_conf = d.snapshot_conf;
@@ -430,7 +430,7 @@ int sr_node_start(sr_node *n, uint64_t now_ms)
 	}
 	node_log(n, SR_LOG_INFO, "started: log [%llu, %llu], commit %llu",
 		 (unsigned long long)n->log.first,
-		 (unsigned long long)sr_log_last(&n->log),
+		 (unsigned long long)log_last(&n->log),
 		 (unsigned long long)n->commit);
 	role_become_follower(n, n->term, 0);
 	role_reset_timer(n);
@@ -456,9 +456,9 @@ void sr_node_destroy(sr_node *n)
 	persist_free(n);
 	conf_free(n);
 	progress_free_all(n);
-	sr_free(n->alloc, n->scratch);
-	sr_log_close(&n->log);
-	sr_free(n->alloc, n);
+	hook_free(n->alloc, n->scratch);
+	log_close(&n->log);
+	hook_free(n->alloc, n);
 }
 
 int sr_node_tick(sr_node *n, uint64_t now_ms)
@@ -608,24 +608,24 @@ static int node_propose_cmds(sr_node *n, const sr_buf *cmds, size_t count,
 	if (k == 0)
 		return why;
 	if (bytes) {
-		b = sr_log_buf_new(n->alloc, bytes, refs);
+		b = log_buf_new(n->alloc, bytes, refs);
 		if (!b)
 			return SR_ENOMEM;
 	}
 	p = b ? b->data : NULL;
 	for (i = 0; i < k; i++) {
-		sr_index index = sr_log_last(&n->log) + 1;
+		sr_index index = log_last(&n->log) + 1;
 		uint32_t len = (uint32_t)cmds[i].len;
 		if (len)
 			memcpy(p, cmds[i].base, len);
-		rv = sr_log_push(&n->log, n->term, SR_ENTRY_NORMAL,
-				 len ? b : NULL, len ? p : NULL, len);
+		rv = log_push(&n->log, n->term, SR_ENTRY_NORMAL, len ? b : NULL,
+			      len ? p : NULL, len);
 		if (rv == 0) {
 			rv = apply_add_proposal(n, index, n->term,
 						cookies ? cookies[i] : NULL);
 			if (rv) {
 				/* undo the push, which drops its reference */
-				sr_log_truncate(&n->log, index);
+				log_truncate(&n->log, index);
 				released = i + 1;
 			}
 		}
@@ -640,7 +640,7 @@ static int node_propose_cmds(sr_node *n, const sr_buf *cmds, size_t count,
 	/* Drop the references of the commands that were not appended. */
 	for (size_t j = SR_MAX(i, released); j < k; j++)
 		if (cmds[j].len && --b->refs == 0)
-			sr_free(n->alloc, b);
+			hook_free(n->alloc, b);
 	*accepted = i;
 	return i < count ? why : 0;
 }
@@ -661,7 +661,7 @@ int sr_node_propose(sr_node *n, const void *data, size_t len, void *cookie,
 int sr_node_propose_batch(sr_node *n, const sr_buf *cmds, size_t count,
 			  void *const *cookies, sr_index *first_out)
 {
-	sr_index first = sr_log_last(&n->log) + 1;
+	sr_index first = log_last(&n->log) + 1;
 	size_t done = 0;
 	int rv = node_leader_ready(n, LEADER_PROPOSE);
 	if (rv)
@@ -759,7 +759,7 @@ void sr_node_status(const sr_node *n, sr_status *out)
 	out->commit_index = n->commit;
 	out->applied_index = n->applied;
 	out->first_index = n->log.first;
-	out->last_index = sr_log_last(&n->log);
+	out->last_index = log_last(&n->log);
 	out->durable_index = n->durable;
 	out->snapshot_index = n->log.snap_index;
 	out->uncommitted_bytes = n->uncommitted_bytes;

@@ -253,7 +253,7 @@ void persist_process(sr_node *n);
 void persist_retry(sr_node *n);
 void persist_free(sr_node *n);
 
-/* config.c */
+/* conf_track.c */
 /* Check an initial or forced configuration (SR_EINVAL, logged). */
 int conf_check(sr_node *n, const sr_membership *conf);
 /* Append a configuration entry of the current term, in effect at once. */

@@ -30,12 +30,12 @@ static int persist_push_op(sr_node *n, sr_index last)
 {
 	if (n->ops_count == n->ops_cap) {
 		uint32_t ncap = n->ops_cap ? n->ops_cap * 2 : 64;
-		struct pending_op *o = sr_malloc(n->alloc, ncap * sizeof(*o));
+		struct pending_op *o = hook_malloc(n->alloc, ncap * sizeof(*o));
 		if (!o)
 			return SR_ENOMEM;
 		for (uint32_t i = 0; i < n->ops_count; i++)
 			o[i] = n->ops[(n->ops_head + i) % n->ops_cap];
-		sr_free(n->alloc, n->ops);
+		hook_free(n->alloc, n->ops);
 		n->ops = o;
 		n->ops_cap = ncap;
 		n->ops_head = 0;
@@ -57,8 +57,8 @@ static int persist_submit(sr_node *n, sr_index lo, size_t count)
 	int rv;
 
 	if (n->scratch_cap < count) {
-		sr_entry *s = sr_realloc(n->alloc, n->scratch,
-					 count * sizeof(*s));
+		sr_entry *s = hook_realloc(n->alloc, n->scratch,
+					   count * sizeof(*s));
 		if (!s) {
 			node_stop(n, SR_ENOMEM, "append");
 			return SR_ENOMEM;
@@ -67,7 +67,7 @@ static int persist_submit(sr_node *n, sr_index lo, size_t count)
 		n->scratch_cap = count;
 	}
 	/* The entries were just pushed, so they are cached. */
-	rv = sr_log_get(&n->log, lo, count, UINT64_MAX, n->scratch, &got);
+	rv = log_get(&n->log, lo, count, UINT64_MAX, n->scratch, &got);
 	if (rv == 0 && got != count)
 		rv = SR_ECORRUPT;
 	if (rv == 0)
@@ -112,7 +112,7 @@ int persist_append(sr_node *n, sr_index lo, size_t count)
 void persist_retry(sr_node *n)
 {
 	sr_index lo = SR_MAX(n->backlog, n->log.first);
-	sr_index last = sr_log_last(&n->log);
+	sr_index last = log_last(&n->log);
 
 	if (!n->backlog || n->role == SR_STOPPED)
 		return;
@@ -135,7 +135,7 @@ int persist_truncate(sr_node *n, sr_index from)
 		node_stop(n, rv, "truncate");
 		return rv;
 	}
-	sr_log_truncate(&n->log, from);
+	log_truncate(&n->log, from);
 	if (n->durable >= from)
 		n->durable = from - 1;
 	if (n->verified >= from)
@@ -188,7 +188,7 @@ void persist_process(sr_node *n)
 
 void persist_free(sr_node *n)
 {
-	sr_free(n->alloc, n->ops);
+	hook_free(n->alloc, n->ops);
 	n->ops = NULL;
 	n->ops_count = 0;
 }

@@ -31,7 +31,7 @@ void progress_reset(sr_node *n, struct progress *pr)
 	pr->state = SR_PROGRESS_PROBE;
 	pr->match = 0;
 	pr->match_seq = 0;
-	pr->next = sr_log_last(&n->log) + 1;
+	pr->next = log_last(&n->log) + 1;
 	pr->probe_sent = 0;
 	pr->recent_active = 1;
 	pr->infl_head = 0;
@@ -41,7 +41,7 @@ void progress_reset(sr_node *n, struct progress *pr)
 
 void progress_free(sr_node *n, struct progress *pr)
 {
-	sr_free(n->alloc, pr->infl);
+	hook_free(n->alloc, pr->infl);
 	pr->infl = NULL;
 }
 
@@ -49,7 +49,7 @@ void progress_free_all(sr_node *n)
 {
 	for (uint32_t i = 0; i < n->n_prs; i++)
 		progress_free(n, &n->prs[i]);
-	sr_free(n->alloc, n->prs);
+	hook_free(n->alloc, n->prs);
 	n->prs = NULL;
 	n->n_prs = 0;
 }
@@ -62,7 +62,7 @@ void progress_rebuild(sr_node *n)
 	uint32_t k = 0;
 
 	if (c->n) {
-		np = sr_malloc(n->alloc, c->n * sizeof(*np));
+		np = hook_malloc(n->alloc, c->n * sizeof(*np));
 		if (!np) {
 			node_stop(n, SR_ENOMEM, "configuration change");
 			return;

@@ -56,12 +56,12 @@ static int rq_grow(sr_node *n, struct read_queue *q)
 	struct read_req *v;
 	if (q->count >= READ_MAX_PENDING)
 		return SR_EBUSY;
-	v = sr_malloc(n->alloc, ncap * sizeof(*v));
+	v = hook_malloc(n->alloc, ncap * sizeof(*v));
 	if (!v)
 		return SR_ENOMEM;
 	for (uint32_t i = 0; i < q->count; i++)
 		v[i] = *rq_at(q, i);
-	sr_free(n->alloc, q->v);
+	hook_free(n->alloc, q->v);
 	q->v = v;
 	q->cap = ncap;
 	q->head = 0;
@@ -129,7 +129,7 @@ static void rq_fail(sr_node *n, struct read_queue *q, int status)
 static uint64_t read_mix(uint64_t h, uint64_t v)
 {
 	h ^= v;
-	return sr_rand_next(&h);
+	return rand_next(&h);
 }
 
 void read_start(sr_node *n, const sr_durable *d)
@@ -299,7 +299,7 @@ void read_free(sr_node *n)
 	struct read_queue *qs[] = { &n->rq_term, &n->rq_quorum, &n->rq_forward,
 				    &n->rq_apply };
 	for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
-		sr_free(n->alloc, qs[i]->v);
+		hook_free(n->alloc, qs[i]->v);
 		memset(qs[i], 0, sizeof(*qs[i]));
 	}
 }

@@ -168,7 +168,7 @@ static void reconf_leave_joint(sr_node *n)
 /* Auto-promotion of learners that have caught up. */
 void reconf_tick(sr_node *n)
 {
-	sr_index last = sr_log_last(&n->log);
+	sr_index last = log_last(&n->log);
 	for (uint32_t i = 0; i < n->n_prs; i++) {
 		struct progress *pr = &n->prs[i];
 		const sr_member *m = sr_membership_find(&n->conf, pr->id);

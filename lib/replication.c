@@ -39,7 +39,7 @@ static void repl_infl_add(sr_node *n, struct progress *pr, sr_index last,
 {
 	uint32_t cap = n->cfg.max_inflight_msgs;
 	if (!pr->infl) {
-		pr->infl = sr_malloc(n->alloc, cap * sizeof(*pr->infl));
+		pr->infl = hook_malloc(n->alloc, cap * sizeof(*pr->infl));
 		if (!pr->infl)
 			return; /* unbounded pipelining is avoided by PROBE */
 	}
@@ -72,7 +72,7 @@ static int repl_scratch(sr_node *n, size_t want)
 	sr_entry *s;
 	if (n->scratch_cap >= want)
 		return 0;
-	s = sr_realloc(n->alloc, n->scratch, want * sizeof(*s));
+	s = hook_realloc(n->alloc, n->scratch, want * sizeof(*s));
 	if (!s)
 		return SR_ENOMEM;
 	n->scratch = s;
@@ -83,7 +83,7 @@ static int repl_scratch(sr_node *n, size_t want)
 /* Send one append to pr; returns 1 if entries were sent. */
 static int repl_send_one(sr_node *n, struct progress *pr, int heartbeat)
 {
-	sr_index last = sr_log_last(&n->log);
+	sr_index last = log_last(&n->log);
 	sr_index prev = pr->next - 1;
 	uint64_t room = n->cfg.max_msg_bytes, bytes = 0;
 	size_t count = 0;
@@ -103,7 +103,7 @@ static int repl_send_one(sr_node *n, struct progress *pr, int heartbeat)
 	if (pr->next > last && !heartbeat)
 		return 0;
 	memset(&m, 0, sizeof(m));
-	m.u.append.prev_term = sr_log_term(&n->log, prev, &err);
+	m.u.append.prev_term = log_term(&n->log, prev, &err);
 	if (err == SR_ECOMPACTED || (pr->next < n->log.first && !err)) {
 		/* Compacted away: only a snapshot can catch it up. */
 		snap_send(n, pr);
@@ -126,8 +126,8 @@ static int repl_send_one(sr_node *n, struct progress *pr, int heartbeat)
 			max_n = (size_t)(last - prev);
 		if (repl_scratch(n, max_n))
 			return 0;
-		err = sr_log_get(&n->log, pr->next, max_n, room, n->scratch,
-				 &count);
+		err = log_get(&n->log, pr->next, max_n, room, n->scratch,
+			      &count);
 		if (err) {
 			node_log(n, SR_LOG_WARN, "reading entries for %llu: %s",
 				 (unsigned long long)pr->id, sr_strerror(err));
@@ -178,7 +178,7 @@ void repl_become_leader(sr_node *n)
 	n->leader = n->cfg.id;
 	n->uncommitted_bytes = 0;
 	n->transfer_target = 0;
-	n->term_start = sr_log_last(&n->log) + 1;
+	n->term_start = log_last(&n->log) + 1;
 	n->commit_moved = 1;
 	for (uint32_t i = 0; i < n->n_prs; i++) {
 		progress_reset(n, &n->prs[i]);
@@ -189,8 +189,8 @@ void repl_become_leader(sr_node *n)
 	node_log(n, SR_LOG_INFO, "became leader");
 	node_notify(n);
 	/* The no-op of §5.4.2 / §8: lets entries of earlier terms commit. */
-	index = sr_log_last(&n->log) + 1;
-	if (sr_log_push(&n->log, n->term, SR_ENTRY_NOOP, NULL, NULL, 0)) {
+	index = log_last(&n->log) + 1;
+	if (log_push(&n->log, n->term, SR_ENTRY_NOOP, NULL, NULL, 0)) {
 		node_stop(n, SR_ENOMEM, "appending the leader's no-op");
 		return;
 	}
@@ -223,11 +223,11 @@ void repl_tick_heartbeat(sr_node *n)
 /* Largest index <= index whose term is <= term (for fast back-off). */
 static sr_index repl_find_hint(sr_node *n, sr_index index, sr_term term)
 {
-	if (index > sr_log_last(&n->log))
-		index = sr_log_last(&n->log);
+	if (index > log_last(&n->log))
+		index = log_last(&n->log);
 	while (index > n->log.snap_index) {
 		int err;
-		sr_term t = sr_log_term(&n->log, index, &err);
+		sr_term t = log_term(&n->log, index, &err);
 		if (err || t <= term)
 			break;
 		index--;
@@ -248,7 +248,7 @@ struct progress *repl_handle_append_resp(sr_node *n, const sr_msg *m)
 		return NULL; /* snapshot responses drive it */
 	if (r->success) {
 		sr_index held = SR_MAX(r->index, r->hint_index);
-		if (held > sr_log_last(&n->log))
+		if (held > log_last(&n->log))
 			return NULL; /* claims entries we never sent */
 		if (r->index > pr->match) {
 			pr->match = r->index;
@@ -311,11 +311,11 @@ void repl_maybe_commit(sr_node *n)
 	if (candidate <= n->commit)
 		return;
 	/* Only entries of the current term commit by counting (§5.4.2). */
-	if (sr_log_term(&n->log, candidate, &err) != n->term || err)
+	if (log_term(&n->log, candidate, &err) != n->term || err)
 		return;
 	n->commit = candidate;
 	for (sr_index i = old + 1; i <= candidate; i++) {
-		const struct log_slot *s = sr_log_slot(&n->log, i);
+		const struct log_slot *s = log_cached(&n->log, i);
 		if (s && s->term == n->term && s->type == SR_ENTRY_NORMAL)
 			n->uncommitted_bytes -= SR_MIN(n->uncommitted_bytes,
 						       (uint64_t)s->len);

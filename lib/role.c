@@ -30,7 +30,7 @@ int role_set_hard_state(sr_node *n, sr_term term, sr_id vote)
 void role_reset_timer(sr_node *n)
 {
 	uint64_t t = n->cfg.election_timeout_ms;
-	n->election_deadline = n->now + t + sr_rand_next(&n->rng) % t;
+	n->election_deadline = n->now + t + rand_next(&n->rng) % t;
 }
 
 void role_become_follower(sr_node *n, sr_term term, sr_id leader)

@@ -58,7 +58,7 @@ void snap_free(sr_node *n)
 	if (n->snap_mode != SNAP_IDLE && n->started)
 		(void)n->cfg.storage->snapshot_finish(n->cfg.storage_ctx, 0);
 	n->snap_mode = SNAP_IDLE;
-	sr_free(n->alloc, n->chunk);
+	hook_free(n->alloc, n->chunk);
 	n->chunk = NULL;
 }
 
@@ -88,7 +88,7 @@ void snap_send(sr_node *n, struct progress *pr)
 			 (unsigned long long)pr->id);
 	}
 	if (!n->chunk) {
-		n->chunk = sr_malloc(n->alloc, chunk);
+		n->chunk = hook_malloc(n->alloc, chunk);
 		if (!n->chunk)
 			return;
 	}
@@ -184,7 +184,7 @@ int snap_restore(sr_node *n, sr_index index, sr_term term)
 /* The received snapshot is complete: make it the node's state. */
 static void snap_install(sr_node *n)
 {
-	sr_index idx = n->recv_index, last = sr_log_last(&n->log);
+	sr_index idx = n->recv_index, last = log_last(&n->log);
 	sr_term term = n->recv_term;
 	int keep, rv;
 
@@ -195,7 +195,7 @@ static void snap_install(sr_node *n)
 		return;
 	}
 	keep = idx <= last && idx >= n->log.first &&
-	       sr_log_term(&n->log, idx, NULL) == term;
+	       log_term(&n->log, idx, NULL) == term;
 	if (!keep && last > idx) {
 		if (persist_truncate(n, idx + 1))
 			return;
@@ -207,10 +207,10 @@ static void snap_install(sr_node *n)
 		return;
 	}
 	if (keep) {
-		sr_log_compact(&n->log, idx);
-		sr_log_set_snapshot(&n->log, idx, term);
+		log_compact(&n->log, idx);
+		log_set_snapshot(&n->log, idx, term);
 	} else {
-		sr_log_reset(&n->log, idx + 1, idx, term);
+		log_reset(&n->log, idx + 1, idx, term);
 	}
 	n->snap_conf = n->recv_conf;
 	conf_snapshot_installed(n, &n->recv_conf, idx);
@@ -378,7 +378,7 @@ static int snap_take(sr_node *n)
 		return SR_EBUSY;
 	if (idx <= n->log.snap_index)
 		return SR_ESTATE;
-	term = sr_log_term(&n->log, idx, &err);
+	term = log_term(&n->log, idx, &err);
 	if (err)
 		return err;
 	n->snap_take_conf = n->conf_applied; /* idx is the applied index */
@@ -456,7 +456,7 @@ static int snap_compact(sr_node *n)
 		node_stop(n, rv, "compacting the log");
 		return rv;
 	}
-	sr_log_compact(&n->log, upto);
+	log_compact(&n->log, upto);
 	return 0;
 }
 
@@ -477,7 +477,7 @@ int sr_node_snapshot_done(sr_node *n, int status)
 		node_stop(n, rv, "storing a snapshot");
 		return rv;
 	}
-	sr_log_set_snapshot(&n->log, n->snap_take_index, n->snap_take_term);
+	log_set_snapshot(&n->log, n->snap_take_index, n->snap_take_term);
 	n->snap_conf = n->snap_take_conf;
 	node_log(n, SR_LOG_INFO, "snapshot %llu stored (%llu bytes)",
 		 (unsigned long long)n->snap_take_index,

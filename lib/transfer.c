@@ -28,7 +28,7 @@ void transfer_check(sr_node *n, struct progress *pr)
 {
 	if (n->role != SR_LEADER || n->transfer_target != pr->id)
 		return;
-	if (pr->match == sr_log_last(&n->log))
+	if (pr->match == log_last(&n->log))
 		transfer_send_timeout_now(n, pr);
 }
 
@@ -71,7 +71,7 @@ int transfer_start(sr_node *n, sr_id target)
 		return SR_EINVAL; /* a learner, or a voter a joint change drops */
 	n->transfer_target = target;
 	n->transfer_deadline = n->now + n->cfg.election_timeout_ms;
-	if (pr->match == sr_log_last(&n->log))
+	if (pr->match == log_last(&n->log))
 		transfer_send_timeout_now(n, pr);
 	else
 		repl_send_append(n, pr, 0);

@@ -80,7 +80,7 @@ static int loop_grow(const sr_alloc *a, void **arr, size_t *cap, size_t n,
 	size_t c = *cap ? *cap * 2 : 16;
 	while (c < n)
 		c *= 2;
-	void *p = sr_realloc(a, *arr, c * size);
+	void *p = hook_realloc(a, *arr, c * size);
 	if (!p)
 		return SR_ENOMEM;
 	*arr = p;
@@ -97,14 +97,14 @@ static uint64_t clock_ms(void)
 
 SR_API int sr_loop_create(const sr_alloc *alloc, sr_loop **out)
 {
-	sr_loop *l = sr_malloc(alloc, sizeof(*l));
+	sr_loop *l = hook_malloc(alloc, sizeof(*l));
 	if (!l)
 		return SR_ENOMEM;
 	memset(l, 0, sizeof(*l));
 	l->alloc = alloc;
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l->epfd < 0) {
-		sr_free(alloc, l);
+		hook_free(alloc, l);
 		return SR_EIO;
 	}
 	l->now = clock_ms();
@@ -118,11 +118,11 @@ SR_API void sr_loop_destroy(sr_loop *l)
 	if (!l)
 		return;
 	close(l->epfd);
-	sr_free(l->alloc, l->fds);
-	sr_free(l->alloc, l->heap);
-	sr_free(l->alloc, l->defers);
-	sr_free(l->alloc, l->running);
-	sr_free(l->alloc, l);
+	hook_free(l->alloc, l->fds);
+	hook_free(l->alloc, l->heap);
+	hook_free(l->alloc, l->defers);
+	hook_free(l->alloc, l->running);
+	hook_free(l->alloc, l);
 }
 
 /* ------------------------------------------------------------------ */

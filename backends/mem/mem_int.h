@@ -71,17 +71,17 @@ struct sr_mem {
 
 static inline void *mem_alloc(const sr_mem *m, size_t size)
 {
-	return sr_malloc(m->alloc, size);
+	return hook_malloc(m->alloc, size);
 }
 
 static inline void *mem_realloc(const sr_mem *m, void *p, size_t size)
 {
-	return sr_realloc(m->alloc, p, size);
+	return hook_realloc(m->alloc, p, size);
 }
 
 static inline void mem_free(const sr_mem *m, void *p)
 {
-	sr_free(m->alloc, p);
+	hook_free(m->alloc, p);
 }
 
 /* Grow *arr (of elem-sized items, capacity *cap) to hold at least need. */

@@ -264,7 +264,7 @@ SR_API int sr_server_create(const sr_server_config *cfg, sr_server **out)
 	*out = NULL;
 	if ((rc = check_config(cfg)))
 		return rc;
-	s = sr_malloc(cfg->alloc, sizeof(*s));
+	s = hook_malloc(cfg->alloc, sizeof(*s));
 	if (!s)
 		return SR_ENOMEM;
 	memset(s, 0, sizeof(*s));
@@ -278,7 +278,7 @@ SR_API int sr_server_create(const sr_server_config *cfg, sr_server **out)
 	s->cfg.advertise_addr = cfg->advertise_addr ? s->advertise : NULL;
 	if (cfg->storage == SR_SERVER_WAL) {
 		size_t len = strlen(cfg->data_dir) + 1;
-		s->data_dir = sr_malloc(cfg->alloc, len);
+		s->data_dir = hook_malloc(cfg->alloc, len);
 		if (!s->data_dir) {
 			rc = SR_ENOMEM;
 			goto fail;
@@ -320,14 +320,14 @@ SR_API int sr_server_start(sr_server *s)
 	if (s->dflt && (rc = server_group_start(s->dflt)))
 		return rc;
 	n = sr_server_groups(s, NULL, 0);
-	all = sr_malloc(s->cfg.alloc, (n ? n : 1) * sizeof(*all));
+	all = hook_malloc(s->cfg.alloc, (n ? n : 1) * sizeof(*all));
 	if (!all)
 		return SR_ENOMEM;
 	sr_server_groups(s, all, n);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		if (!all[i]->started)
 			rc = server_group_start(all[i]);
-	sr_free(s->cfg.alloc, all);
+	hook_free(s->cfg.alloc, all);
 	if (rc)
 		return rc;
 	if (s->wal) {
@@ -539,9 +539,9 @@ SR_API void sr_server_destroy(sr_server *s)
 	sr_wal_close(s->wal);
 	if (s->own_loop && s->loop)
 		sr_loop_destroy(s->loop);
-	sr_free(s->cfg.alloc, s->buckets);
-	sr_free(s->cfg.alloc, s->heap);
-	sr_free(s->cfg.alloc, s->peers);
-	sr_free(s->cfg.alloc, s->data_dir);
-	sr_free(s->cfg.alloc, s);
+	hook_free(s->cfg.alloc, s->buckets);
+	hook_free(s->cfg.alloc, s->heap);
+	hook_free(s->cfg.alloc, s->peers);
+	hook_free(s->cfg.alloc, s->data_dir);
+	hook_free(s->cfg.alloc, s);
 }

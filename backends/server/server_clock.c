@@ -103,8 +103,8 @@ static int heap_set(sr_server *s, sr_group *g, uint64_t due)
 	if (g->heap_pos == SERVER_NOT_QUEUED) {
 		if (s->heap_n == s->heap_cap) {
 			size_t cap = s->heap_cap ? s->heap_cap * 2 : 16;
-			sr_group **h = sr_realloc(s->cfg.alloc, s->heap,
-						  cap * sizeof(*h));
+			sr_group **h = hook_realloc(s->cfg.alloc, s->heap,
+						    cap * sizeof(*h));
 			if (!h)
 				return SR_ENOMEM;
 			s->heap = h;

@@ -70,7 +70,7 @@ sr_group *server_group_find(const sr_server *s, uint32_t id)
 static int table_grow(sr_server *s)
 {
 	size_t n = s->n_buckets ? s->n_buckets * 2 : 64;
-	sr_group **b = sr_malloc(s->cfg.alloc, n * sizeof(*b));
+	sr_group **b = hook_malloc(s->cfg.alloc, n * sizeof(*b));
 
 	if (!b)
 		return SR_ENOMEM;
@@ -84,7 +84,7 @@ static int table_grow(sr_server *s)
 			b[k] = g;
 		}
 	}
-	sr_free(s->cfg.alloc, s->buckets);
+	hook_free(s->cfg.alloc, s->buckets);
 	s->buckets = b;
 	s->n_buckets = n;
 	return 0;
@@ -248,7 +248,7 @@ static int create_node(sr_group *g)
 int server_group_new(sr_server *s, const sr_group_config *cfg, int dflt,
 		     sr_group **out)
 {
-	sr_group *g = sr_malloc(s->cfg.alloc, sizeof(*g));
+	sr_group *g = hook_malloc(s->cfg.alloc, sizeof(*g));
 	int rc;
 
 	*out = NULL;
@@ -269,7 +269,7 @@ int server_group_new(sr_server *s, const sr_group_config *cfg, int dflt,
 			sr_wal_group_close(g->wg);
 		else if (s->wal)
 			sr_wal_set_done(s->wal, server_storage_done, NULL);
-		sr_free(s->cfg.alloc, g);
+		hook_free(s->cfg.alloc, g);
 		return rc;
 	}
 	s->stats.groups_created++;
@@ -366,7 +366,7 @@ void server_group_free(sr_group *g)
 	if (s->dflt == g)
 		s->dflt = NULL;
 	s->stats.groups_destroyed++;
-	sr_free(s->cfg.alloc, g);
+	hook_free(s->cfg.alloc, g);
 }
 
 /* ------------------------------------------------------------------ */
@@ -507,7 +507,7 @@ SR_API int sr_server_groups_on_disk(sr_server *s, uint32_t *ids, size_t cap,
 	/* Group 0 is on disk in the WAL's own log when it is not the
 	 * default group's. */
 	zero = !s->dflt && wal_log_used(s);
-	all = sr_malloc(s->cfg.alloc, (n + 1) * sizeof(*all));
+	all = hook_malloc(s->cfg.alloc, (n + 1) * sizeof(*all));
 	if (!all)
 		return SR_ENOMEM;
 	all[0] = 0;
@@ -515,7 +515,7 @@ SR_API int sr_server_groups_on_disk(sr_server *s, uint32_t *ids, size_t cap,
 	total = n + zero;
 	for (size_t i = 0; rc == 0 && i < total && i < cap; i++)
 		ids[i] = all[i];
-	sr_free(s->cfg.alloc, all);
+	hook_free(s->cfg.alloc, all);
 	if (rc)
 		return rc;
 	*n_out = total;

@@ -88,7 +88,7 @@ static void peer_ref(sr_group *g, const sr_member *m)
 	if (!p) {
 		if (s->n_peers == s->cap_peers) {
 			uint32_t cap = s->cap_peers ? s->cap_peers * 2 : 8;
-			struct server_peer *t = sr_realloc(
+			struct server_peer *t = hook_realloc(
 				s->cfg.alloc, s->peers, cap * sizeof(*t));
 			if (!t) {
 				sr_tcp_remove_peer(s->tcp, m->id);

@@ -65,7 +65,7 @@ void tcp_log(sr_tcp *t, int level, const char *fmt, ...)
 /* realloc through the hooks, keeping buffer_bytes current. */
 void *tcp_realloc(sr_tcp *t, void *p, size_t old, size_t size)
 {
-	void *n = sr_realloc(t->cfg.alloc, p, size);
+	void *n = hook_realloc(t->cfg.alloc, p, size);
 	if (n)
 		t->st.buffer_bytes += size - old;
 	return n;
@@ -76,7 +76,7 @@ void tcp_free(sr_tcp *t, void *p, size_t size)
 	if (!p)
 		return;
 	t->st.buffer_bytes -= size;
-	sr_free(t->cfg.alloc, p);
+	hook_free(t->cfg.alloc, p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -147,14 +147,14 @@ SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out)
 	if (!cfg || !out || config_check(cfg))
 		return SR_EINVAL;
 	const sr_alloc *a = cfg->alloc;
-	sr_tcp *t = sr_malloc(a, sizeof(*t));
+	sr_tcp *t = hook_malloc(a, sizeof(*t));
 	if (!t)
 		return SR_ENOMEM;
 	memset(t, 0, sizeof(*t));
 	t->cfg = *cfg;
 	t->lfd = -1;
 	uint64_t seed = cfg->seed ^ (cfg->id * 0x9e3779b97f4a7c15ull);
-	t->rng = sr_rand_next(&seed);
+	t->rng = rand_next(&seed);
 	if (!t->rng)
 		t->rng = 1;
 	sr_decoder_init(&t->dec, cfg->max_frame_bytes, cfg->max_entries, a);
@@ -191,7 +191,7 @@ err:
 	tcp_auth_free(t);
 	if (t->own_loop)
 		sr_loop_destroy(t->loop);
-	sr_free(a, t);
+	hook_free(a, t);
 	return rc;
 }
 
@@ -231,7 +231,7 @@ SR_API void sr_tcp_destroy(sr_tcp *t)
 	tcp_auth_free(t);
 	if (t->own_loop)
 		sr_loop_destroy(t->loop);
-	sr_free(t->cfg.alloc, t);
+	hook_free(t->cfg.alloc, t);
 }
 
 SR_API int sr_tcp_port(const sr_tcp *t)

@@ -149,7 +149,7 @@ int tcp_auth_decode_hello(const void *buf, size_t len, sr_hello *h,
 	if (frame_check(f, len, TCP_FRAME_AUTH_HELLO))
 		return SR_EPROTO;
 	const uint8_t *p = f + SR_FRAME_HDR_SIZE;
-	if (sr_frame_get_hello(p, h))
+	if (frame_get_hello(p, h))
 		return SR_EPROTO;
 	h->features = get_u32(f + 8);
 	memcpy(nonce, p + SR_HELLO_PAYLOAD, TCP_NONCE_SIZE);
@@ -183,13 +183,13 @@ int tcp_auth_encode_hello(const sr_hello *h,
 			  uint8_t out[TCP_AUTH_HELLO_FRAME])
 {
 	uint8_t *p = out + SR_FRAME_HDR_SIZE;
-	int rc = sr_frame_put_hello(p, h);
+	int rc = frame_put_hello(p, h);
 
 	if (rc)
 		return rc;
 	memcpy(p + SR_HELLO_PAYLOAD, nonce, TCP_NONCE_SIZE);
-	sr_frame_seal(out, TCP_FRAME_AUTH_HELLO, h->features,
-		      TCP_AUTH_HELLO_PAYLOAD);
+	frame_seal(out, TCP_FRAME_AUTH_HELLO, h->features,
+		   TCP_AUTH_HELLO_PAYLOAD);
 	return 0;
 }
 
@@ -199,14 +199,14 @@ void tcp_auth_encode_challenge(const uint8_t nonce[TCP_NONCE_SIZE],
 {
 	memcpy(out + SR_FRAME_HDR_SIZE, nonce, TCP_NONCE_SIZE);
 	memcpy(out + SR_FRAME_HDR_SIZE + TCP_NONCE_SIZE, mac, TCP_MAC_SIZE);
-	sr_frame_seal(out, TCP_FRAME_CHALLENGE, 0, TCP_CHALLENGE_PAYLOAD);
+	frame_seal(out, TCP_FRAME_CHALLENGE, 0, TCP_CHALLENGE_PAYLOAD);
 }
 
 void tcp_auth_encode_proof(const uint8_t mac[TCP_MAC_SIZE],
 			   uint8_t out[TCP_PROOF_FRAME])
 {
 	memcpy(out + SR_FRAME_HDR_SIZE, mac, TCP_MAC_SIZE);
-	sr_frame_seal(out, TCP_FRAME_PROOF, 0, TCP_PROOF_PAYLOAD);
+	frame_seal(out, TCP_FRAME_PROOF, 0, TCP_PROOF_PAYLOAD);
 }
 
 void tcp_auth_mac(const uint8_t *key, size_t key_len, int prover,
@@ -432,7 +432,7 @@ static void in_proof(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len)
 		return;
 	}
 	/* The hello was checked when it came; re-read it from our copy. */
-	if (sr_frame_get_hello(ai->hello, &h)) {
+	if (frame_get_hello(ai->hello, &h)) {
 		in_malformed(t, c, "malformed handshake");
 		return;
 	}

@@ -141,7 +141,7 @@ static uint64_t backoff_delay(sr_tcp *t, struct tcp_peer *p)
 		d *= 2;
 	if (d > t->cfg.reconnect_max_ms)
 		d = t->cfg.reconnect_max_ms;
-	uint64_t r = sr_rand_xorshift(&t->rng);
+	uint64_t r = rand_xorshift(&t->rng);
 	return d / 2 + r % (d - d / 2 + 1);
 }
 

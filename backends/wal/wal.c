@@ -44,17 +44,17 @@
  */
 void *sr_walc_alloc(sr_wal *w, size_t n)
 {
-	return sr_malloc(&w->alloc, n);
+	return hook_malloc(&w->alloc, n);
 }
 
 void *sr_walc_realloc(sr_wal *w, void *p, size_t n)
 {
-	return sr_realloc(&w->alloc, p, n);
+	return hook_realloc(&w->alloc, p, n);
 }
 
 void sr_walc_free(sr_wal *w, void *p)
 {
-	sr_free(&w->alloc, p);
+	hook_free(&w->alloc, p);
 }
 
 void sr_walc_logf(sr_wal *w, int level, const char *fmt, ...)

@@ -7,7 +7,7 @@
  * The wrappers below are that rule and nothing more: each function falls
  * back to libc on its own (a host that sets only malloc and free still gets
  * libc's realloc), no size is special-cased (a zero size goes to the hook
- * or to libc as given), and sr_free() ignores NULL so that a hook never sees
+ * or to libc as given), and hook_free() ignores NULL so that a hook never sees
  * a NULL pointer.  A backend that wants all three hooks or none (the WAL)
  * checks that in its own configuration.
  *
@@ -21,21 +21,21 @@
 
 #include <seshat/types.h>
 
-static inline void *sr_malloc(const sr_alloc *a, size_t size)
+static inline void *hook_malloc(const sr_alloc *a, size_t size)
 {
 	if (a && a->malloc)
 		return a->malloc(a->ctx, size);
 	return malloc(size);
 }
 
-static inline void *sr_realloc(const sr_alloc *a, void *p, size_t size)
+static inline void *hook_realloc(const sr_alloc *a, void *p, size_t size)
 {
 	if (a && a->realloc)
 		return a->realloc(a->ctx, p, size);
 	return realloc(p, size);
 }
 
-static inline void sr_free(const sr_alloc *a, void *p)
+static inline void hook_free(const sr_alloc *a, void *p)
 {
 	if (!p)
 		return;

@@ -15,13 +15,13 @@
 
 #include "seshat/codec.h"
 
-static inline void sr_frame_le(uint8_t *p, uint64_t v, int n)
+static inline void frame_put_le(uint8_t *p, uint64_t v, int n)
 {
 	for (int i = 0; i < n; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static inline uint64_t sr_frame_le_get(const uint8_t *p, int n)
+static inline uint64_t frame_get_le(const uint8_t *p, int n)
 {
 	uint64_t v = 0;
 	for (int i = n - 1; i >= 0; i--)
@@ -32,22 +32,22 @@ static inline uint64_t sr_frame_le_get(const uint8_t *p, int n)
 /* Write the header of a frame of `type` whose plen payload bytes are
  * already at frame + SR_FRAME_HDR_SIZE, CRC included.  group is 0 but in
  * a message, or a hello's feature bits. */
-static inline void sr_frame_seal(uint8_t *frame, uint32_t type, uint32_t group,
-				 uint32_t plen)
+static inline void frame_seal(uint8_t *frame, uint32_t type, uint32_t group,
+			      uint32_t plen)
 {
-	sr_frame_le(frame, SR_FRAME_MAGIC, 4);
-	sr_frame_le(frame + 4, SR_FRAME_VERSION, 2);
-	sr_frame_le(frame + 6, type, 2);
-	sr_frame_le(frame + 8, group, 4);
-	sr_frame_le(frame + 12, plen, 4);
+	frame_put_le(frame, SR_FRAME_MAGIC, 4);
+	frame_put_le(frame + 4, SR_FRAME_VERSION, 2);
+	frame_put_le(frame + 6, type, 2);
+	frame_put_le(frame + 8, group, 4);
+	frame_put_le(frame + 12, plen, 4);
 	uint32_t crc = sr_crc32c(0, frame, 16);
 	crc = sr_crc32c(crc, frame + SR_FRAME_HDR_SIZE, plen);
-	sr_frame_le(frame + 16, crc, 4);
+	frame_put_le(frame + 16, crc, 4);
 }
 
 /* Header (sr_codec_header()), presence of the whole payload, and CRC. */
-static inline int sr_frame_check(const uint8_t *p, size_t len,
-				 uint32_t max_payload, sr_frame_hdr *hdr)
+static inline int frame_verify(const uint8_t *p, size_t len,
+			       uint32_t max_payload, sr_frame_hdr *hdr)
 {
 	int rc = sr_codec_header(p, len, max_payload, hdr);
 	if (rc)
@@ -61,14 +61,14 @@ static inline int sr_frame_check(const uint8_t *p, size_t len,
 
 /* The SR_HELLO_PAYLOAD bytes of a hello.  SR_EINVAL if the address does
  * not fit with its NUL. */
-static inline int sr_frame_put_hello(uint8_t *p, const sr_hello *h)
+static inline int frame_put_hello(uint8_t *p, const sr_hello *h)
 {
 	size_t alen = strnlen(h->addr, SR_ADDR_MAX);
 	if (alen >= SR_ADDR_MAX)
 		return SR_EINVAL;
-	sr_frame_le(p, h->cluster, 8);
-	sr_frame_le(p + 8, h->from, 8);
-	sr_frame_le(p + 16, h->to, 8);
+	frame_put_le(p, h->cluster, 8);
+	frame_put_le(p + 8, h->from, 8);
+	frame_put_le(p + 16, h->to, 8);
 	memset(p + 24, 0, SR_ADDR_MAX);
 	memcpy(p + 24, h->addr, alen);
 	return 0;
@@ -76,7 +76,7 @@ static inline int sr_frame_put_hello(uint8_t *p, const sr_hello *h)
 
 /* SR_EPROTO unless the address is NUL-terminated and zero-padded (one
  * encoding per hello). */
-static inline int sr_frame_get_hello(const uint8_t *p, sr_hello *out)
+static inline int frame_get_hello(const uint8_t *p, sr_hello *out)
 {
 	const uint8_t *a = p + 24;
 	size_t alen = strnlen((const char *)a, SR_ADDR_MAX);
@@ -85,9 +85,9 @@ static inline int sr_frame_get_hello(const uint8_t *p, sr_hello *out)
 	for (size_t i = alen; i < SR_ADDR_MAX; i++)
 		if (a[i])
 			return SR_EPROTO;
-	out->cluster = sr_frame_le_get(p, 8);
-	out->from = sr_frame_le_get(p + 8, 8);
-	out->to = sr_frame_le_get(p + 16, 8);
+	out->cluster = frame_get_le(p, 8);
+	out->from = frame_get_le(p + 8, 8);
+	out->to = frame_get_le(p + 16, 8);
 	memcpy(out->addr, a, SR_ADDR_MAX);
 	return 0;
 }

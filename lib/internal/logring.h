@@ -57,7 +57,7 @@ static inline struct log_buf *log_buf_new(const sr_alloc *alloc, size_t size,
 
 	if (size > UINT32_MAX)
 		return NULL;
-	b = (struct log_buf *)sr_malloc(alloc, sizeof(*b) + size);
+	b = (struct log_buf *)hook_malloc(alloc, sizeof(*b) + size);
 	if (!b)
 		return NULL;
 	b->refs = refs;
@@ -68,7 +68,7 @@ static inline struct log_buf *log_buf_new(const sr_alloc *alloc, size_t size,
 static inline void log_buf_put(const sr_alloc *alloc, struct log_buf *b)
 {
 	if (b && --b->refs == 0)
-		sr_free(alloc, b);
+		hook_free(alloc, b);
 }
 
 /* Index of the newest entry (first - 1 when empty). */
@@ -118,7 +118,8 @@ static inline int log_ring_grow(struct log_ring *r, const sr_alloc *alloc,
 			return SR_ENOMEM;
 		ncap *= 2;
 	}
-	ns = (struct log_slot *)sr_realloc(alloc, r->slot, ncap * sizeof(*ns));
+	ns = (struct log_slot *)hook_realloc(alloc, r->slot,
+					     ncap * sizeof(*ns));
 	if (!ns)
 		return SR_ENOMEM;
 	wrapped = r->head + r->count > r->cap ? r->head + r->count - r->cap : 0;
@@ -205,7 +206,7 @@ static inline void log_ring_drop_front(struct log_ring *r,
 static inline void log_ring_free(struct log_ring *r, const sr_alloc *alloc)
 {
 	log_ring_truncate(r, alloc, r->first);
-	sr_free(alloc, r->slot);
+	hook_free(alloc, r->slot);
 	r->slot = NULL;
 	r->cap = 0;
 	r->head = 0;

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 /* splitmix64's finaliser: a bijective mix of one word. */
-static inline uint64_t sr_rand_mix(uint64_t z)
+static inline uint64_t rand_mix(uint64_t z)
 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
@@ -23,16 +23,16 @@ static inline uint64_t sr_rand_mix(uint64_t z)
 }
 
 /* splitmix64: small, fast, and good enough for timeouts and jitter. */
-static inline uint64_t sr_rand_next(uint64_t *state)
+static inline uint64_t rand_next(uint64_t *state)
 {
-	return sr_rand_mix(*state += 0x9e3779b97f4a7c15ull);
+	return rand_mix(*state += 0x9e3779b97f4a7c15ull);
 }
 
 /*
  * xorshift64*: the TCP transport's reconnect jitter.  Its state must not be
- * zero (seed it from sr_rand_next and replace a zero by any constant).
+ * zero (seed it from rand_next and replace a zero by any constant).
  */
-static inline uint64_t sr_rand_xorshift(uint64_t *state)
+static inline uint64_t rand_xorshift(uint64_t *state)
 {
 	*state ^= *state >> 12;
 	*state ^= *state << 25;

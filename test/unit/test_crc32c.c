@@ -37,7 +37,7 @@ struct crc_job {
 static void *crc_thread(void *arg)
 {
 	struct crc_job *j = arg;
-	j->portable = sr_crc32c_portable(0, j->p, j->len);
+	j->portable = crc32c_portable(0, j->p, j->len);
 	j->fast = sr_crc32c(0, j->p, j->len);
 	return NULL;
 }
@@ -58,14 +58,14 @@ TEST(test_first_use_from_several_threads)
 	for (int i = 0; i < T; i++) {
 		CHECK_EQ(jobs[i].fast, jobs[i].portable);
 		CHECK_EQ(jobs[i].fast,
-			 sr_crc32c_portable(0, buf, sizeof(buf) - (size_t)i));
+			 crc32c_portable(0, buf, sizeof(buf) - (size_t)i));
 	}
 }
 
 TEST(test_check_value)
 {
 	CHECK_EQ(sr_crc32c(0, "123456789", 9), 0xe3069283);
-	CHECK_EQ(sr_crc32c_portable(0, "123456789", 9), 0xe3069283);
+	CHECK_EQ(crc32c_portable(0, "123456789", 9), 0xe3069283);
 	CHECK_EQ(sr_crc32c(0, "", 0), 0);
 }
 
@@ -76,9 +76,9 @@ TEST(test_fast_path_matches_the_table_for_every_length_and_alignment)
 		for (size_t len = 0; len < 3 * 512 * 3 + 20;
 		     len += len < 64 ? 1 : 37)
 			CHECK_EQ(sr_crc32c(0, buf + off, len),
-				 sr_crc32c_portable(0, buf + off, len));
+				 crc32c_portable(0, buf + off, len));
 	CHECK_EQ(sr_crc32c(7, buf, sizeof(buf)),
-		 sr_crc32c_portable(7, buf, sizeof(buf)));
+		 crc32c_portable(7, buf, sizeof(buf)));
 }
 
 TEST(test_crc_in_pieces_equals_crc_of_the_whole)

@@ -1,10 +1,12 @@
 /*
- * config.c — the configuration in effect (thesis §4.1: a server uses the
+ * conf_track.c — the configuration in effect (thesis §4.1: a server uses the
  * latest configuration in its log, committed or not), and the ones it
- * may have to fall back to.
+ * may have to fall back to.  "conf" here and in node.h's conf_* fields
+ * always means a Raft configuration (a membership, membership.c), never
+ * the node's settings (sr_config).
  *
  * Because an appended configuration takes effect at once, a truncation
- * that removes it must roll back to the previous one.  So config.c tracks
+ * that removes it must roll back to the previous one.  So conf_track.c tracks
  * two things and never searches the log:
  *
  *   conf_applied    the configuration at the applied index (the latest
@@ -76,8 +78,8 @@ static int conf_pending_push(sr_node *n, sr_index index)
 	if (n->conf_pending_n == n->conf_pending_cap) {
 		uint32_t ncap = n->conf_pending_cap ? n->conf_pending_cap * 2
 						    : 8;
-		sr_index *p = sr_realloc(n->alloc, n->conf_pending,
-					 ncap * sizeof(*p));
+		sr_index *p = hook_realloc(n->alloc, n->conf_pending,
+					   ncap * sizeof(*p));
 		if (!p)
 			return SR_ENOMEM;
 		n->conf_pending = p;
@@ -90,7 +92,7 @@ static int conf_pending_push(sr_node *n, sr_index index)
 /* Decode the cached configuration entry at index. */
 static int conf_read(sr_node *n, sr_index index, sr_membership *out)
 {
-	const struct log_slot *s = sr_log_slot(&n->log, index);
+	const struct log_slot *s = log_cached(&n->log, index);
 	if (!s || s->type != SR_ENTRY_CONFIG ||
 	    sr_membership_decode(out, s->data, s->len)) {
 		node_stop(n, SR_ECORRUPT, "reading a configuration entry");
@@ -102,25 +104,25 @@ static int conf_read(sr_node *n, sr_index index, sr_membership *out)
 int conf_append(sr_node *n, const sr_membership *c, sr_index *index_out)
 {
 	unsigned char buf[CONF_MAX_BYTES];
-	sr_index index = sr_log_last(&n->log) + 1;
+	sr_index index = log_last(&n->log) + 1;
 	struct log_buf *b;
 	int len = sr_membership_encode(c, buf, sizeof(buf)), rv;
 
 	if (len < 0)
 		return len;
-	b = sr_log_buf_new(n->alloc, (size_t)len, 1);
+	b = log_buf_new(n->alloc, (size_t)len, 1);
 	if (!b)
 		return SR_ENOMEM;
 	memcpy(b->data, buf, (size_t)len);
-	rv = sr_log_push(&n->log, n->term, SR_ENTRY_CONFIG, b, b->data,
-			 (uint32_t)len);
+	rv = log_push(&n->log, n->term, SR_ENTRY_CONFIG, b, b->data,
+		      (uint32_t)len);
 	if (rv) {
-		sr_free(n->alloc, b);
+		hook_free(n->alloc, b);
 		return rv;
 	}
 	rv = conf_pending_push(n, index);
 	if (rv) {
-		sr_log_truncate(&n->log, index);
+		log_truncate(&n->log, index);
 		return rv;
 	}
 	conf_set(n, c, index);
@@ -225,7 +227,7 @@ void conf_previous(sr_node *n, sr_membership *out)
 
 void conf_free(sr_node *n)
 {
-	sr_free(n->alloc, n->conf_pending);
+	hook_free(n->alloc, n->conf_pending);
 	n->conf_pending = NULL;
 	n->conf_pending_n = n->conf_pending_cap = 0;
 }
