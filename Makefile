@@ -92,7 +92,21 @@ $(CORE_RELOC): $(CORE_OBJS)
 	$(LD) -r -o $@ $^
 	objcopy --localize-hidden $@
 
-$(STATIC): $(CORE_RELOC) $(BACKEND_OBJS)
+# A backend named in RELOC_BACKENDS goes into the archive the same way, as
+# one relocatable object with its hidden symbols made local (its internal
+# names, wal_io_pwrite_all and the like, carry no sr_ prefix).
+RELOC_BACKENDS = wal
+RELOC_OBJS     = $(patsubst %,$(BUILD)/obj/seshatraft-%.o,$(RELOC_BACKENDS))
+PLAIN_BACKEND_OBJS = $(filter-out $(patsubst %,$(BUILD)/obj/backends/%/%.o,$(RELOC_BACKENDS)),$(BACKEND_OBJS))
+
+define RELOC_RULE
+$(BUILD)/obj/seshatraft-$(1).o: $(filter $(BUILD)/obj/backends/$(1)/%,$(BACKEND_OBJS))
+	$$(LD) -r -o $$@ $$^
+	objcopy --localize-hidden $$@
+endef
+$(foreach b,$(RELOC_BACKENDS),$(eval $(call RELOC_RULE,$(b))))
+
+$(STATIC): $(CORE_RELOC) $(RELOC_OBJS) $(PLAIN_BACKEND_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 

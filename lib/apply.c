@@ -20,35 +20,29 @@
 
 static struct proposal *apply_prop_at(sr_node *n, uint32_t i)
 {
-	return &n->props[(n->props_head + i) % n->props_cap];
+	return &n->props[ring_pos(&n->props_ring, i)];
 }
 
 int apply_add_proposal(sr_node *n, sr_index index, sr_term term, void *cookie)
 {
+	struct ring *r = &n->props_ring;
+	struct proposal *p;
 	uint32_t pos;
-	if (n->props_count == n->props_cap) {
-		uint32_t ncap = n->props_cap ? n->props_cap * 2 : 256;
-		struct proposal *p = hook_malloc(n->alloc, ncap * sizeof(*p));
+	if (ring_full(r)) {
+		p = ring_grow(r, n->props, sizeof(*p), 256, n->alloc);
 		if (!p)
 			return SR_ENOMEM;
-		for (uint32_t i = 0; i < n->props_count; i++)
-			p[i] = *apply_prop_at(n, i);
-		hook_free(n->alloc, n->props);
 		n->props = p;
-		n->props_cap = ncap;
-		n->props_head = 0;
 	}
 	/* Usually the new index is the largest; after a re-election on a
 	 * shorter log it may not be, so keep the queue sorted. */
-	pos = n->props_count;
-	while (pos > 0 && apply_prop_at(n, pos - 1)->index > index) {
-		*apply_prop_at(n, pos) = *apply_prop_at(n, pos - 1);
+	pos = r->count;
+	while (pos > 0 && apply_prop_at(n, pos - 1)->index > index)
 		pos--;
-	}
-	apply_prop_at(n, pos)->index = index;
-	apply_prop_at(n, pos)->term = term;
-	apply_prop_at(n, pos)->cookie = cookie;
-	n->props_count++;
+	p = &n->props[ring_insert(r, n->props, sizeof(*p), pos)];
+	p->index = index;
+	p->term = term;
+	p->cookie = cookie;
 	return 0;
 }
 
@@ -66,12 +60,11 @@ static void apply_done(sr_node *n, void *cookie, int status, sr_index index,
 static void apply_resolve(sr_node *n, const sr_entry *e, int status,
 			  void *result)
 {
-	while (n->props_count > 0) {
+	while (n->props_ring.count > 0) {
 		struct proposal p = *apply_prop_at(n, 0);
 		if (p.index > e->index)
 			break;
-		n->props_head = (n->props_head + 1) % n->props_cap;
-		n->props_count--;
+		ring_pop(&n->props_ring);
 		if (p.index == e->index && p.term == e->term) {
 			apply_done(n, p.cookie, status, p.index, result);
 			result = NULL;
@@ -116,10 +109,9 @@ void apply_committed(sr_node *n)
 
 void apply_fail_through(sr_node *n, sr_index index, int status)
 {
-	while (n->props_count > 0 && apply_prop_at(n, 0)->index <= index) {
+	while (n->props_ring.count > 0 && apply_prop_at(n, 0)->index <= index) {
 		struct proposal p = *apply_prop_at(n, 0);
-		n->props_head = (n->props_head + 1) % n->props_cap;
-		n->props_count--;
+		ring_pop(&n->props_ring);
 		apply_done(n, p.cookie, status, p.index, NULL);
 	}
 }
@@ -133,4 +125,5 @@ void apply_free(sr_node *n)
 {
 	hook_free(n->alloc, n->props);
 	n->props = NULL;
+	memset(&n->props_ring, 0, sizeof(n->props_ring));
 }

@@ -783,7 +783,7 @@ size_t sr_node_peer_status(const sr_node *n, sr_peer_status *out, size_t cap)
 		out[i].state = pr->state;
 		out[i].match = pr->match;
 		out[i].next = pr->next;
-		out[i].inflight_msgs = pr->infl_count;
+		out[i].inflight_msgs = pr->infl_ring.count;
 		out[i].inflight_bytes = pr->infl_bytes;
 		out[i].last_heard_ms = pr->last_heard;
 	}

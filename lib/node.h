@@ -42,7 +42,7 @@ struct progress {
 		sr_index last;
 		uint64_t bytes;
 	} * infl;
-	uint32_t infl_head, infl_count;
+	struct ring infl_ring; /* over infl; cap max_inflight_msgs */
 	uint64_t infl_bytes;
 };
 
@@ -67,7 +67,7 @@ struct read_req {
 /* A FIFO of reads (a ring); read.c keeps one per wait. */
 struct read_queue {
 	struct read_req *v;
-	uint32_t head, count, cap;
+	struct ring ring;
 };
 
 enum { SNAP_IDLE = 0, SNAP_TAKING = 1, SNAP_RECEIVING = 2 };
@@ -112,8 +112,8 @@ struct sr_node {
 
 	/* store operations in flight */
 	struct pending_op *ops;
-	uint32_t ops_cap, ops_head, ops_count;
-	uint64_t ops_first_token; /* token of ops[ops_head] */
+	struct ring ops_ring;
+	uint64_t ops_first_token; /* token of the first op in ops_ring */
 	int ops_dirty;		  /* a completion awaits processing */
 	sr_index backlog; /* first entry the store refused (SR_EBUSY), or 0 */
 
@@ -144,7 +144,7 @@ struct sr_node {
 
 	/* proposals, sorted by index */
 	struct proposal *props;
-	uint32_t props_cap, props_head, props_count;
+	struct ring props_ring;
 	uint64_t uncommitted_bytes;
 
 	/* leader */

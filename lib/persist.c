@@ -28,31 +28,24 @@
 
 static int persist_push_op(sr_node *n, sr_index last)
 {
-	if (n->ops_count == n->ops_cap) {
-		uint32_t ncap = n->ops_cap ? n->ops_cap * 2 : 64;
-		struct pending_op *o = hook_malloc(n->alloc, ncap * sizeof(*o));
-		if (!o)
+	struct pending_op *op;
+	if (ring_full(&n->ops_ring)) {
+		op = ring_grow(&n->ops_ring, n->ops, sizeof(*op), 64, n->alloc);
+		if (!op)
 			return SR_ENOMEM;
-		for (uint32_t i = 0; i < n->ops_count; i++)
-			o[i] = n->ops[(n->ops_head + i) % n->ops_cap];
-		hook_free(n->alloc, n->ops);
-		n->ops = o;
-		n->ops_cap = ncap;
-		n->ops_head = 0;
+		n->ops = op;
 	}
-	struct pending_op
-		*op = &n->ops[(n->ops_head + n->ops_count) % n->ops_cap];
+	op = &n->ops[ring_push(&n->ops_ring)];
 	op->last = last;
 	op->done = 0;
 	op->status = 0;
-	n->ops_count++;
 	return 0;
 }
 
 /* Hand entries [lo, lo + count) to the store. */
 static int persist_submit(sr_node *n, sr_index lo, size_t count)
 {
-	uint64_t token = n->ops_first_token + n->ops_count;
+	uint64_t token = n->ops_first_token + n->ops_ring.count;
 	size_t got = 0;
 	int rv;
 
@@ -80,7 +73,7 @@ static int persist_submit(sr_node *n, sr_index lo, size_t count)
 	rv = n->cfg.storage->append(n->cfg.storage_ctx, token, n->scratch,
 				    count);
 	if (rv == SR_EBUSY) {
-		n->ops_count--;
+		n->ops_ring.count--; /* the op just pushed */
 		if (!n->backlog)
 			node_log(n, SR_LOG_WARN,
 				 "store busy: entries from %llu wait",
@@ -89,7 +82,7 @@ static int persist_submit(sr_node *n, sr_index lo, size_t count)
 		return 0;
 	}
 	if (rv) {
-		n->ops_count--;
+		n->ops_ring.count--; /* the op just pushed */
 		node_stop(n, rv, "append");
 		return rv;
 	}
@@ -140,8 +133,8 @@ int persist_truncate(sr_node *n, sr_index from)
 		n->durable = from - 1;
 	if (n->verified >= from)
 		n->verified = from - 1;
-	for (uint32_t i = 0; i < n->ops_count; i++) {
-		struct pending_op *op = &n->ops[(n->ops_head + i) % n->ops_cap];
+	for (uint32_t i = 0; i < n->ops_ring.count; i++) {
+		struct pending_op *op = &n->ops[ring_pos(&n->ops_ring, i)];
 		if (op->last >= from)
 			op->last = from - 1;
 	}
@@ -152,12 +145,13 @@ void persist_complete(sr_node *n, uint64_t token, int status)
 {
 	struct pending_op *op;
 	if (token < n->ops_first_token ||
-	    token >= n->ops_first_token + n->ops_count) {
+	    token >= n->ops_first_token + n->ops_ring.count) {
 		node_log(n, SR_LOG_WARN, "completion for unknown token %llu",
 			 (unsigned long long)token);
 		return;
 	}
-	op = &n->ops[(n->ops_head + (token - n->ops_first_token)) % n->ops_cap];
+	op = &n->ops[ring_pos(&n->ops_ring,
+			      (uint32_t)(token - n->ops_first_token))];
 	if (op->done)
 		return;
 	op->done = 1;
@@ -168,8 +162,8 @@ void persist_complete(sr_node *n, uint64_t token, int status)
 void persist_process(sr_node *n)
 {
 	n->ops_dirty = 0;
-	while (n->ops_count > 0) {
-		struct pending_op *op = &n->ops[n->ops_head];
+	while (n->ops_ring.count > 0) {
+		struct pending_op *op = &n->ops[ring_first(&n->ops_ring)];
 		if (!op->done)
 			break;
 		if (op->status) {
@@ -180,8 +174,7 @@ void persist_process(sr_node *n)
 			n->durable = op->last;
 			n->commit_moved = 1; /* the leader counts its own */
 		}
-		n->ops_head = (n->ops_head + 1) % n->ops_cap;
-		n->ops_count--;
+		ring_pop(&n->ops_ring);
 		n->ops_first_token++;
 	}
 }
@@ -190,5 +183,5 @@ void persist_free(sr_node *n)
 {
 	hook_free(n->alloc, n->ops);
 	n->ops = NULL;
-	n->ops_count = 0;
+	memset(&n->ops_ring, 0, sizeof(n->ops_ring));
 }

@@ -34,8 +34,7 @@ void progress_reset(sr_node *n, struct progress *pr)
 	pr->next = log_last(&n->log) + 1;
 	pr->probe_sent = 0;
 	pr->recent_active = 1;
-	pr->infl_head = 0;
-	pr->infl_count = 0;
+	ring_clear(&pr->infl_ring);
 	pr->infl_bytes = 0;
 }
 
@@ -43,6 +42,7 @@ void progress_free(sr_node *n, struct progress *pr)
 {
 	hook_free(n->alloc, pr->infl);
 	pr->infl = NULL;
+	memset(&pr->infl_ring, 0, sizeof(pr->infl_ring));
 }
 
 void progress_free_all(sr_node *n)

@@ -47,24 +47,20 @@
 
 static struct read_req *rq_at(struct read_queue *q, uint32_t i)
 {
-	return &q->v[(q->head + i) % q->cap];
+	return &q->v[ring_pos(&q->ring, i)];
 }
 
-static int rq_grow(sr_node *n, struct read_queue *q)
+static int rq_reserve(sr_node *n, struct read_queue *q)
 {
-	uint32_t ncap = q->cap ? q->cap * 2 : 64;
 	struct read_req *v;
-	if (q->count >= READ_MAX_PENDING)
+	if (q->ring.count >= READ_MAX_PENDING)
 		return SR_EBUSY;
-	v = hook_malloc(n->alloc, ncap * sizeof(*v));
+	if (!ring_full(&q->ring))
+		return 0;
+	v = ring_grow(&q->ring, q->v, sizeof(*v), 64, n->alloc);
 	if (!v)
 		return SR_ENOMEM;
-	for (uint32_t i = 0; i < q->count; i++)
-		v[i] = *rq_at(q, i);
-	hook_free(n->alloc, q->v);
 	q->v = v;
-	q->cap = ncap;
-	q->head = 0;
 	return 0;
 }
 
@@ -73,26 +69,20 @@ static int rq_push(sr_node *n, struct read_queue *q, const struct read_req *r,
 		   int by_index)
 {
 	uint32_t pos;
-	if (q->count == q->cap) {
-		int rv = rq_grow(n, q);
-		if (rv)
-			return rv;
-	}
-	pos = q->count;
-	while (by_index && pos > 0 && rq_at(q, pos - 1)->index > r->index) {
-		*rq_at(q, pos) = *rq_at(q, pos - 1);
+	int rv = rq_reserve(n, q);
+	if (rv)
+		return rv;
+	pos = q->ring.count;
+	while (by_index && pos > 0 && rq_at(q, pos - 1)->index > r->index)
 		pos--;
-	}
-	*rq_at(q, pos) = *r;
-	q->count++;
+	q->v[ring_insert(&q->ring, q->v, sizeof(*r), pos)] = *r;
 	return 0;
 }
 
 static struct read_req rq_pop(struct read_queue *q)
 {
-	struct read_req r = q->v[q->head];
-	q->head = (q->head + 1) % q->cap;
-	q->count--;
+	struct read_req r = q->v[ring_first(&q->ring)];
+	ring_pop(&q->ring);
 	return r;
 }
 
@@ -119,7 +109,7 @@ static void read_finish(sr_node *n, const struct read_req *r, int status)
 
 static void rq_fail(sr_node *n, struct read_queue *q, int status)
 {
-	while (q->count > 0) {
+	while (q->ring.count > 0) {
 		struct read_req r = rq_pop(q);
 		read_finish(n, &r, status);
 	}
@@ -145,8 +135,8 @@ void read_start(sr_node *n, const sr_durable *d)
 
 static uint32_t read_pending(const sr_node *n)
 {
-	return n->rq_term.count + n->rq_quorum.count + n->rq_forward.count +
-	       n->rq_apply.count;
+	return n->rq_term.ring.count + n->rq_quorum.ring.count +
+	       n->rq_forward.ring.count + n->rq_apply.ring.count;
 }
 
 /* Reads registered in another term are no longer trustworthy. */
@@ -226,10 +216,10 @@ void read_handle_resp(sr_node *n, const sr_msg *m)
 	uint32_t i;
 
 	read_check_term(n);
-	for (i = 0; i < q->count; i++) /* answers come mostly in order */
+	for (i = 0; i < q->ring.count; i++) /* answers come mostly in order */
 		if (rq_at(q, i)->ctx == a->ctx && rq_at(q, i)->term == m->term)
 			break;
-	if (i == q->count)
+	if (i == q->ring.count)
 		return; /* failed or timed out already */
 	r = *rq_at(q, i);
 	for (; i > 0; i--)
@@ -254,16 +244,16 @@ void read_process(sr_node *n)
 		rq_fail(n, &n->rq_term, SR_ENOTLEADER);
 		rq_fail(n, &n->rq_quorum, SR_ENOTLEADER);
 	} else {
-		if (n->rq_term.count && n->commit >= n->term_start) {
-			while (n->rq_term.count) {
+		if (n->rq_term.ring.count && n->commit >= n->term_start) {
+			while (n->rq_term.ring.count) {
 				struct read_req r = rq_pop(&n->rq_term);
 				if (read_leader_add(n, &r))
 					read_finish(n, &r, SR_ENOMEM);
 			}
 		}
-		if (n->rq_quorum.count) {
+		if (n->rq_quorum.ring.count) {
 			uint64_t ok = progress_quorum_seq(n);
-			while (n->rq_quorum.count &&
+			while (n->rq_quorum.ring.count &&
 			       rq_at(&n->rq_quorum, 0)->seq <= ok) {
 				struct read_req r = rq_pop(&n->rq_quorum);
 				if (r.remote)
@@ -273,13 +263,13 @@ void read_process(sr_node *n)
 			}
 		}
 	}
-	while (n->rq_forward.count &&
+	while (n->rq_forward.ring.count &&
 	       n->now - rq_at(&n->rq_forward, 0)->since >=
 		       n->cfg.election_timeout_ms) {
 		struct read_req r = rq_pop(&n->rq_forward);
 		read_finish(n, &r, SR_ETIMEOUT);
 	}
-	while (n->rq_apply.count &&
+	while (n->rq_apply.ring.count &&
 	       rq_at(&n->rq_apply, 0)->index <= n->applied) {
 		struct read_req r = rq_pop(&n->rq_apply);
 		read_finish(n, &r, 0);

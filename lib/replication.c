@@ -30,40 +30,42 @@
 
 static int repl_infl_full(const sr_node *n, const struct progress *pr)
 {
-	return pr->infl_count >= n->cfg.max_inflight_msgs ||
+	return pr->infl_ring.count >= n->cfg.max_inflight_msgs ||
 	       pr->infl_bytes >= n->cfg.max_inflight_bytes;
 }
 
 static void repl_infl_add(sr_node *n, struct progress *pr, sr_index last,
 			  uint64_t bytes)
 {
-	uint32_t cap = n->cfg.max_inflight_msgs;
-	if (!pr->infl) {
-		pr->infl = hook_malloc(n->alloc, cap * sizeof(*pr->infl));
-		if (!pr->infl)
+	/* Allocated at the first append, at least the size repl_infl_full()
+	 * keeps it to, so it never grows after. */
+	struct inflight *f;
+	if (ring_full(&pr->infl_ring)) {
+		f = ring_grow(&pr->infl_ring, pr->infl, sizeof(*f),
+			      n->cfg.max_inflight_msgs, n->alloc);
+		if (!f)
 			return; /* unbounded pipelining is avoided by PROBE */
+		pr->infl = f;
 	}
-	pr->infl[(pr->infl_head + pr->infl_count) % cap].last = last;
-	pr->infl[(pr->infl_head + pr->infl_count) % cap].bytes = bytes;
-	pr->infl_count++;
+	f = &pr->infl[ring_push(&pr->infl_ring)];
+	f->last = last;
+	f->bytes = bytes;
 	pr->infl_bytes += bytes;
 }
 
 /* Forget in-flight appends acknowledged up to index. */
-static void repl_infl_free_to(sr_node *n, struct progress *pr, sr_index index)
+static void repl_infl_free_to(struct progress *pr, sr_index index)
 {
-	uint32_t cap = n->cfg.max_inflight_msgs;
-	while (pr->infl_count > 0 && pr->infl[pr->infl_head].last <= index) {
-		pr->infl_bytes -= pr->infl[pr->infl_head].bytes;
-		pr->infl_head = (pr->infl_head + 1) % cap;
-		pr->infl_count--;
+	struct ring *r = &pr->infl_ring;
+	while (r->count > 0 && pr->infl[ring_first(r)].last <= index) {
+		pr->infl_bytes -= pr->infl[ring_first(r)].bytes;
+		ring_pop(r);
 	}
 }
 
 static void repl_infl_clear(struct progress *pr)
 {
-	pr->infl_head = 0;
-	pr->infl_count = 0;
+	ring_clear(&pr->infl_ring);
 	pr->infl_bytes = 0;
 }
 
@@ -254,7 +256,7 @@ struct progress *repl_handle_append_resp(sr_node *n, const sr_msg *m)
 			pr->match = r->index;
 			n->commit_moved = 1;
 			pr->match_seq = r->seq;
-			repl_infl_free_to(n, pr, r->index);
+			repl_infl_free_to(pr, r->index);
 		}
 		/* Only the answer to our latest probe (or a later append)
 		 * proves the logs match where the probe said: a stale

@@ -7,6 +7,7 @@
 
 #include "internal/alloc.h"
 #include "internal/rand.h"
+#include "internal/ring.h"
 
 #define SR_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SR_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -42,22 +42,22 @@
  * Through w->alloc, a copy of the host's hooks: options_check admits all
  * three or none, and with none the copy is zero, which means libc.
  */
-void *sr_walc_alloc(sr_wal *w, size_t n)
+void *wal_mem_alloc(sr_wal *w, size_t n)
 {
 	return hook_malloc(&w->alloc, n);
 }
 
-void *sr_walc_realloc(sr_wal *w, void *p, size_t n)
+void *wal_mem_realloc(sr_wal *w, void *p, size_t n)
 {
 	return hook_realloc(&w->alloc, p, n);
 }
 
-void sr_walc_free(sr_wal *w, void *p)
+void wal_mem_free(sr_wal *w, void *p)
 {
 	hook_free(&w->alloc, p);
 }
 
-void sr_walc_logf(sr_wal *w, int level, const char *fmt, ...)
+void wal_io_logf(sr_wal *w, int level, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
@@ -70,12 +70,12 @@ void sr_walc_logf(sr_wal *w, int level, const char *fmt, ...)
 	w->log(w->log_ctx, level, line);
 }
 
-int sr_walc_errno_code(int err)
+int wal_io_error_code(int err)
 {
 	return err == ENOSPC || err == EDQUOT ? SR_ENOSPC : SR_EIO;
 }
 
-struct wal_seg *sr_walc_seg_get(sr_wal *w, uint64_t seq)
+struct wal_seg *wal_queue_seg_find(sr_wal *w, uint64_t seq)
 {
 	uint64_t i;
 
@@ -85,7 +85,7 @@ struct wal_seg *sr_walc_seg_get(sr_wal *w, uint64_t seq)
 	return i < w->n_segs ? &w->segs[i] : NULL;
 }
 
-void sr_walc_item_finish(sr_wal *w, struct wal_item *it, int status)
+void wal_queue_item_finish(sr_wal *w, struct wal_item *it, int status)
 {
 	it->status = status;
 	it->state = ITEM_DONE;
@@ -96,7 +96,7 @@ void sr_walc_item_finish(sr_wal *w, struct wal_item *it, int status)
 	pthread_cond_broadcast(&w->cv_done);
 }
 
-int sr_walc_failed(sr_wal *w)
+int wal_queue_failed(sr_wal *w)
 {
 	int rv;
 
@@ -106,7 +106,7 @@ int sr_walc_failed(sr_wal *w)
 	return rv;
 }
 
-void sr_walc_stop(sr_wal *w, int rv)
+void wal_queue_stop(sr_wal *w, int rv)
 {
 	pthread_mutex_lock(&w->mu);
 	if (!w->failed)
@@ -114,7 +114,7 @@ void sr_walc_stop(sr_wal *w, int rv)
 	pthread_mutex_unlock(&w->mu);
 }
 
-void sr_walc_notify(sr_wal *w)
+void wal_queue_notify(sr_wal *w)
 {
 	uint64_t one = 1;
 
@@ -131,9 +131,9 @@ static void item_release(sr_wal *w, struct wal_item *it)
 		w->spare = it;
 		return;
 	}
-	sr_walc_free(w, it->buf);
-	sr_walc_free(w, it->tokens);
-	sr_walc_free(w, it);
+	wal_mem_free(w, it->buf);
+	wal_mem_free(w, it->tokens);
+	wal_mem_free(w, it);
 }
 
 /* Close and forget segments the engine deleted (under mu). */
@@ -179,7 +179,7 @@ static void reap_locked(sr_wal *w)
 	}
 }
 
-void sr_walc_reap(sr_wal *w)
+void wal_queue_reap(sr_wal *w)
 {
 	pthread_mutex_lock(&w->mu);
 	reap_locked(w);
@@ -199,12 +199,12 @@ static void log_engine_messages(sr_wal *w)
 	w->warn_msg[0] = 0;
 	pthread_mutex_unlock(&w->mu);
 	if (warn[0])
-		sr_walc_logf(w, SR_LOG_WARN, "%s", warn);
+		wal_io_logf(w, SR_LOG_WARN, "%s", warn);
 	if (failed && !w->fail_logged) {
 		w->fail_logged = 1;
-		sr_walc_logf(w, SR_LOG_ERROR, "%s (%s)",
-			     fail[0] ? fail : "wal: stopped by an I/O error",
-			     sr_strerror(failed));
+		wal_io_logf(w, SR_LOG_ERROR, "%s (%s)",
+			    fail[0] ? fail : "wal: stopped by an I/O error",
+			    sr_strerror(failed));
 	}
 }
 
@@ -289,11 +289,11 @@ int sr_wal_write_now(sr_wal *w)
 
 int sr_wal_sync(sr_wal *w)
 {
-	int rv = sr_walc_drain(w);
+	int rv = wal_queue_drain(w);
 
 	/* groups created since the last batch, when no batch followed */
-	if (!rv && (rv = sr_walio_dir_sync(w)))
-		sr_walc_stop(w, rv);
+	if (!rv && (rv = wal_io_dir_sync(w)))
+		wal_queue_stop(w, rv);
 	sr_wal_process(w);
 	return rv;
 }
@@ -309,7 +309,7 @@ void sr_wal_set_done(sr_wal *w, sr_wal_done_fn done, void *ctx)
 	w->g0.done_ctx = ctx;
 }
 
-void sr_walc_forget_group(sr_wal *w, struct sr_wal_group *g)
+void wal_queue_forget_group(sr_wal *w, struct sr_wal_group *g)
 {
 	struct wal_item *lists[2];
 
@@ -400,33 +400,33 @@ static int engine_pick(sr_wal *w, int want)
 {
 #ifdef SR_HAVE_URING
 	if (want == SR_WAL_URING ||
-	    (want == SR_WAL_AUTO && sr_waluring_usable())) {
-		w->eng = &sr_waluring_engine;
+	    (want == SR_WAL_AUTO && wal_uring_usable())) {
+		w->eng = &wal_uring_engine;
 		return 0;
 	}
 #else
 	if (want == SR_WAL_URING) {
-		sr_walc_logf(w, SR_LOG_ERROR,
-			     "wal: the io_uring engine was not built in "
-			     "(build with liburing, or URING=1)");
+		wal_io_logf(w, SR_LOG_ERROR,
+			    "wal: the io_uring engine was not built in "
+			    "(build with liburing, or URING=1)");
 		return SR_EINVAL;
 	}
 #endif
-	w->eng = &sr_walposix_engine;
+	w->eng = &wal_posix_engine;
 	return 0;
 }
 
 static int dir_open(sr_wal *w)
 {
 	if (mkdir(w->dir, 0700) != 0 && errno != EEXIST) {
-		sr_walc_logf(w, SR_LOG_ERROR, "wal: creating %s: %s", w->dir,
-			     strerror(errno));
-		return sr_walc_errno_code(errno);
+		wal_io_logf(w, SR_LOG_ERROR, "wal: creating %s: %s", w->dir,
+			    strerror(errno));
+		return wal_io_error_code(errno);
 	}
 	w->dirfd = open(w->dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
 	if (w->dirfd < 0) {
-		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s: %s", w->dir,
-			     strerror(errno));
+		wal_io_logf(w, SR_LOG_ERROR, "wal: opening %s: %s", w->dir,
+			    strerror(errno));
 		return errno == ENOENT || errno == ENOTDIR ? SR_EINVAL : SR_EIO;
 	}
 	return 0;
@@ -441,33 +441,33 @@ static void wal_free(sr_wal *w)
 			struct wal_item *it = lists[l];
 
 			lists[l] = it->next;
-			sr_walc_free(w, it->buf);
-			sr_walc_free(w, it->tokens);
-			sr_walc_free(w, it);
+			wal_mem_free(w, it->buf);
+			wal_mem_free(w, it->tokens);
+			wal_mem_free(w, it);
 		}
 	}
 	if (w->spare) {
-		sr_walc_free(w, w->spare->buf);
-		sr_walc_free(w, w->spare->tokens);
-		sr_walc_free(w, w->spare);
+		wal_mem_free(w, w->spare->buf);
+		wal_mem_free(w, w->spare->tokens);
+		wal_mem_free(w, w->spare);
 	}
 	for (size_t i = 0; i < w->n_segs; i++)
 		if (w->segs[i].fd >= 0)
 			close(w->segs[i].fd);
-	sr_walg_free_all(w);
+	wal_group_free_all(w);
 	if (w->evfd >= 0)
 		close(w->evfd);
 	if (w->lockfd >= 0)
 		close(w->lockfd); /* releases the flock */
 	if (w->dirfd >= 0)
 		close(w->dirfd);
-	sr_walc_free(w, w->segs);
-	sr_walc_free(w, w->rbuf);
-	sr_walc_free(w, w->win);
-	sr_walc_free(w, w->dir);
+	wal_mem_free(w, w->segs);
+	wal_mem_free(w, w->rbuf);
+	wal_mem_free(w, w->win);
+	wal_mem_free(w, w->dir);
 	pthread_cond_destroy(&w->cv_done);
 	pthread_mutex_destroy(&w->mu);
-	sr_walc_free(w, w);
+	wal_mem_free(w, w);
 }
 
 static sr_wal *wal_new(const sr_wal_options *o)
@@ -478,16 +478,16 @@ static sr_wal *wal_new(const sr_wal_options *o)
 	memset(&tmp, 0, sizeof(tmp));
 	if (o->alloc)
 		tmp.alloc = *o->alloc;
-	w = sr_walc_alloc(&tmp, sizeof(*w));
+	w = wal_mem_alloc(&tmp, sizeof(*w));
 	if (!w)
 		return NULL;
 	*w = tmp;
-	sr_walg_init(w, &w->g0, 0);
+	wal_group_init(w, &w->g0, 0);
 	w->g0.has_meta = 1;
 	w->g0.is_open = 1;
-	w->dir = sr_walc_alloc(w, dlen + 1);
+	w->dir = wal_mem_alloc(w, dlen + 1);
 	if (!w->dir) {
-		sr_walc_free(w, w);
+		wal_mem_free(w, w);
 		return NULL;
 	}
 	memcpy(w->dir, o->dir, dlen + 1);
@@ -519,26 +519,26 @@ int sr_wal_open(const sr_wal_options *o, sr_wal **out)
 	if (!w)
 		return SR_ENOMEM;
 	if ((rv = engine_pick(w, o->engine)) || (rv = dir_open(w)) ||
-	    (rv = sr_walio_lock(w)))
+	    (rv = wal_io_lock(w)))
 		goto fail;
 	w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->evfd < 0) {
 		rv = SR_EIO;
 		goto fail;
 	}
-	if ((rv = sr_walrec_recover(w)))
+	if ((rv = wal_recover(w)))
 		goto fail;
 	rv = w->eng->start(w);
 	if (rv)
 		goto fail;
-	sr_walc_logf(w, SR_LOG_INFO,
-		     "wal: opened %s (%s): log %llu..%llu, snapshot %llu, "
-		     "term %llu",
-		     w->dir, sr_wal_engine_name(w->eng->id),
-		     (unsigned long long)w->g0.first,
-		     (unsigned long long)w->g0.last,
-		     (unsigned long long)w->g0.snap.index,
-		     (unsigned long long)w->g0.term);
+	wal_io_logf(w, SR_LOG_INFO,
+		    "wal: opened %s (%s): log %llu..%llu, snapshot %llu, "
+		    "term %llu",
+		    w->dir, sr_wal_engine_name(w->eng->id),
+		    (unsigned long long)w->g0.first,
+		    (unsigned long long)w->g0.last,
+		    (unsigned long long)w->g0.snap.index,
+		    (unsigned long long)w->g0.term);
 	w->eng->kick(w); /* records queued by recovery, if any */
 	*out = w;
 	return 0;
@@ -552,9 +552,9 @@ void sr_wal_close(sr_wal *w)
 	if (!w)
 		return;
 	w->eng->stop(w);
-	if (!w->failed && sr_walio_dir_sync(w)) /* groups created last */
-		sr_walc_stop(w, SR_EIO);
-	sr_walc_reap(w);
+	if (!w->failed && wal_io_dir_sync(w)) /* groups created last */
+		wal_queue_stop(w, SR_EIO);
+	wal_queue_reap(w);
 	log_engine_messages(w);
 	wal_free(w);
 }

@@ -43,7 +43,7 @@
 
 #include "wal_format.h"
 
-int sr_walfmt_is_zero(const unsigned char *p, size_t n)
+int wal_fmt_is_zero(const unsigned char *p, size_t n)
 {
 	size_t i = 0;
 
@@ -59,14 +59,14 @@ int sr_walfmt_is_zero(const unsigned char *p, size_t n)
 	return 1;
 }
 
-void sr_walfmt_seg_hdr_encode(unsigned char out[WAL_SEG_HDR],
-			      const struct wal_seg_hdr *h)
+void wal_fmt_seg_hdr_encode(unsigned char out[WAL_SEG_HDR],
+			    const struct wal_seg_hdr *h)
 {
-	sr_walfmt_seg_hdr_encode_v(out, h, WAL_SEG_VERSION);
+	wal_fmt_seg_hdr_encode_v(out, h, WAL_SEG_VERSION);
 }
 
-void sr_walfmt_seg_hdr_encode_v(unsigned char out[WAL_SEG_HDR],
-				const struct wal_seg_hdr *h, uint32_t version)
+void wal_fmt_seg_hdr_encode_v(unsigned char out[WAL_SEG_HDR],
+			      const struct wal_seg_hdr *h, uint32_t version)
 {
 	memset(out, 0, WAL_SEG_HDR);
 	memcpy(out, WAL_SEG_MAGIC, 8);
@@ -79,10 +79,10 @@ void sr_walfmt_seg_hdr_encode_v(unsigned char out[WAL_SEG_HDR],
 	wal_put32(out + 60, sr_crc32c(0, out, 60));
 }
 
-int sr_walfmt_seg_hdr_decode(const unsigned char in[WAL_SEG_HDR],
-			     struct wal_seg_hdr *h, const char **why)
+int wal_fmt_seg_hdr_decode(const unsigned char in[WAL_SEG_HDR],
+			   struct wal_seg_hdr *h, const char **why)
 {
-	if (sr_walfmt_is_zero(in, WAL_SEG_HDR)) {
+	if (wal_fmt_is_zero(in, WAL_SEG_HDR)) {
 		*why = "segment header is all zero";
 		return WALFMT_ZERO;
 	}
@@ -100,7 +100,7 @@ int sr_walfmt_seg_hdr_decode(const unsigned char in[WAL_SEG_HDR],
 		return WALFMT_BAD;
 	}
 	if (wal_get32(in + 12) != WAL_SEG_HDR ||
-	    !sr_walfmt_is_zero(in + 48, 12)) {
+	    !wal_fmt_is_zero(in + 48, 12)) {
 		*why = "malformed segment header";
 		return WALFMT_BAD;
 	}
@@ -117,15 +117,15 @@ int sr_walfmt_seg_hdr_decode(const unsigned char in[WAL_SEG_HDR],
 	return WALFMT_OK;
 }
 
-void sr_walfmt_rec_encode(unsigned char *out, const struct wal_rec *r)
+void wal_fmt_rec_encode(unsigned char *out, const struct wal_rec *r)
 {
 	uint64_t size = wal_rec_size(r->len);
 
-	sr_walfmt_rec_encode_unsealed(out, r);
+	wal_fmt_rec_encode_unsealed(out, r);
 	wal_put32(out, sr_crc32c(0, out + 4, (size_t)(size - 4)));
 }
 
-void sr_walfmt_seal(unsigned char *buf, size_t from, size_t to)
+void wal_fmt_seal(unsigned char *buf, size_t from, size_t to)
 {
 	while (from < to) {
 		size_t size = (size_t)wal_rec_size(wal_get32(buf + from + 4));
@@ -135,7 +135,7 @@ void sr_walfmt_seal(unsigned char *buf, size_t from, size_t to)
 	}
 }
 
-void sr_walfmt_rec_fields(const unsigned char *in, struct wal_rec *r)
+void wal_fmt_rec_fields(const unsigned char *in, struct wal_rec *r)
 {
 	r->len = wal_get32(in + 4);
 	r->kind = wal_get32(in + 8);
@@ -148,7 +148,7 @@ void sr_walfmt_rec_fields(const unsigned char *in, struct wal_rec *r)
 	r->data = in + WAL_REC_HDR;
 }
 
-void sr_walfmt_rec_encode_unsealed(unsigned char *out, const struct wal_rec *r)
+void wal_fmt_rec_encode_unsealed(unsigned char *out, const struct wal_rec *r)
 {
 	uint64_t size = wal_rec_size(r->len);
 
@@ -167,13 +167,13 @@ void sr_walfmt_rec_encode_unsealed(unsigned char *out, const struct wal_rec *r)
 	       (size_t)(size - WAL_REC_HDR - r->len));
 }
 
-int sr_walfmt_rec_peek(const unsigned char *hdr, uint64_t off, uint64_t avail,
-		       uint64_t *size, const char **why)
+int wal_fmt_rec_peek(const unsigned char *hdr, uint64_t off, uint64_t avail,
+		     uint64_t *size, const char **why)
 {
 	uint32_t len = wal_get32(hdr + 4), kind = wal_get32(hdr + 8);
 	uint64_t boff = wal_get32(hdr + 40);
 
-	if (sr_walfmt_is_zero(hdr, WAL_REC_HDR)) {
+	if (wal_fmt_is_zero(hdr, WAL_REC_HDR)) {
 		*why = "zeroed record header";
 		return WALFMT_ZERO;
 	}
@@ -211,7 +211,7 @@ int sr_walfmt_rec_peek(const unsigned char *hdr, uint64_t off, uint64_t avail,
 	return WALFMT_OK;
 }
 
-int sr_walfmt_rec_allowed(uint32_t seg_version, const struct wal_rec *r)
+int wal_fmt_rec_allowed(uint32_t seg_version, const struct wal_rec *r)
 {
 	if (seg_version == WAL_SEG_VERSION_1)
 		return !r->group && r->kind < WAL_REC_RESET;
@@ -220,11 +220,11 @@ int sr_walfmt_rec_allowed(uint32_t seg_version, const struct wal_rec *r)
 	return 1;
 }
 
-int sr_walfmt_rec_decode(const unsigned char *in, uint64_t off, uint64_t size,
-			 struct wal_rec *r, const char **why)
+int wal_fmt_rec_decode(const unsigned char *in, uint64_t off, uint64_t size,
+		       struct wal_rec *r, const char **why)
 {
 	uint64_t want;
-	int rv = sr_walfmt_rec_peek(in, off, size, &want, why);
+	int rv = wal_fmt_rec_peek(in, off, size, &want, why);
 
 	if (rv != WALFMT_OK)
 		return rv == WALFMT_ZERO ? WALFMT_BAD : rv;
@@ -236,12 +236,12 @@ int sr_walfmt_rec_decode(const unsigned char *in, uint64_t off, uint64_t size,
 		*why = "record CRC mismatch";
 		return WALFMT_BAD;
 	}
-	sr_walfmt_rec_fields(in, r);
+	wal_fmt_rec_fields(in, r);
 	return WALFMT_OK;
 }
 
-void sr_walfmt_meta_encode(unsigned char out[WAL_META_SIZE],
-			   const struct wal_meta *m)
+void wal_fmt_meta_encode(unsigned char out[WAL_META_SIZE],
+			 const struct wal_meta *m)
 {
 	memcpy(out, WAL_META_MAGIC, 8);
 	wal_put32(out + 8, WAL_VERSION);
@@ -251,8 +251,8 @@ void sr_walfmt_meta_encode(unsigned char out[WAL_META_SIZE],
 	wal_put32(out + 32, sr_crc32c(0, out, 32));
 }
 
-int sr_walfmt_meta_decode(const unsigned char *in, size_t len,
-			  struct wal_meta *m, const char **why)
+int wal_fmt_meta_decode(const unsigned char *in, size_t len, struct wal_meta *m,
+			const char **why)
 {
 	if (len != WAL_META_SIZE) {
 		*why = "meta file has the wrong size";
@@ -276,8 +276,8 @@ int sr_walfmt_meta_decode(const unsigned char *in, size_t len,
 	return WALFMT_OK;
 }
 
-void sr_walfmt_lost_encode(unsigned char out[WAL_LOST_SIZE], sr_index last,
-			   sr_term term)
+void wal_fmt_lost_encode(unsigned char out[WAL_LOST_SIZE], sr_index last,
+			 sr_term term)
 {
 	memcpy(out, WAL_LOST_MAGIC, 8);
 	wal_put64(out + 8, last);
@@ -287,8 +287,8 @@ void sr_walfmt_lost_encode(unsigned char out[WAL_LOST_SIZE], sr_index last,
 	wal_put32(out + 32, sr_crc32c(0, out, 32));
 }
 
-int sr_walfmt_lost_decode(const unsigned char *in, size_t len, sr_index *last,
-			  sr_term *term, const char **why)
+int wal_fmt_lost_decode(const unsigned char *in, size_t len, sr_index *last,
+			sr_term *term, const char **why)
 {
 	/* the word after lost_last is version 1's reserved zero */
 	size_t body = len == WAL_LOST_SIZE ? 32 : 20;
@@ -321,7 +321,7 @@ static size_t conf_addr_len(const sr_member *m)
 	return n;
 }
 
-size_t sr_walfmt_conf_size(const sr_membership *conf)
+size_t wal_fmt_conf_size(const sr_membership *conf)
 {
 	size_t n = 4;
 	uint32_t count = conf ? conf->n : 0;
@@ -333,9 +333,9 @@ size_t sr_walfmt_conf_size(const sr_membership *conf)
 	return n;
 }
 
-uint32_t sr_walfmt_snap_hdr_size(const sr_membership *conf)
+uint32_t wal_fmt_snap_hdr_size(const sr_membership *conf)
 {
-	size_t n = WAL_SNAP_FIXED + sr_walfmt_conf_size(conf);
+	size_t n = WAL_SNAP_FIXED + wal_fmt_conf_size(conf);
 
 	return (uint32_t)((n + 7u) & ~(size_t)7u);
 }
@@ -355,8 +355,8 @@ static uint32_t conf_role_word(const sr_member *m)
 	       (m->auto_promote ? 1u << 16 : 0);
 }
 
-void sr_walfmt_snap_hdr_encode(unsigned char *out, const struct wal_snap_hdr *h,
-			       const sr_membership *conf)
+void wal_fmt_snap_hdr_encode(unsigned char *out, const struct wal_snap_hdr *h,
+			     const sr_membership *conf)
 {
 	uint32_t count = conf ? conf->n : 0, version = WAL_VERSION;
 	size_t p = WAL_SNAP_FIXED;
@@ -374,7 +374,7 @@ void sr_walfmt_snap_hdr_encode(unsigned char *out, const struct wal_snap_hdr *h,
 	wal_put64(out + 24, h->term);
 	wal_put64(out + 32, h->data_size);
 	wal_put32(out + 40, h->data_crc);
-	wal_put32(out + 44, (uint32_t)sr_walfmt_conf_size(conf));
+	wal_put32(out + 44, (uint32_t)wal_fmt_conf_size(conf));
 	wal_put32(out + p, count);
 	p += 4;
 	for (uint32_t i = 0; i < count; i++) {
@@ -433,9 +433,9 @@ static int conf_decode(const unsigned char *p, uint32_t len, uint32_t version,
 	return WALFMT_OK;
 }
 
-int sr_walfmt_snap_hdr_decode(const unsigned char *in, size_t len,
-			      struct wal_snap_hdr *h, sr_membership *conf,
-			      const char **why)
+int wal_fmt_snap_hdr_decode(const unsigned char *in, size_t len,
+			    struct wal_snap_hdr *h, sr_membership *conf,
+			    const char **why)
 {
 	if (len < WAL_SNAP_FIXED || memcmp(in, WAL_SNAP_MAGIC, 8) != 0) {
 		*why = "bad snapshot magic";
@@ -462,8 +462,8 @@ int sr_walfmt_snap_hdr_decode(const unsigned char *in, size_t len,
 	if ((wal_get32(in + 8) != WAL_VERSION &&
 	     wal_get32(in + 8) != WAL_SNAP_VERSION_2) ||
 	    wal_get32(in + 52) != 0 ||
-	    !sr_walfmt_is_zero(in + WAL_SNAP_FIXED + h->conf_len,
-			       h->hdr_size - WAL_SNAP_FIXED - h->conf_len)) {
+	    !wal_fmt_is_zero(in + WAL_SNAP_FIXED + h->conf_len,
+			     h->hdr_size - WAL_SNAP_FIXED - h->conf_len)) {
 		*why = "unsupported snapshot version";
 		return WALFMT_BAD;
 	}

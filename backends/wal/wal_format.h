@@ -14,8 +14,8 @@
  *   meta             36 bytes: term and vote
  *   snapshot header  48 fixed bytes + membership + padding, then the data
  */
-#ifndef SR_WAL_FORMAT_H
-#define SR_WAL_FORMAT_H
+#ifndef WAL_FORMAT_H
+#define WAL_FORMAT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -146,43 +146,43 @@ static inline uint64_t wal_rec_size(uint64_t len)
 }
 
 /* 1 if the n bytes at p are all zero. */
-int sr_walfmt_is_zero(const unsigned char *p, size_t n);
+int wal_fmt_is_zero(const unsigned char *p, size_t n);
 
-void sr_walfmt_seg_hdr_encode(unsigned char out[WAL_SEG_HDR],
-			      const struct wal_seg_hdr *h);
+void wal_fmt_seg_hdr_encode(unsigned char out[WAL_SEG_HDR],
+			    const struct wal_seg_hdr *h);
 /* The same with a given format version (tests write version 1). */
-void sr_walfmt_seg_hdr_encode_v(unsigned char out[WAL_SEG_HDR],
-				const struct wal_seg_hdr *h, uint32_t version);
+void wal_fmt_seg_hdr_encode_v(unsigned char out[WAL_SEG_HDR],
+			      const struct wal_seg_hdr *h, uint32_t version);
 /* The version of a header that decoded OK (1 or 2). */
-static inline uint32_t sr_walfmt_seg_version(const unsigned char *in)
+static inline uint32_t wal_fmt_seg_version(const unsigned char *in)
 {
 	return (uint32_t)in[8] | (uint32_t)in[9] << 8 | (uint32_t)in[10] << 16 |
 	       (uint32_t)in[11] << 24;
 }
 /* WALFMT_OK, _ZERO or _BAD (with *why set). */
-int sr_walfmt_seg_hdr_decode(const unsigned char in[WAL_SEG_HDR],
-			     struct wal_seg_hdr *h, const char **why);
+int wal_fmt_seg_hdr_decode(const unsigned char in[WAL_SEG_HDR],
+			   struct wal_seg_hdr *h, const char **why);
 
 /*
  * Encode r (header, r->len payload bytes from r->data, padding) into out,
  * which has wal_rec_size(r->len) bytes.  Computes the CRC.
  */
-void sr_walfmt_rec_encode(unsigned char *out, const struct wal_rec *r);
+void wal_fmt_rec_encode(unsigned char *out, const struct wal_rec *r);
 
 /*
  * The same without the CRC (left zero): the WAL serializes on the host's
  * thread and seals (computes the CRCs) later, off the critical path.
  */
-void sr_walfmt_rec_encode_unsealed(unsigned char *out, const struct wal_rec *r);
+void wal_fmt_rec_encode_unsealed(unsigned char *out, const struct wal_rec *r);
 
 /*
  * Compute the CRC of every record in buf[from, to), which holds whole
- * records written by sr_walfmt_rec_encode_unsealed().
+ * records written by wal_fmt_rec_encode_unsealed().
  */
-void sr_walfmt_seal(unsigned char *buf, size_t from, size_t to);
+void wal_fmt_seal(unsigned char *buf, size_t from, size_t to);
 
 /* Read the fields of a record this process wrote (no check at all). */
-void sr_walfmt_rec_fields(const unsigned char *in, struct wal_rec *r);
+void wal_fmt_rec_fields(const unsigned char *in, struct wal_rec *r);
 
 /*
  * Look at a record header (WAL_REC_HDR bytes at segment offset off, with
@@ -191,28 +191,28 @@ void sr_walfmt_rec_fields(const unsigned char *in, struct wal_rec *r);
  * WALFMT_OK with *size the whole record's size (<= avail).  The CRC is not
  * checked yet.
  */
-int sr_walfmt_rec_peek(const unsigned char *hdr, uint64_t off, uint64_t avail,
-		       uint64_t *size, const char **why);
+int wal_fmt_rec_peek(const unsigned char *hdr, uint64_t off, uint64_t avail,
+		     uint64_t *size, const char **why);
 
 /*
  * May a segment of that version hold record r?  (Version 1: group 0's
  * ENTRY, TRUNCATE and COMPACT; version 2: any group, RESET; version 3:
  * HARDSTATE and DROP too.)
  */
-int sr_walfmt_rec_allowed(uint32_t seg_version, const struct wal_rec *r);
+int wal_fmt_rec_allowed(uint32_t seg_version, const struct wal_rec *r);
 
 /*
- * Decode and check a whole record (size bytes from sr_walfmt_rec_peek at
+ * Decode and check a whole record (size bytes from wal_fmt_rec_peek at
  * segment offset off).  WALFMT_OK or WALFMT_BAD (*why).  r->data points
  * into in.
  */
-int sr_walfmt_rec_decode(const unsigned char *in, uint64_t off, uint64_t size,
-			 struct wal_rec *r, const char **why);
+int wal_fmt_rec_decode(const unsigned char *in, uint64_t off, uint64_t size,
+		       struct wal_rec *r, const char **why);
 
-void sr_walfmt_meta_encode(unsigned char out[WAL_META_SIZE],
-			   const struct wal_meta *m);
-int sr_walfmt_meta_decode(const unsigned char *in, size_t len,
-			  struct wal_meta *m, const char **why);
+void wal_fmt_meta_encode(unsigned char out[WAL_META_SIZE],
+			 const struct wal_meta *m);
+int wal_fmt_meta_decode(const unsigned char *in, size_t len, struct wal_meta *m,
+			const char **why);
 
 /* The lost file (protocol-aware repair): the highest index that damaged
  * records held and an upper bound of their terms.  Version 2:
@@ -220,26 +220,26 @@ int sr_walfmt_meta_decode(const unsigned char *in, size_t len,
  * crc32c[4] of the 32 bytes before it.  Version 1 (24 bytes) had no term:
  * magic[8] lost_last[8] reserved[4]=0 crc32c[4]; it decodes with
  * *term = 0 (unknown). */
-void sr_walfmt_lost_encode(unsigned char out[WAL_LOST_SIZE], sr_index last,
-			   sr_term term);
-int sr_walfmt_lost_decode(const unsigned char *in, size_t len, sr_index *last,
-			  sr_term *term, const char **why);
+void wal_fmt_lost_encode(unsigned char out[WAL_LOST_SIZE], sr_index last,
+			 sr_term term);
+int wal_fmt_lost_decode(const unsigned char *in, size_t len, sr_index *last,
+			sr_term *term, const char **why);
 
 /* Bytes the membership takes in a snapshot header. */
-size_t sr_walfmt_conf_size(const sr_membership *conf);
+size_t wal_fmt_conf_size(const sr_membership *conf);
 /* The snapshot header size for a membership (a multiple of 8). */
-uint32_t sr_walfmt_snap_hdr_size(const sr_membership *conf);
-/* Encode the header (h->hdr_size bytes, from sr_walfmt_snap_hdr_size). */
-void sr_walfmt_snap_hdr_encode(unsigned char *out, const struct wal_snap_hdr *h,
-			       const sr_membership *conf);
+uint32_t wal_fmt_snap_hdr_size(const sr_membership *conf);
+/* Encode the header (h->hdr_size bytes, from wal_fmt_snap_hdr_size). */
+void wal_fmt_snap_hdr_encode(unsigned char *out, const struct wal_snap_hdr *h,
+			     const sr_membership *conf);
 /*
  * Decode a snapshot header from the first len bytes of the file (at most
  * h->hdr_size are used).  Needs len >= WAL_SNAP_FIXED to learn hdr_size;
  * returns WALFMT_BAD with *why "short" if len < h->hdr_size (read more
  * and call again).  conf may be NULL.
  */
-int sr_walfmt_snap_hdr_decode(const unsigned char *in, size_t len,
-			      struct wal_snap_hdr *h, sr_membership *conf,
-			      const char **why);
+int wal_fmt_snap_hdr_decode(const unsigned char *in, size_t len,
+			    struct wal_snap_hdr *h, sr_membership *conf,
+			    const char **why);
 
 #endif

@@ -46,7 +46,7 @@ static size_t slot_of(const sr_wal *w, uint32_t id)
 	return (size_t)((id * 2654435761u) & (uint32_t)(w->gtab_cap - 1));
 }
 
-struct sr_wal_group *sr_walg_find(sr_wal *w, uint32_t id)
+struct sr_wal_group *wal_group_find(sr_wal *w, uint32_t id)
 {
 	if (id == 0)
 		return &w->g0;
@@ -73,7 +73,7 @@ static int table_grow(sr_wal *w)
 {
 	size_t old_cap = w->gtab_cap, cap = old_cap ? old_cap * 2 : 16;
 	struct sr_wal_group **old = w->gtab;
-	struct sr_wal_group **t = sr_walc_alloc(w, cap * sizeof(*t));
+	struct sr_wal_group **t = wal_mem_alloc(w, cap * sizeof(*t));
 
 	if (!t)
 		return SR_ENOMEM;
@@ -83,11 +83,11 @@ static int table_grow(sr_wal *w)
 	for (size_t i = 0; i < old_cap; i++)
 		if (old[i])
 			table_put(w, old[i]);
-	sr_walc_free(w, old);
+	wal_mem_free(w, old);
 	return 0;
 }
 
-void sr_walg_init(sr_wal *w, struct sr_wal_group *g, uint32_t id)
+void wal_group_init(sr_wal *w, struct sr_wal_group *g, uint32_t id)
 {
 	memset(g, 0, sizeof(*g));
 	g->wal = w;
@@ -97,30 +97,30 @@ void sr_walg_init(sr_wal *w, struct sr_wal_group *g, uint32_t id)
 	g->known = 1;
 }
 
-struct sr_wal_group *sr_walg_add(sr_wal *w, uint32_t id)
+struct sr_wal_group *wal_group_add(sr_wal *w, uint32_t id)
 {
 	struct sr_wal_group *g;
 
 	if ((w->n_groups + 1) * 2 > w->gtab_cap && table_grow(w))
 		return NULL;
-	g = sr_walc_alloc(w, sizeof(*g));
+	g = wal_mem_alloc(w, sizeof(*g));
 	if (!g)
 		return NULL;
-	sr_walg_init(w, g, id);
+	wal_group_init(w, g, id);
 	table_put(w, g);
 	w->n_groups++;
 	return g;
 }
 
-void sr_walg_release(struct sr_wal_group *g)
+void wal_group_release(struct sr_wal_group *g)
 {
-	sr_walsnap_close(g);
-	sr_walc_free(g->wal, g->pos);
+	wal_snap_close(g);
+	wal_mem_free(g->wal, g->pos);
 	g->pos = NULL;
 	g->pos_off = g->pos_n = g->pos_cap = 0;
 }
 
-void sr_walg_remove(sr_wal *w, struct sr_wal_group *g)
+void wal_group_remove(sr_wal *w, struct sr_wal_group *g)
 {
 	size_t mask = w->gtab_cap - 1, i = slot_of(w, g->id), j;
 
@@ -139,22 +139,22 @@ void sr_walg_remove(sr_wal *w, struct sr_wal_group *g)
 		}
 	}
 	w->n_groups--;
-	sr_walg_release(g);
-	sr_walc_free(w, g);
+	wal_group_release(g);
+	wal_mem_free(w, g);
 }
 
-void sr_walg_free_all(sr_wal *w)
+void wal_group_free_all(sr_wal *w)
 {
 	for (size_t i = 0; i < w->gtab_cap; i++) {
 		if (w->gtab[i]) {
-			sr_walg_release(w->gtab[i]);
-			sr_walc_free(w, w->gtab[i]);
+			wal_group_release(w->gtab[i]);
+			wal_mem_free(w, w->gtab[i]);
 		}
 	}
-	sr_walc_free(w, w->gtab);
+	wal_mem_free(w, w->gtab);
 	w->gtab = NULL;
 	w->gtab_cap = w->n_groups = 0;
-	sr_walg_release(&w->g0);
+	wal_group_release(&w->g0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -170,27 +170,27 @@ int sr_wal_group_open(sr_wal *w, uint32_t id, sr_wal_group **out)
 		*out = NULL;
 	if (!w || !out || id == 0) {
 		if (w)
-			sr_walc_logf(w, SR_LOG_ERROR,
-				     "wal: group id %u refused: group ids "
-				     "start at 1 (0 is the WAL's own log)",
-				     id);
+			wal_io_logf(w, SR_LOG_ERROR,
+				    "wal: group id %u refused: group ids "
+				    "start at 1 (0 is the WAL's own log)",
+				    id);
 		return SR_EINVAL;
 	}
-	if ((rv = sr_walc_failed(w)))
+	if ((rv = wal_queue_failed(w)))
 		return rv;
-	g = sr_walg_find(w, id);
+	g = wal_group_find(w, id);
 	if (g && g->is_open) {
-		sr_walc_logf(w, SR_LOG_ERROR, "wal: group %u is already open",
-			     id);
+		wal_io_logf(w, SR_LOG_ERROR, "wal: group %u is already open",
+			    id);
 		return SR_ESTATE;
 	}
-	if (!g && !(g = sr_walg_add(w, id)))
+	if (!g && !(g = wal_group_add(w, id)))
 		return SR_ENOMEM;
 	if (!g->has_meta) {
 		/* the group exists on disk from here on (see the top) */
-		if ((rv = sr_walio_meta_create(g))) {
-			sr_walg_remove(w, g);
-			sr_walc_stop(w, rv);
+		if ((rv = wal_io_meta_create(g))) {
+			wal_group_remove(w, g);
+			wal_queue_stop(w, rv);
 			return rv;
 		}
 		g->has_meta = 1;
@@ -202,7 +202,7 @@ int sr_wal_group_open(sr_wal *w, uint32_t id, sr_wal_group **out)
 
 const sr_storage_ops *sr_wal_group_storage_ops(void)
 {
-	return &sr_walc_ops;
+	return &wal_log_ops;
 }
 
 void sr_wal_group_set_done(sr_wal_group *g, sr_wal_done_fn done, void *ctx)
@@ -218,7 +218,7 @@ void sr_wal_group_close(sr_wal_group *g)
 	g->is_open = 0;
 	g->done = NULL;
 	g->done_ctx = NULL;
-	sr_walsnap_discard(g);
+	wal_snap_discard(g);
 }
 
 uint32_t sr_wal_group_id(const sr_wal_group *g)
@@ -234,44 +234,44 @@ int sr_wal_group_drop(sr_wal *w, uint32_t id)
 
 	if (!w || id == 0)
 		return SR_EINVAL;
-	g = sr_walg_find(w, id);
+	g = wal_group_find(w, id);
 	if (!g)
 		return SR_ENOTFOUND;
 	if (g->is_open) {
-		sr_walc_logf(w, SR_LOG_ERROR,
-			     "wal: group %u is open: close it before dropping "
-			     "it",
-			     id);
+		wal_io_logf(w, SR_LOG_ERROR,
+			    "wal: group %u is open: close it before dropping "
+			    "it",
+			    id);
 		return SR_ESTATE;
 	}
-	if ((rv = sr_walc_failed(w)))
+	if ((rv = wal_queue_failed(w)))
 		return rv;
 	/* 1. the meta file: from here on the group is being dropped */
-	sr_walio_group_name(name, sizeof(name), id, "meta");
+	wal_io_group_name(name, sizeof(name), id, "meta");
 	if ((unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT) ||
 	    fsync(w->dirfd) != 0) {
-		rv = sr_walc_errno_code(errno);
-		sr_walc_logf(w, SR_LOG_ERROR,
-			     "wal: dropping group %u: deleting %s/%s: %s", id,
-			     w->dir, name, strerror(errno));
-		sr_walc_stop(w, rv);
+		rv = wal_io_error_code(errno);
+		wal_io_logf(w, SR_LOG_ERROR,
+			    "wal: dropping group %u: deleting %s/%s: %s", id,
+			    w->dir, name, strerror(errno));
+		wal_queue_stop(w, rv);
 		return rv;
 	}
 	g->has_meta = 0;
 	/* 2. forget its records and its hard state, durably */
-	if ((rv = sr_walc_put_marker(g, WAL_REC_DROP, 0)) ||
-	    (rv = sr_walc_drain(w)))
+	if ((rv = wal_plan_put_marker(g, WAL_REC_DROP, 0)) ||
+	    (rv = wal_queue_drain(w)))
 		return rv;
 	/* 3. its snapshot and lost files */
-	if ((rv = sr_walsnap_delete_all(g))) {
-		sr_walc_stop(w, rv);
+	if ((rv = wal_snap_delete_all(g))) {
+		wal_queue_stop(w, rv);
 		return rv;
 	}
-	sr_walc_forget_group(w, g);
-	sr_walg_remove(w, g);
-	sr_walc_logf(w, SR_LOG_INFO, "wal: group %u dropped", id);
+	wal_queue_forget_group(w, g);
+	wal_group_remove(w, g);
+	wal_io_logf(w, SR_LOG_INFO, "wal: group %u dropped", id);
 	/* it may have pinned segments nobody else needs */
-	rv = sr_walc_schedule_delete(w);
+	rv = wal_plan_schedule_delete(w);
 	w->eng->kick(w);
 	return rv;
 }

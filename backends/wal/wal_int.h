@@ -26,8 +26,8 @@
  * failed with status).  The engine thread reaps DONE items from the head,
  * frees their buffers and delivers their tokens in order.
  */
-#ifndef SR_WAL_INT_H
-#define SR_WAL_INT_H
+#ifndef WAL_INT_H
+#define WAL_INT_H
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -242,133 +242,133 @@ struct wal_engine {
 	void (*stop)(sr_wal *w);
 };
 
-extern const struct wal_engine sr_walposix_engine;
+extern const struct wal_engine wal_posix_engine;
 #ifdef SR_HAVE_URING
-extern const struct wal_engine sr_waluring_engine;
+extern const struct wal_engine wal_uring_engine;
 /* 1 if io_uring can be set up on this machine. */
-int sr_waluring_usable(void);
+int wal_uring_usable(void);
 #endif
 
 /* ---- wal.c: shared helpers ---- */
-void *sr_walc_alloc(sr_wal *w, size_t n);
-void *sr_walc_realloc(sr_wal *w, void *p, size_t n);
-void sr_walc_free(sr_wal *w, void *p);
-void sr_walc_logf(sr_wal *w, int level, const char *fmt, ...)
+void *wal_mem_alloc(sr_wal *w, size_t n);
+void *wal_mem_realloc(sr_wal *w, void *p, size_t n);
+void wal_mem_free(sr_wal *w, void *p);
+void wal_io_logf(sr_wal *w, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* SR_EIO or SR_ENOSPC for an errno value. */
-int sr_walc_errno_code(int err);
+int wal_io_error_code(int err);
 /* The segment with that seq, or NULL (call under mu). */
-struct wal_seg *sr_walc_seg_get(sr_wal *w, uint64_t seq);
+struct wal_seg *wal_queue_seg_find(sr_wal *w, uint64_t seq);
 /* Mark it DONE with status, advance exec, wake waiters (under mu). */
-void sr_walc_item_finish(sr_wal *w, struct wal_item *it, int status);
+void wal_queue_item_finish(sr_wal *w, struct wal_item *it, int status);
 /* The error that stopped the WAL, or 0 (takes mu). */
-int sr_walc_failed(sr_wal *w);
+int wal_queue_failed(sr_wal *w);
 /* Stop the WAL with rv unless it is stopped already (takes mu). */
-void sr_walc_stop(sr_wal *w, int rv);
+void wal_queue_stop(sr_wal *w, int rv);
 /* Signal the completion eventfd. */
-void sr_walc_notify(sr_wal *w);
+void wal_queue_notify(sr_wal *w);
 
 /* ---- wal_group.c: the group table ---- */
 /* The group with that id (0: the WAL's own), or NULL. */
-struct sr_wal_group *sr_walg_find(sr_wal *w, uint32_t id);
+struct sr_wal_group *wal_group_find(sr_wal *w, uint32_t id);
 /* A new, empty group in the table (id >= 1, not present). */
-struct sr_wal_group *sr_walg_add(sr_wal *w, uint32_t id);
+struct sr_wal_group *wal_group_add(sr_wal *w, uint32_t id);
 /* Remove a group from the table and free it (id >= 1). */
-void sr_walg_remove(sr_wal *w, struct sr_wal_group *g);
+void wal_group_remove(sr_wal *w, struct sr_wal_group *g);
 /* Loop over the groups other than 0: for (i = 0; i < w->gtab_cap; i++)
  * if ((g = w->gtab[i])) ... (the loop body must not add or remove). */
-void sr_walg_free_all(sr_wal *w);
+void wal_group_free_all(sr_wal *w);
 /* Init the fields of a group (id, wal, an empty log). */
-void sr_walg_init(sr_wal *w, struct sr_wal_group *g, uint32_t id);
+void wal_group_init(sr_wal *w, struct sr_wal_group *g, uint32_t id);
 /* Free what a group holds (not the struct): pos, snapshot, part. */
-void sr_walg_release(struct sr_wal_group *g);
+void wal_group_release(struct sr_wal_group *g);
 
 /* ---- wal_io.c: synchronous file operations ---- */
-void sr_walio_seg_name(char *buf, size_t cap, uint64_t seq);
+void wal_io_seg_name(char *buf, size_t cap, uint64_t seq);
 /* "<index>.snap" for group 0, "g<id>-<index>.snap" for the others. */
-void sr_walio_snap_name(char *buf, size_t cap, uint32_t gid, sr_index index);
+void wal_io_snap_name(char *buf, size_t cap, uint32_t gid, sr_index index);
 /* A group's small file: base ("meta", "lost", "snap.tmp") for group 0,
  * "g<8 hex digits>.<base>" for the others. */
-void sr_walio_group_name(char *buf, size_t cap, uint32_t gid, const char *base);
+void wal_io_group_name(char *buf, size_t cap, uint32_t gid, const char *base);
 /* pwrite/pread everything or fail with errno. */
-int sr_walio_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
-int sr_walio_pread_all(int fd, void *buf, size_t len, uint64_t off);
+int wal_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+int wal_io_pread_all(int fd, void *buf, size_t len, uint64_t off);
 /*
  * Create segment file for item it (O_EXCL, fallocate, header, fdatasync,
  * directory fsync).  Returns the fd or a negative SR_E* code with
  * w->fail_msg set (under mu).  Used from the writer thread.
  */
-int sr_walio_seg_create(sr_wal *w, const struct wal_item *it);
+int wal_io_seg_create(sr_wal *w, const struct wal_item *it);
 /* Run a DELETE item synchronously (writer thread).  Never fails hard. */
-void sr_walio_seg_delete(sr_wal *w, const struct wal_item *it);
+void wal_io_seg_delete(sr_wal *w, const struct wal_item *it);
 /* Record a fatal message / warning for the engine thread (takes mu). */
-void sr_walio_fail(sr_wal *w, int code, const char *fmt, ...)
+void wal_io_fail(sr_wal *w, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void sr_walio_warn(sr_wal *w, const char *fmt, ...)
+void wal_io_warn(sr_wal *w, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* fsync the directory if a group was created since the last time (the
  * engines, before writing a batch); 0 or the error (fail_msg set). */
-int sr_walio_dir_sync(sr_wal *w);
+int wal_io_dir_sync(sr_wal *w);
 /* Create a new group's meta file, empty: its term and vote go to the
  * log; durable with the directory fsync before the next batch. */
-int sr_walio_meta_create(struct sr_wal_group *g);
+int wal_io_meta_create(struct sr_wal_group *g);
 /* Write a whole small file atomically: tmp, fsync, rename, dir fsync. */
-int sr_walio_write_atomic(sr_wal *w, const char *name, const void *buf,
-			  size_t len);
+int wal_io_write_atomic(sr_wal *w, const char *name, const void *buf,
+			size_t len);
 /* Read group 0's meta file (or create it in an empty directory). */
-int sr_walio_meta_load(sr_wal *w, int dir_has_data);
+int wal_io_meta_load(sr_wal *w, int dir_has_data);
 /* Read a group's meta file (it exists); 0, SR_ECORRUPT or SR_EIO. */
-int sr_walio_meta_read(struct sr_wal_group *g);
+int wal_io_meta_read(struct sr_wal_group *g);
 /* Replace a group's meta file with (term, vote), durably. */
-int sr_walio_meta_write(struct sr_wal_group *g, sr_term term, sr_id vote);
-int sr_walio_lock(sr_wal *w);
+int wal_io_meta_write(struct sr_wal_group *g, sr_term term, sr_id vote);
+int wal_io_lock(sr_wal *w);
 /* Zero [from, to) of fd and fdatasync it. */
-int sr_walio_zero_range(int fd, uint64_t from, uint64_t to);
+int wal_io_zero_range(int fd, uint64_t from, uint64_t to);
 
 /* ---- wal_recover.c ---- */
 /* List the directory, load meta and snapshot, replay the segments. */
-int sr_walrec_recover(sr_wal *w);
+int wal_recover(sr_wal *w);
 
 /* ---- wal_snap.c ---- */
 /* Pick the newest valid snapshot of idx[0..n) (sorted), drop the rest. */
-int sr_walsnap_load(struct sr_wal_group *g, const uint64_t *idx, size_t n);
+int wal_snap_load(struct sr_wal_group *g, const uint64_t *idx, size_t n);
 /* SR_WAL_REPAIR_PEERS: durably raise the group's lost file to `last`
  * (before anything that held those entries is cut or deleted). */
-int sr_walrec_note_lost(struct sr_wal_group *g, sr_index last);
+int wal_lost_note(struct sr_wal_group *g, sr_index last);
 /* Close the snapshot files of a group; discard a partial snapshot. */
-void sr_walsnap_close(struct sr_wal_group *g);
+void wal_snap_close(struct sr_wal_group *g);
 /* Discard a partial snapshot (snap.tmp) of a group, if any. */
-void sr_walsnap_discard(struct sr_wal_group *g);
+void wal_snap_discard(struct sr_wal_group *g);
 /* Delete every snapshot file of a group (drop); fsyncs the directory. */
-int sr_walsnap_delete_all(struct sr_wal_group *g);
-int sr_walsnap_begin(void *ctx, sr_index index, sr_term term,
-		     const sr_membership *conf);
-int sr_walsnap_write(void *ctx, uint64_t offset, const void *data, size_t len);
-int sr_walsnap_finish(void *ctx, int commit);
-int sr_walsnap_read(void *ctx, uint64_t offset, void *buf, size_t len,
-		    size_t *n_out);
+int wal_snap_delete_all(struct sr_wal_group *g);
+int wal_snap_begin(void *ctx, sr_index index, sr_term term,
+		   const sr_membership *conf);
+int wal_snap_write(void *ctx, uint64_t offset, const void *data, size_t len);
+int wal_snap_finish(void *ctx, int commit);
+int wal_snap_read(void *ctx, uint64_t offset, void *buf, size_t len,
+		  size_t *n_out);
 
 /* ---- wal.c: log view and records ---- */
 /* Append a TRUNCATE, COMPACT or RESET record of group g to the stream
  * (engine thread). */
-int sr_walc_put_marker(struct sr_wal_group *g, uint32_t kind, sr_index index);
+int wal_plan_put_marker(struct sr_wal_group *g, uint32_t kind, sr_index index);
 /* Wait until every queued item is DONE; returns w->failed. */
-int sr_walc_drain(sr_wal *w);
+int wal_queue_drain(sr_wal *w);
 /* Wait until batch number `batch` and everything before it is DONE;
  * returns w->failed. */
-int sr_walc_wait_batch(sr_wal *w, uint64_t batch);
+int wal_queue_wait_batch(sr_wal *w, uint64_t batch);
 /* Queue a DELETE of the segments no entry >= first needs (engine). */
-int sr_walc_schedule_delete(sr_wal *w);
-int sr_walc_pos_reserve(struct sr_wal_group *g, size_t n);
+int wal_plan_schedule_delete(sr_wal *w);
+int wal_plan_pos_reserve(struct sr_wal_group *g, size_t n);
 /* Add a PLANNED segment to the table (under mu). */
-int sr_walc_seg_add(sr_wal *w, uint64_t seq, uint64_t size);
+int wal_queue_seg_add(sr_wal *w, uint64_t seq, uint64_t size);
 /* The term of entry i (first <= i <= last), read and checked. */
-int sr_walc_entry_term(struct sr_wal_group *g, sr_index i, sr_term *term);
+int wal_read_term(struct sr_wal_group *g, sr_index i, sr_term *term);
 /* The storage vtable (ctx: a struct sr_wal_group *). */
-extern const sr_storage_ops sr_walc_ops;
+extern const sr_storage_ops wal_log_ops;
 /* Completions of g will not be delivered (g is being freed). */
-void sr_walc_forget_group(sr_wal *w, struct sr_wal_group *g);
+void wal_queue_forget_group(sr_wal *w, struct sr_wal_group *g);
 /* Move DONE items from the queue to the delivery list (engine thread). */
-void sr_walc_reap(sr_wal *w);
+void wal_queue_reap(sr_wal *w);
 
 #endif

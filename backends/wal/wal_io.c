@@ -19,7 +19,7 @@
  *   - segments are deleted oldest first with a directory fsync after each
  *     unlink, so a crash can only leave a suffix of the segments.
  *
- * sr_walio_seg_create() and sr_walio_seg_delete() run on the posix
+ * wal_io_seg_create() and wal_io_seg_delete() run on the posix
  * writer thread: they never allocate and never call the log hook; a
  * failure is described in w->fail_msg (or w->warn_msg) for the engine
  * thread to log.  The rest runs on the engine thread.
@@ -34,12 +34,12 @@
 
 #include "wal_int.h"
 
-void sr_walio_seg_name(char *buf, size_t cap, uint64_t seq)
+void wal_io_seg_name(char *buf, size_t cap, uint64_t seq)
 {
 	snprintf(buf, cap, "%016llx.wal", (unsigned long long)seq);
 }
 
-void sr_walio_snap_name(char *buf, size_t cap, uint32_t gid, sr_index index)
+void wal_io_snap_name(char *buf, size_t cap, uint32_t gid, sr_index index)
 {
 	if (gid)
 		snprintf(buf, cap, "g%08x-%016llx.snap", gid,
@@ -48,7 +48,7 @@ void sr_walio_snap_name(char *buf, size_t cap, uint32_t gid, sr_index index)
 		snprintf(buf, cap, "%016llx.snap", (unsigned long long)index);
 }
 
-void sr_walio_group_name(char *buf, size_t cap, uint32_t gid, const char *base)
+void wal_io_group_name(char *buf, size_t cap, uint32_t gid, const char *base)
 {
 	if (gid)
 		snprintf(buf, cap, "g%08x.%s", gid, base);
@@ -56,7 +56,7 @@ void sr_walio_group_name(char *buf, size_t cap, uint32_t gid, const char *base)
 		snprintf(buf, cap, "%s", base);
 }
 
-int sr_walio_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+int wal_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	const unsigned char *p = buf;
 
@@ -78,7 +78,7 @@ int sr_walio_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-int sr_walio_pread_all(int fd, void *buf, size_t len, uint64_t off)
+int wal_io_pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
 	unsigned char *p = buf;
 
@@ -109,7 +109,7 @@ vset_msg(sr_wal *w, char *dst, size_t cap, const char *fmt, va_list ap)
 	pthread_mutex_unlock(&w->mu);
 }
 
-void sr_walio_fail(sr_wal *w, int code, const char *fmt, ...)
+void wal_io_fail(sr_wal *w, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -119,7 +119,7 @@ void sr_walio_fail(sr_wal *w, int code, const char *fmt, ...)
 	va_end(ap);
 }
 
-void sr_walio_warn(sr_wal *w, const char *fmt, ...)
+void wal_io_warn(sr_wal *w, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -136,13 +136,13 @@ static void seg_discard(sr_wal *w, int fd, const char *name)
 	fsync(w->dirfd);
 }
 
-int sr_walio_seg_create(sr_wal *w, const struct wal_item *it)
+int wal_io_seg_create(sr_wal *w, const struct wal_item *it)
 {
 	char name[32];
 	const char *step = "open";
 	int fd, e, code;
 
-	sr_walio_seg_name(name, sizeof(name), it->seg);
+	wal_io_seg_name(name, sizeof(name), it->seg);
 	fd = openat(w->dirfd, name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC,
 		    0600);
 	if (fd < 0)
@@ -157,7 +157,7 @@ int sr_walio_seg_create(sr_wal *w, const struct wal_item *it)
 			goto fail_fd;
 	}
 	step = "header write";
-	if (sr_walio_pwrite_all(fd, it->hdr, WAL_SEG_HDR, 0) != 0)
+	if (wal_io_pwrite_all(fd, it->hdr, WAL_SEG_HDR, 0) != 0)
 		goto fail_fd;
 	step = "fdatasync";
 	if (fdatasync(fd) != 0)
@@ -173,16 +173,16 @@ fail_fd:
 	errno = e;
 fail:
 	e = errno;
-	code = sr_walc_errno_code(e);
-	sr_walio_fail(w, code,
-		      "wal: creating segment %s/%s (%llu bytes) failed at %s: "
-		      "%s; the WAL is stopped, the files are left consistent",
-		      w->dir, name, (unsigned long long)it->seg_size, step,
-		      strerror(e));
+	code = wal_io_error_code(e);
+	wal_io_fail(w, code,
+		    "wal: creating segment %s/%s (%llu bytes) failed at %s: "
+		    "%s; the WAL is stopped, the files are left consistent",
+		    w->dir, name, (unsigned long long)it->seg_size, step,
+		    strerror(e));
 	return code;
 }
 
-void sr_walio_seg_delete(sr_wal *w, const struct wal_item *it)
+void wal_io_seg_delete(sr_wal *w, const struct wal_item *it)
 {
 	for (;;) {
 		struct wal_seg *s;
@@ -203,25 +203,25 @@ void sr_walio_seg_delete(sr_wal *w, const struct wal_item *it)
 		pthread_mutex_unlock(&w->mu);
 		if (!seq)
 			return;
-		sr_walio_seg_name(name, sizeof(name), seq);
+		wal_io_seg_name(name, sizeof(name), seq);
 		if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT) {
 			e = errno;
-			sr_walio_warn(w,
-				      "wal: deleting %s/%s failed: %s (kept; "
-				      "retried at the next compaction)",
-				      w->dir, name, strerror(e));
+			wal_io_warn(w,
+				    "wal: deleting %s/%s failed: %s (kept; "
+				    "retried at the next compaction)",
+				    w->dir, name, strerror(e));
 			return;
 		}
 		if (fsync(w->dirfd) != 0) {
 			e = errno;
-			sr_walio_warn(w,
-				      "wal: fsync of %s after deleting %s "
-				      "failed: %s",
-				      w->dir, name, strerror(e));
+			wal_io_warn(w,
+				    "wal: fsync of %s after deleting %s "
+				    "failed: %s",
+				    w->dir, name, strerror(e));
 			return;
 		}
 		pthread_mutex_lock(&w->mu);
-		s = sr_walc_seg_get(w, seq);
+		s = wal_queue_seg_find(w, seq);
 		if (s)
 			s->state = SEG_DELETED;
 		w->st_deleted++;
@@ -229,7 +229,7 @@ void sr_walio_seg_delete(sr_wal *w, const struct wal_item *it)
 	}
 }
 
-int sr_walio_dir_sync(sr_wal *w)
+int wal_io_dir_sync(sr_wal *w)
 {
 	int dirty, e, code;
 
@@ -240,27 +240,27 @@ int sr_walio_dir_sync(sr_wal *w)
 	if (!dirty || fsync(w->dirfd) == 0)
 		return 0;
 	e = errno;
-	code = sr_walc_errno_code(e);
-	sr_walio_fail(w, code,
-		      "wal: fsync of %s (new groups' meta files) failed: %s; "
-		      "the WAL is stopped",
-		      w->dir, strerror(e));
+	code = wal_io_error_code(e);
+	wal_io_fail(w, code,
+		    "wal: fsync of %s (new groups' meta files) failed: %s; "
+		    "the WAL is stopped",
+		    w->dir, strerror(e));
 	return code;
 }
 
-int sr_walio_meta_create(struct sr_wal_group *g)
+int wal_io_meta_create(struct sr_wal_group *g)
 {
 	sr_wal *w = g->wal;
 	char name[32];
 	int fd;
 
-	sr_walio_group_name(name, sizeof(name), g->id, "meta");
+	wal_io_group_name(name, sizeof(name), g->id, "meta");
 	fd = openat(w->dirfd, name, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC,
 		    0600);
 	if (fd < 0) {
-		sr_walc_logf(w, SR_LOG_ERROR, "wal: creating %s/%s: %s", w->dir,
-			     name, strerror(errno));
-		return sr_walc_errno_code(errno);
+		wal_io_logf(w, SR_LOG_ERROR, "wal: creating %s/%s: %s", w->dir,
+			    name, strerror(errno));
+		return wal_io_error_code(errno);
 	}
 	close(fd);
 	pthread_mutex_lock(&w->mu);
@@ -269,8 +269,8 @@ int sr_walio_meta_create(struct sr_wal_group *g)
 	return 0;
 }
 
-int sr_walio_write_atomic(sr_wal *w, const char *name, const void *buf,
-			  size_t len)
+int wal_io_write_atomic(sr_wal *w, const char *name, const void *buf,
+			size_t len)
 {
 	char tmp[64];
 	const char *step = "create";
@@ -282,7 +282,7 @@ int sr_walio_write_atomic(sr_wal *w, const char *name, const void *buf,
 	if (fd < 0)
 		goto fail;
 	step = "write";
-	if (sr_walio_pwrite_all(fd, buf, len, 0) != 0)
+	if (wal_io_pwrite_all(fd, buf, len, 0) != 0)
 		goto fail_fd;
 	step = "fsync";
 	if (fsync(fd) != 0)
@@ -304,12 +304,12 @@ fail_fd:
 	errno = e;
 fail:
 	e = errno;
-	sr_walc_logf(w, SR_LOG_ERROR, "wal: replacing %s/%s failed at %s: %s",
-		     w->dir, name, step, strerror(e));
-	return sr_walc_errno_code(e);
+	wal_io_logf(w, SR_LOG_ERROR, "wal: replacing %s/%s failed at %s: %s",
+		    w->dir, name, step, strerror(e));
+	return wal_io_error_code(e);
 }
 
-int sr_walio_meta_load(sr_wal *w, int dir_has_data)
+int wal_io_meta_load(sr_wal *w, int dir_has_data)
 {
 	unsigned char buf[WAL_META_SIZE];
 	struct wal_meta m = { 0, 0 };
@@ -317,24 +317,24 @@ int sr_walio_meta_load(sr_wal *w, int dir_has_data)
 
 	if (fd < 0 && errno == ENOENT) {
 		if (dir_has_data) {
-			sr_walc_logf(w, SR_LOG_ERROR,
-				     "wal: corruption in %s: the meta file "
-				     "(term and vote) is missing but log or "
-				     "snapshot files exist; refusing to open",
-				     w->dir);
+			wal_io_logf(w, SR_LOG_ERROR,
+				    "wal: corruption in %s: the meta file "
+				    "(term and vote) is missing but log or "
+				    "snapshot files exist; refusing to open",
+				    w->dir);
 			return SR_ECORRUPT;
 		}
-		sr_walfmt_meta_encode(buf, &m);
+		wal_fmt_meta_encode(buf, &m);
 		w->g0.term = 0;
 		w->g0.vote = 0;
-		return sr_walio_write_atomic(w, "meta", buf, WAL_META_SIZE);
+		return wal_io_write_atomic(w, "meta", buf, WAL_META_SIZE);
 	}
 	if (fd >= 0)
 		close(fd);
-	return sr_walio_meta_read(&w->g0);
+	return wal_io_meta_read(&w->g0);
 }
 
-int sr_walio_meta_read(struct sr_wal_group *g)
+int wal_io_meta_read(struct sr_wal_group *g)
 {
 	sr_wal *w = g->wal;
 	unsigned char buf[WAL_META_SIZE + 8];
@@ -344,11 +344,11 @@ int sr_walio_meta_read(struct sr_wal_group *g)
 	ssize_t n;
 	int fd;
 
-	sr_walio_group_name(name, sizeof(name), g->id, "meta");
+	wal_io_group_name(name, sizeof(name), g->id, "meta");
 	fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s/%s: %s", w->dir,
-			     name, strerror(errno));
+		wal_io_logf(w, SR_LOG_ERROR, "wal: opening %s/%s: %s", w->dir,
+			    name, strerror(errno));
 		return SR_EIO;
 	}
 	do {
@@ -356,8 +356,8 @@ int sr_walio_meta_read(struct sr_wal_group *g)
 	} while (n < 0 && errno == EINTR);
 	close(fd);
 	if (n < 0) {
-		sr_walc_logf(w, SR_LOG_ERROR, "wal: reading %s/%s: %s", w->dir,
-			     name, strerror(errno));
+		wal_io_logf(w, SR_LOG_ERROR, "wal: reading %s/%s: %s", w->dir,
+			    name, strerror(errno));
 		return SR_EIO;
 	}
 	if (n == 0 && g->id) {
@@ -366,12 +366,12 @@ int sr_walio_meta_read(struct sr_wal_group *g)
 		g->vote = 0;
 		return 0;
 	}
-	if (sr_walfmt_meta_decode(buf, (size_t)n, &m, &why) != WALFMT_OK) {
-		sr_walc_logf(w, SR_LOG_ERROR,
-			     "wal: corruption in %s/%s at offset 0: %s; "
-			     "refusing to open (term and vote cannot be "
-			     "repaired: a lost vote could elect two leaders)",
-			     w->dir, name, why);
+	if (wal_fmt_meta_decode(buf, (size_t)n, &m, &why) != WALFMT_OK) {
+		wal_io_logf(w, SR_LOG_ERROR,
+			    "wal: corruption in %s/%s at offset 0: %s; "
+			    "refusing to open (term and vote cannot be "
+			    "repaired: a lost vote could elect two leaders)",
+			    w->dir, name, why);
 		return SR_ECORRUPT;
 	}
 	g->term = m.term;
@@ -379,18 +379,18 @@ int sr_walio_meta_read(struct sr_wal_group *g)
 	return 0;
 }
 
-int sr_walio_meta_write(struct sr_wal_group *g, sr_term term, sr_id vote)
+int wal_io_meta_write(struct sr_wal_group *g, sr_term term, sr_id vote)
 {
 	unsigned char buf[WAL_META_SIZE];
 	struct wal_meta m = { term, vote };
 	char name[32];
 
-	sr_walio_group_name(name, sizeof(name), g->id, "meta");
-	sr_walfmt_meta_encode(buf, &m);
-	return sr_walio_write_atomic(g->wal, name, buf, sizeof(buf));
+	wal_io_group_name(name, sizeof(name), g->id, "meta");
+	wal_fmt_meta_encode(buf, &m);
+	return wal_io_write_atomic(g->wal, name, buf, sizeof(buf));
 }
 
-int sr_walio_lock(sr_wal *w)
+int wal_io_lock(sr_wal *w)
 {
 	char pid[32] = "";
 	ssize_t n;
@@ -398,27 +398,26 @@ int sr_walio_lock(sr_wal *w)
 	w->lockfd = openat(w->dirfd, "LOCK", O_CREAT | O_RDWR | O_CLOEXEC,
 			   0600);
 	if (w->lockfd < 0) {
-		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s/LOCK: %s",
-			     w->dir, strerror(errno));
-		return sr_walc_errno_code(errno);
+		wal_io_logf(w, SR_LOG_ERROR, "wal: opening %s/LOCK: %s", w->dir,
+			    strerror(errno));
+		return wal_io_error_code(errno);
 	}
 	if (flock(w->lockfd, LOCK_EX | LOCK_NB) != 0) {
 		int e = errno;
 
 		if (e != EWOULDBLOCK) {
-			sr_walc_logf(w, SR_LOG_ERROR,
-				     "wal: locking %s/LOCK: %s", w->dir,
-				     strerror(e));
+			wal_io_logf(w, SR_LOG_ERROR, "wal: locking %s/LOCK: %s",
+				    w->dir, strerror(e));
 			return SR_EIO;
 		}
 		n = pread(w->lockfd, pid, sizeof(pid) - 1, 0);
 		pid[n > 0 ? n : 0] = 0;
 		pid[strcspn(pid, "\n")] = 0;
-		sr_walc_logf(w, SR_LOG_ERROR,
-			     "wal: %s is in use: another process or WAL "
-			     "instance holds %s/LOCK (pid %s); two writers "
-			     "would corrupt the log",
-			     w->dir, w->dir, pid[0] ? pid : "unknown");
+		wal_io_logf(w, SR_LOG_ERROR,
+			    "wal: %s is in use: another process or WAL "
+			    "instance holds %s/LOCK (pid %s); two writers "
+			    "would corrupt the log",
+			    w->dir, w->dir, pid[0] ? pid : "unknown");
 		return SR_ELOCKED;
 	}
 	/* The pid is informational: the flock is the lock. */
@@ -428,7 +427,7 @@ int sr_walio_lock(sr_wal *w)
 	return 0;
 }
 
-int sr_walio_zero_range(int fd, uint64_t from, uint64_t to)
+int wal_io_zero_range(int fd, uint64_t from, uint64_t to)
 {
 	static const unsigned char zero[65536];
 
@@ -441,7 +440,7 @@ int sr_walio_zero_range(int fd, uint64_t from, uint64_t to)
 					   ? sizeof(zero)
 					   : (size_t)(to - from);
 
-			if (sr_walio_pwrite_all(fd, zero, n, from) != 0)
+			if (wal_io_pwrite_all(fd, zero, n, from) != 0)
 				return -1;
 			from += n;
 		}

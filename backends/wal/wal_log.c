@@ -4,7 +4,7 @@
  * where each record goes.
  *
  * Records are serialized here unsealed (CRC field zero): the I/O engine
- * seals them (wal_format.c, sr_walfmt_seal) just before they are written,
+ * seals them (wal_format.c, wal_fmt_seal) just before they are written,
  * the posix writer while the host is still appending to the batch, so
  * the checksum costs the host's thread nothing.
  *
@@ -51,7 +51,7 @@
  * groups with a few entries each. */
 #define POS_MIN	   16
 
-int sr_walc_pos_reserve(struct sr_wal_group *g, size_t n)
+int wal_plan_pos_reserve(struct sr_wal_group *g, size_t n)
 {
 	size_t need = g->pos_n + n, cap = g->pos_cap;
 	uint64_t *p;
@@ -67,7 +67,7 @@ int sr_walc_pos_reserve(struct sr_wal_group *g, size_t n)
 	}
 	while (cap < g->pos_off + need)
 		cap = cap ? cap * 2 : POS_MIN;
-	p = sr_walc_realloc(g->wal, g->pos, cap * sizeof(*p));
+	p = wal_mem_realloc(g->wal, g->pos, cap * sizeof(*p));
 	if (!p)
 		return SR_ENOMEM;
 	g->pos = p;
@@ -88,7 +88,7 @@ static void pos_shrink(struct sr_wal_group *g)
 		cap /= 2;
 	memmove(g->pos, g->pos + g->pos_off, g->pos_n * sizeof(*g->pos));
 	g->pos_off = 0;
-	p = sr_walc_realloc(g->wal, g->pos, cap * sizeof(*p));
+	p = wal_mem_realloc(g->wal, g->pos, cap * sizeof(*p));
 	if (p) { /* else keep the bigger one */
 		g->pos = p;
 		g->pos_cap = cap;
@@ -122,7 +122,7 @@ static struct wal_item *item_new(sr_wal *w)
 		it->cap_tokens = cap_tokens;
 		return it;
 	}
-	it = sr_walc_alloc(w, sizeof(*it));
+	it = wal_mem_alloc(w, sizeof(*it));
 	if (it)
 		memset(it, 0, sizeof(*it));
 	return it;
@@ -151,7 +151,7 @@ static int buf_reserve(sr_wal *w, struct wal_item *it, size_t more)
 		return 0;
 	while (cap < it->len + more)
 		cap = cap ? cap * 2 : 64 * 1024;
-	p = sr_walc_realloc(w, it->buf, cap);
+	p = wal_mem_realloc(w, it->buf, cap);
 	if (!p)
 		return SR_ENOMEM;
 	it->buf = p;
@@ -159,14 +159,14 @@ static int buf_reserve(sr_wal *w, struct wal_item *it, size_t more)
 	return 0;
 }
 
-int sr_walc_seg_add(sr_wal *w, uint64_t seq, uint64_t size)
+int wal_queue_seg_add(sr_wal *w, uint64_t seq, uint64_t size)
 {
 	struct wal_seg *s;
 
 	if (w->n_segs == w->cap_segs) {
 		size_t cap = w->cap_segs ? w->cap_segs * 2 : 16;
 
-		s = sr_walc_realloc(w, w->segs, cap * sizeof(*s));
+		s = wal_mem_realloc(w, w->segs, cap * sizeof(*s));
 		if (!s)
 			return SR_ENOMEM;
 		w->segs = s;
@@ -195,7 +195,7 @@ static int plan_rollover(sr_wal *w, uint64_t rsize, struct wal_item **out)
 	if (!it)
 		return SR_ENOMEM;
 	if (buf_reserve(w, it, (size_t)rsize) ||
-	    sr_walc_seg_add(w, seq, size)) {
+	    wal_queue_seg_add(w, seq, size)) {
 		w->spare = it;
 		return SR_ENOMEM;
 	}
@@ -203,7 +203,7 @@ static int plan_rollover(sr_wal *w, uint64_t rsize, struct wal_item **out)
 	h.first_index = w->g0.first;
 	h.start_index = w->g0.last + 1;
 	h.first_batch = w->next_batch;
-	sr_walfmt_seg_hdr_encode(it->hdr, &h);
+	wal_fmt_seg_hdr_encode(it->hdr, &h);
 	it->kind = ITEM_BATCH;
 	it->new_seg = 1;
 	it->seg_size = size;
@@ -275,13 +275,13 @@ static int put_record(sr_wal *w, struct wal_rec *r, uint64_t *pos_out)
 		return rv;
 	r->batch = it->batch;
 	r->batch_off = it->off;
-	sr_walfmt_rec_encode_unsealed(it->buf + it->len, r);
+	wal_fmt_rec_encode_unsealed(it->buf + it->len, r);
 	it->len += (size_t)rsize;
 	*pos_out = w->plan_seg << 32 | w->plan_off;
 	w->plan_off += rsize;
 	w->pending_bytes += rsize;
 	if (r->kind == WAL_REC_ENTRY && r->group == 0) {
-		s = sr_walc_seg_get(w, w->plan_seg);
+		s = wal_queue_seg_find(w, w->plan_seg);
 		if (s && s->max_index < r->index)
 			s->max_index = r->index;
 	}
@@ -295,7 +295,7 @@ static int token_reserve(sr_wal *w, struct wal_item *it)
 
 	if (it->n_tokens < it->cap_tokens)
 		return 0;
-	t = sr_walc_realloc(w, it->tokens, cap * sizeof(*t));
+	t = wal_mem_realloc(w, it->tokens, cap * sizeof(*t));
 	if (!t)
 		return SR_ENOMEM;
 	it->tokens = t;
@@ -303,7 +303,7 @@ static int token_reserve(sr_wal *w, struct wal_item *it)
 	return 0;
 }
 
-int sr_walc_put_marker(struct sr_wal_group *g, uint32_t kind, sr_index index)
+int wal_plan_put_marker(struct sr_wal_group *g, uint32_t kind, sr_index index)
 {
 	sr_wal *w = g->wal;
 	struct wal_rec r = { .kind = kind, .index = index, .group = g->id };
@@ -335,9 +335,9 @@ static int wal_room(sr_wal *w, uint64_t need)
 {
 	if (w->pending_bytes + need <= w->max_pending)
 		return 0; /* the common case: no lock, no reaping */
-	sr_walc_reap(w);
+	wal_queue_reap(w);
 	while (w->pending_bytes && w->pending_bytes + need > w->max_pending) {
-		int rv = sr_walc_failed(w);
+		int rv = wal_queue_failed(w);
 
 		if (rv)
 			return rv;
@@ -345,7 +345,7 @@ static int wal_room(sr_wal *w, uint64_t need)
 			return SR_EBUSY;
 		close_open(w);
 		w->eng->wait(w);
-		sr_walc_reap(w);
+		wal_queue_reap(w);
 	}
 	return 0;
 }
@@ -369,7 +369,7 @@ static int batch_pending(const sr_wal *w, uint64_t batch)
 	return 0;
 }
 
-int sr_walc_wait_batch(sr_wal *w, uint64_t batch)
+int wal_queue_wait_batch(sr_wal *w, uint64_t batch)
 {
 	for (;;) {
 		int pending, inline_ran = 0;
@@ -384,16 +384,16 @@ int sr_walc_wait_batch(sr_wal *w, uint64_t batch)
 		/* an idle writer: sync here instead of waking it and then
 		 * being woken by it (the eventfd still tells the host) */
 		if (w->eng->run_inline && (inline_ran = w->eng->run_inline(w)))
-			sr_walc_notify(w);
+			wal_queue_notify(w);
 		if (!inline_ran) {
 			w->eng->kick(w);
 			w->eng->wait(w);
 		}
 	}
-	return sr_walc_failed(w);
+	return wal_queue_failed(w);
 }
 
-int sr_walc_drain(sr_wal *w)
+int wal_queue_drain(sr_wal *w)
 {
 	for (;;) {
 		int idle;
@@ -406,7 +406,7 @@ int sr_walc_drain(sr_wal *w)
 			break;
 		w->eng->wait(w);
 	}
-	return sr_walc_failed(w);
+	return wal_queue_failed(w);
 }
 
 /* ------------------------------------------------------------------ */
@@ -478,7 +478,7 @@ static int wal_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
 	if (rv)
 		return rv;
 	pthread_mutex_lock(&w->mu);
-	if ((rv = w->failed) || (rv = sr_walc_pos_reserve(g, n)))
+	if ((rv = w->failed) || (rv = wal_plan_pos_reserve(g, n)))
 		goto out;
 	/* the common case (no new segment): reserve before changing anything */
 	if (!n || (w->plan_seg && w->plan_off + bytes <= w->plan_size)) {
@@ -512,14 +512,14 @@ static int wal_truncate(void *ctx, sr_index from)
 
 	if (from == 0)
 		return SR_EINVAL;
-	if ((rv = sr_walc_failed(w)))
+	if ((rv = wal_queue_failed(w)))
 		return rv;
 	if (from > g->last)
 		return 0;
 	if (from < g->first)
 		from = g->first;
 	if ((rv = wal_room(w, WAL_REC_HDR)) ||
-	    (rv = sr_walc_put_marker(g, WAL_REC_TRUNCATE, from)))
+	    (rv = wal_plan_put_marker(g, WAL_REC_TRUNCATE, from)))
 		return rv;
 	g->pos_n = (size_t)(from - g->first);
 	g->last = from - 1;
@@ -533,20 +533,20 @@ static int wal_compact(void *ctx, sr_index upto)
 	sr_wal *w = g->wal;
 	int rv;
 
-	if ((rv = sr_walc_failed(w)))
+	if ((rv = wal_queue_failed(w)))
 		return rv;
 	if (upto < g->first)
 		return 0;
 	if (upto > g->snap.index) {
-		sr_walc_logf(w, SR_LOG_ERROR,
-			     "wal: compact(%llu) of group %u refused: the "
-			     "durable snapshot covers only up to %llu",
-			     (unsigned long long)upto, g->id,
-			     (unsigned long long)g->snap.index);
+		wal_io_logf(w, SR_LOG_ERROR,
+			    "wal: compact(%llu) of group %u refused: the "
+			    "durable snapshot covers only up to %llu",
+			    (unsigned long long)upto, g->id,
+			    (unsigned long long)g->snap.index);
 		return SR_EINVAL;
 	}
 	if ((rv = wal_room(w, WAL_REC_HDR)) ||
-	    (rv = sr_walc_put_marker(g, WAL_REC_COMPACT, upto)))
+	    (rv = wal_plan_put_marker(g, WAL_REC_COMPACT, upto)))
 		return rv;
 	if (upto >= g->last) {
 		g->pos_off = 0;
@@ -558,7 +558,7 @@ static int wal_compact(void *ctx, sr_index upto)
 	}
 	g->first = upto + 1;
 	pos_shrink(g);
-	rv = sr_walc_schedule_delete(w);
+	rv = wal_plan_schedule_delete(w);
 	wal_kick(w);
 	return rv;
 }
@@ -624,7 +624,7 @@ static int relog_hard_states(sr_wal *w, uint64_t upto)
 	return 0;
 }
 
-int sr_walc_schedule_delete(sr_wal *w)
+int wal_plan_schedule_delete(sr_wal *w)
 {
 	struct wal_item *it = NULL;
 	uint64_t upto = 0, need = groups_min_seg(w);
@@ -670,7 +670,7 @@ static int win_grow(sr_wal *w, size_t n)
 
 	if (n <= w->win_cap)
 		return 0;
-	p = sr_walc_realloc(w, w->win, n);
+	p = wal_mem_realloc(w, w->win, n);
 	if (!p)
 		return SR_ENOMEM;
 	w->win = p;
@@ -722,13 +722,13 @@ static int win_fill(sr_wal *w, int fd, uint64_t seq, uint64_t off, size_t n,
 	if ((rv = win_grow(w, want)))
 		return rv;
 	w->win_seg = 0;
-	if (sr_walio_pread_all(fd, w->win, want, off) != 0) {
+	if (wal_io_pread_all(fd, w->win, want, off) != 0) {
 		char name[32];
 
-		sr_walio_seg_name(name, sizeof(name), seq);
-		sr_walc_logf(w, SR_LOG_ERROR, "wal: reading %s/%s at %llu: %s",
-			     w->dir, name, (unsigned long long)off,
-			     strerror(errno));
+		wal_io_seg_name(name, sizeof(name), seq);
+		wal_io_logf(w, SR_LOG_ERROR, "wal: reading %s/%s at %llu: %s",
+			    w->dir, name, (unsigned long long)off,
+			    strerror(errno));
 		return SR_EIO;
 	}
 	w->win_seg = seq;
@@ -749,7 +749,7 @@ static int fetch_record(sr_wal *w, uint64_t pos, struct wal_rec *r)
 	char name[32];
 
 	pthread_mutex_lock(&w->mu);
-	s = sr_walc_seg_get(w, seq);
+	s = wal_queue_seg_find(w, seq);
 	if (s && off + WAL_REC_HDR <= s->written) {
 		fd = s->fd;
 		limit = s->written;
@@ -763,7 +763,7 @@ static int fetch_record(sr_wal *w, uint64_t pos, struct wal_rec *r)
 		if ((rv = win_fill(w, fd, seq, off, WAL_REC_HDR, limit)))
 			goto bad;
 		p = w->win + (off - w->win_off);
-		if (sr_walfmt_rec_peek(p, off, limit - off, &size, &why) !=
+		if (wal_fmt_rec_peek(p, off, limit - off, &size, &why) !=
 		    WALFMT_OK) {
 			rv = SR_ECORRUPT;
 			goto bad;
@@ -772,23 +772,23 @@ static int fetch_record(sr_wal *w, uint64_t pos, struct wal_rec *r)
 			goto bad;
 		p = w->win + (off - w->win_off);
 	} else {
-		sr_walfmt_rec_fields(w->win, r); /* ours, in memory */
+		wal_fmt_rec_fields(w->win, r); /* ours, in memory */
 		return 0;
 	}
-	if (sr_walfmt_rec_decode(p, off, size, r, &why) == WALFMT_OK)
+	if (wal_fmt_rec_decode(p, off, size, r, &why) == WALFMT_OK)
 		return 0;
 	rv = SR_ECORRUPT;
 bad:
 	if (rv == SR_ECORRUPT) {
-		sr_walio_seg_name(name, sizeof(name), seq);
-		sr_walc_logf(w, SR_LOG_ERROR,
-			     "wal: corruption in %s/%s at offset %llu: %s",
-			     w->dir, name, (unsigned long long)off, why);
+		wal_io_seg_name(name, sizeof(name), seq);
+		wal_io_logf(w, SR_LOG_ERROR,
+			    "wal: corruption in %s/%s at offset %llu: %s",
+			    w->dir, name, (unsigned long long)off, why);
 	}
 	return rv;
 }
 
-int sr_walc_entry_term(struct sr_wal_group *g, sr_index i, sr_term *term)
+int wal_read_term(struct sr_wal_group *g, sr_index i, sr_term *term)
 {
 	struct wal_rec r;
 	int rv = fetch_record(g->wal, pos_get(g, i), &r);
@@ -829,7 +829,7 @@ static int wal_read(void *ctx, sr_index lo, size_t max_n, size_t max_bytes,
 
 			while (cap < used + r.len)
 				cap *= 2;
-			p = sr_walc_realloc(w, w->rbuf, cap);
+			p = wal_mem_realloc(w, w->rbuf, cap);
 			if (!p)
 				return SR_ENOMEM;
 			w->rbuf = p;
@@ -898,7 +898,7 @@ static int wal_set_hard_state(void *ctx, sr_term term, sr_id vote)
 	sr_wal *w = g->wal;
 	sr_term old_term = g->term;
 	sr_id old_vote = g->vote;
-	int rv = sr_walc_failed(w);
+	int rv = wal_queue_failed(w);
 
 	if (rv)
 		return rv;
@@ -907,9 +907,9 @@ static int wal_set_hard_state(void *ctx, sr_term term, sr_id vote)
 	if (term > WAL_INDEX_MAX)
 		return SR_EINVAL;
 	if (g->id == 0) {
-		rv = sr_walio_meta_write(g, term, vote);
+		rv = wal_io_meta_write(g, term, vote);
 		if (rv) {
-			sr_walc_stop(w, rv);
+			wal_queue_stop(w, rv);
 			return rv;
 		}
 		g->term = term;
@@ -953,27 +953,27 @@ int sr_wal_sync_hard_state(sr_wal *w)
 	int rv;
 
 	if (!w->hs_pending)
-		return sr_walc_failed(w);
-	rv = sr_walc_wait_batch(w, w->hs_batch);
+		return wal_queue_failed(w);
+	rv = wal_queue_wait_batch(w, w->hs_batch);
 	if (!rv)
 		w->hs_pending = 0;
 	return rv;
 }
 
-const sr_storage_ops sr_walc_ops = {
+const sr_storage_ops wal_log_ops = {
 	.load = wal_load,
 	.set_hard_state = wal_set_hard_state,
 	.append = wal_append,
 	.truncate = wal_truncate,
 	.read = wal_read,
 	.compact = wal_compact,
-	.snapshot_begin = sr_walsnap_begin,
-	.snapshot_write = sr_walsnap_write,
-	.snapshot_finish = sr_walsnap_finish,
-	.snapshot_read = sr_walsnap_read,
+	.snapshot_begin = wal_snap_begin,
+	.snapshot_write = wal_snap_write,
+	.snapshot_finish = wal_snap_finish,
+	.snapshot_read = wal_snap_read,
 };
 
 const sr_storage_ops *sr_wal_storage_ops(void)
 {
-	return &sr_walc_ops;
+	return &wal_log_ops;
 }

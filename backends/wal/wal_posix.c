@@ -80,25 +80,25 @@ static int write_part(sr_wal *w, struct wal_item *it, int fd, size_t from,
 
 	if (from >= to)
 		return 0;
-	if (sr_walio_pwrite_all(fd, it->buf + from, to - from,
-				it->off + from) == 0)
+	if (wal_io_pwrite_all(fd, it->buf + from, to - from, it->off + from) ==
+	    0)
 		return 0;
 	e = errno;
-	code = sr_walc_errno_code(e);
-	sr_walio_seg_name(name, sizeof(name), it->seg);
-	sr_walio_fail(w, code,
-		      "wal: write of %zu bytes to %s/%s at offset %llu "
-		      "failed: %s; the WAL is stopped and the entries of this "
-		      "batch will never be reported durable",
-		      to - from, w->dir, name,
-		      (unsigned long long)(it->off + from), strerror(e));
+	code = wal_io_error_code(e);
+	wal_io_seg_name(name, sizeof(name), it->seg);
+	wal_io_fail(w, code,
+		    "wal: write of %zu bytes to %s/%s at offset %llu "
+		    "failed: %s; the WAL is stopped and the entries of this "
+		    "batch will never be reported durable",
+		    to - from, w->dir, name,
+		    (unsigned long long)(it->off + from), strerror(e));
 	return code;
 }
 
 /* Publish that buf[0, to) is in the file (under mu). */
 static void published(sr_wal *w, struct wal_item *it, size_t to)
 {
-	struct wal_seg *s = sr_walc_seg_get(w, it->seg);
+	struct wal_seg *s = wal_queue_seg_find(w, it->seg);
 
 	w->st_bytes += to - it->written;
 	it->sealed = it->written = to;
@@ -113,33 +113,33 @@ static int posix_run_batch(sr_wal *w, struct wal_item *it)
 	int fd, e, code;
 
 	pthread_mutex_lock(&w->mu);
-	s = sr_walc_seg_get(w, it->seg);
+	s = wal_queue_seg_find(w, it->seg);
 	fd = s ? s->fd : -1;
 	pthread_mutex_unlock(&w->mu);
 	if (it->pre_err)
 		return it->pre_err;
 	/* groups created before this batch exist on disk before it */
-	if ((code = sr_walio_dir_sync(w)))
+	if ((code = wal_io_dir_sync(w)))
 		return code;
 	if (it->new_seg) {
-		fd = sr_walio_seg_create(w, it);
+		fd = wal_io_seg_create(w, it);
 		if (fd < 0)
 			return fd;
 		pthread_mutex_lock(&w->mu);
-		s = sr_walc_seg_get(w, it->seg);
+		s = wal_queue_seg_find(w, it->seg);
 		s->fd = fd;
 		s->state = SEG_LIVE;
 		w->st_created++;
 		pthread_mutex_unlock(&w->mu);
 	}
-	sr_walio_seg_name(name, sizeof(name), it->seg);
+	wal_io_seg_name(name, sizeof(name), it->seg);
 	if (fd < 0) {
-		sr_walio_fail(w, SR_EIO, "wal: segment %s/%s is not open",
-			      w->dir, name);
+		wal_io_fail(w, SR_EIO, "wal: segment %s/%s is not open", w->dir,
+			    name);
 		return SR_EIO;
 	}
 	/* BUSY: the host no longer appends; finish sealing, write the rest */
-	sr_walfmt_seal(it->buf, it->sealed, it->len);
+	wal_fmt_seal(it->buf, it->sealed, it->len);
 	if ((code = write_part(w, it, fd, it->written, it->len)))
 		return code;
 	pthread_mutex_lock(&w->mu);
@@ -148,14 +148,14 @@ static int posix_run_batch(sr_wal *w, struct wal_item *it)
 	pthread_mutex_unlock(&w->mu);
 	if (fdatasync(fd) != 0) {
 		e = errno;
-		code = sr_walc_errno_code(e);
-		sr_walio_fail(w, code,
-			      "wal: fdatasync of %s/%s failed: %s; the WAL is "
-			      "stopped (never retried: the batch at offset "
-			      "%llu and everything after it will never be "
-			      "reported durable)",
-			      w->dir, name, strerror(e),
-			      (unsigned long long)it->off);
+		code = wal_io_error_code(e);
+		wal_io_fail(w, code,
+			    "wal: fdatasync of %s/%s failed: %s; the WAL is "
+			    "stopped (never retried: the batch at offset "
+			    "%llu and everything after it will never be "
+			    "reported durable)",
+			    w->dir, name, strerror(e),
+			    (unsigned long long)it->off);
 		return code;
 	}
 	return 0; /* posix_main counts the batch when it finishes it */
@@ -178,14 +178,14 @@ static int posix_prework(sr_wal *w)
 	if (!it || it->state != ITEM_OPEN || it->kind != ITEM_BATCH ||
 	    it->new_seg || w->failed || it->len <= it->written || w->dir_dirty)
 		return 0;
-	s = sr_walc_seg_get(w, it->seg);
+	s = wal_queue_seg_find(w, it->seg);
 	if (!s || s->fd < 0)
 		return 0;
 	fd = s->fd;
 	to = it->len;
 	it->pinned = 1;
 	pthread_mutex_unlock(&w->mu);
-	sr_walfmt_seal(it->buf, it->sealed, to);
+	wal_fmt_seal(it->buf, it->sealed, to);
 	rv = write_part(w, it, fd, it->written, to);
 	pthread_mutex_lock(&w->mu);
 	it->pinned = 0;
@@ -356,15 +356,15 @@ static void *posix_main(void *arg)
 		st = w->failed;
 		pthread_mutex_unlock(&w->mu);
 		if (!st && it->kind == ITEM_DELETE)
-			sr_walio_seg_delete(w, it);
+			wal_io_seg_delete(w, it);
 		else if (!st && it->len)
 			st = posix_run_batch(w, it);
 		pthread_mutex_lock(&w->mu);
 		if (!st && it->kind == ITEM_BATCH && it->len)
 			w->st_batches++;
-		sr_walc_item_finish(w, it, st);
+		wal_queue_item_finish(w, it, st);
 		pthread_mutex_unlock(&w->mu);
-		sr_walc_notify(w);
+		wal_queue_notify(w);
 		spin_arm(&sp);
 		pthread_mutex_lock(&w->mu);
 	}
@@ -374,7 +374,7 @@ static void *posix_main(void *arg)
 
 static int posix_start(sr_wal *w)
 {
-	struct posix_state *ps = sr_walc_alloc(w, sizeof(*ps));
+	struct posix_state *ps = wal_mem_alloc(w, sizeof(*ps));
 	int e;
 
 	if (!ps)
@@ -382,10 +382,9 @@ static int posix_start(sr_wal *w)
 	memset(ps, 0, sizeof(*ps));
 	e = pthread_create(&ps->thread, NULL, posix_main, w);
 	if (e) {
-		sr_walc_logf(w, SR_LOG_ERROR,
-			     "wal: starting the writer thread: %s",
-			     strerror(e));
-		sr_walc_free(w, ps);
+		wal_io_logf(w, SR_LOG_ERROR,
+			    "wal: starting the writer thread: %s", strerror(e));
+		wal_mem_free(w, ps);
 		return SR_ENOMEM;
 	}
 	ps->running = 1;
@@ -453,7 +452,7 @@ static int posix_run_inline(sr_wal *w)
 	pthread_mutex_lock(&w->mu);
 	if (!st && it->len)
 		w->st_batches++;
-	sr_walc_item_finish(w, it, st);
+	wal_queue_item_finish(w, it, st);
 	w->inline_busy = 0;
 	pthread_mutex_unlock(&w->mu);
 	return 1;
@@ -481,11 +480,11 @@ static void posix_stop(sr_wal *w)
 	pthread_mutex_unlock(&w->mu);
 	if (ps->running)
 		pthread_join(ps->thread, NULL);
-	sr_walc_free(w, ps);
+	wal_mem_free(w, ps);
 	w->eng_state = NULL;
 }
 
-const struct wal_engine sr_walposix_engine = {
+const struct wal_engine wal_posix_engine = {
 	.id = SR_WAL_POSIX,
 	.start = posix_start,
 	.kick = posix_kick,

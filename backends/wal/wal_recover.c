@@ -111,7 +111,7 @@ static const unsigned char *rd_get(struct rd *r, uint64_t off, size_t n,
 	if (want > r->size - off)
 		want = (size_t)(r->size - off);
 	if (want > r->cap) {
-		unsigned char *p = sr_walc_realloc(r->w, r->buf, want);
+		unsigned char *p = wal_mem_realloc(r->w, r->buf, want);
 
 		if (!p) {
 			*rv = SR_ENOMEM;
@@ -121,10 +121,10 @@ static const unsigned char *rd_get(struct rd *r, uint64_t off, size_t n,
 		r->cap = want;
 	}
 	r->len = 0;
-	if (sr_walio_pread_all(r->fd, r->buf, want, off) != 0) {
-		sr_walc_logf(r->w, SR_LOG_ERROR,
-			     "wal: reading %s/%s at offset %llu: %s", r->w->dir,
-			     r->name, (unsigned long long)off, strerror(errno));
+	if (wal_io_pread_all(r->fd, r->buf, want, off) != 0) {
+		wal_io_logf(r->w, SR_LOG_ERROR,
+			    "wal: reading %s/%s at offset %llu: %s", r->w->dir,
+			    r->name, (unsigned long long)off, strerror(errno));
 		*rv = SR_EIO;
 		return NULL;
 	}
@@ -144,16 +144,16 @@ corrupt(struct scan *s, uint64_t seq, uint64_t off, int whole, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	sr_walio_seg_name(s->name, sizeof(s->name), seq);
-	sr_walc_logf(s->w, SR_LOG_ERROR,
-		     "wal: corruption in %s/%s at offset %llu: %s", s->w->dir,
-		     s->name, (unsigned long long)off, msg);
+	wal_io_seg_name(s->name, sizeof(s->name), seq);
+	wal_io_logf(s->w, SR_LOG_ERROR,
+		    "wal: corruption in %s/%s at offset %llu: %s", s->w->dir,
+		    s->name, (unsigned long long)off, msg);
 	if (s->w->repair == SR_WAL_REPAIR_NONE) {
-		sr_walc_logf(s->w, SR_LOG_ERROR,
-			     "wal: refusing to open %s: acknowledged entries "
-			     "could be lost (SR_WAL_REPAIR_PEERS re-fetches "
-			     "them from the leader)",
-			     s->w->dir);
+		wal_io_logf(s->w, SR_LOG_ERROR,
+			    "wal: refusing to open %s: acknowledged entries "
+			    "could be lost (SR_WAL_REPAIR_PEERS re-fetches "
+			    "them from the leader)",
+			    s->w->dir);
 		return SR_ECORRUPT;
 	}
 	s->stop_seq = seq;
@@ -244,9 +244,9 @@ static void apply_hard_state(struct sr_wal_group *g, uint64_t seq,
 static int record_group(struct scan *s, uint64_t seq, const struct wal_rec *r,
 			struct sr_wal_group **out)
 {
-	struct sr_wal_group *g = sr_walg_find(s->w, r->group);
+	struct sr_wal_group *g = wal_group_find(s->w, r->group);
 
-	if (!g && !(g = sr_walg_add(s->w, r->group)))
+	if (!g && !(g = wal_group_add(s->w, r->group)))
 		return SR_ENOMEM;
 	*out = g;
 	g->reset_last = r->kind == WAL_REC_RESET;
@@ -314,7 +314,7 @@ static int apply(struct scan *s, struct wal_seg *seg, uint64_t off,
 				       "%llu (index gap)",
 				       (unsigned long long)r->index, g->id,
 				       (unsigned long long)g->last);
-		if ((rv = sr_walc_pos_reserve(g, 1)))
+		if ((rv = wal_plan_pos_reserve(g, 1)))
 			return rv;
 		g->pos[g->pos_off + g->pos_n++] = seq << 32 | off;
 		g->last++;
@@ -373,7 +373,7 @@ static int scan_nonzero(struct rd *r, uint64_t from, uint64_t to, uint64_t *out)
 
 		if (!p)
 			return rv;
-		if (!sr_walfmt_is_zero(p, n)) {
+		if (!wal_fmt_is_zero(p, n)) {
 			size_t i = n;
 
 			while (!p[i - 1])
@@ -425,15 +425,14 @@ static int next_valid(struct rd *r, uint64_t from, uint64_t to, uint64_t *found,
 
 		if (!p)
 			return rv;
-		if (sr_walfmt_rec_peek(p, off, r->size - off, size, &why) !=
+		if (wal_fmt_rec_peek(p, off, r->size - off, size, &why) !=
 		    WALFMT_OK)
 			continue;
 		p = rd_get(r, off, (size_t)*size, &rv);
 		if (!p)
 			return rv;
-		if (sr_walfmt_rec_decode(p, off, *size, rec, &why) ==
-			    WALFMT_OK &&
-		    sr_walfmt_rec_allowed(r->version, rec)) {
+		if (wal_fmt_rec_decode(p, off, *size, rec, &why) == WALFMT_OK &&
+		    wal_fmt_rec_allowed(r->version, rec)) {
 			*found = off;
 			return 0;
 		}
@@ -496,7 +495,7 @@ static int seg_header(struct scan *s, uint64_t seq, int is_last,
 		if (!p)
 			return rv;
 	}
-	if (!p || sr_walfmt_seg_hdr_decode(p, h, &why) != WALFMT_OK) {
+	if (!p || wal_fmt_seg_hdr_decode(p, h, &why) != WALFMT_OK) {
 		if (!is_last)
 			return corrupt(s, seq, 0, 1, "%s", why);
 		/* a segment whose creation a crash interrupted holds no
@@ -513,7 +512,7 @@ static int seg_header(struct scan *s, uint64_t seq, int is_last,
 	if (h->seq != seq)
 		return corrupt(s, seq, 16, 1, "the header names segment %llx",
 			       (unsigned long long)h->seq);
-	s->rd.version = sr_walfmt_seg_version(p);
+	s->rd.version = wal_fmt_seg_version(p);
 	if (!s->started || !s->w->g0.seen) {
 		/* the first segment, or group 0 was RESET since: the header
 		 * says where its log is */
@@ -561,14 +560,14 @@ static int scan_records(struct scan *s, struct wal_seg *seg, int is_last)
 			break;
 		if (!(p = rd_get(&s->rd, off, WAL_REC_HDR, &rv)))
 			return rv;
-		if (sr_walfmt_rec_peek(p, off, s->rd.size - off, &size, &why) !=
+		if (wal_fmt_rec_peek(p, off, s->rd.size - off, &size, &why) !=
 		    WALFMT_OK)
 			break;
 		if (!(p = rd_get(&s->rd, off, (size_t)size, &rv)))
 			return rv;
-		if (sr_walfmt_rec_decode(p, off, size, &r, &why) != WALFMT_OK)
+		if (wal_fmt_rec_decode(p, off, size, &r, &why) != WALFMT_OK)
 			break;
-		if (!sr_walfmt_rec_allowed(s->rd.version, &r)) {
+		if (!wal_fmt_rec_allowed(s->rd.version, &r)) {
 			why = "a record of a later format version than its "
 			      "segment's";
 			break;
@@ -599,11 +598,11 @@ static int scan_segment(struct scan *s, uint64_t seq, int is_last)
 	struct stat st;
 	int fd, rv;
 
-	sr_walio_seg_name(s->name, sizeof(s->name), seq);
+	wal_io_seg_name(s->name, sizeof(s->name), seq);
 	fd = openat(w->dirfd, s->name, O_RDWR | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) != 0) {
-		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s/%s: %s", w->dir,
-			     s->name, strerror(errno));
+		wal_io_logf(w, SR_LOG_ERROR, "wal: opening %s/%s: %s", w->dir,
+			    s->name, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return SR_EIO;
@@ -615,16 +614,16 @@ static int scan_segment(struct scan *s, uint64_t seq, int is_last)
 	s->rd.name = s->name;
 	rv = seg_header(s, seq, is_last, &h);
 	if (rv == -1) {
-		sr_walc_logf(w, SR_LOG_INFO,
-			     "wal: removing %s/%s: a crash interrupted its "
-			     "creation (no record was ever written to it)",
-			     w->dir, s->name);
+		wal_io_logf(w, SR_LOG_INFO,
+			    "wal: removing %s/%s: a crash interrupted its "
+			    "creation (no record was ever written to it)",
+			    w->dir, s->name);
 		close(fd);
 		if (unlinkat(w->dirfd, s->name, 0) != 0 || fsync(w->dirfd))
 			return SR_EIO;
 		return 0;
 	}
-	if (rv || (rv = sr_walc_seg_add(w, seq, s->rd.size))) {
+	if (rv || (rv = wal_queue_seg_add(w, seq, s->rd.size))) {
 		close(fd);
 		return rv;
 	}
@@ -649,7 +648,7 @@ static int list_add(sr_wal *w, struct list *l, uint64_t v)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
-		uint64_t *p = sr_walc_realloc(w, l->v, cap * sizeof(*p));
+		uint64_t *p = wal_mem_realloc(w, l->v, cap * sizeof(*p));
 
 		if (!p)
 			return SR_ENOMEM;
@@ -701,7 +700,7 @@ static int glist_add(sr_wal *w, struct glist *l, uint32_t gid, uint32_t kind,
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct gfile *p = sr_walc_realloc(w, l->v, cap * sizeof(*p));
+		struct gfile *p = wal_mem_realloc(w, l->v, cap * sizeof(*p));
 
 		if (!p)
 			return SR_ENOMEM;
@@ -814,7 +813,7 @@ static const char *glabel(const struct sr_wal_group *g, char *buf, size_t cap)
 	return buf;
 }
 
-int sr_walrec_note_lost(struct sr_wal_group *g, sr_index last)
+int wal_lost_note(struct sr_wal_group *g, sr_index last)
 {
 	sr_wal *w = g->wal;
 	unsigned char buf[WAL_LOST_SIZE];
@@ -835,18 +834,18 @@ int sr_walrec_note_lost(struct sr_wal_group *g, sr_index last)
 		last = g->lost_last;
 	if (!last || (last == g->lost_last && term == g->lost_term))
 		return 0;
-	sr_walio_group_name(name, sizeof(name), g->id, "lost");
-	sr_walfmt_lost_encode(buf, last, term);
-	if ((rv = sr_walio_write_atomic(w, name, buf, sizeof(buf))))
+	wal_io_group_name(name, sizeof(name), g->id, "lost");
+	wal_fmt_lost_encode(buf, last, term);
+	if ((rv = wal_io_write_atomic(w, name, buf, sizeof(buf))))
 		return rv;
 	g->lost_last = last;
 	g->lost_term = term;
-	sr_walc_logf(w, SR_LOG_WARN,
-		     "wal: REPAIR: %s%s may have lost acknowledged entries up "
-		     "to %llu; the node re-fetches them from the leader and "
-		     "does not vote until it has",
-		     w->dir, glabel(g, label, sizeof(label)),
-		     (unsigned long long)last);
+	wal_io_logf(w, SR_LOG_WARN,
+		    "wal: REPAIR: %s%s may have lost acknowledged entries up "
+		    "to %llu; the node re-fetches them from the leader and "
+		    "does not vote until it has",
+		    w->dir, glabel(g, label, sizeof(label)),
+		    (unsigned long long)last);
 	return 0;
 }
 
@@ -859,27 +858,27 @@ static int lost_load(struct sr_wal_group *g)
 	ssize_t n;
 	int fd;
 
-	sr_walio_group_name(name, sizeof(name), g->id, "lost");
+	wal_io_group_name(name, sizeof(name), g->id, "lost");
 	fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
-		sr_walc_logf(w, SR_LOG_ERROR, "wal: opening %s/%s: %s", w->dir,
-			     name, strerror(errno));
+		wal_io_logf(w, SR_LOG_ERROR, "wal: opening %s/%s: %s", w->dir,
+			    name, strerror(errno));
 		return SR_EIO;
 	}
 	do {
 		n = pread(fd, buf, sizeof(buf), 0);
 	} while (n < 0 && errno == EINTR);
 	close(fd);
-	if (n < 0 || sr_walfmt_lost_decode(buf, (size_t)n, &g->lost_last,
-					   &g->lost_term, &why) != WALFMT_OK) {
+	if (n < 0 || wal_fmt_lost_decode(buf, (size_t)n, &g->lost_last,
+					 &g->lost_term, &why) != WALFMT_OK) {
 		/* without it the node could vote without entries it
 		 * acknowledged: never guess */
-		sr_walc_logf(w, SR_LOG_ERROR,
-			     "wal: refusing to open %s: the lost file is "
-			     "damaged (%s)",
-			     w->dir, name);
+		wal_io_logf(w, SR_LOG_ERROR,
+			    "wal: refusing to open %s: the lost file is "
+			    "damaged (%s)",
+			    w->dir, name);
 		return SR_ECORRUPT;
 	}
 	return 0;
@@ -896,38 +895,38 @@ static int lost_settle(struct sr_wal_group *g)
 		return 0;
 	glabel(g, label, sizeof(label));
 	if (g->last > g->lost_last || g->snap.index >= g->lost_last) {
-		sr_walc_logf(w, SR_LOG_INFO,
-			     "wal: the entries lost up to %llu%s were fetched "
-			     "again: repair complete",
-			     (unsigned long long)g->lost_last,
-			     g->id ? label : "");
+		wal_io_logf(w, SR_LOG_INFO,
+			    "wal: the entries lost up to %llu%s were fetched "
+			    "again: repair complete",
+			    (unsigned long long)g->lost_last,
+			    g->id ? label : "");
 	} else if (w->repair == SR_WAL_REPAIR_TRUNCATE) {
 		/* The operator's override for a group that cannot elect
 		 * while this node waits for entries no electable peer holds
 		 * (docs/operations.md): forget the range, vote as if the
 		 * entries had never been here. */
-		sr_walc_logf(w, SR_LOG_WARN,
-			     "wal: REPAIR: %s%s: forgetting the lost range "
-			     "up to %llu (repair mode truncate): this node "
-			     "now votes without the entries it lost, and "
-			     "acknowledged entries MAY BE LOST",
-			     w->dir, g->id ? label : "",
-			     (unsigned long long)g->lost_last);
+		wal_io_logf(w, SR_LOG_WARN,
+			    "wal: REPAIR: %s%s: forgetting the lost range "
+			    "up to %llu (repair mode truncate): this node "
+			    "now votes without the entries it lost, and "
+			    "acknowledged entries MAY BE LOST",
+			    w->dir, g->id ? label : "",
+			    (unsigned long long)g->lost_last);
 	} else {
 		g->lost_first = g->last + 1 < g->lost_last ? g->last + 1
 							   : g->lost_last;
-		sr_walc_logf(w, SR_LOG_WARN,
-			     "wal: %s%s: entries %llu..%llu are to be fetched "
-			     "from the leader (the log ends at %llu)",
-			     w->dir, g->id ? label : "",
-			     (unsigned long long)g->lost_first,
-			     (unsigned long long)g->lost_last,
-			     (unsigned long long)g->last);
+		wal_io_logf(w, SR_LOG_WARN,
+			    "wal: %s%s: entries %llu..%llu are to be fetched "
+			    "from the leader (the log ends at %llu)",
+			    w->dir, g->id ? label : "",
+			    (unsigned long long)g->lost_first,
+			    (unsigned long long)g->lost_last,
+			    (unsigned long long)g->last);
 		return 0;
 	}
 	g->lost_first = g->lost_last = 0;
 	g->lost_term = 0;
-	sr_walio_group_name(name, sizeof(name), g->id, "lost");
+	wal_io_group_name(name, sizeof(name), g->id, "lost");
 	if (unlinkat(w->dirfd, name, 0) != 0 || fsync(w->dirfd) != 0)
 		return SR_EIO;
 	return 0;
@@ -935,7 +934,7 @@ static int lost_settle(struct sr_wal_group *g)
 
 static void survey_note(sr_wal *w, uint32_t gid, sr_index index)
 {
-	struct sr_wal_group *g = sr_walg_find(w, gid);
+	struct sr_wal_group *g = wal_group_find(w, gid);
 
 	if (g && index > g->survey_max)
 		g->survey_max = index;
@@ -953,7 +952,7 @@ static int survey_segment(struct scan *s, uint64_t seq, uint64_t off)
 	struct stat st;
 	int rv = 0;
 
-	sr_walio_seg_name(s->name, sizeof(s->name), seq);
+	wal_io_seg_name(s->name, sizeof(s->name), seq);
 	r.fd = openat(s->w->dirfd, s->name, O_RDONLY | O_CLOEXEC);
 	if (r.fd < 0 || fstat(r.fd, &st) != 0) {
 		rv = r.fd < 0 && errno == ENOENT ? 0 : SR_EIO;
@@ -966,8 +965,8 @@ static int survey_segment(struct scan *s, uint64_t seq, uint64_t off)
 
 		if (!p)
 			goto out;
-		if (sr_walfmt_seg_hdr_decode(p, &h, &why) == WALFMT_OK) {
-			r.version = sr_walfmt_seg_version(p);
+		if (wal_fmt_seg_hdr_decode(p, &h, &why) == WALFMT_OK) {
+			r.version = wal_fmt_seg_version(p);
 			if (off < WAL_SEG_HDR && h.start_index > 0)
 				survey_note(s->w, 0, h.start_index - 1);
 		}
@@ -986,7 +985,7 @@ static int survey_segment(struct scan *s, uint64_t seq, uint64_t off)
 out:
 	if (r.fd >= 0)
 		close(r.fd);
-	sr_walc_free(s->w, r.buf);
+	wal_mem_free(s->w, r.buf);
 	return rv;
 }
 
@@ -1017,8 +1016,8 @@ static int survey(struct scan *s, const struct list *l)
 
 		if (!g || !g->has_meta)
 			continue;
-		rv = sr_walrec_note_lost(
-			g, g->survey_max > g->last ? g->survey_max : g->last);
+		rv = wal_lost_note(g, g->survey_max > g->last ? g->survey_max
+							      : g->last);
 		if (rv)
 			return rv;
 	}
@@ -1036,17 +1035,17 @@ static int group_files_unlink(sr_wal *w, const struct glist *l, size_t i,
 {
 	char name[48];
 
-	sr_walc_logf(w, SR_LOG_INFO,
-		     "wal: group %u has files but no meta file: a crash "
-		     "interrupted its drop; finishing it",
-		     l->v[i].gid);
+	wal_io_logf(w, SR_LOG_INFO,
+		    "wal: group %u has files but no meta file: a crash "
+		    "interrupted its drop; finishing it",
+		    l->v[i].gid);
 	for (; i < j; i++) {
 		if (l->v[i].kind == GF_SNAP)
-			sr_walio_snap_name(name, sizeof(name), l->v[i].gid,
-					   l->v[i].idx);
+			wal_io_snap_name(name, sizeof(name), l->v[i].gid,
+					 l->v[i].idx);
 		else
-			sr_walio_group_name(name, sizeof(name), l->v[i].gid,
-					    "lost");
+			wal_io_group_name(name, sizeof(name), l->v[i].gid,
+					  "lost");
 		if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT)
 			return SR_EIO;
 	}
@@ -1057,7 +1056,7 @@ static int group_files_unlink(sr_wal *w, const struct glist *l, size_t i,
 static int group_files_load(sr_wal *w, const struct glist *l, size_t i,
 			    size_t j)
 {
-	struct sr_wal_group *g = sr_walg_add(w, l->v[i].gid);
+	struct sr_wal_group *g = wal_group_add(w, l->v[i].gid);
 	uint64_t *idx;
 	size_t k = i + 1, n = 0;
 	int rv;
@@ -1065,7 +1064,7 @@ static int group_files_load(sr_wal *w, const struct glist *l, size_t i,
 	if (!g)
 		return SR_ENOMEM;
 	g->has_meta = 1;
-	if ((rv = sr_walio_meta_read(g)))
+	if ((rv = wal_io_meta_read(g)))
 		return rv;
 	if (k < j && l->v[k].kind == GF_LOST) {
 		if ((rv = lost_load(g)))
@@ -1074,13 +1073,13 @@ static int group_files_load(sr_wal *w, const struct glist *l, size_t i,
 	}
 	if (k == j)
 		return 0;
-	idx = sr_walc_alloc(w, (j - k) * sizeof(*idx));
+	idx = wal_mem_alloc(w, (j - k) * sizeof(*idx));
 	if (!idx)
 		return SR_ENOMEM;
 	for (; k < j; k++)
 		idx[n++] = l->v[k].idx;
-	rv = sr_walsnap_load(g, idx, n);
-	sr_walc_free(w, idx);
+	rv = wal_snap_load(g, idx, n);
+	wal_mem_free(w, idx);
 	return rv;
 }
 
@@ -1109,7 +1108,7 @@ static int drop_from(struct scan *s, const struct list *l, uint64_t from)
 	for (size_t i = l->n; i-- > 0;) {
 		if (l->v[i] < from)
 			break;
-		sr_walio_seg_name(s->name, sizeof(s->name), l->v[i]);
+		wal_io_seg_name(s->name, sizeof(s->name), l->v[i]);
 		if (unlinkat(w->dirfd, s->name, 0) != 0 && errno != ENOENT)
 			return SR_EIO;
 		if (fsync(w->dirfd) != 0)
@@ -1127,17 +1126,17 @@ static int repair(struct scan *s, const struct list *l)
 	uint64_t from = s->stop_off ? s->stop_seq + 1 : s->stop_seq;
 	int rv;
 
-	sr_walio_seg_name(s->name, sizeof(s->name), s->stop_seq);
-	sr_walc_logf(s->w, SR_LOG_WARN,
-		     "wal: REPAIR: truncating the log of %s at %s offset "
-		     "%llu; entries after %llu are dropped, acknowledged ones "
-		     "included%s",
-		     s->w->dir, s->name, (unsigned long long)s->stop_off,
-		     (unsigned long long)s->w->g0.last,
-		     s->w->repair == SR_WAL_REPAIR_PEERS ? " (to be fetched "
-							   "again from the "
-							   "leader)"
-							 : "");
+	wal_io_seg_name(s->name, sizeof(s->name), s->stop_seq);
+	wal_io_logf(s->w, SR_LOG_WARN,
+		    "wal: REPAIR: truncating the log of %s at %s offset "
+		    "%llu; entries after %llu are dropped, acknowledged ones "
+		    "included%s",
+		    s->w->dir, s->name, (unsigned long long)s->stop_off,
+		    (unsigned long long)s->w->g0.last,
+		    s->w->repair == SR_WAL_REPAIR_PEERS ? " (to be fetched "
+							  "again from the "
+							  "leader)"
+							: "");
 	if ((rv = drop_from(s, l, from)))
 		return rv;
 	if (s->stop_off) { /* cut inside the segment; zero the rest */
@@ -1155,13 +1154,13 @@ static int reset_after_snapshot(struct sr_wal_group *g)
 	int rv = 0;
 
 	if (g->id) {
-		rv = sr_walc_put_marker(g, WAL_REC_RESET, 0);
+		rv = wal_plan_put_marker(g, WAL_REC_RESET, 0);
 	} else {
 		/* group 0's replay state is exact (the segment headers) */
 		if (g->last > S)
-			rv = sr_walc_put_marker(g, WAL_REC_TRUNCATE, S + 1);
+			rv = wal_plan_put_marker(g, WAL_REC_TRUNCATE, S + 1);
 		if (!rv && S >= g->first)
-			rv = sr_walc_put_marker(g, WAL_REC_COMPACT, S);
+			rv = wal_plan_put_marker(g, WAL_REC_COMPACT, S);
 	}
 	if (rv)
 		return rv;
@@ -1193,17 +1192,16 @@ static int reconcile(struct scan *s, struct sr_wal_group *g)
 	if (!S || (g->first == S + 1 && g->last >= S))
 		return 0;
 	if (g->first <= S && S <= g->last) {
-		if ((rv = sr_walc_entry_term(g, S, &t)))
+		if ((rv = wal_read_term(g, S, &t)))
 			return rv;
 		if (t == g->snap.term)
 			return 0;
-		sr_walc_logf(w, SR_LOG_WARN,
-			     "wal: entry %llu%s has term %llu but the snapshot "
-			     "there has term %llu: dropping the log after it "
-			     "(Raft §7)",
-			     (unsigned long long)S, label,
-			     (unsigned long long)t,
-			     (unsigned long long)g->snap.term);
+		wal_io_logf(w, SR_LOG_WARN,
+			    "wal: entry %llu%s has term %llu but the snapshot "
+			    "there has term %llu: dropping the log after it "
+			    "(Raft §7)",
+			    (unsigned long long)S, label, (unsigned long long)t,
+			    (unsigned long long)g->snap.term);
 	}
 	return reset_after_snapshot(g);
 }
@@ -1215,10 +1213,10 @@ static int reconcile(struct scan *s, struct sr_wal_group *g)
  */
 static int group_restart(struct sr_wal_group *g)
 {
-	int rv = sr_walrec_note_lost(g, g->last);
+	int rv = wal_lost_note(g, g->last);
 
 	if (!rv)
-		rv = sr_walc_put_marker(g, WAL_REC_RESET, 0);
+		rv = wal_plan_put_marker(g, WAL_REC_RESET, 0);
 	if (!rv)
 		apply_reset(g);
 	return rv;
@@ -1233,13 +1231,13 @@ static int ghost_finish(sr_wal *w, struct sr_wal_group *g)
 	int rv = 0;
 
 	if (!g->drop_last && !(g->reset_last && !g->hs_seg)) {
-		sr_walc_logf(w, SR_LOG_INFO,
-			     "wal: group %u has records but no meta file: a "
-			     "crash interrupted its drop; finishing it",
-			     g->id);
-		rv = sr_walc_put_marker(g, WAL_REC_DROP, 0);
+		wal_io_logf(w, SR_LOG_INFO,
+			    "wal: group %u has records but no meta file: a "
+			    "crash interrupted its drop; finishing it",
+			    g->id);
+		rv = wal_plan_put_marker(g, WAL_REC_DROP, 0);
 	}
-	sr_walg_remove(w, g);
+	wal_group_remove(w, g);
 	return rv;
 }
 
@@ -1292,17 +1290,17 @@ static int finish(struct scan *s)
 		struct wal_seg *g = &w->segs[w->n_segs - 1];
 
 		if (s->zero_to > s->end) {
-			sr_walc_logf(w, SR_LOG_INFO,
-				     "wal: cut a torn tail of %llu bytes at "
-				     "%s/%016llx.wal offset %llu",
-				     (unsigned long long)(s->zero_to - s->end),
-				     w->dir, (unsigned long long)g->seq,
-				     (unsigned long long)s->end);
-			if (sr_walio_zero_range(g->fd, s->end, s->zero_to)) {
-				sr_walc_logf(w, SR_LOG_ERROR,
-					     "wal: zeroing a torn tail: %s",
-					     strerror(errno));
-				return sr_walc_errno_code(errno);
+			wal_io_logf(w, SR_LOG_INFO,
+				    "wal: cut a torn tail of %llu bytes at "
+				    "%s/%016llx.wal offset %llu",
+				    (unsigned long long)(s->zero_to - s->end),
+				    w->dir, (unsigned long long)g->seq,
+				    (unsigned long long)s->end);
+			if (wal_io_zero_range(g->fd, s->end, s->zero_to)) {
+				wal_io_logf(w, SR_LOG_ERROR,
+					    "wal: zeroing a torn tail: %s",
+					    strerror(errno));
+				return wal_io_error_code(errno);
 			}
 			w->st_torn = s->zero_to - s->end;
 		}
@@ -1321,7 +1319,7 @@ static int finish(struct scan *s)
 		rv = group_restart(g0); /* others' records are kept */
 	if (rv || (rv = groups_settle(s)))
 		return rv;
-	return sr_walc_schedule_delete(w);
+	return wal_plan_schedule_delete(w);
 }
 
 /*
@@ -1361,13 +1359,13 @@ static int replay(struct scan *s, const struct list *segs)
 	}
 	if (rv == SCAN_REPAIR && s->w->repair == SR_WAL_REPAIR_PEERS &&
 	    hard_state_at_risk(s, segs)) {
-		sr_walc_logf(s->w, SR_LOG_ERROR,
-			     "wal: refusing to open %s: the damaged part of "
-			     "the log may hold the term and vote of groups, "
-			     "which cannot be repaired (a lost vote could "
-			     "elect two leaders); SR_WAL_REPAIR_TRUNCATE cuts "
-			     "it anyway",
-			     s->w->dir);
+		wal_io_logf(s->w, SR_LOG_ERROR,
+			    "wal: refusing to open %s: the damaged part of "
+			    "the log may hold the term and vote of groups, "
+			    "which cannot be repaired (a lost vote could "
+			    "elect two leaders); SR_WAL_REPAIR_TRUNCATE cuts "
+			    "it anyway",
+			    s->w->dir);
 		rv = SR_ECORRUPT;
 	}
 	if (rv == SCAN_REPAIR && !(rv = survey(s, segs)))
@@ -1383,7 +1381,7 @@ static int drop_whole_log(struct scan *s, const struct list *segs)
 
 	s->stop_seq = 1;
 	s->stop_off = 0;
-	if ((rv = sr_walrec_note_lost(&w->g0, w->g0.last)) ||
+	if ((rv = wal_lost_note(&w->g0, w->g0.last)) ||
 	    (rv = drop_from(s, segs, 0)))
 		return rv;
 	apply_reset(&w->g0);
@@ -1402,7 +1400,7 @@ static int settle_all_lost(sr_wal *w)
 	return rv;
 }
 
-int sr_walrec_recover(sr_wal *w)
+int wal_recover(sr_wal *w)
 {
 	struct list segs = { 0 }, snaps = { 0 };
 	struct glist gl = { 0 };
@@ -1413,9 +1411,9 @@ int sr_walrec_recover(sr_wal *w)
 	s.w = w;
 	s.rd.w = w;
 	if ((rv = list_dir(w, &segs, &snaps, &gl)) ||
-	    (rv = sr_walio_meta_load(w, segs.n || snaps.n || gl.n)) ||
+	    (rv = wal_io_meta_load(w, segs.n || snaps.n || gl.n)) ||
 	    (rv = lost_load(&w->g0)) ||
-	    (rv = sr_walsnap_load(&w->g0, snaps.v, snaps.n)) ||
+	    (rv = wal_snap_load(&w->g0, snaps.v, snaps.n)) ||
 	    (rv = groups_load(w, &gl)))
 		goto out;
 	s.max_seq = segs.n ? segs.v[segs.n - 1] : 0;
@@ -1430,12 +1428,12 @@ int sr_walrec_recover(sr_wal *w)
 	if (!rv)
 		rv = settle_all_lost(w);
 	if (!rv && w->n_groups)
-		sr_walc_logf(w, SR_LOG_INFO, "wal: %s: %zu groups besides 0",
-			     w->dir, w->n_groups);
+		wal_io_logf(w, SR_LOG_INFO, "wal: %s: %zu groups besides 0",
+			    w->dir, w->n_groups);
 out:
-	sr_walc_free(w, s.rd.buf);
-	sr_walc_free(w, segs.v);
-	sr_walc_free(w, snaps.v);
-	sr_walc_free(w, gl.v);
+	wal_mem_free(w, s.rd.buf);
+	wal_mem_free(w, segs.v);
+	wal_mem_free(w, snaps.v);
+	wal_mem_free(w, gl.v);
 	return rv;
 }

@@ -46,16 +46,16 @@ static int io_error(sr_wal *w, const char *what, const char *name)
 {
 	int e = errno;
 
-	sr_walc_logf(w, SR_LOG_ERROR, "wal: snapshot %s of %s/%s failed: %s",
-		     what, w->dir, name, strerror(e));
-	return sr_walc_errno_code(e);
+	wal_io_logf(w, SR_LOG_ERROR, "wal: snapshot %s of %s/%s failed: %s",
+		    what, w->dir, name, strerror(e));
+	return wal_io_error_code(e);
 }
 
 /* CRC32C of len bytes of fd from off on. */
 static int crc_file(sr_wal *w, int fd, uint64_t off, uint64_t len,
 		    uint32_t *crc)
 {
-	unsigned char *buf = sr_walc_alloc(w, SNAP_CHUNK);
+	unsigned char *buf = wal_mem_alloc(w, SNAP_CHUNK);
 	int rv = 0;
 
 	*crc = 0;
@@ -64,7 +64,7 @@ static int crc_file(sr_wal *w, int fd, uint64_t off, uint64_t len,
 	while (len) {
 		size_t n = len > SNAP_CHUNK ? SNAP_CHUNK : (size_t)len;
 
-		if (sr_walio_pread_all(fd, buf, n, off) != 0) {
+		if (wal_io_pread_all(fd, buf, n, off) != 0) {
 			rv = -1;
 			break;
 		}
@@ -72,7 +72,7 @@ static int crc_file(sr_wal *w, int fd, uint64_t off, uint64_t len,
 		off += n;
 		len -= n;
 	}
-	sr_walc_free(w, buf);
+	wal_mem_free(w, buf);
 	return rv;
 }
 
@@ -87,12 +87,12 @@ static int snap_set_conf(sr_wal *w, struct wal_snap *sn,
 	sr_member *m = NULL;
 
 	if (conf && conf->n) {
-		m = sr_walc_alloc(w, conf->n * sizeof(*m));
+		m = wal_mem_alloc(w, conf->n * sizeof(*m));
 		if (!m)
 			return SR_ENOMEM;
 		memcpy(m, conf->members, conf->n * sizeof(*m));
 	}
-	sr_walc_free(w, sn->members);
+	wal_mem_free(w, sn->members);
 	sn->members = m;
 	sn->n_members = m ? conf->n : 0;
 	return 0;
@@ -106,7 +106,7 @@ static int snap_check(struct sr_wal_group *g, uint64_t index,
 	unsigned char hdr[SNAP_HDR_MAX];
 	struct wal_snap_hdr h;
 	const char *why = "shorter than a snapshot header";
-	sr_membership *conf = sr_walc_alloc(w, sizeof(*conf));
+	sr_membership *conf = wal_mem_alloc(w, sizeof(*conf));
 	char name[48];
 	struct stat st;
 	uint32_t crc;
@@ -115,7 +115,7 @@ static int snap_check(struct sr_wal_group *g, uint64_t index,
 
 	if (!conf)
 		return SR_ENOMEM;
-	sr_walio_snap_name(name, sizeof(name), g->id, index);
+	wal_io_snap_name(name, sizeof(name), g->id, index);
 	fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		rv = io_error(w, "open", name);
@@ -128,7 +128,7 @@ static int snap_check(struct sr_wal_group *g, uint64_t index,
 		rv = io_error(w, "read", name);
 		goto out;
 	}
-	if (sr_walfmt_snap_hdr_decode(hdr, (size_t)n, &h, conf, &why) !=
+	if (wal_fmt_snap_hdr_decode(hdr, (size_t)n, &h, conf, &why) !=
 	    WALFMT_OK)
 		goto bad;
 	why = "the header names another index";
@@ -148,7 +148,7 @@ static int snap_check(struct sr_wal_group *g, uint64_t index,
 		goto bad;
 	if ((rv = snap_set_conf(w, out, conf)))
 		goto out;
-	sr_walc_free(w, conf);
+	wal_mem_free(w, conf);
 	out->fd = fd;
 	out->index = h.index;
 	out->term = h.term;
@@ -156,17 +156,16 @@ static int snap_check(struct sr_wal_group *g, uint64_t index,
 	out->size = h.data_size;
 	return 0;
 bad:
-	sr_walc_logf(w, SR_LOG_ERROR,
-		     "wal: corruption in %s/%s at offset 0: %s", w->dir, name,
-		     why);
+	wal_io_logf(w, SR_LOG_ERROR, "wal: corruption in %s/%s at offset 0: %s",
+		    w->dir, name, why);
 out:
 	if (fd >= 0)
 		close(fd);
-	sr_walc_free(w, conf);
+	wal_mem_free(w, conf);
 	return rv;
 }
 
-int sr_walsnap_load(struct sr_wal_group *g, const uint64_t *idx, size_t n)
+int wal_snap_load(struct sr_wal_group *g, const uint64_t *idx, size_t n)
 {
 	sr_wal *w = g->wal;
 	char name[48];
@@ -180,34 +179,34 @@ int sr_walsnap_load(struct sr_wal_group *g, const uint64_t *idx, size_t n)
 		if (rv != SR_ECORRUPT)
 			return rv;
 		if (w->repair == SR_WAL_REPAIR_NONE) {
-			sr_walc_logf(w, SR_LOG_ERROR,
-				     "wal: refusing to open %s: the newest "
-				     "snapshot is damaged",
-				     w->dir);
+			wal_io_logf(w, SR_LOG_ERROR,
+				    "wal: refusing to open %s: the newest "
+				    "snapshot is damaged",
+				    w->dir);
 			return rv;
 		}
-		sr_walio_snap_name(name, sizeof(name), g->id, idx[i]);
-		sr_walc_logf(w, SR_LOG_WARN,
-			     "wal: REPAIR: deleting the damaged snapshot "
-			     "%s/%s%s",
-			     w->dir, name,
-			     w->repair == SR_WAL_REPAIR_PEERS ? " (the leader "
-								"sends it "
-								"again)"
-							      : "");
-		if ((rv = sr_walrec_note_lost(g, idx[i])))
+		wal_io_snap_name(name, sizeof(name), g->id, idx[i]);
+		wal_io_logf(w, SR_LOG_WARN,
+			    "wal: REPAIR: deleting the damaged snapshot "
+			    "%s/%s%s",
+			    w->dir, name,
+			    w->repair == SR_WAL_REPAIR_PEERS ? " (the leader "
+							       "sends it "
+							       "again)"
+							     : "");
+		if ((rv = wal_lost_note(g, idx[i])))
 			return rv;
 		if (unlinkat(w->dirfd, name, 0) != 0 || fsync(w->dirfd) != 0)
 			return io_error(w, "delete", name);
 	}
 	if (i == (size_t)-1) {
-		sr_walc_free(w, g->snap.members);
+		wal_mem_free(w, g->snap.members);
 		memset(&g->snap, 0, sizeof(g->snap));
 		g->snap.fd = -1;
 		return 0;
 	}
 	for (size_t j = 0; j < i; j++) { /* older, superseded */
-		sr_walio_snap_name(name, sizeof(name), g->id, idx[j]);
+		wal_io_snap_name(name, sizeof(name), g->id, idx[j]);
 		unlinkat(w->dirfd, name, 0);
 	}
 	if (i && fsync(w->dirfd) != 0)
@@ -215,46 +214,46 @@ int sr_walsnap_load(struct sr_wal_group *g, const uint64_t *idx, size_t n)
 	return 0;
 }
 
-void sr_walsnap_discard(struct sr_wal_group *g)
+void wal_snap_discard(struct sr_wal_group *g)
 {
 	sr_wal *w = g->wal;
 	char tmp[32];
 
 	if (!g->part)
 		return;
-	sr_walio_group_name(tmp, sizeof(tmp), g->id, "snap.tmp");
+	wal_io_group_name(tmp, sizeof(tmp), g->id, "snap.tmp");
 	close(g->part->fd);
 	unlinkat(w->dirfd, tmp, 0);
-	sr_walc_free(w, g->part->members);
-	sr_walc_free(w, g->part);
+	wal_mem_free(w, g->part->members);
+	wal_mem_free(w, g->part);
 	g->part = NULL;
 }
 
-void sr_walsnap_close(struct sr_wal_group *g)
+void wal_snap_close(struct sr_wal_group *g)
 {
 	if (g->snap.fd >= 0)
 		close(g->snap.fd);
 	g->snap.fd = -1;
-	sr_walc_free(g->wal, g->snap.members);
+	wal_mem_free(g->wal, g->snap.members);
 	g->snap.members = NULL;
 	g->snap.n_members = 0;
-	sr_walsnap_discard(g);
+	wal_snap_discard(g);
 }
 
-int sr_walsnap_delete_all(struct sr_wal_group *g)
+int wal_snap_delete_all(struct sr_wal_group *g)
 {
 	sr_wal *w = g->wal;
 	char name[48];
 
 	if (g->snap.fd >= 0) {
-		sr_walio_snap_name(name, sizeof(name), g->id, g->snap.index);
+		wal_io_snap_name(name, sizeof(name), g->id, g->snap.index);
 		if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT)
 			return io_error(w, "delete", name);
 	}
-	sr_walsnap_close(g);
+	wal_snap_close(g);
 	memset(&g->snap, 0, sizeof(g->snap));
 	g->snap.fd = -1;
-	sr_walio_group_name(name, sizeof(name), g->id, "lost");
+	wal_io_group_name(name, sizeof(name), g->id, "lost");
 	if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT)
 		return io_error(w, "delete", name);
 	if (fsync(w->dirfd) != 0)
@@ -266,47 +265,47 @@ int sr_walsnap_delete_all(struct sr_wal_group *g)
 /* The vtable                                                         */
 /* ------------------------------------------------------------------ */
 
-int sr_walsnap_begin(void *ctx, sr_index index, sr_term term,
-		     const sr_membership *conf)
+int wal_snap_begin(void *ctx, sr_index index, sr_term term,
+		   const sr_membership *conf)
 {
 	struct sr_wal_group *g = ctx;
 	sr_wal *w = g->wal;
 	struct wal_snap *p;
 	char tmp[32];
-	int fd, rv = sr_walc_failed(w);
+	int fd, rv = wal_queue_failed(w);
 
 	if (rv)
 		return rv;
 	if (index == 0 || index > WAL_INDEX_MAX ||
 	    (conf && conf->n > SR_MAX_MEMBERS))
 		return SR_EINVAL;
-	sr_walsnap_discard(g);
-	p = sr_walc_alloc(w, sizeof(*p));
+	wal_snap_discard(g);
+	p = wal_mem_alloc(w, sizeof(*p));
 	if (!p)
 		return SR_ENOMEM;
 	memset(p, 0, sizeof(*p));
 	if ((rv = snap_set_conf(w, p, conf))) {
-		sr_walc_free(w, p);
+		wal_mem_free(w, p);
 		return rv;
 	}
-	sr_walio_group_name(tmp, sizeof(tmp), g->id, "snap.tmp");
+	wal_io_group_name(tmp, sizeof(tmp), g->id, "snap.tmp");
 	fd = openat(w->dirfd, tmp, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC,
 		    0600);
 	if (fd < 0) {
 		rv = io_error(w, "create", tmp);
-		sr_walc_free(w, p->members);
-		sr_walc_free(w, p);
+		wal_mem_free(w, p->members);
+		wal_mem_free(w, p);
 		return rv;
 	}
 	p->fd = fd;
 	p->index = index;
 	p->term = term;
-	p->hdr_size = sr_walfmt_snap_hdr_size(conf);
+	p->hdr_size = wal_fmt_snap_hdr_size(conf);
 	g->part = p;
 	return 0;
 }
 
-int sr_walsnap_write(void *ctx, uint64_t offset, const void *data, size_t len)
+int wal_snap_write(void *ctx, uint64_t offset, const void *data, size_t len)
 {
 	struct sr_wal_group *g = ctx;
 	struct wal_snap *p = g->part;
@@ -316,7 +315,7 @@ int sr_walsnap_write(void *ctx, uint64_t offset, const void *data, size_t len)
 	if (offset > p->size || (len && !data))
 		return SR_EINVAL;
 	if (len &&
-	    sr_walio_pwrite_all(p->fd, data, len, p->hdr_size + offset) != 0)
+	    wal_io_pwrite_all(p->fd, data, len, p->hdr_size + offset) != 0)
 		return io_error(g->wal, "write", "snap.tmp");
 	if (offset + len > p->size)
 		p->size = offset + len;
@@ -329,7 +328,7 @@ static int part_seal(struct sr_wal_group *g)
 	sr_wal *w = g->wal;
 	unsigned char hdr[SNAP_HDR_MAX];
 	struct wal_snap *p = g->part;
-	sr_membership *conf = sr_walc_alloc(w, sizeof(*conf));
+	sr_membership *conf = wal_mem_alloc(w, sizeof(*conf));
 	struct wal_snap_hdr h = { .hdr_size = p->hdr_size,
 				  .index = p->index,
 				  .term = p->term,
@@ -344,19 +343,19 @@ static int part_seal(struct sr_wal_group *g)
 		       p->n_members * sizeof(sr_member));
 	rv = crc_file(w, p->fd, p->hdr_size, p->size, &h.data_crc);
 	if (rv) {
-		sr_walc_free(w, conf);
+		wal_mem_free(w, conf);
 		return rv == SR_ENOMEM ? rv : io_error(w, "read", "snap.tmp");
 	}
-	sr_walfmt_snap_hdr_encode(hdr, &h, conf);
-	sr_walc_free(w, conf);
-	if (sr_walio_pwrite_all(p->fd, hdr, p->hdr_size, 0) != 0)
+	wal_fmt_snap_hdr_encode(hdr, &h, conf);
+	wal_mem_free(w, conf);
+	if (wal_io_pwrite_all(p->fd, hdr, p->hdr_size, 0) != 0)
 		return io_error(w, "header write", "snap.tmp");
 	if (fsync(p->fd) != 0)
 		return io_error(w, "fsync", "snap.tmp");
 	return 0;
 }
 
-int sr_walsnap_finish(void *ctx, int commit)
+int wal_snap_finish(void *ctx, int commit)
 {
 	struct sr_wal_group *g = ctx;
 	sr_wal *w = g->wal;
@@ -367,52 +366,52 @@ int sr_walsnap_finish(void *ctx, int commit)
 	if (!g->part)
 		return SR_ESTATE;
 	if (!commit) {
-		sr_walsnap_discard(g);
+		wal_snap_discard(g);
 		return 0;
 	}
 	/* part_seal, then the barrier: earlier log writes durable first */
-	if ((rv = sr_walc_failed(w)) || (rv = part_seal(g)) ||
-	    (rv = sr_walc_drain(w))) {
-		sr_walsnap_discard(g);
+	if ((rv = wal_queue_failed(w)) || (rv = part_seal(g)) ||
+	    (rv = wal_queue_drain(w))) {
+		wal_snap_discard(g);
 		return rv;
 	}
-	sr_walio_group_name(tmp, sizeof(tmp), g->id, "snap.tmp");
-	sr_walio_snap_name(name, sizeof(name), g->id, g->part->index);
+	wal_io_group_name(tmp, sizeof(tmp), g->id, "snap.tmp");
+	wal_io_snap_name(name, sizeof(name), g->id, g->part->index);
 	if (renameat(w->dirfd, tmp, w->dirfd, name) != 0) {
 		rv = io_error(w, "rename", name);
-		sr_walsnap_discard(g);
-		sr_walc_stop(w, rv);
+		wal_snap_discard(g);
+		wal_queue_stop(w, rv);
 		return rv;
 	}
 	g->snap = *g->part;
-	sr_walc_free(w, g->part);
+	wal_mem_free(w, g->part);
 	g->part = NULL;
-	sr_walc_free(w, old.members);
+	wal_mem_free(w, old.members);
 	if (fsync(w->dirfd) != 0) {
 		rv = io_error(w, "directory fsync", name);
-		sr_walc_stop(w, rv);
+		wal_queue_stop(w, rv);
 		return rv;
 	}
 	if (old.fd >= 0) {
 		close(old.fd);
 		if (old.index != g->snap.index) {
-			sr_walio_snap_name(oldname, sizeof(oldname), g->id,
-					   old.index);
+			wal_io_snap_name(oldname, sizeof(oldname), g->id,
+					 old.index);
 			unlinkat(w->dirfd, oldname, 0);
 			(void)fsync(w->dirfd);
 		}
 	}
-	sr_walc_logf(w, SR_LOG_INFO,
-		     "wal: snapshot %llu of group %u (term %llu, %llu bytes) "
-		     "is durable",
-		     (unsigned long long)g->snap.index, g->id,
-		     (unsigned long long)g->snap.term,
-		     (unsigned long long)g->snap.size);
+	wal_io_logf(w, SR_LOG_INFO,
+		    "wal: snapshot %llu of group %u (term %llu, %llu bytes) "
+		    "is durable",
+		    (unsigned long long)g->snap.index, g->id,
+		    (unsigned long long)g->snap.term,
+		    (unsigned long long)g->snap.size);
 	return 0;
 }
 
-int sr_walsnap_read(void *ctx, uint64_t offset, void *buf, size_t len,
-		    size_t *n_out)
+int wal_snap_read(void *ctx, uint64_t offset, void *buf, size_t len,
+		  size_t *n_out)
 {
 	struct sr_wal_group *g = ctx;
 	uint64_t n;
@@ -426,9 +425,9 @@ int sr_walsnap_read(void *ctx, uint64_t offset, void *buf, size_t len,
 	n = g->snap.size - offset;
 	if (n > len)
 		n = len;
-	if (n && sr_walio_pread_all(g->snap.fd, buf, (size_t)n,
-				    g->snap.hdr_size + offset) != 0) {
-		sr_walio_snap_name(name, sizeof(name), g->id, g->snap.index);
+	if (n && wal_io_pread_all(g->snap.fd, buf, (size_t)n,
+				  g->snap.hdr_size + offset) != 0) {
+		wal_io_snap_name(name, sizeof(name), g->id, g->snap.index);
 		return io_error(g->wal, "read", name);
 	}
 	*n_out = (size_t)n;

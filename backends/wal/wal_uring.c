@@ -60,7 +60,7 @@ struct uring_state {
 	int fd;			   /* the segment file of the chain */
 };
 
-int sr_waluring_usable(void)
+int wal_uring_usable(void)
 {
 	struct io_uring r;
 
@@ -108,17 +108,17 @@ static int chain_new_segment(sr_wal *w, struct uring_state *u,
 	char name[32];
 	int e;
 
-	sr_walio_seg_name(name, sizeof(name), it->seg);
+	wal_io_seg_name(name, sizeof(name), it->seg);
 	u->fd = openat(w->dirfd, name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC,
 		       0600);
 	if (u->fd < 0) {
 		e = errno;
-		sr_walio_fail(w, 0, "wal: creating segment %s/%s failed: %s",
-			      w->dir, name, strerror(e));
-		return sr_walc_errno_code(e);
+		wal_io_fail(w, 0, "wal: creating segment %s/%s failed: %s",
+			    w->dir, name, strerror(e));
+		return wal_io_error_code(e);
 	}
 	pthread_mutex_lock(&w->mu);
-	s = sr_walc_seg_get(w, it->seg);
+	s = wal_queue_seg_find(w, it->seg);
 	s->fd = u->fd;
 	pthread_mutex_unlock(&w->mu);
 	sqe = sqe_add(u, it, UOP_FALLOCATE, 0);
@@ -159,7 +159,7 @@ static int chain_submit(sr_wal *w, struct uring_state *u, struct wal_item *it)
 		pthread_mutex_unlock(&w->mu);
 		if (!u->del_seq)
 			return 0;
-		sr_walio_seg_name(u->name, sizeof(u->name), u->del_seq);
+		wal_io_seg_name(u->name, sizeof(u->name), u->del_seq);
 		sqe = sqe_add(u, it, UOP_UNLINK, 0);
 		io_uring_prep_unlinkat(sqe, w->dirfd, u->name, 0);
 		sqe = sqe_add(u, it, UOP_SYNC_DIR, 0);
@@ -169,10 +169,10 @@ static int chain_submit(sr_wal *w, struct uring_state *u, struct wal_item *it)
 			return 0; /* tokens only */
 		/* groups created before this batch exist on disk before it
 		 * (a synchronous fsync: rare, once per burst of creations) */
-		if (!it->written && (rv = sr_walio_dir_sync(w)))
+		if (!it->written && (rv = wal_io_dir_sync(w)))
 			return rv;
 		/* the CRCs, computed here, on the host's thread */
-		sr_walfmt_seal(it->buf, it->sealed, it->len);
+		wal_fmt_seal(it->buf, it->sealed, it->len);
 		it->sealed = it->len;
 		if (it->new_seg && !it->written) {
 			if ((rv = chain_new_segment(w, u, it)))
@@ -181,7 +181,7 @@ static int chain_submit(sr_wal *w, struct uring_state *u, struct wal_item *it)
 			struct wal_seg *s;
 
 			pthread_mutex_lock(&w->mu);
-			s = sr_walc_seg_get(w, it->seg);
+			s = wal_queue_seg_find(w, it->seg);
 			u->fd = s ? s->fd : -1;
 			pthread_mutex_unlock(&w->mu);
 		}
@@ -189,8 +189,8 @@ static int chain_submit(sr_wal *w, struct uring_state *u, struct wal_item *it)
 	}
 	rv = io_uring_submit(&u->ring);
 	if (rv < 0) {
-		sr_walio_fail(w, 0, "wal: io_uring_submit failed: %s",
-			      strerror(-rv));
+		wal_io_fail(w, 0, "wal: io_uring_submit failed: %s",
+			    strerror(-rv));
 		return SR_EIO;
 	}
 	return 1;
@@ -200,7 +200,7 @@ static void item_done(sr_wal *w, struct uring_state *u, struct wal_item *it,
 		      int status)
 {
 	pthread_mutex_lock(&w->mu);
-	sr_walc_item_finish(w, it, status);
+	wal_queue_item_finish(w, it, status);
 	pthread_mutex_unlock(&w->mu);
 	u->cur = NULL;
 }
@@ -228,7 +228,7 @@ static void uring_kick(sr_wal *w)
 		if (rv == 1)
 			return;
 		item_done(w, u, it, rv);
-		sr_walc_notify(w); /* no completion will signal this one */
+		wal_queue_notify(w); /* no completion will signal this one */
 	}
 }
 
@@ -240,11 +240,11 @@ static void segment_discard(sr_wal *w, struct uring_state *u,
 	char name[32];
 
 	pthread_mutex_lock(&w->mu);
-	s = sr_walc_seg_get(w, it->seg);
+	s = wal_queue_seg_find(w, it->seg);
 	if (s && s->state == SEG_PLANNED && s->fd >= 0) {
 		close(s->fd);
 		s->fd = -1;
-		sr_walio_seg_name(name, sizeof(name), it->seg);
+		wal_io_seg_name(name, sizeof(name), it->seg);
 		unlinkat(w->dirfd, name, 0);
 		fsync(w->dirfd);
 	}
@@ -268,24 +268,24 @@ static int chain_result(sr_wal *w, struct uring_state *u, struct wal_item *it)
 		if (kind == UOP_UNLINK && res == -ENOENT)
 			continue; /* already gone */
 		if (res < 0) {
-			int code = sr_walc_errno_code(-res);
+			int code = wal_io_error_code(-res);
 
 			if (kind == UOP_UNLINK || it->kind == ITEM_DELETE) {
-				sr_walio_warn(w,
-					      "wal: deleting %s/%s failed at "
-					      "%s: %s (kept)",
-					      w->dir, u->name, uop_names[kind],
-					      strerror(-res));
+				wal_io_warn(w,
+					    "wal: deleting %s/%s failed at "
+					    "%s: %s (kept)",
+					    w->dir, u->name, uop_names[kind],
+					    strerror(-res));
 				return 0;
 			}
-			sr_walio_seg_name(name, sizeof(name), it->seg);
-			sr_walio_fail(w, code,
-				      "wal: %s on %s/%s (batch at offset %llu) "
-				      "failed: %s; the WAL is stopped and this "
-				      "batch will never be reported durable",
-				      uop_names[kind], w->dir, name,
-				      (unsigned long long)it->off,
-				      strerror(-res));
+			wal_io_seg_name(name, sizeof(name), it->seg);
+			wal_io_fail(w, code,
+				    "wal: %s on %s/%s (batch at offset %llu) "
+				    "failed: %s; the WAL is stopped and this "
+				    "batch will never be reported durable",
+				    uop_names[kind], w->dir, name,
+				    (unsigned long long)it->off,
+				    strerror(-res));
 			if (it->new_seg)
 				segment_discard(w, u, it);
 			return code;
@@ -293,7 +293,7 @@ static int chain_result(sr_wal *w, struct uring_state *u, struct wal_item *it)
 		if (kind == UOP_HEADER && (uint32_t)res != it->op_want[k]) {
 			if (it->new_seg)
 				segment_discard(w, u, it);
-			sr_walio_fail(w, SR_EIO, "wal: short header write");
+			wal_io_fail(w, SR_EIO, "wal: short header write");
 			return SR_EIO;
 		}
 	}
@@ -301,7 +301,7 @@ static int chain_result(sr_wal *w, struct uring_state *u, struct wal_item *it)
 		struct wal_seg *s;
 
 		pthread_mutex_lock(&w->mu);
-		s = sr_walc_seg_get(w, u->del_seq);
+		s = wal_queue_seg_find(w, u->del_seq);
 		if (s)
 			s->state = SEG_DELETED;
 		w->st_deleted++;
@@ -311,12 +311,12 @@ static int chain_result(sr_wal *w, struct uring_state *u, struct wal_item *it)
 	if (cancelled || it->written < it->len) {
 		if (it->written > 0 && it->written < it->len)
 			return 1; /* a short write: continue */
-		sr_walio_fail(w, SR_EIO, "wal: io_uring cancelled a write");
+		wal_io_fail(w, SR_EIO, "wal: io_uring cancelled a write");
 		return SR_EIO;
 	}
 	pthread_mutex_lock(&w->mu);
 	if (it->new_seg) {
-		sr_walc_seg_get(w, it->seg)->state = SEG_LIVE;
+		wal_queue_seg_find(w, it->seg)->state = SEG_LIVE;
 		w->st_created++;
 	}
 	w->st_batches++;
@@ -340,7 +340,7 @@ static void on_cqe(sr_wal *w, struct uring_state *u,
 
 		it->written += (size_t)cqe->res;
 		pthread_mutex_lock(&w->mu);
-		s = sr_walc_seg_get(w, it->seg);
+		s = wal_queue_seg_find(w, it->seg);
 		if (s && s->written < it->off + it->written)
 			s->written = it->off + it->written;
 		if (it->written == it->len)
@@ -384,7 +384,7 @@ static void uring_wait(sr_wal *w)
 
 static int uring_start(sr_wal *w)
 {
-	struct uring_state *u = sr_walc_alloc(w, sizeof(*u));
+	struct uring_state *u = wal_mem_alloc(w, sizeof(*u));
 	int rv;
 
 	if (!u)
@@ -392,19 +392,19 @@ static int uring_start(sr_wal *w)
 	memset(u, 0, sizeof(*u));
 	rv = io_uring_queue_init(16, &u->ring, 0);
 	if (rv) {
-		sr_walc_logf(w, SR_LOG_ERROR,
-			     "wal: io_uring is not usable here: %s",
-			     strerror(-rv));
-		sr_walc_free(w, u);
+		wal_io_logf(w, SR_LOG_ERROR,
+			    "wal: io_uring is not usable here: %s",
+			    strerror(-rv));
+		wal_mem_free(w, u);
 		return SR_EINVAL;
 	}
 	rv = io_uring_register_eventfd(&u->ring, w->evfd);
 	if (rv) {
-		sr_walc_logf(w, SR_LOG_ERROR,
-			     "wal: io_uring_register_eventfd: %s",
-			     strerror(-rv));
+		wal_io_logf(w, SR_LOG_ERROR,
+			    "wal: io_uring_register_eventfd: %s",
+			    strerror(-rv));
 		io_uring_queue_exit(&u->ring);
-		sr_walc_free(w, u);
+		wal_mem_free(w, u);
 		return SR_EIO;
 	}
 	w->eng_state = u;
@@ -430,11 +430,11 @@ static void uring_stop(sr_wal *w)
 		uring_wait(w);
 	}
 	io_uring_queue_exit(&u->ring);
-	sr_walc_free(w, u);
+	wal_mem_free(w, u);
 	w->eng_state = NULL;
 }
 
-const struct wal_engine sr_waluring_engine = {
+const struct wal_engine wal_uring_engine = {
 	.id = SR_WAL_URING,
 	.start = uring_start,
 	.kick = uring_kick,

@@ -154,7 +154,7 @@ static size_t synth(const unsigned char *in, size_t n, unsigned char *out,
 		rs = wal_rec_size(r.len);
 		if (o + rs > cap)
 			break;
-		sr_walfmt_rec_encode(out + o, &r);
+		wal_fmt_rec_encode(out + o, &r);
 		if (in[i + 4] & 1) /* damage */
 			out[o + in[i + 4] % rs] ^= (unsigned char)(in[i + 4] |
 								   1);
@@ -185,7 +185,7 @@ static void segment(uint64_t seq, const unsigned char *body, size_t n, int raw,
 		body += WAL_SEG_HDR;
 		n -= WAL_SEG_HDR;
 	} else {
-		sr_walfmt_seg_hdr_encode(hdr, &h);
+		wal_fmt_seg_hdr_encode(hdr, &h);
 	}
 	snprintf(name, sizeof(name), "%016llx.wal", (unsigned long long)seq);
 	put(name, hdr, sizeof(hdr), body, n);
@@ -321,7 +321,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(body, data + 2, n);
 	}
 	clear_dir();
-	sr_walfmt_meta_encode(meta, &m);
+	wal_fmt_meta_encode(meta, &m);
 	put("meta", meta, sizeof(meta), NULL, 0);
 	if (flags & 64) {
 		put("g00000001.meta", meta, sizeof(meta), NULL, 0);

@@ -534,7 +534,7 @@ WAL_TEST(test_a_version_1_directory_opens_and_takes_groups)
 
 	CHECK_EQ(mkdir(dir, 0700), 0);
 	memset(seg, 0, sizeof(seg));
-	sr_walfmt_seg_hdr_encode_v(seg, &h, 1);
+	wal_fmt_seg_hdr_encode_v(seg, &h, 1);
 	CHECK_EQ(wal_get32(seg + 8), 1);
 	for (sr_index i = 1; i <= 30; i++) { /* one batch per entry */
 		sr_entry e = t_entry(i, 4, t_len(i, 50), 0);
@@ -547,11 +547,11 @@ WAL_TEST(test_a_version_1_directory_opens_and_takes_groups)
 				     .batch_off = off,
 				     .data = e.data };
 
-		sr_walfmt_rec_encode(seg + off, &r);
+		wal_fmt_rec_encode(seg + off, &r);
 		off += wal_rec_size(e.len);
 	}
 	put_file(dir, "0000000000000001.wal", seg, sizeof(seg));
-	sr_walfmt_meta_encode(meta, &m);
+	wal_fmt_meta_encode(meta, &m);
 	put_file(dir, "meta", meta, sizeof(meta));
 	w = t_open(dir, SEG);
 	d = t_load(w);
@@ -596,7 +596,7 @@ WAL_TEST(test_a_version_2_directory_opens_with_its_groups_hard_states)
 
 	CHECK_EQ(mkdir(dir, 0700), 0);
 	memset(seg, 0, sizeof(seg));
-	sr_walfmt_seg_hdr_encode_v(seg, &h, 2);
+	wal_fmt_seg_hdr_encode_v(seg, &h, 2);
 	for (sr_index i = 1; i <= 10; i++) { /* groups 0, 1 and 5 */
 		for (uint32_t gid = 0; gid <= 5; gid += gid ? 4 : 1) {
 			sr_entry e = t_entry(i, 4 + gid,
@@ -611,7 +611,7 @@ WAL_TEST(test_a_version_2_directory_opens_with_its_groups_hard_states)
 					     .group = gid,
 					     .data = e.data };
 
-			sr_walfmt_rec_encode(seg + off, &r);
+			wal_fmt_rec_encode(seg + off, &r);
 			off += wal_rec_size(e.len);
 			batch++;
 		}
@@ -622,14 +622,14 @@ WAL_TEST(test_a_version_2_directory_opens_with_its_groups_hard_states)
 				     .batch_off = off,
 				     .group = 5 };
 
-		sr_walfmt_rec_encode(seg + off, &r);
+		wal_fmt_rec_encode(seg + off, &r);
 	}
 	put_file(dir, "0000000000000001.wal", seg, sizeof(seg));
-	sr_walfmt_meta_encode(meta, &m);
+	wal_fmt_meta_encode(meta, &m);
 	put_file(dir, "meta", meta, sizeof(meta));
 	m.term = 7;
 	m.vote = 3;
-	sr_walfmt_meta_encode(meta, &m);
+	wal_fmt_meta_encode(meta, &m);
 	put_file(dir, "g00000001.meta", meta, sizeof(meta));
 	w = t_open(dir, SEG);
 	CHECK_EQ(sr_wal_groups(w, NULL, 0, &n), SR_ETOOBIG);
@@ -676,21 +676,21 @@ WAL_TEST(test_a_group_record_in_a_version_1_segment_is_not_a_record)
 
 	CHECK_EQ(mkdir(dir, 0700), 0);
 	memset(seg, 0, sizeof(seg));
-	sr_walfmt_seg_hdr_encode_v(seg, &h, 1);
-	sr_walfmt_rec_encode(seg + WAL_SEG_HDR, &r);
+	wal_fmt_seg_hdr_encode_v(seg, &h, 1);
+	wal_fmt_rec_encode(seg + WAL_SEG_HDR, &r);
 	/* a valid group-0 record after it, in a later batch: so the bad
 	 * one is not a torn tail but corruption */
 	r.group = 0;
 	r.batch = 2;
 	r.batch_off = WAL_SEG_HDR + 48;
 	r.index = 2;
-	sr_walfmt_rec_encode(seg + WAL_SEG_HDR + 48, &r);
+	wal_fmt_rec_encode(seg + WAL_SEG_HDR + 48, &r);
 	r.batch = 3;
 	r.batch_off = WAL_SEG_HDR + 96;
 	r.index = 3;
-	sr_walfmt_rec_encode(seg + WAL_SEG_HDR + 96, &r);
+	wal_fmt_rec_encode(seg + WAL_SEG_HDR + 96, &r);
 	put_file(dir, "0000000000000001.wal", seg, sizeof(seg));
-	sr_walfmt_meta_encode(meta, &m);
+	wal_fmt_meta_encode(meta, &m);
 	put_file(dir, "meta", meta, sizeof(meta));
 	t_opts(&o, dir);
 	o.repair = SR_WAL_REPAIR_NONE;
@@ -859,7 +859,7 @@ WAL_TEST(test_hard_states_are_records_and_the_latest_wins)
 	/* a new group's meta file is empty: its hard state is in the log */
 	CHECK_EQ(file_size(dir, "g00000001.meta"), 0);
 	/* a meta file written before format version 3 (group 3) */
-	sr_walfmt_meta_encode(meta, &m);
+	wal_fmt_meta_encode(meta, &m);
 	put_file(dir, "g00000003.meta", meta, sizeof(meta));
 	w = t_open(dir, SEG);
 	CHECK_EQ(sr_wal_group_open(w, 1, &a), 0);

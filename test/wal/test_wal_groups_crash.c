@@ -150,11 +150,11 @@ static void walk(const unsigned char *seg, size_t len)
 
 	nrecs = 0;
 	while (off + WAL_REC_HDR <= len &&
-	       sr_walfmt_rec_peek(seg + off, off, len - off, &size, &why) ==
+	       wal_fmt_rec_peek(seg + off, off, len - off, &size, &why) ==
 		       WALFMT_OK) {
 		struct wal_rec r;
 
-		CHECK_EQ(sr_walfmt_rec_decode(seg + off, off, size, &r, &why),
+		CHECK_EQ(wal_fmt_rec_decode(seg + off, off, size, &r, &why),
 			 WALFMT_OK);
 		CHECK(nrecs < 256);
 		recs[nrecs].off = off;

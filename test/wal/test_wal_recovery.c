@@ -141,11 +141,11 @@ static uint64_t map_segment(const char *dir, const char *name)
 
 	nrecs = 0;
 	while (off + WAL_REC_HDR <= n &&
-	       sr_walfmt_rec_peek(buf + off, off, n - off, &size, &why) ==
+	       wal_fmt_rec_peek(buf + off, off, n - off, &size, &why) ==
 		       WALFMT_OK) {
 		struct wal_rec r;
 
-		CHECK_EQ(sr_walfmt_rec_decode(buf + off, off, size, &r, &why),
+		CHECK_EQ(wal_fmt_rec_decode(buf + off, off, size, &r, &why),
 			 WALFMT_OK);
 		recs[nrecs++] = (struct rec){ off, size, r.batch, r.index,
 					      r.kind };
@@ -217,33 +217,33 @@ TEST(test_format_round_trips_and_rejects)
 	uint64_t size;
 
 	t_cleanup();
-	sr_walfmt_seg_hdr_encode(b, &h);
-	CHECK_EQ(sr_walfmt_seg_hdr_decode(b, &h2, &why), WALFMT_OK);
+	wal_fmt_seg_hdr_encode(b, &h);
+	CHECK_EQ(wal_fmt_seg_hdr_decode(b, &h2, &why), WALFMT_OK);
 	CHECK_EQ(h2.seq, 7);
 	CHECK_EQ(h2.first_batch, 11);
 	b[20] ^= 1;
-	CHECK_EQ(sr_walfmt_seg_hdr_decode(b, &h2, &why), WALFMT_BAD);
+	CHECK_EQ(wal_fmt_seg_hdr_decode(b, &h2, &why), WALFMT_BAD);
 	memset(b, 0, 64);
-	CHECK_EQ(sr_walfmt_seg_hdr_decode(b, &h2, &why), WALFMT_ZERO);
+	CHECK_EQ(wal_fmt_seg_hdr_decode(b, &h2, &why), WALFMT_ZERO);
 
-	sr_walfmt_meta_encode(b, &m);
-	CHECK_EQ(sr_walfmt_meta_decode(b, WAL_META_SIZE, &m2, &why), WALFMT_OK);
+	wal_fmt_meta_encode(b, &m);
+	CHECK_EQ(wal_fmt_meta_decode(b, WAL_META_SIZE, &m2, &why), WALFMT_OK);
 	CHECK_EQ(m2.term, 5);
 	CHECK_EQ(m2.vote, 2);
-	CHECK_EQ(sr_walfmt_meta_decode(b, WAL_META_SIZE - 1, &m2, &why),
+	CHECK_EQ(wal_fmt_meta_decode(b, WAL_META_SIZE - 1, &m2, &why),
 		 WALFMT_BAD);
 
 	CHECK_EQ(wal_rec_size(5), 56);
-	sr_walfmt_rec_encode(b, &r);
-	CHECK_EQ(sr_walfmt_rec_peek(b, 64, 56, &size, &why), WALFMT_OK);
+	wal_fmt_rec_encode(b, &r);
+	CHECK_EQ(wal_fmt_rec_peek(b, 64, 56, &size, &why), WALFMT_OK);
 	CHECK_EQ(size, 56);
-	CHECK_EQ(sr_walfmt_rec_peek(b, 64, 55, &size, &why), WALFMT_BAD);
-	CHECK_EQ(sr_walfmt_rec_peek(b, 56, 56, &size, &why), WALFMT_BAD);
-	CHECK_EQ(sr_walfmt_rec_decode(b, 64, 56, &r2, &why), WALFMT_OK);
+	CHECK_EQ(wal_fmt_rec_peek(b, 64, 55, &size, &why), WALFMT_BAD);
+	CHECK_EQ(wal_fmt_rec_peek(b, 56, 56, &size, &why), WALFMT_BAD);
+	CHECK_EQ(wal_fmt_rec_decode(b, 64, 56, &r2, &why), WALFMT_OK);
 	CHECK(!memcmp(r2.data, "hello", 5));
 	CHECK_EQ(r2.index, 9);
 	b[54] ^= 0x10; /* padding is covered by the CRC */
-	CHECK_EQ(sr_walfmt_rec_decode(b, 64, 56, &r2, &why), WALFMT_BAD);
+	CHECK_EQ(wal_fmt_rec_decode(b, 64, 56, &r2, &why), WALFMT_BAD);
 }
 
 TEST(test_snapshot_header_round_trips_and_rejects)
@@ -261,21 +261,21 @@ TEST(test_snapshot_header_round_trips_and_rejects)
 	strcpy(c.members[0].addr, "a:1");
 	c.members[1].id = 9;
 	c.members[1].role = SR_ROLE_LEARNER;
-	sh.hdr_size = sr_walfmt_snap_hdr_size(&c);
+	sh.hdr_size = wal_fmt_snap_hdr_size(&c);
 	sh.index = 10;
 	sh.term = 2;
 	sh.data_size = 77;
-	sr_walfmt_snap_hdr_encode(b, &sh, &c);
-	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
+	wal_fmt_snap_hdr_encode(b, &sh, &c);
+	CHECK_EQ(wal_fmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
 		 WALFMT_OK);
 	CHECK_EQ(c2.n, 2);
 	CHECK_EQ(c2.members[1].id, 9);
 	CHECK(!strcmp(c2.members[0].addr, "a:1"));
 	CHECK_EQ(sh2.data_size, 77);
-	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size - 1, &sh2, &c2, &why),
+	CHECK_EQ(wal_fmt_snap_hdr_decode(b, sh.hdr_size - 1, &sh2, &c2, &why),
 		 WALFMT_BAD);
 	b[60] = 0xff; /* member count way out of range */
-	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
+	CHECK_EQ(wal_fmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
 		 WALFMT_BAD);
 }
 
@@ -292,25 +292,25 @@ TEST(test_snapshot_header_version_2_only_when_a_role_word_needs_it)
 	memset(&c, 0, sizeof(c));
 	sr_membership_add(&c, 1, SR_ROLE_VOTER, "a:1");
 	sr_membership_add(&c, 2, SR_ROLE_LEARNER, "");
-	sh.hdr_size = sr_walfmt_snap_hdr_size(&c);
+	sh.hdr_size = wal_fmt_snap_hdr_size(&c);
 	sh.index = 10;
 	sh.term = 2;
-	sr_walfmt_snap_hdr_encode(b, &sh, &c);
+	wal_fmt_snap_hdr_encode(b, &sh, &c);
 	CHECK_EQ(b[8], 1);
-	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
+	CHECK_EQ(wal_fmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
 		 WALFMT_OK);
 	c.members[1].auto_promote = 1;
-	sr_walfmt_snap_hdr_encode(b, &sh, &c);
+	wal_fmt_snap_hdr_encode(b, &sh, &c);
 	CHECK_EQ(b[8], 2);
-	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
+	CHECK_EQ(wal_fmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
 		 WALFMT_OK);
 	CHECK_EQ(c2.members[1].auto_promote, 1);
 	c.members[1].auto_promote = 0;
 	c.members[0].new_role = SR_ROLE_REMOVED;
 	c.members[1].new_role = SR_ROLE_VOTER;
-	sr_walfmt_snap_hdr_encode(b, &sh, &c);
+	wal_fmt_snap_hdr_encode(b, &sh, &c);
 	CHECK_EQ(b[8], 2);
-	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
+	CHECK_EQ(wal_fmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
 		 WALFMT_OK);
 	CHECK_EQ(c2.members[0].role, SR_ROLE_VOTER);
 	CHECK_EQ(c2.members[0].new_role, SR_ROLE_REMOVED);
@@ -319,15 +319,15 @@ TEST(test_snapshot_header_version_2_only_when_a_role_word_needs_it)
 	b[8] = 1;
 	wal_put32(b + 48,
 		  sr_crc32c(sr_crc32c(0, b, 48), b + 52, sh.hdr_size - 52u));
-	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
+	CHECK_EQ(wal_fmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
 		 WALFMT_BAD);
 	/* and plain roles labelled version 2: refused too */
 	c.members[0].new_role = c.members[1].new_role = 0;
-	sr_walfmt_snap_hdr_encode(b, &sh, &c);
+	wal_fmt_snap_hdr_encode(b, &sh, &c);
 	b[8] = 2;
 	wal_put32(b + 48,
 		  sr_crc32c(sr_crc32c(0, b, 48), b + 52, sh.hdr_size - 52u));
-	CHECK_EQ(sr_walfmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
+	CHECK_EQ(wal_fmt_snap_hdr_decode(b, sh.hdr_size, &sh2, &c2, &why),
 		 WALFMT_BAD);
 }
 
@@ -376,7 +376,7 @@ WAL_TEST(test_torn_tail_is_zeroed_and_the_log_continues)
 	CHECK(t_logged("torn", SEG1));
 	n = file_read(d, SEG1, buf, sizeof(buf));
 	CHECK(n >= recs[k0 + 2].off + 30);
-	CHECK(sr_walfmt_is_zero(buf + recs[k0 + 2].off, 30));
+	CHECK(wal_fmt_is_zero(buf + recs[k0 + 2].off, 30));
 	/* new batches continue where the log ends */
 	CHECK_EQ(t_append(w, 1, recs[k0 + 1].index + 1, 60, 1, 400), 0);
 	CHECK_EQ(sr_wal_sync(w), 0);
@@ -574,7 +574,7 @@ static void forge(const char *dir, uint64_t off, uint32_t kind, uint64_t index,
 			     .batch = batch,
 			     .batch_off = batch_off };
 
-	sr_walfmt_rec_encode(b, &r);
+	wal_fmt_rec_encode(b, &r);
 	file_write(dir, SEG1, off, b, wal_rec_size(0));
 }
 
@@ -646,7 +646,7 @@ static void header_only(const char *dir, uint64_t start, uint64_t first_batch)
 	char p[512];
 	int fd;
 
-	sr_walfmt_seg_hdr_encode(h, &sh);
+	wal_fmt_seg_hdr_encode(h, &sh);
 	fd = open(t_path(p, dir, "0000000000000002.wal"), O_CREAT | O_WRONLY,
 		  0600);
 	CHECK(fd >= 0);
