@@ -137,8 +137,9 @@ extern const sr_transport_ops sr_srvi_transport_ops;
 void sr_srvi_on_message(void *ctx, const sr_msg *msg);
 void sr_srvi_storage_done(void *ctx, uint64_t token, int status);
 void sr_srvi_wal_ready(sr_loop *loop, int fd, int events, void *ctx);
-/* Before a proposal: hold the WAL if the leader writes on the loop. */
-void sr_srvi_wal_hold_proposal(sr_group *g);
+/* Before a proposal of count entries: hold the WAL if the leader writes
+ * it on the loop (leader_writes_inline). */
+void sr_srvi_wal_hold_proposal(sr_group *g, size_t count);
 /* Cancel a queued write of held WAL appends (destroy). */
 void sr_srvi_wal_cancel(sr_server *s);
 

@@ -328,7 +328,7 @@ int kv_raft_open(struct kv_server *s)
 		       "authenticated (fine for a loopback demo only)");
 	sr_server_config_init(&cfg, s->opt.id);
 	config_fill(s, &cfg);
-	/* a leader with nothing in flight syncs a new batch on its own
+	/* a leader with nothing in flight syncs a lone write on its own
 	 * thread (it waits for it anyway) */
 	cfg.leader_writes_inline = 1;
 	cfg.peers = peers;
