@@ -95,7 +95,7 @@ $(CORE_RELOC): $(CORE_OBJS)
 # A backend named in RELOC_BACKENDS goes into the archive the same way, as
 # one relocatable object with its hidden symbols made local (its internal
 # names, wal_io_pwrite_all and the like, carry no sr_ prefix).
-RELOC_BACKENDS = wal
+RELOC_BACKENDS = mem tcp server wal
 RELOC_OBJS     = $(patsubst %,$(BUILD)/obj/seshatraft-%.o,$(RELOC_BACKENDS))
 PLAIN_BACKEND_OBJS = $(filter-out $(patsubst %,$(BUILD)/obj/backends/%/%.o,$(RELOC_BACKENDS)),$(BACKEND_OBJS))
 

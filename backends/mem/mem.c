@@ -483,10 +483,10 @@ static const sr_storage_ops mem_ops = {
 	.truncate = mem_truncate,
 	.read = mem_read,
 	.compact = mem_compact,
-	.snapshot_begin = sr_mem_snap_begin,
-	.snapshot_write = sr_mem_snap_write,
-	.snapshot_finish = sr_mem_snap_finish,
-	.snapshot_read = sr_mem_snap_read,
+	.snapshot_begin = mem_snap_begin,
+	.snapshot_write = mem_snap_write,
+	.snapshot_finish = mem_snap_finish,
+	.snapshot_read = mem_snap_read,
 };
 
 SR_API const sr_storage_ops *sr_mem_ops(void)
@@ -538,8 +538,8 @@ SR_API void sr_mem_destroy(sr_mem *m)
 	mem_free(m, m->rep);
 	log_ring_free(&m->vis, m->alloc);
 	log_ring_free(&m->dur, m->alloc);
-	sr_mem_snap_clear(m, &m->snap);
-	sr_mem_snap_clear(m, &m->part);
+	mem_snap_clear(m, &m->snap);
+	mem_snap_clear(m, &m->part);
 	mem_free(m, m);
 }
 
@@ -580,7 +580,7 @@ SR_API void sr_mem_crash(sr_mem *m, sr_mem_rand_fn rnd, void *rctx)
 	m->failed = 0;
 	m->fail_seq = 0;
 	memset(m->inject, 0, sizeof(m->inject));
-	sr_mem_snap_clear(m, &m->part);
+	mem_snap_clear(m, &m->part);
 }
 
 SR_API int sr_mem_inject(sr_mem *m, int op, int err)

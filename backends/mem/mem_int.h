@@ -3,8 +3,8 @@
  * (the log, its durability and the vtable) and mem_snap.c (snapshot
  * storage).  Not installed; nothing outside backends/mem includes it.
  */
-#ifndef SR_MEM_INT_H
-#define SR_MEM_INT_H
+#ifndef MEM_INT_H
+#define MEM_INT_H
 
 #include <stdlib.h>
 #include <string.h>
@@ -113,12 +113,12 @@ static inline void mem_unref(sr_mem *m, struct log_buf *b)
 /* mem_snap.c                                                          */
 /* ------------------------------------------------------------------ */
 
-void sr_mem_snap_clear(sr_mem *m, struct mem_snap *s);
-int sr_mem_snap_begin(void *ctx, sr_index index, sr_term term,
-		      const sr_membership *conf);
-int sr_mem_snap_write(void *ctx, uint64_t offset, const void *data, size_t len);
-int sr_mem_snap_finish(void *ctx, int commit);
-int sr_mem_snap_read(void *ctx, uint64_t offset, void *buf, size_t len,
-		     size_t *n_out);
+void mem_snap_clear(sr_mem *m, struct mem_snap *s);
+int mem_snap_begin(void *ctx, sr_index index, sr_term term,
+		   const sr_membership *conf);
+int mem_snap_write(void *ctx, uint64_t offset, const void *data, size_t len);
+int mem_snap_finish(void *ctx, int commit);
+int mem_snap_read(void *ctx, uint64_t offset, void *buf, size_t len,
+		  size_t *n_out);
 
 #endif

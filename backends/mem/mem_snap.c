@@ -10,18 +10,18 @@
  */
 #include "mem_int.h"
 
-void sr_mem_snap_clear(sr_mem *m, struct mem_snap *s)
+void mem_snap_clear(sr_mem *m, struct mem_snap *s)
 {
 	mem_free(m, s->data);
 	memset(s, 0, sizeof(*s));
 }
 
-int sr_mem_snap_begin(void *ctx, sr_index index, sr_term term,
-		      const sr_membership *conf)
+int mem_snap_begin(void *ctx, sr_index index, sr_term term,
+		   const sr_membership *conf)
 {
 	sr_mem *m = ctx;
 
-	sr_mem_snap_clear(m, &m->part);
+	mem_snap_clear(m, &m->part);
 	m->part.active = 1;
 	m->part.index = index;
 	m->part.term = term;
@@ -30,7 +30,7 @@ int sr_mem_snap_begin(void *ctx, sr_index index, sr_term term,
 	return 0;
 }
 
-int sr_mem_snap_write(void *ctx, uint64_t offset, const void *data, size_t len)
+int mem_snap_write(void *ctx, uint64_t offset, const void *data, size_t len)
 {
 	sr_mem *m = ctx;
 	struct mem_snap *p = &m->part;
@@ -55,24 +55,24 @@ int sr_mem_snap_write(void *ctx, uint64_t offset, const void *data, size_t len)
 	return 0;
 }
 
-int sr_mem_snap_finish(void *ctx, int commit)
+int mem_snap_finish(void *ctx, int commit)
 {
 	sr_mem *m = ctx;
 
 	if (!m->part.active)
 		return SR_ESTATE;
 	if (commit) {
-		sr_mem_snap_clear(m, &m->snap);
+		mem_snap_clear(m, &m->snap);
 		m->snap = m->part;
 		memset(&m->part, 0, sizeof(m->part));
 	} else {
-		sr_mem_snap_clear(m, &m->part);
+		mem_snap_clear(m, &m->part);
 	}
 	return 0;
 }
 
-int sr_mem_snap_read(void *ctx, uint64_t offset, void *buf, size_t len,
-		     size_t *n_out)
+int mem_snap_read(void *ctx, uint64_t offset, void *buf, size_t len,
+		  size_t *n_out)
 {
 	sr_mem *m = ctx;
 	uint64_t n;

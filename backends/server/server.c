@@ -32,7 +32,7 @@
 #include <stdio.h>
 #include <string.h>
 
-void sr_srvi_log(sr_server *s, int level, const char *fmt, ...)
+void server_log(sr_server *s, int level, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
@@ -201,7 +201,7 @@ static int open_store(sr_server *s)
 		return 0;
 	o = s->cfg.wal;
 	o.dir = s->data_dir;
-	o.done = sr_srvi_storage_done;
+	o.done = server_storage_done;
 	o.done_ctx = NULL;
 	o.log = s->cfg.log;
 	o.log_ctx = s->cfg.log_ctx;
@@ -209,8 +209,8 @@ static int open_store(sr_server *s)
 	o.alloc = s->cfg.alloc;
 	rc = sr_wal_open(&o, &s->wal);
 	if (rc)
-		sr_srvi_log(s, SR_LOG_ERROR, "cannot open the log in %s: %s",
-			    s->data_dir, sr_strerror(rc));
+		server_log(s, SR_LOG_ERROR, "cannot open the log in %s: %s",
+			   s->data_dir, sr_strerror(rc));
 	else /* one fdatasync per loop iteration for every group's term and
 	      * vote (server_glue.c, "Term and vote") */
 		sr_wal_defer_hard_state(s->wal, 1);
@@ -227,7 +227,7 @@ static int open_transport(sr_server *s)
 	t.listen_addr = s->listen;
 	t.advertise_addr = s->advertise[0] ? s->advertise : NULL;
 	t.loop = s->loop;
-	t.on_message = sr_srvi_on_message;
+	t.on_message = server_on_message;
 	t.ctx = s;
 	t.log = s->cfg.log;
 	t.log_ctx = s->cfg.log_ctx;
@@ -235,9 +235,8 @@ static int open_transport(sr_server *s)
 	t.alloc = s->cfg.alloc;
 	rc = sr_tcp_create(&t, &s->tcp);
 	if (rc)
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "cannot listen for peers on %s: %s", s->listen,
-			    sr_strerror(rc));
+		server_log(s, SR_LOG_ERROR, "cannot listen for peers on %s: %s",
+			   s->listen, sr_strerror(rc));
 	return rc;
 }
 
@@ -254,7 +253,7 @@ static int create_default_group(sr_server *s)
 	gc.fsm_ctx = s->cfg.fsm_ctx;
 	gc.host = s->cfg.host;
 	gc.host_ctx = s->cfg.host_ctx;
-	return sr_srvi_group_new(s, &gc, 1, &s->dflt);
+	return server_group_new(s, &gc, 1, &s->dflt);
 }
 
 SR_API int sr_server_create(const sr_server_config *cfg, sr_server **out)
@@ -318,7 +317,7 @@ SR_API int sr_server_start(sr_server *s)
 		return SR_ESTATE;
 	/* The default group first: its log lines and errors come first, as
 	 * they did before there were groups. */
-	if (s->dflt && (rc = sr_srvi_group_start(s->dflt)))
+	if (s->dflt && (rc = server_group_start(s->dflt)))
 		return rc;
 	n = sr_server_groups(s, NULL, 0);
 	all = hook_malloc(s->cfg.alloc, (n ? n : 1) * sizeof(*all));
@@ -327,13 +326,13 @@ SR_API int sr_server_start(sr_server *s)
 	sr_server_groups(s, all, n);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		if (!all[i]->started)
-			rc = sr_srvi_group_start(all[i]);
+			rc = server_group_start(all[i]);
 	hook_free(s->cfg.alloc, all);
 	if (rc)
 		return rc;
 	if (s->wal) {
 		rc = sr_loop_watch(s->loop, sr_wal_fd(s->wal), SR_LOOP_READ,
-				   sr_srvi_wal_ready, s);
+				   server_wal_ready, s);
 		if (rc)
 			return rc;
 		s->wal_fd = sr_wal_fd(s->wal);
@@ -397,10 +396,10 @@ SR_API sr_loop *sr_server_loop(const sr_server *s)
 /* A single-group call on a server without a default group. */
 static int no_default(sr_server *s, const char *what)
 {
-	sr_srvi_log(s, SR_LOG_ERROR,
-		    "%s: this server has no default group "
-		    "(no_default_group): use sr_group_*",
-		    what);
+	server_log(s, SR_LOG_ERROR,
+		   "%s: this server has no default group "
+		   "(no_default_group): use sr_group_*",
+		   what);
 	return SR_ESTATE;
 }
 
@@ -434,9 +433,9 @@ SR_API int sr_server_tick(sr_server *s)
 
 	if (!s->dflt)
 		return no_default(s, "sr_server_tick");
-	if ((rc = sr_srvi_enter(s->dflt, "sr_server_tick")))
+	if ((rc = server_group_enter(s->dflt, "sr_server_tick")))
 		return rc;
-	return sr_srvi_leave(s->dflt, 0);
+	return server_group_leave(s->dflt, 0);
 }
 
 SR_API int sr_server_add(sr_server *s, sr_id id, const char *addr,
@@ -520,8 +519,8 @@ SR_API void sr_server_destroy(sr_server *s)
 {
 	if (!s)
 		return;
-	sr_srvi_timer_cancel(s);
-	sr_srvi_wal_cancel(s);
+	server_clock_cancel_timer(s);
+	server_wal_cancel(s);
 	if (s->wal_fd >= 0)
 		sr_loop_unwatch(s->loop, s->wal_fd);
 	s->wal_fd = -1;
@@ -535,7 +534,7 @@ SR_API void sr_server_destroy(sr_server *s)
 		sr_group *g = NULL;
 		for (size_t i = 0; !g && i < s->n_buckets; i++)
 			g = s->buckets[i];
-		sr_srvi_group_free(g);
+		server_group_free(g);
 	}
 	sr_wal_close(s->wal);
 	if (s->own_loop && s->loop)

@@ -5,8 +5,8 @@
  * The engine has no clock: it measures its timers from the time of its
  * latest tick (a follower restarts its election timer from it when the
  * leader is heard, thesis §3.4).  So before every call that hands a
- * group's engine an event, sr_srvi_sync() reads the loop's clock and
- * ticks that engine if time moved.  After the call, sr_srvi_kick() puts
+ * group's engine an event, server_clock_sync() reads the loop's clock and
+ * ticks that engine if time moved.  After the call, server_clock_schedule() puts
  * the group back in the deadline heap at sr_node_deadline() and makes
  * sure the loop timer is armed no later than the heap's top (the timer is
  * only moved earlier, never cancelled for a later deadline: firing early
@@ -80,15 +80,15 @@ static void heap_down(sr_server *s, size_t i)
 	heap_put(s, i, g);
 }
 
-void sr_srvi_unqueue(sr_group *g)
+void server_clock_unqueue(sr_group *g)
 {
 	sr_server *s = g->srv;
 	size_t i = g->heap_pos;
 	sr_group *moved;
 
-	if (i == SR_SRVI_NOT_QUEUED)
+	if (i == SERVER_NOT_QUEUED)
 		return;
-	g->heap_pos = SR_SRVI_NOT_QUEUED;
+	g->heap_pos = SERVER_NOT_QUEUED;
 	if (i == --s->heap_n)
 		return;
 	moved = s->heap[s->heap_n];
@@ -100,7 +100,7 @@ void sr_srvi_unqueue(sr_group *g)
 /* Put g in the heap at due (or move it there). */
 static int heap_set(sr_server *s, sr_group *g, uint64_t due)
 {
-	if (g->heap_pos == SR_SRVI_NOT_QUEUED) {
+	if (g->heap_pos == SERVER_NOT_QUEUED) {
 		if (s->heap_n == s->heap_cap) {
 			size_t cap = s->heap_cap ? s->heap_cap * 2 : 16;
 			sr_group **h = hook_realloc(s->cfg.alloc, s->heap,
@@ -129,7 +129,7 @@ static int heap_set(sr_server *s, sr_group *g, uint64_t due)
 /* The loop timer                                                     */
 /* ------------------------------------------------------------------ */
 
-void sr_srvi_sync(sr_group *g)
+void server_clock_sync(sr_group *g)
 {
 	uint64_t now = sr_loop_update_now(g->srv->loop);
 
@@ -139,7 +139,7 @@ void sr_srvi_sync(sr_group *g)
 	}
 }
 
-void sr_srvi_timer_cancel(sr_server *s)
+void server_clock_cancel_timer(sr_server *s)
 {
 	if (s->timer)
 		sr_loop_timer_cancel(s->loop, s->timer);
@@ -158,12 +158,12 @@ static void timer_arm(sr_server *s)
 	due = s->heap[0]->due;
 	if (s->timer && s->timer_at <= due)
 		return;
-	sr_srvi_timer_cancel(s);
+	server_clock_cancel_timer(s);
 	now = sr_loop_now_ms(s->loop);
 	if (sr_loop_timer_add(s->loop, due > now ? due - now : 0, on_deadline,
 			      s, &s->timer))
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "cannot arm the deadline timer (out of memory)");
+		server_log(s, SR_LOG_ERROR,
+			   "cannot arm the deadline timer (out of memory)");
 	else
 		s->timer_at = due;
 }
@@ -180,7 +180,7 @@ static uint64_t wave_align(sr_server *s, uint64_t due, uint64_t now)
 	return due <= s->wave + hb ? s->wave + hb : due;
 }
 
-void sr_srvi_kick(sr_group *g)
+void server_clock_schedule(sr_group *g)
 {
 	sr_server *s = g->srv;
 	uint64_t now, due;
@@ -189,7 +189,8 @@ void sr_srvi_kick(sr_group *g)
 		return;
 	due = sr_node_deadline(g->node);
 	if (due == UINT64_MAX) {
-		sr_srvi_unqueue(g); /* stopped: nothing will be due again */
+		server_clock_unqueue(
+			g); /* stopped: nothing will be due again */
 		return;
 	}
 	now = sr_loop_now_ms(s->loop);
@@ -198,10 +199,10 @@ void sr_srvi_kick(sr_group *g)
 	if (due <= now)
 		due = now + 1; /* never spin on a deadline in the past */
 	if (heap_set(s, g, due)) {
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "group %u: cannot queue its deadline (out of "
-			    "memory)",
-			    g->id);
+		server_log(s, SR_LOG_ERROR,
+			   "group %u: cannot queue its deadline (out of "
+			   "memory)",
+			   g->id);
 		return;
 	}
 	if (!s->firing)
@@ -224,7 +225,7 @@ static void on_deadline(sr_loop *loop, uint64_t id, void *ctx)
 	 * loop ends. */
 	while (s->heap_n && s->heap[0]->due <= now) {
 		sr_group *g = s->heap[0];
-		sr_srvi_unqueue(g);
+		server_clock_unqueue(g);
 		s->stats.groups_due++;
 		if (now > g->last_tick)
 			g->last_tick = now;
@@ -233,7 +234,7 @@ static void on_deadline(sr_loop *loop, uint64_t id, void *ctx)
 		sr_node_tick(g->node, g->last_tick);
 		s->inside = NULL;
 		s->depth--;
-		sr_srvi_kick(g);
+		server_clock_schedule(g);
 	}
 	s->firing = 0;
 	timer_arm(s);

@@ -10,7 +10,7 @@
  * Messages that arrive before a group is started are dropped too.
  *
  * Storage.  The WAL reports finished fsyncs on an eventfd that the loop
- * watches; sr_wal_process() then calls sr_srvi_storage_done() for each
+ * watches; sr_wal_process() then calls server_storage_done() for each
  * append, in order, with the group as context, which tells that group's
  * engine.  The memory store calls the same function from inside append().
  *
@@ -33,7 +33,7 @@
 /* Storage and transport events                                       */
 /* ------------------------------------------------------------------ */
 
-void sr_srvi_storage_done(void *ctx, uint64_t token, int status)
+void server_storage_done(void *ctx, uint64_t token, int status)
 {
 	sr_group *g = ctx;
 	sr_server *s;
@@ -47,14 +47,14 @@ void sr_srvi_storage_done(void *ctx, uint64_t token, int status)
 		sr_node_storage_done(g->node, token, status);
 		return;
 	}
-	sr_srvi_sync(g);
+	server_clock_sync(g);
 	s->inside = g;
 	sr_node_storage_done(g->node, token, status);
 	s->inside = NULL;
-	sr_srvi_kick(g);
+	server_clock_schedule(g);
 }
 
-void sr_srvi_wal_ready(sr_loop *loop, int fd, int events, void *ctx)
+void server_wal_ready(sr_loop *loop, int fd, int events, void *ctx)
 {
 	sr_server *s = ctx;
 
@@ -87,7 +87,7 @@ void sr_srvi_wal_ready(sr_loop *loop, int fd, int events, void *ctx)
  * at 200 clients: always writing on the loop cost kvnode about 15% of its
  * writes/s).  A leader does this only with leader_writes_inline, and
  * only for a lone proposal with nothing else in flight
- * (sr_srvi_wal_hold_proposal): then it waits for that entry as a
+ * (server_wal_hold_proposal): then it waits for that entry as a
  * follower does.  With batches in flight it keeps reading clients and
  * replicating while the writer thread syncs (thesis §10.2.1): writing
  * every batch on the leader's loop halved kvnode's writes/s at 50
@@ -134,10 +134,10 @@ static void hs_sync_deferred(sr_loop *loop, void *ctx)
 	s->depth--;
 	if (rc) {
 		s->error = rc;
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "the store failed writing terms and votes (%s): "
-			    "the node has stopped",
-			    sr_strerror(rc));
+		server_log(s, SR_LOG_ERROR,
+			   "the store failed writing terms and votes (%s): "
+			   "the node has stopped",
+			   sr_strerror(rc));
 		if (s->running)
 			sr_loop_stop(s->loop);
 		return;
@@ -156,7 +156,7 @@ static void hs_cork(sr_server *s)
 		hs_sync_deferred(s->loop, s); /* out of memory: sync now */
 }
 
-void sr_srvi_wal_cancel(sr_server *s)
+void server_wal_cancel(sr_server *s)
 {
 	if (s->hs_corked) {
 		sr_loop_defer_cancel(s->loop, hs_sync_deferred, s);
@@ -189,7 +189,7 @@ static void wal_hold(sr_server *s)
  * loop keeps receiving them while the writer thread syncs (writing such
  * batches on the loop cost kvnode 18% of its writes/s at 50 clients).
  */
-void sr_srvi_wal_hold_proposal(sr_group *g, size_t count)
+void server_wal_hold_proposal(sr_group *g, size_t count)
 {
 	sr_status st;
 
@@ -201,10 +201,10 @@ void sr_srvi_wal_hold_proposal(sr_group *g, size_t count)
 		wal_hold(g->srv);
 }
 
-void sr_srvi_on_message(void *ctx, const sr_msg *msg)
+void server_on_message(void *ctx, const sr_msg *msg)
 {
 	sr_server *s = ctx;
-	sr_group *g = sr_srvi_group_find(s, msg->group);
+	sr_group *g = server_group_find(s, msg->group);
 
 	if (!g) {
 		s->stats.msgs_unknown++;
@@ -219,12 +219,12 @@ void sr_srvi_on_message(void *ctx, const sr_msg *msg)
 	    msg->u.append.n_entries)
 		s->held_appends++;
 	s->depth++;
-	sr_srvi_sync(g);
+	server_clock_sync(g);
 	s->inside = g;
 	sr_node_step(g->node, msg);
 	s->inside = NULL;
 	s->depth--;
-	sr_srvi_kick(g);
+	server_clock_schedule(g);
 }
 
 static int send_msg(void *ctx, const sr_msg *msg)
@@ -237,7 +237,7 @@ static int send_msg(void *ctx, const sr_msg *msg)
 	return sr_tcp_send(s->tcp, msg);
 }
 
-const sr_transport_ops sr_srvi_transport_ops = { .send = send_msg };
+const sr_transport_ops server_transport_ops = { .send = send_msg };
 
 /* ------------------------------------------------------------------ */
 /* The engine's callbacks, relayed to the group's host                */
@@ -279,15 +279,15 @@ static void cb_state_changed(void *ctx, int role, sr_term term, sr_id leader)
 		sr_node_status(g->node, &st);
 		s->error = st.error ? st.error : SR_EIO;
 		if (g->is_default)
-			sr_srvi_log(s, SR_LOG_ERROR,
-				    "the store failed (%s): the node has "
-				    "stopped",
-				    sr_strerror(s->error));
+			server_log(s, SR_LOG_ERROR,
+				   "the store failed (%s): the node has "
+				   "stopped",
+				   sr_strerror(s->error));
 		else
-			sr_srvi_log(s, SR_LOG_ERROR,
-				    "group %u: the store failed (%s): the "
-				    "group has stopped",
-				    g->id, sr_strerror(s->error));
+			server_log(s, SR_LOG_ERROR,
+				   "group %u: the store failed (%s): the "
+				   "group has stopped",
+				   g->id, sr_strerror(s->error));
 		if (s->running)
 			sr_loop_stop(s->loop);
 	}
@@ -300,7 +300,7 @@ static void cb_conf_changed(void *ctx, const sr_membership *conf)
 	sr_group *g = ctx;
 
 	g->conf = *conf;
-	sr_srvi_peers_defer(g);
+	server_peers_defer(g);
 	if (g->cfg.host.conf_changed)
 		g->cfg.host.conf_changed(g->cfg.host_ctx, conf);
 }
@@ -323,7 +323,7 @@ static void cb_log(void *ctx, int level, const char *line)
 	s->cfg.log(s->cfg.log_ctx, level, buf);
 }
 
-const sr_host_ops sr_srvi_host_ops = {
+const sr_host_ops server_host_ops = {
 	.done = cb_done,
 	.state_changed = cb_state_changed,
 	.conf_changed = cb_conf_changed,

@@ -33,7 +33,7 @@
  * callback, from sr_wal_process() on the loop.
  *
  * Calls.  Every sr_group_* call that drives the engine is wrapped by
- * sr_srvi_enter()/sr_srvi_leave(): refused from inside any callback
+ * server_group_enter()/server_group_leave(): refused from inside any callback
  * (SR_ESTATE, logged), the group's clock brought up to date before, its
  * deadline re-queued after.
  */
@@ -55,7 +55,7 @@ static size_t bucket_of(size_t n_buckets, uint32_t id)
 	return (size_t)((id * 2654435769u) >> 7) & (n_buckets - 1);
 }
 
-sr_group *sr_srvi_group_find(const sr_server *s, uint32_t id)
+sr_group *server_group_find(const sr_server *s, uint32_t id)
 {
 	sr_group *g;
 
@@ -126,8 +126,8 @@ static void table_remove(sr_server *s, sr_group *g)
 
 static int refuse(sr_server *s, uint32_t id, const char *field, const char *why)
 {
-	sr_srvi_log(s, SR_LOG_ERROR, "group %u: bad configuration: %s: %s", id,
-		    field, why);
+	server_log(s, SR_LOG_ERROR, "group %u: bad configuration: %s: %s", id,
+		   field, why);
 	return SR_EINVAL;
 }
 
@@ -184,23 +184,23 @@ static int open_store(sr_group *g)
 
 	if (s->cfg.storage == SR_SERVER_MEM) {
 		sr_mem_config mc = { .mode = SR_MEM_SYNC,
-				     .done = sr_srvi_storage_done,
+				     .done = server_storage_done,
 				     .done_ctx = g,
 				     .alloc = s->cfg.alloc };
 		return sr_mem_create(&mc, &g->mem);
 	}
 	if (on_wal_log(g)) {
-		sr_wal_set_done(s->wal, sr_srvi_storage_done, g);
+		sr_wal_set_done(s->wal, server_storage_done, g);
 		return 0;
 	}
 	rc = sr_wal_group_open(s->wal, g->id, &g->wg);
 	if (rc) {
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "group %u: cannot open its log in the WAL: %s",
-			    g->id, sr_strerror(rc));
+		server_log(s, SR_LOG_ERROR,
+			   "group %u: cannot open its log in the WAL: %s",
+			   g->id, sr_strerror(rc));
 		return rc;
 	}
-	sr_wal_group_set_done(g->wg, sr_srvi_storage_done, g);
+	sr_wal_group_set_done(g->wg, server_storage_done, g);
 	return 0;
 }
 
@@ -224,9 +224,9 @@ static int create_node(sr_group *g)
 	}
 	r.fsm = g->cfg.fsm;
 	r.fsm_ctx = g->cfg.fsm_ctx;
-	r.transport = &sr_srvi_transport_ops;
+	r.transport = &server_transport_ops;
 	r.transport_ctx = s;
-	r.host = sr_srvi_host_ops;
+	r.host = server_host_ops;
 	r.host_ctx = g;
 	r.log_level = s->cfg.log_level;
 	r.alloc = s->cfg.alloc;
@@ -239,14 +239,14 @@ static int create_node(sr_group *g)
 		r.seed = start_seed(r.id, g->id);
 	rc = sr_node_create(&r, &g->node);
 	if (rc)
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "group %u: cannot create the engine: %s", g->id,
-			    sr_strerror(rc));
+		server_log(s, SR_LOG_ERROR,
+			   "group %u: cannot create the engine: %s", g->id,
+			   sr_strerror(rc));
 	return rc;
 }
 
-int sr_srvi_group_new(sr_server *s, const sr_group_config *cfg, int dflt,
-		      sr_group **out)
+int server_group_new(sr_server *s, const sr_group_config *cfg, int dflt,
+		     sr_group **out)
 {
 	sr_group *g = hook_malloc(s->cfg.alloc, sizeof(*g));
 	int rc;
@@ -259,7 +259,7 @@ int sr_srvi_group_new(sr_server *s, const sr_group_config *cfg, int dflt,
 	g->id = cfg->id;
 	g->is_default = dflt;
 	g->cfg = *cfg;
-	g->heap_pos = SR_SRVI_NOT_QUEUED;
+	g->heap_pos = SERVER_NOT_QUEUED;
 	if ((rc = open_store(g)) || (rc = create_node(g)) ||
 	    (rc = table_add(s, g))) {
 		if (g->node)
@@ -268,7 +268,7 @@ int sr_srvi_group_new(sr_server *s, const sr_group_config *cfg, int dflt,
 		if (g->wg)
 			sr_wal_group_close(g->wg);
 		else if (s->wal)
-			sr_wal_set_done(s->wal, sr_srvi_storage_done, NULL);
+			sr_wal_set_done(s->wal, server_storage_done, NULL);
 		hook_free(s->cfg.alloc, g);
 		return rc;
 	}
@@ -289,29 +289,29 @@ static int setup_peers(sr_group *g)
 	if (!sr_membership_find(p, s->cfg.id)) {
 		/* Joining: accept the members' connections (and answer
 		 * them) until a configuration naming us arrives. */
-		sr_srvi_peers_sync(g, p, 0);
-		sr_srvi_log(s, SR_LOG_INFO,
-			    "group %u: not among the %u initial members: "
-			    "waiting to be added",
-			    g->id, p->n);
+		server_peers_sync(g, p, 0);
+		server_log(s, SR_LOG_INFO,
+			   "group %u: not among the %u initial members: "
+			   "waiting to be added",
+			   g->id, p->n);
 		return 0;
 	}
 	rc = sr_node_bootstrap(g->node, p);
 	if (rc == SR_EEXIST) {
 		/* A restart: the store's own configuration wins. */
-		sr_srvi_log(s, SR_LOG_INFO,
-			    "group %u: the store holds state: initial peers "
-			    "ignored",
-			    g->id);
+		server_log(s, SR_LOG_INFO,
+			   "group %u: the store holds state: initial peers "
+			   "ignored",
+			   g->id);
 		return 0;
 	}
 	if (rc)
-		sr_srvi_log(s, SR_LOG_ERROR, "group %u: bootstrap failed: %s",
-			    g->id, sr_strerror(rc));
+		server_log(s, SR_LOG_ERROR, "group %u: bootstrap failed: %s",
+			   g->id, sr_strerror(rc));
 	return rc;
 }
 
-int sr_srvi_group_start(sr_group *g)
+int server_group_start(sr_group *g)
 {
 	sr_server *s = g->srv;
 	const sr_membership *conf;
@@ -326,29 +326,29 @@ int sr_srvi_group_start(sr_group *g)
 	s->inside = NULL;
 	s->depth--;
 	if (rc) {
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "group %u: cannot start the engine: %s", g->id,
-			    sr_strerror(rc));
+		server_log(s, SR_LOG_ERROR,
+			   "group %u: cannot start the engine: %s", g->id,
+			   sr_strerror(rc));
 		return rc;
 	}
 	conf = sr_node_membership(g->node);
 	if (conf && conf->n) {
 		g->conf = *conf;
-		sr_srvi_peers_sync(g, conf, 0);
+		server_peers_sync(g, conf, 0);
 	}
 	g->started = 1;
-	sr_srvi_kick(g);
+	server_clock_schedule(g);
 	return 0;
 }
 
-void sr_srvi_group_free(sr_group *g)
+void server_group_free(sr_group *g)
 {
 	sr_server *s = g->srv;
 
 	table_remove(s, g);
-	sr_srvi_unqueue(g);
-	sr_srvi_peers_cancel(g);
-	sr_srvi_peers_release(g);
+	server_clock_unqueue(g);
+	server_peers_cancel(g);
+	server_peers_release(g);
 	/* The engine's last callbacks (pending proposals and reads fail)
 	 * still reach the host; nothing may call back into the engine. */
 	g->started = 0;
@@ -362,7 +362,7 @@ void sr_srvi_group_free(sr_group *g)
 	if (g->wg)
 		sr_wal_group_close(g->wg);
 	else if (s->wal)
-		sr_wal_set_done(s->wal, sr_srvi_storage_done, NULL);
+		sr_wal_set_done(s->wal, server_storage_done, NULL);
 	if (s->dflt == g)
 		s->dflt = NULL;
 	s->stats.groups_destroyed++;
@@ -376,10 +376,10 @@ void sr_srvi_group_free(sr_group *g)
 /* A call made from inside a callback: refused, saying what to do. */
 static int refuse_inside(sr_server *s, const char *what)
 {
-	sr_srvi_log(s, SR_LOG_ERROR,
-		    "%s called from inside a callback: defer it "
-		    "(sr_loop_defer)",
-		    what);
+	server_log(s, SR_LOG_ERROR,
+		   "%s called from inside a callback: defer it "
+		   "(sr_loop_defer)",
+		   what);
 	return SR_ESTATE;
 }
 
@@ -398,17 +398,16 @@ SR_API int sr_server_group_create(sr_server *s, const sr_group_config *cfg,
 	*out = NULL;
 	if (s->depth)
 		return refuse_inside(s, "sr_server_group_create");
-	if (sr_srvi_group_find(s, cfg->id)) {
-		sr_srvi_log(s, SR_LOG_ERROR, "group %u exists already",
-			    cfg->id);
+	if (server_group_find(s, cfg->id)) {
+		server_log(s, SR_LOG_ERROR, "group %u exists already", cfg->id);
 		return SR_EEXIST;
 	}
 	if ((rc = check_group(s, cfg)))
 		return rc;
-	if ((rc = sr_srvi_group_new(s, cfg, 0, &g)))
+	if ((rc = server_group_new(s, cfg, 0, &g)))
 		return rc;
-	if (s->started && (rc = sr_srvi_group_start(g))) {
-		sr_srvi_group_free(g);
+	if (s->started && (rc = server_group_start(g))) {
+		server_group_free(g);
 		return rc;
 	}
 	*out = g;
@@ -422,13 +421,13 @@ static int group_end(sr_group *g, const char *what)
 	if (s->depth)
 		return refuse_inside(s, what);
 	if (g->is_default) {
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "%s: the default group lives as long as the "
-			    "server",
-			    what);
+		server_log(s, SR_LOG_ERROR,
+			   "%s: the default group lives as long as the "
+			   "server",
+			   what);
 		return SR_EINVAL;
 	}
-	sr_srvi_group_free(g);
+	server_group_free(g);
 	return 0;
 }
 
@@ -445,25 +444,25 @@ SR_API int sr_server_group_drop(sr_group *g)
 	int rc;
 
 	if (s->wal && !in_wal_group && !g->is_default) {
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "sr_server_group_drop: group %u lives in the WAL's "
-			    "own log, which cannot be dropped",
-			    id);
+		server_log(s, SR_LOG_ERROR,
+			   "sr_server_group_drop: group %u lives in the WAL's "
+			   "own log, which cannot be dropped",
+			   id);
 		return SR_EINVAL;
 	}
 	if ((rc = group_end(g, "sr_server_group_drop")))
 		return rc;
 	/* A memory store's data went with it; a WAL group's is deleted. */
 	if (in_wal_group && (rc = sr_wal_group_drop(s->wal, id)))
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "group %u: cannot delete its data: %s", id,
-			    sr_strerror(rc));
+		server_log(s, SR_LOG_ERROR,
+			   "group %u: cannot delete its data: %s", id,
+			   sr_strerror(rc));
 	return rc;
 }
 
 SR_API sr_group *sr_server_group(const sr_server *s, uint32_t id)
 {
-	return sr_srvi_group_find(s, id);
+	return server_group_find(s, id);
 }
 
 SR_API sr_group *sr_server_default_group(const sr_server *s)
@@ -538,110 +537,111 @@ SR_API void sr_server_stats_get(const sr_server *s, sr_server_stats *out)
 	out->coalesced_carried_recv = ts.coalesced_msgs_recv;
 }
 
-int sr_srvi_enter(sr_group *g, const char *what)
+int server_group_enter(sr_group *g, const char *what)
 {
 	sr_server *s = g->srv;
 
 	if (s->depth)
 		return refuse_inside(s, what);
 	if (!g->started) {
-		sr_srvi_log(s, SR_LOG_ERROR,
-			    "%s called before sr_server_start()", what);
+		server_log(s, SR_LOG_ERROR,
+			   "%s called before sr_server_start()", what);
 		return SR_ESTATE;
 	}
 	s->depth++;
-	sr_srvi_sync(g);
+	server_clock_sync(g);
 	s->inside = g;
 	return 0;
 }
 
-int sr_srvi_leave(sr_group *g, int rc)
+int server_group_leave(sr_group *g, int rc)
 {
 	sr_server *s = g->srv;
 
 	s->inside = NULL;
 	s->depth--;
-	sr_srvi_kick(g);
+	server_clock_schedule(g);
 	return rc;
 }
 
 SR_API int sr_group_propose(sr_group *g, const void *data, size_t len,
 			    void *cookie, sr_index *index_out)
 {
-	int rc = sr_srvi_enter(g, "sr_group_propose");
+	int rc = server_group_enter(g, "sr_group_propose");
 
 	if (rc)
 		return rc;
-	sr_srvi_wal_hold_proposal(g, 1);
-	return sr_srvi_leave(g, sr_node_propose(g->node, data, len, cookie,
-						index_out));
+	server_wal_hold_proposal(g, 1);
+	return server_group_leave(g, sr_node_propose(g->node, data, len, cookie,
+						     index_out));
 }
 
 SR_API int sr_group_propose_batch(sr_group *g, const sr_buf *cmds, size_t count,
 				  void *const *cookies, sr_index *first_out)
 {
-	int rc = sr_srvi_enter(g, "sr_group_propose_batch");
+	int rc = server_group_enter(g, "sr_group_propose_batch");
 
 	if (rc)
 		return rc;
-	sr_srvi_wal_hold_proposal(g, count);
-	return sr_srvi_leave(g, sr_node_propose_batch(g->node, cmds, count,
-						      cookies, first_out));
+	server_wal_hold_proposal(g, count);
+	return server_group_leave(g, sr_node_propose_batch(g->node, cmds, count,
+							   cookies, first_out));
 }
 
 SR_API int sr_group_read(sr_group *g, void *cookie)
 {
-	int rc = sr_srvi_enter(g, "sr_group_read");
+	int rc = server_group_enter(g, "sr_group_read");
 
 	if (rc)
 		return rc;
-	return sr_srvi_leave(g, sr_node_read_index(g->node, cookie));
+	return server_group_leave(g, sr_node_read_index(g->node, cookie));
 }
 
 SR_API int sr_group_add(sr_group *g, sr_id id, const char *addr,
 			int auto_promote)
 {
-	int rc = sr_srvi_enter(g, "sr_group_add");
+	int rc = server_group_enter(g, "sr_group_add");
 
 	if (rc)
 		return rc;
-	return sr_srvi_leave(g, sr_node_add(g->node, id, addr, auto_promote));
+	return server_group_leave(g,
+				  sr_node_add(g->node, id, addr, auto_promote));
 }
 
 SR_API int sr_group_remove(sr_group *g, sr_id id)
 {
-	int rc = sr_srvi_enter(g, "sr_group_remove");
+	int rc = server_group_enter(g, "sr_group_remove");
 
 	if (rc)
 		return rc;
-	return sr_srvi_leave(g, sr_node_remove(g->node, id));
+	return server_group_leave(g, sr_node_remove(g->node, id));
 }
 
 SR_API int sr_group_promote(sr_group *g, sr_id id)
 {
-	int rc = sr_srvi_enter(g, "sr_group_promote");
+	int rc = server_group_enter(g, "sr_group_promote");
 
 	if (rc)
 		return rc;
-	return sr_srvi_leave(g, sr_node_promote(g->node, id));
+	return server_group_leave(g, sr_node_promote(g->node, id));
 }
 
 SR_API int sr_group_transfer(sr_group *g, sr_id target)
 {
-	int rc = sr_srvi_enter(g, "sr_group_transfer");
+	int rc = server_group_enter(g, "sr_group_transfer");
 
 	if (rc)
 		return rc;
-	return sr_srvi_leave(g, sr_node_transfer(g->node, target));
+	return server_group_leave(g, sr_node_transfer(g->node, target));
 }
 
 SR_API int sr_group_snapshot(sr_group *g)
 {
-	int rc = sr_srvi_enter(g, "sr_group_snapshot");
+	int rc = server_group_enter(g, "sr_group_snapshot");
 
 	if (rc)
 		return rc;
-	return sr_srvi_leave(g, sr_node_snapshot(g->node));
+	return server_group_leave(g, sr_node_snapshot(g->node));
 }
 
 SR_API void sr_group_status(const sr_group *g, sr_status *out)

@@ -13,13 +13,13 @@
  *   server_glue.c   what runs on the loop: messages, storage completions,
  *                   the WAL's follower hold, the engine's callbacks
  */
-#ifndef SR_SERVER_INT_H
-#define SR_SERVER_INT_H
+#ifndef SERVER_INT_H
+#define SERVER_INT_H
 
 #include "seshat/mem.h"
 #include "seshat/server.h"
 
-#define SR_SRVI_NOT_QUEUED ((size_t)-1)
+#define SERVER_NOT_QUEUED ((size_t)-1)
 
 struct sr_group {
 	sr_server *srv;
@@ -35,7 +35,7 @@ struct sr_group {
 	int started;
 	uint64_t last_tick; /* the engine's clock */
 	uint64_t due;	    /* its place in the deadline heap */
-	size_t heap_pos;    /* SR_SRVI_NOT_QUEUED when not in the heap */
+	size_t heap_pos;    /* SERVER_NOT_QUEUED when not in the heap */
 	sr_group *hnext;    /* the next group in its hash bucket */
 
 	/* The configuration in effect, and the peers this group holds a
@@ -49,7 +49,7 @@ struct sr_group {
 };
 
 /* A peer in the transport's table and how many groups name it. */
-struct sr_srvi_peer {
+struct server_peer {
 	sr_id id;
 	uint32_t refs;
 	char addr[SR_ADDR_MAX]; /* the transport address set for it */
@@ -82,7 +82,7 @@ struct sr_server {
 	int firing;	   /* inside the timer: arm it once at the end */
 	uint64_t wave;	   /* the next heartbeat wave (server_clock.c) */
 
-	struct sr_srvi_peer *peers;
+	struct server_peer *peers;
 	uint32_t n_peers, cap_peers;
 
 	int started;
@@ -96,51 +96,51 @@ struct sr_server {
 	sr_server_stats stats;
 };
 
-void sr_srvi_log(sr_server *s, int level, const char *fmt, ...)
+void server_log(sr_server *s, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* server_group.c */
 /* Create group cfg (the default one when dflt) with its store and engine,
- * and enter it in the table; started by sr_srvi_group_start(). */
-int sr_srvi_group_new(sr_server *s, const sr_group_config *cfg, int dflt,
-		      sr_group **out);
-int sr_srvi_group_start(sr_group *g);
+ * and enter it in the table; started by server_group_start(). */
+int server_group_new(sr_server *s, const sr_group_config *cfg, int dflt,
+		     sr_group **out);
+int server_group_start(sr_group *g);
 /* Take g out of every table, stop its engine, close its store, free it. */
-void sr_srvi_group_free(sr_group *g);
-sr_group *sr_srvi_group_find(const sr_server *s, uint32_t id);
+void server_group_free(sr_group *g);
+sr_group *server_group_find(const sr_server *s, uint32_t id);
 /* Refuse an engine call the group cannot take now (logged); otherwise
- * enter it (depth, clock) and return 0.  sr_srvi_leave() ends it. */
-int sr_srvi_enter(sr_group *g, const char *what);
-int sr_srvi_leave(sr_group *g, int rc);
+ * enter it (depth, clock) and return 0.  server_group_leave() ends it. */
+int server_group_enter(sr_group *g, const char *what);
+int server_group_leave(sr_group *g, int rc);
 
 /* server_clock.c */
 /* Tell g's engine the time (a tick if the clock moved). */
-void sr_srvi_sync(sr_group *g);
+void server_clock_sync(sr_group *g);
 /* Re-queue g at its engine's deadline and arm the loop timer. */
-void sr_srvi_kick(sr_group *g);
+void server_clock_schedule(sr_group *g);
 /* Take g out of the deadline heap. */
-void sr_srvi_unqueue(sr_group *g);
-void sr_srvi_timer_cancel(sr_server *s);
+void server_clock_unqueue(sr_group *g);
+void server_clock_cancel_timer(sr_server *s);
 
 /* server_peers.c */
 /* Make the peers g holds match conf (or a joining node's list): take a
  * reference on each member, and with drop release those not in conf. */
-void sr_srvi_peers_sync(sr_group *g, const sr_membership *conf, int drop);
-void sr_srvi_peers_release(sr_group *g);
+void server_peers_sync(sr_group *g, const sr_membership *conf, int drop);
+void server_peers_release(sr_group *g);
 /* A new configuration: sync the peers after the engine call returns. */
-void sr_srvi_peers_defer(sr_group *g);
-void sr_srvi_peers_cancel(sr_group *g);
+void server_peers_defer(sr_group *g);
+void server_peers_cancel(sr_group *g);
 
 /* server_glue.c */
-extern const sr_host_ops sr_srvi_host_ops;
-extern const sr_transport_ops sr_srvi_transport_ops;
-void sr_srvi_on_message(void *ctx, const sr_msg *msg);
-void sr_srvi_storage_done(void *ctx, uint64_t token, int status);
-void sr_srvi_wal_ready(sr_loop *loop, int fd, int events, void *ctx);
+extern const sr_host_ops server_host_ops;
+extern const sr_transport_ops server_transport_ops;
+void server_on_message(void *ctx, const sr_msg *msg);
+void server_storage_done(void *ctx, uint64_t token, int status);
+void server_wal_ready(sr_loop *loop, int fd, int events, void *ctx);
 /* Before a proposal of count entries: hold the WAL if the leader writes
  * it on the loop (leader_writes_inline). */
-void sr_srvi_wal_hold_proposal(sr_group *g, size_t count);
+void server_wal_hold_proposal(sr_group *g, size_t count);
 /* Cancel a queued write of held WAL appends (destroy). */
-void sr_srvi_wal_cancel(sr_server *s);
+void server_wal_cancel(sr_server *s);
 
 #endif

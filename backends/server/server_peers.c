@@ -28,7 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static struct sr_srvi_peer *peer_find(sr_server *s, sr_id id)
+static struct server_peer *peer_find(sr_server *s, sr_id id)
 {
 	for (uint32_t i = 0; i < s->n_peers; i++)
 		if (s->peers[i].id == id)
@@ -65,37 +65,36 @@ static void peer_ref(sr_group *g, const sr_member *m)
 {
 	sr_server *s = g->srv;
 	char addr[SR_ADDR_MAX];
-	struct sr_srvi_peer *p;
+	struct server_peer *p;
 	int held = group_holds(g, m->id) >= 0;
 	int rc = member_addr(s, m, addr);
 
 	p = peer_find(s, m->id);
 	if (rc == 0 && (!p || strcmp(p->addr, addr) != 0)) {
 		if (p && p->refs > (uint32_t)held)
-			sr_srvi_log(s, SR_LOG_WARN,
-				    "group %u: member %llu at '%s', other "
-				    "groups said '%s': using the new one",
-				    g->id, (unsigned long long)m->id, addr,
-				    p->addr);
+			server_log(s, SR_LOG_WARN,
+				   "group %u: member %llu at '%s', other "
+				   "groups said '%s': using the new one",
+				   g->id, (unsigned long long)m->id, addr,
+				   p->addr);
 		rc = sr_tcp_set_peer(s->tcp, m->id, addr);
 	}
 	if (rc) {
-		sr_srvi_log(s, SR_LOG_WARN,
-			    "member %llu: cannot reach address '%s': %s",
-			    (unsigned long long)m->id, m->addr,
-			    sr_strerror(rc));
+		server_log(s, SR_LOG_WARN,
+			   "member %llu: cannot reach address '%s': %s",
+			   (unsigned long long)m->id, m->addr, sr_strerror(rc));
 		return;
 	}
 	if (!p) {
 		if (s->n_peers == s->cap_peers) {
 			uint32_t cap = s->cap_peers ? s->cap_peers * 2 : 8;
-			struct sr_srvi_peer *t = hook_realloc(
+			struct server_peer *t = hook_realloc(
 				s->cfg.alloc, s->peers, cap * sizeof(*t));
 			if (!t) {
 				sr_tcp_remove_peer(s->tcp, m->id);
-				sr_srvi_log(s, SR_LOG_ERROR,
-					    "member %llu: out of memory",
-					    (unsigned long long)m->id);
+				server_log(s, SR_LOG_ERROR,
+					   "member %llu: out of memory",
+					   (unsigned long long)m->id);
 				return;
 			}
 			s->peers = t;
@@ -117,21 +116,21 @@ static void peer_unref(sr_group *g, uint32_t i)
 {
 	sr_server *s = g->srv;
 	sr_id id = g->tpeer[i];
-	struct sr_srvi_peer *p = peer_find(s, id);
+	struct server_peer *p = peer_find(s, id);
 
 	g->tpeer[i] = g->tpeer[--g->n_tpeers];
 	if (!p || --p->refs > 0)
 		return;
 	if (s->tcp) { /* NULL once sr_server_destroy() closed it */
 		sr_tcp_remove_peer(s->tcp, id);
-		sr_srvi_log(s, SR_LOG_INFO,
-			    "member %llu left every group: peer dropped",
-			    (unsigned long long)id);
+		server_log(s, SR_LOG_INFO,
+			   "member %llu left every group: peer dropped",
+			   (unsigned long long)id);
 	}
 	*p = s->peers[--s->n_peers];
 }
 
-void sr_srvi_peers_sync(sr_group *g, const sr_membership *conf, int drop)
+void server_peers_sync(sr_group *g, const sr_membership *conf, int drop)
 {
 	sr_server *s = g->srv;
 
@@ -151,7 +150,7 @@ void sr_srvi_peers_sync(sr_group *g, const sr_membership *conf, int drop)
 	}
 }
 
-void sr_srvi_peers_release(sr_group *g)
+void server_peers_release(sr_group *g)
 {
 	while (g->n_tpeers)
 		peer_unref(g, g->n_tpeers - 1);
@@ -163,17 +162,17 @@ static void peers_deferred(sr_loop *loop, void *ctx)
 
 	(void)loop;
 	g->conf_pending = 0;
-	sr_srvi_peers_sync(g, &g->conf, 1);
+	server_peers_sync(g, &g->conf, 1);
 }
 
-void sr_srvi_peers_defer(sr_group *g)
+void server_peers_defer(sr_group *g)
 {
 	if (!g->conf_pending &&
 	    sr_loop_defer(g->srv->loop, peers_deferred, g) == 0)
 		g->conf_pending = 1;
 }
 
-void sr_srvi_peers_cancel(sr_group *g)
+void server_peers_cancel(sr_group *g)
 {
 	if (g->conf_pending)
 		sr_loop_defer_cancel(g->srv->loop, peers_deferred, g);

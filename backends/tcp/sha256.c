@@ -90,7 +90,7 @@ static void sha256_block(uint32_t h[8], const uint8_t *blk)
 	h[4] += e, h[5] += f, h[6] += g, h[7] += hh;
 }
 
-void sr_tcpi_sha256_init(sr_sha256 *s)
+void sha256_init(sha256_ctx *s)
 {
 	/* FIPS 180-4, 5.3.3 */
 	static const uint32_t h0[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372,
@@ -101,26 +101,25 @@ void sr_tcpi_sha256_init(sr_sha256 *s)
 	s->used = 0;
 }
 
-void sr_tcpi_sha256_update(sr_sha256 *s, const void *data, size_t len)
+void sha256_update(sha256_ctx *s, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 
 	s->total += len;
 	if (s->used) {
-		size_t take = SR_SHA256_BLOCK - s->used;
+		size_t take = SHA256_BLOCK - s->used;
 		if (take > len)
 			take = len;
 		memcpy(s->buf + s->used, p, take);
 		s->used += take;
 		p += take;
 		len -= take;
-		if (s->used < SR_SHA256_BLOCK)
+		if (s->used < SHA256_BLOCK)
 			return;
 		sha256_block(s->h, s->buf);
 		s->used = 0;
 	}
-	for (; len >= SR_SHA256_BLOCK;
-	     p += SR_SHA256_BLOCK, len -= SR_SHA256_BLOCK)
+	for (; len >= SHA256_BLOCK; p += SHA256_BLOCK, len -= SHA256_BLOCK)
 		sha256_block(s->h, p);
 	if (len) {
 		memcpy(s->buf, p, len);
@@ -128,14 +127,14 @@ void sr_tcpi_sha256_update(sr_sha256 *s, const void *data, size_t len)
 	}
 }
 
-void sr_tcpi_sha256_final(sr_sha256 *s, uint8_t out[SR_SHA256_SIZE])
+void sha256_final(sha256_ctx *s, uint8_t out[SHA256_SIZE])
 {
 	uint64_t bits = s->total * 8;
 
 	/* FIPS 180-4, 5.1.1: 0x80, zeros to 56 mod 64, the bit length */
 	s->buf[s->used++] = 0x80;
 	if (s->used > 56) {
-		memset(s->buf + s->used, 0, SR_SHA256_BLOCK - s->used);
+		memset(s->buf + s->used, 0, SHA256_BLOCK - s->used);
 		sha256_block(s->h, s->buf);
 		s->used = 0;
 	}
@@ -145,53 +144,53 @@ void sr_tcpi_sha256_final(sr_sha256 *s, uint8_t out[SR_SHA256_SIZE])
 	sha256_block(s->h, s->buf);
 	for (int i = 0; i < 8; i++)
 		store_be32(out + 4 * i, s->h[i]);
-	sr_tcpi_wipe(s, sizeof(*s));
+	secure_wipe(s, sizeof(*s));
 }
 
-void sr_tcpi_sha256(const void *data, size_t len, uint8_t out[SR_SHA256_SIZE])
+void sha256_digest(const void *data, size_t len, uint8_t out[SHA256_SIZE])
 {
-	sr_sha256 s;
-	sr_tcpi_sha256_init(&s);
-	sr_tcpi_sha256_update(&s, data, len);
-	sr_tcpi_sha256_final(&s, out);
+	sha256_ctx s;
+	sha256_init(&s);
+	sha256_update(&s, data, len);
+	sha256_final(&s, out);
 }
 
-void sr_tcpi_hmac_sha256(const void *key, size_t key_len, size_t n,
-			 const void *const *part, const size_t *len,
-			 uint8_t out[SR_SHA256_SIZE])
+void hmac_sha256(const void *key, size_t key_len, size_t n,
+		 const void *const *part, const size_t *len,
+		 uint8_t out[SHA256_SIZE])
 {
-	uint8_t k0[SR_SHA256_BLOCK], pad[SR_SHA256_BLOCK];
-	uint8_t inner[SR_SHA256_SIZE];
-	sr_sha256 s;
+	uint8_t k0[SHA256_BLOCK], pad[SHA256_BLOCK];
+	uint8_t inner[SHA256_SIZE];
+	sha256_ctx s;
 
 	/* RFC 2104, section 2: a key longer than a block is hashed first */
 	memset(k0, 0, sizeof(k0));
-	if (key_len > SR_SHA256_BLOCK)
-		sr_tcpi_sha256(key, key_len, k0);
+	if (key_len > SHA256_BLOCK)
+		sha256_digest(key, key_len, k0);
 	else if (key_len)
 		memcpy(k0, key, key_len);
 
-	for (int i = 0; i < SR_SHA256_BLOCK; i++)
+	for (int i = 0; i < SHA256_BLOCK; i++)
 		pad[i] = k0[i] ^ 0x36;
-	sr_tcpi_sha256_init(&s);
-	sr_tcpi_sha256_update(&s, pad, sizeof(pad));
+	sha256_init(&s);
+	sha256_update(&s, pad, sizeof(pad));
 	for (size_t i = 0; i < n; i++)
-		sr_tcpi_sha256_update(&s, part[i], len[i]);
-	sr_tcpi_sha256_final(&s, inner);
+		sha256_update(&s, part[i], len[i]);
+	sha256_final(&s, inner);
 
-	for (int i = 0; i < SR_SHA256_BLOCK; i++)
+	for (int i = 0; i < SHA256_BLOCK; i++)
 		pad[i] = k0[i] ^ 0x5c;
-	sr_tcpi_sha256_init(&s);
-	sr_tcpi_sha256_update(&s, pad, sizeof(pad));
-	sr_tcpi_sha256_update(&s, inner, sizeof(inner));
-	sr_tcpi_sha256_final(&s, out);
+	sha256_init(&s);
+	sha256_update(&s, pad, sizeof(pad));
+	sha256_update(&s, inner, sizeof(inner));
+	sha256_final(&s, out);
 
-	sr_tcpi_wipe(k0, sizeof(k0));
-	sr_tcpi_wipe(pad, sizeof(pad));
-	sr_tcpi_wipe(inner, sizeof(inner));
+	secure_wipe(k0, sizeof(k0));
+	secure_wipe(pad, sizeof(pad));
+	secure_wipe(inner, sizeof(inner));
 }
 
-int sr_tcpi_ct_equal(const void *a, const void *b, size_t n)
+int ct_equal(const void *a, const void *b, size_t n)
 {
 	const volatile uint8_t *x = a, *y = b;
 	uint8_t d = 0;
@@ -202,7 +201,7 @@ int sr_tcpi_ct_equal(const void *a, const void *b, size_t n)
 	return (int)(1 & (((unsigned)d - 1) >> 8));
 }
 
-void sr_tcpi_wipe(void *p, size_t n)
+void secure_wipe(void *p, size_t n)
 {
 	volatile uint8_t *v = p;
 	while (n--)

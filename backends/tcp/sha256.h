@@ -7,40 +7,40 @@
  * portable one; it is checked against the FIPS 180-4 examples and the
  * RFC 4231 HMAC vectors by test/tcp/test_sha256.c.  Nothing here is
  * secret-dependent in its timing except through the data it hashes
- * (no table lookups indexed by data), and sr_tcpi_ct_equal() compares
+ * (no table lookups indexed by data), and ct_equal() compares
  * MACs in constant time.
  */
-#ifndef SR_TCP_SHA256_H
-#define SR_TCP_SHA256_H
+#ifndef TCP_SHA256_H
+#define TCP_SHA256_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define SR_SHA256_SIZE	32
-#define SR_SHA256_BLOCK 64
+#define SHA256_SIZE  32
+#define SHA256_BLOCK 64
 
-typedef struct sr_sha256 {
+typedef struct sha256_ctx {
 	uint32_t h[8];
 	uint64_t total; /* bytes hashed so far */
-	uint8_t buf[SR_SHA256_BLOCK];
+	uint8_t buf[SHA256_BLOCK];
 	size_t used; /* bytes waiting in buf */
-} sr_sha256;
+} sha256_ctx;
 
-void sr_tcpi_sha256_init(sr_sha256 *s);
-void sr_tcpi_sha256_update(sr_sha256 *s, const void *data, size_t len);
-void sr_tcpi_sha256_final(sr_sha256 *s, uint8_t out[SR_SHA256_SIZE]);
-void sr_tcpi_sha256(const void *data, size_t len, uint8_t out[SR_SHA256_SIZE]);
+void sha256_init(sha256_ctx *s);
+void sha256_update(sha256_ctx *s, const void *data, size_t len);
+void sha256_final(sha256_ctx *s, uint8_t out[SHA256_SIZE]);
+void sha256_digest(const void *data, size_t len, uint8_t out[SHA256_SIZE]);
 
 /* HMAC-SHA-256 of the concatenation of n parts (part[i], len[i]). */
-void sr_tcpi_hmac_sha256(const void *key, size_t key_len, size_t n,
-			 const void *const *part, const size_t *len,
-			 uint8_t out[SR_SHA256_SIZE]);
+void hmac_sha256(const void *key, size_t key_len, size_t n,
+		 const void *const *part, const size_t *len,
+		 uint8_t out[SHA256_SIZE]);
 
 /* 1 if a and b (n bytes each) are equal; the time taken does not depend
  * on where they differ. */
-int sr_tcpi_ct_equal(const void *a, const void *b, size_t n);
+int ct_equal(const void *a, const void *b, size_t n);
 
 /* Overwrite n bytes at p with zeros in a way the compiler keeps. */
-void sr_tcpi_wipe(void *p, size_t n);
+void secure_wipe(void *p, size_t n);
 
 #endif

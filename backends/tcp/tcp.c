@@ -47,7 +47,7 @@
 /* Logging and memory                                                 */
 /* ------------------------------------------------------------------ */
 
-void sr_tcpi_log(sr_tcp *t, int level, const char *fmt, ...)
+void tcp_log(sr_tcp *t, int level, const char *fmt, ...)
 {
 	char line[256];
 	va_list ap;
@@ -63,7 +63,7 @@ void sr_tcpi_log(sr_tcp *t, int level, const char *fmt, ...)
 }
 
 /* realloc through the hooks, keeping buffer_bytes current. */
-void *sr_tcpi_realloc(sr_tcp *t, void *p, size_t old, size_t size)
+void *tcp_realloc(sr_tcp *t, void *p, size_t old, size_t size)
 {
 	void *n = hook_realloc(t->cfg.alloc, p, size);
 	if (n)
@@ -71,7 +71,7 @@ void *sr_tcpi_realloc(sr_tcp *t, void *p, size_t old, size_t size)
 	return n;
 }
 
-void sr_tcpi_free(sr_tcp *t, void *p, size_t size)
+void tcp_free(sr_tcp *t, void *p, size_t size)
 {
 	if (!p)
 		return;
@@ -114,9 +114,9 @@ static int config_check(const sr_tcp_config *c)
 	if (c->listen_addr && strlen(c->listen_addr) >= SR_ADDR_MAX)
 		return SR_EINVAL;
 	if (c->advertise_addr && (strlen(c->advertise_addr) >= SR_ADDR_MAX ||
-				  sr_tcpi_addr_check(c->advertise_addr)))
+				  tcp_addr_check(c->advertise_addr)))
 		return SR_EINVAL;
-	return sr_tcpi_auth_check_config(c);
+	return tcp_auth_check_config(c);
 }
 
 /* What the hello advertises: the configured address, or the listen
@@ -164,7 +164,7 @@ SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out)
 	t->coalesce_max = cfg->coalesce_max_bytes < cfg->max_frame_bytes
 				  ? cfg->coalesce_max_bytes
 				  : cfg->max_frame_bytes;
-	rc = sr_tcpi_auth_init(t);
+	rc = tcp_auth_init(t);
 	if (rc)
 		goto err;
 	if (cfg->listen_addr) {
@@ -180,7 +180,7 @@ SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out)
 		t->own_loop = 1;
 	}
 	if (cfg->listen_addr) {
-		rc = sr_tcpi_listen(t, cfg->listen_addr);
+		rc = tcp_listen(t, cfg->listen_addr);
 		if (rc)
 			goto err;
 	}
@@ -188,7 +188,7 @@ SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out)
 	*out = t;
 	return 0;
 err:
-	sr_tcpi_auth_free(t);
+	tcp_auth_free(t);
 	if (t->own_loop)
 		sr_loop_destroy(t->loop);
 	hook_free(a, t);
@@ -205,9 +205,9 @@ static void peer_free(sr_tcp *t, struct tcp_peer *p)
 		p->fd = -1;
 	}
 	if (p->in)
-		sr_tcpi_in_close(t, p->in, SR_LOG_DEBUG, NULL);
-	sr_tcpi_queue_reset(t, p);
-	sr_tcpi_free(t, p, sizeof(*p));
+		tcp_in_close(t, p->in, SR_LOG_DEBUG, NULL);
+	tcp_queue_reset(t, p);
+	tcp_free(t, p, sizeof(*p));
 }
 
 SR_API void sr_tcp_destroy(sr_tcp *t)
@@ -216,10 +216,10 @@ SR_API void sr_tcp_destroy(sr_tcp *t)
 		return;
 	/* Accepted connections first: closing one looks its peer up. */
 	while (t->ins)
-		sr_tcpi_in_close(t, t->ins, SR_LOG_DEBUG, NULL);
+		tcp_in_close(t, t->ins, SR_LOG_DEBUG, NULL);
 	for (size_t i = 0; i < t->n_peers; i++)
 		peer_free(t, t->peers[i]);
-	sr_tcpi_free(t, t->peers, t->cap_peers * sizeof(*t->peers));
+	tcp_free(t, t->peers, t->cap_peers * sizeof(*t->peers));
 	if (t->lfd >= 0) {
 		sr_loop_unwatch(t->loop, t->lfd);
 		close(t->lfd);
@@ -228,7 +228,7 @@ SR_API void sr_tcp_destroy(sr_tcp *t)
 		sr_loop_timer_cancel(t->loop, t->timer_id);
 	sr_loop_defer_cancel(t->loop, flush_cb, t);
 	sr_decoder_free(&t->dec);
-	sr_tcpi_auth_free(t);
+	tcp_auth_free(t);
 	if (t->own_loop)
 		sr_loop_destroy(t->loop);
 	hook_free(t->cfg.alloc, t);
@@ -290,7 +290,7 @@ static uint64_t next_deadline(const sr_tcp *t)
 	return when;
 }
 
-void sr_tcpi_arm_timer(sr_tcp *t)
+void tcp_timer_arm(sr_tcp *t)
 {
 	uint64_t when = next_deadline(t);
 
@@ -318,36 +318,35 @@ static void timer_cb(sr_loop *loop, uint64_t id, void *ctx)
 
 	t->timer_id = 0;
 	if (t->accept_resume && t->accept_resume <= now)
-		sr_tcpi_listen_resume(t);
+		tcp_listen_resume(t);
 	for (size_t i = 0; i < t->n_peers; i++) {
 		struct tcp_peer *p = t->peers[i];
 		if (p->state == SR_TCP_DOWN && !p->cut && p->retry_at <= now)
-			sr_tcpi_connect(t, p);
+			tcp_out_connect(t, p);
 		else if (p->state == SR_TCP_CONNECTING &&
 			 p->connect_deadline <= now)
-			sr_tcpi_peer_close(t, p, SR_LOG_INFO,
-					   p->auth.wait_challenge ? "no "
-								    "challenge "
-								    "in time"
-								  : "connect "
-								    "timed "
-								    "out");
+			tcp_peer_close(t, p, SR_LOG_INFO,
+				       p->auth.wait_challenge ? "no "
+								"challenge "
+								"in time"
+							      : "connect "
+								"timed "
+								"out");
 	}
 	struct tcp_in *next;
 	for (struct tcp_in *c = t->ins; c; c = next) {
 		next = c->next;
 		if (!c->peer && c->deadline <= now)
-			sr_tcpi_in_close(t, c, SR_LOG_WARN,
-					 "no handshake in time");
+			tcp_in_close(t, c, SR_LOG_WARN, "no handshake in time");
 	}
-	sr_tcpi_arm_timer(t);
+	tcp_timer_arm(t);
 }
 
 /* ------------------------------------------------------------------ */
 /* Peers                                                              */
 /* ------------------------------------------------------------------ */
 
-struct tcp_peer *sr_tcpi_peer(const sr_tcp *t, sr_id id)
+struct tcp_peer *tcp_peer_find(const sr_tcp *t, sr_id id)
 {
 	for (size_t i = 0; i < t->n_peers; i++)
 		if (t->peers[i]->id == id)
@@ -355,14 +354,14 @@ struct tcp_peer *sr_tcpi_peer(const sr_tcp *t, sr_id id)
 	return NULL;
 }
 
-uint32_t sr_tcpi_features(const sr_tcp *t)
+uint32_t tcp_features(const sr_tcp *t)
 {
 	return (t->batch_max ? SR_FEATURE_BATCH : 0) |
 	       (t->coalesce_max ? SR_FEATURE_COALESCE : 0);
 }
 
 /* Drop what is queued (counting the messages) and free the buffer. */
-void sr_tcpi_queue_reset(sr_tcp *t, struct tcp_peer *p)
+void tcp_queue_reset(sr_tcp *t, struct tcp_peer *p)
 {
 	if (p->q_msgs) {
 		p->drops += p->q_msgs;
@@ -370,7 +369,7 @@ void sr_tcpi_queue_reset(sr_tcp *t, struct tcp_peer *p)
 		t->st.drops_down += p->q_msgs;
 	}
 	t->st.queued_bytes -= p->q_tail - p->q_head;
-	sr_tcpi_free(t, p->q, p->q_cap);
+	tcp_free(t, p->q, p->q_cap);
 	p->q = NULL;
 	p->q_cap = p->q_head = p->q_tail = p->q_scan = p->q_last = 0;
 	p->q_last_kind = TCP_LAST_NONE;
@@ -382,19 +381,19 @@ void sr_tcpi_queue_reset(sr_tcp *t, struct tcp_peer *p)
 static void peer_restart(sr_tcp *t, struct tcp_peer *p, const char *why)
 {
 	if (p->state != SR_TCP_DOWN)
-		sr_tcpi_peer_close(t, p, SR_LOG_INFO, why);
+		tcp_peer_close(t, p, SR_LOG_INFO, why);
 	p->attempts = 0;
 	p->retry_at = 0;
-	sr_tcpi_connect(t, p);
-	sr_tcpi_arm_timer(t);
+	tcp_out_connect(t, p);
+	tcp_timer_arm(t);
 }
 
 SR_API int sr_tcp_set_peer(sr_tcp *t, sr_id id, const char *addr)
 {
 	if (!id || id == t->cfg.id || !addr || strlen(addr) >= SR_ADDR_MAX ||
-	    sr_tcpi_addr_check(addr))
+	    tcp_addr_check(addr))
 		return SR_EINVAL;
-	struct tcp_peer *p = sr_tcpi_peer(t, id);
+	struct tcp_peer *p = tcp_peer_find(t, id);
 	if (p) {
 		if (!strcmp(p->addr, addr))
 			return 0;
@@ -404,15 +403,15 @@ SR_API int sr_tcp_set_peer(sr_tcp *t, sr_id id, const char *addr)
 	}
 	if (t->n_peers == t->cap_peers) {
 		size_t cap = t->cap_peers ? t->cap_peers * 2 : 8;
-		void *n = sr_tcpi_realloc(t, t->peers,
-					  t->cap_peers * sizeof(*t->peers),
-					  cap * sizeof(*t->peers));
+		void *n = tcp_realloc(t, t->peers,
+				      t->cap_peers * sizeof(*t->peers),
+				      cap * sizeof(*t->peers));
 		if (!n)
 			return SR_ENOMEM;
 		t->peers = n;
 		t->cap_peers = cap;
 	}
-	p = sr_tcpi_realloc(t, NULL, 0, sizeof(*p));
+	p = tcp_realloc(t, NULL, 0, sizeof(*p));
 	if (!p)
 		return SR_ENOMEM;
 	memset(p, 0, sizeof(*p));
@@ -433,10 +432,10 @@ SR_API int sr_tcp_remove_peer(sr_tcp *t, sr_id id)
 		if (p->id != id)
 			continue;
 		t->peers[i] = t->peers[--t->n_peers];
-		sr_tcpi_log(t, SR_LOG_INFO, "peer %llu removed",
-			    (unsigned long long)id);
+		tcp_log(t, SR_LOG_INFO, "peer %llu removed",
+			(unsigned long long)id);
 		peer_free(t, p);
-		sr_tcpi_arm_timer(t);
+		tcp_timer_arm(t);
 		return 0;
 	}
 	return SR_ENOTFOUND;
@@ -444,18 +443,18 @@ SR_API int sr_tcp_remove_peer(sr_tcp *t, sr_id id)
 
 SR_API int sr_tcp_partition(sr_tcp *t, sr_id id, int cut)
 {
-	struct tcp_peer *p = sr_tcpi_peer(t, id);
+	struct tcp_peer *p = tcp_peer_find(t, id);
 	if (!p)
 		return SR_ENOTFOUND;
 	if (cut && !p->cut) {
 		p->cut = 1;
 		if (p->state != SR_TCP_DOWN)
-			sr_tcpi_peer_close(t, p, SR_LOG_INFO,
-					   "partitioned by the test hook");
+			tcp_peer_close(t, p, SR_LOG_INFO,
+				       "partitioned by the test hook");
 		if (p->in)
-			sr_tcpi_in_close(t, p->in, SR_LOG_INFO,
-					 "partitioned by the test hook");
-		sr_tcpi_arm_timer(t);
+			tcp_in_close(t, p->in, SR_LOG_INFO,
+				     "partitioned by the test hook");
+		tcp_timer_arm(t);
 	} else if (!cut && p->cut) {
 		p->cut = 0;
 		peer_restart(t, p, NULL);
@@ -487,7 +486,7 @@ static void count_drop(sr_tcp *t, struct tcp_peer *p, uint64_t *reason)
  * little at a time must not make every send move the whole queue.  A
  * queue near its limit with too little reclaimable counts as full.
  */
-int sr_tcpi_queue_reserve(sr_tcp *t, struct tcp_peer *p, size_t n)
+int tcp_queue_reserve(sr_tcp *t, struct tcp_peer *p, size_t n)
 {
 	size_t done = p->q_scan, keep = p->q_tail - p->q_scan;
 	uint64_t max = t->cfg.max_queue_bytes;
@@ -512,7 +511,7 @@ int sr_tcpi_queue_reserve(sr_tcp *t, struct tcp_peer *p, size_t n)
 		cap *= 2;
 	if (cap > max)
 		cap = (size_t)max; /* still >= q_tail + n, by the tests above */
-	void *q = sr_tcpi_realloc(t, p->q, p->q_cap, cap);
+	void *q = tcp_realloc(t, p->q, p->q_cap, cap);
 	if (!q)
 		return SR_ENOMEM;
 	p->q = q;
@@ -538,7 +537,7 @@ SR_API void sr_tcp_flush(sr_tcp *t)
 		p->dirty = 0;
 		/* Waiting for room already: the write watcher resumes. */
 		if (!(sr_loop_interest(t->loop, p->fd) & SR_LOOP_WRITE))
-			sr_tcpi_peer_write(t, p);
+			tcp_out_write(t, p);
 	}
 }
 
@@ -556,17 +555,17 @@ static int kick(sr_tcp *t, struct tcp_peer *p)
 	    (sr_loop_interest(t->loop, p->fd) & SR_LOOP_WRITE))
 		return 0;
 	if (t->cfg.write_through)
-		return sr_tcpi_peer_write(t, p);
+		return tcp_out_write(t, p);
 	p->dirty = 1;
 	if (!t->flush_pending) {
 		if (sr_loop_defer(t->loop, flush_cb, t))
-			return sr_tcpi_peer_write(t, p); /* no memory: now */
+			return tcp_out_write(t, p); /* no memory: now */
 		t->flush_pending = 1;
 	}
 	return 0;
 }
 
-void sr_tcpi_queue_close(struct tcp_peer *p)
+void tcp_queue_seal(struct tcp_peer *p)
 {
 	if (p->q_last_kind == TCP_LAST_BATCH)
 		sr_codec_batch_seal(p->q + p->q_last, p->q_tail - p->q_last);
@@ -601,7 +600,7 @@ static int queue_join(sr_tcp *t, struct tcp_peer *p, const sr_msg *msg,
 	size_t cur = p->q_tail - p->q_last;
 	if (cur - SR_FRAME_HDR_SIZE + wrap + item > t->batch_max)
 		return 0;
-	int rc = sr_tcpi_queue_reserve(t, p, wrap + item);
+	int rc = tcp_queue_reserve(t, p, wrap + item);
 	if (rc)
 		return rc;
 	size_t len = cur;
@@ -620,7 +619,7 @@ static int queue_join(sr_tcp *t, struct tcp_peer *p, const sr_msg *msg,
 
 SR_API int sr_tcp_send(sr_tcp *t, const sr_msg *msg)
 {
-	struct tcp_peer *p = sr_tcpi_peer(t, msg->to);
+	struct tcp_peer *p = tcp_peer_find(t, msg->to);
 	if (!p) {
 		count_drop(t, NULL, NULL);
 		return SR_ENOTFOUND;
@@ -631,10 +630,10 @@ SR_API int sr_tcp_send(sr_tcp *t, const sr_msg *msg)
 		return SR_EINVAL;
 	}
 	if (size - SR_FRAME_HDR_SIZE > t->cfg.max_frame_bytes) {
-		sr_tcpi_log(t, SR_LOG_WARN,
-			    "message of %zu bytes to %llu exceeds the frame "
-			    "limit",
-			    size, (unsigned long long)p->id);
+		tcp_log(t, SR_LOG_WARN,
+			"message of %zu bytes to %llu exceeds the frame "
+			"limit",
+			size, (unsigned long long)p->id);
 		count_drop(t, p, NULL);
 		return SR_ETOOBIG;
 	}
@@ -642,12 +641,12 @@ SR_API int sr_tcp_send(sr_tcp *t, const sr_msg *msg)
 		count_drop(t, p, &t->st.drops_down);
 		return SR_ESTATE;
 	}
-	int rc = sr_tcpi_coalesce(t, p, msg);
+	int rc = tcp_coalesce_queue(t, p, msg);
 	if (rc == 0)
 		rc = queue_join(t, p, msg, size);
 	if (rc == 0) {
-		sr_tcpi_queue_close(p); /* a full batch is done */
-		rc = sr_tcpi_queue_reserve(t, p, size);
+		tcp_queue_seal(p); /* a full batch is done */
+		rc = tcp_queue_reserve(t, p, size);
 		if (rc == 0) {
 			sr_codec_encode(msg, p->q + p->q_tail,
 					p->q_cap - p->q_tail, NULL);
@@ -689,7 +688,7 @@ SR_API void sr_tcp_stats_get(const sr_tcp *t, sr_tcp_stats *out)
 
 SR_API int sr_tcp_peer_get(const sr_tcp *t, sr_id id, sr_tcp_peer_info *out)
 {
-	const struct tcp_peer *p = sr_tcpi_peer(t, id);
+	const struct tcp_peer *p = tcp_peer_find(t, id);
 	if (!p)
 		return SR_ENOTFOUND;
 	memset(out, 0, sizeof(*out));

@@ -97,8 +97,8 @@ static uint32_t payload_size(uint32_t type)
 	}
 }
 
-int sr_tcpi_hs_header(const void *buf, size_t len, int challenge,
-		      sr_frame_hdr *h)
+int tcp_auth_decode_header(const void *buf, size_t len, int challenge,
+			   sr_frame_hdr *h)
 {
 	const uint8_t *p = buf;
 
@@ -142,8 +142,8 @@ static int frame_check(const uint8_t *p, size_t len, uint32_t type)
 	return crc == get_u32(p + 16) ? 0 : SR_EPROTO;
 }
 
-int sr_tcpi_auth_decode_hello(const void *buf, size_t len, sr_hello *h,
-			      uint8_t nonce[TCP_NONCE_SIZE])
+int tcp_auth_decode_hello(const void *buf, size_t len, sr_hello *h,
+			  uint8_t nonce[TCP_NONCE_SIZE])
 {
 	const uint8_t *f = buf;
 	if (frame_check(f, len, TCP_FRAME_AUTH_HELLO))
@@ -156,9 +156,9 @@ int sr_tcpi_auth_decode_hello(const void *buf, size_t len, sr_hello *h,
 	return 0;
 }
 
-int sr_tcpi_auth_decode_challenge(const void *buf, size_t len,
-				  uint8_t nonce[TCP_NONCE_SIZE],
-				  uint8_t mac[TCP_MAC_SIZE])
+int tcp_auth_decode_challenge(const void *buf, size_t len,
+			      uint8_t nonce[TCP_NONCE_SIZE],
+			      uint8_t mac[TCP_MAC_SIZE])
 {
 	const uint8_t *f = buf;
 	if (frame_check(f, len, TCP_FRAME_CHALLENGE))
@@ -168,8 +168,8 @@ int sr_tcpi_auth_decode_challenge(const void *buf, size_t len,
 	return 0;
 }
 
-int sr_tcpi_auth_decode_proof(const void *buf, size_t len,
-			      uint8_t mac[TCP_MAC_SIZE])
+int tcp_auth_decode_proof(const void *buf, size_t len,
+			  uint8_t mac[TCP_MAC_SIZE])
 {
 	const uint8_t *f = buf;
 	if (frame_check(f, len, TCP_FRAME_PROOF))
@@ -178,9 +178,9 @@ int sr_tcpi_auth_decode_proof(const void *buf, size_t len,
 	return 0;
 }
 
-int sr_tcpi_auth_encode_hello(const sr_hello *h,
-			      const uint8_t nonce[TCP_NONCE_SIZE],
-			      uint8_t out[TCP_AUTH_HELLO_FRAME])
+int tcp_auth_encode_hello(const sr_hello *h,
+			  const uint8_t nonce[TCP_NONCE_SIZE],
+			  uint8_t out[TCP_AUTH_HELLO_FRAME])
 {
 	uint8_t *p = out + SR_FRAME_HDR_SIZE;
 	int rc = frame_put_hello(p, h);
@@ -193,32 +193,32 @@ int sr_tcpi_auth_encode_hello(const sr_hello *h,
 	return 0;
 }
 
-void sr_tcpi_auth_encode_challenge(const uint8_t nonce[TCP_NONCE_SIZE],
-				   const uint8_t mac[TCP_MAC_SIZE],
-				   uint8_t out[TCP_CHALLENGE_FRAME])
+void tcp_auth_encode_challenge(const uint8_t nonce[TCP_NONCE_SIZE],
+			       const uint8_t mac[TCP_MAC_SIZE],
+			       uint8_t out[TCP_CHALLENGE_FRAME])
 {
 	memcpy(out + SR_FRAME_HDR_SIZE, nonce, TCP_NONCE_SIZE);
 	memcpy(out + SR_FRAME_HDR_SIZE + TCP_NONCE_SIZE, mac, TCP_MAC_SIZE);
 	frame_seal(out, TCP_FRAME_CHALLENGE, 0, TCP_CHALLENGE_PAYLOAD);
 }
 
-void sr_tcpi_auth_encode_proof(const uint8_t mac[TCP_MAC_SIZE],
-			       uint8_t out[TCP_PROOF_FRAME])
+void tcp_auth_encode_proof(const uint8_t mac[TCP_MAC_SIZE],
+			   uint8_t out[TCP_PROOF_FRAME])
 {
 	memcpy(out + SR_FRAME_HDR_SIZE, mac, TCP_MAC_SIZE);
 	frame_seal(out, TCP_FRAME_PROOF, 0, TCP_PROOF_PAYLOAD);
 }
 
-void sr_tcpi_auth_mac(const uint8_t *key, size_t key_len, int prover,
-		      const uint8_t hello[TCP_AUTH_HELLO_PAYLOAD],
-		      const uint8_t nonce_a[TCP_NONCE_SIZE],
-		      uint8_t out[TCP_MAC_SIZE])
+void tcp_auth_mac(const uint8_t *key, size_t key_len, int prover,
+		  const uint8_t hello[TCP_AUTH_HELLO_PAYLOAD],
+		  const uint8_t nonce_a[TCP_NONCE_SIZE],
+		  uint8_t out[TCP_MAC_SIZE])
 {
 	uint8_t who = (uint8_t)prover;
 	const void *part[4] = { auth_context, &who, hello, nonce_a };
 	size_t len[4] = { sizeof(auth_context) - 1, 1, TCP_AUTH_HELLO_PAYLOAD,
 			  TCP_NONCE_SIZE };
-	sr_tcpi_hmac_sha256(key, key_len, 4, part, len, out);
+	hmac_sha256(key, key_len, 4, part, len, out);
 }
 
 /* ------------------------------------------------------------------ */
@@ -230,14 +230,14 @@ static int key_copy(sr_tcp *t, const void *src, size_t len, uint8_t **out)
 	*out = NULL;
 	if (!src)
 		return 0;
-	*out = sr_tcpi_realloc(t, NULL, 0, len);
+	*out = tcp_realloc(t, NULL, 0, len);
 	if (!*out)
 		return SR_ENOMEM;
 	memcpy(*out, src, len);
 	return 0;
 }
 
-int sr_tcpi_auth_check_config(const sr_tcp_config *c)
+int tcp_auth_check_config(const sr_tcp_config *c)
 {
 	if (c->secret &&
 	    (c->secret_len < TCP_SECRET_MIN || c->secret_len > TCP_SECRET_MAX))
@@ -252,7 +252,7 @@ int sr_tcpi_auth_check_config(const sr_tcp_config *c)
 	return 0;
 }
 
-int sr_tcpi_auth_init(sr_tcp *t)
+int tcp_auth_init(sr_tcp *t)
 {
 	struct tcp_auth *a = &t->auth;
 	int rc = key_copy(t, t->cfg.secret, t->cfg.secret_len, &a->key);
@@ -260,7 +260,7 @@ int sr_tcpi_auth_init(sr_tcp *t)
 		rc = key_copy(t, t->cfg.secret_prev, t->cfg.secret_prev_len,
 			      &a->key_prev);
 	if (rc) {
-		sr_tcpi_auth_free(t);
+		tcp_auth_free(t);
 		return rc;
 	}
 	a->key_len = a->key ? t->cfg.secret_len : 0;
@@ -271,16 +271,16 @@ int sr_tcpi_auth_init(sr_tcp *t)
 	return 0;
 }
 
-void sr_tcpi_auth_free(sr_tcp *t)
+void tcp_auth_free(sr_tcp *t)
 {
 	struct tcp_auth *a = &t->auth;
 	if (a->key) {
-		sr_tcpi_wipe(a->key, t->cfg.secret_len);
-		sr_tcpi_free(t, a->key, t->cfg.secret_len);
+		secure_wipe(a->key, t->cfg.secret_len);
+		tcp_free(t, a->key, t->cfg.secret_len);
 	}
 	if (a->key_prev) {
-		sr_tcpi_wipe(a->key_prev, t->cfg.secret_prev_len);
-		sr_tcpi_free(t, a->key_prev, t->cfg.secret_prev_len);
+		secure_wipe(a->key_prev, t->cfg.secret_prev_len);
+		tcp_free(t, a->key_prev, t->cfg.secret_prev_len);
 	}
 	a->key = a->key_prev = NULL;
 }
@@ -305,15 +305,15 @@ static int mac_ok(const sr_tcp *t, int prover, const uint8_t *hello,
 	uint8_t want[TCP_MAC_SIZE];
 	int ok;
 
-	sr_tcpi_auth_mac(t->auth.key, t->auth.key_len, prover, hello, nonce_a,
-			 want);
-	ok = sr_tcpi_ct_equal(want, mac, TCP_MAC_SIZE);
+	tcp_auth_mac(t->auth.key, t->auth.key_len, prover, hello, nonce_a,
+		     want);
+	ok = ct_equal(want, mac, TCP_MAC_SIZE);
 	if (t->auth.key_prev) {
-		sr_tcpi_auth_mac(t->auth.key_prev, t->auth.key_prev_len, prover,
-				 hello, nonce_a, want);
-		ok |= sr_tcpi_ct_equal(want, mac, TCP_MAC_SIZE);
+		tcp_auth_mac(t->auth.key_prev, t->auth.key_prev_len, prover,
+			     hello, nonce_a, want);
+		ok |= ct_equal(want, mac, TCP_MAC_SIZE);
 	}
-	sr_tcpi_wipe(want, sizeof(want));
+	secure_wipe(want, sizeof(want));
 	return ok;
 }
 
@@ -363,7 +363,7 @@ static void in_refuse(sr_tcp *t, struct tcp_in *c, uint64_t *what,
 {
 	auth_fail(t, what);
 	t->st.refused++;
-	sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
+	tcp_in_close(t, c, SR_LOG_WARN, why);
 }
 
 static void in_malformed(sr_tcp *t, struct tcp_in *c, const char *why)
@@ -371,7 +371,7 @@ static void in_malformed(sr_tcp *t, struct tcp_in *c, const char *why)
 	if (t->auth.key) /* without a secret it is just a bad hello */
 		auth_fail(t, &t->auth.st.malformed);
 	t->st.proto_errors++;
-	sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
+	tcp_in_close(t, c, SR_LOG_WARN, why);
 }
 
 /* An auth hello arrived at a node that has a secret. */
@@ -384,11 +384,11 @@ static void in_auth_hello(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 	char why[160];
 	sr_hello h;
 
-	if (ai->wait_proof || sr_tcpi_auth_decode_hello(f, len, &h, nonce_c)) {
+	if (ai->wait_proof || tcp_auth_decode_hello(f, len, &h, nonce_c)) {
 		in_malformed(t, c, "malformed handshake");
 		return;
 	}
-	if (sr_tcpi_hello_check(t, c, &h))
+	if (tcp_hello_check(t, c, &h))
 		return; /* refused, as a plain hello would be */
 	if (nonce_replayed(&t->auth, nonce_c)) {
 		snprintf(why, sizeof(why),
@@ -399,18 +399,17 @@ static void in_auth_hello(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 		return;
 	}
 	if (fresh_nonce(ai->nonce)) {
-		sr_tcpi_in_close(t, c, SR_LOG_ERROR,
-				 "getrandom failed: cannot authenticate");
+		tcp_in_close(t, c, SR_LOG_ERROR,
+			     "getrandom failed: cannot authenticate");
 		return;
 	}
 	memcpy(ai->hello, f + SR_FRAME_HDR_SIZE, TCP_AUTH_HELLO_PAYLOAD);
 	ai->features = h.features;
-	sr_tcpi_auth_mac(t->auth.key, t->auth.key_len, TCP_PROVER_ACCEPTOR,
-			 ai->hello, ai->nonce, mac);
-	sr_tcpi_auth_encode_challenge(ai->nonce, mac, ch);
+	tcp_auth_mac(t->auth.key, t->auth.key_len, TCP_PROVER_ACCEPTOR,
+		     ai->hello, ai->nonce, mac);
+	tcp_auth_encode_challenge(ai->nonce, mac, ch);
 	if (write_small(c->fd, ch, sizeof(ch))) {
-		sr_tcpi_in_close(t, c, SR_LOG_WARN,
-				 "cannot write the challenge");
+		tcp_in_close(t, c, SR_LOG_WARN, "cannot write the challenge");
 		return;
 	}
 	t->st.bytes_sent += sizeof(ch);
@@ -425,7 +424,7 @@ static void in_proof(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len)
 	char why[160];
 	sr_hello h;
 
-	if (!ai->wait_proof || sr_tcpi_auth_decode_proof(f, len, mac)) {
+	if (!ai->wait_proof || tcp_auth_decode_proof(f, len, mac)) {
 		const char *why_bad = "malformed handshake (a proof without "
 				      "a challenge)";
 		in_malformed(t, c,
@@ -450,12 +449,12 @@ static void in_proof(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len)
 	t->auth.st.ok++;
 	/* The peer table may have changed while we waited (removed, cut):
 	 * check again before binding. */
-	if (sr_tcpi_hello_check(t, c, &h) == 0)
-		sr_tcpi_hello_bind(t, c, &h);
+	if (tcp_hello_check(t, c, &h) == 0)
+		tcp_hello_bind(t, c, &h);
 }
 
-void sr_tcpi_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
-			   size_t len, uint32_t type)
+void tcp_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
+		       size_t len, uint32_t type)
 {
 	char why[200];
 	sr_hello h;
@@ -474,7 +473,7 @@ void sr_tcpi_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 		in_refuse(t, c, &t->auth.st.no_auth, why);
 	} else if (type == TCP_FRAME_AUTH_HELLO && !t->auth.key) {
 		uint8_t nonce[TCP_NONCE_SIZE];
-		if (sr_tcpi_auth_decode_hello(f, len, &h, nonce)) {
+		if (tcp_auth_decode_hello(f, len, &h, nonce)) {
 			in_malformed(t, c, "malformed handshake");
 			return;
 		}
@@ -499,7 +498,7 @@ void sr_tcpi_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 	}
 }
 
-void sr_tcpi_auth_in_hangup(sr_tcp *t, struct tcp_in *c, int err)
+void tcp_auth_in_hangup(sr_tcp *t, struct tcp_in *c, int err)
 {
 	char why[200];
 
@@ -509,36 +508,35 @@ void sr_tcpi_auth_in_hangup(sr_tcp *t, struct tcp_in *c, int err)
 		 "proof (a different secret there?)",
 		 (unsigned long long)get_u64(c->auth.hello + 8),
 		 err ? strerror(err) : "hung up");
-	sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
+	tcp_in_close(t, c, SR_LOG_WARN, why);
 }
 
 /* ------------------------------------------------------------------ */
 /* Connector                                                          */
 /* ------------------------------------------------------------------ */
 
-int sr_tcpi_auth_out_start(sr_tcp *t, struct tcp_peer *p)
+int tcp_auth_out_start(sr_tcp *t, struct tcp_peer *p)
 {
 	struct tcp_auth_out *ao = &p->auth;
 	uint8_t f[TCP_AUTH_HELLO_FRAME];
 	sr_hello h = {
-		t->cfg.cluster_id, t->cfg.id, p->id, { 0 }, sr_tcpi_features(t)
+		t->cfg.cluster_id, t->cfg.id, p->id, { 0 }, tcp_features(t)
 	};
 
 	memcpy(h.addr, t->advertise, SR_ADDR_MAX);
 	if (fresh_nonce(ao->nonce)) {
-		sr_tcpi_peer_close(t, p, SR_LOG_ERROR,
-				   "getrandom failed: cannot authenticate");
+		tcp_peer_close(t, p, SR_LOG_ERROR,
+			       "getrandom failed: cannot authenticate");
 		return SR_EIO;
 	}
-	if (sr_tcpi_auth_encode_hello(&h, ao->nonce, f)) {
-		sr_tcpi_peer_close(t, p, SR_LOG_ERROR,
-				   "advertised address does not fit a hello");
+	if (tcp_auth_encode_hello(&h, ao->nonce, f)) {
+		tcp_peer_close(t, p, SR_LOG_ERROR,
+			       "advertised address does not fit a hello");
 		return SR_EINVAL;
 	}
 	memcpy(ao->hello, f + SR_FRAME_HDR_SIZE, TCP_AUTH_HELLO_PAYLOAD);
 	if (write_small(p->fd, f, sizeof(f))) {
-		sr_tcpi_peer_close(t, p, SR_LOG_INFO,
-				   "cannot write the handshake");
+		tcp_peer_close(t, p, SR_LOG_INFO, "cannot write the handshake");
 		return SR_EIO;
 	}
 	t->st.bytes_sent += sizeof(f);
@@ -547,7 +545,7 @@ int sr_tcpi_auth_out_start(sr_tcp *t, struct tcp_peer *p)
 	return 0;
 }
 
-void sr_tcpi_auth_out_reset(struct tcp_peer *p)
+void tcp_auth_out_reset(struct tcp_peer *p)
 {
 	p->auth.wait_challenge = 0;
 	p->auth.rx_len = 0;
@@ -560,9 +558,9 @@ static void out_refuse(sr_tcp *t, struct tcp_peer *p, uint64_t *what,
 {
 	auth_fail(t, what);
 	if (p->attempts)
-		sr_tcpi_log(t, SR_LOG_WARN, "peer %llu (%s): %s",
-			    (unsigned long long)p->id, p->addr, why);
-	sr_tcpi_peer_close(t, p, SR_LOG_WARN, p->attempts ? NULL : why);
+		tcp_log(t, SR_LOG_WARN, "peer %llu (%s): %s",
+			(unsigned long long)p->id, p->addr, why);
+	tcp_peer_close(t, p, SR_LOG_WARN, p->attempts ? NULL : why);
 }
 
 /* The acceptor's challenge is complete in ao->rx: check it, then put our
@@ -573,7 +571,7 @@ static int out_challenge(sr_tcp *t, struct tcp_peer *p)
 	uint8_t nonce_a[TCP_NONCE_SIZE], mac[TCP_MAC_SIZE];
 	char why[200];
 
-	if (sr_tcpi_auth_decode_challenge(ao->rx, ao->rx_len, nonce_a, mac)) {
+	if (tcp_auth_decode_challenge(ao->rx, ao->rx_len, nonce_a, mac)) {
 		out_refuse(t, p, &t->auth.st.malformed,
 			   "refused: malformed challenge");
 		return SR_EPROTO;
@@ -586,17 +584,17 @@ static int out_challenge(sr_tcp *t, struct tcp_peer *p)
 		out_refuse(t, p, &t->auth.st.bad_proof, why);
 		return SR_EPROTO;
 	}
-	sr_tcpi_auth_mac(t->auth.key, t->auth.key_len, TCP_PROVER_CONNECTOR,
-			 ao->hello, nonce_a, mac);
+	tcp_auth_mac(t->auth.key, t->auth.key_len, TCP_PROVER_CONNECTOR,
+		     ao->hello, nonce_a, mac);
 	/* queue_hello reserved the proof's slot; nothing was written yet */
-	sr_tcpi_auth_encode_proof(mac, p->q);
-	sr_tcpi_wipe(mac, sizeof(mac));
+	tcp_auth_encode_proof(mac, p->q);
+	secure_wipe(mac, sizeof(mac));
 	ao->wait_challenge = 0;
 	t->auth.st.ok++;
 	return 1;
 }
 
-int sr_tcpi_auth_out_read(sr_tcp *t, struct tcp_peer *p)
+int tcp_auth_out_read(sr_tcp *t, struct tcp_peer *p)
 {
 	struct tcp_auth_out *ao = &p->auth;
 	char why[160];
@@ -612,14 +610,15 @@ int sr_tcpi_auth_out_read(sr_tcp *t, struct tcp_peer *p)
 			 "%s while authenticating (does it have the same "
 			 "secret?)",
 			 n == 0 ? "closed by the peer" : strerror(errno));
-		sr_tcpi_peer_close(t, p, SR_LOG_INFO, why);
+		tcp_peer_close(t, p, SR_LOG_INFO, why);
 		return SR_EIO;
 	}
 	t->st.bytes_recv += (uint64_t)n;
 	if (ao->rx_len < SR_FRAME_HDR_SIZE &&
 	    ao->rx_len + (size_t)n >= SR_FRAME_HDR_SIZE) {
 		sr_frame_hdr h;
-		if (sr_tcpi_hs_header(ao->rx, ao->rx_len + (size_t)n, 1, &h)) {
+		if (tcp_auth_decode_header(ao->rx, ao->rx_len + (size_t)n, 1,
+					   &h)) {
 			out_refuse(t, p, &t->auth.st.malformed,
 				   "refused: malformed challenge");
 			return SR_EPROTO;

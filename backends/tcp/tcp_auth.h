@@ -7,8 +7,8 @@
  * directly and test/tcp/test_tcp_auth.c can speak the protocol from raw
  * sockets.
  */
-#ifndef SR_TCP_AUTH_H
-#define SR_TCP_AUTH_H
+#ifndef TCP_AUTH_H
+#define TCP_AUTH_H
 
 #include "seshat/codec.h"
 #include "seshat/tcp.h"
@@ -80,39 +80,39 @@ struct tcp_auth {
  * TCP_HS_MAX_PAYLOAD is SR_ETOOBIG; a known type whose length is not
  * its exact size is SR_EPROTO.
  */
-int sr_tcpi_hs_header(const void *buf, size_t len, int challenge,
-		      sr_frame_hdr *h);
+int tcp_auth_decode_header(const void *buf, size_t len, int challenge,
+			   sr_frame_hdr *h);
 
 /* Decode whole frames (header, CRC, exact size, fields).  0 or
  * SR_EPROTO. */
-int sr_tcpi_auth_decode_hello(const void *buf, size_t len, sr_hello *h,
-			      uint8_t nonce[TCP_NONCE_SIZE]);
-int sr_tcpi_auth_decode_challenge(const void *buf, size_t len,
-				  uint8_t nonce[TCP_NONCE_SIZE],
-				  uint8_t mac[TCP_MAC_SIZE]);
-int sr_tcpi_auth_decode_proof(const void *buf, size_t len,
+int tcp_auth_decode_hello(const void *buf, size_t len, sr_hello *h,
+			  uint8_t nonce[TCP_NONCE_SIZE]);
+int tcp_auth_decode_challenge(const void *buf, size_t len,
+			      uint8_t nonce[TCP_NONCE_SIZE],
 			      uint8_t mac[TCP_MAC_SIZE]);
+int tcp_auth_decode_proof(const void *buf, size_t len,
+			  uint8_t mac[TCP_MAC_SIZE]);
 
 /* ---- encoders ---------------------------------------------------- */
 
 /* 0, or SR_EINVAL if h->addr does not fit with its NUL. */
-int sr_tcpi_auth_encode_hello(const sr_hello *h,
-			      const uint8_t nonce[TCP_NONCE_SIZE],
-			      uint8_t out[TCP_AUTH_HELLO_FRAME]);
-void sr_tcpi_auth_encode_challenge(const uint8_t nonce[TCP_NONCE_SIZE],
-				   const uint8_t mac[TCP_MAC_SIZE],
-				   uint8_t out[TCP_CHALLENGE_FRAME]);
-void sr_tcpi_auth_encode_proof(const uint8_t mac[TCP_MAC_SIZE],
-			       uint8_t out[TCP_PROOF_FRAME]);
+int tcp_auth_encode_hello(const sr_hello *h,
+			  const uint8_t nonce[TCP_NONCE_SIZE],
+			  uint8_t out[TCP_AUTH_HELLO_FRAME]);
+void tcp_auth_encode_challenge(const uint8_t nonce[TCP_NONCE_SIZE],
+			       const uint8_t mac[TCP_MAC_SIZE],
+			       uint8_t out[TCP_CHALLENGE_FRAME]);
+void tcp_auth_encode_proof(const uint8_t mac[TCP_MAC_SIZE],
+			   uint8_t out[TCP_PROOF_FRAME]);
 
 /*
  * The proof a side sends: HMAC-SHA-256 under key of the context string,
  * the prover (TCP_PROVER_*), the auth hello's payload as sent (cluster,
  * both ids, address, the connector's nonce) and the acceptor's nonce.
  */
-void sr_tcpi_auth_mac(const uint8_t *key, size_t key_len, int prover,
-		      const uint8_t hello[TCP_AUTH_HELLO_PAYLOAD],
-		      const uint8_t nonce_a[TCP_NONCE_SIZE],
-		      uint8_t out[TCP_MAC_SIZE]);
+void tcp_auth_mac(const uint8_t *key, size_t key_len, int prover,
+		  const uint8_t hello[TCP_AUTH_HELLO_PAYLOAD],
+		  const uint8_t nonce_a[TCP_NONCE_SIZE],
+		  uint8_t out[TCP_MAC_SIZE]);
 
 #endif

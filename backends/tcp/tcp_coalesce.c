@@ -15,7 +15,7 @@
  * one of the same kind appends its record while the frame is still the
  * queue's last, nothing of the queue has been written since and the
  * payload stays within coalesce_max_bytes.  Any other message for the
- * peer closes it (sr_tcpi_queue_close() seals it: count, length, CRC),
+ * peer closes it (tcp_queue_seal() seals it: count, length, CRC),
  * so the order of the peer's messages is exactly the order they were
  * sent: nothing is moved ahead of or behind anything else.  Heartbeat
  * waves (backends/server/server_clock.c) produce every group's heartbeats
@@ -51,7 +51,7 @@ static int coalesce_join(sr_tcp *t, struct tcp_peer *p, const sr_msg *msg,
 	if (p->q_last_kind != TCP_LAST_COALESCED ||
 	    cur - SR_FRAME_HDR_SIZE + rec > t->coalesce_max)
 		return 0;
-	int rc = sr_tcpi_queue_reserve(t, p, rec);
+	int rc = tcp_queue_reserve(t, p, rec);
 	if (rc)
 		return rc;
 	size_t len = cur; /* reserve may have moved the queue */
@@ -63,7 +63,7 @@ static int coalesce_join(sr_tcp *t, struct tcp_peer *p, const sr_msg *msg,
 	return 1;
 }
 
-int sr_tcpi_coalesce(sr_tcp *t, struct tcp_peer *p, const sr_msg *msg)
+int tcp_coalesce_queue(sr_tcp *t, struct tcp_peer *p, const sr_msg *msg)
 {
 	size_t rec = sr_codec_coalesced_rec_size(msg);
 	size_t size = SR_FRAME_HDR_SIZE + SR_COALESCED_HDR_SIZE + rec;
@@ -73,8 +73,8 @@ int sr_tcpi_coalesce(sr_tcp *t, struct tcp_peer *p, const sr_msg *msg)
 		return 0;
 	int rc = coalesce_join(t, p, msg, rec);
 	if (rc == 0) {
-		sr_tcpi_queue_close(p);
-		rc = sr_tcpi_queue_reserve(t, p, size);
+		tcp_queue_seal(p);
+		rc = tcp_queue_reserve(t, p, size);
 		if (rc)
 			return rc;
 		sr_codec_coalesced_begin(msg, p->q + p->q_tail,
@@ -95,10 +95,10 @@ int sr_tcpi_coalesce(sr_tcp *t, struct tcp_peer *p, const sr_msg *msg)
 static void in_bad(sr_tcp *t, struct tcp_in *c, const char *why)
 {
 	t->st.proto_errors++;
-	sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
+	tcp_in_close(t, c, SR_LOG_WARN, why);
 }
 
-void sr_tcpi_in_coalesced(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
+void tcp_coalesce_deliver(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 			  size_t flen)
 {
 	sr_coalesced_iter it;

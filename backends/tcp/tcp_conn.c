@@ -82,7 +82,7 @@ static int addr_split(const char *addr, char *host, size_t hcap, char *port,
 	return 0;
 }
 
-int sr_tcpi_addr_check(const char *addr)
+int tcp_addr_check(const char *addr)
 {
 	char host[SR_ADDR_MAX], port[8];
 	return addr_split(addr, host, sizeof(host), port, sizeof(port));
@@ -145,8 +145,8 @@ static uint64_t backoff_delay(sr_tcp *t, struct tcp_peer *p)
 	return d / 2 + r % (d - d / 2 + 1);
 }
 
-void sr_tcpi_peer_close(sr_tcp *t, struct tcp_peer *p, int level,
-			const char *reason)
+void tcp_peer_close(sr_tcp *t, struct tcp_peer *p, int level,
+		    const char *reason)
 {
 	uint64_t now = sr_loop_now_ms(t->loop);
 
@@ -158,15 +158,15 @@ void sr_tcpi_peer_close(sr_tcp *t, struct tcp_peer *p, int level,
 	if (p->state == SR_TCP_UP && now - p->up_since >= TCP_UP_RESET_MS)
 		p->attempts = 0;
 	if (reason)
-		sr_tcpi_log(t, p->attempts ? SR_LOG_DEBUG : level,
-			    "peer %llu (%s): %s", (unsigned long long)p->id,
-			    p->addr, reason);
+		tcp_log(t, p->attempts ? SR_LOG_DEBUG : level,
+			"peer %llu (%s): %s", (unsigned long long)p->id,
+			p->addr, reason);
 	p->state = SR_TCP_DOWN;
-	sr_tcpi_auth_out_reset(p);
-	sr_tcpi_queue_reset(t, p);
+	tcp_auth_out_reset(p);
+	tcp_queue_reset(t, p);
 	p->retry_at = now + backoff_delay(t, p);
 	p->attempts++;
-	sr_tcpi_arm_timer(t);
+	tcp_timer_arm(t);
 }
 
 static void set_sockopts(sr_tcp *t, int fd)
@@ -187,7 +187,7 @@ static void set_sockopts(sr_tcp *t, int fd)
 static int queue_hello(sr_tcp *t, struct tcp_peer *p)
 {
 	if (p->q_cap < TCP_QUEUE_HELLO) {
-		void *q = sr_tcpi_realloc(t, p->q, p->q_cap, TCP_QUEUE_HELLO);
+		void *q = tcp_realloc(t, p->q, p->q_cap, TCP_QUEUE_HELLO);
 		if (!q)
 			return SR_ENOMEM;
 		p->q = q;
@@ -203,7 +203,7 @@ static int queue_hello(sr_tcp *t, struct tcp_peer *p)
 		return 0;
 	}
 	sr_hello h = {
-		t->cfg.cluster_id, t->cfg.id, p->id, { 0 }, sr_tcpi_features(t)
+		t->cfg.cluster_id, t->cfg.id, p->id, { 0 }, tcp_features(t)
 	};
 	memcpy(h.addr, t->advertise, SR_ADDR_MAX);
 	sr_codec_encode_hello(&h, p->q, p->q_cap);
@@ -217,11 +217,11 @@ static void out_established(sr_tcp *t, struct tcp_peer *p)
 	p->state = SR_TCP_UP;
 	p->up_since = sr_loop_now_ms(t->loop);
 	t->st.connects++;
-	sr_tcpi_log(t, p->attempts ? SR_LOG_DEBUG : SR_LOG_INFO,
-		    "peer %llu (%s): connected", (unsigned long long)p->id,
-		    p->addr);
-	sr_tcpi_arm_timer(t);
-	sr_tcpi_peer_write(t, p);
+	tcp_log(t, p->attempts ? SR_LOG_DEBUG : SR_LOG_INFO,
+		"peer %llu (%s): connected", (unsigned long long)p->id,
+		p->addr);
+	tcp_timer_arm(t);
+	tcp_out_write(t, p);
 }
 
 /* The socket is connected: authenticate first if we have a secret. */
@@ -231,14 +231,13 @@ static void out_connected(sr_tcp *t, struct tcp_peer *p)
 		out_established(t, p);
 		return;
 	}
-	if (sr_tcpi_auth_out_start(t, p))
+	if (tcp_auth_out_start(t, p))
 		return; /* closed */
 	if (sr_loop_watch(t->loop, p->fd, SR_LOOP_READ, out_event, p))
-		sr_tcpi_peer_close(t, p, SR_LOG_WARN,
-				   "cannot watch the socket");
+		tcp_peer_close(t, p, SR_LOG_WARN, "cannot watch the socket");
 }
 
-void sr_tcpi_connect(sr_tcp *t, struct tcp_peer *p)
+void tcp_out_connect(sr_tcp *t, struct tcp_peer *p)
 {
 	struct addrinfo *ai = NULL;
 	char why[128];
@@ -247,7 +246,7 @@ void sr_tcpi_connect(sr_tcp *t, struct tcp_peer *p)
 	if (p->state != SR_TCP_DOWN || p->cut)
 		return;
 	if (addr_resolve(p->addr, 0, &ai)) {
-		sr_tcpi_peer_close(t, p, SR_LOG_WARN, "cannot resolve address");
+		tcp_peer_close(t, p, SR_LOG_WARN, "cannot resolve address");
 		return;
 	}
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -279,13 +278,13 @@ void sr_tcpi_connect(sr_tcp *t, struct tcp_peer *p)
 	if (rc == 0)
 		out_connected(t, p);
 	else
-		sr_tcpi_arm_timer(t);
+		tcp_timer_arm(t);
 	return;
 fail:
 	if (fd >= 0)
 		close(fd);
 	freeaddrinfo(ai);
-	sr_tcpi_peer_close(t, p, SR_LOG_INFO, why);
+	tcp_peer_close(t, p, SR_LOG_INFO, why);
 }
 
 static uint32_t le32(const uint8_t *b)
@@ -329,7 +328,7 @@ static void queue_written(struct tcp_peer *p)
  * Write as much of the queue as the socket takes.  Returns 0 (all
  * written, or waiting for room) or SR_EIO (the connection was closed).
  */
-int sr_tcpi_peer_write(sr_tcp *t, struct tcp_peer *p)
+int tcp_out_write(sr_tcp *t, struct tcp_peer *p)
 {
 	if (p->state != SR_TCP_UP)
 		return 0;
@@ -337,7 +336,7 @@ int sr_tcpi_peer_write(sr_tcp *t, struct tcp_peer *p)
 		p->dirty = 1;
 		return 0;
 	}
-	sr_tcpi_queue_close(p);
+	tcp_queue_seal(p);
 	while (p->q_head < p->q_tail) {
 		size_t want = p->q_tail - p->q_head;
 		ssize_t n = send(p->fd, p->q + p->q_head, want, MSG_NOSIGNAL);
@@ -349,7 +348,7 @@ int sr_tcpi_peer_write(sr_tcp *t, struct tcp_peer *p)
 			char why[128];
 			snprintf(why, sizeof(why), "write: %s",
 				 strerror(errno));
-			sr_tcpi_peer_close(t, p, SR_LOG_INFO, why);
+			tcp_peer_close(t, p, SR_LOG_INFO, why);
 			return SR_EIO;
 		}
 		t->st.writes++;
@@ -364,7 +363,7 @@ int sr_tcpi_peer_write(sr_tcp *t, struct tcp_peer *p)
 	if (!want_write) {
 		p->q_head = p->q_tail = p->q_scan = 0;
 		if (p->q_cap > TCP_QUEUE_KEEP) {
-			sr_tcpi_free(t, p->q, p->q_cap);
+			tcp_free(t, p->q, p->q_cap);
 			p->q = NULL;
 			p->q_cap = 0;
 		}
@@ -372,8 +371,7 @@ int sr_tcpi_peer_write(sr_tcp *t, struct tcp_peer *p)
 	int interest = SR_LOOP_READ | (want_write ? SR_LOOP_WRITE : 0);
 	if (sr_loop_interest(t->loop, p->fd) != interest &&
 	    sr_loop_watch(t->loop, p->fd, interest, out_event, p)) {
-		sr_tcpi_peer_close(t, p, SR_LOG_WARN,
-				   "cannot watch the socket");
+		tcp_peer_close(t, p, SR_LOG_WARN, "cannot watch the socket");
 		return SR_EIO;
 	}
 	return 0;
@@ -388,14 +386,14 @@ static void out_readable(sr_tcp *t, struct tcp_peer *p)
 	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n == 0) {
-		sr_tcpi_peer_close(t, p, SR_LOG_INFO, "closed by the peer");
+		tcp_peer_close(t, p, SR_LOG_INFO, "closed by the peer");
 	} else if (n < 0) {
 		char why[128];
 		snprintf(why, sizeof(why), "%s", strerror(errno));
-		sr_tcpi_peer_close(t, p, SR_LOG_INFO, why);
+		tcp_peer_close(t, p, SR_LOG_INFO, why);
 	} else {
-		sr_tcpi_peer_close(t, p, SR_LOG_WARN,
-				   "unexpected data on an outgoing connection");
+		tcp_peer_close(t, p, SR_LOG_WARN,
+			       "unexpected data on an outgoing connection");
 	}
 }
 
@@ -407,7 +405,7 @@ static void out_event(sr_loop *loop, int fd, int events, void *ctx)
 	(void)fd;
 
 	if (p->state == SR_TCP_CONNECTING && p->auth.wait_challenge) {
-		if (sr_tcpi_auth_out_read(t, p) == 1)
+		if (tcp_auth_out_read(t, p) == 1)
 			out_established(t, p);
 		return;
 	}
@@ -420,7 +418,7 @@ static void out_event(sr_loop *loop, int fd, int events, void *ctx)
 			char why[128];
 			snprintf(why, sizeof(why), "connect: %s",
 				 strerror(err));
-			sr_tcpi_peer_close(t, p, SR_LOG_INFO, why);
+			tcp_peer_close(t, p, SR_LOG_INFO, why);
 			return;
 		}
 		if (!(events & SR_LOOP_WRITE))
@@ -434,7 +432,7 @@ static void out_event(sr_loop *loop, int fd, int events, void *ctx)
 			return;
 	}
 	if (events & SR_LOOP_WRITE)
-		sr_tcpi_peer_write(t, p);
+		tcp_out_write(t, p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -445,24 +443,23 @@ static void in_event(sr_loop *loop, int fd, int events, void *ctx);
 
 static void in_free(sr_tcp *t, struct tcp_in *c)
 {
-	sr_tcpi_free(t, c->buf, c->cap);
-	sr_tcpi_free(t, c, sizeof(*c));
+	tcp_free(t, c->buf, c->cap);
+	tcp_free(t, c, sizeof(*c));
 }
 
-void sr_tcpi_in_close(sr_tcp *t, struct tcp_in *c, int level,
-		      const char *reason)
+void tcp_in_close(sr_tcp *t, struct tcp_in *c, int level, const char *reason)
 {
 	if (c->closing)
 		return;
 	if (reason)
-		sr_tcpi_log(t, level, "connection from %s (node %llu): %s",
-			    c->name, (unsigned long long)c->peer, reason);
+		tcp_log(t, level, "connection from %s (node %llu): %s", c->name,
+			(unsigned long long)c->peer, reason);
 	c->closing = 1;
 	sr_loop_unwatch(t->loop, c->fd);
 	close(c->fd);
 	c->fd = -1;
 	if (c->peer) {
-		struct tcp_peer *p = sr_tcpi_peer(t, c->peer);
+		struct tcp_peer *p = tcp_peer_find(t, c->peer);
 		if (p && p->in == c)
 			p->in = NULL;
 	}
@@ -480,7 +477,7 @@ void sr_tcpi_in_close(sr_tcp *t, struct tcp_in *c, int level,
 /* Resize the receive buffer to exactly cap bytes (cap >= c->len). */
 static int in_resize(sr_tcp *t, struct tcp_in *c, size_t cap)
 {
-	void *b = sr_tcpi_realloc(t, c->buf, c->cap, cap);
+	void *b = tcp_realloc(t, c->buf, c->cap, cap);
 	if (!b)
 		return SR_ENOMEM;
 	c->buf = b;
@@ -488,12 +485,12 @@ static int in_resize(sr_tcp *t, struct tcp_in *c, size_t cap)
 	return 0;
 }
 
-int sr_tcpi_hello_check(sr_tcp *t, struct tcp_in *c, const sr_hello *h)
+int tcp_hello_check(sr_tcp *t, struct tcp_in *c, const sr_hello *h)
 {
 	char why[160];
 	const char *refuse = NULL;
 
-	struct tcp_peer *p = sr_tcpi_peer(t, h->from);
+	struct tcp_peer *p = tcp_peer_find(t, h->from);
 	if (h->cluster != t->cfg.cluster_id) {
 		snprintf(why, sizeof(why),
 			 "refused: cluster id %llu, ours is %llu",
@@ -513,43 +510,42 @@ int sr_tcpi_hello_check(sr_tcp *t, struct tcp_in *c, const sr_hello *h)
 	}
 	if (refuse) {
 		t->st.refused++;
-		sr_tcpi_in_close(t, c, SR_LOG_WARN, refuse);
+		tcp_in_close(t, c, SR_LOG_WARN, refuse);
 		return -1;
 	}
 	return 0;
 }
 
-void sr_tcpi_hello_bind(sr_tcp *t, struct tcp_in *c, const sr_hello *h)
+void tcp_hello_bind(sr_tcp *t, struct tcp_in *c, const sr_hello *h)
 {
-	struct tcp_peer *p = sr_tcpi_peer(t, h->from);
+	struct tcp_peer *p = tcp_peer_find(t, h->from);
 	if (!p && h->addr[0] && sr_tcp_set_peer(t, h->from, h->addr) == 0) {
 		/* accept_unknown_peers: answer it where it says it listens */
-		sr_tcpi_log(t, SR_LOG_INFO, "node %llu joins as a peer at %s",
-			    (unsigned long long)h->from, h->addr);
-		p = sr_tcpi_peer(t, h->from);
+		tcp_log(t, SR_LOG_INFO, "node %llu joins as a peer at %s",
+			(unsigned long long)h->from, h->addr);
+		p = tcp_peer_find(t, h->from);
 	}
 	if (p && p->in)
-		sr_tcpi_in_close(t, p->in, SR_LOG_INFO,
-				 "replaced by a newer connection");
+		tcp_in_close(t, p->in, SR_LOG_INFO,
+			     "replaced by a newer connection");
 	if (p)
 		p->in = c;
 	c->peer = h->from;
 	c->features = h->features;
 	c->deadline = 0;
-	sr_tcpi_log(t, SR_LOG_INFO, "connection from %s: node %llu%s", c->name,
-		    (unsigned long long)h->from,
-		    t->auth.key ? " (authenticated)" : "");
+	tcp_log(t, SR_LOG_INFO, "connection from %s: node %llu%s", c->name,
+		(unsigned long long)h->from,
+		t->auth.key ? " (authenticated)" : "");
 	if (p && p->state == SR_TCP_DOWN && p->attempts) {
 		/* It is back (a restarted node connects at once): our
 		 * backoff grew while it was away and could keep us silent
 		 * for up to reconnect_max_ms, so start afresh and connect
 		 * on the next timer run. */
-		sr_tcpi_log(t, SR_LOG_INFO,
-			    "peer %llu is back: reconnecting now",
-			    (unsigned long long)p->id);
+		tcp_log(t, SR_LOG_INFO, "peer %llu is back: reconnecting now",
+			(unsigned long long)p->id);
 		p->attempts = 0;
 		p->retry_at = sr_loop_now_ms(t->loop);
-		sr_tcpi_arm_timer(t);
+		tcp_timer_arm(t);
 	}
 }
 
@@ -561,16 +557,16 @@ static void in_handshake(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 	sr_hello h;
 
 	if (type != SR_FRAME_HELLO || t->auth.key) {
-		sr_tcpi_auth_in_frame(t, c, f, len, type);
+		tcp_auth_in_frame(t, c, f, len, type);
 		return;
 	}
 	if (sr_codec_decode_hello(f, len, &h)) {
 		t->st.proto_errors++;
-		sr_tcpi_in_close(t, c, SR_LOG_WARN, "malformed handshake");
+		tcp_in_close(t, c, SR_LOG_WARN, "malformed handshake");
 		return;
 	}
-	if (sr_tcpi_hello_check(t, c, &h) == 0)
-		sr_tcpi_hello_bind(t, c, &h);
+	if (tcp_hello_check(t, c, &h) == 0)
+		tcp_hello_bind(t, c, &h);
 }
 
 /* One message frame: decode, check the sender, deliver. */
@@ -590,14 +586,14 @@ static void in_deliver(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 					     "fields)",
 			 h->type, h->len);
 		t->st.proto_errors++;
-		sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
+		tcp_in_close(t, c, SR_LOG_WARN, why);
 		return;
 	}
 	if (m.from != c->peer || m.to != t->cfg.id) {
 		snprintf(why, sizeof(why), "message from %llu to %llu",
 			 (unsigned long long)m.from, (unsigned long long)m.to);
 		t->st.proto_errors++;
-		sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
+		tcp_in_close(t, c, SR_LOG_WARN, why);
 		return;
 	}
 	t->st.frames_recv++;
@@ -621,7 +617,7 @@ static void in_bad_batch(sr_tcp *t, struct tcp_in *c, int rc, const sr_msg *m)
 					   : "malformed (CRC, item lengths, "
 					     "nesting or fields)");
 	t->st.proto_errors++;
-	sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
+	tcp_in_close(t, c, SR_LOG_WARN, why);
 }
 
 /*
@@ -638,9 +634,9 @@ static void in_deliver_batch(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 
 	if (!t->batch_max) {
 		t->st.proto_errors++;
-		sr_tcpi_in_close(t, c, SR_LOG_WARN,
-				 "a batch frame, but this node does not "
-				 "take batches");
+		tcp_in_close(t, c, SR_LOG_WARN,
+			     "a batch frame, but this node does not "
+			     "take batches");
 		return;
 	}
 	rc = sr_codec_batch_open(&t->dec, f, flen, &it, NULL, NULL);
@@ -684,8 +680,8 @@ static int in_parse(sr_tcp *t, struct tcp_in *c)
 		uint32_t max = c->peer ? t->cfg.max_frame_bytes
 				       : TCP_HS_MAX_PAYLOAD;
 		int rc = c->peer ? sr_codec_header(c->buf + off, avail, max, &h)
-				 : sr_tcpi_hs_header(c->buf + off, avail, 0,
-						     &h);
+				 : tcp_auth_decode_header(c->buf + off, avail,
+							  0, &h);
 		if (rc) {
 			char why[128];
 			const uint8_t *b = c->buf + off;
@@ -702,7 +698,7 @@ static int in_parse(sr_tcp *t, struct tcp_in *c)
 					 "bad frame header (magic, version or "
 					 "type)");
 			t->st.proto_errors++;
-			sr_tcpi_in_close(t, c, SR_LOG_WARN, why);
+			tcp_in_close(t, c, SR_LOG_WARN, why);
 			return SR_EPROTO;
 		}
 		size_t flen = SR_FRAME_HDR_SIZE + (size_t)h.len;
@@ -714,13 +710,12 @@ static int in_parse(sr_tcp *t, struct tcp_in *c)
 			in_handshake(t, c, c->buf + off, flen, h.type);
 		} else if (h.type == SR_FRAME_HELLO) {
 			t->st.proto_errors++;
-			sr_tcpi_in_close(t, c, SR_LOG_WARN,
-					 "a second handshake");
+			tcp_in_close(t, c, SR_LOG_WARN, "a second handshake");
 		} else if (h.type == SR_FRAME_BATCH)
 			in_deliver_batch(t, c, c->buf + off, flen);
 		else if (h.type == SR_FRAME_HEARTBEATS ||
 			 h.type == SR_FRAME_APPEND_RESPS)
-			sr_tcpi_in_coalesced(t, c, c->buf + off, flen);
+			tcp_coalesce_deliver(t, c, c->buf + off, flen);
 		else
 			in_deliver(t, c, c->buf + off, &h);
 		off += flen;
@@ -739,8 +734,8 @@ static int in_parse(sr_tcp *t, struct tcp_in *c)
 	if (c->cap < want || (c->cap > TCP_RBUF_KEEP && want <= TCP_RBUF_INIT &&
 			      c->len <= want)) {
 		if (in_resize(t, c, want)) {
-			sr_tcpi_in_close(t, c, SR_LOG_ERROR,
-					 "out of memory for a frame");
+			tcp_in_close(t, c, SR_LOG_ERROR,
+				     "out of memory for a frame");
 			return SR_ENOMEM;
 		}
 	}
@@ -757,7 +752,7 @@ static void in_readable(sr_tcp *t, struct tcp_in *c)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		if (n <= 0 && c->auth.wait_proof && !c->len) {
-			sr_tcpi_auth_in_hangup(t, c, n < 0 ? errno : 0);
+			tcp_auth_in_hangup(t, c, n < 0 ? errno : 0);
 			return;
 		}
 		if (n <= 0) {
@@ -775,8 +770,8 @@ static void in_readable(sr_tcp *t, struct tcp_in *c)
 					 "closed by the peer");
 			if (n == 0 && c->len)
 				t->st.proto_errors++;
-			sr_tcpi_in_close(
-				t, c, c->len ? SR_LOG_WARN : SR_LOG_INFO, why);
+			tcp_in_close(t, c, c->len ? SR_LOG_WARN : SR_LOG_INFO,
+				     why);
 			return;
 		}
 		c->len += (size_t)n;
@@ -805,7 +800,7 @@ static void in_event(sr_loop *loop, int fd, int events, void *ctx)
 
 static void in_accept_one(sr_tcp *t, int fd, const struct sockaddr_storage *sa)
 {
-	struct tcp_in *c = sr_tcpi_realloc(t, NULL, 0, sizeof(*c));
+	struct tcp_in *c = tcp_realloc(t, NULL, 0, sizeof(*c));
 	if (!c) {
 		close(fd);
 		return;
@@ -817,10 +812,10 @@ static void in_accept_one(sr_tcp *t, int fd, const struct sockaddr_storage *sa)
 	c->deadline = sr_loop_now_ms(t->loop) + t->cfg.handshake_timeout_ms;
 	if (in_resize(t, c, SR_HELLO_FRAME_SIZE) ||
 	    sr_loop_watch(t->loop, fd, SR_LOOP_READ, in_event, c)) {
-		sr_tcpi_free(t, c->buf, c->cap);
-		sr_tcpi_free(t, c, sizeof(*c));
+		tcp_free(t, c->buf, c->cap);
+		tcp_free(t, c, sizeof(*c));
 		close(fd);
-		sr_tcpi_log(t, SR_LOG_ERROR, "cannot take a connection");
+		tcp_log(t, SR_LOG_ERROR, "cannot take a connection");
 		return;
 	}
 	c->next = t->ins;
@@ -831,7 +826,7 @@ static void in_accept_one(sr_tcp *t, int fd, const struct sockaddr_storage *sa)
 	t->st.accepts++;
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	sr_tcpi_arm_timer(t);
+	tcp_timer_arm(t);
 }
 
 static void listen_event(sr_loop *loop, int fd, int events, void *ctx);
@@ -843,18 +838,18 @@ static void listen_event(sr_loop *loop, int fd, int events, void *ctx);
  */
 static void listen_pause(sr_tcp *t)
 {
-	sr_tcpi_log(t, SR_LOG_WARN, "accept: %s; pausing for 100 ms",
-		    strerror(errno));
+	tcp_log(t, SR_LOG_WARN, "accept: %s; pausing for 100 ms",
+		strerror(errno));
 	sr_loop_unwatch(t->loop, t->lfd);
 	t->accept_resume = sr_loop_now_ms(t->loop) + 100;
-	sr_tcpi_arm_timer(t);
+	tcp_timer_arm(t);
 }
 
-void sr_tcpi_listen_resume(sr_tcp *t)
+void tcp_listen_resume(sr_tcp *t)
 {
 	t->accept_resume = 0;
 	if (sr_loop_watch(t->loop, t->lfd, SR_LOOP_READ, listen_event, t)) {
-		sr_tcpi_log(t, SR_LOG_ERROR, "cannot watch the listener");
+		tcp_log(t, SR_LOG_ERROR, "cannot watch the listener");
 		t->accept_resume = sr_loop_now_ms(t->loop) + 100;
 	}
 }
@@ -880,11 +875,11 @@ static void listen_event(sr_loop *loop, int fd, int events, void *ctx)
 		if (t->n_in >= t->cfg.max_inbound) {
 			char name[64];
 			addr_name(&sa, name, sizeof(name));
-			sr_tcpi_log(t, SR_LOG_WARN,
-				    "connection from %s refused: %u "
-				    "connections "
-				    "open already",
-				    name, t->n_in);
+			tcp_log(t, SR_LOG_WARN,
+				"connection from %s refused: %u "
+				"connections "
+				"open already",
+				name, t->n_in);
 			t->st.refused++;
 			close(c);
 			continue;
@@ -893,7 +888,7 @@ static void listen_event(sr_loop *loop, int fd, int events, void *ctx)
 	}
 }
 
-int sr_tcpi_listen(sr_tcp *t, const char *addr)
+int tcp_listen(sr_tcp *t, const char *addr)
 {
 	struct addrinfo *ai = NULL;
 	struct sockaddr_storage sa;
@@ -901,7 +896,7 @@ int sr_tcpi_listen(sr_tcp *t, const char *addr)
 	int one = 1, fd;
 
 	if (addr_resolve(addr, 1, &ai)) {
-		sr_tcpi_log(t, SR_LOG_ERROR, "bad listen address '%s'", addr);
+		tcp_log(t, SR_LOG_ERROR, "bad listen address '%s'", addr);
 		return SR_EINVAL;
 	}
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -923,8 +918,8 @@ int sr_tcpi_listen(sr_tcp *t, const char *addr)
 				: ((struct sockaddr_in *)&sa)->sin_port);
 	return 0;
 err:
-	sr_tcpi_log(t, SR_LOG_ERROR, "cannot listen on %s: %s", addr,
-		    strerror(errno));
+	tcp_log(t, SR_LOG_ERROR, "cannot listen on %s: %s", addr,
+		strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	freeaddrinfo(ai);

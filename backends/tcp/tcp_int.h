@@ -10,8 +10,8 @@
  * and the peer points back at it (peer->in), so that at most one accepted
  * connection per peer is live.
  */
-#ifndef SR_TCP_INT_H
-#define SR_TCP_INT_H
+#ifndef TCP_INT_H
+#define TCP_INT_H
 
 #include "seshat/codec.h"
 #include "seshat/loop.h"
@@ -121,63 +121,62 @@ struct sr_tcp {
 };
 
 /* tcp.c */
-void sr_tcpi_log(sr_tcp *t, int level, const char *fmt, ...)
+void tcp_log(sr_tcp *t, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void *sr_tcpi_realloc(sr_tcp *t, void *p, size_t old, size_t size);
-void sr_tcpi_free(sr_tcp *t, void *p, size_t size);
-struct tcp_peer *sr_tcpi_peer(const sr_tcp *t, sr_id id);
+void *tcp_realloc(sr_tcp *t, void *p, size_t old, size_t size);
+void tcp_free(sr_tcp *t, void *p, size_t size);
+struct tcp_peer *tcp_peer_find(const sr_tcp *t, sr_id id);
 /* The SR_FEATURE_* bits this node's handshakes offer. */
-uint32_t sr_tcpi_features(const sr_tcp *t);
+uint32_t tcp_features(const sr_tcp *t);
 /* Seal the last frame of p's queue before any of it is written. */
-void sr_tcpi_queue_close(struct tcp_peer *p);
+void tcp_queue_seal(struct tcp_peer *p);
 /* Room for n more bytes at the tail of p's queue (0, SR_EBUSY, or
  * SR_ENOMEM); the queue may move. */
-int sr_tcpi_queue_reserve(sr_tcp *t, struct tcp_peer *p, size_t n);
-void sr_tcpi_arm_timer(sr_tcp *t);
-void sr_tcpi_queue_reset(sr_tcp *t, struct tcp_peer *p);
+int tcp_queue_reserve(sr_tcp *t, struct tcp_peer *p, size_t n);
+void tcp_timer_arm(sr_tcp *t);
+void tcp_queue_reset(sr_tcp *t, struct tcp_peer *p);
 
 /* tcp_conn.c */
-int sr_tcpi_addr_check(const char *addr);
-int sr_tcpi_listen(sr_tcp *t, const char *addr);
-void sr_tcpi_listen_resume(sr_tcp *t);
-void sr_tcpi_connect(sr_tcp *t, struct tcp_peer *p);
-void sr_tcpi_peer_close(sr_tcp *t, struct tcp_peer *p, int level,
-			const char *reason);
-int sr_tcpi_peer_write(sr_tcp *t, struct tcp_peer *p);
-void sr_tcpi_in_close(sr_tcp *t, struct tcp_in *c, int level,
-		      const char *reason);
+int tcp_addr_check(const char *addr);
+int tcp_listen(sr_tcp *t, const char *addr);
+void tcp_listen_resume(sr_tcp *t);
+void tcp_out_connect(sr_tcp *t, struct tcp_peer *p);
+void tcp_peer_close(sr_tcp *t, struct tcp_peer *p, int level,
+		    const char *reason);
+int tcp_out_write(sr_tcp *t, struct tcp_peer *p);
+void tcp_in_close(sr_tcp *t, struct tcp_in *c, int level, const char *reason);
 /* The identity checks of a hello (cluster, receiver, known sender, cut):
  * 0, or the connection is refused (closed) and -1.  Then bind c to the
  * sender. */
-int sr_tcpi_hello_check(sr_tcp *t, struct tcp_in *c, const sr_hello *h);
-void sr_tcpi_hello_bind(sr_tcp *t, struct tcp_in *c, const sr_hello *h);
+int tcp_hello_check(sr_tcp *t, struct tcp_in *c, const sr_hello *h);
+void tcp_hello_bind(sr_tcp *t, struct tcp_in *c, const sr_hello *h);
 
 /* tcp_coalesce.c */
 /* Queue msg as a record of a coalesced frame if it is of a kind that
  * coalesces and the peer takes them: 1 queued, 0 not (send it as usual),
  * < 0 no room (SR_EBUSY, SR_ENOMEM). */
-int sr_tcpi_coalesce(sr_tcp *t, struct tcp_peer *p, const sr_msg *msg);
+int tcp_coalesce_queue(sr_tcp *t, struct tcp_peer *p, const sr_msg *msg);
 /* A coalesced frame (flen bytes at f) on bound connection c: check it
  * whole, then deliver its messages; a bad one closes c. */
-void sr_tcpi_in_coalesced(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
+void tcp_coalesce_deliver(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 			  size_t flen);
 
 /* tcp_auth.c */
-int sr_tcpi_auth_check_config(const sr_tcp_config *c);
-int sr_tcpi_auth_init(sr_tcp *t);
-void sr_tcpi_auth_free(sr_tcp *t);
+int tcp_auth_check_config(const sr_tcp_config *c);
+int tcp_auth_init(sr_tcp *t);
+void tcp_auth_free(sr_tcp *t);
 /* A frame on an accepted connection before it is bound, when it is not
  * a plain hello to a node without a secret. */
-void sr_tcpi_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
-			   size_t len, uint32_t type);
+void tcp_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
+		       size_t len, uint32_t type);
 /* The connector closed the connection (err: 0 or the errno) after our
  * challenge: it refused our proof, most likely. */
-void sr_tcpi_auth_in_hangup(sr_tcp *t, struct tcp_in *c, int err);
+void tcp_auth_in_hangup(sr_tcp *t, struct tcp_in *c, int err);
 /* Connector: send the auth hello on a connected socket (0, or closed);
  * read the challenge: 1 authenticated (the proof is in the queue's
  * slot), 0 waiting, < 0 closed. */
-int sr_tcpi_auth_out_start(sr_tcp *t, struct tcp_peer *p);
-int sr_tcpi_auth_out_read(sr_tcp *t, struct tcp_peer *p);
-void sr_tcpi_auth_out_reset(struct tcp_peer *p);
+int tcp_auth_out_start(sr_tcp *t, struct tcp_peer *p);
+int tcp_auth_out_read(sr_tcp *t, struct tcp_peer *p);
+void tcp_auth_out_reset(struct tcp_peer *p);
 
 #endif

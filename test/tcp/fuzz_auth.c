@@ -38,31 +38,31 @@ static void one_frame(const uint8_t *f, size_t flen, uint32_t type)
 
 	switch (type) {
 	case TCP_FRAME_AUTH_HELLO:
-		if (sr_tcpi_auth_decode_hello(f, flen, &h, nonce))
+		if (tcp_auth_decode_hello(f, flen, &h, nonce))
 			return;
 		check(flen == TCP_AUTH_HELLO_FRAME);
-		check(sr_tcpi_auth_encode_hello(&h, nonce, re) == 0);
+		check(tcp_auth_encode_hello(&h, nonce, re) == 0);
 		check(memcmp(re, f, flen) == 0);
 		/* the MAC is a function of the bytes: deterministic */
 		uint8_t m1[TCP_MAC_SIZE], m2[TCP_MAC_SIZE];
-		sr_tcpi_auth_mac(nonce, sizeof(nonce), TCP_PROVER_ACCEPTOR,
-				 f + SR_FRAME_HDR_SIZE, nonce, m1);
-		sr_tcpi_auth_mac(nonce, sizeof(nonce), TCP_PROVER_ACCEPTOR,
-				 re + SR_FRAME_HDR_SIZE, nonce, m2);
+		tcp_auth_mac(nonce, sizeof(nonce), TCP_PROVER_ACCEPTOR,
+			     f + SR_FRAME_HDR_SIZE, nonce, m1);
+		tcp_auth_mac(nonce, sizeof(nonce), TCP_PROVER_ACCEPTOR,
+			     re + SR_FRAME_HDR_SIZE, nonce, m2);
 		check(memcmp(m1, m2, sizeof(m1)) == 0);
 		break;
 	case TCP_FRAME_CHALLENGE:
-		if (sr_tcpi_auth_decode_challenge(f, flen, nonce, mac))
+		if (tcp_auth_decode_challenge(f, flen, nonce, mac))
 			return;
 		check(flen == TCP_CHALLENGE_FRAME);
-		sr_tcpi_auth_encode_challenge(nonce, mac, re);
+		tcp_auth_encode_challenge(nonce, mac, re);
 		check(memcmp(re, f, flen) == 0);
 		break;
 	case TCP_FRAME_PROOF:
-		if (sr_tcpi_auth_decode_proof(f, flen, mac))
+		if (tcp_auth_decode_proof(f, flen, mac))
 			return;
 		check(flen == TCP_PROOF_FRAME);
-		sr_tcpi_auth_encode_proof(mac, re);
+		tcp_auth_encode_proof(mac, re);
 		check(memcmp(re, f, flen) == 0);
 		break;
 	case SR_FRAME_HELLO:
@@ -81,7 +81,7 @@ static void read_stream(const uint8_t *buf, size_t len, int challenge)
 	size_t off = 0;
 	while (len - off >= SR_FRAME_HDR_SIZE) {
 		sr_frame_hdr h;
-		if (sr_tcpi_hs_header(buf + off, len - off, challenge, &h))
+		if (tcp_auth_decode_header(buf + off, len - off, challenge, &h))
 			return;
 		check(h.len <= TCP_HS_MAX_PAYLOAD);
 		size_t flen = SR_FRAME_HDR_SIZE + (size_t)h.len;

@@ -20,7 +20,7 @@ static void unhex(const char *hex, uint8_t *out, size_t n)
 
 static int digest_is(const uint8_t *d, const char *hex, size_t n)
 {
-	uint8_t want[SR_SHA256_SIZE];
+	uint8_t want[SHA256_SIZE];
 	unhex(hex, want, n);
 	if (memcmp(d, want, n) == 0)
 		return 1;
@@ -33,21 +33,21 @@ static int digest_is(const uint8_t *d, const char *hex, size_t n)
 
 TEST(test_sha256_fips_180_4_examples)
 {
-	uint8_t d[SR_SHA256_SIZE];
+	uint8_t d[SHA256_SIZE];
 
-	sr_tcpi_sha256("", 0, d);
+	sha256_digest("", 0, d);
 	CHECK(digest_is(d,
 			"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca4"
 			"95991b7852b855",
 			32));
-	sr_tcpi_sha256("abc", 3, d);
+	sha256_digest("abc", 3, d);
 	CHECK(digest_is(d,
 			"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb4"
 			"10ff61f20015ad",
 			32));
 	const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnop"
 			  "nopq";
-	sr_tcpi_sha256(two, strlen(two), d);
+	sha256_digest(two, strlen(two), d);
 	CHECK(digest_is(d,
 			"248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6"
 			"ecedd419db06c1",
@@ -57,19 +57,19 @@ TEST(test_sha256_fips_180_4_examples)
 TEST(test_sha256_million_a_in_odd_chunks)
 {
 	static uint8_t a[1000];
-	uint8_t d[SR_SHA256_SIZE];
-	sr_sha256 s;
+	uint8_t d[SHA256_SIZE];
+	sha256_ctx s;
 
 	memset(a, 'a', sizeof(a));
-	sr_tcpi_sha256_init(&s);
+	sha256_init(&s);
 	size_t left = 1000000, step = 1;
 	while (left) {
 		size_t n = step < left ? step : left;
-		sr_tcpi_sha256_update(&s, a, n);
+		sha256_update(&s, a, n);
 		left -= n;
 		step = step % 977 + 13; /* chunks that straddle blocks */
 	}
-	sr_tcpi_sha256_final(&s, d);
+	sha256_final(&s, d);
 	CHECK(digest_is(d,
 			"cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e04"
 			"6d39ccc7112cd0",
@@ -99,18 +99,18 @@ TEST(test_sha256_padding_boundaries_whole_and_bytewise)
 		{ 128, "d2742f1f4ac6bb7ca2b239ee18402ba8b3f9f8e652d2a72973c2b"
 		       "9ba11c08cf6" },
 	};
-	uint8_t m[128], d[SR_SHA256_SIZE];
+	uint8_t m[128], d[SHA256_SIZE];
 	for (size_t i = 0; i < sizeof(m); i++)
 		m[i] = (uint8_t)(i * 7 + 3);
 	for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++) {
-		sr_tcpi_sha256(m, v[k].n, d);
+		sha256_digest(m, v[k].n, d);
 		if (!digest_is(d, v[k].hex, 32))
 			TEST_FAIL("whole, length %zu", v[k].n);
-		sr_sha256 s;
-		sr_tcpi_sha256_init(&s);
+		sha256_ctx s;
+		sha256_init(&s);
 		for (size_t i = 0; i < v[k].n; i++)
-			sr_tcpi_sha256_update(&s, m + i, 1);
-		sr_tcpi_sha256_final(&s, d);
+			sha256_update(&s, m + i, 1);
+		sha256_final(&s, d);
 		if (!digest_is(d, v[k].hex, 32))
 			TEST_FAIL("bytewise, length %zu", v[k].n);
 	}
@@ -122,12 +122,12 @@ static void hmac1(const void *key, size_t klen, const void *msg, size_t mlen,
 {
 	const void *part[1] = { msg };
 	size_t len[1] = { mlen };
-	sr_tcpi_hmac_sha256(key, klen, 1, part, len, out);
+	hmac_sha256(key, klen, 1, part, len, out);
 }
 
 TEST(test_hmac_sha256_rfc_4231_vectors)
 {
-	uint8_t key[131], data[160], d[SR_SHA256_SIZE];
+	uint8_t key[131], data[160], d[SHA256_SIZE];
 
 	/* Test case 1 */
 	memset(key, 0x0b, 20);
@@ -185,13 +185,13 @@ TEST(test_hmac_sha256_rfc_4231_vectors)
 
 TEST(test_hmac_parts_are_concatenated)
 {
-	uint8_t a[SR_SHA256_SIZE], b[SR_SHA256_SIZE];
+	uint8_t a[SHA256_SIZE], b[SHA256_SIZE];
 	const char *m = "what do ya want for nothing?";
 	const void *part[3] = { m, m + 5, m + 20 };
 	size_t len[3] = { 5, 15, 8 };
 
 	hmac1("Jefe", 4, m, strlen(m), a);
-	sr_tcpi_hmac_sha256("Jefe", 4, 3, part, len, b);
+	hmac_sha256("Jefe", 4, 3, part, len, b);
 	CHECK(memcmp(a, b, sizeof(a)) == 0);
 }
 
@@ -200,12 +200,12 @@ TEST(test_ct_equal_finds_every_difference)
 	uint8_t x[32], y[32];
 	for (int i = 0; i < 32; i++)
 		x[i] = y[i] = (uint8_t)(i * 13);
-	CHECK_EQ(sr_tcpi_ct_equal(x, y, 32), 1);
-	CHECK_EQ(sr_tcpi_ct_equal(x, y, 0), 1);
+	CHECK_EQ(ct_equal(x, y, 32), 1);
+	CHECK_EQ(ct_equal(x, y, 0), 1);
 	for (int i = 0; i < 32; i++)
 		for (int bit = 0; bit < 8; bit++) {
 			y[i] ^= (uint8_t)(1u << bit);
-			if (sr_tcpi_ct_equal(x, y, 32) != 0)
+			if (ct_equal(x, y, 32) != 0)
 				TEST_FAIL("byte %d bit %d not seen", i, bit);
 			y[i] ^= (uint8_t)(1u << bit);
 		}

@@ -132,7 +132,7 @@ static void raw_auth_hello(uint8_t out[TCP_AUTH_HELLO_FRAME], sr_id from,
 	sr_hello h = { 7, from, to, "", 0 };
 	uint8_t nonce[TCP_NONCE_SIZE];
 	memset(nonce, fill, sizeof(nonce));
-	CHECK(sr_tcpi_auth_encode_hello(&h, nonce, out) == 0);
+	CHECK(tcp_auth_encode_hello(&h, nonce, out) == 0);
 }
 
 /* A hand-made frame of `type` with payload p (plen bytes). */
@@ -181,27 +181,27 @@ TEST(test_the_documented_handshake_bytes)
 
 	memset(nc, 0x11, sizeof(nc));
 	memset(na, 0x22, sizeof(na));
-	CHECK(sr_tcpi_auth_encode_hello(&h, nc, hello) == 0);
+	CHECK(tcp_auth_encode_hello(&h, nc, hello) == 0);
 	unhex("535241460100410000000000b80000003c6dd90b", hdr, 20);
 	CHECK(memcmp(hello, hdr, 20) == 0);
 
-	sr_tcpi_auth_mac((const uint8_t *)key, 16, TCP_PROVER_ACCEPTOR,
-			 hello + SR_FRAME_HDR_SIZE, na, mac);
+	tcp_auth_mac((const uint8_t *)key, 16, TCP_PROVER_ACCEPTOR,
+		     hello + SR_FRAME_HDR_SIZE, na, mac);
 	unhex("38050cd8ac942e6fc7caf2cafc9b457860c2cbd76adb55efeda7159d41026"
 	      "ef6",
 	      want, 32);
 	CHECK(memcmp(mac, want, 32) == 0);
-	sr_tcpi_auth_encode_challenge(na, mac, ch);
+	tcp_auth_encode_challenge(na, mac, ch);
 	unhex("535241460100420000000000400000009797f861", hdr, 20);
 	CHECK(memcmp(ch, hdr, 20) == 0);
 
-	sr_tcpi_auth_mac((const uint8_t *)key, 16, TCP_PROVER_CONNECTOR,
-			 hello + SR_FRAME_HDR_SIZE, na, mac);
+	tcp_auth_mac((const uint8_t *)key, 16, TCP_PROVER_CONNECTOR,
+		     hello + SR_FRAME_HDR_SIZE, na, mac);
 	unhex("700090342940afcbf42a22e2782b76774ad4f817bf962cb28705a0d1b1379"
 	      "cea",
 	      want, 32);
 	CHECK(memcmp(mac, want, 32) == 0);
-	sr_tcpi_auth_encode_proof(mac, proof);
+	tcp_auth_encode_proof(mac, proof);
 	unhex("53524146010043000000000020000000", hdr, 16);
 	unhex("9262a5c4", hdr + 16, 4);
 	CHECK(memcmp(proof, hdr, 20) == 0);
@@ -279,8 +279,7 @@ TEST(test_the_connector_sends_nothing_before_the_acceptor_proves_itself)
 	CHECK_EQ(raw_recv_n(fd, hello, sizeof(hello), 2000), 0);
 	sr_hello h;
 	uint8_t nonce_c[TCP_NONCE_SIZE];
-	CHECK_EQ(sr_tcpi_auth_decode_hello(hello, sizeof(hello), &h, nonce_c),
-		 0);
+	CHECK_EQ(tcp_auth_decode_hello(hello, sizeof(hello), &h, nonce_c), 0);
 	CHECK_EQ(h.cluster, 7);
 	CHECK_EQ(h.from, 1);
 	CHECK_EQ(h.to, 2);
@@ -301,16 +300,16 @@ TEST(test_the_connector_sends_nothing_before_the_acceptor_proves_itself)
 	uint8_t nonce_a[TCP_NONCE_SIZE], mac[TCP_MAC_SIZE];
 	uint8_t ch[TCP_CHALLENGE_FRAME];
 	memset(nonce_a, 0x5a, sizeof(nonce_a));
-	sr_tcpi_auth_mac((const uint8_t *)S1, strlen(S1), TCP_PROVER_ACCEPTOR,
-			 hello + SR_FRAME_HDR_SIZE, nonce_a, mac);
-	sr_tcpi_auth_encode_challenge(nonce_a, mac, ch);
+	tcp_auth_mac((const uint8_t *)S1, strlen(S1), TCP_PROVER_ACCEPTOR,
+		     hello + SR_FRAME_HDR_SIZE, nonce_a, mac);
+	tcp_auth_encode_challenge(nonce_a, mac, ch);
 	CHECK_EQ(raw_send(fd, ch, sizeof(ch)), 0);
 
 	uint8_t proof[TCP_PROOF_FRAME], got[TCP_MAC_SIZE];
 	CHECK_EQ(raw_recv_n(fd, proof, sizeof(proof), 2000), 0);
-	CHECK_EQ(sr_tcpi_auth_decode_proof(proof, sizeof(proof), got), 0);
-	sr_tcpi_auth_mac((const uint8_t *)S1, strlen(S1), TCP_PROVER_CONNECTOR,
-			 hello + SR_FRAME_HDR_SIZE, nonce_a, mac);
+	CHECK_EQ(tcp_auth_decode_proof(proof, sizeof(proof), got), 0);
+	tcp_auth_mac((const uint8_t *)S1, strlen(S1), TCP_PROVER_CONNECTOR,
+		     hello + SR_FRAME_HDR_SIZE, nonce_a, mac);
 	CHECK(memcmp(got, mac, sizeof(mac)) == 0);
 
 	uint8_t stream[3 * 80];
@@ -474,9 +473,9 @@ TEST(test_a_replayed_handshake_is_refused)
 	uint8_t nonce_a[TCP_NONCE_SIZE], mac[TCP_MAC_SIZE];
 	uint8_t ch[TCP_CHALLENGE_FRAME], proof[TCP_PROOF_FRAME];
 	memset(nonce_a, 0x33, sizeof(nonce_a));
-	sr_tcpi_auth_mac((const uint8_t *)S1, strlen(S1), TCP_PROVER_ACCEPTOR,
-			 hello + SR_FRAME_HDR_SIZE, nonce_a, mac);
-	sr_tcpi_auth_encode_challenge(nonce_a, mac, ch);
+	tcp_auth_mac((const uint8_t *)S1, strlen(S1), TCP_PROVER_ACCEPTOR,
+		     hello + SR_FRAME_HDR_SIZE, nonce_a, mac);
+	tcp_auth_encode_challenge(nonce_a, mac, ch);
 	CHECK_EQ(raw_send(fd, ch, sizeof(ch)), 0);
 	CHECK_EQ(raw_recv_n(fd, proof, sizeof(proof), 2000), 0);
 	close(fd);
@@ -530,9 +529,8 @@ TEST(test_a_reflected_proof_is_refused)
 	CHECK_EQ(raw_send(fd, hello, sizeof(hello)), 0);
 	CHECK_EQ(raw_recv_n(fd, ch, sizeof(ch), 2000), 0);
 	uint8_t nonce_a[TCP_NONCE_SIZE], mac[TCP_MAC_SIZE];
-	CHECK_EQ(sr_tcpi_auth_decode_challenge(ch, sizeof(ch), nonce_a, mac),
-		 0);
-	sr_tcpi_auth_encode_proof(mac, proof);
+	CHECK_EQ(tcp_auth_decode_challenge(ch, sizeof(ch), nonce_a, mac), 0);
+	tcp_auth_encode_proof(mac, proof);
 	CHECK_EQ(raw_send(fd, proof, sizeof(proof)), 0);
 	RUN_UNTIL(raw_closed(fd), 2000);
 	CHECK(raw_closed(fd));
@@ -564,9 +562,9 @@ TEST(test_an_acceptor_without_the_secret_gets_nothing)
 	sr_tcp_send(A.tcp, &m);
 	uint8_t nonce_a[TCP_NONCE_SIZE], mac[TCP_MAC_SIZE];
 	memset(nonce_a, 1, sizeof(nonce_a));
-	sr_tcpi_auth_mac((const uint8_t *)S2, strlen(S2), TCP_PROVER_ACCEPTOR,
-			 hello + SR_FRAME_HDR_SIZE, nonce_a, mac);
-	sr_tcpi_auth_encode_challenge(nonce_a, mac, ch);
+	tcp_auth_mac((const uint8_t *)S2, strlen(S2), TCP_PROVER_ACCEPTOR,
+		     hello + SR_FRAME_HDR_SIZE, nonce_a, mac);
+	tcp_auth_encode_challenge(nonce_a, mac, ch);
 	CHECK_EQ(raw_send(fd, ch, sizeof(ch)), 0);
 	RUN_UNTIL(raw_closed(fd), 2000);
 	CHECK(raw_closed(fd)); /* closed without a byte more */
@@ -616,7 +614,7 @@ TEST(test_malformed_handshakes_are_refused)
 	CHECK_EQ(auth_stats(&B).malformed, ++n);
 
 	/* a proof with no hello before it */
-	sr_tcpi_auth_encode_proof(mac, buf);
+	tcp_auth_encode_proof(mac, buf);
 	refused_with(buf, TCP_PROOF_FRAME, "a proof without a challenge");
 	CHECK_EQ(auth_stats(&B).malformed, ++n);
 
