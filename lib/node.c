@@ -232,16 +232,9 @@ int sr_node_bootstrap(sr_node *n, const sr_membership *conf)
 	sr_durable d;
 	int rv;
 
-	if (n->started)
-		return SR_ESTATE;
-	rv = conf_check(n, conf);
+	rv = conf_check_given(n, conf, "bootstrap");
 	if (rv)
 		return rv;
-	if (n->have_bootstrap || n->have_recover) {
-		node_log(n, SR_LOG_ERROR,
-			 "bootstrap: a configuration was given already");
-		return SR_EEXIST;
-	}
 	memset(&d, 0, sizeof(d));
 	rv = n->cfg.storage->load(n->cfg.storage_ctx, &d);
 	if (rv)
