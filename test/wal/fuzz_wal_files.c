@@ -30,13 +30,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define REQUIRE(c)                                                           \
-	do {                                                                 \
-		if (!(c)) {                                                  \
-			fprintf(stderr, "fuzz_wal_files: %s (line %d)\n", #c, \
-				__LINE__);                                   \
-			abort();                                             \
-		}                                                            \
+#define REQUIRE(c)                                                             \
+	do {                                                                   \
+		if (!(c)) {                                                    \
+			fprintf(stderr, "fuzz_wal_files: %s (line %d)\n", #c,  \
+				__LINE__);                                     \
+			abort();                                               \
+		}                                                              \
 	} while (0)
 
 static int same_member(const sr_member *a, const sr_member *b)
@@ -166,7 +166,7 @@ static uint64_t take(const uint8_t **p, size_t *left, size_t n)
 	uint64_t v = 0;
 
 	for (size_t i = 0; i < n && *left; i++, (*p)++, (*left)--)
-		v |= (uint64_t)**p << (8 * i);
+		v |= (uint64_t) * *p << (8 * i);
 	return v;
 }
 
