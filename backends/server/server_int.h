@@ -137,6 +137,9 @@ extern const sr_transport_ops server_transport_ops;
 void server_on_message(void *ctx, const sr_msg *msg);
 void server_storage_done(void *ctx, uint64_t token, int status);
 void server_wal_ready(sr_loop *loop, int fd, int events, void *ctx);
+/* Before a proposal of count entries: hold the WAL if the leader writes
+ * it on the loop (leader_writes_inline). */
+void server_wal_hold_proposal(sr_group *g, size_t count);
 /* Cancel a queued write of held WAL appends (destroy). */
 void server_wal_cancel(sr_server *s);
 
