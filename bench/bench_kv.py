@@ -17,7 +17,10 @@ The load is redis-benchmark SET with 100-byte values over 100 000 keys
 (-r 100000 -d 100), at 1, 50 and 200 clients, against each leader.  The
 leader's CPU per committed write comes from /proc/PID/stat (utime + stime
 of every thread) before and after each run, divided by the writes; "all
-nodes" sums the three members.  Every data directory sits under
+nodes" sums the three members.  So does the last column: the context
+switches (voluntary + involuntary, every thread, /proc/PID/task/*/status)
+per write, which on this VM are what a wake-up costs, and which depend
+less on the machine's other load than times do.  Every data directory sits under
 BUILD/bench-kv, on the same disk.
 
 The floor — one loopback round trip + one fdatasync of a small append into
@@ -159,6 +162,21 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime, stime
 
 
+def ctx_switches(pid):
+    """Voluntary + involuntary context switches of every thread of pid
+    (on this VM a switch is the costly part of a wake-up)."""
+    n = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if "ctxt_switches" in line:
+                        n += int(line.split()[1])
+        except OSError:
+            pass  # a thread that ended meanwhile
+    return n
+
+
 # ---------------------------------------------------------------- systems
 
 class System:
@@ -232,12 +250,14 @@ def bench_once(s, clients):
     check_alive(s)
     leader_pid = s.pids[s.leader]
     t0 = [cpu_ticks(pid) for pid in s.pids]
+    x0 = sum(ctx_switches(pid) for pid in s.pids)
     out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1",
                           "-p", str(s.ports[s.leader]), "-t", "set",
                           "-n", str(n), "-c", str(clients), "-r", "100000",
                           "-d", "100", "--csv"],
                          capture_output=True, text=True, timeout=600)
     t1 = [cpu_ticks(pid) for pid in s.pids]
+    x1 = sum(ctx_switches(pid) for pid in s.pids)
     row = None
     for line in out.stdout.splitlines():
         if line.startswith('"SET"'):
@@ -253,6 +273,7 @@ def bench_once(s, clients):
         "p99": float(row[6]) * 1000,
         "cpu": (t1[lead] - t0[lead]) * us_per_tick / n,
         "cpu_all": sum(b - a for a, b in zip(t0, t1)) * us_per_tick / n,
+        "cs_all": (x1 - x0) / n,
     }
 
 
@@ -392,9 +413,10 @@ def main():
     log("redis-benchmark SET, 100 B values, 100k keys; medians of %d "
         "round(s)" % ROUNDS)
     hdr = ("| system | clients | ops/s | p50 µs | p99 µs | vs redis | "
-           "vs craft | leader CPU µs/write | all nodes CPU µs/write |")
+           "vs craft | leader CPU µs/write | all nodes CPU µs/write | "
+           "all nodes switches/write |")
     log(hdr)
-    log("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in CLIENTS:
         for n in names:
             rows = res[(n, c)]
@@ -402,11 +424,12 @@ def main():
             vr = (ops / med(res[("redis", c)], "ops")
                   if ("redis", c) in res else None)
             vc = ops / med(res[("craft", c)], "ops") if have_craft else None
-            log("| %s | %d | %s | %.0f | %.0f | %s | %s | %.1f | %.1f |" %
+            log("| %s | %d | %s | %.0f | %.0f | %s | %s | %.1f | %.1f | "
+                "%.2f |" %
                 (n, c, fmt_int(ops), med(rows, "p50"), med(rows, "p99"),
                  "%.2fx" % vr if vr else "-",
                  "%.2fx" % vc if vc else "-", med(rows, "cpu"),
-                 med(rows, "cpu_all")))
+                 med(rows, "cpu_all"), med(rows, "cs_all")))
     if fl:
         log("")
         kp50 = med(res[("kvnode", 1)], "p50")

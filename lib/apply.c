@@ -100,7 +100,7 @@ void apply_committed(sr_node *n)
 	}
 	/* Keep the cache near its size: applied and locally durable entries
 	 * can be read back from the store if a slow follower needs them. */
-	if (n->log.cache.count > n->cfg.cache_entries) {
+	if (log_cached_count(&n->log) > n->cfg.cache_entries) {
 		sr_index below = SR_MIN(n->applied, n->durable) + 1;
 		sr_index keep = log_last(&n->log) + 1 - n->cfg.cache_entries;
 		log_evict(&n->log, SR_MIN(below, keep));

@@ -144,26 +144,6 @@ static uint8_t rd_bool(struct rd *r)
 	return v;
 }
 
-static uint32_t rd_u32(struct rd *r)
-{
-	if (!rd_take(r, 4))
-		return 0;
-	uint32_t v = get_u32(r->p);
-	r->p += 4;
-	r->left -= 4;
-	return v;
-}
-
-static uint64_t rd_u64(struct rd *r)
-{
-	if (!rd_take(r, 8))
-		return 0;
-	uint64_t v = get_u64(r->p);
-	r->p += 8;
-	r->left -= 8;
-	return v;
-}
-
 static const void *rd_bytes(struct rd *r, size_t n)
 {
 	if (!rd_take(r, n))
@@ -172,6 +152,18 @@ static const void *rd_bytes(struct rd *r, size_t n)
 	r->p += n;
 	r->left -= n;
 	return v;
+}
+
+static uint32_t rd_u32(struct rd *r)
+{
+	const uint8_t *p = rd_bytes(r, 4);
+	return p ? get_u32(p) : 0;
+}
+
+static uint64_t rd_u64(struct rd *r)
+{
+	const uint8_t *p = rd_bytes(r, 8);
+	return p ? get_u64(p) : 0;
 }
 
 /* ------------------------------------------------------------------ */

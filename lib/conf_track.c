@@ -37,9 +37,16 @@ static void conf_set(sr_node *n, const sr_membership *conf, sr_index index)
 		n->cfg.host.conf_changed(n->cfg.host_ctx, &n->conf);
 }
 
-int conf_check(sr_node *n, const sr_membership *conf)
+int conf_check_given(sr_node *n, const sr_membership *conf, const char *what)
 {
 	uint32_t voters = 0;
+	if (n->started)
+		return SR_ESTATE;
+	if (n->have_bootstrap || n->have_recover) {
+		node_log(n, SR_LOG_ERROR,
+			 "%s: a configuration was given already", what);
+		return SR_EEXIST;
+	}
 	if (!conf || conf->n == 0 || conf->n > SR_MAX_MEMBERS) {
 		node_log(n, SR_LOG_ERROR, "configuration: %u members",
 			 conf ? conf->n : 0);

@@ -30,7 +30,7 @@ static void follower_reject(sr_node *n, const sr_msg *m)
 		/* Skip back over every entry whose term exceeds the leader's
 		 * prev_term: none of them can match. */
 		hint = a->prev_index;
-		while (hint > n->commit && hint > n->log.snap_index) {
+		while (hint > n->commit && hint > log_snap_index(&n->log)) {
 			int err;
 			sr_term t = log_term(&n->log, hint, &err);
 			if (err || t <= a->prev_term)
@@ -162,7 +162,7 @@ void follower_handle_append(sr_node *n, const sr_msg *m)
 		follower_reject(n, m);
 		return;
 	}
-	if (a->prev_index >= n->log.snap_index &&
+	if (a->prev_index >= log_snap_index(&n->log) &&
 	    log_term(&n->log, a->prev_index, NULL) != a->prev_term) {
 		if (a->prev_index <= n->commit)
 			node_log(n, SR_LOG_ERROR,
@@ -174,7 +174,8 @@ void follower_handle_append(sr_node *n, const sr_msg *m)
 		return;
 	}
 	/* Entries covered by the snapshot are committed and match. */
-	while (i < a->n_entries && a->entries[i].index <= n->log.snap_index)
+	while (i < a->n_entries &&
+	       a->entries[i].index <= log_snap_index(&n->log))
 		i++;
 	for (; i < a->n_entries; i++) {
 		const sr_entry *e = &a->entries[i];

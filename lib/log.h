@@ -43,6 +43,28 @@ static inline sr_index log_last(const struct raft_log *log)
 	return log_ring_last(&log->cache);
 }
 
+/* The log's bounds for the other modules, which read them only here. */
+static inline sr_index log_first(const struct raft_log *log)
+{
+	return log->first;
+}
+
+static inline sr_index log_snap_index(const struct raft_log *log)
+{
+	return log->snap_index;
+}
+
+static inline sr_term log_snap_term(const struct raft_log *log)
+{
+	return log->snap_term;
+}
+
+/* How many entries the cache holds (apply.c evicts past cache_entries). */
+static inline size_t log_cached_count(const struct raft_log *log)
+{
+	return log->cache.count;
+}
+
 /* Last index and its term. */
 sr_term log_last_term(struct raft_log *log);
 

@@ -232,16 +232,9 @@ int sr_node_bootstrap(sr_node *n, const sr_membership *conf)
 	sr_durable d;
 	int rv;
 
-	if (n->started)
-		return SR_ESTATE;
-	rv = conf_check(n, conf);
+	rv = conf_check_given(n, conf, "bootstrap");
 	if (rv)
 		return rv;
-	if (n->have_bootstrap || n->have_recover) {
-		node_log(n, SR_LOG_ERROR,
-			 "bootstrap: a configuration was given already");
-		return SR_EEXIST;
-	}
 	memset(&d, 0, sizeof(d));
 	rv = n->cfg.storage->load(n->cfg.storage_ctx, &d);
 	if (rv)
@@ -429,7 +422,7 @@ int sr_node_start(sr_node *n, uint64_t now_ms)
 			 "configuration ignored");
 	}
 	node_log(n, SR_LOG_INFO, "started: log [%llu, %llu], commit %llu",
-		 (unsigned long long)n->log.first,
+		 (unsigned long long)log_first(&n->log),
 		 (unsigned long long)log_last(&n->log),
 		 (unsigned long long)n->commit);
 	role_become_follower(n, n->term, 0);
@@ -758,10 +751,10 @@ void sr_node_status(const sr_node *n, sr_status *out)
 	out->leader = n->role == SR_LEADER ? n->cfg.id : n->leader;
 	out->commit_index = n->commit;
 	out->applied_index = n->applied;
-	out->first_index = n->log.first;
+	out->first_index = log_first(&n->log);
 	out->last_index = log_last(&n->log);
 	out->durable_index = n->durable;
-	out->snapshot_index = n->log.snap_index;
+	out->snapshot_index = log_snap_index(&n->log);
 	out->uncommitted_bytes = n->uncommitted_bytes;
 	out->error = n->stop_error;
 	out->n_peers = n->n_prs;

@@ -254,8 +254,10 @@ void persist_retry(sr_node *n);
 void persist_free(sr_node *n);
 
 /* conf_track.c */
-/* Check an initial or forced configuration (SR_EINVAL, logged). */
-int conf_check(sr_node *n, const sr_membership *conf);
+/* Check a configuration given before start, to bootstrap with or to
+ * force (`what` names which, for the log): SR_ESTATE once started,
+ * SR_EEXIST if one was given already, SR_EINVAL if malformed. */
+int conf_check_given(sr_node *n, const sr_membership *conf, const char *what);
 /* Append a configuration entry of the current term, in effect at once. */
 int conf_append(sr_node *n, const sr_membership *c, sr_index *index_out);
 int conf_entry_appended(sr_node *n, sr_index index, const void *data,

@@ -104,7 +104,7 @@ int persist_append(sr_node *n, sr_index lo, size_t count)
 
 void persist_retry(sr_node *n)
 {
-	sr_index lo = SR_MAX(n->backlog, n->log.first);
+	sr_index lo = SR_MAX(n->backlog, log_first(&n->log));
 	sr_index last = log_last(&n->log);
 
 	if (!n->backlog || n->role == SR_STOPPED)

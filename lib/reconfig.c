@@ -218,14 +218,9 @@ void reconf_after_commit(sr_node *n)
 
 int sr_node_recover(sr_node *n, const sr_membership *conf)
 {
-	int rv;
-	if (n->started)
-		return SR_ESTATE;
-	rv = conf_check(n, conf);
+	int rv = conf_check_given(n, conf, "recover");
 	if (rv)
 		return rv;
-	if (n->have_bootstrap || n->have_recover)
-		return SR_EEXIST;
 	n->recover = *conf;
 	n->have_recover = 1;
 	return 0;

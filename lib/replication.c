@@ -106,7 +106,7 @@ static int repl_send_one(sr_node *n, struct progress *pr, int heartbeat)
 		return 0;
 	memset(&m, 0, sizeof(m));
 	m.u.append.prev_term = log_term(&n->log, prev, &err);
-	if (err == SR_ECOMPACTED || (pr->next < n->log.first && !err)) {
+	if (err == SR_ECOMPACTED || (pr->next < log_first(&n->log) && !err)) {
 		/* Compacted away: only a snapshot can catch it up. */
 		snap_send(n, pr);
 		return 0;
@@ -227,7 +227,7 @@ static sr_index repl_find_hint(sr_node *n, sr_index index, sr_term term)
 {
 	if (index > log_last(&n->log))
 		index = log_last(&n->log);
-	while (index > n->log.snap_index) {
+	while (index > log_snap_index(&n->log)) {
 		int err;
 		sr_term t = log_term(&n->log, index, &err);
 		if (err || t <= term)

@@ -71,7 +71,7 @@ void snap_send(sr_node *n, struct progress *pr)
 	int conf_len = 0, rv;
 	sr_msg m;
 
-	if (!snap_supported(n) || n->log.snap_index == 0) {
+	if (!snap_supported(n) || log_snap_index(&n->log) == 0) {
 		node_log(n, SR_LOG_WARN,
 			 "follower %llu needs compacted "
 			 "entries and there is no snapshot",
@@ -79,9 +79,9 @@ void snap_send(sr_node *n, struct progress *pr)
 		return;
 	}
 	if (pr->state != SR_PROGRESS_SNAPSHOT ||
-	    pr->snap_index != n->log.snap_index) {
+	    pr->snap_index != log_snap_index(&n->log)) {
 		pr->state = SR_PROGRESS_SNAPSHOT;
-		pr->snap_index = n->log.snap_index;
+		pr->snap_index = log_snap_index(&n->log);
 		pr->snap_offset = 0;
 		node_log(n, SR_LOG_INFO, "sending snapshot %llu to %llu",
 			 (unsigned long long)pr->snap_index,
@@ -108,8 +108,8 @@ void snap_send(sr_node *n, struct progress *pr)
 	memset(&m, 0, sizeof(m));
 	m.type = SR_MSG_SNAPSHOT;
 	m.to = pr->id;
-	m.u.snapshot.last_index = n->log.snap_index;
-	m.u.snapshot.last_term = n->log.snap_term;
+	m.u.snapshot.last_index = log_snap_index(&n->log);
+	m.u.snapshot.last_term = log_snap_term(&n->log);
 	m.u.snapshot.offset = pr->snap_offset;
 	m.u.snapshot.done = got < chunk;
 	m.u.snapshot.conf = conf_len ? conf : NULL;
@@ -194,7 +194,7 @@ static void snap_install(sr_node *n)
 		node_stop(n, rv, "storing a snapshot");
 		return;
 	}
-	keep = idx <= last && idx >= n->log.first &&
+	keep = idx <= last && idx >= log_first(&n->log) &&
 	       log_term(&n->log, idx, NULL) == term;
 	if (!keep && last > idx) {
 		if (persist_truncate(n, idx + 1))
@@ -251,7 +251,8 @@ static void snap_recv_check(sr_node *n)
 {
 	if (n->snap_mode != SNAP_RECEIVING)
 		return;
-	if (n->recv_index <= n->commit || n->recv_index <= n->log.snap_index)
+	if (n->recv_index <= n->commit ||
+	    n->recv_index <= log_snap_index(&n->log))
 		snap_recv_abandon(n, "the log holds it");
 	else if (n->term != n->recv_leader_term)
 		snap_recv_abandon(n, "its leader's term is over");
@@ -308,7 +309,7 @@ void snap_handle_chunk(sr_node *n, const sr_msg *m)
 	n->leader_heard = n->now;
 	role_reset_timer(n);
 	snap_recv_check(n);
-	if (s->last_index <= n->log.snap_index ||
+	if (s->last_index <= log_snap_index(&n->log) ||
 	    (s->last_index <= n->commit && s->last_index <= n->durable)) {
 		snap_reply(n, m, 0, 1, 0); /* we hold all of it, durably */
 		return;
@@ -376,7 +377,7 @@ static int snap_take(sr_node *n)
 		return SR_ESTATE;
 	if (n->snap_mode != SNAP_IDLE)
 		return SR_EBUSY;
-	if (idx <= n->log.snap_index)
+	if (idx <= log_snap_index(&n->log))
 		return SR_ESTATE;
 	term = log_term(&n->log, idx, &err);
 	if (err)
@@ -410,7 +411,7 @@ void snap_process(sr_node *n)
 	if (n->cfg.snapshot_threshold == 0 || n->snap_mode != SNAP_IDLE ||
 	    !n->cfg.fsm->snapshot || !snap_supported(n))
 		return;
-	if (n->applied - n->log.snap_index < n->cfg.snapshot_threshold)
+	if (n->applied - log_snap_index(&n->log) < n->cfg.snapshot_threshold)
 		return;
 	(void)snap_take(n);
 }
@@ -449,7 +450,7 @@ static int snap_compact(sr_node *n)
 	int rv;
 	upto = idx > n->cfg.snapshot_trailing ? idx - n->cfg.snapshot_trailing
 					      : 0;
-	if (upto < n->log.first)
+	if (upto < log_first(&n->log))
 		return 0;
 	rv = n->cfg.storage->compact(n->cfg.storage_ctx, upto);
 	if (rv) {

@@ -569,6 +569,7 @@ SR_API int sr_group_propose(sr_group *g, const void *data, size_t len,
 
 	if (rc)
 		return rc;
+	server_wal_hold_proposal(g, 1);
 	return server_group_leave(g, sr_node_propose(g->node, data, len, cookie,
 						     index_out));
 }
@@ -580,6 +581,7 @@ SR_API int sr_group_propose_batch(sr_group *g, const sr_buf *cmds, size_t count,
 
 	if (rc)
 		return rc;
+	server_wal_hold_proposal(g, count);
 	return server_group_leave(g, sr_node_propose_batch(g->node, cmds, count,
 							   cookies, first_out));
 }
@@ -689,7 +691,9 @@ void server_on_message(void *ctx, const sr_msg *msg)
 	if (!g->started)
 		return;
 	s->stats.msgs_in++;
-	server_wal_hold(s, g);
+	if (g->role == SR_FOLLOWER)
+		server_wal_hold(
+			s); /* its appends: written at the iteration's end */
 	if (s->wal_held && msg->type == SR_MSG_APPEND &&
 	    msg->u.append.n_entries)
 		s->held_appends++;

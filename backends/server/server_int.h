@@ -129,9 +129,12 @@ extern const sr_host_ops server_host_ops;
 extern const sr_transport_ops server_transport_ops;
 void server_storage_done(void *ctx, uint64_t token, int status);
 void server_wal_ready(sr_loop *loop, int fd, int events, void *ctx);
-/* A message reaches g: if g follows, hold the WAL for the rest of the
- * loop iteration (its appends are written at its end). */
-void server_wal_hold(sr_server *s, const sr_group *g);
+/* Hold the WAL for the rest of the loop iteration (a message reached a
+ * follower: its appends are written at the iteration's end). */
+void server_wal_hold(sr_server *s);
+/* Before a proposal of count entries: hold the WAL if the leader writes
+ * it on the loop (leader_writes_inline). */
+void server_wal_hold_proposal(sr_group *g, size_t count);
 /* Cancel a queued write of held WAL appends (destroy). */
 void server_wal_cancel(sr_server *s);
 

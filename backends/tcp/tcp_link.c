@@ -57,8 +57,8 @@ void tcp_timer_arm(sr_tcp *t)
 	uint64_t now = sr_loop_now_ms(t->loop);
 	/* On failure the deadlines wait for the next arm; nothing is lost
 	 * but time. */
-	if (sr_loop_timer_add(t->loop, when > now ? when - now : 0, t->on_timer, t,
-			      &t->timer_id) == 0)
+	if (sr_loop_timer_add(t->loop, when > now ? when - now : 0, t->on_timer,
+			      t, &t->timer_id) == 0)
 		t->timer_when = when;
 }
 

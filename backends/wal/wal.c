@@ -1,5 +1,7 @@
 /*
- * wal.c — the WAL's life cycle and completion path (seshat/wal.h).
+ * wal.c — the WAL's public face (seshat/wal.h): its life cycle and its
+ * completion path.  The top of the WAL's layers (docs/design.md, "The
+ * WAL's files"): it calls into every other file and none calls into it.
  *
  * Opening, in order: validate the options, create the directory if it is
  * absent, take the LOCK (flock: a second opener gets SR_ELOCKED), read
@@ -11,8 +13,8 @@
  * eventfd; sr_wal_process() on the host's thread reaps DONE items from the
  * head of the queue (freeing their buffers) into a delivery list, then
  * calls the done callback for every token of every reaped item, in queue
- * order, with no lock held: the callback may append (the engine does) and
- * the new records go to a new batch.  While sr_wal_process() runs the
+ * order, with no lock held (wal_queue.c does both): the callback may
+ * append (the engine does) and the new records go to a new batch.  While sr_wal_process() runs the
  * queue is "plugged": the engine does not start the OPEN batch, so the
  * appends made by the callbacks of one round join one batch and one
  * fdatasync (group commit); unplugging at the end kicks the engine.
@@ -31,160 +33,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal/alloc.h"
 #include "wal_int.h"
 
 /* ------------------------------------------------------------------ */
-/* Helpers shared by the files of the WAL                             */
+/* The completion path (host thread)                                  */
 /* ------------------------------------------------------------------ */
-
-/*
- * Through w->alloc, a copy of the host's hooks: options_check admits all
- * three or none, and with none the copy is zero, which means libc.
- */
-void *wal_mem_alloc(sr_wal *w, size_t n)
-{
-	return hook_malloc(&w->alloc, n);
-}
-
-void *wal_mem_realloc(sr_wal *w, void *p, size_t n)
-{
-	return hook_realloc(&w->alloc, p, n);
-}
-
-void wal_mem_free(sr_wal *w, void *p)
-{
-	hook_free(&w->alloc, p);
-}
-
-void wal_io_logf(sr_wal *w, int level, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-
-	if (!w->log || level < w->log_level)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	w->log(w->log_ctx, level, line);
-}
-
-int wal_io_error_code(int err)
-{
-	return err == ENOSPC || err == EDQUOT ? SR_ENOSPC : SR_EIO;
-}
-
-struct wal_seg *wal_queue_seg_find(sr_wal *w, uint64_t seq)
-{
-	uint64_t i;
-
-	if (!w->n_segs || seq < w->segs[0].seq)
-		return NULL;
-	i = seq - w->segs[0].seq;
-	return i < w->n_segs ? &w->segs[i] : NULL;
-}
-
-void wal_queue_item_finish(sr_wal *w, struct wal_item *it, int status)
-{
-	it->status = status;
-	it->state = ITEM_DONE;
-	if (status && !w->failed)
-		w->failed = status;
-	if (w->exec == it)
-		w->exec = it->next;
-	pthread_cond_broadcast(&w->cv_done);
-}
-
-int wal_queue_failed(sr_wal *w)
-{
-	int rv;
-
-	pthread_mutex_lock(&w->mu);
-	rv = w->failed;
-	pthread_mutex_unlock(&w->mu);
-	return rv;
-}
-
-void wal_queue_stop(sr_wal *w, int rv)
-{
-	pthread_mutex_lock(&w->mu);
-	if (!w->failed)
-		w->failed = rv;
-	pthread_mutex_unlock(&w->mu);
-}
-
-void wal_queue_notify(sr_wal *w)
-{
-	uint64_t one = 1;
-
-	(void)!write(w->evfd, &one, sizeof(one));
-}
-
-/* ------------------------------------------------------------------ */
-/* Reaping and delivering completions (host thread)                   */
-/* ------------------------------------------------------------------ */
-
-static void item_release(sr_wal *w, struct wal_item *it)
-{
-	if (!w->spare) {
-		w->spare = it;
-		return;
-	}
-	wal_mem_free(w, it->buf);
-	wal_mem_free(w, it->tokens);
-	wal_mem_free(w, it);
-}
-
-/* Close and forget segments the engine deleted (under mu). */
-static void segs_forget_deleted(sr_wal *w)
-{
-	size_t k = 0;
-
-	while (k < w->n_segs && w->segs[k].state == SEG_DELETED) {
-		if (w->segs[k].fd >= 0)
-			close(w->segs[k].fd);
-		k++;
-	}
-	if (!k)
-		return;
-	memmove(w->segs, w->segs + k, (w->n_segs - k) * sizeof(*w->segs));
-	w->n_segs -= k;
-	if (w->win_seg && w->win_seg < (w->n_segs ? w->segs[0].seq : ~0ull))
-		w->win_seg = 0;
-}
-
-/* Move the DONE items at the head to the delivery list (under mu). */
-static void reap_locked(sr_wal *w)
-{
-	while (w->head && w->head->state == ITEM_DONE) {
-		struct wal_item *it = w->head;
-
-		w->head = it->next;
-		if (!w->head)
-			w->tail = NULL;
-		it->next = NULL;
-		w->pending_bytes -= it->len;
-		if (it->kind == ITEM_DELETE) {
-			segs_forget_deleted(w);
-			/* a segment that could not be deleted is retried */
-			if (w->n_segs && w->segs[0].seq <= w->del_seq)
-				w->del_seq = w->segs[0].seq - 1;
-		}
-		if (w->done_tail)
-			w->done_tail->next = it;
-		else
-			w->done_head = it;
-		w->done_tail = it;
-	}
-}
-
-void wal_queue_reap(sr_wal *w)
-{
-	pthread_mutex_lock(&w->mu);
-	reap_locked(w);
-	pthread_mutex_unlock(&w->mu);
-}
 
 /* Log what the engine left for the host's thread. */
 static void log_engine_messages(sr_wal *w)
@@ -208,29 +61,6 @@ static void log_engine_messages(sr_wal *w)
 	}
 }
 
-static int deliver(sr_wal *w)
-{
-	int n = 0;
-
-	while (w->done_head) {
-		struct wal_item *it = w->done_head;
-
-		w->done_head = it->next;
-		if (!w->done_head)
-			w->done_tail = NULL;
-		for (size_t i = 0; i < it->n_tokens; i++) {
-			struct sr_wal_group *g = it->tokens[i].g;
-
-			if (g && g->done)
-				g->done(g->done_ctx, it->tokens[i].token,
-					it->status);
-			n++;
-		}
-		item_release(w, it);
-	}
-	return n;
-}
-
 /* sr_wal_process(), after the eventfd is read (or known unsignalled). */
 static int process(sr_wal *w)
 {
@@ -242,13 +72,13 @@ static int process(sr_wal *w)
 	 * chance to make one of the two threads sleep on it. */
 	pthread_mutex_lock(&w->mu);
 	__atomic_store_n(&w->plugged, 1, __ATOMIC_RELEASE);
-	reap_locked(w);
+	wal_queue_reap_locked(w);
 	msgs = w->warn_msg[0] || (w->failed && !w->fail_logged);
 	pthread_mutex_unlock(&w->mu);
 	if (msgs)
 		log_engine_messages(w);
 	w->in_process = 1;
-	n = deliver(w);
+	n = wal_queue_deliver(w);
 	w->in_process = 0;
 	pthread_mutex_lock(&w->mu);
 	__atomic_store_n(&w->plugged, 0, __ATOMIC_RELEASE);
@@ -307,21 +137,6 @@ void sr_wal_set_done(sr_wal *w, sr_wal_done_fn done, void *ctx)
 {
 	w->g0.done = done;
 	w->g0.done_ctx = ctx;
-}
-
-void wal_queue_forget_group(sr_wal *w, struct sr_wal_group *g)
-{
-	struct wal_item *lists[2];
-
-	pthread_mutex_lock(&w->mu);
-	lists[0] = w->head;
-	lists[1] = w->done_head;
-	for (int l = 0; l < 2; l++)
-		for (struct wal_item *it = lists[l]; it; it = it->next)
-			for (size_t i = 0; i < it->n_tokens; i++)
-				if (it->tokens[i].g == g)
-					it->tokens[i].g = NULL;
-	pthread_mutex_unlock(&w->mu);
 }
 
 const char *sr_wal_engine_name(int engine)
@@ -434,26 +249,7 @@ static int dir_open(sr_wal *w)
 
 static void wal_free(sr_wal *w)
 {
-	struct wal_item *lists[2] = { w->head, w->done_head };
-
-	for (int l = 0; l < 2; l++) {
-		while (lists[l]) {
-			struct wal_item *it = lists[l];
-
-			lists[l] = it->next;
-			wal_mem_free(w, it->buf);
-			wal_mem_free(w, it->tokens);
-			wal_mem_free(w, it);
-		}
-	}
-	if (w->spare) {
-		wal_mem_free(w, w->spare->buf);
-		wal_mem_free(w, w->spare->tokens);
-		wal_mem_free(w, w->spare);
-	}
-	for (size_t i = 0; i < w->n_segs; i++)
-		if (w->segs[i].fd >= 0)
-			close(w->segs[i].fd);
+	wal_queue_free(w);
 	wal_group_free_all(w);
 	if (w->evfd >= 0)
 		close(w->evfd);
@@ -461,7 +257,6 @@ static void wal_free(sr_wal *w)
 		close(w->lockfd); /* releases the flock */
 	if (w->dirfd >= 0)
 		close(w->dirfd);
-	wal_mem_free(w, w->segs);
 	wal_mem_free(w, w->rbuf);
 	wal_mem_free(w, w->win);
 	wal_mem_free(w, w->dir);

@@ -34,6 +34,7 @@
 
 #include <seshat/wal.h>
 
+#include "internal/alloc.h"
 #include "wal_format.h"
 
 enum { ITEM_BATCH = 1, ITEM_DELETE = 2 };
@@ -143,7 +144,7 @@ struct sr_wal_group {
 	uint64_t *pos; /* (segment seq << 32) | offset */
 	size_t pos_off, pos_n, pos_cap;
 
-	/* protocol-aware repair (wal_recover.c): entries lost to corruption,
+	/* protocol-aware repair (wal_lost.c): entries lost to corruption,
 	 * reported by load() while the log ends before lost_last */
 	sr_index lost_first, lost_last;
 	sr_term lost_term; /* bound of their terms (0: a version 1 file) */
@@ -242,23 +243,54 @@ struct wal_engine {
 	void (*stop)(sr_wal *w);
 };
 
-extern const struct wal_engine wal_posix_engine;
-#ifdef SR_HAVE_URING
-extern const struct wal_engine wal_uring_engine;
-/* 1 if io_uring can be set up on this machine. */
-int wal_uring_usable(void);
-#endif
+/*
+ * The files of the WAL, lowest first.  Each calls only into the files
+ * above it in this list (docs/design.md, "The WAL's files"); the engines
+ * are reached upward only through struct wal_engine, which wal.c installs.
+ */
 
-/* ---- wal.c: shared helpers ---- */
-void *wal_mem_alloc(sr_wal *w, size_t n);
-void *wal_mem_realloc(sr_wal *w, void *p, size_t n);
-void wal_mem_free(sr_wal *w, void *p);
-void wal_io_logf(sr_wal *w, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-/* SR_EIO or SR_ENOSPC for an errno value. */
-int wal_io_error_code(int err);
+/* ---- memory: the host's hooks, copied into w->alloc ---- */
+
+/* Through w->alloc: sr_wal_options admits all three hooks or none, and
+ * with none the copy is zero, which means libc. */
+static inline void *wal_mem_alloc(sr_wal *w, size_t n)
+{
+	return hook_malloc(&w->alloc, n);
+}
+
+static inline void *wal_mem_realloc(sr_wal *w, void *p, size_t n)
+{
+	return hook_realloc(&w->alloc, p, n);
+}
+
+static inline void wal_mem_free(sr_wal *w, void *p)
+{
+	hook_free(&w->alloc, p);
+}
+
+/* Where entry i of g (first <= i <= last) is: (segment << 32) | offset. */
+static inline uint64_t wal_entry_pos(const struct sr_wal_group *g, sr_index i)
+{
+	return g->pos[g->pos_off + (size_t)(i - g->first)];
+}
+
+/* ---- wal_format.c: the encodings (wal_format.h) ---- */
+
+/* ---- wal_queue.c: the queue, the segment table, failure ---- */
 /* The segment with that seq, or NULL (call under mu). */
 struct wal_seg *wal_queue_seg_find(sr_wal *w, uint64_t seq);
+/* Add a PLANNED segment to the table (under mu). */
+int wal_queue_seg_add(sr_wal *w, uint64_t seq, uint64_t size);
+/* The oldest LIVE segment with seq <= upto, or 0 (takes mu). */
+uint64_t wal_queue_seg_to_delete(sr_wal *w, uint64_t upto);
+/* Segment seq was unlinked and the directory synced (takes mu). */
+void wal_queue_seg_deleted(sr_wal *w, uint64_t seq);
+/* buf[0, to) of batch it is in its file (under mu). */
+void wal_queue_published(sr_wal *w, struct wal_item *it, size_t to);
+/* A zeroed item (the spare's buffers reused), or NULL. */
+struct wal_item *wal_queue_item_new(sr_wal *w);
+/* Put a new item at the tail; the OPEN batch there closes (under mu). */
+void wal_queue_item_link(sr_wal *w, struct wal_item *it);
 /* Mark it DONE with status, advance exec, wake waiters (under mu). */
 void wal_queue_item_finish(sr_wal *w, struct wal_item *it, int status);
 /* The error that stopped the WAL, or 0 (takes mu). */
@@ -267,23 +299,35 @@ int wal_queue_failed(sr_wal *w);
 void wal_queue_stop(sr_wal *w, int rv);
 /* Signal the completion eventfd. */
 void wal_queue_notify(sr_wal *w);
+/* Move DONE items from the queue to the delivery list (under mu / taking
+ * it; engine thread). */
+void wal_queue_reap_locked(sr_wal *w);
+void wal_queue_reap(sr_wal *w);
+/* Call the done callbacks of every reaped item, in order, with no lock
+ * held; the number of tokens delivered. */
+int wal_queue_deliver(sr_wal *w);
+/* Completions of g will not be delivered (g is being freed). */
+void wal_queue_forget_group(sr_wal *w, struct sr_wal_group *g);
+/* Close the OPEN batch and kick the engine, so it runs even while
+ * plugged. */
+void wal_queue_close_open(sr_wal *w);
+/* Wait until batch number `batch` and everything before it is DONE;
+ * returns w->failed. */
+int wal_queue_wait_batch(sr_wal *w, uint64_t batch);
+/* Wait until every queued item is DONE; returns w->failed. */
+int wal_queue_drain(sr_wal *w);
+/* Free every item and the segment table, closing the files. */
+void wal_queue_free(sr_wal *w);
 
-/* ---- wal_group.c: the group table ---- */
-/* The group with that id (0: the WAL's own), or NULL. */
-struct sr_wal_group *wal_group_find(sr_wal *w, uint32_t id);
-/* A new, empty group in the table (id >= 1, not present). */
-struct sr_wal_group *wal_group_add(sr_wal *w, uint32_t id);
-/* Remove a group from the table and free it (id >= 1). */
-void wal_group_remove(sr_wal *w, struct sr_wal_group *g);
-/* Loop over the groups other than 0: for (i = 0; i < w->gtab_cap; i++)
- * if ((g = w->gtab[i])) ... (the loop body must not add or remove). */
-void wal_group_free_all(sr_wal *w);
-/* Init the fields of a group (id, wal, an empty log). */
-void wal_group_init(sr_wal *w, struct sr_wal_group *g, uint32_t id);
-/* Free what a group holds (not the struct): pos, snapshot, part. */
-void wal_group_release(struct sr_wal_group *g);
-
-/* ---- wal_io.c: synchronous file operations ---- */
+/* ---- wal_io.c: synchronous file operations, errors, the log hook ---- */
+void wal_io_logf(sr_wal *w, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* SR_EIO or SR_ENOSPC for an errno value. */
+int wal_io_error_code(int err);
+/* " (group <id>)" in buf for the groups other than 0, "" for group 0
+ * (log lines); returns buf. */
+const char *wal_io_group_label(const struct sr_wal_group *g, char *buf,
+			       size_t cap);
 void wal_io_seg_name(char *buf, size_t cap, uint64_t seq);
 /* "<index>.snap" for group 0, "g<id>-<index>.snap" for the others. */
 void wal_io_snap_name(char *buf, size_t cap, uint32_t gid, sr_index index);
@@ -293,6 +337,14 @@ void wal_io_group_name(char *buf, size_t cap, uint32_t gid, const char *base);
 /* pwrite/pread everything or fail with errno. */
 int wal_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 int wal_io_pread_all(int fd, void *buf, size_t len, uint64_t off);
+/* Record a fatal message / warning for the engine thread (takes mu). */
+void wal_io_fail(sr_wal *w, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void wal_io_warn(sr_wal *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Remove a half-made segment file after a failure: close fd, unlink
+ * name, fsync the directory (best effort). */
+void wal_io_seg_discard(sr_wal *w, int fd, const char *name);
 /*
  * Create segment file for item it (O_EXCL, fallocate, header, fdatasync,
  * directory fsync).  Returns the fd or a negative SR_E* code with
@@ -301,11 +353,6 @@ int wal_io_pread_all(int fd, void *buf, size_t len, uint64_t off);
 int wal_io_seg_create(sr_wal *w, const struct wal_item *it);
 /* Run a DELETE item synchronously (writer thread).  Never fails hard. */
 void wal_io_seg_delete(sr_wal *w, const struct wal_item *it);
-/* Record a fatal message / warning for the engine thread (takes mu). */
-void wal_io_fail(sr_wal *w, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-void wal_io_warn(sr_wal *w, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 /* fsync the directory if a group was created since the last time (the
  * engines, before writing a batch); 0 or the error (fail_msg set). */
 int wal_io_dir_sync(sr_wal *w);
@@ -315,6 +362,11 @@ int wal_io_meta_create(struct sr_wal_group *g);
 /* Write a whole small file atomically: tmp, fsync, rename, dir fsync. */
 int wal_io_write_atomic(sr_wal *w, const char *name, const void *buf,
 			size_t len);
+/* Read up to cap bytes of the directory's small file `name` (meta, lost)
+ * into buf, *n the bytes read: 0, SR_ENOTFOUND (it does not exist and
+ * missing_ok; not logged) or SR_EIO (logged). */
+int wal_io_read_small(sr_wal *w, const char *name, void *buf, size_t cap,
+		      int missing_ok, size_t *n);
 /* Read group 0's meta file (or create it in an empty directory). */
 int wal_io_meta_load(sr_wal *w, int dir_has_data);
 /* Read a group's meta file (it exists); 0, SR_ECORRUPT or SR_EIO. */
@@ -325,16 +377,44 @@ int wal_io_lock(sr_wal *w);
 /* Zero [from, to) of fd and fdatasync it. */
 int wal_io_zero_range(int fd, uint64_t from, uint64_t to);
 
-/* ---- wal_recover.c ---- */
-/* List the directory, load meta and snapshot, replay the segments. */
-int wal_recover(sr_wal *w);
+/* ---- wal_plan.c: where each record goes (host thread) ---- */
+/* Room in g->pos[] for n more entries. */
+int wal_plan_pos_reserve(struct sr_wal_group *g, size_t n);
+/* After a compaction: give back what a much smaller log no longer needs. */
+void wal_plan_pos_shrink(struct sr_wal_group *g);
+/* The OPEN batch with room for `bytes` more (under mu). */
+int wal_plan_open_with_room(sr_wal *w, size_t bytes, struct wal_item **out);
+/* Serialize one record into the stream (under mu); *pos_out its place. */
+int wal_plan_put_record(sr_wal *w, struct wal_rec *r, uint64_t *pos_out);
+/* Room for one more token in it (under mu). */
+int wal_plan_token_reserve(sr_wal *w, struct wal_item *it);
+/* Append a TRUNCATE, COMPACT, RESET or DROP record of group g to the
+ * stream (takes mu). */
+int wal_plan_put_marker(struct sr_wal_group *g, uint32_t kind, sr_index index);
+/* A HARDSTATE record of g with its current term and vote (under mu). */
+int wal_plan_put_hard_state(struct sr_wal_group *g);
+/* Queue a DELETE of the segments no entry >= first needs (takes mu). */
+int wal_plan_schedule_delete(sr_wal *w);
 
-/* ---- wal_snap.c ---- */
-/* Pick the newest valid snapshot of idx[0..n) (sorted), drop the rest. */
-int wal_snap_load(struct sr_wal_group *g, const uint64_t *idx, size_t n);
+/* ---- wal_read.c: reading entries back ---- */
+/* The term of entry i (first <= i <= last), read and checked. */
+int wal_read_term(struct sr_wal_group *g, sr_index i, sr_term *term);
+/* The storage vtable's read() (ctx: a struct sr_wal_group *). */
+int wal_read_entries(void *ctx, sr_index lo, size_t max_n, size_t max_bytes,
+		     sr_entry *out, size_t *n_out);
+
+/* ---- wal_lost.c: protocol-aware repair's lost file ---- */
 /* SR_WAL_REPAIR_PEERS: durably raise the group's lost file to `last`
  * (before anything that held those entries is cut or deleted). */
 int wal_lost_note(struct sr_wal_group *g, sr_index last);
+/* Read the group's lost file, if any (open). */
+int wal_lost_load(struct sr_wal_group *g);
+/* After the replay: report the lost range, or forget a repaired one. */
+int wal_lost_settle(struct sr_wal_group *g);
+
+/* ---- wal_snap.c: snapshot files ---- */
+/* Pick the newest valid snapshot of idx[0..n) (sorted), drop the rest. */
+int wal_snap_load(struct sr_wal_group *g, const uint64_t *idx, size_t n);
 /* Close the snapshot files of a group; discard a partial snapshot. */
 void wal_snap_close(struct sr_wal_group *g);
 /* Discard a partial snapshot (snap.tmp) of a group, if any. */
@@ -348,27 +428,36 @@ int wal_snap_finish(void *ctx, int commit);
 int wal_snap_read(void *ctx, uint64_t offset, void *buf, size_t len,
 		  size_t *n_out);
 
-/* ---- wal.c: log view and records ---- */
-/* Append a TRUNCATE, COMPACT or RESET record of group g to the stream
- * (engine thread). */
-int wal_plan_put_marker(struct sr_wal_group *g, uint32_t kind, sr_index index);
-/* Wait until every queued item is DONE; returns w->failed. */
-int wal_queue_drain(sr_wal *w);
-/* Wait until batch number `batch` and everything before it is DONE;
- * returns w->failed. */
-int wal_queue_wait_batch(sr_wal *w, uint64_t batch);
-/* Queue a DELETE of the segments no entry >= first needs (engine). */
-int wal_plan_schedule_delete(sr_wal *w);
-int wal_plan_pos_reserve(struct sr_wal_group *g, size_t n);
-/* Add a PLANNED segment to the table (under mu). */
-int wal_queue_seg_add(sr_wal *w, uint64_t seq, uint64_t size);
-/* The term of entry i (first <= i <= last), read and checked. */
-int wal_read_term(struct sr_wal_group *g, sr_index i, sr_term *term);
-/* The storage vtable (ctx: a struct sr_wal_group *). */
+/* ---- wal_log.c: the storage vtable ---- */
+/* ctx: a struct sr_wal_group * (group 0 is the sr_wal itself). */
 extern const sr_storage_ops wal_log_ops;
-/* Completions of g will not be delivered (g is being freed). */
-void wal_queue_forget_group(sr_wal *w, struct sr_wal_group *g);
-/* Move DONE items from the queue to the delivery list (engine thread). */
-void wal_queue_reap(sr_wal *w);
+
+/* ---- wal_group.c: the group table (and the group API) ---- */
+/* The group with that id (0: the WAL's own), or NULL. */
+struct sr_wal_group *wal_group_find(sr_wal *w, uint32_t id);
+/* A new, empty group in the table (id >= 1, not present). */
+struct sr_wal_group *wal_group_add(sr_wal *w, uint32_t id);
+/* Remove a group from the table and free it (id >= 1). */
+void wal_group_remove(sr_wal *w, struct sr_wal_group *g);
+/* Free every group other than 0, and what group 0 holds.  (To loop over
+ * the groups other than 0: for (i = 0; i < w->gtab_cap; i++)
+ * if ((g = w->gtab[i])) ...; the loop body must not add or remove.) */
+void wal_group_free_all(sr_wal *w);
+/* Init the fields of a group (id, wal, an empty log). */
+void wal_group_init(sr_wal *w, struct sr_wal_group *g, uint32_t id);
+/* Free what a group holds (not the struct): pos, snapshot, part. */
+void wal_group_release(struct sr_wal_group *g);
+
+/* ---- wal_recover.c: opening ---- */
+/* List the directory, load meta and snapshot, replay the segments. */
+int wal_recover(sr_wal *w);
+
+/* ---- wal_posix.c, wal_uring.c: the I/O engines ---- */
+extern const struct wal_engine wal_posix_engine;
+#ifdef SR_HAVE_URING
+extern const struct wal_engine wal_uring_engine;
+/* 1 if io_uring can be set up on this machine. */
+int wal_uring_usable(void);
+#endif
 
 #endif

@@ -1,7 +1,9 @@
 /*
  * wal_io.c — synchronous file operations of the WAL: the directory lock,
  * the meta file, atomic small-file replacement, and creating and deleting
- * segments.
+ * segments; with them the WAL's log hook (wal_io_logf) and its errno to
+ * SR_E* mapping.  It sits on wal_queue.c (segment states are published
+ * there, under mu) and under every file that touches the disk.
  *
  * Durability rules applied here (docs/storage-format.md, "Ordering"):
  *
@@ -34,6 +36,39 @@
 
 #include "wal_int.h"
 
+/* ------------------------------------------------------------------ */
+/* Errors and the log hook                                            */
+/* ------------------------------------------------------------------ */
+
+void wal_io_logf(sr_wal *w, int level, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (!w->log || level < w->log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	w->log(w->log_ctx, level, line);
+}
+
+/* SR_EIO or SR_ENOSPC for an errno value. */
+int wal_io_error_code(int err)
+{
+	return err == ENOSPC || err == EDQUOT ? SR_ENOSPC : SR_EIO;
+}
+
+const char *wal_io_group_label(const struct sr_wal_group *g, char *buf,
+			       size_t cap)
+{
+	if (g->id)
+		snprintf(buf, cap, " (group %u)", g->id);
+	else if (cap)
+		buf[0] = 0;
+	return buf;
+}
+
 void wal_io_seg_name(char *buf, size_t cap, uint64_t seq)
 {
 	snprintf(buf, cap, "%016llx.wal", (unsigned long long)seq);
@@ -56,12 +91,15 @@ void wal_io_group_name(char *buf, size_t cap, uint32_t gid, const char *base)
 		snprintf(buf, cap, "%s", base);
 }
 
-int wal_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+/* pread or pwrite all of buf[0, len) at off, through EINTR and short
+ * transfers; -1 with errno set (EIO for an end of file: the callers
+ * checked the sizes). */
+static int transfer_all(int fd, unsigned char *p, size_t len, uint64_t off,
+			int write)
 {
-	const unsigned char *p = buf;
-
 	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		ssize_t n = write ? pwrite(fd, p, len, (off_t)off)
+				  : pread(fd, p, len, (off_t)off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -78,26 +116,15 @@ int wal_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+int wal_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	/* not written through: the pointer only shares the loop */
+	return transfer_all(fd, (unsigned char *)(uintptr_t)buf, len, off, 1);
+}
+
 int wal_io_pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
-	unsigned char *p = buf;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0) { /* past the end: the caller checked sizes */
-			errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return transfer_all(fd, buf, len, off, 0);
 }
 
 __attribute__((format(printf, 4, 0))) static void
@@ -128,8 +155,7 @@ void wal_io_warn(sr_wal *w, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Remove a half-made segment after a failure (best effort). */
-static void seg_discard(sr_wal *w, int fd, const char *name)
+void wal_io_seg_discard(sr_wal *w, int fd, const char *name)
 {
 	close(fd);
 	unlinkat(w->dirfd, name, 0);
@@ -169,7 +195,7 @@ int wal_io_seg_create(sr_wal *w, const struct wal_item *it)
 
 fail_fd:
 	e = errno;
-	seg_discard(w, fd, name);
+	wal_io_seg_discard(w, fd, name);
 	errno = e;
 fail:
 	e = errno;
@@ -184,25 +210,12 @@ fail:
 
 void wal_io_seg_delete(sr_wal *w, const struct wal_item *it)
 {
-	for (;;) {
-		struct wal_seg *s;
-		uint64_t seq = 0;
+	uint64_t seq;
+
+	while ((seq = wal_queue_seg_to_delete(w, it->seg))) {
 		char name[32];
 		int e;
 
-		pthread_mutex_lock(&w->mu);
-		for (size_t i = 0; i < w->n_segs; i++) {
-			s = &w->segs[i];
-			if (s->seq > it->seg)
-				break;
-			if (s->state == SEG_LIVE) {
-				seq = s->seq;
-				break;
-			}
-		}
-		pthread_mutex_unlock(&w->mu);
-		if (!seq)
-			return;
 		wal_io_seg_name(name, sizeof(name), seq);
 		if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT) {
 			e = errno;
@@ -220,12 +233,7 @@ void wal_io_seg_delete(sr_wal *w, const struct wal_item *it)
 				    w->dir, name, strerror(e));
 			return;
 		}
-		pthread_mutex_lock(&w->mu);
-		s = wal_queue_seg_find(w, seq);
-		if (s)
-			s->state = SEG_DELETED;
-		w->st_deleted++;
-		pthread_mutex_unlock(&w->mu);
+		wal_queue_seg_deleted(w, seq);
 	}
 }
 
@@ -334,6 +342,31 @@ int wal_io_meta_load(sr_wal *w, int dir_has_data)
 	return wal_io_meta_read(&w->g0);
 }
 
+int wal_io_read_small(sr_wal *w, const char *name, void *buf, size_t cap,
+		      int missing_ok, size_t *n)
+{
+	const char *step = "opening";
+	ssize_t got = -1;
+	int fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 && errno == ENOENT && missing_ok)
+		return SR_ENOTFOUND;
+	if (fd >= 0) {
+		step = "reading";
+		do {
+			got = pread(fd, buf, cap, 0);
+		} while (got < 0 && errno == EINTR);
+		close(fd);
+	}
+	if (got < 0) {
+		wal_io_logf(w, SR_LOG_ERROR, "wal: %s %s/%s: %s", step, w->dir,
+			    name, strerror(errno));
+		return SR_EIO;
+	}
+	*n = (size_t)got;
+	return 0;
+}
+
 int wal_io_meta_read(struct sr_wal_group *g)
 {
 	sr_wal *w = g->wal;
@@ -341,32 +374,19 @@ int wal_io_meta_read(struct sr_wal_group *g)
 	struct wal_meta m = { 0, 0 };
 	const char *why = NULL;
 	char name[32];
-	ssize_t n;
-	int fd;
+	size_t n;
+	int rv;
 
 	wal_io_group_name(name, sizeof(name), g->id, "meta");
-	fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		wal_io_logf(w, SR_LOG_ERROR, "wal: opening %s/%s: %s", w->dir,
-			    name, strerror(errno));
-		return SR_EIO;
-	}
-	do {
-		n = pread(fd, buf, sizeof(buf), 0);
-	} while (n < 0 && errno == EINTR);
-	close(fd);
-	if (n < 0) {
-		wal_io_logf(w, SR_LOG_ERROR, "wal: reading %s/%s: %s", w->dir,
-			    name, strerror(errno));
-		return SR_EIO;
-	}
+	if ((rv = wal_io_read_small(w, name, buf, sizeof(buf), 0, &n)))
+		return rv;
 	if (n == 0 && g->id) {
 		/* created empty (format version 3): the log holds the rest */
 		g->term = 0;
 		g->vote = 0;
 		return 0;
 	}
-	if (wal_fmt_meta_decode(buf, (size_t)n, &m, &why) != WALFMT_OK) {
+	if (wal_fmt_meta_decode(buf, n, &m, &why) != WALFMT_OK) {
 		wal_io_logf(w, SR_LOG_ERROR,
 			    "wal: corruption in %s/%s at offset 0: %s; "
 			    "refusing to open (term and vote cannot be "

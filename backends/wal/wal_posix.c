@@ -95,15 +95,11 @@ static int write_part(sr_wal *w, struct wal_item *it, int fd, size_t from,
 	return code;
 }
 
-/* Publish that buf[0, to) is in the file (under mu). */
+/* Publish that buf[0, to) is sealed and in the file (under mu). */
 static void published(sr_wal *w, struct wal_item *it, size_t to)
 {
-	struct wal_seg *s = wal_queue_seg_find(w, it->seg);
-
-	w->st_bytes += to - it->written;
-	it->sealed = it->written = to;
-	if (s && s->written < it->off + to)
-		s->written = it->off + to;
+	wal_queue_published(w, it, to);
+	it->sealed = to;
 }
 
 static int posix_run_batch(sr_wal *w, struct wal_item *it)

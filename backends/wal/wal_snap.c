@@ -26,7 +26,7 @@
  * CRC, file size, data CRC).  A bad one fails the open with SR_ECORRUPT
  * under SR_WAL_REPAIR_NONE; otherwise it is deleted and the next older
  * one is tried (with SR_WAL_REPAIR_PEERS its index joins the lost range,
- * wal_recover.c, so the node waits for the leader to send it again).
+ * wal_lost.c, so the node waits for the leader to send it again).
  * Older snapshots left by a crash between rename and deletion are
  * deleted once a newer one is known good.
  */

@@ -132,18 +132,6 @@ static int chain_new_segment(sr_wal *w, struct uring_state *u,
 	return 0;
 }
 
-/* The next segment a DELETE item unlinks, or 0 (under mu). */
-static uint64_t delete_next(sr_wal *w, const struct wal_item *it)
-{
-	for (size_t i = 0; i < w->n_segs; i++) {
-		if (w->segs[i].seq > it->seg)
-			break;
-		if (w->segs[i].state == SEG_LIVE)
-			return w->segs[i].seq;
-	}
-	return 0;
-}
-
 /* Submit a chain for it; 1 if submitted, 0 if done without I/O, or <0. */
 static int chain_submit(sr_wal *w, struct uring_state *u, struct wal_item *it)
 {
@@ -154,9 +142,7 @@ static int chain_submit(sr_wal *w, struct uring_state *u, struct wal_item *it)
 	u->gen++;
 	u->prev = NULL;
 	if (it->kind == ITEM_DELETE) {
-		pthread_mutex_lock(&w->mu);
-		u->del_seq = delete_next(w, it);
-		pthread_mutex_unlock(&w->mu);
+		u->del_seq = wal_queue_seg_to_delete(w, it->seg);
 		if (!u->del_seq)
 			return 0;
 		wal_io_seg_name(u->name, sizeof(u->name), u->del_seq);
@@ -233,23 +219,23 @@ static void uring_kick(sr_wal *w)
 }
 
 /* A new segment's chain failed: remove the file (best effort). */
-static void segment_discard(sr_wal *w, struct uring_state *u,
-			    const struct wal_item *it)
+static void segment_discard(sr_wal *w, const struct wal_item *it)
 {
 	struct wal_seg *s;
 	char name[32];
+	int fd = -1;
 
 	pthread_mutex_lock(&w->mu);
 	s = wal_queue_seg_find(w, it->seg);
 	if (s && s->state == SEG_PLANNED && s->fd >= 0) {
-		close(s->fd);
+		fd = s->fd;
 		s->fd = -1;
-		wal_io_seg_name(name, sizeof(name), it->seg);
-		unlinkat(w->dirfd, name, 0);
-		fsync(w->dirfd);
 	}
 	pthread_mutex_unlock(&w->mu);
-	(void)u;
+	if (fd >= 0) {
+		wal_io_seg_name(name, sizeof(name), it->seg);
+		wal_io_seg_discard(w, fd, name);
+	}
 }
 
 /* Judge a finished chain: 0, an error, or 1 to continue with a new one. */
@@ -287,25 +273,18 @@ static int chain_result(sr_wal *w, struct uring_state *u, struct wal_item *it)
 				    (unsigned long long)it->off,
 				    strerror(-res));
 			if (it->new_seg)
-				segment_discard(w, u, it);
+				segment_discard(w, it);
 			return code;
 		}
 		if (kind == UOP_HEADER && (uint32_t)res != it->op_want[k]) {
 			if (it->new_seg)
-				segment_discard(w, u, it);
+				segment_discard(w, it);
 			wal_io_fail(w, SR_EIO, "wal: short header write");
 			return SR_EIO;
 		}
 	}
 	if (it->kind == ITEM_DELETE) {
-		struct wal_seg *s;
-
-		pthread_mutex_lock(&w->mu);
-		s = wal_queue_seg_find(w, u->del_seq);
-		if (s)
-			s->state = SEG_DELETED;
-		w->st_deleted++;
-		pthread_mutex_unlock(&w->mu);
+		wal_queue_seg_deleted(w, u->del_seq);
 		return 1; /* the next segment, if any */
 	}
 	if (cancelled || it->written < it->len) {
@@ -336,16 +315,10 @@ static void on_cqe(sr_wal *w, struct uring_state *u,
 	it->op_res[k] = cqe->res;
 	it->n_cqes++;
 	if (it->op_kind[k] == UOP_WRITE && cqe->res > 0) {
-		struct wal_seg *s;
-
-		it->written += (size_t)cqe->res;
 		pthread_mutex_lock(&w->mu);
-		s = wal_queue_seg_find(w, it->seg);
-		if (s && s->written < it->off + it->written)
-			s->written = it->off + it->written;
+		wal_queue_published(w, it, it->written + (size_t)cqe->res);
 		if (it->written == it->len)
 			it->state = ITEM_WRITTEN;
-		w->st_bytes += (uint64_t)cqe->res;
 		pthread_mutex_unlock(&w->mu);
 	}
 	if (it->n_cqes < it->n_ops)

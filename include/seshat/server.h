@@ -149,6 +149,21 @@ typedef struct sr_server_config {
 	int no_default_group;
 
 	/*
+	 * 1: a lone proposal (one entry) to a leader whose log is otherwise
+	 * all committed is written and fdatasynced on the loop's thread at
+	 * the end of the loop iteration, after the messages carrying it to
+	 * the followers have left, if the WAL's writer thread is idle; the
+	 * loop blocks for that sync.  The leader waits for that entry
+	 * anyway, and writing on the loop saves two thread hand-offs
+	 * (waking the writer, its completion waking the loop).  Batches of
+	 * several entries, or proposals while others are in flight, go to
+	 * the writer thread, so that the loop keeps reading and replicating
+	 * while it syncs.  0 (default): the writer thread always writes.
+	 * Followers write on the loop when the writer is idle either way.
+	 */
+	int leader_writes_inline;
+
+	/*
 	 * The host's callbacks, as in sr_host_ops (each may be NULL; ctx
 	 * is host_ctx).  host.log must stay NULL: use log below.
 	 */

@@ -424,6 +424,50 @@ TEST(test_run_mode_and_reentry_refused)
 	members_free();
 }
 
+/*
+ * leader_writes_inline: a proposal to a leader with nothing else in
+ * flight is written and synced on the loop's thread when the iteration
+ * ends, so a one-member cluster applies it within the next loop turn
+ * (through the writer thread, its completion would come back later on
+ * the eventfd: with leader_writes_inline = 0 this test fails).
+ */
+TEST(test_leader_writes_inline_commits_within_one_turn)
+{
+	sr_server_config c;
+	struct member *m = &M[0];
+	sr_status st;
+	sr_wal_stats ws;
+
+	members_init();
+	config_for(&c, m, SR_SERVER_WAL, NULL);
+	peers_of(&c.peers, 1);
+	c.leader_writes_inline = 1;
+	CHECK_EQ(sr_server_create(&c, &m->srv), 0);
+	CHECK_EQ(sr_server_start(m->srv), 0);
+	L = sr_server_loop(m->srv);
+	RUN_UNTIL(leader_of(1) == 0, 5000);
+	CHECK_EQ(leader_of(1), 0);
+	RUN_UNTIL((sr_server_status(m->srv, &st),
+		   st.applied_index == st.last_index),
+		  5000);
+	for (int k = 1; k <= 5; k++) {
+		uint64_t v = (uint64_t)k;
+		/* the writer thread, done with the last batch, is asleep by
+		 * then (the write goes to it while it is not) */
+		usleep(20000);
+		CHECK_EQ(sr_server_propose(m->srv, &v, sizeof(v), NULL, NULL),
+			 0);
+		CHECK_EQ(m->done_ok, k - 1);
+		CHECK(sr_loop_run_once(L, 0) >= 0);
+		CHECK_EQ(m->done_ok, k);
+	}
+	CHECK_EQ(m->n_applied, 5);
+	sr_wal_get_stats(sr_server_wal(m->srv), &ws);
+	CHECK(ws.batches >= 5);
+	L = NULL;
+	members_free();
+}
+
 /* ------------------------------------------------------------------ */
 /* Wiring mistakes: SR_EINVAL at create, and the log names the field   */
 /* ------------------------------------------------------------------ */
