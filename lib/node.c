@@ -769,6 +769,8 @@ void sr_node_status(const sr_node *n, sr_status *out)
 
 size_t sr_node_peer_status(const sr_node *n, sr_peer_status *out, size_t cap)
 {
+	const sr_member *m;
+
 	for (uint32_t i = 0; i < n->n_prs && i < cap; i++) {
 		const struct progress *pr = &n->prs[i];
 		out[i].id = pr->id;
@@ -779,6 +781,8 @@ size_t sr_node_peer_status(const sr_node *n, sr_peer_status *out, size_t cap)
 		out[i].inflight_msgs = pr->infl_ring.count;
 		out[i].inflight_bytes = pr->infl_bytes;
 		out[i].last_heard_ms = pr->last_heard;
+		m = sr_membership_find(&n->conf, pr->id);
+		out[i].auto_promote = m && m->auto_promote;
 	}
 	return n->n_prs;
 }

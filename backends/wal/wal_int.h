@@ -287,6 +287,9 @@ uint64_t wal_queue_seg_to_delete(sr_wal *w, uint64_t upto);
 void wal_queue_seg_deleted(sr_wal *w, uint64_t seq);
 /* buf[0, to) of batch it is in its file (under mu). */
 void wal_queue_published(sr_wal *w, struct wal_item *it, size_t to);
+/* Close the OPEN batch at the tail, if any: it takes no more records and
+ * the engine may run it even while plugged (under mu). */
+void wal_queue_close_tail(sr_wal *w);
 /* A zeroed item (the spare's buffers reused), or NULL. */
 struct wal_item *wal_queue_item_new(sr_wal *w);
 /* Put a new item at the tail; the OPEN batch there closes (under mu). */

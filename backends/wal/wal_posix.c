@@ -469,8 +469,7 @@ static void posix_stop(sr_wal *w)
 	w->stopping = 1;
 	__atomic_store_n(&w->plugged, 0, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&w->kicks, 1, __ATOMIC_RELEASE); /* end a spin */
-	if (w->tail && w->tail->state == ITEM_OPEN)
-		w->tail->state = ITEM_READY;
+	wal_queue_close_tail(w);
 	if (writer_must_wake(w))
 		writer_wake(w);
 	pthread_mutex_unlock(&w->mu);

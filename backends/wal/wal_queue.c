@@ -111,6 +111,12 @@ void wal_queue_published(sr_wal *w, struct wal_item *it, size_t to)
 /* Items                                                              */
 /* ------------------------------------------------------------------ */
 
+void wal_queue_close_tail(sr_wal *w)
+{
+	if (w->tail && w->tail->state == ITEM_OPEN)
+		w->tail->state = ITEM_READY;
+}
+
 struct wal_item *wal_queue_item_new(sr_wal *w)
 {
 	struct wal_item *it = w->spare;
@@ -138,8 +144,7 @@ struct wal_item *wal_queue_item_new(sr_wal *w)
 /* Put a new item at the tail (under mu). */
 void wal_queue_item_link(sr_wal *w, struct wal_item *it)
 {
-	if (w->tail && w->tail->state == ITEM_OPEN)
-		w->tail->state = ITEM_READY;
+	wal_queue_close_tail(w);
 	if (w->tail)
 		w->tail->next = it;
 	else
@@ -306,8 +311,7 @@ void wal_queue_forget_group(sr_wal *w, struct sr_wal_group *g)
 void wal_queue_close_open(sr_wal *w)
 {
 	pthread_mutex_lock(&w->mu);
-	if (w->tail && w->tail->state == ITEM_OPEN)
-		w->tail->state = ITEM_READY;
+	wal_queue_close_tail(w);
 	pthread_mutex_unlock(&w->mu);
 	w->eng->kick(w);
 }
@@ -331,8 +335,8 @@ int wal_queue_wait_batch(sr_wal *w, uint64_t batch)
 
 		pthread_mutex_lock(&w->mu);
 		pending = !w->failed && batch_pending(w, batch);
-		if (pending && w->tail && w->tail->state == ITEM_OPEN)
-			w->tail->state = ITEM_READY;
+		if (pending)
+			wal_queue_close_tail(w);
 		pthread_mutex_unlock(&w->mu);
 		if (!pending)
 			break;

@@ -393,8 +393,7 @@ static void uring_stop(sr_wal *w)
 	pthread_mutex_lock(&w->mu);
 	w->stopping = 1;
 	__atomic_store_n(&w->plugged, 0, __ATOMIC_RELEASE);
-	if (w->tail && w->tail->state == ITEM_OPEN)
-		w->tail->state = ITEM_READY;
+	wal_queue_close_tail(w);
 	pthread_mutex_unlock(&w->mu);
 	for (;;) {
 		uring_kick(w);

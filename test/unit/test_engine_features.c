@@ -111,6 +111,29 @@ TEST(test_learner_that_never_answers_is_not_promoted)
 	cluster_stop();
 }
 
+/* sr_node_peer_status() fills every field: auto_promote too (kvnode's
+ * INFO printed whatever the caller's array held). */
+TEST(test_peer_status_reports_auto_promote)
+{
+	sr_peer_status ps[8];
+	size_t n;
+	int l, seen = 0;
+
+	cluster_start(3);
+	cluster_run(500);
+	l = cluster_leader();
+	CHECK_EQ(sr_node_add(C.node[l], 4, "", 1), 0); /* node 4 never runs */
+	memset(ps, 0x5a, sizeof(ps));
+	n = sr_node_peer_status(C.node[l], ps, 8);
+	CHECK_EQ(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		CHECK_EQ(ps[i].auto_promote, ps[i].id == 4);
+		seen += ps[i].id == 4;
+	}
+	CHECK_EQ(seen, 1);
+	cluster_stop();
+}
+
 TEST(test_many_pending_reads_complete_in_order)
 {
 	int l, f;

@@ -17,6 +17,7 @@
 #                      (SR_WAL_BENCH_OPEN=1 adds the 1 GiB open benchmark)
 #   bench_wal_groups   `make bench`: restart time with many groups
 #   fuzz_wal.c         `make fuzz`: segment decoder and recovery
+#   fuzz_wal_files.c   `make fuzz`: snapshot header, meta and lost files
 WAL_OUT   = $(BUILD)/test/wal
 WAL_TESTS = test_wal test_wal_recovery test_wal_crash test_wal_groups \
             test_wal_groups_crash
@@ -41,7 +42,7 @@ $(WAL_OUT)/test_wal_fault: test/wal/test_wal_fault.c $(WAL_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -Ibackends/wal -o $@ $< $(WAL_WRAP) \
 		$(if $(filter 1,$(URING)),$(WAL_WRAP_URING)) $(TEST_LIBS)
-FUZZ_SRCS += test/wal/fuzz_wal.c
+FUZZ_SRCS += test/wal/fuzz_wal.c test/wal/fuzz_wal_files.c
 
 BENCHES += $(WAL_OUT)/bench_wal $(WAL_OUT)/bench_wal_groups
 
