@@ -411,6 +411,20 @@ static int mem_append(void *ctx, uint64_t token, const sr_entry *e, size_t n)
 	return 0;
 }
 
+/* A truncate or compact of the visible log: in async mode the durable
+ * image follows when the op completes, so queue it (0, or SR_ENOMEM). */
+static int ops_queue_async(sr_mem *m, int kind, sr_index arg)
+{
+	int rv;
+
+	if (m->mode != SR_MEM_ASYNC)
+		return 0;
+	if ((rv = ops_reserve(m)))
+		return rv;
+	ops_push(m, kind, arg, NULL, 0);
+	return 0;
+}
+
 static int mem_truncate(void *ctx, sr_index from)
 {
 	sr_mem *m = ctx;
@@ -423,11 +437,8 @@ static int mem_truncate(void *ctx, sr_index from)
 	m->n_truncates++;
 	if (from > log_last(&m->vis))
 		return 0; /* nothing to delete */
-	if (m->mode == SR_MEM_ASYNC) {
-		if ((rv = ops_reserve(m)))
-			return rv;
-		ops_push(m, OP_TRUNCATE, from, NULL, 0);
-	}
+	if ((rv = ops_queue_async(m, OP_TRUNCATE, from)))
+		return rv;
 	log_truncate(m, &m->vis, from);
 	return 0;
 }
@@ -440,11 +451,8 @@ static int mem_compact(void *ctx, sr_index upto)
 	m->n_compacts++;
 	if (upto < m->vis.first)
 		return 0;
-	if (m->mode == SR_MEM_ASYNC) {
-		if ((rv = ops_reserve(m)))
-			return rv;
-		ops_push(m, OP_COMPACT, upto, NULL, 0);
-	}
+	if ((rv = ops_queue_async(m, OP_COMPACT, upto)))
+		return rv;
 	log_compact(m, &m->vis, upto);
 	return 0;
 }

@@ -2,9 +2,11 @@
  * server.c — sr_server's life: the configuration checks, creation of the
  * loop, store, transport and default group, start, the two ways to run,
  * the single-group calls (the default group's sr_group_* calls, in
- * server_group.c) and destruction.  What runs on the loop is in
- * server_glue.c, the clock in server_clock.c, the peers in
- * server_peers.c.
+ * server_group.c) and destruction.  It is the top of the server's files
+ * (server_int.h lists them, lowest first): the engine's callbacks and the
+ * WAL's work on the loop are in server_glue.c, messages reach their group
+ * in server_group.c, the clock is server_clock.c's, the peers
+ * server_peers.c's.
  *
  * Checks.  A host that forgets a piece of the wiring by hand gets a node
  * that looks alive and never commits (a WAL whose completions nobody
@@ -28,25 +30,8 @@
 #include "internal/alloc.h"
 #include "server_int.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-void server_log(sr_server *s, int level, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	int n;
-
-	if (!s->cfg.log || level < s->cfg.log_level)
-		return;
-	n = snprintf(line, sizeof(line),
-		     "server %llu: ", (unsigned long long)s->cfg.id);
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	va_end(ap);
-	s->cfg.log(s->cfg.log_ctx, level, line);
-}
 
 SR_API void sr_server_config_init(sr_server_config *cfg, sr_id id)
 {
@@ -396,11 +381,9 @@ SR_API sr_loop *sr_server_loop(const sr_server *s)
 /* A single-group call on a server without a default group. */
 static int no_default(sr_server *s, const char *what)
 {
-	server_log(s, SR_LOG_ERROR,
-		   "%s: this server has no default group "
-		   "(no_default_group): use sr_group_*",
-		   what);
-	return SR_ESTATE;
+	return server_refuse(s, what,
+			     ": this server has no default group "
+			     "(no_default_group): use sr_group_*");
 }
 
 SR_API int sr_server_propose(sr_server *s, const void *data, size_t len,

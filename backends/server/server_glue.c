@@ -1,13 +1,10 @@
 /*
- * server_glue.c — what the server does on the loop: the wiring between
- * each group's engine and the shared store, transport and clock.
- *
- * Messages.  The transport's on_message finds the message's group by its
- * id (a hash lookup, server_group.c), ticks that group's engine, steps
- * it and re-queues its deadline.  A message for a group this server does
- * not carry (not created yet, destroyed, or a peer's mistake) is dropped
- * and counted (sr_server_stats.msgs_unknown); Raft resends what matters.
- * Messages that arrive before a group is started are dropped too.
+ * server_glue.c — the wiring between each group's engine and the shared
+ * store and transport: the callbacks and vtables every group's engine
+ * and store are created with (server_group.c), and the WAL's work on the
+ * loop.  It calls only down (server_clock.c, server_peers.c,
+ * server_log.c); the transport's messages come in through
+ * server_group.c, which finds their group.
  *
  * Storage.  The WAL reports finished fsyncs on an eventfd that the loop
  * watches; sr_wal_process() then calls server_storage_done() for each
@@ -170,7 +167,7 @@ void server_wal_cancel(sr_server *s)
 }
 
 /* Hold the WAL for the rest of the loop iteration. */
-static void wal_hold(sr_server *s)
+void server_wal_hold(sr_server *s)
 {
 	if (!s->wal || s->wal_held)
 		return;
@@ -198,33 +195,7 @@ void server_wal_hold_proposal(sr_group *g, size_t count)
 		return;
 	sr_node_status(g->node, &st);
 	if (st.commit_index == st.last_index)
-		wal_hold(g->srv);
-}
-
-void server_on_message(void *ctx, const sr_msg *msg)
-{
-	sr_server *s = ctx;
-	sr_group *g = server_group_find(s, msg->group);
-
-	if (!g) {
-		s->stats.msgs_unknown++;
-		return;
-	}
-	if (!g->started)
-		return;
-	s->stats.msgs_in++;
-	if (g->role == SR_FOLLOWER)
-		wal_hold(s); /* its appends: written at the iteration's end */
-	if (s->wal_held && msg->type == SR_MSG_APPEND &&
-	    msg->u.append.n_entries)
-		s->held_appends++;
-	s->depth++;
-	server_clock_sync(g);
-	s->inside = g;
-	sr_node_step(g->node, msg);
-	s->inside = NULL;
-	s->depth--;
-	server_clock_schedule(g);
+		server_wal_hold(g->srv);
 }
 
 static int send_msg(void *ctx, const sr_msg *msg)

@@ -376,11 +376,9 @@ void server_group_free(sr_group *g)
 /* A call made from inside a callback: refused, saying what to do. */
 static int refuse_inside(sr_server *s, const char *what)
 {
-	server_log(s, SR_LOG_ERROR,
-		   "%s called from inside a callback: defer it "
-		   "(sr_loop_defer)",
-		   what);
-	return SR_ESTATE;
+	return server_refuse(s, what,
+			     " called from inside a callback: defer it "
+			     "(sr_loop_defer)");
 }
 
 SR_API void sr_group_config_init(sr_group_config *cfg, uint32_t id)
@@ -667,4 +665,43 @@ SR_API uint32_t sr_group_id(const sr_group *g)
 SR_API sr_server *sr_group_server(const sr_group *g)
 {
 	return g->srv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Messages                                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The transport's on_message: find the message's group by its id, tick
+ * its engine, step it and re-queue its deadline.  A message for a group
+ * this server does not carry (not created yet, destroyed, or a peer's
+ * mistake) is dropped and counted (sr_server_stats.msgs_unknown); Raft
+ * resends what matters.  Messages that arrive before a group is started
+ * are dropped too.
+ */
+void server_on_message(void *ctx, const sr_msg *msg)
+{
+	sr_server *s = ctx;
+	sr_group *g = server_group_find(s, msg->group);
+
+	if (!g) {
+		s->stats.msgs_unknown++;
+		return;
+	}
+	if (!g->started)
+		return;
+	s->stats.msgs_in++;
+	if (g->role == SR_FOLLOWER)
+		server_wal_hold(
+			s); /* its appends: written at the iteration's end */
+	if (s->wal_held && msg->type == SR_MSG_APPEND &&
+	    msg->u.append.n_entries)
+		s->held_appends++;
+	s->depth++;
+	server_clock_sync(g);
+	s->inside = g;
+	sr_node_step(g->node, msg);
+	s->inside = NULL;
+	s->depth--;
+	server_clock_schedule(g);
 }

@@ -1,17 +1,20 @@
 /*
  * server_int.h — the sr_server and sr_group objects, shared by the
- * server's files:
+ * server's files, lowest first (each calls only the ones above it):
  *
- *   server.c        the server: configuration checks, create, start, the
- *                   two ways to run, destroy, the single-group calls
- *   server_group.c  groups: the table by id, create/start/destroy/drop,
- *                   the sr_group_* calls wrapped with clock and timers
+ *   server_log.c    the server's log lines and refused calls
  *   server_clock.c  time: each group's clock, the heap of group
  *                   deadlines behind one loop timer, heartbeat alignment
  *   server_peers.c  the transport's peer table, shared by every group and
  *                   reference-counted by their configurations
- *   server_glue.c   what runs on the loop: messages, storage completions,
- *                   the WAL's follower hold, the engine's callbacks
+ *   server_glue.c   the engine's callbacks and vtables, storage
+ *                   completions, the WAL's follower hold and the hard
+ *                   state cork
+ *   server_group.c  groups: the table by id, create/start/destroy/drop,
+ *                   the sr_group_* calls wrapped with clock and timers,
+ *                   the transport's messages routed to their group
+ *   server.c        the server: configuration checks, create, start, the
+ *                   two ways to run, destroy, the single-group calls
  */
 #ifndef SERVER_INT_H
 #define SERVER_INT_H
@@ -96,22 +99,12 @@ struct sr_server {
 	sr_server_stats stats;
 };
 
+/* server_log.c */
 void server_log(sr_server *s, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-
-/* server_group.c */
-/* Create group cfg (the default one when dflt) with its store and engine,
- * and enter it in the table; started by server_group_start(). */
-int server_group_new(sr_server *s, const sr_group_config *cfg, int dflt,
-		     sr_group **out);
-int server_group_start(sr_group *g);
-/* Take g out of every table, stop its engine, close its store, free it. */
-void server_group_free(sr_group *g);
-sr_group *server_group_find(const sr_server *s, uint32_t id);
-/* Refuse an engine call the group cannot take now (logged); otherwise
- * enter it (depth, clock) and return 0.  server_group_leave() ends it. */
-int server_group_enter(sr_group *g, const char *what);
-int server_group_leave(sr_group *g, int rc);
+/* Log (SR_LOG_ERROR) that call `what` was refused, `why` following its
+ * name; returns SR_ESTATE. */
+int server_refuse(sr_server *s, const char *what, const char *why);
 
 /* server_clock.c */
 /* Tell g's engine the time (a tick if the clock moved). */
@@ -134,13 +127,31 @@ void server_peers_cancel(sr_group *g);
 /* server_glue.c */
 extern const sr_host_ops server_host_ops;
 extern const sr_transport_ops server_transport_ops;
-void server_on_message(void *ctx, const sr_msg *msg);
 void server_storage_done(void *ctx, uint64_t token, int status);
 void server_wal_ready(sr_loop *loop, int fd, int events, void *ctx);
+/* Hold the WAL for the rest of the loop iteration (a message reached a
+ * follower: its appends are written at the iteration's end). */
+void server_wal_hold(sr_server *s);
 /* Before a proposal of count entries: hold the WAL if the leader writes
  * it on the loop (leader_writes_inline). */
 void server_wal_hold_proposal(sr_group *g, size_t count);
 /* Cancel a queued write of held WAL appends (destroy). */
 void server_wal_cancel(sr_server *s);
+
+/* server_group.c */
+/* Create group cfg (the default one when dflt) with its store and engine,
+ * and enter it in the table; started by server_group_start(). */
+int server_group_new(sr_server *s, const sr_group_config *cfg, int dflt,
+		     sr_group **out);
+int server_group_start(sr_group *g);
+/* Take g out of every table, stop its engine, close its store, free it. */
+void server_group_free(sr_group *g);
+sr_group *server_group_find(const sr_server *s, uint32_t id);
+/* Refuse an engine call the group cannot take now (logged); otherwise
+ * enter it (depth, clock) and return 0.  server_group_leave() ends it. */
+int server_group_enter(sr_group *g, const char *what);
+int server_group_leave(sr_group *g, int rc);
+/* The transport's on_message: step the message's group. */
+void server_on_message(void *ctx, const sr_msg *msg);
 
 #endif

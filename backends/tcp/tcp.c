@@ -1,8 +1,9 @@
 /*
- * tcp.c — the TCP transport's public face: configuration, the peer table,
- * send queues, the deferred flush, the one timer that drives reconnects
- * and timeouts, statistics and the test hook.  Sockets live in
- * tcp_conn.c.
+ * tcp.c — the TCP transport's public face: configuration, create and
+ * destroy, the peer calls, the send path, the deferred flush, the handler
+ * of the one timer that drives reconnects and timeouts, statistics and
+ * the test hook.  It is the top of the transport's files (tcp_int.h lists
+ * them, lowest first): nothing below calls back into it.
  *
  * Send path: sr_tcp_send() encodes the message straight into the peer's
  * queue (one contiguous buffer, so a batch of frames leaves in one
@@ -25,13 +26,12 @@
  * does not fit is dropped (SR_EBUSY).  A peer that is down has no queue
  * at all (messages are dropped, SR_ESTATE) except while connecting, so a
  * dead peer costs nothing but its table entry.  Receive buffers are
- * bounded in tcp_conn.c by max_frame_bytes.
+ * bounded in tcp_in.c by max_frame_bytes.
  *
- * Timer: the transport keeps at most one loop timer, armed for the
- * earliest of every down peer's retry time, every connecting peer's
- * connect deadline, every pending handshake's deadline and the end of an
- * accept pause (after EMFILE).  The timer
- * callback scans them all (a few dozen at most) and re-arms.
+ * Timer: tcp_link.c keeps one loop timer armed for the earliest
+ * deadline; timer_cb() here acts on every deadline that passed (connect
+ * to peers whose backoff ended, close connects and handshakes that took
+ * too long, resume accepting) and re-arms it.
  */
 #include "internal/alloc.h"
 #include "internal/rand.h"
@@ -42,42 +42,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ------------------------------------------------------------------ */
-/* Logging and memory                                                 */
-/* ------------------------------------------------------------------ */
-
-void tcp_log(sr_tcp *t, int level, const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-
-	if (!t->cfg.log || level < t->cfg.log_level)
-		return;
-	int n = snprintf(line, sizeof(line),
-			 "tcp %llu: ", (unsigned long long)t->cfg.id);
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	va_end(ap);
-	t->cfg.log(t->cfg.log_ctx, level, line);
-}
-
-/* realloc through the hooks, keeping buffer_bytes current. */
-void *tcp_realloc(sr_tcp *t, void *p, size_t old, size_t size)
-{
-	void *n = hook_realloc(t->cfg.alloc, p, size);
-	if (n)
-		t->st.buffer_bytes += size - old;
-	return n;
-}
-
-void tcp_free(sr_tcp *t, void *p, size_t size)
-{
-	if (!p)
-		return;
-	t->st.buffer_bytes -= size;
-	hook_free(t->cfg.alloc, p);
-}
 
 /* ------------------------------------------------------------------ */
 /* Configuration and lifetime                                         */
@@ -140,6 +104,8 @@ static void advertise_init(sr_tcp *t)
 		strcpy(t->advertise, la);
 }
 
+static void timer_cb(sr_loop *loop, uint64_t id, void *ctx);
+
 SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out)
 {
 	int rc;
@@ -153,6 +119,7 @@ SR_API int sr_tcp_create(const sr_tcp_config *cfg, sr_tcp **out)
 	memset(t, 0, sizeof(*t));
 	t->cfg = *cfg;
 	t->lfd = -1;
+	t->on_timer = timer_cb;
 	uint64_t seed = cfg->seed ^ (cfg->id * 0x9e3779b97f4a7c15ull);
 	t->rng = rand_next(&seed);
 	if (!t->rng)
@@ -268,48 +235,8 @@ SR_API int sr_tcp_process(sr_tcp *t)
 /* Timer                                                              */
 /* ------------------------------------------------------------------ */
 
-static void timer_cb(sr_loop *loop, uint64_t id, void *ctx);
-
-/* Earliest deadline of any peer or pending handshake; UINT64_MAX: none. */
-static uint64_t next_deadline(const sr_tcp *t)
-{
-	uint64_t when = UINT64_MAX;
-
-	for (size_t i = 0; i < t->n_peers; i++) {
-		const struct tcp_peer *p = t->peers[i];
-		if (p->state == SR_TCP_DOWN && !p->cut && p->retry_at < when)
-			when = p->retry_at;
-		if (p->state == SR_TCP_CONNECTING && p->connect_deadline < when)
-			when = p->connect_deadline;
-	}
-	for (const struct tcp_in *c = t->ins; c; c = c->next)
-		if (!c->peer && c->deadline < when)
-			when = c->deadline;
-	if (t->accept_resume && t->accept_resume < when)
-		when = t->accept_resume;
-	return when;
-}
-
-void tcp_timer_arm(sr_tcp *t)
-{
-	uint64_t when = next_deadline(t);
-
-	if (t->timer_id && when == t->timer_when)
-		return;
-	if (t->timer_id) {
-		sr_loop_timer_cancel(t->loop, t->timer_id);
-		t->timer_id = 0;
-	}
-	if (when == UINT64_MAX)
-		return;
-	uint64_t now = sr_loop_now_ms(t->loop);
-	/* On failure the deadlines wait for the next arm; nothing is lost
-	 * but time. */
-	if (sr_loop_timer_add(t->loop, when > now ? when - now : 0, timer_cb, t,
-			      &t->timer_id) == 0)
-		t->timer_when = when;
-}
-
+/* Every deadline tcp_link.c arms the timer for: reconnects, connect and
+ * handshake timeouts, the end of an accept pause. */
 static void timer_cb(sr_loop *loop, uint64_t id, void *ctx)
 {
 	sr_tcp *t = ctx;
@@ -346,83 +273,9 @@ static void timer_cb(sr_loop *loop, uint64_t id, void *ctx)
 /* Peers                                                              */
 /* ------------------------------------------------------------------ */
 
-struct tcp_peer *tcp_peer_find(const sr_tcp *t, sr_id id)
-{
-	for (size_t i = 0; i < t->n_peers; i++)
-		if (t->peers[i]->id == id)
-			return t->peers[i];
-	return NULL;
-}
-
-uint32_t tcp_features(const sr_tcp *t)
-{
-	return (t->batch_max ? SR_FEATURE_BATCH : 0) |
-	       (t->coalesce_max ? SR_FEATURE_COALESCE : 0);
-}
-
-/* Drop what is queued (counting the messages) and free the buffer. */
-void tcp_queue_reset(sr_tcp *t, struct tcp_peer *p)
-{
-	if (p->q_msgs) {
-		p->drops += p->q_msgs;
-		t->st.drops += p->q_msgs;
-		t->st.drops_down += p->q_msgs;
-	}
-	t->st.queued_bytes -= p->q_tail - p->q_head;
-	tcp_free(t, p->q, p->q_cap);
-	p->q = NULL;
-	p->q_cap = p->q_head = p->q_tail = p->q_scan = p->q_last = 0;
-	p->q_last_kind = TCP_LAST_NONE;
-	p->q_msgs = 0;
-	p->dirty = 0;
-}
-
-/* A fresh start: forget the backoff and connect now. */
-static void peer_restart(sr_tcp *t, struct tcp_peer *p, const char *why)
-{
-	if (p->state != SR_TCP_DOWN)
-		tcp_peer_close(t, p, SR_LOG_INFO, why);
-	p->attempts = 0;
-	p->retry_at = 0;
-	tcp_out_connect(t, p);
-	tcp_timer_arm(t);
-}
-
 SR_API int sr_tcp_set_peer(sr_tcp *t, sr_id id, const char *addr)
 {
-	if (!id || id == t->cfg.id || !addr || strlen(addr) >= SR_ADDR_MAX ||
-	    tcp_addr_check(addr))
-		return SR_EINVAL;
-	struct tcp_peer *p = tcp_peer_find(t, id);
-	if (p) {
-		if (!strcmp(p->addr, addr))
-			return 0;
-		strcpy(p->addr, addr);
-		peer_restart(t, p, "address changed");
-		return 0;
-	}
-	if (t->n_peers == t->cap_peers) {
-		size_t cap = t->cap_peers ? t->cap_peers * 2 : 8;
-		void *n = tcp_realloc(t, t->peers,
-				      t->cap_peers * sizeof(*t->peers),
-				      cap * sizeof(*t->peers));
-		if (!n)
-			return SR_ENOMEM;
-		t->peers = n;
-		t->cap_peers = cap;
-	}
-	p = tcp_realloc(t, NULL, 0, sizeof(*p));
-	if (!p)
-		return SR_ENOMEM;
-	memset(p, 0, sizeof(*p));
-	p->tcp = t;
-	p->id = id;
-	p->fd = -1;
-	p->state = SR_TCP_DOWN;
-	strcpy(p->addr, addr);
-	t->peers[t->n_peers++] = p;
-	peer_restart(t, p, NULL);
-	return 0;
+	return tcp_out_set_peer(t, id, addr);
 }
 
 SR_API int sr_tcp_remove_peer(sr_tcp *t, sr_id id)
@@ -457,7 +310,7 @@ SR_API int sr_tcp_partition(sr_tcp *t, sr_id id, int cut)
 		tcp_timer_arm(t);
 	} else if (!cut && p->cut) {
 		p->cut = 0;
-		peer_restart(t, p, NULL);
+		tcp_out_restart(t, p, NULL);
 	}
 	return 0;
 }
@@ -473,50 +326,6 @@ static void count_drop(sr_tcp *t, struct tcp_peer *p, uint64_t *reason)
 		(*reason)++;
 	if (p)
 		p->drops++;
-}
-
-/*
- * Make room for n more bytes at the tail, within max_queue_bytes.
- *
- * The buffer holds q[q_scan, q_tail): frames not completely written (the
- * first possibly in part).  Completely written frames at the front are
- * reclaimed by sliding the rest down, but only when that is cheap for
- * what it frees (at least as many bytes freed as moved, or an eighth of
- * the buffer) or growing cannot make room: a slow reader that drains a
- * little at a time must not make every send move the whole queue.  A
- * queue near its limit with too little reclaimable counts as full.
- */
-int tcp_queue_reserve(sr_tcp *t, struct tcp_peer *p, size_t n)
-{
-	size_t done = p->q_scan, keep = p->q_tail - p->q_scan;
-	uint64_t max = t->cfg.max_queue_bytes;
-
-	if ((uint64_t)keep + n > max)
-		return SR_EBUSY;
-	if (p->q_tail + n <= p->q_cap)
-		return 0;
-	if (done && (done >= keep || p->q_cap >= max || p->q_tail + n > max)) {
-		if (done < keep && done < p->q_cap / 8)
-			return SR_EBUSY;
-		memmove(p->q, p->q + done, keep);
-		p->q_head -= done;
-		p->q_last -= p->q_last_kind ? done : 0;
-		p->q_tail = keep;
-		p->q_scan = 0;
-		if (keep + n <= p->q_cap)
-			return 0;
-	}
-	size_t cap = p->q_cap < TCP_QUEUE_INIT ? TCP_QUEUE_INIT : p->q_cap;
-	while (cap < p->q_tail + n)
-		cap *= 2;
-	if (cap > max)
-		cap = (size_t)max; /* still >= q_tail + n, by the tests above */
-	void *q = tcp_realloc(t, p->q, p->q_cap, cap);
-	if (!q)
-		return SR_ENOMEM;
-	p->q = q;
-	p->q_cap = cap;
-	return 0;
 }
 
 static void flush_cb(sr_loop *loop, void *ctx)
@@ -563,16 +372,6 @@ static int kick(sr_tcp *t, struct tcp_peer *p)
 		t->flush_pending = 1;
 	}
 	return 0;
-}
-
-void tcp_queue_seal(struct tcp_peer *p)
-{
-	if (p->q_last_kind == TCP_LAST_BATCH)
-		sr_codec_batch_seal(p->q + p->q_last, p->q_tail - p->q_last);
-	else if (p->q_last_kind == TCP_LAST_COALESCED)
-		sr_codec_coalesced_seal(p->q + p->q_last,
-					p->q_tail - p->q_last);
-	p->q_last_kind = TCP_LAST_NONE;
 }
 
 /* The peer's handshake offered batches, and we send them. */

@@ -5,7 +5,7 @@
  * "Authenticated handshake").
  *
  * Without a secret (the default, for loopback demos) a connection starts
- * with the plain hello of tcp_conn.c and nothing here runs except the
+ * with the plain hello of tcp_in.c and nothing here runs except the
  * refusal of a peer that tries to authenticate.  With one:
  *
  *   connector                                acceptor
@@ -58,168 +58,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-
-static const char auth_context[] = "seshat peer auth v1";
-
-/* ------------------------------------------------------------------ */
-/* Frames                                                             */
-/* ------------------------------------------------------------------ */
-
-static uint32_t get_u16(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
-static uint32_t payload_size(uint32_t type)
-{
-	switch (type) {
-	case SR_FRAME_HELLO:
-		return SR_HELLO_PAYLOAD;
-	case TCP_FRAME_AUTH_HELLO:
-		return TCP_AUTH_HELLO_PAYLOAD;
-	case TCP_FRAME_CHALLENGE:
-		return TCP_CHALLENGE_PAYLOAD;
-	case TCP_FRAME_PROOF:
-		return TCP_PROOF_PAYLOAD;
-	default:
-		return 0;
-	}
-}
-
-int tcp_auth_decode_header(const void *buf, size_t len, int challenge,
-			   sr_frame_hdr *h)
-{
-	const uint8_t *p = buf;
-
-	if (!buf || len < SR_FRAME_HDR_SIZE)
-		return SR_EPROTO;
-	if (get_u32(p) != SR_FRAME_MAGIC || get_u16(p + 4) != SR_FRAME_VERSION)
-		return SR_EPROTO;
-	uint32_t type = get_u16(p + 6), plen = get_u32(p + 12);
-	if (plen > TCP_HS_MAX_PAYLOAD)
-		return SR_ETOOBIG;
-	int ok = challenge ? type == TCP_FRAME_CHALLENGE
-			   : (type == SR_FRAME_HELLO ||
-			      type == TCP_FRAME_AUTH_HELLO ||
-			      type == TCP_FRAME_PROOF);
-	/* A message frame before the handshake is done: let the caller
-	 * see it (and refuse it with its own words). */
-	if (!challenge && type >= 1 && type < SR_FRAME_HELLO)
-		ok = 1;
-	if (!ok || (payload_size(type) && plen != payload_size(type)))
-		return SR_EPROTO;
-	h->type = type;
-	h->group = get_u32(p + 8);
-	h->len = plen;
-	h->crc = get_u32(p + 16);
-	return 0;
-}
-
-/* The whole frame is there, of this type and size, with a good CRC.  The
- * group field is 0, except in an auth hello: its feature bits. */
-static int frame_check(const uint8_t *p, size_t len, uint32_t type)
-{
-	uint32_t plen = payload_size(type);
-	if (!p || len < SR_FRAME_HDR_SIZE + (size_t)plen ||
-	    get_u32(p) != SR_FRAME_MAGIC ||
-	    get_u16(p + 4) != SR_FRAME_VERSION || get_u16(p + 6) != type ||
-	    (type != TCP_FRAME_AUTH_HELLO && get_u32(p + 8) != 0) ||
-	    get_u32(p + 12) != plen)
-		return SR_EPROTO;
-	uint32_t crc = sr_crc32c(0, p, 16);
-	crc = sr_crc32c(crc, p + SR_FRAME_HDR_SIZE, plen);
-	return crc == get_u32(p + 16) ? 0 : SR_EPROTO;
-}
-
-int tcp_auth_decode_hello(const void *buf, size_t len, sr_hello *h,
-			  uint8_t nonce[TCP_NONCE_SIZE])
-{
-	const uint8_t *f = buf;
-	if (frame_check(f, len, TCP_FRAME_AUTH_HELLO))
-		return SR_EPROTO;
-	const uint8_t *p = f + SR_FRAME_HDR_SIZE;
-	if (frame_get_hello(p, h))
-		return SR_EPROTO;
-	h->features = get_u32(f + 8);
-	memcpy(nonce, p + SR_HELLO_PAYLOAD, TCP_NONCE_SIZE);
-	return 0;
-}
-
-int tcp_auth_decode_challenge(const void *buf, size_t len,
-			      uint8_t nonce[TCP_NONCE_SIZE],
-			      uint8_t mac[TCP_MAC_SIZE])
-{
-	const uint8_t *f = buf;
-	if (frame_check(f, len, TCP_FRAME_CHALLENGE))
-		return SR_EPROTO;
-	memcpy(nonce, f + SR_FRAME_HDR_SIZE, TCP_NONCE_SIZE);
-	memcpy(mac, f + SR_FRAME_HDR_SIZE + TCP_NONCE_SIZE, TCP_MAC_SIZE);
-	return 0;
-}
-
-int tcp_auth_decode_proof(const void *buf, size_t len,
-			  uint8_t mac[TCP_MAC_SIZE])
-{
-	const uint8_t *f = buf;
-	if (frame_check(f, len, TCP_FRAME_PROOF))
-		return SR_EPROTO;
-	memcpy(mac, f + SR_FRAME_HDR_SIZE, TCP_MAC_SIZE);
-	return 0;
-}
-
-int tcp_auth_encode_hello(const sr_hello *h,
-			  const uint8_t nonce[TCP_NONCE_SIZE],
-			  uint8_t out[TCP_AUTH_HELLO_FRAME])
-{
-	uint8_t *p = out + SR_FRAME_HDR_SIZE;
-	int rc = frame_put_hello(p, h);
-
-	if (rc)
-		return rc;
-	memcpy(p + SR_HELLO_PAYLOAD, nonce, TCP_NONCE_SIZE);
-	frame_seal(out, TCP_FRAME_AUTH_HELLO, h->features,
-		   TCP_AUTH_HELLO_PAYLOAD);
-	return 0;
-}
-
-void tcp_auth_encode_challenge(const uint8_t nonce[TCP_NONCE_SIZE],
-			       const uint8_t mac[TCP_MAC_SIZE],
-			       uint8_t out[TCP_CHALLENGE_FRAME])
-{
-	memcpy(out + SR_FRAME_HDR_SIZE, nonce, TCP_NONCE_SIZE);
-	memcpy(out + SR_FRAME_HDR_SIZE + TCP_NONCE_SIZE, mac, TCP_MAC_SIZE);
-	frame_seal(out, TCP_FRAME_CHALLENGE, 0, TCP_CHALLENGE_PAYLOAD);
-}
-
-void tcp_auth_encode_proof(const uint8_t mac[TCP_MAC_SIZE],
-			   uint8_t out[TCP_PROOF_FRAME])
-{
-	memcpy(out + SR_FRAME_HDR_SIZE, mac, TCP_MAC_SIZE);
-	frame_seal(out, TCP_FRAME_PROOF, 0, TCP_PROOF_PAYLOAD);
-}
-
-void tcp_auth_mac(const uint8_t *key, size_t key_len, int prover,
-		  const uint8_t hello[TCP_AUTH_HELLO_PAYLOAD],
-		  const uint8_t nonce_a[TCP_NONCE_SIZE],
-		  uint8_t out[TCP_MAC_SIZE])
-{
-	uint8_t who = (uint8_t)prover;
-	const void *part[4] = { auth_context, &who, hello, nonce_a };
-	size_t len[4] = { sizeof(auth_context) - 1, 1, TCP_AUTH_HELLO_PAYLOAD,
-			  TCP_NONCE_SIZE };
-	hmac_sha256(key, key_len, 4, part, len, out);
-}
 
 /* ------------------------------------------------------------------ */
 /* Keys and counters                                                  */
@@ -416,8 +254,11 @@ static void in_auth_hello(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 	ai->wait_proof = 1;
 }
 
-/* The connector's proof: check it and bind the connection. */
-static void in_proof(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len)
+/* The connector's proof: check it; 1 with the hello in *out when it
+ * holds (the caller binds the connection), else the connection is
+ * closed and 0. */
+static int in_proof(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len,
+		    sr_hello *out)
 {
 	struct tcp_auth_in *ai = &c->auth;
 	uint8_t mac[TCP_MAC_SIZE];
@@ -429,12 +270,12 @@ static void in_proof(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len)
 				      "a challenge)";
 		in_malformed(t, c,
 			     ai->wait_proof ? "malformed handshake" : why_bad);
-		return;
+		return 0;
 	}
 	/* The hello was checked when it came; re-read it from our copy. */
 	if (frame_get_hello(ai->hello, &h)) {
 		in_malformed(t, c, "malformed handshake");
-		return;
+		return 0;
 	}
 	h.features = ai->features;
 	if (!mac_ok(t, TCP_PROVER_CONNECTOR, ai->hello, ai->nonce, mac)) {
@@ -443,50 +284,53 @@ static void in_proof(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len)
 			 "secret, or a replayed handshake)",
 			 (unsigned long long)h.from);
 		in_refuse(t, c, &t->auth.st.bad_proof, why);
-		return;
+		return 0;
 	}
 	ai->wait_proof = 0;
 	t->auth.st.ok++;
-	/* The peer table may have changed while we waited (removed, cut):
-	 * check again before binding. */
-	if (tcp_hello_check(t, c, &h) == 0)
-		tcp_hello_bind(t, c, &h);
+	*out = h;
+	return 1;
 }
 
-void tcp_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
-		       size_t len, uint32_t type)
+/* A first frame that decoded (rc 0) but does not match this node's
+ * setting: refuse its sender, counted in *what, saying `how`; one that
+ * did not decode is malformed. */
+static void in_mismatch(sr_tcp *t, struct tcp_in *c, int rc, const sr_hello *h,
+			uint64_t *what, const char *how)
 {
+	char why[200];
+
+	if (rc) {
+		in_malformed(t, c, "malformed handshake");
+		return;
+	}
+	snprintf(why, sizeof(why), "refused: node %llu %s",
+		 (unsigned long long)h->from, how);
+	in_refuse(t, c, what, why);
+}
+
+int tcp_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len,
+		      uint32_t type, sr_hello *out)
+{
+	uint8_t nonce[TCP_NONCE_SIZE];
 	char why[200];
 	sr_hello h;
 
 	if (type == SR_FRAME_HELLO && !c->auth.wait_proof) {
 		/* only called for a plain hello when we have a secret */
-		if (sr_codec_decode_hello(f, len, &h)) {
-			in_malformed(t, c, "malformed handshake");
-			return;
-		}
-		snprintf(why, sizeof(why),
-			 "refused: node %llu sent no authentication (this "
-			 "node requires the cluster secret; is it set "
-			 "there?)",
-			 (unsigned long long)h.from);
-		in_refuse(t, c, &t->auth.st.no_auth, why);
+		in_mismatch(t, c, sr_codec_decode_hello(f, len, &h), &h,
+			    &t->auth.st.no_auth,
+			    "sent no authentication (this node requires the "
+			    "cluster secret; is it set there?)");
 	} else if (type == TCP_FRAME_AUTH_HELLO && !t->auth.key) {
-		uint8_t nonce[TCP_NONCE_SIZE];
-		if (tcp_auth_decode_hello(f, len, &h, nonce)) {
-			in_malformed(t, c, "malformed handshake");
-			return;
-		}
-		snprintf(why, sizeof(why),
-			 "refused: node %llu authenticates with a secret, "
-			 "but this node has none (set the same secret on "
-			 "every node)",
-			 (unsigned long long)h.from);
-		in_refuse(t, c, &t->auth.st.unexpected, why);
+		in_mismatch(t, c, tcp_auth_decode_hello(f, len, &h, nonce), &h,
+			    &t->auth.st.unexpected,
+			    "authenticates with a secret, but this node has "
+			    "none (set the same secret on every node)");
 	} else if (type == TCP_FRAME_AUTH_HELLO) {
 		in_auth_hello(t, c, f, len);
 	} else if (type == TCP_FRAME_PROOF && t->auth.key) {
-		in_proof(t, c, f, len);
+		return in_proof(t, c, f, len, out);
 	} else if (c->auth.wait_proof) {
 		snprintf(why, sizeof(why),
 			 "malformed handshake (frame type %u where the "
@@ -496,6 +340,7 @@ void tcp_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 	} else {
 		in_malformed(t, c, "malformed handshake");
 	}
+	return 0;
 }
 
 void tcp_auth_in_hangup(sr_tcp *t, struct tcp_in *c, int err)
@@ -506,7 +351,7 @@ void tcp_auth_in_hangup(sr_tcp *t, struct tcp_in *c, int err)
 	snprintf(why, sizeof(why),
 		 "node %llu %s after our challenge: it did not accept our "
 		 "proof (a different secret there?)",
-		 (unsigned long long)get_u64(c->auth.hello + 8),
+		 (unsigned long long)frame_get_le(c->auth.hello + 8, 8),
 		 err ? strerror(err) : "hung up");
 	tcp_in_close(t, c, SR_LOG_WARN, why);
 }
@@ -543,12 +388,6 @@ int tcp_auth_out_start(sr_tcp *t, struct tcp_peer *p)
 	ao->wait_challenge = 1;
 	ao->rx_len = 0;
 	return 0;
-}
-
-void tcp_auth_out_reset(struct tcp_peer *p)
-{
-	p->auth.wait_challenge = 0;
-	p->auth.rx_len = 0;
 }
 
 /* Refuse the acceptor: WARN on every refusal (peer_close alone would log

@@ -1,11 +1,10 @@
 /*
  * tcp_auth.h — the authenticated handshake of the TCP transport
- * (tcp_auth.c; docs/wire-protocol.md, "Authenticated handshake").
- *
- * The frame layouts and the decoders are here, separate from the
- * connection logic, so that test/tcp/fuzz_auth.c can drive the decoders
- * directly and test/tcp/test_tcp_auth.c can speak the protocol from raw
- * sockets.
+ * (docs/wire-protocol.md, "Authenticated handshake"): the frame layouts,
+ * the per-connection state, and the pure encoders, decoders and proof of
+ * tcp_auth_wire.c, separate from the connection logic of tcp_auth.c so
+ * that test/tcp/fuzz_auth.c can drive the decoders directly and
+ * test/tcp/test_tcp_auth.c can speak the protocol from raw sockets.
  */
 #ifndef TCP_AUTH_H
 #define TCP_AUTH_H
@@ -71,7 +70,15 @@ struct tcp_auth {
 	sr_tcp_auth_stats st;
 };
 
-/* ---- decoders (pure; fuzzed) ------------------------------------- */
+/* A connector's handshake state back to "not started" (its connection
+ * closed). */
+static inline void tcp_auth_out_reset(struct tcp_auth_out *ao)
+{
+	ao->wait_challenge = 0;
+	ao->rx_len = 0;
+}
+
+/* ---- decoders (tcp_auth_wire.c: pure; fuzzed) ------------------------ */
 
 /*
  * The header of a frame received before the handshake is done: a hello,
@@ -93,7 +100,7 @@ int tcp_auth_decode_challenge(const void *buf, size_t len,
 int tcp_auth_decode_proof(const void *buf, size_t len,
 			  uint8_t mac[TCP_MAC_SIZE]);
 
-/* ---- encoders ---------------------------------------------------- */
+/* ---- encoders (tcp_auth_wire.c) ------------------------------------ */
 
 /* 0, or SR_EINVAL if h->addr does not fit with its NUL. */
 int tcp_auth_encode_hello(const sr_hello *h,

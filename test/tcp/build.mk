@@ -37,9 +37,12 @@ $(BUILD)/test/tcp/%: test/tcp/%.c $(STATIC) test/testlib.h $(wildcard test/tcp/*
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
 
 # The archive keeps the transport's internal names local: the tests that
-# call the handshake codec and SHA-256 directly link the transport's own
-# objects ahead of it.
-TCP_OWN_OBJS = $(filter $(BUILD)/obj/backends/tcp/%,$(BACKEND_OBJS))
-$(BUILD)/test/tcp/test_sha256 $(BUILD)/test/tcp/test_tcp_auth: $(BUILD)/test/tcp/%: test/tcp/%.c $(STATIC) $(TCP_OWN_OBJS) test/testlib.h $(wildcard test/tcp/*.h)
+# call SHA-256 and the handshake codec directly link those objects (pure
+# functions of bytes) ahead of it.
+TCP_SHA_OBJ  = $(BUILD)/obj/backends/tcp/sha256.o
+TCP_WIRE_OBJ = $(BUILD)/obj/backends/tcp/tcp_auth_wire.o
+$(BUILD)/test/tcp/test_sha256: TCP_OWN_OBJS = $(TCP_SHA_OBJ)
+$(BUILD)/test/tcp/test_tcp_auth: TCP_OWN_OBJS = $(TCP_WIRE_OBJ) $(TCP_SHA_OBJ)
+$(BUILD)/test/tcp/test_sha256 $(BUILD)/test/tcp/test_tcp_auth: $(BUILD)/test/tcp/%: test/tcp/%.c $(STATIC) $(TCP_WIRE_OBJ) $(TCP_SHA_OBJ) test/testlib.h $(wildcard test/tcp/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TCP_OWN_OBJS) $(TEST_LIBS)
