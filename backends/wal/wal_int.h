@@ -245,8 +245,10 @@ struct wal_engine {
 
 /*
  * The files of the WAL, lowest first.  Each calls only into the files
- * above it in this list (docs/design.md, "The WAL's files"); the engines
- * are reached upward only through struct wal_engine, which wal.c installs.
+ * listed before it (docs/design.md, "The WAL's files"); the engines are
+ * reached from below only through struct wal_engine, which wal.c
+ * installs.  wal_replay.c, between wal_group.c and wal_recover.c, has its
+ * declarations in wal_replay.h.
  */
 
 /* ---- memory: the host's hooks, copied into w->alloc ---- */

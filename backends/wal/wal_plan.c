@@ -21,9 +21,11 @@
  * entry of group 0's log is in them; a group whose latest HARDSTATE
  * record is in one of them gets it again at the end of the log first.
  *
- * Everything here runs under mu (the callers take it) unless said
- * otherwise; it sits on wal_queue.c and the encodings, and knows nothing
- * of files.
+ * It all runs on the host's thread.  What touches the queue runs under
+ * mu: the functions marked so expect the caller to hold it, and
+ * wal_plan_put_marker and wal_plan_schedule_delete take it; pos[] belongs
+ * to the host's thread alone.  The planner sits on wal_queue.c and the
+ * encodings, and knows nothing of files.
  */
 #include <string.h>
 

@@ -366,9 +366,6 @@ struct kv_rbatch;
 struct kv_txn;
 struct kv_wait;
 
-/* Write batches a leader keeps in flight at most (requests.c). */
-#define KV_MAX_FLIGHT 1
-
 /* A queue of write commands waiting for the end of the loop iteration. */
 struct kv_batch {
 	struct kv_buf data; /* encoded commands, back to back */
@@ -376,10 +373,6 @@ struct kv_batch {
 	size_t *ends; /* end offset of each command in data */
 	struct kv_req **reqs;
 	int scheduled;
-	/* Batches proposed and not yet done, oldest first: how many of
-	 * each one's writes still wait for their done (requests.c). */
-	size_t flight[KV_MAX_FLIGHT];
-	unsigned n_flight;
 };
 
 /*
@@ -481,8 +474,6 @@ void kv_server_free_reqs(struct kv_server *s);
 void kv_server_write_done(struct kv_group *g, void *cookie, int status,
 			  void *result);
 void kv_server_read_done(struct kv_group *g, void *cookie, int status);
-/* Propose g's held writes if nothing holds them any more (requests.c). */
-void kv_batch_kick(struct kv_group *g);
 
 /* A command being executed. */
 struct kv_cmdctx {

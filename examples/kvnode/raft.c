@@ -101,7 +101,6 @@ static void on_state_changed(void *ctx, int role, sr_term term, sr_id leader)
 		kv_log(s, SR_LOG_INFO, "now %s in term %llu, leader %llu",
 		       sr_role_name(role), (unsigned long long)term,
 		       (unsigned long long)leader);
-	kv_batch_kick(g); /* writes held by a leader are refused now */
 	if (role != SR_STOPPED)
 		return;
 	/* The store failed (EIO, ENOSPC, ...): the engine acknowledges

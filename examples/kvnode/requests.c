@@ -6,9 +6,8 @@
  * Writes are not proposed one by one: they are queued in a batch that a
  * deferred call hands to sr_node_propose_batch() before the loop sleeps,
  * so everything that arrived in one loop iteration is one append, one
- * fsync and one message per follower; while the previous batch is in
- * flight, everything that arrives until it is done (batch_hold).  Reads
- * are batched per iteration into one sr_node_read_index() call.
+ * fsync and one message per follower.  Reads are batched the same way
+ * into one sr_node_read_index() call.
  *
  * Lifetime of a request.  The connection owns it while it is in the FIFO
  * (server.c).  The batch and then the engine hold a reference to an
@@ -153,67 +152,16 @@ static void req_fail(struct kv_server *s, struct kv_req *r, int err)
 	kv_conn_pump(live->conn);
 }
 
-/*
- * At most KV_MAX_FLIGHT batches in flight.  Clients that wait for their
- * replies fall into cohorts: those whose requests arrive while a batch
- * is in flight make the next one.  Proposing at every loop iteration
- * kept two batches or more in flight, and every batch costs the same
- * fixed work on each member (an append, a write and an fdatasync, a
- * message to each follower and its answer, the wake-ups between them);
- * on a machine whose cores the three members share, that work is what
- * the clients' requests wait for.  So a leader with KV_MAX_FLIGHT
- * batches in flight holds the writes that arrive meanwhile and proposes
- * them together when the oldest is done (one in flight: measured in
- * docs/benchmarks.md, "Round 5", CPU per write over the three members
- * 5-20% lower at 50 and 200 clients, writes/s unchanged; two: in
- * between).  A lone client never waits: nothing is in flight when its
- * write arrives.  A held batch is proposed at once past KV_HOLD_MAX
- * writes (the engine's own limits then apply), and when the node stops
- * leading (the engine refuses them).
- */
-#define KV_HOLD_MAX 4096
-
-static int batch_hold(struct kv_group *g)
-{
-	return g->batch.n_flight >= KV_MAX_FLIGHT && g->batch.n < KV_HOLD_MAX &&
-	       kv_cmd_is_leader(g);
-}
-
-static void batch_flush(sr_loop *loop, void *ctx);
-
-void kv_batch_kick(struct kv_group *g)
-{
-	struct kv_batch *b = &g->batch;
-
-	if (b->n && !b->scheduled && !batch_hold(g) &&
-	    sr_loop_defer(g->s->loop, batch_flush, g) == 0)
-		b->scheduled = 1;
-}
-
-/* A proposed write is done (whichever: they finish in order anyway). */
-static void batch_done_one(struct kv_group *g)
-{
-	struct kv_batch *b = &g->batch;
-
-	if (!b->n_flight || --b->flight[0])
-		return;
-	b->n_flight--;
-	memmove(b->flight, b->flight + 1, b->n_flight * sizeof(b->flight[0]));
-	kv_batch_kick(g);
-}
-
 static void batch_flush(sr_loop *loop, void *ctx)
 {
 	struct kv_group *g = ctx;
 	struct kv_server *s = g->s;
 	struct kv_batch *b = &g->batch;
 	sr_buf bufs[256];
-	size_t i = 0, proposed = 0;
+	size_t i = 0;
 
 	(void)loop;
 	b->scheduled = 0;
-	if (batch_hold(g))
-		return; /* kv_batch_kick() when the oldest batch is done */
 	while (i < b->n) {
 		size_t k = b->n - i > 256 ? 256 : b->n - i;
 		int rc;
@@ -226,7 +174,6 @@ static void batch_flush(sr_loop *loop, void *ctx)
 					    (void *const *)(b->reqs + i), NULL);
 		if (rc > 0) {
 			i += (size_t)rc;
-			proposed += (size_t)rc;
 			continue;
 		}
 		if (rc == SR_ETOOBIG || rc == SR_EINVAL) {
@@ -236,10 +183,6 @@ static void batch_flush(sr_loop *loop, void *ctx)
 		while (i < b->n) /* the rest would be refused alike */
 			req_fail(s, b->reqs[i++], rc);
 	}
-	if (proposed && b->n_flight < KV_MAX_FLIGHT)
-		b->flight[b->n_flight++] = proposed;
-	else if (proposed) /* held past KV_HOLD_MAX: count it with the last */
-		b->flight[KV_MAX_FLIGHT - 1] += proposed;
 	b->n = 0;
 	b->data.len = 0;
 	if (b->data.cap > 4 * 1024 * 1024)
@@ -268,7 +211,8 @@ static int batch_add(struct kv_group *g, struct kv_req *r,
 		return -1;
 	b->ends[b->n] = b->data.len;
 	b->reqs[b->n++] = r;
-	kv_batch_kick(g);
+	if (!b->scheduled && sr_loop_defer(g->s->loop, batch_flush, g) == 0)
+		b->scheduled = 1;
 	return 0;
 }
 
@@ -457,7 +401,6 @@ void kv_server_write_done(struct kv_group *g, void *cookie, int status,
 		kv_conn_pump(r->conn);
 	}
 	free(result);
-	batch_done_one(g);
 }
 
 void kv_server_read_done(struct kv_group *g, void *cookie, int status)
