@@ -254,6 +254,22 @@ static void in_auth_hello(sr_tcp *t, struct tcp_in *c, const uint8_t *f,
 	ai->wait_proof = 1;
 }
 
+/* Refuse the sender of hello h, counted in *what: "refused: node <id>
+ * <how>"; a frame that did not decode (rc != 0) is malformed instead. */
+static void in_refuse_node(sr_tcp *t, struct tcp_in *c, int rc,
+			   const sr_hello *h, uint64_t *what, const char *how)
+{
+	char why[200];
+
+	if (rc) {
+		in_malformed(t, c, "malformed handshake");
+		return;
+	}
+	snprintf(why, sizeof(why), "refused: node %llu %s",
+		 (unsigned long long)h->from, how);
+	in_refuse(t, c, what, why);
+}
+
 /* The connector's proof: check it; 1 with the hello in *out when it
  * holds (the caller binds the connection), else the connection is
  * closed and 0. */
@@ -262,7 +278,6 @@ static int in_proof(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len,
 {
 	struct tcp_auth_in *ai = &c->auth;
 	uint8_t mac[TCP_MAC_SIZE];
-	char why[160];
 	sr_hello h;
 
 	if (!ai->wait_proof || tcp_auth_decode_proof(f, len, mac)) {
@@ -279,34 +294,15 @@ static int in_proof(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len,
 	}
 	h.features = ai->features;
 	if (!mac_ok(t, TCP_PROVER_CONNECTOR, ai->hello, ai->nonce, mac)) {
-		snprintf(why, sizeof(why),
-			 "refused: node %llu failed authentication (wrong "
-			 "secret, or a replayed handshake)",
-			 (unsigned long long)h.from);
-		in_refuse(t, c, &t->auth.st.bad_proof, why);
+		in_refuse_node(t, c, 0, &h, &t->auth.st.bad_proof,
+			       "failed authentication (wrong secret, or a "
+			       "replayed handshake)");
 		return 0;
 	}
 	ai->wait_proof = 0;
 	t->auth.st.ok++;
 	*out = h;
 	return 1;
-}
-
-/* A first frame that decoded (rc 0) but does not match this node's
- * setting: refuse its sender, counted in *what, saying `how`; one that
- * did not decode is malformed. */
-static void in_mismatch(sr_tcp *t, struct tcp_in *c, int rc, const sr_hello *h,
-			uint64_t *what, const char *how)
-{
-	char why[200];
-
-	if (rc) {
-		in_malformed(t, c, "malformed handshake");
-		return;
-	}
-	snprintf(why, sizeof(why), "refused: node %llu %s",
-		 (unsigned long long)h->from, how);
-	in_refuse(t, c, what, why);
 }
 
 int tcp_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len,
@@ -318,15 +314,15 @@ int tcp_auth_in_frame(sr_tcp *t, struct tcp_in *c, const uint8_t *f, size_t len,
 
 	if (type == SR_FRAME_HELLO && !c->auth.wait_proof) {
 		/* only called for a plain hello when we have a secret */
-		in_mismatch(t, c, sr_codec_decode_hello(f, len, &h), &h,
-			    &t->auth.st.no_auth,
-			    "sent no authentication (this node requires the "
-			    "cluster secret; is it set there?)");
+		in_refuse_node(t, c, sr_codec_decode_hello(f, len, &h), &h,
+			       &t->auth.st.no_auth,
+			       "sent no authentication (this node requires the "
+			       "cluster secret; is it set there?)");
 	} else if (type == TCP_FRAME_AUTH_HELLO && !t->auth.key) {
-		in_mismatch(t, c, tcp_auth_decode_hello(f, len, &h, nonce), &h,
-			    &t->auth.st.unexpected,
-			    "authenticates with a secret, but this node has "
-			    "none (set the same secret on every node)");
+		in_refuse_node(t, c, tcp_auth_decode_hello(f, len, &h, nonce),
+			       &h, &t->auth.st.unexpected,
+			       "authenticates with a secret, but this node has "
+			       "none (set the same secret on every node)");
 	} else if (type == TCP_FRAME_AUTH_HELLO) {
 		in_auth_hello(t, c, f, len);
 	} else if (type == TCP_FRAME_PROOF && t->auth.key) {
