@@ -8,11 +8,24 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/sr-counter.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
 
-# Three ports nobody listens on now.
-ports=$(python3 -c 'import socket
-ss=[socket.socket() for _ in range(3)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
+# Three ports nobody listens on now, below the kernel's ephemeral range
+# (a port it chose could go to any connect() before the counters bind
+# it; the C tests use 23000-26999, the kvnode tests 27000-28999).
+ports=$(python3 -c 'import os, random, socket
+r = random.Random(os.getpid())
+got = []
+while len(got) < 3:
+    p = r.randrange(29000, 30000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        if p not in got:
+            got.append(p)
+    except OSError:
+        pass
+    finally:
+        s.close()
+print(" ".join(map(str, got)))')
 
 pids=()
 for i in 1 2 3; do

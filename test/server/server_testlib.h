@@ -21,22 +21,40 @@ static inline uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* A port nobody listens on now (bound, read, closed). */
-static inline int free_port(void)
+/* Whether port can be bound on loopback now. */
+static inline int port_bindable(int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(fd, (struct sockaddr *)&a, &len))
-		port = -1;
-	else
-		port = ntohs(a.sin_port);
+	a.sin_port = htons((uint16_t)port);
+	ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
 	if (fd >= 0)
 		close(fd);
-	return port;
+	return ok;
+}
+
+/*
+ * A port nobody listens on now.  It is taken from 23000-26999, below the
+ * kernel's ephemeral range (32768 and up by default): a port the kernel
+ * chose for us would be free again once probed, and any connect() on the
+ * machine may be handed it before the server binds it (seen as
+ * sr_server_create() failing with SR_EIO while other suites ran).  The
+ * kvnode tests use 27000-28999.  Successive calls in one process return
+ * distinct ports, since the servers bind only after all are chosen.
+ */
+static inline int free_port(void)
+{
+	static unsigned seq;
+	unsigned seed = (unsigned)getpid() * 2654435761u ^ (unsigned)now_ms();
+
+	for (int tries = 0; tries < 4000; tries++) {
+		int port = 23000 + (int)((seed + ++seq * 7919u) % 4000u);
+		if (port_bindable(port))
+			return port;
+	}
+	return -1;
 }
 
 #endif
