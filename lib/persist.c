@@ -73,7 +73,7 @@ static int persist_submit(sr_node *n, sr_index lo, size_t count)
 	rv = n->cfg.storage->append(n->cfg.storage_ctx, token, n->scratch,
 				    count);
 	if (rv == SR_EBUSY) {
-		n->ops_ring.count--; /* the op just pushed */
+		ring_unpush(&n->ops_ring);
 		if (!n->backlog)
 			node_log(n, SR_LOG_WARN,
 				 "store busy: entries from %llu wait",
@@ -82,7 +82,7 @@ static int persist_submit(sr_node *n, sr_index lo, size_t count)
 		return 0;
 	}
 	if (rv) {
-		n->ops_ring.count--; /* the op just pushed */
+		ring_unpush(&n->ops_ring);
 		node_stop(n, rv, "append");
 		return rv;
 	}

@@ -74,7 +74,7 @@ static inline void *ring_grow(struct ring *r, void *base, size_t size,
 	nb = (unsigned char *)hook_malloc(alloc, (size_t)ncap * size);
 	if (!nb)
 		return NULL;
-	if (r->count) {
+	if (r->count && base) { /* (count > 0 implies base) */
 		/* [head, cap) then [0, head): a full ring wraps at head. */
 		tail = r->cap - r->head;
 		memcpy(nb, (unsigned char *)base + (size_t)r->head * size,
@@ -104,6 +104,12 @@ static inline uint32_t ring_insert(struct ring *r, void *base, size_t size,
 		       ring_elem(r, base, size, i - 1), size);
 	r->count++;
 	return ring_pos(r, pos);
+}
+
+/* Take back the element ring_push() just added. */
+static inline void ring_unpush(struct ring *r)
+{
+	r->count--;
 }
 
 /* Drop the first element. */
