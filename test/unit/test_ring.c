@@ -86,7 +86,8 @@ TEST(test_sorted_insert_keeps_order_across_the_wrap)
 	for (size_t k = 0; k < sizeof(late) / sizeof(late[0]); k++) {
 		uint32_t pos;
 		if (ring_full(&q.r)) {
-			uint64_t *nv = ring_grow(&q.r, q.v, sizeof(*nv), 4, NULL);
+			uint64_t *nv = ring_grow(&q.r, q.v, sizeof(*nv), 4,
+						 NULL);
 			CHECK(nv != NULL);
 			q.v = nv;
 		}
