@@ -95,20 +95,27 @@ int sr_wal_process(sr_wal *w)
 	return process(w);
 }
 
+/*
+ * `held` is read by the posix writer too (under mu, runnable()): a writer
+ * still awake after the previous batch must not take the held appends as
+ * a batch of their own, or the batch the host meant to write inline
+ * would be split in two.  The store is ordered before the appends, which
+ * take mu.
+ */
 void sr_wal_hold(sr_wal *w)
 {
-	w->held = 1;
+	__atomic_store_n(&w->held, 1, __ATOMIC_RELEASE);
 }
 
 void sr_wal_release(sr_wal *w)
 {
-	w->held = 0;
+	__atomic_store_n(&w->held, 0, __ATOMIC_RELEASE);
 	w->eng->kick(w);
 }
 
 int sr_wal_write_now(sr_wal *w)
 {
-	w->held = 0;
+	__atomic_store_n(&w->held, 0, __ATOMIC_RELEASE);
 	if (!w->eng->run_inline || !w->eng->run_inline(w)) {
 		w->eng->kick(w);
 		return 0;

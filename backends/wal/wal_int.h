@@ -212,7 +212,8 @@ struct sr_wal {
 	uint64_t pending_bytes;
 	int fail_logged;
 	int in_process; /* delivering completions: sr_wal_process kicks */
-	int held;	/* sr_wal_hold: appends do not kick */
+	int held;	/* atomic: sr_wal_hold: appends do not kick, and no
+		 * engine starts the OPEN batch (the writer reads it) */
 	int hs_defer; /* sr_wal_defer_hard_state(): no wait in set_hard_state */
 	int hs_pending; /* a deferred HARDSTATE record is not known durable */
 	uint64_t hs_batch; /* the batch holding the latest one */

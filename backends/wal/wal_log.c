@@ -55,7 +55,7 @@ static int wal_room(sr_wal *w, uint64_t need)
 /* New work is queued: start the engine, unless sr_wal_process() will. */
 static void wal_kick(sr_wal *w)
 {
-	if (!w->in_process && !w->held)
+	if (!w->in_process && !__atomic_load_n(&w->held, __ATOMIC_ACQUIRE))
 		w->eng->kick(w);
 }
 

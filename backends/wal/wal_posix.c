@@ -172,7 +172,8 @@ static int posix_prework(sr_wal *w)
 	int fd, rv;
 
 	if (!it || it->state != ITEM_OPEN || it->kind != ITEM_BATCH ||
-	    it->new_seg || w->failed || it->len <= it->written || w->dir_dirty)
+	    it->new_seg || w->failed || it->len <= it->written ||
+	    w->dir_dirty || __atomic_load_n(&w->held, __ATOMIC_ACQUIRE))
 		return 0;
 	s = wal_queue_seg_find(w, it->seg);
 	if (!s || s->fd < 0)
@@ -199,7 +200,8 @@ static int posix_prework(sr_wal *w)
 static int runnable(const sr_wal *w)
 {
 	return w->exec && !w->inline_busy &&
-	       (w->exec->state != ITEM_OPEN || !w->plugged);
+	       (w->exec->state != ITEM_OPEN ||
+		(!w->plugged && !__atomic_load_n(&w->held, __ATOMIC_ACQUIRE)));
 }
 
 static void cpu_relax(void)

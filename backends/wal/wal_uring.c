@@ -202,7 +202,9 @@ static void uring_kick(sr_wal *w)
 
 		pthread_mutex_lock(&w->mu);
 		it = w->exec;
-		if (!it || (it->state == ITEM_OPEN && w->plugged)) {
+		if (!it || (it->state == ITEM_OPEN &&
+			    (w->plugged ||
+			     __atomic_load_n(&w->held, __ATOMIC_ACQUIRE)))) {
 			pthread_mutex_unlock(&w->mu);
 			return;
 		}
