@@ -349,6 +349,41 @@ fail:
 	return rv;
 }
 
+/*
+ * A clean close ends the last segment with a new, empty one (a header,
+ * synced with the directory), once every batch is durable.  Recovery
+ * counts damage in a segment that is not the last as corruption, never
+ * as the remains of a crash: so bit rot in what was the last batch at
+ * close — synced, perhaps acknowledged — is reported (protocol-aware
+ * repair, or SR_ECORRUPT) instead of being cut like a torn write.  The
+ * next open continues in the empty segment, so a close without new
+ * records since the last one adds no file.  After a crash the last batch
+ * stays ambiguous, as it must: it may really be torn.
+ */
+static void close_last_segment(sr_wal *w)
+{
+	struct wal_item it;
+	struct wal_seg_hdr h;
+	int fd;
+
+	if (w->failed || !w->n_segs || w->plan_off == WAL_SEG_HDR)
+		return; /* nothing written since the last segment began */
+	memset(&it, 0, sizeof(it));
+	h.seq = w->plan_seg + 1;
+	h.first_index = w->g0.first;
+	h.start_index = w->g0.last + 1;
+	h.first_batch = w->next_batch;
+	wal_fmt_seg_hdr_encode(it.hdr, &h);
+	it.seg = h.seq;
+	it.seg_size = w->seg_size;
+	fd = wal_io_seg_create(w, &it);
+	if (fd < 0) {
+		w->failed = fd; /* logged below; the data is intact */
+		return;
+	}
+	close(fd);
+}
+
 void sr_wal_close(sr_wal *w)
 {
 	if (!w)
@@ -356,6 +391,7 @@ void sr_wal_close(sr_wal *w)
 	w->eng->stop(w);
 	if (!w->failed && wal_io_dir_sync(w)) /* groups created last */
 		wal_queue_stop(w, SR_EIO);
+	close_last_segment(w);
 	wal_queue_reap(w);
 	log_engine_messages(w);
 	wal_free(w);

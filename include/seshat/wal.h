@@ -196,7 +196,13 @@ SR_API int sr_wal_open(const sr_wal_options *opts, sr_wal **out);
  * Close: finish writing and syncing every accepted append (best effort:
  * an error is logged), release the lock, free everything.  Completions
  * not yet delivered are dropped without a callback: call sr_wal_sync()
- * first to have them delivered.  NULL is a no-op.
+ * first to have them delivered.  NULL is a no-op.  If anything was
+ * written since the newest segment began (and no error stopped the WAL),
+ * a clean close also begins the next segment, empty, and syncs it: then
+ * the last batch is no longer the last thing on disk, and damage in it
+ * found at the next open is reported as corruption (repaired from peers,
+ * or SR_ECORRUPT), not cut like a torn write.  The next open continues in
+ * that segment.
  */
 SR_API void sr_wal_close(sr_wal *wal);
 

@@ -154,7 +154,8 @@ static uint64_t map_segment(const char *dir, const char *name)
 	return off;
 }
 
-/* Batches: entries 1..10, 11..20, ..., 41..50, one batch each. */
+/* Batches: entries 1..10, 11..20, ..., 41..50, one batch each; the
+ * directory as a crash after the last sync leaves it. */
 static const char *reference(uint64_t seg_size)
 {
 	const char *dir = t_dir();
@@ -165,6 +166,7 @@ static const char *reference(uint64_t seg_size)
 		CHECK_EQ(sr_wal_sync(w), 0);
 	}
 	t_close(w);
+	t_as_crashed(dir);
 	return dir;
 }
 
@@ -529,6 +531,7 @@ static const char *multi_segment(void)
 		CHECK_EQ(sr_wal_sync(w), 0);
 	}
 	t_close(w);
+	t_as_crashed(dir);
 	for (nsegs = 0; t_file_exists(dir, seg_name(nsegs + 1)); nsegs++)
 		;
 	CHECK(nsegs >= 3);
@@ -635,7 +638,18 @@ TEST(test_damaged_headers)
 	}
 	CHECK_EQ(reopen(d, 0, &last), 0);
 	CHECK_EQ(last, 1000);
-	CHECK(!t_file_exists(d, seg_name(nsegs + 1)));
+	/* discarded; the clean close then began a proper one there */
+	CHECK(t_seg_empty(d, seg_name(nsegs + 1)));
+	{
+		unsigned char h[WAL_SEG_HDR];
+		struct wal_seg_hdr sh;
+		const char *why;
+
+		CHECK_EQ(file_read(d, seg_name(nsegs + 1), h, sizeof(h)),
+			 sizeof(h));
+		CHECK_EQ(wal_fmt_seg_hdr_decode(h, &sh, &why), WALFMT_OK);
+		CHECK_EQ(sh.start_index, 1001);
+	}
 }
 
 /* Write segment 2 with only a header (first 1, start, first_batch). */
@@ -794,6 +808,80 @@ TEST(test_repair_torn_tail_is_cut_and_reports_no_loss)
 	CHECK(!t_file_exists(d, "lost"));
 }
 
+/*
+ * After a clean close the last batch is not the last thing on disk: the
+ * damage that test_repair_torn_tail_is_cut_and_reports_no_loss cuts as a
+ * torn write is corruption, refused or reported for repair, since that
+ * batch was synced and may have been acknowledged.
+ */
+TEST(test_a_clean_close_makes_damage_in_the_last_batch_corruption)
+{
+	const char *dir, *d;
+	sr_durable ld;
+	sr_index last;
+	sr_wal *w;
+	int k;
+
+	t_cleanup();
+	dir = t_dir();
+	w = t_open(dir, 64 << 10);
+	for (sr_index i = 1; i <= 41; i += 10) {
+		CHECK_EQ(t_append(w, i, i, i + 9, 1, 400), 0);
+		CHECK_EQ(sr_wal_sync(w), 0);
+	}
+	t_close(w);
+	CHECK(t_seg_empty(dir, "0000000000000002.wal"));
+	map_segment(dir, SEG1);
+	k = last_batch_start();
+	CHECK_EQ(recs[k].index, 41);
+	d = dir_copy(dir);
+	file_flip(d, SEG1, recs[k].off + 60, 1);
+	CHECK_EQ(reopen(d, 0, &last), SR_ECORRUPT);
+	CHECK(t_logged(SEG1, "CRC mismatch"));
+	d = dir_copy(dir);
+	file_flip(d, SEG1, recs[k].off + 60, 1);
+	w = open_peers(d, &ld);
+	CHECK_EQ(ld.last_index, 40);
+	CHECK_EQ(ld.lost_first, 41);
+	CHECK_EQ(ld.lost_last, 50);
+	t_close(w);
+	/* the same damage where a crash left the directory: torn */
+	d = dir_copy(dir);
+	t_as_crashed(d);
+	file_flip(d, SEG1, recs[k].off + 60, 1);
+	CHECK_EQ(reopen(d, 0, &last), 0);
+	CHECK_EQ(last, 40);
+}
+
+/* The empty segment a clean close begins is where the next records go:
+ * a close adds a file only when something was written since the last. */
+WAL_TEST(test_a_clean_close_begins_a_segment_the_next_open_continues)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 64 << 10);
+
+	CHECK_EQ(t_append(w, 1, 1, 10, 1, 400), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_close(w);
+	CHECK(t_seg_empty(dir, "0000000000000002.wal"));
+	w = t_open(dir, 64 << 10);
+	CHECK_EQ(t_load(w).last_index, 10);
+	t_close(w);
+	CHECK(!t_file_exists(dir, "0000000000000003.wal"));
+	w = t_open(dir, 64 << 10);
+	CHECK_EQ(t_append(w, 11, 11, 20, 1, 400), 0);
+	CHECK_EQ(sr_wal_sync(w), 0);
+	t_close(w);
+	CHECK(!t_seg_empty(dir, "0000000000000002.wal"));
+	CHECK(t_seg_empty(dir, "0000000000000003.wal"));
+	CHECK(!t_file_exists(dir, "0000000000000004.wal"));
+	w = t_open(dir, 64 << 10);
+	CHECK_EQ(t_load(w).last_index, 20);
+	t_check_range(w, 1, 20, 1, 400);
+	t_close(w);
+	t_cleanup();
+}
+
 TEST(test_repair_middle_corruption_is_reported_as_a_range_until_refetched)
 {
 	const char *ref, *d;
@@ -875,7 +963,10 @@ TEST(test_repair_survey_reaches_later_segments)
 	CHECK_EQ(ld.lost_first, ld.last_index + 1);
 	CHECK_EQ(ld.lost_last, 500);
 	t_close(w);
-	CHECK(!t_file_exists(dir, "0000000000000002.wal"));
+	/* the damaged segment's successors are gone; the clean close
+	 * began an empty one after the cut */
+	CHECK(t_seg_empty(dir, "0000000000000002.wal"));
+	CHECK(!t_file_exists(dir, "0000000000000003.wal"));
 }
 
 TEST(test_repair_corrupt_snapshot_is_discarded_and_reported)

@@ -336,6 +336,50 @@ static inline char *t_path(char *buf, const char *dir, const char *name)
 	return buf;
 }
 
+/* Is the segment dir/name a header (64 bytes) followed by zeros only? */
+static inline int t_seg_empty(const char *dir, const char *name)
+{
+	static unsigned char buf[1 << 16];
+	char p[512];
+	ssize_t n;
+	off_t off = 0;
+	int fd = open(t_path(p, dir, name), O_RDONLY), empty = 1;
+
+	CHECK(fd >= 0);
+	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		for (ssize_t i = off ? 0 : 64; i < n; i++)
+			empty &= buf[i] == 0;
+		off += n;
+	}
+	close(fd);
+	return empty && off >= 64;
+}
+
+/*
+ * Turn a cleanly closed WAL directory into what a crash right after its
+ * last sync leaves: sr_wal_close() ends the last segment with an empty
+ * one, which a crash never writes; without it the last batch is again
+ * the last thing on disk, and damage there reads as a torn write.
+ * Fails the test if the newest segment is not empty.
+ */
+static inline void t_as_crashed(const char *dir)
+{
+	char best[256] = "", p[512];
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	CHECK(d != NULL);
+	while ((de = readdir(d)))
+		if (strlen(de->d_name) == 20 &&
+		    !strcmp(de->d_name + 16, ".wal") &&
+		    strcmp(de->d_name, best) > 0)
+			snprintf(best, sizeof(best), "%s", de->d_name);
+	closedir(d);
+	CHECK(best[0] != 0);
+	CHECK(t_seg_empty(dir, best));
+	CHECK_EQ(unlink(t_path(p, dir, best)), 0);
+}
+
 /* ---- a seeded generator ---- */
 
 static uint64_t t_rng_state;
