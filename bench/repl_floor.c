@@ -67,16 +67,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define FILE_SIZE ((uint64_t)64 << 20)
-#define FRAME_MAGIC 0x33666c72u /* "rlf3" */
-#define BATCH_MAX ((size_t)1 << 20) /* payload bytes in one batch */
-#define IN_CAP ((size_t)32 << 10)   /* a client's unparsed input */
-#define OUT_CAP ((size_t)16 << 10)  /* a client's unsent replies */
-#define REPLY_MAX 512		    /* the longest non-OK reply */
-#define MAX_ARGS 16
-#define ARG_MAX ((long)IN_CAP)
+#define FILE_SIZE   ((uint64_t)64 << 20)
+#define FRAME_MAGIC 0x33666c72u	       /* "rlf3" */
+#define BATCH_MAX   ((size_t)1 << 20)  /* payload bytes in one batch */
+#define IN_CAP	    ((size_t)32 << 10) /* a client's unparsed input */
+#define OUT_CAP	    ((size_t)16 << 10) /* a client's unsent replies */
+#define REPLY_MAX   512		       /* the longest non-OK reply */
+#define MAX_ARGS    16
+#define ARG_MAX	    ((long)IN_CAP)
 #define MAX_CLIENTS 4096
-#define FOLLOW_CAP ((size_t)4 << 20) /* a follower's receive buffer */
+#define FOLLOW_CAP  ((size_t)4 << 20) /* a follower's receive buffer */
 
 struct frame_hdr {
 	uint32_t magic;
@@ -85,7 +85,7 @@ struct frame_hdr {
 };
 
 struct ack {
-	uint64_t seq;	 /* every frame up to this one is durable */
+	uint64_t seq;	/* every frame up to this one is durable */
 	uint64_t syncs; /* the follower's fdatasyncs so far */
 };
 
@@ -390,7 +390,8 @@ static long resp_parse(const char *p, size_t n, struct cmd *c)
 			return -1;
 		if (n - off < (size_t)v + 2)
 			return 0;
-		if (p[off + (size_t)v] != '\r' || p[off + (size_t)v + 1] != '\n')
+		if (p[off + (size_t)v] != '\r' ||
+		    p[off + (size_t)v + 1] != '\n')
 			return -1;
 		c->argv[i] = p + off;
 		c->argl[i] = (size_t)v;
@@ -781,10 +782,11 @@ static int leader_main(const char *dir, int port, const char *f1,
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: repl_floor --role follower --dir D --port PORT\n"
-		"       repl_floor --role leader --dir D --port CLIENT_PORT "
-		"--follower HOST:PORT --follower HOST:PORT\n");
+	fprintf(stderr, "usage: repl_floor --role follower --dir D --port "
+			"PORT\n"
+			"       repl_floor --role leader --dir D --port "
+			"CLIENT_PORT "
+			"--follower HOST:PORT --follower HOST:PORT\n");
 	exit(2);
 }
 
