@@ -46,7 +46,8 @@ systems, "kvnode@base" and "seshat@base", alternated with the others.
 Environment: BUILD (default build), QUICK=1 (one round, short runs),
 ROUNDS, CLIENTS ("1 50 200"), WINDOWS ("1 64"; "" skips the library level),
 SKIP ("craft", "redis", "floor3", "floor": leave systems, or the floor, out of a
-before/after run), PORT_BASE (default 23700;
+before/after run), FLOOR3_WINDOWS ("0": floor3's --window; "0 4" adds
+the pipelined variant with 4 batches in flight as system "floor3-w4"), PORT_BASE (default 23700;
 the ports PORT_BASE+1 .. PORT_BASE+90 must be free: checked at start).
 """
 import os
@@ -64,6 +65,8 @@ ROUNDS = int(os.environ.get("ROUNDS") or (1 if QUICK else 3))
 CLIENTS = [int(c) for c in (os.environ.get("CLIENTS") or "1 50 200").split()]
 WINDOWS = [int(w) for w in os.environ.get("WINDOWS", "1 64").split()]
 SKIP = os.environ.get("SKIP", "").split()
+FLOOR3_WINDOWS = [int(w) for w in
+                  (os.environ.get("FLOOR3_WINDOWS") or "0").split()]
 PORT = int(os.environ.get("PORT_BASE") or 23700)
 RUN = os.path.join(BUILD, "bench-kv")
 BIN = {
@@ -250,22 +253,22 @@ def start_craft():
     return System("craft", ports, [p.pid for p in ps], leader)
 
 
-def start_floor3():
-    d = os.path.join(RUN, "floor3")
-    cport, fports = PORT + 24, [PORT + 25, PORT + 26]
+def start_floor3(window, name, off):
+    d = os.path.join(RUN, name)
+    cport, fports = PORT + 24 + off, [PORT + 25 + off, PORT + 26 + off]
     ps = []
     for i, fp in enumerate(fports):
         dd = os.path.join(d, "f%d" % (i + 1))
         os.makedirs(dd, exist_ok=True)
         ps.append(start([BIN["floor3"], "--role", "follower", "--dir", dd,
-                         "--port", str(fp)], "floor3-f%d.log" % (i + 1)))
+                         "--port", str(fp)], "%s-f%d.log" % (name, i + 1)))
     dd = os.path.join(d, "leader")
     os.makedirs(dd, exist_ok=True)
     args = [BIN["floor3"], "--role", "leader", "--dir", dd,
-            "--port", str(cport)]
+            "--port", str(cport), "--window", str(window)]
     for fp in fports:
         args += ["--follower", "127.0.0.1:%d" % fp]
-    ps.insert(0, start(args, "floor3-leader.log"))
+    ps.insert(0, start(args, "%s-leader.log" % name))
     for _ in range(200):
         try:
             if "PONG" in cmd(cport, "PING"):
@@ -274,7 +277,7 @@ def start_floor3():
             time.sleep(0.05)
     else:
         sys.exit("bench-kv: repl_floor did not start (%s)" % RUN)
-    return System("floor3", [cport], [p.pid for p in ps], 0)
+    return System(name, [cport], [p.pid for p in ps], 0)
 
 
 def floor3_syncs(s):
@@ -293,7 +296,7 @@ def bench_once(s, clients):
     leader_pid = s.pids[s.leader]
     t0 = [cpu_ticks(pid) for pid in s.pids]
     x0 = sum(ctx_switches(pid) for pid in s.pids)
-    y0 = floor3_syncs(s) if s.name == "floor3" else None
+    y0 = floor3_syncs(s) if s.name.startswith("floor3") else None
     out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1",
                           "-p", str(s.ports[s.leader]), "-t", "set",
                           "-n", str(n), "-c", str(clients), "-r", "100000",
@@ -420,7 +423,9 @@ def main():
         if have_craft:
             systems.append(start_craft())
         if "floor3" not in SKIP:
-            systems.append(start_floor3())
+            for i, w in enumerate(FLOOR3_WINDOWS[:2]):
+                systems.append(start_floor3(w, "floor3" if i == 0 else
+                                            "floor3-w%d" % w, 3 * i))
         names = [s.name for s in systems]
         res = {(s.name, c): [] for s in systems for c in CLIENTS}
         floors = []
@@ -442,9 +447,9 @@ def main():
                         (r + 1, s.name, c, fmt_int(x["ops"]), x["p50"],
                          x["p99"], x["cpu"]))
                     if "sync_leader" in x:
-                        log("         floor3 fdatasyncs per write: leader "
+                        log("         %s fdatasyncs per write: leader "
                             "%.3f, followers %.3f and %.3f" %
-                            ((x["sync_leader"],) +
+                            ((s.name, x["sync_leader"]) +
                              tuple(x["sync_followers"])))
             lorder = lib_sys[r % len(lib_sys):] + lib_sys[:r % len(lib_sys)]
             for w in WINDOWS:

@@ -30,7 +30,7 @@ $(BENCH_DIR)/floor: bench/floor.c
 
 $(BENCH_DIR)/repl_floor: bench/repl_floor.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -o $@ $<
+	$(CC) $(CFLAGS_BASE) -o $@ $< -lpthread
 
 $(BENCH_DIR)/seshat_node: bench/seshat_node.c $(STATIC)
 	@mkdir -p $(dir $@)

@@ -4,7 +4,7 @@
  *
  *   repl_floor --role follower --dir D --port PORT
  *   repl_floor --role leader --dir D --port CLIENT_PORT
- *              --follower HOST:PORT --follower HOST:PORT
+ *              --follower HOST:PORT --follower HOST:PORT [--window N]
  *
  * Three processes: a leader that speaks enough of the Redis protocol for
  * redis-benchmark, and two followers.  A write is answered +OK only once
@@ -25,6 +25,14 @@
  * the replies out.  Nothing is pipelined: the next batch starts once the
  * previous one is answered.  The values are not kept (there is no GET):
  * the leader stores nothing but the log.
+ *
+ * --window N (1..64) is the pipelined variant: the leader's pwrite +
+ * fdatasync move to a sync thread, the loop never waits, and a batch is
+ * closed and sent whenever fewer than N are in flight; a client's SETs are
+ * answered once their batch is synced here and acked by one follower, and
+ * a client's other commands wait behind its unanswered SETs.  On the
+ * 2-core development VM it was slower than the serial loop at 1, 4 and 16
+ * (docs/benchmarks.md), so bench_kv.py's floor3 is the serial one.
  *
  * A follower reads frames, pwrites every complete frame it has into its
  * own file, fdatasyncs once, and answers with the last frame's sequence
@@ -55,6 +63,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -64,6 +73,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -77,6 +87,9 @@
 #define ARG_MAX	    ((long)IN_CAP)
 #define MAX_CLIENTS 4096
 #define FOLLOW_CAP  ((size_t)4 << 20) /* a follower's receive buffer */
+#define QUEUE_CAP   ((size_t)4 << 20) /* frames waiting for the sync thread */
+#define WINDOW_MAX  64		      /* --window: batches in flight */
+#define RING	    8 /* a client's batches with unanswered SETs (--window) */
 
 struct frame_hdr {
 	uint32_t magic;
@@ -302,8 +315,12 @@ out:
 struct client {
 	int fd;
 	bool dead;
-	uint32_t events; /* what epoll watches now */
-	unsigned pend;	 /* SETs in the open batch, answered at commit */
+	uint32_t events;       /* what epoll watches now */
+	unsigned pend;	       /* SETs in the open batch, answered at commit */
+	unsigned owed;	       /* every unanswered SET: pend + the ring's */
+	unsigned nwait, whead; /* --window: closed batches awaiting commit */
+	uint64_t wseq[RING];
+	unsigned wcnt[RING];
 	size_t inlen, outlen, outoff;
 	char in[IN_CAP];
 	char out[OUT_CAP];
@@ -326,6 +343,16 @@ struct leader {
 	char *batch; /* frame header, then BATCH_MAX payload bytes */
 	size_t blen; /* payload bytes in the open batch */
 	uint64_t seq, writes, batches;
+	/* --window N > 0: a sync thread writes the log, N batches fly */
+	int window, efd; /* efd: the sync thread finished a sync */
+	uint64_t done;	 /* batches durable here and on one follower */
+	pthread_t syncer;
+	pthread_mutex_t mu; /* guards the fields below */
+	pthread_cond_t cv;
+	char *queue; /* frames for the sync thread */
+	size_t qlen;
+	uint64_t queued_seq, synced_seq, synced_count;
+	bool sync_quit;
 };
 
 struct cmd {
@@ -421,13 +448,19 @@ static void reply_info(struct leader *L, struct client *c)
 	char body[REPLY_MAX - 32], head[32];
 	int bn, hn;
 
+	uint64_t syncs = L->file.syncs;
+
+	if (L->window) {
+		pthread_mutex_lock(&L->mu);
+		syncs = L->synced_count;
+		pthread_mutex_unlock(&L->mu);
+	}
 	leader_drain_acks(L, 0);
 	bn = snprintf(body, sizeof(body),
 		      "role:leader\r\nwrites:%llu\r\nbatches:%llu\r\n"
 		      "fdatasyncs:%llu\r\nfollower_fdatasyncs:%llu,%llu\r\n",
 		      (unsigned long long)L->writes,
-		      (unsigned long long)L->batches,
-		      (unsigned long long)L->file.syncs,
+		      (unsigned long long)L->batches, (unsigned long long)syncs,
 		      (unsigned long long)L->fl[0].syncs,
 		      (unsigned long long)L->fl[1].syncs);
 	if (bn < 0 || bn >= (int)sizeof(body))
@@ -440,8 +473,10 @@ static void reply_info(struct leader *L, struct client *c)
 
 /*
  * Parses c's complete commands into the open batch.  Returns true if it
- * stopped with a complete command left over (batch or reply buffer full,
- * or a non-SET behind this batch's SETs, whose reply must follow theirs).
+ * stopped with a complete command left over that this iteration's commit
+ * lets through (batch full, reply buffer full or a non-SET behind this
+ * batch's SETs, whose reply must follow theirs); false if it waits for
+ * input or (--window) for an earlier batch's commit.
  */
 static bool client_parse(struct leader *L, struct client *c)
 {
@@ -452,7 +487,7 @@ static bool client_parse(struct leader *L, struct client *c)
 		struct cmd cmd;
 		long n;
 
-		if (c->outlen + 5 * ((size_t)c->pend + 1) + REPLY_MAX >
+		if (c->outlen + 5 * ((size_t)c->owed + 1) + REPLY_MAX >
 		    OUT_CAP) {
 			more = c->pend > 0; /* the commit frees room */
 			break;
@@ -476,14 +511,17 @@ static bool client_parse(struct leader *L, struct client *c)
 				more = true;
 				break;
 			}
+			if (c->pend == 0 && c->nwait == RING)
+				break; /* wait for a commit */
 			memcpy(p, &kl, 4);
 			memcpy(p + 4, &vl, 4);
 			memcpy(p + 8, cmd.argv[1], kl);
 			memcpy(p + 8 + kl, cmd.argv[2], vl);
 			L->blen += need;
 			c->pend++;
-		} else if (c->pend > 0) {
-			more = true;
+			c->owed++;
+		} else if (c->owed > 0) {
+			more = c->pend > 0;
 			break;
 		} else if (word_is(&cmd, 0, "PING")) {
 			out_add(c, "+PONG\r\n", 7);
@@ -639,12 +677,9 @@ static void leader_drain_acks(struct leader *L, int wait_ms)
 	}
 }
 
-/*
- * The open batch becomes durable on a majority: sent to both followers,
- * written and synced here, then acknowledged by at least one follower.
- * Returns 0, or -1 if stopping or no follower is left.
- */
-static int leader_commit(struct leader *L)
+/* Frames the open batch as the next sequence number and sends it to
+ * both followers (one write each); returns the frame's length. */
+static size_t leader_send_batch(struct leader *L)
 {
 	struct frame_hdr h = { FRAME_MAGIC, (uint32_t)L->blen, ++L->seq };
 	size_t n = sizeof(h) + L->blen;
@@ -656,8 +691,20 @@ static int leader_commit(struct leader *L)
 				i + 1);
 			L->fl[i].alive = false;
 		}
+	return n;
+}
+
+/*
+ * The open batch becomes durable on a majority: sent to both followers,
+ * written and synced here, then acknowledged by at least one follower.
+ * Returns 0, or -1 if stopping or no follower is left.
+ */
+static int leader_commit(struct leader *L)
+{
+	size_t n = leader_send_batch(L);
+
 	logfile_append_sync(&L->file, L->batch, n);
-	while (L->fl[0].acked < h.seq && L->fl[1].acked < h.seq) {
+	while (L->fl[0].acked < L->seq && L->fl[1].acked < L->seq) {
 		if (stopping)
 			return -1;
 		if (!L->fl[0].alive && !L->fl[1].alive) {
@@ -689,6 +736,124 @@ static void leader_sweep(struct leader *L)
 	L->ncl = k;
 }
 
+/* ------------------------------------------------- --window: pipelined */
+
+/*
+ * With --window N the leader's own pwrite + fdatasync run on this thread,
+ * so that the loop keeps reading clients, closing batches and sending
+ * them to the followers while the disk works; up to N batches are in
+ * flight.  The thread syncs every frame queued since its last sync in
+ * one go (as the followers do), then tells the loop through an eventfd.
+ */
+static void *sync_main(void *arg)
+{
+	struct leader *L = arg;
+	char *buf = malloc(QUEUE_CAP);
+	uint64_t one = 1;
+
+	if (!buf)
+		die("malloc");
+	pthread_mutex_lock(&L->mu);
+	for (;;) {
+		char *tmp;
+		size_t n;
+		uint64_t seq;
+
+		while (!L->qlen && !L->sync_quit)
+			pthread_cond_wait(&L->cv, &L->mu);
+		if (L->sync_quit)
+			break;
+		tmp = L->queue; /* swap: the loop queues into the other */
+		L->queue = buf;
+		buf = tmp;
+		n = L->qlen;
+		seq = L->queued_seq;
+		L->qlen = 0;
+		pthread_mutex_unlock(&L->mu);
+		logfile_append_sync(&L->file, buf, n);
+		pthread_mutex_lock(&L->mu);
+		L->synced_seq = seq;
+		L->synced_count = L->file.syncs;
+		if (write(L->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			die("eventfd");
+	}
+	pthread_mutex_unlock(&L->mu);
+	free(buf);
+	return NULL;
+}
+
+/* Sends the open batch to the followers and queues it for the sync
+ * thread, unless the window is full or the queue has no room. */
+static void leader_close_batch(struct leader *L)
+{
+	size_t n = sizeof(struct frame_hdr) + L->blen;
+	bool room;
+
+	if (L->seq - L->done >= (uint64_t)L->window)
+		return;
+	pthread_mutex_lock(&L->mu);
+	room = L->qlen + n <= QUEUE_CAP;
+	pthread_mutex_unlock(&L->mu);
+	if (!room)
+		return;
+	leader_send_batch(L);
+	pthread_mutex_lock(&L->mu);
+	memcpy(L->queue + L->qlen, L->batch, n);
+	L->qlen += n;
+	L->queued_seq = L->seq;
+	pthread_cond_signal(&L->cv);
+	pthread_mutex_unlock(&L->mu);
+	for (int i = 0; i < L->ncl; i++) {
+		struct client *c = L->cl[i];
+		if (c->pend) { /* client_parse left a ring slot free */
+			unsigned k = (c->whead + c->nwait++) % RING;
+			c->wseq[k] = L->seq;
+			c->wcnt[k] = c->pend;
+			c->pend = 0;
+		}
+	}
+	L->batches++;
+	L->blen = 0;
+}
+
+/* L->done = the last batch durable here and on one follower. */
+static void leader_progress(struct leader *L)
+{
+	uint64_t synced, acked = L->fl[0].acked > L->fl[1].acked
+					 ? L->fl[0].acked
+					 : L->fl[1].acked;
+
+	pthread_mutex_lock(&L->mu);
+	synced = L->synced_seq;
+	pthread_mutex_unlock(&L->mu);
+	L->done = synced < acked ? synced : acked;
+}
+
+/* Queues +OK for c's SETs: with --window those of committed batches,
+ * without it those of the batch just committed. */
+static unsigned client_answer(struct leader *L, struct client *c)
+{
+	unsigned n = 0;
+
+	if (!L->window) {
+		n = c->pend;
+		c->pend = 0;
+	}
+	while (c->nwait && c->wseq[c->whead] <= L->done) {
+		n += c->wcnt[c->whead];
+		c->whead = (c->whead + 1) % RING;
+		c->nwait--;
+	}
+	L->writes += n;
+	c->owed -= n;
+	for (unsigned i = 0; i < n; i++)
+		out_add(c, "+OK\r\n", 5);
+	return n;
+}
+
+/* epoll tags of the non-client descriptors */
+static char tag_listen, tag_follower, tag_synced;
+
 static int leader_loop(struct leader *L)
 {
 	struct epoll_event evs[256];
@@ -701,29 +866,56 @@ static int leader_loop(struct leader *L)
 			die("epoll_wait");
 		for (int i = 0; i < n; i++) {
 			struct client *c = evs[i].data.ptr;
-			if (!c) {
+			uint64_t v;
+
+			if (evs[i].data.ptr == &tag_listen) {
 				leader_accept(L);
-				continue;
+			} else if (evs[i].data.ptr == &tag_follower) {
+				leader_drain_acks(L, 0);
+			} else if (evs[i].data.ptr == &tag_synced) {
+				if (read(L->efd, &v, sizeof(v)) < 0 &&
+				    errno != EAGAIN)
+					die("eventfd");
+			} else {
+				if (evs[i].events & EPOLLOUT)
+					client_flush(c);
+				if (evs[i].events &
+				    (EPOLLIN | EPOLLHUP | EPOLLERR))
+					client_read(c);
 			}
-			if (evs[i].events & EPOLLOUT)
-				client_flush(c);
-			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-				client_read(c);
+		}
+		if (L->window) {
+			for (int i = 0; i < 2; i++)
+				if (!L->fl[i].alive)
+					epoll_ctl(L->ep, EPOLL_CTL_DEL,
+						  L->fl[i].fd, NULL);
+			if (!L->fl[0].alive && !L->fl[1].alive &&
+			    L->done < L->seq) {
+				fprintf(stderr, "repl_floor: no follower "
+						"left: a write cannot reach "
+						"a majority\n");
+				return 1;
+			}
+			leader_progress(L);
 		}
 		more = false;
 		for (int i = 0; i < L->ncl; i++)
 			if (!L->cl[i]->dead && L->cl[i]->inlen &&
 			    client_parse(L, L->cl[i]))
 				more = true;
-		if (L->blen) {
+		if (L->blen && !L->window) {
 			if (leader_commit(L))
 				return stopping ? 0 : 1;
+		} else if (L->blen) {
+			leader_close_batch(L);
+			if (L->blen)
+				more = false; /* the window is full */
 		}
 		for (int i = 0; i < L->ncl; i++) {
 			struct client *c = L->cl[i];
-			L->writes += c->pend;
-			for (; c->pend; c->pend--)
-				out_add(c, "+OK\r\n", 5);
+			/* a command held behind these SETs may go now */
+			if (client_answer(L, c) && c->inlen)
+				more = true;
 			client_flush(c);
 			if (!c->dead)
 				client_watch(L, c);
@@ -734,10 +926,11 @@ static int leader_loop(struct leader *L)
 }
 
 static int leader_main(const char *dir, int port, const char *f1,
-		       const char *f2)
+		       const char *f2, int window)
 {
 	static struct leader L;
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &tag_listen };
+	uint64_t syncs;
 	int rc;
 
 	L.batch = malloc(sizeof(struct frame_hdr) + BATCH_MAX);
@@ -752,16 +945,47 @@ static int leader_main(const char *dir, int port, const char *f1,
 	L.ep = epoll_create1(0);
 	if (L.ep < 0 || epoll_ctl(L.ep, EPOLL_CTL_ADD, L.ls, &ev))
 		die("epoll");
+	L.window = window;
+	if (window) {
+		L.queue = malloc(QUEUE_CAP);
+		L.efd = eventfd(0, EFD_NONBLOCK);
+		if (!L.queue || L.efd < 0)
+			die("eventfd");
+		pthread_mutex_init(&L.mu, NULL);
+		pthread_cond_init(&L.cv, NULL);
+		ev.data.ptr = &tag_synced;
+		if (epoll_ctl(L.ep, EPOLL_CTL_ADD, L.efd, &ev))
+			die("epoll");
+		ev.data.ptr = &tag_follower;
+		for (int i = 0; i < 2; i++)
+			if (epoll_ctl(L.ep, EPOLL_CTL_ADD, L.fl[i].fd, &ev))
+				die("epoll");
+		if (pthread_create(&L.syncer, NULL, sync_main, &L)) {
+			fprintf(stderr, "repl_floor: no sync thread\n");
+			return 1;
+		}
+	}
 	rc = leader_loop(&L);
 	leader_drain_acks(&L, 50);
+	syncs = L.file.syncs;
+	if (window) {
+		pthread_mutex_lock(&L.mu);
+		L.sync_quit = true;
+		pthread_cond_signal(&L.cv);
+		pthread_mutex_unlock(&L.mu);
+		pthread_join(L.syncer, NULL);
+		syncs = L.file.syncs;
+		close(L.efd);
+		free(L.queue);
+	}
 	fprintf(stderr,
 		"repl_floor leader: writes=%llu batches=%llu (%.1f writes "
 		"per batch) fdatasyncs=%llu (%.3f per write); followers' "
 		"fdatasyncs %llu and %llu\n",
 		(unsigned long long)L.writes, (unsigned long long)L.batches,
 		L.batches ? (double)L.writes / (double)L.batches : 0.0,
-		(unsigned long long)L.file.syncs,
-		L.writes ? (double)L.file.syncs / (double)L.writes : 0.0,
+		(unsigned long long)syncs,
+		L.writes ? (double)syncs / (double)L.writes : 0.0,
 		(unsigned long long)L.fl[0].syncs,
 		(unsigned long long)L.fl[1].syncs);
 	for (int i = 0; i < L.ncl; i++)
@@ -786,14 +1010,15 @@ static void usage(void)
 			"PORT\n"
 			"       repl_floor --role leader --dir D --port "
 			"CLIENT_PORT "
-			"--follower HOST:PORT --follower HOST:PORT\n");
+			"--follower HOST:PORT --follower HOST:PORT [--window "
+			"N]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	const char *role = NULL, *dir = NULL, *fl[2] = { NULL, NULL };
-	int port = 0, nfl = 0;
+	int port = 0, nfl = 0, window = 0;
 	struct sigaction sa = { .sa_handler = on_signal };
 
 	for (int i = 1; i + 1 < argc; i += 2) {
@@ -803,12 +1028,15 @@ int main(int argc, char **argv)
 			dir = argv[i + 1];
 		else if (!strcmp(argv[i], "--port"))
 			port = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--window"))
+			window = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--follower") && nfl < 2)
 			fl[nfl++] = argv[i + 1];
 		else
 			usage();
 	}
-	if (argc % 2 == 0 || !role || !dir || port <= 0 || port > 65535)
+	if (argc % 2 == 0 || !role || !dir || port <= 0 || port > 65535 ||
+	    window < 0 || window > WINDOW_MAX)
 		usage();
 	sigaction(SIGTERM, &sa, NULL); /* no SA_RESTART: calls see EINTR */
 	sigaction(SIGINT, &sa, NULL);
@@ -816,7 +1044,7 @@ int main(int argc, char **argv)
 	if (!strcmp(role, "follower") && nfl == 0)
 		return follower_main(dir, port);
 	if (!strcmp(role, "leader") && nfl == 2)
-		return leader_main(dir, port, fl[0], fl[1]);
+		return leader_main(dir, port, fl[0], fl[1], window);
 	usage();
 	return 2;
 }
