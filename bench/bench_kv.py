@@ -15,8 +15,8 @@ of the rounds, and the ratios are taken between medians of the same run.
   floor3   bench/repl_floor.c: the ideal replicated write on this machine,
            3 processes and no Raft at all; a batch of SETs is answered
            once it is fdatasync'ed on the leader and on one follower.  No
-           3-member Raft can beat it here (docs/benchmarks.md, "The
-           replicated floor"); its fdatasyncs per write (leader, and the
+           3-member Raft with a Redis-shaped leader can beat it here
+           (docs/benchmarks.md, "The replicated floor"); its fdatasyncs per write (leader, and the
            two followers) come from its INFO before and after each run
 
 The load is redis-benchmark SET with 100-byte values over 100 000 keys

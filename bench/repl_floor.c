@@ -12,9 +12,10 @@
  * follower (majority = leader + 1 follower), the durability a 3-member
  * Raft gives with fsync before ack.  Everything Raft adds on top — terms,
  * indexes, log matching, a commit index, elections, snapshots, an apply
- * step, a state machine, checksums — is missing, so no 3-member Raft can
- * be faster on the same machine with the same disk: its throughput is an
- * upper bound (docs/benchmarks.md, "The replicated floor").
+ * step, a state machine, checksums — is missing, so no 3-member Raft
+ * whose leader has this shape can be faster on the same machine with the
+ * same disk: its throughput is an upper bound for them (docs/benchmarks.md,
+ * "The replicated floor", which also measures the pipelined --window).
  *
  * The leader is one thread with epoll, shaped like Redis with appendfsync
  * always.  Each loop iteration reads every ready client, parses every
