@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench/bench_kv.py — `make bench-kv`: kvnode against Redis and canonical raft.
 
-Three systems, each started once and then measured in alternating rounds
+Four systems, each started once and then measured in alternating rounds
 (round r runs them in a rotated order: ABC, BCA, CAB, ...) so that the noise
 of a shared machine falls on all of them alike; the table gives the median
 of the rounds, and the ratios are taken between medians of the same run.
@@ -12,6 +12,12 @@ of the rounds, and the ratios are taken between medians of the same run.
   craft    canonical raft 0.15 (Debian's libraft-dev) through
            bench/craft_kv.c: 3 members, raft_uv + raft_uv_tcp, same
            snapshot threshold; skipped with a note if it was not built
+  floor3   bench/repl_floor.c: the ideal replicated write on this machine,
+           3 processes and no Raft at all; a batch of SETs is answered
+           once it is fdatasync'ed on the leader and on one follower.  No
+           3-member Raft with a Redis-shaped leader can beat it here
+           (docs/benchmarks.md, "The replicated floor"); its fdatasyncs per write (leader, and the
+           two followers) come from its INFO before and after each run
 
 The load is redis-benchmark SET with 100-byte values over 100 000 keys
 (-r 100000 -d 100), at 1, 50 and 200 clients, against each leader.  The
@@ -39,8 +45,9 @@ systems, "kvnode@base" and "seshat@base", alternated with the others.
 
 Environment: BUILD (default build), QUICK=1 (one round, short runs),
 ROUNDS, CLIENTS ("1 50 200"), WINDOWS ("1 64"; "" skips the library level),
-SKIP ("craft", "redis", "floor": leave systems, or the floor, out of a
-before/after run), PORT_BASE (default 23700;
+SKIP ("craft", "redis", "floor3", "floor": leave systems, or the floor, out of a
+before/after run), FLOOR3_WINDOWS ("0": floor3's --window; "0 4" adds
+the pipelined variant with 4 batches in flight as system "floor3-w4"), PORT_BASE (default 23700;
 the ports PORT_BASE+1 .. PORT_BASE+90 must be free: checked at start).
 """
 import os
@@ -58,6 +65,8 @@ ROUNDS = int(os.environ.get("ROUNDS") or (1 if QUICK else 3))
 CLIENTS = [int(c) for c in (os.environ.get("CLIENTS") or "1 50 200").split()]
 WINDOWS = [int(w) for w in os.environ.get("WINDOWS", "1 64").split()]
 SKIP = os.environ.get("SKIP", "").split()
+FLOOR3_WINDOWS = [int(w) for w in
+                  (os.environ.get("FLOOR3_WINDOWS") or "0").split()]
 PORT = int(os.environ.get("PORT_BASE") or 23700)
 RUN = os.path.join(BUILD, "bench-kv")
 BIN = {
@@ -65,6 +74,7 @@ BIN = {
     "craft": os.path.join(BUILD, "bench/craft_kv"),
     "seshat_node": os.path.join(BUILD, "bench/seshat_node"),
     "floor": os.path.join(BUILD, "bench/floor"),
+    "floor3": os.path.join(BUILD, "bench/repl_floor"),
 }
 BASE = os.environ.get("BASE_BUILD") or ""
 if BASE:
@@ -243,6 +253,41 @@ def start_craft():
     return System("craft", ports, [p.pid for p in ps], leader)
 
 
+def start_floor3(window, name, off):
+    d = os.path.join(RUN, name)
+    cport, fports = PORT + 24 + off, [PORT + 25 + off, PORT + 26 + off]
+    ps = []
+    for i, fp in enumerate(fports):
+        dd = os.path.join(d, "f%d" % (i + 1))
+        os.makedirs(dd, exist_ok=True)
+        ps.append(start([BIN["floor3"], "--role", "follower", "--dir", dd,
+                         "--port", str(fp)], "%s-f%d.log" % (name, i + 1)))
+    dd = os.path.join(d, "leader")
+    os.makedirs(dd, exist_ok=True)
+    args = [BIN["floor3"], "--role", "leader", "--dir", dd,
+            "--port", str(cport), "--window", str(window)]
+    for fp in fports:
+        args += ["--follower", "127.0.0.1:%d" % fp]
+    ps.insert(0, start(args, "%s-leader.log" % name))
+    for _ in range(200):
+        try:
+            if "PONG" in cmd(cport, "PING"):
+                break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        sys.exit("bench-kv: repl_floor did not start (%s)" % RUN)
+    return System(name, [cport], [p.pid for p in ps], 0)
+
+
+def floor3_syncs(s):
+    """floor3's counters: writes, leader and followers' fdatasyncs."""
+    info = dict(line.split(":", 1) for line in
+                cmd(s.ports[0], "INFO").splitlines() if ":" in line)
+    f1, f2 = info["follower_fdatasyncs"].split(",")
+    return [int(info["writes"]), int(info["fdatasyncs"]), int(f1), int(f2)]
+
+
 # ---------------------------------------------------------------- runs
 
 def bench_once(s, clients):
@@ -251,6 +296,7 @@ def bench_once(s, clients):
     leader_pid = s.pids[s.leader]
     t0 = [cpu_ticks(pid) for pid in s.pids]
     x0 = sum(ctx_switches(pid) for pid in s.pids)
+    y0 = floor3_syncs(s) if s.name.startswith("floor3") else None
     out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1",
                           "-p", str(s.ports[s.leader]), "-t", "set",
                           "-n", str(n), "-c", str(clients), "-r", "100000",
@@ -258,6 +304,9 @@ def bench_once(s, clients):
                          capture_output=True, text=True, timeout=600)
     t1 = [cpu_ticks(pid) for pid in s.pids]
     x1 = sum(ctx_switches(pid) for pid in s.pids)
+    if y0:
+        time.sleep(0.05)  # the slower follower's last ack
+        y1 = floor3_syncs(s)
     row = None
     for line in out.stdout.splitlines():
         if line.startswith('"SET"'):
@@ -267,7 +316,7 @@ def bench_once(s, clients):
                  "\n%s%s" % (s.name, out.stdout, out.stderr))
     us_per_tick = 1e6 / CLK_TCK
     lead = s.pids.index(leader_pid)
-    return {
+    res = {
         "ops": float(row[1]),
         "p50": float(row[4]) * 1000,
         "p99": float(row[6]) * 1000,
@@ -275,6 +324,11 @@ def bench_once(s, clients):
         "cpu_all": sum(b - a for a, b in zip(t0, t1)) * us_per_tick / n,
         "cs_all": (x1 - x0) / n,
     }
+    if y0:
+        w = max(1, y1[0] - y0[0])
+        res["sync_leader"] = (y1[1] - y0[1]) / w
+        res["sync_followers"] = [(y1[i] - y0[i]) / w for i in (2, 3)]
+    return res
 
 
 def floor_once():
@@ -368,6 +422,10 @@ def main():
             systems.append(start_redis())
         if have_craft:
             systems.append(start_craft())
+        if "floor3" not in SKIP:
+            for i, w in enumerate(FLOOR3_WINDOWS[:2]):
+                systems.append(start_floor3(w, "floor3" if i == 0 else
+                                            "floor3-w%d" % w, 3 * i))
         names = [s.name for s in systems]
         res = {(s.name, c): [] for s in systems for c in CLIENTS}
         floors = []
@@ -388,6 +446,11 @@ def main():
                         "µs  p99 %6.0f µs  leader CPU %5.1f µs/write" %
                         (r + 1, s.name, c, fmt_int(x["ops"]), x["p50"],
                          x["p99"], x["cpu"]))
+                    if "sync_leader" in x:
+                        log("         %s fdatasyncs per write: leader "
+                            "%.3f, followers %.3f and %.3f" %
+                            ((s.name, x["sync_leader"]) +
+                             tuple(x["sync_followers"])))
             lorder = lib_sys[r % len(lib_sys):] + lib_sys[:r % len(lib_sys)]
             for w in WINDOWS:
                 for ls in lorder:
@@ -439,6 +502,19 @@ def main():
             line += ", %.2fx canonical raft's p50" % (
                 kp50 / med(res[("craft", 1)], "p50"))
         log(line)
+    if ("floor3", CLIENTS[0]) in res:
+        log("")
+        for c in CLIENTS:
+            rows = res[("floor3", c)]
+            log("kvnode vs floor3 at %3d clients: %.2fx (floor3 = %.2fx "
+                "redis); floor3 fdatasyncs per write: leader %.3f, "
+                "followers %.3f and %.3f" %
+                (c, med(res[("kvnode", c)], "ops") / med(rows, "ops"),
+                 med(rows, "ops") / med(res[("redis", c)], "ops")
+                 if ("redis", c) in res else float("nan"),
+                 med(rows, "sync_leader"),
+                 statistics.median(r["sync_followers"][0] for r in rows),
+                 statistics.median(r["sync_followers"][1] for r in rows)))
     if not WINDOWS:
         log("bench-kv: %.0f s; data in %s" % (time.time() - started, RUN))
         return

@@ -7,6 +7,8 @@
 # makes it short; docs/benchmarks.md explains the table.
 #
 #   bench/floor.c        one loopback round trip + one fdatasync
+#   bench/repl_floor.c   "floor3": 3 processes, a batch durable on the
+#                        leader + 1 follower before +OK, no Raft at all
 #   bench/seshat_node.c  engine + WAL + TCP, W proposals in flight
 #   bench/craft_kv.c     canonical raft with a tiny RESP front end
 #
@@ -16,9 +18,17 @@
 # "Multi-group scale").
 
 BENCH_DIR = $(BUILD)/bench
+
+# repl_floor's RESP parser takes bytes from the network: fuzz it with the
+# library's targets (`make fuzz`).
+FUZZ_SRCS += bench/fuzz_repl_floor.c
 CRAFT_OK := $(shell pkg-config --exists raft libuv 2>/dev/null && echo 1 || echo 0)
 
 $(BENCH_DIR)/floor: bench/floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -o $@ $< -lpthread
+
+$(BENCH_DIR)/repl_floor: bench/repl_floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -o $@ $< -lpthread
 
@@ -32,7 +42,8 @@ $(BENCH_DIR)/craft_kv: bench/craft_kv.c
 	$(CC) $(CFLAGS_BASE) -Wno-strict-prototypes $(shell pkg-config --cflags raft libuv) \
 		-o $@ $< $(shell pkg-config --libs raft libuv)
 
-BENCH_KV_BINS = $(BENCH_DIR)/floor $(BENCH_DIR)/seshat_node $(KVNODE_BIN)
+BENCH_KV_BINS = $(BENCH_DIR)/floor $(BENCH_DIR)/repl_floor \
+	$(BENCH_DIR)/seshat_node $(KVNODE_BIN)
 ifeq ($(CRAFT_OK),1)
 BENCH_KV_BINS += $(BENCH_DIR)/craft_kv
 endif
