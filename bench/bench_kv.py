@@ -26,7 +26,10 @@ of every thread) before and after each run, divided by the writes; "all
 nodes" sums the three members.  So does the last column: the context
 switches (voluntary + involuntary, every thread, /proc/PID/task/*/status)
 per write, which on this VM are what a wake-up costs, and which depend
-less on the machine's other load than times do.  Every data directory sits under
+less on the machine's other load than times do.  kvnode's fdatasyncs per
+write (leader, and each follower) come from the wal_batches of INFO raft
+before and after each run (one fdatasync per WAL batch), printed below
+the table.  Every data directory sits under
 BUILD/bench-kv, on the same disk.
 
 The floor — one loopback round trip + one fdatasync of a small append into
@@ -288,6 +291,20 @@ def floor3_syncs(s):
     return [int(info["writes"]), int(info["fdatasyncs"]), int(f1), int(f2)]
 
 
+def kvnode_syncs(s):
+    """Each kvnode's WAL batches (one fdatasync each), leader first; None
+    for a build whose INFO has no wal_batches."""
+    out = []
+    for i in [s.leader] + [j for j in range(len(s.ports)) if j != s.leader]:
+        info = dict(line.split(":", 1) for line in
+                    cmd(s.ports[i], "INFO", "raft").splitlines()
+                    if ":" in line)
+        if "wal_batches" not in info:
+            return None
+        out.append(int(info["wal_batches"]))
+    return out
+
+
 # ---------------------------------------------------------------- runs
 
 def bench_once(s, clients):
@@ -297,6 +314,7 @@ def bench_once(s, clients):
     t0 = [cpu_ticks(pid) for pid in s.pids]
     x0 = sum(ctx_switches(pid) for pid in s.pids)
     y0 = floor3_syncs(s) if s.name.startswith("floor3") else None
+    k0 = kvnode_syncs(s) if s.name.startswith("kvnode") else None
     out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1",
                           "-p", str(s.ports[s.leader]), "-t", "set",
                           "-n", str(n), "-c", str(clients), "-r", "100000",
@@ -304,9 +322,10 @@ def bench_once(s, clients):
                          capture_output=True, text=True, timeout=600)
     t1 = [cpu_ticks(pid) for pid in s.pids]
     x1 = sum(ctx_switches(pid) for pid in s.pids)
-    if y0:
+    if y0 or k0:
         time.sleep(0.05)  # the slower follower's last ack
-        y1 = floor3_syncs(s)
+    y1 = floor3_syncs(s) if y0 else None
+    k1 = kvnode_syncs(s) if k0 else None
     row = None
     for line in out.stdout.splitlines():
         if line.startswith('"SET"'):
@@ -328,6 +347,9 @@ def bench_once(s, clients):
         w = max(1, y1[0] - y0[0])
         res["sync_leader"] = (y1[1] - y0[1]) / w
         res["sync_followers"] = [(y1[i] - y0[i]) / w for i in (2, 3)]
+    if k0 and k1:
+        res["sync_leader"] = (k1[0] - k0[0]) / n
+        res["sync_followers"] = [(k1[i] - k0[i]) / n for i in (1, 2)]
     return res
 
 
@@ -502,6 +524,19 @@ def main():
             line += ", %.2fx canonical raft's p50" % (
                 kp50 / med(res[("craft", 1)], "p50"))
         log(line)
+    for n in names:
+        if not n.startswith("kvnode") or \
+                any("sync_leader" not in r for c in CLIENTS
+                    for r in res[(n, c)]):
+            continue
+        log("")
+        for c in CLIENTS:
+            rows = res[(n, c)]
+            log("%s fdatasyncs per write at %3d clients: leader %.3f, "
+                "followers %.3f and %.3f" %
+                (n, c, med(rows, "sync_leader"),
+                 statistics.median(r["sync_followers"][0] for r in rows),
+                 statistics.median(r["sync_followers"][1] for r in rows)))
     if ("floor3", CLIENTS[0]) in res:
         log("")
         for c in CLIENTS:

@@ -94,6 +94,28 @@ static void info_groups(struct kv_server *s, struct kv_buf *o)
 	}
 }
 
+/* The WAL's counters (the one WAL every group shares): batches are
+ * fdatasyncs, so batches / appends is the group commit a benchmark sees. */
+static void info_wal(struct kv_server *s, struct kv_buf *o)
+{
+	sr_wal *w = s->opt.storage_wal ? sr_server_wal(s->groups[0].srv) : NULL;
+	sr_wal_stats ws;
+
+	if (!w)
+		return;
+	sr_wal_get_stats(w, &ws);
+	kv_buf_printf(o,
+		      "wal_engine:%s\r\nwal_appends:%llu\r\n"
+		      "wal_batches:%llu\r\nwal_bytes_written:%llu\r\n"
+		      "wal_segments:%llu\r\nwal_pending_bytes:%llu\r\n",
+		      ws.engine == SR_WAL_URING ? "io_uring" : "posix",
+		      (unsigned long long)ws.appends,
+		      (unsigned long long)ws.batches,
+		      (unsigned long long)ws.bytes_written,
+		      (unsigned long long)ws.segments,
+		      (unsigned long long)ws.pending_bytes);
+}
+
 /* The fields of group 0 (the only one without --groups), then every
  * group's line. */
 static void info_raft(struct kv_server *s, struct kv_buf *o)
@@ -137,6 +159,7 @@ static void info_raft(struct kv_server *s, struct kv_buf *o)
 		      (unsigned long long)g->fsm.n_restores,
 		      (unsigned long long)g->fsm.last_restore_index,
 		      (unsigned long long)st.repair_index);
+	info_wal(s, o);
 	kv_buf_printf(o, "members:%u\r\n", conf ? conf->n : 0);
 	for (uint32_t i = 0; conf && i < conf->n; i++) {
 		const sr_member *m = &conf->members[i];

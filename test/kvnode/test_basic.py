@@ -126,6 +126,15 @@ def test_info_and_cluster_views():
         check(k in inf, k)
     eq(inf["members"], "3")
     check(int(inf["commit_index"]) >= 21)
+    # One awaited write at a time: one fdatasync each on the leader.
+    b0, a0 = int(inf["wal_batches"]), int(inf["wal_appends"])
+    for i in range(10):
+        conn.call("SET", "w%d" % i, "v")
+    wal = parse_info(conn.call("INFO", "raft"))
+    check(int(wal["wal_batches"]) - b0 >= 10, (b0, wal["wal_batches"]))
+    check(int(wal["wal_appends"]) - a0 >= 10, (a0, wal["wal_appends"]))
+    check(int(wal["wal_bytes_written"]) > 0 and wal["wal_engine"] == "posix",
+          wal)
     for i in (1, 2, 3):
         m = inf["member_%d" % i]
         check("role=voter" in m, m)
@@ -133,7 +142,7 @@ def test_info_and_cluster_views():
             check("match=" in m and "state=replicate" in m, m)
     full = parse_info(conn.call("INFO"))
     check("redis_version" in full and "connected_clients" in full)
-    eq(full["db0"].split(",")[0], "keys=20")
+    eq(full["db0"].split(",")[0], "keys=30")
     nodes = conn.call("CLUSTER", "MEMBERS").decode().splitlines()
     eq(len(nodes), 3)
     mine = [l for l in nodes if "myself" in l][0]
@@ -145,13 +154,13 @@ def test_info_and_cluster_views():
     eq(ci["cluster_voters"], "3")
     conn.close()
     # Followers apply everything and say who leads.
-    last = int(inf["last_log_index"])
+    last = int(wal["last_log_index"])
     for i in c.live():
         fi = c.wait_applied(i, last)
         eq(fi["leader_id"], str(leader))
         if i != leader:
             eq(fi["role"], "follower")
-            eq(c.info(i, "keyspace")["db0"].split(",")[0], "keys=20")
+            eq(c.info(i, "keyspace")["db0"].split(",")[0], "keys=30")
 
 
 @suite.test
@@ -183,6 +192,7 @@ def test_mem_storage_cluster():
     eq(conn.call("SET", "m", "1"), "OK")
     eq(conn.call("GET", "m"), b"1")
     eq(c.info(leader)["storage"], "mem")
+    check("wal_batches" not in c.info(leader), "WAL counters without a WAL")
     conn.close()
 
 
