@@ -569,7 +569,7 @@ SR_API int sr_group_propose(sr_group *g, const void *data, size_t len,
 
 	if (rc)
 		return rc;
-	server_wal_hold_proposal(g, 1);
+	server_wal_hold_proposal(g);
 	return server_group_leave(g, sr_node_propose(g->node, data, len, cookie,
 						     index_out));
 }
@@ -581,7 +581,7 @@ SR_API int sr_group_propose_batch(sr_group *g, const sr_buf *cmds, size_t count,
 
 	if (rc)
 		return rc;
-	server_wal_hold_proposal(g, count);
+	server_wal_hold_proposal(g);
 	return server_group_leave(g, sr_node_propose_batch(g->node, cmds, count,
 							   cookies, first_out));
 }

@@ -134,7 +134,7 @@ void server_wal_ready(sr_loop *loop, int fd, int events, void *ctx);
 void server_wal_hold(sr_server *s);
 /* Before a proposal of count entries: hold the WAL if the leader writes
  * it on the loop (leader_writes_inline). */
-void server_wal_hold_proposal(sr_group *g, size_t count);
+void server_wal_hold_proposal(sr_group *g);
 /* Cancel a queued write of held WAL appends (destroy). */
 void server_wal_cancel(sr_server *s);
 

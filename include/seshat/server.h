@@ -149,17 +149,18 @@ typedef struct sr_server_config {
 	int no_default_group;
 
 	/*
-	 * 1: a lone proposal (one entry) to a leader whose log is otherwise
-	 * all committed is written and fdatasynced on the loop's thread at
-	 * the end of the loop iteration, after the messages carrying it to
-	 * the followers have left, if the WAL's writer thread is idle; the
-	 * loop blocks for that sync.  The leader waits for that entry
-	 * anyway, and writing on the loop saves two thread hand-offs
-	 * (waking the writer, its completion waking the loop).  Batches of
-	 * several entries, or proposals while others are in flight, go to
-	 * the writer thread, so that the loop keeps reading and replicating
-	 * while it syncs.  0 (default): the writer thread always writes.
-	 * Followers write on the loop when the writer is idle either way.
+	 * 1: the proposals a leader accepts in one loop iteration are
+	 * written and fdatasynced on the loop's thread at the end of that
+	 * iteration, after the messages carrying them to the followers have
+	 * left, if the WAL's writer thread is idle (else the writer takes
+	 * them); the loop blocks for that sync, as Redis's does with
+	 * appendfsync always.  It saves two thread hand-offs per batch
+	 * (waking the writer, its completion waking the loop), and the
+	 * requests that arrive during a sync form the next batch.  The cost:
+	 * while the disk stalls, the loop does too (heartbeats included),
+	 * as a follower's does.  0 (default): the writer thread always
+	 * writes the leader's entries.  Followers write on the loop when the
+	 * writer is idle either way.
 	 */
 	int leader_writes_inline;
 
