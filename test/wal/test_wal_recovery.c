@@ -155,8 +155,8 @@ static uint64_t map_segment(const char *dir, const char *name)
 }
 
 /* Batches: entries 1..10, 11..20, ..., 41..50, one batch each; the
- * directory as a crash after the last sync leaves it. */
-static const char *reference(uint64_t seg_size)
+ * WAL closed cleanly. */
+static const char *reference_closed(uint64_t seg_size)
 {
 	const char *dir = t_dir();
 	sr_wal *w = t_open(dir, seg_size ? seg_size : 64 << 10);
@@ -166,6 +166,14 @@ static const char *reference(uint64_t seg_size)
 		CHECK_EQ(sr_wal_sync(w), 0);
 	}
 	t_close(w);
+	return dir;
+}
+
+/* The same directory as a crash after the last sync leaves it. */
+static const char *reference(uint64_t seg_size)
+{
+	const char *dir = reference_closed(seg_size);
+
 	t_as_crashed(dir);
 	return dir;
 }
@@ -823,13 +831,7 @@ TEST(test_a_clean_close_makes_damage_in_the_last_batch_corruption)
 	int k;
 
 	t_cleanup();
-	dir = t_dir();
-	w = t_open(dir, 64 << 10);
-	for (sr_index i = 1; i <= 41; i += 10) {
-		CHECK_EQ(t_append(w, i, i, i + 9, 1, 400), 0);
-		CHECK_EQ(sr_wal_sync(w), 0);
-	}
-	t_close(w);
+	dir = reference_closed(0);
 	CHECK(t_seg_empty(dir, "0000000000000002.wal"));
 	map_segment(dir, SEG1);
 	k = last_batch_start();
