@@ -255,6 +255,8 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 			      "# Stats\r\ntotal_connections_received:%llu\r\n"
 			      "rejected_connections:%llu\r\n"
 			      "total_commands_processed:%llu\r\nwrites:%llu\r\n"
+			      "write_batches:%llu\r\nwrite_batch_waits:%llu\r\n"
+			      "write_batches_in_flight_max:%llu\r\n"
 			      "reads:%llu\r\nredirects:%llu\r\ntimeouts:%"
 			      "llu\r\n"
 			      "protocol_errors:%llu\r\n"
@@ -266,6 +268,9 @@ void kv_info(struct kv_server *s, const char *section, struct kv_buf *o)
 			      (unsigned long long)s->n_rejected_conns,
 			      (unsigned long long)s->n_commands,
 			      (unsigned long long)s->n_writes,
+			      (unsigned long long)s->n_wbatches,
+			      (unsigned long long)s->n_wbatch_waits,
+			      (unsigned long long)s->n_wbatch_inflight_max,
 			      (unsigned long long)s->n_reads,
 			      (unsigned long long)s->n_moved,
 			      (unsigned long long)s->n_timeouts,

@@ -21,6 +21,7 @@ struct kv_req {
 	struct kv_group *g;	      /* the group it waits for */
 	unsigned slot;		      /* its key's slot, for MOVED */
 	uint64_t deadline;
+	uint64_t batch_end; /* last entry of write batch number N; 0: not */
 	int kind;
 	uint8_t ready; /* the reply is known (or the read may be evaluated) */
 	uint8_t held;  /* the batch or the engine holds it */

@@ -340,6 +340,7 @@ struct kv_opts {
 	int wal_repair;	      /* SR_WAL_REPAIR_* (peers by default) */
 	uint64_t max_bulk;
 	uint32_t timeout_ms;
+	uint32_t write_batches; /* in flight per group; 0: no limit */
 	uint64_t cluster_id;
 	uint32_t max_clients;
 	/* --client-output-buffer-limit HARD SOFT SECONDS (0: no limit) and
@@ -373,6 +374,9 @@ struct kv_batch {
 	size_t *ends; /* end offset of each command in data */
 	struct kv_req **reqs;
 	int scheduled;
+	/* Batches proposed, and the last one whose every entry is done:
+	 * flushed - done are in flight (--write-batches, requests.c). */
+	uint64_t flushed, done;
 };
 
 /*
@@ -442,6 +446,9 @@ struct kv_server {
 
 	/* Counters for INFO. */
 	uint64_t n_commands, n_writes, n_reads, n_moved, n_timeouts;
+	/* Write batches proposed, those that waited for one in flight, and
+	 * the most in flight at once (requests.c). */
+	uint64_t n_wbatches, n_wbatch_waits, n_wbatch_inflight_max;
 	uint64_t n_accepted, n_rejected_conns, n_proto_errors;
 	uint64_t n_obuf_disconnects, n_qbuf_disconnects, n_idle_disconnects;
 	uint64_t started_ms;

@@ -104,6 +104,9 @@ static const char usage_text[] =
 	"  --timeout-ms N      answer a request still waiting after N ms with\n"
 	"                      -TIMEOUT (a write's outcome is then unknown) "
 	"(5000)\n"
+	"  --write-batches N   write batches a leader keeps in flight per\n"
+	"                      group; writes arriving meanwhile wait and go\n"
+	"                      together when one is done (1; 0: no limit)\n"
 	"\n"
 	"Limits:\n"
 	"  --max-bulk BYTES    largest bulk string accepted (536870912); a "
@@ -234,6 +237,7 @@ enum {
 	OPT_WAL_REPAIR,
 	OPT_MAX_BULK,
 	OPT_TIMEOUT,
+	OPT_WRITE_BATCHES,
 	OPT_CLUSTER_ID,
 	OPT_MAX_CLIENTS,
 	OPT_OBUF_LIMIT,
@@ -263,6 +267,7 @@ static const struct option long_opts[] = {
 	{ "wal-repair", required_argument, NULL, OPT_WAL_REPAIR },
 	{ "max-bulk", required_argument, NULL, OPT_MAX_BULK },
 	{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
+	{ "write-batches", required_argument, NULL, OPT_WRITE_BATCHES },
 	{ "cluster-id", required_argument, NULL, OPT_CLUSTER_ID },
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 	{ "client-output-buffer-limit", required_argument, NULL,
@@ -445,6 +450,11 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 			return bad("timeout-ms", v, "10..3600000");
 		o->timeout_ms = (uint32_t)n;
 		return 0;
+	case OPT_WRITE_BATCHES:
+		if (parse_u64(v, 0, 1024, &n))
+			return bad("write-batches", v, "0..1024");
+		o->write_batches = (uint32_t)n;
+		return 0;
 	case OPT_CLUSTER_ID:
 		if (parse_u64(v, 0, UINT64_MAX, &n))
 			return bad("cluster-id", v, "an integer");
@@ -615,6 +625,7 @@ static int parse_args(int argc, char **argv, struct kv_opts *o)
 	o->snapshot_trailing = UINT64_MAX;
 	o->max_bulk = 512ull * 1024 * 1024;
 	o->timeout_ms = 5000;
+	o->write_batches = 1;
 	o->cluster_id = 1;
 	o->groups = 1;
 	o->max_clients = 10000;

@@ -5,6 +5,7 @@ every node, INFO/CLUSTER output, and a clean SIGTERM exit."""
 import os
 import signal
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -183,6 +184,54 @@ def test_pipeline_reads_its_own_writes():
     conn.close()
 
 
+def write_concurrently(c, leader, threads=16, each=100):
+    """SETs from many clients at once; every one must be acknowledged."""
+    errors = []
+
+    def run(t):
+        try:
+            conn = c.conn(leader)
+            for i in range(each):
+                r = conn.call("SET", "b:%d:%d" % (t, i), str(i))
+                if r != "OK":
+                    errors.append(r)
+            conn.close()
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(repr(e))
+    ts = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    eq(errors, [])
+
+
+@suite.test
+def test_write_batches_bound_the_batches_in_flight():
+    # The default, --write-batches 1: writes that arrive while a batch is
+    # in flight wait for it and go together as the next one.
+    c = suite.cluster("wbatch", n=3)
+    c.start_all()
+    leader = c.wait_leader()
+    write_concurrently(c, leader)
+    st = c.info(leader, "stats")
+    eq(st["write_batches_in_flight_max"], "1")
+    check(int(st["write_batch_waits"]) > 0, st)
+    check(0 < int(st["write_batches"]) < int(st["writes"]), st)
+    conn = c.conn(leader)
+    eq(conn.call("GET", "b:15:99"), b"99")
+    eq(parse_info(conn.call("INFO", "keyspace"))["db0"].split(",")[0],
+       "keys=1600")
+    conn.close()
+    # --write-batches 3: never more than three.
+    c3 = suite.cluster("wbatch3", n=3, extra=["--write-batches", "3"])
+    c3.start_all()
+    leader = c3.wait_leader()
+    write_concurrently(c3, leader)
+    st = c3.info(leader, "stats")
+    check(1 <= int(st["write_batches_in_flight_max"]) <= 3, st)
+
+
 @suite.test
 def test_mem_storage_cluster():
     c = suite.cluster("mem", n=3, storage="mem")
@@ -233,6 +282,11 @@ def test_command_line_errors_and_help():
                            timeout=10)
         eq(p.returncode, 2, "args %r: %r" % (bad, p.stderr))
         check(p.stderr, "no message for %r" % bad)
+    for v in ("-1", "1025", "x", ""):
+        p = subprocess.run([suite.kvnode, "--write-batches", v, "--id", "1"],
+                           capture_output=True, timeout=10)
+        eq(p.returncode, 2)
+        check(b"write-batches" in p.stderr, p.stderr)
 
 
 if __name__ == "__main__":

@@ -258,6 +258,51 @@ def test_paused_leader_never_serves_stale_data():
     print("  old leader answered GET %r, SET %r" % (r, w))
 
 
+@suite.test
+def test_a_deposed_leader_releases_the_writes_it_held():
+    """With one write batch in flight (the default --write-batches 1), a
+    leader holds the writes that arrive meanwhile.  If it loses its quorum,
+    those must be answered (not executed: redirected or CLUSTERDOWN) once
+    it steps down, not kept until the batch in flight is decided, which
+    with its followers gone may take until --timeout-ms."""
+    c = suite.cluster("held", n=3, extra=["--timeout-ms", "60000"])
+    c.start_all()
+    leader = c.wait_leader()
+    first, second = c.conn(leader, timeout=30), c.conn(leader, timeout=30)
+    eq(first.call("SET", "warm", "1"), "OK")
+    followers = [i for i in c.live() if i != leader]
+    for f in followers:
+        c.nodes[f].proc.send_signal(signal.SIGSTOP)
+    try:
+        first.send("SET", "inflight", "1")   # proposed, cannot commit
+        time.sleep(0.2)
+        t0 = time.time()
+        second.send("SET", "held", "1")      # waits behind it
+        w = second.reply()
+        took = time.time() - t0
+        check(isinstance(w, Err) and (w.startswith("MOVED") or
+                                      w.startswith("CLUSTERDOWN")),
+              "held write answered %r" % (w,))
+        # Check quorum deposes the leader within about two election
+        # timeouts (300 ms here); the sweep then releases the batch.
+        check(took < 10, "held write answered after %.1f s" % took)
+    finally:
+        for f in followers:
+            c.nodes[f].proc.send_signal(signal.SIGCONT)
+    lead = c.wait_leader(timeout=10)
+    eq(c.follow("GET", "held", start=lead)[0], None,
+       "a write answered as not executed was executed")
+    r = first.reply()    # its entry commits or is replaced
+    got = c.follow("GET", "inflight", start=c.wait_leader(timeout=10))[0]
+    if r == "OK":
+        eq(got, b"1", "acknowledged write lost")
+    else:
+        check(isinstance(r, Err) and r.startswith("TRYAGAIN"), r)
+        eq(got, None, "a write answered %r was executed" % r)
+    first.close()
+    second.close()
+
+
 def mount_tmpfs(path, size):
     os.makedirs(path, exist_ok=True)
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size,
