@@ -76,27 +76,72 @@ static void apply_resolve(sr_node *n, const sr_entry *e, int status,
 		n->cfg.fsm->free_result(n->cfg.fsm_ctx, result);
 }
 
+/* Apply one entry read from the log and resolve its proposals. */
+static void apply_entry(sr_node *n, const sr_entry *e)
+{
+	void *result = NULL;
+	int status = 0;
+	if (e->type == SR_ENTRY_NORMAL) {
+		status = n->cfg.fsm->apply(n->cfg.fsm_ctx, e, &result);
+		if (status > 0)
+			status = 0;
+	} else if (e->type == SR_ENTRY_CONFIG) {
+		conf_entry_applied(n, e->index, e->data, e->len);
+	}
+	n->applied = e->index;
+	apply_resolve(n, e, status, result);
+}
+
+/* The length of the run of normal entries that starts at e[0]. */
+static size_t apply_normal_run(const sr_entry *e, size_t n)
+{
+	size_t k = 0;
+	while (k < n && e[k].type == SR_ENTRY_NORMAL)
+		k++;
+	return k;
+}
+
+/*
+ * Without a prefetch hook, entries are read and applied one at a time as
+ * they always were.  With one, up to SR_FSM_PREFETCH_MAX committed entries
+ * (and APPLY_RUN_BYTES of data) are read in one log_get() call, which keeps
+ * every pointer valid until the next store call: applying makes none (the
+ * callbacks may not call into the engine, and storage_done only marks).
+ * Each run of consecutive normal entries is handed to the hook just before
+ * it is applied, so that the state machine can start its memory loads for
+ * the whole run at once.
+ */
+#define APPLY_RUN_BYTES ((uint64_t)1 << 20)
+
 void apply_committed(sr_node *n)
 {
-	sr_entry e;
+	sr_entry run[SR_FSM_PREFETCH_MAX];
+	const sr_fsm_ops *fsm = n->cfg.fsm;
 	while (n->applied < n->commit && n->role != SR_STOPPED) {
-		void *result = NULL;
-		int status = 0;
-		int rv = log_entry(&n->log, n->applied + 1, &e);
-		if (rv) {
-			node_stop(n, rv == SR_ENOTFOUND ? SR_ECORRUPT : rv,
+		sr_index left = n->commit - n->applied;
+		size_t want = fsm->prefetch ? SR_FSM_PREFETCH_MAX : 1;
+		size_t got = 0, hinted = 0;
+		int rv;
+		if (want > left)
+			want = (size_t)left;
+		rv = log_get(&n->log, n->applied + 1, want, APPLY_RUN_BYTES,
+			     run, &got);
+		if (rv || got == 0) {
+			node_stop(n,
+				  rv == 0 || rv == SR_ENOTFOUND ? SR_ECORRUPT
+								: rv,
 				  "reading an entry to apply");
 			return;
 		}
-		if (e.type == SR_ENTRY_NORMAL) {
-			status = n->cfg.fsm->apply(n->cfg.fsm_ctx, &e, &result);
-			if (status > 0)
-				status = 0;
-		} else if (e.type == SR_ENTRY_CONFIG) {
-			conf_entry_applied(n, e.index, e.data, e.len);
+		for (size_t i = 0; i < got && n->role != SR_STOPPED; i++) {
+			if (fsm->prefetch && i >= hinted &&
+			    run[i].type == SR_ENTRY_NORMAL) {
+				size_t k = apply_normal_run(run + i, got - i);
+				fsm->prefetch(n->cfg.fsm_ctx, run + i, k);
+				hinted = i + k;
+			}
+			apply_entry(n, &run[i]);
 		}
-		n->applied = e.index;
-		apply_resolve(n, &e, status, result);
 	}
 	/* Keep the cache near its size: applied and locally durable entries
 	 * can be read back from the store if a slow follower needs them. */

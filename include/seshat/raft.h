@@ -193,7 +193,23 @@ typedef struct sr_fsm_ops {
 	 * the node.  Required when snapshots are in use.
 	 */
 	int (*restore)(void *ctx, sr_index index, sr_term term);
+
+	/*
+	 * Optional (NULL: not used).  A hint, called just before the engine
+	 * applies a run of n consecutive committed SR_ENTRY_NORMAL entries
+	 * (1 <= n <= SR_FSM_PREFETCH_MAX) with apply(), in that order, so
+	 * that the state machine can start the memory loads of the whole run
+	 * at once (a hash map over more keys than the cache holds spends most
+	 * of an apply waiting on them).  It must not change the state: the
+	 * node may stop before it applies every entry of the run.  Never
+	 * called for configuration or no-op entries.  The entries are
+	 * borrowed for the call only (apply() gets them again).
+	 */
+	void (*prefetch)(void *ctx, const sr_entry *entries, size_t n);
 } sr_fsm_ops;
+
+/* The most entries one sr_fsm_ops.prefetch call hands over. */
+#define SR_FSM_PREFETCH_MAX 64
 
 /* ------------------------------------------------------------------ */
 /* Transport                                                          */

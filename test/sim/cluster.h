@@ -139,6 +139,10 @@ struct sim_node {
 		uint64_t count;
 		uint64_t kv[SIM_KEYS]; /* per key: id of the last write, 0 */
 	} fsm;
+	/* the fsm's prefetch hint (odd seeds): the run hinted last, from
+	 * hint_first; [hint_next, hint_end) is still to be applied */
+	sr_index hint_first, hint_next, hint_end;
+	uint64_t hint_h[SR_FSM_PREFETCH_MAX];
 	unsigned char snap_buf[SIM_SNAP_BYTES]; /* a deferred snapshot */
 	struct sim_chain *shadow;		/* [0, shadow_last] */
 	size_t shadow_cap;

@@ -410,11 +410,70 @@ static int st_snap_read(void *ctx, uint64_t off, void *buf, size_t len,
 	return sr_mem_ops()->snapshot_read(sn->mem, off, buf, len, n_out);
 }
 
+/* The bytes and term of an entry, for the prefetch checks. */
+static uint64_t hint_hash(const sr_entry *e)
+{
+	const unsigned char *p = e->data;
+	uint64_t h = 1469598103934665603ull ^ e->term;
+
+	for (uint32_t i = 0; i < e->len; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+/* The hint must hand normal entries that are committed, in runs of at
+ * most SR_FSM_PREFETCH_MAX, after the previous run was applied, and
+ * exactly those entries must be applied next (fsm_apply). */
+static void fsm_prefetch(void *ctx, const sr_entry *e, size_t n)
+{
+	struct sim_node *sn = ctx;
+	struct cluster *c = sn->c;
+	sr_status st;
+
+	sr_node_status(sn->node, &st);
+	if (n < 1 || n > SR_FSM_PREFETCH_MAX || sn->hint_next != sn->hint_end)
+		sim_fail(c,
+			 "n%d hint of %zu entries at %" PRIu64 " (%" PRIu64
+			 " of the last one not applied)",
+			 sn->slot + 1, n, n ? e[0].index : 0,
+			 sn->hint_end - sn->hint_next);
+	if (c->failed)
+		return;
+	for (size_t k = 0; k < n; k++) {
+		if (e[k].type != SR_ENTRY_NORMAL ||
+		    e[k].index != e[0].index + k ||
+		    e[k].index > st.commit_index ||
+		    e[k].index <= sn->applied_seen)
+			sim_fail(c,
+				 "n%d hints entry %" PRIu64 " (type %u; "
+				 "applied %" PRIu64 ", commit %" PRIu64 ")",
+				 sn->slot + 1, e[k].index, e[k].type,
+				 sn->applied_seen, st.commit_index);
+		sn->hint_h[k] = hint_hash(&e[k]);
+	}
+	sn->hint_first = sn->hint_next = e[0].index;
+	sn->hint_end = e[0].index + n;
+}
+
 static int fsm_apply(void *ctx, const sr_entry *e, void **result)
 {
 	struct sim_node *sn = ctx;
+	struct cluster *c = sn->c;
 
 	*result = NULL;
+	if (c->fsm.prefetch && !c->failed) {
+		if (sn->hint_next >= sn->hint_end ||
+		    e->index != sn->hint_next ||
+		    sn->hint_h[e->index - sn->hint_first] != hint_hash(e))
+			sim_fail(c,
+				 "n%d applies %" PRIu64 " which is not the "
+				 "next hinted entry (%" PRIu64 " of [%" PRIu64
+				 ", %" PRIu64 "))",
+				 sn->slot + 1, e->index, sn->hint_next,
+				 sn->hint_first, sn->hint_end);
+		else
+			sn->hint_next++;
+	}
 	check_apply(sn, e);
 	return 0;
 }
@@ -564,6 +623,7 @@ int sim_node_make(struct cluster *c, struct sim_node *sn)
 	sr_config cfg;
 
 	sr_config_init(&cfg, sn->id);
+	sn->hint_first = sn->hint_next = sn->hint_end = 0;
 	cfg.group = c->o.group;
 	cfg.election_timeout_ms = c->o.election_ms_of[sn->slot]
 					  ? c->o.election_ms_of[sn->slot]
@@ -613,6 +673,10 @@ void sim_hooks_init(struct cluster *c)
 		st_snap_finish, st_snap_read,
 	};
 	c->fsm.apply = fsm_apply;
+	/* Half the seeds apply with the prefetch hint (the engine then reads
+	 * committed entries in runs), half without. */
+	if (c->o.seed & 1)
+		c->fsm.prefetch = fsm_prefetch;
 	if (c->o.snapshot_threshold) {
 		c->fsm.snapshot = fsm_snapshot;
 		c->fsm.restore = fsm_restore;

@@ -46,6 +46,9 @@ static struct cluster C;
 /* The store vtable of new nodes (NULL: sr_mem_ops()); a test may wrap the
  * memory store's functions, with the sr_mem * as ctx. */
 static const sr_storage_ops *cluster_storage_ops;
+/* The state machine vtable of new nodes (NULL: the counter's fsm_ops);
+ * its ctx is &ids[i] like the counter's. */
+static const sr_fsm_ops *cluster_fsm_ops;
 static uint64_t ids[MAXN + 1] = { 0, 1, 2, 3, 4, 5, 6, 7 };
 
 static int net_send(void *ctx, const sr_msg *m)
@@ -179,7 +182,7 @@ __attribute__((unused)) static void cluster_node_create(int i)
 	cfg.heartbeat_ms = 20;
 	cfg.storage = cluster_storage_ops ? cluster_storage_ops : sr_mem_ops();
 	cfg.storage_ctx = C.mem[i];
-	cfg.fsm = &fsm_ops;
+	cfg.fsm = cluster_fsm_ops ? cluster_fsm_ops : &fsm_ops;
 	cfg.fsm_ctx = &ids[i];
 	cfg.transport = &net_ops;
 	cfg.transport_ctx = &C;
