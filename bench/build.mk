@@ -11,6 +11,7 @@
 #                        leader + 1 follower before +OK, no Raft at all
 #   bench/seshat_node.c  engine + WAL + TCP, W proposals in flight
 #   bench/craft_kv.c     canonical raft with a tiny RESP front end
+#   bench/kv_prefetch.c  `make bench-kvmap`: the fsm's prefetch hint, cold map
 #
 # `make bench-scale`: the idle cost of many Raft groups per process
 # (bench/bench_scale.py drives three bench/scale_node processes; QUICK=1,
@@ -58,4 +59,16 @@ $(BENCH_DIR)/scale_node: bench/scale_node.c $(STATIC)
 bench-scale: $(BENCH_DIR)/scale_node
 	@BUILD=$(BUILD) QUICK=$(QUICK) python3 bench/bench_scale.py
 
-.PHONY: bench-kv bench-scale
+# `make bench-kvmap`: kvnode applying runs of SETs to a map that is not in
+# the cache, with and without the state machine's prefetch hint
+# (bench/kv_prefetch.c; docs/benchmarks.md "Prefetching a run of entries").
+$(BENCH_DIR)/kv_prefetch: bench/kv_prefetch.c $(KVNODE_LIBOBJS) $(STATIC) \
+		$(KVNODE_DIR)/kvnode.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -I$(KVNODE_DIR) -o $@ $< $(KVNODE_LIBOBJS) \
+		$(STATIC) $(LDLIBS_ALL) $(URING_LIBS)
+
+bench-kvmap: $(BENCH_DIR)/kv_prefetch
+	nice $(BENCH_DIR)/kv_prefetch
+
+.PHONY: bench-kv bench-scale bench-kvmap

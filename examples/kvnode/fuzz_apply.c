@@ -4,6 +4,8 @@
  * and snapshot images.
  *
  * The input is a sequence of entries, each a u16 length and its bytes.
+ * Each run of up to SR_FSM_PREFETCH_MAX of them goes first through the
+ * prefetch hint (on the first state machine only), as the engine does.
  * They are applied in order to two state machines whose hash tables use
  * different SipHash keys (so their buckets, and the order the expiry purge
  * meets keys, differ): every entry must give the same status and the same
@@ -101,22 +103,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	b.k0 ^= 0x5555555555555555ULL; /* a different bucket order */
 	while (pos + 2 <= size) {
-		size_t len = (size_t)data[pos] | (size_t)data[pos + 1] << 8;
-		struct kv_result *ra, *rb;
-		int ca, cb;
-		pos += 2;
-		if (len > size - pos)
-			len = size - pos;
-		ca = fz_apply(&a, &sa, data + pos, len, &ra);
-		cb = fz_apply(&b, &sb, data + pos, len, &rb);
-		if (ca != cb || (!ra) != (!rb) ||
-		    (ra && (ra->code != rb->code || ra->num != rb->num ||
-			    ra->len != rb->len ||
-			    memcmp(ra->resp, rb->resp, ra->len))))
-			abort();
-		free(ra);
-		free(rb);
-		pos += len;
+		sr_entry run[SR_FSM_PREFETCH_MAX];
+		size_t n = 0;
+		/* A run of entries, hinted (on a only) before it is applied,
+		 * as the engine does: the hint must change nothing. */
+		while (n < SR_FSM_PREFETCH_MAX && pos + 2 <= size) {
+			size_t len = (size_t)data[pos] | (size_t)data[pos + 1]
+								 << 8;
+			pos += 2;
+			if (len > size - pos)
+				len = size - pos;
+			run[n] = (sr_entry){ .index = n + 1,
+					     .term = 1,
+					     .type = SR_ENTRY_NORMAL,
+					     .len = (uint32_t)len,
+					     .data = data + pos };
+			n++;
+			pos += len;
+		}
+		prefetch_run(&a, run, n);
+		for (size_t i = 0; i < n; i++) {
+			struct kv_result *ra, *rb;
+			int ca = fz_apply(&a, &sa, run[i].data, run[i].len,
+					  &ra);
+			int cb = fz_apply(&b, &sb, run[i].data, run[i].len,
+					  &rb);
+			if (ca != cb || (!ra) != (!rb) ||
+			    (ra && (ra->code != rb->code ||
+				    ra->num != rb->num || ra->len != rb->len ||
+				    memcmp(ra->resp, rb->resp, ra->len))))
+				abort();
+			free(ra);
+			free(rb);
+		}
 	}
 	fz_same(&a, &b);
 	fz_same(&b, &a);

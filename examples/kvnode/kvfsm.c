@@ -329,6 +329,77 @@ static int fsm_apply(void *ctx, const sr_entry *e, void **result)
 	return rc;
 }
 
+/*
+ * The keys whose buckets a write will touch, for the prefetch hint: those
+ * of SET, MSET, DEL and INCRBY, inside the TIMED and SESSION wrappers
+ * (depth counts them; a well-formed entry has at most one of each).
+ * Anything else, and malformed bytes, give none: a hint may miss.
+ */
+static size_t entry_keys(const void *data, size_t len, const void **keys,
+			 size_t *klens, size_t max, int depth)
+{
+	const unsigned char *cur, *a = NULL;
+	struct cmd_view c;
+	size_t al = 0, n = 0;
+
+	if (max == 0 || cmd_decode(&c, data, len))
+		return 0;
+	cur = c.args;
+	switch (c.op) {
+	case KV_OP_TIMED:
+	case KV_OP_SESSION:
+		if (depth >= 2 || c.argc != (c.op == KV_OP_TIMED ? 2u : 4u))
+			return 0;
+		for (uint32_t i = 0; i < c.argc; i++)
+			a = cmd_arg(&cur, &al); /* the write is the last */
+		return entry_keys(a, al, keys, klens, max, depth + 1);
+	case KV_OP_SET:
+	case KV_OP_MSET:
+	case KV_OP_DEL:
+	case KV_OP_INCRBY:
+		for (uint32_t i = 0; i < c.argc && n < max; i++) {
+			a = cmd_arg(&cur, &al);
+			if (c.op == KV_OP_DEL || i % 2 == 0) {
+				keys[n] = a;
+				klens[n++] = al;
+			}
+			if (c.op == KV_OP_INCRBY)
+				break;
+		}
+		return n;
+	default:
+		return 0;
+	}
+}
+
+size_t kv_fsm_entry_keys(const void *data, size_t len, const void **keys,
+			 size_t *klens, size_t max)
+{
+	return entry_keys(data, len, keys, klens, max, 0);
+}
+
+/* The engine hands a run of committed entries before applying them:
+ * start loading the buckets of their keys together (kv_map_prefetch). */
+#define PREFETCH_KEYS 256
+
+static void prefetch_run(const struct kv_map *m, const sr_entry *e, size_t n)
+{
+	const void *keys[PREFETCH_KEYS];
+	size_t klens[PREFETCH_KEYS], k = 0;
+
+	for (size_t i = 0; i < n && k < PREFETCH_KEYS; i++)
+		k += kv_fsm_entry_keys(e[i].data, e[i].len, keys + k, klens + k,
+				       PREFETCH_KEYS - k);
+	kv_map_prefetch(m, k, keys, klens);
+}
+
+static void fsm_prefetch(void *ctx, const sr_entry *e, size_t n)
+{
+	struct kv_fsm *f = ctx;
+
+	prefetch_run(&f->map, e, n);
+}
+
 static void fsm_free_result(void *ctx, void *result)
 {
 	(void)ctx;
@@ -691,4 +762,5 @@ const sr_fsm_ops kv_fsm_ops = {
 	.free_result = fsm_free_result,
 	.snapshot = fsm_snapshot,
 	.restore = fsm_restore,
+	.prefetch = fsm_prefetch,
 };

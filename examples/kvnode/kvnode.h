@@ -173,6 +173,12 @@ int kv_map_del(struct kv_map *m, const void *key, size_t klen);
 const struct kv_ent *kv_map_next(const struct kv_map *m, size_t *bucket,
 				 const struct kv_ent *e);
 uint64_t kv_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
+/* Start loading the buckets of n keys (a hint for a run of writes). */
+void kv_map_prefetch(const struct kv_map *m, size_t n, const void *const *keys,
+		     const size_t *klens);
+/* kvfsm.c: up to max keys an entry's write touches; how many. */
+size_t kv_fsm_entry_keys(const void *data, size_t len, const void **keys,
+			 size_t *klens, size_t max);
 /* Expiry: a key whose time is <= m->now is absent to get/del/set. */
 uint64_t kv_map_ttl(const struct kv_map *m, const void *key, size_t klen);
 int kv_map_set_ttl(struct kv_map *m, const void *key, size_t klen,
