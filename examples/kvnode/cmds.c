@@ -100,19 +100,29 @@ uint64_t kv_wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* A scratch buffer is emptied for the next write; one grown past 1 MiB
+ * by a large value is given back rather than kept. */
+static void scratch_done(struct kv_buf *b)
+{
+	if (b->cap > ((size_t)1 << 20))
+		kv_buf_free(b);
+	b->len = 0;
+}
+
 void kv_cmd_propose(struct kv_cmdctx *ctx, int kind, const struct kv_buf *enc)
 {
 	unsigned char now[8];
 	const char *argv[2] = { (const char *)now, enc->p };
 	size_t lens[2] = { 8, enc->len };
-	struct kv_buf timed = { 0 };
+	struct kv_buf *timed = &ctx->s->timed_scratch;
 
 	kv_cmd_le64(now, (long long)kv_wall_ms());
-	if (kv_cmd_encode(&timed, KV_OP_TIMED, 2, argv, lens))
+	timed->len = 0;
+	if (kv_cmd_encode(timed, KV_OP_TIMED, 2, argv, lens))
 		kv_reply_error(ctx->out, "ERR out of memory");
 	else
-		kv_server_async_write(ctx, kind, &timed);
-	kv_buf_free(&timed);
+		kv_server_async_write(ctx, kind, timed);
+	scratch_done(timed);
 }
 
 /* Inside SESSION id seq: the write wrapped in a session entry stamped
@@ -148,7 +158,7 @@ static void session_write(struct kv_cmdctx *ctx, int op, size_t n,
 static void write_args(struct kv_cmdctx *ctx, int kind, int op, size_t n,
 		       const char *const *argv, const size_t *lens)
 {
-	struct kv_buf enc = { 0 };
+	struct kv_buf *enc = &ctx->s->enc_scratch;
 
 	if (ctx->txn) {
 		kv_multi_queue(ctx, op, n, argv, lens);
@@ -158,11 +168,12 @@ static void write_args(struct kv_cmdctx *ctx, int kind, int op, size_t n,
 		session_write(ctx, op, n, argv, lens);
 		return;
 	}
-	if (kv_cmd_encode(&enc, op, n, argv, lens))
+	enc->len = 0;
+	if (kv_cmd_encode(enc, op, n, argv, lens))
 		kv_reply_error(ctx->out, "ERR out of memory");
 	else
-		kv_cmd_propose(ctx, kind, &enc);
-	kv_buf_free(&enc);
+		kv_cmd_propose(ctx, kind, enc);
+	scratch_done(enc);
 }
 
 static void read_only_cmd(struct kv_cmdctx *ctx, int kind);

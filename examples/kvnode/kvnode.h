@@ -438,6 +438,9 @@ struct kv_server {
 	struct kv_conn *active_head, *active_tail;
 	struct kv_conn *heavy;
 	struct kv_buf spare_in;
+	/* A write's encoding and its TIMED wrapper (cmds.c), reused from
+	 * one write to the next rather than allocated for each. */
+	struct kv_buf enc_scratch, timed_scratch;
 	uint64_t cron_timer;
 
 	/* Requests the engine holds a reference to: still waiting for their

@@ -378,9 +378,41 @@ int kv_parse(struct kv_parser *p, const char *buf, size_t len, const char **err)
 /* Replies                                                            */
 /* ------------------------------------------------------------------ */
 
+/* "<type><number>\r\n" without printf: every reply header of every
+ * command goes through here. */
+static int put_header(struct kv_buf *b, char type, int neg,
+		      unsigned long long v)
+{
+	char tmp[24], *e = tmp + sizeof(tmp), *p = e;
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	if (neg)
+		*--p = '-';
+	if (kv_buf_reserve(b, (size_t)(e - p) + 3))
+		return -1;
+	b->p[b->len++] = type;
+	memcpy(b->p + b->len, p, (size_t)(e - p));
+	b->len += (size_t)(e - p);
+	b->p[b->len++] = '\r';
+	b->p[b->len++] = '\n';
+	return 0;
+}
+
 int kv_reply_simple(struct kv_buf *b, const char *s)
 {
-	return kv_buf_printf(b, "+%s\r\n", s);
+	size_t n = strlen(s);
+
+	if (kv_buf_reserve(b, n + 3))
+		return -1;
+	b->p[b->len++] = '+';
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len++] = '\r';
+	b->p[b->len++] = '\n';
+	return 0;
 }
 
 /* Error text must be one line: CR and LF become spaces. */
@@ -415,12 +447,15 @@ int kv_reply_errorf(struct kv_buf *b, const char *fmt, ...)
 
 int kv_reply_int(struct kv_buf *b, long long v)
 {
-	return kv_buf_printf(b, ":%lld\r\n", v);
+	/* the magnitude of LLONG_MIN does not fit a long long */
+	return put_header(b, ':', v < 0,
+			  v < 0 ? 0ULL - (unsigned long long)v
+				: (unsigned long long)v);
 }
 
 int kv_reply_bulk(struct kv_buf *b, const void *p, size_t len)
 {
-	if (kv_buf_printf(b, "$%zu\r\n", len) || kv_buf_put(b, p, len))
+	if (put_header(b, '$', 0, len) || kv_buf_put(b, p, len))
 		return -1;
 	return kv_buf_put(b, "\r\n", 2);
 }
@@ -437,7 +472,7 @@ int kv_reply_nil(struct kv_buf *b)
 
 int kv_reply_array(struct kv_buf *b, size_t n)
 {
-	return kv_buf_printf(b, "*%zu\r\n", n);
+	return put_header(b, '*', 0, n);
 }
 
 /* ------------------------------------------------------------------ */

@@ -760,4 +760,6 @@ void kv_server_close_all(struct kv_server *s)
 			conn_close(c);
 	}
 	kv_buf_free(&s->spare_in);
+	kv_buf_free(&s->enc_scratch);
+	kv_buf_free(&s->timed_scratch);
 }

@@ -181,6 +181,22 @@ TEST(test_reply_encoding)
 	CHECK_EQ(b.len, strlen(want));
 	CHECK(memcmp(b.p, want, b.len) == 0);
 	kv_buf_free(&b);
+	/* the integer edges, and lengths, as printf would write them */
+	{
+		const char *edges = ":0\r\n:9223372036854775807\r\n"
+				    ":-9223372036854775808\r\n:-1\r\n"
+				    "*0\r\n$0\r\n\r\n$10\r\n0123456789\r\n";
+		kv_reply_int(&b, 0);
+		kv_reply_int(&b, LLONG_MAX);
+		kv_reply_int(&b, LLONG_MIN);
+		kv_reply_int(&b, -1);
+		kv_reply_array(&b, 0);
+		kv_reply_bulk(&b, "", 0);
+		kv_reply_bulk(&b, "0123456789", 10);
+		CHECK_EQ(b.len, strlen(edges));
+		CHECK(memcmp(b.p, edges, b.len) == 0);
+		kv_buf_free(&b);
+	}
 }
 
 /* HELLO 3: RESP2 nulls become "_", everything else is kept byte for
