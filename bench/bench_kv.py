@@ -7,7 +7,8 @@ of a shared machine falls on all of them alike; the table gives the median
 of the rounds, and the ratios are taken between medians of the same run.
 
   kvnode   3 nodes, WAL (fdatasync before a write is acknowledged), the
-           defaults of examples/kvnode (snapshots every 65 536 entries)
+           defaults of examples/kvnode (a snapshot every 64 MiB of applied
+           entries, --snapshot-bytes)
   redis    one redis-server, appendonly yes, appendfsync always, no RDB
   craft    canonical raft 0.15 (Debian's libraft-dev) through
            bench/craft_kv.c: 3 members, raft_uv + raft_uv_tcp, same

@@ -200,8 +200,9 @@ static int fsm_restore(void *ctx, sr_index index, sr_term term)
 	return sr_node_snapshot_read(node, 0, &applied, sizeof(applied), &n);
 }
 
-static const sr_fsm_ops fsm_ops = { fsm_apply, NULL, fsm_snapshot,
-				    fsm_restore };
+static const sr_fsm_ops fsm_ops = { .apply = fsm_apply,
+				    .snapshot = fsm_snapshot,
+				    .restore = fsm_restore };
 
 /* ------------------------------------------------------------------ */
 /* The load: W proposals in flight                                    */

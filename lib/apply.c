@@ -89,6 +89,7 @@ static void apply_entry(sr_node *n, const sr_entry *e)
 		conf_entry_applied(n, e->index, e->data, e->len);
 	}
 	n->applied = e->index;
+	n->applied_bytes += e->len;
 	apply_resolve(n, e, status, result);
 }
 

@@ -158,6 +158,9 @@ struct sr_node {
 	sr_term snap_take_term;
 	sr_membership snap_take_conf;
 	uint64_t snap_take_offset;
+	/* Data bytes of the entries applied since start, and their count
+	 * when the last snapshot was taken or restored (snapshot_bytes). */
+	uint64_t applied_bytes, snap_bytes_mark;
 	sr_id recv_from;	  /* RECEIVING: the leader sending it */
 	sr_term recv_leader_term; /* RECEIVING: that leader's term */
 	sr_index recv_index;

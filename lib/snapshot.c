@@ -3,7 +3,9 @@
  * (Raft §7, thesis §5).
  *
  * Taking: once `snapshot_threshold` entries were applied since the last
- * snapshot, the engine opens a snapshot in the store (snapshot_begin at
+ * snapshot (or, with `snapshot_bytes`, entries holding that many bytes:
+ * a small-entry workload then snapshots by volume, not by count), the
+ * engine opens a snapshot in the store (snapshot_begin at
  * the last applied index) and asks the state machine for its bytes.  The
  * state machine may deliver them later, in pieces, while the engine keeps
  * replicating and applying; sr_node_snapshot_done() makes the snapshot
@@ -178,6 +180,7 @@ int snap_restore(sr_node *n, sr_index index, sr_term term)
 		node_stop(n, rv, "restoring the state machine from a snapshot");
 		return rv;
 	}
+	n->snap_bytes_mark = n->applied_bytes;
 	return 0;
 }
 
@@ -390,6 +393,7 @@ static int snap_take(sr_node *n)
 		return rv;
 	}
 	n->snap_mode = SNAP_TAKING;
+	n->snap_bytes_mark = n->applied_bytes;
 	n->snap_take_index = idx;
 	n->snap_take_term = term;
 	n->snap_take_offset = 0;
@@ -411,7 +415,9 @@ void snap_process(sr_node *n)
 	if (n->cfg.snapshot_threshold == 0 || n->snap_mode != SNAP_IDLE ||
 	    !n->cfg.fsm->snapshot || !snap_supported(n))
 		return;
-	if (n->applied - log_snap_index(&n->log) < n->cfg.snapshot_threshold)
+	if (n->applied - log_snap_index(&n->log) < n->cfg.snapshot_threshold &&
+	    (!n->cfg.snapshot_bytes ||
+	     n->applied_bytes - n->snap_bytes_mark < n->cfg.snapshot_bytes))
 		return;
 	(void)snap_take(n);
 }

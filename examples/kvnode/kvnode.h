@@ -342,8 +342,9 @@ struct kv_opts {
 	uint32_t heartbeat_ms;
 	uint64_t snapshot_threshold;
 	uint64_t snapshot_trailing;
-	uint64_t wal_segment; /* 0: the WAL's default */
-	int wal_repair;	      /* SR_WAL_REPAIR_* (peers by default) */
+	uint64_t snapshot_bytes; /* 0: by count only */
+	uint64_t wal_segment;	 /* 0: the WAL's default */
+	int wal_repair;		 /* SR_WAL_REPAIR_* (peers by default) */
 	uint64_t max_bulk;
 	uint32_t timeout_ms;
 	uint32_t write_batches; /* in flight per group; 0: no limit */

@@ -86,7 +86,9 @@ static const char usage_text[] =
 	"                      after a majority made it durable with "
 	"fdatasync.\n"
 	"                      mem: the log lives in memory (lost on exit).\n"
-	"  --snapshot-entries N  snapshot after N applied entries (65536)\n"
+	"  --snapshot-entries N  snapshot after N applied entries (1048576)\n"
+	"  --snapshot-bytes N  or once the entries applied since the last\n"
+	"                      snapshot hold N bytes (67108864; 0: by count)\n"
 	"  --snapshot-trailing N entries kept behind a snapshot (4096)\n"
 	"  --wal-segment-bytes N size of the WAL's preallocated segment files\n"
 	"                      (67108864; 65536..1073741824)\n"
@@ -233,6 +235,7 @@ enum {
 	OPT_HEARTBEAT,
 	OPT_SNAP_ENTRIES,
 	OPT_SNAP_TRAILING,
+	OPT_SNAP_BYTES,
 	OPT_WAL_SEGMENT,
 	OPT_WAL_REPAIR,
 	OPT_MAX_BULK,
@@ -263,6 +266,7 @@ static const struct option long_opts[] = {
 	{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
 	{ "snapshot-entries", required_argument, NULL, OPT_SNAP_ENTRIES },
 	{ "snapshot-trailing", required_argument, NULL, OPT_SNAP_TRAILING },
+	{ "snapshot-bytes", required_argument, NULL, OPT_SNAP_BYTES },
 	{ "wal-segment-bytes", required_argument, NULL, OPT_WAL_SEGMENT },
 	{ "wal-repair", required_argument, NULL, OPT_WAL_REPAIR },
 	{ "max-bulk", required_argument, NULL, OPT_MAX_BULK },
@@ -424,6 +428,11 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		if (parse_u64(v, 0, UINT64_MAX - 1, &n))
 			return bad("snapshot-trailing", v, "an integer >= 0");
 		o->snapshot_trailing = n;
+		return 0;
+	case OPT_SNAP_BYTES:
+		if (parse_u64(v, 0, UINT64_MAX - 1, &n))
+			return bad("snapshot-bytes", v, "an integer >= 0");
+		o->snapshot_bytes = n;
 		return 0;
 	case OPT_WAL_SEGMENT:
 		if (parse_u64(v, 65536, 1u << 30, &n))
@@ -621,7 +630,10 @@ static int parse_args(int argc, char **argv, struct kv_opts *o)
 	o->storage_wal = 1;
 	o->wal_repair = SR_WAL_REPAIR_PEERS;
 	o->election_ms = 1000;
-	o->snapshot_threshold = UINT64_MAX; /* engine default */
+	/* By volume (a snapshot costs in proportion to the state; its WAL is
+	 * freed a 64 MiB segment at a time), with a count for tiny entries. */
+	o->snapshot_threshold = 1048576;
+	o->snapshot_bytes = 64ull << 20;
 	o->snapshot_trailing = UINT64_MAX;
 	o->max_bulk = 512ull * 1024 * 1024;
 	o->timeout_ms = 5000;

@@ -237,8 +237,8 @@ static void config_fill(struct kv_server *s, sr_server_config *cfg)
 	cfg->raft.heartbeat_ms = s->opt.heartbeat_ms;
 	cfg->raft.seed = ((uint64_t)s->opt.id << 32) ^ kv_now_ms(s) ^
 			 (uint64_t)getpid();
-	if (s->opt.snapshot_threshold != UINT64_MAX)
-		cfg->raft.snapshot_threshold = s->opt.snapshot_threshold;
+	cfg->raft.snapshot_threshold = s->opt.snapshot_threshold;
+	cfg->raft.snapshot_bytes = s->opt.snapshot_bytes;
 	if (s->opt.snapshot_trailing != UINT64_MAX)
 		cfg->raft.snapshot_trailing = s->opt.snapshot_trailing;
 	/* A node waiting to be added hears from members it cannot know. */

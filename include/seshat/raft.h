@@ -324,6 +324,11 @@ typedef struct sr_config {
 	uint64_t snapshot_threshold;
 	uint64_t snapshot_trailing;
 	uint32_t snapshot_chunk_bytes;
+	/* Also take one once the entries applied since the last snapshot
+	 * (since start, after a restart) hold this many bytes of data,
+	 * whichever of the two comes first; 0: count entries only (the
+	 * default).  Ignored when snapshot_threshold is 0. */
+	uint64_t snapshot_bytes;
 
 	/* A learner added with auto-promotion becomes a voter once its match
 	 * index stays within catchup_entries of the leader's last index for

@@ -233,6 +233,27 @@ def test_write_batches_bound_the_batches_in_flight():
 
 
 @suite.test
+def test_snapshots_by_volume():
+    """--snapshot-bytes: a snapshot once the applied entries hold that
+    many bytes, long before --snapshot-entries would ask for one."""
+    c = suite.cluster("snapvol", n=3, extra=["--snapshot-entries", "100000",
+                                             "--snapshot-bytes", "200000"])
+    c.start_all()
+    leader = c.wait_leader()
+    conn = c.conn(leader)
+    big = b"v" * 1000
+    for i in range(150):
+        eq(conn.call("SET", "s%d" % i, big), "OK")
+    eq(c.info(leader)["snapshots_taken"], "0")
+    for i in range(150, 260):
+        eq(conn.call("SET", "s%d" % i, big), "OK")
+    wait_for(lambda: all(int(c.info(i)["snapshots_taken"]) >= 1
+                         for i in c.live()), 10, "a snapshot on every node")
+    check(int(c.info(leader)["snapshot_index"]) >= 190, c.info(leader))
+    conn.close()
+
+
+@suite.test
 def test_mem_storage_cluster():
     c = suite.cluster("mem", n=3, storage="mem")
     c.start_all()
@@ -282,11 +303,13 @@ def test_command_line_errors_and_help():
                            timeout=10)
         eq(p.returncode, 2, "args %r: %r" % (bad, p.stderr))
         check(p.stderr, "no message for %r" % bad)
-    for v in ("-1", "1025", "x", ""):
-        p = subprocess.run([suite.kvnode, "--write-batches", v, "--id", "1"],
+    for opt, v in (("--write-batches", "-1"), ("--write-batches", "1025"),
+                   ("--write-batches", "x"), ("--write-batches", ""),
+                   ("--snapshot-bytes", "x"), ("--snapshot-bytes", "-5")):
+        p = subprocess.run([suite.kvnode, opt, v, "--id", "1"],
                            capture_output=True, timeout=10)
         eq(p.returncode, 2)
-        check(b"write-batches" in p.stderr, p.stderr)
+        check(opt[2:].encode() in p.stderr, p.stderr)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ static const sr_storage_ops *cluster_storage_ops;
 /* The state machine vtable of new nodes (NULL: the counter's fsm_ops);
  * its ctx is &ids[i] like the counter's. */
 static const sr_fsm_ops *cluster_fsm_ops;
+/* sr_config.snapshot_bytes of every node created while set. */
+static uint64_t cluster_snapshot_bytes;
 static uint64_t ids[MAXN + 1] = { 0, 1, 2, 3, 4, 5, 6, 7 };
 
 static int net_send(void *ctx, const sr_msg *m)
@@ -190,6 +192,7 @@ __attribute__((unused)) static void cluster_node_create(int i)
 	cfg.host.read_done = host_read_done;
 	cfg.snapshot_threshold = C.snapshot_threshold;
 	cfg.snapshot_trailing = C.snapshot_trailing;
+	cfg.snapshot_bytes = cluster_snapshot_bytes;
 	if (C.chunk_bytes)
 		cfg.snapshot_chunk_bytes = C.chunk_bytes;
 	C.applied_sum[i] = C.applied_count[i] = 0;
