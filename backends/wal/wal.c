@@ -171,6 +171,7 @@ void sr_wal_get_stats(const sr_wal *cw, sr_wal_stats *out)
 	out->batches = w->st_batches;
 	out->bytes_written = w->st_bytes;
 	out->segments_created = w->st_created;
+	out->segments_zeroed = __atomic_load_n(&w->st_zeroed, __ATOMIC_RELAXED);
 	out->segments_deleted = w->st_deleted;
 	for (size_t i = 0; i < w->n_segs; i++)
 		out->segments += w->segs[i].state == SEG_LIVE;
@@ -197,6 +198,7 @@ void sr_wal_options_init(sr_wal_options *o, const char *dir)
 	o->backpressure = SR_WAL_BLOCK;
 	o->engine = SR_WAL_POSIX;
 	o->repair = SR_WAL_REPAIR_PEERS;
+	o->zero_ahead = 1;
 	o->log_level = SR_LOG_INFO;
 }
 
@@ -256,6 +258,7 @@ static int dir_open(sr_wal *w)
 
 static void wal_free(sr_wal *w)
 {
+	wal_io_spare_stop(w);
 	wal_queue_free(w);
 	wal_group_free_all(w);
 	if (w->evfd >= 0)
@@ -297,12 +300,14 @@ static sr_wal *wal_new(const sr_wal_options *o)
 	w->max_pending = o->max_pending_bytes;
 	w->backpressure = o->backpressure;
 	w->repair = o->repair;
+	w->zero_ahead = o->zero_ahead;
 	w->g0.done = o->done;
 	w->g0.done_ctx = o->done_ctx;
 	w->log = o->log;
 	w->log_ctx = o->log_ctx;
 	w->log_level = o->log_level;
 	w->dirfd = w->lockfd = w->evfd = -1;
+	w->spare_fd = -1;
 	w->next_batch = 1;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv_done, NULL);

@@ -167,6 +167,7 @@ struct sr_wal {
 	uint64_t max_pending;
 	int backpressure;
 	int repair;
+	int zero_ahead;
 	sr_log_fn log;
 	void *log_ctx;
 	int log_level;
@@ -175,6 +176,17 @@ struct sr_wal {
 	int dirfd, lockfd, evfd;
 	const struct wal_engine *eng;
 	void *eng_state;
+
+	/* The next segment, zero-filled ahead by its own thread (wal_io.c,
+	 * "spare.tmp"; posix engine).  spare_state is atomic: SPARE_NONE,
+	 * SPARE_MAKING (the thread owns spare_fd) or SPARE_READY (the
+	 * writer may take it); spare_stop asks the thread to give up. */
+	pthread_t spare_thread;
+	int spare_joinable;
+	int spare_state, spare_stop;
+	int spare_fd;
+	uint64_t spare_size;
+	uint64_t st_zeroed; /* atomic: segments made from a spare */
 
 	/* groups other than 0 (wal_group.c): open addressing by id */
 	struct sr_wal_group **gtab;
@@ -357,6 +369,12 @@ void wal_io_seg_discard(sr_wal *w, int fd, const char *name);
  * w->fail_msg set (under mu).  Used from the writer thread.
  */
 int wal_io_seg_create(sr_wal *w, const struct wal_item *it);
+/* Start making the next segment's spare if none is made or making
+ * (posix writer thread, after a segment was created). */
+void wal_io_spare_start(sr_wal *w);
+/* Stop the spare's thread and delete the spare (engine thread, after
+ * the I/O engine stopped). */
+void wal_io_spare_stop(sr_wal *w);
 /* Run a DELETE item synchronously (writer thread).  Never fails hard. */
 void wal_io_seg_delete(sr_wal *w, const struct wal_item *it);
 /* fsync the directory if a group was created since the last time (the

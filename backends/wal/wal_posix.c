@@ -127,6 +127,7 @@ static int posix_run_batch(sr_wal *w, struct wal_item *it)
 		s->state = SEG_LIVE;
 		w->st_created++;
 		pthread_mutex_unlock(&w->mu);
+		wal_io_spare_start(w); /* the one after it */
 	}
 	wal_io_seg_name(name, sizeof(name), it->seg);
 	if (fd < 0) {
@@ -378,6 +379,8 @@ static int posix_start(sr_wal *w)
 	if (!ps)
 		return SR_ENOMEM;
 	memset(ps, 0, sizeof(*ps));
+	wal_io_spare_start(w); /* for the first new segment; before the
+				* writer, which owns the spare from now */
 	e = pthread_create(&ps->thread, NULL, posix_main, w);
 	if (e) {
 		wal_io_logf(w, SR_LOG_ERROR,

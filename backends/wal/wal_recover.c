@@ -198,7 +198,8 @@ static int list_dir(sr_wal *w, struct list *segs, struct list *snaps,
 			rv = list_add(w, snaps, v);
 		else if (!strcmp(de->d_name, "meta.tmp") ||
 			 !strcmp(de->d_name, "snap.tmp") ||
-			 !strcmp(de->d_name, "lost.tmp"))
+			 !strcmp(de->d_name, "lost.tmp") ||
+			 !strcmp(de->d_name, "spare.tmp"))
 			unlinkat(w->dirfd, de->d_name, 0); /* half-written */
 		else
 			rv = list_group_file(w, de->d_name, gl);

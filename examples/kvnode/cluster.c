@@ -107,13 +107,17 @@ static void info_wal(struct kv_server *s, struct kv_buf *o)
 	kv_buf_printf(o,
 		      "wal_engine:%s\r\nwal_appends:%llu\r\n"
 		      "wal_batches:%llu\r\nwal_bytes_written:%llu\r\n"
-		      "wal_segments:%llu\r\nwal_pending_bytes:%llu\r\n",
+		      "wal_segments:%llu\r\nwal_pending_bytes:%llu\r\n"
+		      "wal_segments_created:%llu\r\n"
+		      "wal_segments_zeroed:%llu\r\n",
 		      ws.engine == SR_WAL_URING ? "io_uring" : "posix",
 		      (unsigned long long)ws.appends,
 		      (unsigned long long)ws.batches,
 		      (unsigned long long)ws.bytes_written,
 		      (unsigned long long)ws.segments,
-		      (unsigned long long)ws.pending_bytes);
+		      (unsigned long long)ws.pending_bytes,
+		      (unsigned long long)ws.segments_created,
+		      (unsigned long long)ws.segments_zeroed);
 }
 
 /* The fields of group 0 (the only one without --groups), then every

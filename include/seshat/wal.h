@@ -168,6 +168,13 @@ typedef struct sr_wal_options {
 	int backpressure;	    /* SR_WAL_BLOCK (default) or SR_WAL_EBUSY */
 	int engine;		    /* SR_WAL_POSIX (default), _URING, _AUTO */
 	int repair; /* SR_WAL_REPAIR_PEERS (default), _NONE, _TRUNCATE */
+	/* 1 (default): with SR_WAL_POSIX, a thread writes the next segment's
+	 * zeros while the current one fills ("spare.tmp", renamed into place
+	 * when needed), so that a batch's fdatasync does not also write the
+	 * inode (fallocate'd space is "unwritten": docs/storage-format.md);
+	 * the directory then holds up to one more segment.  0: segments are
+	 * only fallocate'd, as with SR_WAL_URING. */
+	int zero_ahead;
 	sr_wal_done_fn done; /* may be NULL until sr_wal_set_done() */
 	void *done_ctx;
 	sr_log_fn log; /* the log hook; may be NULL */
@@ -270,6 +277,7 @@ typedef struct sr_wal_stats {
 	sr_index lost_last;	/*   load() reports lost (0, 0: none) */
 	sr_index first_index;	/* the log as read() sees it */
 	sr_index last_index;
+	uint64_t segments_zeroed; /* of segments_created: zero-filled ahead */
 } sr_wal_stats;
 
 /* Fill *out.  Never fails. */

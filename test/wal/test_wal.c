@@ -4,7 +4,12 @@
  * truncation, segments, snapshots and compaction, hard state, the
  * directory lock, backpressure, allocation hooks, and reopening.
  */
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "walt.h"
@@ -822,6 +827,110 @@ WAL_TEST(test_close_writes_held_appends)
 	w = t_open(dir, 0);
 	CHECK_EQ(t_load(w).last_index, 10);
 	t_check_range(w, 1, 10, 1, 500);
+}
+
+/* No extent of the segment is "unwritten" (fallocate'd, never written):
+ * 1 yes, 0 no, -1 the file system cannot say. */
+static int all_extents_written(const char *dir, const char *name)
+{
+	enum { N = 64 };
+	struct fiemap *fm = calloc(1, sizeof(*fm) +
+					      N * sizeof(struct fiemap_extent));
+	char path[512];
+	int fd, rv = 1;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || !fm) {
+		if (fd >= 0)
+			close(fd);
+		free(fm);
+		return -1;
+	}
+	fm->fm_length = FIEMAP_MAX_OFFSET;
+	fm->fm_extent_count = N;
+	if (ioctl(fd, FS_IOC_FIEMAP, fm) != 0 || !fm->fm_mapped_extents)
+		rv = -1;
+	for (unsigned i = 0; rv == 1 && i < fm->fm_mapped_extents; i++)
+		if (fm->fm_extents[i].fe_flags & FIEMAP_EXTENT_UNWRITTEN)
+			rv = 0;
+	close(fd);
+	free(fm);
+	return rv;
+}
+
+/*
+ * zero_ahead (posix): segments come from the spare, already written with
+ * zeros, so a batch's fdatasync need not write the inode; the spare is
+ * gone after a clean close, a leftover one (a crash) is deleted at open,
+ * and zero_ahead = 0 makes none.
+ */
+TEST(test_segments_are_zero_filled_ahead_posix)
+{
+	const char *dir = t_dir();
+	char junk[32] = "not a segment", path[512];
+	struct stat sb;
+	sr_wal_stats st;
+	sr_wal *w;
+	sr_index i;
+	int fd;
+
+	t_engine = SR_WAL_POSIX;
+	t_cleanup();
+	CHECK_EQ(mkdir(dir, 0700), 0);
+	/* as a crash leaves it */
+	fd = open(t_path(path, dir, "spare.tmp"), O_CREAT | O_WRONLY, 0600);
+	CHECK(fd >= 0);
+	CHECK_EQ(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	close(fd);
+	w = t_open(dir, 64 << 10);
+	/* deleted at open: gone, or already a new spare being made */
+	CHECK(stat(path, &sb) != 0 || sb.st_size != (off_t)sizeof(junk));
+	/* roll over a few times, giving the spare's thread time between */
+	for (i = 1; i <= 600; i += 10) {
+		CHECK_EQ(t_append(w, i, i, i + 9, 1, 1000), 0);
+		CHECK_EQ(sr_wal_sync(w), 0);
+		usleep(20000);
+	}
+	sr_wal_get_stats(w, &st);
+	CHECK(st.segments_created >= 5);
+	CHECK(st.segments_zeroed >= 3);
+	CHECK(st.segments_zeroed <= st.segments_created);
+	{
+		char name[32];
+		int ok;
+		snprintf(name, sizeof(name), "%016llx.wal",
+			 (unsigned long long)st.segments_created);
+		ok = all_extents_written(dir, name);
+		CHECK(ok != 0); /* 1, or -1 where FIEMAP cannot tell */
+	}
+	t_close(w);
+	CHECK(!t_file_exists(dir, "spare.tmp"));
+	w = t_open(dir, 64 << 10);
+	t_check_range(w, 1, 600, 1, 1000);
+	t_close(w);
+	/* zero_ahead = 0: no spare, every segment fallocate'd */
+	t_zero_ahead = 0;
+	dir = t_dir();
+	w = t_open(dir, 64 << 10);
+	for (i = 1; i <= 200; i += 10) {
+		CHECK_EQ(t_append(w, i, i, i + 9, 1, 1000), 0);
+		CHECK_EQ(sr_wal_sync(w), 0);
+		usleep(5000);
+		CHECK(!t_file_exists(dir, "spare.tmp"));
+	}
+	sr_wal_get_stats(w, &st);
+	CHECK(st.segments_created >= 2);
+	CHECK_EQ(st.segments_zeroed, 0);
+	{
+		char name[32];
+		snprintf(name, sizeof(name), "%016llx.wal",
+			 (unsigned long long)st.segments_created);
+		/* partly written fallocate'd space: unwritten extents */
+		CHECK(all_extents_written(dir, name) != 1);
+	}
+	t_close(w);
+	t_zero_ahead = -1;
 }
 
 TEST(test_options_are_checked)

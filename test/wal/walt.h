@@ -38,6 +38,8 @@
 #include "testlib.h"
 
 static int t_engine = SR_WAL_POSIX;
+/* sr_wal_options.zero_ahead of t_opts(); -1: the library's default */
+__attribute__((unused)) static int t_zero_ahead = -1;
 
 #ifdef SR_HAVE_URING
 #define WAL_TEST_URING(name)                                                   \
@@ -162,6 +164,8 @@ static inline void t_opts(sr_wal_options *o, const char *dir)
 {
 	sr_wal_options_init(o, dir);
 	o->engine = t_engine;
+	if (t_zero_ahead >= 0)
+		o->zero_ahead = t_zero_ahead;
 	o->done = t_done_fn;
 	o->log = t_log_fn;
 	o->log_level = SR_LOG_DEBUG;
