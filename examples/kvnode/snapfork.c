@@ -99,8 +99,8 @@ static int child_write(void *ctx, const void *data, size_t len)
 static void close_others(int keep)
 {
 #ifdef SYS_close_range
-	if ((keep <= 3 || syscall(SYS_close_range, 3u, (unsigned)keep - 1u,
-				  0u) == 0) &&
+	if ((keep <= 3 ||
+	     syscall(SYS_close_range, 3u, (unsigned)keep - 1u, 0u) == 0) &&
 	    syscall(SYS_close_range, (unsigned)keep + 1u, ~0u, 0u) == 0)
 		return;
 #endif
@@ -138,8 +138,7 @@ child_run(struct kv_fsm *f, int wfd, pid_t parent)
 		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 			;
 	}
-	_exit(kv_snap_save2(&f->map, &f->sessions, child_write, &wfd) ? 1
-								       : 0);
+	_exit(kv_snap_save2(&f->map, &f->sessions, child_write, &wfd) ? 1 : 0);
 }
 
 /* ---- the parent --------------------------------------------------- */
@@ -173,17 +172,16 @@ static void finish(struct kv_fsm *f)
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (WIFSIGNALED(status))
 			fsm_log(f, SR_LOG_WARN,
-				   "background snapshot: the child was killed "
-				   "by signal %d; the next snapshot is taken "
-				   "on the loop",
-				   WTERMSIG(status));
+				"background snapshot: the child was killed "
+				"by signal %d; the next snapshot is taken "
+				"on the loop",
+				WTERMSIG(status));
 		else
 			fsm_log(f, SR_LOG_WARN,
-				   "background snapshot: the child failed "
-				   "(status %d); the next snapshot is taken "
-				   "on the loop",
-				   WIFEXITED(status) ? WEXITSTATUS(status)
-						     : -1);
+				"background snapshot: the child failed "
+				"(status %d); the next snapshot is taken "
+				"on the loop",
+				WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		snap_failed(f);
 		f->snap_inline_next = 1;
 		(void)sr_node_snapshot_done(f->node, SR_EIO);
@@ -222,9 +220,9 @@ static void on_pipe(sr_loop *loop, int fd, int events, void *ctx)
 		}
 		if (n < 0) {
 			fsm_log(f, SR_LOG_WARN,
-				   "background snapshot: reading its pipe "
-				   "failed: %s",
-				   strerror(errno));
+				"background snapshot: reading its pipe "
+				"failed: %s",
+				strerror(errno));
 			kv_snapfork_cancel(f);
 			f->snap_inline_next = 1;
 			(void)sr_node_snapshot_done(f->node, SR_EIO);
@@ -275,9 +273,9 @@ int kv_snapfork_start(struct kv_fsm *f)
 				;
 		}
 		fsm_log(f, SR_LOG_WARN,
-			   "background snapshot: cannot start a child (%s); "
-			   "taking it on the loop",
-			   strerror(e));
+			"background snapshot: cannot start a child (%s); "
+			"taking it on the loop",
+			strerror(e));
 		return SR_EIO;
 	}
 	f->snap_fd = p[0];
