@@ -50,6 +50,21 @@
  * ever acknowledged, Leader Completeness §5.4) and the store holds it
  * durably.  From then on the node votes as any other.
  *
+ * Superseded.  Repair is also complete once the log durably holds an
+ * entry whose term is above repair_term, wherever it stands.  Such an
+ * entry came from the leader of its term, whose log holds every entry
+ * committed before that term (Leader Completeness) and equals this log
+ * up to that entry (Log Matching, §5.3).  A committed lost entry, of a
+ * term at most repair_term, sits in that leader's log at its own index;
+ * from our entry on the leader's terms are all higher (terms never fall
+ * along a log), so it sits before, where this log equals the leader's:
+ * it is back.  Whatever else the damaged range held was never committed
+ * (a later leader overwrote it), and waiting for it would be waiting for
+ * ever: a node whose lost entries no one else held, with the longest log
+ * of a two-voter configuration, refused every candidate and never
+ * campaigned (simulator seed 700417 with --churn 1).  It is the rule
+ * repair_vote_ok() applies to candidates, applied to this node's own log.
+ *
  * A node that is the only voter has no one to repair from: it refuses to
  * start (SR_ECORRUPT) instead of serving a log without committed entries.
  */
@@ -88,15 +103,42 @@ int repair_vote_ok(const sr_node *n, sr_index last_index, sr_term last_term)
 	       (last_term == n->repair_term && last_index >= n->repair_until);
 }
 
+/* The term of the last durable entry when it is above repair_term (see
+ * "superseded" above), else 0. */
+static sr_term repair_superseded(sr_node *n)
+{
+	int err = 0;
+	sr_term t;
+
+	if (n->durable == 0 || n->durable < log_snap_index(&n->log))
+		return 0;
+	t = log_term(&n->log, n->durable, &err);
+	return !err && t > n->repair_term ? t : 0;
+}
+
 void repair_check(sr_node *n)
 {
-	if (!n->repair_until || n->role != SR_FOLLOWER ||
-	    n->verified < n->repair_until || n->durable < n->repair_until)
+	sr_term t;
+
+	if (!n->repair_until)
 		return;
-	node_log(n, SR_LOG_INFO,
-		 "repaired: the log matches leader %llu up to %llu; voting "
-		 "again",
-		 (unsigned long long)n->leader,
-		 (unsigned long long)n->repair_until);
+	if (n->role == SR_FOLLOWER && n->verified >= n->repair_until &&
+	    n->durable >= n->repair_until)
+		node_log(n, SR_LOG_INFO,
+			 "repaired: the log matches leader %llu up to %llu; "
+			 "voting again",
+			 (unsigned long long)n->leader,
+			 (unsigned long long)n->repair_until);
+	else if ((t = repair_superseded(n)) != 0)
+		node_log(n, SR_LOG_INFO,
+			 "repaired: the log holds entry %llu of term %llu, "
+			 "above the lost entries' %llu, so what was lost up to "
+			 "%llu and is not in it was never committed; voting "
+			 "again",
+			 (unsigned long long)n->durable, (unsigned long long)t,
+			 (unsigned long long)n->repair_term,
+			 (unsigned long long)n->repair_until);
+	else
+		return;
 	n->repair_until = 0;
 }

@@ -471,20 +471,48 @@ static int granted_to(struct cluster *c, int to)
 	return c->held[k]->m.u.vote_resp.granted;
 }
 
+/* Node 0 of three (pre-vote on) starts with term `term`, entries 2.. of
+ * `terms`, and a store that lost entries up to lost_last (of terms at
+ * most lost_term; 0: the store does not know). */
+static struct cluster *start_repairing(sr_term term, const sr_term *terms,
+				       size_t n, sr_index lost_last,
+				       sr_term lost_term)
+{
+	struct sim_opts o = sc_opts(3, 2);
+	struct cluster *c;
+
+	o.pre_vote = 1;
+	c = sc_make(&o);
+	sc_preload(c, 0, term, terms, n);
+	c->nodes[0].lost_last = lost_last;
+	c->nodes[0].lost_term = lost_term;
+	sc_start(c);
+	return c;
+}
+
+/* Node 1, leader of term 3, sends entries 7.. (after 6/t2) to node 0: once
+ * they are durable node 0 is repaired, and it campaigns again when the
+ * leader goes quiet. */
+static void repaired_by(struct cluster *c, sr_entry *e, size_t n)
+{
+	sr_msg m = sc_append(1, 0, 3, 6, 2, 0, e, n);
+
+	cluster_inject(c, 0, &m);
+	cluster_run_for(c, 50);
+	CHECK_EQ(c->nodes[0].st.last_index, 6 + n);
+	CHECK_EQ(c->nodes[0].st.repair_index, 0);
+	CHECK(sc_run_until_role(c, 0, SR_PRECANDIDATE, 3000));
+}
+
 TEST(test_node_whose_store_lost_entries_votes_only_past_them_and_repairs)
 {
 	static const sr_term terms[] = { 2, 2, 2, 2, 2 }; /* entries 2..6 */
-	struct sim_opts o = sc_opts(3, 2);
 	sr_entry e[5];
 	char data[5][16];
 	struct cluster *c;
 	sr_msg m;
 
-	o.pre_vote = 1;
-	c = sc_make(&o);
-	sc_preload(c, 0, 2, terms, 5);
-	c->nodes[0].lost_last = 10; /* its store had held up to 10 */
-	sc_start(c);
+	c = start_repairing(2, terms, 5, 10, 0); /* it had held up to 10 */
 	CHECK_EQ(c->nodes[0].st.repair_index, 10);
 	/* no leader for many election timeouts: it never campaigns */
 	CHECK(!sc_run_until_role(c, 0, SR_PRECANDIDATE, 3000));
@@ -505,13 +533,7 @@ TEST(test_node_whose_store_lost_entries_votes_only_past_them_and_repairs)
 		e[i] = (sr_entry){ 3, (sr_index)i + 7, SR_ENTRY_NORMAL,
 				   (uint32_t)strlen(data[i]), data[i] };
 	}
-	m = sc_append(1, 0, 3, 6, 2, 0, e, 5);
-	cluster_inject(c, 0, &m);
-	cluster_run_for(c, 50);
-	CHECK_EQ(c->nodes[0].st.last_index, 11);
-	CHECK_EQ(c->nodes[0].st.repair_index, 0);
-	/* and it campaigns again when the leader goes quiet */
-	CHECK(sc_run_until_role(c, 0, SR_PRECANDIDATE, 3000));
+	repaired_by(c, e, 5);
 	sc_free(c);
 }
 
@@ -527,16 +549,10 @@ TEST(test_node_whose_store_lost_entries_votes_only_past_them_and_repairs)
 TEST(test_lost_entries_bound_by_the_term_of_the_loss_not_of_the_restart)
 {
 	static const sr_term terms[] = { 2, 2, 2, 2, 2 }; /* entries 2..6 */
-	struct sim_opts o = sc_opts(3, 2);
 	struct cluster *c;
 	sr_msg m;
 
-	o.pre_vote = 1;
-	c = sc_make(&o);
-	sc_preload(c, 0, 9, terms, 5);
-	c->nodes[0].lost_last = 10;
-	c->nodes[0].lost_term = 2;
-	sc_start(c);
+	c = start_repairing(9, terms, 5, 10, 2);
 	CHECK_EQ(c->nodes[0].st.repair_index, 10);
 	m = sc_vote(1, 0, 10, 10, 2, 1); /* holds what it lost */
 	cluster_inject(c, 0, &m);
@@ -544,6 +560,43 @@ TEST(test_lost_entries_bound_by_the_term_of_the_loss_not_of_the_restart)
 	m = sc_vote(2, 0, 10, 9, 2, 1); /* does not */
 	cluster_inject(c, 0, &m);
 	CHECK(!granted_to(c, 2));
+	sc_free(c);
+}
+
+/*
+ * What a node lost and nobody else ever held was never committed: a
+ * leader of a later term that overwrites those indexes ends the repair
+ * although the log never reaches lost_last again.  Before, the node kept
+ * waiting for 9..10 for ever; once the leader removed itself, the other
+ * voter (log 8) could not get the vote of this one (log 8 too, or
+ * longer) and this one did not campaign: no leader (simulator seed
+ * 700417 with --churn 1).
+ */
+TEST(test_lost_entries_overwritten_by_a_later_leader_end_the_repair)
+{
+	static const sr_term terms[] = { 2, 2, 2, 2, 2 }; /* entries 2..6 */
+	sr_entry e[2];
+	struct cluster *c;
+
+	c = start_repairing(2, terms, 5, 10, 2); /* 7..10, of term <= 2 */
+	CHECK_EQ(c->nodes[0].st.repair_index, 10);
+	/* the leader of term 3 holds only up to 8, of its own term */
+	e[0] = (sr_entry){ 3, 7, SR_ENTRY_NORMAL, 2, "z7" };
+	e[1] = (sr_entry){ 3, 8, SR_ENTRY_NORMAL, 2, "z8" };
+	repaired_by(c, e, 2);
+	sc_free(c);
+}
+
+/* The same found at a restart: the log already holds an entry of a term
+ * above the lost ones'. */
+TEST(test_restart_with_an_entry_above_the_lost_term_is_repaired)
+{
+	static const sr_term terms[] = { 2, 2, 2, 2, 2, 3, 3 }; /* 2..8 */
+	struct cluster *c = start_repairing(3, terms, 7, 10, 2);
+
+	cluster_run_for(c, 10);
+	CHECK_EQ(c->nodes[0].st.repair_index, 0);
+	CHECK(sc_run_until_role(c, 0, SR_PRECANDIDATE, 3000));
 	sc_free(c);
 }
 
