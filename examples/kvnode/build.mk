@@ -17,7 +17,7 @@ KVNODE_MK := 1
 ifeq ($(words $(wildcard lib/node.c backends/tcp/tcp.c backends/mem/mem.c backends/wal/wal.c)),4)
 
 KVNODE_DIR   = examples/kvnode
-KVNODE_LIBSRCS = $(addprefix $(KVNODE_DIR)/,resp.c kvmap.c kvfsm.c txn.c session.c ops.c)
+KVNODE_LIBSRCS = $(addprefix $(KVNODE_DIR)/,resp.c kvmap.c kvfsm.c snapfork.c txn.c session.c ops.c)
 KVNODE_SRCS  = $(KVNODE_LIBSRCS) \
 	       $(addprefix $(KVNODE_DIR)/,server.c limits.c requests.c cmds.c cluster.c slots.c groups.c multi.c auth.c wait.c raft.c main.c)
 KVNODE_OBJS  = $(patsubst $(KVNODE_DIR)/%.c,$(BUILD)/kvnode/%.o,$(KVNODE_SRCS))

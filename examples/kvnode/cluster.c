@@ -163,6 +163,15 @@ static void info_raft(struct kv_server *s, struct kv_buf *o)
 		      (unsigned long long)g->fsm.n_restores,
 		      (unsigned long long)g->fsm.last_restore_index,
 		      (unsigned long long)st.repair_index);
+	kv_buf_printf(o,
+		      "snapshot_fork:%s\r\nsnapshot_in_progress:%d\r\n"
+		      "snapshots_forked:%llu\r\nsnapshots_failed:%llu\r\n"
+		      "snapshot_last_ms:%llu\r\nsnapshot_fork_us:%llu\r\n",
+		      g->fsm.loop ? "yes" : "no", g->fsm.snap_pid != 0,
+		      (unsigned long long)g->fsm.n_snap_forked,
+		      (unsigned long long)g->fsm.n_snap_failed,
+		      (unsigned long long)(g->fsm.last_snap_us / 1000),
+		      (unsigned long long)g->fsm.last_fork_us);
 	info_wal(s, o);
 	kv_buf_printf(o, "members:%u\r\n", conf ? conf->n : 0);
 	for (uint32_t i = 0; conf && i < conf->n; i++) {
@@ -552,13 +561,24 @@ static void cluster_transfer(struct kv_cmdctx *ctx, sr_id id)
 		reply_rc(ctx, rc);
 }
 
-/* CLUSTER SNAPSHOT: every group's. */
+/* CLUSTER SNAPSHOT: start every group's (one a child is already
+ * writing will do); the reply waits until they are stored (wait.c). */
 static int snapshot_all(struct kv_server *s)
 {
 	int rc = 0;
 
-	for (unsigned i = 0; i < s->ngroups && rc == 0; i++)
-		rc = sr_group_snapshot(s->groups[i].grp);
+	for (unsigned i = 0; i < s->ngroups && rc == 0; i++) {
+		struct kv_group *g = &s->groups[i];
+		sr_status st;
+
+		rc = sr_group_snapshot(g->grp);
+		if (rc == SR_EBUSY && g->fsm.snap_pid)
+			rc = 0;
+		sr_node_status(g->node, &st);
+		if (rc == SR_ESTATE && st.role != SR_STOPPED &&
+		    st.snapshot_index && st.snapshot_index >= st.applied_index)
+			rc = 0; /* the last snapshot is up to date */
+	}
 	return rc;
 }
 
@@ -612,7 +632,13 @@ void kv_cluster_cmd(struct kv_cmdctx *ctx)
 	} else if (arg_is(ctx, 1, "ADD")) {
 		cluster_add(ctx);
 	} else if (arg_is(ctx, 1, "SNAPSHOT")) {
-		reply_rc(ctx, snapshot_all(s));
+		int rc = snapshot_all(s);
+		if (rc)
+			reply_rc(ctx, rc);
+		else {
+			kv_raft_kick(s);
+			kv_wait_snapshot(ctx);
+		}
 	} else if (ctx->argc != 3) {
 		kv_reply_error(ctx->out, "ERR unknown CLUSTER subcommand or "
 					 "wrong number of "

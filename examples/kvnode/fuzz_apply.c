@@ -25,6 +25,7 @@
 #include "ops.c"
 #include "resp.c"
 #include "session.c"
+#include "snapfork.c"
 #include "txn.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -16,8 +16,10 @@
  * (status 71, with a message): it restarts from its snapshot and log and
  * applies the entry again, exactly like after a crash.
  *
- * Snapshots: snapshot() serializes the whole map at once, inside the
- * callback, in 1 MiB pieces handed to sr_node_snapshot_write(); restore()
+ * Snapshots: snapshot() has a forked child serialize the state
+ * (snapfork.c) or, without a loop to watch the child's pipe, serializes
+ * the whole map at once, inside the callback, in 1 MiB pieces handed to
+ * sr_node_snapshot_write(); restore()
  * parses a snapshot into a fresh map and swaps it in only if every byte
  * checked out (lengths against the size, CRC32C at the end), so a corrupt
  * snapshot leaves the old state in place and stops the node.
@@ -718,19 +720,36 @@ static int fsm_snap_read(void *ctx, uint64_t off, void *buf, size_t len,
 	return sr_node_snapshot_read(f->node, off, buf, len, n_out);
 }
 
-/* The map is serialized synchronously: it is exactly the state at
- * `index` because nothing is applied while we run. */
+/* With a loop, a forked child serializes the state at `index` while
+ * later entries are applied (snapfork.c).  Otherwise, or when no child
+ * can be started, or the last child failed, the map is serialized here:
+ * it is exactly the state at `index` because nothing is applied while we
+ * run. */
 static int fsm_snapshot(void *ctx, sr_index index, sr_term term)
 {
 	struct kv_fsm *f = ctx;
-	int rc = kv_snap_save2(&f->map, &f->sessions, fsm_snap_write, f);
+	int rc;
 
 	(void)index;
 	(void)term;
-	if (rc)
+	kv_snapfork_cancel(f); /* one the engine dropped (superseded) */
+	f->snap_seq++;
+	if (f->loop && !f->snap_inline_next && kv_snapfork_start(f) == 0)
+		return 0;
+	f->snap_inline_next = 0;
+	f->snap_start_us = kv_snap_clock_us();
+	rc = kv_snap_save2(&f->map, &f->sessions, fsm_snap_write, f);
+	if (rc == 0)
+		rc = sr_node_snapshot_done(f->node, 0);
+	f->snap_done_seq = f->snap_seq;
+	if (rc) {
+		f->snap_failed_seq = f->snap_seq;
+		f->n_snap_failed++;
 		return rc;
+	}
 	f->n_snapshots++;
-	return sr_node_snapshot_done(f->node, 0);
+	f->last_snap_us = kv_snap_clock_us() - f->snap_start_us;
+	return 0;
 }
 
 static int fsm_restore(void *ctx, sr_index index, sr_term term)
@@ -740,6 +759,7 @@ static int fsm_restore(void *ctx, sr_index index, sr_term term)
 	int rc;
 
 	(void)term;
+	kv_snapfork_cancel(f); /* the state it was writing is replaced */
 	rc = kv_snap_load2(&fresh, &sessions, KV_SNAP_SIZE_UNKNOWN,
 			   fsm_snap_read, f);
 	if (rc)

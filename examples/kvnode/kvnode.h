@@ -36,6 +36,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* ------------------------------------------------------------------ */
 /* Growable byte buffer                                               */
@@ -264,7 +265,35 @@ struct kv_fsm {
 	/* Called (when set) after a restore replaced the map. */
 	void (*restored)(void *ctx);
 	void *restored_ctx;
+	/* Where its few messages go (when set). */
+	void (*log)(void *ctx, int level, const char *line);
+	void *log_ctx;
+	/*
+	 * Background snapshots (snapfork.c).  loop NULL: every snapshot is
+	 * serialized inline, in the engine's callback.  Otherwise a forked
+	 * child serializes it while snap_pid is not 0, into the pipe snap_fd.
+	 * snap_seq counts snapshots started, snap_done_seq the last one that
+	 * ended (stored or not), snap_failed_seq the last one that was not
+	 * stored: CLUSTER SNAPSHOT waits on them (wait.c).
+	 */
+	sr_loop *loop;
+	uint32_t snap_test_delay_ms; /* --snapshot-test-delay-ms */
+	int snap_fd;
+	pid_t snap_pid;
+	uint8_t snap_inline_next; /* the last child failed */
+	unsigned char *snap_buf;
+	uint64_t snap_seq, snap_done_seq, snap_failed_seq;
+	uint64_t snap_start_us, last_snap_us, last_fork_us;
+	uint64_t n_snap_forked, n_snap_failed;
 };
+
+/* snapfork.c: start serializing f's state in a child (0; SR_E* when no
+ * child could be started: serialize inline instead), and kill a running
+ * child (the snapshot it was writing is counted as failed). */
+int kv_snapfork_start(struct kv_fsm *f);
+void kv_snapfork_cancel(struct kv_fsm *f);
+/* A monotonic clock, in microseconds (snapshot durations). */
+uint64_t kv_snap_clock_us(void);
 
 extern const sr_fsm_ops kv_fsm_ops;
 
@@ -343,8 +372,11 @@ struct kv_opts {
 	uint64_t snapshot_threshold;
 	uint64_t snapshot_trailing;
 	uint64_t snapshot_bytes; /* 0: by count only */
-	uint64_t wal_segment;	 /* 0: the WAL's default */
-	int wal_repair;		 /* SR_WAL_REPAIR_* (peers by default) */
+	int snapshot_fork;	 /* serialize snapshots in a child */
+	/* testing: a snapshot's child waits this long before writing */
+	uint32_t snapshot_test_delay_ms;
+	uint64_t wal_segment; /* 0: the WAL's default */
+	int wal_repair;	      /* SR_WAL_REPAIR_* (peers by default) */
 	uint64_t max_bulk;
 	uint32_t timeout_ms;
 	uint32_t write_batches; /* in flight per group; 0: no limit */
@@ -633,6 +665,9 @@ void kv_server_client_list(struct kv_server *s, const struct kv_conn *only,
 /* wait.c: WAIT numreplicas timeout (checked); free its state at exit. */
 void kv_wait_cmd(struct kv_cmdctx *ctx, long long want, long long timeout_ms);
 void kv_wait_free(struct kv_server *s);
+/* CLUSTER SNAPSHOT's reply, once the snapshot each group has started is
+ * stored (+OK) or abandoned (an error). */
+void kv_wait_snapshot(struct kv_cmdctx *ctx);
 
 /* cluster.c */
 void kv_info(struct kv_server *s, const char *section, struct kv_buf *out);

@@ -90,6 +90,12 @@ static const char usage_text[] =
 	"  --snapshot-bytes N  or once the entries applied since the last\n"
 	"                      snapshot hold N bytes (67108864; 0: by count)\n"
 	"  --snapshot-trailing N entries kept behind a snapshot (4096)\n"
+	"  --snapshot-fork yes|no  yes (default): a forked child serializes\n"
+	"                      snapshots while the node runs; no: the node\n"
+	"                      stops while it serializes them\n"
+	"  --snapshot-test-delay-ms N  for tests: a snapshot's child waits N "
+	"ms\n"
+	"                      before it writes (0)\n"
 	"  --wal-segment-bytes N size of the WAL's preallocated segment files\n"
 	"                      (67108864; 65536..1073741824)\n"
 	"  --wal-repair MODE   a damaged WAL at start: peers (default) cuts\n"
@@ -236,6 +242,8 @@ enum {
 	OPT_SNAP_ENTRIES,
 	OPT_SNAP_TRAILING,
 	OPT_SNAP_BYTES,
+	OPT_SNAP_FORK,
+	OPT_SNAP_TEST_DELAY,
 	OPT_WAL_SEGMENT,
 	OPT_WAL_REPAIR,
 	OPT_MAX_BULK,
@@ -267,6 +275,9 @@ static const struct option long_opts[] = {
 	{ "snapshot-entries", required_argument, NULL, OPT_SNAP_ENTRIES },
 	{ "snapshot-trailing", required_argument, NULL, OPT_SNAP_TRAILING },
 	{ "snapshot-bytes", required_argument, NULL, OPT_SNAP_BYTES },
+	{ "snapshot-fork", required_argument, NULL, OPT_SNAP_FORK },
+	{ "snapshot-test-delay-ms", required_argument, NULL,
+	  OPT_SNAP_TEST_DELAY },
 	{ "wal-segment-bytes", required_argument, NULL, OPT_WAL_SEGMENT },
 	{ "wal-repair", required_argument, NULL, OPT_WAL_REPAIR },
 	{ "max-bulk", required_argument, NULL, OPT_MAX_BULK },
@@ -433,6 +444,16 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		if (parse_u64(v, 0, UINT64_MAX - 1, &n))
 			return bad("snapshot-bytes", v, "an integer >= 0");
 		o->snapshot_bytes = n;
+		return 0;
+	case OPT_SNAP_FORK:
+		if (strcmp(v, "yes") && strcmp(v, "no"))
+			return bad("snapshot-fork", v, "yes or no");
+		o->snapshot_fork = strcmp(v, "yes") == 0;
+		return 0;
+	case OPT_SNAP_TEST_DELAY:
+		if (parse_u64(v, 0, 600000, &n))
+			return bad("snapshot-test-delay-ms", v, "0..600000");
+		o->snapshot_test_delay_ms = (uint32_t)n;
 		return 0;
 	case OPT_WAL_SEGMENT:
 		if (parse_u64(v, 65536, 1u << 30, &n))
@@ -635,6 +656,7 @@ static int parse_args(int argc, char **argv, struct kv_opts *o)
 	o->snapshot_threshold = 1048576;
 	o->snapshot_bytes = 64ull << 20;
 	o->snapshot_trailing = UINT64_MAX;
+	o->snapshot_fork = 1;
 	o->max_bulk = 512ull * 1024 * 1024;
 	o->timeout_ms = 5000;
 	o->write_batches = 1;

@@ -309,6 +309,17 @@ static int group_add(struct kv_group *g, const sr_membership *peers)
 	return 0;
 }
 
+/* The state machine's loop (background snapshots) and log. */
+static void fsm_wire(struct kv_group *g)
+{
+	struct kv_fsm *f = &g->fsm;
+
+	f->log = kv_log_hook;
+	f->log_ctx = g->s;
+	f->snap_test_delay_ms = g->s->opt.snapshot_test_delay_ms;
+	f->loop = g->s->opt.snapshot_fork ? sr_server_loop(g->srv) : NULL;
+}
+
 int kv_raft_open(struct kv_server *s)
 {
 	static sr_server_config cfg; /* large: kept off the stack */
@@ -357,6 +368,8 @@ int kv_raft_open(struct kv_server *s)
 		       "no --peers: waiting to be added to a cluster (or "
 		       "restarting from %s)",
 		       s->opt.data_dir);
+	for (unsigned i = 0; i < s->ngroups; i++)
+		fsm_wire(&s->groups[i]);
 	rc = sr_server_start(s->groups[0].srv); /* starts every group */
 	for (unsigned i = 0; i < s->ngroups && rc == 0; i++) {
 		const sr_membership *conf = sr_group_membership(
@@ -372,6 +385,8 @@ int kv_raft_open(struct kv_server *s)
  * then the store. */
 void kv_raft_close(struct kv_server *s)
 {
+	for (unsigned i = 0; i < s->ngroups; i++)
+		kv_snapfork_cancel(&s->groups[i].fsm);
 	if (s->ngroups && s->groups[0].srv)
 		sr_server_destroy(s->groups[0].srv);
 	for (unsigned i = 0; i < s->ngroups; i++) {

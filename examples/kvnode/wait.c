@@ -26,8 +26,13 @@
  * as Redis does).  Timeout 0 waits for ever.  On a node that is not
  * (or no longer) the leader WAIT answers at once with the replicas it
  * knows of, i.e. 0.
+ *
+ * CLUSTER SNAPSHOT parks the same way: its reply waits until the
+ * snapshot each group started (or was already writing in a child,
+ * snapfork.c) has ended, then says +OK if every one was stored.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "conn.h"
 
@@ -35,6 +40,7 @@
 
 struct kv_wait {
 	struct kv_req *r;
+	uint64_t *snap; /* CLUSTER SNAPSHOT: each group's snap_seq; else NULL */
 	struct kv_group *g; /* the group of the client's last write */
 	uint64_t deadline;  /* 0: none */
 	long long want;
@@ -105,6 +111,35 @@ static int wait_step(struct kv_server *s, struct kv_wait *w, uint64_t now)
 	return 1;
 }
 
+/* 1 if parked CLUSTER SNAPSHOT w was answered (or its client left). */
+static int snap_step(struct kv_server *s, struct kv_wait *w)
+{
+	struct kv_req *r = w->r;
+	int failed = 0;
+
+	if (r->conn) {
+		for (unsigned i = 0; i < s->ngroups; i++) {
+			const struct kv_fsm *f = &s->groups[i].fsm;
+			if (f->snap_done_seq < w->snap[i])
+				return 0;
+			/* conservative: a later one that failed counts */
+			failed |= f->snap_failed_seq >= w->snap[i];
+		}
+		r->held = 0;
+		if (failed)
+			kv_reply_error(&r->buf, "ERR the snapshot was not "
+						"stored (see the node's log)");
+		else
+			kv_reply_simple(&r->buf, "OK");
+		r->ready = 1;
+		kv_conn_pump(r->conn);
+	} else {
+		kv_req_unhold(s, r);
+	}
+	free(w->snap);
+	return 1;
+}
+
 static void wait_tick(sr_loop *loop, uint64_t id, void *ctx)
 {
 	struct kv_server *s = ctx;
@@ -120,7 +155,7 @@ static void wait_tick(sr_loop *loop, uint64_t id, void *ctx)
 	size_t n = s->nwaits;
 	for (size_t i = 0; i < n; i++) {
 		struct kv_wait w = s->waits[i];
-		int done = wait_step(s, &w, now);
+		int done = w.snap ? snap_step(s, &w) : wait_step(s, &w, now);
 		if (!done)
 			s->waits[keep++] = w;
 	}
@@ -130,12 +165,70 @@ static void wait_tick(sr_loop *loop, uint64_t id, void *ctx)
 	wait_arm(s);
 }
 
-void kv_wait_cmd(struct kv_cmdctx *ctx, long long want, long long timeout_ms)
+/* A parked request in ctx's connection, polled by wait_tick; NULL (and
+ * the error replied) when out of memory. */
+static struct kv_wait *park(struct kv_cmdctx *ctx)
 {
 	struct kv_server *s = ctx->s;
-	struct kv_group *g = ctx->c->wgroup ? ctx->c->wgroup : ctx->g;
 	struct kv_wait *w;
 	struct kv_req *r;
+
+	if (s->nwaits == s->waits_cap) {
+		size_t cap = s->waits_cap ? s->waits_cap * 2 : 8;
+		struct kv_wait *nw = realloc(s->waits, cap * sizeof(*nw));
+		if (!nw) {
+			kv_reply_error(ctx->out, "ERR out of memory");
+			return NULL;
+		}
+		s->waits = nw;
+		s->waits_cap = cap;
+	}
+	r = kv_req_new(ctx->c, 0);
+	if (!r) {
+		kv_reply_error(ctx->out, "ERR out of memory");
+		return NULL;
+	}
+	r->held = 1; /* this module frees it if its client leaves */
+	w = &s->waits[s->nwaits++];
+	memset(w, 0, sizeof(*w));
+	w->r = r;
+	wait_arm(s);
+	return w;
+}
+
+void kv_wait_snapshot(struct kv_cmdctx *ctx)
+{
+	struct kv_server *s = ctx->s;
+	uint64_t *want = calloc(s->ngroups, sizeof(*want));
+	struct kv_wait *w;
+	int pending = 0, failed = 0;
+
+	if (!want) {
+		kv_reply_error(ctx->out, "ERR out of memory");
+		return;
+	}
+	for (unsigned i = 0; i < s->ngroups; i++) {
+		const struct kv_fsm *f = &s->groups[i].fsm;
+		want[i] = f->snap_seq;
+		pending |= f->snap_done_seq < want[i];
+		failed |= f->snap_failed_seq >= want[i];
+	}
+	if (!pending || (w = park(ctx)) == NULL) {
+		if (!pending && failed)
+			kv_reply_error(ctx->out, "ERR the snapshot was not "
+						 "stored (see the node's log)");
+		else if (!pending)
+			kv_reply_simple(ctx->out, "OK");
+		free(want);
+		return;
+	}
+	w->snap = want;
+}
+
+void kv_wait_cmd(struct kv_cmdctx *ctx, long long want, long long timeout_ms)
+{
+	struct kv_group *g = ctx->c->wgroup ? ctx->c->wgroup : ctx->g;
+	struct kv_wait *w;
 
 	/* Nothing owed before it: its writes are all answered now. */
 	if (!ctx->c->head) {
@@ -145,29 +238,11 @@ void kv_wait_cmd(struct kv_cmdctx *ctx, long long want, long long timeout_ms)
 			return;
 		}
 	}
-	if (s->nwaits == s->waits_cap) {
-		size_t cap = s->waits_cap ? s->waits_cap * 2 : 8;
-		struct kv_wait *nw = realloc(s->waits, cap * sizeof(*nw));
-		if (!nw) {
-			kv_reply_error(ctx->out, "ERR out of memory");
-			return;
-		}
-		s->waits = nw;
-		s->waits_cap = cap;
-	}
-	r = kv_req_new(ctx->c, 0);
-	if (!r) {
-		kv_reply_error(ctx->out, "ERR out of memory");
+	if ((w = park(ctx)) == NULL)
 		return;
-	}
-	r->held = 1; /* this module frees it if its client leaves */
-	w = &s->waits[s->nwaits++];
-	w->r = r;
 	w->g = g;
 	w->want = want;
-	w->deadline = timeout_ms ? kv_now_ms(s) + (uint64_t)timeout_ms : 0;
-	w->have_target = 0;
-	wait_arm(s);
+	w->deadline = timeout_ms ? kv_now_ms(ctx->s) + (uint64_t)timeout_ms : 0;
 }
 
 void kv_wait_free(struct kv_server *s)
@@ -177,6 +252,8 @@ void kv_wait_free(struct kv_server *s)
 	s->wait_timer = 0;
 	/* The requests themselves are orphans by now (every connection is
 	 * closed) and kv_server_free_reqs freed them. */
+	for (size_t i = 0; i < s->nwaits; i++)
+		free(s->waits[i].snap);
 	free(s->waits);
 	s->waits = NULL;
 	s->nwaits = s->waits_cap = 0;

@@ -253,6 +253,121 @@ def test_snapshots_by_volume():
     conn.close()
 
 
+def snapshot_child(c, nid):
+    """The pid of node nid's snapshot child (it must have exactly one)."""
+    pid = c.nodes[nid].proc.pid
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        kids = f.read().split()
+    eq(len(kids), 1, kids)
+    return int(kids[0])
+
+
+@suite.test
+def test_background_snapshot():
+    """--snapshot-fork (the default): a child serializes the state as of
+    the snapshot's index while the node goes on applying and answering;
+    CLUSTER SNAPSHOT answers once the snapshot is stored."""
+    c = suite.cluster("snapfork", n=3,
+                      extra=["--snapshot-entries", "0",
+                             "--snapshot-trailing", "0",
+                             "--snapshot-test-delay-ms", "1500"])
+    c.start_all()
+    leader = c.wait_leader()
+    conn = c.conn(leader)
+    for i in range(200):
+        eq(conn.call("SET", "k%d" % i, "v%d" % i), "OK")
+        eq(conn.call("INCR", "counter"), i + 1)
+    at_start = int(c.info(leader)["last_applied"])
+    snap = c.conn(leader)
+    snap.send("CLUSTER", "SNAPSHOT")
+    wait_for(lambda: c.info(leader)["snapshot_in_progress"] == "1", 5,
+             "a snapshot in progress")
+    # The node keeps serving while the child works (1.5 s of it).
+    t0 = time.time()
+    for i in range(200, 300):
+        eq(conn.call("INCR", "counter"), i + 1)
+    check(time.time() - t0 < 1.0, "writes waited for the snapshot")
+    eq(c.info(leader)["snapshot_in_progress"], "1")
+    eq(snap.reply(), "OK")
+    inf = c.info(leader)
+    eq(inf["snapshot_in_progress"], "0")
+    eq(inf["snapshots_forked"], "1")
+    eq(inf["snapshots_taken"], "1")
+    eq(inf["snapshots_failed"], "0")
+    check(int(inf["snapshot_last_ms"]) >= 1500, inf)
+    # The image holds the state at its index, not the INCRs applied while
+    # the child ran: restarted from it (the log before it compacted away)
+    # and the log after it, the counter is exact.
+    check(at_start <= int(inf["snapshot_index"]) < at_start + 5, inf)
+    snap.close()
+    conn.close()
+    c.kill(leader)
+    c.start(leader)
+    c.wait_applied(leader, int(inf["last_applied"]))
+    eq(c.info(leader)["last_restore_index"], inf["snapshot_index"])
+    c.wait_leader()
+    eq(c.follow("GET", "counter")[0], b"300")
+    eq(c.follow("GET", "k199")[0], b"v199")
+
+
+@suite.test
+def test_background_snapshot_failures():
+    """A child that dies: the snapshot is not stored, CLUSTER SNAPSHOT says
+    so, the node goes on, and the next snapshot is taken on the loop.  A
+    node that dies: its child dies with it, and it restarts."""
+    c = suite.cluster("snapkill", n=3,
+                      extra=["--snapshot-entries", "0",
+                             "--snapshot-test-delay-ms", "5000"])
+    c.start_all()
+    leader = c.wait_leader()
+    conn = c.conn(leader)
+    eq(conn.call("SET", "a", "1"), "OK")
+    snap = c.conn(leader)
+    snap.send("CLUSTER", "SNAPSHOT")
+    wait_for(lambda: c.info(leader)["snapshot_in_progress"] == "1", 5,
+             "a snapshot in progress")
+    child = snapshot_child(c, leader)
+    # The child holds no socket or file of the node's, only its pipe (and
+    # stdin, stdout, stderr), once it has started.
+    wait_for(lambda: len(os.listdir("/proc/%d/fd" % child)) <= 4, 5,
+             "the child to close the node's descriptors")
+    os.kill(child, signal.SIGKILL)
+    r = snap.reply()
+    check(isinstance(r, Err) and "not stored" in str(r), r)
+    inf = c.info(leader)
+    eq((inf["snapshots_failed"], inf["snapshots_taken"],
+        inf["snapshot_index"]), ("1", "0", "0"))
+    eq(conn.call("SET", "b", "2"), "OK")
+    t0 = time.time()
+    eq(snap.call("CLUSTER", "SNAPSHOT"), "OK")  # on the loop: no delay
+    check(time.time() - t0 < 4, "the retry forked again")
+    inf = c.info(leader)
+    eq((inf["snapshots_taken"], inf["snapshots_forked"]), ("1", "1"))
+    check(int(inf["snapshot_index"]) > 0, inf)
+    # Up to date: nothing to do, and that is no error.
+    eq(snap.call("CLUSTER", "SNAPSHOT"), "OK")
+    # The node dies during a snapshot: its child goes too.
+    eq(conn.call("SET", "c", "3"), "OK")
+    snap.send("CLUSTER", "SNAPSHOT")
+    wait_for(lambda: c.info(leader)["snapshot_in_progress"] == "1", 5,
+             "a snapshot in progress")
+    child = snapshot_child(c, leader)
+    snap.close()
+    conn.close()
+    c.kill(leader)
+
+    def child_gone():
+        try:
+            with open("/proc/%d/status" % child) as f:
+                return "zombie" in f.read()
+        except OSError:
+            return True
+    wait_for(child_gone, 5, "the child to die with its parent")
+    c.start(leader)
+    c.wait_leader()
+    eq(c.follow("GET", "c")[0], b"3")
+
+
 @suite.test
 def test_mem_storage_cluster():
     c = suite.cluster("mem", n=3, storage="mem")
@@ -305,7 +420,10 @@ def test_command_line_errors_and_help():
         check(p.stderr, "no message for %r" % bad)
     for opt, v in (("--write-batches", "-1"), ("--write-batches", "1025"),
                    ("--write-batches", "x"), ("--write-batches", ""),
-                   ("--snapshot-bytes", "x"), ("--snapshot-bytes", "-5")):
+                   ("--snapshot-bytes", "x"), ("--snapshot-bytes", "-5"),
+                   ("--snapshot-fork", "maybe"), ("--snapshot-fork", ""),
+                   ("--snapshot-test-delay-ms", "-1"),
+                   ("--snapshot-test-delay-ms", "600001")):
         p = subprocess.run([suite.kvnode, opt, v, "--id", "1"],
                            capture_output=True, timeout=10)
         eq(p.returncode, 2)
