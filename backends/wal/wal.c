@@ -179,6 +179,8 @@ void sr_wal_get_stats(const sr_wal *cw, sr_wal_stats *out)
 	out->appends = w->st_appends;
 	out->pending_bytes = w->pending_bytes;
 	out->torn_bytes = w->st_torn;
+	out->snapshots = w->st_snaps;
+	out->snapshots_reread = w->st_snaps_reread;
 	out->lost_first = w->g0.lost_first;
 	out->lost_last = w->g0.lost_last;
 	out->first_index = w->g0.first;

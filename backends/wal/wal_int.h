@@ -111,6 +111,12 @@ struct wal_snap {
 	uint32_t n_members;
 	uint32_t hdr_size;
 	uint64_t size; /* data bytes */
+	/* being written only (wal_snap.c): the CRC32C of the size bytes so
+	 * far, kept while every chunk starts where the previous one ended;
+	 * reread: a chunk rewrote earlier bytes, so finish reads the data
+	 * back to compute it */
+	uint32_t crc;
+	uint32_t reread;
 };
 
 /*
@@ -230,6 +236,7 @@ struct sr_wal {
 	int hs_pending; /* a deferred HARDSTATE record is not known durable */
 	uint64_t hs_batch; /* the batch holding the latest one */
 	uint64_t st_appends, st_torn;
+	uint64_t st_snaps, st_snaps_reread; /* snapshots made durable */
 
 	/* read() scratch */
 	unsigned char *rbuf; /* entry data handed out by read() */

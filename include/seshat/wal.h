@@ -277,7 +277,10 @@ typedef struct sr_wal_stats {
 	sr_index lost_last;	/*   load() reports lost (0, 0: none) */
 	sr_index first_index;	/* the log as read() sees it */
 	sr_index last_index;
-	uint64_t segments_zeroed; /* of segments_created: zero-filled ahead */
+	uint64_t segments_zeroed;  /* of segments_created: zero-filled ahead */
+	uint64_t snapshots;	   /* made durable by snapshot_finish(1) */
+	uint64_t snapshots_reread; /* of those: data read back for its CRC
+				    * (a chunk rewrote earlier bytes) */
 } sr_wal_stats;
 
 /* Fill *out.  Never fails. */

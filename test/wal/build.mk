@@ -16,6 +16,8 @@
 #   bench_wal          `make bench`: appends/s beside the raw disk limits
 #                      (SR_WAL_BENCH_OPEN=1 adds the 1 GiB open benchmark)
 #   bench_wal_groups   `make bench`: restart time with many groups
+#   bench_wal_snap     `make bench`: snapshot_finish() and the log's
+#                      appends beside a snapshot being written
 #   fuzz_wal.c         `make fuzz`: segment decoder and recovery
 #   fuzz_wal_files.c   `make fuzz`: snapshot header, meta and lost files
 WAL_OUT   = $(BUILD)/test/wal
@@ -44,7 +46,13 @@ $(WAL_OUT)/test_wal_fault: test/wal/test_wal_fault.c $(WAL_DEPS)
 		$(if $(filter 1,$(URING)),$(WAL_WRAP_URING)) $(TEST_LIBS)
 FUZZ_SRCS += test/wal/fuzz_wal.c test/wal/fuzz_wal_files.c
 
-BENCHES += $(WAL_OUT)/bench_wal $(WAL_OUT)/bench_wal_groups
+BENCHES += $(WAL_OUT)/bench_wal $(WAL_OUT)/bench_wal_groups \
+           $(WAL_OUT)/bench_wal_snap
+
+# It times the WAL's fsync calls through a shim of its own.
+$(WAL_OUT)/bench_wal_snap: test/wal/bench_wal_snap.c $(WAL_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -Wl,--wrap=fsync $(TEST_LIBS)
 
 # `make tsan`: ThreadSanitizer over the tests where threads share state —
 # the WAL's writer thread beside the host's (test/wal) and the CRC32C

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "wal_format.h"
 #include "walt.h"
 
 #define OPS sr_wal_storage_ops()
@@ -452,6 +453,172 @@ WAL_TEST(test_snapshot_is_stored_with_its_membership)
 	w = t_open(dir, 0);
 	check_snapshot(w, 80, 4, 10, 64);
 	CHECK(!t_file_exists(dir, "snap.tmp"));
+}
+
+/* The header of a snapshot file, read from the directory. */
+static struct wal_snap_hdr snap_file_hdr(const char *dir, sr_index index)
+{
+	static unsigned char b[16384]; /* more than the largest header */
+	struct wal_snap_hdr h;
+	const char *why = NULL;
+	char path[320];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%016llx.snap", dir,
+		 (unsigned long long)index);
+	fd = open(path, O_RDONLY);
+	CHECK(fd >= 0);
+	n = pread(fd, b, sizeof(b), 0);
+	close(fd);
+	CHECK(n >= (ssize_t)WAL_SNAP_FIXED);
+	CHECK_EQ(wal_fmt_snap_hdr_decode(b, (size_t)n, &h, NULL, &why),
+		 WALFMT_OK);
+	CHECK_EQ(h.index, index);
+	return h;
+}
+
+/* CRC32C of the pattern put_snapshot() writes, computed here. */
+static uint32_t snap_pattern_crc(sr_index index, sr_term term, uint32_t size)
+{
+	static unsigned char b[4096];
+	uint32_t crc = 0;
+
+	for (uint32_t off = 0; off < size;) {
+		uint32_t n = size - off > sizeof(b) ? sizeof(b) : size - off;
+
+		for (uint32_t k = 0; k < n; k++)
+			b[k] = t_byte(index, term, off + k);
+		crc = sr_crc32c(crc, b, n);
+		off += n;
+	}
+	return crc;
+}
+
+static sr_wal *open_without_repair(const char *dir, int *rv)
+{
+	sr_wal_options o;
+	sr_wal *w = NULL;
+
+	t_opts(&o, dir);
+	o.repair = SR_WAL_REPAIR_NONE;
+	*rv = t_open_opts(&o, &w);
+	return w;
+}
+
+/*
+ * Close w; the header of snapshot `index` must hold the CRC of the data
+ * put_snapshot() writes, computed here, and an open without repair (which
+ * checks that CRC against the data) must read the snapshot back whole.
+ * Returns the reopened WAL.
+ */
+static sr_wal *reopen_with_snapshot(sr_wal *w, const char *dir, sr_index index,
+				    sr_term term, uint32_t size, int nconf)
+{
+	int rv;
+
+	t_close(w);
+	CHECK_EQ(snap_file_hdr(dir, index).data_size, size);
+	CHECK_EQ(snap_file_hdr(dir, index).data_crc,
+		 snap_pattern_crc(index, term, size));
+	w = open_without_repair(dir, &rv);
+	CHECK_EQ(rv, 0);
+	check_snapshot(w, index, term, size, nconf);
+	return w;
+}
+
+WAL_TEST(test_snapshot_written_in_order_gets_its_crc_without_a_read_back)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 0);
+	uint32_t size = (3u << 20) + 12345; /* 315 chunks */
+	sr_wal_stats st;
+
+	put_snapshot(w, 50, 3, size, 5);
+	sr_wal_get_stats(w, &st);
+	CHECK_EQ(st.snapshots, 1);
+	CHECK_EQ(st.snapshots_reread, 0);
+	w = reopen_with_snapshot(w, dir, 50, 3, size, 5);
+	/* an empty snapshot: the CRC of nothing */
+	CHECK_EQ(OPS->snapshot_begin(w, 60, 3, NULL), 0);
+	CHECK_EQ(OPS->snapshot_write(w, 0, NULL, 0), 0);
+	CHECK_EQ(OPS->snapshot_finish(w, 1), 0);
+	reopen_with_snapshot(w, dir, 60, 3, 0, 0);
+}
+
+WAL_TEST(test_snapshot_with_a_rewritten_chunk_is_read_back_for_its_crc)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 0);
+	uint32_t size = (2u << 20) + 777, off;
+	sr_membership c;
+	sr_wal_stats st;
+
+	make_conf(&c, 3);
+	CHECK_EQ(OPS->snapshot_begin(w, 70, 2, &c), 0);
+	for (uint32_t k = 0; k < 300000; k++)
+		t_buf[k] = t_byte(70, 2, k);
+	/* bytes 0..300000, then 100000..200000 written wrong and rewritten
+	 * (within the data), then 250000..400000 rewritten across its end */
+	CHECK_EQ(OPS->snapshot_write(w, 0, t_buf, 100000), 0);
+	memset(t_buf + 100000, 0xa5, 100000);
+	CHECK_EQ(OPS->snapshot_write(w, 100000, t_buf + 100000, 100000), 0);
+	CHECK_EQ(OPS->snapshot_write(w, 200000, t_buf + 200000, 100000), 0);
+	for (uint32_t k = 100000; k < 400000; k++)
+		t_buf[k] = t_byte(70, 2, k);
+	CHECK_EQ(OPS->snapshot_write(w, 100000, t_buf + 100000, 100000), 0);
+	CHECK_EQ(OPS->snapshot_write(w, 250000, t_buf + 250000, 150000), 0);
+	/* then in order again, as usual */
+	for (off = 400000; off < size;) {
+		uint32_t n = size - off > 65536 ? 65536 : size - off;
+
+		for (uint32_t k = 0; k < n; k++)
+			t_buf[k] = t_byte(70, 2, off + k);
+		CHECK_EQ(OPS->snapshot_write(w, off, t_buf, n), 0);
+		off += n;
+	}
+	CHECK_EQ(OPS->snapshot_finish(w, 1), 0);
+	sr_wal_get_stats(w, &st);
+	w = reopen_with_snapshot(w, dir, 70, 2, size, 3);
+	CHECK_EQ(st.snapshots, 1);
+	CHECK_EQ(st.snapshots_reread, 1);
+	/* the next one, written in order, needs no read-back again */
+	put_snapshot(w, 80, 2, 100000, 3);
+	sr_wal_get_stats(w, &st);
+	CHECK_EQ(st.snapshots, 1);
+	CHECK_EQ(st.snapshots_reread, 0);
+	reopen_with_snapshot(w, dir, 80, 2, 100000, 3);
+}
+
+WAL_TEST(test_snapshot_damaged_after_finish_is_detected_at_open)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 0);
+	uint32_t size = (2u << 20) + 999;
+	struct wal_snap_hdr h;
+	unsigned char b;
+	char path[320];
+	int fd, rv;
+
+	put_snapshot(w, 90, 4, size, 2);
+	t_close(w);
+	h = snap_file_hdr(dir, 90);
+	CHECK_EQ(h.data_crc, snap_pattern_crc(90, 4, size));
+	/* one bit of the data, past the first MiB, flipped on disk */
+	snprintf(path, sizeof(path), "%s/%016llx.snap", dir, 90ull);
+	fd = open(path, O_RDWR);
+	CHECK(fd >= 0);
+	CHECK_EQ(pread(fd, &b, 1, h.hdr_size + 1500000), 1);
+	b ^= 0x10;
+	CHECK_EQ(pwrite(fd, &b, 1, h.hdr_size + 1500000), 1);
+	close(fd);
+	w = open_without_repair(dir, &rv);
+	CHECK_EQ(rv, SR_ECORRUPT);
+	CHECK(t_logged("000000000000005a.snap", "data CRC mismatch"));
+	/* repair deletes it, as any damaged snapshot */
+	w = t_open(dir, 0);
+	CHECK_EQ(t_load(w).snapshot_index, 0);
+	CHECK(!t_file_exists(dir, "000000000000005a.snap"));
 }
 
 WAL_TEST(test_compaction_deletes_covered_segments)
