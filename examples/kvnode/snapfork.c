@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -129,6 +130,9 @@ child_run(struct kv_fsm *f, int wfd, pid_t parent)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	close_others(wfd);
+	/* Yield the CPUs to the nodes: on a small machine the child competes
+	 * with them, and their requests are what must not wait. */
+	(void)setpriority(PRIO_PROCESS, 0, 10);
 	if (f->snap_test_delay_ms) { /* --snapshot-test-delay-ms */
 		struct timespec ts = {
 			.tv_sec = f->snap_test_delay_ms / 1000,
