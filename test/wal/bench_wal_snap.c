@@ -10,7 +10,9 @@
  *   read-back  a chunk rewrites earlier bytes (the first MiB again), so
  *              finish reads the data back for its CRC: what every
  *              snapshot cost before the CRC was kept as chunks arrive
- *   crc        chunks in order: the CRC kept as they arrive
+ *   crc        chunks in order: the CRC kept as they arrive; no
+ *              writeback started early (sync_file_range shimmed out)
+ *   crc+wb     the same with the WAL's sync_file_range after each chunk
  *
  * The WAL's fsync calls go through a -Wl,--wrap shim here that times
  * them.  Printed, as medians over RUNS runs: finish() in all, the
@@ -31,15 +33,15 @@
 #define MAX_RUNS 31
 #define MAX_LAT	 65536
 
-enum { MODE_READBACK, MODE_CRC, N_MODES };
-static const char *mode_name[N_MODES] = { "read-back", "crc" };
+enum { MODE_READBACK, MODE_CRC, MODE_CRC_WB, N_MODES };
+static const char *mode_name[N_MODES] = { "read-back", "crc", "crc+wb" };
 
 static unsigned char chunk[CHUNK];
 static unsigned char payload[4096];
 
 /* the shim's state, on the host's thread only (the WAL calls fsync there
  * for snapshots; its writer thread calls fdatasync) */
-static int in_finish;
+static int in_finish, wb_on;
 static double fin_fsync, fin_dirsync;
 
 static double now(void)
@@ -52,6 +54,14 @@ static double now(void)
 
 int __real_fsync(int fd);
 int __wrap_fsync(int fd);
+int __real_sync_file_range(int fd, off_t off, off_t len, unsigned flags);
+int __wrap_sync_file_range(int fd, off_t off, off_t len, unsigned flags);
+
+/* crc+wb only: the other modes measure the WAL without it */
+int __wrap_sync_file_range(int fd, off_t off, off_t len, unsigned flags)
+{
+	return wb_on ? __real_sync_file_range(fd, off, len, flags) : 0;
+}
 
 int __wrap_fsync(int fd)
 {
@@ -121,6 +131,7 @@ static struct result run_one(sr_wal *w, int mode, unsigned mib, int appends)
 
 	sync(); /* every run starts with nothing dirty */
 	fin_fsync = fin_dirsync = 0;
+	wb_on = mode == MODE_CRC_WB;
 	snap_index = next_index - 1;
 	if ((rv = OPS->snapshot_begin(w, snap_index, 1, NULL)))
 		die("snapshot_begin", rv);

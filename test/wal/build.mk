@@ -49,10 +49,12 @@ FUZZ_SRCS += test/wal/fuzz_wal.c test/wal/fuzz_wal_files.c
 BENCHES += $(WAL_OUT)/bench_wal $(WAL_OUT)/bench_wal_groups \
            $(WAL_OUT)/bench_wal_snap
 
-# It times the WAL's fsync calls through a shim of its own.
+# It times the WAL's fsync calls and turns its sync_file_range off and on
+# through shims of its own.
 $(WAL_OUT)/bench_wal_snap: test/wal/bench_wal_snap.c $(WAL_DEPS)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -o $@ $< -Wl,--wrap=fsync $(TEST_LIBS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -Wl,--wrap=fsync \
+		-Wl,--wrap=sync_file_range $(TEST_LIBS)
 
 # `make tsan`: ThreadSanitizer over the tests where threads share state —
 # the WAL's writer thread beside the host's (test/wal) and the CRC32C
