@@ -369,6 +369,26 @@ def test_background_snapshot_failures():
 
 
 @suite.test
+def test_snapshot_on_the_loop():
+    """--snapshot-fork no: CLUSTER SNAPSHOT serializes on the node's loop,
+    no child, and the snapshot is there when the reply comes."""
+    c = suite.cluster("snapinline", n=3,
+                      extra=["--snapshot-entries", "0",
+                             "--snapshot-fork", "no"])
+    c.start_all()
+    leader = c.wait_leader()
+    conn = c.conn(leader)
+    eq(conn.call("SET", "a", "1"), "OK")
+    eq(conn.call("CLUSTER", "SNAPSHOT"), "OK")
+    inf = c.info(leader)
+    eq((inf["snapshot_fork"], inf["snapshots_taken"],
+        inf["snapshots_forked"], inf["snapshot_in_progress"]),
+       ("no", "1", "0", "0"))
+    check(int(inf["snapshot_index"]) >= 2, inf)
+    conn.close()
+
+
+@suite.test
 def test_mem_storage_cluster():
     c = suite.cluster("mem", n=3, storage="mem")
     c.start_all()
