@@ -29,8 +29,9 @@
  * parent closes meanwhile (clients, peers, listeners) really close.
  *
  * Memory: pages the parent writes while the child runs are copied, at
- * most the size of the state; a snapshot runs for about as long as the
- * serialization took on the loop before.
+ * most the size of the state.  Time: the child runs at nice 10, so on a
+ * busy machine a snapshot takes longer to be stored than on the loop
+ * (about 1.8x on the 2-core development VM), while the node serves.
  */
 #include <dirent.h>
 #include <errno.h>
