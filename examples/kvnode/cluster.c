@@ -574,9 +574,11 @@ static int snapshot_all(struct kv_server *s)
 		rc = sr_group_snapshot(g->grp);
 		if (rc == SR_EBUSY && g->fsm.snap_pid)
 			rc = 0;
+		if (rc != SR_ESTATE)
+			continue;
 		sr_node_status(g->node, &st);
-		if (rc == SR_ESTATE && st.role != SR_STOPPED &&
-		    st.snapshot_index && st.snapshot_index >= st.applied_index)
+		if (st.role != SR_STOPPED && st.snapshot_index &&
+		    st.snapshot_index >= st.applied_index)
 			rc = 0; /* the last snapshot is up to date */
 	}
 	return rc;

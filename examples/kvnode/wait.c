@@ -111,30 +111,41 @@ static int wait_step(struct kv_server *s, struct kv_wait *w, uint64_t now)
 	return 1;
 }
 
+/* CLUSTER SNAPSHOT's reply into o once the snapshot numbered want[i] of
+ * every group i has ended (1), or nothing yet (0). */
+static int snap_answer(struct kv_server *s, const uint64_t *want,
+		       struct kv_buf *o)
+{
+	int failed = 0;
+
+	for (unsigned i = 0; i < s->ngroups; i++) {
+		const struct kv_fsm *f = &s->groups[i].fsm;
+		if (f->snap_done_seq < want[i])
+			return 0;
+		/* conservative: a later one that failed counts */
+		failed |= f->snap_failed_seq >= want[i];
+	}
+	if (failed)
+		kv_reply_error(o, "ERR the snapshot was not stored (see the "
+				  "node's log)");
+	else
+		kv_reply_simple(o, "OK");
+	return 1;
+}
+
 /* 1 if parked CLUSTER SNAPSHOT w was answered (or its client left). */
 static int snap_step(struct kv_server *s, struct kv_wait *w)
 {
 	struct kv_req *r = w->r;
-	int failed = 0;
 
-	if (r->conn) {
-		for (unsigned i = 0; i < s->ngroups; i++) {
-			const struct kv_fsm *f = &s->groups[i].fsm;
-			if (f->snap_done_seq < w->snap[i])
-				return 0;
-			/* conservative: a later one that failed counts */
-			failed |= f->snap_failed_seq >= w->snap[i];
-		}
+	if (!r->conn) {
+		kv_req_unhold(s, r);
+	} else if (snap_answer(s, w->snap, &r->buf)) {
 		r->held = 0;
-		if (failed)
-			kv_reply_error(&r->buf, "ERR the snapshot was not "
-						"stored (see the node's log)");
-		else
-			kv_reply_simple(&r->buf, "OK");
 		r->ready = 1;
 		kv_conn_pump(r->conn);
 	} else {
-		kv_req_unhold(s, r);
+		return 0;
 	}
 	free(w->snap);
 	return 1;
@@ -201,24 +212,14 @@ void kv_wait_snapshot(struct kv_cmdctx *ctx)
 	struct kv_server *s = ctx->s;
 	uint64_t *want = calloc(s->ngroups, sizeof(*want));
 	struct kv_wait *w;
-	int pending = 0, failed = 0;
 
 	if (!want) {
 		kv_reply_error(ctx->out, "ERR out of memory");
 		return;
 	}
-	for (unsigned i = 0; i < s->ngroups; i++) {
-		const struct kv_fsm *f = &s->groups[i].fsm;
-		want[i] = f->snap_seq;
-		pending |= f->snap_done_seq < want[i];
-		failed |= f->snap_failed_seq >= want[i];
-	}
-	if (!pending || (w = park(ctx)) == NULL) {
-		if (!pending && failed)
-			kv_reply_error(ctx->out, "ERR the snapshot was not "
-						 "stored (see the node's log)");
-		else if (!pending)
-			kv_reply_simple(ctx->out, "OK");
+	for (unsigned i = 0; i < s->ngroups; i++)
+		want[i] = s->groups[i].fsm.snap_seq;
+	if (snap_answer(s, want, ctx->out) || (w = park(ctx)) == NULL) {
 		free(want);
 		return;
 	}

@@ -61,8 +61,9 @@ typedef struct sr_durable {
 	 * have been acknowledged (lost_first == lost_last == last_index:
 	 * nothing is missing but the log must be checked against a leader's
 	 * up to there).  The engine re-fetches the entries from the leader;
-	 * until a leader has verified its log up to lost_last it does not
-	 * campaign, and grants a vote or pre-vote only to a candidate at
+	 * until a leader has verified its log up to lost_last (or the log
+	 * durably holds an entry of a term above lost_term: the range was
+	 * overwritten by a later leader) it does not campaign, and grants a vote or pre-vote only to a candidate at
 	 * least as up-to-date as (lost_term, lost_last) (docs/design.md,
 	 * "Repairing a corrupt log").  A store keeps reporting the range
 	 * across restarts until an entry past lost_last, or a snapshot
@@ -641,8 +642,9 @@ typedef struct sr_status {
 	 * leader not heard from for long is probably gone. */
 	uint64_t leader_age_ms;
 	/* Non-zero while the node re-fetches entries its store lost (up to
-	 * this index, sr_durable.lost_last): it does not campaign and votes
-	 * only for candidates at least as up-to-date as that index. */
+	 * this index, sr_durable.lost_last, or until its log holds an entry of
+	 * a term above the lost ones'): it does not campaign and votes only
+	 * for candidates at least as up-to-date as that index. */
 	sr_index repair_index;
 } sr_status;
 

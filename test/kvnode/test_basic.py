@@ -253,6 +253,16 @@ def test_snapshots_by_volume():
     conn.close()
 
 
+def snapshot_in_background(c, nid):
+    """Send CLUSTER SNAPSHOT to node nid on a connection of its own and
+    wait until a child is writing it; the connection, for the reply."""
+    snap = c.conn(nid)
+    snap.send("CLUSTER", "SNAPSHOT")
+    wait_for(lambda: c.info(nid)["snapshot_in_progress"] == "1", 5,
+             "a snapshot in progress")
+    return snap
+
+
 def snapshot_child(c, nid):
     """The pid of node nid's snapshot child (it must have exactly one)."""
     pid = c.nodes[nid].proc.pid
@@ -278,10 +288,7 @@ def test_background_snapshot():
         eq(conn.call("SET", "k%d" % i, "v%d" % i), "OK")
         eq(conn.call("INCR", "counter"), i + 1)
     at_start = int(c.info(leader)["last_applied"])
-    snap = c.conn(leader)
-    snap.send("CLUSTER", "SNAPSHOT")
-    wait_for(lambda: c.info(leader)["snapshot_in_progress"] == "1", 5,
-             "a snapshot in progress")
+    snap = snapshot_in_background(c, leader)
     # The node keeps serving while the child works (1.5 s of it).
     t0 = time.time()
     for i in range(200, 300):
@@ -322,10 +329,7 @@ def test_background_snapshot_failures():
     leader = c.wait_leader()
     conn = c.conn(leader)
     eq(conn.call("SET", "a", "1"), "OK")
-    snap = c.conn(leader)
-    snap.send("CLUSTER", "SNAPSHOT")
-    wait_for(lambda: c.info(leader)["snapshot_in_progress"] == "1", 5,
-             "a snapshot in progress")
+    snap = snapshot_in_background(c, leader)
     child = snapshot_child(c, leader)
     # The child holds no socket or file of the node's, only its pipe (and
     # stdin, stdout, stderr), once it has started.
@@ -348,9 +352,8 @@ def test_background_snapshot_failures():
     eq(snap.call("CLUSTER", "SNAPSHOT"), "OK")
     # The node dies during a snapshot: its child goes too.
     eq(conn.call("SET", "c", "3"), "OK")
-    snap.send("CLUSTER", "SNAPSHOT")
-    wait_for(lambda: c.info(leader)["snapshot_in_progress"] == "1", 5,
-             "a snapshot in progress")
+    snap.close()
+    snap = snapshot_in_background(c, leader)
     child = snapshot_child(c, leader)
     snap.close()
     conn.close()
