@@ -8,7 +8,7 @@ BACKEND_SRCS += backends/wal/wal_format.c backends/wal/wal_queue.c \
                 backends/wal/wal_snap.c backends/wal/wal_log.c \
                 backends/wal/wal_group.c backends/wal/wal_replay.c \
                 backends/wal/wal_recover.c \
-                backends/wal/wal_posix.c backends/wal/wal.c
+                backends/wal/wal_direct.c backends/wal/wal_posix.c backends/wal/wal.c
 ifeq ($(URING),1)
 BACKEND_SRCS += backends/wal/wal_uring.c
 endif

@@ -169,6 +169,7 @@ void sr_wal_get_stats(const sr_wal *cw, sr_wal_stats *out)
 	out->engine = w->eng ? w->eng->id : SR_WAL_POSIX;
 	out->error = w->failed;
 	out->batches = w->st_batches;
+	out->direct_batches = w->st_direct;
 	out->bytes_written = w->st_bytes;
 	out->segments_created = w->st_created;
 	out->segments_zeroed = __atomic_load_n(&w->st_zeroed, __ATOMIC_RELAXED);
@@ -201,6 +202,7 @@ void sr_wal_options_init(sr_wal_options *o, const char *dir)
 	o->engine = SR_WAL_POSIX;
 	o->repair = SR_WAL_REPAIR_PEERS;
 	o->zero_ahead = 1;
+	o->direct_io = 1;
 	o->log_level = SR_LOG_INFO;
 }
 
@@ -303,6 +305,7 @@ static sr_wal *wal_new(const sr_wal_options *o)
 	w->backpressure = o->backpressure;
 	w->repair = o->repair;
 	w->zero_ahead = o->zero_ahead;
+	w->direct_io = o->direct_io;
 	w->g0.done = o->done;
 	w->g0.done_ctx = o->done_ctx;
 	w->log = o->log;

@@ -174,6 +174,7 @@ struct sr_wal {
 	int backpressure;
 	int repair;
 	int zero_ahead;
+	int direct_io;
 	sr_log_fn log;
 	void *log_ctx;
 	int log_level;
@@ -223,6 +224,7 @@ struct sr_wal {
 	char fail_msg[320];
 	char warn_msg[320];
 	uint64_t st_batches, st_bytes, st_created, st_deleted;
+	uint64_t st_direct; /* of st_batches: written with direct I/O */
 
 	/* engine thread */
 	struct wal_item *done_head, *done_tail; /* reaped, not delivered */
@@ -482,6 +484,31 @@ void wal_group_release(struct sr_wal_group *g);
 /* ---- wal_recover.c: opening ---- */
 /* List the directory, load meta and snapshot, replay the segments. */
 int wal_recover(sr_wal *w);
+
+/* ---- wal_direct.c: a batch written with direct I/O (posix engine) ---- */
+struct wal_direct {
+	int on;		     /* direct I/O in use (off for good on EINVAL) */
+	int fd;		     /* O_DIRECT | O_DSYNC descriptor of seg, or -1 */
+	uint64_t seg;	     /* the segment fd is open on */
+	uint64_t tail_end;   /* where the last direct write of seg ended */
+	unsigned char *tail; /* the bytes of tail_end's block before it */
+	unsigned char *buf;  /* the aligned staging buffer */
+	void *mem;	     /* the allocation behind tail and buf */
+};
+/* Host thread: probe the directory, allocate (SR_ENOMEM); d->on tells
+ * whether direct I/O will be used. */
+int wal_direct_init(sr_wal *w, struct wal_direct *d);
+void wal_direct_free(sr_wal *w, struct wal_direct *d);
+/* Direct I/O is in use (the writer's pre-work is off then). */
+int wal_direct_active(const struct wal_direct *d);
+/* Write batch it durably: 0 done, 1 not done (write it the ordinary
+ * way), or the SR_E* code that stops the WAL (fail_msg set). */
+int wal_direct_write(sr_wal *w, struct wal_direct *d, struct wal_item *it,
+		     int fd, uint64_t seg_size);
+/* Before deleting segments up to upto; after a batch written the
+ * ordinary way. */
+void wal_direct_forget(struct wal_direct *d, uint64_t upto);
+void wal_direct_wrote_buffered(struct wal_direct *d);
 
 /* ---- wal_posix.c, wal_uring.c: the I/O engines ---- */
 extern const struct wal_engine wal_posix_engine;

@@ -69,6 +69,7 @@ struct spin {
 struct posix_state {
 	pthread_t thread;
 	int running;
+	struct wal_direct dio; /* direct I/O (wal_direct.c) */
 };
 
 /* pwrite buf[from, to) of the batch; 0 or the error (fail_msg set). */
@@ -104,13 +105,16 @@ static void published(sr_wal *w, struct wal_item *it, size_t to)
 
 static int posix_run_batch(sr_wal *w, struct wal_item *it)
 {
+	struct posix_state *ps = w->eng_state;
 	struct wal_seg *s;
 	char name[32];
+	uint64_t seg_size;
 	int fd, e, code;
 
 	pthread_mutex_lock(&w->mu);
 	s = wal_queue_seg_find(w, it->seg);
 	fd = s ? s->fd : -1;
+	seg_size = s ? s->size : 0;
 	pthread_mutex_unlock(&w->mu);
 	if (it->pre_err)
 		return it->pre_err;
@@ -128,15 +132,28 @@ static int posix_run_batch(sr_wal *w, struct wal_item *it)
 		w->st_created++;
 		pthread_mutex_unlock(&w->mu);
 		wal_io_spare_start(w); /* the one after it */
+		seg_size = it->seg_size;
 	}
-	wal_io_seg_name(name, sizeof(name), it->seg);
 	if (fd < 0) {
+		wal_io_seg_name(name, sizeof(name), it->seg);
 		wal_io_fail(w, SR_EIO, "wal: segment %s/%s is not open", w->dir,
 			    name);
 		return SR_EIO;
 	}
 	/* BUSY: the host no longer appends; finish sealing, write the rest */
 	wal_fmt_seal(it->buf, it->sealed, it->len);
+	code = wal_direct_write(w, &ps->dio, it, fd, seg_size);
+	if (code <= 0) {
+		pthread_mutex_lock(&w->mu);
+		if (!code) {
+			published(w, it, it->len);
+			it->state = ITEM_WRITTEN;
+			w->st_direct++;
+		}
+		pthread_mutex_unlock(&w->mu);
+		return code; /* durable (O_DSYNC), or the WAL is stopped */
+	}
+	wal_direct_wrote_buffered(&ps->dio);
 	if ((code = write_part(w, it, fd, it->written, it->len)))
 		return code;
 	pthread_mutex_lock(&w->mu);
@@ -146,6 +163,7 @@ static int posix_run_batch(sr_wal *w, struct wal_item *it)
 	if (fdatasync(fd) != 0) {
 		e = errno;
 		code = wal_io_error_code(e);
+		wal_io_seg_name(name, sizeof(name), it->seg);
 		wal_io_fail(w, code,
 			    "wal: fdatasync of %s/%s failed: %s; the WAL is "
 			    "stopped (never retried: the batch at offset "
@@ -173,6 +191,7 @@ static int posix_prework(sr_wal *w)
 	int fd, rv;
 
 	if (!it || it->state != ITEM_OPEN || it->kind != ITEM_BATCH ||
+	    wal_direct_active(&((struct posix_state *)w->eng_state)->dio) ||
 	    it->new_seg || w->failed || it->len <= it->written ||
 	    w->dir_dirty || __atomic_load_n(&w->held, __ATOMIC_ACQUIRE))
 		return 0;
@@ -354,9 +373,12 @@ static void *posix_main(void *arg)
 		it->state = ITEM_BUSY;
 		st = w->failed;
 		pthread_mutex_unlock(&w->mu);
-		if (!st && it->kind == ITEM_DELETE)
+		if (!st && it->kind == ITEM_DELETE) {
+			wal_direct_forget(
+				&((struct posix_state *)w->eng_state)->dio,
+				it->seg);
 			wal_io_seg_delete(w, it);
-		else if (!st && it->len)
+		} else if (!st && it->len)
 			st = posix_run_batch(w, it);
 		pthread_mutex_lock(&w->mu);
 		if (!st && it->kind == ITEM_BATCH && it->len)
@@ -379,17 +401,23 @@ static int posix_start(sr_wal *w)
 	if (!ps)
 		return SR_ENOMEM;
 	memset(ps, 0, sizeof(*ps));
+	if ((e = wal_direct_init(w, &ps->dio))) {
+		wal_mem_free(w, ps);
+		return e;
+	}
 	wal_io_spare_start(w); /* for the first new segment; before the
 				* writer, which owns the spare from now */
+	w->eng_state = ps;     /* before the writer, which reads it */
 	e = pthread_create(&ps->thread, NULL, posix_main, w);
 	if (e) {
 		wal_io_logf(w, SR_LOG_ERROR,
 			    "wal: starting the writer thread: %s", strerror(e));
+		w->eng_state = NULL;
+		wal_direct_free(w, &ps->dio);
 		wal_mem_free(w, ps);
 		return SR_ENOMEM;
 	}
 	ps->running = 1;
-	w->eng_state = ps;
 	return 0;
 }
 
@@ -480,6 +508,7 @@ static void posix_stop(sr_wal *w)
 	pthread_mutex_unlock(&w->mu);
 	if (ps->running)
 		pthread_join(ps->thread, NULL);
+	wal_direct_free(w, &ps->dio);
 	wal_mem_free(w, ps);
 	w->eng_state = NULL;
 }

@@ -109,7 +109,8 @@ static void info_wal(struct kv_server *s, struct kv_buf *o)
 		      "wal_batches:%llu\r\nwal_bytes_written:%llu\r\n"
 		      "wal_segments:%llu\r\nwal_pending_bytes:%llu\r\n"
 		      "wal_segments_created:%llu\r\n"
-		      "wal_segments_zeroed:%llu\r\n",
+		      "wal_segments_zeroed:%llu\r\n"
+		      "wal_direct_batches:%llu\r\n",
 		      ws.engine == SR_WAL_URING ? "io_uring" : "posix",
 		      (unsigned long long)ws.appends,
 		      (unsigned long long)ws.batches,
@@ -117,7 +118,8 @@ static void info_wal(struct kv_server *s, struct kv_buf *o)
 		      (unsigned long long)ws.segments,
 		      (unsigned long long)ws.pending_bytes,
 		      (unsigned long long)ws.segments_created,
-		      (unsigned long long)ws.segments_zeroed);
+		      (unsigned long long)ws.segments_zeroed,
+		      (unsigned long long)ws.direct_batches);
 }
 
 /* The fields of group 0 (the only one without --groups), then every

@@ -376,6 +376,7 @@ struct kv_opts {
 	/* testing: a snapshot's child waits this long before writing */
 	uint32_t snapshot_test_delay_ms;
 	uint64_t wal_segment; /* 0: the WAL's default */
+	int wal_direct;	      /* sr_wal_options.direct_io */
 	int wal_repair;	      /* SR_WAL_REPAIR_* (peers by default) */
 	uint64_t max_bulk;
 	uint32_t timeout_ms;

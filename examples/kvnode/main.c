@@ -98,6 +98,9 @@ static const char usage_text[] =
 	"                      before it writes (0)\n"
 	"  --wal-segment-bytes N size of the WAL's preallocated segment files\n"
 	"                      (67108864; 65536..1073741824)\n"
+	"  --wal-direct-io yes|no  yes (default): each batch is one O_DIRECT\n"
+	"                      | O_DSYNC write (if the filesystem takes it);\n"
+	"                      no: pwrite + fdatasync\n"
 	"  --wal-repair MODE   a damaged WAL at start: peers (default) cuts\n"
 	"                      it and re-fetches what it lost from the leader\n"
 	"                      (no vote until then); none refuses to start;\n"
@@ -245,6 +248,7 @@ enum {
 	OPT_SNAP_FORK,
 	OPT_SNAP_TEST_DELAY,
 	OPT_WAL_SEGMENT,
+	OPT_WAL_DIRECT,
 	OPT_WAL_REPAIR,
 	OPT_MAX_BULK,
 	OPT_TIMEOUT,
@@ -279,6 +283,7 @@ static const struct option long_opts[] = {
 	{ "snapshot-test-delay-ms", required_argument, NULL,
 	  OPT_SNAP_TEST_DELAY },
 	{ "wal-segment-bytes", required_argument, NULL, OPT_WAL_SEGMENT },
+	{ "wal-direct-io", required_argument, NULL, OPT_WAL_DIRECT },
 	{ "wal-repair", required_argument, NULL, OPT_WAL_REPAIR },
 	{ "max-bulk", required_argument, NULL, OPT_MAX_BULK },
 	{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
@@ -454,6 +459,11 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		if (parse_u64(v, 0, 600000, &n))
 			return bad("snapshot-test-delay-ms", v, "0..600000");
 		o->snapshot_test_delay_ms = (uint32_t)n;
+		return 0;
+	case OPT_WAL_DIRECT:
+		if (strcmp(v, "yes") && strcmp(v, "no"))
+			return bad("wal-direct-io", v, "yes or no");
+		o->wal_direct = strcmp(v, "yes") == 0;
 		return 0;
 	case OPT_WAL_SEGMENT:
 		if (parse_u64(v, 65536, 1u << 30, &n))
@@ -657,6 +667,7 @@ static int parse_args(int argc, char **argv, struct kv_opts *o)
 	o->snapshot_bytes = 64ull << 20;
 	o->snapshot_trailing = UINT64_MAX;
 	o->snapshot_fork = 1;
+	o->wal_direct = 1;
 	o->max_bulk = 512ull * 1024 * 1024;
 	o->timeout_ms = 5000;
 	o->write_batches = 1;

@@ -223,6 +223,7 @@ static void config_fill(struct kv_server *s, sr_server_config *cfg)
 	if (s->opt.wal_segment)
 		cfg->wal.segment_size = s->opt.wal_segment;
 	cfg->wal.repair = s->opt.wal_repair;
+	cfg->wal.direct_io = s->opt.wal_direct;
 	cfg->fsm = &kv_fsm_ops;
 	cfg->host.done = on_done;
 	cfg->host.read_done = on_read_done;

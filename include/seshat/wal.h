@@ -175,6 +175,14 @@ typedef struct sr_wal_options {
 	 * the directory then holds up to one more segment.  0: segments are
 	 * only fallocate'd, as with SR_WAL_URING. */
 	int zero_ahead;
+	/* 1 (default): with SR_WAL_POSIX, a batch is written through an
+	 * O_DIRECT | O_DSYNC descriptor, one write that returns once the
+	 * bytes are durable, instead of pwrite + fdatasync (same bytes and
+	 * format; docs/storage-format.md, "Writing a batch").  Used only if
+	 * the filesystem takes O_DIRECT; batches over 1 MiB, and every
+	 * batch after O_DIRECT is refused, go the ordinary way.  0: always
+	 * pwrite + fdatasync. */
+	int direct_io;
 	sr_wal_done_fn done; /* may be NULL until sr_wal_set_done() */
 	void *done_ctx;
 	sr_log_fn log; /* the log hook; may be NULL */
@@ -263,12 +271,14 @@ SR_API void sr_wal_release(sr_wal *wal);
 SR_API int sr_wal_sync(sr_wal *wal);
 
 typedef struct sr_wal_stats {
-	int engine;		/* SR_WAL_POSIX or SR_WAL_URING */
-	int error;		/* the error that stopped the WAL, or 0 */
-	uint64_t appends;	/* accepted append() calls */
-	uint64_t batches;	/* batches written (one fdatasync each) */
-	uint64_t bytes_written; /* record bytes written to segments */
-	uint64_t segments;	/* segment files now */
+	int engine;		 /* SR_WAL_POSIX or SR_WAL_URING */
+	int error;		 /* the error that stopped the WAL, or 0 */
+	uint64_t appends;	 /* accepted append() calls */
+	uint64_t batches;	 /* batches written (one fdatasync each) */
+	uint64_t direct_batches; /* of batches: one O_DIRECT | O_DSYNC write
+				  * each, instead of pwrite + fdatasync */
+	uint64_t bytes_written;	 /* record bytes written to segments */
+	uint64_t segments;	 /* segment files now */
 	uint64_t segments_created;
 	uint64_t segments_deleted;
 	uint64_t pending_bytes; /* appended, not yet durable */

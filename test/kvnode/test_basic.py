@@ -129,10 +129,15 @@ def test_info_and_cluster_views():
     check(int(inf["commit_index"]) >= 21)
     # One awaited write at a time: one fdatasync each on the leader.
     b0, a0 = int(inf["wal_batches"]), int(inf["wal_appends"])
+    d0 = int(inf["wal_direct_batches"])
     for i in range(10):
         conn.call("SET", "w%d" % i, "v")
     wal = parse_info(conn.call("INFO", "raft"))
     check(int(wal["wal_batches"]) - b0 >= 10, (b0, wal["wal_batches"]))
+    # Direct I/O (the default) writes every one of these small batches,
+    # unless the data directory's filesystem refuses O_DIRECT.
+    d1 = int(wal["wal_direct_batches"])
+    check(d1 - d0 == int(wal["wal_batches"]) - b0 or d1 == 0, (d0, wal))
     check(int(wal["wal_appends"]) - a0 >= 10, (a0, wal["wal_appends"]))
     check(int(wal["wal_bytes_written"]) > 0 and wal["wal_engine"] == "posix",
           wal)
@@ -392,6 +397,28 @@ def test_snapshot_on_the_loop():
 
 
 @suite.test
+def test_wal_direct_io_off():
+    """--wal-direct-io no: every batch is a pwrite and an fdatasync, none
+    direct; the data survives a restart of the whole cluster."""
+    c = suite.cluster("nodirect", n=3, extra=["--wal-direct-io", "no"])
+    c.start_all()
+    leader = c.wait_leader()
+    conn = c.conn(leader)
+    for i in range(20):
+        eq(conn.call("SET", "d%d" % i, str(i)), "OK")
+    inf = c.info(leader)
+    check(int(inf["wal_batches"]) >= 20, inf)
+    eq(inf["wal_direct_batches"], "0")
+    conn.close()
+    c.stop_all_checked()
+    c.start_all()
+    leader = c.wait_leader()
+    conn = c.conn(leader)
+    eq(conn.call("GET", "d19"), b"19")
+    conn.close()
+
+
+@suite.test
 def test_mem_storage_cluster():
     c = suite.cluster("mem", n=3, storage="mem")
     c.start_all()
@@ -445,6 +472,7 @@ def test_command_line_errors_and_help():
                    ("--write-batches", "x"), ("--write-batches", ""),
                    ("--snapshot-bytes", "x"), ("--snapshot-bytes", "-5"),
                    ("--snapshot-fork", "maybe"), ("--snapshot-fork", ""),
+                   ("--wal-direct-io", "on"), ("--wal-direct-io", ""),
                    ("--snapshot-test-delay-ms", "-1"),
                    ("--snapshot-test-delay-ms", "600001")):
         p = subprocess.run([suite.kvnode, opt, v, "--id", "1"],

@@ -1,7 +1,7 @@
 /*
  * test_wal_fault.c — I/O failures: a failed fdatasync, a failed or short
  * write, a full disk at segment creation, a failed meta or snapshot
- * fsync.  In every case: the failed batch and everything after it
+ * fsync; with direct I/O, a failed, refused or short direct write.  In every case: the failed batch and everything after it
  * complete with the error, later calls are refused, fdatasync is never
  * retried into a false success, the files stay consistent, and a reopen
  * (after the fault is gone, "space freed") finds every acknowledged
@@ -85,6 +85,8 @@ static int fault_check(int op, int fd)
 	fault.hits++;
 	if (fault.shortw) {
 		fault.shortw = 0;
+		if (!fault.err)
+			fault.op = 0; /* short once, then let through */
 		return 2;
 	}
 	fault.op = 0; /* once: a retry would succeed (fsyncgate) */
@@ -233,9 +235,16 @@ static void check_reopen(const char *dir, sr_index acked, uint64_t seg)
 
 WAL_TEST(test_failed_fdatasync_is_never_reported_durable)
 {
-	const char *dir = t_dir();
-	sr_wal *w = t_open(dir, 0);
+	const char *dir;
+	sr_wal *w;
 	int rv;
+
+	/* a segment's fdatasync is the ordinary path's; direct I/O's write
+	 * fails in test_failed_direct_write_is_never_reported_durable */
+	if (t_engine == SR_WAL_POSIX)
+		t_direct_io = 0;
+	dir = t_dir();
+	w = t_open(dir, 0);
 
 	good(w, 1, 30);
 	fault_set(F_FDATASYNC, T_SEG, 0, EIO, 0);
@@ -352,6 +361,92 @@ WAL_TEST(test_failed_snapshot_fsync_keeps_the_old_snapshot)
 }
 
 #ifdef SR_HAVE_URING
+/* ---- direct I/O (the posix engine's default) ---- */
+
+/* Open with direct I/O after 1..30; NULL (test skipped) if the
+ * filesystem of the test directory refuses O_DIRECT. */
+static sr_wal *open_direct(const char *dir)
+{
+	sr_wal *w;
+	sr_wal_stats st;
+
+	t_engine = SR_WAL_POSIX;
+	t_direct_io = 1;
+	w = t_open(dir, 0);
+	good(w, 1, 30);
+	sr_wal_get_stats(w, &st);
+	if (st.direct_batches == 0) {
+		CHECK(t_logged("O_DIRECT", ""));
+		printf("    (skipped: %s refuses O_DIRECT)\n", dir);
+		t_close(w);
+		return NULL;
+	}
+	CHECK_EQ(st.direct_batches, st.batches);
+	return w;
+}
+
+TEST(test_failed_direct_write_is_never_reported_durable)
+{
+	const char *dir = t_dir();
+	sr_wal *w = open_direct(dir);
+
+	if (!w)
+		return;
+	fault_set(F_PWRITE, T_SEG, 0, EIO, 0);
+	CHECK_EQ(t_append(w, 100, 31, 40, 1, 500), 0);
+	CHECK_EQ(sr_wal_sync(w), SR_EIO);
+	CHECK_EQ(fault.hits, 1);
+	/* never 0: there is no fdatasync that could come later and pass */
+	CHECK_EQ(t_done_st[t_done_n - 1], SR_EIO);
+	CHECK(t_logged("direct write", "0000000000000001.wal"));
+	check_stopped(w, SR_EIO);
+	t_close(w);
+	check_reopen(dir, 30, 0);
+}
+
+TEST(test_direct_write_refused_falls_back_to_fdatasync)
+{
+	const char *dir = t_dir();
+	sr_wal *w = open_direct(dir);
+	sr_wal_stats a, b;
+
+	if (!w)
+		return;
+	sr_wal_get_stats(w, &a);
+	fault_set(F_PWRITE, T_SEG, 0, EINVAL, 0);
+	good(w, 31, 60);
+	CHECK_EQ(fault.hits, 1);
+	sr_wal_get_stats(w, &b);
+	CHECK_EQ(b.error, 0);
+	CHECK_EQ(b.direct_batches, a.direct_batches); /* off for good */
+	CHECK(b.batches > a.batches);
+	CHECK(t_logged("O_DIRECT failed", "pwrite + fdatasync"));
+	t_close(w);
+	check_reopen(dir, 60, 0);
+}
+
+TEST(test_short_direct_write_is_written_again)
+{
+	const char *dir = t_dir();
+	sr_wal *w = open_direct(dir);
+	sr_wal_stats a, b;
+
+	if (!w)
+		return;
+	sr_wal_get_stats(w, &a);
+	fault_set(F_PWRITE, T_SEG, 0, 0, 1); /* half, then all is well */
+	good(w, 31, 40);
+	CHECK_EQ(fault.hits, 1);
+	good(w, 41, 60);
+	sr_wal_get_stats(w, &b);
+	CHECK_EQ(b.error, 0);
+	/* the short batch went the ordinary way, the later ones direct */
+	CHECK_EQ(b.batches - a.batches, 3);
+	CHECK_EQ(b.direct_batches - a.direct_batches, 2);
+	t_close(w);
+	check_reopen(dir, 60, 0);
+}
+
 TEST(test_uring_completions_in_any_order_are_resequenced)
 {
 	sr_wal_options o;

@@ -1,9 +1,11 @@
 /*
  * walt.h — helpers shared by the WAL test programs.
  *
- * WAL_TEST(name) { ... } defines a test that runs once per I/O engine:
- * name_posix, and name_uring when the library has io_uring.  Inside, the
- * engine under test is t_engine.
+ * WAL_TEST(name) { ... } defines a test that runs once per way of
+ * writing: name_posix (the posix engine with the default direct I/O),
+ * name_posix_buffered (pwrite + fdatasync: direct_io 0), and name_uring
+ * when the library has io_uring.  Inside, the engine under test is
+ * t_engine and t_direct_io the option (-1: the default).
  *
  * A test opens WALs with t_open(dir, ...) and makes directories with
  * t_dir(); both are remembered and cleaned up at the start of the next
@@ -40,12 +42,15 @@
 static int t_engine = SR_WAL_POSIX;
 /* sr_wal_options.zero_ahead of t_opts(); -1: the library's default */
 __attribute__((unused)) static int t_zero_ahead = -1;
+/* sr_wal_options.direct_io of t_opts(); -1: the library's default */
+__attribute__((unused)) static int t_direct_io = -1;
 
 #ifdef SR_HAVE_URING
 #define WAL_TEST_URING(name)                                                   \
 	TEST(name##_uring)                                                     \
 	{                                                                      \
 		t_engine = SR_WAL_URING;                                       \
+		t_direct_io = -1;                                              \
 		t_cleanup();                                                   \
 		name##_body();                                                 \
 	}
@@ -58,6 +63,14 @@ __attribute__((unused)) static int t_zero_ahead = -1;
 	TEST(name##_posix)                                                     \
 	{                                                                      \
 		t_engine = SR_WAL_POSIX;                                       \
+		t_direct_io = -1;                                              \
+		t_cleanup();                                                   \
+		name##_body();                                                 \
+	}                                                                      \
+	TEST(name##_posix_buffered)                                            \
+	{                                                                      \
+		t_engine = SR_WAL_POSIX;                                       \
+		t_direct_io = 0;                                               \
 		t_cleanup();                                                   \
 		name##_body();                                                 \
 	}                                                                      \
@@ -166,6 +179,8 @@ static inline void t_opts(sr_wal_options *o, const char *dir)
 	o->engine = t_engine;
 	if (t_zero_ahead >= 0)
 		o->zero_ahead = t_zero_ahead;
+	if (t_direct_io >= 0)
+		o->direct_io = t_direct_io;
 	o->done = t_done_fn;
 	o->log = t_log_fn;
 	o->log_level = SR_LOG_DEBUG;
