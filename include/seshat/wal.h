@@ -96,7 +96,9 @@
  * (SR_WAL_BLOCK, the default) or returns SR_EBUSY (SR_WAL_EBUSY).  One
  * append larger than the limit is still accepted when nothing else is
  * pending.  The WAL also keeps 8 bytes per log entry (where each entry is)
- * and one open file descriptor per segment.
+ * and one open file descriptor per segment, and with direct_io (below)
+ * a staging buffer of about 1 MiB and one more descriptor, on the
+ * segment being written.
  */
 #ifndef SESHAT_WAL_H
 #define SESHAT_WAL_H
