@@ -263,6 +263,7 @@ static int dir_open(sr_wal *w)
 static void wal_free(sr_wal *w)
 {
 	wal_io_spare_stop(w);
+	wal_io_closer_join(w);
 	wal_queue_free(w);
 	wal_group_free_all(w);
 	if (w->evfd >= 0)

@@ -195,6 +195,11 @@ struct sr_wal {
 	uint64_t spare_size;
 	uint64_t st_zeroed; /* atomic: segments made from a spare */
 
+	/* The thread closing a deleted snapshot's descriptor (wal_io.c,
+	 * wal_io_close_later; host thread only). */
+	pthread_t closer;
+	int closer_joinable;
+
 	/* groups other than 0 (wal_group.c): open addressing by id */
 	struct sr_wal_group **gtab;
 	size_t gtab_cap, n_groups;
@@ -384,6 +389,10 @@ void wal_io_spare_start(sr_wal *w);
 /* Stop the spare's thread and delete the spare (engine thread, after
  * the I/O engine stopped). */
 void wal_io_spare_stop(sr_wal *w);
+/* Close fd, the last descriptor of an unlinked file, on a thread of its
+ * own (host thread); wal_io_closer_join() waits for it. */
+void wal_io_close_later(sr_wal *w, int fd);
+void wal_io_closer_join(sr_wal *w);
 /* Run a DELETE item synchronously (writer thread).  Never fails hard. */
 void wal_io_seg_delete(sr_wal *w, const struct wal_item *it);
 /* fsync the directory if a group was created since the last time (the

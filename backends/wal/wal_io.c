@@ -287,6 +287,41 @@ void wal_io_spare_stop(sr_wal *w)
 }
 
 /*
+ * Closing a deleted file off the host's thread.  Unlinking a file whose
+ * descriptor is still open only removes its name (27-35 us for a 16 MiB
+ * snapshot on the development VM); its blocks are freed when the last
+ * descriptor closes, and that close took 2.6-3.5 ms (an unlink of the
+ * same file closed: 2.7-2.8 ms).  So the previous snapshot is unlinked
+ * while open and its descriptor closed here, by a thread that does
+ * nothing else.  One at a time: a second waits for the first (snapshots
+ * are seconds apart); close and open wait for it too.
+ */
+static void *closer_main(void *arg)
+{
+	close((int)(intptr_t)arg);
+	return NULL;
+}
+
+void wal_io_closer_join(sr_wal *w)
+{
+	if (w->closer_joinable) {
+		pthread_join(w->closer, NULL);
+		w->closer_joinable = 0;
+	}
+}
+
+void wal_io_close_later(sr_wal *w, int fd)
+{
+	wal_io_closer_join(w);
+	if (pthread_create(&w->closer, NULL, closer_main,
+			   (void *)(intptr_t)fd) != 0) {
+		close(fd); /* no thread: on this one, as before */
+		return;
+	}
+	w->closer_joinable = 1;
+}
+
+/*
  * The spare as the segment called name, or -1 if there is none.  One
  * still being made is waited for: at most the time to write a segment
  * of zeros, needed only when segments fill faster than that or for the

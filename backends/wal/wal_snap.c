@@ -438,13 +438,16 @@ int wal_snap_finish(void *ctx, int commit)
 		return rv;
 	}
 	if (old.fd >= 0) {
-		close(old.fd);
+		/* The name goes now; the blocks when the descriptor closes, on
+		 * a thread of its own (wal_io_close_later).  The deletion is
+		 * made durable by the next directory sync: a crash before it
+		 * leaves the old file, which the next open deletes. */
 		if (old.index != g->snap.index) {
 			wal_io_snap_name(oldname, sizeof(oldname), g->id,
 					 old.index);
 			unlinkat(w->dirfd, oldname, 0);
-			(void)fsync(w->dirfd);
 		}
+		wal_io_close_later(w, old.fd);
 	}
 	wal_io_logf(w, SR_LOG_INFO,
 		    "wal: snapshot %llu of group %u (term %llu, %llu bytes) "

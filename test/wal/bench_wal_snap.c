@@ -19,8 +19,8 @@
  * snapshot file's fsync inside it, the directory's fsync(s) after the
  * rename, the time the chunks' writes took, and the log appends' latency
  * during the snapshot (median and 99th percentile of each run, medians
- * of those).  The rest of finish is mostly the unlink of the previous
- * snapshot.
+ * of those).  The rest of finish is the rename and the unlink of the
+ * previous snapshot (whose blocks a thread of the WAL frees).
  *
  * SR_WAL_BENCH_DIR picks the directory (default $TMPDIR or /tmp);
  * SR_WAL_BENCH_SNAP="16 32" the sizes in MiB, SR_WAL_BENCH_APPENDS the

@@ -455,6 +455,40 @@ WAL_TEST(test_snapshot_is_stored_with_its_membership)
 	CHECK(!t_file_exists(dir, "snap.tmp"));
 }
 
+/*
+ * A newer snapshot unlinks the previous one at once (its descriptor is
+ * closed by a thread of its own) without syncing the directory: after a
+ * crash the old file may be back, and the next open deletes it.
+ */
+WAL_TEST(test_previous_snapshot_left_by_a_crash_is_deleted_at_open)
+{
+	const char *dir = t_dir();
+	sr_wal *w = t_open(dir, 0);
+	char from[512], to[512];
+	FILE *in, *out;
+	int ch;
+
+	put_snapshot(w, 50, 3, 200000, 5);
+	/* what the directory may hold after a crash: the old file again */
+	t_path(from, dir, "0000000000000032.snap");
+	t_path(to, dir, "0000000000000031.snap");
+	in = fopen(from, "rb");
+	out = fopen(to, "wb");
+	CHECK(in && out);
+	while ((ch = fgetc(in)) != EOF)
+		fputc(ch, out);
+	fclose(in);
+	fclose(out);
+	put_snapshot(w, 80, 4, 10, 64);
+	CHECK(!t_file_exists(dir, "0000000000000032.snap"));
+	t_close(w); /* waits for the descriptor's close */
+	CHECK(t_file_exists(dir, "0000000000000031.snap"));
+	w = t_open(dir, 0);
+	check_snapshot(w, 80, 4, 10, 64);
+	CHECK(!t_file_exists(dir, "0000000000000031.snap"));
+	t_close(w);
+}
+
 /* The header of a snapshot file, read from the directory. */
 static struct wal_snap_hdr snap_file_hdr(const char *dir, sr_index index)
 {
