@@ -17,8 +17,9 @@ of the rounds, and the ratios are taken between medians of the same run.
            3 processes and no Raft at all; a batch of SETs is answered
            once it is fdatasync'ed on the leader and on one follower.  No
            3-member Raft with a Redis-shaped leader can beat it here
-           (docs/benchmarks.md, "The replicated floor"); its fdatasyncs per write (leader, and the
-           two followers) come from its INFO before and after each run
+           (docs/benchmarks.md, "The replicated floor"); its syncs per
+           write (fdatasyncs: leader, and the two followers) come from its
+           INFO before and after each run
 
 The load is redis-benchmark SET with 100-byte values over 100 000 keys
 (-r 100000 -d 100), at 1, 50 and 200 clients, against each leader.  The
@@ -27,10 +28,10 @@ of every thread) before and after each run, divided by the writes; "all
 nodes" sums the three members.  So does the last column: the context
 switches (voluntary + involuntary, every thread, /proc/PID/task/*/status)
 per write, which on this VM are what a wake-up costs, and which depend
-less on the machine's other load than times do.  kvnode's fdatasyncs per
+less on the machine's other load than times do.  kvnode's syncs per
 write (leader, and each follower) come from the wal_batches of INFO raft
-before and after each run (one fdatasync per WAL batch), printed below
-the table.  Every data directory sits under
+before and after each run (one durable write per WAL batch: an O_DIRECT |
+O_DSYNC write, or a pwrite and an fdatasync), printed below the table.  Every data directory sits under
 BUILD/bench-kv, on the same disk.
 
 The floor — one loopback round trip + one fdatasync of a small append into
@@ -470,7 +471,7 @@ def main():
                         (r + 1, s.name, c, fmt_int(x["ops"]), x["p50"],
                          x["p99"], x["cpu"]))
                     if "sync_leader" in x:
-                        log("         %s fdatasyncs per write: leader "
+                        log("         %s syncs per write: leader "
                             "%.3f, followers %.3f and %.3f" %
                             ((s.name, x["sync_leader"]) +
                              tuple(x["sync_followers"])))
@@ -533,7 +534,7 @@ def main():
         log("")
         for c in CLIENTS:
             rows = res[(n, c)]
-            log("%s fdatasyncs per write at %3d clients: leader %.3f, "
+            log("%s syncs per write at %3d clients: leader %.3f, "
                 "followers %.3f and %.3f" %
                 (n, c, med(rows, "sync_leader"),
                  statistics.median(r["sync_followers"][0] for r in rows),
@@ -543,7 +544,7 @@ def main():
         for c in CLIENTS:
             rows = res[("floor3", c)]
             log("kvnode vs floor3 at %3d clients: %.2fx (floor3 = %.2fx "
-                "redis); floor3 fdatasyncs per write: leader %.3f, "
+                "redis); floor3 syncs per write: leader %.3f, "
                 "followers %.3f and %.3f" %
                 (c, med(res[("kvnode", c)], "ops") / med(rows, "ops"),
                  med(rows, "ops") / med(res[("redis", c)], "ops")

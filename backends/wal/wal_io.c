@@ -293,8 +293,9 @@ void wal_io_spare_stop(sr_wal *w)
  * descriptor closes, and that close took 2.6-3.5 ms (an unlink of the
  * same file closed: 2.7-2.8 ms).  So the previous snapshot is unlinked
  * while open and its descriptor closed here, by a thread that does
- * nothing else.  One at a time: a second waits for the first (snapshots
- * are seconds apart); close and open wait for it too.
+ * nothing else.  One at a time: a second waits for the first (groups
+ * that snapshot together wait at most what closing on the host's thread
+ * cost before); close waits for it too.
  */
 static void *closer_main(void *arg)
 {

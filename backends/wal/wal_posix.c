@@ -5,8 +5,10 @@
  *
  *   BATCH:  fsync the directory if groups were created since the last
  *           batch, create the segment first if the batch starts one
- *           (wal_io.c), pwrite the whole buffer, publish "written" (so
- *           read() may pread it), fdatasync, finish the item;
+ *           (wal_io.c), then either write it with one O_DIRECT | O_DSYNC
+ *           pwrite (wal_direct.c) or pwrite the whole buffer, publish
+ *           "written" (so read() may pread it) and fdatasync; finish the
+ *           item;
  *   DELETE: unlink the segments, oldest first, fsyncing the directory
  *           after each.
  *
@@ -16,7 +18,8 @@
  * host is inside sr_wal_process() ("plugged"): the appends made by the
  * completion callbacks of one round then share one write.
  *
- * Failure: a failed pwrite or fdatasync finishes the item with SR_EIO or
+ * Failure: a failed pwrite (direct or not) or fdatasync finishes the item
+ * with SR_EIO or
  * SR_ENOSPC and stops the WAL; fdatasync is never retried (after a
  * failure the kernel may have dropped the dirty pages, so a second
  * fdatasync that succeeds proves nothing).  Every later item is finished
@@ -72,6 +75,11 @@ struct posix_state {
 	struct wal_direct dio; /* direct I/O (wal_direct.c) */
 };
 
+static struct wal_direct *dio_of(sr_wal *w)
+{
+	return &((struct posix_state *)w->eng_state)->dio;
+}
+
 /* pwrite buf[from, to) of the batch; 0 or the error (fail_msg set). */
 static int write_part(sr_wal *w, struct wal_item *it, int fd, size_t from,
 		      size_t to)
@@ -105,7 +113,7 @@ static void published(sr_wal *w, struct wal_item *it, size_t to)
 
 static int posix_run_batch(sr_wal *w, struct wal_item *it)
 {
-	struct posix_state *ps = w->eng_state;
+	struct wal_direct *dio = dio_of(w);
 	struct wal_seg *s;
 	char name[32];
 	uint64_t seg_size;
@@ -142,7 +150,7 @@ static int posix_run_batch(sr_wal *w, struct wal_item *it)
 	}
 	/* BUSY: the host no longer appends; finish sealing, write the rest */
 	wal_fmt_seal(it->buf, it->sealed, it->len);
-	code = wal_direct_write(w, &ps->dio, it, fd, seg_size);
+	code = wal_direct_write(w, dio, it, fd, seg_size);
 	if (code <= 0) {
 		pthread_mutex_lock(&w->mu);
 		if (!code) {
@@ -153,7 +161,7 @@ static int posix_run_batch(sr_wal *w, struct wal_item *it)
 		pthread_mutex_unlock(&w->mu);
 		return code; /* durable (O_DSYNC), or the WAL is stopped */
 	}
-	wal_direct_wrote_buffered(&ps->dio);
+	wal_direct_wrote_buffered(dio);
 	if ((code = write_part(w, it, fd, it->written, it->len)))
 		return code;
 	pthread_mutex_lock(&w->mu);
@@ -191,9 +199,9 @@ static int posix_prework(sr_wal *w)
 	int fd, rv;
 
 	if (!it || it->state != ITEM_OPEN || it->kind != ITEM_BATCH ||
-	    wal_direct_active(&((struct posix_state *)w->eng_state)->dio) ||
-	    it->new_seg || w->failed || it->len <= it->written ||
-	    w->dir_dirty || __atomic_load_n(&w->held, __ATOMIC_ACQUIRE))
+	    wal_direct_active(dio_of(w)) || it->new_seg || w->failed ||
+	    it->len <= it->written || w->dir_dirty ||
+	    __atomic_load_n(&w->held, __ATOMIC_ACQUIRE))
 		return 0;
 	s = wal_queue_seg_find(w, it->seg);
 	if (!s || s->fd < 0)
@@ -374,9 +382,7 @@ static void *posix_main(void *arg)
 		st = w->failed;
 		pthread_mutex_unlock(&w->mu);
 		if (!st && it->kind == ITEM_DELETE) {
-			wal_direct_forget(
-				&((struct posix_state *)w->eng_state)->dio,
-				it->seg);
+			wal_direct_forget(dio_of(w), it->seg);
 			wal_io_seg_delete(w, it);
 		} else if (!st && it->len)
 			st = posix_run_batch(w, it);

@@ -13,7 +13,8 @@
  * with the data's CRC32C, fsyncs the file, waits until every earlier
  * append/truncate/compact is durable (so the durable state stays a
  * prefix of the operations), renames snap.tmp to <index>.snap, fsyncs
- * the directory, and only then deletes the previous snapshot.  A crash
+ * the directory, and only then unlinks the previous snapshot (its
+ * blocks are freed by wal_io_close_later, off this thread).  A crash
  * at any step leaves the old snapshot or the new one complete; a
  * leftover snap.tmp is deleted at open.
  *

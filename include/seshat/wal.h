@@ -15,10 +15,11 @@
  * Appends are asynchronous and group-committed.  append() serializes the
  * entries into the WAL's own buffer and returns; each record's CRC32C is
  * computed by the I/O engine (the posix writer thread; with io_uring, on
- * submission) and the entries are written and fdatasync'ed later, off
- * the engine's thread, together with every other append that arrived while
- * the previous write was in progress: one write and one fdatasync per
- * batch.  When a batch is durable the WAL signals a file descriptor (an
+ * submission) and the entries are made durable later, off the engine's
+ * thread, together with every other append that arrived while the
+ * previous write was in progress: one durable write per batch (one
+ * O_DIRECT | O_DSYNC write, or a write and an fdatasync; direct_io
+ * below).  When a batch is durable the WAL signals a file descriptor (an
  * eventfd); the host, on its own thread, sees it readable and calls
  * sr_wal_process(), which calls the done callback for every append of the
  * batch, in the order they were made.  A host wires the callback to the
@@ -43,7 +44,9 @@
  *
  * Two I/O engines, chosen in the options:
  *
- *   SR_WAL_POSIX  a writer thread does pwrite() + fdatasync().  Batches are
+ *   SR_WAL_POSIX  a writer thread writes each batch with one O_DIRECT |
+ *                 O_DSYNC pwrite() (direct_io, the default) or with
+ *                 pwrite() + fdatasync().  Batches are
  *                 written and synced whether or not the host calls
  *                 sr_wal_process(); only the callbacks wait for it.
  *                 After each batch the thread may spin for at most
@@ -121,7 +124,8 @@ typedef struct sr_wal sr_wal;
 typedef void (*sr_wal_done_fn)(void *ctx, uint64_t token, int status);
 
 enum {
-	SR_WAL_POSIX = 0, /* writer thread, pwrite + fdatasync (default) */
+	SR_WAL_POSIX = 0, /* writer thread, direct I/O or pwrite + fdatasync
+			   * (default) */
 	SR_WAL_URING = 1, /* io_uring (SR_EINVAL if built without liburing) */
 	SR_WAL_AUTO = 2	  /* io_uring if built in and usable, else posix */
 };
@@ -276,7 +280,7 @@ typedef struct sr_wal_stats {
 	int engine;		 /* SR_WAL_POSIX or SR_WAL_URING */
 	int error;		 /* the error that stopped the WAL, or 0 */
 	uint64_t appends;	 /* accepted append() calls */
-	uint64_t batches;	 /* batches written (one fdatasync each) */
+	uint64_t batches;	 /* batches written (one durable write each) */
 	uint64_t direct_batches; /* of batches: one O_DIRECT | O_DSYNC write
 				  * each, instead of pwrite + fdatasync */
 	uint64_t bytes_written;	 /* record bytes written to segments */

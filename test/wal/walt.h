@@ -355,6 +355,25 @@ static inline char *t_path(char *buf, const char *dir, const char *name)
 	return buf;
 }
 
+/* Does dir's filesystem take O_DIRECT?  Asked of the kernel here, not of
+ * the WAL, so that a WAL that never turns direct I/O on fails the tests
+ * that expect it instead of skipping them. */
+static inline int t_dir_takes_o_direct(const char *dir)
+{
+	char p[512];
+	int fd, ok;
+
+	snprintf(p, sizeof(p), "%s/odirect-probe", dir);
+	fd = open(p, O_CREAT | O_RDWR | O_DIRECT | O_CLOEXEC, 0600);
+	ok = fd >= 0;
+	if (fd >= 0)
+		close(fd);
+	else if (errno != EINVAL)
+		TEST_FAIL("open(%s, O_DIRECT): %s", p, strerror(errno));
+	unlink(p);
+	return ok;
+}
+
 /* Is the segment dir/name a header (64 bytes) followed by zeros only? */
 static inline int t_seg_empty(const char *dir, const char *name)
 {
